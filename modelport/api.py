@@ -1,0 +1,115 @@
+"""The Python API: :func:`convert`, :func:`inspect` and :func:`load`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modelport.converters.base import ConversionPlan, get_converter, write_ported
+from modelport.errors import InvalidInputError
+from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
+from modelport.model.io import load_weights, read_json
+from modelport.model.transformer import Seq2SeqModel
+
+
+@dataclass
+class PortedModel:
+    """A ported model folder, loaded: config, one model per ensemble member,
+    tokenizer assets, generation defaults and provenance."""
+
+    path: Path
+    config: Seq2SeqConfig
+    models: list[Seq2SeqModel]
+    generation_config: dict[str, Any]
+    conversion: dict[str, Any]
+    source_format: str
+    _tokenizer: Any = field(default=None, repr=False)
+
+    @property
+    def model(self) -> Seq2SeqModel:
+        """The first (for single models: the only) ensemble member."""
+        return self.models[0]
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.path / "tokenizer"
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer saved in ``tokenizer/`` (loaded on first use)."""
+        if self._tokenizer is None:
+            from modelport.tokenizers import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.tokenizer_dir)
+        return self._tokenizer
+
+    def summary(self) -> dict[str, Any]:
+        params = sum(p.numel() for p in self.model.parameters())
+        return {"path": str(self.path), "source_format": self.source_format, "ensemble_size": len(self.models),
+                "parameters_per_member": params, "config": self.config.to_dict(),
+                "generation": self.generation_config}
+
+
+def inspect(source: str, *, format: str | None = None, **options: Any) -> ConversionPlan:
+    """Read and check a foreign checkpoint without writing anything."""
+    cls = get_converter(source, format)
+    return cls(source, **options).plan()
+
+
+def convert(source: str, output_dir: str | os.PathLike[str], *, format: str | None = None, force: bool = False,
+            progress: bool = False, shard_bytes: int | None = None, **options: Any) -> PortedModel:
+    """Convert a foreign checkpoint into a ported folder and load it.
+
+    ``options`` are passed to the converter (fairseq: ``checkpoint``,
+    ``source_lang``, ``target_lang``). The folder is written atomically; an
+    existing ``output_dir`` is refused unless ``force``.
+    """
+    if Path(output_dir).exists() and not force:
+        from modelport.errors import OutputExistsError
+
+        raise OutputExistsError(str(output_dir))
+    cls = get_converter(source, format)
+    plan = cls(source, **options).plan(progress=progress)
+    write_ported(plan, output_dir, force=force, progress=progress, shard_bytes=shard_bytes)
+    del plan
+    return load(output_dir)
+
+
+def read_config(directory: Path) -> tuple[dict[str, Any], Seq2SeqConfig]:
+    data = read_json(directory / "config.json")
+    version = data.get("modelport_format_version")
+    if version != CONFIG_FORMAT_VERSION:
+        raise InvalidInputError(f"`{directory}` has folder format version {version}, but this modelport "
+                                f"reads version {CONFIG_FORMAT_VERSION}")
+    return data, Seq2SeqConfig.from_dict(data["model"])
+
+
+def load(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> PortedModel:
+    """Load a ported folder written by :func:`convert` (or a pass)."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise InvalidInputError(f"`{path}` is not a ported model folder (no such directory)")
+    data, config = read_config(directory)
+    weights = load_weights(directory)
+    n = int(data.get("ensemble_size", 1))
+    models = []
+    for i in range(n):
+        if n == 1:
+            state = weights
+        else:
+            prefix = f"members.{i}."
+            state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+        model = Seq2SeqModel.from_state_dict(config, state)
+        if dtype is not None:
+            model = model.to(dtype)
+        models.append(model)
+    return PortedModel(
+        path=directory, config=config, models=models,
+        generation_config=read_json(directory / "generation_config.json"),
+        conversion=read_json(directory / "conversion.json"),
+        source_format=data.get("source_format", "unknown"),
+    )

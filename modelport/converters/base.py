@@ -1,0 +1,281 @@
+"""Converter registry and the one fixed conversion lifecycle.
+
+load → check → build config → map weights → validate against the unified
+model → save. A converter supplies the format-specific steps; this module
+owns the order, the "every slot filled exactly once" check and the atomic
+write, so no converter can skip them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from tqdm.auto import tqdm
+
+from modelport import __version__
+from modelport.errors import UnknownFormatError, UnsupportedCheckpointError, WeightMappingError
+from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
+from modelport.model.io import atomic_output_dir, save_weights, write_json
+from modelport.model.transformer import Seq2SeqModel
+
+_REGISTRY: dict[str, type[Converter]] = {}
+_ENTRY_POINTS_LOADED = False
+
+
+def register_converter(name: str) -> Callable[[type[Converter]], type[Converter]]:
+    """Class decorator registering a converter under the foreign format's own name."""
+
+    def wrap(cls: type[Converter]) -> type[Converter]:
+        cls.format_name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _load_entry_points() -> None:
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    import modelport.converters.fairseq  # noqa: F401  (built-ins register on import)
+
+    for ep in entry_points(group="modelport.converters"):
+        if ep.name not in _REGISTRY:
+            cls = ep.load()
+            _REGISTRY.setdefault(ep.name, cls)
+
+
+def converters() -> dict[str, type[Converter]]:
+    """All registered converters by format name (built-ins and entry points)."""
+    _load_entry_points()
+    return dict(_REGISTRY)
+
+
+def get_converter(source: str, format: str | None = None) -> type[Converter]:
+    """The converter for ``format``, or the one whose ``detect`` accepts ``source``."""
+    known = converters()
+    if format is not None:
+        if format not in known:
+            raise UnknownFormatError(format, sorted(known), "given with --format")
+        return known[format]
+    for cls in known.values():
+        if cls.detect(source):
+            return cls
+    raise UnknownFormatError(source, sorted(known),
+                             "pass --format, or point at a directory or file the format's converter recognises")
+
+
+def sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class TokenizerAssets:
+    """Files copied into the ported folder's ``tokenizer/`` and their config."""
+
+    files: dict[str, Path] = field(default_factory=dict)  # name in tokenizer/ -> source path
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ConversionPlan:
+    """Everything a converter produced, before anything is written."""
+
+    format: str
+    source: str
+    config: Seq2SeqConfig
+    members: list[list[tuple[str, torch.Tensor]]]
+    dropped: dict[str, str]
+    tokenizer: TokenizerAssets
+    generation: dict[str, Any]
+    source_files: list[Path]
+    options: dict[str, Any]
+    foreign_options: dict[str, Any]
+
+    @property
+    def parameters(self) -> int:
+        seen: set[int] = set()
+        total = 0
+        for name, t in self.members[0]:
+            key = t.untyped_storage().data_ptr() + t.storage_offset() * t.element_size()
+            if key in seen:
+                continue
+            seen.add(key)
+            total += t.numel()
+        return total
+
+    def summary(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "format": self.format,
+            "source": self.source,
+            "ensemble_size": len(self.members),
+            "parameters_per_member": self.parameters,
+            "architecture": {
+                "encoder_layers": cfg.encoder_layers, "decoder_layers": cfg.decoder_layers,
+                "d_model": cfg.d_model, "heads": [cfg.encoder_heads, cfg.decoder_heads],
+                "ffn_dim": [cfg.encoder_ffn_dim, cfg.decoder_ffn_dim],
+                "vocab": [cfg.source_vocab_size, cfg.target_vocab_size],
+                "norm": f"{'pre' if cfg.pre_norm else 'post'}-{cfg.norm}",
+                "positions": cfg.positions, "activation": cfg.activation,
+                "shared_embeddings": cfg.shared_embeddings, "tied_output": cfg.tie_output_embeddings,
+            },
+            "dropped": self.dropped,
+            "tokenizer": self.tokenizer.config,
+            "generation": self.generation,
+        }
+
+
+def expected_slots(config: Seq2SeqConfig) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of every tensor the unified model needs (built on meta)."""
+    with torch.device("meta"):
+        model = Seq2SeqModel(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_slots(source: str, config: Seq2SeqConfig, mapped: list[tuple[str, torch.Tensor]]) -> None:
+    """Every slot filled exactly once with the right shape, nothing extra; all
+    problems reported together."""
+    slots = expected_slots(config)
+    problems: list[str] = []
+    filled: dict[str, int] = {}
+    for name, t in mapped:
+        filled[name] = filled.get(name, 0) + 1
+        if name not in slots:
+            problems.append(f"`{name}` is not a slot of the unified model")
+        elif tuple(t.shape) != slots[name]:
+            problems.append(f"`{name}` must have shape {list(slots[name])}, but has {list(t.shape)}")
+    problems += [f"`{n}` is filled {c} times" for n, c in filled.items() if c > 1]
+    problems += [f"slot `{n}` is not filled" for n in slots if n not in filled]
+    if problems:
+        raise WeightMappingError(source, problems)
+
+
+class KeyMapper:
+    """Applies a name table with ``{}`` layer placeholders to a state dict.
+
+    ``table`` maps source patterns to unified names, or to ``None`` with a
+    reason string in ``drop_reasons`` for keys dropped on purpose. Every key
+    must be consumed by the table or by a named function; :meth:`leftovers`
+    lists the rest.
+    """
+
+    def __init__(self, state: Mapping[str, torch.Tensor], table: Mapping[str, str | None],
+                 drop_reasons: Mapping[str, str] | None = None) -> None:
+        self.state = state
+        self.consumed: set[str] = set()
+        self.dropped: dict[str, str] = {}
+        self._rules: list[tuple[re.Pattern[str], str | None, str]] = []
+        for pattern, target in table.items():
+            regex = re.compile("^" + re.escape(pattern).replace(r"\{\}", r"(\d+)") + "$")
+            reason = (drop_reasons or {}).get(pattern, "dropped on purpose")
+            self._rules.append((regex, target, reason))
+
+    def take(self, key: str) -> torch.Tensor:
+        self.consumed.add(key)
+        return self.state[key]
+
+    def drop(self, key: str, reason: str) -> None:
+        self.consumed.add(key)
+        self.dropped[key] = reason
+
+    def apply(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for key in self.state:
+            if key in self.consumed:
+                continue
+            for regex, target, reason in self._rules:
+                m = regex.match(key)
+                if not m:
+                    continue
+                if target is None:
+                    self.drop(key, reason)
+                else:
+                    self.consumed.add(key)
+                    yield target.format(*m.groups()), self.state[key]
+                break
+
+    def leftovers(self) -> list[str]:
+        return [k for k in self.state if k not in self.consumed]
+
+
+class Converter(ABC):
+    """One foreign format. Subclasses are registered with :func:`register_converter`."""
+
+    format_name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, source: str, **options: Any) -> None:
+        self.source = source
+        self.options = options
+
+    @classmethod
+    @abstractmethod
+    def detect(cls, source: str) -> bool:
+        """Whether ``source`` looks like this format (cheap: file names, magic bytes)."""
+
+    @abstractmethod
+    def plan(self, progress: bool = False) -> ConversionPlan:
+        """Load, check and map; raise on every unsupported option together."""
+
+    @staticmethod
+    def unsupported(source: str, problems: list[str]) -> None:
+        if problems:
+            raise UnsupportedCheckpointError(source, problems)
+
+
+def write_ported(plan: ConversionPlan, output: str | os.PathLike[str], *, force: bool = False,
+                 shard_bytes: int | None = None, progress: bool = False) -> Path:
+    """Validate ``plan`` against the unified model and write the ported folder atomically."""
+    for member in plan.members:
+        check_slots(plan.source, plan.config, member)
+    with atomic_output_dir(output, force=force) as tmp:
+        tensors: list[tuple[str, torch.Tensor]] = []
+        if len(plan.members) == 1:
+            tensors = plan.members[0]
+        else:
+            for i, member in enumerate(plan.members):
+                tensors.extend((f"members.{i}.{name}", t) for name, t in member)
+        kwargs = {"shard_bytes": shard_bytes} if shard_bytes else {}
+        with tqdm(total=len(tensors), desc="writing weights", unit="tensor", disable=not progress,
+                  leave=False) as bar:
+            weights = save_weights(tmp, tensors, progress=bar, **kwargs)
+        write_json(tmp / "config.json", {
+            "modelport_format_version": CONFIG_FORMAT_VERSION,
+            "source_format": plan.format,
+            "ensemble_size": len(plan.members),
+            "model": plan.config.to_dict(),
+        })
+        tok_dir = tmp / "tokenizer"
+        tok_dir.mkdir()
+        for name, src in plan.tokenizer.files.items():
+            shutil.copyfile(src, tok_dir / name)
+        write_json(tok_dir / "tokenizer_config.json", plan.tokenizer.config)
+        write_json(tmp / "generation_config.json", plan.generation)
+        write_json(tmp / "conversion.json", {
+            "converter": f"modelport.converters.{plan.format}",
+            "modelport_version": __version__,
+            "source": plan.source,
+            "source_files": [{"path": str(p), "name": p.name, "bytes": p.stat().st_size, "sha256": sha256(p)}
+                             for p in plan.source_files],
+            "options": plan.options,
+            "foreign_options": plan.foreign_options,
+            "dropped": plan.dropped,
+            "weights": weights,
+            "history": [],
+        })
+    return Path(output)

@@ -1,0 +1,501 @@
+"""fairseq ``transformer`` checkpoints → the unified model.
+
+Reads ``model.pt``/``checkpoint*.pt`` (or ``a.pt:b.pt`` for an ensemble), the
+``dict.<lang>.txt`` dictionaries and an optional ``bpecodes`` file, without
+importing fairseq. Both checkpoint generations are understood: old ones keep
+an ``argparse.Namespace`` under ``args`` (and may use the legacy non-zip
+serialization and fused ``in_proj`` attention weights); newer ones keep
+``cfg`` (plain dicts, or omegaconf containers read through inert stand-ins).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from modelport.converters.base import (
+    ConversionPlan,
+    Converter,
+    KeyMapper,
+    TokenizerAssets,
+    register_converter,
+)
+from modelport.converters.safe_pickle import safe_torch_load, to_plain
+from modelport.errors import CorruptCheckpointError, InvalidInputError, UnsupportedCheckpointError
+from modelport.model.config import Seq2SeqConfig
+from modelport.tokenizers.vocab import FairseqDictionary
+
+# ---------------------------------------------------------------------------
+# options
+
+# fairseq's architecture functions fill missing options with getattr defaults;
+# old checkpoints rely on that, so the same defaults are applied here.
+_BASE_DEFAULTS: dict[str, Any] = {
+    "encoder_embed_dim": 512, "encoder_ffn_embed_dim": 2048, "encoder_layers": 6,
+    "encoder_attention_heads": 8, "encoder_normalize_before": False, "encoder_learned_pos": False,
+    "decoder_layers": 6, "decoder_attention_heads": 8, "decoder_normalize_before": False,
+    "decoder_learned_pos": False, "activation_fn": "relu", "adaptive_softmax_cutoff": None,
+    "share_decoder_input_output_embed": False, "share_all_embeddings": False, "merge_src_tgt_embed": False,
+    "no_token_positional_embeddings": False, "adaptive_input": False, "no_cross_attention": False,
+    "cross_self_attention": False, "no_scale_embedding": False, "layernorm_embedding": False,
+    "tie_adaptive_weights": False, "encoder_layers_to_keep": None, "decoder_layers_to_keep": None,
+    "max_source_positions": 1024, "max_target_positions": 1024, "char_inputs": False,
+    "scale_attn": False, "scale_fc": False, "scale_heads": False, "scale_resids": False,
+}
+_BIG = {"encoder_embed_dim": 1024, "encoder_ffn_embed_dim": 4096, "encoder_attention_heads": 16,
+        "decoder_embed_dim": 1024, "decoder_ffn_embed_dim": 4096, "decoder_attention_heads": 16}
+# arch name -> defaults applied before the base ones (fairseq's transformer_legacy.py)
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "transformer": {},
+    "transformer_tiny": {"encoder_embed_dim": 64, "encoder_ffn_embed_dim": 64, "encoder_layers": 2,
+                         "encoder_attention_heads": 2, "decoder_layers": 2, "decoder_attention_heads": 2},
+    "transformer_iwslt_de_en": {"encoder_embed_dim": 512, "encoder_ffn_embed_dim": 1024,
+                                "encoder_attention_heads": 4, "decoder_embed_dim": 512,
+                                "decoder_ffn_embed_dim": 1024, "decoder_attention_heads": 4},
+    "transformer_wmt_en_de": {},
+    "transformer_vaswani_wmt_en_de_big": _BIG,
+    "transformer_vaswani_wmt_en_fr_big": _BIG,
+    "transformer_wmt_en_de_big": _BIG,
+    "transformer_wmt_en_de_big_t2t": {**_BIG, "encoder_normalize_before": True, "decoder_normalize_before": True},
+}
+ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_accurate": "gelu_tanh", "gelu_fast": "gelu_tanh",
+               "swish": "silu"}
+
+# TransformerConfig (fairseq >= 0.11) nests per-side options; map them to the flat legacy names.
+_NESTED = {"embed_dim": "embed_dim", "ffn_embed_dim": "ffn_embed_dim", "layers": "layers",
+           "attention_heads": "attention_heads", "normalize_before": "normalize_before",
+           "learned_pos": "learned_pos", "layers_to_keep": "layers_to_keep", "input_dim": "input_dim",
+           "output_dim": "output_dim"}
+
+
+def _flatten_model_options(raw: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    for side in ("encoder", "decoder"):
+        nested = raw.get(side)
+        if isinstance(nested, dict):
+            for key, value in nested.items():
+                if key in _NESTED:
+                    flat.setdefault(f"{side}_{_NESTED[key]}", value)
+    if isinstance(raw.get("quant_noise"), dict):
+        flat.setdefault("quant_noise_pq", raw["quant_noise"].get("pq", 0))
+    return flat
+
+
+def _resolve_options(model: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults the way fairseq's architecture function would."""
+    opts = dict(model)
+    arch = opts.get("arch") or opts.get("_name")
+    for key, value in ARCHITECTURES.get(arch, {}).items():
+        if opts.get(key) is None:
+            opts[key] = value
+    for key, value in _BASE_DEFAULTS.items():
+        opts.setdefault(key, value)
+    for key in ("decoder_embed_dim", "decoder_input_dim", "decoder_output_dim"):
+        if opts.get(key) is None:
+            opts[key] = opts["encoder_embed_dim"] if key == "decoder_embed_dim" else opts["decoder_embed_dim"]
+    if opts.get("decoder_ffn_embed_dim") is None:
+        opts["decoder_ffn_embed_dim"] = opts["encoder_ffn_embed_dim"]
+    return opts
+
+
+def check_options(opts: dict[str, Any]) -> list[str]:
+    """Every unsupported option, in fairseq's own names, with supported values."""
+    problems: list[str] = []
+    arch = opts.get("arch") or opts.get("_name")
+    if arch not in ARCHITECTURES:
+        problems.append(f"--arch {arch} is not supported (supported: {', '.join(ARCHITECTURES)})")
+    act = opts.get("activation_fn")
+    if act not in ACTIVATIONS:
+        problems.append(f"--activation-fn {act} is not supported (supported: {', '.join(ACTIVATIONS)})")
+    flags = ("adaptive_input", "cross_self_attention", "no_cross_attention", "tie_adaptive_weights",
+             "merge_src_tgt_embed", "char_inputs", "scale_attn", "scale_fc", "scale_heads", "scale_resids")
+    for flag in flags:
+        if opts.get(flag):
+            problems.append(f"--{flag.replace('_', '-')} is not supported (supported: off)")
+    if opts.get("adaptive_softmax_cutoff"):
+        problems.append(f"--adaptive-softmax-cutoff {opts['adaptive_softmax_cutoff']} is not supported "
+                        "(supported: none)")
+    for side in ("encoder", "decoder"):
+        if opts.get(f"{side}_layers_to_keep"):
+            problems.append(f"--{side}-layers-to-keep is not supported (supported: none; prune the "
+                            "checkpoint with fairseq first)")
+    d = opts["decoder_embed_dim"]
+    if opts["encoder_embed_dim"] != d:
+        problems.append(f"--encoder-embed-dim {opts['encoder_embed_dim']} with --decoder-embed-dim {d} "
+                        "is not supported (supported: equal dimensions)")
+    for key in ("decoder_input_dim", "decoder_output_dim"):
+        if opts[key] != d:
+            problems.append(f"--{key.replace('_', '-')} {opts[key]} is not supported (supported: equal to "
+                            f"--decoder-embed-dim {d})")
+    for key in ("normalize_before", "learned_pos"):
+        if bool(opts[f"encoder_{key}"]) != bool(opts[f"decoder_{key}"]):
+            problems.append(f"--encoder-{key.replace('_', '-')} {opts[f'encoder_{key}']} with "
+                            f"--decoder-{key.replace('_', '-')} {opts[f'decoder_{key}']} is not supported "
+                            "(supported: the same value on both sides)")
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# weights
+
+# fairseq name -> unified name. {} is a layer number. None: dropped on purpose.
+_ATTN = {"q_proj": "q_proj", "k_proj": "k_proj", "v_proj": "v_proj", "out_proj": "out_proj"}
+NAME_TABLE: dict[str, str | None] = {
+    "encoder.embed_tokens.weight": "encoder.embed.embed_tokens.weight",
+    "encoder.embed_positions.weight": "encoder.embed.embed_positions.weight",
+    "encoder.layernorm_embedding.weight": "encoder.embed.layernorm_embedding.weight",
+    "encoder.layernorm_embedding.bias": "encoder.embed.layernorm_embedding.bias",
+    "encoder.layer_norm.weight": "encoder.final_norm.weight",
+    "encoder.layer_norm.bias": "encoder.final_norm.bias",
+    "decoder.embed_tokens.weight": "decoder.embed.embed_tokens.weight",
+    "decoder.embed_positions.weight": "decoder.embed.embed_positions.weight",
+    "decoder.layernorm_embedding.weight": "decoder.embed.layernorm_embedding.weight",
+    "decoder.layernorm_embedding.bias": "decoder.embed.layernorm_embedding.bias",
+    "decoder.layer_norm.weight": "decoder.final_norm.weight",
+    "decoder.layer_norm.bias": "decoder.final_norm.bias",
+    "decoder.embed_out": "lm_head.weight",  # untied output projection, fairseq < 0.10
+    "decoder.output_projection.weight": "lm_head.weight",
+    "encoder.version": None,
+    "decoder.version": None,
+    "encoder.embed_positions._float_tensor": None,
+    "decoder.embed_positions._float_tensor": None,
+    "encoder.embed_positions.weights": None,
+    "decoder.embed_positions.weights": None,
+}
+for _side, _attns in (("encoder", ("self_attn",)), ("decoder", ("self_attn", "encoder_attn"))):
+    for _attn in _attns:
+        _unified = "self_attn" if _attn == "self_attn" else "cross_attn"
+        for _proj in _ATTN:
+            for _p in ("weight", "bias"):
+                NAME_TABLE[f"{_side}.layers.{{}}.{_attn}.{_proj}.{_p}"] = f"{_side}.layers.{{}}.{_unified}.{_proj}.{_p}"
+        for _p in ("weight", "bias"):
+            NAME_TABLE[f"{_side}.layers.{{}}.{_attn}_layer_norm.{_p}"] = f"{_side}.layers.{{}}.{_unified}_norm.{_p}"
+    for _p in ("weight", "bias"):
+        NAME_TABLE[f"{_side}.layers.{{}}.fc1.{_p}"] = f"{_side}.layers.{{}}.ffn.up.{_p}"
+        NAME_TABLE[f"{_side}.layers.{{}}.fc2.{_p}"] = f"{_side}.layers.{{}}.ffn.down.{_p}"
+        NAME_TABLE[f"{_side}.layers.{{}}.final_layer_norm.{_p}"] = f"{_side}.layers.{{}}.ffn_norm.{_p}"
+        # fairseq < 0.6 kept the encoder's two norms in a list
+        if _side == "encoder":
+            NAME_TABLE[f"encoder.layers.{{}}.layer_norms.0.{_p}"] = f"encoder.layers.{{}}.self_attn_norm.{_p}"
+            NAME_TABLE[f"encoder.layers.{{}}.layer_norms.1.{_p}"] = f"encoder.layers.{{}}.ffn_norm.{_p}"
+
+DROP_REASONS = {
+    "encoder.version": "fairseq's record of its state-dict format version, not a weight",
+    "decoder.version": "fairseq's record of its state-dict format version, not a weight",
+    "encoder.embed_positions._float_tensor": "placeholder buffer of the sinusoidal table, recomputed",
+    "decoder.embed_positions._float_tensor": "placeholder buffer of the sinusoidal table, recomputed",
+    "encoder.embed_positions.weights": "cached sinusoidal table, recomputed from the formula",
+    "decoder.embed_positions.weights": "cached sinusoidal table, recomputed from the formula",
+}
+TOP_LEVEL_DROPS = {
+    "optimizer_history": "training history, not needed for inference",
+    "last_optimizer_state": "optimizer state, not needed for inference",
+    "extra_state": "trainer state (data iterator, meters), not needed for inference",
+    "criterion": "training criterion state, not needed for inference",
+    "task_state": "task state, not needed for inference",
+    "ema": "EMA copy of the weights kept for training; the main weights are converted",
+}
+
+
+def split_in_proj(mapper: KeyMapper, out: list[tuple[str, torch.Tensor]]) -> None:
+    """Old fairseq fused q/k/v into ``in_proj_weight``/``in_proj_bias`` ([3*D, D]);
+    split them into thirds (views, no copy), as fairseq's
+    ``upgrade_state_dict_named`` does."""
+    for key in list(mapper.state):
+        if not key.endswith("in_proj_weight"):
+            continue
+        prefix = key[: -len("in_proj_weight")]
+        side, _, layer, attn = prefix.rstrip(".").split(".")
+        unified = f"{side}.layers.{layer}.{'self_attn' if attn == 'self_attn' else 'cross_attn'}"
+        for suffix in ("weight", "bias"):
+            fused_key = f"{prefix}in_proj_{suffix}"
+            if fused_key not in mapper.state:
+                continue
+            fused = mapper.take(fused_key)
+            q, k, v = fused.chunk(3, dim=0)
+            out += [(f"{unified}.q_proj.{suffix}", q), (f"{unified}.k_proj.{suffix}", k),
+                    (f"{unified}.v_proj.{suffix}", v)]
+
+
+# ---------------------------------------------------------------------------
+# files
+
+
+def _split_sources(source: str, checkpoint: str | None) -> tuple[Path, list[Path]]:
+    """The directory and checkpoint files named by ``source`` (and ``--checkpoint``)."""
+    spec = checkpoint
+    path = Path(source)
+    if spec is None and ":" in source and not path.exists():
+        spec = source
+        path = Path(source.split(":")[0]).parent
+    if spec is not None:
+        base = path if path.is_dir() else path.parent
+        files = [Path(p) if os.path.isabs(p) or Path(p).exists() else base / p for p in spec.split(":")]
+        return (base if path.is_dir() else files[0].parent), files
+    if path.is_file():
+        return path.parent, [path]
+    if not path.is_dir():
+        raise InvalidInputError(f"`{source}` does not exist")
+    if (path / "model.pt").exists():
+        return path, [path / "model.pt"]
+    cands = sorted(path.glob("checkpoint*.pt")) + sorted(p for p in path.glob("*.pt") if not p.name.startswith("checkpoint"))
+    if len(cands) == 1:
+        return path, cands
+    if not cands:
+        raise InvalidInputError(f"`{source}` has no model.pt or checkpoint*.pt")
+    names = ", ".join(p.name for p in cands)
+    raise InvalidInputError(f"`{source}` has several checkpoints ({names}); choose with --checkpoint "
+                            "a.pt or an ensemble a.pt:b.pt")
+
+
+def _find_codes(directory: Path) -> Path | None:
+    for name in ("bpecodes", "codes", "bpe.codes", "code"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _codes_format(path: Path) -> str:
+    with open(path, encoding="utf-8") as f:
+        first = f.readline()
+    return "subword_nmt" if first.startswith("#version") else "fastbpe"
+
+
+def _checkpoint_options(ckpt: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(model options, task options, generation options) as plain dicts."""
+    args = ckpt.get("args")
+    cfg = ckpt.get("cfg")
+    if cfg is not None:
+        cfg = to_plain(cfg)
+        if not isinstance(cfg, dict):
+            raise CorruptCheckpointError(str(path), "its `cfg` entry is not a mapping")
+        model = cfg.get("model") or {}
+        task = cfg.get("task") or {}
+        gen = cfg.get("generation") or {}
+        tok = cfg.get("tokenizer") or {}
+        bpe = cfg.get("bpe") or {}
+        if not isinstance(model, dict):
+            raise CorruptCheckpointError(str(path), "its `cfg.model` entry is not a mapping")
+        model = _flatten_model_options(model)
+        if isinstance(tok, dict):
+            task = {**task, **{f"tokenizer.{k}": v for k, v in tok.items()}}
+        if isinstance(bpe, dict):
+            task = {**task, **{f"bpe.{k}": v for k, v in bpe.items()}}
+        return model, task, gen if isinstance(gen, dict) else {}
+    if args is not None:
+        opts = to_plain(args)
+        if not isinstance(opts, dict):
+            raise CorruptCheckpointError(str(path), "its `args` entry is not an argparse.Namespace")
+        return opts, opts, opts
+    raise CorruptCheckpointError(str(path), "it has neither `args` nor `cfg` (is it a fairseq checkpoint?)")
+
+
+_GENERATION_KEYS = {"beam": 5, "lenpen": 1.0, "max_len_a": 0.0, "max_len_b": 200, "min_len": 1,
+                    "unkpen": 0.0, "no_repeat_ngram_size": 0, "nbest": 1}
+
+
+@register_converter("fairseq")
+class FairseqConverter(Converter):
+    """fairseq ``transformer`` family (WMT19 and variants), single models and ensembles."""
+
+    description = "fairseq transformer checkpoints (model.pt + dict.<lang>.txt [+ bpecodes])"
+
+    @classmethod
+    def detect(cls, source: str) -> bool:
+        path = Path(source.split(":")[0]) if ":" in source and not Path(source).exists() else Path(source)
+        if path.is_dir():
+            return any(path.glob("*.pt")) and any(path.glob("dict*.txt"))
+        return path.suffix == ".pt"
+
+    def plan(self, progress: bool = False) -> ConversionPlan:
+        directory, files = _split_sources(self.source, self.options.get("checkpoint"))
+        for f in files:
+            if not f.is_file():
+                raise InvalidInputError(f"checkpoint `{f}` does not exist")
+        members = []
+        problems: list[str] = []
+        first_opts: dict[str, Any] | None = None
+        task: dict[str, Any] = {}
+        gen: dict[str, Any] = {}
+        top_dropped: dict[str, str] = {}
+        for f in tqdm(files, desc="loading checkpoints", unit="file", disable=not progress or len(files) < 2,
+                      leave=False):
+            ckpt = safe_torch_load(f)
+            if not isinstance(ckpt, dict) or "model" not in ckpt:
+                raise CorruptCheckpointError(str(f), "it has no `model` entry (is it a fairseq checkpoint?)")
+            model_opts, task, gen = _checkpoint_options(ckpt, f)
+            opts = _resolve_options(model_opts)
+            if first_opts is None:
+                first_opts = opts
+                problems += check_options(opts)
+            else:
+                diff = sorted(k for k in _BASE_DEFAULTS if opts.get(k) != first_opts.get(k))
+                if diff:
+                    problems.append(f"ensemble member `{f.name}` differs from `{files[0].name}` in "
+                                    + ", ".join(f"--{k.replace('_', '-')}" for k in diff))
+            for key in ckpt:
+                if key in TOP_LEVEL_DROPS:
+                    top_dropped[f"{f.name}:{key}"] = TOP_LEVEL_DROPS[key]
+                elif key not in ("model", "args", "cfg"):
+                    top_dropped[f"{f.name}:{key}"] = "checkpoint entry outside the model weights"
+            members.append((f, ckpt["model"]))
+        assert first_opts is not None
+        opts = first_opts
+        self.unsupported(self.source, problems)
+
+        src_lang = task.get("source_lang") or self.options.get("source_lang")
+        tgt_lang = task.get("target_lang") or self.options.get("target_lang")
+        src_dict_path, tgt_dict_path = self._dict_paths(directory, src_lang, tgt_lang)
+        src_dict = FairseqDictionary.load(src_dict_path)
+        tgt_dict = FairseqDictionary.load(tgt_dict_path)
+
+        config = self.build_config(opts, src_dict, tgt_dict)
+
+        mapped_members: list[list[tuple[str, torch.Tensor]]] = []
+        dropped = dict(top_dropped)
+        for f, state in members:
+            mapped, member_dropped = self.map_weights(str(f), state, opts, config)
+            mapped_members.append(mapped)
+            for k, reason in member_dropped.items():
+                dropped.setdefault(k, reason)
+        self._check_vocab(mapped_members[0], src_dict, tgt_dict, src_dict_path, tgt_dict_path)
+
+        tok_files = {src_dict_path.name: src_dict_path}
+        tok_files.setdefault(tgt_dict_path.name, tgt_dict_path)
+        codes = _find_codes(directory)
+        if codes is not None:
+            tok_files["bpecodes"] = codes
+        tokenizer = TokenizerAssets(files=tok_files, config={
+            "type": "fairseq_moses_bpe",
+            "source_lang": src_lang,
+            "target_lang": tgt_lang,
+            "source_dict": src_dict_path.name,
+            "target_dict": tgt_dict_path.name,
+            "bpe": _codes_format(codes) if codes is not None else None,
+            "bpe_codes": "bpecodes" if codes is not None else None,
+            "moses_escape": not bool(task.get("tokenizer.moses_no_escape", False)),
+            "moses_aggressive_dash_splits": not bool(task.get("tokenizer.moses_no_dash_splits", False)),
+            "append_eos": True,
+        })
+        generation = {"semantics": "fairseq"}
+        for key, default in _GENERATION_KEYS.items():
+            value = gen.get(key, default) if isinstance(gen, dict) else default
+            generation[key] = default if value is None else value
+        generation["max_positions"] = min(config.max_source_positions, config.max_target_positions)
+
+        foreign = {k: v for k, v in sorted(opts.items()) if isinstance(v, (str, int, float, bool, type(None)))}
+        return ConversionPlan(
+            format="fairseq", source=self.source, config=config, members=mapped_members, dropped=dropped,
+            tokenizer=tokenizer, generation=generation,
+            source_files=[f for f, _ in members] + list(dict.fromkeys(tok_files.values())),
+            options={k: v for k, v in self.options.items() if v is not None}, foreign_options=foreign,
+        )
+
+    # -- steps -------------------------------------------------------------
+    def _dict_paths(self, directory: Path, src: str | None, tgt: str | None) -> tuple[Path, Path]:
+        if src and tgt:
+            s, t = directory / f"dict.{src}.txt", directory / f"dict.{tgt}.txt"
+            if s.is_file() and t.is_file():
+                return s, t
+            if (directory / "dict.txt").is_file():
+                return directory / "dict.txt", directory / "dict.txt"
+            missing = s if not s.is_file() else t
+            raise InvalidInputError(f"dictionary `{missing}` does not exist (the checkpoint translates "
+                                    f"{src}->{tgt}; put dict.{src}.txt and dict.{tgt}.txt beside it)")
+        if (directory / "dict.txt").is_file():
+            return directory / "dict.txt", directory / "dict.txt"
+        dicts = sorted(directory.glob("dict.*.txt"))
+        raise InvalidInputError(f"`{directory}`: the checkpoint names no source/target language and there is "
+                                f"no dict.txt (found: {', '.join(d.name for d in dicts) or 'none'}); pass "
+                                "--source-lang and --target-lang")
+
+    @staticmethod
+    def build_config(opts: dict[str, Any], src_dict: FairseqDictionary, tgt_dict: FairseqDictionary) -> Seq2SeqConfig:
+        pad = src_dict.pad_index
+        positions = ("none" if opts["no_token_positional_embeddings"]
+                     else "learned" if opts["encoder_learned_pos"] else "sinusoidal")
+        pre = bool(opts["encoder_normalize_before"])
+        return Seq2SeqConfig(
+            encoder_layers=int(opts["encoder_layers"]), decoder_layers=int(opts["decoder_layers"]),
+            d_model=int(opts["encoder_embed_dim"]),
+            encoder_heads=int(opts["encoder_attention_heads"]), decoder_heads=int(opts["decoder_attention_heads"]),
+            encoder_ffn_dim=int(opts["encoder_ffn_embed_dim"]), decoder_ffn_dim=int(opts["decoder_ffn_embed_dim"]),
+            source_vocab_size=len(src_dict), target_vocab_size=len(tgt_dict),
+            activation=ACTIVATIONS[opts["activation_fn"]], norm="layernorm", norm_eps=1e-5,
+            pre_norm=pre, final_norm=pre, layernorm_embedding=bool(opts["layernorm_embedding"]),
+            positions=positions, sinusoidal_layout="sin_cos", sinusoidal_denominator_minus_one=True,
+            position_offset=pad + 1, position_pad_index=pad,
+            max_source_positions=int(opts["max_source_positions"]),
+            max_target_positions=int(opts["max_target_positions"]),
+            scale_embeddings=not opts["no_scale_embedding"],
+            shared_embeddings=bool(opts["share_all_embeddings"]),
+            tie_output_embeddings=bool(opts["share_all_embeddings"] or opts["share_decoder_input_output_embed"]),
+            pad_token_id=tgt_dict.pad_index, eos_token_id=tgt_dict.eos_index, bos_token_id=tgt_dict.bos_index,
+            unk_token_id=tgt_dict.unk_index, decoder_start_token_id=tgt_dict.eos_index,
+        )
+
+    @staticmethod
+    def map_weights(source: str, state: dict[str, torch.Tensor], opts: dict[str, Any],
+                    config: Seq2SeqConfig) -> tuple[list[tuple[str, torch.Tensor]], dict[str, str]]:
+        from modelport.errors import WeightMappingError
+
+        mapper = KeyMapper(state, NAME_TABLE, DROP_REASONS)
+        out: list[tuple[str, torch.Tensor]] = []
+        split_in_proj(mapper, out)
+        if config.tie_output_embeddings:
+            tied_output_alias(mapper, state)
+        out += list(mapper.apply())
+        if config.shared_embeddings:
+            shared_embedding_alias(out)
+        leftovers = mapper.leftovers()
+        if leftovers:
+            raise WeightMappingError(source, [f"fairseq key `{k}` has no slot in the unified model"
+                                              for k in leftovers])
+        return out, mapper.dropped
+
+    @staticmethod
+    def _check_vocab(mapped: list[tuple[str, torch.Tensor]], src_dict: FairseqDictionary,
+                     tgt_dict: FairseqDictionary, src_path: Path, tgt_path: Path) -> None:
+        rows = {name: t.shape[0] for name, t in mapped if name.endswith("embed_tokens.weight")}
+        problems = []
+        for name, d, p in (("encoder.embed.embed_tokens.weight", src_dict, src_path),
+                           ("decoder.embed.embed_tokens.weight", tgt_dict, tgt_path)):
+            if name in rows and rows[name] != len(d):
+                problems.append(f"dictionary `{p.name}` gives {len(d)} symbols (4 special + {len(d) - 4} "
+                                f"from the file) but the checkpoint's {name.split('.')[0]} embedding has "
+                                f"{rows[name]} rows; use the dictionary the model was trained with")
+        if problems:
+            raise UnsupportedCheckpointError(str(src_path.parent), problems)
+
+
+def tied_output_alias(mapper: KeyMapper, state: dict[str, torch.Tensor]) -> None:
+    """fairseq >= 0.10 stores the tied output projection under its own name too;
+    it must be the embedding (same values), and is dropped as an alias."""
+    key = "decoder.output_projection.weight"
+    if key in state:
+        emb = state.get("decoder.embed_tokens.weight")
+        if emb is not None and emb.shape == state[key].shape and (
+                emb.data_ptr() == state[key].data_ptr() or torch.equal(emb, state[key])):
+            mapper.drop(key, "alias of decoder.embed_tokens.weight (tied output projection)")
+
+
+def shared_embedding_alias(out: list[tuple[str, torch.Tensor]]) -> None:
+    """With --share-all-embeddings fairseq stores one matrix under both names;
+    if only one name is present, fill the other slot with the same tensor."""
+    enc, dec = "encoder.embed.embed_tokens.weight", "decoder.embed.embed_tokens.weight"
+    found = dict(out)
+    if enc in found and dec in found:
+        if found[enc].data_ptr() != found[dec].data_ptr():
+            if found[enc].shape != found[dec].shape or not torch.equal(found[enc], found[dec]):
+                from modelport.errors import WeightMappingError
+                raise WeightMappingError("checkpoint", ["--share-all-embeddings is set but the encoder and "
+                                                        "decoder embeddings differ"])
+            out[:] = [(n, found[enc] if n == dec else t) for n, t in out]
+    elif enc in found:
+        out.append((dec, found[enc]))
+    elif dec in found:
+        out.append((enc, found[dec]))

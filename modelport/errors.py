@@ -1,0 +1,101 @@
+"""Typed exceptions.
+
+Each error keeps its inputs as attributes and renders one line in a single
+form ("`X` is not a known Y (known: ...)", "`a` must be B, but is C"). The CLI
+maps every :class:`ModelportError` to exit code 2 (bad input) or 3 (parity
+failed); anything else is a bug and exits 1 with a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+class ModelportError(Exception):
+    """Base class of every error modelport raises on purpose."""
+
+    exit_code: int = 2
+
+
+class InvalidInputError(ModelportError, ValueError):
+    """A path, option or file the user gave cannot be used."""
+
+
+class OutputExistsError(ModelportError, FileExistsError):
+    """The output path exists and ``force`` was not given."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"output `{path}` already exists (pass --force to overwrite it)")
+
+
+class UnknownFormatError(ModelportError, ValueError):
+    """No registered converter recognises the source."""
+
+    def __init__(self, source: str, known: Sequence[str], detail: str = "") -> None:
+        self.source = source
+        self.known = list(known)
+        msg = f"`{source}` is not a known checkpoint format (known: {', '.join(self.known)})"
+        if detail:
+            msg += f"; {detail}"
+        super().__init__(msg)
+
+
+class UnsafeCheckpointError(ModelportError, ValueError):
+    """A pickle in the checkpoint references a global that is not allowlisted."""
+
+    def __init__(self, path: str, global_name: str) -> None:
+        self.path = path
+        self.global_name = global_name
+        super().__init__(
+            f"`{path}` references `{global_name}`, which is not allowed in a checkpoint "
+            "(refusing to load it; nothing from the file was executed)"
+        )
+
+
+class CorruptCheckpointError(ModelportError, ValueError):
+    """The file is truncated or not a checkpoint of the expected kind."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"`{path}` cannot be read as a checkpoint: {reason}")
+
+
+class UnsupportedCheckpointError(ModelportError, ValueError):
+    """The checkpoint uses options modelport does not support.
+
+    ``problems`` holds every problem found, each in the foreign framework's own
+    words, so the user sees all of them at once.
+    """
+
+    def __init__(self, source: str, problems: Iterable[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(f"`{source}` is not supported: " + "; ".join(self.problems))
+
+
+class WeightMappingError(ModelportError, ValueError):
+    """Unfilled slots, unmatched source keys or wrong shapes, all listed."""
+
+    def __init__(self, source: str, problems: Iterable[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        shown = self.problems[:8]
+        more = f" (and {len(self.problems) - 8} more)" if len(self.problems) > 8 else ""
+        super().__init__(f"weights of `{source}` do not map onto the model: " + "; ".join(shown) + more)
+
+
+class ConfigError(ModelportError, ValueError):
+    """A Seq2SeqConfig was asked for a combination no real checkpoint uses."""
+
+
+class ParityError(ModelportError):
+    """The port does not match the reference framework."""
+
+    exit_code = 3
+
+
+def known_list(values: Iterable[str]) -> str:
+    """Render a sorted, comma-separated list for error messages."""
+    return ", ".join(sorted(values))

@@ -1,0 +1,1 @@
+"""Exporters: transformers classes, ONNX."""

@@ -1,0 +1,1 @@
+"""Beam search, greedy search and sampling with each framework's semantics."""

@@ -1,0 +1,176 @@
+"""The unified encoder-decoder configuration.
+
+Every flag names a behaviour (``pre_norm``, ``norm="rmsnorm"``,
+``positions="relative"``), never a model family, so one architecture covers
+fairseq transformers, Marian/OPUS-MT and T5. Combinations that no real
+checkpoint uses are rejected at construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from modelport.errors import ConfigError
+
+Activation = Literal["relu", "gelu", "gelu_tanh", "gelu_sigmoid", "silu"]
+NormKind = Literal["layernorm", "rmsnorm"]
+Positions = Literal["sinusoidal", "learned", "relative", "none"]
+SinusoidalLayout = Literal["sin_cos", "interleaved"]
+
+ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "gelu_sigmoid", "silu")
+NORMS = ("layernorm", "rmsnorm")
+POSITIONS = ("sinusoidal", "learned", "relative", "none")
+LAYOUTS = ("sin_cos", "interleaved")
+
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seq2SeqConfig:
+    """Architecture of a ported encoder-decoder.
+
+    Position handling, in one place: a real token at index ``i`` of its
+    sequence (padding not counted) gets position ``position_offset + i``;
+    padding tokens get position ``position_pad_index``. fairseq uses
+    ``padding_idx + 1`` and ``padding_idx`` (its table row for padding is zero),
+    Marian and T5 start at 0.
+    """
+
+    # sizes
+    encoder_layers: int
+    decoder_layers: int
+    d_model: int
+    encoder_heads: int
+    decoder_heads: int
+    encoder_ffn_dim: int
+    decoder_ffn_dim: int
+    head_dim: int | None = None
+    source_vocab_size: int
+    target_vocab_size: int
+
+    # feed-forward
+    activation: Activation = "relu"
+    ffn_gated: bool = False
+
+    # normalisation
+    norm: NormKind = "layernorm"
+    norm_eps: float = 1e-5
+    pre_norm: bool = False
+    final_norm: bool = False
+    layernorm_embedding: bool = False
+
+    # positions
+    positions: Positions = "sinusoidal"
+    sinusoidal_layout: SinusoidalLayout = "sin_cos"
+    # fairseq/tensor2tensor divide log(10000) by (half_dim - 1); some
+    # implementations divide by half_dim.
+    sinusoidal_denominator_minus_one: bool = True
+    position_offset: int = 0
+    position_pad_index: int = 0
+    max_source_positions: int = 1024
+    max_target_positions: int = 1024
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+
+    # embeddings and output
+    scale_embeddings: bool = True
+    shared_embeddings: bool = False
+    tie_output_embeddings: bool = True
+    final_logits_bias: bool = False
+    output_scale: float = 1.0
+
+    # attention
+    attention_bias: bool = True
+    ffn_bias: bool = True
+    # None means head_dim ** -0.5; T5 uses 1.0 (its scale is folded into the weights).
+    attention_scale: float | None = None
+
+    # special tokens
+    pad_token_id: int = 1
+    eos_token_id: int = 2
+    bos_token_id: int | None = 0
+    unk_token_id: int = 3
+    decoder_start_token_id: int = 2
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise ConfigError("invalid Seq2SeqConfig: " + "; ".join(problems))
+
+    def _problems(self):
+        for name in ("encoder_layers", "decoder_layers"):
+            if getattr(self, name) < 0:
+                yield f"`{name}` must be >= 0, but is {getattr(self, name)}"
+        for name in ("d_model", "encoder_heads", "decoder_heads", "encoder_ffn_dim", "decoder_ffn_dim",
+                     "source_vocab_size", "target_vocab_size"):
+            if getattr(self, name) <= 0:
+                yield f"`{name}` must be > 0, but is {getattr(self, name)}"
+        if self.activation not in ACTIVATIONS:
+            yield f"`{self.activation}` is not a known activation (known: {', '.join(ACTIVATIONS)})"
+        if self.norm not in NORMS:
+            yield f"`{self.norm}` is not a known norm (known: {', '.join(NORMS)})"
+        if self.positions not in POSITIONS:
+            yield f"`{self.positions}` is not a known position kind (known: {', '.join(POSITIONS)})"
+        if self.sinusoidal_layout not in LAYOUTS:
+            yield f"`{self.sinusoidal_layout}` is not a known sinusoidal layout (known: {', '.join(LAYOUTS)})"
+        if self.head_dim is None:
+            for side in ("encoder", "decoder"):
+                heads = getattr(self, f"{side}_heads")
+                if heads > 0 and self.d_model % heads:
+                    yield f"`d_model` ({self.d_model}) must be divisible by `{side}_heads` ({heads})"
+        if self.positions == "sinusoidal" and self.sinusoidal_layout == "sin_cos" and self.d_model % 2:
+            yield "sinusoidal positions need an even `d_model`"
+        if self.shared_embeddings and self.source_vocab_size != self.target_vocab_size:
+            yield ("`shared_embeddings` needs equal vocabularies, but source has "
+                   f"{self.source_vocab_size} and target {self.target_vocab_size}")
+        if self.final_norm and not self.pre_norm:
+            yield "`final_norm` is only used with `pre_norm` (no known checkpoint normalises twice)"
+        if self.norm == "rmsnorm" and self.positions in ("sinusoidal", "learned") and not self.pre_norm:
+            yield "post-norm RMSNorm with absolute positions is not a known architecture"
+        if self.positions == "relative" and self.relative_attention_num_buckets < 2:
+            yield "`relative_attention_num_buckets` must be >= 2"
+        for name in ("pad_token_id", "eos_token_id", "unk_token_id", "decoder_start_token_id"):
+            value = getattr(self, name)
+            if not 0 <= value < self.target_vocab_size:
+                yield f"`{name}` must be in [0, {self.target_vocab_size}), but is {value}"
+        if self.position_offset < 0 or self.position_pad_index < 0:
+            yield "position offsets must be >= 0"
+
+    # ---- derived values -------------------------------------------------
+    @property
+    def encoder_head_dim(self) -> int:
+        return self.head_dim if self.head_dim is not None else self.d_model // self.encoder_heads
+
+    @property
+    def decoder_head_dim(self) -> int:
+        return self.head_dim if self.head_dim is not None else self.d_model // self.decoder_heads
+
+    @property
+    def embed_scale(self) -> float:
+        return math.sqrt(self.d_model) if self.scale_embeddings else 1.0
+
+    def position_table_size(self, side: Literal["source", "target"]) -> int:
+        """Rows of a learned/sinusoidal table: offset rows plus max positions."""
+        limit = self.max_source_positions if side == "source" else self.max_target_positions
+        return limit + self.position_offset
+
+    # ---- (de)serialisation ---------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Seq2SeqConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown Seq2SeqConfig fields: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> Seq2SeqConfig:
+        return dataclasses.replace(self, **changes)
+
+
+__all__ = ["Seq2SeqConfig", "CONFIG_FORMAT_VERSION", "field"]

@@ -1,0 +1,224 @@
+"""Building blocks of the unified model: attention with a KV cache,
+feed-forward, norms and position encodings.
+
+Compatibility numerics (a sinusoidal table's layout and offset, T5's query
+scale of 1.0, Marian's sigmoid GELU) are explicit parameters of these shared
+modules, never forks of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# --------------------------------------------------------------------------
+# norms
+
+
+class RMSNorm(nn.Module):
+    """T5-style RMS norm: no mean subtraction, no bias, variance in fp32."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        variance = x.float().pow(2).mean(-1, keepdim=True)
+        x = x * torch.rsqrt(variance + self.eps).to(x.dtype)
+        return self.weight * x
+
+
+def make_norm(kind: str, dim: int, eps: float) -> nn.Module:
+    if kind == "layernorm":
+        return nn.LayerNorm(dim, eps=eps)
+    if kind == "rmsnorm":
+        return RMSNorm(dim, eps)
+    raise ValueError(f"`{kind}` is not a known norm (known: layernorm, rmsnorm)")
+
+
+# --------------------------------------------------------------------------
+# activations
+
+
+def _gelu_sigmoid(x: Tensor) -> Tensor:
+    # Marian's "gelu" is the sigmoid approximation x * sigmoid(1.702 x).
+    return x * torch.sigmoid(1.702 * x)
+
+
+def activation_fn(name: str):
+    if name == "relu":
+        return F.relu
+    if name == "gelu":
+        return F.gelu
+    if name == "gelu_tanh":
+        return lambda x: F.gelu(x, approximate="tanh")
+    if name == "gelu_sigmoid":
+        return _gelu_sigmoid
+    if name == "silu":
+        return F.silu
+    raise ValueError(f"`{name}` is not a known activation (known: relu, gelu, gelu_tanh, gelu_sigmoid, silu)")
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN: ``down(act(up(x)))`` or, gated, ``down(act(gate(x)) * up(x))``."""
+
+    def __init__(self, dim: int, hidden: int, activation: str, gated: bool, bias: bool) -> None:
+        super().__init__()
+        self.up = nn.Linear(dim, hidden, bias=bias)
+        self.gate = nn.Linear(dim, hidden, bias=bias) if gated else None
+        self.down = nn.Linear(hidden, dim, bias=bias)
+        self.act = activation_fn(activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.gate is not None:
+            h = self.act(self.gate(x)) * self.up(x)
+        else:
+            h = self.act(self.up(x))
+        return self.down(h)
+
+
+# --------------------------------------------------------------------------
+# positions
+
+
+def sinusoidal_table(num: int, dim: int, *, layout: str = "sin_cos", denominator_minus_one: bool = True,
+                     zero_row: int | None = None) -> Tensor:
+    """A sinusoidal position table computed with the same float32 operations as
+    fairseq/tensor2tensor, so rows are bit-identical to theirs.
+
+    ``layout="sin_cos"`` puts all sines first then all cosines (fairseq,
+    tensor2tensor, Marian); ``"interleaved"`` alternates them (the paper).
+    ``zero_row`` is set to zeros (fairseq zeroes its padding row).
+    """
+    half = dim // 2
+    denom = (half - 1) if denominator_minus_one else half
+    step = math.log(10000) / denom
+    freqs = torch.exp(torch.arange(half, dtype=torch.float) * -step)
+    angles = torch.arange(num, dtype=torch.float).unsqueeze(1) * freqs.unsqueeze(0)
+    if layout == "sin_cos":
+        table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).view(num, -1)
+    else:
+        table = torch.stack([torch.sin(angles), torch.cos(angles)], dim=2).view(num, -1)
+    if dim % 2 == 1:
+        table = torch.cat([table, torch.zeros(num, 1)], dim=1)
+    if zero_row is not None:
+        table[zero_row, :] = 0
+    return table
+
+
+def make_positions(mask: Tensor, offset: int, pad_index: int, start: int = 0) -> Tensor:
+    """Position ids for a ``[B, T]`` mask of real tokens (True = real).
+
+    Real tokens count from ``offset + start`` in order, padding gets
+    ``pad_index`` (fairseq's ``utils.make_positions`` when ``offset`` is
+    ``padding_idx + 1``). ``start`` is the number of real tokens before this
+    chunk, for incremental decoding.
+    """
+    m = mask.long()
+    return (torch.cumsum(m, dim=1) - 1 + offset + start) * m + pad_index * (1 - m)
+
+
+def relative_position_bucket(relative_position: Tensor, bidirectional: bool, num_buckets: int,
+                             max_distance: int) -> Tensor:
+    """T5's log-bucketed relative positions (keys minus queries)."""
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets += (relative_position > 0).long() * num_buckets
+        relative_position = relative_position.abs()
+    else:
+        relative_position = -torch.clamp(relative_position, max=0)
+    max_exact = num_buckets // 2
+    is_small = relative_position < max_exact
+    large = max_exact + (
+        torch.log(relative_position.float() / max_exact) / math.log(max_distance / max_exact)
+        * (num_buckets - max_exact)
+    ).long()
+    large = torch.clamp(large, max=num_buckets - 1)
+    return buckets + torch.where(is_small, relative_position, large)
+
+
+class RelativePositionBias(nn.Module):
+    """Per-head bias added to attention scores (T5); computed once per stack."""
+
+    def __init__(self, num_buckets: int, max_distance: int, heads: int, bidirectional: bool) -> None:
+        super().__init__()
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+        self.bidirectional = bidirectional
+        self.embedding = nn.Embedding(num_buckets, heads)
+
+    def forward(self, q_len: int, k_len: int, q_start: int = 0) -> Tensor:
+        device = self.embedding.weight.device
+        q_pos = torch.arange(q_start, q_start + q_len, dtype=torch.long, device=device)[:, None]
+        k_pos = torch.arange(k_len, dtype=torch.long, device=device)[None, :]
+        buckets = relative_position_bucket(k_pos - q_pos, self.bidirectional, self.num_buckets, self.max_distance)
+        return self.embedding(buckets).permute(2, 0, 1).unsqueeze(0)  # [1, H, q, k]
+
+
+# --------------------------------------------------------------------------
+# attention
+
+
+@dataclass
+class LayerCache:
+    """Keys/values of one decoder layer.
+
+    ``self_k``/``self_v`` grow by one step per decoding step; ``cross_k``/
+    ``cross_v`` are computed once from the encoder output.
+    """
+
+    self_k: Tensor | None = None
+    self_v: Tensor | None = None
+    cross_k: Tensor | None = None
+    cross_v: Tensor | None = None
+
+    def reorder(self, index: Tensor, cross: bool = True) -> None:
+        if self.self_k is not None:
+            self.self_k = self.self_k.index_select(0, index)
+            self.self_v = self.self_v.index_select(0, index)
+        if cross and self.cross_k is not None:
+            self.cross_k = self.cross_k.index_select(0, index)
+            self.cross_v = self.cross_v.index_select(0, index)
+
+
+class Attention(nn.Module):
+    """Multi-head attention over ``torch.nn.functional.scaled_dot_product_attention``.
+
+    ``scale`` is the query scale (``head_dim ** -0.5`` by default, 1.0 for T5).
+    ``heads`` may differ per layer (pruned heads are removed physically).
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int, bias: bool, scale: float | None) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = head_dim
+        inner = heads * head_dim
+        self.q_proj = nn.Linear(dim, inner, bias=bias)
+        self.k_proj = nn.Linear(dim, inner, bias=bias)
+        self.v_proj = nn.Linear(dim, inner, bias=bias)
+        self.out_proj = nn.Linear(inner, dim, bias=bias)
+        self.scale = head_dim ** -0.5 if scale is None else scale
+
+    def _split(self, x: Tensor) -> Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.heads, self.head_dim).transpose(1, 2)
+
+    def project_kv(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._split(self.k_proj(x)), self._split(self.v_proj(x))
+
+    def forward(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        """``x``: queries ``[B, T, D]``; ``k``/``v``: ``[B, H, S, Dh]``;
+        ``mask``: boolean (True = attend) or additive float, broadcastable to
+        ``[B, H, T, S]``."""
+        q = self._split(self.q_proj(x))
+        if mask is not None and mask.dtype != torch.bool:
+            mask = mask.to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        b, _, t, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))

@@ -1,0 +1,302 @@
+"""The unified encoder-decoder: encoder, decoder with cross-attention and an
+incremental-decoding KV cache, and :class:`Seq2SeqModel` tying them together.
+
+Nothing here knows which framework a checkpoint came from; behaviours are
+selected by :class:`~modelport.model.config.Seq2SeqConfig` flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from modelport.model.config import Seq2SeqConfig
+from modelport.model.layers import (
+    Attention,
+    FeedForward,
+    LayerCache,
+    RelativePositionBias,
+    make_norm,
+    make_positions,
+    sinusoidal_table,
+)
+
+
+@dataclass
+class EncoderOutput:
+    """Encoder states ``[B, S, D]`` and the source padding mask (True = pad)."""
+
+    hidden: Tensor
+    padding_mask: Tensor
+
+    def reorder(self, index: Tensor) -> EncoderOutput:
+        return EncoderOutput(self.hidden.index_select(0, index), self.padding_mask.index_select(0, index))
+
+
+@dataclass
+class DecoderState:
+    """Incremental decoding state: one :class:`LayerCache` per decoder layer
+    and the number of target tokens already consumed."""
+
+    layers: list[LayerCache] = field(default_factory=list)
+    steps: int = 0
+
+    def reorder(self, index: Tensor, cross: bool = True) -> None:
+        """Reorder the batch dimension (beam search); ``cross=False`` keeps the
+        cross-attention keys, valid when beams of one sentence are permuted."""
+        for layer in self.layers:
+            layer.reorder(index, cross=cross)
+
+
+class _Embeddings(nn.Module):
+    """Token embedding, scale, positions and optional embedding norm."""
+
+    def __init__(self, cfg: Seq2SeqConfig, vocab_size: int, side: str) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(vocab_size, cfg.d_model)
+        self.scale = cfg.embed_scale
+        rows = cfg.position_table_size(side)
+        if cfg.positions == "learned":
+            self.embed_positions = nn.Embedding(rows, cfg.d_model)
+        elif cfg.positions == "sinusoidal":
+            self.register_buffer("sinusoidal", self._table(rows), persistent=False)
+            self.embed_positions = None
+        else:
+            self.embed_positions = None
+        self.layernorm_embedding = (make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+                                    if cfg.layernorm_embedding else None)
+
+    def _table(self, rows: int) -> Tensor:
+        cfg = self.cfg
+        pad_row = cfg.position_pad_index if cfg.position_pad_index < cfg.position_offset else None
+        return sinusoidal_table(rows, cfg.d_model, layout=cfg.sinusoidal_layout,
+                                denominator_minus_one=cfg.sinusoidal_denominator_minus_one, zero_row=pad_row)
+
+    def materialize(self) -> None:
+        """Recompute the (non-persistent) sinusoidal table after a meta-device build."""
+        if self.cfg.positions == "sinusoidal" and self.sinusoidal.is_meta:
+            self.sinusoidal = self._table(self.sinusoidal.shape[0]).to(self.embed_tokens.weight.device)
+
+    def forward(self, tokens: Tensor, real: Tensor, start: int = 0) -> Tensor:
+        x = self.embed_tokens(tokens)
+        if self.scale != 1.0:
+            x = x * self.scale
+        if self.cfg.positions in ("learned", "sinusoidal"):
+            pos = make_positions(real, self.cfg.position_offset, self.cfg.position_pad_index, start)
+            if self.embed_positions is not None:
+                x = x + self.embed_positions(pos)
+            else:
+                x = x + self.sinusoidal.to(x.dtype)[pos]
+        if self.layernorm_embedding is not None:
+            x = self.layernorm_embedding(x)
+        return x
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: Seq2SeqConfig, heads: int) -> None:
+        super().__init__()
+        self.pre_norm = cfg.pre_norm
+        self.self_attn = Attention(cfg.d_model, heads, cfg.encoder_head_dim, cfg.attention_bias, cfg.attention_scale)
+        self.self_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+        self.ffn = FeedForward(cfg.d_model, cfg.encoder_ffn_dim, cfg.activation, cfg.ffn_gated, cfg.ffn_bias)
+        self.ffn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        h = self.self_attn_norm(x) if self.pre_norm else x
+        k, v = self.self_attn.project_kv(h)
+        x = x + self.self_attn(h, k, v, mask)
+        if not self.pre_norm:
+            x = self.self_attn_norm(x)
+        h = self.ffn_norm(x) if self.pre_norm else x
+        x = x + self.ffn(h)
+        if not self.pre_norm:
+            x = self.ffn_norm(x)
+        return x
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: Seq2SeqConfig, heads: int) -> None:
+        super().__init__()
+        self.pre_norm = cfg.pre_norm
+        hd = cfg.decoder_head_dim
+        self.self_attn = Attention(cfg.d_model, heads, hd, cfg.attention_bias, cfg.attention_scale)
+        self.self_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+        self.cross_attn = Attention(cfg.d_model, heads, hd, cfg.attention_bias, cfg.attention_scale)
+        self.cross_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+        self.ffn = FeedForward(cfg.d_model, cfg.decoder_ffn_dim, cfg.activation, cfg.ffn_gated, cfg.ffn_bias)
+        self.ffn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+
+    def forward(self, x: Tensor, enc: Tensor, self_mask: Tensor | None, cross_mask: Tensor,
+                cache: LayerCache | None) -> Tensor:
+        h = self.self_attn_norm(x) if self.pre_norm else x
+        k, v = self.self_attn.project_kv(h)
+        if cache is not None:
+            if cache.self_k is not None:
+                k = torch.cat([cache.self_k, k], dim=2)
+                v = torch.cat([cache.self_v, v], dim=2)
+            cache.self_k, cache.self_v = k, v
+        x = x + self.self_attn(h, k, v, self_mask)
+        if not self.pre_norm:
+            x = self.self_attn_norm(x)
+
+        h = self.cross_attn_norm(x) if self.pre_norm else x
+        if cache is not None and cache.cross_k is not None:
+            ck, cv = cache.cross_k, cache.cross_v
+        else:
+            ck, cv = self.cross_attn.project_kv(enc)
+            if cache is not None:
+                cache.cross_k, cache.cross_v = ck, cv
+        x = x + self.cross_attn(h, ck, cv, cross_mask)
+        if not self.pre_norm:
+            x = self.cross_attn_norm(x)
+
+        h = self.ffn_norm(x) if self.pre_norm else x
+        x = x + self.ffn(h)
+        if not self.pre_norm:
+            x = self.ffn_norm(x)
+        return x
+
+
+def _layer_heads(cfg: Seq2SeqConfig, side: str) -> list[int]:
+    count = cfg.encoder_layers if side == "encoder" else cfg.decoder_layers
+    return [cfg.encoder_heads if side == "encoder" else cfg.decoder_heads] * count
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: Seq2SeqConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = _Embeddings(cfg, cfg.source_vocab_size, "source")
+        self.layers = nn.ModuleList(EncoderLayer(cfg, h) for h in _layer_heads(cfg, "encoder"))
+        self.final_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps) if cfg.final_norm else None
+        self.relative_bias = (RelativePositionBias(cfg.relative_attention_num_buckets,
+                                                   cfg.relative_attention_max_distance, cfg.encoder_heads, True)
+                              if cfg.positions == "relative" else None)
+
+    def forward(self, src_tokens: Tensor) -> EncoderOutput:
+        pad = src_tokens.eq(self.cfg.pad_token_id)
+        x = self.embed(src_tokens, ~pad)
+        # fairseq zeroes padded positions after the embedding; harmless elsewhere
+        # because padded keys are masked out of every attention.
+        x = x * (~pad).unsqueeze(-1).to(x.dtype)
+        mask: Tensor = (~pad)[:, None, None, :]
+        if self.relative_bias is not None:
+            s = src_tokens.size(1)
+            bias = self.relative_bias(s, s)
+            mask = bias.to(x.dtype).masked_fill(~mask, float("-inf"))
+        for layer in self.layers:
+            x = layer(x, mask)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return EncoderOutput(x, pad)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: Seq2SeqConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = _Embeddings(cfg, cfg.target_vocab_size, "target")
+        self.layers = nn.ModuleList(DecoderLayer(cfg, h) for h in _layer_heads(cfg, "decoder"))
+        self.final_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps) if cfg.final_norm else None
+        self.relative_bias = (RelativePositionBias(cfg.relative_attention_num_buckets,
+                                                   cfg.relative_attention_max_distance, cfg.decoder_heads, False)
+                              if cfg.positions == "relative" else None)
+
+    def forward(self, prev_tokens: Tensor, enc: EncoderOutput, state: DecoderState | None = None) -> Tensor:
+        past = state.steps if state is not None else 0
+        if state is not None and not state.layers:
+            state.layers = [LayerCache() for _ in self.layers]
+        real = prev_tokens.ne(self.cfg.pad_token_id)
+        x = self.embed(prev_tokens, real, start=past)
+        t = prev_tokens.size(1)
+        total = past + t
+        # causal mask over [past + t] keys, plus padding of the new tokens as keys
+        q_idx = torch.arange(past, total, device=x.device)[:, None]
+        k_idx = torch.arange(total, device=x.device)[None, :]
+        self_mask: Tensor = (k_idx <= q_idx)[None, None]
+        if state is None and not bool(real.all()):
+            self_mask = self_mask & real[:, None, None, :]
+        if self.relative_bias is not None:
+            bias = self.relative_bias(t, total, q_start=past).to(x.dtype)
+            self_mask = bias.masked_fill(~self_mask, float("-inf"))
+        elif t == 1 and state is not None:
+            self_mask = None  # one query attends to every cached key
+        cross_mask = (~enc.padding_mask)[:, None, None, :]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, enc.hidden, self_mask, cross_mask, state.layers[i] if state is not None else None)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        if state is not None:
+            state.steps = total
+        return x
+
+
+class Seq2SeqModel(nn.Module):
+    """The unified encoder-decoder.
+
+    ``forward(src, prev)`` returns fp32 logits ``[B, T, V]``;
+    :meth:`encode` + :meth:`decode_step` give incremental decoding with a KV
+    cache whose batch dimension beam search reorders by index.
+    """
+
+    def __init__(self, cfg: Seq2SeqConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        if cfg.shared_embeddings:
+            # one tensor, two names; model/io.py saves it once and records the alias
+            self.decoder.embed.embed_tokens = self.encoder.embed.embed_tokens
+        self.lm_head = None if cfg.tie_output_embeddings else nn.Linear(cfg.d_model, cfg.target_vocab_size,
+                                                                        bias=False)
+        if cfg.final_logits_bias:
+            self.register_buffer("final_logits_bias", torch.zeros(cfg.target_vocab_size))
+        else:
+            self.final_logits_bias = None
+
+    @property
+    def output_weight(self) -> Tensor:
+        return self.decoder.embed.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+
+    def encode(self, src_tokens: Tensor) -> EncoderOutput:
+        return self.encoder(src_tokens)
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """Output projection; logits are returned in fp32."""
+        if self.cfg.output_scale != 1.0:
+            hidden = hidden * self.cfg.output_scale
+        out = F.linear(hidden, self.output_weight)
+        if self.final_logits_bias is not None:
+            out = out + self.final_logits_bias
+        return out.float()
+
+    def decode(self, prev_tokens: Tensor, enc: EncoderOutput, state: DecoderState | None = None) -> Tensor:
+        """Logits for ``prev_tokens``; with ``state``, only the new tokens are
+        passed and the cache is extended."""
+        return self.logits(self.decoder(prev_tokens, enc, state))
+
+    def log_probs(self, prev_tokens: Tensor, enc: EncoderOutput, state: DecoderState | None = None) -> Tensor:
+        """Log-softmax of :meth:`decode`, computed in fp32."""
+        return torch.log_softmax(self.decode(prev_tokens, enc, state), dim=-1)
+
+    def forward(self, src_tokens: Tensor, prev_tokens: Tensor) -> Tensor:
+        return self.decode(prev_tokens, self.encode(src_tokens))
+
+    def new_state(self) -> DecoderState:
+        return DecoderState()
+
+    @classmethod
+    def from_state_dict(cls, cfg: Seq2SeqConfig, state: dict[str, Tensor], strict: bool = True) -> Seq2SeqModel:
+        """Build without random initialisation and adopt ``state``'s tensors (no copy)."""
+        with torch.device("meta"):
+            model = cls(cfg)
+        model.load_state_dict(state, strict=strict, assign=True)
+        if cfg.shared_embeddings:  # assign replaced the shared module's tensor once per name
+            model.decoder.embed.embed_tokens = model.encoder.embed.embed_tokens
+        model.encoder.embed.materialize()
+        model.decoder.embed.materialize()
+        return model.eval()

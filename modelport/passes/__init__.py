@@ -1,0 +1,1 @@
+"""Passes over ported models: quantization and pruning."""

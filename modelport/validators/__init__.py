@@ -1,0 +1,1 @@
+"""Parity validators: run the reference framework and the port side by side."""

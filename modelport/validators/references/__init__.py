@@ -1,0 +1,1 @@
+"""Adapters that drive fairseq, transformers, ctranslate2 and sentencepiece as references."""
