@@ -65,6 +65,11 @@ def converters() -> dict[str, type[Converter]]:
 def get_converter(source: str, format: str | None = None) -> type[Converter]:
     """The converter for ``format``, or the one whose ``detect`` accepts ``source``."""
     known = converters()
+    first = source.split(":")[0] if ":" in source and not Path(source).exists() else source
+    if not Path(first).exists():
+        from modelport.errors import InvalidInputError
+
+        raise InvalidInputError(f"`{source}` does not exist")
     if format is not None:
         if format not in known:
             raise UnknownFormatError(format, sorted(known), "given with --format")
