@@ -47,6 +47,16 @@ class PortedModel:
             self._tokenizer = load_tokenizer(self.tokenizer_dir)
         return self._tokenizer
 
+    def translate(self, lines: list[str], **options: Any) -> list[list[dict[str, Any]]]:
+        """Translate ``lines``; options default to ``generation_config.json``.
+
+        Returns, per input line, the n-best hypotheses as dicts with ``text``,
+        ``tokens``, ``score`` and ``positional_scores``.
+        """
+        from modelport.generation.translate import translate
+
+        return translate(self, lines, **options)
+
     def summary(self) -> dict[str, Any]:
         params = sum(p.numel() for p in self.model.parameters())
         return {"path": str(self.path), "source_format": self.source_format, "ensemble_size": len(self.models),

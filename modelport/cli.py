@@ -9,17 +9,17 @@ reads them).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from modelport import __version__
 from modelport.errors import InvalidInputError, ModelportError
-
-Handler = Callable[[argparse.Namespace], int]
-
 
 def _size(text: str) -> int:
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}
@@ -124,6 +124,135 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_lines(path: str | None) -> list[str]:
+    if path is None or path == "-":
+        return [line.rstrip("\n") for line in sys.stdin]
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+    except FileNotFoundError:
+        raise InvalidInputError(f"input `{path}` does not exist") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"input `{path}` is not UTF-8 text") from None
+
+
+def _load_ported(path: str):
+    from modelport.api import load
+
+    return load(path)
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from modelport.tokenizers import load_tokenizer
+
+    tok = load_tokenizer(Path(args.ported_dir) / "tokenizer")
+    out = sys.stdout
+    for line in _read_lines(args.input):
+        if args.decode:
+            try:
+                ids = [int(x) for x in line.split()]
+            except ValueError:
+                raise InvalidInputError(f"--decode expects lines of integer ids, but got {line[:60]!r}") from None
+            out.write(tok.decode(ids) + "\n")
+        elif args.tokens:
+            out.write(" ".join(tok.tokenize(line)) + "\n")
+        else:
+            ids = tok.encode_target(line) if args.side == "target" else tok.encode(line)
+            out.write(" ".join(map(str, ids)) + "\n")
+    return 0
+
+
+_DECODING_KEYS = ("beam", "lenpen", "nbest", "max_len_a", "max_len_b", "min_len", "unkpen",
+                  "no_repeat_ngram_size", "semantics", "batch_size", "max_tokens", "early_stopping",
+                  "sampling", "sampling_topk", "sampling_topp", "temperature", "seed")
+
+
+def _decoding_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in _DECODING_KEYS if getattr(args, k, None) is not None}
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    if args.output and Path(args.output).exists() and not args.force:
+        from modelport.errors import OutputExistsError
+
+        raise OutputExistsError(args.output)
+    ported = _load_ported(args.ported_dir)
+    lines = _read_lines(args.input)
+    results = ported.translate(lines, progress=True, **_decoding_options(args))
+    with _output(args.output) as out:
+        for i, hyps in enumerate(results):
+            if args.json:
+                out.write(json.dumps({"id": i, "source": lines[i], "hypotheses": hyps}, ensure_ascii=False) + "\n")
+                continue
+            for hyp in hyps:
+                if args.scores:
+                    out.write(f"{hyp['score']:.6f}\t{hyp['text']}\n")
+                else:
+                    out.write(hyp["text"] + "\n")
+    return 0
+
+
+@contextlib.contextmanager
+def _output(path: str | None):
+    """stdout, or a file written to a temporary sibling and renamed into place
+    when complete (an interrupted run leaves no half-written file)."""
+    if not path:
+        yield sys.stdout
+        return
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from modelport.errors import ParityError
+    from modelport.validators.run import validate
+
+    lines = _read_lines(args.data)
+    refs = _read_lines(args.references) if args.references else None
+    report = validate(args.ported_dir, args.reference, lines, references=refs,
+                      report_dir=args.report, only=args.only, **_decoding_options(args))
+    summary = report.get("summary") or {}
+    if args.json:
+        _print_json(report)
+    else:
+        for key, value in summary.items():
+            sys.stdout.write(f"{key}: {value}\n")
+        where = args.report or args.ported_dir
+        sys.stdout.write(f"report: {Path(where) / 'parity_report.md'}\n")
+    if not report.get("passed", False):
+        raise ParityError(f"parity failed: {report.get('failure', 'see the report')} "
+                          f"({Path(args.report or args.ported_dir) / 'parity_report.md'})")
+    return 0
+
+
+def _add_decoding_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("decoding (defaults: the ported folder's generation_config.json)")
+    g.add_argument("--beam", type=int, help="beam size")
+    g.add_argument("--lenpen", type=float, help="length penalty (fairseq: score / len**lenpen)")
+    g.add_argument("--nbest", type=int, help="hypotheses returned per input")
+    g.add_argument("--max-len-a", type=float, help="max length = a * source length + b")
+    g.add_argument("--max-len-b", type=int, help="max length = a * source length + b")
+    g.add_argument("--min-len", type=int, help="minimum output length (EOS blocked before)")
+    g.add_argument("--unkpen", type=float, help="unknown-word penalty")
+    g.add_argument("--no-repeat-ngram-size", type=int, help="block repeated n-grams of this size")
+    g.add_argument("--semantics", choices=["fairseq", "hf"], help="whose beam search to reproduce")
+    g.add_argument("--early-stopping", choices=["true", "false", "never"], help="hf semantics: stopping rule")
+    g.add_argument("--sampling", action="store_true", default=None, help="sample instead of beam search")
+    g.add_argument("--sampling-topk", type=int, help="sample from the k most likely tokens")
+    g.add_argument("--sampling-topp", type=float, help="sample from the smallest set with this mass")
+    g.add_argument("--temperature", type=float, help="sampling temperature")
+    g.add_argument("--seed", type=int, help="random seed for sampling")
+    g.add_argument("--batch-size", type=int, help="sentences per batch (batches are sorted by length)")
+    g.add_argument("--max-tokens", type=int, help="source tokens per batch (instead of --batch-size)")
+
+
 # ---------------------------------------------------------------------------
 # parser
 
@@ -170,13 +299,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_convert)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    p = sub.add_parser("tokenize", help="text to ids (or pieces), or ids back to text",
+                       description="Tokenize each input line with the ported folder's tokenizer: ids "
+                                   "(</s> appended) by default, BPE pieces with --tokens, or decode lines of "
+                                   "ids with --decode. One output line per input line.")
+    p.add_argument("ported_dir")
+    p.add_argument("-i", "--input", help="input file (default: stdin)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--decode", action="store_true", help="input lines are target ids; print text")
+    mode.add_argument("--tokens", action="store_true", help="print subword pieces instead of ids")
+    p.add_argument("--side", choices=["source", "target"], default="source",
+                   help="which vocabulary encodes the text (default: source)")
+    p.set_defaults(func=cmd_tokenize)
+
+    p = sub.add_parser("translate", help="translate lines with a ported model",
+                       description="Translate each input line (stdin or -i) and write one line per hypothesis "
+                                   "(stdout or -o). Batches are sorted by length and restored to input order.")
+    p.add_argument("ported_dir")
+    p.add_argument("-i", "--input", help="input file (default: stdin)")
+    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p.add_argument("--scores", action="store_true", help="prefix each hypothesis with its score and a tab")
+    p.add_argument("--json", action="store_true", help="one JSON object per input line (tokens, scores)")
+    p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
+    _add_decoding_options(p)
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("validate", help="prove parity against the original framework",
+                       description="Run the reference framework and the port on the same lines and compare "
+                                   "tokenizer ids, forward logits and beam-search outputs. Writes "
+                                   "parity_report.json/.md; exit 3 when parity fails.")
+    p.add_argument("ported_dir")
+    p.add_argument("--reference", required=True, help="the original checkpoint the folder was converted from")
+    p.add_argument("--data", required=True, help="source sentences, one per line")
+    p.add_argument("--references", help="reference translations: adds BLEU and chrF for both systems")
+    p.add_argument("--report", help="directory for the report (default: PORTED_DIR)")
+    p.add_argument("--only", choices=["tokenizer", "forward", "beam"], help="run one check only")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    _add_decoding_options(p)
+    p.set_defaults(func=cmd_validate)
     return parser
-
-
-# Later commands (tokenize, translate, validate, ...) register here.
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

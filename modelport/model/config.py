@@ -61,6 +61,9 @@ class Seq2SeqConfig:
     pre_norm: bool = False
     final_norm: bool = False
     layernorm_embedding: bool = False
+    # fp16 only: clamp the residual stream to the fp16 range after every
+    # sublayer, as transformers' T5Block does (T5 activations overflow fp16).
+    clamp_fp16_activations: bool = False
 
     # positions
     positions: Positions = "sinusoidal"
@@ -81,6 +84,11 @@ class Seq2SeqConfig:
     tie_output_embeddings: bool = True
     final_logits_bias: bool = False
     output_scale: float = 1.0
+
+    # Mask pad tokens of the decoder input as self-attention keys (fairseq).
+    # False for T5: its decoder starts from the pad token, and right padding
+    # is hidden from real tokens by the causal mask anyway.
+    mask_target_padding: bool = True
 
     # attention
     attention_bias: bool = True

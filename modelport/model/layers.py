@@ -28,9 +28,22 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
+        # normalise in fp32 and round once, as T5 does (x * rsqrt in fp16
+        # would round twice and differ from the reference in half precision)
         variance = x.float().pow(2).mean(-1, keepdim=True)
-        x = x * torch.rsqrt(variance + self.eps).to(x.dtype)
+        x = (x.float() * torch.rsqrt(variance + self.eps)).to(x.dtype)
         return self.weight * x
+
+
+def clamp_fp16(x: Tensor) -> Tensor:
+    """transformers' T5 fp16 guard: clamp to the fp16 range, 1000 below it if
+    any value already overflowed, so later sums stay finite. Identity for
+    other dtypes."""
+    if x.dtype != torch.float16:
+        return x
+    top = torch.finfo(torch.float16).max
+    limit = torch.where(torch.isinf(x).any(), top - 1000, top)
+    return torch.clamp(x, min=-limit, max=limit)
 
 
 def make_norm(kind: str, dim: int, eps: float) -> nn.Module:

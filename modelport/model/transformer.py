@@ -19,6 +19,7 @@ from modelport.model.layers import (
     FeedForward,
     LayerCache,
     RelativePositionBias,
+    clamp_fp16,
     make_norm,
     make_positions,
     sinusoidal_table,
@@ -100,6 +101,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, cfg: Seq2SeqConfig, heads: int) -> None:
         super().__init__()
         self.pre_norm = cfg.pre_norm
+        self.clamp = clamp_fp16 if cfg.clamp_fp16_activations else _identity
         self.self_attn = Attention(cfg.d_model, heads, cfg.encoder_head_dim, cfg.attention_bias, cfg.attention_scale)
         self.self_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
         self.ffn = FeedForward(cfg.d_model, cfg.encoder_ffn_dim, cfg.activation, cfg.ffn_gated, cfg.ffn_bias)
@@ -108,11 +110,11 @@ class EncoderLayer(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         h = self.self_attn_norm(x) if self.pre_norm else x
         k, v = self.self_attn.project_kv(h)
-        x = x + self.self_attn(h, k, v, mask)
+        x = self.clamp(x + self.self_attn(h, k, v, mask))
         if not self.pre_norm:
             x = self.self_attn_norm(x)
         h = self.ffn_norm(x) if self.pre_norm else x
-        x = x + self.ffn(h)
+        x = self.clamp(x + self.ffn(h))
         if not self.pre_norm:
             x = self.ffn_norm(x)
         return x
@@ -122,6 +124,7 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: Seq2SeqConfig, heads: int) -> None:
         super().__init__()
         self.pre_norm = cfg.pre_norm
+        self.clamp = clamp_fp16 if cfg.clamp_fp16_activations else _identity
         hd = cfg.decoder_head_dim
         self.self_attn = Attention(cfg.d_model, heads, hd, cfg.attention_bias, cfg.attention_scale)
         self.self_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
@@ -139,7 +142,7 @@ class DecoderLayer(nn.Module):
                 k = torch.cat([cache.self_k, k], dim=2)
                 v = torch.cat([cache.self_v, v], dim=2)
             cache.self_k, cache.self_v = k, v
-        x = x + self.self_attn(h, k, v, self_mask)
+        x = self.clamp(x + self.self_attn(h, k, v, self_mask))
         if not self.pre_norm:
             x = self.self_attn_norm(x)
 
@@ -150,15 +153,19 @@ class DecoderLayer(nn.Module):
             ck, cv = self.cross_attn.project_kv(enc)
             if cache is not None:
                 cache.cross_k, cache.cross_v = ck, cv
-        x = x + self.cross_attn(h, ck, cv, cross_mask)
+        x = self.clamp(x + self.cross_attn(h, ck, cv, cross_mask))
         if not self.pre_norm:
             x = self.cross_attn_norm(x)
 
         h = self.ffn_norm(x) if self.pre_norm else x
-        x = x + self.ffn(h)
+        x = self.clamp(x + self.ffn(h))
         if not self.pre_norm:
             x = self.ffn_norm(x)
         return x
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
 
 
 def _layer_heads(cfg: Seq2SeqConfig, side: str) -> list[int]:
@@ -218,7 +225,7 @@ class Decoder(nn.Module):
         q_idx = torch.arange(past, total, device=x.device)[:, None]
         k_idx = torch.arange(total, device=x.device)[None, :]
         self_mask: Tensor = (k_idx <= q_idx)[None, None]
-        if state is None and not bool(real.all()):
+        if self.cfg.mask_target_padding and state is None and not bool(real.all()):
             self_mask = self_mask & real[:, None, None, :]
         if self.relative_bias is not None:
             bias = self.relative_bias(t, total, q_start=past).to(x.dtype)
