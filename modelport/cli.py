@@ -162,13 +162,27 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
-_DECODING_KEYS = ("beam", "lenpen", "nbest", "max_len_a", "max_len_b", "min_len", "unkpen",
-                  "no_repeat_ngram_size", "semantics", "batch_size", "max_tokens", "early_stopping",
-                  "sampling", "sampling_topk", "sampling_topp", "temperature", "seed")
+_SEARCH_KEYS = ("beam", "lenpen", "nbest", "max_len_a", "max_len_b", "min_len", "unkpen",
+                "no_repeat_ngram_size", "semantics", "batch_size", "max_tokens")
+# CLI flag -> option name of modelport.generation (transformers' names for sampling)
+_SAMPLING_KEYS = {"sampling_topk": "top_k", "sampling_topp": "top_p", "temperature": "temperature",
+                  "seed": "seed"}
 
 
-def _decoding_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in _DECODING_KEYS if getattr(args, k, None) is not None}
+def _decoding_options(args: argparse.Namespace, search_only: bool = False) -> dict[str, Any]:
+    opts = {k: getattr(args, k) for k in _SEARCH_KEYS if getattr(args, k, None) is not None}
+    if search_only:
+        return opts
+    if args.early_stopping is not None:
+        opts["early_stopping"] = {"true": True, "false": False}.get(args.early_stopping, args.early_stopping)
+    if args.sampling:
+        opts["do_sample"] = True
+    for flag, name in _SAMPLING_KEYS.items():
+        if getattr(args, flag, None) is not None:
+            if not args.sampling:
+                raise InvalidInputError(f"--{flag.replace('_', '-')} needs --sampling")
+            opts[name] = getattr(args, flag)
+    return opts
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
@@ -217,7 +231,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     lines = _read_lines(args.data)
     refs = _read_lines(args.references) if args.references else None
     report = validate(args.ported_dir, args.reference, lines, references=refs,
-                      report_dir=args.report, only=args.only, **_decoding_options(args))
+                      report_dir=args.report, only=args.only, **_decoding_options(args, search_only=True))
     summary = report.get("summary") or {}
     if args.json:
         _print_json(report)
@@ -232,7 +246,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_decoding_options(p: argparse.ArgumentParser) -> None:
+def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False) -> None:
     g = p.add_argument_group("decoding (defaults: the ported folder's generation_config.json)")
     g.add_argument("--beam", type=int, help="beam size")
     g.add_argument("--lenpen", type=float, help="length penalty (fairseq: score / len**lenpen)")
@@ -243,14 +257,16 @@ def _add_decoding_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--unkpen", type=float, help="unknown-word penalty")
     g.add_argument("--no-repeat-ngram-size", type=int, help="block repeated n-grams of this size")
     g.add_argument("--semantics", choices=["fairseq", "hf"], help="whose beam search to reproduce")
+    g.add_argument("--batch-size", type=int, help="sentences per batch (batches are sorted by length)")
+    g.add_argument("--max-tokens", type=int, help="source tokens per batch (instead of --batch-size)")
+    if search_only:
+        return
     g.add_argument("--early-stopping", choices=["true", "false", "never"], help="hf semantics: stopping rule")
     g.add_argument("--sampling", action="store_true", default=None, help="sample instead of beam search")
     g.add_argument("--sampling-topk", type=int, help="sample from the k most likely tokens")
     g.add_argument("--sampling-topp", type=float, help="sample from the smallest set with this mass")
     g.add_argument("--temperature", type=float, help="sampling temperature")
     g.add_argument("--seed", type=int, help="random seed for sampling")
-    g.add_argument("--batch-size", type=int, help="sentences per batch (batches are sorted by length)")
-    g.add_argument("--max-tokens", type=int, help="source tokens per batch (instead of --batch-size)")
 
 
 # ---------------------------------------------------------------------------
@@ -335,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="directory for the report (default: PORTED_DIR)")
     p.add_argument("--only", choices=["tokenizer", "forward", "beam"], help="run one check only")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
-    _add_decoding_options(p)
+    _add_decoding_options(p, search_only=True)
     p.set_defaults(func=cmd_validate)
     return parser
 

@@ -1,0 +1,432 @@
+"""Batched beam search over the unified model: one loop, one step algorithm per
+framework's semantics.
+
+The loop (:func:`run_search`) owns the model side: it encodes the batch,
+expands it by the beam, feeds the newest token of every live row to the
+decoder (KV cache), and applies the step algorithm's reorder index to the
+encoder outputs and caches. The step algorithms own the search side: masks,
+candidate selection, finalization and stopping, each a transcription of its
+framework's code, with that framework's rules written beside it. A step
+returns the rows of the next batch as indices into the current one; sentences
+that are done are simply left out, so the batch shrinks as sentences finish.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from modelport.generation.ensemble import Ensemble
+from modelport.generation.semantics import FairseqOptions, HFOptions
+from modelport.model.transformer import Seq2SeqModel
+
+Hypothesis = dict[str, Any]  # {"tokens": list[int], "score": float, "positional_scores": list[float]}
+
+
+class StepAlgorithm(Protocol):
+    def start(self, bsz: int, src_tokens: Tensor) -> int:
+        """Allocate buffers; return the beam size (rows per sentence)."""
+
+    def next_tokens(self) -> Tensor:
+        """The token each live row feeds the decoder next, ``[rows, 1]``."""
+
+    def step(self, step: int, lprobs: Tensor) -> tuple[Tensor, bool] | None:
+        """Consume the decoder's log-probs ``[rows, V]``; return (reorder index
+        into the current rows, whether sentences were dropped), or None when done."""
+
+    def results(self) -> list[list[Hypothesis]]:
+        """n-best hypotheses per input sentence, in input order."""
+
+
+@torch.no_grad()
+def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Tensor, algorithm: StepAlgorithm,
+               temperature: float = 1.0) -> list[list[Hypothesis]]:
+    """The loop shared by every semantics: encode, expand by beam, decode with
+    the KV cache, reorder by the algorithm's index, stop when it says so."""
+    ens = models if isinstance(models, Ensemble) else Ensemble(models)
+    bsz = src_tokens.size(0)
+    beam = algorithm.start(bsz, src_tokens)
+    ens.encode(src_tokens)
+    ens.reorder_encoder(torch.arange(bsz, device=src_tokens.device).repeat_interleave(beam))
+    step = 0
+    while True:
+        if getattr(algorithm, "wants_logits", False):
+            lprobs = ens.logits(algorithm.next_tokens())
+        else:
+            lprobs = ens.log_probs(algorithm.next_tokens(), temperature)
+        out = algorithm.step(step, lprobs)
+        if out is None:
+            break
+        index, dropped = out
+        # Beams of one sentence share their cross-attention keys, so a pure
+        # within-sentence permutation keeps them; dropping sentences does not.
+        ens.reorder(index, cross=dropped)
+        step += 1
+    return algorithm.results()
+
+
+# ---------------------------------------------------------------------------
+# fairseq
+
+
+def _block_ngrams(tokens: Tensor, lprobs: Tensor, step: int, n: int) -> Tensor:
+    """fairseq's intended n-gram blocking (<= 0.10, and 0.12's CUDA kernel):
+    the last ``n - 1`` tokens of ``tokens[:, :step + 1]`` (the leading EOS
+    included) may not be followed by a token that followed them before."""
+    if step + 2 - n < 0:
+        return lprobs
+    rows = tokens[:, : step + 1].tolist()
+    for r, toks in enumerate(rows):
+        key = toks[step + 2 - n: step + 1]
+        banned = [toks[i + n - 1] for i in range(step + 2 - n) if toks[i: i + n - 1] == key]
+        if banned:
+            lprobs[r, banned] = -math.inf
+    return lprobs
+
+
+class FairseqBeamSearch:
+    """fairseq 0.12 ``SequenceGenerator._generate`` with ``search.BeamSearch``.
+
+    Per step, in this order (``sequence_generator.py``):
+      1. ``lprobs[nan] = -inf``; ``lprobs[:, pad] = -inf``; ``lprobs[:, unk] -= unk_penalty``.
+      2. ``step >= max_len``: every token but EOS -inf; EOS keeps its log-prob.
+      3. ``step < min_len``: EOS -inf.  4. n-gram blocking.
+      5. ``BeamSearch.step``: step 0 uses beam 0 only, else add the cumulative
+         score; ``topk(min(2 * beam, beam * V - 1))`` over beam x V.
+      6. EOS candidates with finite score among the first ``beam`` (and not
+         ignored) are finalized: score / (step + 1) ** lenpen; a sentence keeps
+         at most ``beam`` and is finished when it has ``beam`` or ``step == max_len``.
+      7. Finished sentences leave the batch; the first ``beam`` non-EOS
+         candidates continue.
+    """
+
+    def __init__(self, cfg: Any, opts: FairseqOptions, max_positions: int) -> None:
+        self.opts = opts
+        self.pad, self.unk, self.eos = cfg.pad_token_id, cfg.unk_token_id, cfg.eos_token_id
+        self.start_token = cfg.decoder_start_token_id
+        self.vocab = cfg.target_vocab_size
+        self.max_positions = opts.max_len or max_positions
+        # the max beam size is the dictionary size - 1, since pad is never selected
+        self.beam = min(opts.beam, self.vocab - 1)
+
+    def start(self, bsz: int, src_tokens: Tensor) -> int:
+        o, beam = self.opts, self.beam
+        src_len = src_tokens.size(1)  # the padded width, as fairseq uses it
+        self.max_len = min(int(o.max_len_a * src_len + o.max_len_b), self.max_positions - 1)
+        if o.min_len > self.max_len:
+            raise ValueError(f"`min_len` must be <= max_len ({self.max_len}), but is {o.min_len}")
+        dev = src_tokens.device
+        self.bsz = bsz
+        self.scores = torch.zeros(bsz * beam, self.max_len + 1, device=dev)
+        self.tokens = torch.full((bsz * beam, self.max_len + 2), self.pad, dtype=torch.long, device=dev)
+        self.tokens[:, 0] = self.start_token
+        self.cands_to_ignore = torch.zeros(bsz, beam, dtype=torch.bool, device=dev)
+        self.finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
+        self.finished = [False] * bsz
+        self.sent_ids = torch.arange(bsz, device=dev)  # live row -> input sentence
+        self.cand_size = 2 * beam
+        self.step_no = 0
+        return beam
+
+    def next_tokens(self) -> Tensor:
+        return self.tokens[:, self.step_no: self.step_no + 1]
+
+    def step(self, step: int, lprobs: Tensor) -> tuple[Tensor, bool] | None:
+        o, beam, bsz = self.opts, self.beam, self.bsz
+        V = lprobs.size(-1)
+        lprobs[lprobs != lprobs] = -math.inf
+        lprobs[:, self.pad] = -math.inf  # never select pad
+        lprobs[:, self.unk] -= o.unkpen
+        if step >= self.max_len:  # only EOS, with its real log-prob
+            lprobs[:, : self.eos] = -math.inf
+            lprobs[:, self.eos + 1:] = -math.inf
+        if step < o.min_len:
+            lprobs[:, self.eos] = -math.inf
+        if o.no_repeat_ngram_size > 0 and o.ngram_blocking == "intended":
+            lprobs = _block_ngrams(self.tokens, lprobs, step, o.no_repeat_ngram_size)
+
+        # search.BeamSearch.step
+        lp = lprobs.view(bsz, -1, V)
+        if step == 0:  # all beams are equal: look at the first one only
+            lp = lp[:, ::beam, :].contiguous()
+        else:
+            lp = lp + self.scores.view(bsz, beam, -1)[:, :, step - 1].unsqueeze(-1)
+        flat = lp.view(bsz, -1)
+        cand_scores, cand_idx = torch.topk(flat, k=min(2 * beam, flat.size(1) - 1))
+        cand_beams = torch.div(cand_idx, V, rounding_mode="trunc")
+        cand_indices = cand_idx.fmod(V)
+
+        bbsz_offsets = (torch.arange(0, bsz, device=lprobs.device) * beam).unsqueeze(1)
+        cand_bbsz_idx = cand_beams.add(bbsz_offsets)
+        # EOS is finalized only from the first `beam` candidates
+        eos_mask = cand_indices.eq(self.eos) & cand_scores.ne(-math.inf)
+        eos_mask[:, :beam][self.cands_to_ignore] = False
+        eos_bbsz_idx = torch.masked_select(cand_bbsz_idx[:, :beam], mask=eos_mask[:, :beam])
+        finalized_rows: list[int] = []
+        if eos_bbsz_idx.numel() > 0:
+            eos_scores = torch.masked_select(cand_scores[:, :beam], mask=eos_mask[:, :beam])
+            finalized_rows = self._finalize(step, eos_bbsz_idx, eos_scores)
+        if all(self.finished):
+            return None
+        assert step < self.max_len
+
+        batch_idxs: Tensor | None = None
+        if finalized_rows:
+            new_bsz = bsz - len(finalized_rows)
+            keep = torch.ones(bsz, dtype=torch.bool, device=lprobs.device)
+            keep[finalized_rows] = False
+            batch_idxs = torch.arange(bsz, device=lprobs.device).masked_select(keep)
+            eos_mask = eos_mask[batch_idxs]
+            cand_beams = cand_beams[batch_idxs]
+            bbsz_offsets = bbsz_offsets[:new_bsz]
+            cand_bbsz_idx = cand_beams.add(bbsz_offsets)
+            cand_scores = cand_scores[batch_idxs]
+            cand_indices = cand_indices[batch_idxs]
+            self.cands_to_ignore = self.cands_to_ignore[batch_idxs]
+            self.sent_ids = self.sent_ids[batch_idxs]
+            self.scores = self.scores.view(bsz, -1)[batch_idxs].view(new_bsz * beam, -1)
+            self.tokens = self.tokens.view(bsz, -1)[batch_idxs].view(new_bsz * beam, -1)
+            self.bsz = bsz = new_bsz
+
+        # the first `beam` candidates that are neither EOS nor ignored continue
+        eos_mask[:, :beam] = ~((~self.cands_to_ignore) & (~eos_mask[:, :beam]))
+        cand_offsets = torch.arange(0, self.cand_size, device=lprobs.device)
+        active_mask = torch.add(eos_mask.long() * self.cand_size, cand_offsets[: eos_mask.size(1)])
+        new_cands_to_ignore, active_hypos = torch.topk(active_mask, k=beam, dim=1, largest=False)
+        self.cands_to_ignore = new_cands_to_ignore.ge(self.cand_size)[:, :beam]
+        assert (~self.cands_to_ignore).any(dim=1).all()
+        active_bbsz_idx = torch.gather(cand_bbsz_idx, dim=1, index=active_hypos).view(-1)
+
+        self.tokens[:, : step + 1] = torch.index_select(self.tokens[:, : step + 1], dim=0, index=active_bbsz_idx)
+        self.tokens.view(bsz, beam, -1)[:, :, step + 1] = torch.gather(cand_indices, dim=1, index=active_hypos)
+        if step > 0:
+            self.scores[:, :step] = torch.index_select(self.scores[:, :step], dim=0, index=active_bbsz_idx)
+        self.scores.view(bsz, beam, -1)[:, :, step] = torch.gather(cand_scores, dim=1, index=active_hypos)
+        self.step_no = step + 1
+
+        # index into the rows the caches hold now (before dropping sentences)
+        reorder = active_bbsz_idx
+        if batch_idxs is not None:
+            corr = batch_idxs - torch.arange(batch_idxs.numel(), device=batch_idxs.device)
+            reorder = (reorder.view(-1, beam) + corr.unsqueeze(-1) * beam).view(-1)
+        return reorder, batch_idxs is not None
+
+    def _finalize(self, step: int, bbsz_idx: Tensor, eos_scores: Tensor) -> list[int]:
+        """``SequenceGenerator.finalize_hypos``: returns the live rows (sentence
+        positions in the current batch) that became finished."""
+        beam = self.beam
+        tokens_clone = self.tokens.index_select(0, bbsz_idx)[:, 1: step + 2]  # skip the leading EOS
+        tokens_clone[:, step] = self.eos
+        pos_scores = self.scores.index_select(0, bbsz_idx)[:, : step + 1]
+        pos_scores[:, step] = eos_scores
+        pos_scores[:, 1:] = pos_scores[:, 1:] - pos_scores[:, :-1]  # cumulative -> per position
+        if self.opts.normalize_scores:
+            eos_scores = eos_scores / (step + 1) ** self.opts.lenpen
+        unfin_idx = torch.div(bbsz_idx, beam, rounding_mode="trunc")
+        sent = self.sent_ids[unfin_idx].tolist()
+        tok_list, pos_list, score_list = tokens_clone.tolist(), pos_scores.tolist(), eos_scores.tolist()
+        for i, s in enumerate(sent):
+            if len(self.finalized[s]) < beam:
+                self.finalized[s].append({"tokens": tok_list[i], "score": score_list[i],
+                                          "positional_scores": pos_list[i]})
+        newly: list[int] = []
+        for s, u in sorted(set(zip(sent, unfin_idx.tolist()))):
+            if not self.finished[s] and (len(self.finalized[s]) == beam or step == self.max_len):
+                self.finished[s] = True
+                newly.append(u)
+        return newly
+
+    def results(self) -> list[list[Hypothesis]]:
+        out = []
+        for hyps in self.finalized:
+            # fairseq: torch.sort(scores, descending=True) over the finalized list
+            order = torch.sort(torch.tensor([h["score"] for h in hyps]), descending=True)[1].tolist()
+            out.append([hyps[i] for i in order][: self.opts.nbest])
+        return out
+
+
+# ---------------------------------------------------------------------------
+# transformers
+
+
+def _hf_banned_ngrams(seqs: list[list[int]], n: int, cur_len: int) -> list[list[int]]:
+    """transformers ``NoRepeatNGramLogitsProcessor`` (start token included)."""
+    if cur_len + 1 < n:
+        return [[] for _ in seqs]
+    out = []
+    for toks in seqs:
+        key = toks[cur_len + 1 - n: cur_len]
+        out.append([toks[i + n - 1] for i in range(cur_len - n + 1) if toks[i: i + n - 1] == key])
+    return out
+
+
+class HFBeamSearch:
+    """transformers 5.x ``GenerationMixin._beam_search`` (static buffers of
+    ``max_length``; finished sentences are dropped from the batch here, which
+    changes nothing because their finished set can no longer change).
+
+    Per step, with ``cur_len`` tokens so far (start token included):
+      1. log-softmax, then processors: no-repeat n-gram, min length
+         (``cur_len < min_length``: EOS -inf), forced BOS at ``cur_len == 1``,
+         forced EOS at ``cur_len == max_length - 1`` (all -inf, EOS 0).
+      2. ``topk(2 * beam)`` of running score + log-prob over beam x V.
+      3. A candidate "hits stopping criteria" when it is EOS or
+         ``cur_len + 1 >= max_length``; the best ``beam`` non-hitting ones run on.
+      4. Hitting candidates among the first ``beam`` compete with the finished
+         set by ``score / (cur_len + 1 - 1) ** length_penalty``; the best
+         ``beam`` of the union are kept (evictions happen), unless
+         ``early_stopping is True`` and the set is already full, or the
+         early-stop heuristic says no improvement is possible.
+      5. Heuristic: best running score / L ** lp > worst finished, with
+         ``L = max_length - 1`` for ``"never"`` and lp > 0, else ``cur_len - 1``.
+    """
+
+    def __init__(self, cfg: Any, opts: HFOptions, max_positions: int) -> None:
+        self.opts = opts
+        self.pad, self.eos = cfg.pad_token_id, cfg.eos_token_id
+        self.start_token = (opts.decoder_start_token_id if opts.decoder_start_token_id is not None
+                            else cfg.decoder_start_token_id)
+        if opts.max_new_tokens is not None:
+            self.max_length = opts.max_new_tokens + 1
+        elif opts.max_length is not None:
+            self.max_length = opts.max_length
+        else:  # transformers' default: 20 new tokens, capped by the positions
+            self.max_length = min(20 + 1, max_positions)
+        self.min_length = opts.min_new_tokens + 1 if opts.min_new_tokens is not None else opts.min_length
+        self.beam = opts.num_beams
+        if opts.num_return_sequences > self.beam:
+            raise ValueError(f"`num_return_sequences` must be <= num_beams ({self.beam}), "
+                             f"but is {opts.num_return_sequences}")
+
+    def start(self, bsz: int, src_tokens: Tensor) -> int:
+        beam, L, dev = self.beam, self.max_length, src_tokens.device
+        self.bsz = bsz
+        self.running = torch.full((bsz, beam, L), self.pad, dtype=torch.long, device=dev)
+        self.running[:, :, 0] = self.start_token
+        self.running_cum = torch.zeros(bsz, beam, L, device=dev)  # cumulative score after each token
+        self.running_scores = torch.zeros(bsz, beam, device=dev)
+        self.running_scores[:, 1:] = -1e9  # only beam 0 is looked at first
+        self.sequences = self.running.clone()
+        self.seq_cum = self.running_cum.clone()
+        self.seq_len = torch.zeros(bsz, beam, dtype=torch.long, device=dev)
+        self.beam_scores = torch.full((bsz, beam), -1e9, device=dev)
+        self.is_finished = torch.zeros(bsz, beam, dtype=torch.bool, device=dev)
+        self.unsatisfied = torch.ones(bsz, 1, dtype=torch.bool, device=dev)
+        self.sent_ids = torch.arange(bsz, device=dev)
+        self.done: list[tuple[int, Tensor, Tensor, Tensor, Tensor]] = []
+        self.cur_len = 1
+        self.top_mask = torch.cat([torch.ones(beam, dtype=torch.bool), torch.zeros(beam, dtype=torch.bool)]).to(dev)
+        return beam
+
+    def next_tokens(self) -> Tensor:
+        return self.running[:, :, self.cur_len - 1].reshape(-1, 1)
+
+    def _process(self, lprobs: Tensor) -> Tensor:
+        o, cur_len = self.opts, self.cur_len
+        if o.no_repeat_ngram_size > 0:
+            seqs = self.running[:, :, :cur_len].reshape(-1, cur_len).tolist()
+            for r, banned in enumerate(_hf_banned_ngrams(seqs, o.no_repeat_ngram_size, cur_len)):
+                if banned:
+                    lprobs[r, banned] = -math.inf
+        if cur_len < self.min_length:
+            lprobs[:, self.eos] = -math.inf
+        if o.forced_bos_token_id is not None and cur_len == 1:
+            lprobs = torch.full_like(lprobs, -math.inf)
+            lprobs[:, o.forced_bos_token_id] = 0
+        if o.forced_eos_token_id is not None and cur_len == self.max_length - 1:
+            lprobs = torch.full_like(lprobs, -math.inf)
+            lprobs[:, o.forced_eos_token_id] = 0
+        return lprobs
+
+    def step(self, step: int, lprobs: Tensor) -> tuple[Tensor, bool] | None:
+        o, beam, bsz, cur_len = self.opts, self.beam, self.bsz, self.cur_len
+        V = lprobs.size(-1)
+        lprobs = self._process(lprobs)
+        acc = (lprobs.view(bsz, beam, V) + self.running_scores[:, :, None]).reshape(bsz, -1)
+        topk_lp, topk_idx = torch.topk(acc, k=2 * beam)
+        src_beam = topk_idx // V
+        ids = topk_idx % V
+
+        def gather(t: Tensor, idx: Tensor) -> Tensor:
+            while idx.dim() < t.dim():
+                idx = idx.unsqueeze(-1)
+            return torch.take_along_dim(t, idx, dim=1)
+
+        topk_seq = gather(self.running, src_beam)
+        topk_seq[:, :, cur_len] = ids
+        topk_cum = gather(self.running_cum, src_beam)
+        topk_cum[:, :, cur_len] = topk_lp
+        hits = ids.eq(self.eos) | (cur_len + 1 >= self.max_length)
+
+        # running beams for the next step: the best `beam` that did not stop
+        run_lp = topk_lp + hits.to(torch.float32) * -1.0e9
+        nxt = torch.topk(run_lp, k=beam)[1]
+        self.running = gather(topk_seq, nxt)
+        self.running_cum = gather(topk_cum, nxt)
+        self.running_scores = gather(run_lp, nxt)
+        next_src_beam = gather(src_beam, nxt)
+
+        # finished set: stopping candidates among the first `beam` compete by normalized score
+        did = hits & self.top_mask[None, :]
+        norm = topk_lp / ((cur_len + 1 - 1) ** o.length_penalty)
+        full = torch.all(self.is_finished, dim=-1, keepdim=True) & (o.early_stopping is True)
+        norm = norm + full.to(torch.float32) * -1.0e9
+        norm = norm + (~self.unsatisfied).to(torch.float32) * -1.0e9
+        norm = norm + (~did) * -1.0e9
+        merged_scores = torch.cat((self.beam_scores, norm), dim=1)
+        keep = torch.topk(merged_scores, k=beam)[1]
+        self.sequences = gather(torch.cat((self.sequences, topk_seq), dim=1), keep)
+        self.seq_cum = gather(torch.cat((self.seq_cum, topk_cum), dim=1), keep)
+        new_len = torch.full_like(ids, cur_len)
+        self.seq_len = gather(torch.cat((self.seq_len, new_len), dim=1), keep)
+        self.beam_scores = gather(merged_scores, keep)
+        self.is_finished = gather(torch.cat((self.is_finished, did), dim=1), keep)
+
+        self.cur_len = cur_len = cur_len + 1
+        # early-stop heuristic
+        if o.early_stopping == "never" and o.length_penalty > 0.0:
+            best_len = self.max_length - 1
+        else:
+            best_len = cur_len - 1
+        best_possible = self.running_scores[:, :1] / (best_len ** o.length_penalty)
+        worst = torch.where(self.is_finished, torch.min(self.beam_scores, dim=1, keepdim=True)[0], -1.0e9)
+        self.unsatisfied = self.unsatisfied & torch.any(best_possible > worst, dim=-1, keepdim=True)
+
+        all_hit = bool(hits.all())
+        sent_done = ~self.unsatisfied[:, 0]
+        if o.early_stopping is True:
+            sent_done = sent_done | self.is_finished.all(dim=1)
+        if all_hit:
+            sent_done = torch.ones_like(sent_done)
+        reorder = (next_src_beam + torch.arange(bsz, device=ids.device)[:, None] * beam).view(-1)
+        if bool(sent_done.any()):
+            for r in sent_done.nonzero().view(-1).tolist():
+                self.done.append((int(self.sent_ids[r]), self.sequences[r], self.seq_cum[r], self.seq_len[r],
+                                  self.beam_scores[r]))
+            live = (~sent_done).nonzero().view(-1)
+            if live.numel() == 0:
+                return None
+            for name in ("running", "running_cum", "running_scores", "sequences", "seq_cum", "seq_len",
+                         "beam_scores", "is_finished", "unsatisfied", "sent_ids"):
+                setattr(self, name, getattr(self, name)[live])
+            self.bsz = live.numel()
+            reorder = reorder.view(bsz, beam)[live].view(-1)
+            return reorder, True
+        return reorder, False
+
+    def results(self) -> list[list[Hypothesis]]:
+        out: list[list[Hypothesis]] = [[] for _ in range(len(self.done))]
+        for sent, seqs, cums, lens, scores in self.done:
+            hyps = []
+            for j in range(self.opts.num_return_sequences):
+                n = int(lens[j])
+                cum = cums[j, : n + 1]
+                pos = (cum[1:] - cum[:-1]).tolist()
+                hyps.append({"tokens": seqs[j, 1: n + 1].tolist(), "score": float(scores[j]),
+                             "positional_scores": pos})
+            out[sent] = hyps
+        return out

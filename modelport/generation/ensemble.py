@@ -1,0 +1,71 @@
+"""One decoder interface over a single model or an ensemble.
+
+fairseq's ``EnsembleModel.forward_decoder`` averages members in probability
+space and returns the log of the mean probability::
+
+    logsumexp(stack(log_probs), dim=0) - log(n_members)
+
+A single model returns its own log-softmax untouched (no logsumexp round trip),
+exactly as fairseq's ``models_size == 1`` shortcut does. Temperature divides the
+logits before the log-softmax, as fairseq's ``decoder_out[0].div_(temperature)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from modelport.model.transformer import DecoderState, EncoderOutput, Seq2SeqModel
+
+
+class Ensemble:
+    """Encoder outputs and KV caches of every member, reordered together."""
+
+    def __init__(self, models: Sequence[Seq2SeqModel] | Seq2SeqModel) -> None:
+        self.models = [models] if isinstance(models, Seq2SeqModel) else list(models)
+        if not self.models:
+            raise ValueError("an ensemble needs at least one model")
+        self.cfg = self.models[0].cfg
+        self.enc: list[EncoderOutput] = []
+        self.states: list[DecoderState] = []
+
+    @property
+    def max_target_positions(self) -> int:
+        return min(m.cfg.max_target_positions for m in self.models)
+
+    def encode(self, src_tokens: Tensor) -> None:
+        """Run every encoder and start fresh decoder states."""
+        self.enc = [m.encode(src_tokens) for m in self.models]
+        self.states = [m.new_state() for m in self.models]
+
+    def reorder_encoder(self, index: Tensor) -> None:
+        self.enc = [e.reorder(index) for e in self.enc]
+
+    def reorder(self, index: Tensor, cross: bool = True) -> None:
+        """Reorder the batch dimension of encoder outputs (when ``cross``) and caches."""
+        if cross:
+            self.reorder_encoder(index)
+        for s in self.states:
+            s.reorder(index, cross=cross)
+
+    def logits(self, new_tokens: Tensor) -> Tensor:
+        """Raw fp32 logits ``[B, V]`` of a single model (ensembles: log of the mean probability)."""
+        if len(self.models) > 1:
+            return self.log_probs(new_tokens)
+        return self.models[0].decode(new_tokens, self.enc[0], self.states[0])[:, -1, :]
+
+    def log_probs(self, new_tokens: Tensor, temperature: float = 1.0) -> Tensor:
+        """fp32 log-probabilities ``[B, V]`` of the next token after ``new_tokens`` ``[B, 1]``."""
+        outs = []
+        for model, enc, state in zip(self.models, self.enc, self.states):
+            if temperature == 1.0:
+                lp = model.log_probs(new_tokens, enc, state)[:, -1, :]
+            else:
+                lp = torch.log_softmax(model.decode(new_tokens, enc, state)[:, -1, :] / temperature, dim=-1)
+            if len(self.models) == 1:
+                return lp
+            outs.append(lp)
+        return torch.logsumexp(torch.stack(outs, dim=0), dim=0) - math.log(len(self.models))

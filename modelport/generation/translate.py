@@ -1,0 +1,184 @@
+"""Token-level :func:`generate` and text-level :func:`translate`.
+
+``generate`` decodes one batch of source token ids with the chosen
+semantics. ``translate`` tokenizes lines, batches them sorted by length (so
+padding is small), decodes, detokenizes, and restores the input order. The
+ported folder's ``generation_config.json`` supplies every option not given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from modelport.errors import InvalidInputError
+from modelport.generation.beam import FairseqBeamSearch, HFBeamSearch, Hypothesis, run_search
+from modelport.generation.sampling import SamplingOptions, SamplingSearch
+from modelport.generation.semantics import SEMANTICS, FairseqOptions, HFOptions, split_options
+from modelport.model.transformer import Seq2SeqModel
+
+# CLI/fairseq option names -> transformers' names, for --semantics hf
+_HF_ALIASES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
+               "min_len": "min_length"}
+# generation_config.json keys that only one semantics understands
+_FAIRSEQ_ONLY = {"semantics", "max_positions", "unkpen", "max_len_a", "max_len_b"}
+
+
+def pad_batch(src: Sequence[Sequence[int]] | Tensor, pad: int, left: bool = True) -> Tensor:
+    """Pad token lists into ``[B, S]``; left padding as fairseq collates sources."""
+    if isinstance(src, Tensor):
+        return src
+    width = max(len(s) for s in src)
+    out = torch.full((len(src), width), pad, dtype=torch.long)
+    for i, s in enumerate(src):
+        if len(s):
+            if left:
+                out[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
+            else:
+                out[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
+    return out
+
+
+def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[str, Any]) -> tuple[Any, float]:
+    """The step algorithm for ``semantics`` from ``options``; unknown options are an error."""
+    opts = dict(options)
+    sampling = opts.pop("sampling", None) or opts.get("do_sample") or opts.get("greedy")
+    if sampling:
+        opts.pop("greedy", None)
+        if "beam" in opts and opts["beam"] not in (None, 1):
+            raise InvalidInputError(f"`beam` must be 1 with sampling, but is {opts['beam']}")
+        for k in ("beam", "nbest", "semantics"):
+            opts.pop(k, None)
+        for k, v in _HF_ALIASES.items():
+            if k in opts:
+                opts.setdefault(v, opts.pop(k))
+        opts.pop("num_beams", None)
+        opts.pop("num_return_sequences", None)
+        opts.pop("length_penalty", None)
+        parsed, rest = split_options(SamplingOptions, opts)
+        _reject(rest, "sampling")
+        return SamplingSearch(cfg, parsed, max_positions), 1.0
+    if semantics == "fairseq":
+        parsed, rest = split_options(FairseqOptions, {k: v for k, v in opts.items() if k != "semantics"})
+        rest.pop("max_positions", None)
+        _reject(rest, "fairseq")
+        return FairseqBeamSearch(cfg, parsed, max_positions), parsed.temperature
+    if semantics == "hf":
+        for k, v in _HF_ALIASES.items():
+            if k in opts:
+                opts.setdefault(v, opts.pop(k))
+        parsed, rest = split_options(HFOptions, {k: v for k, v in opts.items() if k != "semantics"})
+        _reject(rest, "hf")
+        return HFBeamSearch(cfg, parsed, max_positions), 1.0
+    raise InvalidInputError(f"`{semantics}` is not a known semantics (known: {', '.join(SEMANTICS)})")
+
+
+def _reject(rest: dict[str, Any], semantics: str) -> None:
+    if rest:
+        raise InvalidInputError(f"option(s) {', '.join(sorted(rest))} are not known to the {semantics} "
+                                "semantics")
+
+
+@torch.no_grad()
+def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Sequence[Sequence[int]] | Tensor, *,
+             semantics: str = "fairseq", **options: Any) -> list[list[Hypothesis]]:
+    """Decode one batch of source token ids (EOS included, as the tokenizer
+    returns them) with ``semantics`` ("fairseq" or "hf"; ``do_sample=True`` or
+    ``greedy=True`` for sampling/greedy). Lists are padded on the left for
+    fairseq, on the right for hf (``pad_left`` overrides). The whole batch is
+    decoded together: under fairseq semantics its padded width sets max_len.
+
+    Returns, per sentence, the n-best hypotheses ``{"tokens", "score",
+    "positional_scores"}`` (fairseq: tokens end with EOS, scores normalized).
+    """
+    members = [models] if isinstance(models, Seq2SeqModel) else list(models)
+    cfg = members[0].cfg
+    opts = dict(options)
+    left = opts.pop("pad_left", semantics == "fairseq")
+    src = pad_batch(src_tokens, cfg.pad_token_id, left=left)
+    max_positions = min(m.cfg.max_target_positions for m in members)
+    algorithm, temperature = make_algorithm(cfg, max_positions, semantics, opts)
+    return run_search(members, src, algorithm, temperature=temperature)
+
+
+def make_batches(lengths: Sequence[int], batch_size: int | None = None,
+                 max_tokens: int | None = None) -> list[list[int]]:
+    """Indices grouped into batches of similar length (sorted by length,
+    stable); a batch holds at most ``batch_size`` sentences and at most
+    ``max_tokens`` padded source tokens."""
+    if batch_size is None and max_tokens is None:
+        batch_size = 32
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        width = max([lengths[j] for j in cur] + [lengths[i]])
+        too_many = batch_size is not None and len(cur) + 1 > batch_size
+        too_big = max_tokens is not None and width * (len(cur) + 1) > max_tokens and cur
+        if cur and (too_many or too_big):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def resolve_options(generation_config: dict[str, Any], semantics: str | None,
+                    options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The folder's defaults overlaid with the given options (None = absent)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    default_sem = generation_config.get("semantics", "fairseq")
+    sem = semantics or default_sem
+    merged: dict[str, Any] = {}
+    if sem == default_sem:
+        merged.update({k: v for k, v in generation_config.items() if k not in ("semantics", "max_positions")})
+    elif sem == "hf":
+        merged.update({k: v for k, v in generation_config.items() if k not in _FAIRSEQ_ONLY
+                       and k in ("beam", "lenpen", "nbest", "no_repeat_ngram_size")})
+    merged.update(given)
+    return sem, merged
+
+
+def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None, batch_size: int | None = None,
+              max_tokens: int | None = None, progress: bool = False, **options: Any) -> list[list[dict[str, Any]]]:
+    """Translate ``lines`` with a :class:`~modelport.api.PortedModel`.
+
+    Options are the decoding options of the semantics (fairseq names: beam,
+    lenpen, nbest, max_len_a, max_len_b, min_len, unkpen,
+    no_repeat_ngram_size; hf names or the fairseq aliases beam/lenpen/nbest
+    under ``semantics="hf"``); absent ones come from the folder's
+    ``generation_config.json``. Lines are batched by length and the results
+    returned in input order: per line, the n-best
+    ``{"tokens", "text", "score", "positional_scores"}``.
+    """
+    sem, opts = resolve_options(ported.generation_config, semantics, options)
+    tok = ported.tokenizer
+    cfg = ported.config
+    encoded = tok.encode_batch(list(lines)) if hasattr(tok, "encode_batch") else [tok.encode(x) for x in lines]
+    for i, ids in enumerate(encoded):
+        if len(ids) > cfg.max_source_positions:
+            raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
+                                    f"{cfg.max_source_positions}")
+    batches = make_batches([len(x) for x in encoded], batch_size, max_tokens)
+    results: list[list[dict[str, Any]]] = [[] for _ in lines]
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(lines), unit="line", file=sys.stderr)
+    strip = {cfg.eos_token_id, cfg.pad_token_id}
+    for batch in batches:
+        hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem, **opts)
+        for i, nbest in zip(batch, hyps):
+            results[i] = [{**h, "text": tok.decode([t for t in h["tokens"] if t not in strip])} for h in nbest]
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    return results

@@ -1,0 +1,192 @@
+"""``modelport validate``: run the reference framework and the port on the same
+lines, in the same batches, with the same decoding options, and report.
+
+Sections: ``tokenizer`` (from :mod:`modelport.validators.tokenizer`),
+``forward`` (max |logit diff| teacher-forced on the reference's outputs; on
+failure, the first divergent module), ``beam`` (token sequences and scores,
+every mismatch explained), ``bleu`` (with ``references``). Parity passes when
+the tokenizer and forward sections pass and beam search has no real
+divergence and no score mismatch; numerical near-ties are reported but do not
+fail it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modelport.generation.translate import generate, make_batches, resolve_options
+from modelport.validators.beam import compare_hypotheses
+from modelport.validators.forward import localize_divergence, max_logit_diff, teacher_forcing_batch
+
+FORWARD_TOL = 1e-4
+
+
+def fairseq_cpu_ngram_noop() -> bool:
+    """fairseq 0.12's CPU ``NGramRepeatBlock`` compares against the pad-filled
+    end of its token buffer and blocks nothing; probe the installed one."""
+    from fairseq.ngram_repeat_block import NGramRepeatBlock
+
+    blocker = NGramRepeatBlock(2, use_extension=False)
+    tokens = torch.tensor([[2, 5, 6, 5, 1, 1]])  # step 2: last token 5 followed 5 -> 6 before
+    lprobs = torch.zeros(1, 8)
+    out = blocker(tokens, lprobs.clone(), 1, 1, 2)
+    return bool(out[0, 6] == 0)
+
+
+def _prefix_scorer(models: Sequence[Any], pad_left: bool = True):
+    from modelport.generation.ensemble import Ensemble
+
+    @torch.no_grad()
+    def score(src: list[int], prefix: list[int]) -> torch.Tensor:
+        ens = Ensemble(models)
+        ens.encode(torch.tensor([src]))
+        lp = None
+        for t in prefix:
+            lp = ens.log_probs(torch.tensor([[t]]))
+        return lp[0]
+
+    return score
+
+
+def _fairseq_prefix_scorer(ref: Any):
+    @torch.no_grad()
+    def score(src: list[int], prefix: list[int]) -> torch.Tensor:
+        from fairseq.sequence_generator import EnsembleModel
+
+        ens = EnsembleModel(ref.models)
+        tokens, lengths = ref.pad_batch([src])
+        enc = ens.forward_encoder({"src_tokens": tokens, "src_lengths": lengths})
+        lp, _ = ens.forward_decoder(torch.tensor([prefix]), enc, [{} for _ in ref.models])
+        return lp[0]
+
+    return score
+
+
+def _bleu(hyps: list[str], refs: list[str]) -> dict[str, float]:
+    import sacrebleu
+
+    return {"bleu": sacrebleu.corpus_bleu(hyps, [refs]).score, "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score}
+
+
+def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Sequence[str] | None = None, *,
+             src_tokens: Sequence[list[int]] | None = None, semantics: str | None = None,
+             beam: int | None = None, lenpen: float | None = None, nbest: int | None = None,
+             max_len_a: float | None = None, max_len_b: int | None = None, min_len: int | None = None,
+             unkpen: float | None = None, no_repeat_ngram_size: int | None = None,
+             batch_size: int = 16, max_tokens: int | None = None, references: Sequence[str] | None = None,
+             report_dir: str | os.PathLike[str] | None = None, only: Sequence[str] | None = None,
+             forward_batches: int = 2, write: bool = True) -> dict[str, Any]:
+    """Validate a ported folder against its source checkpoint ``reference``.
+
+    ``data_lines`` are raw text lines (tokenized by the port's tokenizer);
+    ``src_tokens`` may be given instead (token ids, EOS included). ``only``
+    restricts the sections ("tokenizer", "forward", "beam", "bleu"). The
+    report is written to ``report_dir`` (default: the ported folder) as
+    parity_report.json/.md unless ``write`` is False; ``report["passed"]``
+    says whether parity holds (the CLI exits 3 when it does not).
+    """
+    import modelport
+    from modelport.converters.fairseq import NAME_TABLE
+    from modelport.validators.references.fairseq_generator import FairseqReference
+
+    sections = set(only or ("tokenizer", "forward", "beam", "bleu"))
+    ported = modelport.load(ported_dir)
+    if ported.source_format != "fairseq":
+        from modelport.errors import InvalidInputError
+
+        raise InvalidInputError(f"`{ported.source_format}` is not a known validation reference (known: fairseq)")
+    report: dict[str, Any] = {"meta": {"ported_dir": str(ported_dir), "reference": str(reference),
+                                       "lines": len(src_tokens if src_tokens is not None else data_lines or [])}}
+
+    if data_lines is not None and "tokenizer" in sections:
+        try:
+            from modelport.validators.tokenizer import validate_tokenizer
+        except ImportError:
+            validate_tokenizer = None
+        if validate_tokenizer is not None:
+            tok_report = validate_tokenizer(ported_dir, reference, list(data_lines))
+            report["tokenizer"] = tok_report.get("tokenizer", tok_report)
+    if src_tokens is None:
+        src_tokens = [ported.tokenizer.encode(line) for line in data_lines or []]
+    src_tokens = [list(s) for s in src_tokens]
+
+    sem, opts = resolve_options(ported.generation_config, semantics, {
+        "beam": beam, "lenpen": lenpen, "nbest": nbest, "max_len_a": max_len_a, "max_len_b": max_len_b,
+        "min_len": min_len, "unkpen": unkpen, "no_repeat_ngram_size": no_repeat_ngram_size})
+    ref = FairseqReference(reference)
+    notes = []
+    if opts.get("no_repeat_ngram_size") and fairseq_cpu_ngram_noop():
+        opts["ngram_blocking"] = "cpu-0.12"
+        notes.append("the installed fairseq's CPU n-gram blocker blocks nothing (fairseq 0.12 bug); "
+                     "modelport reproduced it with ngram_blocking='cpu-0.12'")
+    report["meta"].update({"semantics": sem, "options": dict(opts), "batch_size": batch_size, "notes": notes})
+
+    batches = make_batches([len(s) for s in src_tokens], batch_size, max_tokens)
+    ours_all: list[Any] = [None] * len(src_tokens)
+    ref_all: list[Any] = [None] * len(src_tokens)
+    ref_opts = {k: v for k, v in opts.items() if k != "ngram_blocking"}
+    for batch in batches:
+        srcs = [src_tokens[i] for i in batch]
+        ref_out = ref.generate(srcs, **dict(ref_opts))
+        ours_out = generate(ported.models, srcs, semantics=sem, **opts) if "beam" in sections or \
+            "bleu" in sections else [None] * len(batch)
+        for i, r, o in zip(batch, ref_out, ours_out):
+            ref_all[i], ours_all[i] = r, o
+
+    cfg = ported.config
+    if "forward" in sections:
+        diffs = []
+        for member in range(len(ported.models)):
+            for batch in batches[:forward_batches]:
+                src, prev, mask = teacher_forcing_batch([src_tokens[i] for i in batch],
+                                                        [ref_all[i][0]["tokens"] for i in batch],
+                                                        cfg.pad_token_id, cfg.decoder_start_token_id)
+                diffs.append(max_logit_diff(ported.models[member],
+                                            lambda s, p, m=member: ref.logits(s, p, m), src, prev, mask))
+        worst = max(diffs) if diffs else 0.0
+        fwd: dict[str, Any] = {"max_abs_logit_diff": worst, "tolerance": FORWARD_TOL,
+                               "passed": worst <= FORWARD_TOL}
+        if not worst <= FORWARD_TOL:
+            i = batches[0][0]
+            src, prev, _ = teacher_forcing_batch([src_tokens[i]], [ref_all[i][0]["tokens"]], cfg.pad_token_id,
+                                                 cfg.decoder_start_token_id)
+            lengths = src.ne(cfg.pad_token_id).sum(1)
+            found = localize_divergence(ref.models[0], ported.models[0],
+                                        lambda: ref.models[0](src, lengths, prev),
+                                        lambda: ported.models[0](src, prev), NAME_TABLE, tol=FORWARD_TOL)
+            fwd["first_divergent_module"] = found["module"]
+            fwd["first_divergent_reference_module"] = found["reference_module"]
+            fwd["module_max_abs_diff"] = found["max_abs_diff"]
+        report["forward"] = fwd
+
+    if "beam" in sections:
+        beam_rep = compare_hypotheses(src_tokens, ours_all, ref_all, start=cfg.decoder_start_token_id,
+                                      score_ours=_prefix_scorer(ported.models),
+                                      score_ref=_fairseq_prefix_scorer(ref))
+        report["beam"] = beam_rep
+
+    if references is not None and "bleu" in sections:
+        def text(h: dict[str, Any]) -> str:
+            ids = [t for t in h["tokens"] if t not in (cfg.eos_token_id, cfg.pad_token_id)]
+            return ported.tokenizer.decode(ids)
+
+        ours_txt = [text(h[0]) for h in ours_all]
+        ref_txt = [text(h[0]) for h in ref_all]
+        refs = list(references)
+        report["bleu"] = {"modelport": _bleu(ours_txt, refs), "reference": _bleu(ref_txt, refs), "passed": True}
+
+    report["passed"] = all(v.get("passed", True) for k, v in report.items() if isinstance(v, dict) and k != "meta")
+    if write:
+        write_parity_report(report, Path(report_dir) if report_dir is not None else Path(ported_dir))
+    return report
+
+
+def write_parity_report(report: dict[str, Any], directory: Path) -> tuple[Path, Path]:
+    from modelport.validators.report import write_report
+
+    return write_report(report, directory)
