@@ -50,6 +50,7 @@ def _load_entry_points() -> None:
     _ENTRY_POINTS_LOADED = True
     import modelport.converters.fairseq  # noqa: F401  (built-ins register on import)
     import modelport.converters.t5  # noqa: F401
+    import modelport.converters.marian  # noqa: F401
 
     for ep in entry_points(group="modelport.converters"):
         if ep.name not in _REGISTRY:

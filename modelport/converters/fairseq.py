@@ -259,6 +259,33 @@ def _find_codes(directory: Path) -> Path | None:
     return None
 
 
+def _infer_languages(directory: Path, state: dict[str, Any], src: str | None,
+                     tgt: str | None) -> tuple[str | None, str | None]:
+    """Checkpoints trained without ``-s/-t`` do not name their languages (fairseq
+    read them from the binarized data's file names). With exactly two
+    ``dict.<lang>.txt`` files, the direction is the one whose dictionary sizes
+    match the encoder and decoder embeddings."""
+    if (directory / "dict.txt").is_file():
+        return src, tgt
+    langs = sorted(p.name[len("dict."):-len(".txt")] for p in directory.glob("dict.*.txt"))
+    if len(langs) != 2:
+        return src, tgt
+    rows = {side: state[f"{side}.embed_tokens.weight"].shape[0] for side in ("encoder", "decoder")
+            if f"{side}.embed_tokens.weight" in state}
+    if len(rows) != 2:
+        return src, tgt
+    sizes = {lang: len(FairseqDictionary.load(directory / f"dict.{lang}.txt")) for lang in langs}
+    fits = [(a, b) for a, b in (langs, langs[::-1])
+            if sizes[a] == rows["encoder"] and sizes[b] == rows["decoder"]
+            and (src in (None, a)) and (tgt in (None, b))]
+    if len(fits) == 1:
+        return fits[0]
+    if len(fits) == 2:
+        raise InvalidInputError(f"`{directory}`: the checkpoint does not name its languages and both "
+                                f"directions fit ({langs[0]}<->{langs[1]}); pass --source-lang and --target-lang")
+    return src, tgt
+
+
 def _codes_format(path: Path) -> str:
     with open(path, encoding="utf-8") as f:
         first = f.readline()
@@ -347,8 +374,10 @@ class FairseqConverter(Converter):
         opts = first_opts
         self.unsupported(self.source, problems)
 
-        src_lang = task.get("source_lang") or self.options.get("source_lang")
-        tgt_lang = task.get("target_lang") or self.options.get("target_lang")
+        src_lang = self.options.get("source_lang") or task.get("source_lang")
+        tgt_lang = self.options.get("target_lang") or task.get("target_lang")
+        if not (src_lang and tgt_lang):
+            src_lang, tgt_lang = _infer_languages(directory, members[0][1], src_lang, tgt_lang)
         src_dict_path, tgt_dict_path = self._dict_paths(directory, src_lang, tgt_lang)
         src_dict = FairseqDictionary.load(src_dict_path)
         tgt_dict = FairseqDictionary.load(tgt_dict_path)

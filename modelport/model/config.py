@@ -54,6 +54,9 @@ class Seq2SeqConfig:
     # feed-forward
     activation: Activation = "relu"
     ffn_gated: bool = False
+    # Number of linear layers in the FFN (Marian's transformer-ffn-depth):
+    # up, depth - 2 hidden-to-hidden layers (each followed by the activation), down.
+    ffn_depth: int = 2
 
     # normalisation
     norm: NormKind = "layernorm"
@@ -102,6 +105,11 @@ class Seq2SeqConfig:
     bos_token_id: int | None = 0
     unk_token_id: int = 3
     decoder_start_token_id: int = 2
+    # Marian starts the decoder from an all-zero embedding vector, not a token:
+    # the first target position's token embedding is replaced by zeros (it
+    # still gets its position signal), and it counts as a real token even when
+    # ``decoder_start_token_id`` is the pad id.
+    decoder_start_zero_embedding: bool = False
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -116,6 +124,10 @@ class Seq2SeqConfig:
                      "source_vocab_size", "target_vocab_size"):
             if getattr(self, name) <= 0:
                 yield f"`{name}` must be > 0, but is {getattr(self, name)}"
+        if self.ffn_depth < 2:
+            yield f"`ffn_depth` must be >= 2, but is {self.ffn_depth}"
+        if self.ffn_gated and self.ffn_depth != 2:
+            yield "a gated FFN of `ffn_depth` other than 2 is not a known architecture"
         if self.activation not in ACTIVATIONS:
             yield f"`{self.activation}` is not a known activation (known: {', '.join(ACTIVATIONS)})"
         if self.norm not in NORMS:

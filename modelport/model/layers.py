@@ -78,12 +78,18 @@ def activation_fn(name: str):
 
 
 class FeedForward(nn.Module):
-    """Position-wise FFN: ``down(act(up(x)))`` or, gated, ``down(act(gate(x)) * up(x))``."""
+    """Position-wise FFN: ``down(act(up(x)))`` or, gated, ``down(act(gate(x)) * up(x))``.
 
-    def __init__(self, dim: int, hidden: int, activation: str, gated: bool, bias: bool) -> None:
+    ``depth`` > 2 (Marian's ``transformer-ffn-depth``) inserts ``depth - 2``
+    hidden-to-hidden layers ``inner.{i}``, each followed by the activation.
+    """
+
+    def __init__(self, dim: int, hidden: int, activation: str, gated: bool, bias: bool, depth: int = 2) -> None:
         super().__init__()
         self.up = nn.Linear(dim, hidden, bias=bias)
         self.gate = nn.Linear(dim, hidden, bias=bias) if gated else None
+        # empty for depth 2, so the state dict of two-layer FFNs is unchanged
+        self.inner = nn.ModuleList(nn.Linear(hidden, hidden, bias=bias) for _ in range(depth - 2))
         self.down = nn.Linear(hidden, dim, bias=bias)
         self.act = activation_fn(activation)
 
@@ -92,6 +98,8 @@ class FeedForward(nn.Module):
             h = self.act(self.gate(x)) * self.up(x)
         else:
             h = self.act(self.up(x))
+        for layer in self.inner:
+            h = self.act(layer(h))
         return self.down(h)
 
 

@@ -82,8 +82,10 @@ class _Embeddings(nn.Module):
         if self.cfg.positions == "sinusoidal" and self.sinusoidal.is_meta:
             self.sinusoidal = self._table(self.sinusoidal.shape[0]).to(self.embed_tokens.weight.device)
 
-    def forward(self, tokens: Tensor, real: Tensor, start: int = 0) -> Tensor:
+    def forward(self, tokens: Tensor, real: Tensor, start: int = 0, zero_first: bool = False) -> Tensor:
         x = self.embed_tokens(tokens)
+        if zero_first:  # Marian's decoder start: an all-zero embedding, not a token
+            x = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:]], dim=1)
         if self.scale != 1.0:
             x = x * self.scale
         if self.cfg.positions in ("learned", "sinusoidal"):
@@ -104,7 +106,8 @@ class EncoderLayer(nn.Module):
         self.clamp = clamp_fp16 if cfg.clamp_fp16_activations else _identity
         self.self_attn = Attention(cfg.d_model, heads, cfg.encoder_head_dim, cfg.attention_bias, cfg.attention_scale)
         self.self_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
-        self.ffn = FeedForward(cfg.d_model, cfg.encoder_ffn_dim, cfg.activation, cfg.ffn_gated, cfg.ffn_bias)
+        self.ffn = FeedForward(cfg.d_model, cfg.encoder_ffn_dim, cfg.activation, cfg.ffn_gated, cfg.ffn_bias,
+                               cfg.ffn_depth)
         self.ffn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -130,7 +133,8 @@ class DecoderLayer(nn.Module):
         self.self_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
         self.cross_attn = Attention(cfg.d_model, heads, hd, cfg.attention_bias, cfg.attention_scale)
         self.cross_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
-        self.ffn = FeedForward(cfg.d_model, cfg.decoder_ffn_dim, cfg.activation, cfg.ffn_gated, cfg.ffn_bias)
+        self.ffn = FeedForward(cfg.d_model, cfg.decoder_ffn_dim, cfg.activation, cfg.ffn_gated, cfg.ffn_bias,
+                               cfg.ffn_depth)
         self.ffn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
 
     def forward(self, x: Tensor, enc: Tensor, self_mask: Tensor | None, cross_mask: Tensor,
@@ -218,7 +222,10 @@ class Decoder(nn.Module):
         if state is not None and not state.layers:
             state.layers = [LayerCache() for _ in self.layers]
         real = prev_tokens.ne(self.cfg.pad_token_id)
-        x = self.embed(prev_tokens, real, start=past)
+        zero_first = self.cfg.decoder_start_zero_embedding and past == 0
+        if zero_first:  # the start slot is a real position even when its id is the pad id
+            real = torch.cat([torch.ones_like(real[:, :1]), real[:, 1:]], dim=1)
+        x = self.embed(prev_tokens, real, start=past, zero_first=zero_first)
         t = prev_tokens.size(1)
         total = past + t
         # causal mask over [past + t] keys, plus padding of the new tokens as keys

@@ -1,0 +1,608 @@
+"""MarianNMT / OPUS-MT transformer models → the unified model.
+
+Reads what Marian and OPUS-MT ship, without Marian itself:
+
+* ``*.npz``: the weights, plus ``special:model.yml`` (the training
+  configuration, a char array holding YAML), read with
+  ``numpy.load(allow_pickle=False)``;
+* ``decoder.yml`` (OPUS-MT): which npz and vocabularies to use, and the
+  decoding defaults (``beam-size``, ``normalize``, ``word-penalty``,
+  ``max-length-factor``);
+* vocabularies: Marian YAML (``*.vocab.yml``, joint or separate) or
+  SentencePiece models used directly as vocabularies (``vocabs:
+  [source.spm, target.spm]``, ids are then the spm ids);
+* ``source.spm``/``target.spm`` for the tokenizer;
+* ``README.md``/``LICENSE`` (OPUS-MT), recorded in the provenance.
+
+Marian in unified-config terms (``marian/src/models/transformer.h``): W
+matrices stored ``[in, out]``; layer norm with eps 1e-6 after (``dan``) or
+before (``n``/``da`` + top ``n``) each sublayer; embeddings scaled by
+sqrt(dim) when positions are sinusoidal (sines then cosines, frequencies
+``exp(-i log(10000) / (dim/2 - 1))``, positions from 0) and *not* scaled with
+trained positions (``Wpos``, shared by encoder and decoder); an FFN of
+``transformer-ffn-depth`` layers; logits bias ``decoder_ff_logit_out_b``; the
+decoder starts from an all-zero embedding vector.
+
+Marian has no padding symbol (it pads with ``</s>`` and masks). Like
+transformers' conversion, ``<pad>`` is appended after the last id: the
+embedding tables get zero rows up to it and its logit is -inf, so it is
+never produced and the log-probs over the real vocabulary are Marian's.
+
+Known deviations of the parity references from Marian (the port follows
+Marian): CTranslate2 and transformers compute the sinusoidal frequencies with
+``dim/2`` instead of ``dim/2 - 1``; CTranslate2 scales embeddings with trained
+positions; transformers' layer norm eps is 1e-5.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from modelport.converters.base import ConversionPlan, Converter, TokenizerAssets, register_converter
+from modelport.errors import (
+    CorruptCheckpointError,
+    InvalidInputError,
+    UnsupportedCheckpointError,
+    WeightMappingError,
+)
+from modelport.model.config import Seq2SeqConfig
+
+# ---------------------------------------------------------------------------
+# options
+
+ACTIVATIONS = {"swish": "silu", "relu": "relu", "gelu": "gelu_sigmoid"}  # Marian's gelu: x * sigmoid(1.702 x)
+# decoders of Marian's fast students that the unified model does not have
+REFUSED_AUTOREG = {
+    "average-attention": "the average-attention (AAN) decoder is not supported",
+    "rnn": "the RNN decoder (dec-cell {cell}) is not supported",
+}
+# Marian's defaults for options an older model.yml may lack
+DEFAULTS: dict[str, Any] = {
+    "type": "transformer", "transformer-heads": 8, "transformer-dim-ffn": 2048, "transformer-ffn-depth": 2,
+    "transformer-decoder-dim-ffn": 0, "transformer-decoder-ffn-depth": 0, "transformer-ffn-activation": "swish",
+    "transformer-decoder-autoreg": "self-attention", "transformer-preprocess": "", "transformer-postprocess": "dan",
+    "transformer-postprocess-emb": "d", "transformer-postprocess-top": "", "transformer-no-projection": False,
+    "transformer-pool": False, "transformer-tied-layers": [], "tied-embeddings": False,
+    "tied-embeddings-src": False, "tied-embeddings-all": False, "output-omit-bias": False, "right-left": False,
+    "ulr": False, "factors-dim-emb": 0, "lemma-dim-emb": 0, "dec-cell": "gru", "max-length": 50,
+}
+REQUIRED = ("dim-emb", "enc-depth", "dec-depth", "dim-vocabs")
+NORM_EPS = 1e-6  # marian::layerNorm(x, scale, bias, 1e-6f) in transformer.h
+SINUSOIDAL_POSITIONS = 1024
+# decoder.yml key -> (generation_config key, Marian's default)
+DECODER_DEFAULTS = {"beam-size": ("beam_size", 12), "normalize": ("normalize", 0.0),
+                    "word-penalty": ("word_penalty", 0.0), "max-length-factor": ("max_length_factor", 3.0),
+                    "max-length": ("max_length", 1000), "max-length-crop": ("max_length_crop", False),
+                    "n-best": ("n_best", False)}
+
+
+def _ops(value: Any) -> str:
+    """Marian's pre/post-processing op string without ``d`` (dropout, a no-op at inference)."""
+    return str(value or "").replace("d", "")
+
+
+def resolve_options(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``special:model.yml`` with Marian's defaults for the options it lacks."""
+    opts = {**DEFAULTS, **raw}
+    if "transformer-train-positions" in raw and "transformer-train-position-embeddings" not in raw:
+        opts["transformer-train-position-embeddings"] = raw["transformer-train-positions"]
+    opts.setdefault("transformer-train-position-embeddings", False)
+    return opts
+
+
+def check_options(opts: Mapping[str, Any]) -> list[str]:
+    """Every unsupported option, in Marian's own option names, with what is supported."""
+    problems: list[str] = []
+    missing = [k for k in REQUIRED if opts.get(k) is None]
+    if missing:
+        problems.append("special:model.yml has no " + ", ".join(f"--{k}" for k in missing)
+                        + f" (required: {', '.join('--' + k for k in REQUIRED)})")
+    if opts["type"] != "transformer":
+        problems.append(f"Option --type {opts['type']} is not supported (supported: transformer)")
+    autoreg = opts["transformer-decoder-autoreg"]
+    if autoreg in REFUSED_AUTOREG:
+        problems.append(f"Option --transformer-decoder-autoreg {autoreg} is not supported: "
+                        + REFUSED_AUTOREG[autoreg].format(cell=opts.get("dec-cell"))
+                        + " (supported: self-attention)")
+    elif autoreg != "self-attention":
+        problems.append(f"Option --transformer-decoder-autoreg {autoreg} is not supported (supported: "
+                        "self-attention)")
+    act = opts["transformer-ffn-activation"]
+    if act not in ACTIVATIONS:
+        problems.append(f"Option --transformer-ffn-activation {act} is not supported "
+                        f"(supported: {', '.join(ACTIVATIONS)})")
+    for key in ("transformer-no-projection", "transformer-pool", "right-left", "ulr"):
+        if opts.get(key):
+            problems.append(f"Option --{key} is not supported (supported: false)")
+    if opts.get("transformer-tied-layers"):
+        problems.append(f"Option --transformer-tied-layers {opts['transformer-tied-layers']} is not supported "
+                        "(supported: [])")
+    for key in ("factors-dim-emb", "lemma-dim-emb"):
+        if opts.get(key):
+            problems.append(f"Option --{key} {opts[key]} is not supported (supported: 0; factored vocabularies "
+                            "are not supported)")
+    depth = opts["transformer-ffn-depth"]
+    if not isinstance(depth, int) or depth < 2:
+        problems.append(f"Option --transformer-ffn-depth {depth} is not supported (supported: 2 or more)")
+    dec_depth = opts["transformer-decoder-ffn-depth"]
+    if dec_depth not in (0, depth):
+        problems.append(f"Option --transformer-decoder-ffn-depth {dec_depth} with --transformer-ffn-depth {depth} "
+                        "is not supported (supported: 0 or the same depth)")
+    pre, post, top = (_ops(opts[k]) for k in ("transformer-preprocess", "transformer-postprocess",
+                                              "transformer-postprocess-top"))
+    if (pre, post) not in (("", "an"), ("n", "a")):
+        problems.append(f"Option --transformer-preprocess '{opts['transformer-preprocess']}' with "
+                        f"--transformer-postprocess '{opts['transformer-postprocess']}' is not supported "
+                        "(supported: '' with 'dan' (post-norm), 'n' with 'da' (pre-norm))")
+    elif top not in (("", "n") if pre == "n" else ("",)):
+        problems.append(f"Option --transformer-postprocess-top '{opts['transformer-postprocess-top']}' is not "
+                        f"supported with --transformer-preprocess '{opts['transformer-preprocess']}' (supported: "
+                        + ("'' or 'n'" if pre == "n" else "''") + ")")
+    emb = _ops(opts["transformer-postprocess-emb"])
+    if emb not in ("", "n"):
+        problems.append(f"Option --transformer-postprocess-emb '{opts['transformer-postprocess-emb']}' is not "
+                        "supported (supported: '', 'd', 'n', 'nd')")
+    dim, heads = opts.get("dim-emb"), opts["transformer-heads"]
+    if isinstance(dim, int) and isinstance(heads, int) and heads > 0 and dim % heads:
+        problems.append(f"Option --transformer-heads {heads} with --dim-emb {dim} is not supported (supported: "
+                        "a divisor of --dim-emb)")
+    vocabs = opts.get("dim-vocabs")
+    if vocabs is not None and (not isinstance(vocabs, list) or len(vocabs) != 2):
+        problems.append(f"Option --dim-vocabs {vocabs} is not supported (supported: one source and one target "
+                        "vocabulary; multi-source models are not supported)")
+    if (opts["tied-embeddings-all"] or opts["tied-embeddings-src"]) and isinstance(vocabs, list) \
+            and len(vocabs) == 2 and vocabs[0] != vocabs[1]:
+        problems.append(f"Option --tied-embeddings-all/--tied-embeddings-src with --dim-vocabs {vocabs} is not "
+                        "supported (supported: equal vocabulary sizes)")
+    return problems
+
+
+def build_config(opts: Mapping[str, Any], vocab_rows: int, pad: int, eos: int, unk: int,
+                 positions: int | None) -> Seq2SeqConfig:
+    """The unified config of checked Marian options. ``vocab_rows`` includes
+    the appended pad row; ``positions`` is the row count of ``Wpos`` or None
+    for sinusoidal positions."""
+    ffn = opts["transformer-dim-ffn"]
+    learned = positions is not None
+    return Seq2SeqConfig(
+        encoder_layers=opts["enc-depth"], decoder_layers=opts["dec-depth"], d_model=opts["dim-emb"],
+        encoder_heads=opts["transformer-heads"], decoder_heads=opts["transformer-heads"],
+        encoder_ffn_dim=ffn, decoder_ffn_dim=opts["transformer-decoder-dim-ffn"] or ffn,
+        source_vocab_size=vocab_rows, target_vocab_size=vocab_rows,
+        activation=ACTIVATIONS[opts["transformer-ffn-activation"]], ffn_depth=opts["transformer-ffn-depth"],
+        norm="layernorm", norm_eps=NORM_EPS, pre_norm=_ops(opts["transformer-preprocess"]) == "n",
+        final_norm=_ops(opts["transformer-postprocess-top"]) == "n",
+        layernorm_embedding=_ops(opts["transformer-postprocess-emb"]) == "n",
+        positions="learned" if learned else "sinusoidal", sinusoidal_layout="sin_cos",
+        sinusoidal_denominator_minus_one=True, position_offset=0, position_pad_index=0,
+        max_source_positions=positions if learned else SINUSOIDAL_POSITIONS,
+        max_target_positions=positions if learned else SINUSOIDAL_POSITIONS,
+        # transformer.h scales by sqrt(dim) only on the sinusoidal branch
+        scale_embeddings=not learned,
+        shared_embeddings=bool(opts["tied-embeddings-all"] or opts["tied-embeddings-src"]),
+        tie_output_embeddings=bool(opts["tied-embeddings-all"] or opts["tied-embeddings"]),
+        final_logits_bias=True, mask_target_padding=True, attention_bias=True, ffn_bias=True,
+        pad_token_id=pad, eos_token_id=eos, bos_token_id=None, unk_token_id=unk,
+        decoder_start_token_id=pad, decoder_start_zero_embedding=True,
+    )
+
+
+# ---------------------------------------------------------------------------
+# weights
+
+# Per-layer Marian name (after "{side}_l{n}_") -> unified name (after
+# "{side}.layers.{n-1}."). {ln} is "" (post-norm) or "_pre" (pre-norm).
+# FFN matrices W1..Wdepth are mapped by ffn_slot().
+_ATTN = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "out_proj"}
+LAYER_TABLE: dict[str, str] = {}
+for _marian, _unified in (("self", "self_attn"), ("context", "cross_attn")):
+    for _p, _u in _ATTN.items():
+        LAYER_TABLE[f"{_marian}_W{_p}"] = f"{_unified}.{_u}.weight"
+        LAYER_TABLE[f"{_marian}_b{_p}"] = f"{_unified}.{_u}.bias"
+    LAYER_TABLE[f"{_marian}_Wo_ln_scale{{ln}}"] = f"{_unified}_norm.weight"
+    LAYER_TABLE[f"{_marian}_Wo_ln_bias{{ln}}"] = f"{_unified}_norm.bias"
+LAYER_TABLE["ffn_ffn_ln_scale{ln}"] = "ffn_norm.weight"
+LAYER_TABLE["ffn_ffn_ln_bias{ln}"] = "ffn_norm.bias"
+
+# Marian name -> unified name, outside the layers (embeddings are resolve_embeddings()'s)
+GLOBAL_TABLE: dict[str, str] = {}
+for _side in ("encoder", "decoder"):
+    GLOBAL_TABLE[f"{_side}_emb_ln_scale_pre"] = f"{_side}.embed.layernorm_embedding.weight"
+    GLOBAL_TABLE[f"{_side}_emb_ln_bias_pre"] = f"{_side}.embed.layernorm_embedding.bias"
+    GLOBAL_TABLE[f"{_side}_top_ln_scale"] = f"{_side}.final_norm.weight"
+    GLOBAL_TABLE[f"{_side}_top_ln_bias"] = f"{_side}.final_norm.bias"
+
+IGNORED = {"special:model.yml": "Marian's training configuration; read as the model options"}
+_LAYER_KEY = re.compile(r"(encoder|decoder)_l(\d+)_(.+)")
+_FFN_KEY = re.compile(r"ffn_([Wb])(\d+)")
+
+
+def ffn_slot(kind: str, index: int, depth: int) -> str | None:
+    """Unified name of Marian's ``ffn_W{index}``/``ffn_b{index}`` (1-based)
+    in an FFN of ``depth`` layers: the first is ``up``, the last ``down``,
+    the ones between ``inner.{i}``."""
+    if not 1 <= index <= depth:
+        return None
+    part = "up" if index == 1 else "down" if index == depth else f"inner.{index - 2}"
+    return f"ffn.{part}.{'weight' if kind == 'W' else 'bias'}"
+
+
+def _linear(w: np.ndarray) -> torch.Tensor:
+    """Marian stores W as ``[in, out]``; torch's Linear wants ``[out, in]``."""
+    return torch.from_numpy(np.ascontiguousarray(w.T))
+
+
+def _vector(b: np.ndarray) -> torch.Tensor:
+    """Biases and norm parameters are stored as ``[1, dim]``."""
+    return torch.from_numpy(np.ascontiguousarray(b.reshape(-1)))
+
+
+def pad_rows(table: np.ndarray, rows: int) -> torch.Tensor:
+    """``table`` with zero rows appended up to ``rows``: Marian has no pad
+    symbol, the unified model needs one (see the module docstring)."""
+    out = torch.zeros(rows, table.shape[1], dtype=torch.float32)
+    out[: table.shape[0]] = torch.from_numpy(table.astype(np.float32, copy=False))
+    return out
+
+
+class MarianWeights:
+    """Maps Marian's npz tensors onto unified slots; records every tensor consumed or ignored."""
+
+    def __init__(self, source: str, arrays: Mapping[str, np.ndarray], opts: Mapping[str, Any]) -> None:
+        self.source = source
+        self.arrays = arrays
+        self.opts = opts
+        self.consumed: set[str] = set()
+        self.dropped: dict[str, str] = {}
+        self.problems: list[str] = []
+        self.out: list[tuple[str, torch.Tensor]] = []
+
+    def take(self, key: str) -> np.ndarray:
+        self.consumed.add(key)
+        return self.arrays[key]
+
+    def resolve_embeddings(self, rows: int, v_src: int, v_tgt: int) -> None:
+        """Fill the embedding, output and logits-bias slots.
+
+        Marian's tying: ``tied-embeddings-all``/``-src`` share one ``Wemb``
+        between encoder and decoder (else ``encoder_Wemb``/``decoder_Wemb``);
+        ``tied-embeddings``/``-all`` reuse the decoder embedding as the output
+        matrix (else ``decoder_ff_logit_out_W``, ``[dim, vocab]``)."""
+        opts = self.opts
+        shared = bool(opts["tied-embeddings-all"] or opts["tied-embeddings-src"])
+        names = ("Wemb", "Wemb") if shared else ("encoder_Wemb", "decoder_Wemb")
+        tables = {}
+        for side, name, vocab in (("encoder", names[0], v_src), ("decoder", names[1], v_tgt)):
+            if name not in self.arrays:
+                self.problems.append(f"Marian tensor `{name}` is missing (the {side} embedding; "
+                                     f"--tied-embeddings-all {opts['tied-embeddings-all']}, "
+                                     f"--tied-embeddings-src {opts['tied-embeddings-src']})")
+                return
+            if name not in tables:
+                table = self.take(name)
+                if table.ndim != 2 or table.shape[0] != vocab:
+                    self.problems.append(f"Marian tensor `{name}` has shape {list(table.shape)}, but --dim-vocabs "
+                                         f"says {vocab} rows")
+                    return
+                tables[name] = pad_rows(table, rows)
+            self.out.append((f"{side}.embed.embed_tokens.weight", tables[name]))
+        if not (opts["tied-embeddings-all"] or opts["tied-embeddings"]):
+            if "decoder_ff_logit_out_W" not in self.arrays:
+                self.problems.append("Marian tensor `decoder_ff_logit_out_W` is missing (the output matrix of an "
+                                     "untied model)")
+            else:
+                w = self.take("decoder_ff_logit_out_W")
+                self.out.append(("lm_head.weight", pad_rows(np.ascontiguousarray(w.T), rows)))
+        bias = torch.zeros(rows, dtype=torch.float32)
+        if "decoder_ff_logit_out_b" in self.arrays:
+            b = self.take("decoder_ff_logit_out_b").reshape(-1)
+            if b.shape[0] != v_tgt:
+                self.problems.append(f"Marian tensor `decoder_ff_logit_out_b` has {b.shape[0]} entries, but "
+                                     f"--dim-vocabs says {v_tgt}")
+                return
+            bias[:v_tgt] = torch.from_numpy(b.astype(np.float32, copy=False))
+        elif not opts["output-omit-bias"]:
+            self.problems.append("Marian tensor `decoder_ff_logit_out_b` is missing (pass a model trained with "
+                                 "--output-omit-bias, or the complete npz)")
+        bias[v_tgt:] = float("-inf")  # the appended pad (and filler) rows are never produced
+        self.out.append(("final_logits_bias", bias))
+
+    def positions(self) -> None:
+        """``Wpos`` is one table shared by encoder and decoder."""
+        if "Wpos" in self.arrays:
+            table = torch.from_numpy(np.ascontiguousarray(self.take("Wpos"), dtype=np.float32))
+            self.out += [("encoder.embed.embed_positions.weight", table),
+                         ("decoder.embed.embed_positions.weight", table)]
+
+    def layers_and_norms(self) -> None:
+        ln = "_pre" if _ops(self.opts["transformer-preprocess"]) == "n" else ""
+        table = {k.format(ln=ln): v for k, v in LAYER_TABLE.items()}
+        depth = self.opts["transformer-ffn-depth"]
+        for key, arr in self.arrays.items():
+            if key in self.consumed:
+                continue
+            if key in IGNORED:
+                self.consumed.add(key)
+                self.dropped[key] = IGNORED[key]
+                continue
+            if key in GLOBAL_TABLE:
+                self.consumed.add(key)
+                self.out.append((GLOBAL_TABLE[key], _vector(arr)))
+                continue
+            m = _LAYER_KEY.fullmatch(key)
+            if not m:
+                continue
+            side, layer, rest = m.group(1), int(m.group(2)), m.group(3)
+            if layer < 1:
+                continue
+            target = table.get(rest)
+            if target is None:
+                f = _FFN_KEY.fullmatch(rest)
+                target = ffn_slot(f.group(1), int(f.group(2)), depth) if f else None
+            if target is None:
+                continue
+            self.consumed.add(key)
+            tensor = _linear(arr) if target.endswith(".weight") and "norm" not in target else _vector(arr)
+            # Marian numbers layers from 1
+            self.out.append((f"{side}.layers.{layer - 1}.{target}", tensor))
+
+    def leftovers(self) -> list[str]:
+        return [k for k in self.arrays if k not in self.consumed]
+
+
+def check_ffn_depth(arrays: Mapping[str, np.ndarray], depth: int) -> list[str]:
+    """``transformer-ffn-depth`` against the FFN matrices the npz holds, so a
+    third layer is never dropped (nor a missing one invented)."""
+    found = [int(m.group(1)) for k in arrays if (m := re.fullmatch(r"(?:encoder|decoder)_l\d+_ffn_W(\d+)", k))]
+    if found and max(found) != depth:
+        return [f"Option --transformer-ffn-depth {depth} does not match the npz, whose FFNs have {max(found)} "
+                f"layers (ffn_W1..ffn_W{max(found)})"]
+    return []
+
+
+def map_weights(source: str, arrays: Mapping[str, np.ndarray], opts: Mapping[str, Any], rows: int,
+                v_src: int, v_tgt: int) -> tuple[list[tuple[str, torch.Tensor]], dict[str, str]]:
+    """Map every npz tensor; unknown or missing tensors are all reported together."""
+    problems = check_ffn_depth(arrays, opts["transformer-ffn-depth"])
+    mapper = MarianWeights(source, arrays, opts)
+    mapper.resolve_embeddings(rows, v_src, v_tgt)
+    mapper.positions()
+    mapper.layers_and_norms()
+    problems += mapper.problems
+    problems += [f"Marian tensor `{k}` has no slot in the unified model (unknown tensor; not dropped silently)"
+                 for k in mapper.leftovers()]
+    if problems:
+        raise WeightMappingError(source, problems)
+    return mapper.out, mapper.dropped
+
+
+# ---------------------------------------------------------------------------
+# files
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a Marian npz, read without pickle; a truncated or
+    corrupt file is a :class:`CorruptCheckpointError`."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
+        raise CorruptCheckpointError(str(path), f"it is not a complete npz archive ({type(e).__name__}: {e})") \
+            from None
+
+
+def read_model_yml(arrays: Mapping[str, np.ndarray], path: Path) -> dict[str, Any]:
+    """``special:model.yml``: the YAML text as a char array, NUL-terminated."""
+    import yaml
+
+    item = arrays.get("special:model.yml")
+    if item is None:
+        raise CorruptCheckpointError(str(path), "it has no `special:model.yml` entry (is it a Marian model? "
+                                                "Marian stores its options there)")
+    text = item.tobytes().split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    try:
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise CorruptCheckpointError(str(path), f"its `special:model.yml` is not valid YAML ({e})") from None
+    if not isinstance(cfg, dict):
+        raise CorruptCheckpointError(str(path), "its `special:model.yml` is not a YAML mapping")
+    return cfg
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise InvalidInputError(f"`{path}` is not a readable YAML file ({e})") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"`{path}` must be a YAML mapping, but is {type(data).__name__}")
+    return data
+
+
+def find_inputs(source: str) -> tuple[Path, Path, list[Path], dict[str, Any]]:
+    """(directory, npz, vocabulary files, decoder.yml contents) of ``source``:
+    an OPUS-MT directory (``decoder.yml`` names the rest), a directory with one
+    npz, or an npz file."""
+    path = Path(source)
+    directory = path if path.is_dir() else path.parent
+    decoder: dict[str, Any] = {}
+    if (directory / "decoder.yml").is_file():
+        decoder = _read_yaml(directory / "decoder.yml")
+    if path.is_file():
+        npz = path
+    elif decoder.get("models"):
+        models = decoder["models"]
+        if not isinstance(models, list) or len(models) != 1:
+            raise UnsupportedCheckpointError(source, [f"decoder.yml models {models} is not supported (supported: "
+                                                      "one model; ensembles are not supported)"])
+        npz = directory / str(models[0])
+    else:
+        cands = sorted(p for p in directory.glob("*.npz") if not p.name.endswith(".optimizer.npz"))
+        if len(cands) != 1:
+            found = ", ".join(p.name for p in cands) or "none"
+            raise InvalidInputError(f"`{source}` must hold one Marian .npz model, but holds {found} (point at the "
+                                    ".npz file or add a decoder.yml)")
+        npz = cands[0]
+    if not npz.is_file():
+        raise InvalidInputError(f"Marian model `{npz}` does not exist (named in decoder.yml)")
+    if decoder.get("vocabs"):
+        vocabs = [directory / str(v) for v in decoder["vocabs"]]
+    else:
+        vocabs = sorted(directory.glob("*.vocab.yml"))
+        if len(vocabs) == 2:  # separate vocabularies: *.src.vocab.yml / *.trg.vocab.yml
+            vocabs.sort(key=lambda p: 0 if ".src." in p.name or ".source." in p.name else 1)
+        elif len(vocabs) == 1:
+            vocabs = vocabs * 2
+    if len(vocabs) != 2:
+        found = ", ".join(p.name for p in vocabs) or "none"
+        raise InvalidInputError(f"`{source}` needs a Marian vocabulary (*.vocab.yml, or `vocabs:` in decoder.yml), "
+                                f"but has {found}")
+    for v in vocabs:
+        if not v.is_file():
+            raise InvalidInputError(f"vocabulary `{v}` does not exist (Marian needs it to map pieces to ids; copy "
+                                    "the model's *.vocab.yml or source.spm/target.spm beside the npz)")
+    return directory, npz, vocabs, decoder
+
+
+def load_vocab(path: Path) -> dict[str, int]:
+    """A Marian vocabulary: YAML (piece → id) or a SentencePiece model used
+    directly (Marian then uses the spm ids)."""
+    from modelport.tokenizers.sentencepiece import read_marian_vocab
+
+    if path.suffix in (".spm", ".model"):
+        import sentencepiece
+
+        sp = sentencepiece.SentencePieceProcessor()
+        try:
+            sp.Load(str(path))
+        except (OSError, RuntimeError) as e:
+            raise InvalidInputError(f"`{path}` is not a SentencePiece model ({e})") from None
+        return {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    vocab = read_marian_vocab(path)
+    ids = sorted(vocab.values())
+    if ids != list(range(len(ids))):
+        raise InvalidInputError(f"vocabulary `{path}` must number its pieces 0..{len(ids) - 1} without gaps or "
+                                "repeats, but does not")
+    return vocab
+
+
+def _language(readme: Path | None, key: str) -> str | None:
+    if readme is None:
+        return None
+    m = re.search(rf"{key} language\(s\):\s*([^\n]+)", readme.read_text(encoding="utf-8", errors="replace"))
+    return m.group(1).strip() if m else None
+
+
+def generation_defaults(decoder: Mapping[str, Any], pad: int, eos: int) -> dict[str, Any]:
+    """decoder.yml's decoding defaults (Marian's own defaults where absent)."""
+    gen: dict[str, Any] = {"semantics": "marian"}
+    for key, (name, default) in DECODER_DEFAULTS.items():
+        value = decoder.get(key, default)
+        gen[name] = default if value is None else value
+    gen.update(decoder_start_token_id=pad, pad_token_id=pad, eos_token_id=eos)
+    return gen
+
+
+@register_converter("marian")
+class MarianConverter(Converter):
+    """MarianNMT transformer models, OPUS-MT directories included."""
+
+    description = "MarianNMT / OPUS-MT (dir with *.npz + decoder.yml + *.vocab.yml + source.spm/target.spm)"
+
+    @classmethod
+    def detect(cls, source: str) -> bool:
+        path = Path(source)
+        if path.is_file():
+            return path.suffix == ".npz"
+        return path.is_dir() and any(path.glob("*.npz"))
+
+    def plan(self, progress: bool = False) -> ConversionPlan:
+        directory, npz, vocab_paths, decoder = find_inputs(self.source)
+        arrays = read_npz(npz)
+        raw = read_model_yml(arrays, npz)
+        opts = resolve_options(raw)
+        problems = check_options(opts)
+        if opts["transformer-train-position-embeddings"] != ("Wpos" in arrays):
+            problems.append(f"Option --transformer-train-position-embeddings "
+                            f"{opts['transformer-train-position-embeddings']} does not match the npz, which "
+                            f"{'holds' if 'Wpos' in arrays else 'has no'} `Wpos`")
+        self.unsupported(self.source, problems)
+
+        src_vocab, tgt_vocab = (load_vocab(p) for p in vocab_paths)
+        v_src, v_tgt = opts["dim-vocabs"]
+        for name, vocab, size, path in (("source", src_vocab, v_src, vocab_paths[0]),
+                                        ("target", tgt_vocab, v_tgt, vocab_paths[1])):
+            if len(vocab) != size:
+                raise UnsupportedCheckpointError(self.source, [
+                    f"the {name} vocabulary `{path.name}` has {len(vocab)} entries, but --dim-vocabs says {size} "
+                    "(use the vocabulary the model was trained with)"])
+            for tok in ("</s>", "<unk>"):
+                if tok not in vocab:
+                    raise InvalidInputError(f"`{tok}` must be in the {name} vocabulary `{path.name}`, but is not")
+        # one pad id for both sides, after the larger vocabulary
+        pad = max(v_src, v_tgt)
+        rows = pad + 1
+        eos, unk = tgt_vocab["</s>"], tgt_vocab["<unk>"]
+        if src_vocab["</s>"] != eos:
+            raise UnsupportedCheckpointError(self.source, ["source and target vocabularies give `</s>` different "
+                                                           "ids (supported: the same id)"])
+        positions = int(arrays["Wpos"].shape[0]) if "Wpos" in arrays else None
+        config = build_config(opts, rows, pad, eos, unk, positions)
+        mapped, dropped = map_weights(str(npz), arrays, opts, rows, v_src, v_tgt)
+        if rows > v_src or rows > v_tgt:
+            dropped["(added) <pad>"] = (f"Marian has no pad symbol: id {pad} appended with zero embedding rows and "
+                                        "a -inf logit, as transformers' Marian conversion does")
+
+        tokenizer, spm_files = self._tokenizer(directory, src_vocab, tgt_vocab, vocab_paths, pad)
+        readme = directory / "README.md" if (directory / "README.md").is_file() else None
+        tokenizer.config["source_lang"] = _language(readme, "source")
+        tokenizer.config["target_lang"] = _language(readme, "target")
+        extra = [directory / n for n in ("decoder.yml", "README.md", "LICENSE") if (directory / n).is_file()]
+        foreign = {k: v for k, v in sorted(raw.items()) if isinstance(v, (str, int, float, bool, type(None)))}
+        foreign.update({k: v for k, v in raw.items() if isinstance(v, list) and all(
+            isinstance(x, (str, int, float, bool)) for x in v)})
+        return ConversionPlan(
+            format="marian", source=self.source, config=config, members=[mapped], dropped=dropped,
+            tokenizer=tokenizer, generation=generation_defaults(decoder, pad, eos),
+            source_files=list(dict.fromkeys([npz, *vocab_paths, *spm_files, *extra])),
+            options={k: v for k, v in self.options.items() if v is not None}, foreign_options=foreign,
+        )
+
+    def _tokenizer(self, directory: Path, src_vocab: dict[str, int], tgt_vocab: dict[str, int],
+                   vocab_paths: list[Path], pad: int) -> tuple[TokenizerAssets, list[Path]]:
+        """``marian_spm`` tokenizer files, written by the tokenizer module into
+        a temporary directory that lives as long as the returned assets."""
+        from modelport.tokenizers.sentencepiece import save_marian
+
+        spms = [directory / "source.spm", directory / "target.spm"]
+        for i, p in enumerate(spms):
+            if not p.is_file() and vocab_paths[i].suffix == ".spm":
+                spms[i] = vocab_paths[i]
+        missing = [p.name for p in spms if not p.is_file()]
+        if missing:
+            raise InvalidInputError(f"`{directory}` has no {' or '.join(missing)} (the SentencePiece models "
+                                    "OPUS-MT preprocesses with; put them beside the npz)")
+        tmp = tempfile.TemporaryDirectory(prefix="modelport-marian-tok-")
+        separate = src_vocab != tgt_vocab
+        cfg = save_marian(tmp.name, source_spm=spms[0], target_spm=spms[1], vocab={**src_vocab, "<pad>": pad},
+                          target_vocab={**tgt_vocab, "<pad>": pad} if separate else None,
+                          language_code_prefix=any(re.fullmatch(r">>.+<<", p) for p in tgt_vocab | src_vocab))
+        names = ["source.spm", "target.spm", "vocab.json"] + (["target_vocab.json"] if separate else [])
+        assets = TokenizerAssets(files={n: Path(tmp.name) / n for n in names}, config=cfg)
+        assets._keepalive = tmp  # type: ignore[attr-defined]  # removed with the plan
+        return assets, spms
+
+
+__all__ = ["MarianConverter", "check_options", "build_config", "map_weights", "read_npz", "read_model_yml",
+           "ffn_slot"]

@@ -1,0 +1,121 @@
+"""Bad Marian input: exit code 2 and one clear line naming the problem, in
+Marian's own option names; unknown tensors never dropped silently; nothing
+half-written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from modelport.cli import main
+
+DATA = Path(__file__).resolve().parent / "data" / "marian"
+
+
+def _one_line_error(argv: list[str], capsys) -> str:
+    code = main(argv)
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("modelport: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def _no_leftovers(parent: Path, name: str) -> None:
+    assert not (parent / name).exists()
+    assert not [p for p in parent.iterdir() if p.name.startswith(f".{name}.")], list(parent.iterdir())
+
+
+@pytest.fixture()
+def model_dir(tmp_path: Path) -> Path:
+    shutil.copytree(DATA / "post_tiedall_swish", tmp_path / "src")
+    return tmp_path / "src"
+
+
+def _npz(directory: Path) -> Path:
+    return directory / yaml.safe_load((directory / "decoder.yml").read_text())["models"][0]
+
+
+def _rewrite(directory: Path, edit) -> None:
+    path = _npz(directory)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    edit(arrays)
+    np.savez(path, **arrays)
+
+
+def _convert(model_dir: Path, tmp_path: Path, capsys) -> str:
+    out = tmp_path / "out"
+    line = _one_line_error(["convert", str(model_dir), str(out), "--format", "marian"], capsys)
+    _no_leftovers(tmp_path, "out")
+    return line
+
+
+def test_unknown_tensor_is_an_error(model_dir: Path, tmp_path: Path, capsys) -> None:
+    _rewrite(model_dir, lambda a: a.update({"decoder_l1_self_Wx": np.zeros((32, 32), np.float32)}))
+    line = _convert(model_dir, tmp_path, capsys)
+    assert "decoder_l1_self_Wx" in line and "unknown tensor" in line
+
+
+def test_unsupported_options_reported_together(model_dir: Path, tmp_path: Path, capsys) -> None:
+    def edit(arrays):
+        cfg = yaml.safe_load(arrays["special:model.yml"].tobytes()[:-1])
+        cfg.update({"transformer-ffn-activation": "gelu2", "transformer-decoder-autoreg": "rnn", "dec-cell": "ssru",
+                    "transformer-no-projection": True})
+        arrays["special:model.yml"] = np.frombuffer(yaml.safe_dump(cfg).encode() + b"\0", dtype=np.int8)
+
+    _rewrite(model_dir, edit)
+    line = _convert(model_dir, tmp_path, capsys)
+    assert "--transformer-ffn-activation gelu2 is not supported (supported: swish, relu, gelu)" in line
+    assert "--transformer-decoder-autoreg rnn" in line and "ssru" in line
+    assert "--transformer-no-projection" in line
+
+
+def test_average_attention_decoder_refused_by_name(model_dir: Path, tmp_path: Path, capsys) -> None:
+    def edit(arrays):
+        cfg = yaml.safe_load(arrays["special:model.yml"].tobytes()[:-1])
+        cfg["transformer-decoder-autoreg"] = "average-attention"
+        arrays["special:model.yml"] = np.frombuffer(yaml.safe_dump(cfg).encode() + b"\0", dtype=np.int8)
+
+    _rewrite(model_dir, edit)
+    assert "average-attention" in _convert(model_dir, tmp_path, capsys)
+
+
+def test_ffn_depth_must_match_the_npz(model_dir: Path, tmp_path: Path, capsys) -> None:
+    def edit(arrays):
+        for k in [k for k in arrays if k.endswith("_ffn_W2")]:
+            arrays[k[:-1] + "3"] = np.zeros((32, 32), np.float32)
+
+    _rewrite(model_dir, edit)
+    assert "--transformer-ffn-depth 2 does not match the npz" in _convert(model_dir, tmp_path, capsys)
+
+
+def test_missing_vocabulary(model_dir: Path, tmp_path: Path, capsys) -> None:
+    for p in model_dir.glob("*.vocab.yml"):
+        p.unlink()
+    line = _convert(model_dir, tmp_path, capsys)
+    assert "vocab.yml" in line and "does not exist" in line
+
+
+def test_truncated_npz(model_dir: Path, tmp_path: Path, capsys) -> None:
+    path = _npz(model_dir)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    line = _convert(model_dir, tmp_path, capsys)
+    assert "cannot be read as a checkpoint" in line and path.name in line
+
+
+def test_npz_without_model_yml(model_dir: Path, tmp_path: Path, capsys) -> None:
+    _rewrite(model_dir, lambda a: a.pop("special:model.yml"))
+    assert "special:model.yml" in _convert(model_dir, tmp_path, capsys)
+
+
+def test_pickled_npz_is_not_loaded(model_dir: Path, tmp_path: Path, capsys) -> None:
+    """An object array needs pickle; numpy.load(allow_pickle=False) refuses it."""
+    _rewrite(model_dir, lambda a: a.update({"Wemb": np.array([{"x": 1}], dtype=object)}))
+    assert "cannot be read as a checkpoint" in _convert(model_dir, tmp_path, capsys)
