@@ -1,0 +1,402 @@
+"""SentencePiece pipelines of Marian/OPUS-MT and T5.
+
+Both run the ``sentencepiece`` library itself; what differs is how pieces
+become ids and which ids are special.
+
+Marian / OPUS-MT (``type: "marian_spm"``)
+    OPUS-MT preprocesses with ``spm_encode --model source.spm`` and Marian maps
+    the pieces through its vocabulary YAML (``*.vocab.yml``, piece → id); a
+    piece the YAML lacks is ``<unk>``; ``</s>`` is appended. A leading
+    ``>>xx<<`` target-language token (multilingual models) is split off before
+    SentencePiece and looked up whole. Marian's vocabularies have no padding
+    symbol (Marian pads with ``</s>`` and masks); like transformers'
+    conversion, ``<pad>`` is appended after the last id when absent, and
+    ``pad_id`` records it. Decoding maps ids back to pieces (target
+    vocabulary), drops ``</s>``/pad, keeps ``<unk>`` literally and runs
+    ``decode_pieces`` of ``target.spm`` on the rest, as transformers'
+    ``MarianTokenizer`` does.
+
+T5 (``type: "t5_spm"``)
+    ids are SentencePiece ids of ``spiece.model`` (``<pad>`` 0, ``</s>`` 1,
+    ``<unk>`` 2), followed by ``extra_ids`` (100) sentinels in T5's order:
+    ``<extra_id_0>`` is the *last* id, ``<extra_id_N>`` is
+    ``vocab + extra_ids - 1 - N``. Sentinel strings in the text are split off
+    and looked up whole; each text chunk between them goes through
+    ``encode``; ``</s>`` is appended. Decoding drops ``</s>``/pad, renders
+    sentinels literally and runs ``decode`` on each run of ordinary ids (a run
+    whose first piece starts with ``▁`` after other output keeps its space).
+
+Files a converter must put into ``tokenizer/`` (``save_marian`` and
+``save_t5`` write them; call them from the converter's plan step on a
+directory that then becomes the plan's tokenizer files):
+
+``marian_spm``
+    ``source.spm``, ``target.spm`` (copies of the OPUS-MT files of those
+    names), ``vocab.json`` (piece → id, from the YAML, ``<pad>`` added) and,
+    for separate vocabularies, ``target_vocab.json``. tokenizer_config.json
+    keys: ``type``, ``source_spm``, ``target_spm``, ``vocab``,
+    ``target_vocab`` (file name or null), ``eos_token``, ``unk_token``,
+    ``pad_token``, ``eos_id``, ``unk_id``, ``pad_id``,
+    ``language_code_prefix`` (bool), ``append_eos`` (bool),
+    ``source_lang``, ``target_lang``.
+``t5_spm``
+    ``spiece.model``. tokenizer_config.json keys: ``type``, ``spm``,
+    ``extra_ids``, ``eos_id``, ``unk_id``, ``pad_id``, ``append_eos``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from modelport.errors import InvalidInputError
+from modelport.model.io import read_json
+
+SPIECE_UNDERLINE = "▁"
+_SENTINEL = re.compile(r"<extra_id_(\d+)>")
+
+
+def _load_spm(path: Path) -> Any:
+    import sentencepiece
+
+    if not path.is_file():
+        raise InvalidInputError(f"SentencePiece model `{path}` does not exist")
+    sp = sentencepiece.SentencePieceProcessor()
+    try:
+        sp.Load(str(path))
+    except (OSError, RuntimeError) as exc:
+        raise InvalidInputError(f"`{path}` is not a SentencePiece model ({exc})") from None
+    return sp
+
+
+def _as_ids(ids: Any) -> list[int]:
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    return [int(i) for i in ids]
+
+
+def read_marian_vocab(path: str | os.PathLike[str]) -> dict[str, int]:
+    """A Marian vocabulary (``.yml`` or ``.json``) as piece → id.
+
+    YAML is read with ``BaseLoader`` so that pieces such as ``no``, ``null``
+    or ``1`` stay strings (``safe_load`` would turn them into ``False``,
+    ``None`` and ``1``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"vocabulary `{path}` does not exist")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        data = json.loads(text)
+    else:
+        import yaml
+
+        data = yaml.load(text, Loader=getattr(yaml, "CBaseLoader", yaml.BaseLoader))
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"vocabulary `{path}` must map pieces to ids, but is {type(data).__name__}")
+    try:
+        return {str(k): int(v) for k, v in data.items()}
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"vocabulary `{path}` must map pieces to integer ids") from None
+
+
+class MarianSpmTokenizer:
+    """SentencePiece + Marian vocabulary, as OPUS-MT and ``MarianTokenizer`` encode."""
+
+    kind = "marian_spm"
+
+    def __init__(self, source_spm: Any, target_spm: Any, vocab: Mapping[str, int],
+                 target_vocab: Mapping[str, int] | None = None, *, eos_token: str = "</s>",
+                 unk_token: str = "<unk>", pad_token: str = "<pad>", pad_id: int | None = None,
+                 language_code_prefix: bool = True, append_eos: bool = True, max_cache: int = 1 << 18) -> None:
+        self.spm_source = source_spm
+        self.spm_target = target_spm
+        self.vocab = dict(vocab)
+        self.target_vocab = dict(target_vocab) if target_vocab is not None else self.vocab
+        for name, v in (("vocab", self.vocab), ("target_vocab", self.target_vocab)):
+            for tok in (eos_token, unk_token):
+                if tok not in v:
+                    raise InvalidInputError(f"`{tok}` must be in the Marian {name}, but is not")
+        self.eos_token, self.unk_token, self.pad_token = eos_token, unk_token, pad_token
+        self.eos_id = self.target_vocab[eos_token]
+        self.unk_id = self.target_vocab[unk_token]
+        self.pad_id = pad_id if pad_id is not None else self.target_vocab.get(pad_token, self.eos_id)
+        self.language_code_prefix = language_code_prefix
+        self.append_eos = append_eos
+        self._inverse = {"source": {i: p for p, i in self.vocab.items()},
+                         "target": {i: p for p, i in self.target_vocab.items()}}
+        self._cache: dict[tuple[str, str], list[int]] = {}
+        self.max_cache = max_cache
+
+    @classmethod
+    def from_dir(cls, directory: str | Path, cfg: dict[str, Any] | None = None) -> MarianSpmTokenizer:
+        """Load from a ported folder's ``tokenizer/``."""
+        directory = Path(directory)
+        cfg = cfg if cfg is not None else read_json(directory / "tokenizer_config.json")
+        src = _load_spm(directory / cfg.get("source_spm", "source.spm"))
+        tgt = _load_spm(directory / cfg.get("target_spm", "target.spm"))
+        vocab = read_marian_vocab(directory / cfg.get("vocab", "vocab.json"))
+        tvocab = read_marian_vocab(directory / cfg["target_vocab"]) if cfg.get("target_vocab") else None
+        return cls(src, tgt, vocab, tvocab, eos_token=cfg.get("eos_token", "</s>"),
+                   unk_token=cfg.get("unk_token", "<unk>"), pad_token=cfg.get("pad_token", "<pad>"),
+                   pad_id=cfg.get("pad_id"), language_code_prefix=cfg.get("language_code_prefix", True),
+                   append_eos=cfg.get("append_eos", True))
+
+    @property
+    def source_vocab_size(self) -> int:
+        return max(self.vocab.values()) + 1
+
+    @property
+    def target_vocab_size(self) -> int:
+        return max(self.target_vocab.values()) + 1
+
+    def _split_code(self, line: str) -> tuple[list[str], str]:
+        if self.language_code_prefix and line.startswith(">>"):
+            end = line.find("<<")
+            if end != -1:
+                return [line[: end + 2]], line[end + 2:]
+        return [], line
+
+    def tokenize(self, line: str, *, side: str = "source") -> list[str]:
+        """The pieces (language code first, if any), without ``</s>``."""
+        sp = self.spm_source if side == "source" else self.spm_target
+        code, text = self._split_code(line)
+        return code + sp.encode(text, out_type=str)
+
+    def _encode(self, line: str, side: str) -> list[int]:
+        key = (side, line)
+        got = self._cache.get(key)
+        if got is None:
+            vocab = self.vocab if side == "source" else self.target_vocab
+            unk = vocab[self.unk_token]
+            got = [vocab.get(p, unk) for p in self.tokenize(line, side=side)]
+            if self.append_eos:
+                got.append(vocab[self.eos_token])
+            if len(self._cache) >= self.max_cache:
+                self._cache.clear()
+            self._cache[key] = got
+        return list(got)
+
+    def encode(self, line: str) -> list[int]:
+        """Source ids, ``</s>`` appended."""
+        return self._encode(line, "source")
+
+    def encode_target(self, line: str) -> list[int]:
+        """Target ids (``target.spm``, target vocabulary), ``</s>`` appended."""
+        return self._encode(line, "target")
+
+    def encode_batch(self, lines: Iterable[str], *, side: str = "source") -> list[list[int]]:
+        return [self._encode(line, side) for line in lines]
+
+    def id_to_tokens(self, ids: Sequence[int], *, side: str = "source") -> list[str]:
+        """The vocabulary piece of each id."""
+        inverse = self._inverse[side]
+        return [inverse.get(i, self.unk_token) for i in _as_ids(ids)]
+
+    def decode(self, ids: Sequence[int], *, side: str = "target") -> str:
+        """Text of ``ids``: ``</s>``/pad dropped, ``<unk>`` kept, pieces decoded with the side's spm."""
+        vocab = self.vocab if side == "source" else self.target_vocab
+        eos, pad = vocab[self.eos_token], self.pad_id
+        inverse = self._inverse[side]
+        sp = self.spm_source if side == "source" else self.spm_target
+        specials = {self.eos_token, self.unk_token, self.pad_token}
+        out, run = "", []
+        for i in _as_ids(ids):
+            if i in (eos, pad):
+                continue
+            tok = inverse.get(i, self.unk_token)
+            if tok in specials:
+                out += sp.decode_pieces(run) + tok + " "
+                run = []
+            else:
+                run.append(tok)
+        out += sp.decode_pieces(run)
+        return out.replace(SPIECE_UNDERLINE, " ").strip()
+
+    def decode_batch(self, batch: Iterable[Sequence[int]], *, side: str = "target") -> list[str]:
+        return [self.decode(ids, side=side) for ids in batch]
+
+
+class T5SpmTokenizer:
+    """``spiece.model`` + 100 sentinels, as T5 encodes."""
+
+    kind = "t5_spm"
+
+    def __init__(self, sp: Any, *, extra_ids: int = 100, append_eos: bool = True, pad_id: int | None = None,
+                 eos_id: int | None = None, unk_id: int | None = None, max_cache: int = 1 << 18) -> None:
+        self.sp = sp
+        self.extra_ids = int(extra_ids)
+        self.append_eos = append_eos
+        self.n_pieces = sp.get_piece_size()
+        self.pad_id = pad_id if pad_id is not None else (sp.pad_id() if sp.pad_id() >= 0 else 0)
+        self.eos_id = eos_id if eos_id is not None else sp.eos_id()
+        self.unk_id = unk_id if unk_id is not None else sp.unk_id()
+        if self.eos_id < 0:
+            raise InvalidInputError("the T5 SentencePiece model must define </s> (eos_id), but does not")
+        self._cache: dict[str, list[int]] = {}
+        self.max_cache = max_cache
+
+    @classmethod
+    def from_dir(cls, directory: str | Path, cfg: dict[str, Any] | None = None) -> T5SpmTokenizer:
+        """Load from a ported folder's ``tokenizer/``."""
+        directory = Path(directory)
+        cfg = cfg if cfg is not None else read_json(directory / "tokenizer_config.json")
+        sp = _load_spm(directory / cfg.get("spm", "spiece.model"))
+        return cls(sp, extra_ids=cfg.get("extra_ids", 100), append_eos=cfg.get("append_eos", True),
+                   pad_id=cfg.get("pad_id"), eos_id=cfg.get("eos_id"), unk_id=cfg.get("unk_id"))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_pieces + self.extra_ids
+
+    def sentinel_id(self, n: int) -> int:
+        """The id of ``<extra_id_n>`` (``<extra_id_0>`` is the last id)."""
+        if not 0 <= n < self.extra_ids:
+            raise InvalidInputError(f"`<extra_id_{n}>` is not a known sentinel (known: <extra_id_0> .. "
+                                    f"<extra_id_{self.extra_ids - 1}>)")
+        return self.n_pieces + self.extra_ids - 1 - n
+
+    def _chunks(self, line: str) -> list[str | int]:
+        """Text chunks and sentinel ids, in order."""
+        out: list[str | int] = []
+        pos = 0
+        for m in _SENTINEL.finditer(line):
+            n = int(m.group(1))
+            if n >= self.extra_ids or m.group(1) != str(n):
+                continue  # not a sentinel of this vocabulary: ordinary text
+            out.append(line[pos: m.start()])
+            out.append(self.sentinel_id(n))
+            pos = m.end()
+        out.append(line[pos:])
+        return out
+
+    def tokenize(self, line: str) -> list[str]:
+        """The pieces and sentinel strings, without ``</s>``."""
+        out: list[str] = []
+        for chunk in self._chunks(line):
+            if isinstance(chunk, int):
+                out.append(f"<extra_id_{self.n_pieces + self.extra_ids - 1 - chunk}>")
+            elif chunk:
+                out.extend(self.sp.encode(chunk, out_type=str))
+        return out
+
+    def encode(self, line: str) -> list[int]:
+        """ids, ``</s>`` appended."""
+        got = self._cache.get(line)
+        if got is None:
+            got = []
+            for chunk in self._chunks(line):
+                if isinstance(chunk, int):
+                    got.append(chunk)
+                elif chunk:
+                    got.extend(self.sp.encode(chunk))
+            if self.append_eos:
+                got.append(self.eos_id)
+            if len(self._cache) >= self.max_cache:
+                self._cache.clear()
+            self._cache[line] = got
+        return list(got)
+
+    encode_target = encode
+
+    def encode_batch(self, lines: Iterable[str], *, side: str = "source") -> list[list[int]]:
+        return [self.encode(line) for line in lines]
+
+    def id_to_tokens(self, ids: Sequence[int], *, side: str = "source") -> list[str]:
+        """The piece (or sentinel string) of each id."""
+        top = self.n_pieces + self.extra_ids - 1
+        return [self.sp.id_to_piece(i) if 0 <= i < self.n_pieces else
+                f"<extra_id_{top - i}>" if i <= top else self.sp.id_to_piece(self.unk_id) for i in _as_ids(ids)]
+
+    def decode(self, ids: Sequence[int], *, side: str = "target") -> str:
+        """Text of ``ids``: ``</s>``/pad dropped, sentinels literal, runs decoded by spm."""
+        out, run = "", []
+
+        def flush() -> str:
+            if not run:
+                return ""
+            text = self.sp.decode(run)
+            if out and self.sp.id_to_piece(run[0]).startswith(SPIECE_UNDERLINE):
+                text = " " + text
+            run.clear()
+            return text
+
+        for i in _as_ids(ids):
+            if i in (self.eos_id, self.pad_id):
+                continue
+            if self.n_pieces <= i < self.n_pieces + self.extra_ids:
+                out += flush()
+                out += f"<extra_id_{self.n_pieces + self.extra_ids - 1 - i}>"
+            elif 0 <= i < self.n_pieces:
+                run.append(i)
+            else:
+                out += flush()
+                out += (" " if out else "") + self.sp.id_to_piece(self.unk_id)
+        out += flush()
+        return out
+
+    def decode_batch(self, batch: Iterable[Sequence[int]], *, side: str = "target") -> list[str]:
+        return [self.decode(ids, side=side) for ids in batch]
+
+
+# ---------------------------------------------------------------------------
+# writers for converters
+
+
+def save_marian(directory: str | os.PathLike[str], *, source_spm: str | os.PathLike[str],
+                target_spm: str | os.PathLike[str] | None = None,
+                vocab: str | os.PathLike[str] | Mapping[str, int],
+                target_vocab: str | os.PathLike[str] | Mapping[str, int] | None = None,
+                source_lang: str | None = None, target_lang: str | None = None, add_pad: bool = True,
+                language_code_prefix: bool = True) -> dict[str, Any]:
+    """Write a ``marian_spm`` tokenizer into ``directory`` and return its config.
+
+    ``vocab`` is a Marian ``.yml``/``.json`` path or a mapping; ``<pad>`` is
+    appended after the largest id when absent and ``add_pad`` (what
+    transformers' Marian conversion does, since Marian itself has none)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source_spm, directory / "source.spm")
+    shutil.copyfile(target_spm or source_spm, directory / "target.spm")
+
+    def prepared(v: str | os.PathLike[str] | Mapping[str, int]) -> dict[str, int]:
+        out = dict(v) if isinstance(v, Mapping) else read_marian_vocab(v)
+        if add_pad and "<pad>" not in out:
+            out["<pad>"] = max(out.values()) + 1
+        return out
+
+    src_vocab = prepared(vocab)
+    (directory / "vocab.json").write_text(json.dumps(src_vocab, ensure_ascii=False, indent=0), encoding="utf-8")
+    cfg: dict[str, Any] = {"type": MarianSpmTokenizer.kind, "source_spm": "source.spm", "target_spm": "target.spm",
+                           "vocab": "vocab.json", "target_vocab": None, "source_lang": source_lang,
+                           "target_lang": target_lang, "eos_token": "</s>", "unk_token": "<unk>",
+                           "pad_token": "<pad>", "language_code_prefix": language_code_prefix, "append_eos": True}
+    tgt_vocab = src_vocab
+    if target_vocab is not None:
+        tgt_vocab = prepared(target_vocab)
+        (directory / "target_vocab.json").write_text(json.dumps(tgt_vocab, ensure_ascii=False, indent=0),
+                                                     encoding="utf-8")
+        cfg["target_vocab"] = "target_vocab.json"
+    for key, tok in (("eos_id", "</s>"), ("unk_id", "<unk>"), ("pad_id", "<pad>")):
+        if tok not in tgt_vocab:
+            raise InvalidInputError(f"`{tok}` must be in the Marian vocabulary, but is not")
+        cfg[key] = tgt_vocab[tok]
+    (directory / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    return cfg
+
+
+def save_t5(directory: str | os.PathLike[str], *, spm: str | os.PathLike[str], extra_ids: int = 100) -> dict[str, Any]:
+    """Write a ``t5_spm`` tokenizer into ``directory`` and return its config."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(spm, directory / "spiece.model")
+    sp = _load_spm(directory / "spiece.model")
+    cfg = {"type": T5SpmTokenizer.kind, "spm": "spiece.model", "extra_ids": int(extra_ids),
+           "pad_id": sp.pad_id() if sp.pad_id() >= 0 else 0, "eos_id": sp.eos_id(), "unk_id": sp.unk_id(),
+           "append_eos": True}
+    (directory / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    return cfg

@@ -1,0 +1,149 @@
+"""The ``sentencepiece`` library called directly, as OPUS-MT/Marian and T5 use it.
+
+Marian/OPUS-MT: ``spm_encode`` pieces of ``source.spm`` (a leading ``>>xx<<``
+kept whole), looked up in the original vocabulary YAML (or JSON), ``<unk>``
+for missing pieces, ``</s>`` appended; decoding through ``target.spm``'s
+``decode_pieces`` with ``<unk>`` kept literally.
+T5: ``spiece.model`` ids, ``<extra_id_N>`` = ``size + 99 - N``, sentinel
+strings in the text looked up whole, ``</s>`` appended; decoding with
+``decode`` per run of ordinary ids.
+The reference reads the *original* files, never the ported folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from modelport.errors import InvalidInputError
+
+
+def _spm(path: Path) -> Any:
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_file=str(path))
+
+
+def marian_files(directory: Path) -> tuple[Path, Path, Path, Path | None]:
+    """(source.spm, target.spm, vocab, target vocab or None) of an OPUS-MT folder."""
+    src = directory / "source.spm"
+    tgt = directory / "target.spm"
+    if not src.is_file():
+        raise InvalidInputError(f"`{directory}` has no source.spm (is it an OPUS-MT/Marian model folder?)")
+    vocabs = sorted(directory.glob("*vocab*.yml")) + sorted(directory.glob("*vocab*.json"))
+    vocabs = [v for v in vocabs if "target" not in v.name and "trg" not in v.name] or vocabs
+    tvocabs = [v for v in directory.glob("*vocab*") if "target" in v.name or "trg" in v.name]
+    if not vocabs:
+        raise InvalidInputError(f"`{directory}` has no vocabulary (*.vocab.yml or vocab.json)")
+    return src, (tgt if tgt.is_file() else src), vocabs[0], (tvocabs[0] if tvocabs else None)
+
+
+def _read_vocab(path: Path) -> dict[str, int]:
+    if path.suffix == ".json":
+        import json
+
+        return {k: int(v) for k, v in json.loads(path.read_text("utf-8")).items()}
+    import yaml
+
+    return {str(k): int(v) for k, v in yaml.load(path.read_text("utf-8"), Loader=yaml.BaseLoader).items()}
+
+
+class MarianSpmReference:
+    name = "sentencepiece"
+    authoritative = True
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        directory = Path(directory)
+        src, tgt, vocab, tvocab = marian_files(directory)
+        self.sp_src, self.sp_tgt = _spm(src), _spm(tgt)
+        self.vocab = _read_vocab(vocab)
+        self.tvocab = _read_vocab(tvocab) if tvocab is not None else self.vocab
+        self.inverse = {i: p for p, i in self.tvocab.items()}
+        self.src_inverse = {i: p for p, i in self.vocab.items()}
+
+    def _encode(self, line: str, sp: Any, vocab: dict[str, int]) -> list[int]:
+        code: list[str] = []
+        if line.startswith(">>") and "<<" in line:
+            end = line.index("<<") + 2
+            code, line = [line[:end]], line[end:]
+        return [vocab.get(p, vocab["<unk>"]) for p in code + sp.encode(line, out_type=str)] + [vocab["</s>"]]
+
+    def encode(self, line: str) -> list[int]:
+        return self._encode(line, self.sp_src, self.vocab)
+
+    def encode_target(self, line: str) -> list[int]:
+        return self._encode(line, self.sp_tgt, self.tvocab)
+
+    def decode(self, ids: list[int]) -> str:
+        pad = self.tvocab.get("<pad>", max(self.tvocab.values()) + 1)
+        pieces = [self.inverse.get(i, "<unk>") for i in ids if i not in (self.tvocab["</s>"], pad)]
+        text, run = "", []
+        for p in pieces:
+            if p == "<unk>":
+                text += self.sp_tgt.decode_pieces(run) + p + " "
+                run = []
+            else:
+                run.append(p)
+        text += self.sp_tgt.decode_pieces(run)
+        return text.replace("\u2581", " ").strip()
+
+    def tokens(self, ids: list[int], *, side: str = "source") -> list[str]:
+        inv = self.src_inverse if side == "source" else self.inverse
+        return [inv.get(i, "<pad>") for i in ids]
+
+
+_SENTINEL = re.compile(r"<extra_id_(\d+)>")
+
+
+class T5SpmReference:
+    name = "sentencepiece"
+    authoritative = True
+
+    def __init__(self, directory: str | os.PathLike[str], extra_ids: int = 100) -> None:
+        directory = Path(directory)
+        path = directory / "spiece.model" if directory.is_dir() else directory
+        if not path.is_file():
+            raise InvalidInputError(f"`{directory}` has no spiece.model (is it a T5 model folder?)")
+        self.sp = _spm(path)
+        self.size = self.sp.get_piece_size()
+        self.extra_ids = extra_ids
+
+    def encode(self, line: str) -> list[int]:
+        ids: list[int] = []
+        pos = 0
+        for m in _SENTINEL.finditer(line):
+            if m.group(1) != str(int(m.group(1))) or int(m.group(1)) >= self.extra_ids:
+                continue
+            if line[pos:m.start()]:
+                ids += self.sp.encode(line[pos:m.start()])
+            ids.append(self.size + self.extra_ids - 1 - int(m.group(1)))
+            pos = m.end()
+        if line[pos:]:
+            ids += self.sp.encode(line[pos:])
+        return ids + [self.sp.eos_id()]
+
+    encode_target = encode
+
+    def decode(self, ids: list[int]) -> str:
+        text, run = "", []
+        skip = {self.sp.eos_id(), max(self.sp.pad_id(), 0)}
+        for i in list(ids) + [None]:
+            if i in skip:
+                continue
+            if i is None or i >= self.size:
+                if run:
+                    part = self.sp.decode(run)
+                    text += (" " if text and self.sp.id_to_piece(run[0]).startswith("\u2581") else "") + part
+                    run = []
+                if i is not None:
+                    n = self.size + self.extra_ids - 1 - i
+                    text += f"<extra_id_{n}>" if 0 <= n < self.extra_ids else " " + self.sp.id_to_piece(2)
+            else:
+                run.append(i)
+        return text
+
+    def tokens(self, ids: list[int], *, side: str = "source") -> list[str]:
+        return [self.sp.id_to_piece(i) if i < self.size else f"<extra_id_{self.size + self.extra_ids - 1 - i}>"
+                for i in ids]
