@@ -74,7 +74,10 @@ def bench(name: str, checkpoint: Path, work: Path) -> dict:
     if ct2:
         t_ct, rss_ct = run_measured(
             [ct2, "--model_path", str(checkpoint), "--data_dir", str(checkpoint.parent), "--output_dir",
-             str(out_ct2)], env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})  # ct2 loads via fairseq
+             str(out_ct2), "--source_lang", "en", "--target_lang", "de",
+             # CTranslate2 (and fairseq underneath it) can only read fairseq checkpoints with full,
+             # unrestricted unpickling; modelport reads the same file with its restricted unpickler.
+             "--unsafe_deserialization"], env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
         row["ctranslate2"] = {"seconds": round(t_ct, 2), "peak_rss": rss_ct, "rss_ratio": round(rss_ct / nbytes, 2)}
         row["time_ratio_modelport_over_ct2"] = round(t_mp / t_ct, 2)
     return row
@@ -84,7 +87,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-big", action="store_true", help="only the embedded model")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    parser.add_argument("--make-big", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make_big:
+        make_big(args.make_big)
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-convert-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = [bench("embedded", ROOT / "assets" / "default-model" / "model.pt", work)]
@@ -92,7 +99,9 @@ def main() -> None:
         big = work / "big-src"
         if not (big / "model.pt").exists():
             print("building a random transformer-big fairseq checkpoint ...", file=sys.stderr)
-            make_big(big)
+            # in a child process: Linux children inherit the parent's RSS high-water
+            # mark across fork+exec, so this process must stay small
+            subprocess.run([sys.executable, __file__, "--make-big", str(big)], check=True)
         rows.append(bench("transformer-big", big / "model.pt", work))
     mib = 1024 ** 2
     print(f"{'model':<16} {'tensors':>9} {'tool':<12} {'time s':>7} {'peak RSS':>9} {'RSS/tensors':>11}")

@@ -333,8 +333,9 @@ def tokenizer_assets(spm: Path, extra_ids: int, vocab_size: int, source: str) ->
         raise UnsupportedCheckpointError(source, [
             f"`{spm.name}` has {pieces} pieces, plus {extra_ids} extra_ids that is more than the model's "
             f"vocab_size {vocab_size}; use the SentencePiece model the checkpoint was trained with"])
-    return TokenizerAssets(files={"spiece.model": spm}, config={
-        "type": "t5_sentencepiece", "spm": "spiece.model", "extra_ids": extra_ids, "append_eos": True})
+    from modelport.tokenizers.sentencepiece import t5_config
+
+    return TokenizerAssets(files={"spiece.model": spm}, config=t5_config(spm, extra_ids))
 
 
 def generation_defaults(hyper: T5Hyper, source_gen: dict[str, Any]) -> dict[str, Any]:

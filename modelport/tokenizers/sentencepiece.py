@@ -389,14 +389,20 @@ def save_marian(directory: str | os.PathLike[str], *, source_spm: str | os.PathL
     return cfg
 
 
+def t5_config(spm: str | os.PathLike[str], extra_ids: int = 100) -> dict[str, Any]:
+    """The ``tokenizer_config.json`` of a ``t5_spm`` tokenizer whose model is
+    copied as ``spiece.model`` (converters hand it to the writer with the file)."""
+    sp = _load_spm(Path(spm))
+    return {"type": T5SpmTokenizer.kind, "spm": "spiece.model", "extra_ids": int(extra_ids),
+            "pad_id": sp.pad_id() if sp.pad_id() >= 0 else 0, "eos_id": sp.eos_id(), "unk_id": sp.unk_id(),
+            "append_eos": True}
+
+
 def save_t5(directory: str | os.PathLike[str], *, spm: str | os.PathLike[str], extra_ids: int = 100) -> dict[str, Any]:
     """Write a ``t5_spm`` tokenizer into ``directory`` and return its config."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(spm, directory / "spiece.model")
-    sp = _load_spm(directory / "spiece.model")
-    cfg = {"type": T5SpmTokenizer.kind, "spm": "spiece.model", "extra_ids": int(extra_ids),
-           "pad_id": sp.pad_id() if sp.pad_id() >= 0 else 0, "eos_id": sp.eos_id(), "unk_id": sp.unk_id(),
-           "append_eos": True}
+    cfg = t5_config(directory / "spiece.model", extra_ids)
     (directory / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     return cfg
