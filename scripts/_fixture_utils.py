@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Helpers shared by scripts/make_default_model.sh and scripts/make_prenorm_model.sh.
+
+Reference-side tooling only (it drives fairseq itself, not modelport).
+
+Subcommands:
+  build-fastbpe WORKDIR
+        pip-download the fastBPE sdist and compile its `fast` command line
+        tool (the learner; the pip wheel only ships the apply side) into
+        WORKDIR/fast. Prints the path of the binary.
+  prepare-data CORPUS_DIR OUT_DIR --fast BIN [--codes FILE] [--n-codes N]
+        Moses-tokenize {train,valid,test}.{en,de} exactly like fairseq's
+        hub interface does with tokenizer='moses', learn joint BPE codes with
+        `fast learnbpe` (unless --codes is given) and apply them with the
+        fastBPE python module (the same code path as bpe='fastbpe').
+  strip CKPT OUT
+        Drop the optimizer state from a fairseq training checkpoint the way
+        released fairseq models are shipped.
+  evaluate MODEL_DIR CORPUS_DIR [--beam 5] [--out HYP_FILE]
+        Translate CORPUS_DIR/test.en with TransformerModel.from_pretrained
+        (the hub interface) and print sacreBLEU against test.de.
+  describe CKPT
+        Print parameter count and checkpoint layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+def log(msg):
+    print(f"[fixture] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------
+# fastBPE learner
+# ---------------------------------------------------------------------------
+
+def build_fastbpe(workdir):
+    os.makedirs(workdir, exist_ok=True)
+    binary = os.path.join(workdir, "fast")
+    if os.path.exists(binary):
+        return binary
+    dl = os.path.join(workdir, "sdist")
+    os.makedirs(dl, exist_ok=True)
+    log("downloading the fastBPE sdist (pip download --no-deps --no-binary :all: fastbpe)")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    "--no-binary", ":all:", "-d", dl, "fastbpe"], check=True)
+    archives = glob.glob(os.path.join(dl, "*.tar.gz")) + glob.glob(os.path.join(dl, "*.zip"))
+    if not archives:
+        raise SystemExit("fastBPE sdist not found after pip download")
+    src = os.path.join(workdir, "src")
+    with tarfile.open(archives[0]) as tf:
+        tf.extractall(src)
+    mains = glob.glob(os.path.join(src, "*", "fastBPE", "main.cc"))
+    if not mains:
+        raise SystemExit("fastBPE/main.cc not found in the sdist")
+    main_cc = mains[0]
+    inc = os.path.dirname(main_cc)
+    log(f"compiling {os.path.relpath(main_cc, workdir)} with g++")
+    subprocess.run(["g++", "-std=c++11", "-pthread", "-O3", main_cc, "-I" + inc,
+                    "-o", binary], check=True)
+    return binary
+
+
+# ---------------------------------------------------------------------------
+# Tokenization / BPE
+# ---------------------------------------------------------------------------
+
+def moses_tokenizer(lang):
+    """The exact configuration of fairseq.data.encoders.moses_tokenizer with its
+    defaults (moses_no_dash_splits=False, moses_no_escape=False)."""
+    from fairseq.data.encoders.moses_tokenizer import MosesTokenizerConfig
+    from sacremoses import MosesTokenizer
+
+    cfg = MosesTokenizerConfig()
+    tok = MosesTokenizer(lang)
+
+    def encode(line):
+        return tok.tokenize(line, aggressive_dash_splits=not cfg.moses_no_dash_splits,
+                            return_str=True, escape=not cfg.moses_no_escape)
+
+    return encode
+
+
+def prepare_data(corpus, out, fast, codes=None, n_codes=3000):
+    import fastBPE
+
+    os.makedirs(out, exist_ok=True)
+    splits = ("train", "valid", "test")
+    for lang in ("en", "de"):
+        enc = moses_tokenizer(lang)
+        for split in splits:
+            src = os.path.join(corpus, f"{split}.{lang}")
+            dst = os.path.join(out, f"{split}.tok.{lang}")
+            with open(src, encoding="utf-8") as f, open(dst, "w", encoding="utf-8") as g:
+                n = 0
+                for line in f:
+                    g.write(enc(line.rstrip("\n")) + "\n")
+                    n += 1
+            log(f"moses-tokenized {split}.{lang} ({n} lines)")
+    codes_out = os.path.join(out, "bpecodes")
+    if codes:
+        log(f"reusing BPE codes from {codes}")
+        shutil.copyfile(codes, codes_out)
+    else:
+        log(f"learning {n_codes} joint BPE merges: fast learnbpe {n_codes} train.tok.en train.tok.de")
+        with open(codes_out, "w", encoding="utf-8") as g:
+            subprocess.run([fast, "learnbpe", str(n_codes),
+                            os.path.join(out, "train.tok.en"),
+                            os.path.join(out, "train.tok.de")], stdout=g, check=True)
+    n_lines = sum(1 for _ in open(codes_out, encoding="utf-8"))
+    log(f"bpecodes: {n_lines} merges")
+    bpe = fastBPE.fastBPE(codes_out)
+    for lang in ("en", "de"):
+        for split in splits:
+            src = os.path.join(out, f"{split}.tok.{lang}")
+            dst = os.path.join(out, f"{split}.bpe.{lang}")
+            with open(src, encoding="utf-8") as f:
+                lines = [l.rstrip("\n") for l in f]
+            # one line at a time, exactly as fairseq's fastbpe encoder calls it
+            with open(dst, "w", encoding="utf-8") as g:
+                for line in lines:
+                    g.write(bpe.apply([line])[0] + "\n")
+    log("applied BPE with the fastBPE python module")
+
+
+# ---------------------------------------------------------------------------
+# Checkpoint stripping
+# ---------------------------------------------------------------------------
+
+def _load(path):
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def strip_checkpoint(src, dst):
+    """Drop the optimizer state, keep everything fairseq reads on load.
+
+    fairseq 0.12 writes {args (None), cfg (plain dict whose 'model' entry is
+    an argparse.Namespace for the legacy `transformer` arch), model,
+    criterion, optimizer_history, task_state, extra_state,
+    last_optimizer_state}. Released models ship without the Adam moments in
+    last_optimizer_state (2/3 of the file); optimizer_history and
+    extra_state are a few hundred bytes and are kept, as fairseq's
+    checkpoint upgrade path expects optimizer_history to exist. cfg is kept
+    verbatim (the training commands use relative paths, so no temp-dir path
+    leaks into it)."""
+    import torch
+
+    state = _load(src)
+    before = os.path.getsize(src)
+    dropped = [k for k in ("last_optimizer_state",) if k in state]
+    for k in dropped:
+        del state[k]
+    torch.save(state, dst)
+    log(f"dropped {', '.join(dropped) or 'nothing'}: {before / 1e6:.2f} MB -> "
+        f"{os.path.getsize(dst) / 1e6:.2f} MB")
+
+
+def describe(path):
+    state = _load(path)
+    model = state["model"]
+    n = sum(v.numel() for v in model.values())
+    cfg = state.get("cfg")
+    print(f"checkpoint: {path}")
+    print(f"  size: {os.path.getsize(path) / 1e6:.2f} MB, tensors: {len(model)}, parameters: {n:,}")
+    print(f"  top-level keys: {list(state.keys())}")
+    if cfg is not None:
+        print(f"  type(cfg): {type(cfg).__name__}, type(cfg['model']): {type(cfg['model']).__name__}")
+        m = cfg["model"]
+        keys = ("arch", "encoder_layers", "decoder_layers", "encoder_embed_dim",
+                "encoder_ffn_embed_dim", "encoder_attention_heads",
+                "encoder_normalize_before", "decoder_normalize_before",
+                "encoder_learned_pos", "layernorm_embedding", "activation_fn",
+                "share_all_embeddings", "share_decoder_input_output_embed")
+        get = (lambda k: getattr(m, k, None)) if not isinstance(m, dict) else m.get
+        print("  " + ", ".join(f"{k}={get(k)}" for k in keys))
+    return n
+
+
+# ---------------------------------------------------------------------------
+# Evaluation through the fairseq hub interface
+# ---------------------------------------------------------------------------
+
+def evaluate(model_dir, corpus, beam=5, hyp_out=None, batch=64):
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    import sacrebleu
+    import torch
+    from fairseq.models.transformer import TransformerModel
+
+    torch.manual_seed(1)
+    model_dir = os.path.abspath(model_dir)
+    hub = TransformerModel.from_pretrained(
+        model_dir,
+        checkpoint_file="model.pt",
+        bpe="fastbpe",
+        bpe_codes=os.path.join(model_dir, "bpecodes"),
+        tokenizer="moses",
+        source_lang="en",
+        target_lang="de",
+    )
+    hub.eval()
+    src = [l.rstrip("\n") for l in open(os.path.join(corpus, "test.en"), encoding="utf-8")]
+    ref = [l.rstrip("\n") for l in open(os.path.join(corpus, "test.de"), encoding="utf-8")]
+    hyp = []
+    with torch.no_grad():
+        for i in range(0, len(src), batch):
+            hyp.extend(hub.translate(src[i:i + batch], beam=beam))
+    metric = sacrebleu.metrics.BLEU()
+    bleu = metric.corpus_score(hyp, [ref])
+    exact = sum(h == r for h, r in zip(hyp, ref))
+    if hyp_out:
+        with open(hyp_out, "w", encoding="utf-8") as f:
+            f.write("\n".join(hyp) + "\n")
+    for s, h, r in list(zip(src, hyp, ref))[:5]:
+        print(f"  EN  {s}\n  HYP {h}\n  REF {r}")
+    print(f"BLEU = {bleu.score:.2f}")
+    print(f"detail: {bleu.format(width=1, score_only=False)}")
+    print(f"signature: {metric.get_signature()}")
+    print(f"exact matches: {exact}/{len(ref)}")
+    return bleu.score
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="fixture helpers")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("build-fastbpe")
+    p.add_argument("workdir")
+    p = sub.add_parser("prepare-data")
+    p.add_argument("corpus")
+    p.add_argument("out")
+    p.add_argument("--fast", required=False)
+    p.add_argument("--codes")
+    p.add_argument("--n-codes", type=int, default=3000)
+    p = sub.add_parser("strip")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p = sub.add_parser("evaluate")
+    p.add_argument("model_dir")
+    p.add_argument("corpus")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--out")
+    p = sub.add_parser("describe")
+    p.add_argument("ckpt")
+    a = ap.parse_args(argv)
+    if a.cmd == "build-fastbpe":
+        print(build_fastbpe(a.workdir))
+    elif a.cmd == "prepare-data":
+        if not a.codes and not a.fast:
+            ap.error("--fast is required unless --codes is given")
+        prepare_data(a.corpus, a.out, a.fast, a.codes, a.n_codes)
+    elif a.cmd == "strip":
+        strip_checkpoint(a.src, a.dst)
+    elif a.cmd == "evaluate":
+        evaluate(a.model_dir, a.corpus, a.beam, a.out)
+    elif a.cmd == "describe":
+        describe(a.ckpt)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
