@@ -232,18 +232,45 @@ def cmd_validate(args: argparse.Namespace) -> int:
     refs = _read_lines(args.references) if args.references else None
     report = validate(args.ported_dir, args.reference, lines, references=refs,
                       report_dir=args.report, only=args.only, **_decoding_options(args, search_only=True))
-    summary = report.get("summary") or {}
     if args.json:
         _print_json(report)
     else:
-        for key, value in summary.items():
-            sys.stdout.write(f"{key}: {value}\n")
+        for line in _report_summary(report):
+            sys.stdout.write(line + "\n")
         where = args.report or args.ported_dir
         sys.stdout.write(f"report: {Path(where) / 'parity_report.md'}\n")
     if not report.get("passed", False):
         raise ParityError(f"parity failed: {report.get('failure', 'see the report')} "
                           f"({Path(args.report or args.ported_dir) / 'parity_report.md'})")
     return 0
+
+
+def _report_summary(report: dict[str, Any]) -> list[str]:
+    """One line per section of a parity report."""
+    def verdict(section: dict[str, Any]) -> str:
+        return "passed" if section.get("passed") else "FAILED"
+
+    lines = []
+    tok = report.get("tokenizer")
+    if isinstance(tok, dict) and "references" in tok:
+        parts = [f"{name} {r.get('ids_equal', 0)}/{tok.get('lines')} ids" + ("" if r.get("authoritative") else
+                 " (second opinion)") for name, r in tok["references"].items() if "ids_equal" in r]
+        lines.append(f"tokenizer: {verdict(tok)} ({'; '.join(parts)})")
+    fwd = report.get("forward")
+    if isinstance(fwd, dict) and "max_abs_logit_diff" in fwd:
+        where = f", first divergent module: {fwd['first_divergent_module']}" if fwd.get("first_divergent_module") else ""
+        lines.append(f"forward:   {verdict(fwd)} (max |logit diff| {fwd['max_abs_logit_diff']:.2e}{where})")
+    beam = report.get("beam")
+    if isinstance(beam, dict) and "hypotheses" in beam:
+        lines.append(f"beam:      {verdict(beam)} ({beam['hypotheses']} hypotheses, {beam['real_divergences']} real "
+                     f"divergences, {beam['near_ties']} near-ties, max score diff {beam['max_score_diff']:.2e})")
+    bleu = report.get("bleu")
+    if isinstance(bleu, dict) and "modelport" in bleu:
+        m, r = bleu["modelport"], bleu["reference"]
+        lines.append(f"bleu:      port {m['bleu']:.2f} / chrF {m['chrf']:.2f}; reference {r['bleu']:.2f} / "
+                     f"chrF {r['chrf']:.2f}")
+    lines.append(f"parity:    {verdict(report)}")
+    return lines
 
 
 def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False) -> None:

@@ -9,6 +9,7 @@ position trained fixture, and a random tiny model made peaky (always there).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -52,11 +53,8 @@ def _peaky(directory: Path, seed: int, scale: float = 4.0) -> None:
 
 def _sources(ported: modelport.PortedModel, trained: bool, n: int = N_LINES) -> list[list[int]]:
     if trained:
-        try:
-            lines = (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:n]
-            return [ported.tokenizer.encode(line) for line in lines]
-        except Exception:  # tokenizer not there yet: real-token ids still give peaky outputs
-            pass
+        lines = (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:n]
+        return [ported.tokenizer.encode(line) for line in lines]
     g = torch.Generator().manual_seed(7)
     lengths = torch.randint(2, 14, (n,), generator=g).tolist()
     return [torch.randint(4, ported.config.source_vocab_size, (k,), generator=g).tolist() + [2] for k in lengths]
@@ -74,7 +72,8 @@ def setup(request, tmp_path_factory):
         if not (src_dir / "model.pt").exists():
             pytest.skip(f"trained fixture {src_dir.name} not built yet")
     ported = modelport.convert(str(src_dir), tmp / "ported")
-    ref = FairseqReference(str(src_dir))
+    tok = json.loads((ported.tokenizer_dir / "tokenizer_config.json").read_text())
+    ref = FairseqReference(str(src_dir), tok["source_lang"], tok["target_lang"])
     return src_dir, ported, ref, _sources(ported, request.param != "random")
 
 
@@ -127,11 +126,12 @@ def test_intended_ngram_blocking_matches_fairseq_blocker(setup, monkeypatch) -> 
         return original(self, tokens[:, : step + 1], lprobs, bsz, beam_size, step)
 
     monkeypatch.setattr(NGramRepeatBlock, "_no_repeat_ngram", fixed)
-    _, ported, ref, srcs = setup
+    src_dir, ported, ref, srcs = setup
     ours, theirs = _run(ported, ref, srcs, 16, beam=4, no_repeat_ngram_size=2)
     _assert_same(ours, theirs)
-    plain = generate(ported.models, srcs, beam=4, ngram_blocking="cpu-0.12", no_repeat_ngram_size=2)
-    assert [h[0]["tokens"] for h in plain] != [h[0]["tokens"] for h in ours]  # the option bites
+    if src_dir.name == "fairseq":  # the random model repeats itself; the trained ones rarely do
+        plain = generate(ported.models, srcs, beam=4, ngram_blocking="cpu-0.12", no_repeat_ngram_size=2)
+        assert [h[0]["tokens"] for h in plain] != [h[0]["tokens"] for h in ours]  # the option bites
 
 
 def test_two_member_ensemble(setup, tmp_path) -> None:
@@ -149,7 +149,8 @@ def test_two_member_ensemble(setup, tmp_path) -> None:
     torch.save(ckpt, ens_dir / "b.pt")
     ported = modelport.convert(str(ens_dir), tmp_path / "ported", checkpoint="a.pt:b.pt")
     assert len(ported.models) == 2
-    ref = FairseqReference(f"{ens_dir / 'a.pt'}:{ens_dir / 'b.pt'}")
+    tok = json.loads((ported.tokenizer_dir / "tokenizer_config.json").read_text())
+    ref = FairseqReference(f"{ens_dir / 'a.pt'}:{ens_dir / 'b.pt'}", tok["source_lang"], tok["target_lang"])
     assert len(ref.models) == 2
     ours, theirs = _run(ported, ref, srcs, 16, beam=4, nbest=2)
     _assert_same(ours, theirs)

@@ -67,6 +67,13 @@ def _fairseq_prefix_scorer(ref: Any):
     return score
 
 
+def _tokenizer_config(ported: Any) -> dict[str, Any]:
+    import json
+
+    path = Path(ported.tokenizer_dir) / "tokenizer_config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def _bleu(hyps: list[str], refs: list[str]) -> dict[str, float]:
     import sacrebleu
 
@@ -109,7 +116,8 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
         except ImportError:
             validate_tokenizer = None
         if validate_tokenizer is not None:
-            tok_report = validate_tokenizer(ported_dir, reference, list(data_lines))
+            tok_report = validate_tokenizer(ported_dir, reference, list(data_lines),
+                                            target_lines=list(references) if references else None)
             report["tokenizer"] = tok_report.get("tokenizer", tok_report)
     if src_tokens is None:
         src_tokens = [ported.tokenizer.encode(line) for line in data_lines or []]
@@ -118,7 +126,8 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     sem, opts = resolve_options(ported.generation_config, semantics, {
         "beam": beam, "lenpen": lenpen, "nbest": nbest, "max_len_a": max_len_a, "max_len_b": max_len_b,
         "min_len": min_len, "unkpen": unkpen, "no_repeat_ngram_size": no_repeat_ngram_size})
-    ref = FairseqReference(reference)
+    tok_cfg = _tokenizer_config(ported)
+    ref = FairseqReference(reference, tok_cfg.get("source_lang"), tok_cfg.get("target_lang"))
     notes = []
     if opts.get("no_repeat_ngram_size") and fairseq_cpu_ngram_noop():
         opts["ngram_blocking"] = "cpu-0.12"

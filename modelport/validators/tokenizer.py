@@ -133,7 +133,8 @@ def _safe(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str |
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def _compare(tok: Any, ref: Any, lines: list[str], max_examples: int) -> dict[str, Any]:
+def _compare(tok: Any, ref: Any, lines: list[str], max_examples: int,
+             target_lines: list[str] | None = None) -> dict[str, Any]:
     has_target = hasattr(ref, "encode_target")
     counts = {"ids_equal": 0, "target_ids_equal": 0 if has_target else None, "decoded_equal": 0,
               "reference_errors": 0, "modelport_errors": 0}
@@ -167,14 +168,16 @@ def _compare(tok: Any, ref: Any, lines: list[str], max_examples: int) -> dict[st
             counts["ids_equal"] += 1
         else:
             note("ids", n, line, ours, theirs)
-        ours_t, err = _safe(tok.encode_target, line)
+        # target side: the reference translation when given, else the same text
+        tline = target_lines[n - 1] if target_lines is not None and n - 1 < len(target_lines) else line
+        ours_t, err = _safe(tok.encode_target, tline)
         if err:
             counts["modelport_errors"] += 1
             note("modelport_error", n, line, err, None)
             continue
         dec_ids = ours_t
         if has_target:
-            theirs_t, rerr = _safe(ref.encode_target, line)
+            theirs_t, rerr = _safe(ref.encode_target, tline)
             if rerr:
                 counts["reference_errors"] += 1
                 note("reference_error", n, line, ours_t, rerr)
@@ -201,8 +204,12 @@ def _compare(tok: Any, ref: Any, lines: list[str], max_examples: int) -> dict[st
 
 
 def validate_tokenizer(ported_dir: str | Path, reference: str | Path, lines: list[str], *,
-                       references: tuple[str, ...] | None = None, max_examples: int = 10) -> dict[str, Any]:
+                       references: tuple[str, ...] | None = None, max_examples: int = 10,
+                       target_lines: list[str] | None = None) -> dict[str, Any]:
     """Encode and decode every line with the port and with each reference.
+
+    ``target_lines`` (e.g. reference translations) are used for the target
+    side (target ids and decoding); without them the source text is used.
 
     ``reference`` is the original model folder (fairseq: checkpoint,
     ``dict.*.txt``, bpecodes; Marian: ``*.spm`` + vocabulary; T5:
@@ -235,7 +242,7 @@ def validate_tokenizer(ported_dir: str | Path, reference: str | Path, lines: lis
         entry = {"authoritative": ref.authoritative}
         if getattr(ref, "via", None):
             entry["via"] = ref.via
-        entry.update(_compare(tok, ref, lines, max_examples))
+        entry.update(_compare(tok, ref, lines, max_examples, target_lines))
         results[name] = entry
     ran = [r for r in results.values() if r.get("authoritative")]
     passed = bool(ran) and all(r["passed"] for r in ran)

@@ -6,7 +6,6 @@ only needed when validating fairseq ports.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError
+from modelport.validators.references import prepare_fairseq
 
 _GEN_KEYS = {"beam": "beam_size", "lenpen": "len_penalty", "max_len_a": "max_len_a", "max_len_b": "max_len_b",
              "min_len": "min_len", "unkpen": "unk_penalty", "no_repeat_ngram_size": "no_repeat_ngram_size",
@@ -41,13 +41,18 @@ def checkpoint_paths(source: str) -> list[Path]:
 class FairseqReference:
     """fairseq models (an ensemble when several checkpoints) and their target dictionary."""
 
-    def __init__(self, source: str) -> None:
-        os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # fairseq's loader; reference side only
+    def __init__(self, source: str, source_lang: str | None = None, target_lang: str | None = None) -> None:
+        """``source_lang``/``target_lang`` are needed for checkpoints that do not
+        record them (fairseq read them from the binarized data's file names)."""
+        prepare_fairseq()
         from fairseq import checkpoint_utils
 
         paths = checkpoint_paths(source)
+        overrides: dict[str, Any] = {"data": str(paths[0].parent)}
+        if source_lang and target_lang:
+            overrides.update(source_lang=source_lang, target_lang=target_lang)
         models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-            [str(p) for p in paths], arg_overrides={"data": str(paths[0].parent)})
+            [str(p) for p in paths], arg_overrides=overrides)
         self.models = [m.eval() for m in models]
         self.task = task
         self.src_dict = task.source_dictionary

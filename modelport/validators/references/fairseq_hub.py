@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from modelport.validators.references import prepare_fairseq
 from modelport.errors import InvalidInputError
 
 CODES_NAMES = ("bpecodes", "codes", "bpe.codes", "code")
@@ -87,7 +88,7 @@ class FairseqHubReference:
                          target_lang: str | None) -> Any:
         # reference side only: fairseq's loader needs full pickle loading of
         # a checkpoint the user asked us to compare against.
-        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+        prepare_fairseq()
         from fairseq.data.encoders.moses_tokenizer import MosesTokenizer, MosesTokenizerConfig
         from fairseq.models.transformer import TransformerModel
 
