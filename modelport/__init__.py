@@ -7,6 +7,8 @@ Public API::
     plan = modelport.inspect("path/to/fairseq-model")    # read + check, write nothing
     ported = modelport.convert("path/to/fairseq-model", "ported/")
     ported = modelport.load("ported/")
+    ported.translate(["Hello world!"])
+    modelport.publish("ported/", "user/repo", dry_run=True)
 """
 
 __version__ = "0.1.0"
@@ -14,4 +16,21 @@ __version__ = "0.1.0"
 from modelport.api import PortedModel, convert, inspect, load  # noqa: E402
 from modelport.errors import ModelportError  # noqa: E402
 
-__all__ = ["PortedModel", "convert", "inspect", "load", "ModelportError", "__version__"]
+# Heavier entry points are imported on first use, so `import modelport` stays fast.
+_LAZY = {
+    "publish": "modelport.hub",
+    "make_card": "modelport.modelcards",
+    "write_card": "modelport.modelcards",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'modelport' has no attribute {name!r}")
+
+
+__all__ = ["PortedModel", "convert", "inspect", "load", "publish", "make_card", "write_card", "ModelportError",
+           "__version__"]

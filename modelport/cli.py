@@ -99,6 +99,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         _print_json(summary)
     else:
         _print_plan_summary(summary)
+        if args.options:
+            sys.stdout.write(f"{summary['format']} options found:\n")
+            for key, value in summary.get("foreign_options", {}).items():
+                sys.stdout.write(f"  {key}: {value}\n")
     return 0
 
 
@@ -273,6 +277,39 @@ def _report_summary(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _card_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"license": args.license, "language": args.language, "base_model": args.base_model}
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from modelport.modelcards import write_card
+
+    path = write_card(args.ported_dir, **_card_options(args))
+    sys.stdout.write(f"card: {path}\n")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from modelport.hub import publish
+
+    result = publish(args.ported_dir, args.repo_id, private=args.private, revision=args.revision,
+                     commit_message=args.commit_message, dry_run=args.dry_run, endpoint=args.endpoint,
+                     **_card_options(args))
+    if args.json:
+        _print_json(result)
+        return 0
+    out = sys.stdout
+    if args.dry_run:
+        out.write(f"dry run: would upload {len(result['files'])} files to {args.repo_id}@{result['revision']}"
+                  f"{' (private)' if args.private else ''}\n")
+        for f in result["files"]:
+            out.write(f"{f['size']:>12}  {f['sha256']}  {f['path']}\n")
+    else:
+        out.write(f"published {len(result['files'])} files to {args.repo_id}@{result['revision']}: "
+                  f"{result['commit_url']}\n")
+    return 0
+
+
 def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False) -> None:
     g = p.add_argument_group("decoding (defaults: the ported folder's generation_config.json)")
     g.add_argument("--beam", type=int, help="beam size")
@@ -311,7 +348,7 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelport",
-        description="Port seq2seq checkpoints (fairseq, ...) into one PyTorch encoder-decoder, prove parity, "
+        description="Port seq2seq checkpoints (fairseq, Marian/OPUS-MT, T5) into one PyTorch encoder-decoder, prove parity, "
                     "shrink and publish them.",
         epilog="exit codes: 0 ok, 1 internal error (a bug), 2 bad input or unsupported checkpoint, "
                "3 parity failed",
@@ -326,14 +363,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "would be dropped. Writes nothing. Unsupported options exit 2, all listed.")
     p.add_argument("source", help="foreign checkpoint (file or directory) or ported folder")
     _add_source_options(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--options", action="store_true",
+                   help="also list every option the checkpoint records, in the source framework's names")
+    p.add_argument("--json", action="store_true", help="print JSON (includes the options)")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("convert", help="convert a foreign checkpoint into a ported folder",
                        description="Convert SOURCE into OUTPUT_DIR (config.json, model.safetensors, tokenizer/, "
                                    "generation_config.json, conversion.json). The folder is written to a "
                                    "temporary sibling and renamed into place, so a failed run leaves nothing.")
-    p.add_argument("source", help="foreign checkpoint: directory or file (fairseq: model.pt + dict.*.txt)")
+    p.add_argument("source", help="foreign checkpoint: directory or file (fairseq: model.pt + dict.*.txt; "
+                   "Marian: model .npz + vocabularies; T5: config.json + weights + spiece.model)")
     p.add_argument("output_dir", help="ported folder to write")
     _add_source_options(p)
     p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
@@ -380,6 +420,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     _add_decoding_options(p, search_only=True)
     p.set_defaults(func=cmd_validate)
+
+    def card_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--license", help="license id for the card (default: the one recorded in conversion.json; "
+                                         "omitted when unknown, never guessed)")
+        p.add_argument("--language", nargs="+", metavar="LANG",
+                       help="language codes (default: the tokenizer's source and target languages)")
+        p.add_argument("--base-model", metavar="REPO_ID", help="Hub id of the model this port was made from")
+
+    p = sub.add_parser("card", help="write the model card (README.md) of a ported folder",
+                       description="Generate README.md in PORTED_DIR from its files: Hub metadata (languages, "
+                                   "license, tags, eval results from parity_report.json), architecture, "
+                                   "provenance with sha256, parity summary, passes, usage and generation "
+                                   "defaults. Written to a temporary file and renamed into place.")
+    p.add_argument("ported_dir")
+    card_args(p)
+    p.set_defaults(func=cmd_card)
+
+    p = sub.add_parser("publish", help="upload a ported folder and its model card to the Hub",
+                       description="Regenerate the model card (in memory; PORTED_DIR is not modified), create "
+                                   "REPO_ID if needed and upload every file in one commit. The token comes from "
+                                   "HF_TOKEN or `hf auth login` and is never printed. Hub failures exit 2.")
+    p.add_argument("ported_dir")
+    p.add_argument("repo_id", help="NAMESPACE/NAME on the Hub")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--revision", help="existing branch to commit to (default: main)")
+    p.add_argument("--commit-message", help="commit message (default: names the folder and modelport version)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="contact nothing; list the files (size, sha256, path) that would be uploaded")
+    p.add_argument("--endpoint", metavar="URL", help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    card_args(p)
+    p.set_defaults(func=cmd_publish)
     return parser
 
 

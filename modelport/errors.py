@@ -90,6 +90,20 @@ class ConfigError(ModelportError, ValueError):
     """A Seq2SeqConfig was asked for a combination no real checkpoint uses."""
 
 
+class HubError(ModelportError, OSError):
+    """A Hub request failed (authentication, permission, missing repo or
+    revision, network, rejected commit). The message never contains the token."""
+
+    def __init__(self, repo_id: str, reason: str, status: int | None = None) -> None:
+        self.repo_id = repo_id
+        self.reason = reason
+        self.status = status
+        super().__init__(f"publishing to `{repo_id}` failed: {reason}")
+
+    def __str__(self) -> str:  # OSError would render its args tuple otherwise
+        return self.args[0] if self.args else ""
+
+
 class ParityError(ModelportError):
     """The port does not match the reference framework."""
 

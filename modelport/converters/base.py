@@ -143,6 +143,7 @@ class ConversionPlan:
                 "shared_embeddings": cfg.shared_embeddings, "tied_output": cfg.tie_output_embeddings,
             },
             "dropped": self.dropped,
+            "foreign_options": self.foreign_options,
             "tokenizer": self.tokenizer.config,
             "generation": self.generation,
         }

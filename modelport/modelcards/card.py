@@ -106,8 +106,7 @@ def _eval_results(report: dict[str, Any], task: str) -> list[EvalResult]:
             out.append(EvalResult(
                 task_type=task, task_name="Translation", dataset_type="modelport-parity-data",
                 dataset_name=f"modelport validate data ({lines} lines)" if lines else "modelport validate data",
-                metric_type=metric, metric_name=name, metric_value=round(float(scores[metric]), 2),
-                source_name="modelport validate (sacrebleu)"))
+                metric_type=metric, metric_name=name, metric_value=float(scores[metric])))
     return out
 
 

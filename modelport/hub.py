@@ -1,0 +1,140 @@
+"""Publish a ported folder to a Hugging Face Hub endpoint.
+
+:func:`publish` regenerates the model card in memory (the local folder is
+never modified), creates the repository if needed and uploads every file of
+the folder plus the card in **one** commit through huggingface_hub. The token
+comes from the argument or huggingface_hub's usual places (``HF_TOKEN``,
+``hf auth login``); it is sent only in the Authorization header and never
+appears in output, cards or errors: every failure is a :class:`HubError`
+with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from modelport.errors import HubError, InvalidInputError
+from modelport.modelcards.card import CARD_NAME, make_card
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def plan_upload(ported_dir: str | os.PathLike[str], **card_options: Any) -> tuple[list[dict[str, Any]], bytes]:
+    """The files one commit would hold: ``[{path, size, sha256}]`` sorted by
+    path, and the regenerated card's bytes (``README.md`` in the list).
+
+    Hidden files and folders (temporary siblings, editor files) are skipped;
+    an existing README.md is replaced by the regenerated card.
+    """
+    directory = Path(ported_dir)
+    card = str(make_card(directory, **card_options)).encode("utf-8")
+    files = [{"path": CARD_NAME, "size": len(card), "sha256": hashlib.sha256(card).hexdigest()}]
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file() or path.is_symlink():
+            continue
+        if rel.as_posix() == CARD_NAME:
+            continue
+        files.append({"path": rel.as_posix(), "size": path.stat().st_size, "sha256": _sha256_file(path)})
+    files.sort(key=lambda f: f["path"])
+    return files, card
+
+
+def _scrub(text: str, secrets: list[str | None]) -> str:
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return " ".join(text.split())[:300]
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP client's error base (huggingface_hub 2.x: httpx2; 1.x: httpx)."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(__import__(name).HTTPError)
+        except ImportError:
+            pass
+    return tuple(errors)
+
+
+def _explain(err: Exception, repo_id: str, revision: str, secrets: list[str | None]) -> HubError:
+    """One-line :class:`HubError` for a huggingface_hub / network failure."""
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError, \
+        RevisionNotFoundError
+
+    if isinstance(err, HFValidationError):
+        return HubError(repo_id, f"`{repo_id}` is not a valid repository id (expected NAMESPACE/NAME)")
+    if isinstance(err, HfHubHTTPError):
+        status = err.response.status_code if err.response is not None else None
+        server = _scrub(err.server_message or "", secrets)
+        detail = f" (server said: {server})" if server else ""
+        if isinstance(err, RevisionNotFoundError):
+            reason = f"revision `{revision}` does not exist (create the branch first, or omit --revision)"
+        elif status == 401:
+            reason = "the Hub refused the credentials (401): set HF_TOKEN or run `hf auth login` with a write token"
+        elif status == 403:
+            reason = "the token has no write access to this repository (403): use a write token for its namespace"
+        elif isinstance(err, RepositoryNotFoundError) or status == 404:
+            reason = f"repository or revision not found (404): check the repo id and that `{revision}` exists"
+        elif status is not None and status >= 500:
+            reason = f"the Hub rejected the commit with a server error ({status})"
+        else:
+            reason = f"the Hub rejected the request ({status})"
+        return HubError(repo_id, reason + detail, status)
+    if isinstance(err, _network_errors()):
+        return HubError(repo_id, f"cannot reach the Hub endpoint ({type(err).__name__}: "
+                                 f"{_scrub(str(err), secrets)}); check the network or --endpoint")
+    return HubError(repo_id, _scrub(str(err).splitlines()[0] if str(err) else type(err).__name__, secrets))
+
+
+def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool = False,
+            revision: str | None = None, commit_message: str | None = None, dry_run: bool = False,
+            endpoint: str | None = None, token: str | None = None, license: str | None = None,
+            language: list[str] | None = None, base_model: str | None = None) -> dict[str, Any]:
+    """Upload ``ported_dir`` (with a regenerated README.md) to ``repo_id`` in one commit.
+
+    Returns ``{"repo_id", "revision", "private", "dry_run", "files": [{path, size, sha256}], ...}``
+    plus ``commit_url`` and ``commit_oid`` after a real upload. ``dry_run``
+    contacts nothing and lists exactly the files that would be uploaded.
+    Card options (``license``, ``language``, ``base_model``) go to
+    :func:`modelport.modelcards.make_card`.
+    """
+    from modelport import __version__
+
+    directory = Path(ported_dir)
+    if not directory.is_dir():
+        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
+    files, card = plan_upload(directory, license=license, language=language, base_model=base_model)
+    rev = revision or "main"
+    result: dict[str, Any] = {"repo_id": repo_id, "revision": rev, "private": private, "dry_run": dry_run,
+                              "files": files}
+    if dry_run:
+        return result
+
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token
+
+    secrets = [token, get_token()]
+    message = commit_message or f"Upload {directory.resolve().name} (ported with modelport {__version__})"
+    ops = [CommitOperationAdd(path_in_repo=f["path"],
+                              path_or_fileobj=card if f["path"] == CARD_NAME else str(directory / f["path"]))
+           for f in files]
+    api = HfApi(endpoint=endpoint, token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        info = api.create_commit(repo_id, ops, commit_message=message, revision=revision, repo_type="model")
+    except Exception as err:  # noqa: BLE001 -- every failure becomes one typed line
+        if not isinstance(err, (*_network_errors(), OSError, ValueError)):
+            raise
+        raise _explain(err, repo_id, rev, secrets) from None
+    result.update(commit_url=info.commit_url, commit_oid=info.oid, commit_message=message)
+    return result

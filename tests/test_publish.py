@@ -1,0 +1,306 @@
+"""Publishing through huggingface_hub to a local stand-in for the subset of
+the Hugging Face Hub API that huggingface_hub 2.x uses to create a repo,
+commit regular files and download a snapshot. The server records every
+request so the tests assert what arrived, and that the token travelled only
+in the Authorization header."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from huggingface_hub import ModelCard
+
+REPO = r"([^/]+/[^/]+)"
+
+
+@dataclass
+class Repo:
+    private: bool
+    files: dict[str, bytes] = field(default_factory=dict)
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    sha: str = "0" * 40
+
+
+class FakeHub:
+    """``fail`` maps a route name ("create", "preupload", "commit") to an HTTP
+    status the server answers instead; ``echo_token`` puts the received
+    Authorization value into error messages (a hostile server)."""
+
+    def __init__(self) -> None:
+        self.repos: dict[str, Repo] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.fail: dict[str, int] = {}
+        self.echo_token = False
+        self.validated_yaml: list[str] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def _body(self) -> bytes:
+                n = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(n) if n else b""
+
+            def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None,
+                      raw: bytes | None = None, head: bool = False) -> None:
+                data = raw if raw is not None else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/octet-stream" if raw is not None
+                                 else "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if not head:
+                    self.wfile.write(data)
+
+            def _error(self, status: int, message: str, code: str | None = None) -> None:
+                if hub.echo_token:
+                    message += f" (got {self.headers.get('Authorization')})"
+                headers = {"X-Error-Message": message}
+                if code:
+                    headers["X-Error-Code"] = code
+                self._send(status, {"error": message}, headers)
+
+            def _record(self, body: bytes) -> None:
+                hub.requests.append({"method": self.command, "path": self.path,
+                                     "headers": dict(self.headers.items()), "body": body})
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self._body()
+                self._record(body)
+                path = urlsplit(self.path).path
+                if path == "/api/repos/create":
+                    if "create" in hub.fail:
+                        return self._error(hub.fail["create"], "creating repos is not allowed here")
+                    req = json.loads(body)
+                    repo_id = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
+                    if repo_id in hub.repos:  # the Hub answers 409 with the repo's url
+                        return self._send(409, {"error": "You already created this model repo",
+                                                "url": f"http://{self.headers['Host']}/{repo_id}"})
+                    hub.repos[repo_id] = Repo(private=req.get("visibility") == "private")
+                    return self._send(200, {"url": f"http://{self.headers['Host']}/{repo_id}"})
+                if path == "/api/validate-yaml":
+                    hub.validated_yaml.append(json.loads(body)["content"])
+                    return self._send(200, {"warnings": []})
+                if m := re.fullmatch(rf"/api/models/{REPO}/preupload/(.+)", path):
+                    if "preupload" in hub.fail:
+                        return self._error(hub.fail["preupload"], "preupload refused")
+                    if m.group(1) not in hub.repos:
+                        return self._error(404, "Repository not found", "RepoNotFound")
+                    files = json.loads(body)["files"]
+                    return self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular",
+                                                       "shouldIgnore": False} for f in files]})
+                if m := re.fullmatch(rf"/api/models/{REPO}/commit/(.+)", path):
+                    repo_id, rev = m.group(1), unquote(m.group(2))
+                    if "commit" in hub.fail:
+                        return self._error(hub.fail["commit"], "commit rejected")
+                    if repo_id not in hub.repos:
+                        return self._error(404, "Repository not found", "RepoNotFound")
+                    if rev != "main":
+                        return self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+                    repo = hub.repos[repo_id]
+                    commit: dict[str, Any] = {"files": {}}
+                    for line in body.splitlines():
+                        item = json.loads(line)
+                        if item["key"] == "header":
+                            commit["summary"] = item["value"]["summary"]
+                        elif item["key"] == "file":
+                            assert item["value"]["encoding"] == "base64"
+                            commit["files"][item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                        else:
+                            raise AssertionError(f"unexpected commit entry {item['key']}")
+                    repo.files.update(commit["files"])
+                    repo.commits.append(commit)
+                    repo.sha = hashlib.sha1(repr(sorted(repo.files.items())).encode()).hexdigest()
+                    return self._send(200, {"commitUrl": f"http://{self.headers['Host']}/{repo_id}/commit/"
+                                                         f"{repo.sha}", "commitOid": repo.sha,
+                                            "pullRequestUrl": None})
+                self._error(404, f"no route {path}")
+
+            def _get(self, head: bool) -> None:
+                self._record(b"")
+                path = urlsplit(self.path).path
+                if m := re.fullmatch(rf"/api/models/{REPO}(?:/revision/(.+))?", path):
+                    repo = hub.repos.get(m.group(1))
+                    if repo is None or "create" in hub.fail:
+                        return self._error(hub.fail.get("create", 404), "Repository not found", "RepoNotFound")
+                    return self._send(200, {"id": m.group(1), "sha": repo.sha, "private": repo.private,
+                                            "siblings": [{"rfilename": p} for p in sorted(repo.files)]}, head=head)
+                if m := re.fullmatch(rf"/api/models/{REPO}/tree/([^/]+)(/.*)?", path):
+                    repo = hub.repos[m.group(1)]
+                    return self._send(200, [{"type": "file", "path": p, "size": len(b),
+                                             "oid": hashlib.sha1(b).hexdigest()}
+                                            for p, b in sorted(repo.files.items())], head=head)
+                if m := re.fullmatch(rf"/{REPO}/resolve/([^/]+)/(.+)", path):
+                    repo = hub.repos.get(m.group(1))
+                    name = unquote(m.group(3))
+                    if repo is None or name not in repo.files:
+                        return self._error(404, "Entry not found", "EntryNotFound")
+                    data = repo.files[name]
+                    return self._send(200, raw=data, head=head, headers={
+                        "X-Repo-Commit": repo.sha, "ETag": f'"{hashlib.sha1(data).hexdigest()}"'})
+                self._error(404, f"no route {path}")
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._get(head=False)
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._get(head=True)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeHub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------------------
+# tests
+
+TOKEN = "hf_modelportTestToken0123456789"
+
+
+@pytest.fixture
+def hf_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The token from HF_TOKEN (the usual place); no stored login, no cache leaks."""
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
+@pytest.fixture
+def hub():
+    with FakeHub() as h:
+        yield h
+
+
+def _folder_files(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def _assert_token_only_in_header(hub: FakeHub) -> None:
+    assert hub.requests
+    for req in hub.requests:
+        assert TOKEN not in req["path"]
+        assert TOKEN.encode() not in req["body"]
+        for name, value in req["headers"].items():
+            if name.lower() == "authorization":
+                assert value == f"Bearer {TOKEN}"
+            else:
+                assert TOKEN not in value, name
+    writes = [r for r in hub.requests if r["method"] == "POST"]
+    for r in writes:
+        auth = [v for k, v in r["headers"].items() if k.lower() == "authorization"]
+        assert auth == [f"Bearer {TOKEN}"], r["path"]
+
+
+def test_publish_uploads_folder_and_card_in_one_commit(ported_default, hub: FakeHub, hf_env, capsys) -> None:
+    from modelport.cli import main
+
+    before = _folder_files(ported_default.path)
+    rc = main(["publish", str(ported_default.path), "me/tiny-en-de", "--private", "--commit-message",
+               "first port", "--endpoint", hub.url, "--license", "mit"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert TOKEN not in out + err
+    repo = hub.repos["me/tiny-en-de"]
+    assert repo.private is True
+    assert len(repo.commits) == 1 and repo.commits[0]["summary"] == "first port"
+    # every file of the folder arrived byte for byte, plus the generated card
+    assert set(repo.files) == set(before) | {"README.md"}
+    for name, data in before.items():
+        assert repo.files[name] == data, name
+    card = ModelCard(repo.files["README.md"].decode())
+    assert card.data.license == "mit" and card.data.language == ["en", "de"]
+    assert hub.validated_yaml == [repo.files["README.md"].decode()]
+    # the local folder was not modified
+    assert _folder_files(ported_default.path) == before
+    _assert_token_only_in_header(hub)
+
+
+def test_dry_run_lists_exactly_the_uploaded_files(ported_default, hub: FakeHub, hf_env, capsys) -> None:
+    from modelport.cli import main
+    from modelport.hub import publish
+
+    rc = main(["publish", str(ported_default.path), "me/dry", "--dry-run", "--json", "--endpoint", hub.url])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    listed = json.loads(out)["files"]
+    assert hub.requests == []  # a dry run contacts nothing
+    publish(ported_default.path, "me/dry", endpoint=hub.url)
+    arrived = hub.repos["me/dry"].files
+    assert {f["path"] for f in listed} == set(arrived)
+    for f in listed:
+        assert f["size"] == len(arrived[f["path"]])
+        assert f["sha256"] == hashlib.sha256(arrived[f["path"]]).hexdigest()
+
+
+@pytest.mark.parametrize("route,status", [("create", 401), ("create", 403), ("commit", 500), ("commit", 403)])
+def test_hub_failures_exit_2_with_one_line(ported_default, hub: FakeHub, hf_env, capsys, route: str,
+                                           status: int) -> None:
+    from modelport.cli import main
+
+    hub.fail[route] = status
+    hub.echo_token = True  # a server that echoes credentials must not leak them through our error
+    before = _folder_files(ported_default.path)
+    rc = main(["publish", str(ported_default.path), "me/fail", "--endpoint", hub.url])
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("modelport: error: publishing to `me/fail` failed")
+    assert f"({status})" in err
+    assert TOKEN not in err
+    assert _folder_files(ported_default.path) == before
+    _assert_token_only_in_header(hub)
+
+
+def test_missing_revision_and_unreachable_endpoint(ported_default, hub: FakeHub, hf_env, capsys) -> None:
+    from modelport.cli import main
+
+    rc = main(["publish", str(ported_default.path), "me/rev", "--revision", "nope", "--endpoint", hub.url])
+    err = capsys.readouterr().err
+    assert rc == 2 and "revision `nope` does not exist" in err and err.count("\n") == 1
+    # a port nobody listens on
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    rc = main(["publish", str(ported_default.path), "me/rev", "--endpoint", dead])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot reach the Hub endpoint" in err and err.count("\n") == 1
+    assert TOKEN not in err
+
+
+def test_download_back_load_and_translate(ported_default, hub: FakeHub, hf_env, tmp_path: Path) -> None:
+    from huggingface_hub import snapshot_download
+
+    import modelport
+    from modelport.hub import publish
+
+    publish(ported_default.path, "me/roundtrip", endpoint=hub.url)
+    local = snapshot_download("me/roundtrip", endpoint=hub.url, cache_dir=tmp_path / "cache")
+    loaded = modelport.load(local)
+    lines = ["Hello world.", "The cat sleeps."]
+    ours = [h[0]["tokens"] for h in loaded.translate(lines, beam=2)]
+    orig = [h[0]["tokens"] for h in ported_default.translate(lines, beam=2)]
+    assert ours == orig
+    assert (Path(local) / "README.md").is_file()
