@@ -152,8 +152,9 @@ def strip_checkpoint(src, dst):
     criterion, optimizer_history, task_state, extra_state,
     last_optimizer_state}. Released models ship without the Adam moments in
     last_optimizer_state (2/3 of the file); optimizer_history and
-    extra_state are a few hundred bytes and are kept, as fairseq's
-    checkpoint upgrade path expects optimizer_history to exist. cfg is kept
+    extra_state are a few hundred bytes and are kept (minus the timing
+    entries), as fairseq's checkpoint upgrade path expects
+    optimizer_history to exist. cfg is kept
     verbatim (the training commands use relative paths, so no temp-dir path
     leaks into it)."""
     import torch
@@ -163,6 +164,14 @@ def strip_checkpoint(src, dst):
     dropped = [k for k in ("last_optimizer_state",) if k in state]
     for k in dropped:
         del state[k]
+    # wall-clock bookkeeping (meters, cumulative training time) differs from
+    # run to run although the weights do not; fairseq treats both as
+    # optional on load. Dropping them makes model.pt byte-reproducible.
+    extra = state.get("extra_state") or {}
+    for k in ("metrics", "previous_training_time"):
+        if k in extra:
+            del extra[k]
+            dropped.append(f"extra_state.{k}")
     torch.save(state, dst)
     log(f"dropped {', '.join(dropped) or 'nothing'}: {before / 1e6:.2f} MB -> "
         f"{os.path.getsize(dst) / 1e6:.2f} MB")
@@ -171,10 +180,22 @@ def strip_checkpoint(src, dst):
 def describe(path):
     state = _load(path)
     model = state["model"]
-    n = sum(v.numel() for v in model.values())
+    # tied weights (shared embeddings / output projection) share storage
+    # after torch.load; count each storage once, and skip fairseq's
+    # bookkeeping buffers (`*.version`, sinusoidal `_float_tensor`)
+    seen, n = set(), 0
+    for k, v in model.items():
+        if k.endswith((".version", "._float_tensor")):
+            continue
+        ptr = v.untyped_storage().data_ptr()
+        if ptr in seen:
+            continue
+        seen.add(ptr)
+        n += v.numel()
     cfg = state.get("cfg")
     print(f"checkpoint: {path}")
-    print(f"  size: {os.path.getsize(path) / 1e6:.2f} MB, tensors: {len(model)}, parameters: {n:,}")
+    print(f"  size: {os.path.getsize(path) / 1e6:.2f} MB, state_dict entries: {len(model)}, "
+          f"parameters: {n:,} (tied weights counted once)")
     print(f"  top-level keys: {list(state.keys())}")
     if cfg is not None:
         print(f"  type(cfg): {type(cfg).__name__}, type(cfg['model']): {type(cfg['model']).__name__}")

@@ -11,19 +11,13 @@ import numpy as np
 import pytest
 import yaml
 
-from modelport.cli import main
+from cli_util import one_line_error  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "marian"
 
 
 def _one_line_error(argv: list[str], capsys) -> str:
-    code = main(argv)
-    _, err = capsys.readouterr()
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("modelport: error: ") and "Traceback" not in err
-    return lines[0]
+    return one_line_error(argv, capsys)
 
 
 def _no_leftovers(parent: Path, name: str) -> None:

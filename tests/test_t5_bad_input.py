@@ -11,20 +11,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from modelport.cli import main
 
 pytest.importorskip("transformers")
 from test_t5_parity import build_hf_t5  # noqa: E402
+from cli_util import one_line_error  # noqa: E402
 
 
 def _one_line_error(argv: list[str], capsys) -> str:
-    code = main(argv)
-    _, err = capsys.readouterr()
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("modelport: error: ") and "Traceback" not in err
-    return lines[0]
+    return one_line_error(argv, capsys)
 
 
 def _edit_config(directory: Path, **changes) -> None:

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import modelport
-from modelport.cli import main
 from modelport.converters.tf_checkpoint import TFCheckpoint
+from cli_util import one_line_error  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "t5_tf"
 FIXTURES = ["v1_0", "v1_1"]
@@ -26,13 +26,7 @@ def _tf():
 
 
 def _one_line_error(argv: list[str], capsys) -> str:
-    code = main(argv)
-    _, err = capsys.readouterr()
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("modelport: error: ") and "Traceback" not in err
-    return lines[0]
+    return one_line_error(argv, capsys)
 
 
 @pytest.fixture()

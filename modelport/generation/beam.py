@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from modelport.generation.ensemble import Ensemble
-from modelport.generation.semantics import FairseqOptions, HFOptions
+from modelport.generation.semantics import FairseqOptions, HFOptions, hf_length_limits
 from modelport.model.transformer import Seq2SeqModel
 
 Hypothesis = dict[str, Any]  # {"tokens": list[int], "score": float, "positional_scores": list[float]}
@@ -290,13 +290,7 @@ class HFBeamSearch:
         self.pad, self.eos = cfg.pad_token_id, cfg.eos_token_id
         self.start_token = (opts.decoder_start_token_id if opts.decoder_start_token_id is not None
                             else cfg.decoder_start_token_id)
-        if opts.max_new_tokens is not None:
-            self.max_length = opts.max_new_tokens + 1
-        elif opts.max_length is not None:
-            self.max_length = opts.max_length
-        else:  # transformers' default: 20 new tokens, capped by the positions
-            self.max_length = min(20 + 1, max_positions)
-        self.min_length = opts.min_new_tokens + 1 if opts.min_new_tokens is not None else opts.min_length
+        self.max_length, self.min_length = hf_length_limits(opts, max_positions)
         self.beam = opts.num_beams
         if opts.num_return_sequences > self.beam:
             raise ValueError(f"`num_return_sequences` must be <= num_beams ({self.beam}), "

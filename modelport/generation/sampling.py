@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from modelport.generation.beam import Hypothesis
+from modelport.generation.semantics import hf_length_limits
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,13 +72,7 @@ class SamplingSearch:
         self.pad, self.eos = cfg.pad_token_id, cfg.eos_token_id
         self.start_token = (opts.decoder_start_token_id if opts.decoder_start_token_id is not None
                             else cfg.decoder_start_token_id)
-        if opts.max_new_tokens is not None:
-            self.max_length = opts.max_new_tokens + 1
-        elif opts.max_length is not None:
-            self.max_length = opts.max_length
-        else:
-            self.max_length = min(20 + 1, max_positions)
-        self.min_length = opts.min_new_tokens + 1 if opts.min_new_tokens is not None else opts.min_length
+        self.max_length, self.min_length = hf_length_limits(opts, max_positions)
         self.generator = torch.Generator().manual_seed(opts.seed) if opts.seed is not None else None
 
     def start(self, bsz: int, src_tokens: Tensor) -> int:

@@ -92,3 +92,17 @@ def split_options(cls: type, options: dict[str, Any]) -> tuple[Any, dict[str, An
     names = {f.name for f in fields(cls)}
     known = {k: v for k, v in options.items() if k in names and v is not None}
     return cls(**known), {k: v for k, v in options.items() if k not in names}
+
+
+def hf_length_limits(opts: Any, max_positions: int) -> tuple[int, int]:
+    """transformers' ``(max_length, min_length)``, both counting the decoder
+    start token: ``max_new_tokens`` wins over ``max_length`` (default 20 new
+    tokens, capped by the positions); ``min_new_tokens`` over ``min_length``."""
+    if opts.max_new_tokens is not None:
+        max_length = opts.max_new_tokens + 1
+    elif opts.max_length is not None:
+        max_length = opts.max_length
+    else:
+        max_length = min(20 + 1, max_positions)
+    min_length = opts.min_new_tokens + 1 if opts.min_new_tokens is not None else opts.min_length
+    return max_length, min_length
