@@ -71,7 +71,10 @@ def setup(request, tmp_path_factory):
         src_dir = DEFAULT_MODEL if request.param == "default" else PRENORM_MODEL
         if not (src_dir / "model.pt").exists():
             pytest.skip(f"trained fixture {src_dir.name} not built yet")
-    ported = modelport.convert(str(src_dir), tmp / "ported")
+    # the trained fixtures do not record their languages (fairseq took them from
+    # the binarized data's file names); the pre-norm one has a joined dictionary,
+    # so only the user can say which way it translates
+    ported = modelport.convert(str(src_dir), tmp / "ported", source_lang="en", target_lang="de")
     tok = json.loads((ported.tokenizer_dir / "tokenizer_config.json").read_text())
     ref = FairseqReference(str(src_dir), tok["source_lang"], tok["target_lang"])
     return src_dir, ported, ref, _sources(ported, request.param != "random")
@@ -144,10 +147,14 @@ def test_two_member_ensemble(setup, tmp_path) -> None:
     ckpt = torch.load(src_dir / "model.pt", weights_only=False)
     torch.save(ckpt, ens_dir / "a.pt")
     g = torch.Generator().manual_seed(1)
-    ckpt["model"] = {k: (v + 0.05 * v.std() * torch.randn(v.shape, generator=g)
-                         if v.is_floating_point() and v.numel() > 1 else v) for k, v in ckpt["model"].items()}
+    noisy: dict[int, torch.Tensor] = {}  # one perturbation per storage, so tied weights stay tied
+    for k, v in ckpt["model"].items():
+        if v.is_floating_point() and v.numel() > 1 and v.data_ptr() not in noisy:
+            noisy[v.data_ptr()] = v + 0.05 * v.std() * torch.randn(v.shape, generator=g)
+    ckpt["model"] = {k: noisy.get(v.data_ptr(), v) for k, v in ckpt["model"].items()}
     torch.save(ckpt, ens_dir / "b.pt")
-    ported = modelport.convert(str(ens_dir), tmp_path / "ported", checkpoint="a.pt:b.pt")
+    ported = modelport.convert(str(ens_dir), tmp_path / "ported", checkpoint="a.pt:b.pt", source_lang="en",
+                               target_lang="de")
     assert len(ported.models) == 2
     tok = json.loads((ported.tokenizer_dir / "tokenizer_config.json").read_text())
     ref = FairseqReference(f"{ens_dir / 'a.pt'}:{ens_dir / 'b.pt'}", tok["source_lang"], tok["target_lang"])

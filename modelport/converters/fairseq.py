@@ -476,10 +476,10 @@ class FairseqConverter(Converter):
         out: list[tuple[str, torch.Tensor]] = []
         split_in_proj(mapper, out)
         if config.tie_output_embeddings:
-            tied_output_alias(mapper, state)
+            tied_output_alias(mapper, state, source)
         out += list(mapper.apply())
         if config.shared_embeddings:
-            shared_embedding_alias(out)
+            shared_embedding_alias(out, source)
         leftovers = mapper.leftovers()
         if leftovers:
             raise WeightMappingError(source, [f"fairseq key `{k}` has no slot in the unified model"
@@ -501,7 +501,7 @@ class FairseqConverter(Converter):
             raise UnsupportedCheckpointError(str(src_path.parent), problems)
 
 
-def tied_output_alias(mapper: KeyMapper, state: dict[str, torch.Tensor]) -> None:
+def tied_output_alias(mapper: KeyMapper, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """fairseq >= 0.10 stores the tied output projection under its own name too;
     it must be the embedding (same values), and is dropped as an alias."""
     key = "decoder.output_projection.weight"
@@ -510,9 +510,15 @@ def tied_output_alias(mapper: KeyMapper, state: dict[str, torch.Tensor]) -> None
         if emb is not None and emb.shape == state[key].shape and (
                 emb.data_ptr() == state[key].data_ptr() or torch.equal(emb, state[key])):
             mapper.drop(key, "alias of decoder.embed_tokens.weight (tied output projection)")
+        else:
+            from modelport.errors import WeightMappingError
+
+            raise WeightMappingError(source, [
+                "--share-decoder-input-output-embed is set but decoder.output_projection.weight differs from "
+                "decoder.embed_tokens.weight (the checkpoint was edited after training?)"])
 
 
-def shared_embedding_alias(out: list[tuple[str, torch.Tensor]]) -> None:
+def shared_embedding_alias(out: list[tuple[str, torch.Tensor]], source: str = "checkpoint") -> None:
     """With --share-all-embeddings fairseq stores one matrix under both names;
     if only one name is present, fill the other slot with the same tensor."""
     enc, dec = "encoder.embed.embed_tokens.weight", "decoder.embed.embed_tokens.weight"
@@ -521,7 +527,7 @@ def shared_embedding_alias(out: list[tuple[str, torch.Tensor]]) -> None:
         if found[enc].data_ptr() != found[dec].data_ptr():
             if found[enc].shape != found[dec].shape or not torch.equal(found[enc], found[dec]):
                 from modelport.errors import WeightMappingError
-                raise WeightMappingError("checkpoint", ["--share-all-embeddings is set but the encoder and "
+                raise WeightMappingError(source, ["--share-all-embeddings is set but the encoder and "
                                                         "decoder embeddings differ"])
             out[:] = [(n, found[enc] if n == dec else t) for n, t in out]
     elif enc in found:
