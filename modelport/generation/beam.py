@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from modelport.errors import InvalidInputError
 from modelport.generation.ensemble import Ensemble
 from modelport.generation.semantics import FairseqOptions, HFOptions, hf_length_limits
 from modelport.model.transformer import Seq2SeqModel
@@ -118,7 +119,7 @@ class FairseqBeamSearch:
         src_len = src_tokens.size(1)  # the padded width, as fairseq uses it
         self.max_len = min(int(o.max_len_a * src_len + o.max_len_b), self.max_positions - 1)
         if o.min_len > self.max_len:
-            raise ValueError(f"`min_len` must be <= max_len ({self.max_len}), but is {o.min_len}")
+            raise InvalidInputError(f"`min_len` must be <= max_len ({self.max_len}), but is {o.min_len}")
         dev = src_tokens.device
         self.bsz = bsz
         self.scores = torch.zeros(bsz * beam, self.max_len + 1, device=dev)
@@ -293,7 +294,7 @@ class HFBeamSearch:
         self.max_length, self.min_length = hf_length_limits(opts, max_positions)
         self.beam = opts.num_beams
         if opts.num_return_sequences > self.beam:
-            raise ValueError(f"`num_return_sequences` must be <= num_beams ({self.beam}), "
+            raise InvalidInputError(f"`num_return_sequences` must be <= num_beams ({self.beam}), "
                              f"but is {opts.num_return_sequences}")
 
     def start(self, bsz: int, src_tokens: Tensor) -> int:

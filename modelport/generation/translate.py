@@ -134,6 +134,8 @@ def resolve_options(generation_config: dict[str, Any], semantics: str | None,
     default_sem = generation_config.get("semantics", "fairseq")
     sem = semantics or default_sem
     merged: dict[str, Any] = {}
+    if given.get("do_sample") or given.get("greedy") or given.get("sampling"):
+        return sem, given  # the folder's beam-search defaults do not apply to sampling
     if sem == default_sem:
         merged.update({k: v for k, v in generation_config.items() if k not in ("semantics", "max_positions")})
     elif sem == "hf":

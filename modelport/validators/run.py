@@ -101,7 +101,15 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     from modelport.converters.fairseq import NAME_TABLE
     from modelport.validators.references.fairseq_generator import FairseqReference
 
-    sections = set(only or ("tokenizer", "forward", "beam", "bleu"))
+    known = ("tokenizer", "forward", "beam", "bleu")
+    if isinstance(only, str):
+        only = (only,)
+    sections = set(only or known)
+    if not sections <= set(known):
+        from modelport.errors import InvalidInputError
+
+        raise InvalidInputError(f"`{', '.join(sorted(sections - set(known)))}` is not a known check "
+                                f"(known: {', '.join(known)})")
     ported = modelport.load(ported_dir)
     if ported.source_format != "fairseq":
         from modelport.errors import InvalidInputError
@@ -189,7 +197,9 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
         refs = list(references)
         report["bleu"] = {"modelport": _bleu(ours_txt, refs), "reference": _bleu(ref_txt, refs), "passed": True}
 
-    report["passed"] = all(v.get("passed", True) for k, v in report.items() if isinstance(v, dict) and k != "meta")
+    checked = [v for k, v in report.items() if isinstance(v, dict) and k != "meta"]
+    # nothing checked is not parity: a validator that cannot fail is a defect
+    report["passed"] = bool(checked) and all(v.get("passed", True) for v in checked)
     if write:
         write_parity_report(report, Path(report_dir) if report_dir is not None else Path(ported_dir))
     return report
