@@ -21,6 +21,8 @@ _LAZY = {
     "publish": "modelport.hub",
     "make_card": "modelport.modelcards",
     "write_card": "modelport.modelcards",
+    "quantize": "modelport.passes",
+    "prune": "modelport.passes",
 }
 
 
@@ -32,5 +34,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'modelport' has no attribute {name!r}")
 
 
-__all__ = ["PortedModel", "convert", "inspect", "load", "publish", "make_card", "write_card", "ModelportError",
-           "__version__"]
+__all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "publish", "make_card", "write_card",
+           "ModelportError", "__version__"]

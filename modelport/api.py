@@ -105,6 +105,11 @@ def load(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> P
         raise InvalidInputError(f"`{path}` is not a ported model folder (no such directory)")
     data, config = read_config(directory)
     weights = load_weights(directory)
+    quantization = (data.get("quantization") or {}).get("mode")
+    if quantization:
+        from modelport.passes.quantize import dequantize_state
+
+        weights = dequantize_state(weights)
     n = int(data.get("ensemble_size", 1))
     models = []
     for i in range(n):
@@ -114,6 +119,10 @@ def load(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> P
             prefix = f"members.{i}."
             state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
         model = Seq2SeqModel.from_state_dict(config, state)
+        if quantization:
+            from modelport.passes.quantize import apply_on_load
+
+            model = apply_on_load(model, quantization)
         if dtype is not None:
             model = model.to(dtype)
         models.append(model)

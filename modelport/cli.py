@@ -310,6 +310,53 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pass_summary(report: dict[str, Any], output_dir: str) -> None:
+    out = sys.stdout
+    p, b = report["parameters"], report["bytes_on_disk"]
+    out.write(f"written to:    {output_dir}\n")
+    out.write(f"parameters:    {p['before']:,} -> {p['after']:,}\n")
+    out.write(f"bytes on disk: {b['before']:,} -> {b['after']:,} ({100 * b['after'] / b['before']:.0f}%)\n")
+    if "tokens_per_second" in report:
+        t, a = report["tokens_per_second"], report["agreement"]
+        out.write(f"tokens/s:      {t['before']} -> {t['after']} ({t['speedup']}x, same run)\n")
+        out.write(f"agreement:     {a['identical_outputs']}/{a['lines']} identical beam outputs "
+                  f"({a['identical_percent']}%)\n")
+    if "quality" in report:
+        q = report["quality"]
+        out.write(f"BLEU / chrF:   {q['before']['bleu']} / {q['before']['chrf']} -> "
+                  f"{q['after']['bleu']} / {q['after']['chrf']}\n")
+    out.write(f"report:        {Path(output_dir) / 'pass_report.md'}\n")
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from modelport.passes import quantize
+
+    report = quantize(args.ported_dir, args.output_dir, mode=args.mode,
+                      data=_read_lines(args.data) if args.data else None,
+                      references=_read_lines(args.references) if args.references else None, force=args.force)
+    _print_json(report) if args.json else _pass_summary(report, args.output_dir)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from modelport.passes import prune
+
+    report = prune(args.ported_dir, args.output_dir, encoder_layers=args.encoder_layers,
+                   decoder_layers=args.decoder_layers, data=_read_lines(args.data) if args.data else None,
+                   references=_read_lines(args.references) if args.references else None, force=args.force)
+    _print_json(report) if args.json else _pass_summary(report, args.output_dir)
+    return 0
+
+
+def _add_pass_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ported_dir")
+    p.add_argument("output_dir", help="the new ported folder")
+    p.add_argument("--data", help="source sentences: measure speed and agreement with the original on them")
+    p.add_argument("--references", help="reference translations of --data: adds BLEU and chrF before/after")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
 def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False) -> None:
     g = p.add_argument_group("decoding (defaults: the ported folder's generation_config.json)")
     g.add_argument("--beam", type=int, help="beam size")
@@ -406,6 +453,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
     _add_decoding_options(p)
     p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("quantize", help="write an 8-bit or half-precision copy of a ported folder",
+                       description="int8: int8 weights with per-row scales and int8 matrix products on CPU; "
+                                   "int8-weights: int8 storage, fp32 compute; fp16/bf16: half storage and "
+                                   "compute. Reports size, tokens/s and agreement with the original (--data), "
+                                   "and BLEU/chrF (--references).")
+    _add_pass_options(p)
+    p.add_argument("--mode", required=True, choices=["int8", "int8-weights", "fp16", "bf16"])
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("prune", help="write a copy with fewer encoder/decoder layers",
+                       description="Copy layers from the teacher with distilBART's table (12->6 keeps "
+                                   "0,2,4,7,9,11; 6->3 keeps 0,2,5; evenly spaced otherwise). Head, FFN and "
+                                   "vocabulary pruning are not implemented yet.")
+    _add_pass_options(p)
+    p.add_argument("--encoder-layers", type=int, metavar="N", help="encoder layers to keep")
+    p.add_argument("--decoder-layers", type=int, metavar="N", help="decoder layers to keep")
+    p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("validate", help="prove parity against the original framework",
                        description="Run the reference framework and the port on the same lines and compare "

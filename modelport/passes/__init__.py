@@ -1,1 +1,8 @@
-"""Passes over ported models: quantization and pruning."""
+"""Passes over ported models: quantization and (structured) pruning. Each
+reads a ported folder, writes a new one atomically, appends itself to the
+folder's history in conversion.json and reports size, speed and quality."""
+
+from modelport.passes.prune import prune
+from modelport.passes.quantize import quantize
+
+__all__ = ["prune", "quantize"]

@@ -1,0 +1,116 @@
+"""Quantization of a ported folder.
+
+Modes:
+- ``int8``: every 2-D weight (linear layers and embeddings) stored as int8
+  with one symmetric fp32 scale per output row (``<name>_scale``), so the
+  folder is ~4x smaller; at load the linear layers run as
+  ``torch.ao.nn.quantized.dynamic.Linear`` (int8 matrix products,
+  dynamically quantized activations). Re-quantizing the stored values with
+  the same per-row symmetric scheme reproduces them exactly. Embeddings and
+  the (tied) output projection are dequantized to fp32 at load.
+- ``int8-weights``: the same storage, fp32 compute (a smaller download).
+- ``fp16`` / ``bf16``: storage and compute in that dtype; logits and
+  log-softmax stay fp32 (the model computes them in fp32), T5 ports keep their
+  fp16 clamp.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from modelport.errors import InvalidInputError, OutputExistsError
+from modelport.model.io import read_json
+from modelport.passes.common import finish, load_state, measure, write_pass_output
+
+MODES = ("int8", "int8-weights", "fp16", "bf16")
+SCALE_SUFFIX = "_scale"
+
+
+def _quantizable(name: str, t: torch.Tensor) -> bool:
+    # learned position tables stay fp32: small, and their rows are reused at every step
+    return t.dim() == 2 and t.is_floating_point() and name.endswith(".weight") and "embed_positions" not in name
+
+
+def quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-row int8: ``w ~= q * scale[:, None]``, ``|q| <= 127``."""
+    w = w.float()
+    scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+    q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q, scale
+
+
+def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """int8 + ``_scale`` pairs back to fp32 tensors (aliases stay one tensor)."""
+    out: dict[str, torch.Tensor] = {}
+    done: dict[int, torch.Tensor] = {}
+    for name, t in state.items():
+        if name.endswith(SCALE_SUFFIX):
+            continue
+        scale = state.get(name + SCALE_SUFFIX)
+        if scale is not None and t.dtype == torch.int8:
+            if id(t) not in done:
+                done[id(t)] = t.float() * scale[:, None]
+            out[name] = done[id(t)]
+        else:
+            out[name] = t
+    return out
+
+
+def apply_on_load(model: nn.Module, mode: str) -> nn.Module:
+    """Make a freshly loaded model compute the way ``mode`` says."""
+    if mode == "int8":
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    if mode in ("fp16", "bf16"):
+        return model.to(torch.float16 if mode == "fp16" else torch.bfloat16)
+    return model
+
+
+def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, mode: str,
+             data: list[str] | None = None, references: list[str] | None = None, force: bool = False) -> dict:
+    """Write a quantized copy of ``ported_dir`` to ``output_dir`` and return its
+    report (size, speed, agreement with the original, BLEU/chrF when
+    ``references`` are given)."""
+    if mode not in MODES:
+        raise InvalidInputError(f"`{mode}` is not a known quantization mode (known: {', '.join(MODES)})")
+    source = Path(ported_dir)
+    config = read_json(source / "config.json")
+    if config.get("quantization"):
+        raise InvalidInputError(f"`{ported_dir}` is already quantized ({config['quantization']['mode']}); "
+                                "quantize the unquantized folder instead")
+    if Path(output_dir).exists() and not force:
+        raise OutputExistsError(str(output_dir))
+    state = load_state(source)
+    tensors: list[tuple[str, torch.Tensor]] = []
+    converted: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+    count = 0
+    for name, t in state.items():
+        key = id(t)
+        if key not in converted:
+            if mode in ("int8", "int8-weights") and _quantizable(name, t):
+                converted[key] = quantize_rows(t)
+                count += 1
+            elif mode in ("fp16", "bf16") and t.is_floating_point():
+                converted[key] = (t.to(torch.float16 if mode == "fp16" else torch.bfloat16), None)
+                count += 1
+            else:
+                converted[key] = (t, None)
+        q, scale = converted[key]
+        tensors.append((name, q))  # the same object for aliases: stored once
+        if scale is not None:
+            tensors.append((name + SCALE_SUFFIX, scale))
+    scheme = {"int8": "int8 weights, per-row symmetric scales; int8 dynamic matmuls for linear layers",
+              "int8-weights": "int8 weights, per-row symmetric scales; fp32 compute",
+              "fp16": "float16 storage and compute; fp32 logits", "bf16": "bfloat16 storage and compute; fp32 logits"}
+    config["quantization"] = {"mode": mode, "scheme": scheme[mode]}
+    options = {"mode": mode}
+    changed = {"tensors_quantized": count}
+    out = write_pass_output(source, output_dir, tensors, config,
+                            {"pass": "quantize", "options": options, "changed": changed}, force)
+    return finish(out, "quantize", options, changed, measure(source, out, data, references))

@@ -1,0 +1,93 @@
+"""Quantization and layer pruning on the embedded trained model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import modelport
+from cli_util import one_line_error
+from conftest import CORPUS
+from modelport.passes.prune import layers_to_keep
+
+LINES = (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:50]
+
+
+@pytest.fixture(scope="module")
+def int8(ported_default, tmp_path_factory):
+    out = tmp_path_factory.mktemp("passes") / "int8"
+    report = modelport.quantize(ported_default.path, out, mode="int8", data=LINES)
+    return out, report
+
+
+def test_int8_is_small_and_agrees(ported_default, int8) -> None:
+    out, report = int8
+    fp32 = (ported_default.path / "model.safetensors").stat().st_size
+    assert (out / "model.safetensors").stat().st_size <= 0.30 * fp32
+    assert report["agreement"]["identical_percent"] >= 90
+    history = json.loads((out / "conversion.json").read_text())["history"]
+    assert history[-1]["pass"] == "quantize" and history[-1]["report"]["agreement"]
+    assert (out / "pass_report.md").is_file()
+    loaded = modelport.load(out)
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in loaded.model.modules())
+
+
+def test_int8_translates_in_a_fresh_process(int8) -> None:
+    out, _ = int8
+    proc = subprocess.run([sys.executable, "-m", "modelport.cli", "translate", str(out)], input=LINES[0] + "\n",
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+
+
+@pytest.mark.parametrize("mode", ["int8-weights", "fp16", "bf16"])
+def test_other_modes_load_and_translate(ported_default, tmp_path, mode) -> None:
+    out = tmp_path / mode
+    report = modelport.quantize(ported_default.path, out, mode=mode)
+    assert report["bytes_on_disk"]["after"] < report["bytes_on_disk"]["before"]
+    loaded = modelport.load(out)
+    with torch.no_grad():
+        src = torch.tensor([loaded.tokenizer.encode(LINES[0])])
+        logits = loaded.model(src, torch.tensor([[2, 10, 11]]))
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+    assert loaded.translate(LINES[:2])[0][0]["text"]
+
+
+@pytest.mark.parametrize("teacher, student, kept", [(12, 6, [0, 2, 4, 7, 9, 11]), (12, 3, [0, 6, 11]),
+                                                    (6, 3, [0, 2, 5]), (3, 1, [0]), (3, 2, [0, 2]),
+                                                    (5, 3, [0, 2, 4])])
+def test_layer_table(teacher, student, kept) -> None:
+    assert layers_to_keep(teacher, student) == kept
+
+
+def test_decoder_shrink_copies_the_tabled_layers(ported_default, tmp_path) -> None:
+    out = tmp_path / "small"
+    report = modelport.prune(ported_default.path, out, decoder_layers=2)
+    small = modelport.load(out)
+    assert small.config.decoder_layers == 2 and small.config.encoder_layers == 3
+    teacher = ported_default.model.state_dict()
+    student = small.model.state_dict()
+    for new, old in enumerate([0, 2]):
+        for key, value in student.items():
+            if key.startswith(f"decoder.layers.{new}."):
+                assert torch.equal(value, teacher[key.replace(f"layers.{new}.", f"layers.{old}.")])
+    layer_params = sum(v.numel() for k, v in teacher.items() if k.startswith("decoder.layers.1."))
+    assert report["parameters"]["before"] - report["parameters"]["after"] == layer_params
+    assert small.translate(LINES[:1])[0][0]["text"]
+
+
+def test_bad_pass_options(ported_default, tmp_path, capsys) -> None:
+    src = str(ported_default.path)
+    assert "[1, 3]" in one_line_error(["prune", src, str(tmp_path / "a"), "--decoder-layers", "7"], capsys)
+    assert "nothing to prune" in one_line_error(["prune", src, str(tmp_path / "b")], capsys)
+    with pytest.raises(SystemExit) as info:  # argparse rejects the unknown mode itself
+        modelport.cli.main(["quantize", src, str(tmp_path / "c"), "--mode", "int4"])
+    assert info.value.code == 2
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(modelport.ModelportError, match="not a known quantization mode"):
+        modelport.quantize(src, tmp_path / "d", mode="int4")
