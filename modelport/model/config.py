@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from modelport.errors import ConfigError
@@ -193,4 +193,4 @@ class Seq2SeqConfig:
         return dataclasses.replace(self, **changes)
 
 
-__all__ = ["Seq2SeqConfig", "CONFIG_FORMAT_VERSION", "field"]
+__all__ = ["Seq2SeqConfig", "CONFIG_FORMAT_VERSION"]
