@@ -321,6 +321,9 @@ def _pass_summary(report: dict[str, Any], output_dir: str) -> None:
         out.write(f"tokens/s:      {t['before']} -> {t['after']} ({t['speedup']}x, same run)\n")
         out.write(f"agreement:     {a['identical_outputs']}/{a['lines']} identical beam outputs "
                   f"({a['identical_percent']}%)\n")
+        if a.get("mean_abs_token_logprob_diff") is not None:
+            out.write(f"log-prob diff: {a['mean_abs_token_logprob_diff']} mean |difference| per token "
+                      "where identical\n")
     if "quality" in report:
         q = report["quality"]
         out.write(f"BLEU / chrF:   {q['before']['bleu']} / {q['before']['chrf']} -> "
@@ -342,7 +345,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from modelport.passes import prune
 
     report = prune(args.ported_dir, args.output_dir, encoder_layers=args.encoder_layers,
-                   decoder_layers=args.decoder_layers, data=_read_lines(args.data) if args.data else None,
+                   decoder_layers=args.decoder_layers, heads=args.heads, ffn=args.ffn, vocab_from=args.vocab_from,
+                   data=_read_lines(args.data) if args.data else None,
                    references=_read_lines(args.references) if args.references else None, force=args.force)
     _print_json(report) if args.json else _pass_summary(report, args.output_dir)
     return 0
@@ -463,13 +467,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", required=True, choices=["int8", "int8-weights", "fp16", "bf16"])
     p.set_defaults(func=cmd_quantize)
 
-    p = sub.add_parser("prune", help="write a copy with fewer encoder/decoder layers",
+    p = sub.add_parser("prune", help="write a copy with fewer layers, attention heads or FFN neurons",
                        description="Copy layers from the teacher with distilBART's table (12->6 keeps "
-                                   "0,2,4,7,9,11; 6->3 keeps 0,2,5; evenly spaced otherwise). Head, FFN and "
-                                   "vocabulary pruning are not implemented yet.")
+                                   "0,2,4,7,9,11; 6->3 keeps 0,2,5; evenly spaced otherwise), then remove "
+                                   "the fraction --ffn of every layer's FFN neurons and --heads of every "
+                                   "attention's heads, smallest weight magnitude first. No fine-tuning: "
+                                   "expect a quality drop (see the report). Vocabulary pruning is not "
+                                   "implemented yet.")
     _add_pass_options(p)
     p.add_argument("--encoder-layers", type=int, metavar="N", help="encoder layers to keep")
     p.add_argument("--decoder-layers", type=int, metavar="N", help="decoder layers to keep")
+    p.add_argument("--heads", type=float, metavar="F",
+                   help="fraction of attention heads to remove per attention, by ||W_v[h]||*||W_o[:,h]||")
+    p.add_argument("--ffn", type=float, metavar="F",
+                   help="fraction of FFN neurons to remove per layer, by ||up[i,:]||*||down[:,i]||")
+    p.add_argument("--vocab-from", metavar="FILE", help=argparse.SUPPRESS)  # not implemented yet: exits 2
     p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("validate", help="prove parity against the original framework",

@@ -45,6 +45,10 @@ def main() -> None:
         modelport.quantize(fp32, variants[mode], mode=mode, force=True)
     variants["decoder-halved"] = work / "dec1"  # 3 -> 1 (half would round to 2; 1 is the distilBART-style cut)
     modelport.prune(fp32, variants["decoder-halved"], decoder_layers=1, force=True)
+    variants["ffn-0.25"] = work / "ffn25"
+    modelport.prune(fp32, variants["ffn-0.25"], ffn=0.25, force=True)
+    variants["heads-0.25"] = work / "heads25"
+    modelport.prune(fp32, variants["heads-0.25"], heads=0.25, force=True)
 
     def run(path: Path) -> tuple[list[list[int]], float, int]:
         ported = modelport.load(path)

@@ -44,6 +44,13 @@ def _bleu(hyps: list[str], refs: list[str]) -> dict[str, float]:
             "chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)}
 
 
+def _token_diff(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> float | None:
+    """Mean |per-token log-prob difference| over hypotheses both models output identically."""
+    diffs = [abs(x - y) for b, a in zip(before, after)
+             for x, y in zip(b.get("positional_scores") or [], a.get("positional_scores") or [])]
+    return round(sum(diffs) / len(diffs), 6) if diffs else None
+
+
 def _run(ported: Any, lines: list[str]) -> tuple[list[dict[str, Any]], float]:
     start = time.perf_counter()
     out = [h[0] for h in ported.translate(lines)]
@@ -54,7 +61,8 @@ def measure(before_dir: Path, after_dir: Path, data: list[str] | None,
             references: list[str] | None) -> dict[str, Any]:
     """Parameters and bytes on disk before/after; with ``data``, tokens/s of
     both in the same run (folder decoding defaults), identical first-best
-    outputs and the mean |score difference| where they agree; with
+    outputs and the mean |score| and |per-token log-prob| differences where
+    they agree; with
     ``references``, sacreBLEU BLEU and chrF of both."""
     import modelport
 
@@ -77,6 +85,7 @@ def measure(before_dir: Path, after_dir: Path, data: list[str] | None,
             "identical_percent": round(100 * len(same) / len(data), 1),
             "mean_abs_score_diff": (round(sum(abs(ours_b[i]["score"] - ours_a[i]["score"]) for i in same)
                                           / len(same), 6) if same else None),
+            "mean_abs_token_logprob_diff": _token_diff([ours_b[i] for i in same], [ours_a[i] for i in same]),
         }
         if references:
             report["quality"] = {"before": _bleu([h["text"] for h in ours_b], references),
