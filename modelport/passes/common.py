@@ -116,7 +116,7 @@ def finish(out: Path, name: str, options: dict[str, Any], changed: dict[str, Any
     conversion["history"][-1]["report"] = report
     write_json(out / "conversion.json", conversion)
     full = {"pass": {"name": name, "options": options, "changed": changed}, **report}
-    write_report(full, out, stem="pass_report")
+    write_report(full, out, stem="pass_report", title=f"{name} report")
     return full
 
 

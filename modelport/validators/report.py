@@ -32,8 +32,8 @@ def merge_reports(*reports: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_report(report: dict[str, Any], directory: str | os.PathLike[str],
-                 stem: str = "parity_report") -> tuple[Path, Path]:
-    """Write ``<stem>.json`` and ``<stem>.md`` into ``directory``; return both paths."""
+                 stem: str = "parity_report", title: str = "Parity report") -> tuple[Path, Path]:
+    """Write ``<stem>.json`` and ``<stem>.md`` (headed ``title``) into ``directory``; return both paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
@@ -41,7 +41,7 @@ def write_report(report: dict[str, Any], directory: str | os.PathLike[str],
     tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, json_path)
     tmp = md_path.with_suffix(".md.tmp")
-    tmp.write_text(render_markdown(report), encoding="utf-8")
+    tmp.write_text(render_markdown(report, title), encoding="utf-8")
     os.replace(tmp, md_path)
     return json_path, md_path
 
@@ -103,10 +103,10 @@ def _render_section(name: str, section: dict[str, Any], out: list[str]) -> None:
             _render_mismatches("first mismatches", value, out)
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: dict[str, Any], title: str = "Parity report") -> str:
     """The Markdown text of a report (see the module docstring for the layout)."""
     passed = report.get("passed")
-    out = ["# Parity report", ""]
+    out = [f"# {title}", ""]
     if passed is not None:
         out += [f"**Overall: {'passed' if passed else 'FAILED'}**", ""]
     for name, section in report.items():
