@@ -70,6 +70,22 @@ def inspect(source: str, *, format: str | None = None, **options: Any) -> Conver
     return cls(source, **options).plan()
 
 
+def plan_and_write(source: str, output_dir: str | os.PathLike[str], *, format: str | None = None,
+                   force: bool = False, progress: bool = False, shard_bytes: int | None = None,
+                   **options: Any) -> ConversionPlan:
+    """Check, map and write ``source`` as a ported folder; return the plan
+    (its summary is what ``modelport convert`` prints). An existing
+    ``output_dir`` is refused before any work unless ``force``."""
+    if Path(output_dir).exists() and not force:
+        from modelport.errors import OutputExistsError
+
+        raise OutputExistsError(str(output_dir))
+    cls = get_converter(source, format)
+    plan = cls(source, **options).plan(progress=progress)
+    write_ported(plan, output_dir, force=force, progress=progress, shard_bytes=shard_bytes)
+    return plan
+
+
 def convert(source: str, output_dir: str | os.PathLike[str], *, format: str | None = None, force: bool = False,
             progress: bool = False, shard_bytes: int | None = None, **options: Any) -> PortedModel:
     """Convert a foreign checkpoint into a ported folder and load it.
@@ -78,14 +94,8 @@ def convert(source: str, output_dir: str | os.PathLike[str], *, format: str | No
     ``source_lang``, ``target_lang``). The folder is written atomically; an
     existing ``output_dir`` is refused unless ``force``.
     """
-    if Path(output_dir).exists() and not force:
-        from modelport.errors import OutputExistsError
-
-        raise OutputExistsError(str(output_dir))
-    cls = get_converter(source, format)
-    plan = cls(source, **options).plan(progress=progress)
-    write_ported(plan, output_dir, force=force, progress=progress, shard_bytes=shard_bytes)
-    del plan
+    plan_and_write(source, output_dir, format=format, force=force, progress=progress, shard_bytes=shard_bytes,
+                   **options)
     return load(output_dir)
 
 

@@ -111,16 +111,11 @@ def _converter_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from modelport.converters.base import get_converter, write_ported
+    from modelport.api import plan_and_write
 
-    if Path(args.output_dir).exists() and not args.force:
-        from modelport.errors import OutputExistsError
-
-        raise OutputExistsError(args.output_dir)
-    cls = get_converter(args.source, args.format)
-    plan = cls(args.source, **_converter_options(args)).plan(progress=True)
+    plan = plan_and_write(args.source, args.output_dir, format=args.format, force=args.force, progress=True,
+                          shard_bytes=args.shard_size, **_converter_options(args))
     summary = plan.summary()
-    write_ported(plan, args.output_dir, force=args.force, shard_bytes=args.shard_size, progress=True)
     if args.json:
         _print_json({**summary, "output_dir": args.output_dir})
     else:

@@ -25,7 +25,12 @@ from modelport.converters.base import (
     register_converter,
 )
 from modelport.converters.safe_pickle import safe_torch_load, to_plain
-from modelport.errors import CorruptCheckpointError, InvalidInputError, UnsupportedCheckpointError
+from modelport.errors import (
+    CorruptCheckpointError,
+    InvalidInputError,
+    UnsupportedCheckpointError,
+    WeightMappingError,
+)
 from modelport.model.config import Seq2SeqConfig
 from modelport.tokenizers.vocab import FairseqDictionary
 
@@ -470,8 +475,6 @@ class FairseqConverter(Converter):
     @staticmethod
     def map_weights(source: str, state: dict[str, torch.Tensor], opts: dict[str, Any],
                     config: Seq2SeqConfig) -> tuple[list[tuple[str, torch.Tensor]], dict[str, str]]:
-        from modelport.errors import WeightMappingError
-
         mapper = KeyMapper(state, NAME_TABLE, DROP_REASONS)
         out: list[tuple[str, torch.Tensor]] = []
         split_in_proj(mapper, out)
@@ -511,8 +514,6 @@ def tied_output_alias(mapper: KeyMapper, state: dict[str, torch.Tensor], source:
                 emb.data_ptr() == state[key].data_ptr() or torch.equal(emb, state[key])):
             mapper.drop(key, "alias of decoder.embed_tokens.weight (tied output projection)")
         else:
-            from modelport.errors import WeightMappingError
-
             raise WeightMappingError(source, [
                 "--share-decoder-input-output-embed is set but decoder.output_projection.weight differs from "
                 "decoder.embed_tokens.weight (the checkpoint was edited after training?)"])
@@ -526,7 +527,6 @@ def shared_embedding_alias(out: list[tuple[str, torch.Tensor]], source: str = "c
     if enc in found and dec in found:
         if found[enc].data_ptr() != found[dec].data_ptr():
             if found[enc].shape != found[dec].shape or not torch.equal(found[enc], found[dec]):
-                from modelport.errors import WeightMappingError
                 raise WeightMappingError(source, ["--share-all-embeddings is set but the encoder and "
                                                         "decoder embeddings differ"])
             out[:] = [(n, found[enc] if n == dec else t) for n, t in out]

@@ -153,12 +153,6 @@ def load_weights(directory: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def iter_weight_names(directory: Path) -> Iterator[str]:
-    for path in weight_files(directory):
-        with safe_open(str(path), framework="pt") as f:
-            yield from f.keys()
-
-
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
 

@@ -38,10 +38,9 @@ def write_pass_output(source: Path, output: str | os.PathLike[str], tensors: Ite
 
 
 def _bleu(hyps: list[str], refs: list[str]) -> dict[str, float]:
-    import sacrebleu
+    from modelport.validators.metrics import bleu_chrf
 
-    return {"bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
-            "chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)}
+    return {k: round(v, 2) for k, v in bleu_chrf(hyps, refs).items()}
 
 
 def _token_diff(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> float | None:
@@ -118,7 +117,3 @@ def finish(out: Path, name: str, options: dict[str, Any], changed: dict[str, Any
     full = {"pass": {"name": name, "options": options, "changed": changed}, **report}
     write_report(full, out, stem="pass_report", title=f"{name} report")
     return full
-
-
-def load_state(directory: Path) -> dict[str, torch.Tensor]:
-    return load_weights(directory)

@@ -33,8 +33,8 @@ from typing import Any
 import torch
 
 from modelport.errors import InvalidInputError, OutputExistsError
-from modelport.model.io import read_json
-from modelport.passes.common import finish, load_state, measure, write_pass_output
+from modelport.model.io import load_weights, read_json
+from modelport.passes.common import finish, measure, write_pass_output
 
 # teacher layers -> {student layers: kept teacher layers}
 LAYERS_TO_COPY: dict[int, dict[int, list[int]]] = {
@@ -182,7 +182,7 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
         for side in sides:
             _removed(heads, model_cfg[f"{side}_heads"], "attention head", "--heads")
 
-    state = _shrink_layers(load_state(source), keep)
+    state = _shrink_layers(load_weights(source), keep)
     changed: dict[str, Any] = {f"{side}_layers_kept": kept for side, kept in keep.items()}
     for side, kept in keep.items():
         model_cfg[f"{side}_layers"] = len(kept)

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from modelport.errors import InvalidInputError, OutputExistsError
-from modelport.model.io import read_json
-from modelport.passes.common import finish, load_state, measure, write_pass_output
+from modelport.model.io import load_weights, read_json
+from modelport.passes.common import finish, measure, write_pass_output
 
 MODES = ("int8", "int8-weights", "fp16", "bf16")
 SCALE_SUFFIX = "_scale"
@@ -86,7 +86,7 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
                                 "quantize the unquantized folder instead")
     if Path(output_dir).exists() and not force:
         raise OutputExistsError(str(output_dir))
-    state = load_state(source)
+    state = load_weights(source)
     tensors: list[tuple[str, torch.Tensor]] = []
     converted: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
     count = 0

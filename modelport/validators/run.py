@@ -21,6 +21,7 @@ import torch
 
 from modelport.generation.translate import generate, make_batches, resolve_options
 from modelport.validators.beam import compare_hypotheses
+from modelport.validators.metrics import bleu_chrf
 from modelport.validators.forward import localize_divergence, max_logit_diff, teacher_forcing_batch
 
 FORWARD_TOL = 1e-4
@@ -72,12 +73,6 @@ def _tokenizer_config(ported: Any) -> dict[str, Any]:
 
     path = Path(ported.tokenizer_dir) / "tokenizer_config.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def _bleu(hyps: list[str], refs: list[str]) -> dict[str, float]:
-    import sacrebleu
-
-    return {"bleu": sacrebleu.corpus_bleu(hyps, [refs]).score, "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score}
 
 
 def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Sequence[str] | None = None, *,
@@ -195,7 +190,7 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
         ours_txt = [text(h[0]) for h in ours_all]
         ref_txt = [text(h[0]) for h in ref_all]
         refs = list(references)
-        report["bleu"] = {"modelport": _bleu(ours_txt, refs), "reference": _bleu(ref_txt, refs), "passed": True}
+        report["bleu"] = {"modelport": bleu_chrf(ours_txt, refs), "reference": bleu_chrf(ref_txt, refs), "passed": True}
 
     checked = [v for k, v in report.items() if isinstance(v, dict) and k != "meta"]
     # nothing checked is not parity: a validator that cannot fail is a defect
