@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,7 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
         return result
 
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     secrets = [token, get_token()]
     message = commit_message or f"Upload {directory.resolve().name} (ported with modelport {__version__})"
@@ -129,12 +131,28 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
                               path_or_fileobj=card if f["path"] == CARD_NAME else str(directory / f["path"]))
            for f in files]
     api = HfApi(endpoint=endpoint, token=token)
+    # upload progress bars only on a terminal, never in logs
+    quiet = not sys.stderr.isatty() and not are_progress_bars_disabled()
+    if quiet:
+        disable_progress_bars()
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         info = api.create_commit(repo_id, ops, commit_message=message, revision=revision, repo_type="model")
     except Exception as err:  # noqa: BLE001 -- every failure becomes one typed line
-        if not isinstance(err, (*_network_errors(), OSError, ValueError)):
+        known = (*_network_errors(), OSError, ValueError)
+        cause: BaseException = err
+        # large-file uploads wrap the HTTP error: RuntimeError("Error while uploading 'x' to the Hub.")
+        while isinstance(cause, RuntimeError) and isinstance(cause.__cause__, Exception):
+            cause = cause.__cause__
+        if not isinstance(cause, known):
             raise
-        raise _explain(err, repo_id, rev, secrets) from None
+        explained = _explain(cause, repo_id, rev, secrets)
+        if cause is not err:
+            explained = HubError(repo_id, f"{_scrub(str(err), secrets).rstrip('.')}: {explained.reason}",
+                                 explained.status)
+        raise explained from None
+    finally:
+        if quiet:
+            enable_progress_bars()
     result.update(commit_url=info.commit_url, commit_oid=info.oid, commit_message=message)
     return result

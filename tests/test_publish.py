@@ -1,8 +1,14 @@
 """Publishing through huggingface_hub to a local stand-in for the subset of
 the Hugging Face Hub API that huggingface_hub 2.x uses to create a repo,
-commit regular files and download a snapshot. The server records every
-request so the tests assert what arrived, and that the token travelled only
-in the Authorization header."""
+commit regular files, upload large files through the Git LFS batch protocol
+("basic" transfer: batch request, PUT to the returned URL, verify) and
+download a snapshot. The server records every request so the tests assert
+what arrived, and that the token travelled only in the Authorization header.
+
+huggingface_hub uploads large files through Xet instead when ``hf_xet`` is
+installed; Xet needs a content-addressed storage service this stand-in does
+not implement, so the large-file test switches Xet off and exercises LFS,
+the protocol every Hub endpoint still accepts."""
 
 from __future__ import annotations
 
@@ -27,17 +33,23 @@ REPO = r"([^/]+/[^/]+)"
 class Repo:
     private: bool
     files: dict[str, bytes] = field(default_factory=dict)
+    lfs_paths: set[str] = field(default_factory=set)
     commits: list[dict[str, Any]] = field(default_factory=list)
     sha: str = "0" * 40
 
 
 class FakeHub:
-    """``fail`` maps a route name ("create", "preupload", "commit") to an HTTP
-    status the server answers instead; ``echo_token`` puts the received
-    Authorization value into error messages (a hostile server)."""
+    """``fail`` maps a route name ("create", "preupload", "commit",
+    "lfs-upload") to an HTTP status the server answers instead; ``echo_token``
+    puts the received Authorization value into error messages (a hostile
+    server); files of ``lfs_threshold`` bytes or more are answered
+    ``uploadMode: lfs`` at preupload, as the Hub does for large files."""
 
-    def __init__(self) -> None:
+    def __init__(self, lfs_threshold: int | None = None) -> None:
         self.repos: dict[str, Repo] = {}
+        self.lfs_threshold = lfs_threshold
+        self.lfs_objects: dict[str, bytes] = {}  # sha256 hex -> bytes received by PUT
+        self.lfs_verified: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self.fail: dict[str, int] = {}
         self.echo_token = False
@@ -100,8 +112,29 @@ class FakeHub:
                     if m.group(1) not in hub.repos:
                         return self._error(404, "Repository not found", "RepoNotFound")
                     files = json.loads(body)["files"]
-                    return self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular",
-                                                       "shouldIgnore": False} for f in files]})
+                    big = hub.lfs_threshold
+                    return self._send(200, {"files": [
+                        {"path": f["path"], "shouldIgnore": False,
+                         "uploadMode": "lfs" if big is not None and f["size"] >= big else "regular"}
+                        for f in files]})
+                if m := re.fullmatch(rf"/{REPO}\.git/info/lfs/objects/batch", path):
+                    req = json.loads(body)
+                    assert req["operation"] == "upload" and "basic" in req["transfers"]
+                    base = f"http://{self.headers['Host']}"
+                    objects = []
+                    for obj in req["objects"]:
+                        entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+                        if obj["oid"] not in hub.lfs_objects:  # already stored: nothing to do
+                            entry["actions"] = {"upload": {"href": f"{base}/lfs-upload/{obj['oid']}"},
+                                                "verify": {"href": f"{base}/lfs-verify"}}
+                        objects.append(entry)
+                    return self._send(200, {"transfer": "basic", "objects": objects})
+                if path == "/lfs-verify":
+                    req = json.loads(body)
+                    if req["oid"] not in hub.lfs_objects or len(hub.lfs_objects[req["oid"]]) != req["size"]:
+                        return self._error(422, "object not uploaded")
+                    hub.lfs_verified.append(req["oid"])
+                    return self._send(200, {})
                 if m := re.fullmatch(rf"/api/models/{REPO}/commit/(.+)", path):
                     repo_id, rev = m.group(1), unquote(m.group(2))
                     if "commit" in hub.fail:
@@ -119,6 +152,13 @@ class FakeHub:
                         elif item["key"] == "file":
                             assert item["value"]["encoding"] == "base64"
                             commit["files"][item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                        elif item["key"] == "lfsFile":
+                            assert item["value"]["algo"] == "sha256"
+                            oid = item["value"]["oid"]
+                            if oid not in hub.lfs_objects:
+                                return self._error(422, f"LFS object {oid} was never uploaded")
+                            commit["files"][item["value"]["path"]] = hub.lfs_objects[oid]
+                            repo.lfs_paths.add(item["value"]["path"])
                         else:
                             raise AssertionError(f"unexpected commit entry {item['key']}")
                     repo.files.update(commit["files"])
@@ -149,9 +189,25 @@ class FakeHub:
                     if repo is None or name not in repo.files:
                         return self._error(404, "Entry not found", "EntryNotFound")
                     data = repo.files[name]
-                    return self._send(200, raw=data, head=head, headers={
-                        "X-Repo-Commit": repo.sha, "ETag": f'"{hashlib.sha1(data).hexdigest()}"'})
+                    headers = {"X-Repo-Commit": repo.sha, "ETag": f'"{hashlib.sha1(data).hexdigest()}"'}
+                    if name in repo.lfs_paths:  # the Hub names LFS files by their sha256
+                        headers.update({"X-Linked-Etag": f'"{hashlib.sha256(data).hexdigest()}"',
+                                        "X-Linked-Size": str(len(data))})
+                    return self._send(200, raw=data, head=head, headers=headers)
                 self._error(404, f"no route {path}")
+
+            def do_PUT(self) -> None:  # noqa: N802
+                body = self._body()
+                self._record(body)
+                m = re.fullmatch(r"/lfs-upload/([0-9a-f]{64})", urlsplit(self.path).path)
+                if m is None:
+                    return self._error(404, f"no route {self.path}")
+                if "lfs-upload" in hub.fail:
+                    return self._error(hub.fail["lfs-upload"], "storage refused the upload")
+                if hashlib.sha256(body).hexdigest() != m.group(1):
+                    return self._error(400, "sha256 mismatch")
+                hub.lfs_objects[m.group(1)] = body
+                self._send(200, {})
 
             def do_GET(self) -> None:  # noqa: N802
                 self._get(head=False)
@@ -189,6 +245,16 @@ def hf_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def hub():
     with FakeHub() as h:
+        yield h
+
+
+@pytest.fixture
+def lfs_hub(monkeypatch: pytest.MonkeyPatch):
+    """A Hub that wants every file of 64 KiB or more through LFS; Xet switched off."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    with FakeHub(lfs_threshold=64 * 1024) as h:
         yield h
 
 
@@ -304,3 +370,44 @@ def test_download_back_load_and_translate(ported_default, hub: FakeHub, hf_env, 
     orig = [h[0]["tokens"] for h in ported_default.translate(lines, beam=2)]
     assert ours == orig
     assert (Path(local) / "README.md").is_file()
+
+
+def test_large_files_go_through_lfs(ported_default, lfs_hub: FakeHub, hf_env, tmp_path: Path) -> None:
+    from huggingface_hub import snapshot_download
+
+    import modelport
+    from modelport.cli import main
+
+    hub = lfs_hub
+    before = _folder_files(ported_default.path)
+    big = {name for name, data in before.items() if len(data) >= hub.lfs_threshold}
+    assert "model.safetensors" in big
+    assert main(["publish", str(ported_default.path), "me/large", "--endpoint", hub.url]) == 0
+    repo = hub.repos["me/large"]
+    # the large files travelled as LFS objects (PUT + verify), referenced by the one commit
+    assert repo.lfs_paths == big and len(repo.commits) == 1
+    assert sorted(hub.lfs_verified) == sorted(hashlib.sha256(before[n]).hexdigest() for n in big)
+    puts = [r for r in hub.requests if r["method"] == "PUT"]
+    assert len(puts) == len(big)
+    for name, data in before.items():
+        assert repo.files[name] == data, name
+    _assert_token_only_in_header(hub)
+    # a second publish of the same bytes uploads nothing again
+    assert main(["publish", str(ported_default.path), "me/large", "--endpoint", hub.url]) == 0
+    assert len([r for r in hub.requests if r["method"] == "PUT"]) == len(big)
+    local = snapshot_download("me/large", endpoint=hub.url, cache_dir=tmp_path / "cache")
+    lines = ["The cat sleeps."]
+    assert ([h[0]["tokens"] for h in modelport.load(local).translate(lines, beam=2)]
+            == [h[0]["tokens"] for h in ported_default.translate(lines, beam=2)])
+
+
+def test_large_file_upload_failure_exit_2(ported_default, lfs_hub: FakeHub, hf_env, capsys) -> None:
+    from modelport.cli import main
+
+    lfs_hub.fail["lfs-upload"] = 403  # (a 5xx is retried for half a minute first)
+    rc = main(["publish", str(ported_default.path), "me/large-fail", "--endpoint", lfs_hub.url])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("modelport: error: publishing to `me/large-fail` failed")
+    assert TOKEN not in err
+    assert lfs_hub.repos["me/large-fail"].commits == []  # nothing committed
