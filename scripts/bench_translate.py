@@ -1,8 +1,22 @@
-"""Tokens/s of modelport's fairseq-semantics beam search against fairseq's
-SequenceGenerator (and CTranslate2 when installed), same checkpoint, same
-batches, outputs asserted identical.
+"""Tokens/s of modelport's beam search against fairseq's SequenceGenerator,
+CTranslate2 (float32) and transformers' FSMT, same checkpoint, same batches,
+same run; outputs compared wherever the semantics match.
 
-    .venv/bin/python scripts/bench_translate.py [FAIRSEQ_DIR] [--lines 64] [--beam 5] [--batch-size 16]
+    .venv/bin/python scripts/bench_translate.py [FAIRSEQ_DIR] [--lines 256] [--beam 5] [--batch-size 16]
+    .venv/bin/python scripts/bench_translate.py --base [--lines 64] [--length 30]
+
+The default source is the embedded trained model (real stopping behaviour).
+``--base`` builds a random transformer-base-sized fairseq model (6+6 layers,
+d_model 512, FFN 2048, 8 heads, 32k vocabularies) and decodes every sentence
+to exactly ``--length`` tokens (min = max length), so every system does the
+same amount of work whatever its stopping rule.
+
+Peers: fairseq with fairseq semantics (outputs must be identical);
+CTranslate2 ``ct2-fairseq-converter`` float32 on the same threads (its
+stopping rule differs from fairseq's, so agreement is reported, not
+asserted); transformers ``FSMTForConditionalGeneration.generate`` against
+modelport with ``--semantics hf`` (identical outputs expected).
+Each system translates the first batch once before it is timed.
 """
 
 from __future__ import annotations
@@ -14,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,83 +37,163 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
+Hyps = list[list[dict]]
+
+
+def build_source(args: argparse.Namespace, tmp: Path) -> Path:
+    """The fairseq checkpoint directory the benchmark runs on."""
+    from fairseq_ref import build_fairseq_model
+
+    if args.base:
+        src_dir = tmp / "fairseq-base"
+        print("building a random transformer-base fairseq model ...", file=sys.stderr)
+        build_fairseq_model(src_dir, src_vocab=32000, tgt_vocab=32000, encoder_embed_dim=512,
+                            encoder_ffn_embed_dim=2048, encoder_layers=6, encoder_attention_heads=8,
+                            decoder_layers=6, decoder_attention_heads=8, max_source_positions=1024,
+                            max_target_positions=1024)
+        return src_dir
+    src_dir = Path(args.source)
+    if not (src_dir / "model.pt").exists():
+        print(f"{src_dir} missing; using a random tiny model", file=sys.stderr)
+        src_dir = tmp / "fairseq"
+        build_fairseq_model(src_dir, seed=3)
+    return src_dir
+
+
+def timed(batches: list[list[int]], srcs: list[list[int]], fn: Callable[[list[list[int]]], Hyps]
+          ) -> tuple[dict[int, list[int]], float]:
+    """First-best tokens per line and seconds, after one untimed warm-up batch."""
+    fn([srcs[i] for i in batches[0]])
+    out, t = {}, time.perf_counter()
+    for b in batches:
+        for i, h in zip(b, fn([srcs[i] for i in b])):
+            out[i] = h[0]["tokens"]
+    return out, time.perf_counter() - t
+
+
+def report(name: str, out: dict[int, list[int]], seconds: float, base: tuple[dict[int, list[int]], float] | None,
+           base_name: str = "modelport") -> float:
+    ntok = sum(len(t) for t in out.values())
+    line = f"{name:<34} {ntok / seconds:9.1f} tok/s"
+    if base is not None:
+        ours, t_ours = base
+        same = sum(ours[i] == out[i] for i in ours) / len(ours)
+        line += f"   {base_name} speed {seconds / t_ours:5.2f}x   identical first-best {same:.0%}"
+    print(line, flush=True)
+    return ntok / seconds
+
+
+def fsmt_from(src_dir: Path, ported) -> torch.nn.Module:
+    """transformers' FSMT with the checkpoint's weights (fairseq names under ``model.``); untied,
+    because FSMT's tying ties the encoder embeddings too, which fairseq's does not."""
+    from transformers import FSMTConfig, FSMTForConditionalGeneration
+
+    cfg = ported.config
+    state = torch.load(src_dir / "model.pt", weights_only=False)["model"]
+    hf_cfg = FSMTConfig(langs=["en", "de"], src_vocab_size=cfg.source_vocab_size,
+                        tgt_vocab_size=cfg.target_vocab_size, d_model=cfg.d_model,
+                        encoder_layers=cfg.encoder_layers, decoder_layers=cfg.decoder_layers,
+                        encoder_attention_heads=cfg.encoder_heads, decoder_attention_heads=cfg.decoder_heads,
+                        encoder_ffn_dim=cfg.encoder_ffn_dim, decoder_ffn_dim=cfg.decoder_ffn_dim,
+                        max_position_embeddings=cfg.max_target_positions, dropout=0.0, scale_embedding=True,
+                        tie_word_embeddings=False, pad_token_id=cfg.pad_token_id,
+                        eos_token_id=cfg.eos_token_id, decoder_start_token_id=cfg.decoder_start_token_id)
+    hf = FSMTForConditionalGeneration(hf_cfg).eval()
+    weights = {f"model.{k}": v for k, v in state.items() if "embed_positions" not in k and "version" not in k}
+    hf.load_state_dict(weights, strict=False)
+    return hf
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("source", nargs="?", default=str(ROOT / "assets" / "default-model"))
-    ap.add_argument("--lines", type=int, default=64)
+    ap.add_argument("--base", action="store_true", help="random transformer-base-sized model, fixed output lengths")
+    ap.add_argument("--length", type=int, default=30, help="output length with --base")
+    ap.add_argument("--lines", type=int, default=None, help="default 256 (64 with --base)")
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["fairseq", "ctranslate2", "transformers"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    lines = args.lines or (64 if args.base else 256)
 
     import modelport
     from modelport.generation import generate, make_batches
     from modelport.validators.references.fairseq_generator import FairseqReference
 
-    src_dir = Path(args.source)
     tmp = Path(tempfile.mkdtemp())
-    if not (src_dir / "model.pt").exists():
-        from fairseq_ref import build_fairseq_model
-
-        print(f"{src_dir} missing; using a random tiny model", file=sys.stderr)
-        src_dir = tmp / "fairseq"
-        build_fairseq_model(src_dir, seed=3)
+    src_dir = build_source(args, tmp)
     ported = modelport.convert(str(src_dir), tmp / "ported")
     tok_cfg = json.loads((ported.tokenizer_dir / "tokenizer_config.json").read_text())
     langs = (tok_cfg.get("source_lang") or "en", tok_cfg.get("target_lang") or "de")
-    ref = FairseqReference(str(src_dir), *langs)
     g = torch.Generator().manual_seed(0)
     vocab = ported.config.source_vocab_size
     srcs = [torch.randint(4, vocab, (int(k),), generator=g).tolist() + [2]
-            for k in torch.randint(5, 30, (args.lines,), generator=g)]
+            for k in torch.randint(5, 30, (lines,), generator=g)]
     batches = make_batches([len(s) for s in srcs], args.batch_size)
-    opts = {"beam": args.beam, "max_len_a": 1.2, "max_len_b": 10}
+    if args.base:
+        opts = {"beam": args.beam, "max_len_a": 0, "max_len_b": args.length, "min_len": args.length}
+    else:
+        opts = {"beam": args.beam, "max_len_a": 1.2, "max_len_b": 10}
+    print(f"{lines} lines, batch size {args.batch_size}, beam {args.beam}, {args.threads} threads, "
+          f"options {opts}", flush=True)
 
-    def run(fn):
-        out, t = {}, time.perf_counter()
-        for b in batches:
-            for i, h in zip(b, fn([srcs[i] for i in b])):
-                out[i] = h
-        return out, time.perf_counter() - t
+    ours = timed(batches, srcs, lambda b: generate(ported.models, b, **opts))
+    report("modelport (fairseq semantics)", *ours, None)
+    if "fairseq" not in args.skip:
+        ref = FairseqReference(str(src_dir), *langs)
+        report("fairseq SequenceGenerator", *timed(batches, srcs, lambda b: ref.generate(b, **dict(opts))), ours)
 
-    ours, t_ours = run(lambda b: generate(ported.models, b, **opts))
-    theirs, t_ref = run(lambda b: ref.generate(b, **dict(opts)))
-    same = all(ours[i][0]["tokens"] == theirs[i][0]["tokens"] for i in ours)
-    ntok = sum(len(ours[i][0]["tokens"]) for i in ours)
-    print(f"output tokens: {ntok}, identical to fairseq: {same}")
-    print(f"modelport: {ntok / t_ours:8.1f} tok/s   fairseq: {ntok / t_ref:8.1f} tok/s   "
-          f"speed-up {t_ref / t_ours:.2f}x")
-    try:
+    if "ctranslate2" not in args.skip:
         import ctranslate2
-    except ImportError:
-        print("ctranslate2 not installed: skipped")
-        return
-    ckpt = src_dir / "model.pt"
-    ct2_dir = tmp / "ct2"
-    subprocess.run([str(Path(sys.executable).parent / "ct2-fairseq-converter"), "--model_path", str(ckpt),
-                    "--data_dir", str(src_dir), "--output_dir", str(ct2_dir), "--source_lang", langs[0],
-                    "--target_lang", langs[1], "--unsafe_deserialization"],
-                   check=True, capture_output=True, env={**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
-    translator = ctranslate2.Translator(str(ct2_dir), device="cpu", inter_threads=1, intra_threads=args.threads)
-    src_syms = ref.src_dict.symbols
-    tgt_syms = ref.tgt_dict.symbols
+        from fairseq.data import Dictionary
 
-    def ct2_batch(batch):
-        # CTranslate2 takes token strings and appends </s> itself
-        toks = [[src_syms[i] for i in s[:-1]] for s in batch]
-        res = translator.translate_batch(toks, beam_size=args.beam, max_decoding_length=max(len(s) for s in batch) * 2,
-                                         length_penalty=1.0, return_scores=True)
-        return [[{"tokens": [ref.tgt_dict.index(t) for t in r.hypotheses[0]] + [2]}] for r in res]
+        ct2_dir = tmp / "ct2"
+        subprocess.run([str(Path(sys.executable).parent / "ct2-fairseq-converter"), "--model_path",
+                        str(src_dir / "model.pt"), "--data_dir", str(src_dir), "--output_dir", str(ct2_dir),
+                        "--source_lang", langs[0], "--target_lang", langs[1], "--unsafe_deserialization"],
+                       check=True, capture_output=True)
+        translator = ctranslate2.Translator(str(ct2_dir), device="cpu", inter_threads=1,
+                                            intra_threads=args.threads)
+        src_dict = Dictionary.load(str(src_dir / f"dict.{langs[0]}.txt"))
+        tgt_dict = Dictionary.load(str(src_dir / f"dict.{langs[1]}.txt"))
+        if args.base:
+            lengths = {"min_decoding_length": args.length, "max_decoding_length": args.length}
+        else:
+            lengths = {}
 
-    ct2_out, t_ct2 = run(ct2_batch)
-    agree = sum(ct2_out[i][0]["tokens"] == ours[i][0]["tokens"] for i in ours) / len(ours)
-    ct2_tok = sum(len(ct2_out[i][0]["tokens"]) for i in ct2_out)
-    print(f"ctranslate2 float32 ({args.threads} threads): {ct2_tok / t_ct2:8.1f} tok/s; modelport/ct2 speed "
-          f"{(ntok / t_ours) / (ct2_tok / t_ct2):.2f}x; identical first-best outputs: {agree:.0%} "
-          "(CTranslate2's max length and stopping rule differ from fairseq's)")
-    del tgt_syms
+        def ct2_batch(batch: list[list[int]]) -> Hyps:
+            toks = [[src_dict[i] for i in s[:-1]] for s in batch]  # CTranslate2 appends </s> itself
+            width = lengths or {"max_decoding_length": int(1.2 * max(len(s) for s in batch)) + 10}
+            res = translator.translate_batch(toks, beam_size=args.beam, length_penalty=1.0, **width)
+            return [[{"tokens": [tgt_dict.index(t) for t in r.hypotheses[0]] + [2]}] for r in res]
+
+        report("ctranslate2 float32", *timed(batches, srcs, ct2_batch), ours)
+
+    if "transformers" not in args.skip:
+        import transformers
+
+        transformers.logging.set_verbosity_error()  # FSMT's config also sets max_length: a warning per call
+        hf = fsmt_from(src_dir, ported)
+        pad = ported.config.pad_token_id
+        if args.base:
+            hf_opts = {"num_beams": args.beam, "min_new_tokens": args.length + 1, "max_new_tokens": args.length + 1}
+        else:
+            hf_opts = {"num_beams": args.beam, "max_new_tokens": 40}
+
+        def hf_batch(batch: list[list[int]]) -> Hyps:
+            width = max(len(s) for s in batch)
+            src = torch.tensor([s + [pad] * (width - len(s)) for s in batch])
+            with torch.inference_mode():
+                seqs = hf.generate(input_ids=src, attention_mask=src.ne(pad), do_sample=False,
+                                   early_stopping=False, **hf_opts).tolist()
+            return [[{"tokens": [t for t in s[1:] if t != pad]}] for s in seqs]
+
+        ours_hf = timed(batches, srcs, lambda b: generate(ported.models, b, semantics="hf",
+                                                          forced_eos_token_id=2, early_stopping=False, **hf_opts))
+        report("modelport (hf semantics)", *ours_hf, None)
+        report("transformers FSMT generate", *timed(batches, srcs, hf_batch), ours_hf)
 
 
 if __name__ == "__main__":

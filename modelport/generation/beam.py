@@ -43,7 +43,7 @@ class StepAlgorithm(Protocol):
         """n-best hypotheses per input sentence, in input order."""
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Tensor, algorithm: StepAlgorithm,
                temperature: float = 1.0) -> list[list[Hypothesis]]:
     """The loop shared by every semantics: encode, expand by beam, decode with
@@ -139,7 +139,7 @@ class FairseqBeamSearch:
     def step(self, step: int, lprobs: Tensor) -> tuple[Tensor, bool] | None:
         o, beam, bsz = self.opts, self.beam, self.bsz
         V = lprobs.size(-1)
-        lprobs[lprobs != lprobs] = -math.inf
+        lprobs.masked_fill_(lprobs.isnan(), -math.inf)
         lprobs[:, self.pad] = -math.inf  # never select pad
         lprobs[:, self.unk] -= o.unkpen
         if step >= self.max_len:  # only EOS, with its real log-prob
