@@ -69,6 +69,10 @@ def test_validate_passes_then_fails_on_a_perturbed_port(ported_default, default_
     assert code == 0, captured
     assert "parity:    passed" in out, captured
     assert (tmp_path / "ok" / "parity_report.md").is_file()
+    # --json: stdout is the report and nothing else (fastBPE's C++ chatter goes to stderr)
+    assert main(["validate", str(ported_default.path), "--reference", str(default_model_dir), "--data",
+                 str(lines), "--report", str(tmp_path / "json"), "--json"]) == 0
+    assert json.loads(capfd.readouterr().out)["passed"] is True
 
     broken = tmp_path / "broken"
     shutil.copytree(ported_default.path, broken)
