@@ -42,16 +42,11 @@ Hyps = list[list[dict]]
 
 def build_source(args: argparse.Namespace, tmp: Path) -> Path:
     """The fairseq checkpoint directory the benchmark runs on."""
-    from fairseq_ref import build_fairseq_model
+    from fairseq_ref import build_base_model, build_fairseq_model
 
     if args.base:
-        src_dir = tmp / "fairseq-base"
         print("building a random transformer-base fairseq model ...", file=sys.stderr)
-        build_fairseq_model(src_dir, src_vocab=32000, tgt_vocab=32000, encoder_embed_dim=512,
-                            encoder_ffn_embed_dim=2048, encoder_layers=6, encoder_attention_heads=8,
-                            decoder_layers=6, decoder_attention_heads=8, max_source_positions=1024,
-                            max_target_positions=1024)
-        return src_dir
+        return build_base_model(tmp / "fairseq-base")
     src_dir = Path(args.source)
     if not (src_dir / "model.pt").exists():
         print(f"{src_dir} missing; using a random tiny model", file=sys.stderr)

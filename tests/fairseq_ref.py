@@ -92,6 +92,16 @@ def build_fairseq_model(directory: Path, *, layout: str = "cfg-dict", src_vocab:
     return model, path
 
 
+def build_base_model(directory: Path, vocab: int = 32000) -> Path:
+    """A random transformer-base-sized fairseq model (6+6 layers, d_model 512,
+    FFN 2048, 8 heads, separate ``vocab``-sized dictionaries) for benchmarks."""
+    build_fairseq_model(directory, src_vocab=vocab, tgt_vocab=vocab, encoder_embed_dim=512,
+                        encoder_ffn_embed_dim=2048, encoder_layers=6, encoder_attention_heads=8,
+                        decoder_layers=6, decoder_attention_heads=8, max_source_positions=1024,
+                        max_target_positions=1024)
+    return directory
+
+
 def _fuse_in_proj(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The pre-0.7 fairseq layout: q/k/v fused into in_proj_weight/in_proj_bias."""
     out: dict[str, torch.Tensor] = {}
