@@ -23,6 +23,7 @@ _LAZY = {
     "write_card": "modelport.modelcards",
     "quantize": "modelport.passes",
     "prune": "modelport.passes",
+    "export_hf": "modelport.exporters.hf",
 }
 
 
@@ -34,5 +35,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'modelport' has no attribute {name!r}")
 
 
-__all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "publish", "make_card", "write_card",
-           "ModelportError", "__version__"]
+__all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "publish", "export_hf", "make_card",
+           "write_card", "ModelportError", "__version__"]

@@ -347,6 +347,35 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from modelport.exporters.hf import export_hf
+
+    report = export_hf(args.ported_dir, args.output_dir, force=args.force, verify=not args.no_verify,
+                       allow_approximate=args.allow_approximate,
+                       lines=_read_lines(args.data) if args.data else None)
+    if args.json:
+        _print_json({**report, "output_dir": args.output_dir})
+        return 0
+    out = sys.stdout
+    out.write(f"written to:    {args.output_dir}\n")
+    out.write(f"classes:       {report['model_class']} + {report['tokenizer_class']} "
+              f"(transformers {report['transformers_version']})\n")
+    out.write(f"exact:         {'yes' if report['exact'] else 'no: ' + '; '.join(report['approximations'])}\n")
+    check = report.get("verification")
+    if check is None:
+        out.write("verification:  skipped (--no-verify)\n")
+    else:
+        n = check["lines"]
+        out.write(f"tokenizer:     {check['tokenizer']['ids_equal']}/{n} lines with identical ids\n")
+        out.write(f"forward:       max |logit diff| {check['forward']['max_abs_logit_diff']:.2e}\n")
+        out.write(f"generate:      {check['generate']['identical']}/{n} identical beam outputs "
+                  f"(modelport semantics hf)\n")
+    for note in report.get("generation_notes") or []:
+        out.write(f"note:          {note}\n")
+    out.write(f"report:        {Path(args.output_dir) / 'export_report.json'}\n")
+    return 0
+
+
 def _add_pass_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("ported_dir")
     p.add_argument("output_dir", help="the new ported folder")
@@ -462,22 +491,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", required=True, choices=["int8", "int8-weights", "fp16", "bf16"])
     p.set_defaults(func=cmd_quantize)
 
-    p = sub.add_parser("prune", help="write a copy with fewer layers, attention heads or FFN neurons",
+    p = sub.add_parser("prune", help="write a copy with fewer layers, attention heads, FFN neurons or "
+                                     "vocabulary entries",
                        description="Copy layers from the teacher with distilBART's table (12->6 keeps "
                                    "0,2,4,7,9,11; 6->3 keeps 0,2,5; evenly spaced otherwise), then remove "
-                                   "the fraction --ffn of every layer's FFN neurons and --heads of every "
-                                   "attention's heads, smallest weight magnitude first. No fine-tuning: "
-                                   "expect a quality drop (see the report). Vocabulary pruning is not "
-                                   "implemented yet.")
+                                   "the fraction --ffn of every layer's FFN neurons (smallest weight "
+                                   "magnitude), the fraction --heads of the attention heads and the "
+                                   "vocabulary entries --vocab-from does not use. With --data, heads are "
+                                   "ranked by Michel et al. 2019 gradient importance on --data (targets: "
+                                   "--references, else the model's own translations) and removed in 10%% "
+                                   "steps, so head counts differ per layer; without --data, by weight "
+                                   "magnitude, equally in every attention. No fine-tuning: expect a quality "
+                                   "drop (see the report).")
     _add_pass_options(p)
     p.add_argument("--encoder-layers", type=int, metavar="N", help="encoder layers to keep")
     p.add_argument("--decoder-layers", type=int, metavar="N", help="decoder layers to keep")
     p.add_argument("--heads", type=float, metavar="F",
-                   help="fraction of attention heads to remove per attention, by ||W_v[h]||*||W_o[:,h]||")
+                   help="fraction of attention heads to remove, in (0, 1): with --data, of all heads by "
+                        "gradient importance (every attention keeps one); without, of every attention's "
+                        "heads by ||W_v[h]||*||W_o[:,h]||")
     p.add_argument("--ffn", type=float, metavar="F",
-                   help="fraction of FFN neurons to remove per layer, by ||up[i,:]||*||down[:,i]||")
-    p.add_argument("--vocab-from", metavar="FILE", help=argparse.SUPPRESS)  # not implemented yet: exits 2
+                   help="fraction of FFN neurons to remove per layer, in (0, 1), by ||up[i,:]||*||down[:,i]||")
+    p.add_argument("--vocab-from", metavar="FILE",
+                   help="in-domain source text: keep only its source tokens, the target tokens of the "
+                        "model's n-best translations of it and the special tokens (fairseq Moses+BPE ports "
+                        "only); other pieces then read <unk>")
     p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("export", help="write a ported folder in another library's format",
+                       description="hf: write OUTPUT_DIR for transformers' AutoModelForSeq2SeqLM and "
+                                   "AutoTokenizer (fairseq -> FSMT, Marian -> MarianMTModel, T5 -> "
+                                   "T5ForConditionalGeneration). Only what the transformers class computes "
+                                   "exactly is exported; anything else exits 2 naming the option. The folder "
+                                   "is then loaded with transformers and compared with the port (tokenizer "
+                                   "ids, logits within 1e-4, generate vs modelport's hf beam search); the "
+                                   "result goes to export_report.json, and a mismatch exits 3 leaving "
+                                   "nothing behind.")
+    p.add_argument("target", choices=["hf"], help="hf: Hugging Face transformers")
+    p.add_argument("ported_dir")
+    p.add_argument("output_dir", help="folder to write")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
+    p.add_argument("--data", metavar="FILE", help="source lines to verify on (default: a few built-in sentences)")
+    p.add_argument("--no-verify", action="store_true", help="skip loading the result with transformers")
+    p.add_argument("--allow-approximate", action="store_true",
+                   help="export even where transformers' numerics differ slightly (Marian's sinusoid "
+                        "denominator and layer-norm eps); logit and output differences are measured and recorded, not "
+                        "checked (tokenizer ids still are)")
+    p.add_argument("--json", action="store_true", help="print the export report as JSON")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("validate", help="prove parity against the original framework",
                        description="Run the reference framework and the port on the same lines and compare "

@@ -1,1 +1,4 @@
-"""Exporters: transformers classes, ONNX."""
+"""Exporters: a ported folder written in another library's format.
+
+``hf``: transformers classes (:func:`modelport.exporters.hf.export_hf`).
+"""

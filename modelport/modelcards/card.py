@@ -189,9 +189,43 @@ def _usage_lines(gen: dict[str, Any]) -> list[str]:
     ]
 
 
+def _transformers_usage_lines(export: dict[str, Any]) -> list[str]:
+    """Usage of a folder written by `modelport export hf` (loaded by transformers, not modelport)."""
+    check = export.get("verification") or {}
+    gen = export.get("generation_config") or {}
+    beams = gen.get("num_beams")
+    out = [
+        "### Use with transformers", "",
+        "```python", "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer", "",
+        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
+        'model = AutoModelForSeq2SeqLM.from_pretrained("path/to/this/folder")',
+        'batch = tokenizer(["Hello world."], return_tensors="pt", padding=True)',
+        "print(tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True))", "```", "",
+        f"`modelport export hf` wrote this folder as `{export.get('model_class')}` + "
+        f"`{export.get('tokenizer_class')}` (transformers {export.get('transformers_version')})"
+        + (f"; `generate` defaults to {beams} beams" if beams else "") + ".",
+    ]
+    if check:
+        fwd = (check.get("forward") or {}).get("max_abs_logit_diff")
+        out += ["", f"Checked against the modelport port on {check.get('lines')} lines: tokenizer ids "
+                f"{(check.get('tokenizer') or {}).get('ids_equal')}/{check.get('lines')} identical, max |logit "
+                f"difference| {fwd:.3g}, `generate` outputs {(check.get('generate') or {}).get('identical')}/"
+                f"{check.get('lines')} identical to modelport's `semantics=\"hf\"` search."]
+    for note in export.get("approximations") or []:
+        out += ["", f"Approximation (exported with --allow-approximate): {note}."]
+    for note in export.get("generation_notes") or []:
+        out += ["", f"Note: {note}."]
+    return out
+
+
 def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
-              language: list[str] | None = None, base_model: str | None = None) -> ModelCard:
-    """Build the model card of a ported folder (metadata + Markdown body)."""
+              language: list[str] | None = None, base_model: str | None = None,
+              export: dict[str, Any] | None = None) -> ModelCard:
+    """Build the model card of a ported folder (metadata + Markdown body).
+
+    ``export`` (the report of ``modelport export hf``) makes it the card of
+    the transformers folder exported from it: transformers usage instead of
+    modelport's."""
     directory = Path(ported_dir)
     if not (directory / "config.json").is_file() or not (directory / "conversion.json").is_file():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (config.json or conversion.json "
@@ -210,7 +244,8 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     task = "translation"
     results = _eval_results(report, task)
     data = ModelCardData(
-        language=langs or None, license=lic, library_name="modelport", tags=[task, fmt, "modelport"],
+        language=langs or None, license=lic, library_name="transformers" if export else "modelport",
+        tags=[task, fmt, "modelport"],
         pipeline_tag=task, base_model=base_model, model_name=name if results else None,
         eval_results=results or None,
     )
@@ -219,13 +254,14 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     params = _parameters(directory, _weight_files(directory, conv))
     body = [f"# {name}", "",
             f"A {fmt} translation model{pair} ported by modelport into its unified "
-            "PyTorch encoder-decoder" + (f", converted from `{base_model}`" if base_model else "") + ".", "",
+            "PyTorch encoder-decoder" + (f", converted from `{base_model}`" if base_model else "")
+            + (f", exported as transformers' `{export.get('model_class')}`" if export else "") + ".", "",
             "## Model", ""] + _architecture(cfg, ensemble, params) + ["", "## Conversion", ""] \
         + _provenance_lines(conv) + ["", "## Parity with the original framework", ""]
     body += _parity_lines(report) if report else \
         ["Not validated yet: run `modelport validate PORTED_DIR --reference SOURCE --data FILE` to compare "
          "tokenizer ids, logits and beam-search outputs with the original framework."]
-    body += ["", "## Usage", ""] + _usage_lines(gen)
+    body += ["", "## Usage", ""] + (_transformers_usage_lines(export) if export else _usage_lines(gen))
     if lic is None:
         body += ["", "## License", "", "No license was given or recorded for the source checkpoint; check the "
                  "original model's terms before use."]

@@ -1,0 +1,711 @@
+"""Export a ported folder as a transformers model folder.
+
+``export_hf(PORTED_DIR, OUT)`` writes what ``AutoModelForSeq2SeqLM`` and
+``AutoTokenizer.from_pretrained(OUT)`` load:
+
+* fairseq ports → ``FSMTForConditionalGeneration`` + ``FSMTTokenizer``
+  (transformers' port of fairseq's WMT19 transformer: post-norm, sinusoidal
+  positions in fairseq's layout from ``pad + 1``, fairseq dictionaries
+  rewritten to ``</w>``-marked json vocabularies, the BPE codes as merges);
+* Marian ports → ``MarianMTModel`` + ``MarianTokenizer``;
+* T5 ports → ``T5ForConditionalGeneration`` + ``T5Tokenizer``.
+
+Only what the transformers class computes *exactly* is exported; anything
+else is refused with the option named. Two Marian numerics are the
+exception, because transformers' Marian differs from Marian's C++ in them
+(see ``tests/test_marian_parity.py``): the sinusoid's frequency denominator
+(``dim/2`` vs ``dim/2 - 1``) and the layer-norm eps (1e-5 vs 1e-6). A folder
+using Marian's values is refused unless ``allow_approximate``, and then the
+measured logit difference is recorded, never hidden.
+
+After writing, the folder is loaded back with transformers and compared with
+the port (tokenizer ids, teacher-forced logits, ``generate`` beam search
+against modelport's ``semantics="hf"`` search); the result goes to
+``export_report.json``. A failed check removes the half-written folder and
+raises :class:`~modelport.errors.ParityError` (exit 3).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from modelport import __version__
+from modelport.converters import fairseq as fairseq_converter
+from modelport.converters import t5 as t5_converter
+from modelport.converters.base import KeyMapper
+from modelport.errors import InvalidInputError, OutputExistsError, ParityError
+from modelport.model.io import atomic_output_dir, read_json, write_json
+
+TOL = 1e-4
+REPORT_NAME = "export_report.json"
+# Default verification lines: plain text plus the characters Moses escapes
+# (& < > [ ] | ') and splits (dashes, numbers), none of which FSMTTokenizer's
+# extra punctuation normalisation changes.
+DEFAULT_LINES = [
+    "Hello world!",
+    "The quick brown fox jumps over the lazy dog.",
+    "Tom & Jerry's <best> [episode] costs 3.50 | 2-3 people",
+    "Machine translation is fun; isn't it?",
+    "We met in 2019 at the north-east gate",
+]
+# unified activation -> transformers ACT2FN name computing the same function
+HF_ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "silu": "silu",
+                  "gelu_sigmoid": "quick_gelu"}  # quick_gelu: x * sigmoid(1.702 x), Marian's gelu
+_GENERATE_MAX_NEW_TOKENS = 24  # verification only: enough to reach EOS or the length limit
+
+_TARGETS: dict[str, type[HfTarget]] = {}
+
+
+def register_target(source_format: str) -> Callable[[type[HfTarget]], type[HfTarget]]:
+    """Class decorator: the transformers family that represents ports of ``source_format``."""
+
+    def wrap(cls: type[HfTarget]) -> type[HfTarget]:
+        _TARGETS[source_format] = cls
+        return cls
+
+    return wrap
+
+
+def invert_table(table: Mapping[str, str | None], skip: Callable[[str], bool] = lambda _: False) -> dict[str, str]:
+    """A converter's foreign → unified name table turned around (unified →
+    foreign), so an exporter writes the names the converter reads. Foreign
+    aliases of one slot (old fairseq spellings, gated/plain FFN names) are
+    left out with ``skip``; a slot still named twice is a bug."""
+    out: dict[str, str] = {}
+    for foreign, unified in table.items():
+        if unified is None or skip(foreign):
+            continue
+        if unified in out:
+            raise AssertionError(f"`{unified}` has two foreign names: `{out[unified]}`, `{foreign}`")
+        out[unified] = foreign
+    return out
+
+
+def rename(state: Mapping[str, torch.Tensor], table: Mapping[str, str], what: str) -> dict[str, torch.Tensor]:
+    """Apply an inverted table to the unified state dict; every tensor must map."""
+    mapper = KeyMapper(state, table)
+    out = dict(mapper.apply())
+    if mapper.leftovers():
+        raise InvalidInputError(f"unified tensors {', '.join(mapper.leftovers())} have no {what} name")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# targets
+
+
+class HfTarget(ABC):
+    """How one transformers model family represents a ported folder."""
+
+    model_class: ClassVar[str]
+    tokenizer_class: ClassVar[str]
+
+    def __init__(self, ported: Any) -> None:
+        self.ported = ported
+        self.cfg = ported.config
+
+    def problems(self) -> list[str]:
+        """What the transformers class cannot compute at all (always refused)."""
+        return []
+
+    def approximations(self) -> list[str]:
+        """Numerics the transformers class computes slightly differently
+        (refused unless ``allow_approximate``; the difference is measured)."""
+        return []
+
+    @abstractmethod
+    def config(self) -> Any:
+        """The transformers config object."""
+
+    @abstractmethod
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Tensors in the transformers names; names transformers ties to
+        another are left out (it ties them on load)."""
+
+    @abstractmethod
+    def write_tokenizer(self, out: Path) -> None:
+        """The tokenizer files and ``tokenizer_config.json``."""
+
+    @abstractmethod
+    def generation(self) -> tuple[dict[str, Any], list[str]]:
+        """The folder's decoding defaults in transformers' names, and notes on
+        the ones transformers has no equivalent for."""
+
+    def verify_generate_options(self) -> dict[str, Any]:
+        """Extra ``generate`` options verification needs to run transformers at all."""
+        return {}
+
+    # shared checks -------------------------------------------------------
+    def _require(self, problems: list[str], **expected: Any) -> None:
+        """Append a problem for every config flag whose value is not ``expected``."""
+        for name, value in expected.items():
+            got = getattr(self.cfg, name)
+            ok = value(got) if callable(value) else got == value
+            if not ok:
+                want = "" if callable(value) else f" (supported: {value!r})"
+                problems.append(f"`{name}` {got!r} is not supported by {self.model_class}{want}")
+
+    def _activation(self, problems: list[str]) -> str | None:
+        act = HF_ACTIVATIONS.get(self.cfg.activation)
+        if act is None:
+            problems.append(f"activation `{self.cfg.activation}` is not supported by {self.model_class} "
+                            f"(supported: {', '.join(HF_ACTIVATIONS)})")
+        return act
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return dict(self.ported.model.state_dict())
+
+
+# fairseq's layer names are also BART/Marian's (transformers kept them); the
+# old-fairseq spellings and the pre-0.10 output name are aliases, not written.
+_FAIRSEQ_NAMES = invert_table(fairseq_converter.NAME_TABLE,
+                              skip=lambda k: ".layer_norms." in k or k == "decoder.embed_out")
+
+
+def _post_norm_sinusoidal_problems(target: HfTarget, problems: list[str], *, offset: int, pad_index: int,
+                                   what: str) -> None:
+    """The behaviours FSMT and MarianMTModel share: post-norm layer norm,
+    sin-then-cos sinusoidal positions, biases, a plain two-layer FFN."""
+    cfg = target.cfg
+    target._require(problems, pre_norm=False, final_norm=False, layernorm_embedding=False, norm="layernorm",
+                    positions="sinusoidal", sinusoidal_layout="sin_cos", ffn_depth=2, ffn_gated=False,
+                    attention_bias=True, ffn_bias=True, attention_scale=None, output_scale=1.0)
+    if cfg.head_dim is not None and (cfg.head_dim * cfg.encoder_heads != cfg.d_model
+                                     or cfg.head_dim * cfg.decoder_heads != cfg.d_model):
+        problems.append(f"`head_dim` {cfg.head_dim} is not supported by {target.model_class} (supported: "
+                        "d_model / heads)")
+    if cfg.positions == "sinusoidal" and (cfg.position_offset, cfg.position_pad_index) != (offset, pad_index):
+        problems.append(f"positions from {cfg.position_offset} (pad at {cfg.position_pad_index}) are not "
+                        f"supported by {target.model_class} (supported: {what})")
+
+
+@register_target("fairseq")
+class FsmtTarget(HfTarget):
+    """fairseq transformer → ``FSMTForConditionalGeneration``."""
+
+    model_class = "FSMTForConditionalGeneration"
+    tokenizer_class = "FSMTTokenizer"
+
+    def problems(self) -> list[str]:
+        cfg, problems = self.cfg, []
+        _post_norm_sinusoidal_problems(self, problems, offset=cfg.pad_token_id + 1, pad_index=cfg.pad_token_id,
+                                       what="pad + 1, fairseq's make_positions")
+        self._require(problems, sinusoidal_denominator_minus_one=True, norm_eps=1e-5, final_logits_bias=False,
+                      decoder_start_zero_embedding=False)
+        self._activation(problems)
+        tok = read_json(self.ported.tokenizer_dir / "tokenizer_config.json")
+        if tok.get("type") != "fairseq_moses_bpe":
+            problems.append(f"tokenizer `{tok.get('type')}` is not supported by {self.tokenizer_class} "
+                            "(supported: fairseq_moses_bpe)")
+            return problems
+        # FSMTTokenizer always escapes, splits dashes aggressively and applies BPE with `</w>` word ends
+        for flag in ("moses_escape", "moses_aggressive_dash_splits", "append_eos"):
+            if not tok.get(flag, True):
+                problems.append(f"tokenizer option `{flag}` false is not supported by {self.tokenizer_class} "
+                                "(supported: true)")
+        if not tok.get("bpe"):
+            problems.append(f"a tokenizer without BPE is not supported by {self.tokenizer_class} (it always "
+                            "applies its merges)")
+        elif self.ported.tokenizer.bpe.fmt == "subword_nmt" and self.ported.tokenizer.bpe.version != (0, 2):
+            problems.append(f"subword-nmt codes version 0.1 are not supported by {self.tokenizer_class} "
+                            "(supported: fastBPE or subword-nmt 0.2 codes)")
+        if tok.get("bpe_separator", "@@") != "@@":
+            problems.append(f"BPE separator `{tok['bpe_separator']}` is not supported by {self.tokenizer_class} "
+                            "(supported: @@)")
+        return problems
+
+    @property
+    def tied(self) -> bool:
+        # FSMT's tie_word_embeddings ties all three matrices; anything less is saved untied
+        return self.cfg.shared_embeddings and self.cfg.tie_output_embeddings
+
+    def config(self) -> Any:
+        from transformers import FSMTConfig
+
+        cfg = self.cfg
+        tok = self.ported.tokenizer
+        gen, _ = self.generation()
+        hf = FSMTConfig(
+            langs=[tok.source_lang, tok.target_lang], src_vocab_size=cfg.source_vocab_size,
+            tgt_vocab_size=cfg.target_vocab_size, activation_function=HF_ACTIVATIONS[cfg.activation],
+            d_model=cfg.d_model, max_position_embeddings=max(cfg.max_source_positions, cfg.max_target_positions),
+            encoder_ffn_dim=cfg.encoder_ffn_dim, encoder_layers=cfg.encoder_layers,
+            encoder_attention_heads=cfg.encoder_heads, decoder_ffn_dim=cfg.decoder_ffn_dim,
+            decoder_layers=cfg.decoder_layers, decoder_attention_heads=cfg.decoder_heads, dropout=0.0,
+            scale_embedding=cfg.scale_embeddings, tie_word_embeddings=self.tied,
+            pad_token_id=cfg.pad_token_id, bos_token_id=cfg.bos_token_id, eos_token_id=cfg.eos_token_id,
+            decoder_start_token_id=cfg.decoder_start_token_id, forced_eos_token_id=cfg.eos_token_id,
+            num_beams=gen["num_beams"], length_penalty=gen["length_penalty"],
+            early_stopping=gen["early_stopping"], max_length=gen["max_length"])
+        hf.architectures = [self.model_class]
+        return hf
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        state = self._state()
+        out = {f"model.{k}": v for k, v in rename(state, _FAIRSEQ_NAMES, "fairseq/FSMT").items()}
+        if self.cfg.tie_output_embeddings:
+            out["model.decoder.output_projection.weight"] = state["decoder.embed.embed_tokens.weight"]
+        if self.tied:
+            for key in ("model.encoder.embed_tokens.weight", "model.decoder.output_projection.weight"):
+                del out[key]  # FSMT ties them to model.decoder.embed_tokens.weight
+        return out
+
+    def write_tokenizer(self, out: Path) -> None:
+        # transformers' own conversion (convert_fsmt_original_pytorch_checkpoint_to_pytorch.py)
+        from modelport.validators.references.transformers_tok import _rewrite_dict_keys
+
+        tok = self.ported.tokenizer
+        write_json(out / "vocab-src.json", _rewrite_dict_keys(tok.source_dict.symbols))
+        write_json(out / "vocab-tgt.json", _rewrite_dict_keys(tok.target_dict.symbols))
+        # merges in rank order: FSMTTokenizer ranks a merge by its line number
+        merges = sorted(tok.bpe.ranks.items(), key=lambda kv: kv[1])
+        (out / "merges.txt").write_text("".join(f"{a} {b}\n" for (a, b), _ in merges), encoding="utf-8")
+        write_json(out / "tokenizer_config.json", {
+            "tokenizer_class": self.tokenizer_class, "langs": [tok.source_lang, tok.target_lang],
+            "do_lower_case": False, "model_max_length": self.cfg.max_source_positions,
+            "src_vocab_file": "vocab-src.json", "tgt_vocab_file": "vocab-tgt.json", "merges_file": "merges.txt",
+            # what FSMTTokenizer does (fixed in its code), recorded for the reader
+            "moses_escape": True, "moses_aggressive_dash_splits": True})
+
+    def generation(self) -> tuple[dict[str, Any], list[str]]:
+        g, cfg = self.ported.generation_config, self.cfg
+        gen = {"num_beams": int(g.get("beam", 5)), "length_penalty": float(g.get("lenpen", 1.0)),
+               # fairseq finalizes a sentence once `beam` hypotheses ended: transformers' early_stopping=True
+               "early_stopping": True, "no_repeat_ngram_size": int(g.get("no_repeat_ngram_size", 0)),
+               "max_length": min(cfg.max_source_positions, cfg.max_target_positions),
+               "decoder_start_token_id": cfg.decoder_start_token_id, "forced_eos_token_id": cfg.eos_token_id,
+               "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.pad_token_id}
+        notes = []
+        if g.get("max_len_a", 0) or g.get("max_len_b", 200) != 200:
+            notes.append(f"fairseq's max length {g.get('max_len_a', 0)} * source length + {g.get('max_len_b', 200)} "
+                         "has no transformers equivalent; max_length is the model's position limit")
+        if g.get("unkpen", 0):
+            notes.append(f"fairseq's --unkpen {g['unkpen']} has no transformers equivalent (not exported)")
+        if g.get("min_len", 1) != 1:
+            notes.append(f"fairseq's --min-len {g['min_len']} is not exported (transformers counts min_length "
+                         "differently)")
+        notes.append("transformers' beam search differs from fairseq's (see modelport's semantics profiles): "
+                     "outputs match modelport with semantics='hf', not fairseq-generate")
+        return gen, notes
+
+
+@register_target("marian")
+class MarianTarget(HfTarget):
+    """Marian/OPUS-MT transformer → ``MarianMTModel``."""
+
+    model_class = "MarianMTModel"
+    tokenizer_class = "MarianTokenizer"
+
+    def problems(self) -> list[str]:
+        cfg, problems = self.cfg, []
+        _post_norm_sinusoidal_problems(self, problems, offset=0, pad_index=0, what="0, Marian's")
+        self._activation(problems)
+        if cfg.source_vocab_size != cfg.target_vocab_size:
+            problems.append("different source and target vocabulary sizes are not supported by MarianMTModel")
+        if cfg.decoder_start_zero_embedding:
+            # transformers starts from the pad token: its (zero) embedding row gives Marian's zero vector
+            row = self.ported.model.decoder.embed.embed_tokens.weight[cfg.decoder_start_token_id]
+            if row.abs().max().item() != 0:
+                problems.append("the decoder start (an all-zero embedding in Marian) needs a zero embedding row "
+                                f"for id {cfg.decoder_start_token_id}, but it is not zero")
+        tok = read_json(self.ported.tokenizer_dir / "tokenizer_config.json")
+        if tok.get("type") != "marian_spm":
+            problems.append(f"tokenizer `{tok.get('type')}` is not supported by MarianTokenizer (supported: "
+                            "marian_spm)")
+        return problems
+
+    def approximations(self) -> list[str]:
+        out = []
+        if self.cfg.sinusoidal_denominator_minus_one:
+            out.append("`sinusoidal_denominator_minus_one` true (Marian's frequencies over dim/2 - 1): "
+                       "MarianMTModel divides by dim/2")
+        if self.cfg.norm_eps != 1e-5:
+            out.append(f"`norm_eps` {self.cfg.norm_eps:g} (Marian's layer norm): MarianMTModel uses 1e-5")
+        return out
+
+    def config(self) -> Any:
+        from transformers import MarianConfig
+
+        cfg = self.cfg
+        gen, _ = self.generation()
+        hf = MarianConfig(
+            vocab_size=cfg.source_vocab_size, decoder_vocab_size=cfg.target_vocab_size, d_model=cfg.d_model,
+            encoder_layers=cfg.encoder_layers, decoder_layers=cfg.decoder_layers,
+            encoder_attention_heads=cfg.encoder_heads, decoder_attention_heads=cfg.decoder_heads,
+            encoder_ffn_dim=cfg.encoder_ffn_dim, decoder_ffn_dim=cfg.decoder_ffn_dim,
+            activation_function=HF_ACTIVATIONS[cfg.activation],
+            max_position_embeddings=max(cfg.max_source_positions, cfg.max_target_positions),
+            scale_embedding=cfg.scale_embeddings, share_encoder_decoder_embeddings=cfg.shared_embeddings,
+            tie_word_embeddings=cfg.tie_output_embeddings, pad_token_id=cfg.pad_token_id,
+            eos_token_id=cfg.eos_token_id, decoder_start_token_id=cfg.decoder_start_token_id,
+            forced_eos_token_id=cfg.eos_token_id, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+            max_length=gen["max_length"], num_beams=gen["num_beams"])
+        hf.architectures = [self.model_class]
+        return hf
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        cfg, state = self.cfg, self._state()
+        bias = state.pop("final_logits_bias", None)
+        names = {**_FAIRSEQ_NAMES, "lm_head.weight": "lm_head.weight"}
+        out = {(k if k == "lm_head.weight" else f"model.{k}"): v for k, v in rename(state, names, "Marian").items()}
+        out["final_logits_bias"] = (bias if bias is not None else torch.zeros(cfg.target_vocab_size))[None, :]
+        if cfg.shared_embeddings:  # MarianModel keeps the shared table as model.shared and ties both sides to it
+            out["model.shared.weight"] = out.pop("model.encoder.embed_tokens.weight")
+            del out["model.decoder.embed_tokens.weight"]
+        return out  # a tied lm_head is absent from the unified state: MarianMTModel ties it
+
+    def write_tokenizer(self, out: Path) -> None:
+        import shutil
+
+        src = self.ported.tokenizer_dir
+        tok = read_json(src / "tokenizer_config.json")
+        names = {"source_spm": "source.spm", "target_spm": "target.spm", "vocab": "vocab.json",
+                 "target_vocab": "target_vocab.json"}
+        for key, name in names.items():
+            if tok.get(key):
+                shutil.copyfile(src / tok[key], out / name)
+        write_json(out / "tokenizer_config.json", {
+            "tokenizer_class": self.tokenizer_class, "source_lang": tok.get("source_lang"),
+            "target_lang": tok.get("target_lang"), "separate_vocabs": bool(tok.get("target_vocab")),
+            "eos_token": tok.get("eos_token", "</s>"), "unk_token": tok.get("unk_token", "<unk>"),
+            "pad_token": tok.get("pad_token", "<pad>"), "model_max_length": 512})
+
+    def generation(self) -> tuple[dict[str, Any], list[str]]:
+        g, cfg = self.ported.generation_config, self.cfg
+        limit = max(cfg.max_source_positions, cfg.max_target_positions)
+        gen = {"num_beams": int(g.get("beam_size", 12)), "length_penalty": float(g.get("normalize", 0.0)),
+               "max_length": min(int(g.get("max_length", 512)), limit),
+               "decoder_start_token_id": cfg.decoder_start_token_id, "forced_eos_token_id": cfg.eos_token_id,
+               "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.pad_token_id}
+        notes = ["Marian's normalize alpha is exported as length_penalty; transformers' beam search differs "
+                 "from Marian's: outputs match modelport with semantics='hf'"]
+        if g.get("word_penalty"):
+            notes.append(f"Marian's word-penalty {g['word_penalty']} has no transformers equivalent (not exported)")
+        if g.get("max_length_factor"):
+            notes.append(f"Marian's max-length-factor {g['max_length_factor']} has no transformers equivalent; "
+                         "max_length is Marian's max-length, capped by the positions")
+        return gen, notes
+
+
+# T5: transformers' own names are what the converter reads; the plain FFN
+# name `wi` and the gated pair `wi_0`/`wi_1` both exist, one is chosen per model.
+def _t5_names(gated: bool) -> dict[str, str]:
+    return invert_table(t5_converter.NAME_TABLE,
+                        skip=lambda k: k.endswith(".wi.weight") if gated else k.endswith((".wi_0.weight",
+                                                                                          ".wi_1.weight")))
+
+
+T5_FFN = {("relu", False): "relu", ("gelu_tanh", True): "gated-gelu", ("silu", True): "gated-silu"}
+
+
+@register_target("t5")
+class T5Target(HfTarget):
+    """T5 / mT5 → ``T5ForConditionalGeneration``."""
+
+    model_class = "T5ForConditionalGeneration"
+    tokenizer_class = "T5Tokenizer"
+
+    def problems(self) -> list[str]:
+        cfg, problems = self.cfg, []
+        self._require(problems, pre_norm=True, final_norm=True, norm="rmsnorm", positions="relative",
+                      layernorm_embedding=False, attention_bias=False, ffn_bias=False, attention_scale=1.0,
+                      scale_embeddings=False, final_logits_bias=False, ffn_depth=2,
+                      decoder_start_zero_embedding=False)
+        if (cfg.activation, cfg.ffn_gated) not in T5_FFN:
+            problems.append(f"activation `{cfg.activation}`{' (gated)' if cfg.ffn_gated else ''} is not supported "
+                            "by T5ForConditionalGeneration (supported: relu, gated gelu_tanh, gated silu)")
+        if cfg.encoder_heads != cfg.decoder_heads or cfg.encoder_ffn_dim != cfg.decoder_ffn_dim:
+            problems.append("different encoder and decoder head counts or FFN sizes are not supported by "
+                            "T5ForConditionalGeneration")
+        if not (math.isclose(cfg.output_scale, 1.0) or math.isclose(cfg.output_scale, cfg.d_model ** -0.5)):
+            problems.append(f"`output_scale` {cfg.output_scale} is not supported by T5ForConditionalGeneration "
+                            "(supported: 1.0 or d_model ** -0.5)")
+        tok = read_json(self.ported.tokenizer_dir / "tokenizer_config.json")
+        if tok.get("type") != "t5_spm":
+            problems.append(f"tokenizer `{tok.get('type')}` is not supported by T5Tokenizer (supported: t5_spm)")
+        return problems
+
+    def config(self) -> Any:
+        from transformers import T5Config
+
+        cfg = self.cfg
+        hf = T5Config(
+            vocab_size=cfg.target_vocab_size, d_model=cfg.d_model, d_kv=cfg.encoder_head_dim, d_ff=cfg.encoder_ffn_dim,
+            num_layers=cfg.encoder_layers, num_decoder_layers=cfg.decoder_layers, num_heads=cfg.encoder_heads,
+            relative_attention_num_buckets=cfg.relative_attention_num_buckets,
+            relative_attention_max_distance=cfg.relative_attention_max_distance, dropout_rate=0.0,
+            layer_norm_epsilon=cfg.norm_eps, feed_forward_proj=T5_FFN[(cfg.activation, cfg.ffn_gated)],
+            pad_token_id=cfg.pad_token_id, eos_token_id=cfg.eos_token_id,
+            decoder_start_token_id=cfg.decoder_start_token_id,
+            # transformers reads "scale the decoder output by d_model ** -0.5" from this flag (T5 v1.0 vs v1.1)
+            tie_word_embeddings=not math.isclose(cfg.output_scale, 1.0))
+        hf.architectures = [self.model_class]
+        return hf
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        state = self._state()
+        enc = state.pop("encoder.embed.embed_tokens.weight")
+        dec = state.pop("decoder.embed.embed_tokens.weight")
+        lm_head = state.pop("lm_head.weight", None)
+        out = rename(state, _t5_names(self.cfg.ffn_gated), "T5")
+        # transformers ties encoder/decoder embeddings and the lm_head to `shared`; a copy
+        # that differs is stored and transformers keeps it untied
+        out["shared.weight"] = enc
+        if dec is not enc and not torch.equal(dec, enc):
+            out["decoder.embed_tokens.weight"] = dec
+        if lm_head is not None and not torch.equal(lm_head, dec):
+            out["lm_head.weight"] = lm_head
+        elif dec is not enc and not torch.equal(dec, enc):
+            out["lm_head.weight"] = dec
+        return out
+
+    def write_tokenizer(self, out: Path) -> None:
+        import shutil
+
+        src = self.ported.tokenizer_dir
+        tok = read_json(src / "tokenizer_config.json")
+        shutil.copyfile(src / tok.get("spm", "spiece.model"), out / "spiece.model")
+        write_json(out / "tokenizer_config.json", {
+            "tokenizer_class": self.tokenizer_class, "extra_ids": int(tok.get("extra_ids", 100)),
+            "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 512})
+
+    def generation(self) -> tuple[dict[str, Any], list[str]]:
+        g, cfg = self.ported.generation_config, self.cfg
+        keys = ("num_beams", "max_length", "max_new_tokens", "min_length", "early_stopping", "length_penalty",
+                "no_repeat_ngram_size")
+        gen = {k: g[k] for k in keys if g.get(k) is not None}
+        gen.update(decoder_start_token_id=cfg.decoder_start_token_id, eos_token_id=cfg.eos_token_id,
+                   pad_token_id=cfg.pad_token_id)
+        notes = []
+        if self.verify_generate_options():
+            notes.append("transformers' generate fails with its KV cache when num_decoder_layers > num_layers "
+                         "(the cache is sized by num_layers): pass use_cache=False")
+        return gen, notes
+
+    def verify_generate_options(self) -> dict[str, Any]:
+        return {"use_cache": False} if self.cfg.decoder_layers > self.cfg.encoder_layers else {}
+
+
+# ---------------------------------------------------------------------------
+# the export
+
+
+def _common_problems(data: dict[str, Any]) -> list[str]:
+    """Folder-level refusals, read from config.json before the weights load."""
+    problems = []
+    if int(data.get("ensemble_size", 1)) > 1:
+        problems.append(f"an ensemble of {data['ensemble_size']} models is not supported (a transformers model is "
+                        "one network; convert a single checkpoint)")
+    if (data.get("quantization") or {}).get("mode"):
+        problems.append(f"a quantized folder ({data['quantization']['mode']}) is not supported (export the folder "
+                        "before `modelport quantize`)")
+    model = data.get("model") or {}
+    per_layer = sorted(k for k, v in model.items() if "_layer_" in k and v is not None)
+    if per_layer:
+        problems.append(f"per-layer sizes ({', '.join(per_layer)}, from pruning) are not supported (transformers "
+                        "configs have one head count and FFN size per stack)")
+    return problems
+
+
+def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, force: bool = False,
+              verify: bool = True, allow_approximate: bool = False, lines: Sequence[str] | None = None,
+              card: bool = True) -> dict[str, Any]:
+    """Write ``ported_dir`` as a transformers folder in ``output_dir``; return the export report.
+
+    Refuses (:class:`InvalidInputError`) what the transformers class cannot
+    represent exactly (``allow_approximate`` admits named numeric
+    differences). With ``verify`` the written folder is loaded with
+    transformers and compared with the port on ``lines`` (default: a few
+    built-in sentences); a failed check raises :class:`ParityError` and leaves
+    nothing behind.
+    """
+    from modelport.api import load
+
+    directory = Path(ported_dir)
+    if Path(output_dir).exists() and not force:
+        raise OutputExistsError(str(output_dir))
+    if not directory.is_dir():
+        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
+    data = read_json(directory / "config.json")  # raw: refusals come before the weights load
+    problems = _common_problems(data)
+    if problems:
+        raise InvalidInputError(f"`{ported_dir}` cannot be exported to transformers: " + "; ".join(problems))
+    fmt = data.get("source_format", "unknown")
+    if fmt not in _TARGETS:
+        raise InvalidInputError(f"`{fmt}` is not a known source format for transformers export "
+                                f"(known: {', '.join(sorted(_TARGETS))})")
+    ported = load(directory)
+    target = _TARGETS[fmt](ported)
+    problems = target.problems()
+    if problems:
+        raise InvalidInputError(f"`{ported_dir}` cannot be exported to {target.model_class}: " + "; ".join(problems))
+    approx = target.approximations()
+    if approx and not allow_approximate:
+        raise InvalidInputError(f"`{ported_dir}` is not exactly representable by {target.model_class}: "
+                                + "; ".join(approx) + " (pass --allow-approximate to export anyway; the measured "
+                                "difference is recorded)")
+
+    import transformers
+
+    with atomic_output_dir(output_dir, force=force) as tmp:
+        hf_config = target.config()
+        hf_config.save_pretrained(tmp)
+        _save_safetensors(tmp / "model.safetensors", target.weights())
+        gen, notes = target.generation()
+        transformers.GenerationConfig(**gen).save_pretrained(tmp)
+        target.write_tokenizer(tmp)
+        report: dict[str, Any] = {
+            "modelport_version": __version__, "transformers_version": transformers.__version__,
+            "ported_dir": str(directory.resolve()), "source_format": fmt,
+            "model_class": target.model_class, "tokenizer_class": target.tokenizer_class,
+            "exact": not approx, "approximations": approx, "generation_config": gen, "generation_notes": notes,
+        }
+        if verify:
+            report["verification"] = verify_export(tmp, ported, target, list(lines or DEFAULT_LINES),
+                                                   tolerate=bool(approx))
+        write_json(tmp / REPORT_NAME, report)
+        if card:
+            from modelport.modelcards.card import make_card
+
+            (tmp / "README.md").write_text(str(make_card(directory, export=report)), encoding="utf-8")
+        check = report.get("verification")
+        if check is not None and not check["passed"]:
+            raise ParityError(f"the transformers export of `{ported_dir}` does not match the port: "
+                              f"{check['failure']} (nothing was written)")
+    return report
+
+
+def _save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """safetensors refuses tensors sharing memory: names left in ``tensors``
+    that share one are separate weights in transformers, so each gets a copy."""
+    from safetensors.torch import save_file
+
+    seen: set[tuple[int, int]] = set()
+    out = {}
+    for name, t in tensors.items():
+        t = t.detach()
+        key = (t.untyped_storage().data_ptr(), t.storage_offset())
+        out[name] = t.clone().contiguous() if key in seen else t.contiguous()
+        seen.add(key)
+    save_file(out, str(path), metadata={"format": "pt"})
+
+
+# ---------------------------------------------------------------------------
+# verification
+
+
+def _until_eos(tokens: list[int], eos: int) -> list[int]:
+    """A transformers output row up to its first EOS: what follows is batch
+    padding (a model may also generate the pad id itself, so pads are not stripped)."""
+    return tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
+
+
+def verify_export(folder: Path, ported: Any, target: HfTarget, lines: list[str], *,
+                  tolerate: bool = False) -> dict[str, Any]:
+    """Load ``folder`` with transformers' Auto classes and compare with the port.
+
+    Tokenizer ids must be identical on every line, teacher-forced logits
+    within :data:`TOL`, ``generate`` (the folder's beam settings) identical to
+    modelport's ``semantics="hf"`` search. With ``tolerate`` (an approximate
+    export) logit and output differences are measured and recorded, not fatal.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # transformers' notes and load bars would drown the summary
+    hf_logging.disable_progress_bar()
+    try:
+        return _verify(folder, ported, target, lines, tolerate)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _verify(folder: Path, ported: Any, target: HfTarget, lines: list[str], tolerate: bool) -> dict[str, Any]:
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from modelport.generation import generate
+
+    hf_tok = AutoTokenizer.from_pretrained(str(folder))
+    hf, info = AutoModelForSeq2SeqLM.from_pretrained(str(folder), output_loading_info=True)
+    hf = hf.eval().float()
+    result: dict[str, Any] = {"lines": len(lines), "tolerance": TOL, "logits_and_outputs_checked": not tolerate,
+                              "classes": [type(hf).__name__, type(hf_tok).__name__]}
+    failures: list[str] = []
+    loading = {k: sorted(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    loading["missing_keys"] = [k for k in loading.get("missing_keys", []) if "embed_positions" not in k]
+    if any(loading.values()):
+        failures.append(f"transformers loaded the weights with {json.dumps(loading)}")
+    if type(hf).__name__ != target.model_class or type(hf_tok).__name__ not in (target.tokenizer_class,
+                                                                                 target.tokenizer_class + "Fast"):
+        failures.append(f"the Auto classes loaded {type(hf).__name__}/{type(hf_tok).__name__}, not "
+                        f"{target.model_class}/{target.tokenizer_class}")
+
+    tok = ported.tokenizer
+    ours_ids = [tok.encode(line) for line in lines]
+    theirs_ids = [hf_tok(line)["input_ids"] for line in lines]
+    bad = [i for i, (a, b) in enumerate(zip(ours_ids, theirs_ids)) if a != b]
+    result["tokenizer"] = {"ids_equal": len(lines) - len(bad),
+                           "mismatches": [{"line": lines[i], "modelport": ours_ids[i], "transformers": theirs_ids[i]}
+                                          for i in bad[:3]]}
+    if bad:
+        failures.append(f"tokenizer ids differ on {len(bad)}/{len(lines)} lines (first: {lines[bad[0]]!r})")
+
+    gen = {k: v for k, v in hf.generation_config.to_diff_dict().items()
+           if k in ("num_beams", "length_penalty", "early_stopping", "no_repeat_ngram_size", "min_length",
+                    "forced_eos_token_id", "decoder_start_token_id")}
+    gen["max_new_tokens"] = _GENERATE_MAX_NEW_TOKENS
+    pad = ported.config.pad_token_id
+    src = torch.full((len(lines), max(len(x) for x in ours_ids)), pad, dtype=torch.long)
+    for i, ids in enumerate(ours_ids):  # right padding, as transformers' tokenizers pad
+        src[i, : len(ids)] = torch.tensor(ids)
+    with torch.no_grad():
+        out = hf.generate(input_ids=src, attention_mask=src.ne(pad), do_sample=False, output_scores=True,
+                          return_dict_in_generate=True, **gen, **target.verify_generate_options())
+    ours = generate(ported.models, src, semantics="hf", **gen)
+    seqs = out.sequences.tolist()
+    scores = out.sequences_scores.tolist() if getattr(out, "sequences_scores", None) is not None else None
+    same, score_diff, max_logit = 0, 0.0, 0.0
+    eos = ported.config.eos_token_id
+    for i, hyps in enumerate(ours):
+        theirs = _until_eos(seqs[i][1:], eos)
+        if hyps[0]["tokens"] == theirs:
+            same += 1
+            if scores is not None:
+                score_diff = max(score_diff, abs(hyps[0]["score"] - scores[i]))
+        # teacher-forced logits on the port's own output
+        prev = torch.tensor([[ported.config.decoder_start_token_id] + hyps[0]["tokens"]])
+        s = torch.tensor([ours_ids[i]])
+        with torch.no_grad():
+            a = hf(input_ids=s, decoder_input_ids=prev, use_cache=False).logits.float()
+            b = ported.model(s, prev)
+        finite = torch.isfinite(a) & torch.isfinite(b)
+        if not torch.equal(torch.isfinite(a), torch.isfinite(b)):
+            max_logit = math.inf
+        else:
+            max_logit = max(max_logit, (a - b).abs()[finite].max().item() if finite.any() else 0.0)
+    result["forward"] = {"max_abs_logit_diff": max_logit}
+    result["generate"] = {"identical": same, "max_score_diff": score_diff,
+                          "options": {k: v for k, v in gen.items()}}
+    if not tolerate:
+        if not max_logit <= TOL:
+            failures.append(f"max |logit diff| {max_logit:.2e} > {TOL:.0e}")
+        if same != len(lines):
+            failures.append(f"generate outputs differ on {len(lines) - same}/{len(lines)} lines")
+        elif score_diff > TOL:
+            failures.append(f"generate scores differ by {score_diff:.2e} > {TOL:.0e}")
+    result["passed"] = not failures
+    result["failure"] = "; ".join(failures) or None
+    return result
+
+
+__all__ = ["export_hf", "verify_export", "register_target", "HfTarget", "DEFAULT_LINES", "REPORT_NAME"]
