@@ -27,6 +27,9 @@ LAYOUTS = ("sin_cos", "interleaved")
 
 CONFIG_FORMAT_VERSION = 1
 
+# per-layer head count field prefix -> the stack whose layers it counts
+_LAYER_HEADS = {"encoder": "encoder", "decoder": "decoder", "cross": "decoder"}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Seq2SeqConfig:
@@ -48,6 +51,13 @@ class Seq2SeqConfig:
     encoder_ffn_dim: int
     decoder_ffn_dim: int
     head_dim: int | None = None
+    # Head counts per layer after head pruning (None: every layer has
+    # ``encoder_heads`` / ``decoder_heads``); ``cross_layer_heads`` are the
+    # decoder's cross-attentions. Counts other than ``*_heads`` need an
+    # explicit ``head_dim``.
+    encoder_layer_heads: tuple[int, ...] | None = None
+    decoder_layer_heads: tuple[int, ...] | None = None
+    cross_layer_heads: tuple[int, ...] | None = None
     source_vocab_size: int
     target_vocab_size: int
 
@@ -141,6 +151,7 @@ class Seq2SeqConfig:
                 heads = getattr(self, f"{side}_heads")
                 if heads > 0 and self.d_model % heads:
                     yield f"`d_model` ({self.d_model}) must be divisible by `{side}_heads` ({heads})"
+        yield from self._layer_head_problems()
         if self.positions == "sinusoidal" and self.sinusoidal_layout == "sin_cos" and self.d_model % 2:
             yield "sinusoidal positions need an even `d_model`"
         if self.shared_embeddings and self.source_vocab_size != self.target_vocab_size:
@@ -159,7 +170,32 @@ class Seq2SeqConfig:
         if self.position_offset < 0 or self.position_pad_index < 0:
             yield "position offsets must be >= 0"
 
+    def _layer_head_problems(self):
+        for attention, side in _LAYER_HEADS.items():
+            name = f"{attention}_layer_heads"
+            counts = getattr(self, name)
+            if counts is None:
+                continue
+            layers, uniform = getattr(self, f"{side}_layers"), getattr(self, f"{side}_heads")
+            if len(counts) != layers:
+                yield f"`{name}` must have one count per {side} layer ({layers}), but has {len(counts)}"
+            if not all(isinstance(c, int) and c >= 1 for c in counts):
+                yield f"every `{name}` count must be an integer >= 1, but they are {list(counts)}"
+            elif any(c != uniform for c in counts):
+                if self.head_dim is None:
+                    yield f"`{name}` differs from `{side}_heads` ({uniform}), so `head_dim` must be given"
+                if self.positions == "relative":
+                    yield (f"`{name}` differs from `{side}_heads` ({uniform}), but the relative position "
+                           "bias gives every layer the same heads")
+
     # ---- derived values -------------------------------------------------
+    def layer_heads(self, attention: Literal["encoder", "decoder", "cross"]) -> tuple[int, ...]:
+        """Head count of every layer's ``attention``: encoder self-attention,
+        decoder self-attention or decoder cross-attention."""
+        side = _LAYER_HEADS[attention]
+        counts = getattr(self, f"{attention}_layer_heads")
+        return counts if counts is not None else (getattr(self, f"{side}_heads"),) * getattr(self, f"{side}_layers")
+
     @property
     def encoder_head_dim(self) -> int:
         return self.head_dim if self.head_dim is not None else self.d_model // self.encoder_heads
@@ -187,6 +223,8 @@ class Seq2SeqConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown Seq2SeqConfig fields: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        # JSON has no tuples; the dataclass is frozen and hashable, so lists become tuples
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**data)
 
     def replace(self, **changes: Any) -> Seq2SeqConfig:

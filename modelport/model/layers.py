@@ -213,6 +213,9 @@ class Attention(nn.Module):
 
     ``scale`` is the query scale (``head_dim ** -0.5`` by default, 1.0 for T5).
     ``heads`` may differ per layer (pruned heads are removed physically).
+    ``head_gate`` is None except while head importance is measured
+    (:func:`modelport.passes.prune.head_gates`): then one scalar per head
+    multiplies that head's output before ``out_proj``.
     """
 
     def __init__(self, dim: int, heads: int, head_dim: int, bias: bool, scale: float | None) -> None:
@@ -225,6 +228,7 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(dim, inner, bias=bias)
         self.out_proj = nn.Linear(inner, dim, bias=bias)
         self.scale = head_dim ** -0.5 if scale is None else scale
+        self.head_gate: Tensor | None = None  # a plain attribute: never in the state dict
 
     def _split(self, x: Tensor) -> Tensor:
         b, t, _ = x.shape
@@ -241,5 +245,7 @@ class Attention(nn.Module):
         if mask is not None and mask.dtype != torch.bool:
             mask = mask.to(q.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        if self.head_gate is not None:
+            out = out * self.head_gate.to(out.dtype)[:, None, None]
         b, _, t, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))

@@ -124,14 +124,14 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: Seq2SeqConfig, heads: int) -> None:
+    def __init__(self, cfg: Seq2SeqConfig, heads: int, cross_heads: int) -> None:
         super().__init__()
         self.pre_norm = cfg.pre_norm
         self.clamp = clamp_fp16 if cfg.clamp_fp16_activations else _identity
         hd = cfg.decoder_head_dim
         self.self_attn = Attention(cfg.d_model, heads, hd, cfg.attention_bias, cfg.attention_scale)
         self.self_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
-        self.cross_attn = Attention(cfg.d_model, heads, hd, cfg.attention_bias, cfg.attention_scale)
+        self.cross_attn = Attention(cfg.d_model, cross_heads, hd, cfg.attention_bias, cfg.attention_scale)
         self.cross_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
         self.ffn = FeedForward(cfg.d_model, cfg.decoder_ffn_dim, cfg.activation, cfg.ffn_gated, cfg.ffn_bias,
                                cfg.ffn_depth)
@@ -172,17 +172,12 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
-def _layer_heads(cfg: Seq2SeqConfig, side: str) -> list[int]:
-    count = cfg.encoder_layers if side == "encoder" else cfg.decoder_layers
-    return [cfg.encoder_heads if side == "encoder" else cfg.decoder_heads] * count
-
-
 class Encoder(nn.Module):
     def __init__(self, cfg: Seq2SeqConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.embed = _Embeddings(cfg, cfg.source_vocab_size, "source")
-        self.layers = nn.ModuleList(EncoderLayer(cfg, h) for h in _layer_heads(cfg, "encoder"))
+        self.layers = nn.ModuleList(EncoderLayer(cfg, h) for h in cfg.layer_heads("encoder"))
         self.final_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps) if cfg.final_norm else None
         self.relative_bias = (RelativePositionBias(cfg.relative_attention_num_buckets,
                                                    cfg.relative_attention_max_distance, cfg.encoder_heads, True)
@@ -211,7 +206,8 @@ class Decoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = _Embeddings(cfg, cfg.target_vocab_size, "target")
-        self.layers = nn.ModuleList(DecoderLayer(cfg, h) for h in _layer_heads(cfg, "decoder"))
+        self.layers = nn.ModuleList(DecoderLayer(cfg, h, c)
+                                    for h, c in zip(cfg.layer_heads("decoder"), cfg.layer_heads("cross")))
         self.final_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps) if cfg.final_norm else None
         self.relative_bias = (RelativePositionBias(cfg.relative_attention_num_buckets,
                                                    cfg.relative_attention_max_distance, cfg.decoder_heads, False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,23 @@ def folder_bytes(directory: Path) -> int:
 
 
 def write_pass_output(source: Path, output: str | os.PathLike[str], tensors: Iterable[tuple[str, torch.Tensor]],
-                      config: dict[str, Any], history: dict[str, Any], force: bool) -> Path:
+                      config: dict[str, Any], history: dict[str, Any], force: bool,
+                      tokenizer_files: Mapping[str, str | dict[str, Any]] | None = None) -> Path:
     """A new ported folder: ``source``'s tokenizer and generation defaults,
     the given weights and config.json, and conversion.json with ``history``
-    appended. Written to a temporary sibling and renamed into place."""
+    appended. ``tokenizer_files`` replace files of ``tokenizer/`` (text, or a
+    dict written as JSON). Written to a temporary sibling and renamed into place."""
     conversion = read_json(source / "conversion.json")
     conversion.setdefault("history", []).append(history)
     with atomic_output_dir(output, force=force) as tmp:
         conversion["weights"] = save_weights(tmp, list(tensors))
         write_json(tmp / "config.json", config)
         shutil.copytree(source / "tokenizer", tmp / "tokenizer")
+        for name, content in (tokenizer_files or {}).items():
+            if isinstance(content, str):
+                (tmp / "tokenizer" / name).write_text(content, encoding="utf-8")
+            else:
+                write_json(tmp / "tokenizer" / name, content)
         shutil.copyfile(source / "generation_config.json", tmp / "generation_config.json")
         write_json(tmp / "conversion.json", conversion)
     return Path(output)
@@ -57,12 +64,14 @@ def _run(ported: Any, lines: list[str]) -> tuple[list[dict[str, Any]], float]:
 
 
 def measure(before_dir: Path, after_dir: Path, data: list[str] | None,
-            references: list[str] | None) -> dict[str, Any]:
+            references: list[str] | None, target_ids: Sequence[int] | None = None) -> dict[str, Any]:
     """Parameters and bytes on disk before/after; with ``data``, tokens/s of
     both in the same run (folder decoding defaults), identical first-best
     outputs and the mean |score| and |per-token log-prob| differences where
     they agree; with
-    ``references``, sacreBLEU BLEU and chrF of both."""
+    ``references``, sacreBLEU BLEU and chrF of both. ``target_ids`` maps the
+    after model's target ids to the before model's, for a pass that
+    renumbered the vocabulary."""
     import modelport
 
     before, after = modelport.load(before_dir), modelport.load(after_dir)
@@ -74,6 +83,8 @@ def measure(before_dir: Path, after_dir: Path, data: list[str] | None,
         _run(before, data[:2]), _run(after, data[:2])  # warm-up
         ours_b, t_b = _run(before, data)
         ours_a, t_a = _run(after, data)
+        if target_ids is not None:
+            ours_a = [{**h, "tokens": [target_ids[t] for t in h["tokens"]]} for h in ours_a]
         tokens_b = sum(len(h["tokens"]) for h in ours_b)
         tokens_a = sum(len(h["tokens"]) for h in ours_a)
         same = [i for i, (x, y) in enumerate(zip(ours_b, ours_a)) if x["tokens"] == y["tokens"]]

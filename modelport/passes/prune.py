@@ -1,6 +1,7 @@
 """Structured pruning of a ported folder: fewer layers, fewer attention heads,
-narrower feed-forward layers. Every cut removes rows/columns physically, so
-the result is an ordinary (smaller) ported folder.
+narrower feed-forward layers, a smaller vocabulary. Every cut removes
+rows/columns physically, so the result is an ordinary (smaller) ported folder.
+The steps run in that order: layers, FFN, heads, vocabulary.
 
 - Layers: which teacher layers a shallower stack keeps follows Shleifer &
   Rush's distilBART table (``LAYERS_TO_COPY`` in their ``distillation.py``):
@@ -10,30 +11,57 @@ the result is an ordinary (smaller) ported folder.
 - FFN (``ffn=F``): every layer loses ``round(F * ffn_dim)`` hidden neurons,
   those of smallest weight magnitude ``||up[i, :]|| * ||down[:, i]||`` (times
   ``||gate[i, :]||`` for gated FFNs): the norm of the neuron's input and
-  output paths. Every layer keeps the same width, so the config stays one
-  ``*_ffn_dim``.
-- Heads (``heads=F``): every attention (self and cross) loses
-  ``round(F * heads)`` heads, those of smallest ``||W_v[h]|| * ||W_o[:, h]||``
-  (the Frobenius norms of the head's value and output projections: the size
-  of what the head can add to the residual stream). Every layer keeps the same
-  head count; ``head_dim`` is written explicitly because ``d_model / heads``
-  no longer gives it.
+  output paths. Data-free; every layer keeps the same width, so the config
+  stays one ``*_ffn_dim``.
+- Heads (``heads=F``), with ``data``: Michel, Levy & Neubig 2019 ("Are Sixteen
+  Heads Really Better than One?"). Every attention (encoder self, decoder
+  self, decoder cross) gets a gate per head (:func:`head_gates`); the
+  importance of a head is ``sum over batches |dL/dgate|`` of the teacher-forced
+  NLL, L2-normalised per attention. The targets are ``references`` when given,
+  else the original folder's own first-best translations of ``data`` (its
+  decoding defaults), so the pruned model is scored against what it should
+  keep saying. ``round(F * all heads)`` heads go, the least important first,
+  in steps of 10% of all heads with the importance recomputed after each step
+  (removed heads gated to 0); every attention keeps at least one head, so
+  counts differ per layer (``*_layer_heads`` in the config).
+- Heads without ``data``: every attention loses ``round(F * heads)`` heads,
+  those of smallest ``||W_v[h]|| * ||W_o[:, h]||`` (the size of what the head
+  can add to the residual stream); counts stay equal per layer.
+  Either way ``head_dim`` is written explicitly and the removed head indices
+  are recorded in ``changed["heads_removed"]``.
+- Vocabulary (``vocab_from=FILE``, fairseq Moses+BPE ports only): keep the
+  source ids of FILE's lines, the target ids of the folder's n-best
+  translations of them (n = its beam size) plus those with probability >=
+  ``VOCAB_MIN_PROB`` at any step of those translations, and the special
+  tokens; a tied source/target embedding keeps the union. Beam outputs on
+  such text stay the same unless a removed token's share of a step's softmax
+  tips a close call. Embeddings, output projection and
+  final logits bias keep those rows; the dictionaries keep those symbols, in
+  order, so any other piece reads ``<unk>``. sentencepiece ports are refused:
+  their ``.spm`` models would still produce the removed pieces.
 
-All criteria are data-free weight magnitudes; ``data`` only feeds the report.
+``data`` also feeds the report (speed, agreement, BLEU/chrF with ``references``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from modelport.errors import InvalidInputError, OutputExistsError
+from modelport.model.config import Seq2SeqConfig
 from modelport.model.io import load_weights, read_json
+from modelport.model.layers import Attention
 from modelport.passes.common import finish, measure, write_pass_output
 
 # teacher layers -> {student layers: kept teacher layers}
@@ -46,6 +74,9 @@ LAYERS_TO_COPY: dict[int, dict[int, list[int]]] = {
          16: list(range(16))},
 }
 
+HEAD_STEP = 0.1  # gradient head pruning removes this fraction of all heads per step
+
+_MEMBER = re.compile(r"^members\.\d+\.")
 _LAYER = re.compile(r"^((?:members\.\d+\.)?)(encoder|decoder)\.layers\.(\d+)\.(.*)$")
 _FFN = re.compile(r"^(.*\.layers\.\d+\.ffn)\.(up|gate|down)\.(weight|bias)$")
 _ATTN = re.compile(r"^(.*\.layers\.\d+\.(?:self_attn|cross_attn))\.(q_proj|k_proj|v_proj|out_proj)\.(weight|bias)$")
@@ -116,25 +147,295 @@ def _prune_ffn(state: dict[str, torch.Tensor], fraction: float, dims: dict[str, 
     return new_dims
 
 
-def _prune_heads(state: dict[str, torch.Tensor], fraction: float, heads: dict[str, int],
-                 head_dim: int) -> dict[str, int]:
-    """Remove the smallest-magnitude attention heads in place; returns the new head counts."""
-    new_heads = {side: n - _removed(fraction, n, "attention head", "--heads") for side, n in heads.items()}
+def _attention_heads(cfg: Seq2SeqConfig) -> dict[str, int]:
+    """``{module name: head count}`` of every attention of one model."""
+    out = {f"encoder.layers.{i}.self_attn": n for i, n in enumerate(cfg.layer_heads("encoder"))}
+    for i, (n, c) in enumerate(zip(cfg.layer_heads("decoder"), cfg.layer_heads("cross"))):
+        out[f"decoder.layers.{i}.self_attn"] = n
+        out[f"decoder.layers.{i}.cross_attn"] = c
+    return out
+
+
+def _magnitude_heads(state: dict[str, torch.Tensor], fraction: float, head_dim: int) -> dict[str, list[int]]:
+    """The ``round(fraction * heads)`` heads of smallest ``||W_v[h]|| * ||W_o[:, h]||``
+    in every attention: ``{module prefix: removed head indices}``."""
+    removed: dict[str, list[int]] = {}
     for prefix, parts in _groups(state, _ATTN).items():
-        side = "encoder" if ".encoder." in f".{prefix}" else "decoder"
-        n = heads[side]
+        n = parts["v_proj.weight"].shape[0] // head_dim
         v = parts["v_proj.weight"].float().reshape(n, head_dim, -1)
         o = parts["out_proj.weight"].float().reshape(-1, n, head_dim)
         score = v.flatten(1).norm(dim=1) * o.transpose(0, 1).flatten(1).norm(dim=1)
-        kept_heads = torch.sort(torch.topk(score, new_heads[side]).indices).values
-        rows = (kept_heads[:, None] * head_dim + torch.arange(head_dim)).reshape(-1)
+        kept = set(torch.topk(score, n - _removed(fraction, n, "attention head", "--heads")).indices.tolist())
+        removed[prefix] = [h for h in range(n) if h not in kept]
+    return removed
+
+
+@contextlib.contextmanager
+def head_gates(model: nn.Module) -> Iterator[dict[str, Tensor]]:
+    """Give every attention of ``model`` a gate for the duration of the block:
+    ``{module name: gate}``, one scalar per head, 1.0, requiring grad. A head
+    whose gate is 0 contributes exactly what a removed head does (nothing but
+    the shared ``out_proj`` bias). The gates are taken off on exit, so normal
+    inference never pays for them."""
+    attentions = {name: m for name, m in model.named_modules() if isinstance(m, Attention)}
+    for m in attentions.values():
+        m.head_gate = torch.ones(m.heads, requires_grad=True, device=m.out_proj.weight.device)
+    try:
+        yield {name: m.head_gate for name, m in attentions.items()}
+    finally:
+        for m in attentions.values():
+            m.head_gate = None
+
+
+def _teacher_forcing_batches(cfg: Seq2SeqConfig, tokenizer: Any, sources: list[str], targets: list[list[int]],
+                             ) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Batches ``(src, prev, target)`` of source lines and target ids; padded
+    target positions are -100."""
+    from modelport.generation.translate import make_batches, pad_batch
+    from modelport.validators.forward import teacher_forcing_batch
+
+    src = tokenizer.encode_batch(sources) if hasattr(tokenizer, "encode_batch") else [tokenizer.encode(x)
+                                                                                     for x in sources]
+    out = []
+    for batch in make_batches([len(s) + len(t) for s, t in zip(src, targets)], batch_size=32):
+        s, prev, _ = teacher_forcing_batch([src[i] for i in batch], [targets[i] for i in batch],
+                                           cfg.pad_token_id, cfg.decoder_start_token_id)
+        out.append((s, prev, pad_batch([targets[i] for i in batch], -100, left=False)))
+    return out
+
+
+def _head_importance(model: nn.Module, batches: list[tuple[Tensor, Tensor, Tensor]], gates: dict[str, Tensor],
+                     removed: dict[str, list[int]]) -> dict[str, Tensor]:
+    """Michel et al.'s importance: ``sum over batches |dNLL/dgate|``, removed
+    heads 0, divided by each attention's L2 norm (their per-layer normalisation)."""
+    total = {name: torch.zeros_like(g, requires_grad=False) for name, g in gates.items()}
+    for src, prev, target in batches:
+        logits = model(src, prev)
+        loss = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
+        for name, grad in zip(gates, torch.autograd.grad(loss, list(gates.values()))):
+            total[name] += grad.abs()
+    for name, score in total.items():
+        score[removed[name]] = 0.0
+        score /= score.norm() + 1e-20
+    return total
+
+
+def _gradient_heads(model: nn.Module, batches: list[tuple[Tensor, Tensor, Tensor]], fraction: float,
+                    ) -> tuple[dict[str, list[int]], list[int]]:
+    """Remove ``round(fraction * all heads)`` heads in steps of ``HEAD_STEP`` of
+    all heads, least important first, recomputing the importance after every
+    step with the removed heads gated to 0; every attention keeps a head.
+    Returns ``{module: removed heads}`` and the heads removed per step."""
+    model.requires_grad_(False)  # only the gates need gradients
+    with head_gates(model) as gates:
+        total = sum(g.numel() for g in gates.values())
+        goal = round(fraction * total)
+        removed: dict[str, list[int]] = {name: [] for name in gates}
+        per_step: list[int] = []
+        steps = math.ceil(round(fraction / HEAD_STEP, 6))
+        for step in range(1, steps + 1):
+            need = (goal if step == steps else round(step * HEAD_STEP * total)) - sum(map(len, removed.values()))
+            importance = _head_importance(model, batches, gates, removed)
+            ranked = sorted((float(score[h]), name, h) for name, score in importance.items()
+                            for h in range(score.numel()) if h not in removed[name])
+            taken = 0
+            for _, name, h in ranked:
+                if taken == need:
+                    break
+                if len(removed[name]) + 1 < gates[name].numel():
+                    removed[name].append(h)
+                    taken += 1
+            per_step.append(taken)
+            with torch.no_grad():
+                for name, heads in removed.items():
+                    gates[name][heads] = 0.0
+    return {name: sorted(heads) for name, heads in removed.items() if heads}, per_step
+
+
+def _remove_heads(state: dict[str, torch.Tensor], removed: dict[str, list[int]], head_dim: int) -> None:
+    """Drop the removed heads' rows of q/k/v and columns of ``out_proj`` in place."""
+    for prefix, parts in _groups(state, _ATTN).items():
+        if not removed.get(prefix):
+            continue
+        n = parts["q_proj.weight"].shape[0] // head_dim
+        kept = torch.tensor([h for h in range(n) if h not in removed[prefix]])
+        rows = (kept[:, None] * head_dim + torch.arange(head_dim)).reshape(-1)
         for key, t in parts.items():
             if key == "out_proj.weight":
                 t = t.index_select(1, rows)
             elif key != "out_proj.bias":
                 t = t.index_select(0, rows)
             state[f"{prefix}.{key}"] = t.contiguous()
-    return new_heads
+
+
+def _set_head_counts(model_cfg: dict[str, Any], counts: dict[str, int]) -> None:
+    """Write the heads left per attention into the config: one ``*_heads``
+    where a stack's attentions all agree, ``*_layer_heads`` lists otherwise."""
+    per = {att: [counts[f"{side}.layers.{i}.{kind}"] for i in range(model_cfg[f"{side}_layers"])]
+           for att, side, kind in (("encoder", "encoder", "self_attn"), ("decoder", "decoder", "self_attn"),
+                                   ("cross", "decoder", "cross_attn"))}
+    for side, atts in (("encoder", ("encoder",)), ("decoder", ("decoder", "cross"))):
+        values = {c for att in atts for c in per[att]}
+        for att in atts:
+            model_cfg[f"{att}_layer_heads"] = None if len(values) <= 1 else per[att]
+        if len(values) == 1:
+            model_cfg[f"{side}_heads"] = values.pop()
+
+
+def _check_heads(model_cfg: dict[str, Any], fraction: float, gradient: bool, ensemble: int) -> int:
+    """Refuse what head pruning cannot do, before any weight work; returns ``head_dim``."""
+    if model_cfg.get("positions") == "relative":
+        raise InvalidInputError("--heads is not supported for relative-position (T5-style) models yet: "
+                                "their position bias is shared by every layer's heads")
+    sides = ("encoder", "decoder")
+    dims = {(model_cfg["head_dim"] or model_cfg["d_model"] // model_cfg[f"{side}_heads"]) for side in sides}
+    if len(dims) != 1:
+        raise InvalidInputError(f"--heads needs equal encoder and decoder head sizes, but they are {sorted(dims)}")
+    heads = _attention_heads(Seq2SeqConfig.from_dict(model_cfg))
+    if not gradient:
+        for n in set(heads.values()):
+            _removed(fraction, n, "attention head", "--heads")
+        return dims.pop()
+    if ensemble > 1:
+        raise InvalidInputError(f"--heads with --data prunes single models, but this folder is an ensemble of "
+                                f"{ensemble} (leave out --data for the weight-magnitude criterion)")
+    total = sum(heads.values())
+    n = _removed(fraction, total, "attention head", "--heads")
+    if n > total - len(heads):
+        raise InvalidInputError(f"--heads {fraction} would remove {n} of {total} heads, but every one of the "
+                                f"{len(heads)} attentions keeps at least one (at most {total - len(heads)})")
+    return dims.pop()
+
+
+def _prune_heads(state: dict[str, torch.Tensor], model_cfg: dict[str, Any], fraction: float, head_dim: int,
+                 importance_data: tuple[Any, list[str], list[list[int]]] | None) -> dict[str, Any]:
+    """Remove heads (by gradient importance when ``importance_data`` =
+    (tokenizer, sources, target ids) is given, else by weight magnitude) and
+    update ``model_cfg``; returns what changed."""
+    from modelport.model.transformer import Seq2SeqModel
+
+    before = _attention_heads(Seq2SeqConfig.from_dict(model_cfg))
+    changed: dict[str, Any] = {}
+    if importance_data is not None:
+        model = Seq2SeqModel.from_state_dict(Seq2SeqConfig.from_dict(model_cfg), state)
+        removed, per_step = _gradient_heads(model, _teacher_forcing_batches(model.cfg, *importance_data), fraction)
+        changed["heads_criterion"] = ("Michel et al. 2019: sum |dNLL/dgate| over --data (teacher-forced), "
+                                      "L2-normalised per attention, removed in 10% steps, globally")
+        changed["heads_removed_per_step"] = per_step
+    else:
+        removed = _magnitude_heads(state, fraction, head_dim)
+        changed["heads_criterion"] = "||W_v[h]|| * ||W_o[:,h]||, smallest removed per attention (no --data)"
+    _remove_heads(state, removed, head_dim)
+    after = dict(before)
+    for prefix, gone in removed.items():  # an ensemble's members lose equally many heads per attention
+        name = _MEMBER.sub("", prefix)
+        after[name] = before[name] - len(gone)
+    changed["heads"] = [sum(before.values()), sum(after.values())]
+    changed["heads_removed"] = removed
+    _set_head_counts(model_cfg, after)
+    model_cfg["head_dim"] = head_dim
+    return changed
+
+
+# ---------------------------------------------------------------------------
+# vocabulary
+
+VOCAB_TOKENIZERS = ("fairseq_moses_bpe",)
+VOCAB_MIN_PROB = 0.01  # a target id this likely at a step of an n-best translation is kept
+# tensor name (without an ensemble prefix) -> the vocabulary its rows index
+_VOCAB_ROWS = {"encoder.embed.embed_tokens.weight": "source", "decoder.embed.embed_tokens.weight": "target",
+               "lm_head.weight": "target", "final_logits_bias": "target"}
+
+
+def _vocab_keep(ported: Any, lines: list[str]) -> dict[str, list[int]]:
+    """The ids to keep per side: the source ids of ``lines``; the target ids
+    of the folder's n-best translations of them and those with probability
+    >= ``VOCAB_MIN_PROB`` at any of their steps (beam search weighs them
+    too, and they are part of every step's softmax); every special id."""
+    tok, cfg = ported.tokenizer, ported.config
+    specials = set(range(tok.source_dict.nspecial)) | {
+        i for i in (cfg.pad_token_id, cfg.eos_token_id, cfg.bos_token_id, cfg.unk_token_id,
+                    cfg.decoder_start_token_id) if i is not None}
+    source = specials | {i for ids in tok.encode_batch(lines) for i in ids}
+    beam = int(ported.generation_config.get("beam", 1))
+    pairs = [(line, h["tokens"]) for line, nbest in zip(lines, ported.translate(lines, nbest=beam)) for h in nbest]
+    target = specials | {i for _, ids in pairs for i in ids}
+    with torch.no_grad():
+        for src, prev, gold in _teacher_forcing_batches(cfg, tok, [x for x, _ in pairs], [y for _, y in pairs]):
+            for model in ported.models:
+                probs = torch.softmax(model(src, prev), dim=-1)[gold.ne(-100)]
+                target.update((probs >= VOCAB_MIN_PROB).any(dim=0).nonzero().flatten().tolist())
+    if cfg.shared_embeddings:  # one tensor: both sides keep the union
+        source = target = source | target
+    return {"source": sorted(source), "target": sorted(target)}
+
+
+def _trim_vocab(state: dict[str, torch.Tensor], keep: dict[str, list[int]]) -> None:
+    """Keep the rows of the vocabulary-indexed tensors in ``keep``, in place;
+    a tensor stored under several names stays one tensor."""
+    done: dict[int, torch.Tensor] = {}
+    for name, t in state.items():
+        side = _VOCAB_ROWS.get(_MEMBER.sub("", name))
+        if side is not None:
+            if id(t) not in done:
+                done[id(t)] = t.index_select(0, torch.tensor(keep[side])).contiguous()
+            state[name] = done[id(t)]
+
+
+def _vocab_lines(source: Path, vocab_from: str | os.PathLike[str]) -> list[str]:
+    """The lines of ``vocab_from``, after checking that the folder's tokenizer can be trimmed."""
+    kind = read_json(source / "tokenizer" / "tokenizer_config.json").get("type")
+    if kind not in VOCAB_TOKENIZERS:
+        raise InvalidInputError(f"--vocab-from supports {', '.join(VOCAB_TOKENIZERS)} tokenizers, but "
+                                f"`{source}` uses {kind} (a SentencePiece model cannot be trimmed)")
+    path = Path(vocab_from)
+    if not path.is_file():
+        raise InvalidInputError(f"--vocab-from `{vocab_from}` is not a file")
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise InvalidInputError(f"--vocab-from `{vocab_from}` has no non-empty lines")
+    return lines
+
+
+def _trimmed_tokenizer(tokenizer_dir: Path, tok: Any, keep: dict[str, list[int]],
+                       ) -> dict[str, str | dict[str, Any]]:
+    """``tokenizer/`` files for the kept ids: each dictionary keeps its kept
+    symbols' lines in id order (the four specials are implicit), so the kept
+    ids become 0..n-1 and every other piece reads ``<unk>``."""
+    cfg = read_json(tokenizer_dir / "tokenizer_config.json")
+    cfg.pop("dict_pad_to_multiple", None)  # the padding rows are gone with the rest
+    if cfg["source_dict"] == cfg["target_dict"] and keep["source"] != keep["target"]:
+        cfg["target_dict"] = f"target.{cfg['target_dict']}"  # one joint file, now two vocabularies
+    files: dict[str, str | dict[str, Any]] = {}
+    for side, dictionary in (("source", tok.source_dict), ("target", tok.target_dict)):
+        original = Path(dictionary.path).read_text(encoding="utf-8").split("\n")
+        lines = [original[i - dictionary.nspecial] if i - dictionary.nspecial < len(original) and
+                 original[i - dictionary.nspecial] else f"{dictionary.symbols[i]} 0"  # madeupword padding
+                 for i in keep[side] if i >= dictionary.nspecial]
+        files[cfg[f"{side}_dict"]] = "".join(line + "\n" for line in lines)
+    files["tokenizer_config.json"] = cfg
+    return files
+
+
+def _prune_vocab(ported: Any, model_cfg: dict[str, Any], state: dict[str, torch.Tensor], lines: list[str],
+                 name: str) -> tuple[dict[str, Any], dict[str, str | dict[str, Any]], list[int]]:
+    """Trim the vocabularies to what ``lines`` (of the file ``name``) use;
+    returns what changed, the tokenizer files to write and the new -> old
+    target ids."""
+    keep = _vocab_keep(ported, lines)
+    _trim_vocab(state, keep)
+    new_id = {old: new for new, old in enumerate(keep["target"])}
+    # the specials are the lowest ids of both sides, so the source side numbers them the same
+    changed = {f"{side}_vocab_size": [model_cfg[f"{side}_vocab_size"], len(keep[side])] for side in keep}
+    for side in keep:
+        model_cfg[f"{side}_vocab_size"] = len(keep[side])
+    for key in ("pad_token_id", "eos_token_id", "bos_token_id", "unk_token_id", "decoder_start_token_id"):
+        if model_cfg.get(key) is not None:
+            model_cfg[key] = new_id[model_cfg[key]]
+    changed["vocab_criterion"] = (f"source ids of {name} ({len(lines)} lines); target ids of the folder's "
+                                  f"{ported.generation_config.get('beam', 1)}-best translations of it and those "
+                                  f"with probability >= {VOCAB_MIN_PROB} at any of their steps; specials")
+    return changed, _trimmed_tokenizer(ported.tokenizer_dir, ported.tokenizer, keep), keep["target"]
 
 
 def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
@@ -143,13 +444,12 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
           data: list[str] | None = None, references: list[str] | None = None, force: bool = False) -> dict:
     """Write a pruned copy of ``ported_dir`` to ``output_dir`` and return the
     report: layers first (``encoder_layers``/``decoder_layers``), then FFN
-    neurons (``ffn``, a fraction) and attention heads (``heads``, a fraction)
-    of the kept layers. ``vocab_from`` is not implemented yet."""
-    if vocab_from is not None:
-        raise InvalidInputError("--vocab-from is not implemented yet (supported: --encoder-layers, "
-                                "--decoder-layers, --heads, --ffn)")
-    if encoder_layers is None and decoder_layers is None and heads is None and ffn is None:
-        raise InvalidInputError("nothing to prune: give --encoder-layers, --decoder-layers, --heads and/or --ffn")
+    neurons (``ffn``, a fraction per layer), attention heads (``heads``, a
+    fraction; by gradient importance on ``data`` when given, see the module
+    docstring) and the vocabulary (``vocab_from``, a text file)."""
+    if all(x is None for x in (encoder_layers, decoder_layers, heads, ffn, vocab_from)):
+        raise InvalidInputError("nothing to prune: give --encoder-layers, --decoder-layers, --heads, --ffn "
+                                "and/or --vocab-from")
     source = Path(ported_dir)
     config = read_json(source / "config.json")
     if config.get("quantization"):
@@ -169,23 +469,22 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
                                     f"{model_cfg['ffn_depth']}")
         for side in sides:
             _removed(ffn, model_cfg[f"{side}_ffn_dim"], "FFN neuron", "--ffn")
-    head_dim = None
-    if heads is not None:
-        if model_cfg.get("positions") == "relative":
-            raise InvalidInputError("--heads is not supported for relative-position (T5-style) models yet: "
-                                    "their position bias is shared by every layer's heads")
-        dims = {(model_cfg["head_dim"] or model_cfg["d_model"] // model_cfg[f"{side}_heads"]) for side in sides}
-        if len(dims) != 1:
-            raise InvalidInputError("--heads needs equal encoder and decoder head sizes, but they are "
-                                    f"{sorted(dims)}")
-        head_dim = dims.pop()
-        for side in sides:
-            _removed(heads, model_cfg[f"{side}_heads"], "attention head", "--heads")
 
     state = _shrink_layers(load_weights(source), keep)
     changed: dict[str, Any] = {f"{side}_layers_kept": kept for side, kept in keep.items()}
     for side, kept in keep.items():
         model_cfg[f"{side}_layers"] = len(kept)
+        for att in ((side,) if side == "encoder" else ("decoder", "cross")):
+            if model_cfg.get(f"{att}_layer_heads"):
+                model_cfg[f"{att}_layer_heads"] = [model_cfg[f"{att}_layer_heads"][i] for i in kept]
+    vocab_lines = None if vocab_from is None else _vocab_lines(source, vocab_from)
+    head_dim = None if heads is None else _check_heads(model_cfg, heads, bool(data),
+                                                       int(config.get("ensemble_size", 1)))
+    original = None
+    if vocab_from is not None or (heads is not None and data):
+        import modelport
+
+        original = modelport.load(source)
     if ffn is not None:
         widths = _prune_ffn(state, ffn, {side: model_cfg[f"{side}_ffn_dim"] for side in sides})
         for side, width in widths.items():
@@ -193,13 +492,23 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
             model_cfg[f"{side}_ffn_dim"] = width
         changed["ffn_criterion"] = "||up[i,:]|| * ||down[:,i]|| (x ||gate[i,:]||), smallest removed per layer"
     if heads is not None:
-        counts = _prune_heads(state, heads, {side: model_cfg[f"{side}_heads"] for side in sides}, head_dim)
-        for side, count in counts.items():
-            changed[f"{side}_heads"] = [model_cfg[f"{side}_heads"], count]
-            model_cfg[f"{side}_heads"] = count
-        model_cfg["head_dim"] = head_dim
-        changed["heads_criterion"] = "||W_v[h]|| * ||W_o[:,h]||, smallest removed per attention"
-    options = {"encoder_layers": encoder_layers, "decoder_layers": decoder_layers, "heads": heads, "ffn": ffn}
+        importance_data = None
+        if data:
+            tok = original.tokenizer
+            encode_target = getattr(tok, "encode_target", tok.encode)
+            targets = ([encode_target(line) for line in references] if references else
+                       [h[0]["tokens"] for h in original.translate(data)])
+            importance_data = (tok, data, targets)
+        changed.update(_prune_heads(state, model_cfg, heads, head_dim, importance_data))
+    tokenizer_files, target_ids = None, None
+    if vocab_from is not None:
+        vocab_changed, tokenizer_files, target_ids = _prune_vocab(original, model_cfg, state, vocab_lines,
+                                                                          Path(vocab_from).name)
+        changed.update(vocab_changed)
+    Seq2SeqConfig.from_dict(model_cfg)  # a bug here must not write a folder that cannot load
+    options = {"encoder_layers": encoder_layers, "decoder_layers": decoder_layers, "heads": heads, "ffn": ffn,
+               "vocab_from": None if vocab_from is None else str(vocab_from)}
     out = write_pass_output(source, output_dir, list(state.items()), config,
-                            {"pass": "prune", "options": options, "changed": changed}, force)
-    return finish(out, "prune", options, changed, measure(source, out, data, references))
+                            {"pass": "prune", "options": options, "changed": changed}, force,
+                            tokenizer_files=tokenizer_files)
+    return finish(out, "prune", options, changed, measure(source, out, data, references, target_ids=target_ids))
