@@ -163,6 +163,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 _SEARCH_KEYS = ("beam", "lenpen", "nbest", "max_len_a", "max_len_b", "min_len", "unkpen",
                 "no_repeat_ngram_size", "semantics", "batch_size", "max_tokens")
+# Marian's decoding options (translate only), under their generation option names
+_MARIAN_KEYS = ("normalize", "word_penalty", "max_length", "max_length_factor", "max_length_crop", "allow_unk")
 # CLI flag -> option name of modelport.generation (transformers' names for sampling)
 _SAMPLING_KEYS = {"sampling_topk": "top_k", "sampling_topp": "top_p", "temperature": "temperature",
                   "seed": "seed"}
@@ -172,6 +174,7 @@ def _decoding_options(args: argparse.Namespace, search_only: bool = False) -> di
     opts = {k: getattr(args, k) for k in _SEARCH_KEYS if getattr(args, k, None) is not None}
     if search_only:
         return opts
+    opts.update({k: getattr(args, k) for k in _MARIAN_KEYS if getattr(args, k, None) is not None})
     if args.early_stopping is not None:
         opts["early_stopping"] = {"true": True, "false": False}.get(args.early_stopping, args.early_stopping)
     if args.sampling:
@@ -388,19 +391,33 @@ def _add_pass_options(p: argparse.ArgumentParser) -> None:
 def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False) -> None:
     g = p.add_argument_group("decoding (defaults: the ported folder's generation_config.json)")
     g.add_argument("--beam", type=int, help="beam size")
-    g.add_argument("--lenpen", type=float, help="length penalty (fairseq: score / len**lenpen)")
+    g.add_argument("--lenpen", type=float, help="length penalty (fairseq: score / len**lenpen; marian: as --normalize)")
     g.add_argument("--nbest", type=int, help="hypotheses returned per input")
     g.add_argument("--max-len-a", type=float, help="max length = a * source length + b")
     g.add_argument("--max-len-b", type=int, help="max length = a * source length + b")
     g.add_argument("--min-len", type=int, help="minimum output length (EOS blocked before)")
     g.add_argument("--unkpen", type=float, help="unknown-word penalty")
     g.add_argument("--no-repeat-ngram-size", type=int, help="block repeated n-grams of this size")
-    g.add_argument("--semantics", choices=["fairseq", "hf"], help="whose beam search to reproduce")
+    g.add_argument("--semantics", choices=["fairseq", "hf"] if search_only else ["fairseq", "hf", "marian"],
+                   help="whose beam search to reproduce")
     g.add_argument("--batch-size", type=int, help="sentences per batch (batches are sorted by length)")
     g.add_argument("--max-tokens", type=int, help="source tokens per batch (instead of --batch-size)")
     if search_only:
         return
     g.add_argument("--early-stopping", choices=["true", "false", "never"], help="hf semantics: stopping rule")
+    g.add_argument("--normalize", type=float, nargs="?", const=1.0, metavar="ALPHA",
+                   help="marian semantics: score / length**ALPHA (bare flag: 1.0)")
+    g.add_argument("--word-penalty", type=float, metavar="WP",
+                   help="marian semantics: subtract WP x length from the score")
+    g.add_argument("--max-length", type=int, metavar="N",
+                   help="marian semantics: longest source in tokens, </s> included (longer lines are an error "
+                        "unless --max-length-crop); hf semantics: max_length")
+    g.add_argument("--max-length-factor", type=float, metavar="F",
+                   help="marian semantics: max output length = F x the batch's padded source length")
+    g.add_argument("--max-length-crop", action="store_true", default=None,
+                   help="marian semantics: crop sources longer than --max-length")
+    g.add_argument("--allow-unk", action="store_true", default=None,
+                   help="marian semantics: allow <unk> in the output (suppressed by default)")
     g.add_argument("--sampling", action="store_true", default=None, help="sample instead of beam search")
     g.add_argument("--sampling-topk", type=int, help="sample from the k most likely tokens")
     g.add_argument("--sampling-topp", type=float, help="sample from the smallest set with this mass")
@@ -499,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "magnitude), the fraction --heads of the attention heads and the "
                                    "vocabulary entries --vocab-from does not use. With --data, heads are "
                                    "ranked by Michel et al. 2019 gradient importance on --data (targets: "
-                                   "--references, else the model's own translations) and removed in 10%% "
+                                   "--references, else the model's own translations) and removed in 10% "
                                    "steps, so head counts differ per layer; without --data, by weight "
                                    "magnitude, equally in every attention. No fine-tuning: expect a quality "
                                    "drop (see the report).")
@@ -541,11 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("validate", help="prove parity against the original framework",
-                       description="Run the reference framework and the port on the same lines and compare "
-                                   "tokenizer ids, forward logits and beam-search outputs. Writes "
-                                   "parity_report.json/.md; exit 3 when parity fails.")
+                       description="Run the reference framework (fairseq for fairseq ports, transformers for "
+                                   "T5 ports) and the port on the same lines and compare tokenizer ids, "
+                                   "forward logits and beam-search outputs. Writes parity_report.json/.md; "
+                                   "exit 3 when parity fails.")
     p.add_argument("ported_dir")
-    p.add_argument("--reference", required=True, help="the original checkpoint the folder was converted from")
+    p.add_argument("--reference", required=True,
+                   help="the original checkpoint the folder was converted from (fairseq: its directory, file or "
+                        "a.pt:b.pt ensemble; T5: the transformers folder)")
     p.add_argument("--data", required=True, help="source sentences, one per line")
     p.add_argument("--references", help="reference translations: adds BLEU and chrF for both systems")
     p.add_argument("--report", help="directory for the report (default: PORTED_DIR)")

@@ -342,8 +342,8 @@ def generation_defaults(hyper: T5Hyper, source_gen: dict[str, Any]) -> dict[str,
     gen: dict[str, Any] = {"semantics": "hf"}
     for key, default in _GENERATION_KEYS.items():
         gen[key] = source_gen.get(key, default)
-    gen.update(decoder_start_token_id=hyper.decoder_start_token_id, pad_token_id=hyper.pad_token_id,
-               eos_token_id=hyper.eos_token_id)
+    # pad/eos are model facts (config.json), not decoding options
+    gen["decoder_start_token_id"] = hyper.decoder_start_token_id
     return gen
 
 

@@ -54,18 +54,40 @@ def _prefix_scorer(models: Sequence[Any], pad_left: bool = True):
     return score
 
 
-def _fairseq_prefix_scorer(ref: Any):
-    @torch.no_grad()
-    def score(src: list[int], prefix: list[int]) -> torch.Tensor:
-        from fairseq.sequence_generator import EnsembleModel
+def _fairseq_reference(ported: Any, reference: str, semantics: str, opts: dict[str, Any]
+                       ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """fairseq's loader and SequenceGenerator, with fairseq's option names."""
+    from modelport.converters.fairseq import NAME_TABLE
+    from modelport.validators.references.fairseq_generator import FairseqReference
 
-        ens = EnsembleModel(ref.models)
-        tokens, lengths = ref.pad_batch([src])
-        enc = ens.forward_encoder({"src_tokens": tokens, "src_lengths": lengths})
-        lp, _ = ens.forward_decoder(torch.tensor([prefix]), enc, [{} for _ in ref.models])
-        return lp[0]
+    if semantics != "fairseq":
+        from modelport.errors import InvalidInputError
 
-    return score
+        raise InvalidInputError(f"fairseq ports are validated with fairseq semantics, not `{semantics}`")
+    tok_cfg = _tokenizer_config(ported)
+    ref = FairseqReference(reference, tok_cfg.get("source_lang"), tok_cfg.get("target_lang"))
+    return ref, NAME_TABLE, {k: v for k, v in opts.items() if k != "ngram_blocking"}
+
+
+def _transformers_reference(ported: Any, reference: str, semantics: str, opts: dict[str, Any]
+                            ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """transformers' own model and ``generate`` (hf semantics; modelport's
+    fairseq-style aliases beam/lenpen/nbest/min_len renamed)."""
+    from modelport.converters.t5 import NAME_TABLE
+    from modelport.generation.translate import hf_option_names
+    from modelport.validators.references.transformers_generator import TransformersReference
+
+    if semantics != "hf":
+        from modelport.errors import InvalidInputError
+
+        raise InvalidInputError(f"{ported.source_format} ports are validated with hf semantics, not `{semantics}`")
+    ref_opts = hf_option_names(opts)
+    ref_opts.setdefault("decoder_start_token_id", ported.config.decoder_start_token_id)
+    return TransformersReference(reference), NAME_TABLE, ref_opts
+
+
+# source format -> (ported, reference path, semantics, options) -> (reference, name table, its options)
+REFERENCES = {"fairseq": _fairseq_reference, "t5": _transformers_reference}
 
 
 def _tokenizer_config(ported: Any) -> dict[str, Any]:
@@ -93,8 +115,6 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     says whether parity holds (the CLI exits 3 when it does not).
     """
     import modelport
-    from modelport.converters.fairseq import NAME_TABLE
-    from modelport.validators.references.fairseq_generator import FairseqReference
 
     known = ("tokenizer", "forward", "beam", "bleu")
     if isinstance(only, str):
@@ -106,10 +126,11 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
         raise InvalidInputError(f"`{', '.join(sorted(sections - set(known)))}` is not a known check "
                                 f"(known: {', '.join(known)})")
     ported = modelport.load(ported_dir)
-    if ported.source_format != "fairseq":
+    if ported.source_format not in REFERENCES:
         from modelport.errors import InvalidInputError
 
-        raise InvalidInputError(f"`{ported.source_format}` is not a known validation reference (known: fairseq)")
+        raise InvalidInputError(f"`{ported.source_format}` ports cannot be validated by `modelport validate` yet "
+                                f"(known: {', '.join(REFERENCES)})")
     report: dict[str, Any] = {"meta": {"ported_dir": str(ported_dir), "reference": str(reference),
                                        "lines": len(src_tokens if src_tokens is not None else data_lines or [])}}
 
@@ -129,19 +150,18 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     sem, opts = resolve_options(ported.generation_config, semantics, {
         "beam": beam, "lenpen": lenpen, "nbest": nbest, "max_len_a": max_len_a, "max_len_b": max_len_b,
         "min_len": min_len, "unkpen": unkpen, "no_repeat_ngram_size": no_repeat_ngram_size})
-    tok_cfg = _tokenizer_config(ported)
-    ref = FairseqReference(reference, tok_cfg.get("source_lang"), tok_cfg.get("target_lang"))
+    ref, name_table, ref_opts = REFERENCES[ported.source_format](ported, reference, sem, opts)
     notes = []
-    if opts.get("no_repeat_ngram_size") and fairseq_cpu_ngram_noop():
+    if opts.get("no_repeat_ngram_size") and ported.source_format == "fairseq" and fairseq_cpu_ngram_noop():
         opts["ngram_blocking"] = "cpu-0.12"
         notes.append("the installed fairseq's CPU n-gram blocker blocks nothing (fairseq 0.12 bug); "
                      "modelport reproduced it with ngram_blocking='cpu-0.12'")
-    report["meta"].update({"semantics": sem, "options": dict(opts), "batch_size": batch_size, "notes": notes})
+    report["meta"].update({"semantics": sem, "options": dict(opts), "batch_size": batch_size, "notes": notes,
+                           "reference_framework": type(ref).__name__})
 
     batches = make_batches([len(s) for s in src_tokens], batch_size, max_tokens)
     ours_all: list[Any] = [None] * len(src_tokens)
     ref_all: list[Any] = [None] * len(src_tokens)
-    ref_opts = {k: v for k, v in opts.items() if k != "ngram_blocking"}
     for batch in batches:
         srcs = [src_tokens[i] for i in batch]
         ref_out = ref.generate(srcs, **dict(ref_opts))
@@ -167,10 +187,8 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
             i = batches[0][0]
             src, prev, _ = teacher_forcing_batch([src_tokens[i]], [ref_all[i][0]["tokens"]], cfg.pad_token_id,
                                                  cfg.decoder_start_token_id)
-            lengths = src.ne(cfg.pad_token_id).sum(1)
-            found = localize_divergence(ref.models[0], ported.models[0],
-                                        lambda: ref.models[0](src, lengths, prev),
-                                        lambda: ported.models[0](src, prev), NAME_TABLE, tol=FORWARD_TOL)
+            found = localize_divergence(ref.models[0], ported.models[0], lambda: ref.run_forward(src, prev),
+                                        lambda: ported.models[0](src, prev), name_table, tol=FORWARD_TOL)
             fwd["first_divergent_module"] = found["module"]
             fwd["first_divergent_reference_module"] = found["reference_module"]
             fwd["module_max_abs_diff"] = found["max_abs_diff"]
@@ -179,7 +197,7 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     if "beam" in sections:
         beam_rep = compare_hypotheses(src_tokens, ours_all, ref_all, start=cfg.decoder_start_token_id,
                                       score_ours=_prefix_scorer(ported.models),
-                                      score_ref=_fairseq_prefix_scorer(ref))
+                                      score_ref=ref.prefix_scorer())
         report["beam"] = beam_rep
 
     if references is not None and "bleu" in sections:

@@ -90,3 +90,22 @@ class FairseqReference:
         lengths = src.ne(self.src_dict.pad()).sum(1)
         out, _ = model(src, lengths, prev)
         return out.float()
+
+    def run_forward(self, src: Tensor, prev: Tensor) -> Any:
+        """The first member's forward, for the validator's activation hooks."""
+        return self.models[0](src, src.ne(self.src_dict.pad()).sum(1), prev)
+
+    def prefix_scorer(self):
+        """(source ids, decoder prefix incl. start) -> the ensemble's log-probs of the next token."""
+
+        @torch.no_grad()
+        def score(src: list[int], prefix: list[int]) -> Tensor:
+            from fairseq.sequence_generator import EnsembleModel
+
+            ens = EnsembleModel(self.models)
+            tokens, lengths = self.pad_batch([src])
+            enc = ens.forward_encoder({"src_tokens": tokens, "src_lengths": lengths})
+            lp, _ = ens.forward_decoder(torch.tensor([prefix]), enc, [{} for _ in self.models])
+            return lp[0]
+
+        return score
