@@ -99,3 +99,19 @@ def test_license_from_provenance_and_cli(folder: Path, capsys) -> None:
     assert main(["card", str(folder / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a ported model folder" in err
+
+
+def test_card_of_a_head_pruned_folder_lists_heads_per_layer(ported_default, tmp_path: Path) -> None:
+    import modelport
+    from modelport.modelcards import make_card
+
+    lines = (Path(__file__).resolve().parent.parent / "assets" / "corpus" / "test.en").read_text().splitlines()[:8]
+    out = tmp_path / "heads"
+    modelport.prune(ported_default.path, out, heads=0.25, data=lines)
+    model = json.loads((out / "config.json").read_text())["model"]
+    card = str(make_card(out))
+    assert "attention heads (before pruning)" in card
+    for side in ("encoder", "decoder", "cross"):
+        if model[f"{side}_layer_heads"]:
+            assert f"{side} {', '.join(map(str, model[f'{side}_layer_heads']))}" in card
+    assert "prune" in card  # the pass history

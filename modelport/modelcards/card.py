@@ -70,9 +70,13 @@ def _fmt_params(n: int) -> str:
 def _architecture(cfg: dict[str, Any], ensemble: int, params: int | None) -> list[str]:
     m = cfg.get("model", {})
     norm = f"{'pre' if m.get('pre_norm') else 'post'}-norm {m.get('norm', 'layernorm')}"
+    # head-pruned models have per-layer counts
+    per_layer = {side: m.get(f"{side}_layer_heads") for side in ("encoder", "decoder", "cross")}
+    pruned = any(per_layer.values())
     lines = [
         f"- encoder-decoder transformer: {m.get('encoder_layers')} encoder and {m.get('decoder_layers')} decoder "
-        f"layers, d_model {m.get('d_model')}, {m.get('encoder_heads')}/{m.get('decoder_heads')} attention heads, "
+        f"layers, d_model {m.get('d_model')}, {m.get('encoder_heads')}/{m.get('decoder_heads')} attention heads"
+        f"{' (before pruning)' if pruned else ''}, "
         f"FFN {m.get('encoder_ffn_dim')}/{m.get('decoder_ffn_dim')} ({m.get('activation')}"
         f"{', gated' if m.get('ffn_gated') else ''})",
         f"- {norm}, {m.get('positions')} positions"
@@ -81,6 +85,9 @@ def _architecture(cfg: dict[str, Any], ensemble: int, params: int | None) -> lis
         f"{' (shared embeddings)' if m.get('shared_embeddings') else ''}"
         f"{', output projection tied to the target embeddings' if m.get('tie_output_embeddings') else ''}",
     ]
+    if pruned:
+        lines.append("- attention heads per layer (pruned): " + "; ".join(
+            f"{side} {', '.join(map(str, counts))}" for side, counts in per_layer.items() if counts))
     if ensemble > 1:
         lines.append(f"- ensemble of {ensemble} members (scores averaged in probability space at each step)")
     if params is not None:
