@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError
-from modelport.generation.ensemble import Ensemble
-from modelport.generation.semantics import FairseqOptions, HFOptions, hf_length_limits
+from modelport.generation.ensemble import Ensemble, LogLinearEnsemble
+from modelport.generation.semantics import FairseqOptions, HFOptions, MarianOptions, hf_length_limits
 from modelport.model.transformer import Seq2SeqModel
 
 Hypothesis = dict[str, Any]  # {"tokens": list[int], "score": float, "positional_scores": list[float]}
@@ -425,3 +425,140 @@ class HFBeamSearch:
                              "positional_scores": pos})
             out[sent] = hyps
         return out
+
+
+# ---------------------------------------------------------------------------
+# Marian
+
+
+class MarianBeamSearch:
+    """marian-dev ``BeamSearch::search`` (``src/translator/beam_search.cpp``),
+    scores as ``History::add`` (``history.h``) keeps them.
+
+    Per step ``t`` (0-based), for every live sentence with beam size ``k``:
+      1. path scores: previous path score + (weighted sum of) log-softmax;
+         ``<unk>`` suppressed unless ``allow_unk`` (``suppressWord``).
+      2. the best ``k`` of its ``rows x V`` path scores, best first
+         (``nth_element.cpp``: ``partial_sort``); step 0 expands the single
+         start row into ``beam_size`` hypotheses.
+      3. hypotheses ending in EOS are finished (``purgeBeams``) with score
+         ``(path - word_penalty * L) / L ** normalize``, ``L = t + 1``; the
+         beam shrinks to the unfinished ones; a sentence with none is done.
+      4. ``t + 1 >= max_length_factor * W`` (``W`` the padded source width):
+         every live hypothesis is finished as it is, and the search stops.
+    A candidate with path score -inf is skipped (Marian aborts there; it only
+    happens when a beam is wider than the finite candidates). The cap is also
+    bounded by the decoder's positions (Marian has none for sinusoidal ones).
+    """
+
+    def __init__(self, cfg: Any, opts: MarianOptions, max_positions: int) -> None:
+        self.opts = opts
+        self.eos, self.unk = cfg.eos_token_id, cfg.unk_token_id
+        self.start_token = cfg.decoder_start_token_id
+        self.max_positions = max_positions
+        if opts.beam_size < 1:
+            raise InvalidInputError(f"`beam_size` must be >= 1, but is {opts.beam_size}")
+        self.beam = opts.beam_size
+        n = opts.n_best
+        self.nbest = self.beam if n is True else 1 if n is False else int(n)
+        if not 1 <= self.nbest <= self.beam:
+            raise InvalidInputError(f"`n_best` must be between 1 and beam_size ({self.beam}), but is {n}")
+
+    def make_ensemble(self, models: Sequence[Seq2SeqModel]) -> LogLinearEnsemble:
+        """Members combined as Marian's scorers are: weighted sum of log-probs."""
+        weights = self.opts.weights
+        if weights is not None and len(weights) != len(models):
+            raise InvalidInputError(f"`weights` must give one weight per model ({len(models)}), but gives "
+                                    f"{len(weights)}")
+        return LogLinearEnsemble(models, weights)
+
+    def limit_source(self, src: Sequence[Sequence[int]]) -> list[list[int]]:
+        """``--max-length`` on the source (``data/corpus.cpp``): ``--max-length-crop``
+        keeps the first ``max_length`` tokens with ``</s>`` last; without it Marian
+        skips the line silently, which a batch API cannot, so it is an error."""
+        o, out = self.opts, []
+        for s in src:
+            s = list(s)
+            if len(s) > o.max_length:
+                if not o.max_length_crop:
+                    raise InvalidInputError(f"a source line has {len(s)} tokens (</s> included), but `max_length` is "
+                                            f"{o.max_length} (Marian skips such lines; raise `max_length` or set "
+                                            "`max_length_crop`)")
+                s = s[: o.max_length]
+                s[-1] = self.eos
+            out.append(s)
+        return out
+
+    def start(self, bsz: int, src_tokens: Tensor) -> int:
+        dev = src_tokens.device
+        # ``histories[b]->size() >= max-length-factor * batchWidth()`` in float32;
+        # the history holds t + 1 entries at step t
+        limit = float(torch.tensor(self.opts.max_length_factor, dtype=torch.float32) * src_tokens.size(1))
+        self.last_step = min(max(0, math.ceil(limit) - 1), self.max_positions - 1)
+        self.tokens = torch.full((bsz, 1), self.start_token, dtype=torch.long, device=dev)
+        self.cum = torch.zeros(bsz, 1, device=dev)  # path score after each token (column 0: start)
+        self.row_sent = torch.arange(bsz, device=dev)  # live row -> live sentence
+        self.sent_ids = torch.arange(bsz, device=dev)  # live sentence -> input sentence
+        self.k = torch.full((bsz,), self.beam, dtype=torch.long, device=dev)  # beam size per live sentence
+        # a line that is only </s>: all hypotheses forced to </s> with path score 0
+        self.empty = src_tokens[:, 0].eq(self.eos)
+        self.finished: list[list[Hypothesis]] = [[] for _ in range(bsz)]
+        return 1  # Marian's first step runs one row per sentence
+
+    def next_tokens(self) -> Tensor:
+        return self.tokens[:, -1:]
+
+    def step(self, step: int, lprobs: Tensor) -> tuple[Tensor, bool] | None:
+        V, dev = lprobs.size(-1), lprobs.device
+        if not self.opts.allow_unk:
+            lprobs[:, self.unk] = -math.inf
+        scores = self.cum[:, -1:] + lprobs
+        nsent = self.sent_ids.numel()
+        counts = torch.bincount(self.row_sent, minlength=nsent)
+        offsets = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(scores.size(0), device=dev) - offsets[self.row_sent]
+        grid = scores.new_full((nsent, int(counts.max()), V), -math.inf)
+        grid[self.row_sent, slot] = scores
+        flat = grid.view(nsent, -1)
+        top, idx = torch.topk(flat, min(int(self.k.max()), flat.size(1)))
+        if step == 0 and bool(self.empty.any()):  # toHyps' dropHyp: EOS with path score 0
+            top[self.empty], idx[self.empty] = 0.0, self.eos
+        valid = torch.isfinite(top)
+        keep = valid & (torch.cumsum(valid, 1) <= self.k[:, None])
+        s_idx, j_idx = keep.nonzero(as_tuple=True)  # by sentence, then rank
+        score = top[s_idx, j_idx]
+        tok = idx[s_idx, j_idx] % V
+        prev = offsets[s_idx] + torch.div(idx[s_idx, j_idx], V, rounding_mode="trunc")
+        is_eos = tok.eq(self.eos)
+        last = step >= self.last_step
+        done = torch.ones_like(is_eos) if last else is_eos
+        if bool(done.any()):
+            self._finalize(step, s_idx[done], prev[done], tok[done], score[done])
+        alive = ~is_eos
+        if last or not bool(alive.any()):
+            return None
+        s_alive, prev_alive = s_idx[alive], prev[alive]
+        new_counts = torch.bincount(s_alive, minlength=nsent)
+        live = new_counts > 0
+        self.tokens = torch.cat([self.tokens[prev_alive], tok[alive, None]], 1)
+        self.cum = torch.cat([self.cum[prev_alive], score[alive, None]], 1)
+        self.row_sent = (torch.cumsum(live, 0) - 1)[s_alive]
+        self.sent_ids = self.sent_ids[live]
+        self.k = new_counts[live]
+        # rows keep their sentence only when no beam changed size
+        same_layout = step > 0 and torch.equal(new_counts, counts)
+        return prev_alive, not same_layout
+
+    def _finalize(self, step: int, sents: Tensor, prev: Tensor, tok: Tensor, score: Tensor) -> None:
+        """``History::add``: ``(pathScore - wp * L) / pow(L, normalize)`` in float32."""
+        o, length = self.opts, step + 1
+        norm = (score - o.word_penalty * length) / torch.tensor(float(length)).pow(o.normalize)
+        toks = torch.cat([self.tokens[prev, 1:], tok[:, None]], 1).tolist()
+        cum = torch.cat([self.cum[prev], score[:, None]], 1)
+        pos = (cum[:, 1:] - cum[:, :-1]).tolist()
+        for s, t, p, n in zip(self.sent_ids[sents].tolist(), toks, pos, norm.tolist()):
+            self.finished[s].append({"tokens": t, "score": n, "positional_scores": p})
+
+    def results(self) -> list[list[Hypothesis]]:
+        # History::nBest: best normalized score first
+        return [sorted(hyps, key=lambda h: -h["score"])[: self.nbest] for hyps in self.finished]

@@ -69,3 +69,26 @@ class Ensemble:
                 return lp
             outs.append(lp)
         return torch.logsumexp(torch.stack(outs, dim=0), dim=0) - math.log(len(self.models))
+
+
+class LogLinearEnsemble(Ensemble):
+    """Marian's ensemble: the weighted *sum* of the members' log-softmax
+    (``expandedPathScores + scorer->getWeight() * logProbs`` in
+    ``beam_search.cpp``; ``--weights`` default 1 each), not renormalised."""
+
+    def __init__(self, models: Sequence[Seq2SeqModel] | Seq2SeqModel, weights: Sequence[float] | None = None) -> None:
+        super().__init__(models)
+        self.weights = [1.0] * len(self.models) if weights is None else [float(w) for w in weights]
+        if len(self.weights) != len(self.models):
+            raise ValueError(f"`weights` must give one weight per model ({len(self.models)}), but gives "
+                             f"{len(self.weights)}")
+
+    def log_probs(self, new_tokens: Tensor, temperature: float = 1.0) -> Tensor:
+        total: Tensor | None = None
+        for model, enc, state, w in zip(self.models, self.enc, self.states, self.weights):
+            lp = model.log_probs(new_tokens, enc, state)[:, -1, :]
+            if w != 1.0:
+                lp = lp * w
+            total = lp if total is None else total + lp
+        assert total is not None
+        return total

@@ -36,7 +36,30 @@ hf (transformers 5.x ``GenerationMixin._beam_search``)
       length ** lp cannot beat the worst finished"; ``"never"`` uses
       ``max_length`` in that bound when ``lp > 0``.
 
-marian: left for the Marian issue (``normalize`` alpha, word penalty).
+marian (``marian-decoder``: ``src/translator/beam_search.cpp``, ``history.h``,
+``nth_element.cpp``, ``scorers.cpp``, ``data/corpus.cpp``; marian-dev 1.12)
+    * decoder starts from a zero embedding (a model flag); one row per
+      sentence at step 0;
+    * path score = sum over steps of ``sum_i weight_i * log_softmax_i`` (an
+      ensemble is log-linear, ``--weights`` default 1 each; no logsumexp);
+      ``<unk>`` is set to the lowest float unless ``allow_unk`` (no
+      renormalisation);
+    * each sentence keeps its own beam size ``k``: the best ``k`` of
+      ``k x V`` path scores (step 0: ``beam_size`` from the one row); a
+      hypothesis ending in EOS is finished and leaves the beam, so ``k``
+      shrinks by one per finished hypothesis; finished ones are never evicted;
+    * a sentence is done when its beam is empty; at step ``t`` (0-based) with
+      ``t + 1 >= max_length_factor * W`` (``W`` the *padded* source width of
+      the batch, ``</s>`` included: batching matters) every live hypothesis is
+      finished without EOS and the whole batch stops;
+    * final score ``(path score - word_penalty * L) / L ** normalize`` with
+      ``L`` the number of generated tokens, EOS included; n-best sorted by it;
+    * a source that is only ``</s>`` (an empty line) yields ``beam_size``
+      hypotheses "``</s>``" with path score 0;
+    * ``max_length`` bounds the *source* (tokens incl. ``</s>``); Marian skips
+      longer lines silently or, with ``max_length_crop``, crops them to
+      ``max_length`` tokens ending in ``</s>``. Here a longer line is an error
+      unless ``max_length_crop``.
 """
 
 from __future__ import annotations
@@ -44,7 +67,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-SEMANTICS = ("fairseq", "hf")
+SEMANTICS = ("fairseq", "hf", "marian")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +108,25 @@ class HFOptions:
     forced_bos_token_id: int | None = None
     forced_eos_token_id: int | None = None
     decoder_start_token_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarianOptions:
+    """``marian-decoder`` options (decoder.yml names, ``-`` as ``_``; Marian's defaults).
+
+    ``n_best``: False returns the best hypothesis, True ``beam_size`` of them
+    (Marian's ``--n-best``), an int that many. ``weights``: one per ensemble member.
+    """
+
+    beam_size: int = 12
+    normalize: float = 0.0
+    word_penalty: float = 0.0
+    max_length: int = 1000
+    max_length_factor: float = 3.0
+    max_length_crop: bool = False
+    allow_unk: bool = False
+    n_best: bool | int = False
+    weights: tuple[float, ...] | None = None
 
 
 def split_options(cls: type, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:

@@ -15,16 +15,30 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError
-from modelport.generation.beam import FairseqBeamSearch, HFBeamSearch, Hypothesis, run_search
+from modelport.generation.beam import FairseqBeamSearch, HFBeamSearch, Hypothesis, MarianBeamSearch, run_search
 from modelport.generation.sampling import SamplingOptions, SamplingSearch
-from modelport.generation.semantics import SEMANTICS, FairseqOptions, HFOptions, split_options
+from modelport.generation.semantics import SEMANTICS, FairseqOptions, HFOptions, MarianOptions, split_options
 from modelport.model.transformer import Seq2SeqModel
 
 # CLI/fairseq option names -> transformers' names, for --semantics hf
 _HF_ALIASES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
                "min_len": "min_length"}
+# CLI/fairseq option names -> Marian's names, for --semantics marian
+_MARIAN_ALIASES = {"beam": "beam_size", "lenpen": "normalize", "nbest": "n_best"}
+# generation_config.json keys the model config already holds
+_TOKEN_IDS = ("decoder_start_token_id", "pad_token_id", "eos_token_id")
 # generation_config.json keys that only one semantics understands
 _FAIRSEQ_ONLY = {"semantics", "max_positions", "unkpen", "max_len_a", "max_len_b"}
+
+
+def hf_option_names(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the fairseq-style aliases renamed to transformers' names
+    (an explicit transformers name wins over its alias)."""
+    opts = dict(options)
+    for k, v in _HF_ALIASES.items():
+        if k in opts:
+            opts.setdefault(v, opts.pop(k))
+    return opts
 
 
 def pad_batch(src: Sequence[Sequence[int]] | Tensor, pad: int, left: bool = True) -> Tensor:
@@ -52,9 +66,7 @@ def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[s
             raise InvalidInputError(f"`beam` must be 1 with sampling, but is {opts['beam']}")
         for k in ("beam", "nbest", "semantics"):
             opts.pop(k, None)
-        for k, v in _HF_ALIASES.items():
-            if k in opts:
-                opts.setdefault(v, opts.pop(k))
+        opts = hf_option_names(opts)
         opts.pop("num_beams", None)
         opts.pop("num_return_sequences", None)
         opts.pop("length_penalty", None)
@@ -67,12 +79,20 @@ def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[s
         _reject(rest, "fairseq")
         return FairseqBeamSearch(cfg, parsed, max_positions), parsed.temperature
     if semantics == "hf":
-        for k, v in _HF_ALIASES.items():
-            if k in opts:
-                opts.setdefault(v, opts.pop(k))
+        opts = hf_option_names(opts)
         parsed, rest = split_options(HFOptions, {k: v for k, v in opts.items() if k != "semantics"})
         _reject(rest, "hf")
         return HFBeamSearch(cfg, parsed, max_positions), 1.0
+    if semantics == "marian":
+        for k, v in _MARIAN_ALIASES.items():
+            if k in opts and opts[k] is not None:  # given by the caller: wins over the folder's default
+                opts[v] = opts.pop(k)
+        if opts.get("weights") is not None:
+            opts["weights"] = tuple(opts["weights"])
+        parsed, rest = split_options(MarianOptions, {k: v for k, v in opts.items()
+                                                     if k not in ("semantics", "max_positions", *_TOKEN_IDS)})
+        _reject(rest, "marian")
+        return MarianBeamSearch(cfg, parsed, max_positions), 1.0
     raise InvalidInputError(f"`{semantics}` is not a known semantics (known: {', '.join(SEMANTICS)})")
 
 
@@ -86,22 +106,28 @@ def _reject(rest: dict[str, Any], semantics: str) -> None:
 def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Sequence[Sequence[int]] | Tensor, *,
              semantics: str = "fairseq", **options: Any) -> list[list[Hypothesis]]:
     """Decode one batch of source token ids (EOS included, as the tokenizer
-    returns them) with ``semantics`` ("fairseq" or "hf"; ``do_sample=True`` or
-    ``greedy=True`` for sampling/greedy). Lists are padded on the left for
-    fairseq, on the right for hf (``pad_left`` overrides). The whole batch is
-    decoded together: under fairseq semantics its padded width sets max_len.
+    returns them) with ``semantics`` ("fairseq", "hf" or "marian"; ``do_sample=True``
+    or ``greedy=True`` for sampling/greedy). Lists are padded on the left for
+    fairseq, on the right for hf and marian (``pad_left`` overrides). The whole
+    batch is decoded together: under fairseq and marian semantics its padded
+    width sets the maximum output length.
 
     Returns, per sentence, the n-best hypotheses ``{"tokens", "score",
-    "positional_scores"}`` (fairseq: tokens end with EOS, scores normalized).
+    "positional_scores"}`` (tokens end with EOS unless cut at the maximum
+    length; scores as the framework reports them).
     """
     members = [models] if isinstance(models, Seq2SeqModel) else list(models)
     cfg = members[0].cfg
     opts = dict(options)
     left = opts.pop("pad_left", semantics == "fairseq")
-    src = pad_batch(src_tokens, cfg.pad_token_id, left=left)
     max_positions = min(m.cfg.max_target_positions for m in members)
     algorithm, temperature = make_algorithm(cfg, max_positions, semantics, opts)
-    return run_search(members, src, algorithm, temperature=temperature)
+    if hasattr(algorithm, "limit_source"):  # marian: --max-length acts on the source
+        rows = src_tokens.tolist() if isinstance(src_tokens, Tensor) else src_tokens
+        src_tokens = algorithm.limit_source([[t for t in r if t != cfg.pad_token_id] for r in rows])
+    src = pad_batch(src_tokens, cfg.pad_token_id, left=left)
+    ensemble = algorithm.make_ensemble(members) if hasattr(algorithm, "make_ensemble") else members
+    return run_search(ensemble, src, algorithm, temperature=temperature)
 
 
 def make_batches(lengths: Sequence[int], batch_size: int | None = None,
@@ -133,11 +159,15 @@ def resolve_options(generation_config: dict[str, Any], semantics: str | None,
     given = {k: v for k, v in options.items() if v is not None}
     default_sem = generation_config.get("semantics", "fairseq")
     sem = semantics or default_sem
+    if sem == "hf":  # a given alias (beam) must override the folder's own name (num_beams)
+        given = hf_option_names(given)
     merged: dict[str, Any] = {}
     if given.get("do_sample") or given.get("greedy") or given.get("sampling"):
         return sem, given  # the folder's beam-search defaults do not apply to sampling
     if sem == default_sem:
         merged.update({k: v for k, v in generation_config.items() if k not in ("semantics", "max_positions")})
+    elif sem == "marian":  # only the beam size and n-best carry over from another framework
+        merged.update({k: v for k, v in generation_config.items() if k in ("beam", "nbest")})
     elif sem == "hf":
         merged.update({k: v for k, v in generation_config.items() if k not in _FAIRSEQ_ONLY
                        and k in ("beam", "lenpen", "nbest", "no_repeat_ngram_size")})
@@ -152,7 +182,9 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     Options are the decoding options of the semantics (fairseq names: beam,
     lenpen, nbest, max_len_a, max_len_b, min_len, unkpen,
     no_repeat_ngram_size; hf names or the fairseq aliases beam/lenpen/nbest
-    under ``semantics="hf"``); absent ones come from the folder's
+    under ``semantics="hf"``; Marian names (beam_size, normalize, word_penalty,
+    max_length, max_length_factor, max_length_crop, allow_unk, n_best, weights)
+    or the aliases beam/lenpen/nbest under ``semantics="marian"``); absent ones come from the folder's
     ``generation_config.json``. Lines are batched by length and the results
     returned in input order: per line, the n-best
     ``{"tokens", "text", "score", "positional_scores"}``.

@@ -177,6 +177,9 @@ _SEMANTICS_NOTE = {
                "score = sum of log-probs / length ** lenpen, max length = a * padded source length + b)",
     "hf": "beam search reproduces transformers' `generate` (finished hypotheses can be evicted by better "
           "ones; `early_stopping` decides when a sentence stops)",
+    "marian": "beam search reproduces Marian's (the beam shrinks as hypotheses finish, decoder starts from a "
+              "zero embedding, score = (sum of log-probs - word penalty * length) / length ** normalize, "
+              "max length = max-length-factor * padded source length)",
 }
 
 
