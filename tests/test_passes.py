@@ -58,6 +58,27 @@ def test_other_modes_load_and_translate(ported_default, tmp_path, mode) -> None:
     assert loaded.translate(LINES[:2])[0][0]["text"]
 
 
+@pytest.mark.parametrize("mode", ["int8", "int8-weights", "fp16", "bf16"])
+def test_untied_output_projection(tmp_path, mode) -> None:
+    """A separate output projection (lm_head) is quantized with the other
+    linear layers and the model still decodes close to fp32."""
+    pytest.importorskip("fairseq")
+    from fairseq_ref import build_fairseq_model
+
+    from modelport.generation import generate
+
+    build_fairseq_model(tmp_path / "src", seed=2)
+    fp32 = modelport.convert(str(tmp_path / "src"), tmp_path / "fp32")
+    assert fp32.model.lm_head is not None
+    modelport.quantize(fp32.path, tmp_path / mode, mode=mode)
+    loaded = modelport.load(tmp_path / mode)
+    src, prev = torch.tensor([[5, 6, 7, 8, 2]]), torch.tensor([[2, 9, 10, 11]])
+    with torch.no_grad():
+        diff = (loaded.model(src, prev) - fp32.model(src, prev)).abs().max().item()
+    assert diff < 0.1, diff
+    assert generate(loaded.models, [[5, 6, 7, 8, 2]], beam=2, max_len_b=5)[0][0]["tokens"]
+
+
 def test_bad_quantize_options(ported_default, tmp_path) -> None:
     src = str(ported_default.path)
     with pytest.raises(SystemExit) as info:  # argparse rejects the unknown mode itself

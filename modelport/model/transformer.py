@@ -279,7 +279,8 @@ class Seq2SeqModel(nn.Module):
         """Output projection; logits are returned in fp32."""
         if self.cfg.output_scale != 1.0:
             hidden = hidden * self.cfg.output_scale
-        out = F.linear(hidden, self.output_weight)
+        # an untied head runs as a module, so int8 loading (which swaps Linear modules) covers it too
+        out = self.lm_head(hidden) if self.lm_head is not None else F.linear(hidden, self.output_weight)
         if self.final_logits_bias is not None:
             out = out + self.final_logits_bias
         return out.float()
