@@ -592,9 +592,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("publish", help="upload a ported folder and its model card to the Hub",
                        description="Regenerate the model card (in memory; PORTED_DIR is not modified), create "
-                                   "REPO_ID if needed and upload every file in one commit. The token comes from "
-                                   "HF_TOKEN or `hf auth login` and is never printed. Hub failures exit 2.")
-    p.add_argument("ported_dir")
+                                   "REPO_ID if needed and upload every file in one commit. PORTED_DIR may also "
+                                   "be a `modelport export hf` folder: its card is regenerated from the port it "
+                                   "came from, with transformers usage. The token comes from HF_TOKEN or `hf auth "
+                                   "login` and is never printed. Hub failures exit 2.")
+    p.add_argument("ported_dir", help="a ported folder, or a folder written by `modelport export hf`")
     p.add_argument("repo_id", help="NAMESPACE/NAME on the Hub")
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--revision", help="existing branch to commit to (default: main)")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import HubError, InvalidInputError
+from modelport.model.io import read_json
 from modelport.modelcards.card import CARD_NAME, make_card
 
 
@@ -37,7 +38,7 @@ def plan_upload(ported_dir: str | os.PathLike[str], **card_options: Any) -> tupl
     an existing README.md is replaced by the regenerated card.
     """
     directory = Path(ported_dir)
-    card = str(make_card(directory, **card_options)).encode("utf-8")
+    card = str(_card(directory, card_options)).encode("utf-8")
     files = [{"path": CARD_NAME, "size": len(card), "sha256": hashlib.sha256(card).hexdigest()}]
     for path in sorted(directory.rglob("*")):
         rel = path.relative_to(directory)
@@ -48,6 +49,26 @@ def plan_upload(ported_dir: str | os.PathLike[str], **card_options: Any) -> tupl
         files.append({"path": rel.as_posix(), "size": path.stat().st_size, "sha256": _sha256_file(path)})
     files.sort(key=lambda f: f["path"])
     return files, card
+
+
+def _card(directory: Path, card_options: dict[str, Any]) -> Any:
+    """The card to upload. A transformers export (``modelport export hf``)
+    gets the card of the port it came from, with transformers usage; when that
+    folder is gone, its own README.md is uploaded unchanged."""
+    from modelport.exporters.hf import REPORT_NAME
+
+    if not (directory / REPORT_NAME).is_file():
+        return make_card(directory, **card_options)
+    report = read_json(directory / REPORT_NAME)
+    source = Path(report.get("ported_dir", ""))
+    if (source / "conversion.json").is_file():
+        return make_card(source, export=report, **card_options)
+    if any(v is not None for v in card_options.values()):
+        raise InvalidInputError(f"`{directory}` was exported from `{source}`, which no longer exists: its card "
+                                "cannot be regenerated with --license/--language/--base-model")
+    if not (directory / CARD_NAME).is_file():
+        raise InvalidInputError(f"`{directory}` has no {CARD_NAME} and its ported folder `{source}` is gone")
+    return (directory / CARD_NAME).read_text(encoding="utf-8")
 
 
 def _scrub(text: str, secrets: list[str | None]) -> str:

@@ -411,3 +411,36 @@ def test_large_file_upload_failure_exit_2(ported_default, lfs_hub: FakeHub, hf_e
     assert err.count("\n") == 1 and err.startswith("modelport: error: publishing to `me/large-fail` failed")
     assert TOKEN not in err
     assert lfs_hub.repos["me/large-fail"].commits == []  # nothing committed
+
+
+def test_publish_a_transformers_export(ported_default, hub: FakeHub, hf_env, tmp_path: Path) -> None:
+    """`export hf` then `publish`: the Hub repo loads with transformers' Auto
+    classes and decodes like the port under hf semantics."""
+    pytest.importorskip("transformers")
+    from huggingface_hub import snapshot_download
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from modelport.cli import main
+    from modelport.exporters.hf import export_hf
+    from modelport.generation import generate
+
+    export_hf(ported_default.path, tmp_path / "hf")
+    exported = _folder_files(tmp_path / "hf")
+    assert main(["publish", str(tmp_path / "hf"), "me/fsmt", "--endpoint", hub.url, "--license", "mit"]) == 0
+    repo = hub.repos["me/fsmt"]
+    assert set(repo.files) == set(exported)
+    for name, data in exported.items():
+        if name != "README.md":
+            assert repo.files[name] == data, name
+    card = ModelCard(repo.files["README.md"].decode())
+    assert card.data.license == "mit" and card.data.library_name == "transformers"
+    local = snapshot_download("me/fsmt", endpoint=hub.url, cache_dir=tmp_path / "cache")
+    tok = AutoTokenizer.from_pretrained(local)
+    model = AutoModelForSeq2SeqLM.from_pretrained(local).eval()
+    line = "The cat sleeps."
+    ids = tok(line, return_tensors="pt").input_ids
+    assert ids[0].tolist() == ported_default.tokenizer.encode(line)
+    out = model.generate(ids, num_beams=4, max_new_tokens=20, early_stopping=True)[0].tolist()
+    ours = generate(ported_default.models, [ids[0].tolist()], semantics="hf", num_beams=4, max_new_tokens=20,
+                    early_stopping=True, forced_eos_token_id=2)[0][0]["tokens"]
+    assert [t for t in out[1:] if t != model.config.pad_token_id] == ours
