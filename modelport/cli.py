@@ -353,6 +353,13 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from modelport.exporters.hf import export_hf
 
+    wrong = [flag for flag, given, target in (("--opset", args.opset is not None, "onnx"),
+                                              ("--allow-approximate", args.allow_approximate, "hf"))
+             if given and args.target != target]
+    if wrong:
+        raise InvalidInputError(f"{', '.join(wrong)} does not apply to `export {args.target}`")
+    if args.target == "onnx":
+        return _export_onnx(args)
     report = export_hf(args.ported_dir, args.output_dir, force=args.force, verify=not args.no_verify,
                        allow_approximate=args.allow_approximate,
                        lines=_read_lines(args.data) if args.data else None)
@@ -375,6 +382,32 @@ def cmd_export(args: argparse.Namespace) -> int:
                   f"(modelport semantics hf)\n")
     for note in report.get("generation_notes") or []:
         out.write(f"note:          {note}\n")
+    out.write(f"report:        {Path(args.output_dir) / 'export_report.json'}\n")
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    """`export onnx`: encoder.onnx + decoder.onnx, checked with onnxruntime."""
+    from modelport.exporters.onnx import OPSET, export_onnx
+
+    report = export_onnx(args.ported_dir, args.output_dir, force=args.force, verify=not args.no_verify,
+                         opset=args.opset or OPSET, lines=_read_lines(args.data) if args.data else None)
+    if args.json:
+        _print_json({**report, "output_dir": args.output_dir})
+        return 0
+    out = sys.stdout
+    out.write(f"written to:    {args.output_dir}\n")
+    out.write(f"graphs:        {report['encoder']['file']} + {report['decoder']['file']} (opset {report['opset']}, "
+              f"fp32; decoder without KV cache: the prefix is recomputed each step)\n")
+    check = report.get("verification")
+    if check is None:
+        out.write("verification:  skipped (--no-verify)\n")
+    else:
+        n = check["sentences"]
+        out.write(f"forward:       max |logit diff| {check['forward']['max_abs_logit_diff']:.2e} "
+                  f"(onnxruntime {report['onnxruntime_version']}, batch {check['shapes']['batch']})\n")
+        out.write(f"greedy:        {check['greedy']['identical']}/{n} identical outputs "
+                  f"(modelport greedy, semantics {check['greedy']['semantics']})\n")
     out.write(f"report:        {Path(args.output_dir) / 'export_report.json'}\n")
     return 0
 
@@ -543,13 +576,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "is then loaded with transformers and compared with the port (tokenizer "
                                    "ids, logits within 1e-4, generate vs modelport's hf beam search); the "
                                    "result goes to export_report.json, and a mismatch exits 3 leaving "
-                                   "nothing behind.")
-    p.add_argument("target", choices=["hf"], help="hf: Hugging Face transformers")
+                                   "nothing behind. onnx: write encoder.onnx and a full-prefix decoder.onnx "
+                                   "(no KV cache) with dynamic batch and lengths, plus the tokenizer; both are "
+                                   "run with onnxruntime and compared with the port (logits within 1e-4, "
+                                   "greedy outputs identical); ensembles and quantized folders exit 2.")
+    p.add_argument("target", choices=["hf", "onnx"], help="hf: Hugging Face transformers; onnx: onnxruntime")
     p.add_argument("ported_dir")
     p.add_argument("output_dir", help="folder to write")
     p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     p.add_argument("--data", metavar="FILE", help="source lines to verify on (default: a few built-in sentences)")
-    p.add_argument("--no-verify", action="store_true", help="skip loading the result with transformers")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip comparing the result with the port (in transformers or onnxruntime)")
+    p.add_argument("--opset", type=int, metavar="N", help="onnx only: the ONNX opset (default 17)")
     p.add_argument("--allow-approximate", action="store_true",
                    help="export even where transformers' numerics differ slightly (Marian's sinusoid "
                         "denominator and layer-norm eps); logit and output differences are measured and recorded, not "

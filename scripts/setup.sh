@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with modelport, its reference frameworks (fairseq, fastBPE,
-# transformers, ctranslate2, sacrebleu) and the test tools.
+# transformers, ctranslate2, sacrebleu), onnx + onnxruntime (export onnx) and
+# the test tools.
 #
 # Order matters: the local CPU build of torch goes in first, so nothing that
 # depends on torch pulls a CUDA build; fastBPE and fairseq compile extensions
@@ -18,7 +19,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
 "${PIP[@]}" install -q --upgrade pip wheel setuptools
 "${PIP[@]}" install -q "torch==2.13.0"
-"${PIP[@]}" install -q -e ".[reference,dev]"
+"${PIP[@]}" install -q -e ".[reference,onnx,dev]"
 "$VENV/bin/python" -c "import fastBPE" 2>/dev/null || "${PIP[@]}" install -q --no-build-isolation fastbpe
 "$VENV/bin/python" -c "import fairseq" 2>/dev/null \
   || "${PIP[@]}" install -q --no-build-isolation --no-deps "fairseq-fixed==0.12.3.1"
@@ -27,7 +28,8 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 import importlib, sys
 import torch
 assert torch.__version__.startswith("2.13.0"), torch.__version__
-for name in ("modelport", "fairseq", "transformers", "fastBPE", "ctranslate2", "sacrebleu", "sentencepiece"):
+for name in ("modelport", "fairseq", "transformers", "fastBPE", "ctranslate2", "sacrebleu", "sentencepiece",
+             "onnx", "onnxruntime"):
     importlib.import_module(name)
 print(f"setup ok: torch {torch.__version__}, python {sys.version.split()[0]}", file=sys.stderr)
 PY
