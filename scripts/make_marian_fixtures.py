@@ -18,7 +18,8 @@ stored exactly as Marian writes them (``marian/src/models/transformer.h``):
 * ``README.md`` and ``LICENSE`` as OPUS-MT publishes them.
 
 Weights are random with a fixed seed per fixture. Regenerate with
-``.venv/bin/python scripts/make_marian_fixtures.py`` (writes tests/data/marian/).
+``.venv/bin/python scripts/make_marian_fixtures.py`` (writes tests/data/marian/;
+``--only NAME ...`` writes just those fixtures).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class Fixture:
     wpos: bool
     separate_vocabs: bool = False
     emb_norm: bool = False
+    # --transformer-decoder-autoreg rnn with --dec-cell ssru (Bergamot's students)
+    # in place of decoder self-attention
+    ssru: bool = False
     seed: int = 0
     # OPUS-MT's spm models normalise with nmt_nfkc, whose character map is
     # ~200 KB; fixtures that only test the network use "identity" ones to
@@ -71,6 +75,8 @@ FIXTURES = [
     Fixture("pre_wpos_relu", pre_norm=True, tie="all", ffn_depth=2, activation="relu", wpos=True, seed=5),
     Fixture("post_embnorm_gelu", pre_norm=False, tie="all", ffn_depth=2, activation="gelu", wpos=True,
             emb_norm=True, seed=6),
+    Fixture("post_ssru_relu", pre_norm=False, tie="all", ffn_depth=2, activation="relu", wpos=False, ssru=True,
+            seed=7),
 ]
 DIM, HEADS, FFN, LAYERS, MAX_LENGTH = 32, 4, 64, 2, 128
 
@@ -144,7 +150,7 @@ def model_config(fx: Fixture, dim_vocabs: list[int]) -> dict:
         "dim-emb": DIM,
         "enc-depth": LAYERS,
         "dec-depth": LAYERS,
-        "dec-cell": "gru",
+        "dec-cell": "ssru" if fx.ssru else "gru",
         "dec-cell-base-depth": 2,
         "dec-cell-high-depth": 1,
         "skip": False,
@@ -167,7 +173,7 @@ def model_config(fx: Fixture, dim_vocabs: list[int]) -> dict:
         "transformer-aan-depth": 2,
         "transformer-aan-activation": "swish",
         "transformer-aan-nogate": False,
-        "transformer-decoder-autoreg": "self-attention",
+        "transformer-decoder-autoreg": "rnn" if fx.ssru else "self-attention",
         "transformer-tied-layers": [],
         "transformer-guided-alignment-layer": "last",
         "transformer-preprocess": pre,
@@ -223,11 +229,26 @@ def make_weights(fx: Fixture, v_src: int, v_tgt: int) -> dict[str, np.ndarray]:
             w[f"{prefix}_b{i + 1}"] = row(dims[i + 1])
         norm(f"{prefix}_ffn", ln)
 
+    def ssru(prefix: str) -> None:
+        # marian-dev src/rnn/cells.h SSRU: W and Wf [dim, dim], bf [1, dim];
+        # transformer.h DecoderLayerRNN pre-processes under `prefix` and
+        # post-processes under `prefix_ffn`
+        w[f"{prefix}_W"] = mat(DIM, DIM)
+        w[f"{prefix}_Wf"] = mat(DIM, DIM)
+        w[f"{prefix}_bf"] = row(DIM, spread=0.5)
+        if fx.pre_norm:
+            norm(prefix, "_pre")
+        else:
+            norm(f"{prefix}_ffn", "")
+
     for side in ("encoder", "decoder"):
         if fx.emb_norm:
             norm(f"{side}_emb", "_pre")
         for layer in range(1, LAYERS + 1):
-            attention(f"{side}_l{layer}_self")
+            if side == "decoder" and fx.ssru:
+                ssru(f"{side}_l{layer}_rnn")
+            else:
+                attention(f"{side}_l{layer}_self")
             if side == "decoder":
                 attention(f"{side}_l{layer}_context")
             ffn(f"{side}_l{layer}_ffn")
@@ -310,14 +331,17 @@ def write_fixture(fx: Fixture, out: Path, src_spm: Path, tgt_spm: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--only", nargs="+", metavar="NAME", choices=[fx.name for fx in FIXTURES],
+                        help="write only these fixtures (default: all)")
     args = parser.parse_args()
+    fixtures = [fx for fx in FIXTURES if not args.only or fx.name in args.only]
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         spms = {}
-        for norm in sorted({fx.spm_normalization for fx in FIXTURES}):
+        for norm in sorted({fx.spm_normalization for fx in fixtures}):
             spms[norm] = (train_spm(CORPUS / "train.en", Path(tmp) / f"source.{norm}", SRC_SPM_VOCAB, norm),
                           train_spm(CORPUS / "train.de", Path(tmp) / f"target.{norm}", TGT_SPM_VOCAB, norm))
-        for fx in FIXTURES:
+        for fx in fixtures:
             write_fixture(fx, args.out, *spms[fx.spm_normalization])
             print(f"wrote {args.out / fx.name}")
 

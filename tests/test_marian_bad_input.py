@@ -59,14 +59,14 @@ def test_unknown_tensor_is_an_error(model_dir: Path, tmp_path: Path, capsys) -> 
 def test_unsupported_options_reported_together(model_dir: Path, tmp_path: Path, capsys) -> None:
     def edit(arrays):
         cfg = yaml.safe_load(arrays["special:model.yml"].tobytes()[:-1])
-        cfg.update({"transformer-ffn-activation": "gelu2", "transformer-decoder-autoreg": "rnn", "dec-cell": "ssru",
+        cfg.update({"transformer-ffn-activation": "gelu2", "transformer-decoder-autoreg": "rnn", "dec-cell": "gru",
                     "transformer-no-projection": True})
         arrays["special:model.yml"] = np.frombuffer(yaml.safe_dump(cfg).encode() + b"\0", dtype=np.int8)
 
     _rewrite(model_dir, edit)
     line = _convert(model_dir, tmp_path, capsys)
     assert "--transformer-ffn-activation gelu2 is not supported (supported: swish, relu, gelu)" in line
-    assert "--transformer-decoder-autoreg rnn" in line and "ssru" in line
+    assert "--dec-cell gru with --transformer-decoder-autoreg rnn is not supported (supported: ssru)" in line
     assert "--transformer-no-projection" in line
 
 
@@ -78,6 +78,40 @@ def test_average_attention_decoder_refused_by_name(model_dir: Path, tmp_path: Pa
 
     _rewrite(model_dir, edit)
     assert "average-attention" in _convert(model_dir, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "ssru_int8"])
+def test_rnn_decoder_cells_other_than_ssru_refused_by_name(cell: str, model_dir: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    def edit(arrays):
+        cfg = yaml.safe_load(arrays["special:model.yml"].tobytes()[:-1])
+        cfg.update({"transformer-decoder-autoreg": "rnn", "dec-cell": cell})
+        arrays["special:model.yml"] = np.frombuffer(yaml.safe_dump(cfg).encode() + b"\0", dtype=np.int8)
+
+    _rewrite(model_dir, edit)
+    line = _convert(model_dir, tmp_path, capsys)
+    assert f"--dec-cell {cell} with --transformer-decoder-autoreg rnn is not supported (supported: ssru)" in line
+
+
+def test_ssru_decoder_with_layer_normalization_refused(tmp_path: Path, capsys) -> None:
+    """SSRU's layer-normalised variant (`_gamma`, `_gammaf`) is refused by name."""
+    shutil.copytree(DATA / "post_ssru_relu", tmp_path / "src")
+
+    def edit(arrays):
+        cfg = yaml.safe_load(arrays["special:model.yml"].tobytes()[:-1])
+        cfg["layer-normalization"] = True
+        arrays["special:model.yml"] = np.frombuffer(yaml.safe_dump(cfg).encode() + b"\0", dtype=np.int8)
+
+    _rewrite(tmp_path / "src", edit)
+    assert "--layer-normalization true with --transformer-decoder-autoreg rnn" in _convert(tmp_path / "src",
+                                                                                          tmp_path, capsys)
+
+
+def test_ssru_decoder_with_self_attention_tensor_is_an_error(tmp_path: Path, capsys) -> None:
+    shutil.copytree(DATA / "post_ssru_relu", tmp_path / "src")
+    _rewrite(tmp_path / "src", lambda a: a.update({"decoder_l1_self_Wq": np.zeros((32, 32), np.float32)}))
+    line = _convert(tmp_path / "src", tmp_path, capsys)
+    assert "decoder_l1_self_Wq" in line and "unknown tensor" in line
 
 
 def test_ffn_depth_must_match_the_npz(model_dir: Path, tmp_path: Path, capsys) -> None:

@@ -28,6 +28,11 @@ transformers' conversion, ``<pad>`` is appended after the last id: the
 embedding tables get zero rows up to it and its logit is -inf, so it is
 never produced and the log-probs over the real vocabulary are Marian's.
 
+Marian's SSRU decoder (``transformer-decoder-autoreg: rnn`` with ``dec-cell:
+ssru``, Bergamot's fast students) maps onto ``decoder_autoreg="ssru"``: the
+self-attention block of each decoder layer is the recurrence of
+:class:`~modelport.model.layers.SSRU` (see ``SSRU_TABLE`` for the names).
+
 Known deviations of the parity references from Marian (the port follows
 Marian): CTranslate2 and transformers compute the sinusoidal frequencies with
 ``dim/2`` instead of ``dim/2 - 1``; CTranslate2 scales embeddings with trained
@@ -63,8 +68,10 @@ ACTIVATIONS = {"swish": "silu", "relu": "relu", "gelu": "gelu_sigmoid"}  # Maria
 # decoders of Marian's fast students that the unified model does not have
 REFUSED_AUTOREG = {
     "average-attention": "the average-attention (AAN) decoder is not supported",
-    "rnn": "the RNN decoder (dec-cell {cell}) is not supported",
 }
+# --transformer-decoder-autoreg rnn: the --dec-cell values the unified model runs
+# (marian-dev src/rnn/constructors.h builds the cell by this name)
+RNN_CELLS = ("ssru",)
 # Marian's defaults for options an older model.yml may lack
 DEFAULTS: dict[str, Any] = {
     "type": "transformer", "transformer-heads": 8, "transformer-dim-ffn": 2048, "transformer-ffn-depth": 2,
@@ -111,11 +118,19 @@ def check_options(opts: Mapping[str, Any]) -> list[str]:
     autoreg = opts["transformer-decoder-autoreg"]
     if autoreg in REFUSED_AUTOREG:
         problems.append(f"Option --transformer-decoder-autoreg {autoreg} is not supported: "
-                        + REFUSED_AUTOREG[autoreg].format(cell=opts.get("dec-cell"))
-                        + " (supported: self-attention)")
+                        + REFUSED_AUTOREG[autoreg] + " (supported: self-attention, rnn)")
+    elif autoreg == "rnn":
+        cell = opts.get("dec-cell")
+        if cell not in RNN_CELLS:
+            problems.append(f"Option --dec-cell {cell} with --transformer-decoder-autoreg rnn is not supported "
+                            f"(supported: {', '.join(RNN_CELLS)})")
+        if opts.get("layer-normalization"):
+            # SSRU's layer-normalised variant (_gamma, _gammaf in src/rnn/cells.h)
+            problems.append("Option --layer-normalization true with --transformer-decoder-autoreg rnn is not "
+                            "supported (supported: false)")
     elif autoreg != "self-attention":
         problems.append(f"Option --transformer-decoder-autoreg {autoreg} is not supported (supported: "
-                        "self-attention)")
+                        "self-attention, rnn)")
     act = opts["transformer-ffn-activation"]
     if act not in ACTIVATIONS:
         problems.append(f"Option --transformer-ffn-activation {act} is not supported "
@@ -193,6 +208,7 @@ def build_config(opts: Mapping[str, Any], vocab_rows: int, pad: int, eos: int, u
         final_logits_bias=True, mask_target_padding=True, attention_bias=True, ffn_bias=True,
         pad_token_id=pad, eos_token_id=eos, bos_token_id=None, unk_token_id=unk,
         decoder_start_token_id=pad, decoder_start_zero_embedding=True,
+        decoder_autoreg="ssru" if opts["transformer-decoder-autoreg"] == "rnn" else "self-attention",
     )
 
 
@@ -212,6 +228,16 @@ for _marian, _unified in (("self", "self_attn"), ("context", "cross_attn")):
     LAYER_TABLE[f"{_marian}_Wo_ln_bias{{ln}}"] = f"{_unified}_norm.bias"
 LAYER_TABLE["ffn_ffn_ln_scale{ln}"] = "ffn_norm.weight"
 LAYER_TABLE["ffn_ffn_ln_bias{ln}"] = "ffn_norm.bias"
+
+# Decoder layers of --transformer-decoder-autoreg rnn with --dec-cell ssru
+# (marian-dev src/models/transformer.h DecoderLayerRNN, src/rnn/cells.h SSRU):
+# the cell's prefix is "decoder_l{n}_rnn"; W [dim, dim] has no bias, Wf/bf
+# the forget gate. The block is pre-processed under "..._rnn" (layer norm
+# "_rnn_ln_*_pre") but post-processed under "..._rnn_ffn" ("_rnn_ffn_ln_*").
+SSRU_TABLE: dict[str, str] = {"rnn_W": "ssru.in_proj.weight", "rnn_Wf": "ssru.forget_proj.weight",
+                              "rnn_bf": "ssru.forget_proj.bias"}
+SSRU_NORM = {"_pre": {"rnn_ln_scale_pre": "ssru_norm.weight", "rnn_ln_bias_pre": "ssru_norm.bias"},
+             "": {"rnn_ffn_ln_scale": "ssru_norm.weight", "rnn_ffn_ln_bias": "ssru_norm.bias"}}
 
 # Marian name -> unified name, outside the layers (embeddings are resolve_embeddings()'s)
 GLOBAL_TABLE: dict[str, str] = {}
@@ -326,6 +352,10 @@ class MarianWeights:
     def layers_and_norms(self) -> None:
         ln = "_pre" if _ops(self.opts["transformer-preprocess"]) == "n" else ""
         table = {k.format(ln=ln): v for k, v in LAYER_TABLE.items()}
+        ssru = self.opts["transformer-decoder-autoreg"] == "rnn"
+        # an SSRU decoder has no self-attention: a decoder `_self_` tensor is then unknown
+        decoder_table = ({**{k: v for k, v in table.items() if not v.startswith("self_attn")}, **SSRU_TABLE,
+                          **SSRU_NORM[ln]} if ssru else table)
         depth = self.opts["transformer-ffn-depth"]
         for key, arr in self.arrays.items():
             if key in self.consumed:
@@ -344,7 +374,7 @@ class MarianWeights:
             side, layer, rest = m.group(1), int(m.group(2)), m.group(3)
             if layer < 1:
                 continue
-            target = table.get(rest)
+            target = (decoder_table if side == "decoder" else table).get(rest)
             if target is None:
                 f = _FFN_KEY.fullmatch(rest)
                 target = ffn_slot(f.group(1), int(f.group(2)), depth) if f else None

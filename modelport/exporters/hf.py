@@ -308,6 +308,10 @@ class MarianTarget(HfTarget):
         cfg, problems = self.cfg, []
         _post_norm_sinusoidal_problems(self, problems, offset=0, pad_index=0, what="0, Marian's")
         self._activation(problems)
+        if cfg.decoder_autoreg != "self-attention":
+            problems.append(f"the {cfg.decoder_autoreg.upper()} decoder (`decoder_autoreg` {cfg.decoder_autoreg!r}, "
+                            "Marian's --transformer-decoder-autoreg rnn) is not supported by MarianMTModel "
+                            "(supported: 'self-attention')")
         if cfg.source_vocab_size != cfg.target_vocab_size:
             problems.append("different source and target vocabulary sizes are not supported by MarianMTModel")
         if cfg.decoder_start_zero_embedding:

@@ -27,7 +27,8 @@ the graphs against modelport's greedy search (identical tokens). A failure
 raises :class:`~modelport.errors.ParityError` (exit 3) and leaves nothing.
 
 Refused (:class:`~modelport.errors.InvalidInputError`, exit 2): ensembles (an
-ONNX decoder is one network), quantized folders (their int8 modules are not
+ONNX decoder is one network), Marian SSRU decoders (the trace would unroll
+the recurrence to a fixed length), quantized folders (their int8 modules are not
 plain ONNX ops; export before quantizing), and anything the exporter fails on
 (the reason in one line).
 """
@@ -94,6 +95,11 @@ def _folder_problems(data: dict[str, Any]) -> list[str]:
     if int(data.get("ensemble_size", 1)) > 1:
         problems.append(f"an ensemble of {data['ensemble_size']} models is not supported (an ONNX decoder is "
                         "one network; convert a single checkpoint)")
+    autoreg = (data.get("model") or {}).get("decoder_autoreg", "self-attention")
+    if autoreg != "self-attention":
+        # the tracer would unroll the SSRU's loop over time to the example's length
+        problems.append(f"a decoder with `decoder_autoreg` {autoreg} (Marian's SSRU decoder) is not supported (its "
+                        "recurrence over time cannot be traced into the full-prefix decoder graph)")
     if (data.get("quantization") or {}).get("mode"):
         problems.append(f"a quantized folder ({data['quantization']['mode']}) is not supported (export the folder "
                         "before `modelport quantize`)")

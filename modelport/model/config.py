@@ -19,11 +19,13 @@ Activation = Literal["relu", "gelu", "gelu_tanh", "gelu_sigmoid", "silu"]
 NormKind = Literal["layernorm", "rmsnorm"]
 Positions = Literal["sinusoidal", "learned", "relative", "none"]
 SinusoidalLayout = Literal["sin_cos", "interleaved"]
+DecoderAutoreg = Literal["self-attention", "ssru"]
 
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "gelu_sigmoid", "silu")
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("sinusoidal", "learned", "relative", "none")
 LAYOUTS = ("sin_cos", "interleaved")
+DECODER_AUTOREGS = ("self-attention", "ssru")
 
 CONFIG_FORMAT_VERSION = 1
 
@@ -60,6 +62,11 @@ class Seq2SeqConfig:
     cross_layer_heads: tuple[int, ...] | None = None
     source_vocab_size: int
     target_vocab_size: int
+
+    # The decoder's autoregressive block: causal self-attention, or Marian's
+    # SSRU (simpler simple recurrent unit, ``transformer-decoder-autoreg: rnn``
+    # with ``dec-cell: ssru``), a gated linear recurrence in its place.
+    decoder_autoreg: DecoderAutoreg = "self-attention"
 
     # feed-forward
     activation: Activation = "relu"
@@ -144,6 +151,14 @@ class Seq2SeqConfig:
             yield f"`{self.norm}` is not a known norm (known: {', '.join(NORMS)})"
         if self.positions not in POSITIONS:
             yield f"`{self.positions}` is not a known position kind (known: {', '.join(POSITIONS)})"
+        if self.decoder_autoreg not in DECODER_AUTOREGS:
+            yield (f"`{self.decoder_autoreg}` is not a known decoder autoregressive block (known: "
+                   f"{', '.join(DECODER_AUTOREGS)})")
+        elif self.decoder_autoreg == "ssru":
+            if self.decoder_layer_heads is not None:
+                yield "`decoder_layer_heads` must be None with `decoder_autoreg` ssru (no decoder self-attention)"
+            if self.positions == "relative":
+                yield "`decoder_autoreg` ssru with relative positions is not a known architecture"
         if self.sinusoidal_layout not in LAYOUTS:
             yield f"`{self.sinusoidal_layout}` is not a known sinusoidal layout (known: {', '.join(LAYOUTS)})"
         if self.head_dim is None:

@@ -1,5 +1,5 @@
 """Building blocks of the unified model: attention with a KV cache,
-feed-forward, norms and position encodings.
+feed-forward, Marian's SSRU recurrence, norms and position encodings.
 
 Compatibility numerics (a sinusoidal table's layout and offset, T5's query
 scale of 1.0, Marian's sigmoid GELU) are explicit parameters of these shared
@@ -104,6 +104,43 @@ class FeedForward(nn.Module):
 
 
 # --------------------------------------------------------------------------
+# recurrence
+
+
+class SSRU(nn.Module):
+    """Marian's SSRU cell (``class SSRU`` in marian-dev ``src/rnn/cells.h``),
+    without its layer-normalisation variant::
+
+        f_t = sigmoid(x_t Wf + bf)
+        c_t = f_t * c_{t-1} + (1 - f_t) * (x_t W)    # highway(c, xW, f)
+        h_t = relu(c_t)
+
+    ``highway(y, x, t) = sigmoid(t) * y + (1 - sigmoid(t)) * x`` is
+    ``HighwayForward`` in ``src/tensors/cpu/tensor_operators.cpp``. The
+    state starts at zeros (``DecoderTransformer::startState`` in
+    ``src/models/transformer.h``). ``in_proj`` is Marian's ``W`` (no bias),
+    ``forget_proj`` its ``Wf``/``bf``.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.in_proj = nn.Linear(dim, dim, bias=False)
+        self.forget_proj = nn.Linear(dim, dim, bias=True)
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x`` ``[B, T, D]`` and the cell state before it (``[B, D]``, None =
+        zeros) → outputs ``relu(c_t)`` ``[B, T, D]`` and the last cell state."""
+        xw = self.in_proj(x)
+        f = torch.sigmoid(self.forget_proj(x))
+        c = torch.zeros_like(xw[:, 0]) if state is None else state.to(xw.dtype)
+        cells = []
+        for t in range(x.size(1)):  # the recurrence runs over time; T is 1 when decoding step by step
+            c = f[:, t] * c + (1 - f[:, t]) * xw[:, t]
+            cells.append(c)
+        return F.relu(torch.stack(cells, dim=1)), c
+
+
+# --------------------------------------------------------------------------
 # positions
 
 
@@ -191,15 +228,20 @@ class LayerCache:
     """Keys/values of one decoder layer.
 
     ``self_k``/``self_v`` grow by one step per decoding step; ``cross_k``/
-    ``cross_v`` are computed once from the encoder output.
+    ``cross_v`` are computed once from the encoder output. A decoder with the
+    SSRU block instead keeps ``ssru_state``, the cell state ``c_t`` ``[B, D]``
+    after the last consumed token (one per hypothesis, reordered with the beam).
     """
 
     self_k: Tensor | None = None
     self_v: Tensor | None = None
     cross_k: Tensor | None = None
     cross_v: Tensor | None = None
+    ssru_state: Tensor | None = None
 
     def reorder(self, index: Tensor, cross: bool = True) -> None:
+        if self.ssru_state is not None:
+            self.ssru_state = self.ssru_state.index_select(0, index)
         if self.self_k is not None:
             self.self_k = self.self_k.index_select(0, index)
             self.self_v = self.self_v.index_select(0, index)

@@ -17,6 +17,7 @@ from modelport.model.config import Seq2SeqConfig
 from modelport.model.layers import (
     Attention,
     FeedForward,
+    SSRU,
     LayerCache,
     RelativePositionBias,
     clamp_fp16,
@@ -129,8 +130,15 @@ class DecoderLayer(nn.Module):
         self.pre_norm = cfg.pre_norm
         self.clamp = clamp_fp16 if cfg.clamp_fp16_activations else _identity
         hd = cfg.decoder_head_dim
-        self.self_attn = Attention(cfg.d_model, heads, hd, cfg.attention_bias, cfg.attention_scale)
-        self.self_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+        if cfg.decoder_autoreg == "ssru":
+            # Marian's `transformer-decoder-autoreg: rnn` block in place of self-attention
+            self.ssru: SSRU | None = SSRU(cfg.d_model)
+            self.ssru_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
+            self.self_attn: Attention | None = None
+        else:
+            self.ssru = None
+            self.self_attn = Attention(cfg.d_model, heads, hd, cfg.attention_bias, cfg.attention_scale)
+            self.self_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
         self.cross_attn = Attention(cfg.d_model, cross_heads, hd, cfg.attention_bias, cfg.attention_scale)
         self.cross_attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
         self.ffn = FeedForward(cfg.d_model, cfg.decoder_ffn_dim, cfg.activation, cfg.ffn_gated, cfg.ffn_bias,
@@ -139,16 +147,19 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: Tensor, enc: Tensor, self_mask: Tensor | None, cross_mask: Tensor,
                 cache: LayerCache | None) -> Tensor:
-        h = self.self_attn_norm(x) if self.pre_norm else x
-        k, v = self.self_attn.project_kv(h)
-        if cache is not None:
-            if cache.self_k is not None:
-                k = torch.cat([cache.self_k, k], dim=2)
-                v = torch.cat([cache.self_v, v], dim=2)
-            cache.self_k, cache.self_v = k, v
-        x = self.clamp(x + self.self_attn(h, k, v, self_mask))
-        if not self.pre_norm:
-            x = self.self_attn_norm(x)
+        if self.ssru is not None:
+            x = self._ssru_block(x, cache)
+        else:
+            h = self.self_attn_norm(x) if self.pre_norm else x
+            k, v = self.self_attn.project_kv(h)
+            if cache is not None:
+                if cache.self_k is not None:
+                    k = torch.cat([cache.self_k, k], dim=2)
+                    v = torch.cat([cache.self_v, v], dim=2)
+                cache.self_k, cache.self_v = k, v
+            x = self.clamp(x + self.self_attn(h, k, v, self_mask))
+            if not self.pre_norm:
+                x = self.self_attn_norm(x)
 
         h = self.cross_attn_norm(x) if self.pre_norm else x
         if cache is not None and cache.cross_k is not None:
@@ -165,6 +176,21 @@ class DecoderLayer(nn.Module):
         x = self.clamp(x + self.ffn(h))
         if not self.pre_norm:
             x = self.ffn_norm(x)
+        return x
+
+
+    def _ssru_block(self, x: Tensor, cache: LayerCache | None) -> Tensor:
+        """Marian's ``DecoderLayerRNN`` (marian-dev ``src/models/transformer.h``):
+        the same pre/post-processing as the other sublayers around the cell,
+        the residual from the block's input, no output projection. The cell
+        state continues from ``cache.ssru_state`` (zeros at the start)."""
+        h = self.ssru_norm(x) if self.pre_norm else x
+        out, last = self.ssru(h, cache.ssru_state if cache is not None else None)
+        if cache is not None:
+            cache.ssru_state = last
+        x = self.clamp(x + out)
+        if not self.pre_norm:
+            x = self.ssru_norm(x)
         return x
 
 

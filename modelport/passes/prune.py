@@ -287,6 +287,10 @@ def _check_heads(model_cfg: dict[str, Any], fraction: float, gradient: bool, ens
     if model_cfg.get("positions") == "relative":
         raise InvalidInputError("--heads is not supported for relative-position (T5-style) models yet: "
                                 "their position bias is shared by every layer's heads")
+    if model_cfg.get("decoder_autoreg", "self-attention") != "self-attention":
+        raise InvalidInputError(f"--heads is not supported for a decoder with `decoder_autoreg` "
+                                f"{model_cfg['decoder_autoreg']} (Marian's SSRU decoder has no self-attention "
+                                "heads) yet; use --encoder-layers, --decoder-layers or --ffn")
     sides = ("encoder", "decoder")
     dims = {(model_cfg["head_dim"] or model_cfg["d_model"] // model_cfg[f"{side}_heads"]) for side in sides}
     if len(dims) != 1:
