@@ -46,19 +46,37 @@ class StepAlgorithm(Protocol):
 @torch.inference_mode()
 def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Tensor, algorithm: StepAlgorithm,
                temperature: float = 1.0) -> list[list[Hypothesis]]:
-    """The loop shared by every semantics: encode, expand by beam, decode with
-    the KV cache, reorder by the algorithm's index, stop when it says so."""
+    """The loop shared by every semantics: encode, decode the first step once
+    per sentence, expand by beam, decode with the KV cache, reorder by the
+    algorithm's index, stop when it says so.
+
+    At step 0 every beam of a sentence holds the same single start token, so
+    the decoder runs on one row per sentence and its output, the encoder
+    states and the caches (incl. the cross-attention keys computed there)
+    are then copied ``beam`` times. The frameworks compute all ``beam`` rows;
+    each row's arithmetic is the same, so the results are too."""
     ens = models if isinstance(models, Ensemble) else Ensemble(models)
     bsz = src_tokens.size(0)
     beam = algorithm.start(bsz, src_tokens)
     ens.encode(src_tokens)
-    ens.reorder_encoder(torch.arange(bsz, device=src_tokens.device).repeat_interleave(beam))
+    expand = torch.arange(bsz, device=src_tokens.device).repeat_interleave(beam)
+    first = algorithm.next_tokens()
+    shared_start = beam > 1 and torch.equal(first, first[::beam].index_select(0, expand))
+    if not shared_start:  # rows of a sentence start differently: decode them all
+        ens.reorder_encoder(expand)
+    wants_logits = getattr(algorithm, "wants_logits", False)
     step = 0
     while True:
-        if getattr(algorithm, "wants_logits", False):
-            lprobs = ens.logits(algorithm.next_tokens())
+        tokens = algorithm.next_tokens()
+        if step == 0 and shared_start:
+            tokens = tokens[::beam]
+        if wants_logits:
+            lprobs = ens.logits(tokens)
         else:
-            lprobs = ens.log_probs(algorithm.next_tokens(), temperature)
+            lprobs = ens.log_probs(tokens, temperature)
+        if step == 0 and shared_start:
+            lprobs = lprobs.index_select(0, expand)
+            ens.reorder(expand, cross=True)
         out = algorithm.step(step, lprobs)
         if out is None:
             break
