@@ -30,3 +30,16 @@ def ported_default(tmp_path_factory: pytest.TempPathFactory, default_model_dir: 
 
     out = tmp_path_factory.mktemp("ported") / "default"
     return modelport.convert(str(default_model_dir), out)
+
+
+@pytest.fixture(scope="session")
+def ported_ensemble(tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path):
+    """A two-member ensemble (the embedded model twice) converted once per session."""
+    import shutil
+
+    import modelport
+
+    src = tmp_path_factory.mktemp("ensemble") / "src"
+    shutil.copytree(default_model_dir, src)
+    shutil.copy(src / "model.pt", src / "b.pt")
+    return modelport.convert(str(src), src.parent / "ported", checkpoint="model.pt:b.pt")

@@ -24,7 +24,7 @@ from modelport.generation import generate
 transformers = pytest.importorskip("transformers")
 
 from cli_util import one_line_error  # noqa: E402
-from conftest import DEFAULT_MODEL, PRENORM_MODEL  # noqa: E402
+from conftest import PRENORM_MODEL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MARIAN = ROOT / "tests" / "data" / "marian"
@@ -146,12 +146,8 @@ def test_prenorm_fairseq_is_refused(tmp_path, capsys) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_ensemble_is_refused(tmp_path, capsys) -> None:
-    ens = tmp_path / "ens"
-    shutil.copytree(DEFAULT_MODEL, ens)
-    shutil.copy(ens / "model.pt", ens / "b.pt")
-    ported = modelport.convert(str(ens), tmp_path / "ported", checkpoint="model.pt:b.pt")
-    line = one_line_error(["export", "hf", str(ported.path), str(tmp_path / "out")], capsys)
+def test_ensemble_is_refused(ported_ensemble, tmp_path, capsys) -> None:
+    line = one_line_error(["export", "hf", str(ported_ensemble.path), str(tmp_path / "out")], capsys)
     assert "ensemble of 2" in line
 
 

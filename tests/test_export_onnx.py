@@ -19,7 +19,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from cli_util import one_line_error  # noqa: E402
-from conftest import CORPUS, DEFAULT_MODEL  # noqa: E402
+from conftest import CORPUS  # noqa: E402
 
 from modelport.exporters import onnx as onnx_exporter  # noqa: E402
 from modelport.exporters.onnx import OnnxSeq2Seq, _max_diff  # noqa: E402
@@ -154,12 +154,8 @@ def test_marian_exports(tmp_path) -> None:
 # refusals
 
 
-def test_ensemble_is_refused(tmp_path, capsys) -> None:
-    ens = tmp_path / "ens"
-    shutil.copytree(DEFAULT_MODEL, ens)
-    shutil.copy(ens / "model.pt", ens / "b.pt")
-    ported = modelport.convert(str(ens), tmp_path / "ported", checkpoint="model.pt:b.pt")
-    line = one_line_error(["export", "onnx", str(ported.path), str(tmp_path / "out")], capsys)
+def test_ensemble_is_refused(ported_ensemble, tmp_path, capsys) -> None:
+    line = one_line_error(["export", "onnx", str(ported_ensemble.path), str(tmp_path / "out")], capsys)
     assert "ensemble of 2" in line
     assert not (tmp_path / "out").exists()
 
