@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import HubError, InvalidInputError
+from modelport.exporters import REPORT_NAME
 from modelport.model.io import read_json
 from modelport.modelcards.card import CARD_NAME, make_card
 
@@ -55,11 +56,12 @@ def _card(directory: Path, card_options: dict[str, Any]) -> Any:
     """The card to upload. A transformers export (``modelport export hf``)
     gets the card of the port it came from, with transformers usage; when that
     folder is gone, its own README.md is uploaded unchanged."""
-    from modelport.exporters.hf import REPORT_NAME
-
     if not (directory / REPORT_NAME).is_file():
         return make_card(directory, **card_options)
     report = read_json(directory / REPORT_NAME)
+    if report.get("target") != "hf":
+        raise InvalidInputError(f"`{directory}` is a `modelport export {report.get('target', '?')}` folder; "
+                                "publish the ported folder or its `export hf` folder")
     source = Path(report.get("ported_dir", ""))
     if (source / "conversion.json").is_file():
         return make_card(source, export=report, **card_options)

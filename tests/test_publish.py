@@ -444,3 +444,16 @@ def test_publish_a_transformers_export(ported_default, hub: FakeHub, hf_env, tmp
     ours = generate(ported_default.models, [ids[0].tolist()], semantics="hf", num_beams=4, max_new_tokens=20,
                     early_stopping=True, forced_eos_token_id=2)[0][0]["tokens"]
     assert [t for t in out[1:] if t != model.config.pad_token_id] == ours
+
+
+def test_publishing_an_onnx_export_is_refused(ported_default, hub: FakeHub, hf_env, tmp_path: Path, capsys) -> None:
+    """Its card would describe a port or a transformers folder, neither of which it is."""
+    pytest.importorskip("onnxruntime")
+    from cli_util import one_line_error
+
+    from modelport.exporters.onnx import export_onnx
+
+    export_onnx(ported_default.path, tmp_path / "onnx", verify=False)
+    line = one_line_error(["publish", str(tmp_path / "onnx"), "me/onnx", "--endpoint", hub.url], capsys)
+    assert "`modelport export onnx` folder" in line
+    assert hub.requests == []

@@ -42,10 +42,10 @@ from modelport.converters import fairseq as fairseq_converter
 from modelport.converters import t5 as t5_converter
 from modelport.converters.base import KeyMapper
 from modelport.errors import InvalidInputError, OutputExistsError, ParityError
+from modelport.exporters import REPORT_NAME
 from modelport.model.io import atomic_output_dir, read_json, write_json
 
 TOL = 1e-4
-REPORT_NAME = "export_report.json"
 # Default verification lines: plain text plus the characters Moses escapes
 # (& < > [ ] | ') and splits (dashes, numbers), none of which FSMTTokenizer's
 # extra punctuation normalisation changes.
@@ -567,7 +567,7 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
         transformers.GenerationConfig(**gen).save_pretrained(tmp)
         target.write_tokenizer(tmp)
         report: dict[str, Any] = {
-            "modelport_version": __version__, "transformers_version": transformers.__version__,
+            "target": "hf", "modelport_version": __version__, "transformers_version": transformers.__version__,
             "ported_dir": str(directory.resolve()), "source_format": fmt,
             "model_class": target.model_class, "tokenizer_class": target.tokenizer_class,
             "exact": not approx, "approximations": approx, "generation_config": gen, "generation_notes": notes,

@@ -47,7 +47,8 @@ from torch import Tensor, nn
 
 from modelport import __version__
 from modelport.errors import InvalidInputError, OutputExistsError, ParityError
-from modelport.exporters.hf import DEFAULT_LINES, REPORT_NAME, TOL
+from modelport.exporters import REPORT_NAME
+from modelport.exporters.hf import DEFAULT_LINES, TOL
 from modelport.generation.translate import pad_batch
 from modelport.model.io import atomic_output_dir, read_json, write_json
 from modelport.model.transformer import EncoderOutput, Seq2SeqModel
@@ -223,7 +224,8 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
             if (directory / name).exists():
                 shutil.copy2(directory / name, tmp / name)
         report: dict[str, Any] = {
-            "modelport_version": __version__, "torch_version": torch.__version__, "onnx_version": onnx.__version__,
+            "target": "onnx", "modelport_version": __version__, "torch_version": torch.__version__,
+            "onnx_version": onnx.__version__,
             "onnxruntime_version": onnxruntime.__version__, "opset": opset,
             "ported_dir": str(directory.resolve()), "source_format": ported.source_format, "dtype": "float32",
             "encoder": {"file": ENCODER_FILE, "inputs": ENCODER_INPUTS, "outputs": ENCODER_OUTPUTS},
