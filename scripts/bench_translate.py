@@ -86,25 +86,15 @@ def report(name: str, out: dict[int, list[int]], seconds: float, base: tuple[dic
     return ntok / seconds
 
 
-def fsmt_from(src_dir: Path, ported) -> torch.nn.Module:
-    """transformers' FSMT with the checkpoint's weights (fairseq names under ``model.``); untied,
-    because FSMT's tying ties the encoder embeddings too, which fairseq's does not."""
-    from transformers import FSMTConfig, FSMTForConditionalGeneration
+def fsmt_from(ported, out: Path) -> torch.nn.Module:
+    """transformers' FSMT with the port's weights, written by ``modelport export hf``
+    (whose verification the export tests cover; skipped here)."""
+    from transformers import AutoModelForSeq2SeqLM
 
-    cfg = ported.config
-    state = torch.load(src_dir / "model.pt", weights_only=False)["model"]
-    hf_cfg = FSMTConfig(langs=["en", "de"], src_vocab_size=cfg.source_vocab_size,
-                        tgt_vocab_size=cfg.target_vocab_size, d_model=cfg.d_model,
-                        encoder_layers=cfg.encoder_layers, decoder_layers=cfg.decoder_layers,
-                        encoder_attention_heads=cfg.encoder_heads, decoder_attention_heads=cfg.decoder_heads,
-                        encoder_ffn_dim=cfg.encoder_ffn_dim, decoder_ffn_dim=cfg.decoder_ffn_dim,
-                        max_position_embeddings=cfg.max_target_positions, dropout=0.0, scale_embedding=True,
-                        tie_word_embeddings=False, pad_token_id=cfg.pad_token_id,
-                        eos_token_id=cfg.eos_token_id, decoder_start_token_id=cfg.decoder_start_token_id)
-    hf = FSMTForConditionalGeneration(hf_cfg).eval()
-    weights = {f"model.{k}": v for k, v in state.items() if "embed_positions" not in k and "version" not in k}
-    hf.load_state_dict(weights, strict=False)
-    return hf
+    from modelport.exporters.hf import export_hf
+
+    export_hf(ported.path, out, verify=False, card=False)
+    return AutoModelForSeq2SeqLM.from_pretrained(out).eval()
 
 
 def main() -> None:
@@ -155,7 +145,7 @@ def main() -> None:
         import transformers
 
         transformers.logging.set_verbosity_error()  # FSMT's config also sets max_length: a warning per call
-        hf = fsmt_from(src_dir, ported)
+        hf = fsmt_from(ported, tmp / "fsmt")
         pad = ported.config.pad_token_id
         if args.base:
             hf_opts = {"num_beams": args.beam, "min_new_tokens": args.length + 1, "max_new_tokens": args.length + 1}
