@@ -142,9 +142,12 @@ def _load_ported(path: str):
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
+    from modelport.generation.translate import decode_text
     from modelport.tokenizers import load_tokenizer
 
     tok = load_tokenizer(Path(args.ported_dir) / "tokenizer")
+    if args.keep_special_tokens and not args.decode:
+        raise InvalidInputError("--keep-special-tokens needs --decode")
     out = sys.stdout
     for line in _read_lines(args.input):
         if args.decode:
@@ -152,7 +155,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
                 ids = [int(x) for x in line.split()]
             except ValueError:
                 raise InvalidInputError(f"--decode expects lines of integer ids, but got {line[:60]!r}") from None
-            out.write(tok.decode(ids) + "\n")
+            out.write(decode_text(tok, ids, args.keep_special_tokens) + "\n")
         elif args.tokens:
             out.write(" ".join(tok.tokenize(line)) + "\n")
         else:
@@ -194,7 +197,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise OutputExistsError(args.output)
     ported = _load_ported(args.ported_dir)
     lines = _read_lines(args.input)
-    results = ported.translate(lines, progress=True, **_decoding_options(args))
+    results = ported.translate(lines, progress=True, keep_special_tokens=args.keep_special_tokens,
+                               **_decoding_options(args))
     with _output(args.output) as out:
         for i, hyps in enumerate(results):
             if args.json:
@@ -470,6 +474,10 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-lang", help="target language, when the checkpoint does not name it")
 
 
+_KEEP_SPECIAL_HELP = ("T5 ports: print sentinels (<extra_id_N>) and <unk> instead of skipping them as "
+                      "transformers' decode(skip_special_tokens=True) does")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelport",
@@ -518,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--tokens", action="store_true", help="print subword pieces instead of ids")
     p.add_argument("--side", choices=["source", "target"], default="source",
                    help="which vocabulary encodes the text (default: source)")
+    p.add_argument("--keep-special-tokens", action="store_true",
+                   help=_KEEP_SPECIAL_HELP + " (with --decode)")
     p.set_defaults(func=cmd_tokenize)
 
     p = sub.add_parser("translate", help="translate lines with a ported model",
@@ -529,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", action="store_true", help="prefix each hypothesis with its score and a tab")
     p.add_argument("--json", action="store_true", help="one JSON object per input line (tokens, scores)")
     p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
+    p.add_argument("--keep-special-tokens", action="store_true", help=_KEEP_SPECIAL_HELP)
     _add_decoding_options(p)
     p.set_defaults(func=cmd_translate)
 

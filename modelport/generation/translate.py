@@ -175,8 +175,24 @@ def resolve_options(generation_config: dict[str, Any], semantics: str | None,
     return sem, merged
 
 
+def decode_text(tok: Any, ids: Sequence[int], keep_special_tokens: bool = False) -> str:
+    """``tok.decode(ids)``; ``keep_special_tokens`` is passed on only to
+    tokenizers that skip special tokens by default (T5: sentinels and
+    ``<unk>``, as transformers' ``decode(skip_special_tokens=True)``). The
+    others print what their framework prints (fairseq and Marian keep
+    ``<unk>``), so asking them to keep special tokens is an error, not a no-op."""
+    if not keep_special_tokens:
+        return tok.decode(ids)
+    if not getattr(tok, "skips_special_tokens", False):
+        raise InvalidInputError(f"`keep_special_tokens` applies to tokenizers that skip special tokens (T5), but "
+                                f"this port's tokenizer is {getattr(tok, 'kind', type(tok).__name__)}, which "
+                                "never skips them")
+    return tok.decode(ids, keep_special_tokens=True)
+
+
 def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None, batch_size: int | None = None,
-              max_tokens: int | None = None, progress: bool = False, **options: Any) -> list[list[dict[str, Any]]]:
+              max_tokens: int | None = None, progress: bool = False, keep_special_tokens: bool = False,
+              **options: Any) -> list[list[dict[str, Any]]]:
     """Translate ``lines`` with a :class:`~modelport.api.PortedModel`.
 
     Options are the decoding options of the semantics (fairseq names: beam,
@@ -187,7 +203,9 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     or the aliases beam/lenpen/nbest under ``semantics="marian"``); absent ones come from the folder's
     ``generation_config.json``. Lines are batched by length and the results
     returned in input order: per line, the n-best
-    ``{"tokens", "text", "score", "positional_scores"}``.
+    ``{"tokens", "text", "score", "positional_scores"}``. ``text`` is decoded
+    as the source framework's users decode (T5: transformers' default,
+    sentinels and ``<unk>`` skipped; ``keep_special_tokens=True`` keeps them).
     """
     sem, opts = resolve_options(ported.generation_config, semantics, options)
     tok = ported.tokenizer
@@ -210,7 +228,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     for batch in batches:
         hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem, **opts)
         for i, nbest in zip(batch, hyps):
-            results[i] = [{**h, "text": tok.decode([t for t in h["tokens"] if t not in strip])} for h in nbest]
+            results[i] = [{**h, "text": decode_text(tok, [t for t in h["tokens"] if t not in strip],
+                                                    keep_special_tokens)} for h in nbest]
         if bar is not None:
             bar.update(len(batch))
     if bar is not None:

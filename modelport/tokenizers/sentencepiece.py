@@ -22,9 +22,16 @@ T5 (``type: "t5_spm"``)
     ``<extra_id_0>`` is the *last* id, ``<extra_id_N>`` is
     ``vocab + extra_ids - 1 - N``. Sentinel strings in the text are split off
     and looked up whole; each text chunk between them goes through
-    ``encode``; ``</s>`` is appended. Decoding drops ``</s>``/pad, renders
-    sentinels literally and runs ``decode`` on each run of ordinary ids (a run
-    whose first piece starts with ``▁`` after other output keeps its space).
+    ``encode``; ``</s>`` is appended. Decoding is transformers' (5.x)
+    ``T5Tokenizer.decode``, what T5 users call: its special tokens
+    (``<unk>`` and the sentinels; ``</s>`` and pad are always dropped) are
+    skipped by default (``skip_special_tokens=True``) or, with
+    ``keep_special_tokens=True``, rendered literally (``<unk>``,
+    ``<extra_id_N>``); ids outside the vocabulary are dropped; the pieces
+    that remain are joined by the tokenizers library's ``Metaspace`` decoder:
+    every ``▁`` of the *first* remaining piece is removed, every later ``▁``
+    becomes a space. (``sentencepiece``'s own ``decode`` differs: it strips
+    all leading whitespace pieces and prints ``<unk>`` as `` ⁇ ``.)
 
 Files a converter must put into ``tokenizer/`` (``save_marian`` and
 ``save_t5`` write them; call them from the converter's plan step on a
@@ -225,6 +232,8 @@ class T5SpmTokenizer:
     """``spiece.model`` + 100 sentinels, as T5 encodes."""
 
     kind = "t5_spm"
+    # decode skips <unk> and the sentinels unless keep_special_tokens=True
+    skips_special_tokens = True
 
     def __init__(self, sp: Any, *, extra_ids: int = 100, append_eos: bool = True, pad_id: int | None = None,
                  eos_id: int | None = None, unk_id: int | None = None, max_cache: int = 1 << 18) -> None:
@@ -312,35 +321,39 @@ class T5SpmTokenizer:
         return [self.sp.id_to_piece(i) if 0 <= i < self.n_pieces else
                 f"<extra_id_{top - i}>" if i <= top else self.sp.id_to_piece(self.unk_id) for i in _as_ids(ids)]
 
-    def decode(self, ids: Sequence[int], *, side: str = "target") -> str:
-        """Text of ``ids``: ``</s>``/pad dropped, sentinels literal, runs decoded by spm."""
-        out, run = "", []
+    def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
+        """Text of ``ids`` as transformers' ``T5Tokenizer.decode`` gives it.
 
-        def flush() -> str:
-            if not run:
-                return ""
-            text = self.sp.decode(run)
-            if out and self.sp.id_to_piece(run[0]).startswith(SPIECE_UNDERLINE):
-                text = " " + text
-            run.clear()
-            return text
-
+        By default as ``decode(ids, skip_special_tokens=True)``: ``<unk>`` and
+        the sentinels are dropped, as every T5 user's decode drops them;
+        ``keep_special_tokens=True`` renders them literally, as
+        ``skip_special_tokens=False`` does. ``</s>`` and pad are dropped in
+        both modes; ids outside the vocabulary are dropped (transformers knows
+        no piece for them). The remaining pieces are joined by the
+        ``Metaspace`` decoder rule: no ``▁`` of the first piece is printed,
+        every later ``▁`` is a space (so a sentinel dropped in front of
+        ``▁word`` leaves no leading space, while one dropped between two
+        pieces leaves them exactly as if it had never been generated)."""
+        top = self.n_pieces + self.extra_ids  # first id past the vocabulary
+        pieces: list[str] = []
         for i in _as_ids(ids):
-            if i in (self.eos_id, self.pad_id):
+            if i in (self.eos_id, self.pad_id) or not 0 <= i < top:
                 continue
-            if self.n_pieces <= i < self.n_pieces + self.extra_ids:
-                out += flush()
-                out += f"<extra_id_{self.n_pieces + self.extra_ids - 1 - i}>"
-            elif 0 <= i < self.n_pieces:
-                run.append(i)
+            if i >= self.n_pieces:  # a sentinel
+                if keep_special_tokens:
+                    pieces.append(f"<extra_id_{top - 1 - i}>")
+            elif i == self.unk_id:
+                if keep_special_tokens:
+                    pieces.append(self.sp.id_to_piece(i))
             else:
-                out += flush()
-                out += (" " if out else "") + self.sp.id_to_piece(self.unk_id)
-        out += flush()
-        return out
+                pieces.append(self.sp.id_to_piece(i))
+        if not pieces:
+            return ""
+        return pieces[0].replace(SPIECE_UNDERLINE, "") + "".join(pieces[1:]).replace(SPIECE_UNDERLINE, " ")
 
-    def decode_batch(self, batch: Iterable[Sequence[int]], *, side: str = "target") -> list[str]:
-        return [self.decode(ids, side=side) for ids in batch]
+    def decode_batch(self, batch: Iterable[Sequence[int]], *, side: str = "target",
+                     keep_special_tokens: bool = False) -> list[str]:
+        return [self.decode(ids, side=side, keep_special_tokens=keep_special_tokens) for ids in batch]
 
 
 # ---------------------------------------------------------------------------
