@@ -104,6 +104,31 @@ class HubError(ModelportError, OSError):
         return self.args[0] if self.args else ""
 
 
+class InvalidPortedFolderError(InvalidInputError):
+    """A ported folder is damaged or was edited: config.json's schema, a
+    safetensors header, a weight's shape or dtype, an alias or an index entry
+    does not hold. ``problem`` names the first thing found."""
+
+    def __init__(self, folder: str, problem: str) -> None:
+        self.folder = folder
+        self.problem = problem
+        super().__init__(f"`{folder}` is not a valid ported model folder: {problem}")
+
+
+class OutputWriteError(ModelportError, OSError):
+    """Writing an output failed for a reason the user can fix (read-only or
+    full file system, no permission); nothing half-written is left behind."""
+
+    def __init__(self, path: str, reason: str, errno: int | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot write `{path}`: {reason}")
+        self.errno = errno
+
+    def __str__(self) -> str:  # OSError would render its args tuple otherwise
+        return self.args[0] if self.args else ""
+
+
 class ParityError(ModelportError):
     """The port does not match the reference framework."""
 
