@@ -563,17 +563,22 @@ def test_t5_matches_sentencepiece_and_transformers(tmp_path: Path, spm_models) -
         assert ids == ref.encode(line), repr(line)
         assert tok.decode(ids) == ref.decode(ids), repr(line)
     # transformers' T5Tokenizer (tokenizers Unigram + Metaspace) as a second
-    # opinion. Known, principled differences: it decodes <unk> as "<unk>"
-    # (sentencepiece: " ⁇ "), splits the literal strings <unk>, </s>, <pad> out
-    # of the text as special tokens, and splits on Unicode whitespace (U+2028,
-    # U+0085, ...) that T5's normalizer keeps. Everywhere else it must agree.
+    # opinion on encoding. Known, principled differences: it splits the literal
+    # strings <unk>, </s>, <pad> out of the text as special tokens, and splits
+    # on Unicode whitespace (U+2028, U+0085, ...) that T5's normalizer keeps.
+    # Decoding follows transformers everywhere: skip_special_tokens=True by
+    # default, skip_special_tokens=False with keep_special_tokens.
     compared = 0
     for line in hard_lines() + train_lines("en", 100) + train_lines("de", 100) + sentinel_lines:
         ids = tok.encode(line)
+        assert tok.decode(ids) == hf.tok.decode(ids, skip_special_tokens=True), repr(line)
+        kept = [i for i in ids if i not in (tok.eos_id, tok.pad_id)]
+        assert tok.decode(ids, keep_special_tokens=True) == hf.tok.decode(kept, skip_special_tokens=False), repr(line)
         if (tok.unk_id in ids or any(s in line for s in ("<unk>", "</s>", "<pad>"))
                 or any(c.isspace() and c not in " \t" for c in line)):
             continue
         compared += 1
         assert ids == hf.encode(line), repr(line)
-        assert tok.decode(ids) == hf.decode(ids), repr(line)
     assert compared > 200
+    assert "<extra_id_0>" not in tok.decode(tok.encode("<extra_id_0>"))
+    assert tok.decode(tok.encode("<extra_id_0>"), keep_special_tokens=True) == "<extra_id_0>"

@@ -5,8 +5,12 @@ kept whole), looked up in the original vocabulary YAML (or JSON), ``<unk>``
 for missing pieces, ``</s>`` appended; decoding through ``target.spm``'s
 ``decode_pieces`` with ``<unk>`` kept literally.
 T5: ``spiece.model`` ids, ``<extra_id_N>`` = ``size + 99 - N``, sentinel
-strings in the text looked up whole, ``</s>`` appended; decoding with
-``decode`` per run of ordinary ids.
+strings in the text looked up whole, ``</s>`` appended; decoding as T5 users
+decode (transformers' ``decode(skip_special_tokens=True)``): the pieces of the
+ordinary ids (``</s>``, pad, ``<unk>``, sentinels and unknown ids dropped),
+``▁`` a space except in the first piece, where it is dropped (the
+``Metaspace`` decoder; ``sentencepiece``'s ``decode`` strips every leading
+whitespace piece instead).
 The reference reads the *original* files, never the ported folder.
 """
 
@@ -127,22 +131,10 @@ class T5SpmReference:
     encode_target = encode
 
     def decode(self, ids: list[int]) -> str:
-        text, run = "", []
-        skip = {self.sp.eos_id(), max(self.sp.pad_id(), 0)}
-        for i in list(ids) + [None]:
-            if i in skip:
-                continue
-            if i is None or i >= self.size:
-                if run:
-                    part = self.sp.decode(run)
-                    text += (" " if text and self.sp.id_to_piece(run[0]).startswith("\u2581") else "") + part
-                    run = []
-                if i is not None:
-                    n = self.size + self.extra_ids - 1 - i
-                    text += f"<extra_id_{n}>" if 0 <= n < self.extra_ids else " " + self.sp.id_to_piece(2)
-            else:
-                run.append(i)
-        return text
+        specials = {self.sp.eos_id(), max(self.sp.pad_id(), 0), self.sp.unk_id()}
+        pieces = [self.sp.id_to_piece(i) for i in ids if 0 <= i < self.size and i not in specials]
+        text = "".join(p if k else p.replace("\u2581", "") for k, p in enumerate(pieces))
+        return text.replace("\u2581", " ")
 
     def tokens(self, ids: list[int], *, side: str = "source") -> list[str]:
         return [self.sp.id_to_piece(i) if i < self.size else f"<extra_id_{self.size + self.extra_ids - 1 - i}>"

@@ -143,3 +143,7 @@ class T5Reference(_HfReference):
         self._tmp = tempfile.mkdtemp(prefix="modelport-t5-")
         shutil.copyfile(directory / "spiece.model", Path(self._tmp) / "spiece.model")
         self.tok = T5Tokenizer.from_pretrained(self._tmp)
+
+    def decode(self, ids: list[int]) -> str:
+        # what T5 users call, and what a T5 port's decode reproduces by default
+        return self.tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
