@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -234,16 +237,76 @@ class Seq2SeqConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Seq2SeqConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Build from JSON data (a ported folder's config.json): unknown
+        fields, missing fields and values of the wrong JSON type are errors,
+        all listed in one line."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a Seq2SeqConfig must be a JSON object, but is {_json_type(data)}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
         if unknown:
-            raise ConfigError(f"unknown Seq2SeqConfig fields: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"unknown Seq2SeqConfig fields: {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
+        hints = _field_types()
+        problems = [f"`{name}` is missing" for name, f in fields.items() if name not in data
+                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        problems += [p for name, value in data.items() if (p := _type_problem(name, value, hints[name]))]
+        if problems:
+            raise ConfigError("invalid Seq2SeqConfig: " + "; ".join(problems))
         # JSON has no tuples; the dataclass is frozen and hashable, so lists become tuples
         data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**data)
 
     def replace(self, **changes: Any) -> Seq2SeqConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Seq2SeqConfig)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _type_problem(name: str, value: Any, hint: Any) -> str | None:
+    """"`name` must be B, but is C" when JSON ``value`` does not fit the field's type."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    wanted = []
+    for option in options:
+        if option is type(None):
+            continue
+        origin = typing.get_origin(option)
+        if option is bool:
+            wanted.append("a boolean")
+            ok = isinstance(value, bool)
+        elif option is int:
+            wanted.append("an integer")
+            ok = _is_int(value)
+        elif option is float:
+            wanted.append("a finite number")
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        elif origin is Literal:  # the value itself is checked against the known ones in _problems
+            wanted.append("a string")
+            ok = isinstance(value, str)
+        elif origin is tuple:
+            wanted.append("a list of integers")
+            ok = isinstance(value, (list, tuple)) and all(_is_int(x) for x in value)
+        else:  # a field type this checker does not know: let the constructor decide
+            return None
+        if ok:
+            return None
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = f"{_json_type(value)} ({shown[:30]}...)"
+    return f"`{name}` must be {' or '.join(wanted)}{' or null' if type(None) in options else ''}, but is {shown}"
 
 
 __all__ = ["Seq2SeqConfig", "CONFIG_FORMAT_VERSION"]
