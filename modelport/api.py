@@ -10,9 +10,8 @@ from typing import Any
 import torch
 
 from modelport.converters.base import ConversionPlan, get_converter, write_ported
-from modelport.errors import InvalidInputError
-from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
-from modelport.model.io import load_weights, read_json
+from modelport.model.config import Seq2SeqConfig
+from modelport.model.folder import check_folder, load_checked_weights
 from modelport.model.transformer import Seq2SeqModel
 
 
@@ -100,27 +99,25 @@ def convert(source: str, output_dir: str | os.PathLike[str], *, format: str | No
 
 
 def read_config(directory: Path) -> tuple[dict[str, Any], Seq2SeqConfig]:
-    data = read_json(directory / "config.json")
-    version = data.get("modelport_format_version")
-    if version != CONFIG_FORMAT_VERSION:
-        raise InvalidInputError(f"`{directory}` has folder format version {version}, but this modelport "
-                                f"reads version {CONFIG_FORMAT_VERSION}")
-    return data, Seq2SeqConfig.from_dict(data["model"])
+    """config.json of a ported folder and its model config, checked (see
+    :func:`modelport.model.folder.check_folder`)."""
+    checked = check_folder(directory)
+    return checked.data, checked.config
 
 
 def load(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> PortedModel:
-    """Load a ported folder written by :func:`convert` (or a pass)."""
+    """Load a ported folder written by :func:`convert` (or a pass).
+
+    The folder is checked before anything is built: a damaged or edited one
+    raises :class:`~modelport.errors.InvalidPortedFolderError` naming the problem."""
     directory = Path(path)
-    if not directory.is_dir():
-        raise InvalidInputError(f"`{path}` is not a ported model folder (no such directory)")
-    data, config = read_config(directory)
-    weights = load_weights(directory)
-    quantization = (data.get("quantization") or {}).get("mode")
+    checked = check_folder(directory)
+    config, quantization, n = checked.config, checked.quantization, checked.ensemble_size
+    weights = load_checked_weights(checked)
     if quantization:
         from modelport.passes.quantize import dequantize_state
 
         weights = dequantize_state(weights)
-    n = int(data.get("ensemble_size", 1))
     models = []
     for i in range(n):
         if n == 1:
@@ -138,7 +135,7 @@ def load(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> P
         models.append(model)
     return PortedModel(
         path=directory, config=config, models=models,
-        generation_config=read_json(directory / "generation_config.json"),
-        conversion=read_json(directory / "conversion.json"),
-        source_format=data.get("source_format", "unknown"),
+        generation_config=checked.generation_config,
+        conversion=checked.conversion,
+        source_format=checked.data.get("source_format", "unknown"),
     )

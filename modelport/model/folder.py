@@ -1,0 +1,442 @@
+"""Reading a ported folder safely.
+
+A ported folder is a directory anyone can edit, and one downloaded from the
+Hub is untrusted input. :func:`check_folder` reads only its JSON files and the
+safetensors *headers* and checks, before anything is built or allocated:
+
+- ``config.json`` is a JSON object of the expected schema (folder format
+  version, a ``model`` object that :class:`Seq2SeqConfig` accepts with the right
+  JSON types, ``ensemble_size``, ``quantization``); ``generation_config.json``
+  and ``conversion.json`` are JSON objects;
+- every weight file is a readable safetensors file: the header length fits the
+  file, the header is a JSON object, every entry has a known dtype, a shape and
+  offsets that tile the data exactly;
+- a sharded index is a JSON object whose ``weight_map`` names files inside the
+  folder (a plain file name: no ``..``, no absolute path, no symlink that
+  leaves the folder) that hold exactly the tensors it maps to them;
+- the alias metadata is JSON and every alias points at a stored tensor;
+- the layer counts (and FFN depth and ensemble size) of config.json are the
+  ones the stored tensor names hold, so a config claiming 200000 layers is
+  refused before a 200000-layer model is built; a computed sinusoidal position
+  table stays small;
+- every weight has the shape and dtype the config (and the folder's
+  quantization mode) implies, and no weight is missing or extra.
+
+Every problem is an :class:`InvalidPortedFolderError` with one line.
+:func:`load_checked_weights` then reads the tensors of a checked folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modelport.errors import ConfigError, InvalidPortedFolderError
+from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
+from modelport.model.io import INDEX_NAME, WEIGHTS_NAME
+
+CONFIG_NAME = "config.json"
+GENERATION_NAME = "generation_config.json"
+CONVERSION_NAME = "conversion.json"
+TOKENIZER_DIR = "tokenizer"
+
+QUANTIZATION_MODES = ("int8", "int8-weights", "fp16", "bf16")
+SCALE_SUFFIX = "_scale"  # int8 modes: ``<weight>_scale`` holds one fp32 scale per row
+
+# safetensors refuses headers over 100 MB itself; a larger claim is damage
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+# the sinusoidal position table is computed at load, not stored: keep it small
+MAX_SINUSOIDAL_ELEMENTS = 1 << 26
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+_ITEM_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+               "BOOL": 1}
+_TORCH_NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+                torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+                torch.bool: "BOOL"}
+_LAYER = re.compile(r"(?:^|\.)(encoder|decoder)\.layers\.(\d+)\.")
+_INNER = re.compile(r"\.ffn\.inner\.(\d+)\.")
+_MEMBER = re.compile(r"members\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """One stored tensor, from its file's header."""
+
+    file: Path
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass
+class CheckedFolder:
+    """A ported folder whose files passed :func:`check_folder`."""
+
+    path: Path
+    data: dict[str, Any]  # config.json
+    config: Seq2SeqConfig
+    ensemble_size: int
+    quantization: str | None
+    generation_config: dict[str, Any]
+    conversion: dict[str, Any]
+    files: list[Path]
+    tensors: dict[str, TensorEntry] = field(repr=False)
+    aliases: dict[str, str] = field(repr=False)
+
+
+def _fail(folder: Path, problem: str) -> InvalidPortedFolderError:
+    return InvalidPortedFolderError(str(folder), problem)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _read_json_object(folder: Path, name: str, path: Path | None = None) -> dict[str, Any]:
+    path = path or folder / name
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise _fail(folder, f"`{name}` must be at most {MAX_JSON_BYTES} bytes, but is {path.stat().st_size}")
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise _fail(folder, f"`{name}` is missing (write the folder with `modelport convert`)") from None
+    except IsADirectoryError:
+        raise _fail(folder, f"`{name}` must be a file, but is a directory") from None
+    except UnicodeDecodeError as e:
+        raise _fail(folder, f"`{name}` must be UTF-8 JSON, but has byte 0x{e.object[e.start]:02x} at offset "
+                            f"{e.start}") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise _fail(folder, f"`{name}` must be JSON, but is not ({str(e).splitlines()[0][:80]})") from None
+    if not isinstance(data, dict):
+        raise _fail(folder, f"`{name}` must be a JSON object, but is {_kind(data)}")
+    return data
+
+
+def _read_config(folder: Path) -> tuple[dict[str, Any], Seq2SeqConfig, int, str | None]:
+    data = _read_json_object(folder, CONFIG_NAME)
+    version = data.get("modelport_format_version")
+    if version != CONFIG_FORMAT_VERSION or isinstance(version, bool):
+        raise _fail(folder, f"`modelport_format_version` in {CONFIG_NAME} must be {CONFIG_FORMAT_VERSION} (the "
+                            f"version this modelport reads), but is {version!r}"[:300])
+    if "model" not in data:
+        raise _fail(folder, f"`model` in {CONFIG_NAME} is missing")
+    if not isinstance(data["model"], dict):
+        raise _fail(folder, f"`model` in {CONFIG_NAME} must be an object, but is {_kind(data['model'])}")
+    try:
+        config = Seq2SeqConfig.from_dict(data["model"])
+    except ConfigError as e:
+        raise _fail(folder, f"`model` in {CONFIG_NAME}: {str(e).removeprefix('invalid Seq2SeqConfig: ')}") from None
+    ensemble = data.get("ensemble_size", 1)
+    if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:
+        raise _fail(folder, f"`ensemble_size` in {CONFIG_NAME} must be an integer >= 1, but is {ensemble!r}"[:300])
+    quant = data.get("quantization")
+    mode = None
+    if quant is not None:
+        if not isinstance(quant, dict):
+            raise _fail(folder, f"`quantization` in {CONFIG_NAME} must be an object or null, but is {_kind(quant)}")
+        mode = quant.get("mode")
+        if mode not in QUANTIZATION_MODES:
+            raise _fail(folder, f"`quantization.mode` in {CONFIG_NAME} must be one of "
+                                f"{', '.join(QUANTIZATION_MODES)}, but is {mode!r}"[:300])
+    if not isinstance(data.get("source_format", ""), str):
+        raise _fail(folder, f"`source_format` in {CONFIG_NAME} must be a string, but is "
+                            f"{_kind(data['source_format'])}")
+    if config.positions == "sinusoidal":
+        for side in ("source", "target"):
+            rows = config.position_table_size(side)
+            if rows * config.d_model > MAX_SINUSOIDAL_ELEMENTS:
+                raise _fail(folder, f"`max_{side}_positions` in {CONFIG_NAME} must be at most "
+                                    f"{MAX_SINUSOIDAL_ELEMENTS // config.d_model - config.position_offset} for a "
+                                    f"computed sinusoidal table of width {config.d_model}, but is "
+                                    f"{rows - config.position_offset}")
+    return data, config, ensemble, mode
+
+
+# ---------------------------------------------------------------------------
+# weight files
+
+
+def _inside(folder: Path, name: str, what: str) -> Path:
+    """``folder / name`` for a plain file name that stays inside ``folder``.
+
+    A symlink is followed only when it resolves inside the folder, or, for a
+    folder in huggingface_hub's cache (``.../snapshots/<rev>/``), into that
+    repository's ``blobs/``, where the cache keeps every file's bytes."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") \
+            or "\0" in name or os.path.isabs(name):
+        raise _fail(folder, f"{what} must be a file name inside the folder, but is {name!r}"[:300])
+    path = folder / name
+    if path.is_symlink():
+        target = path.resolve()
+        root = folder.resolve()
+        allowed = [root]
+        if root.parent.name == "snapshots":
+            allowed.append(root.parent.parent / "blobs")
+        if not any(target.is_relative_to(a) for a in allowed):
+            raise _fail(folder, f"{what} `{name}` must stay inside the folder, but is a symlink to `{target}`")
+    if not path.exists():
+        raise _fail(folder, f"{what} `{name}` is missing")
+    if not path.is_file():
+        raise _fail(folder, f"{what} `{name}` must be a regular file")
+    return path
+
+
+def _read_header(folder: Path, path: Path) -> tuple[dict[str, TensorEntry], dict[str, str]]:
+    """The tensors and metadata of one safetensors file, from its header,
+    with every offset checked against the file's size."""
+    name = path.name
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise _fail(folder, f"`{name}` must start with an 8-byte header length, but has {size} bytes")
+            (n,) = struct.unpack("<Q", head)
+            if n > min(MAX_HEADER_BYTES, size - 8):
+                raise _fail(folder, f"`{name}` header length must fit the file ({size} bytes), but is {n} "
+                                    "(truncated or damaged)")
+            raw = f.read(n)
+    except OSError as e:
+        raise _fail(folder, f"`{name}` cannot be read ({e.strerror or e})") from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise _fail(folder, f"`{name}` header must be JSON, but is not (damaged file)") from None
+    if not isinstance(header, dict):
+        raise _fail(folder, f"`{name}` header must be a JSON object, but is {_kind(header)}")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise _fail(folder, f"`{name}` metadata must map strings to strings")
+    data_bytes = size - 8 - n
+    entries: dict[str, TensorEntry] = {}
+    spans = []
+    for key, info in header.items():
+        what = f"tensor `{key}` in `{name}`"[:200]
+        if not isinstance(info, dict):
+            raise _fail(folder, f"{what} must be an object, but is {_kind(info)}")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in _ITEM_BYTES:
+            raise _fail(folder, f"{what} dtype must be one of {', '.join(_ITEM_BYTES)}, but is {dtype!r}"[:300])
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            raise _fail(folder, f"{what} shape must be a list of sizes, but is {shape!r}"[:300])
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise _fail(folder, f"{what} data_offsets must be two integers, but is {offsets!r}"[:300])
+        numel = 1
+        for d in shape:
+            numel *= d
+        start, end = offsets
+        if not 0 <= start <= end <= data_bytes or end - start != numel * _ITEM_BYTES[dtype]:
+            raise _fail(folder, f"{what} data_offsets must hold {numel * _ITEM_BYTES[dtype]} bytes inside the "
+                                f"{data_bytes} data bytes, but are {offsets} (truncated or damaged file)")
+        spans.append((start, end, key))
+        entries[key] = TensorEntry(path, dtype, tuple(shape))
+    pos = 0
+    for start, end, key in sorted(spans):
+        if start != pos:
+            raise _fail(folder, f"tensor `{key}` in `{name}` must start at byte {pos} of the data, but starts at "
+                                f"{start} (overlapping or damaged offsets)"[:300])
+        pos = end
+    if pos != data_bytes:
+        raise _fail(folder, f"`{name}` must end after its last tensor ({pos} data bytes), but has {data_bytes}")
+    return entries, meta
+
+
+def _aliases(folder: Path, raw: Any, where: str) -> dict[str, str]:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            raise _fail(folder, f"alias metadata `modelport_aliases` in {where} must be JSON, but is not") from None
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise _fail(folder, f"alias metadata `modelport_aliases` in {where} must map names to names")
+    return raw
+
+
+def _weight_entries(folder: Path) -> tuple[list[Path], dict[str, TensorEntry], dict[str, str]]:
+    index_path = folder / INDEX_NAME
+    aliases: dict[str, str] = {}
+    if index_path.exists() or index_path.is_symlink():
+        _inside(folder, INDEX_NAME, "the index")
+        index = _read_json_object(folder, INDEX_NAME)
+        weight_map = index.get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise _fail(folder, f"`weight_map` in {INDEX_NAME} must be an object naming each tensor's file")
+        files = {f: _inside(folder, f, f"a file of {INDEX_NAME}") for f in sorted(set(weight_map.values()))}
+        meta = index.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise _fail(folder, f"`metadata` in {INDEX_NAME} must be an object")
+        aliases.update(_aliases(folder, meta.get("modelport_aliases", {}), INDEX_NAME))
+    else:
+        weight_map = None
+        files = {WEIGHTS_NAME: _inside(folder, WEIGHTS_NAME, "the weights")}
+    tensors: dict[str, TensorEntry] = {}
+    for fname, path in files.items():
+        entries, meta = _read_header(folder, path)
+        aliases.update(_aliases(folder, meta.get("modelport_aliases", "{}"), f"`{fname}`"))
+        for key, entry in entries.items():
+            if key in tensors:
+                raise _fail(folder, f"tensor `{key}` is stored twice (`{tensors[key].file.name}`, `{fname}`)"[:300])
+            if weight_map is not None and weight_map.get(key) != fname:
+                raise _fail(folder, f"tensor `{key}` is in `{fname}`, but {INDEX_NAME} maps it to "
+                                    f"{weight_map.get(key)!r}"[:300])
+            tensors[key] = entry
+    if weight_map is not None:
+        for key, fname in weight_map.items():
+            if key not in tensors:
+                raise _fail(folder, f"{INDEX_NAME} maps tensor `{key}` to `{fname}`, which does not hold it"[:300])
+    for alias, kept in aliases.items():
+        if kept not in tensors:
+            raise _fail(folder, f"alias `{alias}` points at `{kept}`, which is not a stored tensor"[:300])
+        if alias in tensors:
+            raise _fail(folder, f"alias `{alias}` is also a stored tensor"[:300])
+    return list(files.values()), tensors, aliases
+
+
+# ---------------------------------------------------------------------------
+# the weights against the config
+
+
+def _members(folder: Path, names: list[str], ensemble: int) -> list[dict[str, str]]:
+    """Per ensemble member: ``{name in the model: stored name}``."""
+    if ensemble == 1:
+        return [{n: n for n in names}]
+    members: list[dict[str, str]] = [{} for _ in range(ensemble)]
+    for n in names:
+        m = _MEMBER.match(n)
+        if m is None or int(m.group(1)) >= ensemble:
+            raise _fail(folder, f"`ensemble_size` in {CONFIG_NAME} is {ensemble}, but tensor `{n}` belongs to no "
+                                "member of it"[:300])
+        members[int(m.group(1))][n[m.end():]] = n
+    empty = [i for i, m in enumerate(members) if not m]
+    if empty:
+        raise _fail(folder, f"`ensemble_size` in {CONFIG_NAME} is {ensemble}, but the weights hold no tensors for "
+                            f"member {empty[0]}")
+    return members
+
+
+def _check_counts(folder: Path, config: Seq2SeqConfig, names: list[str], ensemble: int) -> None:
+    """Layer counts and FFN depth against the stored tensor names, before a
+    model of the claimed size is built."""
+    if ensemble > 1 and not any(n.startswith("members.") for n in names):
+        raise _fail(folder, f"`ensemble_size` in {CONFIG_NAME} must be 1 for these weights (no `members.<i>.` "
+                            f"tensors), but is {ensemble}")
+    if ensemble == 1 and names and all(n.startswith("members.") for n in names):
+        found = len({_MEMBER.match(n).group(1) for n in names if _MEMBER.match(n)})
+        raise _fail(folder, f"`ensemble_size` in {CONFIG_NAME} must be {found} for these weights, but is 1")
+    layers: dict[str, set[int]] = {"encoder": set(), "decoder": set()}
+    inner: set[int] = set()
+    for n in names:
+        if m := _LAYER.search(n):
+            layers[m.group(1)].add(int(m.group(2)))
+        if m := _INNER.search(n):
+            inner.add(int(m.group(1)))
+    for side, found in layers.items():
+        want = getattr(config, f"{side}_layers")
+        if found != set(range(want)):
+            held = f"{len(found)} {side} layers" if found == set(range(len(found))) else \
+                f"{side} layers numbered {sorted(found)[:8]}"
+            raise _fail(folder, f"`{side}_layers` in {CONFIG_NAME} must match the weights ({held}), but is {want}")
+    want_inner = set(range(config.ffn_depth - 2))
+    if inner != want_inner:
+        raise _fail(folder, f"`ffn_depth` in {CONFIG_NAME} must match the weights ({len(inner) + 2} FFN linear "
+                            f"layers), but is {config.ffn_depth}")
+
+
+def _expected(config: Seq2SeqConfig) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    from modelport.model.transformer import Seq2SeqModel
+
+    with torch.device("meta"):
+        model = Seq2SeqModel(config)
+    return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict(keep_vars=True).items()}
+
+
+_SIZE_FIELDS = ("d_model", "encoder_ffn_dim", "decoder_ffn_dim", "source_vocab_size", "target_vocab_size",
+                "head_dim", "max_source_positions", "max_target_positions", "relative_attention_num_buckets",
+                "encoder_heads", "decoder_heads")
+
+
+def _size_source(config: Seq2SeqConfig, want: tuple[int, ...], got: tuple[int, ...]) -> str:
+    """Which config.json fields a mismatching shape comes from, e.g. "`d_model` in config.json"."""
+    names = []
+    for w, g in zip(want, got):
+        if w != g:
+            names += [f for f in _SIZE_FIELDS if getattr(config, f) in (w, w - config.position_offset)
+                      and f not in names]
+    shown = ", ".join(f"`{n}` = {getattr(config, n)}" for n in names)
+    return f"{shown} in {CONFIG_NAME}" if names else CONFIG_NAME
+
+
+def _check_shapes(folder: Path, config: Seq2SeqConfig, tensors: dict[str, TensorEntry], aliases: dict[str, str],
+                  ensemble: int, mode: str | None) -> None:
+    expected = _expected(config)
+    stored = {**{k: k for k in tensors}, **aliases}  # name -> the stored tensor behind it
+    for member in _members(folder, sorted(stored), ensemble):
+        scales = {n[: -len(SCALE_SUFFIX)]: n for n in member if n.endswith(SCALE_SUFFIX)
+                  and mode in ("int8", "int8-weights") and n[: -len(SCALE_SUFFIX)] in expected}
+        for name, full in sorted(member.items()):
+            if name in expected or name in scales.values():
+                continue
+            raise _fail(folder, f"tensor `{full}` is not part of the model {CONFIG_NAME} describes"[:300])
+        for name, (shape, dtype) in expected.items():
+            full = member.get(name)
+            if full is None:
+                raise _fail(folder, f"weight `{name}` is missing from the weight files"[:300])
+            entry = tensors[stored[full]]
+            want = _TORCH_NAMES[dtype]
+            if mode in ("fp16", "bf16") and dtype.is_floating_point:
+                want = "F16" if mode == "fp16" else "BF16"
+            if name in scales:
+                want = "I8"
+                scale = tensors[stored[member[scales[name]]]]
+                if len(shape) != 2 or scale.dtype != "F32" or scale.shape != shape[:1]:
+                    raise _fail(folder, f"scale `{scales[name]}` must be F32 of shape {list(shape[:1])}, but is "
+                                        f"{scale.dtype} of shape {list(scale.shape)}"[:300])
+            if entry.shape != shape:
+                raise _fail(folder, f"weight `{full}` must have shape {list(shape)} (from "
+                                    f"{_size_source(config, shape, entry.shape)}), but has {list(entry.shape)}"[:300])
+            if entry.dtype != want:
+                raise _fail(folder, f"weight `{full}` must be {want}, but is {entry.dtype}"[:300])
+
+
+def check_folder(path: str | os.PathLike[str]) -> CheckedFolder:
+    """Check a ported folder without loading its weights (see the module
+    docstring); raise :class:`InvalidPortedFolderError` on the first problem."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise _fail(folder, "no such directory")
+    data, config, ensemble, mode = _read_config(folder)
+    generation = _read_json_object(folder, GENERATION_NAME)
+    conversion = _read_json_object(folder, CONVERSION_NAME)
+    files, tensors, aliases = _weight_entries(folder)
+    _check_counts(folder, config, sorted({**tensors, **aliases}), ensemble)
+    _check_shapes(folder, config, tensors, aliases, ensemble, mode)
+    return CheckedFolder(path=folder, data=data, config=config, ensemble_size=ensemble, quantization=mode,
+                         generation_config=generation, conversion=conversion, files=files, tensors=tensors,
+                         aliases=aliases)
+
+
+def load_checked_weights(checked: CheckedFolder) -> dict[str, torch.Tensor]:
+    """Every tensor of a checked folder, aliases restored as the same tensor."""
+    from safetensors import safe_open
+
+    out: dict[str, torch.Tensor] = {}
+    for path in checked.files:
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for key in f.keys():
+                    out[key] = f.get_tensor(key)
+        except Exception as e:  # noqa: BLE001 -- safetensors' own errors (SafetensorError) are not exported types
+            raise _fail(checked.path, f"`{path.name}` cannot be read ({str(e).splitlines()[0][:120]})") from None
+    for alias, kept in checked.aliases.items():
+        out[alias] = out[kept]
+    return out
