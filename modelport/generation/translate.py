@@ -183,11 +183,16 @@ def decode_text(tok: Any, ids: Sequence[int], keep_special_tokens: bool = False)
     ``<unk>``), so asking them to keep special tokens is an error, not a no-op."""
     if not keep_special_tokens:
         return tok.decode(ids)
+    check_keep_special_tokens(tok)
+    return tok.decode(ids, keep_special_tokens=True)
+
+
+def check_keep_special_tokens(tok: Any) -> None:
+    """Refuse ``keep_special_tokens`` for a tokenizer that never skips any."""
     if not getattr(tok, "skips_special_tokens", False):
         raise InvalidInputError(f"`keep_special_tokens` applies to tokenizers that skip special tokens (T5), but "
                                 f"this port's tokenizer is {getattr(tok, 'kind', type(tok).__name__)}, which "
                                 "never skips them")
-    return tok.decode(ids, keep_special_tokens=True)
 
 
 def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None, batch_size: int | None = None,
@@ -209,6 +214,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     """
     sem, opts = resolve_options(ported.generation_config, semantics, options)
     tok = ported.tokenizer
+    if keep_special_tokens:
+        check_keep_special_tokens(tok)
     cfg = ported.config
     encoded = tok.encode_batch(list(lines)) if hasattr(tok, "encode_batch") else [tok.encode(x) for x in lines]
     for i, ids in enumerate(encoded):
