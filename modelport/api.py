@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from modelport.converters.base import ConversionPlan, get_converter, write_ported
+from modelport.converters.base import ConversionPlan, make_plan, write_ported
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import check_folder, load_checked_weights
 from modelport.model.transformer import Seq2SeqModel
@@ -65,8 +65,7 @@ class PortedModel:
 
 def inspect(source: str, *, format: str | None = None, **options: Any) -> ConversionPlan:
     """Read and check a foreign checkpoint without writing anything."""
-    cls = get_converter(source, format)
-    return cls(source, **options).plan()
+    return make_plan(source, format=format, **options)
 
 
 def plan_and_write(source: str, output_dir: str | os.PathLike[str], *, format: str | None = None,
@@ -79,8 +78,7 @@ def plan_and_write(source: str, output_dir: str | os.PathLike[str], *, format: s
         from modelport.errors import OutputExistsError
 
         raise OutputExistsError(str(output_dir))
-    cls = get_converter(source, format)
-    plan = cls(source, **options).plan(progress=progress)
+    plan = make_plan(source, format=format, progress=progress, **options)
     write_ported(plan, output_dir, force=force, progress=progress, shard_bytes=shard_bytes)
     return plan
 

@@ -114,7 +114,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from modelport.api import plan_and_write
 
     plan = plan_and_write(args.source, args.output_dir, format=args.format, force=args.force, progress=True,
-                          shard_bytes=args.shard_size, **_converter_options(args))
+                          shard_bytes=args.shard_size, allow_nonfinite=args.allow_nonfinite,
+                          **_converter_options(args))
     summary = plan.summary()
     if args.json:
         _print_json({**summary, "output_dir": args.output_dir})
@@ -512,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     p.add_argument("--shard-size", type=_size, default=None, metavar="SIZE",
                    help="largest safetensors file before sharding (default 2GB)")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="convert even if weights hold NaN or infinity (refused by default; a warning names them)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_convert)
 

@@ -44,13 +44,12 @@ class UnknownFormatError(ModelportError, ValueError):
 class UnsafeCheckpointError(ModelportError, ValueError):
     """A pickle in the checkpoint references a global that is not allowlisted."""
 
-    def __init__(self, path: str, global_name: str) -> None:
+    def __init__(self, path: str, global_name: str, detail: str | None = None) -> None:
         self.path = path
         self.global_name = global_name
-        super().__init__(
-            f"`{path}` references `{global_name}`, which is not allowed in a checkpoint "
-            "(refusing to load it; nothing from the file was executed)"
-        )
+        self.detail = detail
+        what = detail or f"references `{global_name}`, which is not allowed in a checkpoint"
+        super().__init__(f"`{path}` {what} (refusing to load it; nothing from the file was executed)")
 
 
 class CorruptCheckpointError(ModelportError, ValueError):
@@ -60,6 +59,16 @@ class CorruptCheckpointError(ModelportError, ValueError):
         self.path = path
         self.reason = reason
         super().__init__(f"`{path}` cannot be read as a checkpoint: {reason}")
+
+
+class ResourceLimitError(CorruptCheckpointError):
+    """A file claims more than modelport will build from it (size, nesting,
+    element count): refused before the memory or time is spent."""
+
+    def __init__(self, path: str, what: str, limit: int | str) -> None:
+        self.what = what
+        self.limit = limit
+        super().__init__(path, f"{what} exceeds the limit of {limit}")
 
 
 class UnsupportedCheckpointError(ModelportError, ValueError):
@@ -84,6 +93,17 @@ class WeightMappingError(ModelportError, ValueError):
         shown = self.problems[:8]
         more = f" (and {len(self.problems) - 8} more)" if len(self.problems) > 8 else ""
         super().__init__(f"weights of `{source}` do not map onto the model: " + "; ".join(shown) + more)
+
+
+class NonFiniteWeightsError(ModelportError, ValueError):
+    """Weights hold NaN or infinity (the model would decode to nothing)."""
+
+    def __init__(self, source: str, tensors: Sequence[str]) -> None:
+        self.source = source
+        self.tensors = list(tensors)
+        shown = ", ".join(f"`{t}`" for t in self.tensors[:5]) + (" ..." if len(self.tensors) > 5 else "")
+        super().__init__(f"`{source}` has NaN or infinite values in {len(self.tensors)} tensor(s): {shown} "
+                         "(pass --allow-nonfinite to convert it anyway)")
 
 
 class ConfigError(ModelportError, ValueError):

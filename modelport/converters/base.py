@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import shutil
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from modelport import __version__
-from modelport.errors import UnknownFormatError, UnsupportedCheckpointError, WeightMappingError
+from modelport.errors import (InvalidInputError, NonFiniteWeightsError, UnknownFormatError,
+                              UnsupportedCheckpointError, WeightMappingError)
 from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
 from modelport.model.io import atomic_output_dir, save_weights, write_json
 from modelport.model.transformer import Seq2SeqModel
@@ -69,8 +71,6 @@ def get_converter(source: str, format: str | None = None) -> type[Converter]:
     known = converters()
     first = source.split(":")[0] if ":" in source and not Path(source).exists() else source
     if not Path(first).exists():
-        from modelport.errors import InvalidInputError
-
         raise InvalidInputError(f"`{source}` does not exist")
     if format is not None:
         if format not in known:
@@ -156,9 +156,50 @@ def expected_slots(config: Seq2SeqConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
+_LAYER_NAME = re.compile(r"^(encoder|decoder)\.layers\.(\d+)\.")
+
+
+def check_layer_counts(source: str, config: Seq2SeqConfig, mapped: list[tuple[str, torch.Tensor]]) -> None:
+    """The layer counts the options claim are the ones the weights hold.
+
+    Checked from the names alone, before any module is built: options that
+    claim 200,000 layers must fail at once, not after building them.
+    """
+    held: dict[str, set[int]] = {"encoder": set(), "decoder": set()}
+    for name, _ in mapped:
+        m = _LAYER_NAME.match(name)
+        if m:
+            held[m.group(1)].add(int(m.group(2)))
+    problems = [f"the options say {claimed} {stack} layers, but the weights hold {len(held[stack])}"
+                for stack, claimed in (("encoder", config.encoder_layers), ("decoder", config.decoder_layers))
+                if claimed != len(held[stack]) or (held[stack] and max(held[stack]) >= claimed)]
+    if problems:
+        raise WeightMappingError(source, problems)
+
+
+def check_dtypes(source: str, mapped: list[tuple[str, torch.Tensor]]) -> list[tuple[str, torch.Tensor]]:
+    """Floating-point weights as float32 (fp16/bf16/fp64 checkpoints are common and
+    converted exactly or by rounding as torch does); any other dtype is refused."""
+    problems = [f"`{name}` must be a floating-point tensor, but is {t.dtype}"
+                for name, t in mapped if not isinstance(t, torch.Tensor) or not t.is_floating_point()]
+    if problems:
+        raise WeightMappingError(source, problems)
+    return [(name, t if t.dtype == torch.float32 else t.float()) for name, t in mapped]
+
+
+def nonfinite_tensors(mapped: list[tuple[str, torch.Tensor]]) -> list[str]:
+    """Names of the tensors holding NaN or infinity (each tensor read once)."""
+    return [name for name, t in mapped if not bool(torch.isfinite(t).all())]
+
+
 def check_slots(source: str, config: Seq2SeqConfig, mapped: list[tuple[str, torch.Tensor]]) -> None:
     """Every slot filled exactly once with the right shape, nothing extra; all
     problems reported together."""
+    bad = [f"`{name}` is not a tensor (it is {type(t).__name__})" for name, t in mapped
+           if not isinstance(t, torch.Tensor)]
+    if bad:
+        raise WeightMappingError(source, bad)
+    check_layer_counts(source, config, mapped)
     slots = expected_slots(config)
     problems: list[str] = []
     filled: dict[str, int] = {}
@@ -244,6 +285,56 @@ class Converter(ABC):
     def unsupported(source: str, problems: list[str]) -> None:
         if problems:
             raise UnsupportedCheckpointError(source, problems)
+
+
+def source_root(source: str) -> Path:
+    """The folder a source lives in (the source itself when it is a folder)."""
+    first = Path(source.split(":")[0]) if ":" in source and not Path(source).exists() else Path(source)
+    real = first.resolve()
+    return real if real.is_dir() else real.parent
+
+
+def check_tokenizer_assets(plan: ConversionPlan) -> None:
+    """Tokenizer files are copied into the port (and published with it) only when
+    they are regular files inside the source folder, followed through symlinks:
+    a ``bpecodes`` that links to ``/etc/passwd`` must not travel."""
+    root = source_root(plan.source)
+    for name, src in plan.tokenizer.files.items():
+        real = Path(os.path.realpath(src))
+        if not real.is_relative_to(root):
+            raise InvalidInputError(f"tokenizer file `{src}` resolves to `{real}`, outside the source folder "
+                                    f"`{root}` (copy the file into the folder)")
+        if not real.is_file():
+            raise InvalidInputError(f"tokenizer file `{src}` must be a regular file, but is not")
+        plan.tokenizer.files[name] = real
+
+
+def make_plan(source: str, *, format: str | None = None, progress: bool = False, allow_nonfinite: bool = False,
+              **options: Any) -> ConversionPlan:
+    """The fixed lifecycle up to writing: pick the converter, let it load, check
+    and map, then check what every converter's output must satisfy (tensors
+    only, floating dtypes cast to float32, layer counts, every slot filled
+    once, finite values) for every ensemble member.
+
+    Non-finite weights are refused (they decode to empty output) unless
+    ``allow_nonfinite``, which warns and records the option in the provenance.
+    """
+    cls = get_converter(source, format)
+    if allow_nonfinite:
+        options["allow_nonfinite"] = True
+    plan = cls(source, **options).plan(progress=progress)
+    for i, member in enumerate(plan.members):
+        check_slots(plan.source, plan.config, member)
+        plan.members[i] = check_dtypes(plan.source, member)
+    check_tokenizer_assets(plan)
+    bad = sorted({name for member in plan.members for name in nonfinite_tensors(member)})
+    if bad and not allow_nonfinite:
+        raise NonFiniteWeightsError(plan.source, bad)
+    if bad:
+        warnings.warn(f"{plan.source}: {len(bad)} tensor(s) hold NaN or infinity ({', '.join(bad[:5])}"
+                      f"{', ...' if len(bad) > 5 else ''}); converted because --allow-nonfinite was given",
+                      stacklevel=2)
+    return plan
 
 
 def write_ported(plan: ConversionPlan, output: str | os.PathLike[str], *, force: bool = False,

@@ -302,7 +302,7 @@ def _checkpoint_options(ckpt: dict[str, Any], path: Path) -> tuple[dict[str, Any
     args = ckpt.get("args")
     cfg = ckpt.get("cfg")
     if cfg is not None:
-        cfg = to_plain(cfg)
+        cfg = to_plain(cfg, source=str(path))
         if not isinstance(cfg, dict):
             raise CorruptCheckpointError(str(path), "its `cfg` entry is not a mapping")
         model = cfg.get("model") or {}
@@ -319,7 +319,7 @@ def _checkpoint_options(ckpt: dict[str, Any], path: Path) -> tuple[dict[str, Any
             task = {**task, **{f"bpe.{k}": v for k, v in bpe.items()}}
         return model, task, gen if isinstance(gen, dict) else {}
     if args is not None:
-        opts = to_plain(args)
+        opts = to_plain(args, source=str(path))
         if not isinstance(opts, dict):
             raise CorruptCheckpointError(str(path), "its `args` entry is not an argparse.Namespace")
         return opts, opts, opts

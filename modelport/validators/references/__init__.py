@@ -1,15 +1,91 @@
-"""Adapters that drive fairseq, transformers, ctranslate2 and sentencepiece as references."""
+"""Adapters that drive fairseq, transformers, ctranslate2 and sentencepiece as references.
+
+A reference framework's own loader is never handed a file the user gave:
+``validate --reference`` is exactly what someone runs on a checkpoint from the
+internet, and fairseq's loader unpickles without restriction. Each fairseq
+checkpoint is first read by modelport's restricted unpickler (which refuses
+anything that could execute), reduced to plain data (tensors, numbers,
+strings, lists, dicts, ``argparse.Namespace``) and saved again; fairseq then
+loads that copy with torch's ``weights_only`` loader, which admits nothing
+else. transformers folders go through the same restricted reader before
+``from_pretrained`` sees a pickled ``.bin``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
-import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+# what fairseq's loader and task setup read from a checkpoint besides the weights
+_FAIRSEQ_ENTRIES = ("args", "cfg", "optimizer_history", "extra_state", "task_state")
 
 
 def prepare_fairseq() -> None:
-    """Reference side only: fairseq's own checkpoint loader needs unrestricted
-    unpickling under torch >= 2.6 (modelport's loader never does), and its INFO
-    logging (a full config dump per load) would drown the validator's output."""
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    """Reference side only: fairseq's INFO logging (a full config dump per load)
+    would drown the validator's output."""
     for name in ("fairseq", "fairseq.models.fairseq_model", "fairseq.file_utils", "fairseq.tasks"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _plain_data(obj: Any) -> Any:
+    """Only values torch's ``weights_only`` loader admits (with Namespace allowed);
+    anything else (tensors of optimizer state, inert markers' contents) becomes None."""
+    if isinstance(obj, argparse.Namespace):
+        return argparse.Namespace(**{k: _plain_data(v) for k, v in vars(obj).items()})
+    if isinstance(obj, dict):
+        return {k: _plain_data(v) for k, v in obj.items() if isinstance(k, (str, int))}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain_data(v) for v in obj)
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return None
+
+
+def sanitize_fairseq_checkpoint(path: str | Path, dest: Path) -> Path:
+    """``path`` read by the restricted unpickler and saved to ``dest`` as plain data.
+
+    Raises :class:`~modelport.errors.UnsafeCheckpointError` (nothing executed)
+    or :class:`~modelport.errors.CorruptCheckpointError` exactly as ``convert`` does.
+    """
+    import torch
+
+    from modelport.converters.safe_pickle import safe_torch_load, to_plain
+    from modelport.errors import CorruptCheckpointError
+
+    state = safe_torch_load(path)
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise CorruptCheckpointError(str(path), "it has no `model` entry (is it a fairseq checkpoint?)")
+    weights = {k: v for k, v in state["model"].items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    clean: dict[str, Any] = {"model": weights}
+    for key in _FAIRSEQ_ENTRIES:
+        if key in state:
+            clean[key] = _plain_data(to_plain(state[key], source=str(path), keep_namespaces=True))
+    torch.save(clean, dest)
+    return dest
+
+
+@contextlib.contextmanager
+def sanitized_fairseq_checkpoints(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """Plain-data copies of ``paths`` (see :func:`sanitize_fairseq_checkpoint`),
+    with torch's ``weights_only`` loader told to admit ``argparse.Namespace``
+    (fairseq's ``args``) and nothing more, while the block runs."""
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="modelport-reference-") as tmp:
+        copies = [sanitize_fairseq_checkpoint(p, Path(tmp) / f"{i}-{Path(p).name}") for i, p in enumerate(paths)]
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            yield copies
+
+
+def check_transformers_folder(directory: Path) -> None:
+    """Pickled weights of a transformers folder pass the restricted reader
+    before transformers loads them (safetensors files hold no code)."""
+    from modelport.converters.safe_pickle import safe_torch_load
+
+    for path in sorted(directory.glob("*.bin")):
+        safe_torch_load(path)

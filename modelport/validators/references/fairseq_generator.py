@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError
-from modelport.validators.references import prepare_fairseq
+from modelport.validators.references import prepare_fairseq, sanitized_fairseq_checkpoints
 
 _GEN_KEYS = {"beam": "beam_size", "lenpen": "len_penalty", "max_len_a": "max_len_a", "max_len_b": "max_len_b",
              "min_len": "min_len", "unkpen": "unk_penalty", "no_repeat_ngram_size": "no_repeat_ngram_size",
@@ -48,11 +48,16 @@ class FairseqReference:
         from fairseq import checkpoint_utils
 
         paths = checkpoint_paths(source)
+        for p in paths:
+            if not p.is_file():
+                raise InvalidInputError(f"reference checkpoint `{p}` does not exist")
         overrides: dict[str, Any] = {"data": str(paths[0].parent)}
         if source_lang and target_lang:
             overrides.update(source_lang=source_lang, target_lang=target_lang)
-        models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-            [str(p) for p in paths], arg_overrides=overrides)
+        # fairseq only ever sees plain-data copies read by modelport's restricted unpickler
+        with sanitized_fairseq_checkpoints(paths) as copies:
+            models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+                [str(p) for p in copies], arg_overrides=overrides)
         self.models = [m.eval() for m in models]
         self.task = task
         self.src_dict = task.source_dictionary

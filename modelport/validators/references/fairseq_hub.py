@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from modelport.validators.references import prepare_fairseq
+from modelport.validators.references import prepare_fairseq, sanitized_fairseq_checkpoints
 from modelport.errors import InvalidInputError
 
 CODES_NAMES = ("bpecodes", "codes", "bpe.codes", "code")
@@ -86,8 +86,6 @@ class FairseqHubReference:
     @staticmethod
     def _from_pretrained(directory: Path, ckpt: Path, bpe: str | None, source_lang: str | None,
                          target_lang: str | None) -> Any:
-        # reference side only: fairseq's loader needs full pickle loading of
-        # a checkpoint the user asked us to compare against.
         prepare_fairseq()
         from fairseq.data.encoders.moses_tokenizer import MosesTokenizer, MosesTokenizerConfig
         from fairseq.models.transformer import TransformerModel
@@ -99,8 +97,11 @@ class FairseqHubReference:
         # them from a model folder; fairseq users pass them, as done here
         if source_lang and target_lang:
             kwargs.update(source_lang=source_lang, target_lang=target_lang)
-        hub = TransformerModel.from_pretrained(str(directory), checkpoint_file=ckpt.name,
-                                               data_name_or_path=str(directory), **kwargs)
+        # fairseq only ever sees a plain-data copy read by modelport's restricted unpickler;
+        # an absolute checkpoint_file is joined onto the model folder as itself
+        with sanitized_fairseq_checkpoints([ckpt]) as (copy,):
+            hub = TransformerModel.from_pretrained(str(directory), checkpoint_file=str(copy),
+                                                   data_name_or_path=str(directory), **kwargs)
         hub.eval()
         task = hub.cfg.task
         src = getattr(task, "source_lang", None) or source_lang

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError
+from modelport.validators.references import check_transformers_folder
 
 
 class TransformersReference:
@@ -27,6 +28,7 @@ class TransformersReference:
         if not (directory / "config.json").is_file():
             raise InvalidInputError(f"reference `{source}` is not a transformers model folder (no config.json); "
                                     "validate T5 ports against the transformers checkpoint they came from")
+        check_transformers_folder(directory)  # pickled weights pass the restricted reader first
         from transformers.utils import logging as hf_logging
 
         bar = hf_logging.is_progress_bar_enabled()
