@@ -43,7 +43,8 @@ from modelport.converters import t5 as t5_converter
 from modelport.converters.base import KeyMapper
 from modelport.errors import InvalidInputError, OutputExistsError, ParityError
 from modelport.exporters import REPORT_NAME
-from modelport.model.io import atomic_output_dir, read_json, write_json
+from modelport.model.folder import check_folder
+from modelport.model.io import atomic_output_dir, output_exists, read_json, write_json
 
 TOL = 1e-4
 # Default verification lines: plain text plus the characters Moses escapes
@@ -534,11 +535,11 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
     from modelport.api import load
 
     directory = Path(ported_dir)
-    if Path(output_dir).exists() and not force:
+    if output_exists(output_dir) and not force:
         raise OutputExistsError(str(output_dir))
     if not directory.is_dir():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
-    data = read_json(directory / "config.json")  # raw: refusals come before the weights load
+    data = check_folder(directory).data  # checked, weights not loaded: refusals come before the weights load
     problems = _common_problems(data)
     if problems:
         raise InvalidInputError(f"`{ported_dir}` cannot be exported to transformers: " + "; ".join(problems))

@@ -50,7 +50,8 @@ from modelport.errors import InvalidInputError, OutputExistsError, ParityError
 from modelport.exporters import REPORT_NAME
 from modelport.exporters.hf import DEFAULT_LINES, TOL
 from modelport.generation.translate import pad_batch
-from modelport.model.io import atomic_output_dir, read_json, write_json
+from modelport.model.folder import check_folder
+from modelport.model.io import atomic_output_dir, output_exists, read_json, write_json
 from modelport.model.transformer import EncoderOutput, Seq2SeqModel
 
 OPSET = 17  # LayerNormalization is a single op from 17 on; scaled_dot_product_attention exports from 14
@@ -196,11 +197,11 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     from modelport.api import load
 
     directory = Path(ported_dir)
-    if Path(output_dir).exists() and not force:
+    if output_exists(output_dir) and not force:
         raise OutputExistsError(str(output_dir))
     if not directory.is_dir():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
-    problems = _folder_problems(read_json(directory / "config.json"))
+    problems = _folder_problems(check_folder(directory).data)  # checked, weights not loaded yet
     if problems:
         raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: " + "; ".join(problems))
     try:

@@ -23,7 +23,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from modelport.errors import InvalidInputError
+from modelport.errors import WRITE_ERRNOS, InvalidInputError, OutputWriteError
+from modelport.model.folder import check_folder
 
 CARD_NAME = "README.md"
 
@@ -240,6 +241,7 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     if not (directory / "config.json").is_file() or not (directory / "conversion.json").is_file():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (config.json or conversion.json "
                                 "missing; create one with `modelport convert`)")
+    check_folder(directory)  # a damaged or edited folder gets no card
     cfg = _read(directory / "config.json")
     conv = _read(directory / "conversion.json")
     gen = _read(directory / "generation_config.json")
@@ -284,12 +286,19 @@ def write_card(ported_dir: str | os.PathLike[str], **kw: Any) -> Path:
     directory = Path(ported_dir)
     card = make_card(directory, **kw)
     target = directory / CARD_NAME
-    fd, tmp = tempfile.mkstemp(prefix=f".{CARD_NAME}.", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{CARD_NAME}.", dir=directory)
+    except OSError as e:
+        if e.errno in WRITE_ERRNOS:
+            raise OutputWriteError(str(target), e.strerror or str(e), e.errno) from None
+        raise
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(str(card))
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:
+            raise OutputWriteError(str(target), f"{e.strerror or e} (nothing was written)", e.errno) from None
         raise
     return target

@@ -4,10 +4,11 @@ result against the original (size, speed, agreement, BLEU/chrF)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,18 @@ def folder_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in weight_files(directory))
 
 
-def write_pass_output(source: Path, output: str | os.PathLike[str], tensors: Iterable[tuple[str, torch.Tensor]],
-                      config: dict[str, Any], history: dict[str, Any], force: bool,
-                      tokenizer_files: Mapping[str, str | dict[str, Any]] | None = None) -> Path:
+@contextlib.contextmanager
+def pass_output(source: Path, output: str | os.PathLike[str], tensors: Iterable[tuple[str, torch.Tensor]],
+                config: dict[str, Any], history: dict[str, Any], force: bool,
+                tokenizer_files: Mapping[str, str | dict[str, Any]] | None = None) -> Iterator[Path]:
     """A new ported folder: ``source``'s tokenizer and generation defaults,
     the given weights and config.json, and conversion.json with ``history``
     appended. ``tokenizer_files`` replace files of ``tokenizer/`` (text, or a
-    dict written as JSON). Written to a temporary sibling and renamed into place."""
+    dict written as JSON).
+
+    Written to a temporary sibling, which is yielded so the pass can measure
+    the result and write its report there; renamed into place only after
+    that, so a failed or interrupted measurement leaves nothing behind."""
     conversion = read_json(source / "conversion.json")
     conversion.setdefault("history", []).append(history)
     with atomic_output_dir(output, force=force) as tmp:
@@ -41,7 +47,7 @@ def write_pass_output(source: Path, output: str | os.PathLike[str], tensors: Ite
                 write_json(tmp / "tokenizer" / name, content)
         shutil.copyfile(source / "generation_config.json", tmp / "generation_config.json")
         write_json(tmp / "conversion.json", conversion)
-    return Path(output)
+        yield tmp
 
 
 def _bleu(hyps: list[str], refs: list[str]) -> dict[str, float]:

@@ -60,9 +60,10 @@ from torch import Tensor, nn
 
 from modelport.errors import InvalidInputError, OutputExistsError
 from modelport.model.config import Seq2SeqConfig
-from modelport.model.io import load_weights, read_json
+from modelport.model.folder import check_folder, load_checked_weights
+from modelport.model.io import output_exists, read_json
 from modelport.model.layers import Attention
-from modelport.passes.common import finish, measure, write_pass_output
+from modelport.passes.common import finish, measure, pass_output
 
 # teacher layers -> {student layers: kept teacher layers}
 LAYERS_TO_COPY: dict[int, dict[int, list[int]]] = {
@@ -455,10 +456,11 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
         raise InvalidInputError("nothing to prune: give --encoder-layers, --decoder-layers, --heads, --ffn "
                                 "and/or --vocab-from")
     source = Path(ported_dir)
-    config = read_json(source / "config.json")
-    if config.get("quantization"):
+    checked = check_folder(source)
+    config = checked.data
+    if checked.quantization:
         raise InvalidInputError(f"`{ported_dir}` is quantized; prune the unquantized folder, then quantize")
-    if Path(output_dir).exists() and not force:
+    if output_exists(output_dir) and not force:
         raise OutputExistsError(str(output_dir))
     model_cfg: dict[str, Any] = config["model"]
     # check every option before the (slow) weight work
@@ -474,7 +476,7 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
         for side in sides:
             _removed(ffn, model_cfg[f"{side}_ffn_dim"], "FFN neuron", "--ffn")
 
-    state = _shrink_layers(load_weights(source), keep)
+    state = _shrink_layers(load_checked_weights(checked), keep)
     changed: dict[str, Any] = {f"{side}_layers_kept": kept for side, kept in keep.items()}
     for side, kept in keep.items():
         model_cfg[f"{side}_layers"] = len(kept)
@@ -512,7 +514,9 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
     Seq2SeqConfig.from_dict(model_cfg)  # a bug here must not write a folder that cannot load
     options = {"encoder_layers": encoder_layers, "decoder_layers": decoder_layers, "heads": heads, "ffn": ffn,
                "vocab_from": None if vocab_from is None else str(vocab_from)}
-    out = write_pass_output(source, output_dir, list(state.items()), config,
-                            {"pass": "prune", "options": options, "changed": changed}, force,
-                            tokenizer_files=tokenizer_files)
-    return finish(out, "prune", options, changed, measure(source, out, data, references, target_ids=target_ids))
+    with pass_output(source, output_dir, list(state.items()), config,
+                     {"pass": "prune", "options": options, "changed": changed}, force,
+                     tokenizer_files=tokenizer_files) as out:
+        # measured before the folder is renamed into place: an interrupted run leaves nothing
+        return finish(out, "prune", options, changed, measure(source, out, data, references,
+                                                               target_ids=target_ids))

@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from modelport.errors import InvalidInputError, OutputExistsError
-from modelport.model.io import load_weights, read_json
-from modelport.passes.common import finish, measure, write_pass_output
+from modelport.model.folder import QUANTIZATION_MODES, SCALE_SUFFIX, check_folder, load_checked_weights
+from modelport.model.io import output_exists
+from modelport.passes.common import finish, measure, pass_output
 
-MODES = ("int8", "int8-weights", "fp16", "bf16")
-SCALE_SUFFIX = "_scale"
+MODES = QUANTIZATION_MODES
 
 
 def _quantizable(name: str, t: torch.Tensor) -> bool:
@@ -80,13 +80,14 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     if mode not in MODES:
         raise InvalidInputError(f"`{mode}` is not a known quantization mode (known: {', '.join(MODES)})")
     source = Path(ported_dir)
-    config = read_json(source / "config.json")
-    if config.get("quantization"):
-        raise InvalidInputError(f"`{ported_dir}` is already quantized ({config['quantization']['mode']}); "
+    checked = check_folder(source)
+    config = checked.data
+    if checked.quantization:
+        raise InvalidInputError(f"`{ported_dir}` is already quantized ({checked.quantization}); "
                                 "quantize the unquantized folder instead")
-    if Path(output_dir).exists() and not force:
+    if output_exists(output_dir) and not force:
         raise OutputExistsError(str(output_dir))
-    state = load_weights(source)
+    state = load_checked_weights(checked)
     tensors: list[tuple[str, torch.Tensor]] = []
     converted: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
     count = 0
@@ -111,6 +112,7 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     config["quantization"] = {"mode": mode, "scheme": scheme[mode]}
     options = {"mode": mode}
     changed = {"tensors_quantized": count}
-    out = write_pass_output(source, output_dir, tensors, config,
-                            {"pass": "quantize", "options": options, "changed": changed}, force)
-    return finish(out, "quantize", options, changed, measure(source, out, data, references))
+    with pass_output(source, output_dir, tensors, config,
+                     {"pass": "quantize", "options": options, "changed": changed}, force) as out:
+        # measured before the folder is renamed into place: an interrupted run leaves nothing
+        return finish(out, "quantize", options, changed, measure(source, out, data, references))
