@@ -13,11 +13,15 @@ Public API::
 
 __version__ = "0.1.0"
 
-from modelport.api import PortedModel, convert, inspect, load  # noqa: E402
 from modelport.errors import ModelportError  # noqa: E402
 
-# Heavier entry points are imported on first use, so `import modelport` stays fast.
+# Entry points are imported on first use, so `import modelport` (and the
+# `modelport` command, before it runs a command) stays fast and imports no torch.
 _LAZY = {
+    "PortedModel": "modelport.api",
+    "convert": "modelport.api",
+    "inspect": "modelport.api",
+    "load": "modelport.api",
     "publish": "modelport.hub",
     "make_card": "modelport.modelcards",
     "write_card": "modelport.modelcards",

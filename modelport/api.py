@@ -74,7 +74,7 @@ def plan_and_write(source: str, output_dir: str | os.PathLike[str], *, format: s
     """Check, map and write ``source`` as a ported folder; return the plan
     (its summary is what ``modelport convert`` prints). An existing
     ``output_dir`` is refused before any work unless ``force``."""
-    if Path(output_dir).exists() and not force:
+    if os.path.lexists(output_dir) and not force:  # a dangling symlink is taken too
         from modelport.errors import OutputExistsError
 
         raise OutputExistsError(str(output_dir))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -19,7 +21,55 @@ from pathlib import Path
 from typing import Any
 
 from modelport import __version__
-from modelport.errors import InvalidInputError, ModelportError
+from modelport.errors import WRITE_ERRNOS, InvalidInputError, ModelportError, OutputWriteError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (``modelport: error: `--beam`
+    must be a positive integer, but is 0``) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        m = re.fullmatch(r"argument (\S+): (.*)", message, flags=re.S)
+        if m:
+            sep = " " if m.group(2).startswith("must ") else ": "
+            message = f"`{m.group(1)}`{sep}{m.group(2)}"
+        message = " ".join(message.split())
+        self.exit(2, f"modelport: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _number(text: str, kind: type, wanted: str, ok) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, but is {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {wanted}, but is {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, "a positive integer", lambda v: v >= 1)
+
+
+def _nonnegative_int(text: str) -> int:
+    return _number(text, int, "an integer >= 0", lambda v: v >= 0)
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
+
+
+def _nonnegative_float(text: str) -> float:
+    return _number(text, float, "a number >= 0", lambda v: math.isfinite(v) and v >= 0)
+
+
+def _finite_float(text: str) -> float:
+    return _number(text, float, "a finite number", math.isfinite)
+
+
+def _probability(text: str) -> float:
+    return _number(text, float, "a number in (0, 1]", lambda v: 0 < v <= 1)
+
 
 def _size(text: str) -> int:
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}
@@ -125,15 +175,34 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _read_lines(path: str | None) -> list[str]:
+    """The lines of ``path`` (stdin for None or "-"), strictly UTF-8: a line
+    that is not is an error naming it, whatever the locale says."""
     if path is None or path == "-":
-        return [line.rstrip("\n") for line in sys.stdin]
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:  # a text-only stream (no bytes underneath): check what it decoded
+            return [_utf8_line(line, i, "stdin") for i, line in enumerate(sys.stdin, 1)]
+        return [_utf8_line(raw, i, "stdin") for i, raw in enumerate(stream, 1)]
     try:
-        with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f]
+        with open(path, "rb") as f:
+            return [_utf8_line(raw, i, f"input `{path}`") for i, raw in enumerate(f, 1)]
     except FileNotFoundError:
         raise InvalidInputError(f"input `{path}` does not exist") from None
-    except UnicodeDecodeError:
-        raise InvalidInputError(f"input `{path}` is not UTF-8 text") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"input `{path}` must be a file, but is a directory") from None
+
+
+def _utf8_line(raw: bytes | str, number: int, where: str) -> str:
+    try:
+        # text from a surrogateescape stream (C/POSIX locale) holds undecodable bytes as surrogates
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw.encode("utf-8").decode("utf-8")
+    except UnicodeError as e:
+        bad = e.object[e.start]
+        shown = f"byte 0x{bad:02x}" if isinstance(bad, int) else f"byte 0x{ord(bad) & 0xff:02x}"
+        raise InvalidInputError(f"line {number} of {where} must be UTF-8 text, but has {shown} at column "
+                                f"{e.start + 1}") from None
+    if text.endswith("\n"):
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    return text
 
 
 def _load_ported(path: str):
@@ -191,16 +260,32 @@ def _decoding_options(args: argparse.Namespace, search_only: bool = False) -> di
     return opts
 
 
+def _check_decoding(args: argparse.Namespace, generation_config: dict[str, Any] | None = None) -> None:
+    """Decoding options that only mean something together (argparse checks each alone)."""
+    gen = generation_config or {}
+    beam = args.beam if args.beam is not None else next(
+        (gen[k] for k in ("beam", "beam_size", "num_beams") if isinstance(gen.get(k), int)), None)
+    if getattr(args, "nbest", None) is not None and beam is not None and not getattr(args, "sampling", None) \
+            and args.nbest > beam:
+        raise InvalidInputError(f"`--nbest` must be at most the beam size ({beam}), but is {args.nbest}")
+    semantics = args.semantics or gen.get("semantics")
+    if semantics == "marian" and args.lenpen is not None and args.lenpen < 0:
+        raise InvalidInputError(f"`--lenpen` must be >= 0 under marian semantics (the exponent of Marian's "
+                                f"--normalize), but is {args.lenpen}")
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
-    if args.output and Path(args.output).exists() and not args.force:
+    if args.output and os.path.lexists(args.output) and not args.force:  # a dangling symlink exists too
         from modelport.errors import OutputExistsError
 
         raise OutputExistsError(args.output)
+    _check_decoding(args)
     ported = _load_ported(args.ported_dir)
+    _check_decoding(args, ported.generation_config)
     lines = _read_lines(args.input)
-    results = ported.translate(lines, progress=True, keep_special_tokens=args.keep_special_tokens,
-                               **_decoding_options(args))
-    with _output(args.output) as out:
+    with _output(args.output) as out:  # opened first: an output that cannot be written fails before the work
+        results = ported.translate(lines, progress=True, keep_special_tokens=args.keep_special_tokens,
+                                   **_decoding_options(args))
         for i, hyps in enumerate(results):
             if args.json:
                 out.write(json.dumps({"id": i, "source": lines[i], "hypotheses": hyps}, ensure_ascii=False) + "\n")
@@ -221,13 +306,20 @@ def _output(path: str | None):
         yield sys.stdout
         return
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
+    except OSError as e:
+        if e.errno in WRITE_ERRNOS:
+            raise OutputWriteError(path, e.strerror or str(e), e.errno) from None
+        raise
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             yield f
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS and e.filename in (None, tmp, str(target)):
+            raise OutputWriteError(path, f"{e.strerror or e} (nothing was written)", e.errno) from None
         raise
 
 
@@ -428,38 +520,39 @@ def _add_pass_options(p: argparse.ArgumentParser) -> None:
 
 def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False) -> None:
     g = p.add_argument_group("decoding (defaults: the ported folder's generation_config.json)")
-    g.add_argument("--beam", type=int, help="beam size")
-    g.add_argument("--lenpen", type=float, help="length penalty (fairseq: score / len**lenpen; marian: as --normalize)")
-    g.add_argument("--nbest", type=int, help="hypotheses returned per input")
+    g.add_argument("--beam", type=_positive_int, help="beam size")
+    g.add_argument("--lenpen", type=_finite_float,
+                   help="length penalty (fairseq: score / len**lenpen; marian: as --normalize)")
+    g.add_argument("--nbest", type=_positive_int, help="hypotheses returned per input (at most the beam size)")
     g.add_argument("--max-len-a", type=float, help="max length = a * source length + b")
     g.add_argument("--max-len-b", type=int, help="max length = a * source length + b")
-    g.add_argument("--min-len", type=int, help="minimum output length (EOS blocked before)")
+    g.add_argument("--min-len", type=_nonnegative_int, help="minimum output length (EOS blocked before)")
     g.add_argument("--unkpen", type=float, help="unknown-word penalty")
-    g.add_argument("--no-repeat-ngram-size", type=int, help="block repeated n-grams of this size")
+    g.add_argument("--no-repeat-ngram-size", type=_nonnegative_int, help="block repeated n-grams of this size")
     g.add_argument("--semantics", choices=["fairseq", "hf"] if search_only else ["fairseq", "hf", "marian"],
                    help="whose beam search to reproduce")
-    g.add_argument("--batch-size", type=int, help="sentences per batch (batches are sorted by length)")
-    g.add_argument("--max-tokens", type=int, help="source tokens per batch (instead of --batch-size)")
+    g.add_argument("--batch-size", type=_positive_int, help="sentences per batch (batches are sorted by length)")
+    g.add_argument("--max-tokens", type=_positive_int, help="source tokens per batch (instead of --batch-size)")
     if search_only:
         return
     g.add_argument("--early-stopping", choices=["true", "false", "never"], help="hf semantics: stopping rule")
-    g.add_argument("--normalize", type=float, nargs="?", const=1.0, metavar="ALPHA",
+    g.add_argument("--normalize", type=_nonnegative_float, nargs="?", const=1.0, metavar="ALPHA",
                    help="marian semantics: score / length**ALPHA (bare flag: 1.0)")
     g.add_argument("--word-penalty", type=float, metavar="WP",
                    help="marian semantics: subtract WP x length from the score")
-    g.add_argument("--max-length", type=int, metavar="N",
+    g.add_argument("--max-length", type=_positive_int, metavar="N",
                    help="marian semantics: longest source in tokens, </s> included (longer lines are an error "
                         "unless --max-length-crop); hf semantics: max_length")
-    g.add_argument("--max-length-factor", type=float, metavar="F",
+    g.add_argument("--max-length-factor", type=_positive_float, metavar="F",
                    help="marian semantics: max output length = F x the batch's padded source length")
     g.add_argument("--max-length-crop", action="store_true", default=None,
                    help="marian semantics: crop sources longer than --max-length")
     g.add_argument("--allow-unk", action="store_true", default=None,
                    help="marian semantics: allow <unk> in the output (suppressed by default)")
     g.add_argument("--sampling", action="store_true", default=None, help="sample instead of beam search")
-    g.add_argument("--sampling-topk", type=int, help="sample from the k most likely tokens")
-    g.add_argument("--sampling-topp", type=float, help="sample from the smallest set with this mass")
-    g.add_argument("--temperature", type=float, help="sampling temperature")
+    g.add_argument("--sampling-topk", type=_positive_int, help="sample from the k most likely tokens")
+    g.add_argument("--sampling-topp", type=_probability, help="sample from the smallest set with this mass")
+    g.add_argument("--temperature", type=_positive_float, help="sampling temperature (> 0)")
     g.add_argument("--seed", type=int, help="random seed for sampling")
 
 
@@ -480,7 +573,7 @@ _KEEP_SPECIAL_HELP = ("T5 ports: print sentinels (<extra_id_N>) and <unk> instea
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="modelport",
         description="Port seq2seq checkpoints (fairseq, Marian/OPUS-MT, T5) into one PyTorch encoder-decoder, prove parity, "
                     "shrink and publish them.",
@@ -662,22 +755,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _end_progress_bars() -> None:
+    """Close the progress bars still drawn on stderr, so that a message
+    starts on its own line instead of at the end of a bar."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        with contextlib.suppress(Exception):
+            bar.close()
+
+
+def _error(message: str, code: int) -> int:
+    _end_progress_bars()
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    sys.stderr.write(f"modelport: error: {one_line}\n")
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # Everything, imports included, runs inside the try: a Ctrl-C at any point
+    # is "interrupted" (exit 130), never a traceback. Heavy modules (torch) are
+    # imported by the commands, not by `import modelport.cli`.
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except ModelportError as e:
-        sys.stderr.write(f"modelport: error: {e}\n")
-        return e.exit_code
+        return _error(str(e), e.exit_code)
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
+        _end_progress_bars()
         sys.stderr.write("modelport: interrupted\n")
         return 130
     except FileNotFoundError as e:  # raised before a typed check could run (e.g. -i FILE)
-        sys.stderr.write(f"modelport: error: {InvalidInputError(f'`{e.filename}` does not exist')}\n")
-        return 2
+        return _error(str(InvalidInputError(f"`{e.filename}` does not exist")), 2)
+    except OSError as e:
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        where = f"`{e.filename}`: " if e.filename else ""
+        return _error(f"{where}{e.strerror or e}", 2)
 
 
 if __name__ == "__main__":

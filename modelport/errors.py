@@ -8,6 +8,7 @@ failed); anything else is a bug and exits 1 with a traceback.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable, Sequence
 
 
@@ -135,15 +136,20 @@ class InvalidPortedFolderError(InvalidInputError):
         super().__init__(f"`{folder}` is not a valid ported model folder: {problem}")
 
 
+# OSError numbers that mean "the file system refuses the write" (read-only,
+# no permission, full, over quota, file too large): the user's to fix, not a bug
+WRITE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
 class OutputWriteError(ModelportError, OSError):
     """Writing an output failed for a reason the user can fix (read-only or
     full file system, no permission); nothing half-written is left behind."""
 
-    def __init__(self, path: str, reason: str, errno: int | None = None) -> None:
+    def __init__(self, path: str, reason: str, code: int | None = None) -> None:
         self.path = path
         self.reason = reason
         super().__init__(f"cannot write `{path}`: {reason}")
-        self.errno = errno
+        self.errno = code
 
     def __str__(self) -> str:  # OSError would render its args tuple otherwise
         return self.args[0] if self.args else ""

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from modelport.errors import InvalidInputError, OutputExistsError
+from modelport.errors import WRITE_ERRNOS, InvalidInputError, OutputExistsError, OutputWriteError
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -166,30 +166,57 @@ def read_json(path: Path) -> Any:
         raise InvalidInputError(f"`{path}` is not valid JSON: {e}") from None
 
 
+def output_exists(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is taken, a symlink (dangling or not) included."""
+    return os.path.lexists(path)
+
+
+def _write_error(output: str | os.PathLike[str], final: Path, err: OSError,
+                 anywhere: bool = False) -> OutputWriteError | None:
+    """A one-line :class:`OutputWriteError` for a write the file system refused
+    under the output's folder (``anywhere``: on the way to it); None for
+    anything else, which is a bug."""
+    if err.errno not in WRITE_ERRNOS:
+        return None
+    if not anywhere and err.filename is not None \
+            and not Path(os.path.abspath(err.filename)).is_relative_to(final.parent):
+        return None  # e.g. an input that cannot be read
+    return OutputWriteError(str(output), f"{err.strerror or err} (nothing was written)", err.errno)
+
+
 @contextlib.contextmanager
 def atomic_output_dir(output: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``output``; rename it into place on success.
 
-    An existing ``output`` is refused unless ``force``; on failure the
-    temporary folder is removed, so nothing half-written is ever left behind.
+    An existing ``output`` (a symlink too, even a dangling one) is refused
+    unless ``force``, which replaces the link itself, never its target. On
+    failure the temporary folder is removed, so nothing half-written is ever
+    left behind; a write the file system refuses (read-only, full, no
+    permission) is an :class:`OutputWriteError`.
     """
     final = Path(output).absolute()
-    if final.exists() and not force:
+    if output_exists(final) and not force:
         raise OutputExistsError(str(output))
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    except OSError as e:
+        raise (_write_error(output, final, e, anywhere=True) or e) from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
     try:
         yield tmp
-        if final.exists():
+        if output_exists(final):
             backup = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
             os.rename(final, backup / "old")
             os.rename(tmp, final)
             shutil.rmtree(backup, ignore_errors=True)
         else:
             os.rename(tmp, final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        converted = _write_error(output, final, e) if isinstance(e, OSError) else None
+        if converted is not None:
+            raise converted from None
         raise

@@ -1,0 +1,281 @@
+"""Command-line faults (issue #12, item 9): symlinked outputs, read-only and
+full file systems, Ctrl-C during imports and during a pass's measurement,
+non-UTF-8 input, nonsensical decoding options, an error while a progress bar
+is drawn. Each ends with exit 2 (130 for Ctrl-C) and one line, and leaves
+nothing half-written."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli_util import one_line_error
+from modelport.cli import main
+
+LINES = ["Hello world.", "The cat sleeps on the sofa."]
+
+
+def _no_leftovers(parent: Path, name: str) -> None:
+    assert not os.path.lexists(parent / name), list(parent.iterdir())
+    assert not [p for p in parent.iterdir() if p.name.startswith(f".{name}.")], list(parent.iterdir())
+
+
+def _input(tmp_path: Path, lines: list[str] = LINES) -> Path:
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _code_and_err(argv: list[str], capsys) -> tuple[int, str]:
+    """Exit code of ``modelport argv`` whether argparse exits or main returns."""
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def _single_error_line(err: str) -> str:
+    """The one error line, as a terminal shows stderr: a progress bar erased
+    with carriage returns leaves nothing, and the message starts a line."""
+    lines = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]
+    lines = [line for line in lines if line.strip()]
+    assert len(lines) == 1, repr(err)
+    assert lines[0].startswith("modelport: error: ") and "Traceback" not in err, repr(err)
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------
+# outputs that are symlinks
+
+
+def test_cli_convert_to_dangling_symlink_is_refused_without_force(default_model_dir, tmp_path: Path,
+                                                                   capsys) -> None:
+    link = tmp_path / "out"
+    os.symlink(tmp_path / "nowhere", link)
+    line = one_line_error(["convert", str(default_model_dir), str(link)], capsys)
+    assert "already exists" in line and "--force" in line
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+    # with --force the link itself is replaced by the folder; its target is never written
+    assert main(["convert", str(default_model_dir), str(link), "--force"]) == 0
+    capsys.readouterr()
+    assert not link.is_symlink() and (link / "config.json").is_file()
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_cli_translate_output_dangling_symlink_is_not_replaced(ported_default, tmp_path: Path, capsys) -> None:
+    link = tmp_path / "out.txt"
+    os.symlink(tmp_path / "nowhere.txt", link)
+    line = one_line_error(["translate", str(ported_default.path), "-i", str(_input(tmp_path)), "-o", str(link)],
+                          capsys)
+    assert "already exists" in line and "--force" in line
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "nowhere.txt")
+
+
+# ---------------------------------------------------------------------------
+# read-only and full file systems
+
+WRITE_ERRORS = [(errno.EROFS, "Read-only file system"), (errno.EACCES, "Permission denied"),
+                (errno.ENOSPC, "No space left on device")]
+
+
+def _raiser(code: int, text: str):
+    def fail(*args, **kwargs):
+        raise OSError(code, text, str(args[0]) if args else None)
+    return fail
+
+
+@pytest.mark.parametrize("code,text", WRITE_ERRORS)
+def test_cli_convert_write_failure_is_one_line(default_model_dir, tmp_path: Path, capsys, monkeypatch,
+                                               code: int, text: str) -> None:
+    import modelport.model.io
+
+    monkeypatch.setattr(modelport.model.io, "_write_shard", _raiser(code, text))
+    got, err = _code_and_err(["convert", str(default_model_dir), str(tmp_path / "out")], capsys)
+    assert got == 2
+    line = _single_error_line(err)  # the "writing weights" bar was drawn and erased
+    assert text in line
+    _no_leftovers(tmp_path, "out")
+
+
+@pytest.mark.parametrize("code,text", WRITE_ERRORS)
+def test_cli_quantize_write_failure_is_one_line(ported_default, tmp_path: Path, capsys, monkeypatch,
+                                                code: int, text: str) -> None:
+    import modelport.model.io
+
+    monkeypatch.setattr(modelport.model.io, "_write_shard", _raiser(code, text))
+    line = one_line_error(["quantize", str(ported_default.path), str(tmp_path / "q"), "--mode", "fp16"], capsys)
+    assert text in line
+    _no_leftovers(tmp_path, "q")
+
+
+@pytest.mark.parametrize("code,text", WRITE_ERRORS)
+def test_cli_translate_output_write_failure_is_one_line(ported_default, tmp_path: Path, capsys, monkeypatch,
+                                                        code: int, text: str) -> None:
+    import tempfile
+
+    src = _input(tmp_path)
+    monkeypatch.setattr(tempfile, "mkstemp", _raiser(code, text))
+    line = one_line_error(["translate", str(ported_default.path), "-i", str(src), "-o", str(tmp_path / "o.txt")],
+                          capsys)
+    assert text in line
+    _no_leftovers(tmp_path, "o.txt")
+
+
+def test_cli_card_write_failure_is_one_line(ported_default, tmp_path: Path, capsys, monkeypatch) -> None:
+    import shutil
+    import tempfile
+
+    folder = tmp_path / "port"
+    shutil.copytree(ported_default.path, folder)
+    monkeypatch.setattr(tempfile, "mkstemp", _raiser(errno.EROFS, "Read-only file system"))
+    line = one_line_error(["card", str(folder)], capsys)
+    assert "Read-only file system" in line
+    assert not (folder / "README.md").exists()
+
+
+# ---------------------------------------------------------------------------
+# Ctrl-C
+
+_INTERRUPT_ON_TORCH_IMPORT = """
+import importlib.abc, sys
+
+class Interrupt(importlib.abc.MetaPathFinder):
+    # what a Ctrl-C while torch is being imported looks like to Python
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+from modelport.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_cli_interrupt_during_imports_exits_130_without_traceback(ported_default, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_ON_TORCH_IMPORT, "translate", str(ported_default.path),
+                           "-i", str(_input(tmp_path))], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert proc.stderr == "modelport: interrupted\n"
+
+
+def test_cli_interrupt_while_parsing_exits_130(monkeypatch, capsys) -> None:
+    import modelport.cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(modelport.cli, "build_parser", interrupted)
+    try:
+        code = main(["--version"])
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped modelport.cli.main")
+    assert code == 130
+    assert capsys.readouterr().err == "modelport: interrupted\n"
+
+
+@pytest.mark.parametrize("command", ["quantize", "prune"])
+def test_cli_interrupt_while_measuring_leaves_no_output(command: str, ported_default, tmp_path: Path, capsys,
+                                                        monkeypatch) -> None:
+    """Ctrl-C while a pass measures its result: the output folder is written
+    only after the measurement (with its report), so nothing is left."""
+    import importlib
+
+    module = importlib.import_module(f"modelport.passes.{command}")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "measure", interrupted)
+    options = ["--mode", "fp16"] if command == "quantize" else ["--decoder-layers", "2"]
+    code = main([command, str(ported_default.path), str(tmp_path / "out"), *options,
+                 "--data", str(_input(tmp_path))])
+    assert code == 130
+    assert capsys.readouterr().err.endswith("modelport: interrupted\n")
+    _no_leftovers(tmp_path, "out")
+
+
+# ---------------------------------------------------------------------------
+# non-UTF-8 input
+
+
+@pytest.mark.parametrize("errors", ["strict", "surrogateescape"])  # a UTF-8 locale, and the C/POSIX locale
+@pytest.mark.parametrize("command", ["tokenize", "translate"])
+def test_cli_non_utf8_stdin_names_the_line(command: str, errors: str, ported_default, capsys,
+                                           monkeypatch) -> None:
+    data = b"Hello world.\nBad \xff\xfe bytes.\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors=errors))
+    line = one_line_error([command, str(ported_default.path)], capsys)
+    assert "line 2" in line and "UTF-8" in line
+
+
+def test_cli_non_utf8_input_file_names_the_line(ported_default, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"one\ntwo\nthree \xc3\x28\n")
+    line = one_line_error(["translate", str(ported_default.path), "-i", str(src)], capsys)
+    assert "line 3" in line and "UTF-8" in line
+
+
+# ---------------------------------------------------------------------------
+# decoding options that mean nothing
+
+
+@pytest.mark.parametrize("options,flag", [
+    (["--beam", "0"], "--beam"),
+    (["--beam", "-3"], "--beam"),
+    (["--nbest", "0"], "--nbest"),
+    (["--beam", "2", "--nbest", "3"], "--nbest"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--max-tokens", "-5"], "--max-tokens"),
+    (["--sampling", "--temperature", "0"], "--temperature"),
+    (["--sampling", "--temperature", "-1"], "--temperature"),
+    (["--sampling", "--sampling-topp", "1.5"], "--sampling-topp"),
+    (["--sampling", "--sampling-topk", "0"], "--sampling-topk"),
+    (["--min-len", "-1"], "--min-len"),
+    (["--semantics", "marian", "--lenpen", "-0.5"], "--lenpen"),
+    (["--semantics", "marian", "--normalize", "-1"], "--normalize"),
+])
+def test_cli_bad_decoding_option_exits_2_with_one_line(options: list[str], flag: str, ported_default,
+                                                       tmp_path: Path, capsys) -> None:
+    code, err = _code_and_err(["translate", str(ported_default.path), "-i", str(_input(tmp_path)), *options],
+                              capsys)
+    assert code == 2, err
+    line = _single_error_line(err)
+    assert f"`{flag}`" in line, line
+
+
+# ---------------------------------------------------------------------------
+# an error while the progress bar is drawn
+
+
+def test_cli_error_after_progress_bar_starts_on_its_own_line(ported_default, tmp_path: Path, capsys,
+                                                             monkeypatch) -> None:
+    import importlib
+
+    from modelport.errors import InvalidInputError
+
+    translate_module = importlib.import_module("modelport.generation.translate")
+
+    real = translate_module.generate
+    calls = []
+
+    def second_batch_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise InvalidInputError("`line 2` cannot be decoded")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(translate_module, "generate", second_batch_fails)
+    code = main(["translate", str(ported_default.path), "-i", str(_input(tmp_path)), "--batch-size", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.split("\n")
+    assert lines[-1] == "" and lines[-2] == "modelport: error: `line 2` cannot be decoded", repr(err)
+    assert err.count("modelport: error:") == 1
