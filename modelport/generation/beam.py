@@ -107,13 +107,44 @@ def _block_ngrams(tokens: Tensor, lprobs: Tensor, step: int, n: int) -> Tensor:
     return lprobs
 
 
+def _block_ngrams_cpu_012(tokens: Tensor, lprobs: Tensor, step: int, n: int) -> Tensor:
+    """fairseq 0.12's CPU n-gram blocker (``NGramRepeatBlock._no_repeat_ngram``,
+    the pure-Python path taken whenever the CUDA extension is not usable).
+
+    ``SequenceGenerator._generate`` hands it the *whole* token buffer
+    (``bsz * beam`` rows of ``max_len + 2`` columns: the leading EOS, the
+    tokens so far, then pad up to the end), after the unk/max_len/min_len
+    masks and before the beam step. Nothing happens while ``step + 2 - n < 0``.
+    Otherwise the n-gram prefix it looks for is the last ``n - 1`` entries
+    *of the buffer row* (``row[-(n - 1):]``; for ``n == 1`` that slice is the
+    whole row), compared with every window ``row[i:i + n - 1]``,
+    ``i < step + 2 - n``, the token after a matching window being banned.
+    Those windows hold only written tokens, while the buffer's end is pad
+    (its last column is never written), so a match needs generated pad
+    tokens: in practice it blocks nothing. The rule is reproduced as
+    written, on a buffer of the same shape, so that it stays exact."""
+    count = step + 2 - n  # windows i = 0 .. count - 1
+    if count <= 0 or n < 2:  # n == 1: an empty window never equals the whole row
+        return lprobs
+    key = tokens[:, -(n - 1):]  # the buffer's tail, not the last generated tokens
+    written = tokens[:, : step + 1]
+    windows = written.unfold(1, n - 1, 1)[:, :count]  # [rows, count, n - 1]
+    match = windows.eq(key.unsqueeze(1)).all(-1)
+    if bool(match.any()):
+        rows, idx = match.nonzero(as_tuple=True)
+        lprobs[rows, written[rows, idx + n - 1]] = -math.inf
+    return lprobs
+
+
 class FairseqBeamSearch:
     """fairseq 0.12 ``SequenceGenerator._generate`` with ``search.BeamSearch``.
 
     Per step, in this order (``sequence_generator.py``):
       1. ``lprobs[nan] = -inf``; ``lprobs[:, pad] = -inf``; ``lprobs[:, unk] -= unk_penalty``.
       2. ``step >= max_len``: every token but EOS -inf; EOS keeps its log-prob.
-      3. ``step < min_len``: EOS -inf.  4. n-gram blocking.
+      3. ``step < min_len``: EOS -inf.  4. n-gram blocking (``ngram_blocking``:
+         fairseq 0.12's CPU blocker by default, see :func:`_block_ngrams_cpu_012`;
+         ``"intended"`` as its CUDA kernel and fairseq <= 0.10, :func:`_block_ngrams`).
       5. ``BeamSearch.step``: step 0 uses beam 0 only, else add the cumulative
          score; ``topk(min(2 * beam, beam * V - 1))`` over beam x V.
       6. EOS candidates with finite score among the first ``beam`` (and not
@@ -165,8 +196,9 @@ class FairseqBeamSearch:
             lprobs[:, self.eos + 1:] = -math.inf
         if step < o.min_len:
             lprobs[:, self.eos] = -math.inf
-        if o.no_repeat_ngram_size > 0 and o.ngram_blocking == "intended":
-            lprobs = _block_ngrams(self.tokens, lprobs, step, o.no_repeat_ngram_size)
+        if o.no_repeat_ngram_size > 0:
+            block = _block_ngrams if o.ngram_blocking == "intended" else _block_ngrams_cpu_012
+            lprobs = block(self.tokens, lprobs, step, o.no_repeat_ngram_size)
 
         # search.BeamSearch.step
         lp = lprobs.view(bsz, -1, V)

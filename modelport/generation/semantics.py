@@ -11,7 +11,9 @@ fairseq (``SequenceGenerator`` + ``search.BeamSearch``, fairseq 0.12)
     * masks act on log-softmax output, no renormalisation: NaN -> -inf, pad
       -inf, ``unk -= unkpen``, at ``step >= max_len`` every token but EOS -inf
       (EOS keeps its real log-prob), ``step < min_len`` EOS -inf, repeated
-      n-grams -inf;
+      n-grams -inf (0.12's CPU blocker compares with the pad-filled end of its
+      token buffer and so blocks nothing in practice; its CUDA kernel blocks
+      as intended: ``ngram_blocking``);
     * ``max_len = min(int(max_len_a * src_len + max_len_b), max_positions - 1)``
       with ``src_len`` the *padded* width of the batch (batching matters);
     * an EOS candidate is finalized only when it ranks among the first ``beam``
@@ -86,10 +88,13 @@ class FairseqOptions:
     temperature: float = 1.0
     # SequenceGenerator's ``max_len`` (0 = the decoder's max positions)
     max_len: int = 0
-    # fairseq 0.12's CPU n-gram blocker compares against the pad-filled end of
-    # its token buffer and never blocks anything; "cpu-0.12" reproduces that.
-    # "intended" blocks as fairseq <= 0.10 and 0.12's CUDA kernel do.
-    ngram_blocking: Literal["intended", "cpu-0.12"] = "intended"
+    # fairseq 0.12's CPU n-gram blocker (what fairseq-generate and the hub run
+    # without the CUDA extension) looks for the pad-filled end of its token
+    # buffer instead of the last generated tokens, so it blocks nothing;
+    # "cpu-0.12" reproduces it as written and is the default: it is what the
+    # reference computes. "intended" blocks as fairseq <= 0.10 and 0.12's CUDA
+    # kernel do (the last n - 1 tokens, leading EOS included).
+    ngram_blocking: Literal["intended", "cpu-0.12"] = "cpu-0.12"
 
 
 @dataclass(frozen=True, kw_only=True)

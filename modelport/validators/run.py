@@ -28,14 +28,17 @@ FORWARD_TOL = 1e-4
 
 
 def fairseq_cpu_ngram_noop() -> bool:
-    """fairseq 0.12's CPU ``NGramRepeatBlock`` compares against the pad-filled
-    end of its token buffer and blocks nothing; probe the installed one."""
+    """Whether the installed fairseq's CPU ``NGramRepeatBlock`` is 0.12's,
+    which compares against the pad-filled end of its token buffer and blocks
+    nothing (modelport's default ``ngram_blocking="cpu-0.12"``), rather than
+    one that blocks the last generated tokens (fairseq <= 0.10, later
+    releases: ``"intended"``). Probed on a buffer where the two differ."""
     from fairseq.ngram_repeat_block import NGramRepeatBlock
 
     blocker = NGramRepeatBlock(2, use_extension=False)
-    tokens = torch.tensor([[2, 5, 6, 5, 1, 1]])  # step 2: last token 5 followed 5 -> 6 before
+    tokens = torch.tensor([[2, 5, 6, 5, 1, 1]])  # step 3: last token 5 followed 5 -> 6 before
     lprobs = torch.zeros(1, 8)
-    out = blocker(tokens, lprobs.clone(), 1, 1, 2)
+    out = blocker(tokens, lprobs.clone(), 1, 1, 3)
     return bool(out[0, 6] == 0)
 
 
@@ -152,10 +155,16 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
         "min_len": min_len, "unkpen": unkpen, "no_repeat_ngram_size": no_repeat_ngram_size})
     ref, name_table, ref_opts = REFERENCES[ported.source_format](ported, reference, sem, opts)
     notes = []
-    if opts.get("no_repeat_ngram_size") and ported.source_format == "fairseq" and fairseq_cpu_ngram_noop():
-        opts["ngram_blocking"] = "cpu-0.12"
-        notes.append("the installed fairseq's CPU n-gram blocker blocks nothing (fairseq 0.12 bug); "
-                     "modelport reproduced it with ngram_blocking='cpu-0.12'")
+    if opts.get("no_repeat_ngram_size") and ported.source_format == "fairseq":
+        if fairseq_cpu_ngram_noop():
+            opts["ngram_blocking"] = "cpu-0.12"
+            notes.append("the installed fairseq's CPU n-gram blocker (0.12) compares with the pad-filled end of "
+                         "its token buffer and blocks nothing; modelport reproduces it (ngram_blocking='cpu-0.12', "
+                         "the default of fairseq semantics)")
+        else:
+            opts["ngram_blocking"] = "intended"
+            notes.append("the installed fairseq blocks repeated n-grams of the last generated tokens; modelport "
+                         "did the same (ngram_blocking='intended')")
     report["meta"].update({"semantics": sem, "options": dict(opts), "batch_size": batch_size, "notes": notes,
                            "reference_framework": type(ref).__name__})
 
