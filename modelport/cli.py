@@ -528,7 +528,9 @@ def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False)
     g.add_argument("--max-len-b", type=int, help="max length = a * source length + b")
     g.add_argument("--min-len", type=_nonnegative_int, help="minimum output length (EOS blocked before)")
     g.add_argument("--unkpen", type=float, help="unknown-word penalty")
-    g.add_argument("--no-repeat-ngram-size", type=_nonnegative_int, help="block repeated n-grams of this size")
+    g.add_argument("--no-repeat-ngram-size", type=_nonnegative_int,
+                   help="block repeated n-grams of this size (fairseq semantics: as fairseq 0.12 on CPU, whose "
+                        "blocker reads the pad-filled end of its buffer and so blocks nothing in practice)")
     g.add_argument("--semantics", choices=["fairseq", "hf"] if search_only else ["fairseq", "hf", "marian"],
                    help="whose beam search to reproduce")
     g.add_argument("--batch-size", type=_positive_int, help="sentences per batch (batches are sorted by length)")
