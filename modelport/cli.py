@@ -389,7 +389,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     result = publish(args.ported_dir, args.repo_id, private=args.private, revision=args.revision,
                      commit_message=args.commit_message, dry_run=args.dry_run, endpoint=args.endpoint,
-                     **_card_options(args))
+                     timeout=args.timeout, **_card_options(args))
     if args.json:
         _print_json(result)
         return 0
@@ -751,6 +751,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="contact nothing; list the files (size, sha256, path) that would be uploaded")
     p.add_argument("--endpoint", metavar="URL", help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)")
+    p.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                   help="give up when the endpoint leaves a request unanswered this long "
+                        "(default: MODELPORT_HUB_TIMEOUT, else 30)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     card_args(p)
     p.set_defaults(func=cmd_publish)

@@ -11,9 +11,12 @@ with one line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,54 @@ from modelport.errors import HubError, InvalidInputError
 from modelport.exporters import REPORT_NAME
 from modelport.model.io import read_json
 from modelport.modelcards.card import CARD_NAME, make_card
+
+
+# Seconds a Hub request may go unanswered (connect, each read, each write)
+# before publish gives up; MODELPORT_HUB_TIMEOUT or ``timeout=`` change it.
+DEFAULT_TIMEOUT = 30.0
+TIMEOUT_ENV = "MODELPORT_HUB_TIMEOUT"
+
+
+def hub_timeout(timeout: float | None = None) -> float:
+    """``timeout``, else MODELPORT_HUB_TIMEOUT, else :data:`DEFAULT_TIMEOUT`: a number of seconds > 0."""
+    where, value = "timeout", timeout
+    if value is None:
+        where, value = TIMEOUT_ENV, os.environ.get(TIMEOUT_ENV)
+        if value is None or value == "":
+            return DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InvalidInputError(f"`{where}` must be a number of seconds > 0, but is {value!r}")
+    return seconds
+
+
+@contextlib.contextmanager
+def _request_timeout(seconds: float) -> Iterator[None]:
+    """Every request huggingface_hub makes meanwhile waits at most ``seconds``
+    for the endpoint (its shared HTTP client has no timeout by default, so a
+    server that never answers would hang publish forever)."""
+    from huggingface_hub import get_session
+
+    client = get_session()
+    before = client.timeout
+    client.timeout = type(before)(seconds)
+    try:
+        yield
+    finally:
+        client.timeout = before
+
+
+def _timeout_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [TimeoutError]
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(__import__(name).TimeoutException)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
 
 
 def _sha256_file(path: Path) -> str:
@@ -91,10 +142,21 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _explain(err: Exception, repo_id: str, revision: str, secrets: list[str | None]) -> HubError:
+def _explain(err: Exception, repo_id: str, revision: str, secrets: list[str | None],
+             timeout: float = DEFAULT_TIMEOUT) -> HubError:
     """One-line :class:`HubError` for a huggingface_hub / network failure."""
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError, \
         RevisionNotFoundError
+
+    if isinstance(err, _timeout_errors()):
+        return HubError(repo_id, f"the Hub endpoint did not answer within {timeout:g} s ({type(err).__name__}); "
+                                 f"check the network or --endpoint, or wait longer with --timeout or {TIMEOUT_ENV}")
+    if isinstance(err, (KeyError, TypeError, AttributeError)):
+        # huggingface_hub reads the fields it expects from the JSON answer; a server that
+        # is no Hub (or a broken one) answers without them
+        missing = f" (no `{_scrub(str(err.args[0]), secrets)[:60]}`)" if isinstance(err, KeyError) and err.args else ""
+        return HubError(repo_id, f"the Hub endpoint gave an unexpected answer{missing}; is --endpoint a Hugging "
+                                 "Face Hub?")
 
     if isinstance(err, HFValidationError):
         return HubError(repo_id, f"`{repo_id}` is not a valid repository id (expected NAMESPACE/NAME)")
@@ -124,17 +186,21 @@ def _explain(err: Exception, repo_id: str, revision: str, secrets: list[str | No
 def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool = False,
             revision: str | None = None, commit_message: str | None = None, dry_run: bool = False,
             endpoint: str | None = None, token: str | None = None, license: str | None = None,
-            language: list[str] | None = None, base_model: str | None = None) -> dict[str, Any]:
+            language: list[str] | None = None, base_model: str | None = None,
+            timeout: float | None = None) -> dict[str, Any]:
     """Upload ``ported_dir`` (with a regenerated README.md) to ``repo_id`` in one commit.
 
     Returns ``{"repo_id", "revision", "private", "dry_run", "files": [{path, size, sha256}], ...}``
     plus ``commit_url`` and ``commit_oid`` after a real upload. ``dry_run``
     contacts nothing and lists exactly the files that would be uploaded.
     Card options (``license``, ``language``, ``base_model``) go to
-    :func:`modelport.modelcards.make_card`.
+    :func:`modelport.modelcards.make_card`. Each request waits at most
+    ``timeout`` seconds for the endpoint (default: MODELPORT_HUB_TIMEOUT, else
+    30); a server that does not answer in time is a :class:`HubError`.
     """
     from modelport import __version__
 
+    seconds = hub_timeout(timeout)
     directory = Path(ported_dir)
     if not directory.is_dir():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
@@ -159,17 +225,19 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
     if quiet:
         disable_progress_bars()
     try:
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        info = api.create_commit(repo_id, ops, commit_message=message, revision=revision, repo_type="model")
+        with _request_timeout(seconds):
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            info = api.create_commit(repo_id, ops, commit_message=message, revision=revision, repo_type="model")
     except Exception as err:  # noqa: BLE001 -- every failure becomes one typed line
-        known = (*_network_errors(), OSError, ValueError)
+        # KeyError/TypeError/AttributeError: huggingface_hub reading an answer that lacks what it expects
+        known = (*_network_errors(), OSError, ValueError, KeyError, TypeError, AttributeError)
         cause: BaseException = err
         # large-file uploads wrap the HTTP error: RuntimeError("Error while uploading 'x' to the Hub.")
         while isinstance(cause, RuntimeError) and isinstance(cause.__cause__, Exception):
             cause = cause.__cause__
         if not isinstance(cause, known):
             raise
-        explained = _explain(cause, repo_id, rev, secrets)
+        explained = _explain(cause, repo_id, rev, secrets, seconds)
         if cause is not err:
             explained = HubError(repo_id, f"{_scrub(str(err), secrets).rstrip('.')}: {explained.reason}",
                                  explained.status)
