@@ -107,6 +107,16 @@ class NonFiniteWeightsError(ModelportError, ValueError):
                          "(pass --allow-nonfinite to convert it anyway)")
 
 
+class NonFiniteOutputError(ModelportError, ValueError):
+    """Decoding a line produced NaN log-probabilities (non-finite weights or overflow)."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__(f"line {line}: the model's log-probabilities are NaN, so its output would mean nothing "
+                         "(the weights hold NaN or infinity, or a reduced precision overflowed; check the folder "
+                         "with `modelport inspect`)")
+
+
 class ConfigError(ModelportError, ValueError):
     """A Seq2SeqConfig was asked for a combination no real checkpoint uses."""
 

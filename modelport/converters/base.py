@@ -9,6 +9,7 @@ write, so no converter can skip them.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -97,6 +98,9 @@ class TokenizerAssets:
 
     files: dict[str, Path] = field(default_factory=dict)  # name in tokenizer/ -> source path
     config: dict[str, Any] = field(default_factory=dict)
+    # source files the converter derived ``files`` from (when it writes them
+    # itself into a temporary folder); checked like copied files
+    inputs: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -187,9 +191,21 @@ def check_dtypes(source: str, mapped: list[tuple[str, torch.Tensor]]) -> list[tu
     return [(name, t if t.dtype == torch.float32 else t.float()) for name, t in mapped]
 
 
+# -inf in a logits bias masks a token on purpose (Marian ports give the added pad id -inf)
+_MASKS = ("final_logits_bias",)
+
+
 def nonfinite_tensors(mapped: list[tuple[str, torch.Tensor]]) -> list[str]:
-    """Names of the tensors holding NaN or infinity (each tensor read once)."""
-    return [name for name, t in mapped if not bool(torch.isfinite(t).all())]
+    """Names of the tensors holding NaN or infinity (each tensor read once),
+    -inf in a logits bias excepted."""
+    bad = []
+    for name, t in mapped:
+        if bool(torch.isfinite(t).all()):
+            continue
+        if name.endswith(_MASKS) and not bool(torch.isnan(t).any()) and not bool(torch.isposinf(t).any()):
+            continue
+        bad.append(name)
+    return bad
 
 
 def check_slots(source: str, config: Seq2SeqConfig, mapped: list[tuple[str, torch.Tensor]]) -> None:
@@ -213,6 +229,48 @@ def check_slots(source: str, config: Seq2SeqConfig, mapped: list[tuple[str, torc
     problems += [f"slot `{n}` is not filled" for n in slots if n not in filled]
     if problems:
         raise WeightMappingError(source, problems)
+
+
+# what an option's value must be, and how an error names that
+_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "int": ("an integer", lambda v: type(v) is int),
+    "posint": ("a positive integer", lambda v: type(v) is int and v >= 1),
+    "natural": ("an integer >= 0", lambda v: type(v) is int and v >= 0),
+    "float": ("a finite number", lambda v: type(v) in (int, float) and math.isfinite(v)),
+    "posfloat": ("a number > 0", lambda v: type(v) in (int, float) and math.isfinite(v) and v > 0),
+    "bool": ("true or false", lambda v: type(v) is bool or v in (0, 1)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "intlist": ("a list of integers", lambda v: isinstance(v, (list, tuple)) and all(type(x) is int for x in v)),
+}
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters, computed without expanding shared
+    structures (a YAML alias bomb's ``repr`` would take gigabytes)."""
+    if isinstance(value, (list, tuple, dict, set)):
+        return f"a {type(value).__name__} of {len(value)}"
+    text = repr(value) if isinstance(value, (str, int, float, bool, type(None))) else f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line (YAML and JSON errors span several)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def option_type_problems(options: Mapping[str, Any], kinds: Mapping[str, str],
+                         spell: Callable[[str], str] = lambda key: key) -> list[str]:
+    """Every option of ``options`` whose value is not of its kind in ``kinds``
+    (absent and ``None`` values pass: defaults apply), as "`--beam` must be a
+    positive integer, but is 'lots'", in the foreign framework's spelling."""
+    problems = []
+    for key, kind in kinds.items():
+        value = options.get(key)
+        wanted, ok = _KINDS[kind]
+        if value is not None and not ok(value):
+            problems.append(f"`{spell(key)}` must be {wanted}, but is {short_repr(value)}")
+    return problems
 
 
 class KeyMapper:
@@ -299,14 +357,16 @@ def check_tokenizer_assets(plan: ConversionPlan) -> None:
     they are regular files inside the source folder, followed through symlinks:
     a ``bpecodes`` that links to ``/etc/passwd`` must not travel."""
     root = source_root(plan.source)
-    for name, src in plan.tokenizer.files.items():
+    derived = bool(plan.tokenizer.inputs)
+    for src in plan.tokenizer.inputs or list(plan.tokenizer.files.values()):
         real = Path(os.path.realpath(src))
         if not real.is_relative_to(root):
             raise InvalidInputError(f"tokenizer file `{src}` resolves to `{real}`, outside the source folder "
                                     f"`{root}` (copy the file into the folder)")
         if not real.is_file():
             raise InvalidInputError(f"tokenizer file `{src}` must be a regular file, but is not")
-        plan.tokenizer.files[name] = real
+    if not derived:
+        plan.tokenizer.files = {name: Path(os.path.realpath(src)) for name, src in plan.tokenizer.files.items()}
 
 
 def make_plan(source: str, *, format: str | None = None, progress: bool = False, allow_nonfinite: bool = False,

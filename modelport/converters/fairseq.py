@@ -11,6 +11,7 @@ serialization and fused ``in_proj`` attention weights); newer ones keep
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from modelport.converters.base import (
     ConversionPlan,
     Converter,
     KeyMapper,
+    option_type_problems,
+    short_repr,
     TokenizerAssets,
     register_converter,
 )
@@ -107,9 +110,26 @@ def _resolve_options(model: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
+# numeric options read into the unified config, and the decoding defaults a
+# checkpoint's `generation` records: checked before anything is built from them
+_OPTION_KINDS = {**{k: "posint" for k in (
+    "encoder_embed_dim", "decoder_embed_dim", "encoder_ffn_embed_dim", "decoder_ffn_embed_dim", "encoder_layers",
+    "decoder_layers", "encoder_attention_heads", "decoder_attention_heads", "max_source_positions",
+    "max_target_positions", "decoder_input_dim", "decoder_output_dim")},
+    "activation_fn": "str"}
+_GENERATION_KINDS = {"beam": "posint", "lenpen": "float", "max_len_a": "float", "max_len_b": "natural",
+                     "min_len": "natural", "unkpen": "float", "no_repeat_ngram_size": "natural", "nbest": "posint"}
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
 def check_options(opts: dict[str, Any]) -> list[str]:
     """Every unsupported option, in fairseq's own names, with supported values."""
-    problems: list[str] = []
+    problems: list[str] = option_type_problems(opts, _OPTION_KINDS, _flag)
+    if problems:  # the checks below compare values these must hold first
+        return problems
     arch = opts.get("arch") or opts.get("_name")
     if arch not in ARCHITECTURES:
         problems.append(f"--arch {arch} is not supported (supported: {', '.join(ARCHITECTURES)})")
@@ -206,15 +226,32 @@ TOP_LEVEL_DROPS = {
 }
 
 
+def _check_state_dict(path: Path, state: Any) -> None:
+    """The `model` entry is a mapping of names to tensors (all problems at once)."""
+    if not isinstance(state, dict):
+        raise CorruptCheckpointError(str(path), f"its `model` entry must be a mapping of weights, but is "
+                                     f"{type(state).__name__}")
+    problems = [f"key {short_repr(k)} of `model` must be a string, but is {type(k).__name__}"
+                for k in state if not isinstance(k, str)]
+    problems += [f"`{k}` must be a tensor, but is {type(v).__name__}" for k, v in state.items()
+                 if isinstance(k, str) and not isinstance(v, torch.Tensor)]
+    if problems:
+        raise WeightMappingError(str(path), problems)
+
+
+_IN_PROJ = re.compile(r"^(encoder|decoder)\.layers\.(\d+)\.(self_attn|encoder_attn)\.in_proj_(weight|bias)$")
+
+
 def split_in_proj(mapper: KeyMapper, out: list[tuple[str, torch.Tensor]]) -> None:
     """Old fairseq fused q/k/v into ``in_proj_weight``/``in_proj_bias`` ([3*D, D]);
     split them into thirds (views, no copy), as fairseq's
     ``upgrade_state_dict_named`` does."""
     for key in list(mapper.state):
-        if not key.endswith("in_proj_weight"):
-            continue
+        m = _IN_PROJ.match(key)
+        if not m or m.group(4) != "weight":
+            continue  # a fused key elsewhere stays unmatched and is reported by the slot check
         prefix = key[: -len("in_proj_weight")]
-        side, _, layer, attn = prefix.rstrip(".").split(".")
+        side, layer, attn = m.group(1), m.group(2), m.group(3)
         unified = f"{side}.layers.{layer}.{'self_attn' if attn == 'self_attn' else 'cross_attn'}"
         for suffix in ("weight", "bias"):
             fused_key = f"{prefix}in_proj_{suffix}"
@@ -359,6 +396,7 @@ class FairseqConverter(Converter):
             ckpt = safe_torch_load(f)
             if not isinstance(ckpt, dict) or "model" not in ckpt:
                 raise CorruptCheckpointError(str(f), "it has no `model` entry (is it a fairseq checkpoint?)")
+            _check_state_dict(f, ckpt["model"])
             model_opts, task, gen = _checkpoint_options(ckpt, f)
             opts = _resolve_options(model_opts)
             if first_opts is None:
@@ -415,6 +453,8 @@ class FairseqConverter(Converter):
             "moses_aggressive_dash_splits": not bool(task.get("tokenizer.moses_no_dash_splits", False)),
             "append_eos": True,
         })
+        self.unsupported(self.source, [f"generation option {p}" for p in option_type_problems(
+            gen if isinstance(gen, dict) else {}, _GENERATION_KINDS, _flag)])
         generation = {"semantics": "fairseq"}
         for key, default in _GENERATION_KEYS.items():
             value = gen.get(key, default) if isinstance(gen, dict) else default

@@ -51,8 +51,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
-from modelport.converters.base import ConversionPlan, Converter, TokenizerAssets, register_converter
+from modelport.converters.base import (ConversionPlan, Converter, TokenizerAssets, one_line, option_type_problems,
+                                      register_converter, short_repr)
 from modelport.errors import (
     CorruptCheckpointError,
     InvalidInputError,
@@ -106,6 +108,21 @@ def resolve_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     return opts
 
 
+# value kinds of the options read into the unified config and of decoder.yml's decoding defaults
+OPTION_KINDS = {"dim-emb": "posint", "enc-depth": "posint", "dec-depth": "posint", "dim-vocabs": "intlist",
+                "transformer-heads": "posint", "transformer-dim-ffn": "posint", "transformer-ffn-depth": "posint",
+                "transformer-decoder-dim-ffn": "natural", "transformer-decoder-ffn-depth": "natural",
+                "transformer-ffn-activation": "str", "transformer-decoder-autoreg": "str", "type": "str",
+                "transformer-preprocess": "str", "transformer-postprocess": "str",
+                "transformer-postprocess-emb": "str", "transformer-postprocess-top": "str", "max-length": "natural"}
+DECODER_KINDS = {"beam-size": "posint", "normalize": "float", "word-penalty": "float", "max-length-factor": "float",
+                 "max-length": "natural", "max-length-crop": "bool", "n-best": "bool"}
+
+
+def _flag(key: str) -> str:
+    return f"--{key}"
+
+
 def check_options(opts: Mapping[str, Any]) -> list[str]:
     """Every unsupported option, in Marian's own option names, with what is supported."""
     problems: list[str] = []
@@ -113,6 +130,12 @@ def check_options(opts: Mapping[str, Any]) -> list[str]:
     if missing:
         problems.append("special:model.yml has no " + ", ".join(f"--{k}" for k in missing)
                         + f" (required: {', '.join('--' + k for k in REQUIRED)})")
+    problems += option_type_problems(opts, OPTION_KINDS, _flag)
+    dims = opts.get("dim-vocabs")
+    if isinstance(dims, (list, tuple)) and (len(dims) != 2 or not all(type(d) is int and d > 0 for d in dims)):
+        problems.append(f"`--dim-vocabs` must be two positive integers, but is {short_repr(dims)}")
+    if problems:  # the checks below read these values
+        return problems
     if opts["type"] != "transformer":
         problems.append(f"Option --type {opts['type']} is not supported (supported: transformer)")
     autoreg = opts["transformer-decoder-autoreg"]
@@ -442,7 +465,8 @@ def read_model_yml(arrays: Mapping[str, np.ndarray], path: Path) -> dict[str, An
     try:
         cfg = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise CorruptCheckpointError(str(path), f"its `special:model.yml` is not valid YAML ({e})") from None
+        raise CorruptCheckpointError(str(path), f"its `special:model.yml` is not valid YAML ({one_line(e)})") \
+            from None
     if not isinstance(cfg, dict):
         raise CorruptCheckpointError(str(path), "its `special:model.yml` is not a YAML mapping")
     return cfg
@@ -454,7 +478,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise InvalidInputError(f"`{path}` is not a readable YAML file ({e})") from None
+        raise InvalidInputError(f"`{path}` is not a readable YAML file ({one_line(e)})") from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"`{path}` must be a YAML mapping, but is {type(data).__name__}")
     return data
@@ -469,6 +493,10 @@ def find_inputs(source: str) -> tuple[Path, Path, list[Path], dict[str, Any]]:
     decoder: dict[str, Any] = {}
     if (directory / "decoder.yml").is_file():
         decoder = _read_yaml(directory / "decoder.yml")
+    for key in ("models", "vocabs"):
+        value = decoder.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise InvalidInputError(f"decoder.yml: `{key}` must be a list of file names, but is {short_repr(value)}")
     if path.is_file():
         npz = path
     elif decoder.get("models"):
@@ -519,7 +547,11 @@ def load_vocab(path: Path) -> dict[str, int]:
         except (OSError, RuntimeError) as e:
             raise InvalidInputError(f"`{path}` is not a SentencePiece model ({e})") from None
         return {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
-    vocab = read_marian_vocab(path)
+    try:
+        vocab = read_marian_vocab(path)
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as e:  # JSONDecodeError is a ValueError
+        raise InvalidInputError(f"vocabulary `{path}` is not a readable Marian vocabulary "
+                                f"({type(e).__name__}: {one_line(e)})") from None
     ids = sorted(vocab.values())
     if ids != list(range(len(ids))):
         raise InvalidInputError(f"vocabulary `{path}` must number its pieces 0..{len(ids) - 1} without gaps or "
@@ -536,6 +568,9 @@ def _language(readme: Path | None, key: str) -> str | None:
 
 def generation_defaults(decoder: Mapping[str, Any], pad: int, eos: int) -> dict[str, Any]:
     """decoder.yml's decoding defaults (Marian's own defaults where absent)."""
+    problems = option_type_problems(decoder, DECODER_KINDS, _flag)
+    if problems:
+        raise InvalidInputError("decoder.yml: " + "; ".join(problems))
     gen: dict[str, Any] = {"semantics": "marian"}
     for key, (name, default) in DECODER_DEFAULTS.items():
         value = decoder.get(key, default)
@@ -560,6 +595,11 @@ class MarianConverter(Converter):
     def plan(self, progress: bool = False) -> ConversionPlan:
         directory, npz, vocab_paths, decoder = find_inputs(self.source)
         arrays = read_npz(npz)
+        not_float = [k for k, a in arrays.items() if not k.startswith("special:")
+                     and not np.issubdtype(a.dtype, np.floating)]
+        if not_float:
+            raise CorruptCheckpointError(str(npz), "weights must be floating-point arrays, but " + ", ".join(
+                f"`{k}` is {arrays[k].dtype}" for k in not_float[:5]) + (" ..." if len(not_float) > 5 else ""))
         raw = read_model_yml(arrays, npz)
         opts = resolve_options(raw)
         problems = check_options(opts)
@@ -629,7 +669,8 @@ class MarianConverter(Converter):
                           target_vocab={**tgt_vocab, "<pad>": pad} if separate else None,
                           language_code_prefix=any(re.fullmatch(r">>.+<<", p) for p in tgt_vocab | src_vocab))
         names = ["source.spm", "target.spm", "vocab.json"] + (["target_vocab.json"] if separate else [])
-        assets = TokenizerAssets(files={n: Path(tmp.name) / n for n in names}, config=cfg)
+        assets = TokenizerAssets(files={n: Path(tmp.name) / n for n in names}, config=cfg,
+                                 inputs=list(dict.fromkeys([*spms, *vocab_paths])))
         assets._keepalive = tmp  # type: ignore[attr-defined]  # removed with the plan
         return assets, spms
 

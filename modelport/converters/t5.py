@@ -30,7 +30,8 @@ from typing import Any
 
 import torch
 
-from modelport.converters.base import ConversionPlan, Converter, KeyMapper, TokenizerAssets, register_converter
+from modelport.converters.base import (ConversionPlan, Converter, KeyMapper, TokenizerAssets, one_line,
+                                      option_type_problems, register_converter, short_repr)
 from modelport.converters.safe_pickle import safe_torch_load
 from modelport.errors import CorruptCheckpointError, InvalidInputError, UnsupportedCheckpointError, WeightMappingError
 from modelport.model.config import Seq2SeqConfig
@@ -94,15 +95,23 @@ def hf_scale_decoder_outputs(cfg: dict[str, Any]) -> bool:
     return cfg.get("tie_word_embeddings", True) is not False
 
 
+def _shown(value: Any) -> str:
+    """A config value as JSON when it is a short string, else a bounded description."""
+    return json.dumps(value) if isinstance(value, str) and len(value) <= 60 else short_repr(value)
+
+
 def check_hf_config(cfg: dict[str, Any]) -> list[str]:
     """Every unsupported or missing ``config.json`` field, in transformers' names."""
     problems: list[str] = []
     model_type = cfg.get("model_type")
-    if model_type in REFUSED_MODEL_TYPES:
+    if not isinstance(model_type, str):
+        problems.append(f"model_type {_shown(model_type)} is not supported (supported: {', '.join(MODEL_TYPES)})")
+        model_type = None
+    elif model_type in REFUSED_MODEL_TYPES:
         problems.append(f"model_type \"{model_type}\" is not supported ({REFUSED_MODEL_TYPES[model_type]}; "
                         f"supported: {', '.join(MODEL_TYPES)})")
     elif model_type not in MODEL_TYPES:
-        problems.append(f"model_type {json.dumps(model_type)} is not supported (supported: {', '.join(MODEL_TYPES)})")
+        problems.append(f"model_type {_shown(model_type)} is not supported (supported: {', '.join(MODEL_TYPES)})")
     missing = [k for k in REQUIRED_FIELDS if cfg.get(k) is None]
     if missing:
         problems.append(f"config.json has no {', '.join(missing)} (required: {', '.join(REQUIRED_FIELDS)})")
@@ -112,18 +121,24 @@ def check_hf_config(cfg: dict[str, Any]) -> list[str]:
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
             problems.append(f"{k} {json.dumps(v)} is not supported (supported: a non-negative integer)")
     ffp = cfg.get("feed_forward_proj", "gated-gelu" if model_type == "mt5" else "relu")
-    if ffp not in FEED_FORWARD:
-        problems.append(f"feed_forward_proj {json.dumps(ffp)} is not supported (supported: {', '.join(FEED_FORWARD)})")
+    if not isinstance(ffp, str) or ffp not in FEED_FORWARD:
+        problems.append(f"feed_forward_proj {_shown(ffp)} is not supported (supported: {', '.join(FEED_FORWARD)})")
+    problems += option_type_problems(cfg, {"layer_norm_epsilon": "posfloat", "tie_word_embeddings": "bool"})
     eos = cfg.get("eos_token_id", 1)
-    if isinstance(eos, list) and len(eos) != 1 or not isinstance(eos, (int, list)):
-        problems.append(f"eos_token_id {json.dumps(eos)} is not supported (supported: one token id)")
+    if not (type(eos) is int or isinstance(eos, list) and len(eos) == 1 and type(eos[0]) is int):
+        problems.append(f"eos_token_id {short_repr(eos)} is not supported (supported: one token id)")
     if cfg.get("is_encoder_decoder", True) is not True or cfg.get("is_decoder", False) is not False:
         problems.append("is_encoder_decoder false / is_decoder true is not supported (supported: the "
                         "encoder-decoder model)")
     archs = cfg.get("architectures") or []
-    bad = [a for a in archs if a not in ARCHITECTURES]
-    if bad:
-        problems.append(f"architectures {json.dumps(bad)} is not supported (supported: {', '.join(ARCHITECTURES)})")
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        problems.append(f"architectures {short_repr(archs)} is not supported (supported: a list of "
+                        f"{', '.join(ARCHITECTURES)})")
+    else:
+        bad = [a for a in archs if a not in ARCHITECTURES]
+        if bad:
+            problems.append(f"architectures {json.dumps(bad)[:200]} is not supported (supported: "
+                            f"{', '.join(ARCHITECTURES)})")
     return problems
 
 
@@ -335,10 +350,38 @@ def tokenizer_assets(spm: Path, extra_ids: int, vocab_size: int, source: str) ->
             f"vocab_size {vocab_size}; use the SentencePiece model the checkpoint was trained with"])
     from modelport.tokenizers.sentencepiece import t5_config
 
-    return TokenizerAssets(files={"spiece.model": spm}, config=t5_config(spm, extra_ids))
+    return TokenizerAssets(files={"spiece.model": spm},
+                           config=t5_config(spm, extra_ids, _clean_up_tokenization_spaces(spm, source)))
+
+
+def _clean_up_tokenization_spaces(spm: Path, source: str) -> bool:
+    """The ``clean_up_tokenization_spaces`` of the ``tokenizer_config.json``
+    beside the spm model: transformers' ``decode`` applies its clean-up when
+    it is true (``" ."`` -> ``"."``, ...), so the port's decode must too.
+    Absent (or no such file, e.g. Mesh-TF checkpoints): transformers 5's
+    default, false."""
+    path = spm.parent / "tokenizer_config.json"
+    if not path.is_file():
+        return False
+    value = _read_json(path).get("clean_up_tokenization_spaces", False)
+    if not isinstance(value, bool):
+        raise UnsupportedCheckpointError(source, [f"tokenizer_config.json clean_up_tokenization_spaces {value!r} is "
+                                                  "not supported (supported: true, false)"])
+    return value
+
+
+_GENERATION_KINDS = {"num_beams": "posint", "max_length": "natural", "max_new_tokens": "natural",
+                     "min_length": "natural", "length_penalty": "float", "no_repeat_ngram_size": "natural"}
 
 
 def generation_defaults(hyper: T5Hyper, source_gen: dict[str, Any]) -> dict[str, Any]:
+    """transformers' decoding defaults, overridden by the source's generation_config.json (checked)."""
+    problems = option_type_problems(source_gen, _GENERATION_KINDS)
+    early = source_gen.get("early_stopping")
+    if early is not None and early not in (True, False, "never"):
+        problems.append(f"`early_stopping` must be true, false or \"never\", but is {short_repr(early)}")
+    if problems:
+        raise UnsupportedCheckpointError("generation_config.json", problems)
     gen: dict[str, Any] = {"semantics": "hf"}
     for key, default in _GENERATION_KEYS.items():
         gen[key] = source_gen.get(key, default)
@@ -351,7 +394,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise CorruptCheckpointError(str(path), f"it is not valid JSON ({e})") from None
+        raise CorruptCheckpointError(str(path), f"it is not valid JSON ({one_line(e)})") from None
     if not isinstance(data, dict):
         raise CorruptCheckpointError(str(path), "it is not a JSON object")
     return data
@@ -548,9 +591,9 @@ class T5Converter(Converter):
             return False
         try:
             model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             return False
-        return model_type in MODEL_TYPES or model_type in REFUSED_MODEL_TYPES
+        return isinstance(model_type, str) and (model_type in MODEL_TYPES or model_type in REFUSED_MODEL_TYPES)
 
     def plan(self, progress: bool = False) -> ConversionPlan:
         path = Path(self.source)

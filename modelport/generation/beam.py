@@ -43,6 +43,15 @@ class StepAlgorithm(Protocol):
         """n-best hypotheses per input sentence, in input order."""
 
 
+class NaNLogProbs(ArithmeticError):
+    """The model produced NaN log-probabilities at ``step`` (non-finite weights
+    or an overflow in reduced precision); the caller names the input line."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"NaN log-probabilities at step {step}")
+        self.step = step
+
+
 @torch.inference_mode()
 def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Tensor, algorithm: StepAlgorithm,
                temperature: float = 1.0) -> list[list[Hypothesis]]:
@@ -74,6 +83,10 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Tensor
             lprobs = ens.logits(tokens)
         else:
             lprobs = ens.log_probs(tokens, temperature)
+        # NaN spreads over a whole row through the softmax, so one column tells;
+        # the search cannot rank NaN and would run to its length cap
+        if bool(torch.isnan(lprobs[:, -1]).any()):
+            raise NaNLogProbs(step)
         if step == 0 and shared_start:
             lprobs = lprobs.index_select(0, expand)
             ens.reorder(expand, cross=True)

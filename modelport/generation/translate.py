@@ -8,14 +8,16 @@ ported folder's ``generation_config.json`` supplies every option not given.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from modelport.errors import InvalidInputError
-from modelport.generation.beam import FairseqBeamSearch, HFBeamSearch, Hypothesis, MarianBeamSearch, run_search
+from modelport.errors import InvalidInputError, NonFiniteOutputError
+from modelport.generation.beam import (FairseqBeamSearch, HFBeamSearch, Hypothesis, MarianBeamSearch, NaNLogProbs,
+                                       run_search)
 from modelport.generation.sampling import SamplingOptions, SamplingSearch
 from modelport.generation.semantics import SEMANTICS, FairseqOptions, HFOptions, MarianOptions, split_options
 from modelport.model.transformer import Seq2SeqModel
@@ -195,6 +197,26 @@ def check_keep_special_tokens(tok: Any) -> None:
                                 "never skips them")
 
 
+def _is_nan(hyp: dict[str, Any]) -> bool:
+    """A hypothesis scored NaN: the model's log-probabilities were not numbers
+    (non-finite weights), so its tokens mean nothing."""
+    score = hyp.get("score")
+    return (isinstance(score, float) and math.isnan(score)) or any(
+        isinstance(s, float) and math.isnan(s) for s in hyp.get("positional_scores") or ())
+
+
+def _first_nan_line(ported: Any, sources: list[list[int]], batch: list[int], sem: str,
+                    opts: dict[str, Any]) -> int:
+    """The first input line (1-based) of a failed batch that decodes to NaN on
+    its own; only run on that error path."""
+    for i in sorted(range(len(batch)), key=lambda k: batch[k]):
+        try:
+            generate(ported.models, [sources[i]], semantics=sem, **opts)
+        except NaNLogProbs:
+            return batch[i] + 1
+    return min(batch) + 1  # NaN only in company (a padding interaction): name the batch's first line
+
+
 def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None, batch_size: int | None = None,
               max_tokens: int | None = None, progress: bool = False, keep_special_tokens: bool = False,
               **options: Any) -> list[list[dict[str, Any]]]:
@@ -230,11 +252,17 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
 
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(lines), unit="line", file=sys.stderr)
+        bar = tqdm(total=len(lines), unit="line", file=sys.stderr, disable=None, leave=False)  # no bar in logs
     strip = {cfg.eos_token_id, cfg.pad_token_id}
     for batch in batches:
-        hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem, **opts)
+        try:
+            hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem, **opts)
+        except NaNLogProbs:
+            raise NonFiniteOutputError(_first_nan_line(ported, [encoded[i] for i in batch], batch, sem, opts)) \
+                from None
         for i, nbest in zip(batch, hyps):
+            if any(_is_nan(h) for h in nbest):
+                raise NonFiniteOutputError(i + 1)
             results[i] = [{**h, "text": decode_text(tok, [t for t in h["tokens"] if t not in strip],
                                                     keep_special_tokens)} for h in nbest]
         if bar is not None:

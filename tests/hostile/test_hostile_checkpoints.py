@@ -197,6 +197,11 @@ def test_nonfinite_weights_are_refused_unless_allowed(tmp_path: Path, capsys) ->
     with pytest.warns(UserWarning, match="hold NaN or infinity"):
         assert main(["convert", str(folder), str(tmp_path / "out"), "--allow-nonfinite"]) == 0
     capsys.readouterr()
+    data = tmp_path / "in.txt"
+    data.write_text("Good morning.\nHello world.\n")
+    for extra in ([], ["--beam", "1"], ["--semantics", "fairseq", "--nbest", "2"]):
+        line = one_line_error(["translate", str(tmp_path / "out"), "-i", str(data), *extra], capsys)
+        assert "line 1: the model's log-probabilities are NaN" in line
 
 
 # ---------------------------------------------------------------------------
