@@ -41,8 +41,10 @@ positions; transformers' layer norm eps is 1e-5.
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -58,6 +60,7 @@ from modelport.converters.base import (ConversionPlan, Converter, TokenizerAsset
 from modelport.errors import (
     CorruptCheckpointError,
     InvalidInputError,
+    ResourceLimitError,
     UnsupportedCheckpointError,
     WeightMappingError,
 )
@@ -442,15 +445,55 @@ def map_weights(source: str, arrays: Mapping[str, np.ndarray], opts: Mapping[str
 # files
 
 
+# decompressed bytes of deflated npz members (np.savez_compressed) beyond the
+# archive's own size that a file may claim before it is called a zip bomb
+NPZ_INFLATION_SLACK = 256 * 1024**2
+NPZ_MAX_INFLATION = 16
+
+
+def _check_npz_members(path: Path) -> None:
+    """Every member's declared array (from its .npy header) fits the bytes the
+    member holds, and compressed members inflate to a bounded size, before
+    numpy allocates anything."""
+    size = path.stat().st_size
+    inflated = 0
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if info.compress_type != zipfile.ZIP_STORED:
+                inflated += info.file_size
+                if inflated > NPZ_MAX_INFLATION * size + NPZ_INFLATION_SLACK:
+                    raise ResourceLimitError(str(path), "the decompressed size of its compressed members",
+                                             f"{NPZ_MAX_INFLATION}x the file + {NPZ_INFLATION_SLACK} bytes")
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, _fortran, dtype = reader(f)
+                if dtype.hasobject:
+                    raise CorruptCheckpointError(str(path), f"member `{info.filename}` holds Python objects "
+                                                 "(a pickle), which a Marian model never does")
+                need = math.prod(shape) * dtype.itemsize
+                have = info.file_size - f.tell()
+                if need > have:
+                    raise CorruptCheckpointError(str(path), f"member `{info.filename}` declares {need} bytes "
+                                                 f"but holds {have}")
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of a Marian npz, read without pickle; a truncated or
     corrupt file is a :class:`CorruptCheckpointError`."""
     try:
+        _check_npz_members(path)
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
-        raise CorruptCheckpointError(str(path), f"it is not a complete npz archive ({type(e).__name__}: {e})") \
-            from None
+    except (CorruptCheckpointError, ResourceLimitError):
+        raise
+    # numpy parses .npy headers with Python's tokenizer: SyntaxError and
+    # TokenError are what a damaged header raises
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError, SyntaxError,
+            tokenize.TokenError, OverflowError, MemoryError, NotImplementedError) as e:
+        raise CorruptCheckpointError(str(path), f"it is not a complete npz archive ({type(e).__name__}: "
+                                     f"{one_line(e)})") from None
 
 
 def read_model_yml(arrays: Mapping[str, np.ndarray], path: Path) -> dict[str, Any]:
