@@ -7,8 +7,8 @@ Marian YAML vocabularies and ``decoder.yml``, the ported-folder loader
 (config.json, safetensors) and the TensorFlow checkpoint index reader. The
 property: the reader returns, or raises a :class:`ModelportError` (exit 2 in
 the CLI); anything else would be a traceback (exit 1). Each example runs
-under a time budget (hypothesis' deadline) inside this process, whose memory
-the suite bounds with RLIMIT_AS where the platform allows.
+under a time budget (hypothesis' deadline, 20 s) inside this process, and the
+module's campaign may raise the process's peak RSS by at most 1 GiB.
 
 CI runs ``MODELPORT_FUZZ_EXAMPLES`` examples per target (default 40); set it
 higher for a longer campaign, e.g. ``MODELPORT_FUZZ_EXAMPLES=2000``.
@@ -62,6 +62,21 @@ def mutations(draw: st.DrawFn, data: bytes) -> bytes:
             start = draw(st.integers(0, len(buf) - 1))
             buf[pos:pos] = buf[start:start + draw(st.integers(1, 64))]
     return bytes(buf)
+
+
+MAX_RSS_GROWTH = 1024**3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def bounded_memory():
+    """The whole campaign may not raise this process's peak RSS by more than
+    1 GiB: no mutation may make a reader allocate what the file claims."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    yield
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    assert grown < MAX_RSS_GROWTH, f"peak RSS grew by {grown} bytes during fuzzing"
 
 
 def _only_typed(fn, *args) -> None:
