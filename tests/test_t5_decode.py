@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,3 +134,56 @@ def test_keep_special_tokens_refused_where_nothing_is_skipped(ported_default, tm
     src.write_text("Hello world!\n")
     line = one_line_error(["translate", str(ported_default.path), "-i", str(src), "--keep-special-tokens"], capsys)
     assert "keep_special_tokens" in line and "fairseq_moses_bpe" in line
+
+
+_PUNCT_TEXT = ["it 's a dog . is it ? yes ! they 're here , we 've seen them", "do n't go . i 'm here ' ok '",
+               "the dog 's bone , the cat 's toy . why ? because !"] * 30
+
+
+@pytest.mark.parametrize("clean_up", [True, False])
+def test_clean_up_tokenization_spaces_follows_the_source_folder(tmp_path, clean_up) -> None:
+    """A T5 folder whose tokenizer_config.json sets clean_up_tokenization_spaces
+    decodes with transformers' clean-up (" ." -> ".", " 's" -> "'s", ...)."""
+    import io
+
+    import sentencepiece as spm
+
+    src = tmp_path / "hf"
+    build_hf_t5(src, "v1.1", spm=False)
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(_PUNCT_TEXT), model_writer=buf, vocab_size=56,
+                                   model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+                                   hard_vocab_limit=False, minloglevel=2)
+    (src / "spiece.model").write_bytes(buf.getvalue())
+    (src / "tokenizer_config.json").write_text(json.dumps({"clean_up_tokenization_spaces": clean_up}))
+    ported = modelport.convert(str(src), tmp_path / "ported")
+    tok = transformers.T5Tokenizer.from_pretrained(str(src))
+    assert tok.clean_up_tokenization_spaces is clean_up
+    changed = 0
+    for line in _PUNCT_TEXT[:3]:
+        ids = ported.tokenizer.encode(line)
+        expected = tok.decode(ids, skip_special_tokens=True)
+        assert ported.tokenizer.decode(ids) == expected
+        changed += expected != tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    assert (changed == 3) is clean_up
+    # an `export hf` folder keeps the setting, so transformers decodes it as the port does
+    assert main(["export", "hf", str(ported.path), str(tmp_path / "exported"), "--data", str(_lines(tmp_path))]) == 0
+    exported = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "exported"))
+    assert exported.clean_up_tokenization_spaces is clean_up
+
+
+def _lines(tmp_path) -> Path:
+    path = tmp_path / "lines.txt"
+    path.write_text("\n".join(_PUNCT_TEXT[:3]) + "\n")
+    return path
+
+
+def test_bad_clean_up_setting_is_refused(tmp_path, capsys) -> None:
+    from cli_util import one_line_error
+
+    src = tmp_path / "hf"
+    build_hf_t5(src, "v1.1")
+    (src / "tokenizer_config.json").write_text(json.dumps({"clean_up_tokenization_spaces": "yes"}))
+    capsys.readouterr()  # transformers' save progress
+    line = one_line_error(["convert", str(src), str(tmp_path / "out")], capsys)
+    assert "clean_up_tokenization_spaces" in line and "supported: true, false" in line

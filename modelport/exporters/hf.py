@@ -480,7 +480,9 @@ class T5Target(HfTarget):
         shutil.copyfile(src / tok.get("spm", "spiece.model"), out / "spiece.model")
         write_json(out / "tokenizer_config.json", {
             "tokenizer_class": self.tokenizer_class, "extra_ids": int(tok.get("extra_ids", 100)),
-            "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 512})
+            "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 512,
+            # the source tokenizer's setting, which the port's decode follows
+            "clean_up_tokenization_spaces": tok.get("clean_up_tokenization_spaces", False) is True})
 
     def generation(self) -> tuple[dict[str, Any], list[str]]:
         g, cfg = self.ported.generation_config, self.cfg

@@ -31,7 +31,10 @@ T5 (``type: "t5_spm"``)
     that remain are joined by the tokenizers library's ``Metaspace`` decoder:
     every ``▁`` of the *first* remaining piece is removed, every later ``▁``
     becomes a space. (``sentencepiece``'s own ``decode`` differs: it strips
-    all leading whitespace pieces and prints ``<unk>`` as `` ⁇ ``.)
+    all leading whitespace pieces and prints ``<unk>`` as `` ⁇ ``.) When the
+    source folder's ``tokenizer_config.json`` sets
+    ``clean_up_tokenization_spaces``, transformers' clean-up follows
+    (`` .`` → ``.``, `` 's`` → ``'s``, ...; transformers 5 defaults to off).
 
 Files a converter must put into ``tokenizer/`` (``save_marian`` and
 ``save_t5`` write them; call them from the converter's plan step on a
@@ -48,7 +51,8 @@ directory that then becomes the plan's tokenizer files):
     ``source_lang``, ``target_lang``.
 ``t5_spm``
     ``spiece.model``. tokenizer_config.json keys: ``type``, ``spm``,
-    ``extra_ids``, ``eos_id``, ``unk_id``, ``pad_id``, ``append_eos``.
+    ``extra_ids``, ``eos_id``, ``unk_id``, ``pad_id``, ``append_eos``,
+    ``clean_up_tokenization_spaces``.
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ from modelport.errors import InvalidInputError
 from modelport.model.io import read_json
 
 SPIECE_UNDERLINE = "▁"
+# transformers' ``clean_up_tokenization``: spaces the tokenization put before
+# punctuation and English clitics, removed in this order
+CLEAN_UP_TOKENIZATION = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                         (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
 _SENTINEL = re.compile(r"<extra_id_(\d+)>")
 
 
@@ -236,10 +244,12 @@ class T5SpmTokenizer:
     skips_special_tokens = True
 
     def __init__(self, sp: Any, *, extra_ids: int = 100, append_eos: bool = True, pad_id: int | None = None,
-                 eos_id: int | None = None, unk_id: int | None = None, max_cache: int = 1 << 18) -> None:
+                 eos_id: int | None = None, unk_id: int | None = None, clean_up_tokenization_spaces: bool = False,
+                 max_cache: int = 1 << 18) -> None:
         self.sp = sp
         self.extra_ids = int(extra_ids)
         self.append_eos = append_eos
+        self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
         self.n_pieces = sp.get_piece_size()
         self.pad_id = pad_id if pad_id is not None else (sp.pad_id() if sp.pad_id() >= 0 else 0)
         self.eos_id = eos_id if eos_id is not None else sp.eos_id()
@@ -256,7 +266,8 @@ class T5SpmTokenizer:
         cfg = cfg if cfg is not None else read_json(directory / "tokenizer_config.json")
         sp = _load_spm(directory / cfg.get("spm", "spiece.model"))
         return cls(sp, extra_ids=cfg.get("extra_ids", 100), append_eos=cfg.get("append_eos", True),
-                   pad_id=cfg.get("pad_id"), eos_id=cfg.get("eos_id"), unk_id=cfg.get("unk_id"))
+                   pad_id=cfg.get("pad_id"), eos_id=cfg.get("eos_id"), unk_id=cfg.get("unk_id"),
+                   clean_up_tokenization_spaces=cfg.get("clean_up_tokenization_spaces", False) is True)
 
     @property
     def vocab_size(self) -> int:
@@ -333,7 +344,8 @@ class T5SpmTokenizer:
         ``Metaspace`` decoder rule: no ``▁`` of the first piece is printed,
         every later ``▁`` is a space (so a sentinel dropped in front of
         ``▁word`` leaves no leading space, while one dropped between two
-        pieces leaves them exactly as if it had never been generated)."""
+        pieces leaves them exactly as if it had never been generated); then
+        transformers' clean-up when the folder asks for it."""
         top = self.n_pieces + self.extra_ids  # first id past the vocabulary
         pieces: list[str] = []
         for i in _as_ids(ids):
@@ -349,7 +361,11 @@ class T5SpmTokenizer:
                 pieces.append(self.sp.id_to_piece(i))
         if not pieces:
             return ""
-        return pieces[0].replace(SPIECE_UNDERLINE, "") + "".join(pieces[1:]).replace(SPIECE_UNDERLINE, " ")
+        text = pieces[0].replace(SPIECE_UNDERLINE, "") + "".join(pieces[1:]).replace(SPIECE_UNDERLINE, " ")
+        if self.clean_up_tokenization_spaces:
+            for spaced, joined in CLEAN_UP_TOKENIZATION:
+                text = text.replace(spaced, joined)
+        return text
 
     def decode_batch(self, batch: Iterable[Sequence[int]], *, side: str = "target",
                      keep_special_tokens: bool = False) -> list[str]:
@@ -402,20 +418,23 @@ def save_marian(directory: str | os.PathLike[str], *, source_spm: str | os.PathL
     return cfg
 
 
-def t5_config(spm: str | os.PathLike[str], extra_ids: int = 100) -> dict[str, Any]:
+def t5_config(spm: str | os.PathLike[str], extra_ids: int = 100,
+              clean_up_tokenization_spaces: bool = False) -> dict[str, Any]:
     """The ``tokenizer_config.json`` of a ``t5_spm`` tokenizer whose model is
-    copied as ``spiece.model`` (converters hand it to the writer with the file)."""
+    copied as ``spiece.model`` (converters hand it to the writer with the file).
+    ``clean_up_tokenization_spaces``: the source tokenizer's own setting."""
     sp = _load_spm(Path(spm))
     return {"type": T5SpmTokenizer.kind, "spm": "spiece.model", "extra_ids": int(extra_ids),
             "pad_id": sp.pad_id() if sp.pad_id() >= 0 else 0, "eos_id": sp.eos_id(), "unk_id": sp.unk_id(),
-            "append_eos": True}
+            "append_eos": True, "clean_up_tokenization_spaces": bool(clean_up_tokenization_spaces)}
 
 
-def save_t5(directory: str | os.PathLike[str], *, spm: str | os.PathLike[str], extra_ids: int = 100) -> dict[str, Any]:
+def save_t5(directory: str | os.PathLike[str], *, spm: str | os.PathLike[str], extra_ids: int = 100,
+            clean_up_tokenization_spaces: bool = False) -> dict[str, Any]:
     """Write a ``t5_spm`` tokenizer into ``directory`` and return its config."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(spm, directory / "spiece.model")
-    cfg = t5_config(directory / "spiece.model", extra_ids)
+    cfg = t5_config(directory / "spiece.model", extra_ids, clean_up_tokenization_spaces)
     (directory / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     return cfg

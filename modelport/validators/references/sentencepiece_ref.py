@@ -10,12 +10,15 @@ decode (transformers' ``decode(skip_special_tokens=True)``): the pieces of the
 ordinary ids (``</s>``, pad, ``<unk>``, sentinels and unknown ids dropped),
 ``▁`` a space except in the first piece, where it is dropped (the
 ``Metaspace`` decoder; ``sentencepiece``'s ``decode`` strips every leading
-whitespace piece instead).
+whitespace piece instead), then transformers' clean-up of spaces before
+punctuation when the folder's ``tokenizer_config.json`` sets
+``clean_up_tokenization_spaces``.
 The reference reads the *original* files, never the ported folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -113,6 +116,9 @@ class T5SpmReference:
         self.sp = _spm(path)
         self.size = self.sp.get_piece_size()
         self.extra_ids = extra_ids
+        cfg_path = path.parent / "tokenizer_config.json"
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
+        self.clean_up = isinstance(cfg, dict) and cfg.get("clean_up_tokenization_spaces") is True
 
     def encode(self, line: str) -> list[int]:
         ids: list[int] = []
@@ -133,8 +139,12 @@ class T5SpmReference:
     def decode(self, ids: list[int]) -> str:
         specials = {self.sp.eos_id(), max(self.sp.pad_id(), 0), self.sp.unk_id()}
         pieces = [self.sp.id_to_piece(i) for i in ids if 0 <= i < self.size and i not in specials]
-        text = "".join(p if k else p.replace("\u2581", "") for k, p in enumerate(pieces))
-        return text.replace("\u2581", " ")
+        text = "".join(p if k else p.replace("\u2581", "") for k, p in enumerate(pieces)).replace("\u2581", " ")
+        if self.clean_up:  # transformers' clean_up_tokenization
+            for a, b in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                         (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
+                text = text.replace(a, b)
+        return text
 
     def tokens(self, ids: list[int], *, side: str = "source") -> list[str]:
         return [self.sp.id_to_piece(i) if i < self.size else f"<extra_id_{self.size + self.extra_ids - 1 - i}>"

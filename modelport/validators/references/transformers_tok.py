@@ -143,7 +143,17 @@ class T5Reference(_HfReference):
         self._tmp = tempfile.mkdtemp(prefix="modelport-t5-")
         shutil.copyfile(directory / "spiece.model", Path(self._tmp) / "spiece.model")
         self.tok = T5Tokenizer.from_pretrained(self._tmp)
+        self.clean_up = _t5_clean_up(directory)
 
     def decode(self, ids: list[int]) -> str:
         # what T5 users call, and what a T5 port's decode reproduces by default
-        return self.tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return self.tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=self.clean_up)
+
+
+def _t5_clean_up(directory: Path) -> bool:
+    """The folder's ``clean_up_tokenization_spaces`` (transformers 5: false when absent)."""
+    path = directory / "tokenizer_config.json"
+    if not path.is_file():
+        return False
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    return isinstance(cfg, dict) and cfg.get("clean_up_tokenization_spaces") is True
