@@ -151,20 +151,39 @@ def test_ensemble_is_refused(ported_ensemble, tmp_path, capsys) -> None:
     assert "ensemble of 2" in line
 
 
-@pytest.mark.parametrize("field,value,expected", [
-    ("encoder_layer_heads", [4, 3, 4], "per-layer sizes (encoder_layer_heads"),
-    ("quantization", {"mode": "int8"}, "quantized folder (int8)"),
-])
-def test_pruned_or_quantized_folder_is_refused(ported_default, tmp_path, capsys, field, value, expected) -> None:
-    """Refused from config.json alone (the fields are what prune/quantize record)."""
-    folder = tmp_path / "folder"
-    shutil.copytree(ported_default.path, folder)
+def _head_pruned_copy(src: Path, folder: Path) -> None:
+    """A copy whose second encoder layer keeps 3 of its 4 heads, as `prune
+    --heads F --data` records it: per-layer counts, explicit head_dim, and
+    the weights cut to match (the folder must stay consistent to be read)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, folder)
     data = json.loads((folder / "config.json").read_text())
-    if field == "quantization":
-        data[field] = value
-    else:
-        data["model"][field] = value
+    head_dim = data["model"]["d_model"] // data["model"]["encoder_heads"]
+    data["model"].update(encoder_layer_heads=[4, 3, 4], head_dim=head_dim)
     (folder / "config.json").write_text(json.dumps(data))
+    weights = load_file(folder / "model.safetensors")
+    keep = 3 * head_dim
+    for name in ("q_proj", "k_proj", "v_proj"):
+        for kind in ("weight", "bias"):
+            key = f"encoder.layers.1.self_attn.{name}.{kind}"
+            weights[key] = weights[key][:keep].clone()
+    key = "encoder.layers.1.self_attn.out_proj.weight"
+    weights[key] = weights[key][:, :keep].clone()
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt", "modelport_aliases": "{}"})
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("head-pruned", "per-layer sizes (encoder_layer_heads"),
+    ("quantized", "quantized folder (int8)"),
+])
+def test_pruned_or_quantized_folder_is_refused(ported_default, tmp_path, capsys, kind, expected) -> None:
+    """Refused from config.json (the fields prune/quantize record), before the weights load."""
+    folder = tmp_path / "folder"
+    if kind == "quantized":
+        modelport.quantize(ported_default.path, folder, mode="int8")
+    else:
+        _head_pruned_copy(ported_default.path, folder)
     line = one_line_error(["export", "hf", str(folder), str(tmp_path / "out")], capsys)
     assert expected in line
 
