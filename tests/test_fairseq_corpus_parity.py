@@ -30,9 +30,15 @@ from modelport.validators.references.fairseq_generator import FairseqReference  
 TOL = 1e-4
 N_LINES = 200
 
-# name -> decoding options (fairseq-generate names); every case returns 5 hypotheses per line
+# name -> decoding options (fairseq-generate names): the cases of issue #18's table, with n-best lists
 CASES = {
+    "greedy": {"beam": 1},
+    "beam5-nbest5": {"beam": 5, "nbest": 5},
+    "beam4-lenpen0.6-nbest4": {"beam": 4, "lenpen": 0.6, "nbest": 4},
+    "beam5-maxlenb12-nbest5": {"beam": 5, "nbest": 5, "max_len_b": 12},
+    "beam5-minlen8-nbest5": {"beam": 5, "nbest": 5, "min_len": 8},
     "ngram2-nbest5": {"beam": 5, "nbest": 5, "no_repeat_ngram_size": 2},
+    "ngram3-nbest5": {"beam": 5, "nbest": 5, "no_repeat_ngram_size": 3},
     "ngram3-nbest5-minlen8": {"beam": 5, "nbest": 5, "no_repeat_ngram_size": 3, "min_len": 8},
     "lenpen0.6-nbest5-maxlenb12": {"beam": 5, "nbest": 5, "lenpen": 0.6, "max_len_b": 12},
 }
@@ -60,13 +66,15 @@ def test_translate_equals_fairseq_on_200_lines(setup, case) -> None:
     for batch in make_batches([len(s) for s in srcs], 64):  # the batches translate used
         for i, hyps in zip(batch, ref.generate([srcs[i] for i in batch], **dict(opts))):
             theirs[i] = hyps
+    nbest = opts.get("nbest", 1)
     bad = []
     for i, (xs, ys) in enumerate(zip(ours, theirs)):
-        assert len(xs) == len(ys) == opts["nbest"], i
+        assert len(xs) == len(ys) == nbest, i
         for rank, (x, y) in enumerate(zip(xs, ys)):
             if x["tokens"] != y["tokens"] or abs(x["score"] - y["score"]) > TOL:
                 bad.append((i, rank, x["tokens"], y["tokens"], x["score"], y["score"]))
-    assert not bad, f"{len(bad)}/{N_LINES * opts['nbest']} hypotheses differ, first: {bad[0]}"
+    assert not bad, f"{len(bad)}/{N_LINES * nbest} hypotheses differ, first: {bad[0]}"
+    assert sum(len(hyps[0]["tokens"]) for hyps in theirs) > 5 * N_LINES  # real translations, not stubs
     if "min_len" in opts:
         assert min(len(h["tokens"]) for hyps in ours for h in hyps) >= opts["min_len"] + 1  # EOS included
     if "max_len_b" in opts:
