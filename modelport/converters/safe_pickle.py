@@ -23,6 +23,7 @@ import collections
 import io
 import os
 import pickle
+import struct
 import tarfile
 import types
 import zipfile
@@ -427,6 +428,17 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     dispatch[pickle.SETITEM[0]] = load_setitem
     dispatch[pickle.SETITEMS[0]] = load_setitems
     dispatch[pickle.ADDITEMS[0]] = load_additems
+    def load_bytearray8(self) -> None:
+        # the pure-Python unpickler allocates the declared length before reading
+        (size,) = struct.unpack("<Q", self.read(8))
+        if size > MAX_BYTES_FROM_CALL:
+            raise _Refused("BYTEARRAY8", f"declares a bytearray of {size} bytes")
+        data = self.read(size)
+        if len(data) != size:
+            raise pickle.UnpicklingError("pickle data was truncated")
+        self.append(bytearray(data))
+
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
@@ -437,6 +449,8 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
             return super().load()
         except _Refused as e:
             raise UnsafeCheckpointError(self.source, e.global_name, e.detail) from None
+        except struct.error as e:  # the pure-Python unpickler's word for a truncated number
+            raise pickle.UnpicklingError(f"pickle data was truncated ({e})") from None
 
 
 class _StorageGuard:
