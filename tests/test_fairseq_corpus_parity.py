@@ -1,8 +1,9 @@
 """fairseq semantics on 200 real lines: n-gram blocking, n-best lists with
 scores, min_len and max_len_b, against fairseq's own ``SequenceGenerator``.
 
-The embedded trained model (``assets/default-model``) translates the 200
-lines of ``assets/corpus/test.en`` with ``modelport``'s ``translate`` (its own
+Each trained fixture (the embedded en->de ``assets/default-model``; the
+en->pg ``assets/fixture-piglatin`` once built) translates the 200 lines of
+its ``test.en`` with ``modelport``'s ``translate`` (its own
 length-sorted batches) and with fairseq (the same batches, left-padded as
 fairseq collates them); every hypothesis of every n-best list must have
 identical tokens and a score within 1e-4 of fairseq's. fairseq's
@@ -23,12 +24,13 @@ from modelport.generation.translate import make_batches
 
 pytest.importorskip("fairseq")
 
-from conftest import CORPUS, DEFAULT_MODEL  # noqa: E402
+from conftest import CORPUS, DEFAULT_MODEL, ROOT  # noqa: E402
 
 from modelport.validators.references.fairseq_generator import FairseqReference  # noqa: E402
 
 TOL = 1e-4
 N_LINES = 200
+PIGLATIN_MODEL = ROOT / "assets" / "fixture-piglatin"
 
 # name -> decoding options (fairseq-generate names): the cases of issue #18's table, with n-best lists
 CASES = {
@@ -44,15 +46,23 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    if not (DEFAULT_MODEL / "model.pt").exists():
-        pytest.skip("the embedded model is not built")
-    ported = modelport.convert(str(DEFAULT_MODEL), tmp_path_factory.mktemp("corpus") / "ported",
-                               source_lang="en", target_lang="de")
+# trained fixtures: (model folder, target language, test lines)
+FIXTURES = {
+    "default": (DEFAULT_MODEL, "de", CORPUS / "test.en"),  # en->de, shipped
+    "piglatin": (PIGLATIN_MODEL, "pg", PIGLATIN_MODEL / "test.en"),  # en->pg: scripts/make_piglatin_model.sh
+}
+
+
+@pytest.fixture(scope="module", params=list(FIXTURES))
+def setup(request, tmp_path_factory):
+    model, target_lang, test_lines = FIXTURES[request.param]
+    if not (model / "model.pt").exists() or not test_lines.exists():
+        pytest.skip(f"trained fixture {model.name} not built")
+    ported = modelport.convert(str(model), tmp_path_factory.mktemp("corpus") / "ported",
+                               source_lang="en", target_lang=target_lang)
     tok = json.loads((ported.tokenizer_dir / "tokenizer_config.json").read_text())
-    ref = FairseqReference(str(DEFAULT_MODEL), tok["source_lang"], tok["target_lang"])
-    lines = (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:N_LINES]
+    ref = FairseqReference(str(model), tok["source_lang"], tok["target_lang"])
+    lines = test_lines.read_text(encoding="utf-8").splitlines()[:N_LINES]
     return ported, ref, lines
 
 
