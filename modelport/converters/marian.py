@@ -353,7 +353,11 @@ class MarianWeights:
                                      "untied model)")
             else:
                 w = self.take("decoder_ff_logit_out_W")
-                self.out.append(("lm_head.weight", pad_rows(np.ascontiguousarray(w.T), rows)))
+                if w.ndim != 2 or w.shape[1] != v_tgt:
+                    self.problems.append(f"Marian tensor `decoder_ff_logit_out_W` has shape {list(w.shape)}, but "
+                                         f"must be [dim-emb, {v_tgt}] (--dim-vocabs)")
+                else:
+                    self.out.append(("lm_head.weight", pad_rows(np.ascontiguousarray(w.T), rows)))
         bias = torch.zeros(rows, dtype=torch.float32)
         if "decoder_ff_logit_out_b" in self.arrays:
             b = self.take("decoder_ff_logit_out_b").reshape(-1)

@@ -114,10 +114,12 @@ def _vocab(directory: Path) -> Path:
 MARIAN_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "non-UTF-8 vocab": (lambda d: _vocab(d).write_bytes(b"\xff\xfe: 0\n"), "vocab"),
     "invalid YAML vocab": (lambda d: _vocab(d).write_text("a: [\n"), "vocab"),
-    "1-D logit matrix": (lambda d: _edit_npz(d, lambda a: a.update(Wemb=a["Wemb"].reshape(-1))), "Wemb"),
+    "1-D embedding": (lambda d: _edit_npz(d, lambda a: a.update(Wemb=a["Wemb"].reshape(-1))), "Wemb"),
     "string weight": (lambda d: _edit_npz(d, lambda a: a.update(
         encoder_l1_ffn_b1=np.array(["x"] * a["encoder_l1_ffn_b1"].size))), "encoder_l1_ffn_b1"),
-    "float dim-vocabs": (lambda d: _edit_yml(d, lambda c: c.update({"dim-vocabs": [1.5, 2.5]})), "dim-vocabs"),
+    "fractional dim-vocabs": (lambda d: _edit_yml(d, lambda c: c.update({"dim-vocabs": [1.5, 2.5]})), "dim-vocabs"),
+    "float dim-vocabs": (lambda d: _edit_yml(d, lambda c: c.update(
+        {"dim-vocabs": [float(v) for v in c["dim-vocabs"]]})), "dim-vocabs"),
     "string enc-depth": (lambda d: _edit_yml(d, lambda c: c.update({"enc-depth": "2"})), "enc-depth"),
     "vocabs a number": (lambda d: (d / "decoder.yml").write_text(
         yaml.safe_dump({**yaml.safe_load((d / "decoder.yml").read_text()), "vocabs": 5})), "vocabs"),
@@ -132,6 +134,13 @@ MARIAN_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
                   for i in range(1, 9))
         + "beam-size: *a8\n"), "beam-size"),
 }
+
+
+def test_marian_1d_logit_matrix(tmp_path: Path, capsys) -> None:
+    shutil.copytree(MARIAN / "post_untied_relu", tmp_path / "src")
+    _edit_npz(tmp_path / "src", lambda a: a.update(decoder_ff_logit_out_W=a["decoder_ff_logit_out_W"].reshape(-1)))
+    line = _refused(tmp_path / "src", tmp_path, capsys, "--format", "marian")
+    assert "decoder_ff_logit_out_W" in line
 
 
 @pytest.mark.parametrize("case", list(MARIAN_CASES))
