@@ -187,6 +187,9 @@ class Seq2SeqConfig:
                 yield f"`{name}` must be in [0, {self.target_vocab_size}), but is {value}"
         if self.position_offset < 0 or self.position_pad_index < 0:
             yield "position offsets must be >= 0"
+        for name in ("max_source_positions", "max_target_positions"):
+            if getattr(self, name) < 1:
+                yield f"`{name}` must be >= 1, but is {getattr(self, name)}"
 
     def _layer_head_problems(self):
         for attention, side in _LAYER_HEADS.items():

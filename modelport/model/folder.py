@@ -55,6 +55,8 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024
 # the sinusoidal position table is computed at load, not stored: keep it small
 MAX_SINUSOIDAL_ELEMENTS = 1 << 26
 MAX_JSON_BYTES = 64 * 1024 * 1024
+# no size, count or id of a real model comes near this; larger ones overflow tensor shapes
+MAX_CONFIG_INT = 2**31 - 1
 
 _ITEM_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
                "BOOL": 1}
@@ -134,6 +136,11 @@ def _read_config(folder: Path) -> tuple[dict[str, Any], Seq2SeqConfig, int, str 
         config = Seq2SeqConfig.from_dict(data["model"])
     except ConfigError as e:
         raise _fail(folder, f"`model` in {CONFIG_NAME}: {str(e).removeprefix('invalid Seq2SeqConfig: ')}") from None
+    for name, value in config.to_dict().items():
+        values = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_CONFIG_INT for v in values):
+            raise _fail(folder, f"`{name}` in {CONFIG_NAME} must be at most {MAX_CONFIG_INT} in size, but is "
+                                f"{value}"[:300])
     ensemble = data.get("ensemble_size", 1)
     if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:
         raise _fail(folder, f"`ensemble_size` in {CONFIG_NAME} must be an integer >= 1, but is {ensemble!r}"[:300])
@@ -223,7 +230,7 @@ def _read_header(folder: Path, path: Path) -> tuple[dict[str, TensorEntry], dict
         if not isinstance(info, dict):
             raise _fail(folder, f"{what} must be an object, but is {_kind(info)}")
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in _ITEM_BYTES:
+        if not isinstance(dtype, str) or dtype not in _ITEM_BYTES:
             raise _fail(folder, f"{what} dtype must be one of {', '.join(_ITEM_BYTES)}, but is {dtype!r}"[:300])
         if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                   for d in shape):
@@ -324,6 +331,11 @@ def _members(folder: Path, names: list[str], ensemble: int) -> list[dict[str, st
     return members
 
 
+def _is_range(found: set[int], n: int) -> bool:
+    """``found == set(range(n))``, without building a range a tampered config made huge."""
+    return len(found) == n and (n == 0 or (min(found) == 0 and max(found) == n - 1))
+
+
 def _check_counts(folder: Path, config: Seq2SeqConfig, names: list[str], ensemble: int) -> None:
     """Layer counts and FFN depth against the stored tensor names, before a
     model of the claimed size is built."""
@@ -342,12 +354,11 @@ def _check_counts(folder: Path, config: Seq2SeqConfig, names: list[str], ensembl
             inner.add(int(m.group(1)))
     for side, found in layers.items():
         want = getattr(config, f"{side}_layers")
-        if found != set(range(want)):
-            held = f"{len(found)} {side} layers" if found == set(range(len(found))) else \
+        if not _is_range(found, want):
+            held = f"{len(found)} {side} layers" if _is_range(found, len(found)) else \
                 f"{side} layers numbered {sorted(found)[:8]}"
             raise _fail(folder, f"`{side}_layers` in {CONFIG_NAME} must match the weights ({held}), but is {want}")
-    want_inner = set(range(config.ffn_depth - 2))
-    if inner != want_inner:
+    if not _is_range(inner, config.ffn_depth - 2):
         raise _fail(folder, f"`ffn_depth` in {CONFIG_NAME} must match the weights ({len(inner) + 2} FFN linear "
                             f"layers), but is {config.ffn_depth}")
 

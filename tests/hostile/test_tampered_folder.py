@@ -93,6 +93,14 @@ def _huge_header_length(folder: Path) -> None:
     path.write_bytes(struct.pack("<Q", 1 << 62) + raw[8:])
 
 
+def _dtype_list(folder: Path) -> None:
+    path = folder / "model.safetensors"
+    _, header, data = _header(path)
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["dtype"] = ["F32"]
+    _write_header(path, header, data)
+
+
 def _truncate(folder: Path) -> None:
     path = folder / "model.safetensors"
     raw = path.read_bytes()
@@ -156,6 +164,9 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
                              "quantization"),
     "generation_config_list": (lambda f: (f / "generation_config.json").write_text("[]"),
                                "generation_config.json"),
+    "d_model_astronomic": (lambda f: _edit_model(f, d_model=10**30), "d_model"),
+    "positions_negative": (lambda f: _edit_model(f, max_source_positions=-1), "max_source_positions"),
+    "header_dtype_list": (_dtype_list, "dtype"),
     "truncated_weights": (_truncate, "model.safetensors"),
     "bad_offsets": (_bad_offsets, "model.safetensors"),
     "header_not_json": (_header_not_json, "model.safetensors"),
