@@ -102,16 +102,21 @@ def _kind(value: Any) -> str:
             bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def _read_json_object(folder: Path, name: str, path: Path | None = None) -> dict[str, Any]:
-    path = path or folder / name
+def _read_json_object(folder: Path, name: str) -> dict[str, Any]:
+    path = folder / name
+    if not path.exists() and not path.is_symlink():
+        raise _fail(folder, f"`{name}` is missing (write the folder with `modelport convert`)")
+    if not path.is_file():  # a directory, a dangling link, a FIFO or device that would never end
+        raise _fail(folder, f"`{name}` must be a regular file")
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise _fail(folder, f"`{name}` must be at most {MAX_JSON_BYTES} bytes, but is {path.stat().st_size}")
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise _fail(folder, f"`{name}` is missing (write the folder with `modelport convert`)") from None
-    except IsADirectoryError:
-        raise _fail(folder, f"`{name}` must be a file, but is a directory") from None
+        with open(path, "rb") as f:
+            raw = f.read(MAX_JSON_BYTES + 1)
+    except OSError as e:
+        raise _fail(folder, f"`{name}` cannot be read ({e.strerror or e})") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise _fail(folder, f"`{name}` must be at most {MAX_JSON_BYTES} bytes, but is larger")
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise _fail(folder, f"`{name}` must be UTF-8 JSON, but has byte 0x{e.object[e.start]:02x} at offset "
                             f"{e.start}") from None

@@ -148,6 +148,9 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
     # name: (tamper, a word the one-line error must contain)
     "config_list": (lambda f: _write_config(f, [1, 2]), "config.json"),
     "config_not_utf8": (lambda f: (f / "config.json").write_bytes(b'{"model": "\xff"}'), "config.json"),
+    "config_a_directory": (lambda f: ((f / "config.json").unlink(), (f / "config.json").mkdir()), "config.json"),
+    "generation_config_a_fifo": (lambda f: ((f / "generation_config.json").unlink(),
+                                            os.mkfifo(f / "generation_config.json")), "generation_config.json"),
     "model_key_removed": (lambda f: _write_config(f, {k: v for k, v in _config(f).items() if k != "model"}),
                           "model"),
     "d_model_changed": (lambda f: _edit_model(f, d_model=256), "d_model"),
