@@ -186,6 +186,13 @@ def _inside(folder: Path, name: str, what: str) -> Path:
             or "\0" in name or os.path.isabs(name):
         raise _fail(folder, f"{what} must be a file name inside the folder, but is {name!r}"[:300])
     path = folder / name
+    try:
+        return _inside_checked(folder, path, name, what)
+    except OSError as e:  # a name the file system refuses (too long, ...)
+        raise _fail(folder, f"{what} `{name[:80]}` cannot be read ({e.strerror or e})") from None
+
+
+def _inside_checked(folder: Path, path: Path, name: str, what: str) -> Path:
     if path.is_symlink():
         target = path.resolve()
         root = folder.resolve()
@@ -281,7 +288,8 @@ def _weight_entries(folder: Path) -> tuple[list[Path], dict[str, TensorEntry], d
         _inside(folder, INDEX_NAME, "the index")
         index = _read_json_object(folder, INDEX_NAME)
         weight_map = index.get("weight_map")
-        if not isinstance(weight_map, dict) or not weight_map:
+        if not isinstance(weight_map, dict) or not weight_map \
+                or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
             raise _fail(folder, f"`weight_map` in {INDEX_NAME} must be an object naming each tensor's file")
         files = {f: _inside(folder, f, f"a file of {INDEX_NAME}") for f in sorted(set(weight_map.values()))}
         meta = index.get("metadata") or {}

@@ -277,7 +277,8 @@ def _point_first_shard(folder: Path, target: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["parent", "absolute", "symlink", "index_not_json", "index_no_weight_map",
-                                 "index_missing_shard", "index_wrong_shard"])
+                                 "index_missing_shard", "index_wrong_shard", "index_file_a_number",
+                                 "index_name_too_long"])
 def test_tampered_folder_index_stays_inside(how: str, sharded_copy: Path, tmp_path: Path, capsys) -> None:
     import modelport
 
@@ -299,6 +300,10 @@ def test_tampered_folder_index_stays_inside(how: str, sharded_copy: Path, tmp_pa
         (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}}))
     elif how == "index_missing_shard":
         (folder / first).unlink()
+    elif how == "index_file_a_number":
+        _point_first_shard(folder, 7)
+    elif how == "index_name_too_long":
+        _point_first_shard(folder, "x" * 300 + ".safetensors")
     elif how == "index_wrong_shard":
         index = _index(folder)
         name = next(k for k, v in index["weight_map"].items() if v == first)
