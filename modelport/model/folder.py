@@ -355,6 +355,12 @@ def _check_counts(folder: Path, config: Seq2SeqConfig, names: list[str], ensembl
     if ensemble > 1 and not any(n.startswith("members.") for n in names):
         raise _fail(folder, f"`ensemble_size` in {CONFIG_NAME} must be 1 for these weights (no `members.<i>.` "
                             f"tensors), but is {ensemble}")
+    if ensemble > 1:
+        found = {int(m.group(1)) for n in names if (m := _MEMBER.match(n))}
+        if not _is_range(found, ensemble):
+            held = f"{len(found)} members" if _is_range(found, len(found)) else f"members {sorted(found)[:8]}"
+            raise _fail(folder, f"`ensemble_size` in {CONFIG_NAME} must match the weights ({held}), but is "
+                                f"{ensemble}")
     if ensemble == 1 and names and all(n.startswith("members.") for n in names):
         found = len({_MEMBER.match(n).group(1) for n in names if _MEMBER.match(n)})
         raise _fail(folder, f"`ensemble_size` in {CONFIG_NAME} must be {found} for these weights, but is 1")

@@ -330,3 +330,15 @@ def test_tampered_folder_huge_layer_count_fails_fast(ported_default, tmp_path: P
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("modelport: error: ") and "encoder_layers" in lines[0]
+
+
+@pytest.mark.parametrize("size", [3, 10**9])
+def test_tampered_folder_ensemble_size_must_match_the_members(size: int, ported_ensemble, tmp_path: Path,
+                                                              capsys) -> None:
+    folder = tmp_path / "ens"
+    shutil.copytree(ported_ensemble.path, folder)
+    _write_config(folder, {**_config(folder), "ensemble_size": size})
+    src = tmp_path / "in.txt"
+    src.write_text("Hello world.\n", encoding="utf-8")
+    line = one_line_error(["translate", str(folder), "-i", str(src)], capsys)
+    assert "`ensemble_size`" in line and "2 members" in line, line
