@@ -257,12 +257,13 @@ def test_cli_bad_decoding_option_exits_2_with_one_line(options: list[str], flag:
 
 def test_cli_error_after_progress_bar_starts_on_its_own_line(ported_default, tmp_path: Path, capsys,
                                                              monkeypatch) -> None:
+    """The second batch fails while the bar is drawn (stderr a terminal): the
+    error line starts at the left margin, not after the bar."""
     import importlib
 
     from modelport.errors import InvalidInputError
 
     translate_module = importlib.import_module("modelport.generation.translate")
-
     real = translate_module.generate
     calls = []
 
@@ -273,9 +274,11 @@ def test_cli_error_after_progress_bar_starts_on_its_own_line(ported_default, tmp
         return real(*args, **kwargs)
 
     monkeypatch.setattr(translate_module, "generate", second_batch_fails)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # progress bars are drawn on terminals
     code = main(["translate", str(ported_default.path), "-i", str(_input(tmp_path)), "--batch-size", "1"])
     err = capsys.readouterr().err
     assert code == 2
-    lines = err.split("\n")
-    assert lines[-1] == "" and lines[-2] == "modelport: error: `line 2` cannot be decoded", repr(err)
-    assert err.count("modelport: error:") == 1
+    assert "|" in err  # the bar was drawn
+    assert err.endswith("\n") and err.count("modelport: error:") == 1
+    # what a terminal shows of the last line: the text after its last carriage return
+    assert err[:-1].split("\n")[-1].rsplit("\r", 1)[-1] == "modelport: error: `line 2` cannot be decoded", repr(err)
