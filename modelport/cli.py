@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport import __version__
-from modelport.errors import WRITE_ERRNOS, InvalidInputError, ModelportError, OutputWriteError
+from modelport.errors import WRITE_ERRNOS, InvalidInputError, ModelportError, OutputExistsError, OutputWriteError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -276,9 +276,7 @@ def _check_decoding(args: argparse.Namespace, generation_config: dict[str, Any] 
 
 def cmd_translate(args: argparse.Namespace) -> int:
     if args.output and os.path.lexists(args.output) and not args.force:  # a dangling symlink exists too
-        from modelport.errors import OutputExistsError
-
-        raise OutputExistsError(args.output)
+        raise OutputExistsError(args.output, "--force")
     _check_decoding(args)
     ported = _load_ported(args.ported_dir)
     _check_decoding(args, ported.generation_config)
@@ -785,6 +783,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except ModelportError as e:
+        if isinstance(e, OutputExistsError):  # the API names its keyword (force=True); here it is a flag
+            e.option = "--force"
         return _error(str(e), e.exit_code)
     except BrokenPipeError:
         return 0

@@ -23,11 +23,18 @@ class InvalidInputError(ModelportError, ValueError):
 
 
 class OutputExistsError(ModelportError, FileExistsError):
-    """The output path exists and ``force`` was not given."""
+    """The output path exists and ``force`` was not given.
 
-    def __init__(self, path: str) -> None:
+    ``option`` names the way to overwrite it in the caller's terms: the API
+    keyword ``force=True`` by default; the CLI renders it as ``--force``."""
+
+    def __init__(self, path: str, option: str = "force=True") -> None:
         self.path = path
-        super().__init__(f"output `{path}` already exists (pass --force to overwrite it)")
+        self.option = option
+        super().__init__(path)
+
+    def __str__(self) -> str:  # FileExistsError would render its args tuple otherwise
+        return f"output `{self.path}` already exists (pass {self.option} to overwrite it)"
 
 
 class UnknownFormatError(ModelportError, ValueError):
