@@ -8,17 +8,26 @@ Subcommands:
         pip-download the fastBPE sdist and compile its `fast` command line
         tool (the learner; the pip wheel only ships the apply side) into
         WORKDIR/fast. Prints the path of the binary.
+  piglatin CORPUS_DIR OUT_DIR [--long-every N]
+        Write {train,valid,test}.{en,pg}: the English side of CORPUS_DIR and
+        its Pig Latin (language code `pg`, which Moses does not know), made
+        by a fixed rule; every N-th line is joined with the next two into
+        one long line (apostrophes and double quotes are kept as they are).
   prepare-data CORPUS_DIR OUT_DIR --fast BIN [--codes FILE] [--n-codes N]
-        Moses-tokenize {train,valid,test}.{en,de} exactly like fairseq's
-        hub interface does with tokenizer='moses', learn joint BPE codes with
+               [--src en] [--tgt de] [--tgt-moses LANG]
+        Moses-tokenize {train,valid,test}.{SRC,TGT} exactly like fairseq's
+        hub interface does with tokenizer='moses' (the target side with the
+        rules of --tgt-moses, default TGT), learn joint BPE codes with
         `fast learnbpe` (unless --codes is given) and apply them with the
         fastBPE python module (the same code path as bpe='fastbpe').
   strip CKPT OUT
         Drop the optimizer state from a fairseq training checkpoint the way
         released fairseq models are shipped.
-  evaluate MODEL_DIR CORPUS_DIR [--beam 5] [--out HYP_FILE]
-        Translate CORPUS_DIR/test.en with TransformerModel.from_pretrained
-        (the hub interface) and print sacreBLEU against test.de.
+  evaluate MODEL_DIR CORPUS_DIR [--beam 5] [--out HYP_FILE] [--src en] [--tgt de]
+           [--no-hub-langs]
+        Translate CORPUS_DIR/test.SRC with TransformerModel.from_pretrained
+        (the hub interface; source_lang/target_lang passed unless
+        --no-hub-langs) and print sacreBLEU against test.TGT.
   describe CKPT
         Print parameter count and checkpoint layout.
 """
@@ -28,6 +37,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -92,13 +102,13 @@ def moses_tokenizer(lang):
     return encode
 
 
-def prepare_data(corpus, out, fast, codes=None, n_codes=3000):
+def prepare_data(corpus, out, fast, codes=None, n_codes=3000, src_lang="en", tgt_lang="de", tgt_moses=None):
     import fastBPE
 
     os.makedirs(out, exist_ok=True)
     splits = ("train", "valid", "test")
-    for lang in ("en", "de"):
-        enc = moses_tokenizer(lang)
+    for lang in (src_lang, tgt_lang):
+        enc = moses_tokenizer((tgt_moses or tgt_lang) if lang == tgt_lang else lang)
         for split in splits:
             src = os.path.join(corpus, f"{split}.{lang}")
             dst = os.path.join(out, f"{split}.tok.{lang}")
@@ -113,15 +123,15 @@ def prepare_data(corpus, out, fast, codes=None, n_codes=3000):
         log(f"reusing BPE codes from {codes}")
         shutil.copyfile(codes, codes_out)
     else:
-        log(f"learning {n_codes} joint BPE merges: fast learnbpe {n_codes} train.tok.en train.tok.de")
+        log(f"learning {n_codes} joint BPE merges: fast learnbpe {n_codes} train.tok.{src_lang} train.tok.{tgt_lang}")
         with open(codes_out, "w", encoding="utf-8") as g:
             subprocess.run([fast, "learnbpe", str(n_codes),
-                            os.path.join(out, "train.tok.en"),
-                            os.path.join(out, "train.tok.de")], stdout=g, check=True)
+                            os.path.join(out, f"train.tok.{src_lang}"),
+                            os.path.join(out, f"train.tok.{tgt_lang}")], stdout=g, check=True)
     n_lines = sum(1 for _ in open(codes_out, encoding="utf-8"))
     log(f"bpecodes: {n_lines} merges")
     bpe = fastBPE.fastBPE(codes_out)
-    for lang in ("en", "de"):
+    for lang in (src_lang, tgt_lang):
         for split in splits:
             src = os.path.join(out, f"{split}.tok.{lang}")
             dst = os.path.join(out, f"{split}.bpe.{lang}")
@@ -132,6 +142,54 @@ def prepare_data(corpus, out, fast, codes=None, n_codes=3000):
                 for line in lines:
                     g.write(bpe.apply([line])[0] + "\n")
     log("applied BPE with the fastBPE python module")
+
+
+# ---------------------------------------------------------------------------
+# Pig Latin (a target language Moses does not know)
+# ---------------------------------------------------------------------------
+
+_VOWELS = "aeiouAEIOU"
+# a word: letters, then any number of apostrophe + letters ("let's", "o'clock")
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+
+
+def _pig_word(word):
+    """One word in Pig Latin: the letters before the first apostrophe move
+    their leading consonants (``qu`` counted as one, ``y`` a vowel after the
+    first letter) to the end and add ``ay`` (``way`` after a vowel); the
+    apostrophe part stays: let's -> etlay's, o'clock -> oway'clock,
+    Quiet -> Ietquay."""
+    head, sep, tail = word.partition("'")
+    lower = head.lower()
+    i = 0
+    while i < len(lower) and lower[i] not in "aeiou" and not (i > 0 and lower[i] == "y"):
+        i += 2 if lower[i:i + 2] == "qu" else 1
+    core = lower + "way" if i == 0 else lower[i:] + lower[:i] + "ay"
+    if head.isupper() and len(head) > 1:
+        core = core.upper()
+    elif head[0].isupper():
+        core = core[0].upper() + core[1:]
+    return core + sep + tail
+
+
+def piglatin(line):
+    """``line`` with every word in Pig Latin; everything else (punctuation,
+    digits, quotes, spacing) unchanged."""
+    return _WORD.sub(lambda m: _pig_word(m.group(0)), line)
+
+
+def write_piglatin_corpus(corpus, out, long_every=20):
+    """{train,valid,test}.{en,pg} from CORPUS/*.en; line i with i % long_every
+    == long_every - 1 is joined with lines i+1 and i+2 (long sentences)."""
+    os.makedirs(out, exist_ok=True)
+    for split in ("train", "valid", "test"):
+        with open(os.path.join(corpus, f"{split}.en"), encoding="utf-8") as f:
+            lines = [l.rstrip("\n") for l in f]
+        src = [" ".join(lines[i:i + 3]) if i % long_every == long_every - 1 else l for i, l in enumerate(lines)]
+        for lang, text in (("en", src), ("pg", [piglatin(l) for l in src])):
+            with open(os.path.join(out, f"{split}.{lang}"), "w", encoding="utf-8") as g:
+                g.write("\n".join(text) + "\n")
+        log(f"{split}: {len(src)} lines, {sum(1 for i in range(len(src)) if i % long_every == long_every - 1)} long")
 
 
 # ---------------------------------------------------------------------------
@@ -214,7 +272,7 @@ def describe(path):
 # Evaluation through the fairseq hub interface
 # ---------------------------------------------------------------------------
 
-def evaluate(model_dir, corpus, beam=5, hyp_out=None, batch=64):
+def evaluate(model_dir, corpus, beam=5, hyp_out=None, batch=64, src_lang="en", tgt_lang="de", hub_langs=True):
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     import sacrebleu
     import torch
@@ -222,18 +280,19 @@ def evaluate(model_dir, corpus, beam=5, hyp_out=None, batch=64):
 
     torch.manual_seed(1)
     model_dir = os.path.abspath(model_dir)
+    # without hub_langs the languages are the ones the checkpoint records
+    langs = {"source_lang": src_lang, "target_lang": tgt_lang} if hub_langs else {}
     hub = TransformerModel.from_pretrained(
         model_dir,
         checkpoint_file="model.pt",
         bpe="fastbpe",
         bpe_codes=os.path.join(model_dir, "bpecodes"),
         tokenizer="moses",
-        source_lang="en",
-        target_lang="de",
+        **langs,
     )
     hub.eval()
-    src = [l.rstrip("\n") for l in open(os.path.join(corpus, "test.en"), encoding="utf-8")]
-    ref = [l.rstrip("\n") for l in open(os.path.join(corpus, "test.de"), encoding="utf-8")]
+    src = [l.rstrip("\n") for l in open(os.path.join(corpus, f"test.{src_lang}"), encoding="utf-8")]
+    ref = [l.rstrip("\n") for l in open(os.path.join(corpus, f"test.{tgt_lang}"), encoding="utf-8")]
     hyp = []
     with torch.no_grad():
         for i in range(0, len(src), batch):
@@ -264,6 +323,13 @@ def main(argv=None):
     p.add_argument("--fast", required=False)
     p.add_argument("--codes")
     p.add_argument("--n-codes", type=int, default=3000)
+    p.add_argument("--src", default="en")
+    p.add_argument("--tgt", default="de")
+    p.add_argument("--tgt-moses")
+    p = sub.add_parser("piglatin")
+    p.add_argument("corpus")
+    p.add_argument("out")
+    p.add_argument("--long-every", type=int, default=20)
     p = sub.add_parser("strip")
     p.add_argument("src")
     p.add_argument("dst")
@@ -272,6 +338,9 @@ def main(argv=None):
     p.add_argument("corpus")
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--out")
+    p.add_argument("--src", default="en")
+    p.add_argument("--tgt", default="de")
+    p.add_argument("--no-hub-langs", action="store_true")
     p = sub.add_parser("describe")
     p.add_argument("ckpt")
     a = ap.parse_args(argv)
@@ -280,11 +349,13 @@ def main(argv=None):
     elif a.cmd == "prepare-data":
         if not a.codes and not a.fast:
             ap.error("--fast is required unless --codes is given")
-        prepare_data(a.corpus, a.out, a.fast, a.codes, a.n_codes)
+        prepare_data(a.corpus, a.out, a.fast, a.codes, a.n_codes, a.src, a.tgt, a.tgt_moses)
+    elif a.cmd == "piglatin":
+        write_piglatin_corpus(a.corpus, a.out, a.long_every)
     elif a.cmd == "strip":
         strip_checkpoint(a.src, a.dst)
     elif a.cmd == "evaluate":
-        evaluate(a.model_dir, a.corpus, a.beam, a.out)
+        evaluate(a.model_dir, a.corpus, a.beam, a.out, src_lang=a.src, tgt_lang=a.tgt, hub_langs=not a.no_hub_langs)
     elif a.cmd == "describe":
         describe(a.ckpt)
     return 0

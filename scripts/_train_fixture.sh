@@ -3,7 +3,12 @@
 # fairseq-train, assembling and evaluating the fixture, and installing it.
 #
 # The sourcing script sets OUT (the assets folder), WORK_NAME, MAX_EPOCH and
-# N_CODES before sourcing, then calls the steps in order. Reference-side:
+# N_CODES before sourcing, then calls the steps in order. Optional: SRC/TGT
+# (the language codes, default en/de), TGT_MOSES (the Moses rules for the
+# target side, default TGT), HUB_LANGS=0 (evaluate with the languages the
+# checkpoint records instead of passing them to from_pretrained), and
+# CORPUS_IN_WORK=1 (the script writes the corpus to $WORK/corpus after
+# sourcing and calls check_corpus itself). Reference-side:
 # fairseq 0.12 loads its own checkpoints with a plain torch.load(), which
 # torch>=2.6 turns into weights_only=True and refuses, so
 # TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is set for fairseq's commands (and only
@@ -16,17 +21,26 @@ PY="$ROOT/.venv/bin/python"
 BIN="$ROOT/.venv/bin"
 UTILS="$ROOT/scripts/_fixture_utils.py"
 CORPUS="assets/corpus"
+SRC="${SRC:-en}"
+TGT="${TGT:-de}"
+TGT_MOSES="${TGT_MOSES:-$TGT}"
+HUB_LANGS="${HUB_LANGS:-1}"
 SEED=1
 
-for f in train valid test; do
-  for l in en de; do
-    [[ -s "$CORPUS/$f.$l" ]] || { echo "missing $CORPUS/$f.$l (run scripts/make_corpus.py)" >&2; exit 1; }
+check_corpus() {
+  local f l
+  for f in train valid test; do
+    for l in "$SRC" "$TGT"; do
+      [[ -s "$CORPUS/$f.$l" ]] || { echo "missing $CORPUS/$f.$l (run scripts/make_corpus.py)" >&2; exit 1; }
+    done
   done
-done
+}
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/modelport-$WORK_NAME.XXXXXX")"
 cleanup() { if [[ "${KEEP_WORK:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK"; fi; }
 trap cleanup EXIT
+
+if [[ "${CORPUS_IN_WORK:-0}" == 1 ]]; then CORPUS="$WORK/corpus"; else check_corpus; fi
 
 step() { printf '\n==> %s\n' "$*"; }
 fairseq() { TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 "$@"; }
@@ -37,14 +51,15 @@ shquote() { local a out=(); for a in "$@"; do if [[ "$a" =~ [^A-Za-z0-9_./=:,-] 
 learn_bpe() {
   step "1-2/6 Moses tokenization (fairseq hub settings) + joint fastBPE ($N_CODES merges) in $WORK"
   FAST="$("$PY" "$UTILS" build-fastbpe "$WORK/fastbpe" | tail -n 1)"
-  "$PY" "$UTILS" prepare-data "$CORPUS" "$WORK/data" --fast "$FAST" --n-codes "$N_CODES"
+  "$PY" "$UTILS" prepare-data "$CORPUS" "$WORK/data" --fast "$FAST" --n-codes "$N_CODES" \
+    --src "$SRC" --tgt "$TGT" --tgt-moses "$TGT_MOSES"
 }
 
 # preprocess LABEL [EXTRA fairseq-preprocess ARGS...]: binarize into $WORK/data-bin ("3/6 LABEL")
 preprocess() {
   step "3/6 $1"
   shift
-  PREPROCESS=(fairseq-preprocess --source-lang en --target-lang de "$@"
+  PREPROCESS=(fairseq-preprocess --source-lang "$SRC" --target-lang "$TGT" "$@"
     --trainpref "$WORK/data/train.bpe" --validpref "$WORK/data/valid.bpe"
     --testpref "$WORK/data/test.bpe" --destdir "$WORK/data-bin" --workers 2)
   shquote "${PREPROCESS[@]}"
@@ -79,12 +94,14 @@ assemble_and_evaluate() {
   STAGE="$WORK/$(basename "$OUT")"
   mkdir -p "$STAGE"
   "$PY" "$UTILS" strip "$WORK/checkpoints/checkpoint_best.pt" "$STAGE/model.pt"
-  cp "$WORK/data-bin/dict.en.txt" "$WORK/data-bin/dict.de.txt" "$STAGE/"
+  cp "$WORK/data-bin/dict.$SRC.txt" "$WORK/data-bin/dict.$TGT.txt" "$STAGE/"
   cp "$WORK/data/bpecodes" "$STAGE/bpecodes"
   "$PY" "$UTILS" describe "$STAGE/model.pt" | tee "$WORK/describe.txt"
 
-  step "6/6 evaluate through the fairseq hub interface (beam 5) on $CORPUS/test.en"
-  fairseq "$PY" "$UTILS" evaluate "$STAGE" "$CORPUS" --beam 5 --out "$WORK/test.hyp" 2>&1 \
+  step "6/6 evaluate through the fairseq hub interface (beam 5) on $CORPUS/test.$SRC"
+  local langs=(--src "$SRC" --tgt "$TGT")
+  [[ "$HUB_LANGS" == 1 ]] || langs+=(--no-hub-langs)
+  fairseq "$PY" "$UTILS" evaluate "$STAGE" "$CORPUS" --beam 5 --out "$WORK/test.hyp" "${langs[@]}" 2>&1 \
     | grep -v -E "^(INFO|WARNING|  warnings.warn|  super\(\)|  state = torch.load)|UserWarning" | tee "$WORK/eval.txt"
   BLEU="$(sed -n 's/^BLEU = \([0-9.]*\).*/\1/p' "$WORK/eval.txt")"
   SIG="$(sed -n 's/^signature: //p' "$WORK/eval.txt")"
@@ -102,7 +119,7 @@ install_fixture() {
   mv "$STAGE" "$OUT"
 
   step "summary"
-  echo "  artefacts : $OUT/{model.pt,dict.en.txt,dict.de.txt,bpecodes,README.md}"
+  echo "  artefacts : $OUT/{model.pt,dict.$SRC.txt,dict.$TGT.txt,bpecodes,README.md}"
   echo "  params    : $PARAMS"
   echo "  model.pt  : $MB MB ($(du -b "$OUT/model.pt" | cut -f1) bytes)"
   echo "  $1"
