@@ -126,7 +126,7 @@ def count_parameters(directory: Path) -> int:
 def finish(out: Path, name: str, options: dict[str, Any], changed: dict[str, Any], report: dict[str, Any]) -> dict:
     """Store the report in the output folder (pass_report.json/.md) and in
     conversion.json's last history entry."""
-    from modelport.validators.report import write_report
+    from modelport.reports import write_report
 
     conversion = read_json(out / "conversion.json")
     conversion["history"][-1]["report"] = report
