@@ -26,6 +26,7 @@ class PortedModel:
     generation_config: dict[str, Any]
     conversion: dict[str, Any]
     source_format: str
+    parameters: int = 0  # stored parameters, all members (see CheckedFolder.parameters)
     _tokenizer: Any = field(default=None, repr=False)
 
     @property
@@ -57,7 +58,7 @@ class PortedModel:
         return translate(self, lines, **options)
 
     def summary(self) -> dict[str, Any]:
-        params = sum(p.numel() for p in self.model.parameters())
+        params = self.parameters // len(self.models)
         return {"path": str(self.path), "source_format": self.source_format, "ensemble_size": len(self.models),
                 "parameters_per_member": params, "config": self.config.to_dict(),
                 "generation": self.generation_config}
@@ -135,5 +136,5 @@ def load(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> P
         path=directory, config=config, models=models,
         generation_config=checked.generation_config,
         conversion=checked.conversion,
-        source_format=checked.data.get("source_format", "unknown"),
+        source_format=checked.data.get("source_format", "unknown"), parameters=checked.parameters,
     )

@@ -29,6 +29,7 @@ Every problem is an :class:`InvalidPortedFolderError` with one line.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import struct
@@ -91,6 +92,20 @@ class CheckedFolder:
     files: list[Path]
     tensors: dict[str, TensorEntry] = field(repr=False)
     aliases: dict[str, str] = field(repr=False)
+
+    @property
+    def parameters(self) -> int:
+        """Parameters the folder stores, every ensemble member included: each
+        stored tensor once (tied names are aliases, not counted again), an
+        int8 weight by its logical element count, its per-row scales not at
+        all; read from the safetensors headers, so the same number for the
+        fp32, fp16/bf16 and int8 copies of one model."""
+        return sum(math.prod(e.shape) for name, e in self.tensors.items() if not name.endswith(SCALE_SUFFIX))
+
+    @property
+    def parameters_per_member(self) -> int:
+        """:attr:`parameters` of one ensemble member."""
+        return self.parameters // self.ensemble_size
 
 
 def _fail(folder: Path, problem: str) -> InvalidPortedFolderError:

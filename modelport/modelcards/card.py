@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -36,32 +35,6 @@ def _read(path: Path) -> dict[str, Any]:
         return {}
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidInputError(f"`{path}` is not valid JSON ({e})") from None
-
-
-def _parameters(directory: Path, files: list[str]) -> int | None:
-    """Total elements over the safetensors files (from their headers only)."""
-    total = 0
-    for name in files:
-        try:
-            with open(directory / name, "rb") as f:
-                (n,) = struct.unpack("<Q", f.read(8))
-                header = json.loads(f.read(n))
-        except (OSError, ValueError, struct.error):
-            return None
-        for key, info in header.items():
-            if key != "__metadata__":
-                count = 1
-                for dim in info["shape"]:
-                    count *= dim
-                total += count
-    return total
-
-
-def _weight_files(directory: Path, conversion: dict[str, Any]) -> list[str]:
-    files = (conversion.get("weights") or {}).get("files")
-    if files:
-        return list(files)
-    return sorted(p.name for p in directory.glob("*.safetensors"))
 
 
 def _fmt_params(n: int) -> str:
@@ -241,7 +214,7 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     if not (directory / "config.json").is_file() or not (directory / "conversion.json").is_file():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (config.json or conversion.json "
                                 "missing; create one with `modelport convert`)")
-    check_folder(directory)  # a damaged or edited folder gets no card
+    checked = check_folder(directory)  # a damaged or edited folder gets no card
     cfg = _read(directory / "config.json")
     conv = _read(directory / "conversion.json")
     gen = _read(directory / "generation_config.json")
@@ -263,7 +236,7 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     )
     pair = f" ({tok['source_lang']} → {tok['target_lang']})" if tok.get("source_lang") and tok.get("target_lang") \
         else ""
-    params = _parameters(directory, _weight_files(directory, conv))
+    params = checked.parameters
     body = [f"# {name}", "",
             f"A {fmt} translation model{pair} ported by modelport into its unified "
             "PyTorch encoder-decoder" + (f", converted from `{base_model}`" if base_model else "")

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from modelport.model.io import atomic_output_dir, load_weights, read_json, save_weights, weight_files, write_json
+from modelport.model.io import atomic_output_dir, read_json, save_weights, weight_files, write_json
 
 
 def folder_bytes(directory: Path) -> int:
@@ -82,7 +82,7 @@ def measure(before_dir: Path, after_dir: Path, data: list[str] | None,
 
     before, after = modelport.load(before_dir), modelport.load(after_dir)
     report: dict[str, Any] = {
-        "parameters": {"before": count_parameters(before_dir), "after": count_parameters(after_dir)},
+        "parameters": {"before": before.parameters, "after": after.parameters},
         "bytes_on_disk": {"before": folder_bytes(before_dir), "after": folder_bytes(after_dir)},
     }
     if data:
@@ -107,20 +107,6 @@ def measure(before_dir: Path, after_dir: Path, data: list[str] | None,
             report["quality"] = {"before": _bleu([h["text"] for h in ours_b], references),
                                  "after": _bleu([h["text"] for h in ours_a], references)}
     return report
-
-
-def count_parameters(directory: Path) -> int:
-    """Parameters stored in a ported folder (tied tensors once, quantization
-    scales not counted)."""
-    from modelport.passes.quantize import dequantize_state
-
-    seen: set[int] = set()
-    total = 0
-    for t in dequantize_state(load_weights(directory)).values():
-        if id(t) not in seen:
-            seen.add(id(t))
-            total += t.numel()
-    return total
 
 
 def finish(out: Path, name: str, options: dict[str, Any], changed: dict[str, Any], report: dict[str, Any]) -> dict:
