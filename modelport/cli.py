@@ -71,15 +71,29 @@ def _probability(text: str) -> float:
     return _number(text, float, "a number in (0, 1]", lambda v: 0 < v <= 1)
 
 
+_BINARY_UNITS = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
 def _size(text: str) -> int:
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    t = text.strip().lower().rstrip("b")
+    """A byte count as huggingface_hub and transformers read it: ``2GB`` is
+    2*10**9 bytes (huggingface_hub's ``parse_size_to_int``: KB, MB, GB, TB),
+    ``2GiB`` is 2*2**30 (KiB, MiB, GiB, TiB), a bare integer is bytes."""
+    from huggingface_hub.serialization._base import parse_size_to_int  # not re-exported by huggingface_hub
+
+    t = text.strip()
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not a size (examples: 500MB, 2GB, 1048576)") from None
+        if t.isdigit():
+            value = int(t)
+        elif t[-3:].upper() in _BINARY_UNITS:
+            value = int(float(t[:-3]) * _BINARY_UNITS[t[-3:].upper()])
+        else:
+            value = parse_size_to_int(t)
+    except (ValueError, OverflowError):
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a size in bytes (examples: 500MB, 2GB = 2*10**9, 2GiB = "
+                                         f"2*2**30, 1048576), but is {text!r}")
+    return value
 
 
 def _print_json(data: Any) -> None:
@@ -605,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_options(p)
     p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     p.add_argument("--shard-size", type=_size, default=None, metavar="SIZE",
-                   help="largest safetensors file before sharding (default 2GB)")
+                   help="largest safetensors file before sharding, as huggingface_hub reads sizes: 2GB = "
+                        "2*10**9 bytes, 2GiB = 2*2**30, or a number of bytes (default: 2GiB)")
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="convert even if weights hold NaN or infinity (refused by default; a warning names them)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
