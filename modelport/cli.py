@@ -141,8 +141,12 @@ def _print_plan_summary(summary: dict[str, Any], written: str | None = None) -> 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from modelport.api import inspect, load
+    from modelport.model.folder import not_a_port
 
     source = Path(args.source)
+    export = not_a_port(source, exports_only=True)  # a T5 transformers folder is a source to inspect
+    if export is not None:
+        raise export
     if (source / "config.json").is_file() and (source / "conversion.json").is_file():
         ported = load(source)
         summary = ported.summary()

@@ -153,6 +153,19 @@ class InvalidPortedFolderError(InvalidInputError):
         super().__init__(f"`{folder}` is not a valid ported model folder: {problem}")
 
 
+class NotAPortedFolderError(InvalidPortedFolderError):
+    """A folder that is something else than a ported folder (an ``export hf``
+    or ``export onnx`` result, a transformers model folder): ``what`` it is
+    and ``use``, what takes it instead."""
+
+    def __init__(self, folder: str, what: str, use: str) -> None:
+        self.folder = folder
+        self.what = what
+        self.use = use
+        self.problem = what
+        InvalidInputError.__init__(self, f"`{folder}` is {what}, not a ported model folder: {use}")
+
+
 # OSError numbers that mean "the file system refuses the write" (read-only,
 # no permission, full, over quota, file too large): the user's to fix, not a bug
 WRITE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})

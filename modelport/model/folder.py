@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from modelport.errors import ConfigError, InvalidPortedFolderError
+from modelport.errors import ConfigError, InvalidPortedFolderError, NotAPortedFolderError
 from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
 from modelport.model.io import INDEX_NAME, WEIGHTS_NAME
 
@@ -453,12 +453,61 @@ def _check_shapes(folder: Path, config: Seq2SeqConfig, tensors: dict[str, Tensor
                 raise _fail(folder, f"weight `{full}` must be {want}, but is {entry.dtype}"[:300])
 
 
+EXPORT_REPORT_NAME = "export_report.json"  # written by `modelport export hf|onnx`
+
+
+def _json_or_empty(path: Path) -> dict[str, Any]:
+    """A small JSON object, or {} when the file is missing, large or not one (only used to name things)."""
+    try:
+        if path.is_file() and path.stat().st_size <= MAX_JSON_BYTES:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+    except (OSError, ValueError, RecursionError):
+        pass
+    return {}
+
+
+def not_a_port(path: str | os.PathLike[str], *, exports_only: bool = False) -> NotAPortedFolderError | None:
+    """The error naming what ``path`` is, when it is a folder modelport reads
+    elsewhere than as a ported folder: an ``export onnx`` or ``export hf``
+    result, or (unless ``exports_only``) a transformers model folder; else None."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    report = _json_or_empty(folder / EXPORT_REPORT_NAME)
+    source = report.get("ported_dir")
+    origin = f" (`{source}`)"[:300] if isinstance(source, str) else ""
+    back = f"other modelport commands take the ported folder it was exported from{origin}"
+    if (folder / "encoder.onnx").is_file() or (folder / "decoder.onnx").is_file():
+        return NotAPortedFolderError(
+            str(path), "an ONNX export (encoder.onnx + decoder.onnx, written by `modelport export onnx`)",
+            f"run its graphs with onnxruntime (inputs and outputs in {EXPORT_REPORT_NAME}); {back}")
+    config = _json_or_empty(folder / CONFIG_NAME)
+    if "modelport_format_version" in config or not ("architectures" in config or "model_type" in config):
+        return None
+    arch = config.get("architectures")
+    name = arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else config.get("model_type")
+    kind = f"a transformers model folder ({str(name)[:80]})"
+    if report.get("target") == "hf":
+        return NotAPortedFolderError(
+            str(path), f"{kind} written by `modelport export hf`",
+            f"load it with transformers' AutoModelForSeq2SeqLM and AutoTokenizer, or upload it with "
+            f"`modelport publish`; {back}")
+    if exports_only:
+        return None
+    return NotAPortedFolderError(str(path), kind, f"port it first with `modelport convert {path} OUTPUT_DIR` "
+                                                  "(T5 folders), then use the ported folder")
+
+
 def check_folder(path: str | os.PathLike[str]) -> CheckedFolder:
     """Check a ported folder without loading its weights (see the module
     docstring); raise :class:`InvalidPortedFolderError` on the first problem."""
     folder = Path(path)
     if not folder.is_dir():
         raise _fail(folder, "no such directory")
+    other = not_a_port(folder)
+    if other is not None:
+        raise other
     data, config, ensemble, mode = _read_config(folder)
     generation = _read_json_object(folder, GENERATION_NAME)
     conversion = _read_json_object(folder, CONVERSION_NAME)
