@@ -24,9 +24,34 @@ from modelport import __version__
 from modelport.errors import WRITE_ERRNOS, InvalidInputError, ModelportError, OutputExistsError, OutputWriteError
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that tells the truth: every option with a default shows it,
+    ``{formats}`` lists the registered converters (looked up only when help is
+    printed: it imports torch), and an ``examples:`` epilog keeps its lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "{formats}" in text:
+            from modelport.converters.base import converters
+
+            text = text.replace("{formats}", ", ".join(sorted(converters())))
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text and text:
+            text += " (default: %(default)s)"
+        return text
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:\n"):
+            return "".join(indent + line + "\n" for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error as one line (``modelport: error: `--beam`
     must be a positive integer, but is 0``) and exit code 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         m = re.fullmatch(r"argument (\S+): (.*)", message, flags=re.S)
@@ -526,7 +551,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
 
 
 def _add_pass_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("ported_dir")
+    p.add_argument("ported_dir", help=_PORTED_HELP)
     p.add_argument("output_dir", help="the new ported folder")
     p.add_argument("--data", help="source sentences: measure speed and agreement with the original on them")
     p.add_argument("--references", help="reference translations of --data: adds BLEU and chrF before/after")
@@ -549,7 +574,9 @@ def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False)
                         "blocker reads the pad-filled end of its buffer and so blocks nothing in practice)")
     g.add_argument("--semantics", choices=["fairseq", "hf"] if search_only else ["fairseq", "hf", "marian"],
                    help="whose beam search to reproduce")
-    g.add_argument("--batch-size", type=_positive_int, help="sentences per batch (batches are sorted by length)")
+    g.add_argument("--batch-size", type=_positive_int,
+                   help=f"sentences per batch, batches sorted by length (default: "
+                        f"{VALIDATE_BATCH_SIZE if search_only else TRANSLATE_BATCH_SIZE})")
     g.add_argument("--max-tokens", type=_positive_int, help="source tokens per batch (instead of --batch-size)")
     if search_only:
         return
@@ -579,12 +606,19 @@ def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False)
 
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", help="source format (default: detected; see `modelport inspect`)")
+    p.add_argument("--format", metavar="FORMAT",
+                   help="source format, one of: {formats} (default: detected from SOURCE)")
     p.add_argument("--checkpoint", metavar="A.pt[:B.pt]",
                    help="checkpoint file(s) inside SOURCE; several separated by ':' form an ensemble")
     p.add_argument("--source-lang", help="source language, when the checkpoint does not name it")
     p.add_argument("--target-lang", help="target language, when the checkpoint does not name it")
 
+
+_PORTED_HELP = "a ported model folder (written by `modelport convert` or a pass)"
+# the batch sizes modelport.generation.translate and modelport.validators.run use when none is given
+# (tests/test_cli_help.py checks these against them; importing them here would import torch)
+TRANSLATE_BATCH_SIZE = 32
+VALIDATE_BATCH_SIZE = 16
 
 _KEEP_SPECIAL_HELP = ("T5 ports: print sentinels (<extra_id_N>) and <unk> instead of skipping them as "
                       "transformers' decode(skip_special_tokens=True) does")
@@ -628,13 +662,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="convert even if weights hold NaN or infinity (refused by default; a warning names them)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.epilog = ("examples:\n"
+                "  modelport convert assets/default-model ported/en-de\n"
+                "  modelport convert fairseq-dir/ ported/ens --checkpoint a.pt:b.pt --force\n"
+                "  modelport convert opus-mt-en-de/ ported/marian --format marian --shard-size 500MB")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("tokenize", help="text to ids (or pieces), or ids back to text",
                        description="Tokenize each input line with the ported folder's tokenizer: ids "
                                    "(</s> appended) by default, BPE pieces with --tokens, or decode lines of "
                                    "ids with --decode. One output line per input line.")
-    p.add_argument("ported_dir")
+    p.add_argument("ported_dir", help=_PORTED_HELP)
     p.add_argument("-i", "--input", help="input file (default: stdin)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--decode", action="store_true", help="input lines are target ids; print text")
@@ -648,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("translate", help="translate lines with a ported model",
                        description="Translate each input line (stdin or -i) and write one line per hypothesis "
                                    "(stdout or -o). Batches are sorted by length and restored to input order.")
-    p.add_argument("ported_dir")
+    p.add_argument("ported_dir", help=_PORTED_HELP)
     p.add_argument("-i", "--input", help="input file (default: stdin)")
     p.add_argument("-o", "--output", help="output file (default: stdout)")
     p.add_argument("--scores", action="store_true", help="prefix each hypothesis with its score and a tab")
@@ -656,6 +694,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
     p.add_argument("--keep-special-tokens", action="store_true", help=_KEEP_SPECIAL_HELP)
     _add_decoding_options(p)
+    p.epilog = ("examples:\n"
+                "  echo 'Hello world!' | modelport translate ported/en-de\n"
+                "  modelport translate ported/en-de -i test.en -o test.out --beam 5 --lenpen 0.6\n"
+                "  modelport translate ported/en-de -i test.en --nbest 3 --scores")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("quantize", help="write an 8-bit or half-precision copy of a ported folder",
@@ -707,7 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "run with onnxruntime and compared with the port (logits within 1e-4, "
                                    "greedy outputs identical); ensembles and quantized folders exit 2.")
     p.add_argument("target", choices=["hf", "onnx"], help="hf: Hugging Face transformers; onnx: onnxruntime")
-    p.add_argument("ported_dir")
+    p.add_argument("ported_dir", help=_PORTED_HELP)
     p.add_argument("output_dir", help="folder to write")
     p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     p.add_argument("--data", metavar="FILE", help="source lines to verify on (default: a few built-in sentences)")
@@ -726,7 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "T5 ports) and the port on the same lines and compare tokenizer ids, "
                                    "forward logits and beam-search outputs. Writes parity_report.json/.md; "
                                    "exit 3 when parity fails.")
-    p.add_argument("ported_dir")
+    p.add_argument("ported_dir", help=_PORTED_HELP)
     p.add_argument("--reference", required=True,
                    help="the original checkpoint the folder was converted from (fairseq: its directory, file or "
                         "a.pt:b.pt ensemble; T5: the transformers folder)")
@@ -736,6 +778,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", choices=["tokenizer", "forward", "beam"], help="run one check only")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     _add_decoding_options(p, search_only=True)
+    p.epilog = ("examples:\n"
+                "  modelport validate ported/en-de --reference assets/default-model --data test.en\n"
+                "  modelport validate ported/en-de --reference assets/default-model --data test.en "
+                "--references test.de --beam 5 --report reports/")
     p.set_defaults(func=cmd_validate)
 
     def card_args(p: argparse.ArgumentParser) -> None:
@@ -750,7 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "license, tags, eval results from parity_report.json), architecture, "
                                    "provenance with sha256, parity summary, passes, usage and generation "
                                    "defaults. Written to a temporary file and renamed into place.")
-    p.add_argument("ported_dir")
+    p.add_argument("ported_dir", help=_PORTED_HELP)
     card_args(p)
     p.set_defaults(func=cmd_card)
 
