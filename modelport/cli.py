@@ -280,7 +280,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 _SEARCH_KEYS = ("beam", "lenpen", "nbest", "max_len_a", "max_len_b", "min_len", "unkpen",
                 "no_repeat_ngram_size", "semantics", "batch_size", "max_tokens")
 # Marian's decoding options (translate only), under their generation option names
-_MARIAN_KEYS = ("normalize", "word_penalty", "max_length", "max_length_factor", "max_length_crop", "allow_unk")
+_MARIAN_KEYS = ("normalize", "word_penalty", "max_length", "max_length_factor", "max_length_crop", "allow_unk",
+                "mini_batch", "maxi_batch", "maxi_batch_sort")
 # CLI flag -> option name of modelport.generation (transformers' names for sampling)
 _SAMPLING_KEYS = {"sampling_topk": "top_k", "sampling_topp": "top_p", "temperature": "temperature",
                   "seed": "seed"}
@@ -592,6 +593,13 @@ def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False)
                    help="marian semantics: max output length = F x the batch's padded source length")
     g.add_argument("--max-length-crop", action="store_true", default=None,
                    help="marian semantics: crop sources longer than --max-length")
+    g.add_argument("--mini-batch", type=_positive_int, metavar="N",
+                   help="marian semantics, without --batch-size/--max-tokens: lines per batch as marian-decoder "
+                        "forms them (default: decoder.yml's, else 1); the batch's padded width sets the length cap")
+    g.add_argument("--maxi-batch", type=_positive_int, metavar="N",
+                   help="marian semantics: mini-batches read and sorted together, as marian-decoder does")
+    g.add_argument("--maxi-batch-sort", choices=["none", "src", "trg"],
+                   help="marian semantics: order within a maxi-batch, as marian-decoder's")
     g.add_argument("--allow-unk", action="store_true", default=None,
                    help="marian semantics: allow <unk> in the output (suppressed by default)")
     g.add_argument("--sampling", action="store_true", default=None, help="sample instead of beam search")

@@ -94,7 +94,11 @@ SINUSOIDAL_POSITIONS = 1024
 DECODER_DEFAULTS = {"beam-size": ("beam_size", 12), "normalize": ("normalize", 0.0),
                     "word-penalty": ("word_penalty", 0.0), "max-length-factor": ("max_length_factor", 3.0),
                     "max-length": ("max_length", 1000), "max-length-crop": ("max_length_crop", False),
-                    "n-best": ("n_best", False)}
+                    "n-best": ("n_best", False),
+                    # marian-decoder's batching: it sets each line's length cap (generation/marian_batching.py)
+                    "mini-batch": ("mini_batch", 1), "maxi-batch": ("maxi_batch", 1),
+                    "maxi-batch-sort": ("maxi_batch_sort", "none"), "mini-batch-words": ("mini_batch_words", 0)}
+MAXI_BATCH_SORTS = ("none", "src", "trg")
 
 
 def _ops(value: Any) -> str:
@@ -119,7 +123,8 @@ OPTION_KINDS = {"dim-emb": "posint", "enc-depth": "posint", "dec-depth": "posint
                 "transformer-preprocess": "str", "transformer-postprocess": "str",
                 "transformer-postprocess-emb": "str", "transformer-postprocess-top": "str", "max-length": "natural"}
 DECODER_KINDS = {"beam-size": "posint", "normalize": "float", "word-penalty": "float", "max-length-factor": "float",
-                 "max-length": "natural", "max-length-crop": "bool", "n-best": "bool"}
+                 "max-length": "natural", "max-length-crop": "bool", "n-best": "bool", "mini-batch": "posint",
+                 "maxi-batch": "posint", "maxi-batch-sort": "str", "mini-batch-words": "natural"}
 
 
 def _flag(key: str) -> str:
@@ -221,6 +226,9 @@ def build_config(opts: Mapping[str, Any], vocab_rows: int, pad: int, eos: int, u
         source_vocab_size=vocab_rows, target_vocab_size=vocab_rows,
         activation=ACTIVATIONS[opts["transformer-ffn-activation"]], ffn_depth=opts["transformer-ffn-depth"],
         norm="layernorm", norm_eps=NORM_EPS, pre_norm=_ops(opts["transformer-preprocess"]) == "n",
+        # marian-decoder's incremental self-attention reads the cached raw inputs (transformer.h)
+        cached_self_kv_unnormed=(_ops(opts["transformer-preprocess"]) == "n"
+                                 and opts["transformer-decoder-autoreg"] != "rnn"),
         final_norm=_ops(opts["transformer-postprocess-top"]) == "n",
         layernorm_embedding=_ops(opts["transformer-postprocess-emb"]) == "n",
         positions="learned" if learned else "sinusoidal", sinusoidal_layout="sin_cos",
@@ -616,6 +624,10 @@ def _language(readme: Path | None, key: str) -> str | None:
 def generation_defaults(decoder: Mapping[str, Any], pad: int, eos: int) -> dict[str, Any]:
     """decoder.yml's decoding defaults (Marian's own defaults where absent)."""
     problems = option_type_problems(decoder, DECODER_KINDS, _flag)
+    sort = decoder.get("maxi-batch-sort", "none")
+    if isinstance(sort, str) and sort not in MAXI_BATCH_SORTS:
+        problems.append(f"Option --maxi-batch-sort {sort} is not supported (supported: "
+                        f"{', '.join(MAXI_BATCH_SORTS)})")
     if problems:
         raise InvalidInputError("decoder.yml: " + "; ".join(problems))
     gen: dict[str, Any] = {"semantics": "marian"}

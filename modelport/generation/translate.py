@@ -18,6 +18,7 @@ from torch import Tensor
 from modelport.errors import InvalidInputError, NonFiniteOutputError
 from modelport.generation.beam import (FairseqBeamSearch, HFBeamSearch, Hypothesis, MarianBeamSearch, NaNLogProbs,
                                        run_search)
+from modelport.generation.marian_batching import marian_batches
 from modelport.generation.sampling import SamplingOptions, SamplingSearch
 from modelport.generation.semantics import SEMANTICS, FairseqOptions, HFOptions, MarianOptions, split_options
 from modelport.model.transformer import Seq2SeqModel
@@ -25,6 +26,9 @@ from modelport.model.transformer import Seq2SeqModel
 # CLI/fairseq option names -> transformers' names, for --semantics hf
 _HF_ALIASES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
                "min_len": "min_length"}
+# marian-decoder's batching options (decoder.yml names, ``-`` as ``_``): they
+# choose the batches, which set each line's length cap (marian_batching.py)
+MARIAN_BATCHING = ("mini_batch", "maxi_batch", "maxi_batch_sort", "mini_batch_words")
 # CLI/fairseq option names -> Marian's names, for --semantics marian
 _MARIAN_ALIASES = {"beam": "beam_size", "lenpen": "normalize", "nbest": "n_best"}
 # generation_config.json keys the model config already holds
@@ -244,7 +248,14 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         if len(ids) > cfg.max_source_positions:
             raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
                                     f"{cfg.max_source_positions}")
-    batches = make_batches([len(x) for x in encoded], batch_size, max_tokens)
+    batching = {k: opts.pop(k) for k in MARIAN_BATCHING if k in opts} if sem == "marian" else {}
+    if sem == "marian" and batch_size is None and max_tokens is None:
+        # the length cap depends on the batch: group lines as marian-decoder does
+        cap = opts.get("max_length") if opts.get("max_length_crop") else None
+        batches = marian_batches([len(x) if cap is None else min(len(x), cap) for x in encoded],
+                                 **{k: v for k, v in batching.items() if v is not None})
+    else:
+        batches = make_batches([len(x) for x in encoded], batch_size, max_tokens)
     results: list[list[dict[str, Any]]] = [[] for _ in lines]
     bar = None
     if progress:

@@ -82,6 +82,15 @@ class Seq2SeqConfig:
     norm: NormKind = "layernorm"
     norm_eps: float = 1e-5
     pre_norm: bool = False
+    # Marian's incremental decoder with pre-norm (marian-dev
+    # src/models/transformer.h: DecoderLayerSelfAttention caches the layer's
+    # *input*, and LayerAttention swaps in the normalised input for keys and
+    # values only when they are that same input, i.e. at decoding position 0
+    # and in the full-sequence forward of training and scoring). From the
+    # second decoding step on, decoder self-attention keys and values are the
+    # cached un-normalised layer inputs; the query is normalised as usual.
+    # The full-sequence forward is unchanged by this flag.
+    cached_self_kv_unnormed: bool = False
     final_norm: bool = False
     layernorm_embedding: bool = False
     # fp16 only: clamp the residual stream to the fp16 range after every
@@ -175,6 +184,8 @@ class Seq2SeqConfig:
         if self.shared_embeddings and self.source_vocab_size != self.target_vocab_size:
             yield ("`shared_embeddings` needs equal vocabularies, but source has "
                    f"{self.source_vocab_size} and target {self.target_vocab_size}")
+        if self.cached_self_kv_unnormed and not (self.pre_norm and self.decoder_autoreg == "self-attention"):
+            yield "`cached_self_kv_unnormed` is only used with `pre_norm` and decoder self-attention"
         if self.final_norm and not self.pre_norm:
             yield "`final_norm` is only used with `pre_norm` (no known checkpoint normalises twice)"
         if self.norm == "rmsnorm" and self.positions in ("sinusoidal", "learned") and not self.pre_norm:

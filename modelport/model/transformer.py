@@ -128,6 +128,7 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: Seq2SeqConfig, heads: int, cross_heads: int) -> None:
         super().__init__()
         self.pre_norm = cfg.pre_norm
+        self.cached_kv_unnormed = cfg.cached_self_kv_unnormed
         self.clamp = clamp_fp16 if cfg.clamp_fp16_activations else _identity
         hd = cfg.decoder_head_dim
         if cfg.decoder_autoreg == "ssru":
@@ -151,12 +152,7 @@ class DecoderLayer(nn.Module):
             x = self._ssru_block(x, cache)
         else:
             h = self.self_attn_norm(x) if self.pre_norm else x
-            k, v = self.self_attn.project_kv(h)
-            if cache is not None:
-                if cache.self_k is not None:
-                    k = torch.cat([cache.self_k, k], dim=2)
-                    v = torch.cat([cache.self_v, v], dim=2)
-                cache.self_k, cache.self_v = k, v
+            k, v = self._self_kv(x, h, cache)
             x = self.clamp(x + self.self_attn(h, k, v, self_mask))
             if not self.pre_norm:
                 x = self.self_attn_norm(x)
@@ -178,6 +174,31 @@ class DecoderLayer(nn.Module):
             x = self.ffn_norm(x)
         return x
 
+
+    def _self_kv(self, x: Tensor, h: Tensor, cache: LayerCache | None) -> tuple[Tensor, Tensor]:
+        """Self-attention keys/values over the cached and the new positions.
+
+        Normally projected from the (pre-)normalised input ``h`` and cached as
+        such. With ``cached_self_kv_unnormed`` (Marian's pre-norm decoder, see
+        the config flag) the cache holds projections of the raw input ``x``:
+        the first call attends over ``h`` as the full forward does, every
+        later call over the raw inputs of all positions."""
+        if cache is None:
+            return self.self_attn.project_kv(h)
+        if self.cached_kv_unnormed:
+            first = cache.self_k is None
+            rk, rv = self.self_attn.project_kv(x)
+            if not first:
+                rk = torch.cat([cache.self_k, rk], dim=2)
+                rv = torch.cat([cache.self_v, rv], dim=2)
+            cache.self_k, cache.self_v = rk, rv
+            return self.self_attn.project_kv(h) if first else (rk, rv)
+        k, v = self.self_attn.project_kv(h)
+        if cache.self_k is not None:
+            k = torch.cat([cache.self_k, k], dim=2)
+            v = torch.cat([cache.self_v, v], dim=2)
+        cache.self_k, cache.self_v = k, v
+        return k, v
 
     def _ssru_block(self, x: Tensor, cache: LayerCache | None) -> Tensor:
         """Marian's ``DecoderLayerRNN`` (marian-dev ``src/models/transformer.h``):

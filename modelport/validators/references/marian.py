@@ -10,8 +10,8 @@ Input as Marian reads it: with SentencePiece vocabularies (``*.spm``) Marian
 encodes raw text itself; with YAML/JSON vocabularies (the OPUS-MT layout)
 Marian expects text already split into pieces, which OPUS-MT's pipeline does
 with the ``source.spm`` next to the model, so this adapter does the same.
-Output is always asked for as pieces (``--no-spm-decode``) and decoded here
-with the target SentencePiece model.
+Output is always asked for as pieces (``--no-spm-decode``) and detokenized
+here as Marian or OPUS-MT's postprocessing would (see :meth:`detokenize`).
 
 What Marian prints, and so the precision of every number read back
 (``src/translator/output_printer.{h,cpp}``, ``src/rescorer/score_collector.cpp``):
@@ -153,9 +153,13 @@ class MarianReference:
         return [" ".join(self._target_spm.encode(line, out_type=str)) for line in lines]
 
     def detokenize(self, pieces: Sequence[str]) -> str:
-        """Target pieces to text, as OPUS-MT's postprocessing (or Marian's own
-        SentencePiece decoding) does."""
-        return self._target_spm.decode_pieces(list(pieces))
+        """Target pieces to text: Marian's own SentencePiece decoding for
+        ``.spm`` vocabularies; for YAML ones OPUS-MT's ``postprocess.sh``
+        (``sed 's/ //g;s/▁/ /g'`` and trimmed), which also holds for pieces
+        the target model does not know (a joint vocabulary's)."""
+        if not self.pre_encoded:
+            return self._target_spm.decode_pieces(list(pieces))
+        return "".join(pieces).replace("\u2581", " ").strip()
 
     # -- running pymarian ----------------------------------------------------
 
