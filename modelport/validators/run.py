@@ -107,12 +107,15 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
              unkpen: float | None = None, no_repeat_ngram_size: int | None = None,
              batch_size: int = 16, max_tokens: int | None = None, references: Sequence[str] | None = None,
              report_dir: str | os.PathLike[str] | None = None, only: Sequence[str] | None = None,
-             forward_batches: int = 2, write: bool = True) -> dict[str, Any]:
+             forward_batches: int = 2, write: bool = True, marian: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate a ported folder against its source checkpoint ``reference``.
 
     ``data_lines`` are raw text lines (tokenized by the port's tokenizer);
     ``src_tokens`` may be given instead (token ids, EOS included). ``only``
-    restricts the sections ("tokenizer", "forward", "beam", "bleu"). The
+    restricts the sections ("tokenizer", "forward", "beam", "bleu"). Marian
+    ports are checked against Marian itself (pymarian, ``reference`` the
+    original model directory) with ``marian`` holding Marian-named options
+    (word_penalty, max_length_factor, allow_unk, mini_batch, ...). The
     report is written to ``report_dir`` (default: the ported folder) as
     parity_report.json/.md unless ``write`` is False; ``report["passed"]``
     says whether parity holds (the CLI exits 3 when it does not).
@@ -129,6 +132,15 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
         raise InvalidInputError(f"`{', '.join(sorted(sections - set(known)))}` is not a known check "
                                 f"(known: {', '.join(known)})")
     ported = modelport.load(ported_dir)
+    if ported.source_format == "marian":
+        if data_lines is None:
+            from modelport.errors import InvalidInputError
+
+            raise InvalidInputError("Marian ports are validated on text lines (--data): pymarian reads text, "
+                                    "not token ids")
+        return validate_marian(ported, ported_dir, reference, data_lines, sections=sections,
+                               options={"beam": beam, "lenpen": lenpen, "nbest": nbest, **(marian or {})},
+                               references=references, report_dir=report_dir, write=write)
     if ported.source_format not in REFERENCES:
         from modelport.errors import InvalidInputError
 
@@ -231,3 +243,177 @@ def write_parity_report(report: dict[str, Any], directory: Path) -> tuple[Path, 
     from modelport.validators.report import write_report
 
     return write_report(report, directory)
+
+
+# ---------------------------------------------------------------------------
+# Marian ports: Marian itself (pymarian) as the reference
+
+# options pymarian decode takes under the same names as modelport's marian semantics
+_PYMARIAN_OPTIONS = ("beam_size", "normalize", "word_penalty", "max_length_factor", "max_length", "max_length_crop",
+                     "allow_unk", "mini_batch", "maxi_batch", "maxi_batch_sort", "weights")
+
+
+def _module_of(param: str) -> str:
+    return param.rsplit(".", 1)[0] if param.endswith((".weight", ".bias")) else param
+
+
+def _weights_differ_from(ported: Any, reference: str) -> tuple[str | None, float]:
+    """The first module (in the port's own order) whose weights differ from a
+    fresh conversion of the reference directory, and by how much."""
+    import tempfile
+
+    import modelport
+
+    with tempfile.TemporaryDirectory(prefix="modelport-validate-") as tmp:
+        fresh = modelport.convert(reference, Path(tmp) / "fresh")
+        ref_state = fresh.models[0].state_dict()
+    for name, value in ported.models[0].state_dict().items():
+        other = ref_state.get(name)
+        if other is None or other.shape != value.shape:
+            return _module_of(name), float("inf")
+        diff = (value.float() - other.float()).abs().max().item() if value.numel() else 0.0
+        if diff > 0:
+            return _module_of(name), diff
+    return None, 0.0
+
+
+def _marian_forward(ported: Any, ref: Any, lines: list[str], ref_out: list[Any], reference: str) -> dict[str, Any]:
+    """Teacher-forced per-token log-probs of Marian's best hypotheses:
+    ``pymarian score --word-scores`` vs the port's full forward."""
+    from modelport.validators.references.marian import WORD_SCORE_PRECISION
+
+    cfg, tok, model = ported.config, ported.tokenizer, ported.models[0]
+    unk = cfg.unk_token_id
+    if ref.pre_encoded:
+        targets: list[Any] = [r[0].pieces for r in ref_out]
+        ids = [[tok.target_vocab.get(p, unk) for p in t] + [cfg.eos_token_id] for t in targets]
+    else:
+        targets = [r[0].text for r in ref_out]
+        ids = [tok.encode_target(t) for t in targets]
+    scores = ref.score(lines, targets)
+    worst, where = 0.0, None
+    with torch.no_grad():
+        for i, (line, t, (_, words)) in enumerate(zip(lines, ids, scores)):
+            if len(words) != len(t):
+                worst, where = float("inf"), i
+                break
+            prev = torch.tensor([[cfg.decoder_start_token_id] + t[:-1]])
+            lp = model.log_probs(prev, model.encode(torch.tensor([tok.encode(line)])))[0]
+            ours = lp.gather(-1, torch.tensor(t)[:, None])[:, 0]
+            d = (ours - torch.tensor(words)).abs().max().item()
+            if not d <= worst:
+                worst, where = d, i
+    fwd: dict[str, Any] = {
+        "max_abs_logprob_diff": worst, "max_abs_logit_diff": worst, "tolerance": FORWARD_TOL,
+        "compared": "per-token log-probabilities of Marian's best hypotheses (pymarian score --word-scores)",
+        "reference_precision": f"Marian prints word scores with 5 decimals (±{WORD_SCORE_PRECISION:g})",
+        "passed": worst <= FORWARD_TOL}
+    if len(ported.models) > 1:
+        fwd["note"] = "ensemble: only the first member's forward pass is compared"
+    if not fwd["passed"]:
+        fwd["worst_line"] = where
+        module, diff = _weights_differ_from(ported, reference)
+        fwd["first_divergent_module"] = module
+        fwd["module_max_abs_diff"] = diff
+        fwd["localized_by"] = "the port's weights against a fresh conversion of the reference directory"
+    return fwd
+
+
+def _marian_beam(ported: Any, ref_out: list[Any], ours: list[Any], nbest: int) -> dict[str, Any]:
+    """n-best lists piece for piece; scores within Marian's printed precision
+    plus 1e-4. A differing hypothesis is located at its first differing step
+    and classified by the port's own log-probs of the two tokens there."""
+    from modelport.validators.references.marian import WORD_SCORE_PRECISION, printed_tolerance
+
+    cfg, tok = ported.config, ported.tokenizer
+    eos = cfg.eos_token_id
+    mismatches: list[dict[str, Any]] = []
+    hyps = real = ties = 0
+    max_diff = 0.0
+    for i, (r, o) in enumerate(zip(ref_out, ours)):
+        for j in range(min(nbest, len(r))):
+            hyps += 1
+            mine = tuple(tok.id_to_tokens([t for t in o[j]["tokens"] if t != eos], side="target")) \
+                if j < len(o) else None
+            theirs = r[j].pieces
+            if mine != theirs:
+                mine = mine or ()
+                step = next((k for k, (a, b) in enumerate(zip(theirs, mine)) if a != b), min(len(theirs), len(mine)))
+                word_gap = abs(r[j].word_scores[step] - o[j]["positional_scores"][step]) \
+                    if j < len(o) and step < min(len(r[j].word_scores), len(o[j]["positional_scores"])) else None
+                tie = word_gap is not None and word_gap < 1e-5
+                ties += tie
+                real += not tie
+                mismatches.append({"line": i, "hypothesis": j, "step": step,
+                                   "reference_token": theirs[step] if step < len(theirs) else "</s>",
+                                   "modelport_token": mine[step] if step < len(mine) else "</s>",
+                                   "word_score_gap": word_gap, "kind": "near-tie" if tie else "divergence"})
+                continue
+            h, m = r[j], o[j]
+            words = max((abs(a - b) for a, b in zip(h.word_scores, m["positional_scores"])), default=0.0)
+            score = abs(h.score - m["score"])
+            max_diff = max(max_diff, score)
+            if words > WORD_SCORE_PRECISION + FORWARD_TOL or score > printed_tolerance(h.score) + FORWARD_TOL:
+                real += 1
+                mismatches.append({"line": i, "hypothesis": j, "kind": "score", "word_score_diff": words,
+                                   "score_diff": score})
+    return {"hypotheses": hyps, "lines": len(ref_out), "identical_lines": sum(
+                not any(m["line"] == i for m in mismatches) for i in range(len(ref_out))),
+            "real_divergences": real, "near_ties": ties, "max_score_diff": max_diff,
+            "reference_precision": "Marian prints word scores with 5 decimals and scores with 6 significant digits; "
+                                   "scores must agree within half a printed unit + 1e-4",
+            "mismatches": mismatches[:20], "passed": real == 0}
+
+
+def validate_marian(ported: Any, ported_dir: str | os.PathLike[str], reference: str, lines: Sequence[str], *,
+                    sections: set[str], options: dict[str, Any], references: Sequence[str] | None,
+                    report_dir: str | os.PathLike[str] | None, write: bool) -> dict[str, Any]:
+    """``validate`` for Marian ports against pymarian on the original directory."""
+    from modelport.generation.translate import _MARIAN_ALIASES, _TOKEN_IDS, translate
+    from modelport.validators.references.marian import MarianReference
+
+    lines = list(lines)
+    sem, opts = resolve_options(ported.generation_config, "marian", options)
+    for alias, name in _MARIAN_ALIASES.items():  # beam/lenpen/nbest: an explicit alias wins over the folder's
+        if alias in opts:
+            opts[name] = opts.pop(alias)
+    opts = {k: v for k, v in opts.items() if k not in _TOKEN_IDS}
+    ref = MarianReference(reference)
+    report: dict[str, Any] = {"meta": {"ported_dir": str(ported_dir), "reference": str(reference),
+                                       "lines": len(lines), "semantics": sem, "options": dict(opts),
+                                       "reference_framework": "pymarian (Marian 1.12)", "notes": []}}
+    if "tokenizer" in sections:
+        from modelport.validators.tokenizer import validate_tokenizer
+
+        tok_report = validate_tokenizer(ported_dir, reference, lines,
+                                        target_lines=list(references) if references else None)
+        report["tokenizer"] = tok_report.get("tokenizer", tok_report)
+    n = opts.get("n_best", False)
+    beam_size = int(opts.get("beam_size", 12))
+    nbest = beam_size if n is True else 1 if n is False else int(n)
+    ref_opts = {k: opts[k] for k in _PYMARIAN_OPTIONS if opts.get(k) is not None}
+    ref_out = ref.decode(lines, **ref_opts)
+    ours = None
+    if sections & {"beam", "bleu"}:
+        ours = translate(ported, lines, semantics="marian", **{**opts, "n_best": True})
+    if "forward" in sections:
+        report["forward"] = _marian_forward(ported, ref, lines, ref_out, reference)
+    if "beam" in sections:
+        report["beam"] = _marian_beam(ported, ref_out, ours, nbest)
+    if references is not None and "bleu" in sections:
+        refs = list(references)
+        report["bleu"] = {"modelport": bleu_chrf([o[0]["text"] for o in ours], refs),
+                          "reference": bleu_chrf([r[0].text for r in ref_out], refs), "passed": True}
+    checked = [v for k, v in report.items() if isinstance(v, dict) and k != "meta"]
+    report["passed"] = bool(checked) and all(v.get("passed", True) for v in checked)
+    fwd, beam = report.get("forward", {}), report.get("beam", {})
+    if not fwd.get("passed", True):
+        report["failure"] = (f"forward: per-token log-probs differ from pymarian score by "
+                             f"{fwd['max_abs_logprob_diff']:.2e} (> {FORWARD_TOL:g}); first module whose weights "
+                             f"differ from the reference: {fwd.get('first_divergent_module')}")
+    elif not beam.get("passed", True):
+        report["failure"] = (f"beam: {beam['lines'] - beam['identical_lines']} of {beam['lines']} lines differ "
+                             "from pymarian decode")
+    if write:
+        write_parity_report(report, Path(report_dir) if report_dir is not None else Path(ported_dir))
+    return report
