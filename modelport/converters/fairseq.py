@@ -363,6 +363,55 @@ def _checkpoint_options(ckpt: dict[str, Any], path: Path) -> tuple[dict[str, Any
     raise CorruptCheckpointError(str(path), "it has neither `args` nor `cfg` (is it a fairseq checkpoint?)")
 
 
+# fairseq's MosesTokenizerConfig default for a side nobody set (fairseq 0.12)
+MOSES_DEFAULT_LANG = "en"
+
+
+def moses_languages(layout: str, task: dict[str, Any], langs: tuple[str | None, str | None],
+                    passed: dict[str, str]) -> tuple[str, str, str]:
+    """The sacremoses languages of ``TransformerModel.from_pretrained(dir,
+    tokenizer='moses', bpe=..., **passed)`` in fairseq 0.12, and the rule that
+    gave them. ``langs``: the task's (source, target) after ``passed``.
+
+    fairseq turns an ``args`` Namespace into its config by copying the flat
+    ``source_lang``/``target_lang`` (the task's) into the tokenizer's fields
+    of the same names (``moses_source_lang`` and the like are not read). A
+    ``cfg`` checkpoint keeps its own ``tokenizer`` entry: the one it records,
+    or, when it records none, a fresh ``MosesTokenizerConfig`` whose languages
+    default to ``en`` whatever the task translates; only the languages passed
+    to ``from_pretrained`` override it, field by field. sacremoses takes any
+    code: one it has no rules for (``pg``) gets its language-neutral rules,
+    which differ from ``en`` on apostrophes."""
+    if layout == "args":
+        src, tgt = (lang or MOSES_DEFAULT_LANG for lang in langs)
+        return src, tgt, "the task's languages (args checkpoint: fairseq copies them into the tokenizer)"
+    picked = []
+    for side in ("source", "target"):
+        recorded = task.get(f"tokenizer.{side}_lang")
+        if side in passed:
+            picked.append(passed[side])
+        elif isinstance(recorded, str) and recorded:
+            picked.append(recorded)
+        else:
+            picked.append(MOSES_DEFAULT_LANG)
+    recorded_any = any(f"tokenizer.{side}_lang" in task for side in ("source", "target"))
+    rule = ("the checkpoint's tokenizer entry" if recorded_any
+            else f"cfg checkpoint without a tokenizer entry: fairseq's MosesTokenizerConfig default "
+                 f"({MOSES_DEFAULT_LANG})")
+    if passed:
+        rule += f", overridden by the languages passed to from_pretrained ({', '.join(sorted(passed))})"
+    return picked[0], picked[1], rule
+
+
+def tokenizer_problems(layout: str, task: dict[str, Any]) -> list[str]:
+    """A ``cfg`` checkpoint that records another tokenizer keeps it in fairseq's
+    hub even when the user asks for ``tokenizer='moses'``: not portable here."""
+    name = task.get("tokenizer._name")
+    if layout == "cfg" and name not in (None, "moses"):
+        return [f"--tokenizer {name} is not supported (supported: moses, none)"]
+    return []
+
+
 _GENERATION_KEYS = {"beam": 5, "lenpen": 1.0, "max_len_a": 0.0, "max_len_b": 200, "min_len": 1,
                     "unkpen": 0.0, "no_repeat_ngram_size": 0, "nbest": 1}
 
@@ -398,10 +447,11 @@ class FairseqConverter(Converter):
                 raise CorruptCheckpointError(str(f), "it has no `model` entry (is it a fairseq checkpoint?)")
             _check_state_dict(f, ckpt["model"])
             model_opts, task, gen = _checkpoint_options(ckpt, f)
+            layout = "cfg" if ckpt.get("cfg") is not None else "args"
             opts = _resolve_options(model_opts)
             if first_opts is None:
                 first_opts = opts
-                problems += check_options(opts)
+                problems += check_options(opts) + tokenizer_problems(layout, task)
             else:
                 diff = sorted(k for k in _BASE_DEFAULTS if opts.get(k) != first_opts.get(k))
                 if diff:
@@ -419,8 +469,14 @@ class FairseqConverter(Converter):
 
         src_lang = self.options.get("source_lang") or task.get("source_lang")
         tgt_lang = self.options.get("target_lang") or task.get("target_lang")
+        # what a fairseq user passes to from_pretrained: the languages given to
+        # convert, and both when the checkpoint lacks one (fairseq cannot load it otherwise)
+        recorded = bool(task.get("source_lang")) and bool(task.get("target_lang"))
         if not (src_lang and tgt_lang):
             src_lang, tgt_lang = _infer_languages(directory, members[0][1], src_lang, tgt_lang)
+        passed = {side: lang for side, lang in (("source", src_lang), ("target", tgt_lang))
+                  if lang and (not recorded or self.options.get(f"{side}_lang"))}
+        moses_src, moses_tgt, moses_rule = moses_languages(layout, task, (src_lang, tgt_lang), passed)
         src_dict_path, tgt_dict_path = self._dict_paths(directory, src_lang, tgt_lang)
         src_dict = FairseqDictionary.load(src_dict_path)
         tgt_dict = FairseqDictionary.load(tgt_dict_path)
@@ -445,6 +501,12 @@ class FairseqConverter(Converter):
             "type": "fairseq_moses_bpe",
             "source_lang": src_lang,
             "target_lang": tgt_lang,
+            # sacremoses' languages as fairseq's hub builds them (see moses_languages)
+            "moses_source_lang": moses_src,
+            "moses_target_lang": moses_tgt,
+            "moses_langs_rule": moses_rule,
+            # the languages given to from_pretrained for that result (the reference passes them too)
+            "from_pretrained_langs": {f"{side}_lang": lang for side, lang in passed.items()},
             "source_dict": src_dict_path.name,
             "target_dict": tgt_dict_path.name,
             "bpe": _codes_format(codes) if codes is not None else None,

@@ -19,8 +19,16 @@ decode
 
 The Moses step is sacremoses itself; what is cached is the word → ids step,
 per side, so a batch pays for BPE and dictionary look-up once per distinct
-word. The languages fall back to ``en`` when the checkpoint names none, as
-fairseq's ``MosesTokenizerConfig`` does.
+word.
+
+``encode`` and ``decode`` run sacremoses with ``moses_source_lang`` /
+``moses_target_lang`` (``encode_target``, which mirrors how the training
+target was binarized, keeps the task's target language). These are not
+always the task's languages: fairseq's hub builds its ``MosesTokenizer`` from
+the checkpoint's tokenizer config, which for a ``cfg`` checkpoint that records
+none is ``en`` on both sides (the converter works it out, see
+:func:`modelport.converters.fairseq.moses_languages`). Folders written before
+those keys existed use the task's languages, ``en`` when there are none.
 """
 
 from __future__ import annotations
@@ -74,18 +82,29 @@ class MosesBpeTokenizer:
     def __init__(self, source_dict: FairseqDictionary, target_dict: FairseqDictionary, *,
                  source_lang: str | None = "en", target_lang: str | None = "en", bpe: Bpe | None = None,
                  moses_escape: bool = True, moses_aggressive_dash_splits: bool = True, append_eos: bool = True,
+                 moses_source_lang: str | None = None, moses_target_lang: str | None = None,
                  max_cache: int = 1 << 20) -> None:
+        """``source_lang``/``target_lang`` name the task's languages;
+        ``moses_source_lang``/``moses_target_lang`` (default: the same) are
+        the languages fairseq's hub runs sacremoses with: Moses on the source
+        (``encode``) and the detokenizer (``decode``). ``encode_target`` keeps
+        the task's target language."""
         from sacremoses import MosesDetokenizer
 
         self.source_lang = source_lang or "en"
         self.target_lang = target_lang or "en"
+        self.moses_source_lang = moses_source_lang or self.source_lang
+        self.moses_target_lang = moses_target_lang or self.target_lang
         self.bpe = bpe
         self.moses_escape = bool(moses_escape)
         self.moses_aggressive_dash_splits = bool(moses_aggressive_dash_splits)
         self.append_eos = bool(append_eos)
-        self._sides = {"source": _Side(self.source_lang, source_dict, max_cache),
+        # encode_target tokenizes as the training data was binarized (the task's
+        # language); fairseq's hub has no target-side tokenizer to follow there
+        self._sides = {"source": _Side(self.moses_source_lang, source_dict, max_cache),
                        "target": _Side(self.target_lang, target_dict, max_cache)}
-        self._detok = {"source": MosesDetokenizer(self.source_lang), "target": MosesDetokenizer(self.target_lang)}
+        self._detok = {"source": MosesDetokenizer(self.moses_source_lang),
+                       "target": MosesDetokenizer(self.moses_target_lang)}
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -99,6 +118,10 @@ class MosesBpeTokenizer:
         for key in ("source_dict", "target_dict"):
             if not cfg.get(key):
                 raise InvalidInputError(f"`{directory / 'tokenizer_config.json'}` must name `{key}`, but does not")
+        for key in ("moses_source_lang", "moses_target_lang"):
+            if cfg.get(key) is not None and not isinstance(cfg[key], str):
+                raise InvalidInputError(f"`{key}` of `{directory / 'tokenizer_config.json'}` must be a language "
+                                        f"code, but is {type(cfg[key]).__name__}")
         src = FairseqDictionary.load(directory / cfg["source_dict"])
         tgt = FairseqDictionary.load(directory / cfg["target_dict"])
         if cfg.get("dict_pad_to_multiple"):
@@ -111,6 +134,7 @@ class MosesBpeTokenizer:
                                         "names no `bpe_codes` file")
             bpe = Bpe.load(directory / cfg["bpe_codes"], cfg["bpe"], separator=cfg.get("bpe_separator", "@@"))
         return cls(src, tgt, source_lang=cfg.get("source_lang"), target_lang=cfg.get("target_lang"), bpe=bpe,
+                   moses_source_lang=cfg.get("moses_source_lang"), moses_target_lang=cfg.get("moses_target_lang"),
                    moses_escape=cfg.get("moses_escape", True),
                    moses_aggressive_dash_splits=cfg.get("moses_aggressive_dash_splits", True),
                    append_eos=cfg.get("append_eos", True))
@@ -251,10 +275,12 @@ class MosesBpeTokenizer:
     def config(self) -> dict[str, Any]:
         """The behaviour flags, as recorded in tokenizer_config.json."""
         return {"type": self.kind, "source_lang": self.source_lang, "target_lang": self.target_lang,
+                "moses_source_lang": self.moses_source_lang, "moses_target_lang": self.moses_target_lang,
                 "bpe": self.bpe.fmt if self.bpe is not None else None,
                 "moses_escape": self.moses_escape, "moses_aggressive_dash_splits": self.moses_aggressive_dash_splits,
                 "append_eos": self.append_eos}
 
     def __repr__(self) -> str:
-        return (f"MosesBpeTokenizer({self.source_lang}->{self.target_lang}, bpe={self.bpe.fmt if self.bpe else None},"
+        return (f"MosesBpeTokenizer({self.source_lang}->{self.target_lang}, moses {self.moses_source_lang}/"
+                f"{self.moses_target_lang}, bpe={self.bpe.fmt if self.bpe else None},"
                 f" vocab={len(self.source_dict)}/{len(self.target_dict)})")

@@ -7,7 +7,12 @@ tokenizer's type, the validator compares
 - ``target_ids``: target-side ids (``encode_target``), where the reference
   can produce them (fairseq's hub interface and FSMTTokenizer cannot);
 - ``decoded``: the text both sides decode from the same target ids (the
-  reference's own target ids where it has them, modelport's otherwise).
+  reference's own target ids where it has them, modelport's otherwise);
+- ``outputs_decoded``: the text both sides decode from the port's own
+  translations of the lines (the hypotheses ``validate`` compares, else the
+  port's greedy output). Reference text rarely contains what a model emits
+  (e.g. ``etlay &apos;s``, which only an English detokenizer joins), so this
+  is where a detokenizer set up with the wrong language shows.
 
 References are *authoritative* (they decide ``passed``: the original
 framework's code, or its libraries called directly) or second opinions
@@ -59,20 +64,24 @@ def applicable_references(cfg: dict[str, Any]) -> tuple[str, ...]:
 def build_reference(name: str, reference: Path, cfg: dict[str, Any]) -> Any:
     """Instantiate reference ``name`` on the original files in ``reference``."""
     src, tgt = cfg.get("source_lang"), cfg.get("target_lang")
+    moses = (cfg.get("moses_source_lang"), cfg.get("moses_target_lang"))
     if name == "fairseq_hub":
         from modelport.validators.references.fairseq_hub import FairseqHubReference
 
-        return FairseqHubReference(reference, source_lang=src, target_lang=tgt)
+        # fairseq resolves its Moses languages itself; it is only told what a user tells from_pretrained
+        return FairseqHubReference(reference, source_lang=src, target_lang=tgt,
+                                   from_pretrained_langs=cfg.get("from_pretrained_langs"), moses_langs=moses)
     if name in ("sacremoses_fastbpe", "sacremoses_subword_nmt", "sacremoses"):
         from modelport.validators.references.fairseq_hub import SacremosesBpeReference
 
         return SacremosesBpeReference(reference, source_lang=src, target_lang=tgt,
                                       escape=cfg.get("moses_escape", True),
-                                      aggressive_dash_splits=cfg.get("moses_aggressive_dash_splits", True))
+                                      aggressive_dash_splits=cfg.get("moses_aggressive_dash_splits", True),
+                                      moses_langs=moses)
     if name == "transformers_fsmt":
         from modelport.validators.references.transformers_tok import FsmtReference
 
-        return FsmtReference(reference, source_lang=src, target_lang=tgt)
+        return FsmtReference(reference, source_lang=src, target_lang=tgt, moses_langs=moses)
     if name == "sentencepiece":
         from modelport.validators.references import sentencepiece_ref as ref
 
@@ -134,9 +143,10 @@ def _safe(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str |
 
 
 def _compare(tok: Any, ref: Any, lines: list[str], max_examples: int,
-             target_lines: list[str] | None = None) -> dict[str, Any]:
+             target_lines: list[str] | None = None, outputs: list[list[int]] | None = None) -> dict[str, Any]:
     has_target = hasattr(ref, "encode_target")
     counts = {"ids_equal": 0, "target_ids_equal": 0 if has_target else None, "decoded_equal": 0,
+              "outputs_decoded_equal": 0 if outputs is not None else None,
               "reference_errors": 0, "modelport_errors": 0}
     mismatches: list[dict[str, Any]] = []
 
@@ -147,7 +157,7 @@ def _compare(tok: Any, ref: Any, lines: list[str], max_examples: int,
         if kind in ("ids", "target_ids") and isinstance(ours, list) and isinstance(theirs, list):
             entry["diff"] = aligned_diff(ours, theirs, tok.id_to_tokens(ours, side=side),
                                          ref.tokens(theirs, side=side))
-        elif kind == "decoded" and isinstance(ours, str) and isinstance(theirs, str):
+        elif kind in ("decoded", "outputs_decoded") and isinstance(ours, str) and isinstance(theirs, str):
             entry.update(modelport=ours, reference=theirs, first_difference=_first_difference(ours, theirs))
         else:
             entry.update(modelport=ours, reference=theirs)
@@ -197,19 +207,50 @@ def _compare(tok: Any, ref: Any, lines: list[str], max_examples: int,
             counts["decoded_equal"] += 1
         else:
             note("decoded", n, line, ours_d, theirs_d)
+    for n, ids in enumerate(outputs or [], 1):
+        ours_d, err = _safe(tok.decode, ids)
+        theirs_d, rerr = _safe(ref.decode, ids)
+        if rerr or err:
+            counts["reference_errors" if rerr else "modelport_errors"] += 1
+            note("reference_error" if rerr else "modelport_error", n, f"output {n}", err or ours_d, rerr or theirs_d)
+        elif ours_d == theirs_d:
+            counts["outputs_decoded_equal"] += 1
+        else:
+            note("outputs_decoded", n, f"output {n}: {ids}", ours_d, theirs_d)
     total = len(lines)
     passed = (counts["ids_equal"] == total and counts["decoded_equal"] == total
-              and counts["target_ids_equal"] in (None, total))
+              and counts["target_ids_equal"] in (None, total)
+              and counts["outputs_decoded_equal"] in (None, len(outputs or [])))
+    if outputs is not None:
+        counts["outputs"] = len(outputs)
     return {**counts, "passed": passed, "mismatches": mismatches}
+
+
+def port_outputs(ported_dir: Path, lines: list[str]) -> list[list[int]]:
+    """The port's greedy translations of ``lines`` as target ids (EOS and
+    padding dropped): text the model itself emits, for ``outputs_decoded``.
+    Lines longer than the model reads are left out."""
+    import modelport
+
+    ported = modelport.load(ported_dir)
+    cfg = ported.config
+    drop = {cfg.eos_token_id, cfg.pad_token_id}
+    fits = [line for line in lines if len(ported.tokenizer.encode(line)) <= cfg.max_source_positions]
+    hyps = ported.translate(fits, beam=1, batch_size=32) if fits else []
+    return [[t for t in h[0]["tokens"] if t not in drop] for h in hyps]
 
 
 def validate_tokenizer(ported_dir: str | Path, reference: str | Path, lines: list[str], *,
                        references: tuple[str, ...] | None = None, max_examples: int = 10,
-                       target_lines: list[str] | None = None) -> dict[str, Any]:
+                       target_lines: list[str] | None = None,
+                       outputs: list[list[int]] | None = None) -> dict[str, Any]:
     """Encode and decode every line with the port and with each reference.
 
     ``target_lines`` (e.g. reference translations) are used for the target
     side (target ids and decoding); without them the source text is used.
+    ``outputs`` are the port's translations (target ids, EOS and padding
+    dropped) that both sides decode; without them the port translates
+    ``lines`` greedily (a folder holding only a tokenizer has none).
 
     ``reference`` is the original model folder (fairseq: checkpoint,
     ``dict.*.txt``, bpecodes; Marian: ``*.spm`` + vocabulary; T5:
@@ -232,6 +273,9 @@ def validate_tokenizer(ported_dir: str | Path, reference: str | Path, lines: lis
             raise InvalidInputError(f"`{name}` is not a known tokenizer reference for {cfg['type']} "
                                     f"(known: {', '.join(known)})")
     lines = [line.rstrip("\n") for line in lines]
+    if outputs is None and (ported_dir / "config.json").is_file():  # a folder with a model, not only a tokenizer
+        outputs = port_outputs(ported_dir, lines)
+    outputs = [list(o) for o in outputs] if outputs is not None else None
     results: dict[str, Any] = {}
     for name in names:
         missing = _missing(name)
@@ -242,7 +286,9 @@ def validate_tokenizer(ported_dir: str | Path, reference: str | Path, lines: lis
         entry = {"authoritative": ref.authoritative}
         if getattr(ref, "via", None):
             entry["via"] = ref.via
-        entry.update(_compare(tok, ref, lines, max_examples, target_lines))
+        if getattr(ref, "moses_langs", None):
+            entry["moses_langs"] = list(ref.moses_langs)
+        entry.update(_compare(tok, ref, lines, max_examples, target_lines, outputs))
         results[name] = entry
     ran = [r for r in results.values() if r.get("authoritative")]
     passed = bool(ran) and all(r["passed"] for r in ran)

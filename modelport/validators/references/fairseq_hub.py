@@ -5,12 +5,15 @@ Two references live here:
 ``fairseq_hub``
     ``TransformerModel.from_pretrained(dir, tokenizer='moses', bpe=...)``,
     then ``hub.encode`` / ``hub.decode`` (fairseq's ``GeneratorHubInterface``
-    code). fairseq's ``MosesTokenizerConfig`` defaults both languages to
-    ``en`` when the checkpoint's config records no tokenizer; a fairseq user
-    passes ``source_lang``/``target_lang`` then, so the tokenizer is rebuilt
-    with the task's languages (fairseq's own reading of the checkpoint) when
-    they differ. Without a checkpoint in the directory, the same hub code runs
-    on fairseq's encoders and dictionaries assembled by hand.
+    code), with the tokenizer fairseq builds itself: its Moses languages are
+    fairseq's own resolution of the checkpoint (for a ``cfg`` checkpoint that
+    records no tokenizer, ``en`` on both sides whatever the task), never
+    rebuilt here. ``source_lang``/``target_lang`` are passed to
+    ``from_pretrained`` only as the port records a fairseq user passing them
+    (``from_pretrained_langs``: the languages given to ``convert``, or both
+    when the checkpoint names none). Without a checkpoint in the directory,
+    the same hub code runs on fairseq's encoders and dictionaries assembled
+    by hand, with the Moses languages the port records.
 ``sacremoses_fastbpe`` / ``sacremoses_subword_nmt``
     sacremoses, the ``fastBPE`` module (or ``subword_nmt.apply_bpe``) and a
     plain dictionary look-up, called directly, without fairseq.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,54 +73,52 @@ class FairseqHubReference:
     authoritative = True
 
     def __init__(self, directory: str | os.PathLike[str], *, source_lang: str | None = None,
-                 target_lang: str | None = None) -> None:
+                 target_lang: str | None = None, from_pretrained_langs: dict[str, str] | None = None,
+                 moses_langs: tuple[str | None, str | None] | None = None) -> None:
+        """``source_lang``/``target_lang``: the task's languages (dictionaries);
+        ``from_pretrained_langs``: the languages handed to ``from_pretrained``
+        (None: both task languages, when known, as ports written before this
+        was recorded did); ``moses_langs``: the Moses languages of the
+        hand-assembled pipeline when there is no checkpoint."""
         directory = Path(directory).resolve()
         if not directory.is_dir():
             raise InvalidInputError(f"reference `{directory}` is not a directory")
         codes = find_codes(directory)
         bpe = codes_format(codes) if codes is not None else None
         ckpt = _checkpoint(directory)
+        if from_pretrained_langs is None:
+            from_pretrained_langs = ({"source_lang": source_lang, "target_lang": target_lang}
+                                     if source_lang and target_lang else {})
+        _check_langs(from_pretrained_langs)
         if ckpt is not None:
-            self.hub = self._from_pretrained(directory, ckpt, bpe, source_lang, target_lang)
+            self.hub = self._from_pretrained(directory, ckpt, bpe, from_pretrained_langs)
             self.via = "hub_interface"
         else:
-            self.hub = self._assembled(directory, codes, bpe, source_lang, target_lang)
+            src, tgt = moses_langs or (source_lang, target_lang)
+            self.hub = self._assembled(directory, codes, bpe, source_lang, target_lang, src, tgt)
             self.via = "hub_interface_code_on_fairseq_encoders"
+        # what fairseq's hub tokenizes and detokenizes with
+        self.moses_langs = (self.hub.tokenizer.cfg.source_lang, self.hub.tokenizer.cfg.target_lang)
 
     @staticmethod
-    def _from_pretrained(directory: Path, ckpt: Path, bpe: str | None, source_lang: str | None,
-                         target_lang: str | None) -> Any:
+    def _from_pretrained(directory: Path, ckpt: Path, bpe: str | None, langs: dict[str, str]) -> Any:
         prepare_fairseq()
-        from fairseq.data.encoders.moses_tokenizer import MosesTokenizer, MosesTokenizerConfig
         from fairseq.models.transformer import TransformerModel
 
-        kwargs: dict[str, Any] = {"tokenizer": "moses"}
+        kwargs: dict[str, Any] = {"tokenizer": "moses", **langs}
         if bpe:
             kwargs["bpe"] = bpe
-        # a checkpoint trained without --source-lang/--target-lang cannot infer
-        # them from a model folder; fairseq users pass them, as done here
-        if source_lang and target_lang:
-            kwargs.update(source_lang=source_lang, target_lang=target_lang)
         # fairseq only ever sees a plain-data copy read by modelport's restricted unpickler;
         # an absolute checkpoint_file is joined onto the model folder as itself
         with sanitized_fairseq_checkpoints([ckpt]) as (copy,):
             hub = TransformerModel.from_pretrained(str(directory), checkpoint_file=str(copy),
                                                    data_name_or_path=str(directory), **kwargs)
         hub.eval()
-        task = hub.cfg.task
-        src = getattr(task, "source_lang", None) or source_lang
-        tgt = getattr(task, "target_lang", None) or target_lang
-        tok_cfg = hub.tokenizer.cfg
-        if (src and tok_cfg.source_lang != src) or (tgt and tok_cfg.target_lang != tgt):
-            hub.tokenizer = MosesTokenizer(MosesTokenizerConfig(
-                source_lang=src or tok_cfg.source_lang, target_lang=tgt or tok_cfg.target_lang,
-                moses_no_dash_splits=bool(tok_cfg.moses_no_dash_splits),
-                moses_no_escape=bool(tok_cfg.moses_no_escape)))
         return hub
 
     @staticmethod
     def _assembled(directory: Path, codes: Path | None, bpe: str | None, source_lang: str | None,
-                   target_lang: str | None) -> Any:
+                   target_lang: str | None, moses_source: str | None, moses_target: str | None) -> Any:
         import torch.nn as nn
         from fairseq.data import Dictionary
         from fairseq.data.encoders.moses_tokenizer import MosesTokenizer, MosesTokenizerConfig
@@ -126,8 +128,8 @@ class FairseqHubReference:
         nn.Module.__init__(hub)
         hub.src_dict = Dictionary.load(str(dict_path(directory, source_lang)))
         hub.tgt_dict = Dictionary.load(str(dict_path(directory, target_lang)))
-        hub.tokenizer = MosesTokenizer(MosesTokenizerConfig(source_lang=source_lang or "en",
-                                                            target_lang=target_lang or "en"))
+        hub.tokenizer = MosesTokenizer(MosesTokenizerConfig(source_lang=moses_source or "en",
+                                                            target_lang=moses_target or "en"))
         hub.bpe = _fairseq_bpe(codes, bpe) if codes is not None else None
         return hub
 
@@ -142,6 +144,19 @@ class FairseqHubReference:
     def tokens(self, ids: list[int], *, side: str = "source") -> list[str]:
         d = self.hub.src_dict if side == "source" else self.hub.tgt_dict
         return [d[i] for i in ids]
+
+
+_LANG = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def _check_langs(langs: Any) -> None:
+    """Only language codes reach ``from_pretrained``: its keyword arguments
+    also take options that import code (``user_dir``), and this mapping comes
+    from the ported folder's tokenizer_config.json."""
+    if not isinstance(langs, dict) or not set(langs) <= {"source_lang", "target_lang"} or not all(
+            isinstance(v, str) and _LANG.fullmatch(v) for v in langs.values()):
+        raise InvalidInputError(f"`from_pretrained_langs` must map source_lang/target_lang to language codes, "
+                                f"but is {str(langs)[:80]}")
 
 
 def _fairseq_bpe(codes: Path, bpe: str | None) -> Any:
@@ -179,14 +194,20 @@ class SacremosesBpeReference:
     authoritative = True
 
     def __init__(self, directory: str | os.PathLike[str], *, source_lang: str | None, target_lang: str | None,
-                 escape: bool = True, aggressive_dash_splits: bool = True) -> None:
+                 escape: bool = True, aggressive_dash_splits: bool = True,
+                 moses_langs: tuple[str | None, str | None] | None = None) -> None:
+        """``moses_langs``: sacremoses' languages for the source and the
+        detokenizer, as fairseq's hub uses them (default: the task's)."""
         from sacremoses import MosesDetokenizer, MosesTokenizer
 
         directory = Path(directory)
         self.source_lang, self.target_lang = source_lang or "en", target_lang or "en"
+        msrc, mtgt = moses_langs or (None, None)
+        self.moses_langs = (msrc or self.source_lang, mtgt or self.target_lang)
         self.escape, self.dash = escape, aggressive_dash_splits
-        self.tok = {"source": MosesTokenizer(self.source_lang), "target": MosesTokenizer(self.target_lang)}
-        self.detok = MosesDetokenizer(self.target_lang)
+        # the target side encodes as the training data was binarized (the task's language)
+        self.tok = {"source": MosesTokenizer(self.moses_langs[0]), "target": MosesTokenizer(self.target_lang)}
+        self.detok = MosesDetokenizer(self.moses_langs[1])
         self.dicts = {"source": _PlainDict(dict_path(directory, source_lang)),
                       "target": _PlainDict(dict_path(directory, target_lang))}
         codes = find_codes(directory)

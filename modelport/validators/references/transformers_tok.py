@@ -82,7 +82,9 @@ class FsmtReference(_HfReference):
     name = "transformers_fsmt"
 
     def __init__(self, directory: str | os.PathLike[str], *, source_lang: str | None,
-                 target_lang: str | None) -> None:
+                 target_lang: str | None, moses_langs: tuple[str | None, str | None] | None = None) -> None:
+        """``source_lang``/``target_lang`` find the dictionaries; FSMTTokenizer's
+        ``langs`` (its Moses languages) are ``moses_langs``, default the same."""
         from transformers import FSMTTokenizer
 
         directory = Path(directory)
@@ -95,7 +97,8 @@ class FsmtReference(_HfReference):
         merges = codes.read_text(encoding="utf-8") if codes is not None else ""
         merges = re.sub(r" \d+$", "", merges, flags=re.M)
         (tmp / "merges.txt").write_text(merges, encoding="utf-8")
-        self.tok = FSMTTokenizer(langs=[source_lang or "en", target_lang or "en"],
+        msrc, mtgt = moses_langs or (None, None)
+        self.tok = FSMTTokenizer(langs=[msrc or source_lang or "en", mtgt or target_lang or "en"],
                                  src_vocab_file=str(tmp / "vocab-src.json"),
                                  tgt_vocab_file=str(tmp / "vocab-tgt.json"), merges_file=str(tmp / "merges.txt"))
 
