@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,26 @@ class PortedModel:
         from modelport.generation.translate import translate
 
         return translate(self, lines, **options)
+
+    def translate_iterable(self, lines: Iterable[str], *, batch_size: int = 32, window: int = 16,
+                           **options: Any) -> Iterator[list[dict[str, Any]]]:
+        """Translate a stream of lines, yielding each line's n-best list in
+        input order (as CTranslate2's ``translate_iterable``): ``batch_size *
+        window`` lines are read at a time, batched by length within that
+        window, and translated before more is read, so an endless iterable
+        works and memory stays bounded. ``options`` as for :meth:`translate`."""
+        if batch_size < 1 or window < 1:
+            from modelport.errors import InvalidInputError
+
+            raise InvalidInputError(f"`batch_size` and `window` must be >= 1, but are {batch_size} and {window}")
+        buffer: list[str] = []
+        for line in lines:
+            buffer.append(line)
+            if len(buffer) >= batch_size * window:
+                yield from self.translate(buffer, batch_size=batch_size, **options)
+                buffer = []
+        if buffer:
+            yield from self.translate(buffer, batch_size=batch_size, **options)
 
     def summary(self) -> dict[str, Any]:
         params = self.parameters // len(self.models)

@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -324,20 +324,78 @@ def cmd_translate(args: argparse.Namespace) -> int:
     _check_decoding(args)
     ported = _load_ported(args.ported_dir)
     _check_decoding(args, ported.generation_config)
-    lines = _read_lines(args.input)
+    from modelport.errors import NonFiniteOutputError
+
+    options = _decoding_options(args)
+    fd = _streaming_stdin() if args.input in (None, "-") else None
+    # a file is read whole; a terminal or pipe in chunks of the lines that have arrived, each translated and
+    # written before waiting for more (as fairseq-interactive flushes), so the first answer does not wait for EOF
+    chunks = _stdin_chunks(fd) if fd is not None else iter([_read_lines(args.input)])
+    first = 0
     with _output(args.output) as out:  # opened first: an output that cannot be written fails before the work
-        results = ported.translate(lines, progress=True, keep_special_tokens=args.keep_special_tokens,
-                                   **_decoding_options(args))
-        for i, hyps in enumerate(results):
-            if args.json:
-                out.write(json.dumps({"id": i, "source": lines[i], "hypotheses": hyps}, ensure_ascii=False) + "\n")
-                continue
-            for hyp in hyps:
-                if args.scores:
-                    out.write(f"{hyp['score']:.6f}\t{hyp['text']}\n")
-                else:
-                    out.write(hyp["text"] + "\n")
+        for lines in chunks:
+            try:
+                results = ported.translate(lines, progress=fd is None or len(lines) > 1,
+                                           keep_special_tokens=args.keep_special_tokens, **options)
+            except NonFiniteOutputError as e:  # numbered within the chunk
+                raise NonFiniteOutputError(first + e.line) from None
+            for i, hyps in enumerate(results):
+                if args.json:
+                    out.write(json.dumps({"id": first + i, "source": lines[i], "hypotheses": hyps},
+                                         ensure_ascii=False) + "\n")
+                    continue
+                for hyp in hyps:
+                    if args.scores:
+                        out.write(f"{hyp['score']:.6f}\t{hyp['text']}\n")
+                    else:
+                        out.write(hyp["text"] + "\n")
+            out.flush()
+            first += len(lines)
     return 0
+
+
+# stdin lines translated together at most while more keep arriving
+STREAM_CHUNK_LINES = 512
+
+
+def _streaming_stdin() -> int | None:
+    """stdin's file descriptor when it is a terminal, pipe or socket (read as
+    lines arrive); None for a regular file or a replaced stream (read whole)."""
+    import stat
+
+    try:
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, OSError, ValueError):
+        return None
+    return None if stat.S_ISREG(mode) else fd
+
+
+def _stdin_chunks(fd: int, limit: int = STREAM_CHUNK_LINES) -> Iterator[list[str]]:
+    """Lists of stdin lines (strictly UTF-8): the complete lines that have
+    arrived, at most ``limit``, as soon as reading more would wait."""
+    import select
+
+    pending, ready, number, done = b"", [], 0, False
+    while not done or ready:
+        if not done and len(ready) < limit:
+            readable, _, _ = select.select([fd], [], [], 0 if ready else None)
+            if readable:
+                data = os.read(fd, 1 << 16)
+                if data:
+                    *complete, pending = (pending + data).split(b"\n")
+                    ready += complete
+                    continue
+                done = True
+                if pending:
+                    ready.append(pending)
+        if ready:
+            batch, ready = ready[:limit], ready[limit:]
+            lines = []
+            for raw in batch:
+                number += 1
+                lines.append(_utf8_line(raw + b"\n", number, "stdin"))
+            yield lines
 
 
 @contextlib.contextmanager
@@ -577,7 +635,8 @@ def _add_decoding_options(p: argparse.ArgumentParser, search_only: bool = False)
                    help="whose beam search to reproduce")
     g.add_argument("--batch-size", type=_positive_int,
                    help=f"sentences per batch, batches sorted by length (default: "
-                        f"{VALIDATE_BATCH_SIZE if search_only else TRANSLATE_BATCH_SIZE})")
+                        f"{VALIDATE_BATCH_SIZE if search_only else TRANSLATE_BATCH_SIZE}"
+                        f"{'' if search_only else '; marian semantics: as marian-decoder, see --mini-batch'})")
     g.add_argument("--max-tokens", type=_positive_int, help="source tokens per batch (instead of --batch-size)")
     if search_only:
         return
@@ -693,7 +752,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("translate", help="translate lines with a ported model",
                        description="Translate each input line (stdin or -i) and write one line per hypothesis "
-                                   "(stdout or -o). Batches are sorted by length and restored to input order.")
+                                   "(stdout or -o). Batches are sorted by length and restored to input order. "
+                                   "From a terminal or a pipe, the lines that have arrived are translated and "
+                                   "written at once (at most 512 together), so answers come before the input "
+                                   "ends.")
     p.add_argument("ported_dir", help=_PORTED_HELP)
     p.add_argument("-i", "--input", help="input file (default: stdin)")
     p.add_argument("-o", "--output", help="output file (default: stdout)")

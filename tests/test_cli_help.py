@@ -43,7 +43,7 @@ def test_batch_size_defaults_are_the_ones_used(capsys) -> None:
 
     used = len(make_batches([3] * 100)[0])  # what translate does without --batch-size/--max-tokens
     assert used == 32
-    assert f"--batch-size BATCH_SIZE sentences per batch, batches sorted by length (default: {used})" \
+    assert f"--batch-size BATCH_SIZE sentences per batch, batches sorted by length (default: {used};" \
         in _help("translate", capsys)
     used = inspect.signature(validate).parameters["batch_size"].default
     assert used == 16
