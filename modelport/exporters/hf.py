@@ -43,6 +43,7 @@ from modelport.converters import t5 as t5_converter
 from modelport.converters.base import KeyMapper
 from modelport.errors import InvalidInputError, OutputExistsError, ParityError
 from modelport.exporters import REPORT_NAME
+from modelport.generation.translate import fairseq_defaults_as_hf
 from modelport.model.folder import check_folder
 from modelport.model.io import atomic_output_dir, output_exists, read_json, write_json
 
@@ -235,7 +236,7 @@ class FsmtTarget(HfTarget):
         tok = self.ported.tokenizer
         gen, _ = self.generation()
         hf = FSMTConfig(
-            langs=[tok.source_lang, tok.target_lang], src_vocab_size=cfg.source_vocab_size,
+            langs=[tok.moses_source_lang, tok.moses_target_lang], src_vocab_size=cfg.source_vocab_size,
             tgt_vocab_size=cfg.target_vocab_size, activation_function=HF_ACTIVATIONS[cfg.activation],
             d_model=cfg.d_model, max_position_embeddings=max(cfg.max_source_positions, cfg.max_target_positions),
             encoder_ffn_dim=cfg.encoder_ffn_dim, encoder_layers=cfg.encoder_layers,
@@ -269,8 +270,10 @@ class FsmtTarget(HfTarget):
         # merges in rank order: FSMTTokenizer ranks a merge by its line number
         merges = sorted(tok.bpe.ranks.items(), key=lambda kv: kv[1])
         (out / "merges.txt").write_text("".join(f"{a} {b}\n" for (a, b), _ in merges), encoding="utf-8")
+        # FSMTTokenizer runs Moses (and its punctuation normaliser) with `langs`: the
+        # languages fairseq's hub tokenizes with, not necessarily the task's
         write_json(out / "tokenizer_config.json", {
-            "tokenizer_class": self.tokenizer_class, "langs": [tok.source_lang, tok.target_lang],
+            "tokenizer_class": self.tokenizer_class, "langs": [tok.moses_source_lang, tok.moses_target_lang],
             "do_lower_case": False, "model_max_length": self.cfg.max_source_positions,
             "src_vocab_file": "vocab-src.json", "tgt_vocab_file": "vocab-tgt.json", "merges_file": "merges.txt",
             # what FSMTTokenizer does (fixed in its code), recorded for the reader
@@ -278,11 +281,13 @@ class FsmtTarget(HfTarget):
 
     def generation(self) -> tuple[dict[str, Any], list[str]]:
         g, cfg = self.ported.generation_config, self.cfg
+        # early stopping, length limit and forced EOS as modelport's --semantics hf reads
+        # a fairseq folder, so that generate() on the export is that search
         gen = {"num_beams": int(g.get("beam", 5)), "length_penalty": float(g.get("lenpen", 1.0)),
-               # fairseq finalizes a sentence once `beam` hypotheses ended: transformers' early_stopping=True
-               "early_stopping": True, "no_repeat_ngram_size": int(g.get("no_repeat_ngram_size", 0)),
+               "no_repeat_ngram_size": int(g.get("no_repeat_ngram_size", 0)),
                "max_length": min(cfg.max_source_positions, cfg.max_target_positions),
-               "decoder_start_token_id": cfg.decoder_start_token_id, "forced_eos_token_id": cfg.eos_token_id,
+               **fairseq_defaults_as_hf(g, cfg.eos_token_id),
+               "decoder_start_token_id": cfg.decoder_start_token_id,
                "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.pad_token_id}
         notes = []
         if g.get("max_len_a", 0) or g.get("max_len_b", 200) != 200:

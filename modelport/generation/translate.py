@@ -159,9 +159,26 @@ def make_batches(lengths: Sequence[int], batch_size: int | None = None,
     return batches
 
 
+def fairseq_defaults_as_hf(generation_config: dict[str, Any], eos_token_id: int | None = None) -> dict[str, Any]:
+    """A fairseq folder's decoding defaults in transformers' terms, as ``export
+    hf`` writes them to ``generation_config.json``, so that ``semantics="hf"``
+    is what transformers' ``generate`` does with the export:
+    ``early_stopping=True`` (fairseq finalizes a sentence once ``beam``
+    hypotheses ended), ``max_length`` the position limit (fairseq's ``a * len
+    + b`` has no transformers equivalent) and EOS forced at that limit."""
+    out: dict[str, Any] = {"early_stopping": True}
+    if generation_config.get("max_positions"):
+        out["max_length"] = int(generation_config["max_positions"])
+    if eos_token_id is not None:
+        out["forced_eos_token_id"] = int(eos_token_id)
+    return out
+
+
 def resolve_options(generation_config: dict[str, Any], semantics: str | None,
-                    options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The folder's defaults overlaid with the given options (None = absent)."""
+                    options: dict[str, Any], *, eos_token_id: int | None = None) -> tuple[str, dict[str, Any]]:
+    """The folder's defaults overlaid with the given options (None = absent).
+    Under hf semantics a fairseq folder's defaults are those ``export hf``
+    writes (:func:`fairseq_defaults_as_hf`; ``eos_token_id`` for its forced EOS)."""
     given = {k: v for k, v in options.items() if v is not None}
     default_sem = generation_config.get("semantics", "fairseq")
     sem = semantics or default_sem
@@ -175,6 +192,8 @@ def resolve_options(generation_config: dict[str, Any], semantics: str | None,
     elif sem == "marian":  # only the beam size and n-best carry over from another framework
         merged.update({k: v for k, v in generation_config.items() if k in ("beam", "nbest")})
     elif sem == "hf":
+        if default_sem == "fairseq":
+            merged.update(fairseq_defaults_as_hf(generation_config, eos_token_id))
         merged.update({k: v for k, v in generation_config.items() if k not in _FAIRSEQ_ONLY
                        and k in ("beam", "lenpen", "nbest", "no_repeat_ngram_size")})
     merged.update(given)
@@ -238,7 +257,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     as the source framework's users decode (T5: transformers' default,
     sentinels and ``<unk>`` skipped; ``keep_special_tokens=True`` keeps them).
     """
-    sem, opts = resolve_options(ported.generation_config, semantics, options)
+    sem, opts = resolve_options(ported.generation_config, semantics, options,
+                                eos_token_id=ported.config.eos_token_id)
     tok = ported.tokenizer
     if keep_special_tokens:
         check_keep_special_tokens(tok)
