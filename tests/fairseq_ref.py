@@ -143,3 +143,21 @@ def fairseq_incremental_logits(model: Any, src: torch.Tensor, prev: torch.Tensor
         out, _ = model.decoder(prev[:, : t + 1], encoder_out=enc, incremental_state=state)
         steps.append(out[:, -1:])
     return torch.cat(steps, dim=1).float()
+
+
+def save_args_layout(cfg_checkpoint: Path, dest: Path) -> Path:
+    """The weights of a ``cfg`` checkpoint that fairseq-train 0.12 wrote, saved
+    again in the WMT19-era layout: the flat ``argparse.Namespace`` (which
+    fairseq-train keeps as ``cfg['model']`` for legacy architectures) under
+    ``args``, no ``cfg``, legacy (non-zip) serialization."""
+    import copy
+
+    ckpt = torch.load(cfg_checkpoint, map_location="cpu", weights_only=False)
+    args = copy.copy(ckpt["cfg"]["model"])
+    if not isinstance(args, argparse.Namespace):
+        raise TypeError(f"{cfg_checkpoint}: cfg['model'] is {type(args).__name__}, not the flat Namespace")
+    out = {"args": args, "model": ckpt["model"], "optimizer_history": ckpt.get("optimizer_history") or [_HISTORY],
+           "extra_state": ckpt.get("extra_state") or {"epoch": 1}}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, dest, _use_new_zipfile_serialization=False)
+    return dest
