@@ -50,7 +50,7 @@ CASES: dict[str, dict[str, Any]] = {
     "beam5-ngram3": {"beam": 5, "no_repeat_ngram_size": 3},
     "nbest5-scores": {"beam": 5, "nbest": 5},
 }
-SLOW = {"greedy", "beam4-lenpen0.6", "beam5-minlen8", "beam5-ngram3"}  # the rest keeps the file near 1 minute
+SLOW: set[str] = set()  # every case takes a few seconds on an idle machine (the export comparison stays slow)
 
 
 @pytest.fixture(scope="module")
