@@ -67,11 +67,16 @@ def converters() -> dict[str, type[Converter]]:
     return dict(_REGISTRY)
 
 
+def first_source_path(source: str) -> Path:
+    """``source`` as a path, or its first checkpoint when it names an ensemble
+    ``a.pt:b.pt`` (a path that exists with a colon in it is taken whole)."""
+    return Path(source.split(":")[0]) if ":" in source and not Path(source).exists() else Path(source)
+
+
 def get_converter(source: str, format: str | None = None) -> type[Converter]:
     """The converter for ``format``, or the one whose ``detect`` accepts ``source``."""
     known = converters()
-    first = source.split(":")[0] if ":" in source and not Path(source).exists() else source
-    if not Path(first).exists():
+    if not first_source_path(source).exists():
         raise InvalidInputError(f"`{source}` does not exist")
     if format is not None:
         if format not in known:
@@ -185,7 +190,7 @@ def check_dtypes(source: str, mapped: list[tuple[str, torch.Tensor]]) -> list[tu
     """Floating-point weights as float32 (fp16/bf16/fp64 checkpoints are common and
     converted exactly or by rounding as torch does); any other dtype is refused."""
     problems = [f"`{name}` must be a floating-point tensor, but is {t.dtype}"
-                for name, t in mapped if not isinstance(t, torch.Tensor) or not t.is_floating_point()]
+                for name, t in mapped if not t.is_floating_point()]  # check_slots ran first: all tensors
     if problems:
         raise WeightMappingError(source, problems)
     return [(name, t if t.dtype == torch.float32 else t.float()) for name, t in mapped]
@@ -347,8 +352,7 @@ class Converter(ABC):
 
 def source_root(source: str) -> Path:
     """The folder a source lives in (the source itself when it is a folder)."""
-    first = Path(source.split(":")[0]) if ":" in source and not Path(source).exists() else Path(source)
-    real = first.resolve()
+    real = first_source_path(source).resolve()
     return real if real.is_dir() else real.parent
 
 

@@ -22,6 +22,7 @@ from modelport.converters.base import (
     ConversionPlan,
     Converter,
     KeyMapper,
+    first_source_path,
     option_type_problems,
     short_repr,
     TokenizerAssets,
@@ -424,7 +425,7 @@ class FairseqConverter(Converter):
 
     @classmethod
     def detect(cls, source: str) -> bool:
-        path = Path(source.split(":")[0]) if ":" in source and not Path(source).exists() else Path(source)
+        path = first_source_path(source)
         if path.is_dir():
             return any(path.glob("*.pt")) and any(path.glob("dict*.txt"))
         return path.suffix == ".pt"

@@ -83,8 +83,10 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Tensor
             lprobs = ens.logits(tokens)
         else:
             lprobs = ens.log_probs(tokens, temperature)
-        # NaN spreads over a whole row through the softmax, so one column tells;
-        # the search cannot rank NaN and would run to its length cap
+        # NaN spreads over a whole row through the log-softmax, so one column
+        # tells (the search cannot rank NaN and would run to its length cap);
+        # raw logits (wants_logits) may hold NaN elsewhere, which translate's
+        # per-hypothesis score check catches
         if bool(torch.isnan(lprobs[:, -1]).any()):
             raise NaNLogProbs(step)
         if step == 0 and shared_start:
