@@ -11,9 +11,8 @@ Public API::
     modelport.publish("ported/", "user/repo", dry_run=True)
 """
 
-__version__ = "0.1.0"
-
-from modelport.errors import ModelportError  # noqa: E402
+from modelport._version import __version__
+from modelport.errors import ModelportError
 
 # Entry points are imported on first use, so `import modelport` (and the
 # `modelport` command, before it runs a command) stays fast and imports no torch.

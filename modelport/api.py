@@ -11,9 +11,14 @@ from typing import Any
 import torch
 
 from modelport.converters.base import ConversionPlan, make_plan, write_ported
+from modelport.errors import InvalidInputError, OutputExistsError
+from modelport.generation.hypothesis import Hypothesis
+from modelport.generation.translate import translate
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import check_folder, load_checked_weights
+from modelport.model.quantized import apply_on_load, dequantize_state
 from modelport.model.transformer import Seq2SeqModel
+from modelport.tokenizers import Tokenizer, load_tokenizer
 
 
 @dataclass
@@ -28,7 +33,7 @@ class PortedModel:
     conversion: dict[str, Any]
     source_format: str
     parameters: int = 0  # stored parameters, all members (see CheckedFolder.parameters)
-    _tokenizer: Any = field(default=None, repr=False)
+    _tokenizer: Tokenizer | None = field(default=None, repr=False)
 
     @property
     def model(self) -> Seq2SeqModel:
@@ -40,34 +45,28 @@ class PortedModel:
         return self.path / "tokenizer"
 
     @property
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> Tokenizer:
         """The tokenizer saved in ``tokenizer/`` (loaded on first use)."""
         if self._tokenizer is None:
-            from modelport.tokenizers import load_tokenizer
-
             self._tokenizer = load_tokenizer(self.tokenizer_dir)
         return self._tokenizer
 
-    def translate(self, lines: list[str], **options: Any) -> list[list[dict[str, Any]]]:
+    def translate(self, lines: list[str], **options: Any) -> list[list[Hypothesis]]:
         """Translate ``lines``; options default to ``generation_config.json``.
 
-        Returns, per input line, the n-best hypotheses as dicts with ``text``,
-        ``tokens``, ``score`` and ``positional_scores``.
+        Returns, per input line, the n-best :class:`~modelport.generation.hypothesis.Hypothesis`
+        list (``text``, ``tokens``, ``score``, ``positional_scores``; ``h["text"]`` reads as before).
         """
-        from modelport.generation.translate import translate
-
         return translate(self, lines, **options)
 
     def translate_iterable(self, lines: Iterable[str], *, batch_size: int = 32, window: int = 16,
-                           **options: Any) -> Iterator[list[dict[str, Any]]]:
+                           **options: Any) -> Iterator[list[Hypothesis]]:
         """Translate a stream of lines, yielding each line's n-best list in
         input order (as CTranslate2's ``translate_iterable``): ``batch_size *
         window`` lines are read at a time, batched by length within that
         window, and translated before more is read, so an endless iterable
         works and memory stays bounded. ``options`` as for :meth:`translate`."""
         if batch_size < 1 or window < 1:
-            from modelport.errors import InvalidInputError
-
             raise InvalidInputError(f"`batch_size` and `window` must be >= 1, but are {batch_size} and {window}")
         buffer: list[str] = []
         for line in lines:
@@ -97,8 +96,6 @@ def plan_and_write(source: str, output_dir: str | os.PathLike[str], *, format: s
     (its summary is what ``modelport convert`` prints). An existing
     ``output_dir`` is refused before any work unless ``force``."""
     if os.path.lexists(output_dir) and not force:  # a dangling symlink is taken too
-        from modelport.errors import OutputExistsError
-
         raise OutputExistsError(str(output_dir))
     plan = make_plan(source, format=format, progress=progress, **options)
     write_ported(plan, output_dir, force=force, progress=progress, shard_bytes=shard_bytes)
@@ -135,8 +132,6 @@ def load(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> P
     config, quantization, n = checked.config, checked.quantization, checked.ensemble_size
     weights = load_checked_weights(checked)
     if quantization:
-        from modelport.passes.quantize import dequantize_state
-
         weights = dequantize_state(weights)
     models = []
     for i in range(n):
@@ -147,8 +142,6 @@ def load(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> P
             state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
         model = Seq2SeqModel.from_state_dict(config, state)
         if quantization:
-            from modelport.passes.quantize import apply_on_load
-
             model = apply_on_load(model, quantization)
         if dtype is not None:
             model = model.to(dtype)

@@ -20,10 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from modelport._version import __version__
 from modelport.errors import HubError, InvalidInputError
 from modelport.exporters import REPORT_NAME
+from modelport.model.folder import CARD_NAME, CONVERSION_NAME
 from modelport.model.io import read_json
-from modelport.modelcards.card import CARD_NAME, make_card
+from modelport.modelcards.card import make_card
+from modelport.reports.export import HfExportReport
 
 
 # Seconds a Hub request may go unanswered (connect, each read, each write)
@@ -103,18 +106,30 @@ def plan_upload(ported_dir: str | os.PathLike[str], **card_options: Any) -> tupl
     return files, card
 
 
+def _hf_export_report(directory: Path) -> HfExportReport:
+    """The report of the export in ``directory``, which must be an ``export hf`` one."""
+    path = directory / REPORT_NAME
+    data = read_json(path)
+    target = data.get("target", "?") if isinstance(data, dict) else "?"
+    if target != HfExportReport.target:
+        raise InvalidInputError(f"`{directory}` is a `modelport export {target}` folder; "
+                                "publish the ported folder or its `export hf` folder")
+    try:
+        return HfExportReport.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InvalidInputError(f"`{path}` is not a report written by `modelport export hf` "
+                                f"({type(e).__name__}: {e})") from None
+
+
 def _card(directory: Path, card_options: dict[str, Any]) -> Any:
     """The card to upload. A transformers export (``modelport export hf``)
     gets the card of the port it came from, with transformers usage; when that
     folder is gone, its own README.md is uploaded unchanged."""
     if not (directory / REPORT_NAME).is_file():
         return make_card(directory, **card_options)
-    report = read_json(directory / REPORT_NAME)
-    if report.get("target") != "hf":
-        raise InvalidInputError(f"`{directory}` is a `modelport export {report.get('target', '?')}` folder; "
-                                "publish the ported folder or its `export hf` folder")
-    source = Path(report.get("ported_dir", ""))
-    if (source / "conversion.json").is_file():
+    report = _hf_export_report(directory)
+    source = Path(report.ported_dir)
+    if (source / CONVERSION_NAME).is_file():
         return make_card(source, export=report, **card_options)
     if any(v is not None for v in card_options.values()):
         raise InvalidInputError(f"`{directory}` was exported from `{source}`, which no longer exists: its card "
@@ -198,8 +213,6 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
     ``timeout`` seconds for the endpoint (default: MODELPORT_HUB_TIMEOUT, else
     30); a server that does not answer in time is a :class:`HubError`.
     """
-    from modelport import __version__
-
     seconds = hub_timeout(timeout)
     directory = Path(ported_dir)
     if not directory.is_dir():

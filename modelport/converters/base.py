@@ -1,44 +1,61 @@
 """Converter registry and the one fixed conversion lifecycle.
 
-load → check → build config → map weights → validate against the unified
-model → save. A converter supplies the format-specific steps; this module
-owns the order, the "every slot filled exactly once" check and the atomic
-write, so no converter can skip them.
+load → options check → config → weights → slot check → tokenizer →
+generation defaults → plan, then (``make_plan``) dtypes, tokenizer files and
+finite values, then the atomic write. A converter supplies the format's
+steps (:class:`Converter`); this module owns their order, the name-table
+machinery every format maps its weights with (:class:`KeyMapper`), the
+"every slot filled exactly once" check and the write, so no converter can
+skip them.
+
+Converters are found through the ``modelport.converters`` entry-point group
+(the built-ins are declared there too, in ``pyproject.toml``); this module
+never imports them itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 import os
 import re
-import shutil
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from tqdm.auto import tqdm
 
-from modelport import __version__
+from modelport._version import __version__
 from modelport.errors import (InvalidInputError, NonFiniteWeightsError, UnknownFormatError,
                               UnsupportedCheckpointError, WeightMappingError)
-from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
-from modelport.model.io import atomic_output_dir, save_weights, write_json
+from modelport.model.config import Seq2SeqConfig
+from modelport.model.folder import write_folder
 from modelport.model.transformer import Seq2SeqModel
 
-_REGISTRY: dict[str, type[Converter]] = {}
+ENTRY_POINT_GROUP = "modelport.converters"
+# The built-ins as pyproject.toml declares them, for a source checkout whose
+# package metadata is missing or stale: used only for the names the entry
+# points do not provide (or provide with a target that no longer imports).
+BUILTIN_CONVERTERS: dict[str, str] = {
+    "fairseq": "modelport.converters.fairseq:FairseqConverter",
+    "t5": "modelport.converters.t5:T5Converter",
+    "marian": "modelport.converters.marian:MarianConverter",
+}
+
+_REGISTRY: dict[str, type[Converter[Any]]] = {}
 _ENTRY_POINTS_LOADED = False
 
 
-def register_converter(name: str) -> Callable[[type[Converter]], type[Converter]]:
+def register_converter(name: str) -> Callable[[type[Converter[Any]]], type[Converter[Any]]]:
     """Class decorator registering a converter under the foreign format's own name."""
 
-    def wrap(cls: type[Converter]) -> type[Converter]:
+    def wrap(cls: type[Converter[Any]]) -> type[Converter[Any]]:
         cls.format_name = name
         _REGISTRY[name] = cls
         return cls
@@ -46,22 +63,40 @@ def register_converter(name: str) -> Callable[[type[Converter]], type[Converter]
     return wrap
 
 
+def _import_spec(spec: str) -> Any:
+    """The object a ``"module:attr"`` entry-point value names."""
+    module, _, attr = spec.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
 def _load_entry_points() -> None:
+    """Register every converter of the entry-point group once (built-ins first,
+    in :data:`BUILTIN_CONVERTERS` order, so detection order is stable)."""
     global _ENTRY_POINTS_LOADED
     if _ENTRY_POINTS_LOADED:
         return
     _ENTRY_POINTS_LOADED = True
-    import modelport.converters.fairseq  # noqa: F401  (built-ins register on import)
-    import modelport.converters.t5  # noqa: F401
-    import modelport.converters.marian  # noqa: F401
+    specs = dict(BUILTIN_CONVERTERS)
+    specs.update((ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP))
+    for name, spec in specs.items():
+        if name in _REGISTRY:
+            continue
+        try:
+            cls = _import_spec(spec)
+        except (ImportError, AttributeError):
+            if name not in BUILTIN_CONVERTERS or spec == BUILTIN_CONVERTERS[name]:
+                raise
+            cls = _import_spec(BUILTIN_CONVERTERS[name])  # stale metadata of a source checkout
+        if name not in _REGISTRY:  # a converter that does not register itself
+            if not cls.format_name:
+                cls.format_name = name
+            _REGISTRY[name] = cls
 
-    for ep in entry_points(group="modelport.converters"):
-        if ep.name not in _REGISTRY:
-            cls = ep.load()
-            _REGISTRY.setdefault(ep.name, cls)
 
-
-def converters() -> dict[str, type[Converter]]:
+def converters() -> dict[str, type[Converter[Any]]]:
     """All registered converters by format name (built-ins and entry points)."""
     _load_entry_points()
     return dict(_REGISTRY)
@@ -73,7 +108,7 @@ def first_source_path(source: str) -> Path:
     return Path(source.split(":")[0]) if ":" in source and not Path(source).exists() else Path(source)
 
 
-def get_converter(source: str, format: str | None = None) -> type[Converter]:
+def get_converter(source: str, format: str | None = None) -> type[Converter[Any]]:
     """The converter for ``format``, or the one whose ``detect`` accepts ``source``."""
     known = converters()
     if not first_source_path(source).exists():
@@ -278,27 +313,90 @@ def option_type_problems(options: Mapping[str, Any], kinds: Mapping[str, str],
     return problems
 
 
-class KeyMapper:
-    """Applies a name table with ``{}`` layer placeholders to a state dict.
+Transform = Callable[..., Any]
+Target = str | tuple[str, ...] | Callable[..., "str | None"] | None
 
-    ``table`` maps source patterns to unified names, or to ``None`` with a
-    reason string in ``drop_reasons`` for keys dropped on purpose. Every key
-    must be consumed by the table or by a named function; :meth:`leftovers`
-    lists the rest.
+
+@dataclass(frozen=True)
+class Rule:
+    """What becomes of the source keys one name-table entry matches.
+
+    ``target`` is the unified name (a template filled with the numbers the
+    key's pattern captured); several names (the transform's result is split
+    among them, or one tensor fills them all as aliases); a callable that
+    computes the name from the captured numbers (``None``: this rule does not
+    apply, the key stays unmatched); or ``None``: the key is dropped on
+    purpose, for ``reason``. ``transform`` turns the source value into the
+    slot's tensor (transpose, reshape, split...); with ``also``, the further
+    source keys (templates like the pattern) are consumed and passed to it
+    after the matched one (a concatenation).
     """
 
-    def __init__(self, state: Mapping[str, torch.Tensor], table: Mapping[str, str | None],
-                 drop_reasons: Mapping[str, str] | None = None) -> None:
+    target: Target
+    transform: Transform | None = None
+    reason: str = "dropped on purpose"
+    also: tuple[str, ...] = ()
+
+
+def drop(reason: str) -> Rule:
+    """A rule dropping the keys it matches, for ``reason``."""
+    return Rule(None, reason=reason)
+
+
+def split(parts: int, dim: int = 0) -> Transform:
+    """A transform cutting a fused tensor into ``parts`` equal views along ``dim``."""
+
+    def cut(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(t.chunk(parts, dim=dim))
+
+    return cut
+
+
+def transpose(t: torch.Tensor) -> torch.Tensor:
+    """A 2-D tensor transposed (``[in, out]`` kernels to torch's ``[out, in]``), contiguous."""
+    return t.t().contiguous() if t.dim() == 2 else t
+
+
+def _pattern(key: str | re.Pattern[str]) -> re.Pattern[str]:
+    if isinstance(key, re.Pattern):
+        return key
+    return re.compile("^" + re.escape(key).replace(r"\{\}", r"(\d+)") + "$")
+
+
+class KeyMapper:
+    """Applies a name table to a state dict: the one way converters map weights.
+
+    ``table`` maps source keys to :class:`Rule` s (or plain unified names, or
+    ``None`` with a reason in ``drop_reasons``). A key is an exact name, a
+    name with ``{}`` placeholders for numbers (layer indices), or a compiled
+    regular expression (fully matched; its groups fill the target template).
+    Rules are tried in table order, the first that applies wins. With
+    ``first_index``, captured numbers are read as integers counted from it
+    (Marian counts layers from 1; Mesh-TF zero-pads them) and a number below
+    it matches nothing; without, they are substituted as written.
+
+    Every key must be consumed by the table or by a named function
+    (:meth:`take`, :meth:`drop`); :meth:`check` raises one
+    :class:`WeightMappingError` listing :attr:`problems` and every key left
+    over, each as ``unmatched`` formats it.
+    """
+
+    def __init__(self, state: Mapping[str, Any], table: Mapping[Any, str | Rule | None],
+                 drop_reasons: Mapping[str, str] | None = None, *, first_index: int | None = None,
+                 unmatched: str = "key `{}` has no slot in the unified model") -> None:
         self.state = state
         self.consumed: set[str] = set()
         self.dropped: dict[str, str] = {}
-        self._rules: list[tuple[re.Pattern[str], str | None, str]] = []
-        for pattern, target in table.items():
-            regex = re.compile("^" + re.escape(pattern).replace(r"\{\}", r"(\d+)") + "$")
-            reason = (drop_reasons or {}).get(pattern, "dropped on purpose")
-            self._rules.append((regex, target, reason))
+        self.problems: list[str] = []
+        self.first_index = first_index
+        self.unmatched = unmatched
+        self._rules: list[tuple[re.Pattern[str], Rule]] = []
+        for key, rule in table.items():
+            if not isinstance(rule, Rule):
+                rule = Rule(rule, reason=(drop_reasons or {}).get(key, "dropped on purpose"))
+            self._rules.append((_pattern(key), rule))
 
-    def take(self, key: str) -> torch.Tensor:
+    def take(self, key: str) -> Any:
         self.consumed.add(key)
         return self.state[key]
 
@@ -306,27 +404,93 @@ class KeyMapper:
         self.consumed.add(key)
         self.dropped[key] = reason
 
-    def apply(self) -> Iterator[tuple[str, torch.Tensor]]:
-        for key in self.state:
+    def _numbers(self, groups: Sequence[str]) -> list[str] | None:
+        if self.first_index is None:
+            return list(groups)
+        out = []
+        for g in groups:
+            if g is not None and g.isdigit():
+                n = int(g) - self.first_index
+                if n < 0:
+                    return None
+                g = str(n)
+            out.append(g)
+        return out
+
+    def _resolve(self, key: str) -> tuple[Rule, list[str], Any] | None:
+        """The rule that applies to ``key``, its captured values and its target."""
+        for regex, rule in self._rules:
+            m = regex.fullmatch(key)
+            if not m:
+                continue
+            numbers = self._numbers(m.groups())
+            if numbers is None:
+                continue
+            target = rule.target(*numbers) if callable(rule.target) else rule.target
+            if target is None and rule.target is not None:
+                continue  # a computed target that does not exist: the next rule may apply
+            return rule, numbers, target
+        return None
+
+    def apply(self) -> Iterator[tuple[str, Any]]:
+        """``(unified name, tensor)`` of every key not yet consumed that a rule
+        maps; keys dropped by a rule are recorded in :attr:`dropped`."""
+        for key in list(self.state):
             if key in self.consumed:
                 continue
-            for regex, target, reason in self._rules:
-                m = regex.match(key)
-                if not m:
-                    continue
-                if target is None:
-                    self.drop(key, reason)
-                else:
-                    self.consumed.add(key)
-                    yield target.format(*m.groups()), self.state[key]
-                break
+            found = self._resolve(key)
+            if found is None:
+                continue
+            rule, numbers, target = found
+            if target is None:
+                self.drop(key, rule.reason)
+                continue
+            values = [self.take(key)]
+            for extra in rule.also:
+                name = extra.format(*numbers)
+                if name not in self.state:
+                    self.problems.append(f"`{name}` is missing (it is read with `{key}`)")
+                    break
+                values.append(self.take(name))
+            else:
+                yield from self._emit(target, numbers, rule, values)
+
+    @staticmethod
+    def _emit(target: str | tuple[str, ...], numbers: list[str], rule: Rule,
+              values: list[Any]) -> Iterator[tuple[str, Any]]:
+        result = rule.transform(*values) if rule.transform is not None else values[0]
+        names = [target] if isinstance(target, str) else list(target)
+        names = [n.format(*numbers) for n in names]
+        parts = list(result) if isinstance(result, (tuple, list)) else [result] * len(names)
+        if len(parts) != len(names):
+            raise AssertionError(f"a rule gives {len(parts)} tensors for {len(names)} slots: {names}")
+        yield from zip(names, parts)
 
     def leftovers(self) -> list[str]:
         return [k for k in self.state if k not in self.consumed]
 
+    def check(self, source: str) -> None:
+        """Raise every problem and every key not consumed together."""
+        problems = self.problems + [self.unmatched.format(k) for k in self.leftovers()]
+        if problems:
+            raise WeightMappingError(source, problems)
 
-class Converter(ABC):
-    """One foreign format. Subclasses are registered with :func:`register_converter`."""
+
+@dataclass
+class MappedWeights:
+    """A converter's weights in unified names: one list per ensemble member,
+    and the source keys dropped on purpose with their reasons."""
+
+    members: list[list[tuple[str, torch.Tensor]]]
+    dropped: dict[str, str]
+
+
+S = TypeVar("S")  # what a converter's load_source read (its own dataclass)
+
+
+class Converter(ABC, Generic[S]):
+    """One foreign format: the steps of :meth:`plan`, registered with
+    :func:`register_converter` (or through the entry-point group)."""
 
     format_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
@@ -340,9 +504,58 @@ class Converter(ABC):
     def detect(cls, source: str) -> bool:
         """Whether ``source`` looks like this format (cheap: file names, magic bytes)."""
 
-    @abstractmethod
     def plan(self, progress: bool = False) -> ConversionPlan:
-        """Load, check and map; raise on every unsupported option together."""
+        """The fixed lifecycle: load → options check → config → weights → slot
+        check → tokenizer → generation defaults. Formats fill in the steps; the
+        order (and so which error a broken source reports first) is this one."""
+        loaded = self.load_source(progress)
+        self.check_options(loaded)
+        config = self.build_config(loaded)
+        weights = self.map_weights(loaded, config)
+        for member in weights.members:
+            check_slots(self.source, config, member)
+        tokenizer = self.tokenizer_assets(loaded, config)
+        generation = self.generation_defaults(loaded, config)
+        return ConversionPlan(
+            format=self.format_name, source=self.source, config=config, members=weights.members,
+            dropped=weights.dropped, tokenizer=tokenizer, generation=generation,
+            source_files=self.source_files(loaded, tokenizer),
+            options={k: v for k, v in self.options.items() if v is not None},
+            foreign_options=self.foreign_options(loaded),
+        )
+
+    @abstractmethod
+    def load_source(self, progress: bool) -> S:
+        """Read the checkpoint's files (weights may be read lazily); raise on
+        missing or corrupt files."""
+
+    def check_options(self, loaded: S) -> None:
+        """Raise :class:`UnsupportedCheckpointError` listing every unsupported
+        option together, in the foreign framework's own words (see :meth:`unsupported`)."""
+
+    @abstractmethod
+    def build_config(self, loaded: S) -> Seq2SeqConfig:
+        """The unified config of checked options."""
+
+    @abstractmethod
+    def map_weights(self, loaded: S, config: Seq2SeqConfig) -> MappedWeights:
+        """Every source tensor mapped onto a slot or dropped with a reason (a :class:`KeyMapper` table)."""
+
+    @abstractmethod
+    def tokenizer_assets(self, loaded: S, config: Seq2SeqConfig) -> TokenizerAssets:
+        """The files and config of the port's ``tokenizer/``."""
+
+    @abstractmethod
+    def generation_defaults(self, loaded: S, config: Seq2SeqConfig) -> dict[str, Any]:
+        """The source framework's decoding defaults and semantics profile."""
+
+    @abstractmethod
+    def source_files(self, loaded: S, tokenizer: TokenizerAssets) -> list[Path]:
+        """The files the port was made from (hashed into the provenance)."""
+
+    def foreign_options(self, loaded: S) -> dict[str, Any]:
+        """The source's options as it names them, for the provenance."""
+        return {}
 
     @staticmethod
     def unsupported(source: str, problems: list[str]) -> None:
@@ -375,10 +588,11 @@ def check_tokenizer_assets(plan: ConversionPlan) -> None:
 
 def make_plan(source: str, *, format: str | None = None, progress: bool = False, allow_nonfinite: bool = False,
               **options: Any) -> ConversionPlan:
-    """The fixed lifecycle up to writing: pick the converter, let it load, check
-    and map, then check what every converter's output must satisfy (tensors
-    only, floating dtypes cast to float32, layer counts, every slot filled
-    once, finite values) for every ensemble member.
+    """The fixed lifecycle up to writing: pick the converter, run its
+    :meth:`Converter.plan` (tensors only, layer counts, every slot filled once
+    are checked there), then check what every converter's output must satisfy
+    (floating dtypes cast to float32, tokenizer files inside the source
+    folder, finite values) for every ensemble member.
 
     Non-finite weights are refused (they decode to empty output) unless
     ``allow_nonfinite``, which warns and records the option in the provenance.
@@ -386,9 +600,8 @@ def make_plan(source: str, *, format: str | None = None, progress: bool = False,
     cls = get_converter(source, format)
     if allow_nonfinite:
         options["allow_nonfinite"] = True
-    plan = cls(source, **options).plan(progress=progress)
+    plan = cls(source, **options).plan(progress=progress)  # slots checked there
     for i, member in enumerate(plan.members):
-        check_slots(plan.source, plan.config, member)
         plan.members[i] = check_dtypes(plan.source, member)
     check_tokenizer_assets(plan)
     bad = sorted({name for member in plan.members for name in nonfinite_tensors(member)})
@@ -406,7 +619,7 @@ def write_ported(plan: ConversionPlan, output: str | os.PathLike[str], *, force:
     """Validate ``plan`` against the unified model and write the ported folder atomically."""
     for member in plan.members:
         check_slots(plan.source, plan.config, member)
-    with atomic_output_dir(output, force=force) as tmp:
+    with write_folder(output, force=force) as folder:
         tensors: list[tuple[str, torch.Tensor]] = []
         if len(plan.members) == 1:
             tensors = plan.members[0]
@@ -416,20 +629,11 @@ def write_ported(plan: ConversionPlan, output: str | os.PathLike[str], *, force:
         kwargs = {"shard_bytes": shard_bytes} if shard_bytes else {}
         with tqdm(total=len(tensors), desc="writing weights", unit="tensor", disable=not progress,
                   leave=False) as bar:
-            weights = save_weights(tmp, tensors, progress=bar, **kwargs)
-        write_json(tmp / "config.json", {
-            "modelport_format_version": CONFIG_FORMAT_VERSION,
-            "source_format": plan.format,
-            "ensemble_size": len(plan.members),
-            "model": plan.config.to_dict(),
-        })
-        tok_dir = tmp / "tokenizer"
-        tok_dir.mkdir()
-        for name, src in plan.tokenizer.files.items():
-            shutil.copyfile(src, tok_dir / name)
-        write_json(tok_dir / "tokenizer_config.json", plan.tokenizer.config)
-        write_json(tmp / "generation_config.json", plan.generation)
-        write_json(tmp / "conversion.json", {
+            weights = folder.write_weights(tensors, progress=bar, **kwargs)
+        folder.write_config(plan.config, source_format=plan.format, ensemble_size=len(plan.members))
+        folder.write_tokenizer(plan.tokenizer.files, plan.tokenizer.config)
+        folder.write_generation(plan.generation)
+        folder.write_conversion({
             "converter": f"modelport.converters.{plan.format}",
             "modelport_version": __version__,
             "source": plan.source,

@@ -11,7 +11,8 @@ serialization and fused ``in_proj`` attention weights); newer ones keep
 from __future__ import annotations
 
 import os
-import re
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,16 @@ import torch
 from tqdm.auto import tqdm
 
 from modelport.converters.base import (
-    ConversionPlan,
     Converter,
     KeyMapper,
+    MappedWeights,
+    Rule,
+    TokenizerAssets,
     first_source_path,
     option_type_problems,
-    short_repr,
-    TokenizerAssets,
     register_converter,
+    short_repr,
+    split,
 )
 from modelport.converters.safe_pickle import safe_torch_load, to_plain
 from modelport.errors import (
@@ -192,12 +195,19 @@ NAME_TABLE: dict[str, str | None] = {
     "encoder.embed_positions.weights": None,
     "decoder.embed_positions.weights": None,
 }
+# Old fairseq fused q/k/v into ``in_proj_weight``/``in_proj_bias`` ([3*D, D]);
+# they are cut into thirds (views, no copy), as fairseq's
+# ``upgrade_state_dict_named`` does.
+FUSED_TABLE: dict[str, Rule] = {}
 for _side, _attns in (("encoder", ("self_attn",)), ("decoder", ("self_attn", "encoder_attn"))):
     for _attn in _attns:
         _unified = "self_attn" if _attn == "self_attn" else "cross_attn"
         for _proj in _ATTN:
             for _p in ("weight", "bias"):
                 NAME_TABLE[f"{_side}.layers.{{}}.{_attn}.{_proj}.{_p}"] = f"{_side}.layers.{{}}.{_unified}.{_proj}.{_p}"
+        for _p in ("weight", "bias"):
+            FUSED_TABLE[f"{_side}.layers.{{}}.{_attn}.in_proj_{_p}"] = Rule(
+                tuple(f"{_side}.layers.{{}}.{_unified}.{_x}_proj.{_p}" for _x in "qkv"), split(3))
         for _p in ("weight", "bias"):
             NAME_TABLE[f"{_side}.layers.{{}}.{_attn}_layer_norm.{_p}"] = f"{_side}.layers.{{}}.{_unified}_norm.{_p}"
     for _p in ("weight", "bias"):
@@ -240,28 +250,18 @@ def _check_state_dict(path: Path, state: Any) -> None:
         raise WeightMappingError(str(path), problems)
 
 
-_IN_PROJ = re.compile(r"^(encoder|decoder)\.layers\.(\d+)\.(self_attn|encoder_attn)\.in_proj_(weight|bias)$")
-
-
-def split_in_proj(mapper: KeyMapper, out: list[tuple[str, torch.Tensor]]) -> None:
-    """Old fairseq fused q/k/v into ``in_proj_weight``/``in_proj_bias`` ([3*D, D]);
-    split them into thirds (views, no copy), as fairseq's
-    ``upgrade_state_dict_named`` does."""
-    for key in list(mapper.state):
-        m = _IN_PROJ.match(key)
-        if not m or m.group(4) != "weight":
-            continue  # a fused key elsewhere stays unmatched and is reported by the slot check
-        prefix = key[: -len("in_proj_weight")]
-        side, layer, attn = m.group(1), m.group(2), m.group(3)
-        unified = f"{side}.layers.{layer}.{'self_attn' if attn == 'self_attn' else 'cross_attn'}"
-        for suffix in ("weight", "bias"):
-            fused_key = f"{prefix}in_proj_{suffix}"
-            if fused_key not in mapper.state:
-                continue
-            fused = mapper.take(fused_key)
-            q, k, v = fused.chunk(3, dim=0)
-            out += [(f"{unified}.q_proj.{suffix}", q), (f"{unified}.k_proj.{suffix}", k),
-                    (f"{unified}.v_proj.{suffix}", v)]
+def map_state(source: str, state: dict[str, torch.Tensor],
+              config: Seq2SeqConfig) -> tuple[list[tuple[str, torch.Tensor]], dict[str, str]]:
+    """One member's weights in unified names, and the keys dropped with their reasons."""
+    mapper = KeyMapper(state, {**NAME_TABLE, **FUSED_TABLE}, DROP_REASONS,
+                       unmatched="fairseq key `{}` has no slot in the unified model")
+    if config.tie_output_embeddings:
+        tied_output_alias(mapper, state, source)
+    out = list(mapper.apply())
+    if config.shared_embeddings:
+        shared_embedding_alias(out, source)
+    mapper.check(source)
+    return out, mapper.dropped
 
 
 # ---------------------------------------------------------------------------
@@ -417,8 +417,58 @@ _GENERATION_KEYS = {"beam": 5, "lenpen": 1.0, "max_len_a": 0.0, "max_len_b": 200
                     "unkpen": 0.0, "no_repeat_ngram_size": 0, "nbest": 1}
 
 
+@dataclass
+class FairseqMember:
+    """One checkpoint file of a (possibly ensembled) fairseq model."""
+
+    path: Path
+    state: dict[str, torch.Tensor]
+    opts: dict[str, Any]  # model options with fairseq's architecture defaults applied
+    layout: str  # "cfg" (fairseq >= 0.10 dataclass config) or "args" (argparse Namespace)
+    task: dict[str, Any]
+    gen: dict[str, Any]
+
+
+@dataclass
+class FairseqSource:
+    """What :meth:`FairseqConverter.load_source` read; languages and
+    dictionaries are read when the config is built."""
+
+    directory: Path
+    members: list[FairseqMember]
+    dropped: dict[str, str]  # checkpoint entries outside the weights, by "file:key"
+    source_lang: str | None = None  # given to convert
+    target_lang: str | None = None
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        return self.members[0].opts
+
+    @cached_property
+    def langs(self) -> tuple[str | None, str | None, dict[str, str], tuple[str, str, str]]:
+        """(source, target, the languages passed to from_pretrained, (moses source, moses target, rule))."""
+        task, layout = self.members[-1].task, self.members[-1].layout
+        src_lang = self.source_lang or task.get("source_lang")
+        tgt_lang = self.target_lang or task.get("target_lang")
+        # what a fairseq user passes to from_pretrained: the languages given to
+        # convert, and both when the checkpoint lacks one (fairseq cannot load it otherwise)
+        recorded = bool(task.get("source_lang")) and bool(task.get("target_lang"))
+        if not (src_lang and tgt_lang):
+            src_lang, tgt_lang = _infer_languages(self.directory, self.members[0].state, src_lang, tgt_lang)
+        given = {"source": self.source_lang, "target": self.target_lang}
+        passed = {side: lang for side, lang in (("source", src_lang), ("target", tgt_lang))
+                  if lang and (not recorded or given[side])}
+        return src_lang, tgt_lang, passed, moses_languages(layout, task, (src_lang, tgt_lang), passed)
+
+    @cached_property
+    def dictionaries(self) -> tuple[Path, Path, FairseqDictionary, FairseqDictionary]:
+        src_lang, tgt_lang = self.langs[:2]
+        src_path, tgt_path = _dict_paths(self.directory, src_lang, tgt_lang)
+        return src_path, tgt_path, FairseqDictionary.load(src_path), FairseqDictionary.load(tgt_path)
+
+
 @register_converter("fairseq")
-class FairseqConverter(Converter):
+class FairseqConverter(Converter[FairseqSource]):
     """fairseq ``transformer`` family (WMT19 and variants), single models and ensembles."""
 
     description = "fairseq transformer checkpoints (model.pt + dict.<lang>.txt [+ bpecodes])"
@@ -430,17 +480,13 @@ class FairseqConverter(Converter):
             return any(path.glob("*.pt")) and any(path.glob("dict*.txt"))
         return path.suffix == ".pt"
 
-    def plan(self, progress: bool = False) -> ConversionPlan:
+    def load_source(self, progress: bool) -> FairseqSource:
         directory, files = _split_sources(self.source, self.options.get("checkpoint"))
         for f in files:
             if not f.is_file():
                 raise InvalidInputError(f"checkpoint `{f}` does not exist")
-        members = []
-        problems: list[str] = []
-        first_opts: dict[str, Any] | None = None
-        task: dict[str, Any] = {}
-        gen: dict[str, Any] = {}
-        top_dropped: dict[str, str] = {}
+        members: list[FairseqMember] = []
+        dropped: dict[str, str] = {}
         for f in tqdm(files, desc="loading checkpoints", unit="file", disable=not progress or len(files) < 2,
                       leave=False):
             ckpt = safe_torch_load(f)
@@ -448,57 +494,53 @@ class FairseqConverter(Converter):
                 raise CorruptCheckpointError(str(f), "it has no `model` entry (is it a fairseq checkpoint?)")
             _check_state_dict(f, ckpt["model"])
             model_opts, task, gen = _checkpoint_options(ckpt, f)
-            layout = "cfg" if ckpt.get("cfg") is not None else "args"
-            opts = _resolve_options(model_opts)
-            if first_opts is None:
-                first_opts = opts
-                problems += check_options(opts) + tokenizer_problems(layout, task)
-            else:
-                diff = sorted(k for k in _BASE_DEFAULTS if opts.get(k) != first_opts.get(k))
-                if diff:
-                    problems.append(f"ensemble member `{f.name}` differs from `{files[0].name}` in "
-                                    + ", ".join(f"--{k.replace('_', '-')}" for k in diff))
             for key in ckpt:
                 if key in TOP_LEVEL_DROPS:
-                    top_dropped[f"{f.name}:{key}"] = TOP_LEVEL_DROPS[key]
+                    dropped[f"{f.name}:{key}"] = TOP_LEVEL_DROPS[key]
                 elif key not in ("model", "args", "cfg"):
-                    top_dropped[f"{f.name}:{key}"] = "checkpoint entry outside the model weights"
-            members.append((f, ckpt["model"]))
-        assert first_opts is not None
-        opts = first_opts
+                    dropped[f"{f.name}:{key}"] = "checkpoint entry outside the model weights"
+            members.append(FairseqMember(path=f, state=ckpt["model"], opts=_resolve_options(model_opts),
+                                         layout="cfg" if ckpt.get("cfg") is not None else "args", task=task,
+                                         gen=gen))
+        return FairseqSource(directory=directory, members=members, dropped=dropped,
+                             source_lang=self.options.get("source_lang"),
+                             target_lang=self.options.get("target_lang"))
+
+    def check_options(self, loaded: FairseqSource) -> None:
+        first = loaded.members[0]
+        problems = check_options(first.opts) + tokenizer_problems(first.layout, first.task)
+        for member in loaded.members[1:]:
+            diff = sorted(k for k in _BASE_DEFAULTS if member.opts.get(k) != first.opts.get(k))
+            if diff:
+                problems.append(f"ensemble member `{member.path.name}` differs from `{first.path.name}` in "
+                                + ", ".join(f"--{k.replace('_', '-')}" for k in diff))
         self.unsupported(self.source, problems)
 
-        src_lang = self.options.get("source_lang") or task.get("source_lang")
-        tgt_lang = self.options.get("target_lang") or task.get("target_lang")
-        # what a fairseq user passes to from_pretrained: the languages given to
-        # convert, and both when the checkpoint lacks one (fairseq cannot load it otherwise)
-        recorded = bool(task.get("source_lang")) and bool(task.get("target_lang"))
-        if not (src_lang and tgt_lang):
-            src_lang, tgt_lang = _infer_languages(directory, members[0][1], src_lang, tgt_lang)
-        passed = {side: lang for side, lang in (("source", src_lang), ("target", tgt_lang))
-                  if lang and (not recorded or self.options.get(f"{side}_lang"))}
-        moses_src, moses_tgt, moses_rule = moses_languages(layout, task, (src_lang, tgt_lang), passed)
-        src_dict_path, tgt_dict_path = self._dict_paths(directory, src_lang, tgt_lang)
-        src_dict = FairseqDictionary.load(src_dict_path)
-        tgt_dict = FairseqDictionary.load(tgt_dict_path)
+    def build_config(self, loaded: FairseqSource) -> Seq2SeqConfig:
+        _, _, src_dict, tgt_dict = loaded.dictionaries
+        return fairseq_config(loaded.opts, src_dict, tgt_dict)
 
-        config = self.build_config(opts, src_dict, tgt_dict)
-
-        mapped_members: list[list[tuple[str, torch.Tensor]]] = []
-        dropped = dict(top_dropped)
-        for f, state in members:
-            mapped, member_dropped = self.map_weights(str(f), state, opts, config)
-            mapped_members.append(mapped)
+    def map_weights(self, loaded: FairseqSource, config: Seq2SeqConfig) -> MappedWeights:
+        members: list[list[tuple[str, torch.Tensor]]] = []
+        dropped = dict(loaded.dropped)
+        for member in loaded.members:
+            mapped, member_dropped = map_state(str(member.path), member.state, config)
+            members.append(mapped)
             for k, reason in member_dropped.items():
                 dropped.setdefault(k, reason)
-        self._check_vocab(mapped_members[0], src_dict, tgt_dict, src_dict_path, tgt_dict_path)
+        _check_vocab(members[0], *loaded.dictionaries)
+        return MappedWeights(members, dropped)
 
+    def tokenizer_assets(self, loaded: FairseqSource, config: Seq2SeqConfig) -> TokenizerAssets:
+        src_lang, tgt_lang, passed, (moses_src, moses_tgt, moses_rule) = loaded.langs
+        src_dict_path, tgt_dict_path = loaded.dictionaries[:2]
+        task = loaded.members[-1].task
         tok_files = {src_dict_path.name: src_dict_path}
         tok_files.setdefault(tgt_dict_path.name, tgt_dict_path)
-        codes = _find_codes(directory)
+        codes = _find_codes(loaded.directory)
         if codes is not None:
             tok_files["bpecodes"] = codes
-        tokenizer = TokenizerAssets(files=tok_files, config={
+        return TokenizerAssets(files=tok_files, config={
             "type": "fairseq_moses_bpe",
             "source_lang": src_lang,
             "target_lang": tgt_lang,
@@ -516,95 +558,83 @@ class FairseqConverter(Converter):
             "moses_aggressive_dash_splits": not bool(task.get("tokenizer.moses_no_dash_splits", False)),
             "append_eos": True,
         })
+
+    def generation_defaults(self, loaded: FairseqSource, config: Seq2SeqConfig) -> dict[str, Any]:
+        gen = loaded.members[-1].gen
         self.unsupported(self.source, [f"generation option {p}" for p in option_type_problems(
             gen if isinstance(gen, dict) else {}, _GENERATION_KINDS, _flag)])
-        generation = {"semantics": "fairseq"}
+        generation: dict[str, Any] = {"semantics": "fairseq"}
         for key, default in _GENERATION_KEYS.items():
             value = gen.get(key, default) if isinstance(gen, dict) else default
             generation[key] = default if value is None else value
         generation["max_positions"] = min(config.max_source_positions, config.max_target_positions)
+        return generation
 
-        foreign = {k: v for k, v in sorted(opts.items()) if isinstance(v, (str, int, float, bool, type(None)))}
-        return ConversionPlan(
-            format="fairseq", source=self.source, config=config, members=mapped_members, dropped=dropped,
-            tokenizer=tokenizer, generation=generation,
-            source_files=[f for f, _ in members] + list(dict.fromkeys(tok_files.values())),
-            options={k: v for k, v in self.options.items() if v is not None}, foreign_options=foreign,
-        )
+    def source_files(self, loaded: FairseqSource, tokenizer: TokenizerAssets) -> list[Path]:
+        return [m.path for m in loaded.members] + list(dict.fromkeys(tokenizer.files.values()))
 
-    # -- steps -------------------------------------------------------------
-    def _dict_paths(self, directory: Path, src: str | None, tgt: str | None) -> tuple[Path, Path]:
-        if src and tgt:
-            s, t = directory / f"dict.{src}.txt", directory / f"dict.{tgt}.txt"
-            if s.is_file() and t.is_file():
-                return s, t
-            if (directory / "dict.txt").is_file():
-                return directory / "dict.txt", directory / "dict.txt"
-            missing = s if not s.is_file() else t
-            raise InvalidInputError(f"dictionary `{missing}` does not exist (the checkpoint translates "
-                                    f"{src}->{tgt}; put dict.{src}.txt and dict.{tgt}.txt beside it)")
+    def foreign_options(self, loaded: FairseqSource) -> dict[str, Any]:
+        return {k: v for k, v in sorted(loaded.opts.items()) if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+def _dict_paths(directory: Path, src: str | None, tgt: str | None) -> tuple[Path, Path]:
+    """The source and target dictionaries of a checkpoint translating ``src`` -> ``tgt``."""
+    if src and tgt:
+        s, t = directory / f"dict.{src}.txt", directory / f"dict.{tgt}.txt"
+        if s.is_file() and t.is_file():
+            return s, t
         if (directory / "dict.txt").is_file():
             return directory / "dict.txt", directory / "dict.txt"
-        dicts = sorted(directory.glob("dict.*.txt"))
-        raise InvalidInputError(f"`{directory}`: the checkpoint names no source/target language and there is "
-                                f"no dict.txt (found: {', '.join(d.name for d in dicts) or 'none'}); pass "
-                                "--source-lang and --target-lang")
+        missing = s if not s.is_file() else t
+        raise InvalidInputError(f"dictionary `{missing}` does not exist (the checkpoint translates "
+                                f"{src}->{tgt}; put dict.{src}.txt and dict.{tgt}.txt beside it)")
+    if (directory / "dict.txt").is_file():
+        return directory / "dict.txt", directory / "dict.txt"
+    dicts = sorted(directory.glob("dict.*.txt"))
+    raise InvalidInputError(f"`{directory}`: the checkpoint names no source/target language and there is "
+                            f"no dict.txt (found: {', '.join(d.name for d in dicts) or 'none'}); pass "
+                            "--source-lang and --target-lang")
 
-    @staticmethod
-    def build_config(opts: dict[str, Any], src_dict: FairseqDictionary, tgt_dict: FairseqDictionary) -> Seq2SeqConfig:
-        pad = src_dict.pad_index
-        positions = ("none" if opts["no_token_positional_embeddings"]
-                     else "learned" if opts["encoder_learned_pos"] else "sinusoidal")
-        pre = bool(opts["encoder_normalize_before"])
-        return Seq2SeqConfig(
-            encoder_layers=int(opts["encoder_layers"]), decoder_layers=int(opts["decoder_layers"]),
-            d_model=int(opts["encoder_embed_dim"]),
-            encoder_heads=int(opts["encoder_attention_heads"]), decoder_heads=int(opts["decoder_attention_heads"]),
-            encoder_ffn_dim=int(opts["encoder_ffn_embed_dim"]), decoder_ffn_dim=int(opts["decoder_ffn_embed_dim"]),
-            source_vocab_size=len(src_dict), target_vocab_size=len(tgt_dict),
-            activation=ACTIVATIONS[opts["activation_fn"]], norm="layernorm", norm_eps=1e-5,
-            pre_norm=pre, final_norm=pre, layernorm_embedding=bool(opts["layernorm_embedding"]),
-            positions=positions, sinusoidal_layout="sin_cos", sinusoidal_denominator_minus_one=True,
-            position_offset=pad + 1, position_pad_index=pad,
-            max_source_positions=int(opts["max_source_positions"]),
-            max_target_positions=int(opts["max_target_positions"]),
-            scale_embeddings=not opts["no_scale_embedding"],
-            shared_embeddings=bool(opts["share_all_embeddings"]),
-            tie_output_embeddings=bool(opts["share_all_embeddings"] or opts["share_decoder_input_output_embed"]),
-            pad_token_id=tgt_dict.pad_index, eos_token_id=tgt_dict.eos_index, bos_token_id=tgt_dict.bos_index,
-            unk_token_id=tgt_dict.unk_index, decoder_start_token_id=tgt_dict.eos_index,
-        )
 
-    @staticmethod
-    def map_weights(source: str, state: dict[str, torch.Tensor], opts: dict[str, Any],
-                    config: Seq2SeqConfig) -> tuple[list[tuple[str, torch.Tensor]], dict[str, str]]:
-        mapper = KeyMapper(state, NAME_TABLE, DROP_REASONS)
-        out: list[tuple[str, torch.Tensor]] = []
-        split_in_proj(mapper, out)
-        if config.tie_output_embeddings:
-            tied_output_alias(mapper, state, source)
-        out += list(mapper.apply())
-        if config.shared_embeddings:
-            shared_embedding_alias(out, source)
-        leftovers = mapper.leftovers()
-        if leftovers:
-            raise WeightMappingError(source, [f"fairseq key `{k}` has no slot in the unified model"
-                                              for k in leftovers])
-        return out, mapper.dropped
+def fairseq_config(opts: dict[str, Any], src_dict: FairseqDictionary, tgt_dict: FairseqDictionary) -> Seq2SeqConfig:
+    """The unified config of checked fairseq options and the model's dictionaries."""
+    pad = src_dict.pad_index
+    positions = ("none" if opts["no_token_positional_embeddings"]
+                 else "learned" if opts["encoder_learned_pos"] else "sinusoidal")
+    pre = bool(opts["encoder_normalize_before"])
+    return Seq2SeqConfig(
+        encoder_layers=int(opts["encoder_layers"]), decoder_layers=int(opts["decoder_layers"]),
+        d_model=int(opts["encoder_embed_dim"]),
+        encoder_heads=int(opts["encoder_attention_heads"]), decoder_heads=int(opts["decoder_attention_heads"]),
+        encoder_ffn_dim=int(opts["encoder_ffn_embed_dim"]), decoder_ffn_dim=int(opts["decoder_ffn_embed_dim"]),
+        source_vocab_size=len(src_dict), target_vocab_size=len(tgt_dict),
+        activation=ACTIVATIONS[opts["activation_fn"]], norm="layernorm", norm_eps=1e-5,
+        pre_norm=pre, final_norm=pre, layernorm_embedding=bool(opts["layernorm_embedding"]),
+        positions=positions, sinusoidal_layout="sin_cos", sinusoidal_denominator_minus_one=True,
+        position_offset=pad + 1, position_pad_index=pad,
+        max_source_positions=int(opts["max_source_positions"]),
+        max_target_positions=int(opts["max_target_positions"]),
+        scale_embeddings=not opts["no_scale_embedding"],
+        shared_embeddings=bool(opts["share_all_embeddings"]),
+        tie_output_embeddings=bool(opts["share_all_embeddings"] or opts["share_decoder_input_output_embed"]),
+        pad_token_id=tgt_dict.pad_index, eos_token_id=tgt_dict.eos_index, bos_token_id=tgt_dict.bos_index,
+        unk_token_id=tgt_dict.unk_index, decoder_start_token_id=tgt_dict.eos_index,
+    )
 
-    @staticmethod
-    def _check_vocab(mapped: list[tuple[str, torch.Tensor]], src_dict: FairseqDictionary,
-                     tgt_dict: FairseqDictionary, src_path: Path, tgt_path: Path) -> None:
-        rows = {name: t.shape[0] for name, t in mapped if name.endswith("embed_tokens.weight")}
-        problems = []
-        for name, d, p in (("encoder.embed.embed_tokens.weight", src_dict, src_path),
-                           ("decoder.embed.embed_tokens.weight", tgt_dict, tgt_path)):
-            if name in rows and rows[name] != len(d):
-                problems.append(f"dictionary `{p.name}` gives {len(d)} symbols (4 special + {len(d) - 4} "
-                                f"from the file) but the checkpoint's {name.split('.')[0]} embedding has "
-                                f"{rows[name]} rows; use the dictionary the model was trained with")
-        if problems:
-            raise UnsupportedCheckpointError(str(src_path.parent), problems)
+
+def _check_vocab(mapped: list[tuple[str, torch.Tensor]], src_path: Path, tgt_path: Path,
+                 src_dict: FairseqDictionary, tgt_dict: FairseqDictionary) -> None:
+    """The dictionaries give the embeddings' row counts."""
+    rows = {name: t.shape[0] for name, t in mapped if name.endswith("embed_tokens.weight")}
+    problems = []
+    for name, d, p in (("encoder.embed.embed_tokens.weight", src_dict, src_path),
+                       ("decoder.embed.embed_tokens.weight", tgt_dict, tgt_path)):
+        if name in rows and rows[name] != len(d):
+            problems.append(f"dictionary `{p.name}` gives {len(d)} symbols (4 special + {len(d) - 4} "
+                            f"from the file) but the checkpoint's {name.split('.')[0]} embedding has "
+                            f"{rows[name]} rows; use the dictionary the model was trained with")
+    if problems:
+        raise UnsupportedCheckpointError(str(src_path.parent), problems)
 
 
 def tied_output_alias(mapper: KeyMapper, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:

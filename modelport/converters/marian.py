@@ -48,23 +48,26 @@ import tokenize
 import zipfile
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sentencepiece
 import torch
 import yaml
 
-from modelport.converters.base import (ConversionPlan, Converter, TokenizerAssets, one_line, option_type_problems,
-                                      register_converter, short_repr)
+from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule, TokenizerAssets, drop, one_line,
+                                      option_type_problems, register_converter, short_repr)
 from modelport.errors import (
     CorruptCheckpointError,
     InvalidInputError,
     ResourceLimitError,
     UnsupportedCheckpointError,
-    WeightMappingError,
 )
 from modelport.model.config import Seq2SeqConfig
+from modelport.tokenizers.sentencepiece import read_marian_vocab, save_marian
 
 # ---------------------------------------------------------------------------
 # options
@@ -282,18 +285,16 @@ for _side in ("encoder", "decoder"):
     GLOBAL_TABLE[f"{_side}_top_ln_bias"] = f"{_side}.final_norm.bias"
 
 IGNORED = {"special:model.yml": "Marian's training configuration; read as the model options"}
-_LAYER_KEY = re.compile(r"(encoder|decoder)_l(\d+)_(.+)")
-_FFN_KEY = re.compile(r"ffn_([Wb])(\d+)")
+UNMATCHED = "Marian tensor `{}` has no slot in the unified model (unknown tensor; not dropped silently)"
 
 
-def ffn_slot(kind: str, index: int, depth: int) -> str | None:
-    """Unified name of Marian's ``ffn_W{index}``/``ffn_b{index}`` (1-based)
-    in an FFN of ``depth`` layers: the first is ``up``, the last ``down``,
-    the ones between ``inner.{i}``."""
-    if not 1 <= index <= depth:
+def ffn_slot(index: int, depth: int) -> str | None:
+    """Unified name (after ``ffn.``) of Marian's ``ffn_W``/``ffn_b`` number
+    ``index`` counted from 0 (Marian's ``W1`` is 0) in an FFN of ``depth``
+    layers: the first is ``up``, the last ``down``, the ones between ``inner.{i}``."""
+    if not 0 <= index < depth:
         return None
-    part = "up" if index == 1 else "down" if index == depth else f"inner.{index - 2}"
-    return f"ffn.{part}.{'weight' if kind == 'W' else 'bias'}"
+    return "up" if index == 0 else "down" if index == depth - 1 else f"inner.{index - 1}"
 
 
 def _linear(w: np.ndarray) -> torch.Tensor:
@@ -306,6 +307,10 @@ def _vector(b: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(b.reshape(-1)))
 
 
+def _positions(w: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+
+
 def pad_rows(table: np.ndarray, rows: int) -> torch.Tensor:
     """``table`` with zero rows appended up to ``rows``: Marian has no pad
     symbol, the unified model needs one (see the module docstring)."""
@@ -314,117 +319,94 @@ def pad_rows(table: np.ndarray, rows: int) -> torch.Tensor:
     return out
 
 
-class MarianWeights:
-    """Maps Marian's npz tensors onto unified slots; records every tensor consumed or ignored."""
+def _rule(target: str) -> Rule:
+    """A per-layer or global rule: matrices transposed, vectors flattened."""
+    return Rule(target, _linear if target.endswith(".weight") and "norm" not in target else _vector)
 
-    def __init__(self, source: str, arrays: Mapping[str, np.ndarray], opts: Mapping[str, Any]) -> None:
-        self.source = source
-        self.arrays = arrays
-        self.opts = opts
-        self.consumed: set[str] = set()
-        self.dropped: dict[str, str] = {}
-        self.problems: list[str] = []
-        self.out: list[tuple[str, torch.Tensor]] = []
 
-    def take(self, key: str) -> np.ndarray:
-        self.consumed.add(key)
-        return self.arrays[key]
+def _ffn_rule(side: str, kind: str, depth: int) -> Rule:
+    """``{side}_l{n}_ffn_W{i}`` (``kind`` weight) or ``..._ffn_b{i}`` (bias)."""
 
-    def resolve_embeddings(self, rows: int, v_src: int, v_tgt: int) -> None:
-        """Fill the embedding, output and logits-bias slots.
+    def target(layer: str, index: str) -> str | None:
+        slot = ffn_slot(int(index), depth)
+        return None if slot is None else f"{side}.layers.{layer}.ffn.{slot}.{kind}"
 
-        Marian's tying: ``tied-embeddings-all``/``-src`` share one ``Wemb``
-        between encoder and decoder (else ``encoder_Wemb``/``decoder_Wemb``);
-        ``tied-embeddings``/``-all`` reuse the decoder embedding as the output
-        matrix (else ``decoder_ff_logit_out_W``, ``[dim, vocab]``)."""
-        opts = self.opts
-        shared = bool(opts["tied-embeddings-all"] or opts["tied-embeddings-src"])
-        names = ("Wemb", "Wemb") if shared else ("encoder_Wemb", "decoder_Wemb")
-        tables = {}
-        for side, name, vocab in (("encoder", names[0], v_src), ("decoder", names[1], v_tgt)):
-            if name not in self.arrays:
-                self.problems.append(f"Marian tensor `{name}` is missing (the {side} embedding; "
-                                     f"--tied-embeddings-all {opts['tied-embeddings-all']}, "
-                                     f"--tied-embeddings-src {opts['tied-embeddings-src']})")
-                return
-            if name not in tables:
-                table = self.take(name)
-                if table.ndim != 2 or table.shape[0] != vocab:
-                    self.problems.append(f"Marian tensor `{name}` has shape {list(table.shape)}, but --dim-vocabs "
-                                         f"says {vocab} rows")
-                    return
-                tables[name] = pad_rows(table, rows)
-            self.out.append((f"{side}.embed.embed_tokens.weight", tables[name]))
-        if not (opts["tied-embeddings-all"] or opts["tied-embeddings"]):
-            if "decoder_ff_logit_out_W" not in self.arrays:
-                self.problems.append("Marian tensor `decoder_ff_logit_out_W` is missing (the output matrix of an "
-                                     "untied model)")
+    return Rule(target, _linear if kind == "weight" else _vector)
+
+
+def weight_table(opts: Mapping[str, Any]) -> dict[str, Rule]:
+    """The name table of a Marian model with checked options ``opts``, for a
+    :class:`KeyMapper` counting layers (and FFN matrices) from 1, as Marian does."""
+    ln = "_pre" if _ops(opts["transformer-preprocess"]) == "n" else ""
+    layer = {k.format(ln=ln): v for k, v in LAYER_TABLE.items()}
+    # an SSRU decoder has no self-attention: a decoder `_self_` tensor is then unknown
+    decoder_layer = ({**{k: v for k, v in layer.items() if not v.startswith("self_attn")}, **SSRU_TABLE,
+                      **SSRU_NORM[ln]} if opts["transformer-decoder-autoreg"] == "rnn" else layer)
+    depth = opts["transformer-ffn-depth"]
+    table: dict[str, Rule] = {key: drop(reason) for key, reason in IGNORED.items()}
+    table.update({key: Rule(target, _vector) for key, target in GLOBAL_TABLE.items()})
+    # ``Wpos`` is one table shared by encoder and decoder
+    table["Wpos"] = Rule(("encoder.embed.embed_positions.weight", "decoder.embed.embed_positions.weight"),
+                         _positions)
+    for side, names in (("encoder", layer), ("decoder", decoder_layer)):
+        table.update({f"{side}_l{{}}_{key}": _rule(f"{side}.layers.{{}}.{target}") for key, target in names.items()})
+        table[f"{side}_l{{}}_ffn_W{{}}"] = _ffn_rule(side, "weight", depth)
+        table[f"{side}_l{{}}_ffn_b{{}}"] = _ffn_rule(side, "bias", depth)
+    return table
+
+
+def resolve_embeddings(mapper: KeyMapper, opts: Mapping[str, Any], rows: int, v_src: int,
+                       v_tgt: int) -> list[tuple[str, torch.Tensor]]:
+    """The embedding, output and logits-bias slots (problems go to ``mapper.problems``).
+
+    Marian's tying: ``tied-embeddings-all``/``-src`` share one ``Wemb``
+    between encoder and decoder (else ``encoder_Wemb``/``decoder_Wemb``);
+    ``tied-embeddings``/``-all`` reuse the decoder embedding as the output
+    matrix (else ``decoder_ff_logit_out_W``, ``[dim, vocab]``)."""
+    arrays, problems = mapper.state, mapper.problems
+    out: list[tuple[str, torch.Tensor]] = []
+    shared = bool(opts["tied-embeddings-all"] or opts["tied-embeddings-src"])
+    names = ("Wemb", "Wemb") if shared else ("encoder_Wemb", "decoder_Wemb")
+    tables = {}
+    for side, name, vocab in (("encoder", names[0], v_src), ("decoder", names[1], v_tgt)):
+        if name not in arrays:
+            problems.append(f"Marian tensor `{name}` is missing (the {side} embedding; "
+                            f"--tied-embeddings-all {opts['tied-embeddings-all']}, "
+                            f"--tied-embeddings-src {opts['tied-embeddings-src']})")
+            return out
+        if name not in tables:
+            table = mapper.take(name)
+            if table.ndim != 2 or table.shape[0] != vocab:
+                problems.append(f"Marian tensor `{name}` has shape {list(table.shape)}, but --dim-vocabs "
+                                f"says {vocab} rows")
+                return out
+            tables[name] = pad_rows(table, rows)
+        out.append((f"{side}.embed.embed_tokens.weight", tables[name]))
+    if not (opts["tied-embeddings-all"] or opts["tied-embeddings"]):
+        if "decoder_ff_logit_out_W" not in arrays:
+            problems.append("Marian tensor `decoder_ff_logit_out_W` is missing (the output matrix of an "
+                            "untied model)")
+        else:
+            w = mapper.take("decoder_ff_logit_out_W")
+            if w.ndim != 2 or w.shape[1] != v_tgt:
+                problems.append(f"Marian tensor `decoder_ff_logit_out_W` has shape {list(w.shape)}, but "
+                                f"must be [dim-emb, {v_tgt}] (--dim-vocabs)")
             else:
-                w = self.take("decoder_ff_logit_out_W")
-                if w.ndim != 2 or w.shape[1] != v_tgt:
-                    self.problems.append(f"Marian tensor `decoder_ff_logit_out_W` has shape {list(w.shape)}, but "
-                                         f"must be [dim-emb, {v_tgt}] (--dim-vocabs)")
-                else:
-                    self.out.append(("lm_head.weight", pad_rows(np.ascontiguousarray(w.T), rows)))
-        bias = torch.zeros(rows, dtype=torch.float32)
-        if "decoder_ff_logit_out_b" in self.arrays:
-            b = self.take("decoder_ff_logit_out_b").reshape(-1)
-            if b.shape[0] != v_tgt:
-                self.problems.append(f"Marian tensor `decoder_ff_logit_out_b` has {b.shape[0]} entries, but "
-                                     f"--dim-vocabs says {v_tgt}")
-                return
-            bias[:v_tgt] = torch.from_numpy(b.astype(np.float32, copy=False))
-        elif not opts["output-omit-bias"]:
-            self.problems.append("Marian tensor `decoder_ff_logit_out_b` is missing (pass a model trained with "
-                                 "--output-omit-bias, or the complete npz)")
-        bias[v_tgt:] = float("-inf")  # the appended pad (and filler) rows are never produced
-        self.out.append(("final_logits_bias", bias))
-
-    def positions(self) -> None:
-        """``Wpos`` is one table shared by encoder and decoder."""
-        if "Wpos" in self.arrays:
-            table = torch.from_numpy(np.ascontiguousarray(self.take("Wpos"), dtype=np.float32))
-            self.out += [("encoder.embed.embed_positions.weight", table),
-                         ("decoder.embed.embed_positions.weight", table)]
-
-    def layers_and_norms(self) -> None:
-        ln = "_pre" if _ops(self.opts["transformer-preprocess"]) == "n" else ""
-        table = {k.format(ln=ln): v for k, v in LAYER_TABLE.items()}
-        ssru = self.opts["transformer-decoder-autoreg"] == "rnn"
-        # an SSRU decoder has no self-attention: a decoder `_self_` tensor is then unknown
-        decoder_table = ({**{k: v for k, v in table.items() if not v.startswith("self_attn")}, **SSRU_TABLE,
-                          **SSRU_NORM[ln]} if ssru else table)
-        depth = self.opts["transformer-ffn-depth"]
-        for key, arr in self.arrays.items():
-            if key in self.consumed:
-                continue
-            if key in IGNORED:
-                self.consumed.add(key)
-                self.dropped[key] = IGNORED[key]
-                continue
-            if key in GLOBAL_TABLE:
-                self.consumed.add(key)
-                self.out.append((GLOBAL_TABLE[key], _vector(arr)))
-                continue
-            m = _LAYER_KEY.fullmatch(key)
-            if not m:
-                continue
-            side, layer, rest = m.group(1), int(m.group(2)), m.group(3)
-            if layer < 1:
-                continue
-            target = (decoder_table if side == "decoder" else table).get(rest)
-            if target is None:
-                f = _FFN_KEY.fullmatch(rest)
-                target = ffn_slot(f.group(1), int(f.group(2)), depth) if f else None
-            if target is None:
-                continue
-            self.consumed.add(key)
-            tensor = _linear(arr) if target.endswith(".weight") and "norm" not in target else _vector(arr)
-            # Marian numbers layers from 1
-            self.out.append((f"{side}.layers.{layer - 1}.{target}", tensor))
-
-    def leftovers(self) -> list[str]:
-        return [k for k in self.arrays if k not in self.consumed]
+                out.append(("lm_head.weight", pad_rows(np.ascontiguousarray(w.T), rows)))
+    bias = torch.zeros(rows, dtype=torch.float32)
+    if "decoder_ff_logit_out_b" in arrays:
+        b = mapper.take("decoder_ff_logit_out_b").reshape(-1)
+        if b.shape[0] != v_tgt:
+            problems.append(f"Marian tensor `decoder_ff_logit_out_b` has {b.shape[0]} entries, but "
+                            f"--dim-vocabs says {v_tgt}")
+            return out
+        bias[:v_tgt] = torch.from_numpy(b.astype(np.float32, copy=False))
+    elif not opts["output-omit-bias"]:
+        problems.append("Marian tensor `decoder_ff_logit_out_b` is missing (pass a model trained with "
+                        "--output-omit-bias, or the complete npz)")
+    bias[v_tgt:] = float("-inf")  # the appended pad (and filler) rows are never produced
+    out.append(("final_logits_bias", bias))
+    return out
 
 
 def check_ffn_depth(arrays: Mapping[str, np.ndarray], depth: int) -> list[str]:
@@ -440,17 +422,12 @@ def check_ffn_depth(arrays: Mapping[str, np.ndarray], depth: int) -> list[str]:
 def map_weights(source: str, arrays: Mapping[str, np.ndarray], opts: Mapping[str, Any], rows: int,
                 v_src: int, v_tgt: int) -> tuple[list[tuple[str, torch.Tensor]], dict[str, str]]:
     """Map every npz tensor; unknown or missing tensors are all reported together."""
-    problems = check_ffn_depth(arrays, opts["transformer-ffn-depth"])
-    mapper = MarianWeights(source, arrays, opts)
-    mapper.resolve_embeddings(rows, v_src, v_tgt)
-    mapper.positions()
-    mapper.layers_and_norms()
-    problems += mapper.problems
-    problems += [f"Marian tensor `{k}` has no slot in the unified model (unknown tensor; not dropped silently)"
-                 for k in mapper.leftovers()]
-    if problems:
-        raise WeightMappingError(source, problems)
-    return mapper.out, mapper.dropped
+    mapper = KeyMapper(arrays, weight_table(opts), first_index=1, unmatched=UNMATCHED)
+    mapper.problems += check_ffn_depth(arrays, opts["transformer-ffn-depth"])
+    out = resolve_embeddings(mapper, opts, rows, v_src, v_tgt)
+    out += mapper.apply()
+    mapper.check(source)
+    return out, mapper.dropped
 
 
 # ---------------------------------------------------------------------------
@@ -510,8 +487,6 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 
 def read_model_yml(arrays: Mapping[str, np.ndarray], path: Path) -> dict[str, Any]:
     """``special:model.yml``: the YAML text as a char array, NUL-terminated."""
-    import yaml
-
     item = arrays.get("special:model.yml")
     if item is None:
         raise CorruptCheckpointError(str(path), "it has no `special:model.yml` entry (is it a Marian model? "
@@ -528,8 +503,6 @@ def read_model_yml(arrays: Mapping[str, np.ndarray], path: Path) -> dict[str, An
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
@@ -591,11 +564,7 @@ def find_inputs(source: str) -> tuple[Path, Path, list[Path], dict[str, Any]]:
 def load_vocab(path: Path) -> dict[str, int]:
     """A Marian vocabulary: YAML (piece → id) or a SentencePiece model used
     directly (Marian then uses the spm ids)."""
-    from modelport.tokenizers.sentencepiece import read_marian_vocab
-
     if path.suffix in (".spm", ".model"):
-        import sentencepiece
-
         sp = sentencepiece.SentencePieceProcessor()
         try:
             sp.Load(str(path))
@@ -638,8 +607,60 @@ def generation_defaults(decoder: Mapping[str, Any], pad: int, eos: int) -> dict[
     return gen
 
 
+@dataclass
+class MarianVocabularies:
+    """The model's checked vocabularies and the ids the unified model gives them."""
+
+    source: dict[str, int]
+    target: dict[str, int]
+    v_src: int  # --dim-vocabs
+    v_tgt: int
+    pad: int  # one pad id for both sides, after the larger vocabulary
+    eos: int
+    unk: int
+
+    @property
+    def rows(self) -> int:
+        return self.pad + 1
+
+
+@dataclass
+class MarianSource:
+    """What :meth:`MarianConverter.load_source` read; the vocabularies are read
+    (and checked against the options) when the config is built."""
+
+    source: str
+    directory: Path
+    npz: Path
+    vocab_paths: list[Path]
+    decoder: dict[str, Any]  # decoder.yml
+    arrays: dict[str, np.ndarray]
+    raw: dict[str, Any]  # special:model.yml
+    opts: dict[str, Any]  # raw with Marian's defaults
+
+    @cached_property
+    def vocabs(self) -> MarianVocabularies:
+        src_vocab, tgt_vocab = (load_vocab(p) for p in self.vocab_paths)
+        v_src, v_tgt = self.opts["dim-vocabs"]
+        for name, vocab, size, path in (("source", src_vocab, v_src, self.vocab_paths[0]),
+                                        ("target", tgt_vocab, v_tgt, self.vocab_paths[1])):
+            if len(vocab) != size:
+                raise UnsupportedCheckpointError(self.source, [
+                    f"the {name} vocabulary `{path.name}` has {len(vocab)} entries, but --dim-vocabs says {size} "
+                    "(use the vocabulary the model was trained with)"])
+            for tok in ("</s>", "<unk>"):
+                if tok not in vocab:
+                    raise InvalidInputError(f"`{tok}` must be in the {name} vocabulary `{path.name}`, but is not")
+        eos, unk = tgt_vocab["</s>"], tgt_vocab["<unk>"]
+        if src_vocab["</s>"] != eos:
+            raise UnsupportedCheckpointError(self.source, ["source and target vocabularies give `</s>` different "
+                                                           "ids (supported: the same id)"])
+        return MarianVocabularies(source=src_vocab, target=tgt_vocab, v_src=v_src, v_tgt=v_tgt,
+                                  pad=max(v_src, v_tgt), eos=eos, unk=unk)
+
+
 @register_converter("marian")
-class MarianConverter(Converter):
+class MarianConverter(Converter[MarianSource]):
     """MarianNMT transformer models, OPUS-MT directories included."""
 
     description = "MarianNMT / OPUS-MT (dir with *.npz + decoder.yml + *.vocab.yml + source.spm/target.spm)"
@@ -651,7 +672,7 @@ class MarianConverter(Converter):
             return path.suffix == ".npz"
         return path.is_dir() and any(path.glob("*.npz"))
 
-    def plan(self, progress: bool = False) -> ConversionPlan:
+    def load_source(self, progress: bool) -> MarianSource:
         directory, npz, vocab_paths, decoder = find_inputs(self.source)
         arrays = read_npz(npz)
         not_float = [k for k, a in arrays.items() if not k.startswith("special:")
@@ -660,7 +681,11 @@ class MarianConverter(Converter):
             raise CorruptCheckpointError(str(npz), "weights must be floating-point arrays, but " + ", ".join(
                 f"`{k}` is {arrays[k].dtype}" for k in not_float[:5]) + (" ..." if len(not_float) > 5 else ""))
         raw = read_model_yml(arrays, npz)
-        opts = resolve_options(raw)
+        return MarianSource(source=self.source, directory=directory, npz=npz, vocab_paths=vocab_paths,
+                            decoder=decoder, arrays=arrays, raw=raw, opts=resolve_options(raw))
+
+    def check_options(self, loaded: MarianSource) -> None:
+        opts, arrays = loaded.opts, loaded.arrays
         problems = check_options(opts)
         if opts["transformer-train-position-embeddings"] != ("Wpos" in arrays):
             problems.append(f"Option --transformer-train-position-embeddings "
@@ -668,52 +693,23 @@ class MarianConverter(Converter):
                             f"{'holds' if 'Wpos' in arrays else 'has no'} `Wpos`")
         self.unsupported(self.source, problems)
 
-        src_vocab, tgt_vocab = (load_vocab(p) for p in vocab_paths)
-        v_src, v_tgt = opts["dim-vocabs"]
-        for name, vocab, size, path in (("source", src_vocab, v_src, vocab_paths[0]),
-                                        ("target", tgt_vocab, v_tgt, vocab_paths[1])):
-            if len(vocab) != size:
-                raise UnsupportedCheckpointError(self.source, [
-                    f"the {name} vocabulary `{path.name}` has {len(vocab)} entries, but --dim-vocabs says {size} "
-                    "(use the vocabulary the model was trained with)"])
-            for tok in ("</s>", "<unk>"):
-                if tok not in vocab:
-                    raise InvalidInputError(f"`{tok}` must be in the {name} vocabulary `{path.name}`, but is not")
-        # one pad id for both sides, after the larger vocabulary
-        pad = max(v_src, v_tgt)
-        rows = pad + 1
-        eos, unk = tgt_vocab["</s>"], tgt_vocab["<unk>"]
-        if src_vocab["</s>"] != eos:
-            raise UnsupportedCheckpointError(self.source, ["source and target vocabularies give `</s>` different "
-                                                           "ids (supported: the same id)"])
-        positions = int(arrays["Wpos"].shape[0]) if "Wpos" in arrays else None
-        config = build_config(opts, rows, pad, eos, unk, positions)
-        mapped, dropped = map_weights(str(npz), arrays, opts, rows, v_src, v_tgt)
-        if rows > v_src or rows > v_tgt:
-            dropped["(added) <pad>"] = (f"Marian has no pad symbol: id {pad} appended with zero embedding rows and "
-                                        "a -inf logit, as transformers' Marian conversion does")
+    def build_config(self, loaded: MarianSource) -> Seq2SeqConfig:
+        v = loaded.vocabs
+        positions = int(loaded.arrays["Wpos"].shape[0]) if "Wpos" in loaded.arrays else None
+        return build_config(loaded.opts, v.rows, v.pad, v.eos, v.unk, positions)
 
-        tokenizer, spm_files = self._tokenizer(directory, src_vocab, tgt_vocab, vocab_paths, pad)
-        readme = directory / "README.md" if (directory / "README.md").is_file() else None
-        tokenizer.config["source_lang"] = _language(readme, "source")
-        tokenizer.config["target_lang"] = _language(readme, "target")
-        extra = [directory / n for n in ("decoder.yml", "README.md", "LICENSE") if (directory / n).is_file()]
-        foreign = {k: v for k, v in sorted(raw.items()) if isinstance(v, (str, int, float, bool, type(None)))}
-        foreign.update({k: v for k, v in raw.items() if isinstance(v, list) and all(
-            isinstance(x, (str, int, float, bool)) for x in v)})
-        return ConversionPlan(
-            format="marian", source=self.source, config=config, members=[mapped], dropped=dropped,
-            tokenizer=tokenizer, generation=generation_defaults(decoder, pad, eos),
-            source_files=list(dict.fromkeys([npz, *vocab_paths, *spm_files, *extra])),
-            options={k: v for k, v in self.options.items() if v is not None}, foreign_options=foreign,
-        )
+    def map_weights(self, loaded: MarianSource, config: Seq2SeqConfig) -> MappedWeights:
+        v = loaded.vocabs
+        mapped, dropped = map_weights(str(loaded.npz), loaded.arrays, loaded.opts, v.rows, v.v_src, v.v_tgt)
+        if v.rows > v.v_src or v.rows > v.v_tgt:
+            dropped["(added) <pad>"] = (f"Marian has no pad symbol: id {v.pad} appended with zero embedding rows "
+                                        "and a -inf logit, as transformers' Marian conversion does")
+        return MappedWeights([mapped], dropped)
 
-    def _tokenizer(self, directory: Path, src_vocab: dict[str, int], tgt_vocab: dict[str, int],
-                   vocab_paths: list[Path], pad: int) -> tuple[TokenizerAssets, list[Path]]:
+    def tokenizer_assets(self, loaded: MarianSource, config: Seq2SeqConfig) -> TokenizerAssets:
         """``marian_spm`` tokenizer files, written by the tokenizer module into
         a temporary directory that lives as long as the returned assets."""
-        from modelport.tokenizers.sentencepiece import save_marian
-
+        directory, vocab_paths, v = loaded.directory, loaded.vocab_paths, loaded.vocabs
         spms = [directory / "source.spm", directory / "target.spm"]
         for i, p in enumerate(spms):
             if not p.is_file() and vocab_paths[i].suffix == ".spm":
@@ -723,16 +719,34 @@ class MarianConverter(Converter):
             raise InvalidInputError(f"`{directory}` has no {' or '.join(missing)} (the SentencePiece models "
                                     "OPUS-MT preprocesses with; put them beside the npz)")
         tmp = tempfile.TemporaryDirectory(prefix="modelport-marian-tok-")
-        separate = src_vocab != tgt_vocab
-        cfg = save_marian(tmp.name, source_spm=spms[0], target_spm=spms[1], vocab={**src_vocab, "<pad>": pad},
-                          target_vocab={**tgt_vocab, "<pad>": pad} if separate else None,
-                          language_code_prefix=any(re.fullmatch(r">>.+<<", p) for p in tgt_vocab | src_vocab))
+        separate = v.source != v.target
+        cfg = save_marian(tmp.name, source_spm=spms[0], target_spm=spms[1], vocab={**v.source, "<pad>": v.pad},
+                          target_vocab={**v.target, "<pad>": v.pad} if separate else None,
+                          language_code_prefix=any(re.fullmatch(r">>.+<<", p) for p in v.target | v.source))
+        readme = directory / "README.md" if (directory / "README.md").is_file() else None
+        cfg["source_lang"] = _language(readme, "source")
+        cfg["target_lang"] = _language(readme, "target")
         names = ["source.spm", "target.spm", "vocab.json"] + (["target_vocab.json"] if separate else [])
         assets = TokenizerAssets(files={n: Path(tmp.name) / n for n in names}, config=cfg,
                                  inputs=list(dict.fromkeys([*spms, *vocab_paths])))
         assets._keepalive = tmp  # type: ignore[attr-defined]  # removed with the plan
-        return assets, spms
+        return assets
+
+    def generation_defaults(self, loaded: MarianSource, config: Seq2SeqConfig) -> dict[str, Any]:
+        return generation_defaults(loaded.decoder, loaded.vocabs.pad, loaded.vocabs.eos)
+
+    def source_files(self, loaded: MarianSource, tokenizer: TokenizerAssets) -> list[Path]:
+        extra = [loaded.directory / n for n in ("decoder.yml", "README.md", "LICENSE")
+                 if (loaded.directory / n).is_file()]
+        return list(dict.fromkeys([loaded.npz, *loaded.vocab_paths, *tokenizer.inputs, *extra]))
+
+    def foreign_options(self, loaded: MarianSource) -> dict[str, Any]:
+        raw = loaded.raw
+        foreign = {k: v for k, v in sorted(raw.items()) if isinstance(v, (str, int, float, bool, type(None)))}
+        foreign.update({k: v for k, v in raw.items() if isinstance(v, list) and all(
+            isinstance(x, (str, int, float, bool)) for x in v)})
+        return foreign
 
 
-__all__ = ["MarianConverter", "check_options", "build_config", "map_weights", "read_npz", "read_model_yml",
-           "ffn_slot"]
+__all__ = ["MarianConverter", "check_options", "build_config", "map_weights", "weight_table", "read_npz",
+           "read_model_yml", "ffn_slot"]

@@ -24,17 +24,24 @@ from __future__ import annotations
 import ast
 import json
 import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import sentencepiece
 import torch
+from safetensors import SafetensorError, safe_open
 
-from modelport.converters.base import (ConversionPlan, Converter, KeyMapper, TokenizerAssets, one_line,
-                                      option_type_problems, register_converter, short_repr)
+from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule, TokenizerAssets, drop, one_line,
+                                      option_type_problems, register_converter, short_repr, transpose)
 from modelport.converters.safe_pickle import safe_torch_load
+from modelport.converters.tf_checkpoint import TFCheckpoint
 from modelport.errors import CorruptCheckpointError, InvalidInputError, UnsupportedCheckpointError, WeightMappingError
 from modelport.model.config import Seq2SeqConfig
+from modelport.tokenizers.sentencepiece import t5_config
 
 # ---------------------------------------------------------------------------
 # options
@@ -228,48 +235,52 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and (a.data_ptr() == b.data_ptr() or torch.equal(a, b))
 
 
-def resolve_embeddings(mapper: KeyMapper) -> tuple[list[tuple[str, torch.Tensor]], bool, bool]:
-    """Fill the embedding and output slots from ``shared``/``embed_tokens``/``lm_head``.
+def _untied(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The embedding copies (``encoder``/``decoder`` ``embed_tokens``, ``lm_head``)
+    a checkpoint stores with values of their own; the others are ``shared.weight``.
 
     transformers ties the encoder and decoder embeddings and the lm_head to
     ``shared.weight``, but unties any of them that a checkpoint stores with
-    different values (real v1.1/Flan/mT5 checkpoints store a separate
-    lm_head). Copies equal to ``shared`` are dropped as aliases. Returns the
-    mapped slots and (shared_embeddings, tie_output_embeddings).
+    different values (real v1.1/Flan/mT5 checkpoints store a separate lm_head).
     """
-    state = mapper.state
     if "shared.weight" not in state:
         raise WeightMappingError("checkpoint", ["transformers key `shared.weight` (the token embedding) is missing"])
+    shared = state["shared.weight"]
+    return {k: state[k] for k in EMBEDDING_KEYS[1:] if k in state and not _same(state[k], shared)}
+
+
+def embedding_ties(state: Mapping[str, torch.Tensor]) -> tuple[bool, bool]:
+    """(shared_embeddings, tie_output_embeddings) of a state dict in transformers' names."""
+    own = _untied(state)
+    enc, dec, out = (own.get(k) for k in EMBEDDING_KEYS[1:])  # None: shared.weight
+    return enc is dec, out is dec
+
+
+def resolve_embeddings(mapper: KeyMapper, tied: bool) -> list[tuple[str, torch.Tensor]]:
+    """The embedding and output slots from ``shared``/``embed_tokens``/``lm_head``
+    (see :func:`_untied`); copies equal to ``shared`` are dropped as aliases."""
     shared = mapper.take("shared.weight")
-    picked: dict[str, torch.Tensor] = {}
+    own = _untied(mapper.state)
     for key in EMBEDDING_KEYS[1:]:
-        if key in state:
-            t = state[key]
-            if _same(t, shared):
-                mapper.drop(key, "alias of shared.weight (tied embedding)")
-                picked[key] = shared
-            else:
-                picked[key] = mapper.take(key)
-        else:
-            picked[key] = shared
-    enc, dec, out = picked["encoder.embed_tokens.weight"], picked["decoder.embed_tokens.weight"], picked["lm_head.weight"]
+        if key in own:
+            mapper.take(key)
+        elif key in mapper.state:
+            mapper.drop(key, "alias of shared.weight (tied embedding)")
+    enc, dec, out = (own.get(k, shared) for k in EMBEDDING_KEYS[1:])
     slots = [("encoder.embed.embed_tokens.weight", enc), ("decoder.embed.embed_tokens.weight", dec)]
-    tied = out is dec
     if not tied:
         slots.append(("lm_head.weight", out))
-    return slots, enc is dec, tied
+    return slots
 
 
-def map_weights(source: str, state: dict[str, torch.Tensor],
-                prefix: str = "transformers") -> tuple[list[tuple[str, torch.Tensor]], dict[str, str], bool, bool]:
-    """Map a state dict in transformers' names; returns (slots, dropped, shared, tied)."""
-    mapper = KeyMapper(state, NAME_TABLE, DROP_REASONS)
-    out, shared, tied = resolve_embeddings(mapper)
-    out += list(mapper.apply())
-    leftovers = mapper.leftovers()
-    if leftovers:
-        raise WeightMappingError(source, [f"{prefix} key `{k}` has no slot in the unified model" for k in leftovers])
-    return out, mapper.dropped, shared, tied
+def map_weights(source: str, state: Mapping[str, torch.Tensor], tied: bool,
+                prefix: str = "transformers") -> tuple[list[tuple[str, torch.Tensor]], dict[str, str]]:
+    """Map a state dict in transformers' names; returns (slots, dropped)."""
+    mapper = KeyMapper(state, NAME_TABLE, DROP_REASONS, unmatched=f"{prefix} key `{{}}` has no slot in the unified model")
+    out = resolve_embeddings(mapper, tied)
+    out += mapper.apply()
+    mapper.check(source)
+    return out, mapper.dropped
 
 
 # ---------------------------------------------------------------------------
@@ -303,8 +314,6 @@ def load_hf_state(directory: Path) -> tuple[dict[str, torch.Tensor], list[Path]]
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError, safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}
@@ -330,9 +339,7 @@ def find_spm(directory: Path) -> Path:
 
 
 def spm_size(path: Path) -> int:
-    import sentencepiece as spm
-
-    proc = spm.SentencePieceProcessor()
+    proc = sentencepiece.SentencePieceProcessor()
     try:
         proc.Load(str(path))
     except (OSError, RuntimeError) as e:
@@ -348,8 +355,6 @@ def tokenizer_assets(spm: Path, extra_ids: int, vocab_size: int, source: str) ->
         raise UnsupportedCheckpointError(source, [
             f"`{spm.name}` has {pieces} pieces, plus {extra_ids} extra_ids that is more than the model's "
             f"vocab_size {vocab_size}; use the SentencePiece model the checkpoint was trained with"])
-    from modelport.tokenizers.sentencepiece import t5_config
-
     return TokenizerAssets(files={"spiece.model": spm},
                            config=t5_config(spm, extra_ids, _clean_up_tokenization_spaces(spm, source)))
 
@@ -403,63 +408,39 @@ def _read_json(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 # Mesh-TensorFlow checkpoints
 
-# Mesh-TF variable -> (transformers name, transpose). Mesh-TF stores kernels
-# as [in, out] and the relative bias as [heads, buckets]; torch Linear and
+# Mesh-TF variable -> transformers name, for a KeyMapper reading block and
+# layer numbers as integers (Mesh-TF zero-pads them). Mesh-TF stores kernels as
+# [in, out] and the relative bias as [heads, buckets]; torch Linear and
 # Embedding want them the other way round. The embedding is [vocab, d_model]
-# in both.
+# in both. Training state in the checkpoint is dropped with a reason.
 _B = r"(encoder|decoder)/block_(\d+)/layer_(\d+)"
-MESH_TABLE: list[tuple[re.Pattern[str], str, bool]] = [
-    (re.compile(r"shared/embedding"), "shared.weight", False),
-    (re.compile(_B + r"/(SelfAttention|EncDecAttention)/([qkvo])"), "{0}.block.{1}.layer.{2}.{3}.{4}.weight", True),
-    (re.compile(_B + r"/(SelfAttention)/relative_attention_bias"),
-     "{0}.block.{1}.layer.{2}.{3}.relative_attention_bias.weight", True),
-    (re.compile(_B + r"/(?:layer_norm|rms_norm)/scale"), "{0}.block.{1}.layer.{2}.layer_norm.weight", False),
-    (re.compile(_B + r"/DenseReluDense/(wi|wi_0|wi_1|wo)/kernel"), "{0}.block.{1}.layer.{2}.DenseReluDense.{3}.weight",
-     True),
-    (re.compile(r"(encoder|decoder)/(?:final_layer_norm|rms_norm)/scale"), "{0}.final_layer_norm.weight", False),
-    (re.compile(r"decoder/logits/kernel"), "lm_head.weight", True),
-]
-# training state in the checkpoint, dropped with a reason
-MESH_DROPS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r".*_slot_(vc|vr|v|m)"), "Adafactor optimizer slot (moment statistics), not needed for inference"),
-    (re.compile(r"global_step"), "training step counter, not a weight"),
-]
+MESH_TABLE: dict[re.Pattern[str], Rule] = {
+    re.compile(r".*_slot_(vc|vr|v|m)"): drop("Adafactor optimizer slot (moment statistics), not needed for inference"),
+    re.compile(r"global_step"): drop("training step counter, not a weight"),
+    re.compile(r"shared/embedding"): Rule("shared.weight"),
+    re.compile(_B + r"/(SelfAttention|EncDecAttention)/([qkvo])"): Rule("{0}.block.{1}.layer.{2}.{3}.{4}.weight",
+                                                                        transpose),
+    re.compile(_B + r"/(SelfAttention)/relative_attention_bias"):
+        Rule("{0}.block.{1}.layer.{2}.{3}.relative_attention_bias.weight", transpose),
+    re.compile(_B + r"/(?:layer_norm|rms_norm)/scale"): Rule("{0}.block.{1}.layer.{2}.layer_norm.weight"),
+    re.compile(_B + r"/DenseReluDense/(wi|wi_0|wi_1|wo)/kernel"):
+        Rule("{0}.block.{1}.layer.{2}.DenseReluDense.{3}.weight", transpose),
+    re.compile(r"(encoder|decoder)/(?:final_layer_norm|rms_norm)/scale"): Rule("{0}.final_layer_norm.weight"),
+    re.compile(r"decoder/logits/kernel"): Rule("lm_head.weight", transpose),
+}
 # gin activation value -> transformers' feed_forward_proj
 MESH_ACTIVATIONS = {"'relu'": "relu", "['gelu', 'linear']": "gated-gelu", "['swish', 'linear']": "gated-silu",
                     "['silu', 'linear']": "gated-silu"}
 
 
-def mesh_name(name: str) -> tuple[str, bool] | None:
-    """The transformers name (and whether to transpose) of a Mesh-TF variable."""
-    for regex, template, transpose in MESH_TABLE:
-        m = regex.fullmatch(name)
-        if m:
-            groups = [str(int(g)) if g.isdigit() else g for g in m.groups()]
-            return template.format(*groups), transpose
-    return None
-
-
-def mesh_state(ckpt: Any, source: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Mesh-TF variables renamed to transformers' names; slots dropped; all
-    unknown variables reported together."""
-    state: dict[str, torch.Tensor] = {}
-    dropped: dict[str, str] = {}
-    unknown: list[str] = []
-    for name in ckpt.names():
-        reason = next((r for regex, r in MESH_DROPS if regex.fullmatch(name)), None)
-        if reason is not None:
-            dropped[name] = reason
-            continue
-        mapped = mesh_name(name)
-        if mapped is None:
-            unknown.append(f"Mesh-TF variable `{name}` has no slot in the unified model")
-            continue
-        target, transpose = mapped
-        t = ckpt.read(name)
-        state[target] = t.t().contiguous() if transpose and t.dim() == 2 else t
-    if unknown:
-        raise WeightMappingError(source, unknown)
-    return state, dropped
+def mesh_state(ckpt: TFCheckpoint, source: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Mesh-TF variables renamed to transformers' names (read lazily; training
+    state dropped); all unknown variables reported together."""
+    mapper = KeyMapper(ckpt, MESH_TABLE, first_index=0,
+                       unmatched="Mesh-TF variable `{}` has no slot in the unified model")
+    state = dict(mapper.apply())
+    mapper.check(source)
+    return state, mapper.dropped
 
 
 def _strip_comment(line: str) -> str:
@@ -570,8 +551,157 @@ def _is_tf_dir(path: Path) -> bool:
         any(path.glob("*.index")) and ((path / "operative_config.gin").is_file() or (path / "checkpoint").is_file()))
 
 
+@dataclass
+class T5Weights:
+    """A T5 state dict in transformers' names, and what reading it dropped."""
+
+    state: Mapping[str, torch.Tensor]
+    dropped: dict[str, str]
+    label: str  # the source errors name
+    prefix: str  # how an unmatched key is described
+    files: list[Path]
+
+
+class T5Source(ABC):
+    """What :meth:`T5Converter.load_source` read: a transformers directory or a
+    Mesh-TF checkpoint, each reduced to :class:`T5Hyper` and transformers' names.
+    The weights are read when the config needs them (their ties)."""
+
+    source: str
+    directory: Path
+
+    @abstractmethod
+    def option_problems(self) -> tuple[str, list[str]]:
+        """(the file the options come from, every unsupported option in its own names)."""
+
+    @abstractmethod
+    def read_hyper(self) -> T5Hyper:
+        """The architecture numbers of checked options."""
+
+    @abstractmethod
+    def read_weights(self) -> T5Weights:
+        """The state dict in transformers' names."""
+
+    @abstractmethod
+    def extra_ids(self) -> int:
+        """How many sentinel ids follow the SentencePiece pieces."""
+
+    @abstractmethod
+    def source_generation(self) -> dict[str, Any]:
+        """The source's own decoding defaults (transformers' names)."""
+
+    @abstractmethod
+    def source_files(self, spm: Path) -> list[Path]:
+        """The files the port is made from."""
+
+    @abstractmethod
+    def foreign_options(self) -> dict[str, Any]:
+        """The source's options as it names them."""
+
+    @cached_property
+    def hyper(self) -> T5Hyper:
+        return self.read_hyper()
+
+    @cached_property
+    def weights(self) -> T5Weights:
+        return self.read_weights()
+
+
+@dataclass
+class HfT5Source(T5Source):
+    """A transformers T5 directory."""
+
+    source: str
+    directory: Path
+    raw: dict[str, Any]  # config.json
+
+    def option_problems(self) -> tuple[str, list[str]]:
+        return self.source, check_hf_config(self.raw)
+
+    def read_hyper(self) -> T5Hyper:
+        return hf_hyper(self.raw)
+
+    def read_weights(self) -> T5Weights:
+        state, files = load_hf_state(self.directory)
+        return T5Weights(state=state, dropped={}, label=self.source, prefix="transformers", files=files)
+
+    def extra_ids(self) -> int:
+        path = self.directory / "tokenizer_config.json"
+        extra_ids = (_read_json(path) if path.is_file() else {}).get("extra_ids", DEFAULT_EXTRA_IDS)
+        if not isinstance(extra_ids, int) or extra_ids < 0:
+            raise UnsupportedCheckpointError(self.source, [f"tokenizer_config.json extra_ids {extra_ids!r} is not "
+                                                           "supported (supported: a non-negative integer)"])
+        return extra_ids
+
+    def source_generation(self) -> dict[str, Any]:
+        path = self.directory / "generation_config.json"
+        return _read_json(path) if path.is_file() else {}
+
+    def source_files(self, spm: Path) -> list[Path]:
+        return [self.directory / "config.json", *self.weights.files, spm]
+
+    def foreign_options(self) -> dict[str, Any]:
+        return {k: v for k, v in sorted(self.raw.items()) if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+@dataclass
+class MeshT5Source(T5Source):
+    """An original Mesh-TensorFlow T5 checkpoint and its ``operative_config.gin``."""
+
+    source: str
+    directory: Path
+    ckpt: TFCheckpoint
+    gin_path: Path
+    bindings: dict[str, str]
+
+    @classmethod
+    def open(cls, source: str, path: Path) -> MeshT5Source:
+        ckpt = TFCheckpoint(path)
+        directory = ckpt.prefix.parent
+        ckpt.check_shards()
+        gin_path = directory / "operative_config.gin"
+        if not gin_path.is_file():
+            raise InvalidInputError(f"`{directory}` has no operative_config.gin (the Mesh-TF architecture; it is "
+                                    "released beside every T5 checkpoint)")
+        bindings = parse_gin(gin_path.read_text(encoding="utf-8"))
+        if "shared/embedding" not in ckpt.entries or len(ckpt.entries["shared/embedding"].shape) != 2:
+            raise WeightMappingError(str(ckpt.index_path), ["Mesh-TF variable `shared/embedding` is missing"])
+        return cls(source=source, directory=directory, ckpt=ckpt, gin_path=gin_path, bindings=bindings)
+
+    def _mesh_hyper(self) -> tuple[T5Hyper | None, list[str]]:
+        return mesh_hyper(self.bindings, self.ckpt.entries["shared/embedding"].shape[0])
+
+    def option_problems(self) -> tuple[str, list[str]]:
+        return str(self.gin_path), self._mesh_hyper()[1]
+
+    def read_hyper(self) -> T5Hyper:
+        hyper = self._mesh_hyper()[0]
+        assert hyper is not None  # options checked
+        return hyper
+
+    def read_weights(self) -> T5Weights:
+        label = str(self.ckpt.index_path)
+        state, dropped = mesh_state(self.ckpt, label)
+        return T5Weights(state=state, dropped=dropped, label=label, prefix="Mesh-TF (renamed)",
+                         files=[self.ckpt.index_path, *self.ckpt.shard_paths()])
+
+    def extra_ids(self) -> int:
+        extra_ids = _gin_literal(self.bindings.get("vocabularies.SentencePieceVocabulary.extra_ids")
+                                 or _gin_get(self.bindings, "SentencePieceVocabulary.extra_ids"))
+        return extra_ids if isinstance(extra_ids, int) else DEFAULT_EXTRA_IDS
+
+    def source_generation(self) -> dict[str, Any]:
+        return {}
+
+    def source_files(self, spm: Path) -> list[Path]:
+        return [self.ckpt.index_path, *self.ckpt.shard_paths(), self.gin_path, spm]
+
+    def foreign_options(self) -> dict[str, Any]:
+        return {k: v for k, v in sorted(self.bindings.items())}
+
+
 @register_converter("t5")
-class T5Converter(Converter):
+class T5Converter(Converter[T5Source]):
     """T5 v1.0/v1.1/Flan-T5/mT5: transformers directories and Mesh-TF checkpoints."""
 
     description = ("T5/mT5/Flan-T5 (transformers dir with config.json + model.safetensors|pytorch_model.bin + "
@@ -595,66 +725,37 @@ class T5Converter(Converter):
             return False
         return isinstance(model_type, str) and (model_type in MODEL_TYPES or model_type in REFUSED_MODEL_TYPES)
 
-    def plan(self, progress: bool = False) -> ConversionPlan:
+    def load_source(self, progress: bool) -> T5Source:
         path = Path(self.source)
         if (path.is_file() and path.suffix == ".index") or _is_tf_dir(path):
-            return self._plan_mesh_tf(path)
+            return MeshT5Source.open(self.source, path)
         if not path.is_dir():
             raise InvalidInputError(f"`{self.source}` is not a T5 directory (config.json + weights + spiece.model)")
         if not (path / "config.json").is_file():
             raise InvalidInputError(f"`{self.source}` has no config.json")
-        raw = _read_json(path / "config.json")
-        self.unsupported(self.source, check_hf_config(raw))
-        hyper = hf_hyper(raw)
-        state, weight_files = load_hf_state(path)
-        mapped, dropped, shared, tied = map_weights(self.source, state)
-        config = build_config(hyper, shared=shared, tied=tied)
+        return HfT5Source(source=self.source, directory=path, raw=_read_json(path / "config.json"))
 
-        spm = find_spm(path)
-        tok_cfg = _read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
-        extra_ids = tok_cfg.get("extra_ids", DEFAULT_EXTRA_IDS)
-        if not isinstance(extra_ids, int) or extra_ids < 0:
-            raise UnsupportedCheckpointError(self.source, [f"tokenizer_config.json extra_ids {extra_ids!r} is not "
-                                                           "supported (supported: a non-negative integer)"])
-        tokenizer = tokenizer_assets(spm, extra_ids, hyper.vocab_size, self.source)
-        source_gen = _read_json(path / "generation_config.json") if (path / "generation_config.json").is_file() else {}
-        foreign = {k: v for k, v in sorted(raw.items()) if isinstance(v, (str, int, float, bool, type(None)))}
-        return ConversionPlan(
-            format="t5", source=self.source, config=config, members=[mapped], dropped=dropped,
-            tokenizer=tokenizer, generation=generation_defaults(hyper, source_gen),
-            source_files=[path / "config.json", *weight_files, spm],
-            options={k: v for k, v in self.options.items() if v is not None}, foreign_options=foreign,
-        )
+    def check_options(self, loaded: T5Source) -> None:
+        self.unsupported(*loaded.option_problems())
 
-    def _plan_mesh_tf(self, path: Path) -> ConversionPlan:
-        from modelport.converters.tf_checkpoint import TFCheckpoint
+    def build_config(self, loaded: T5Source) -> Seq2SeqConfig:
+        shared, tied = embedding_ties(loaded.weights.state)
+        return build_config(loaded.hyper, shared=shared, tied=tied)
 
-        ckpt = TFCheckpoint(path)
-        directory = ckpt.prefix.parent
-        ckpt.check_shards()
-        gin_path = directory / "operative_config.gin"
-        if not gin_path.is_file():
-            raise InvalidInputError(f"`{directory}` has no operative_config.gin (the Mesh-TF architecture; it is "
-                                    "released beside every T5 checkpoint)")
-        bindings = parse_gin(gin_path.read_text(encoding="utf-8"))
-        if "shared/embedding" not in ckpt.entries or len(ckpt.entries["shared/embedding"].shape) != 2:
-            raise WeightMappingError(str(ckpt.index_path), ["Mesh-TF variable `shared/embedding` is missing"])
-        hyper, problems = mesh_hyper(bindings, ckpt.entries["shared/embedding"].shape[0])
-        self.unsupported(str(gin_path), problems)
-        assert hyper is not None
-        state, dropped = mesh_state(ckpt, str(ckpt.index_path))
-        mapped, more, shared, tied = map_weights(str(ckpt.index_path), state, prefix="Mesh-TF (renamed)")
-        dropped.update(more)
-        config = build_config(hyper, shared=shared, tied=tied)
-        spm = find_spm(directory)
-        extra_ids = _gin_literal(bindings.get("vocabularies.SentencePieceVocabulary.extra_ids")
-                                 or _gin_get(bindings, "SentencePieceVocabulary.extra_ids"))
-        extra_ids = extra_ids if isinstance(extra_ids, int) else DEFAULT_EXTRA_IDS
-        tokenizer = tokenizer_assets(spm, extra_ids, hyper.vocab_size, self.source)
-        return ConversionPlan(
-            format="t5", source=self.source, config=config, members=[mapped], dropped=dropped,
-            tokenizer=tokenizer, generation=generation_defaults(hyper, {}),
-            source_files=[ckpt.index_path, *ckpt.shard_paths(), gin_path, spm],
-            options={k: v for k, v in self.options.items() if v is not None},
-            foreign_options={k: v for k, v in sorted(bindings.items())},
-        )
+    def map_weights(self, loaded: T5Source, config: Seq2SeqConfig) -> MappedWeights:
+        w = loaded.weights
+        mapped, dropped = map_weights(w.label, w.state, config.tie_output_embeddings, prefix=w.prefix)
+        return MappedWeights([mapped], {**w.dropped, **dropped})
+
+    def tokenizer_assets(self, loaded: T5Source, config: Seq2SeqConfig) -> TokenizerAssets:
+        spm = find_spm(loaded.directory)
+        return tokenizer_assets(spm, loaded.extra_ids(), loaded.hyper.vocab_size, self.source)
+
+    def generation_defaults(self, loaded: T5Source, config: Seq2SeqConfig) -> dict[str, Any]:
+        return generation_defaults(loaded.hyper, loaded.source_generation())
+
+    def source_files(self, loaded: T5Source, tokenizer: TokenizerAssets) -> list[Path]:
+        return loaded.source_files(tokenizer.files["spiece.model"])
+
+    def foreign_options(self, loaded: T5Source) -> dict[str, Any]:
+        return loaded.foreign_options()

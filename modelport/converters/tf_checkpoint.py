@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,8 +277,9 @@ def resolve_prefix(source: str | os.PathLike[str]) -> Path:
     raise InvalidInputError(f"`{source}` is not a TensorFlow checkpoint (no `{path}.index`)")
 
 
-class TFCheckpoint:
-    """The tensors of one TensorFlow checkpoint, read lazily by name."""
+class TFCheckpoint(Mapping[str, torch.Tensor]):
+    """The tensors of one TensorFlow checkpoint, read lazily by name (a
+    read-only mapping: a tensor is read from its shard when looked up)."""
 
     def __init__(self, source: str | os.PathLike[str]) -> None:
         self.prefix = resolve_prefix(source)
@@ -325,6 +327,18 @@ class TFCheckpoint:
 
     def names(self) -> list[str]:
         return list(self.entries)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.read(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries  # without reading the tensor
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
     def read(self, name: str) -> torch.Tensor:
         """The tensor ``name``, bit for bit as stored."""

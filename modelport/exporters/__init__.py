@@ -2,8 +2,11 @@
 
 ``hf``: transformers classes (:func:`modelport.exporters.hf.export_hf`);
 ``onnx``: encoder/decoder graphs for onnxruntime
-(:func:`modelport.exporters.onnx.export_onnx`). Both record what they did in
+(:func:`modelport.exporters.onnx.export_onnx`). Both return their
+:class:`~modelport.reports.export.ExportReport` and record it in
 ``REPORT_NAME``, whose ``target`` names the exporter.
 """
 
-REPORT_NAME = "export_report.json"
+from modelport.reports.export import EXPORT_REPORT_NAME as REPORT_NAME
+
+__all__ = ["REPORT_NAME"]

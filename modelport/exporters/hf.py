@@ -13,7 +13,7 @@
 Only what the transformers class computes *exactly* is exported; anything
 else is refused with the option named. Two Marian numerics are the
 exception, because transformers' Marian differs from Marian's C++ in them
-(see ``tests/test_marian_parity.py``): the sinusoid's frequency denominator
+(see ``tests/converters/test_marian_parity.py``): the sinusoid's frequency denominator
 (``dim/2`` vs ``dim/2 - 1``) and the layer-norm eps (1e-5 vs 1e-6). A folder
 using Marian's values is refused unless ``allow_approximate``, and then the
 measured logit difference is recorded, never hidden.
@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -37,15 +38,21 @@ from typing import Any, ClassVar
 
 import torch
 
-from modelport import __version__
+from modelport._version import __version__
+from modelport.api import PortedModel, load
 from modelport.converters import fairseq as fairseq_converter
 from modelport.converters import t5 as t5_converter
 from modelport.converters.base import KeyMapper
-from modelport.errors import InvalidInputError, OutputExistsError, ParityError
+from modelport.errors import InvalidInputError, ParityError
 from modelport.exporters import REPORT_NAME
+from modelport.exporters.common import max_abs_diff, open_for_export
+from modelport.generation import generate
 from modelport.generation.translate import fairseq_defaults_as_hf
-from modelport.model.folder import check_folder
-from modelport.model.io import atomic_output_dir, output_exists, read_json, write_json
+from modelport.model.folder import CARD_NAME, TOKENIZER_CONFIG_NAME, PortedFolder
+from modelport.model.io import atomic_output_dir, read_json, write_json
+from modelport.modelcards.card import make_card
+from modelport.reports.export import HfExportReport, HfVerification
+from modelport.tokenizers.fsmt_vocab import rewrite_dict_keys
 
 TOL = 1e-4
 # Default verification lines: plain text plus the characters Moses escapes
@@ -61,6 +68,7 @@ DEFAULT_LINES = [
 # unified activation -> transformers ACT2FN name computing the same function
 HF_ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "silu": "silu",
                   "gelu_sigmoid": "quick_gelu"}  # quick_gelu: x * sigmoid(1.702 x), Marian's gelu
+HF_TOKENIZER_CONFIG_NAME = "tokenizer_config.json"  # transformers' name (the port's file has the same one)
 _GENERATE_MAX_NEW_TOKENS = 24  # verification only: enough to reach EOS or the length limit
 
 _TARGETS: dict[str, type[HfTarget]] = {}
@@ -110,7 +118,7 @@ class HfTarget(ABC):
     model_class: ClassVar[str]
     tokenizer_class: ClassVar[str]
 
-    def __init__(self, ported: Any) -> None:
+    def __init__(self, ported: PortedModel) -> None:
         self.ported = ported
         self.cfg = ported.config
 
@@ -165,6 +173,16 @@ class HfTarget(ABC):
     def _state(self) -> dict[str, torch.Tensor]:
         return dict(self.ported.model.state_dict())
 
+    def _tokenizer_config(self, problems: list[str], kind: str) -> dict[str, Any] | None:
+        """The port's ``tokenizer_config.json``; None (and a problem) when its
+        tokenizer type is not ``kind``, the one ``tokenizer_class`` reproduces."""
+        tok = read_json(self.ported.tokenizer_dir / TOKENIZER_CONFIG_NAME)
+        if tok.get("type") != kind:
+            problems.append(f"tokenizer `{tok.get('type')}` is not supported by {self.tokenizer_class} "
+                            f"(supported: {kind})")
+            return None
+        return tok
+
 
 # fairseq's layer names are also BART/Marian's (transformers kept them); the
 # old-fairseq spellings and the pre-0.10 output name are aliases, not written.
@@ -203,10 +221,8 @@ class FsmtTarget(HfTarget):
         self._require(problems, sinusoidal_denominator_minus_one=True, norm_eps=1e-5, final_logits_bias=False,
                       decoder_start_zero_embedding=False)
         self._activation(problems)
-        tok = read_json(self.ported.tokenizer_dir / "tokenizer_config.json")
-        if tok.get("type") != "fairseq_moses_bpe":
-            problems.append(f"tokenizer `{tok.get('type')}` is not supported by {self.tokenizer_class} "
-                            "(supported: fairseq_moses_bpe)")
+        tok = self._tokenizer_config(problems, "fairseq_moses_bpe")
+        if tok is None:
             return problems
         # FSMTTokenizer always escapes, splits dashes aggressively and applies BPE with `</w>` word ends
         for flag in ("moses_escape", "moses_aggressive_dash_splits", "append_eos"):
@@ -262,17 +278,15 @@ class FsmtTarget(HfTarget):
 
     def write_tokenizer(self, out: Path) -> None:
         # transformers' own conversion (convert_fsmt_original_pytorch_checkpoint_to_pytorch.py)
-        from modelport.validators.references.transformers_tok import _rewrite_dict_keys
-
         tok = self.ported.tokenizer
-        write_json(out / "vocab-src.json", _rewrite_dict_keys(tok.source_dict.symbols))
-        write_json(out / "vocab-tgt.json", _rewrite_dict_keys(tok.target_dict.symbols))
+        write_json(out / "vocab-src.json", rewrite_dict_keys(tok.source_dict.symbols))
+        write_json(out / "vocab-tgt.json", rewrite_dict_keys(tok.target_dict.symbols))
         # merges in rank order: FSMTTokenizer ranks a merge by its line number
         merges = sorted(tok.bpe.ranks.items(), key=lambda kv: kv[1])
         (out / "merges.txt").write_text("".join(f"{a} {b}\n" for (a, b), _ in merges), encoding="utf-8")
         # FSMTTokenizer runs Moses (and its punctuation normaliser) with `langs`: the
         # languages fairseq's hub tokenizes with, not necessarily the task's
-        write_json(out / "tokenizer_config.json", {
+        write_json(out / HF_TOKENIZER_CONFIG_NAME, {
             "tokenizer_class": self.tokenizer_class, "langs": [tok.moses_source_lang, tok.moses_target_lang],
             "do_lower_case": False, "model_max_length": self.cfg.max_source_positions,
             "src_vocab_file": "vocab-src.json", "tgt_vocab_file": "vocab-tgt.json", "merges_file": "merges.txt",
@@ -326,10 +340,7 @@ class MarianTarget(HfTarget):
             if row.abs().max().item() != 0:
                 problems.append("the decoder start (an all-zero embedding in Marian) needs a zero embedding row "
                                 f"for id {cfg.decoder_start_token_id}, but it is not zero")
-        tok = read_json(self.ported.tokenizer_dir / "tokenizer_config.json")
-        if tok.get("type") != "marian_spm":
-            problems.append(f"tokenizer `{tok.get('type')}` is not supported by MarianTokenizer (supported: "
-                            "marian_spm)")
+        self._tokenizer_config(problems, "marian_spm")
         return problems
 
     def approximations(self) -> list[str]:
@@ -373,16 +384,14 @@ class MarianTarget(HfTarget):
         return out  # a tied lm_head is absent from the unified state: MarianMTModel ties it
 
     def write_tokenizer(self, out: Path) -> None:
-        import shutil
-
         src = self.ported.tokenizer_dir
-        tok = read_json(src / "tokenizer_config.json")
+        tok = read_json(src / TOKENIZER_CONFIG_NAME)
         names = {"source_spm": "source.spm", "target_spm": "target.spm", "vocab": "vocab.json",
                  "target_vocab": "target_vocab.json"}
         for key, name in names.items():
             if tok.get(key):
                 shutil.copyfile(src / tok[key], out / name)
-        write_json(out / "tokenizer_config.json", {
+        write_json(out / HF_TOKENIZER_CONFIG_NAME, {
             "tokenizer_class": self.tokenizer_class, "source_lang": tok.get("source_lang"),
             "target_lang": tok.get("target_lang"), "separate_vocabs": bool(tok.get("target_vocab")),
             "eos_token": tok.get("eos_token", "</s>"), "unk_token": tok.get("unk_token", "<unk>"),
@@ -438,9 +447,7 @@ class T5Target(HfTarget):
         if not (math.isclose(cfg.output_scale, 1.0) or math.isclose(cfg.output_scale, cfg.d_model ** -0.5)):
             problems.append(f"`output_scale` {cfg.output_scale} is not supported by T5ForConditionalGeneration "
                             "(supported: 1.0 or d_model ** -0.5)")
-        tok = read_json(self.ported.tokenizer_dir / "tokenizer_config.json")
-        if tok.get("type") != "t5_spm":
-            problems.append(f"tokenizer `{tok.get('type')}` is not supported by T5Tokenizer (supported: t5_spm)")
+        self._tokenizer_config(problems, "t5_spm")
         return problems
 
     def config(self) -> Any:
@@ -478,12 +485,10 @@ class T5Target(HfTarget):
         return out
 
     def write_tokenizer(self, out: Path) -> None:
-        import shutil
-
         src = self.ported.tokenizer_dir
-        tok = read_json(src / "tokenizer_config.json")
+        tok = read_json(src / TOKENIZER_CONFIG_NAME)
         shutil.copyfile(src / tok.get("spm", "spiece.model"), out / "spiece.model")
-        write_json(out / "tokenizer_config.json", {
+        write_json(out / HF_TOKENIZER_CONFIG_NAME, {
             "tokenizer_class": self.tokenizer_class, "extra_ids": int(tok.get("extra_ids", 100)),
             "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 512,
             # the source tokenizer's setting, which the port's decode follows
@@ -510,17 +515,16 @@ class T5Target(HfTarget):
 # the export
 
 
-def _common_problems(data: dict[str, Any]) -> list[str]:
+def _common_problems(folder: PortedFolder) -> list[str]:
     """Folder-level refusals, read from config.json before the weights load."""
     problems = []
-    if int(data.get("ensemble_size", 1)) > 1:
-        problems.append(f"an ensemble of {data['ensemble_size']} models is not supported (a transformers model is "
+    if folder.ensemble_size > 1:
+        problems.append(f"an ensemble of {folder.ensemble_size} models is not supported (a transformers model is "
                         "one network; convert a single checkpoint)")
-    if (data.get("quantization") or {}).get("mode"):
-        problems.append(f"a quantized folder ({data['quantization']['mode']}) is not supported (export the folder "
+    if folder.quantization:
+        problems.append(f"a quantized folder ({folder.quantization}) is not supported (export the folder "
                         "before `modelport quantize`)")
-    model = data.get("model") or {}
-    per_layer = sorted(k for k, v in model.items() if "_layer_" in k and v is not None)
+    per_layer = sorted(k for k, v in folder.config.to_dict().items() if "_layer_" in k and v is not None)
     if per_layer:
         problems.append(f"per-layer sizes ({', '.join(per_layer)}, from pruning) are not supported (transformers "
                         "configs have one head count and FFN size per stack)")
@@ -529,7 +533,7 @@ def _common_problems(data: dict[str, Any]) -> list[str]:
 
 def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, force: bool = False,
               verify: bool = True, allow_approximate: bool = False, lines: Sequence[str] | None = None,
-              card: bool = True) -> dict[str, Any]:
+              card: bool = True) -> HfExportReport:
     """Write ``ported_dir`` as a transformers folder in ``output_dir``; return the export report.
 
     Refuses (:class:`InvalidInputError`) what the transformers class cannot
@@ -539,22 +543,15 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
     built-in sentences); a failed check raises :class:`ParityError` and leaves
     nothing behind.
     """
-    from modelport.api import load
-
-    directory = Path(ported_dir)
-    if output_exists(output_dir) and not force:
-        raise OutputExistsError(str(output_dir))
-    if not directory.is_dir():
-        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
-    data = check_folder(directory).data  # checked, weights not loaded: refusals come before the weights load
-    problems = _common_problems(data)
+    folder = open_for_export(ported_dir, output_dir, force)  # checked, weights not loaded yet
+    problems = _common_problems(folder)  # refusals come before the weights load
     if problems:
         raise InvalidInputError(f"`{ported_dir}` cannot be exported to transformers: " + "; ".join(problems))
-    fmt = data.get("source_format", "unknown")
+    fmt = folder.data.get("source_format", "unknown")
     if fmt not in _TARGETS:
         raise InvalidInputError(f"`{fmt}` is not a known source format for transformers export "
                                 f"(known: {', '.join(sorted(_TARGETS))})")
-    ported = load(directory)
+    ported = load(folder.path)
     target = _TARGETS[fmt](ported)
     problems = target.problems()
     if problems:
@@ -565,7 +562,7 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
                                 + "; ".join(approx) + " (pass --allow-approximate to export anyway; the measured "
                                 "difference is recorded)")
 
-    import transformers
+    import transformers  # heavy, and only the exporters need it: imported when an export runs
 
     with atomic_output_dir(output_dir, force=force) as tmp:
         hf_config = target.config()
@@ -574,24 +571,20 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
         gen, notes = target.generation()
         transformers.GenerationConfig(**gen).save_pretrained(tmp)
         target.write_tokenizer(tmp)
-        report: dict[str, Any] = {
-            "target": "hf", "modelport_version": __version__, "transformers_version": transformers.__version__,
-            "ported_dir": str(directory.resolve()), "source_format": fmt,
-            "model_class": target.model_class, "tokenizer_class": target.tokenizer_class,
-            "exact": not approx, "approximations": approx, "generation_config": gen, "generation_notes": notes,
-        }
-        if verify:
-            report["verification"] = verify_export(tmp, ported, target, list(lines or DEFAULT_LINES),
-                                                   tolerate=bool(approx))
-        write_json(tmp / REPORT_NAME, report)
+        report = HfExportReport(
+            modelport_version=__version__, transformers_version=transformers.__version__,
+            ported_dir=str(folder.path.resolve()), source_format=fmt, model_class=target.model_class,
+            tokenizer_class=target.tokenizer_class, exact=not approx, approximations=approx, generation_config=gen,
+            generation_notes=notes,
+            verification=verify_export(tmp, ported, target, list(lines or DEFAULT_LINES), tolerate=bool(approx))
+            if verify else None)
+        write_json(tmp / REPORT_NAME, report.to_json())
         if card:
-            from modelport.modelcards.card import make_card
-
-            (tmp / "README.md").write_text(str(make_card(directory, export=report)), encoding="utf-8")
-        check = report.get("verification")
-        if check is not None and not check["passed"]:
+            (tmp / CARD_NAME).write_text(str(make_card(folder.path, export=report.to_json())), encoding="utf-8")
+        check = report.verification
+        if check is not None and not check.passed:
             raise ParityError(f"the transformers export of `{ported_dir}` does not match the port: "
-                              f"{check['failure']} (nothing was written)")
+                              f"{check.failure} (nothing was written)")
     return report
 
 
@@ -620,8 +613,8 @@ def _until_eos(tokens: list[int], eos: int) -> list[int]:
     return tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
 
 
-def verify_export(folder: Path, ported: Any, target: HfTarget, lines: list[str], *,
-                  tolerate: bool = False) -> dict[str, Any]:
+def verify_export(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str], *,
+                  tolerate: bool = False) -> HfVerification:
     """Load ``folder`` with transformers' Auto classes and compare with the port.
 
     Tokenizer ids must be identical on every line, teacher-forced logits
@@ -642,16 +635,13 @@ def verify_export(folder: Path, ported: Any, target: HfTarget, lines: list[str],
             hf_logging.enable_progress_bar()
 
 
-def _verify(folder: Path, ported: Any, target: HfTarget, lines: list[str], tolerate: bool) -> dict[str, Any]:
+def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str], tolerate: bool,
+            ) -> HfVerification:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    from modelport.generation import generate
 
     hf_tok = AutoTokenizer.from_pretrained(str(folder))
     hf, info = AutoModelForSeq2SeqLM.from_pretrained(str(folder), output_loading_info=True)
     hf = hf.eval().float()
-    result: dict[str, Any] = {"lines": len(lines), "tolerance": TOL, "logits_and_outputs_checked": not tolerate,
-                              "classes": [type(hf).__name__, type(hf_tok).__name__]}
     failures: list[str] = []
     loading = {k: sorted(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     loading["missing_keys"] = [k for k in loading.get("missing_keys", []) if "embed_positions" not in k]
@@ -666,9 +656,6 @@ def _verify(folder: Path, ported: Any, target: HfTarget, lines: list[str], toler
     ours_ids = [tok.encode(line) for line in lines]
     theirs_ids = [hf_tok(line)["input_ids"] for line in lines]
     bad = [i for i, (a, b) in enumerate(zip(ours_ids, theirs_ids)) if a != b]
-    result["tokenizer"] = {"ids_equal": len(lines) - len(bad),
-                           "mismatches": [{"line": lines[i], "modelport": ours_ids[i], "transformers": theirs_ids[i]}
-                                          for i in bad[:3]]}
     if bad:
         failures.append(f"tokenizer ids differ on {len(bad)}/{len(lines)} lines (first: {lines[bad[0]]!r})")
 
@@ -700,14 +687,7 @@ def _verify(folder: Path, ported: Any, target: HfTarget, lines: list[str], toler
         with torch.no_grad():
             a = hf(input_ids=s, decoder_input_ids=prev, use_cache=False).logits.float()
             b = ported.model(s, prev)
-        finite = torch.isfinite(a) & torch.isfinite(b)
-        if not torch.equal(torch.isfinite(a), torch.isfinite(b)):
-            max_logit = math.inf
-        else:
-            max_logit = max(max_logit, (a - b).abs()[finite].max().item() if finite.any() else 0.0)
-    result["forward"] = {"max_abs_logit_diff": max_logit}
-    result["generate"] = {"identical": same, "max_score_diff": score_diff,
-                          "options": {k: v for k, v in gen.items()}}
+        max_logit = max(max_logit, max_abs_diff(a, b))
     if not tolerate:
         if not max_logit <= TOL:
             failures.append(f"max |logit diff| {max_logit:.2e} > {TOL:.0e}")
@@ -715,9 +695,13 @@ def _verify(folder: Path, ported: Any, target: HfTarget, lines: list[str], toler
             failures.append(f"generate outputs differ on {len(lines) - same}/{len(lines)} lines")
         elif score_diff > TOL:
             failures.append(f"generate scores differ by {score_diff:.2e} > {TOL:.0e}")
-    result["passed"] = not failures
-    result["failure"] = "; ".join(failures) or None
-    return result
+    return HfVerification(
+        lines=len(lines), tolerance=TOL, logits_and_outputs_checked=not tolerate,
+        classes=[type(hf).__name__, type(hf_tok).__name__], ids_equal=len(lines) - len(bad),
+        tokenizer_mismatches=[{"line": lines[i], "modelport": ours_ids[i], "transformers": theirs_ids[i]}
+                              for i in bad[:3]],
+        max_abs_logit_diff=max_logit, generate_identical=same, generate_max_score_diff=score_diff,
+        generate_options=dict(gen), passed=not failures, failure="; ".join(failures) or None)
 
 
 __all__ = ["export_hf", "verify_export", "register_target", "HfTarget", "DEFAULT_LINES", "REPORT_NAME"]

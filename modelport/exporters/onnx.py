@@ -45,14 +45,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from modelport import __version__
-from modelport.errors import InvalidInputError, OutputExistsError, ParityError
+from modelport._version import __version__
+from modelport.api import PortedModel, load
+from modelport.errors import InvalidInputError, ParityError
 from modelport.exporters import REPORT_NAME
+from modelport.exporters.common import max_abs_diff, open_for_export
 from modelport.exporters.hf import DEFAULT_LINES, TOL
+from modelport.generation import generate
 from modelport.generation.translate import pad_batch
-from modelport.model.folder import check_folder
-from modelport.model.io import atomic_output_dir, output_exists, read_json, write_json
+from modelport.model.folder import CONFIG_NAME, CONVERSION_NAME, GENERATION_NAME, TOKENIZER_DIR, PortedFolder
+from modelport.model.io import atomic_output_dir, write_json
 from modelport.model.transformer import EncoderOutput, Seq2SeqModel
+from modelport.reports.export import OnnxExportReport, OnnxGraph, OnnxVerification
 
 OPSET = 17  # LayerNormalization is a single op from 17 on; scaled_dot_product_attention exports from 14
 ENCODER_FILE = "encoder.onnx"
@@ -62,7 +66,7 @@ ENCODER_OUTPUTS = ["encoder_hidden_states", "encoder_attention_mask"]
 DECODER_INPUTS = ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask"]
 DECODER_OUTPUTS = ["logits"]
 _GREEDY_MAX_NEW_TOKENS = 24  # verification only: enough to reach EOS or the length limit
-_COPIED = ("config.json", "generation_config.json", "conversion.json")
+_COPIED = (CONFIG_NAME, GENERATION_NAME, CONVERSION_NAME)  # beside the graphs, with the tokenizer
 
 
 class EncoderGraph(nn.Module):
@@ -91,19 +95,19 @@ class DecoderGraph(nn.Module):
                                                                   encoder_attention_mask.eq(0)))
 
 
-def _folder_problems(data: dict[str, Any]) -> list[str]:
+def _folder_problems(folder: PortedFolder) -> list[str]:
     """Refusals read from config.json before the weights load."""
     problems = []
-    if int(data.get("ensemble_size", 1)) > 1:
-        problems.append(f"an ensemble of {data['ensemble_size']} models is not supported (an ONNX decoder is "
+    if folder.ensemble_size > 1:
+        problems.append(f"an ensemble of {folder.ensemble_size} models is not supported (an ONNX decoder is "
                         "one network; convert a single checkpoint)")
-    autoreg = (data.get("model") or {}).get("decoder_autoreg", "self-attention")
+    autoreg = folder.config.decoder_autoreg
     if autoreg != "self-attention":
         # the tracer would unroll the SSRU's loop over time to the example's length
         problems.append(f"a decoder with `decoder_autoreg` {autoreg} (Marian's SSRU decoder) is not supported (its "
                         "recurrence over time cannot be traced into the full-prefix decoder graph)")
-    if (data.get("quantization") or {}).get("mode"):
-        problems.append(f"a quantized folder ({data['quantization']['mode']}) is not supported (export the folder "
+    if folder.quantization:
+        problems.append(f"a quantized folder ({folder.quantization}) is not supported (export the folder "
                         "before `modelport quantize`)")
     return problems
 
@@ -186,7 +190,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, force: bool = False,
-                opset: int = OPSET, verify: bool = True, lines: Sequence[str] | None = None) -> dict[str, Any]:
+                opset: int = OPSET, verify: bool = True, lines: Sequence[str] | None = None) -> OnnxExportReport:
     """Write ``ported_dir`` as ``encoder.onnx`` + ``decoder.onnx`` in ``output_dir``; return the report.
 
     Refuses (:class:`InvalidInputError`) ensembles, quantized folders and
@@ -194,23 +198,17 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     onnxruntime against the port on ``lines`` (default: a few built-in
     sentences); a mismatch raises :class:`ParityError` and leaves nothing.
     """
-    from modelport.api import load
-
-    directory = Path(ported_dir)
-    if output_exists(output_dir) and not force:
-        raise OutputExistsError(str(output_dir))
-    if not directory.is_dir():
-        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
-    problems = _folder_problems(check_folder(directory).data)  # checked, weights not loaded yet
+    folder = open_for_export(ported_dir, output_dir, force)  # checked, weights not loaded yet
+    problems = _folder_problems(folder)
     if problems:
         raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: " + "; ".join(problems))
-    try:
+    try:  # heavy, and only this exporter needs them: imported when an export runs
         import onnx
         import onnxruntime
     except ImportError as e:
         raise InvalidInputError(f"ONNX export needs the `onnx` and `onnxruntime` packages ({e}); install "
                                 "modelport's [onnx] extra") from None
-    ported = load(directory)
+    ported = load(folder.path)
     model = ported.model.float().eval()  # fp32 graphs whatever the folder's dtype
     cfg = model.cfg
 
@@ -220,30 +218,27 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
             runtime = OnnxSeq2Seq(tmp)  # onnxruntime must load what was written, verified or not
         except Exception as e:  # the exporter's reasons are many; the user gets one line
             raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: {_one_line(e)}") from e
-        shutil.copytree(ported.tokenizer_dir, tmp / "tokenizer")
+        shutil.copytree(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
         for name in _COPIED:
-            if (directory / name).exists():
-                shutil.copy2(directory / name, tmp / name)
-        report: dict[str, Any] = {
-            "target": "onnx", "modelport_version": __version__, "torch_version": torch.__version__,
-            "onnx_version": onnx.__version__,
-            "onnxruntime_version": onnxruntime.__version__, "opset": opset,
-            "ported_dir": str(directory.resolve()), "source_format": ported.source_format, "dtype": "float32",
-            "encoder": {"file": ENCODER_FILE, "inputs": ENCODER_INPUTS, "outputs": ENCODER_OUTPUTS},
-            "decoder": {"file": DECODER_FILE, "inputs": DECODER_INPUTS, "outputs": DECODER_OUTPUTS,
-                        "kv_cache": False,
-                        "note": "full-prefix decoder: feed the decoder start token plus every token so far "
-                                "each step and read the last position's logits (the prefix is recomputed)"},
-            "special_tokens": {"pad": cfg.pad_token_id, "eos": cfg.eos_token_id, "bos": cfg.bos_token_id,
-                               "decoder_start": cfg.decoder_start_token_id},
-            "semantics": ported.generation_config.get("semantics", "fairseq"),
-        }
-        if verify:
-            report["verification"] = verify_export(runtime, ported, list(lines or DEFAULT_LINES))
-        write_json(tmp / REPORT_NAME, report)
-        check = report.get("verification")
-        if check is not None and not check["passed"]:
-            raise ParityError(f"the ONNX export of `{ported_dir}` does not match the port: {check['failure']} "
+            if (folder.path / name).exists():
+                shutil.copy2(folder.path / name, tmp / name)
+        semantics = ported.generation_config.get("semantics", "fairseq")
+        report = OnnxExportReport(
+            modelport_version=__version__, torch_version=torch.__version__, onnx_version=onnx.__version__,
+            onnxruntime_version=onnxruntime.__version__, opset=opset, ported_dir=str(folder.path.resolve()),
+            source_format=ported.source_format, dtype="float32",
+            encoder=OnnxGraph(ENCODER_FILE, ENCODER_INPUTS, ENCODER_OUTPUTS),
+            decoder=OnnxGraph(DECODER_FILE, DECODER_INPUTS, DECODER_OUTPUTS, kv_cache=False,
+                              note="full-prefix decoder: feed the decoder start token plus every token so far "
+                                   "each step and read the last position's logits (the prefix is recomputed)"),
+            special_tokens={"pad": cfg.pad_token_id, "eos": cfg.eos_token_id, "bos": cfg.bos_token_id,
+                            "decoder_start": cfg.decoder_start_token_id},
+            semantics=semantics,
+            verification=verify_export(runtime, ported, list(lines or DEFAULT_LINES)) if verify else None)
+        write_json(tmp / REPORT_NAME, report.to_json())
+        check = report.verification
+        if check is not None and not check.passed:
+            raise ParityError(f"the ONNX export of `{ported_dir}` does not match the port: {check.failure} "
                               "(nothing was written)")
     return report
 
@@ -293,15 +288,7 @@ class OnnxSeq2Seq:
         return [tokens[i, 1: n + 1].tolist() for i, n in enumerate(lengths.tolist())]
 
 
-def _max_diff(a: Tensor, b: Tensor) -> float:
-    """max |a - b| over finite entries; inf when the two disagree on which are finite."""
-    if a.shape != b.shape or not torch.equal(torch.isfinite(a), torch.isfinite(b)):
-        return float("inf")
-    finite = torch.isfinite(a)
-    return (a - b).abs()[finite].max().item() if finite.any() else 0.0
-
-
-def verify_export(runtime: OnnxSeq2Seq, ported: Any, lines: list[str]) -> dict[str, Any]:
+def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str]) -> OnnxVerification:
     """Run the exported graphs with onnxruntime and compare with the port.
 
     Teacher-forced logits (on the port's own greedy outputs) within
@@ -311,8 +298,6 @@ def verify_export(runtime: OnnxSeq2Seq, ported: Any, lines: list[str]) -> dict[s
     under the folder's semantics. Sources longer than the model's position
     limit are cut to it (the port cannot run them either).
     """
-    from modelport.generation import generate
-
     cfg, model = ported.config, ported.model
     pad, eos, start = cfg.pad_token_id, cfg.eos_token_id, cfg.decoder_start_token_id
     ids = [ported.tokenizer.encode(line) for line in lines]
@@ -333,7 +318,7 @@ def verify_export(runtime: OnnxSeq2Seq, ported: Any, lines: list[str]) -> dict[s
     diffs = {}
     with torch.no_grad():
         for name, (s, p) in cases.items():
-            diffs[name] = _max_diff(runtime.logits(s, p), model(s, p))
+            diffs[name] = max_abs_diff(runtime.logits(s, p), model(s, p))
     worst = max(diffs, key=lambda k: diffs[k])
     if not diffs[worst] <= TOL:
         failures.append(f"max |logit diff| {diffs[worst]:.2e} > {TOL:.0e} ({worst})")
@@ -341,14 +326,12 @@ def verify_export(runtime: OnnxSeq2Seq, ported: Any, lines: list[str]) -> dict[s
     same = sum(a == b for a, b in zip(ours, theirs))
     if same != len(ids):
         failures.append(f"greedy outputs differ on {len(ids) - same}/{len(ids)} sentences")
-    return {
-        "lines": len(lines), "sentences": len(ids), "tolerance": TOL, "provider": "CPUExecutionProvider",
-        "shapes": {"batch": src.size(0), "src_len": [min(map(len, ids)), max(map(len, ids))],
-                   "tgt_len_max": prev.size(1)},
-        "forward": {"max_abs_logit_diff": diffs[worst], "padded_batch": diffs["padded_batch"]},
-        "greedy": {"identical": same, "max_new_tokens": max_new, "semantics": semantics},
-        "passed": not failures, "failure": "; ".join(failures) or None,
-    }
+    return OnnxVerification(
+        lines=len(lines), sentences=len(ids), tolerance=TOL, provider="CPUExecutionProvider", batch=src.size(0),
+        src_len=[min(map(len, ids)), max(map(len, ids))], tgt_len_max=prev.size(1),
+        max_abs_logit_diff=diffs[worst], padded_batch_logit_diff=diffs["padded_batch"], greedy_identical=same,
+        greedy_max_new_tokens=max_new, semantics=semantics, passed=not failures,
+        failure="; ".join(failures) or None)
 
 
 __all__ = ["export_onnx", "verify_export", "OnnxSeq2Seq", "EncoderGraph", "DecoderGraph", "OPSET"]

@@ -22,13 +22,26 @@ from torch import Tensor
 
 from modelport.errors import InvalidInputError
 from modelport.generation.ensemble import Ensemble, LogLinearEnsemble
-from modelport.generation.semantics import FairseqOptions, HFOptions, MarianOptions, hf_length_limits
+from modelport.generation.hypothesis import Hypothesis
+from modelport.generation.options import FairseqOptions, HFOptions, MarianOptions, hf_length_limits
 from modelport.model.transformer import Seq2SeqModel
-
-Hypothesis = dict[str, Any]  # {"tokens": list[int], "score": float, "positional_scores": list[float]}
 
 
 class StepAlgorithm(Protocol):
+    """What :func:`run_search` (and :func:`~modelport.generation.translate.generate`)
+    call on a step algorithm; :class:`SearchAlgorithm` gives the defaults."""
+
+    # the decoder's raw fp32 logits instead of log-probabilities (sampling warps logits)
+    wants_logits: bool
+    # divides the logits before the log-softmax (fairseq's --temperature)
+    temperature: float
+
+    def prepare_source(self, src_tokens: Sequence[Sequence[int]] | Tensor) -> Sequence[Sequence[int]] | Tensor:
+        """The source rows as this search reads them (Marian: ``--max-length`` on the source)."""
+
+    def make_ensemble(self, models: Sequence[Seq2SeqModel]) -> Ensemble:
+        """How the members' scores combine (fairseq/hf: mean probability; Marian: weighted sum)."""
+
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         """Allocate buffers; return the beam size (rows per sentence)."""
 
@@ -43,6 +56,20 @@ class StepAlgorithm(Protocol):
         """n-best hypotheses per input sentence, in input order."""
 
 
+class SearchAlgorithm:
+    """Defaults of the :class:`StepAlgorithm` interface: log-probabilities at
+    temperature 1, the source as given, fairseq's probability-averaging ensemble."""
+
+    wants_logits: bool = False
+    temperature: float = 1.0
+
+    def prepare_source(self, src_tokens: Sequence[Sequence[int]] | Tensor) -> Sequence[Sequence[int]] | Tensor:
+        return src_tokens
+
+    def make_ensemble(self, models: Sequence[Seq2SeqModel]) -> Ensemble:
+        return Ensemble(models)
+
+
 class NaNLogProbs(ArithmeticError):
     """The model produced NaN log-probabilities at ``step`` (non-finite weights
     or an overflow in reduced precision); the caller names the input line."""
@@ -53,8 +80,8 @@ class NaNLogProbs(ArithmeticError):
 
 
 @torch.inference_mode()
-def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Tensor, algorithm: StepAlgorithm,
-               temperature: float = 1.0) -> list[list[Hypothesis]]:
+def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble, src_tokens: Tensor,
+               algorithm: StepAlgorithm, temperature: float | None = None) -> list[list[Hypothesis]]:
     """The loop shared by every semantics: encode, decode the first step once
     per sentence, expand by beam, decode with the KV cache, reorder by the
     algorithm's index, stop when it says so.
@@ -63,8 +90,11 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Tensor
     the decoder runs on one row per sentence and its output, the encoder
     states and the caches (incl. the cross-attention keys computed there)
     are then copied ``beam`` times. The frameworks compute all ``beam`` rows;
-    each row's arithmetic is the same, so the results are too."""
+    each row's arithmetic is the same, so the results are too. ``temperature``
+    overrides the algorithm's."""
     ens = models if isinstance(models, Ensemble) else Ensemble(models)
+    if temperature is None:
+        temperature = algorithm.temperature
     bsz = src_tokens.size(0)
     beam = algorithm.start(bsz, src_tokens)
     ens.encode(src_tokens)
@@ -73,7 +103,7 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Tensor
     shared_start = beam > 1 and torch.equal(first, first[::beam].index_select(0, expand))
     if not shared_start:  # rows of a sentence start differently: decode them all
         ens.reorder_encoder(expand)
-    wants_logits = getattr(algorithm, "wants_logits", False)
+    wants_logits = algorithm.wants_logits
     step = 0
     while True:
         tokens = algorithm.next_tokens()
@@ -151,7 +181,7 @@ def _block_ngrams_cpu_012(tokens: Tensor, lprobs: Tensor, step: int, n: int) -> 
     return lprobs
 
 
-class FairseqBeamSearch:
+class FairseqBeamSearch(SearchAlgorithm):
     """fairseq 0.12 ``SequenceGenerator._generate`` with ``search.BeamSearch``.
 
     Per step, in this order (``sequence_generator.py``):
@@ -171,6 +201,7 @@ class FairseqBeamSearch:
 
     def __init__(self, cfg: Any, opts: FairseqOptions, max_positions: int) -> None:
         self.opts = opts
+        self.temperature = opts.temperature
         self.pad, self.unk, self.eos = cfg.pad_token_id, cfg.unk_token_id, cfg.eos_token_id
         self.start_token = cfg.decoder_start_token_id
         self.vocab = cfg.target_vocab_size
@@ -297,8 +328,8 @@ class FairseqBeamSearch:
         tok_list, pos_list, score_list = tokens_clone.tolist(), pos_scores.tolist(), eos_scores.tolist()
         for i, s in enumerate(sent):
             if len(self.finalized[s]) < beam:
-                self.finalized[s].append({"tokens": tok_list[i], "score": score_list[i],
-                                          "positional_scores": pos_list[i]})
+                self.finalized[s].append(Hypothesis(tokens=tok_list[i], score=score_list[i],
+                                                    positional_scores=pos_list[i]))
         newly: list[int] = []
         for s, u in sorted(set(zip(sent, unfin_idx.tolist()))):
             if not self.finished[s] and (len(self.finalized[s]) == beam or step == self.max_len):
@@ -310,7 +341,7 @@ class FairseqBeamSearch:
         out = []
         for hyps in self.finalized:
             # fairseq: torch.sort(scores, descending=True) over the finalized list
-            order = torch.sort(torch.tensor([h["score"] for h in hyps]), descending=True)[1].tolist()
+            order = torch.sort(torch.tensor([h.score for h in hyps]), descending=True)[1].tolist()
             out.append([hyps[i] for i in order][: self.opts.nbest])
         return out
 
@@ -330,7 +361,7 @@ def _hf_banned_ngrams(seqs: list[list[int]], n: int, cur_len: int) -> list[list[
     return out
 
 
-class HFBeamSearch:
+class HFBeamSearch(SearchAlgorithm):
     """transformers 5.x ``GenerationMixin._beam_search`` (static buffers of
     ``max_length``; finished sentences are dropped from the batch here, which
     changes nothing because their finished set can no longer change).
@@ -486,8 +517,8 @@ class HFBeamSearch:
                 n = int(lens[j])
                 cum = cums[j, : n + 1]
                 pos = (cum[1:] - cum[:-1]).tolist()
-                hyps.append({"tokens": seqs[j, 1: n + 1].tolist(), "score": float(scores[j]),
-                             "positional_scores": pos})
+                hyps.append(Hypothesis(tokens=seqs[j, 1: n + 1].tolist(), score=float(scores[j]),
+                                       positional_scores=pos))
             out[sent] = hyps
         return out
 
@@ -496,7 +527,7 @@ class HFBeamSearch:
 # Marian
 
 
-class MarianBeamSearch:
+class MarianBeamSearch(SearchAlgorithm):
     """marian-dev ``BeamSearch::search`` (``src/translator/beam_search.cpp``),
     scores as ``History::add`` (``history.h``) keeps them.
 
@@ -518,7 +549,7 @@ class MarianBeamSearch:
 
     def __init__(self, cfg: Any, opts: MarianOptions, max_positions: int) -> None:
         self.opts = opts
-        self.eos, self.unk = cfg.eos_token_id, cfg.unk_token_id
+        self.eos, self.unk, self.pad = cfg.eos_token_id, cfg.unk_token_id, cfg.pad_token_id
         self.start_token = cfg.decoder_start_token_id
         self.max_positions = max_positions
         if opts.beam_size < 1:
@@ -536,6 +567,12 @@ class MarianBeamSearch:
             raise InvalidInputError(f"`weights` must give one weight per model ({len(models)}), but gives "
                                     f"{len(weights)}")
         return LogLinearEnsemble(models, weights)
+
+    def prepare_source(self, src_tokens: Sequence[Sequence[int]] | Tensor) -> list[list[int]]:
+        """The rows without padding, limited by :meth:`limit_source` (``--max-length``
+        acts on the source)."""
+        rows = src_tokens.tolist() if isinstance(src_tokens, Tensor) else src_tokens
+        return self.limit_source([[t for t in r if t != self.pad] for r in rows])
 
     def limit_source(self, src: Sequence[Sequence[int]]) -> list[list[int]]:
         """``--max-length`` on the source (``data/corpus.cpp``): ``--max-length-crop``
@@ -622,8 +659,8 @@ class MarianBeamSearch:
         cum = torch.cat([self.cum[prev], score[:, None]], 1)
         pos = (cum[:, 1:] - cum[:, :-1]).tolist()
         for s, t, p, n in zip(self.sent_ids[sents].tolist(), toks, pos, norm.tolist()):
-            self.finished[s].append({"tokens": t, "score": n, "positional_scores": p})
+            self.finished[s].append(Hypothesis(tokens=t, score=n, positional_scores=p))
 
     def results(self) -> list[list[Hypothesis]]:
         # History::nBest: best normalized score first
-        return [sorted(hyps, key=lambda h: -h["score"])[: self.nbest] for hyps in self.finished]
+        return [sorted(hyps, key=lambda h: -h.score)[: self.nbest] for hyps in self.finished]

@@ -14,36 +14,22 @@ tokens so far (the decoder start token included):
    random numbers, so a seeded run reproduces transformers' draws);
 4. a row finishes on EOS; everything stops at ``max_length``.
 
-``seed`` makes a private ``torch.Generator``; without it the global RNG is
+``SamplingOptions`` (in :mod:`modelport.generation.options`) holds the
+options. ``seed`` makes a private ``torch.Generator``; without it the global RNG is
 used (``torch.manual_seed`` before the call reproduces transformers).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from modelport.generation.beam import Hypothesis
-from modelport.generation.semantics import hf_length_limits
-
-
-@dataclass(frozen=True, kw_only=True)
-class SamplingOptions:
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    max_length: int | None = None
-    max_new_tokens: int | None = None
-    min_length: int = 0
-    min_new_tokens: int | None = None
-    forced_eos_token_id: int | None = None
-    decoder_start_token_id: int | None = None
-    seed: int | None = None
+from modelport.generation.beam import SearchAlgorithm
+from modelport.generation.hypothesis import Hypothesis
+from modelport.generation.options import SamplingOptions, hf_length_limits
 
 
 def warp(scores: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
@@ -62,8 +48,9 @@ def warp(scores: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor
     return scores
 
 
-class SamplingSearch:
-    """Greedy/sampling step algorithm for :func:`~modelport.generation.beam.run_search`."""
+class SamplingSearch(SearchAlgorithm):
+    """Greedy/sampling step algorithm for :func:`~modelport.generation.beam.run_search`
+    (temperature is a warper here, applied to the logits it asks for)."""
 
     wants_logits = True
 
@@ -115,6 +102,6 @@ class SamplingSearch:
         out = []
         for row, n in enumerate(self.lengths.tolist()):
             pos = logps[row, :n].tolist()
-            out.append([{"tokens": self.tokens[row, 1: n + 1].tolist(), "score": float(sum(pos)),
-                         "positional_scores": pos}])
+            out.append([Hypothesis(tokens=self.tokens[row, 1: n + 1].tolist(), score=float(sum(pos)),
+                                   positional_scores=pos)])
         return out

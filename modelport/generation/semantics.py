@@ -1,9 +1,20 @@
-"""Decoding options of each framework's search, and where they differ.
+"""The registry of decoding semantics, their options, and the CLI's decoding flags.
 
-Each profile is a frozen dataclass holding the options that framework exposes,
-with its defaults. The rules themselves are written next to the code that
-reproduces them in :mod:`modelport.generation.beam`; this module is the
-summary, for the reader choosing a profile.
+:data:`SEMANTICS` maps each semantics' name to a :class:`Semantics` entry:
+its options dataclass (the options that framework exposes, with its
+defaults), the step algorithm that reproduces its search, and the aliases
+that map modelport's fairseq-style option names (``beam``, ``lenpen``,
+``nbest``) to its own. Adding a framework's semantics is one new entry.
+:data:`DECODING_OPTIONS` lists every decoding flag of ``translate`` and
+``validate``; the CLI builds its arguments from it
+(:func:`add_decoding_arguments`) and turns them back into keyword options
+(:func:`decoding_kwargs`).
+
+This module imports no torch (``import modelport.cli`` must stay fast): the
+step algorithms are imported when one is made. The rules themselves are
+written next to the code that reproduces them in
+:mod:`modelport.generation.beam`; what follows is the summary, for the reader
+choosing a profile.
 
 fairseq (``SequenceGenerator`` + ``search.BeamSearch``, fairseq 0.12)
     * decoder starts from EOS; 2 x beam candidates per step (top-k over
@@ -66,90 +77,307 @@ marian (``marian-decoder``: ``src/translator/beam_search.cpp``, ``history.h``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, Literal
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-SEMANTICS = ("fairseq", "hf", "marian")
+from modelport.errors import InvalidInputError
+from modelport.generation.options import (TRANSLATE_BATCH_SIZE, VALIDATE_BATCH_SIZE, FairseqOptions, HFOptions,
+                                          MarianOptions, SamplingOptions, early_stopping, finite_float,
+                                          hf_length_limits, nonnegative_float, nonnegative_int, positive_float,
+                                          positive_int, probability, split_options)
 
-
-@dataclass(frozen=True, kw_only=True)
-class FairseqOptions:
-    """fairseq ``fairseq-generate``/hub options (same names, same defaults)."""
-
-    beam: int = 5
-    lenpen: float = 1.0
-    max_len_a: float = 0.0
-    max_len_b: int = 200
-    min_len: int = 1
-    unkpen: float = 0.0
-    no_repeat_ngram_size: int = 0
-    nbest: int = 1
-    normalize_scores: bool = True
-    temperature: float = 1.0
-    # SequenceGenerator's ``max_len`` (0 = the decoder's max positions)
-    max_len: int = 0
-    # fairseq 0.12's CPU n-gram blocker (what fairseq-generate and the hub run
-    # without the CUDA extension) looks for the pad-filled end of its token
-    # buffer instead of the last generated tokens, so it blocks nothing;
-    # "cpu-0.12" reproduces it as written and is the default: it is what the
-    # reference computes. "intended" blocks as fairseq <= 0.10 and 0.12's CUDA
-    # kernel do (the last n - 1 tokens, leading EOS included).
-    ngram_blocking: Literal["intended", "cpu-0.12"] = "cpu-0.12"
+if TYPE_CHECKING:
+    from modelport.generation.beam import StepAlgorithm
 
 
-@dataclass(frozen=True, kw_only=True)
-class HFOptions:
-    """transformers ``generate`` options for beam search (``num_beams`` > 1 or 1)."""
+# ---------------------------------------------------------------------------
+# the registry
 
-    num_beams: int = 1
-    length_penalty: float = 1.0
-    early_stopping: bool | str = False
-    max_length: int | None = None
-    max_new_tokens: int | None = None
-    min_length: int = 0
-    min_new_tokens: int | None = None
-    num_return_sequences: int = 1
-    no_repeat_ngram_size: int = 0
-    forced_bos_token_id: int | None = None
-    forced_eos_token_id: int | None = None
-    decoder_start_token_id: int | None = None
+# cfg, parsed options, the decoder's max positions -> the step algorithm
+AlgorithmFactory = Callable[[Any, Any, int], "StepAlgorithm"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class MarianOptions:
-    """``marian-decoder`` options (decoder.yml names, ``-`` as ``_``; Marian's defaults).
+@dataclass(frozen=True)
+class Semantics:
+    """One framework's decoding semantics.
 
-    ``n_best``: False returns the best hypothesis, True ``beam_size`` of them
-    (Marian's ``--n-best``), an int that many. ``weights``: one per ensemble member.
+    ``options``: its options dataclass. ``algorithm``: makes its step
+    algorithm from a model config, parsed options and the decoder's max
+    positions. ``aliases``: modelport's (fairseq-style) option name -> this
+    semantics' name. ``alias_wins``: which one is kept when a caller gives
+    both an alias and its target name. ``ignored``: keys dropped without
+    complaint (a folder's ``generation_config.json`` entries another layer
+    reads). ``batching``: options that choose the batches (read by
+    ``translate``, not by the search). ``carried_over``: a folder's defaults
+    that still apply when it is decoded with this semantics instead of its
+    own (fairseq-style names). ``validated_by_flags``: ``validate --semantics``
+    offers it (Marian ports are validated with Marian's own options).
     """
 
-    beam_size: int = 12
-    normalize: float = 0.0
-    word_penalty: float = 0.0
-    max_length: int = 1000
-    max_length_factor: float = 3.0
-    max_length_crop: bool = False
-    allow_unk: bool = False
-    n_best: bool | int = False
-    weights: tuple[float, ...] | None = None
+    name: str
+    options: type
+    algorithm: AlgorithmFactory
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    alias_wins: bool = False
+    ignored: frozenset[str] = frozenset()
+    batching: tuple[str, ...] = ()
+    carried_over: tuple[str, ...] = ()
+    validated_by_flags: bool = True
+
+    def rename(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` under this semantics' own names (a None alias is absent)."""
+        opts = dict(options)
+        for alias, name in self.aliases.items():
+            if alias not in opts:
+                continue
+            value = opts.pop(alias)
+            if value is not None and (self.alias_wins or opts.get(name) is None):
+                opts[name] = value
+        return opts
+
+    def parse(self, options: Mapping[str, Any]) -> Any:
+        """The options dataclass from keyword options (aliases renamed,
+        ignored keys dropped); an option it does not know is an error."""
+        opts = {k: v for k, v in self.rename(options).items() if k not in self.ignored}
+        parsed, rest = split_options(self.options, opts)
+        if rest:
+            raise InvalidInputError(f"option(s) {', '.join(sorted(rest))} are not known to the {self.name} "
+                                    "semantics")
+        return parsed
+
+    def make(self, cfg: Any, options: Mapping[str, Any], max_positions: int) -> StepAlgorithm:
+        """The step algorithm for ``options`` (see :meth:`parse`)."""
+        return self.algorithm(cfg, self.parse(options), max_positions)
 
 
-def split_options(cls: type, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Build ``cls`` from the keys of ``options`` it knows; return it and the rest."""
-    names = {f.name for f in fields(cls)}
-    known = {k: v for k, v in options.items() if k in names and v is not None}
-    return cls(**known), {k: v for k, v in options.items() if k not in names}
+# The step algorithms need torch and are imported when one is made, so that
+# this registry (and the CLI reading it) stays torch-free.
+def _fairseq_search(cfg: Any, opts: FairseqOptions, max_positions: int) -> StepAlgorithm:
+    from modelport.generation.beam import FairseqBeamSearch
+
+    return FairseqBeamSearch(cfg, opts, max_positions)
 
 
-def hf_length_limits(opts: Any, max_positions: int) -> tuple[int, int]:
-    """transformers' ``(max_length, min_length)``, both counting the decoder
-    start token: ``max_new_tokens`` wins over ``max_length`` (default 20 new
-    tokens, capped by the positions); ``min_new_tokens`` over ``min_length``."""
-    if opts.max_new_tokens is not None:
-        max_length = opts.max_new_tokens + 1
-    elif opts.max_length is not None:
-        max_length = opts.max_length
-    else:
-        max_length = min(20 + 1, max_positions)
-    min_length = opts.min_new_tokens + 1 if opts.min_new_tokens is not None else opts.min_length
-    return max_length, min_length
+def _hf_search(cfg: Any, opts: HFOptions, max_positions: int) -> StepAlgorithm:
+    from modelport.generation.beam import HFBeamSearch
+
+    return HFBeamSearch(cfg, opts, max_positions)
+
+
+def _marian_search(cfg: Any, opts: MarianOptions, max_positions: int) -> StepAlgorithm:
+    from modelport.generation.beam import MarianBeamSearch
+
+    return MarianBeamSearch(cfg, opts, max_positions)
+
+
+def _sampling_search(cfg: Any, opts: SamplingOptions, max_positions: int) -> StepAlgorithm:
+    from modelport.generation.sampling import SamplingSearch
+
+    return SamplingSearch(cfg, opts, max_positions)
+
+
+# modelport's option names -> transformers' names (hf semantics and sampling)
+HF_ALIASES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
+              "min_len": "min_length"}
+# modelport's option names -> Marian's names
+MARIAN_ALIASES = {"beam": "beam_size", "lenpen": "normalize", "nbest": "n_best"}
+# generation_config.json keys the model config already holds
+TOKEN_IDS = ("decoder_start_token_id", "pad_token_id", "eos_token_id")
+# marian-decoder's batching options (decoder.yml names, ``-`` as ``_``): they
+# choose the batches, which set each line's length cap (marian_batching.py)
+MARIAN_BATCHING = ("mini_batch", "maxi_batch", "maxi_batch_sort", "mini_batch_words")
+
+SEMANTICS: dict[str, Semantics] = {s.name: s for s in (
+    Semantics("fairseq", FairseqOptions, _fairseq_search, ignored=frozenset({"semantics", "max_positions"})),
+    Semantics("hf", HFOptions, _hf_search, HF_ALIASES, ignored=frozenset({"semantics"}),
+              carried_over=("beam", "lenpen", "nbest", "no_repeat_ngram_size")),
+    # the caller's alias wins: translate passes it next to the folder's own Marian names
+    Semantics("marian", MarianOptions, _marian_search, MARIAN_ALIASES, alias_wins=True,
+              ignored=frozenset({"semantics", "max_positions", *TOKEN_IDS}), batching=MARIAN_BATCHING,
+              carried_over=("beam", "nbest"), validated_by_flags=False),
+)}
+
+# greedy search and sampling (``do_sample``/``greedy``/``sampling``): transformers'
+# rules whatever the semantics; beam-search options of any framework are dropped
+SAMPLING = Semantics("sampling", SamplingOptions, _sampling_search, HF_ALIASES,
+                     ignored=frozenset({"semantics", "sampling", "greedy", "num_beams", "num_return_sequences",
+                                        "length_penalty"}))
+
+
+def get_semantics(name: str) -> Semantics:
+    """The registry entry of ``name``; an unknown name is an error listing the known ones."""
+    try:
+        return SEMANTICS[name]
+    except (KeyError, TypeError):
+        raise InvalidInputError(f"`{name}` is not a known semantics (known: {', '.join(SEMANTICS)})") from None
+
+
+def is_sampling(options: Mapping[str, Any]) -> bool:
+    """Whether ``options`` ask for greedy search or sampling instead of beam search."""
+    return bool(options.get("sampling") or options.get("do_sample") or options.get("greedy"))
+
+
+def parse_options(semantics: str, options: Mapping[str, Any]) -> Any:
+    """Decoding keyword options (modelport's aliases or the semantics' own
+    names) as that semantics' options dataclass, e.g. ``FairseqOptions`` for
+    ``validate``'s fairseq options; unknown options are an error."""
+    return get_semantics(semantics).parse(options)
+
+
+# ---------------------------------------------------------------------------
+# the decoding flags of translate and validate
+
+
+DECODING_GROUP_TITLE = "decoding (defaults: the ported folder's generation_config.json)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodingOption:
+    """One decoding flag: how argparse reads it and which keyword option of
+    ``translate()`` (``name``) it becomes.
+
+    ``semantics``: the semantics that read it (empty: all, or not a search
+    option). ``search_only``: ``validate`` offers it too (with
+    ``search_only_help`` / ``search_only_choices`` where they differ).
+    ``requires``: a flag without which it is an error. ``convert``: turns the
+    parsed value into the option's value.
+    """
+
+    name: str
+    flag: str
+    help: str
+    parse: Callable[[str], Any] | None = None
+    semantics: tuple[str, ...] = ()
+    choices: tuple[str, ...] | None = None
+    nargs: str | None = None
+    const: Any = None
+    metavar: str | None = None
+    store_true: bool = False
+    search_only: bool = False
+    search_only_help: str | None = None
+    search_only_choices: tuple[str, ...] | None = None
+    requires: str | None = None
+    convert: Callable[[Any], Any] | None = None
+
+    @property
+    def dest(self) -> str:
+        """The argparse destination (the flag's name, ``-`` as ``_``)."""
+        return self.flag[2:].replace("-", "_")
+
+    def argparse_kwargs(self, search_only: bool = False) -> dict[str, Any]:
+        """Keyword arguments of ``add_argument(self.flag, ...)``."""
+        kw: dict[str, Any] = {"help": self.search_only_help if search_only and self.search_only_help else self.help}
+        if self.store_true:
+            kw.update(action="store_true", default=None)  # None: not given, the folder's default applies
+            return kw
+        if self.parse is not None:
+            kw["type"] = self.parse
+        choices = self.search_only_choices if search_only and self.search_only_choices else self.choices
+        if choices is not None:
+            kw["choices"] = list(choices)
+        if self.nargs is not None:
+            kw.update(nargs=self.nargs, const=self.const)
+        if self.metavar is not None:
+            kw["metavar"] = self.metavar
+        return kw
+
+
+_MARIAN = ("marian",)
+DECODING_OPTIONS: tuple[DecodingOption, ...] = (
+    DecodingOption(name="beam", flag="--beam", parse=positive_int, help="beam size", search_only=True),
+    DecodingOption(name="lenpen", flag="--lenpen", parse=finite_float, search_only=True,
+                   help="length penalty (fairseq: score / len**lenpen; marian: as --normalize)"),
+    DecodingOption(name="nbest", flag="--nbest", parse=positive_int, search_only=True,
+                   help="hypotheses returned per input (at most the beam size)"),
+    DecodingOption(name="max_len_a", flag="--max-len-a", parse=float, semantics=("fairseq",), search_only=True,
+                   help="max length = a * source length + b"),
+    DecodingOption(name="max_len_b", flag="--max-len-b", parse=int, semantics=("fairseq",), search_only=True,
+                   help="max length = a * source length + b"),
+    DecodingOption(name="min_len", flag="--min-len", parse=nonnegative_int, semantics=("fairseq", "hf"),
+                   search_only=True, help="minimum output length (EOS blocked before)"),
+    DecodingOption(name="unkpen", flag="--unkpen", parse=float, semantics=("fairseq",), search_only=True,
+                   help="unknown-word penalty"),
+    DecodingOption(name="no_repeat_ngram_size", flag="--no-repeat-ngram-size", parse=nonnegative_int,
+                   semantics=("fairseq", "hf"), search_only=True,
+                   help="block repeated n-grams of this size (fairseq semantics: as fairseq 0.12 on CPU, whose "
+                        "blocker reads the pad-filled end of its buffer and so blocks nothing in practice)"),
+    DecodingOption(name="semantics", flag="--semantics", choices=tuple(SEMANTICS), search_only=True,
+                   search_only_choices=tuple(n for n, s in SEMANTICS.items() if s.validated_by_flags),
+                   help="whose beam search to reproduce"),
+    DecodingOption(name="batch_size", flag="--batch-size", parse=positive_int, search_only=True,
+                   help=f"sentences per batch, batches sorted by length (default: {TRANSLATE_BATCH_SIZE}; "
+                        "marian semantics: as marian-decoder, see --mini-batch)",
+                   search_only_help=f"sentences per batch, batches sorted by length (default: {VALIDATE_BATCH_SIZE})"),
+    DecodingOption(name="max_tokens", flag="--max-tokens", parse=positive_int, search_only=True,
+                   help="source tokens per batch (instead of --batch-size)"),
+    DecodingOption(name="early_stopping", flag="--early-stopping", choices=("true", "false", "never"),
+                   semantics=("hf",), convert=early_stopping, help="hf semantics: stopping rule"),
+    DecodingOption(name="normalize", flag="--normalize", parse=nonnegative_float, nargs="?", const=1.0,
+                   metavar="ALPHA", semantics=_MARIAN,
+                   help="marian semantics: score / length**ALPHA (bare flag: 1.0)"),
+    DecodingOption(name="word_penalty", flag="--word-penalty", parse=float, metavar="WP", semantics=_MARIAN,
+                   help="marian semantics: subtract WP x length from the score"),
+    DecodingOption(name="max_length", flag="--max-length", parse=positive_int, metavar="N",
+                   semantics=("marian", "hf"),
+                   help="marian semantics: longest source in tokens, </s> included (longer lines are an error "
+                        "unless --max-length-crop); hf semantics: max_length"),
+    DecodingOption(name="max_length_factor", flag="--max-length-factor", parse=positive_float, metavar="F",
+                   semantics=_MARIAN,
+                   help="marian semantics: max output length = F x the batch's padded source length"),
+    DecodingOption(name="max_length_crop", flag="--max-length-crop", store_true=True, semantics=_MARIAN,
+                   help="marian semantics: crop sources longer than --max-length"),
+    DecodingOption(name="mini_batch", flag="--mini-batch", parse=positive_int, metavar="N", semantics=_MARIAN,
+                   help="marian semantics, without --batch-size/--max-tokens: lines per batch as marian-decoder "
+                        "forms them (default: decoder.yml's, else 1); the batch's padded width sets the length cap"),
+    DecodingOption(name="maxi_batch", flag="--maxi-batch", parse=positive_int, metavar="N", semantics=_MARIAN,
+                   help="marian semantics: mini-batches read and sorted together, as marian-decoder does"),
+    DecodingOption(name="maxi_batch_sort", flag="--maxi-batch-sort", choices=("none", "src", "trg"),
+                   semantics=_MARIAN, help="marian semantics: order within a maxi-batch, as marian-decoder's"),
+    DecodingOption(name="allow_unk", flag="--allow-unk", store_true=True, semantics=_MARIAN,
+                   help="marian semantics: allow <unk> in the output (suppressed by default)"),
+    DecodingOption(name="do_sample", flag="--sampling", store_true=True, help="sample instead of beam search"),
+    DecodingOption(name="top_k", flag="--sampling-topk", parse=positive_int, requires="--sampling",
+                   help="sample from the k most likely tokens"),
+    DecodingOption(name="top_p", flag="--sampling-topp", parse=probability, requires="--sampling",
+                   help="sample from the smallest set with this mass"),
+    DecodingOption(name="temperature", flag="--temperature", parse=positive_float, requires="--sampling",
+                   help="sampling temperature (> 0)"),
+    DecodingOption(name="seed", flag="--seed", parse=int, requires="--sampling", help="random seed for sampling"),
+)
+
+
+def decoding_flags(search_only: bool = False) -> tuple[DecodingOption, ...]:
+    """The flags ``translate`` offers, or (``search_only``) those ``validate`` offers."""
+    return tuple(o for o in DECODING_OPTIONS if o.search_only or not search_only)
+
+
+def add_decoding_arguments(group: argparse._ActionsContainer, search_only: bool = False) -> None:
+    """Add the decoding flags to an argparse parser or argument group
+    (``search_only``: the beam-search flags ``validate`` offers)."""
+    for opt in decoding_flags(search_only):
+        group.add_argument(opt.flag, **opt.argparse_kwargs(search_only))
+
+
+def decoding_kwargs(values: Mapping[str, Any], search_only: bool = False) -> dict[str, Any]:
+    """The keyword options for ``translate()`` (``validate()`` with
+    ``search_only``) from parsed flag values (``vars(args)``): flags not
+    given (None) are left out; a flag given without the flag it requires is
+    an error."""
+    by_flag = {o.flag: o for o in DECODING_OPTIONS}
+    out: dict[str, Any] = {}
+    for opt in decoding_flags(search_only):
+        value = values.get(opt.dest)
+        if value is None:
+            continue
+        if opt.requires is not None and not values.get(by_flag[opt.requires].dest):
+            raise InvalidInputError(f"{opt.flag} needs {opt.requires}")
+        out[opt.name] = opt.convert(value) if opt.convert is not None else value
+    return out
+
+
+__all__ = ["DECODING_GROUP_TITLE", "DECODING_OPTIONS", "HF_ALIASES", "MARIAN_ALIASES", "MARIAN_BATCHING", "SAMPLING",
+           "SEMANTICS", "TOKEN_IDS", "DecodingOption", "FairseqOptions", "HFOptions", "MarianOptions",
+           "SamplingOptions", "Semantics", "add_decoding_arguments", "decoding_flags", "decoding_kwargs",
+           "get_semantics", "hf_length_limits", "is_sampling", "parse_options", "split_options"]

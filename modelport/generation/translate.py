@@ -9,6 +9,7 @@ ported folder's ``generation_config.json`` supplies every option not given.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,36 +17,13 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError, NonFiniteOutputError
-from modelport.generation.beam import (FairseqBeamSearch, HFBeamSearch, Hypothesis, MarianBeamSearch, NaNLogProbs,
-                                       run_search)
+from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
+from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.marian_batching import marian_batches
-from modelport.generation.sampling import SamplingOptions, SamplingSearch
-from modelport.generation.semantics import SEMANTICS, FairseqOptions, HFOptions, MarianOptions, split_options
+from modelport.generation.options import TRANSLATE_BATCH_SIZE
+from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling
 from modelport.model.transformer import Seq2SeqModel
-
-# CLI/fairseq option names -> transformers' names, for --semantics hf
-_HF_ALIASES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
-               "min_len": "min_length"}
-# marian-decoder's batching options (decoder.yml names, ``-`` as ``_``): they
-# choose the batches, which set each line's length cap (marian_batching.py)
-MARIAN_BATCHING = ("mini_batch", "maxi_batch", "maxi_batch_sort", "mini_batch_words")
-# CLI/fairseq option names -> Marian's names, for --semantics marian
-_MARIAN_ALIASES = {"beam": "beam_size", "lenpen": "normalize", "nbest": "n_best"}
-# generation_config.json keys the model config already holds
-_TOKEN_IDS = ("decoder_start_token_id", "pad_token_id", "eos_token_id")
-# generation_config.json keys that only one semantics understands
-_FAIRSEQ_ONLY = {"semantics", "max_positions", "unkpen", "max_len_a", "max_len_b"}
-
-
-def hf_option_names(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` with the fairseq-style aliases renamed to transformers' names
-    (an explicit transformers name wins over its alias)."""
-    opts = dict(options)
-    for k, v in _HF_ALIASES.items():
-        if k in opts:
-            opts.setdefault(v, opts.pop(k))
-    return opts
-
+from modelport.tokenizers import Tokenizer, check_keep_special_tokens
 
 def pad_batch(src: Sequence[Sequence[int]] | Tensor, pad: int, left: bool = True) -> Tensor:
     """Pad token lists into ``[B, S]``; left padding as fairseq collates sources."""
@@ -62,50 +40,16 @@ def pad_batch(src: Sequence[Sequence[int]] | Tensor, pad: int, left: bool = True
     return out
 
 
-def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[str, Any]) -> tuple[Any, float]:
-    """The step algorithm for ``semantics`` from ``options``; unknown options are an error."""
-    opts = dict(options)
-    sampling = opts.pop("sampling", None) or opts.get("do_sample") or opts.get("greedy")
+def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[str, Any]) -> StepAlgorithm:
+    """The step algorithm of ``semantics`` (greedy search or sampling when
+    ``options`` ask for it) from ``options``; unknown options are an error."""
+    sampling = is_sampling(options)
+    options = {k: v for k, v in options.items() if k != "sampling"}  # a switch, not an option of the search
     if sampling:
-        opts.pop("greedy", None)
-        if "beam" in opts and opts["beam"] not in (None, 1):
-            raise InvalidInputError(f"`beam` must be 1 with sampling, but is {opts['beam']}")
-        for k in ("beam", "nbest", "semantics"):
-            opts.pop(k, None)
-        opts = hf_option_names(opts)
-        opts.pop("num_beams", None)
-        opts.pop("num_return_sequences", None)
-        opts.pop("length_penalty", None)
-        parsed, rest = split_options(SamplingOptions, opts)
-        _reject(rest, "sampling")
-        return SamplingSearch(cfg, parsed, max_positions), 1.0
-    if semantics == "fairseq":
-        parsed, rest = split_options(FairseqOptions, {k: v for k, v in opts.items() if k != "semantics"})
-        rest.pop("max_positions", None)
-        _reject(rest, "fairseq")
-        return FairseqBeamSearch(cfg, parsed, max_positions), parsed.temperature
-    if semantics == "hf":
-        opts = hf_option_names(opts)
-        parsed, rest = split_options(HFOptions, {k: v for k, v in opts.items() if k != "semantics"})
-        _reject(rest, "hf")
-        return HFBeamSearch(cfg, parsed, max_positions), 1.0
-    if semantics == "marian":
-        for k, v in _MARIAN_ALIASES.items():
-            if k in opts and opts[k] is not None:  # given by the caller: wins over the folder's default
-                opts[v] = opts.pop(k)
-        if opts.get("weights") is not None:
-            opts["weights"] = tuple(opts["weights"])
-        parsed, rest = split_options(MarianOptions, {k: v for k, v in opts.items()
-                                                     if k not in ("semantics", "max_positions", *_TOKEN_IDS)})
-        _reject(rest, "marian")
-        return MarianBeamSearch(cfg, parsed, max_positions), 1.0
-    raise InvalidInputError(f"`{semantics}` is not a known semantics (known: {', '.join(SEMANTICS)})")
-
-
-def _reject(rest: dict[str, Any], semantics: str) -> None:
-    if rest:
-        raise InvalidInputError(f"option(s) {', '.join(sorted(rest))} are not known to the {semantics} "
-                                "semantics")
+        if options.get("beam") not in (None, 1):
+            raise InvalidInputError(f"`beam` must be 1 with sampling, but is {options['beam']}")
+        return SAMPLING.make(cfg, options, max_positions)
+    return get_semantics(semantics).make(cfg, options, max_positions)
 
 
 @torch.no_grad()
@@ -118,22 +62,18 @@ def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Sequence
     batch is decoded together: under fairseq and marian semantics its padded
     width sets the maximum output length.
 
-    Returns, per sentence, the n-best hypotheses ``{"tokens", "score",
-    "positional_scores"}`` (tokens end with EOS unless cut at the maximum
-    length; scores as the framework reports them).
+    Returns, per sentence, the n-best :class:`Hypothesis` list (tokens end
+    with EOS unless cut at the maximum length; scores as the framework
+    reports them).
     """
     members = [models] if isinstance(models, Seq2SeqModel) else list(models)
     cfg = members[0].cfg
     opts = dict(options)
     left = opts.pop("pad_left", semantics == "fairseq")
     max_positions = min(m.cfg.max_target_positions for m in members)
-    algorithm, temperature = make_algorithm(cfg, max_positions, semantics, opts)
-    if hasattr(algorithm, "limit_source"):  # marian: --max-length acts on the source
-        rows = src_tokens.tolist() if isinstance(src_tokens, Tensor) else src_tokens
-        src_tokens = algorithm.limit_source([[t for t in r if t != cfg.pad_token_id] for r in rows])
-    src = pad_batch(src_tokens, cfg.pad_token_id, left=left)
-    ensemble = algorithm.make_ensemble(members) if hasattr(algorithm, "make_ensemble") else members
-    return run_search(ensemble, src, algorithm, temperature=temperature)
+    algorithm = make_algorithm(cfg, max_positions, semantics, opts)
+    src = pad_batch(algorithm.prepare_source(src_tokens), cfg.pad_token_id, left=left)
+    return run_search(algorithm.make_ensemble(members), src, algorithm)
 
 
 def make_batches(lengths: Sequence[int], batch_size: int | None = None,
@@ -142,7 +82,7 @@ def make_batches(lengths: Sequence[int], batch_size: int | None = None,
     stable); a batch holds at most ``batch_size`` sentences and at most
     ``max_tokens`` padded source tokens."""
     if batch_size is None and max_tokens is None:
-        batch_size = 32
+        batch_size = TRANSLATE_BATCH_SIZE
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches: list[list[int]] = []
     cur: list[int] = []
@@ -182,25 +122,23 @@ def resolve_options(generation_config: dict[str, Any], semantics: str | None,
     given = {k: v for k, v in options.items() if v is not None}
     default_sem = generation_config.get("semantics", "fairseq")
     sem = semantics or default_sem
-    if sem == "hf":  # a given alias (beam) must override the folder's own name (num_beams)
-        given = hf_option_names(given)
+    entry = SEMANTICS.get(sem)  # an unknown name fails in make_algorithm, with the known ones
+    if entry is not None and not entry.alias_wins:  # a given alias (beam) must override the folder's name
+        given = entry.rename(given)                  # (num_beams); alias_wins semantics see both and take it
     merged: dict[str, Any] = {}
-    if given.get("do_sample") or given.get("greedy") or given.get("sampling"):
+    if is_sampling(given):
         return sem, given  # the folder's beam-search defaults do not apply to sampling
     if sem == default_sem:
         merged.update({k: v for k, v in generation_config.items() if k not in ("semantics", "max_positions")})
-    elif sem == "marian":  # only the beam size and n-best carry over from another framework
-        merged.update({k: v for k, v in generation_config.items() if k in ("beam", "nbest")})
-    elif sem == "hf":
-        if default_sem == "fairseq":
+    elif entry is not None:  # another framework's folder: only what carries over
+        if sem == "hf" and default_sem == "fairseq":
             merged.update(fairseq_defaults_as_hf(generation_config, eos_token_id))
-        merged.update({k: v for k, v in generation_config.items() if k not in _FAIRSEQ_ONLY
-                       and k in ("beam", "lenpen", "nbest", "no_repeat_ngram_size")})
+        merged.update({k: v for k, v in generation_config.items() if k in entry.carried_over})
     merged.update(given)
     return sem, merged
 
 
-def decode_text(tok: Any, ids: Sequence[int], keep_special_tokens: bool = False) -> str:
+def decode_text(tok: Tokenizer, ids: Sequence[int], keep_special_tokens: bool = False) -> str:
     """``tok.decode(ids)``; ``keep_special_tokens`` is passed on only to
     tokenizers that skip special tokens by default (T5: sentinels and
     ``<unk>``, as transformers' ``decode(skip_special_tokens=True)``). The
@@ -212,20 +150,11 @@ def decode_text(tok: Any, ids: Sequence[int], keep_special_tokens: bool = False)
     return tok.decode(ids, keep_special_tokens=True)
 
 
-def check_keep_special_tokens(tok: Any) -> None:
-    """Refuse ``keep_special_tokens`` for a tokenizer that never skips any."""
-    if not getattr(tok, "skips_special_tokens", False):
-        raise InvalidInputError(f"`keep_special_tokens` applies to tokenizers that skip special tokens (T5), but "
-                                f"this port's tokenizer is {getattr(tok, 'kind', type(tok).__name__)}, which "
-                                "never skips them")
-
-
-def _is_nan(hyp: dict[str, Any]) -> bool:
+def _is_nan(hyp: Hypothesis) -> bool:
     """A hypothesis scored NaN: the model's log-probabilities were not numbers
     (non-finite weights), so its tokens mean nothing."""
-    score = hyp.get("score")
-    return (isinstance(score, float) and math.isnan(score)) or any(
-        isinstance(s, float) and math.isnan(s) for s in hyp.get("positional_scores") or ())
+    return (isinstance(hyp.score, float) and math.isnan(hyp.score)) or any(
+        isinstance(s, float) and math.isnan(s) for s in hyp.positional_scores)
 
 
 def _first_nan_line(ported: Any, sources: list[list[int]], batch: list[int], sem: str,
@@ -242,7 +171,7 @@ def _first_nan_line(ported: Any, sources: list[list[int]], batch: list[int], sem
 
 def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None, batch_size: int | None = None,
               max_tokens: int | None = None, progress: bool = False, keep_special_tokens: bool = False,
-              **options: Any) -> list[list[dict[str, Any]]]:
+              **options: Any) -> list[list[Hypothesis]]:
     """Translate ``lines`` with a :class:`~modelport.api.PortedModel`.
 
     Options are the decoding options of the semantics (fairseq names: beam,
@@ -252,8 +181,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     max_length, max_length_factor, max_length_crop, allow_unk, n_best, weights)
     or the aliases beam/lenpen/nbest under ``semantics="marian"``); absent ones come from the folder's
     ``generation_config.json``. Lines are batched by length and the results
-    returned in input order: per line, the n-best
-    ``{"tokens", "text", "score", "positional_scores"}``. ``text`` is decoded
+    returned in input order: per line, the n-best :class:`Hypothesis` list,
+    ``text`` set. ``text`` is decoded
     as the source framework's users decode (T5: transformers' default,
     sentinels and ``<unk>`` skipped; ``keep_special_tokens=True`` keeps them).
     """
@@ -263,25 +192,24 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     if keep_special_tokens:
         check_keep_special_tokens(tok)
     cfg = ported.config
-    encoded = tok.encode_batch(list(lines)) if hasattr(tok, "encode_batch") else [tok.encode(x) for x in lines]
+    encoded = tok.encode_batch(list(lines))
     for i, ids in enumerate(encoded):
         if len(ids) > cfg.max_source_positions:
             raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
                                     f"{cfg.max_source_positions}")
-    batching = {k: opts.pop(k) for k in MARIAN_BATCHING if k in opts} if sem == "marian" else {}
-    if sem == "marian" and batch_size is None and max_tokens is None:
-        # the length cap depends on the batch: group lines as marian-decoder does
+    batching_keys = SEMANTICS[sem].batching if sem in SEMANTICS else ()
+    batching = {k: opts.pop(k) for k in batching_keys if k in opts}
+    if batching_keys and batch_size is None and max_tokens is None:
+        # the length cap depends on the batch (marian): group lines as marian-decoder does
         cap = opts.get("max_length") if opts.get("max_length_crop") else None
         batches = marian_batches([len(x) if cap is None else min(len(x), cap) for x in encoded],
                                  **{k: v for k, v in batching.items() if v is not None})
     else:
         batches = make_batches([len(x) for x in encoded], batch_size, max_tokens)
-    results: list[list[dict[str, Any]]] = [[] for _ in lines]
+    results: list[list[Hypothesis]] = [[] for _ in lines]
     bar = None
     if progress:
-        import sys
-
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # only when a bar is drawn
 
         bar = tqdm(total=len(lines), unit="line", file=sys.stderr, disable=None, leave=False)  # no bar in logs
     strip = {cfg.eos_token_id, cfg.pad_token_id}
@@ -294,8 +222,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         for i, nbest in zip(batch, hyps):
             if any(_is_nan(h) for h in nbest):
                 raise NonFiniteOutputError(i + 1)
-            results[i] = [{**h, "text": decode_text(tok, [t for t in h["tokens"] if t not in strip],
-                                                    keep_special_tokens)} for h in nbest]
+            results[i] = [h.with_text(decode_text(tok, [t for t in h.tokens if t not in strip], keep_special_tokens))
+                          for h in nbest]
         if bar is not None:
             bar.update(len(batch))
     if bar is not None:

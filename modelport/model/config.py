@@ -257,21 +257,33 @@ class Seq2SeqConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"a Seq2SeqConfig must be a JSON object, but is {_json_type(data)}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(f"unknown Seq2SeqConfig fields: {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
-        hints = _field_types()
-        problems = [f"`{name}` is missing" for name, f in fields.items() if name not in data
-                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        problems += [p for name, value in data.items() if (p := _type_problem(name, value, hints[name]))]
-        if problems:
-            raise ConfigError("invalid Seq2SeqConfig: " + "; ".join(problems))
-        # JSON has no tuples; the dataclass is frozen and hashable, so lists become tuples
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**data)
+        missing = [f"`{name}` is missing" for name, f in fields.items() if name not in data
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        return cls(**_checked_values(data, missing))
 
     def replace(self, **changes: Any) -> Seq2SeqConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (for passes: pruned head counts, a smaller
+        vocabulary, ...), checked as :meth:`from_dict` checks a config.json:
+        unknown fields and values of the wrong type are errors, lists become
+        tuples, and the new combination must be one the constructor accepts."""
+        return dataclasses.replace(self, **_checked_values(changes))
+
+
+def _checked_values(data: dict[str, Any], problems: list[str] | None = None) -> dict[str, Any]:
+    """``data`` (field name -> value) with lists as tuples, after checking that
+    every name is a field and every value has the field's type; all problems
+    (``problems`` first) in one :class:`ConfigError`."""
+    fields = {f.name for f in dataclasses.fields(Seq2SeqConfig)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(f"unknown Seq2SeqConfig fields: {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
+    hints = _field_types()
+    problems = list(problems or []) + [p for name, value in data.items()
+                                       if (p := _type_problem(name, value, hints[name]))]
+    if problems:
+        raise ConfigError("invalid Seq2SeqConfig: " + "; ".join(problems))
+    # JSON has no tuples; the dataclass is frozen and hashable, so lists become tuples
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
 def _field_types() -> dict[str, Any]:

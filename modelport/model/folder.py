@@ -1,4 +1,13 @@
-"""Reading a ported folder safely.
+"""The ported folder: its layout, reading it safely, writing it atomically.
+
+One type serves every consumer (converters, passes, exporters, the model
+card, publishing): :class:`PortedFolder` is a checked folder (read with
+:meth:`PortedFolder.open`), :func:`write_folder` writes a new one (to a
+temporary sibling renamed into place, so nothing half-written is left) through
+a :class:`FolderWriter`, and :func:`check_writable` is the one "output exists"
+check. The file names are the constants below; nothing else spells them.
+
+Reading is safe against an edited or downloaded folder.
 
 A ported folder is a directory anyone can edit, and one downloaded from the
 Hub is untrusted input. :func:`check_folder` reads only its JSON files and the
@@ -28,25 +37,33 @@ Every problem is an :class:`InvalidPortedFolderError` with one line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
+import shutil
 import struct
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from modelport.errors import ConfigError, InvalidPortedFolderError, NotAPortedFolderError
+from modelport.errors import ConfigError, InvalidPortedFolderError, NotAPortedFolderError, OutputExistsError
 from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
-from modelport.model.io import INDEX_NAME, WEIGHTS_NAME
+from modelport.model.io import (INDEX_NAME, WEIGHTS_NAME, atomic_output_dir, output_exists, read_json, save_weights,
+                                weight_files, write_json)
+from modelport.reports.export import EXPORT_REPORT_NAME
 
+# the layout of a ported folder (DESIGN.md, "A ported model folder")
 CONFIG_NAME = "config.json"
 GENERATION_NAME = "generation_config.json"
 CONVERSION_NAME = "conversion.json"
 TOKENIZER_DIR = "tokenizer"
+TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
+CARD_NAME = "README.md"
 
 QUANTIZATION_MODES = ("int8", "int8-weights", "fp16", "bf16")
 SCALE_SUFFIX = "_scale"  # int8 modes: ``<weight>_scale`` holds one fp32 scale per row
@@ -79,8 +96,9 @@ class TensorEntry:
 
 
 @dataclass
-class CheckedFolder:
-    """A ported folder whose files passed :func:`check_folder`."""
+class PortedFolder:
+    """A ported folder whose files passed :func:`check_folder` (open one with
+    :meth:`open`); its JSON files are read, its weights are not."""
 
     path: Path
     data: dict[str, Any]  # config.json
@@ -106,6 +124,124 @@ class CheckedFolder:
     def parameters_per_member(self) -> int:
         """:attr:`parameters` of one ensemble member."""
         return self.parameters // self.ensemble_size
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> PortedFolder:
+        """Check the folder at ``path`` (see :func:`check_folder`)."""
+        return check_folder(path)
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.path / TOKENIZER_DIR
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of the weight files (what a download of the weights costs)."""
+        return sum(p.stat().st_size for p in self.files)
+
+    def load_weights(self) -> dict[str, torch.Tensor]:
+        """Every stored tensor, aliases restored (see :func:`load_checked_weights`)."""
+        return load_checked_weights(self)
+
+
+CheckedFolder = PortedFolder  # the name this type had before it also described writing
+
+
+def folder_weight_bytes(directory: Path) -> int:
+    """Bytes of the weight files of a ported folder that is not checked (yet),
+    e.g. one being written."""
+    return sum(p.stat().st_size for p in weight_files(directory))
+
+
+def check_writable(output: str | os.PathLike[str], force: bool) -> None:
+    """The one "output exists" check: raise :class:`OutputExistsError` when
+    ``output`` is taken (a symlink, even a dangling one, included) and not ``force``.
+    Commands call it before long work, so a taken output fails at once."""
+    if output_exists(output) and not force:
+        raise OutputExistsError(str(output))
+
+
+@dataclass
+class FolderWriter:
+    """A ported folder being written into ``path`` (a temporary sibling of the
+    output, see :func:`write_folder`); each method writes one part of the layout."""
+
+    path: Path
+
+    def write_json(self, name: str, data: Any) -> Path:
+        write_json(self.path / name, data)
+        return self.path / name
+
+    def write_config(self, config: Seq2SeqConfig | Mapping[str, Any], *, source_format: str,
+                     ensemble_size: int = 1, quantization: Mapping[str, Any] | None = None) -> None:
+        """``config.json``: the folder format version, provenance format, ensemble size,
+        quantization mode (when quantized) and the model configuration."""
+        model = config.to_dict() if isinstance(config, Seq2SeqConfig) else dict(config)
+        data: dict[str, Any] = {"modelport_format_version": CONFIG_FORMAT_VERSION, "source_format": source_format,
+                                "ensemble_size": ensemble_size}
+        if quantization is not None:
+            data["quantization"] = dict(quantization)
+        data["model"] = model
+        self.write_json(CONFIG_NAME, data)
+
+    def write_config_data(self, data: Mapping[str, Any]) -> None:
+        """``config.json`` as given (a pass that keeps another folder's config data)."""
+        self.write_json(CONFIG_NAME, dict(data))
+
+    def write_weights(self, tensors: Iterable[tuple[str, torch.Tensor]], **options: Any) -> dict[str, Any]:
+        """The weights (see :func:`modelport.model.io.save_weights` for ``options``);
+        returns the summary ``conversion.json`` records."""
+        return save_weights(self.path, list(tensors), **options)
+
+    def write_generation(self, data: Mapping[str, Any]) -> None:
+        self.write_json(GENERATION_NAME, dict(data))
+
+    def write_conversion(self, data: Mapping[str, Any]) -> None:
+        self.write_json(CONVERSION_NAME, dict(data))
+
+    def write_tokenizer(self, files: Mapping[str, Path], config: Mapping[str, Any]) -> None:
+        """``tokenizer/``: ``files`` (name in the folder -> source file) copied, and its config."""
+        directory = self.path / TOKENIZER_DIR
+        directory.mkdir()
+        for name, source in files.items():
+            shutil.copyfile(source, directory / name)
+        write_json(directory / TOKENIZER_CONFIG_NAME, dict(config))
+
+    def copy_from(self, source: Path, *, replace_tokenizer_files: Mapping[str, str | dict[str, Any]] | None = None
+                  ) -> None:
+        """``source``'s tokenizer folder and generation defaults (a pass's output keeps
+        them); ``replace_tokenizer_files`` replace files of ``tokenizer/`` (text, or a
+        dict written as JSON)."""
+        shutil.copytree(source / TOKENIZER_DIR, self.path / TOKENIZER_DIR)
+        for name, content in (replace_tokenizer_files or {}).items():
+            target = self.path / TOKENIZER_DIR / name
+            if isinstance(content, str):
+                target.write_text(content, encoding="utf-8")
+            else:
+                write_json(target, content)
+        shutil.copyfile(source / GENERATION_NAME, self.path / GENERATION_NAME)
+
+
+@contextlib.contextmanager
+def write_folder(output: str | os.PathLike[str], *, force: bool = False) -> Iterator[FolderWriter]:
+    """Write a ported folder atomically: yield a :class:`FolderWriter` on a
+    temporary sibling of ``output``, renamed into place when the block ends
+    without error (see :func:`modelport.model.io.atomic_output_dir`)."""
+    with atomic_output_dir(output, force=force) as tmp:
+        yield FolderWriter(tmp)
+
+
+def with_history(conversion: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``conversion`` (a folder's conversion.json) with ``entry``
+    appended to its pass history."""
+    out = dict(conversion)
+    out["history"] = [*out.get("history", []), dict(entry)]
+    return out
+
+
+def read_conversion(folder: Path) -> dict[str, Any]:
+    """A folder's ``conversion.json`` (unchecked: for a folder this process wrote)."""
+    return read_json(folder / CONVERSION_NAME)
 
 
 def _fail(folder: Path, problem: str) -> InvalidPortedFolderError:
@@ -453,7 +589,6 @@ def _check_shapes(folder: Path, config: Seq2SeqConfig, tensors: dict[str, Tensor
                 raise _fail(folder, f"weight `{full}` must be {want}, but is {entry.dtype}"[:300])
 
 
-EXPORT_REPORT_NAME = "export_report.json"  # written by `modelport export hf|onnx`
 
 
 def _json_or_empty(path: Path) -> dict[str, Any]:
@@ -499,7 +634,7 @@ def not_a_port(path: str | os.PathLike[str], *, exports_only: bool = False) -> N
                                                   "(T5 folders), then use the ported folder")
 
 
-def check_folder(path: str | os.PathLike[str]) -> CheckedFolder:
+def check_folder(path: str | os.PathLike[str]) -> PortedFolder:
     """Check a ported folder without loading its weights (see the module
     docstring); raise :class:`InvalidPortedFolderError` on the first problem."""
     folder = Path(path)
@@ -514,12 +649,12 @@ def check_folder(path: str | os.PathLike[str]) -> CheckedFolder:
     files, tensors, aliases = _weight_entries(folder)
     _check_counts(folder, config, sorted({**tensors, **aliases}), ensemble)
     _check_shapes(folder, config, tensors, aliases, ensemble, mode)
-    return CheckedFolder(path=folder, data=data, config=config, ensemble_size=ensemble, quantization=mode,
+    return PortedFolder(path=folder, data=data, config=config, ensemble_size=ensemble, quantization=mode,
                          generation_config=generation, conversion=conversion, files=files, tensors=tensors,
                          aliases=aliases)
 
 
-def load_checked_weights(checked: CheckedFolder) -> dict[str, torch.Tensor]:
+def load_checked_weights(checked: PortedFolder) -> dict[str, torch.Tensor]:
     """Every tensor of a checked folder, aliases restored as the same tensor."""
     from safetensors import safe_open
 

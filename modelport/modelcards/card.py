@@ -5,7 +5,10 @@ The metadata block is built with huggingface_hub's :class:`ModelCardData` and
 folder's own files: ``config.json`` (architecture), ``conversion.json``
 (provenance, dropped keys, pass history), ``generation_config.json``
 (decoding defaults), ``tokenizer/tokenizer_config.json`` (languages) and,
-when ``modelport validate`` wrote one, ``parity_report.json``.
+when ``modelport validate`` wrote one, ``parity_report.json`` (read as a
+:class:`~modelport.reports.parity.ParityReport`). The folder is opened as a
+checked :class:`~modelport.model.folder.PortedFolder`: a damaged or edited
+folder gets no card.
 
 Nothing is invented: a license appears only when given or recorded in the
 provenance (``conversion.json`` ``license``), eval results only when the
@@ -17,15 +20,20 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modelport.errors import WRITE_ERRNOS, InvalidInputError, OutputWriteError
-from modelport.model.folder import check_folder
+from modelport.model.config import Seq2SeqConfig
+from modelport.model.folder import (CARD_NAME, CONFIG_NAME, CONVERSION_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_DIR,
+                                    PortedFolder)
+from modelport.reports.export import ExportReport, HfExportReport
+from modelport.reports.parity import PARITY_REPORT_STEM, ParityReport
 
-CARD_NAME = "README.md"
+PARITY_REPORT_NAME = f"{PARITY_REPORT_STEM}.json"
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -41,23 +49,20 @@ def _fmt_params(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n:,}"
 
 
-def _architecture(cfg: dict[str, Any], ensemble: int, params: int | None) -> list[str]:
-    m = cfg.get("model", {})
-    norm = f"{'pre' if m.get('pre_norm') else 'post'}-norm {m.get('norm', 'layernorm')}"
+def _architecture(m: Seq2SeqConfig, ensemble: int, params: int | None) -> list[str]:
+    norm = f"{'pre' if m.pre_norm else 'post'}-norm {m.norm}"
     # head-pruned models have per-layer counts
-    per_layer = {side: m.get(f"{side}_layer_heads") for side in ("encoder", "decoder", "cross")}
+    per_layer = {"encoder": m.encoder_layer_heads, "decoder": m.decoder_layer_heads, "cross": m.cross_layer_heads}
     pruned = any(per_layer.values())
     lines = [
-        f"- encoder-decoder transformer: {m.get('encoder_layers')} encoder and {m.get('decoder_layers')} decoder "
-        f"layers, d_model {m.get('d_model')}, {m.get('encoder_heads')}/{m.get('decoder_heads')} attention heads"
+        f"- encoder-decoder transformer: {m.encoder_layers} encoder and {m.decoder_layers} decoder "
+        f"layers, d_model {m.d_model}, {m.encoder_heads}/{m.decoder_heads} attention heads"
         f"{' (before pruning)' if pruned else ''}, "
-        f"FFN {m.get('encoder_ffn_dim')}/{m.get('decoder_ffn_dim')} ({m.get('activation')}"
-        f"{', gated' if m.get('ffn_gated') else ''})",
-        f"- {norm}, {m.get('positions')} positions"
-        f"{', layernorm on embeddings' if m.get('layernorm_embedding') else ''}",
-        f"- vocabulary: source {m.get('source_vocab_size')}, target {m.get('target_vocab_size')}"
-        f"{' (shared embeddings)' if m.get('shared_embeddings') else ''}"
-        f"{', output projection tied to the target embeddings' if m.get('tie_output_embeddings') else ''}",
+        f"FFN {m.encoder_ffn_dim}/{m.decoder_ffn_dim} ({m.activation}{', gated' if m.ffn_gated else ''})",
+        f"- {norm}, {m.positions} positions{', layernorm on embeddings' if m.layernorm_embedding else ''}",
+        f"- vocabulary: source {m.source_vocab_size}, target {m.target_vocab_size}"
+        f"{' (shared embeddings)' if m.shared_embeddings else ''}"
+        f"{', output projection tied to the target embeddings' if m.tie_output_embeddings else ''}",
     ]
     if pruned:
         lines.append("- attention heads per layer (pruned): " + "; ".join(
@@ -70,52 +75,28 @@ def _architecture(cfg: dict[str, Any], ensemble: int, params: int | None) -> lis
     return lines
 
 
-def _bleu(report: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """``{"modelport": {"bleu": x, "chrf": y}, "reference": {...}}`` or ``{}``."""
-    section = report.get("bleu")
-    if not isinstance(section, dict):
-        return {}
-    return {k: v for k, v in section.items() if isinstance(v, dict) and ("bleu" in v or "chrf" in v)}
+def _eval_results(report: ParityReport | None, task: str) -> list[EvalResult]:
+    """BLEU and chrF of the port, when the parity report measured them."""
+    if report is None or report.bleu is None:
+        return []
+    lines = report.meta.lines
+    scores = report.bleu.modelport
+    return [EvalResult(task_type=task, task_name="Translation", dataset_type="modelport-parity-data",
+                       dataset_name=f"modelport validate data ({lines} lines)" if lines else "modelport validate data",
+                       metric_type=metric, metric_name=name, metric_value=float(value))
+            for metric, name, value in (("bleu", "BLEU", scores.bleu), ("chrf", "chrF", scores.chrf))]
 
 
-def _eval_results(report: dict[str, Any], task: str) -> list[EvalResult]:
-    scores = _bleu(report).get("modelport", {})
-    lines = (report.get("meta") or {}).get("lines")
-    out = []
-    for metric, name in (("bleu", "BLEU"), ("chrf", "chrF")):
-        if metric in scores:
-            out.append(EvalResult(
-                task_type=task, task_name="Translation", dataset_type="modelport-parity-data",
-                dataset_name=f"modelport validate data ({lines} lines)" if lines else "modelport validate data",
-                metric_type=metric, metric_name=name, metric_value=float(scores[metric])))
-    return out
-
-
-def _parity_lines(report: dict[str, Any]) -> list[str]:
-    meta = report.get("meta") or {}
-    out = [f"`modelport validate` ran the original framework and this port on {meta.get('lines', '?')} lines "
-           f"(semantics `{meta.get('semantics', '?')}`): parity **{'passed' if report.get('passed') else 'FAILED'}**.",
-           "", "| check | result |", "|---|---|"]
-    tok = report.get("tokenizer")
-    if isinstance(tok, dict):
-        out.append(f"| tokenizer (ids and decoded text) | {'identical' if tok.get('passed') else 'differs'} |")
-    fwd = report.get("forward")
-    if isinstance(fwd, dict) and "max_abs_logit_diff" in fwd:
-        out.append(f"| forward: max abs logit difference | {fwd['max_abs_logit_diff']:.3g} "
-                   f"(tolerance {fwd.get('tolerance', 1e-4):.0e}) |")
-    beam = report.get("beam")
-    if isinstance(beam, dict):
-        out.append(f"| beam search: identical outputs | {'yes' if beam.get('identical') else 'no'} "
-                   f"(real divergences {beam.get('real_divergences', 0)}, near-ties {beam.get('near_ties', 0)}, "
-                   f"score mismatches {beam.get('score_mismatches', 0)}) |")
-        if beam.get("max_score_diff") is not None:
-            out.append(f"| beam search: max score difference | {beam['max_score_diff']:.3g} |")
-    for system, scores in _bleu(report).items():
-        parts = [f"{name} {scores[k]:.2f}" for k, name in (("bleu", "BLEU"), ("chrf", "chrF")) if k in scores]
-        out.append(f"| {system} | {', '.join(parts)} |")
-    for note in meta.get("notes") or []:
-        out.append(f"\nNote: {note}")
-    return out
+def _parity_report(directory: Path) -> ParityReport | None:
+    """The folder's parity report, if ``modelport validate`` wrote one."""
+    data = _read(directory / PARITY_REPORT_NAME)
+    if not data:
+        return None
+    try:
+        return ParityReport.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InvalidInputError(f"`{directory / PARITY_REPORT_NAME}` is not a parity report written by `modelport "
+                                f"validate` ({type(e).__name__}: {e}); run `modelport validate` again") from None
 
 
 def _provenance_lines(conv: dict[str, Any]) -> list[str]:
@@ -173,11 +154,10 @@ def _usage_lines(gen: dict[str, Any]) -> list[str]:
     ]
 
 
-def _transformers_usage_lines(export: dict[str, Any]) -> list[str]:
+def _transformers_usage_lines(export: HfExportReport) -> list[str]:
     """Usage of a folder written by `modelport export hf` (loaded by transformers, not modelport)."""
-    check = export.get("verification") or {}
-    gen = export.get("generation_config") or {}
-    beams = gen.get("num_beams")
+    check = export.verification
+    beams = export.generation_config.get("num_beams")  # transformers' GenerationConfig field
     out = [
         "### Use with transformers", "",
         "```python", "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer", "",
@@ -185,43 +165,50 @@ def _transformers_usage_lines(export: dict[str, Any]) -> list[str]:
         'model = AutoModelForSeq2SeqLM.from_pretrained("path/to/this/folder")',
         'batch = tokenizer(["Hello world."], return_tensors="pt", padding=True)',
         "print(tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True))", "```", "",
-        f"`modelport export hf` wrote this folder as `{export.get('model_class')}` + "
-        f"`{export.get('tokenizer_class')}` (transformers {export.get('transformers_version')})"
+        f"`modelport export hf` wrote this folder as `{export.model_class}` + "
+        f"`{export.tokenizer_class}` (transformers {export.transformers_version})"
         + (f"; `generate` defaults to {beams} beams" if beams else "") + ".",
     ]
-    if check:
-        fwd = (check.get("forward") or {}).get("max_abs_logit_diff")
-        out += ["", f"Checked against the modelport port on {check.get('lines')} lines: tokenizer ids "
-                f"{(check.get('tokenizer') or {}).get('ids_equal')}/{check.get('lines')} identical, max |logit "
-                f"difference| {fwd:.3g}, `generate` outputs {(check.get('generate') or {}).get('identical')}/"
-                f"{check.get('lines')} identical to modelport's `semantics=\"hf\"` search."]
-    for note in export.get("approximations") or []:
+    if check is not None:
+        out += ["", f"Checked against the modelport port on {check.lines} lines: tokenizer ids "
+                f"{check.ids_equal}/{check.lines} identical, max |logit difference| {check.max_abs_logit_diff:.3g}, "
+                f"`generate` outputs {check.generate_identical}/{check.lines} identical to modelport's "
+                f"`semantics=\"hf\"` search."]
+    for note in export.approximations:
         out += ["", f"Approximation (exported with --allow-approximate): {note}."]
-    for note in export.get("generation_notes") or []:
+    for note in export.generation_notes:
         out += ["", f"Note: {note}."]
     return out
 
 
+def _export_report(export: HfExportReport | Mapping[str, Any]) -> HfExportReport:
+    """``export`` typed (it may still come as its JSON, ``export_report.json``)."""
+    report = export if isinstance(export, HfExportReport) else ExportReport.from_json(export)
+    if not isinstance(report, HfExportReport):
+        raise InvalidInputError(f"a card describes a `modelport export hf` folder, not an `export {report.target}` "
+                                "one")
+    return report
+
+
 def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
               language: list[str] | None = None, base_model: str | None = None,
-              export: dict[str, Any] | None = None) -> ModelCard:
+              export: HfExportReport | Mapping[str, Any] | None = None) -> ModelCard:
     """Build the model card of a ported folder (metadata + Markdown body).
 
     ``export`` (the report of ``modelport export hf``) makes it the card of
     the transformers folder exported from it: transformers usage instead of
     modelport's."""
+    export = _export_report(export) if export is not None else None
     directory = Path(ported_dir)
-    if not (directory / "config.json").is_file() or not (directory / "conversion.json").is_file():
-        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (config.json or conversion.json "
+    if not (directory / CONFIG_NAME).is_file() or not (directory / CONVERSION_NAME).is_file():
+        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder ({CONFIG_NAME} or {CONVERSION_NAME} "
                                 "missing; create one with `modelport convert`)")
-    checked = check_folder(directory)  # a damaged or edited folder gets no card
-    cfg = _read(directory / "config.json")
-    conv = _read(directory / "conversion.json")
-    gen = _read(directory / "generation_config.json")
-    tok = _read(directory / "tokenizer" / "tokenizer_config.json")
-    report = _read(directory / "parity_report.json")
-    fmt = cfg.get("source_format", "unknown")
-    ensemble = int(cfg.get("ensemble_size", 1))
+    folder = PortedFolder.open(directory)  # a damaged or edited folder gets no card
+    conv, gen = folder.conversion, folder.generation_config
+    tok = _read(directory / TOKENIZER_DIR / TOKENIZER_CONFIG_NAME)
+    report = _parity_report(directory)
+    fmt = folder.data.get("source_format", "unknown")
+    ensemble = folder.ensemble_size
 
     langs = list(language) if language else [x for x in (tok.get("source_lang"), tok.get("target_lang")) if x]
     lic = license or conv.get("license")
@@ -229,24 +216,24 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     task = "translation"
     results = _eval_results(report, task)
     data = ModelCardData(
-        language=langs or None, license=lic, library_name="transformers" if export else "modelport",
+        language=langs or None, license=lic, library_name="transformers" if export is not None else "modelport",
         tags=[task, fmt, "modelport"],
         pipeline_tag=task, base_model=base_model, model_name=name if results else None,
         eval_results=results or None,
     )
     pair = f" ({tok['source_lang']} → {tok['target_lang']})" if tok.get("source_lang") and tok.get("target_lang") \
         else ""
-    params = checked.parameters
+    params = folder.parameters
     body = [f"# {name}", "",
             f"A {fmt} translation model{pair} ported by modelport into its unified "
             "PyTorch encoder-decoder" + (f", converted from `{base_model}`" if base_model else "")
-            + (f", exported as transformers' `{export.get('model_class')}`" if export else "") + ".", "",
-            "## Model", ""] + _architecture(cfg, ensemble, params) + ["", "## Conversion", ""] \
+            + (f", exported as transformers' `{export.model_class}`" if export is not None else "") + ".", "",
+            "## Model", ""] + _architecture(folder.config, ensemble, params) + ["", "## Conversion", ""] \
         + _provenance_lines(conv) + ["", "## Parity with the original framework", ""]
-    body += _parity_lines(report) if report else \
+    body += report.card_lines() if report is not None else \
         ["Not validated yet: run `modelport validate PORTED_DIR --reference SOURCE --data FILE` to compare "
          "tokenizer ids, logits and beam-search outputs with the original framework."]
-    body += ["", "## Usage", ""] + (_transformers_usage_lines(export) if export else _usage_lines(gen))
+    body += ["", "## Usage", ""] + (_transformers_usage_lines(export) if export is not None else _usage_lines(gen))
     if lic is None:
         body += ["", "## License", "", "No license was given or recorded for the source checkpoint; check the "
                  "original model's terms before use."]

@@ -58,12 +58,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modelport.errors import InvalidInputError, OutputExistsError
+from modelport.api import PortedModel, load
+from modelport.errors import InvalidInputError
+from modelport.generation.scoring import teacher_forcing_batch
+from modelport.generation.translate import make_batches, pad_batch
 from modelport.model.config import Seq2SeqConfig
-from modelport.model.folder import check_folder, load_checked_weights
-from modelport.model.io import output_exists, read_json
+from modelport.model.folder import TOKENIZER_CONFIG_NAME, PortedFolder, check_writable
+from modelport.model.io import read_json
 from modelport.model.layers import Attention
+from modelport.model.transformer import Seq2SeqModel
 from modelport.passes.common import finish, measure, pass_output
+from modelport.reports.passes import PassReport
 
 # teacher layers -> {student layers: kept teacher layers}
 LAYERS_TO_COPY: dict[int, dict[int, list[int]]] = {
@@ -192,9 +197,6 @@ def _teacher_forcing_batches(cfg: Seq2SeqConfig, tokenizer: Any, sources: list[s
                              ) -> list[tuple[Tensor, Tensor, Tensor]]:
     """Batches ``(src, prev, target)`` of source lines and target ids; padded
     target positions are -100."""
-    from modelport.generation.translate import make_batches, pad_batch
-    from modelport.validators.forward import teacher_forcing_batch
-
     src = tokenizer.encode_batch(sources) if hasattr(tokenizer, "encode_batch") else [tokenizer.encode(x)
                                                                                      for x in sources]
     out = []
@@ -269,34 +271,35 @@ def _remove_heads(state: dict[str, torch.Tensor], removed: dict[str, list[int]],
             state[f"{prefix}.{key}"] = t.contiguous()
 
 
-def _set_head_counts(model_cfg: dict[str, Any], counts: dict[str, int]) -> None:
-    """Write the heads left per attention into the config: one ``*_heads``
+def _head_counts(cfg: Seq2SeqConfig, counts: dict[str, int]) -> dict[str, Any]:
+    """The config changes for the heads left per attention: one ``*_heads``
     where a stack's attentions all agree, ``*_layer_heads`` lists otherwise."""
-    per = {att: [counts[f"{side}.layers.{i}.{kind}"] for i in range(model_cfg[f"{side}_layers"])]
+    per = {att: tuple(counts[f"{side}.layers.{i}.{kind}"] for i in range(getattr(cfg, f"{side}_layers")))
            for att, side, kind in (("encoder", "encoder", "self_attn"), ("decoder", "decoder", "self_attn"),
                                    ("cross", "decoder", "cross_attn"))}
+    changes: dict[str, Any] = {}
     for side, atts in (("encoder", ("encoder",)), ("decoder", ("decoder", "cross"))):
         values = {c for att in atts for c in per[att]}
         for att in atts:
-            model_cfg[f"{att}_layer_heads"] = None if len(values) <= 1 else per[att]
+            changes[f"{att}_layer_heads"] = None if len(values) <= 1 else per[att]
         if len(values) == 1:
-            model_cfg[f"{side}_heads"] = values.pop()
+            changes[f"{side}_heads"] = values.pop()
+    return changes
 
 
-def _check_heads(model_cfg: dict[str, Any], fraction: float, gradient: bool, ensemble: int) -> int:
+def _check_heads(cfg: Seq2SeqConfig, fraction: float, gradient: bool, ensemble: int) -> int:
     """Refuse what head pruning cannot do, before any weight work; returns ``head_dim``."""
-    if model_cfg.get("positions") == "relative":
+    if cfg.positions == "relative":
         raise InvalidInputError("--heads is not supported for relative-position (T5-style) models yet: "
                                 "their position bias is shared by every layer's heads")
-    if model_cfg.get("decoder_autoreg", "self-attention") != "self-attention":
+    if cfg.decoder_autoreg != "self-attention":
         raise InvalidInputError(f"--heads is not supported for a decoder with `decoder_autoreg` "
-                                f"{model_cfg['decoder_autoreg']} (Marian's SSRU decoder has no self-attention "
+                                f"{cfg.decoder_autoreg} (Marian's SSRU decoder has no self-attention "
                                 "heads) yet; use --encoder-layers, --decoder-layers or --ffn")
-    sides = ("encoder", "decoder")
-    dims = {(model_cfg["head_dim"] or model_cfg["d_model"] // model_cfg[f"{side}_heads"]) for side in sides}
+    dims = {cfg.encoder_head_dim, cfg.decoder_head_dim}
     if len(dims) != 1:
         raise InvalidInputError(f"--heads needs equal encoder and decoder head sizes, but they are {sorted(dims)}")
-    heads = _attention_heads(Seq2SeqConfig.from_dict(model_cfg))
+    heads = _attention_heads(cfg)
     if not gradient:
         for n in set(heads.values()):
             _removed(fraction, n, "attention head", "--heads")
@@ -312,17 +315,16 @@ def _check_heads(model_cfg: dict[str, Any], fraction: float, gradient: bool, ens
     return dims.pop()
 
 
-def _prune_heads(state: dict[str, torch.Tensor], model_cfg: dict[str, Any], fraction: float, head_dim: int,
-                 importance_data: tuple[Any, list[str], list[list[int]]] | None) -> dict[str, Any]:
+def _prune_heads(state: dict[str, torch.Tensor], cfg: Seq2SeqConfig, fraction: float, head_dim: int,
+                 importance_data: tuple[Any, list[str], list[list[int]]] | None,
+                 ) -> tuple[Seq2SeqConfig, dict[str, Any]]:
     """Remove heads (by gradient importance when ``importance_data`` =
-    (tokenizer, sources, target ids) is given, else by weight magnitude) and
-    update ``model_cfg``; returns what changed."""
-    from modelport.model.transformer import Seq2SeqModel
-
-    before = _attention_heads(Seq2SeqConfig.from_dict(model_cfg))
+    (tokenizer, sources, target ids) is given, else by weight magnitude);
+    returns the new config and what changed."""
+    before = _attention_heads(cfg)
     changed: dict[str, Any] = {}
     if importance_data is not None:
-        model = Seq2SeqModel.from_state_dict(Seq2SeqConfig.from_dict(model_cfg), state)
+        model = Seq2SeqModel.from_state_dict(cfg, state)
         removed, per_step = _gradient_heads(model, _teacher_forcing_batches(model.cfg, *importance_data), fraction)
         changed["heads_criterion"] = ("Michel et al. 2019: sum |dNLL/dgate| over --data (teacher-forced), "
                                       "L2-normalised per attention, removed in 10% steps, globally")
@@ -337,9 +339,7 @@ def _prune_heads(state: dict[str, torch.Tensor], model_cfg: dict[str, Any], frac
         after[name] = before[name] - len(gone)
     changed["heads"] = [sum(before.values()), sum(after.values())]
     changed["heads_removed"] = removed
-    _set_head_counts(model_cfg, after)
-    model_cfg["head_dim"] = head_dim
-    return changed
+    return cfg.replace(**_head_counts(cfg, after), head_dim=head_dim), changed
 
 
 # ---------------------------------------------------------------------------
@@ -352,7 +352,7 @@ _VOCAB_ROWS = {"encoder.embed.embed_tokens.weight": "source", "decoder.embed.emb
                "lm_head.weight": "target", "final_logits_bias": "target"}
 
 
-def _vocab_keep(ported: Any, lines: list[str]) -> dict[str, list[int]]:
+def _vocab_keep(ported: PortedModel, lines: list[str]) -> dict[str, list[int]]:
     """The ids to keep per side: the source ids of ``lines``; the target ids
     of the folder's n-best translations of them and those with probability
     >= ``VOCAB_MIN_PROB`` at any of their steps (beam search weighs them
@@ -387,12 +387,12 @@ def _trim_vocab(state: dict[str, torch.Tensor], keep: dict[str, list[int]]) -> N
             state[name] = done[id(t)]
 
 
-def _vocab_lines(source: Path, vocab_from: str | os.PathLike[str]) -> list[str]:
+def _vocab_lines(source: PortedFolder, vocab_from: str | os.PathLike[str]) -> list[str]:
     """The lines of ``vocab_from``, after checking that the folder's tokenizer can be trimmed."""
-    kind = read_json(source / "tokenizer" / "tokenizer_config.json").get("type")
+    kind = read_json(source.tokenizer_dir / TOKENIZER_CONFIG_NAME).get("type")
     if kind not in VOCAB_TOKENIZERS:
         raise InvalidInputError(f"--vocab-from supports {', '.join(VOCAB_TOKENIZERS)} tokenizers, but "
-                                f"`{source}` uses {kind} (a SentencePiece model cannot be trimmed)")
+                                f"`{source.path}` uses {kind} (a SentencePiece model cannot be trimmed)")
     path = Path(vocab_from)
     if not path.is_file():
         raise InvalidInputError(f"--vocab-from `{vocab_from}` is not a file")
@@ -407,7 +407,7 @@ def _trimmed_tokenizer(tokenizer_dir: Path, tok: Any, keep: dict[str, list[int]]
     """``tokenizer/`` files for the kept ids: each dictionary keeps its kept
     symbols' lines in id order (the four specials are implicit), so the kept
     ids become 0..n-1 and every other piece reads ``<unk>``."""
-    cfg = read_json(tokenizer_dir / "tokenizer_config.json")
+    cfg = read_json(tokenizer_dir / TOKENIZER_CONFIG_NAME)
     cfg.pop("dict_pad_to_multiple", None)  # the padding rows are gone with the rest
     if cfg["source_dict"] == cfg["target_dict"] and keep["source"] != keep["target"]:
         cfg["target_dict"] = f"target.{cfg['target_dict']}"  # one joint file, now two vocabularies
@@ -418,35 +418,48 @@ def _trimmed_tokenizer(tokenizer_dir: Path, tok: Any, keep: dict[str, list[int]]
                  original[i - dictionary.nspecial] else f"{dictionary.symbols[i]} 0"  # madeupword padding
                  for i in keep[side] if i >= dictionary.nspecial]
         files[cfg[f"{side}_dict"]] = "".join(line + "\n" for line in lines)
-    files["tokenizer_config.json"] = cfg
+    files[TOKENIZER_CONFIG_NAME] = cfg
     return files
 
 
-def _prune_vocab(ported: Any, model_cfg: dict[str, Any], state: dict[str, torch.Tensor], lines: list[str],
-                 name: str) -> tuple[dict[str, Any], dict[str, str | dict[str, Any]], list[int]]:
+def _prune_vocab(ported: PortedModel, cfg: Seq2SeqConfig, state: dict[str, torch.Tensor], lines: list[str],
+                 name: str) -> tuple[Seq2SeqConfig, dict[str, Any], dict[str, str | dict[str, Any]], list[int]]:
     """Trim the vocabularies to what ``lines`` (of the file ``name``) use;
-    returns what changed, the tokenizer files to write and the new -> old
-    target ids."""
+    returns the new config, what changed, the tokenizer files to write and
+    the new -> old target ids."""
     keep = _vocab_keep(ported, lines)
     _trim_vocab(state, keep)
     new_id = {old: new for new, old in enumerate(keep["target"])}
     # the specials are the lowest ids of both sides, so the source side numbers them the same
-    changed = {f"{side}_vocab_size": [model_cfg[f"{side}_vocab_size"], len(keep[side])] for side in keep}
-    for side in keep:
-        model_cfg[f"{side}_vocab_size"] = len(keep[side])
+    changed: dict[str, Any] = {f"{side}_vocab_size": [getattr(cfg, f"{side}_vocab_size"), len(keep[side])]
+                               for side in keep}
+    changes: dict[str, Any] = {f"{side}_vocab_size": len(keep[side]) for side in keep}
     for key in ("pad_token_id", "eos_token_id", "bos_token_id", "unk_token_id", "decoder_start_token_id"):
-        if model_cfg.get(key) is not None:
-            model_cfg[key] = new_id[model_cfg[key]]
+        if getattr(cfg, key) is not None:
+            changes[key] = new_id[getattr(cfg, key)]
     changed["vocab_criterion"] = (f"source ids of {name} ({len(lines)} lines); target ids of the folder's "
                                   f"{ported.generation_config.get('beam', 1)}-best translations of it and those "
                                   f"with probability >= {VOCAB_MIN_PROB} at any of their steps; specials")
-    return changed, _trimmed_tokenizer(ported.tokenizer_dir, ported.tokenizer, keep), keep["target"]
+    return (cfg.replace(**changes), changed, _trimmed_tokenizer(ported.tokenizer_dir, ported.tokenizer, keep),
+            keep["target"])
+
+
+def _keep_layers(cfg: Seq2SeqConfig, keep: dict[str, list[int]]) -> Seq2SeqConfig:
+    """The config with only the ``keep`` layers of each side (per-layer head counts follow)."""
+    changes: dict[str, Any] = {}
+    for side, kept in keep.items():
+        changes[f"{side}_layers"] = len(kept)
+        for att in ((side,) if side == "encoder" else ("decoder", "cross")):
+            counts = getattr(cfg, f"{att}_layer_heads")
+            if counts:
+                changes[f"{att}_layer_heads"] = tuple(counts[i] for i in kept)
+    return cfg.replace(**changes)
 
 
 def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
           encoder_layers: int | None = None, decoder_layers: int | None = None, heads: float | None = None,
           ffn: float | None = None, vocab_from: str | os.PathLike[str] | None = None,
-          data: list[str] | None = None, references: list[str] | None = None, force: bool = False) -> dict:
+          data: list[str] | None = None, references: list[str] | None = None, force: bool = False) -> PassReport:
     """Write a pruned copy of ``ported_dir`` to ``output_dir`` and return the
     report: layers first (``encoder_layers``/``decoder_layers``), then FFN
     neurons (``ffn``, a fraction per layer), attention heads (``heads``, a
@@ -455,47 +468,34 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
     if all(x is None for x in (encoder_layers, decoder_layers, heads, ffn, vocab_from)):
         raise InvalidInputError("nothing to prune: give --encoder-layers, --decoder-layers, --heads, --ffn "
                                 "and/or --vocab-from")
-    source = Path(ported_dir)
-    checked = check_folder(source)
-    config = checked.data
-    if checked.quantization:
+    source = PortedFolder.open(ported_dir)
+    if source.quantization:
         raise InvalidInputError(f"`{ported_dir}` is quantized; prune the unquantized folder, then quantize")
-    if output_exists(output_dir) and not force:
-        raise OutputExistsError(str(output_dir))
-    model_cfg: dict[str, Any] = config["model"]
+    check_writable(output_dir, force)
+    cfg = source.config
     # check every option before the (slow) weight work
     keep: dict[str, list[int]] = {}
     for side, wanted in (("encoder", encoder_layers), ("decoder", decoder_layers)):
         if wanted is not None:
-            keep[side] = layers_to_keep(model_cfg[f"{side}_layers"], wanted)
+            keep[side] = layers_to_keep(getattr(cfg, f"{side}_layers"), wanted)
     sides = ("encoder", "decoder")
     if ffn is not None:
-        if model_cfg.get("ffn_depth", 2) != 2:
-            raise InvalidInputError(f"--ffn supports FFNs of depth 2, but `{ported_dir}` has depth "
-                                    f"{model_cfg['ffn_depth']}")
+        if cfg.ffn_depth != 2:
+            raise InvalidInputError(f"--ffn supports FFNs of depth 2, but `{ported_dir}` has depth {cfg.ffn_depth}")
         for side in sides:
-            _removed(ffn, model_cfg[f"{side}_ffn_dim"], "FFN neuron", "--ffn")
+            _removed(ffn, getattr(cfg, f"{side}_ffn_dim"), "FFN neuron", "--ffn")
 
-    state = _shrink_layers(load_checked_weights(checked), keep)
+    state = _shrink_layers(source.load_weights(), keep)
     changed: dict[str, Any] = {f"{side}_layers_kept": kept for side, kept in keep.items()}
-    for side, kept in keep.items():
-        model_cfg[f"{side}_layers"] = len(kept)
-        for att in ((side,) if side == "encoder" else ("decoder", "cross")):
-            if model_cfg.get(f"{att}_layer_heads"):
-                model_cfg[f"{att}_layer_heads"] = [model_cfg[f"{att}_layer_heads"][i] for i in kept]
+    cfg = _keep_layers(cfg, keep)
     vocab_lines = None if vocab_from is None else _vocab_lines(source, vocab_from)
-    head_dim = None if heads is None else _check_heads(model_cfg, heads, bool(data),
-                                                       int(config.get("ensemble_size", 1)))
-    original = None
-    if vocab_from is not None or (heads is not None and data):
-        import modelport
-
-        original = modelport.load(source)
+    head_dim = None if heads is None else _check_heads(cfg, heads, bool(data), source.ensemble_size)
+    original = load(source.path) if vocab_from is not None or (heads is not None and data) else None
     if ffn is not None:
-        widths = _prune_ffn(state, ffn, {side: model_cfg[f"{side}_ffn_dim"] for side in sides})
+        widths = _prune_ffn(state, ffn, {side: getattr(cfg, f"{side}_ffn_dim") for side in sides})
         for side, width in widths.items():
-            changed[f"{side}_ffn_dim"] = [model_cfg[f"{side}_ffn_dim"], width]
-            model_cfg[f"{side}_ffn_dim"] = width
+            changed[f"{side}_ffn_dim"] = [getattr(cfg, f"{side}_ffn_dim"), width]
+        cfg = cfg.replace(**{f"{side}_ffn_dim": width for side, width in widths.items()})
         changed["ffn_criterion"] = "||up[i,:]|| * ||down[:,i]|| (x ||gate[i,:]||), smallest removed per layer"
     if heads is not None:
         importance_data = None
@@ -505,18 +505,18 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
             targets = ([encode_target(line) for line in references] if references else
                        [h[0]["tokens"] for h in original.translate(data)])
             importance_data = (tok, data, targets)
-        changed.update(_prune_heads(state, model_cfg, heads, head_dim, importance_data))
+        cfg, heads_changed = _prune_heads(state, cfg, heads, head_dim, importance_data)
+        changed.update(heads_changed)
     tokenizer_files, target_ids = None, None
     if vocab_from is not None:
-        vocab_changed, tokenizer_files, target_ids = _prune_vocab(original, model_cfg, state, vocab_lines,
-                                                                          Path(vocab_from).name)
+        cfg, vocab_changed, tokenizer_files, target_ids = _prune_vocab(original, cfg, state, vocab_lines,
+                                                                       Path(vocab_from).name)
         changed.update(vocab_changed)
-    Seq2SeqConfig.from_dict(model_cfg)  # a bug here must not write a folder that cannot load
     options = {"encoder_layers": encoder_layers, "decoder_layers": decoder_layers, "heads": heads, "ffn": ffn,
                "vocab_from": None if vocab_from is None else str(vocab_from)}
-    with pass_output(source, output_dir, list(state.items()), config,
+    with pass_output(source, output_dir, list(state.items()), cfg,
                      {"pass": "prune", "options": options, "changed": changed}, force,
                      tokenizer_files=tokenizer_files) as out:
         # measured before the folder is renamed into place: an interrupted run leaves nothing
-        return finish(out, "prune", options, changed, measure(source, out, data, references,
-                                                               target_ids=target_ids))
+        return finish(out, PassReport("prune", options, changed,
+                                      measure(source, out.path, data, references, target_ids=target_ids)))

@@ -12,21 +12,20 @@ Modes:
 - ``fp16`` / ``bf16``: storage and compute in that dtype; logits and
   log-softmax stay fp32 (the model computes them in fp32), T5 ports keep their
   fp16 clamp.
+
+Loading such a folder is the model layer's (:mod:`modelport.model.quantized`).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any
 
 import torch
-from torch import nn
 
-from modelport.errors import InvalidInputError, OutputExistsError
-from modelport.model.folder import QUANTIZATION_MODES, SCALE_SUFFIX, check_folder, load_checked_weights
-from modelport.model.io import output_exists
+from modelport.errors import InvalidInputError
+from modelport.model.folder import QUANTIZATION_MODES, SCALE_SUFFIX, PortedFolder, check_writable
 from modelport.passes.common import finish, measure, pass_output
+from modelport.reports.passes import PassReport
 
 MODES = QUANTIZATION_MODES
 
@@ -44,50 +43,20 @@ def quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scale
 
 
-def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """int8 + ``_scale`` pairs back to fp32 tensors (aliases stay one tensor)."""
-    out: dict[str, torch.Tensor] = {}
-    done: dict[int, torch.Tensor] = {}
-    for name, t in state.items():
-        if name.endswith(SCALE_SUFFIX):
-            continue
-        scale = state.get(name + SCALE_SUFFIX)
-        if scale is not None and t.dtype == torch.int8:
-            if id(t) not in done:
-                done[id(t)] = t.float() * scale[:, None]
-            out[name] = done[id(t)]
-        else:
-            out[name] = t
-    return out
-
-
-def apply_on_load(model: nn.Module, mode: str) -> nn.Module:
-    """Make a freshly loaded model compute the way ``mode`` says."""
-    if mode == "int8":
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-    if mode in ("fp16", "bf16"):
-        return model.to(torch.float16 if mode == "fp16" else torch.bfloat16)
-    return model
-
-
 def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, mode: str,
-             data: list[str] | None = None, references: list[str] | None = None, force: bool = False) -> dict:
+             data: list[str] | None = None, references: list[str] | None = None, force: bool = False
+             ) -> PassReport:
     """Write a quantized copy of ``ported_dir`` to ``output_dir`` and return its
     report (size, speed, agreement with the original, BLEU/chrF when
     ``references`` are given)."""
     if mode not in MODES:
         raise InvalidInputError(f"`{mode}` is not a known quantization mode (known: {', '.join(MODES)})")
-    source = Path(ported_dir)
-    checked = check_folder(source)
-    config = checked.data
-    if checked.quantization:
-        raise InvalidInputError(f"`{ported_dir}` is already quantized ({checked.quantization}); "
+    source = PortedFolder.open(ported_dir)
+    if source.quantization:
+        raise InvalidInputError(f"`{ported_dir}` is already quantized ({source.quantization}); "
                                 "quantize the unquantized folder instead")
-    if output_exists(output_dir) and not force:
-        raise OutputExistsError(str(output_dir))
-    state = load_checked_weights(checked)
+    check_writable(output_dir, force)
+    state = source.load_weights()
     tensors: list[tuple[str, torch.Tensor]] = []
     converted: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
     count = 0
@@ -109,10 +78,10 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     scheme = {"int8": "int8 weights, per-row symmetric scales; int8 dynamic matmuls for linear layers",
               "int8-weights": "int8 weights, per-row symmetric scales; fp32 compute",
               "fp16": "float16 storage and compute; fp32 logits", "bf16": "bfloat16 storage and compute; fp32 logits"}
-    config["quantization"] = {"mode": mode, "scheme": scheme[mode]}
     options = {"mode": mode}
     changed = {"tensors_quantized": count}
-    with pass_output(source, output_dir, tensors, config,
-                     {"pass": "quantize", "options": options, "changed": changed}, force) as out:
+    with pass_output(source, output_dir, tensors, source.config,
+                     {"pass": "quantize", "options": options, "changed": changed}, force,
+                     quantization={"mode": mode, "scheme": scheme[mode]}) as out:
         # measured before the folder is renamed into place: an interrupted run leaves nothing
-        return finish(out, "quantize", options, changed, measure(source, out, data, references))
+        return finish(out, PassReport("quantize", options, changed, measure(source, out.path, data, references)))

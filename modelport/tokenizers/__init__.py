@@ -1,35 +1,38 @@
 """Tokenizers that reproduce each source framework's text-to-ids pipeline.
 
-``tokenizer/tokenizer_config.json`` names the pipeline in ``type``; each type
-maps to a class with ``from_dir(directory, cfg)`` and the common interface
-``encode`` / ``encode_target`` / ``encode_batch`` / ``decode`` /
-``decode_batch`` and ``pad_id`` / ``eos_id`` / ``unk_id``.
+``tokenizer/tokenizer_config.json`` names the pipeline in ``type``;
+:data:`TOKENIZERS` maps each type to its class, which implements the
+:class:`Tokenizer` protocol (``from_dir(directory, cfg)``, ``encode`` /
+``encode_target`` / ``encode_batch`` / ``tokenize`` / ``id_to_tokens`` /
+``decode`` / ``decode_batch`` and ``pad_id`` / ``eos_id`` / ``unk_id``).
+Adding a pipeline is one class and one entry.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
 
 from modelport.errors import InvalidInputError
 from modelport.model.io import read_json
+from modelport.tokenizers.base import Tokenizer, TokenizerBase, check_keep_special_tokens
+from modelport.tokenizers.moses_bpe import MosesBpeTokenizer
+from modelport.tokenizers.sentencepiece import MarianSpmTokenizer, T5SpmTokenizer
 
-# tokenizer_config.json "type" -> "module:Class" (imported on use)
-TOKENIZER_TYPES: dict[str, str] = {
-    "fairseq_moses_bpe": "modelport.tokenizers.moses_bpe:MosesBpeTokenizer",
-    "marian_spm": "modelport.tokenizers.sentencepiece:MarianSpmTokenizer",
-    "t5_spm": "modelport.tokenizers.sentencepiece:T5SpmTokenizer",
-}
+# tokenizer_config.json "type" -> the class that loads and runs it
+TOKENIZERS: dict[str, type[Tokenizer]] = {cls.kind: cls for cls in (
+    MosesBpeTokenizer, MarianSpmTokenizer, T5SpmTokenizer)}
 
 
-def load_tokenizer(directory: str | Path) -> Any:
+def load_tokenizer(directory: str | Path) -> Tokenizer:
     """Load the tokenizer saved in a ported folder's ``tokenizer/``."""
     directory = Path(directory)
     cfg = read_json(directory / "tokenizer_config.json")
     kind = cfg.get("type")
-    target = TOKENIZER_TYPES.get(kind) if isinstance(kind, str) else None
-    if target is None:
-        raise InvalidInputError(f"`{kind}` is not a known tokenizer type (known: {', '.join(sorted(TOKENIZER_TYPES))})")
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls).from_dir(directory, cfg)
+    cls = TOKENIZERS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InvalidInputError(f"`{kind}` is not a known tokenizer type (known: {', '.join(sorted(TOKENIZERS))})")
+    return cls.from_dir(directory, cfg)
+
+
+__all__ = ["TOKENIZERS", "MarianSpmTokenizer", "MosesBpeTokenizer", "T5SpmTokenizer", "Tokenizer", "TokenizerBase",
+           "check_keep_special_tokens", "load_tokenizer"]

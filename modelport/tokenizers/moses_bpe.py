@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError
+from modelport.model.io import read_json
+from modelport.tokenizers.base import TokenizerBase, check_keep_special_tokens
 from modelport.tokenizers.bpe import Bpe
 from modelport.tokenizers.vocab import FairseqDictionary
 
@@ -74,7 +76,7 @@ class _Side:
         self.max_cache = max_cache
 
 
-class MosesBpeTokenizer:
+class MosesBpeTokenizer(TokenizerBase):
     """Moses + BPE + fairseq dictionaries, bit-identical to fairseq's hub interface."""
 
     kind = "fairseq_moses_bpe"
@@ -112,8 +114,6 @@ class MosesBpeTokenizer:
         """Load from a ported folder's ``tokenizer/`` (``cfg``: its tokenizer_config.json)."""
         directory = Path(directory)
         if cfg is None:
-            from modelport.model.io import read_json
-
             cfg = read_json(directory / "tokenizer_config.json")
         for key in ("source_dict", "target_dict"):
             if not cfg.get(key):
@@ -260,17 +260,16 @@ class MosesBpeTokenizer:
         d = self._side(side).dict
         return [d[i] for i in _as_ids(ids)]
 
-    def decode(self, ids: Sequence[int], *, side: str = "target") -> str:
-        """Detokenized text of ``ids`` (fairseq's ``hub.decode``)."""
+    def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
+        """Detokenized text of ``ids`` (fairseq's ``hub.decode``; ``<unk>`` is
+        always rendered, so ``keep_special_tokens`` is refused)."""
+        if keep_special_tokens:
+            check_keep_special_tokens(self)
         self._side(side)
         text = self.decode_tokens(ids, side=side)
         if self.bpe is not None:
             text = self.bpe.decode(text)
         return self._detok[side].detokenize(text.split())
-
-    def decode_batch(self, batch: Iterable[Sequence[int]], *, side: str = "target") -> list[str]:
-        """:meth:`decode` for each sequence."""
-        return [self.decode(ids, side=side) for ids in batch]
 
     def config(self) -> dict[str, Any]:
         """The behaviour flags, as recorded in tokenizer_config.json."""

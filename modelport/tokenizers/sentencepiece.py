@@ -67,6 +67,7 @@ from typing import Any
 
 from modelport.errors import InvalidInputError
 from modelport.model.io import read_json
+from modelport.tokenizers.base import TokenizerBase, check_keep_special_tokens
 
 SPIECE_UNDERLINE = "▁"
 # transformers' ``clean_up_tokenization``: spaces the tokenization put before
@@ -119,7 +120,7 @@ def read_marian_vocab(path: str | os.PathLike[str]) -> dict[str, int]:
         raise InvalidInputError(f"vocabulary `{path}` must map pieces to integer ids") from None
 
 
-class MarianSpmTokenizer:
+class MarianSpmTokenizer(TokenizerBase):
     """SentencePiece + Marian vocabulary, as OPUS-MT and ``MarianTokenizer`` encode."""
 
     kind = "marian_spm"
@@ -212,8 +213,12 @@ class MarianSpmTokenizer:
         inverse = self._inverse[side]
         return [inverse.get(i, self.unk_token) for i in _as_ids(ids)]
 
-    def decode(self, ids: Sequence[int], *, side: str = "target") -> str:
-        """Text of ``ids``: ``</s>``/pad dropped, ``<unk>`` kept, pieces decoded with the side's spm."""
+    def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
+        """Text of ``ids``: ``</s>``/pad dropped, ``<unk>`` kept, pieces decoded
+        with the side's spm (``<unk>`` is always rendered, so ``keep_special_tokens``
+        is refused)."""
+        if keep_special_tokens:
+            check_keep_special_tokens(self)
         vocab = self.vocab if side == "source" else self.target_vocab
         eos, pad = vocab[self.eos_token], self.pad_id
         inverse = self._inverse[side]
@@ -232,11 +237,8 @@ class MarianSpmTokenizer:
         out += sp.decode_pieces(run)
         return out.replace(SPIECE_UNDERLINE, " ").strip()
 
-    def decode_batch(self, batch: Iterable[Sequence[int]], *, side: str = "target") -> list[str]:
-        return [self.decode(ids, side=side) for ids in batch]
 
-
-class T5SpmTokenizer:
+class T5SpmTokenizer(TokenizerBase):
     """``spiece.model`` + 100 sentinels, as T5 encodes."""
 
     kind = "t5_spm"
@@ -294,8 +296,8 @@ class T5SpmTokenizer:
         out.append(line[pos:])
         return out
 
-    def tokenize(self, line: str) -> list[str]:
-        """The pieces and sentinel strings, without ``</s>``."""
+    def tokenize(self, line: str, *, side: str = "source") -> list[str]:
+        """The pieces and sentinel strings, without ``</s>`` (one vocabulary for both sides)."""
         out: list[str] = []
         for chunk in self._chunks(line):
             if isinstance(chunk, int):
@@ -366,10 +368,6 @@ class T5SpmTokenizer:
             for spaced, joined in CLEAN_UP_TOKENIZATION:
                 text = text.replace(spaced, joined)
         return text
-
-    def decode_batch(self, batch: Iterable[Sequence[int]], *, side: str = "target",
-                     keep_special_tokens: bool = False) -> list[str]:
-        return [self.decode(ids, side=side, keep_special_tokens=keep_special_tokens) for ids in batch]
 
 
 # ---------------------------------------------------------------------------

@@ -9,14 +9,14 @@ it); anything larger is a real divergence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torch import Tensor
+from modelport.generation.scoring import PrefixScorer
+from modelport.reports.parity import BeamSection
 
-Hyp = dict[str, Any]
-# (source token ids, decoder prefix token ids) -> log-probs [V] of the next token
-PrefixScorer = Callable[[list[int], list[int]], Tensor]
+# a hypothesis: modelport's Hypothesis, or a reference framework's as a dict (tokens, score, positional_scores)
+Hyp = Mapping[str, Any]
 
 NEAR_TIE = 1e-5
 
@@ -67,7 +67,7 @@ def explain(src: list[int], ours: Hyp, ref: Hyp, start: int, score_ours: PrefixS
 def compare_hypotheses(src_tokens: Sequence[list[int]], ours: Sequence[Sequence[Hyp]],
                        ref: Sequence[Sequence[Hyp]], *, start: int, score_ours: PrefixScorer,
                        score_ref: PrefixScorer | None = None, tol: float = 1e-4,
-                       near_tie: float = NEAR_TIE, max_examples: int = 20) -> dict[str, Any]:
+                       near_tie: float = NEAR_TIE, max_examples: int = 20) -> BeamSection:
     """Compare n-best lists sentence by sentence; explain every mismatch
     (explanations for the first ``max_examples``, all counted)."""
     mismatches: list[dict[str, Any]] = []
@@ -101,8 +101,8 @@ def compare_hypotheses(src_tokens: Sequence[list[int]], ours: Sequence[Sequence[
             if len(mismatches) < max_examples:
                 mismatches.append({"line": i, "rank": rank, "tokens_modelport": list(x["tokens"]),
                                    "tokens_reference": list(y["tokens"]), **info})
-    return {"hypotheses": hyps, "identical": not mismatches and counts["real divergence"] == 0
-            and counts["near-tie"] == 0 and counts["score"] == 0,
-            "near_ties": counts["near-tie"], "real_divergences": counts["real divergence"],
-            "score_mismatches": counts["score"], "max_score_diff": max_score_diff,
-            "passed": counts["real divergence"] == 0 and counts["score"] == 0, "mismatches": mismatches}
+    return BeamSection(hypotheses=hyps, identical=not mismatches and counts["real divergence"] == 0
+                       and counts["near-tie"] == 0 and counts["score"] == 0,
+                       near_ties=counts["near-tie"], real_divergences=counts["real divergence"],
+                       score_mismatches=counts["score"], max_score_diff=max_score_diff,
+                       passed=counts["real divergence"] == 0 and counts["score"] == 0, mismatches=mismatches)

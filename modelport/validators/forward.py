@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from modelport.reports.parity import ModuleDivergence
+
 _SUFFIX = re.compile(r"\.(weight|bias)$")
 
 
@@ -90,10 +92,10 @@ def _align(ref: Tensor, ours: Tensor) -> Tensor | None:
 @torch.no_grad()
 def localize_divergence(reference: nn.Module, ours: nn.Module, run_reference: Callable[[], Any],
                         run_ours: Callable[[], Any], name_table: Mapping[str, str | None],
-                        tol: float = 1e-4) -> dict[str, Any]:
+                        tol: float = 1e-4) -> ModuleDivergence:
     """Run both models once with hooks and return the first reference module
-    (execution order) whose mapped unified module's output differs by > ``tol``:
-    ``{"found", "reference_module", "module", "max_abs_diff", "checked"}``."""
+    (execution order) whose mapped unified module's output differs by > ``tol``,
+    with that module's unified name (both None when none differs)."""
     table = module_name_table(name_table)
     order: list[str] = []
     ref_acts, h1 = _capture(reference, None, order)
@@ -109,7 +111,6 @@ def localize_divergence(reference: nn.Module, ours: nn.Module, run_reference: Ca
     finally:
         for h in h2:
             h.remove()
-    checked = 0
     for name in order:
         target = mapped[name]
         if target is None or target not in ours_acts:
@@ -117,26 +118,10 @@ def localize_divergence(reference: nn.Module, ours: nn.Module, run_reference: Ca
         ref = _align(ref_acts[name], ours_acts[target])
         if ref is None:
             continue
-        checked += 1
         diff = (ref - ours_acts[target]).abs().max().item()
         if not diff <= tol:
-            return {"found": True, "reference_module": name, "module": target, "max_abs_diff": diff,
-                    "checked": checked}
-    return {"found": False, "reference_module": None, "module": None, "max_abs_diff": 0.0, "checked": checked}
-
-
-def teacher_forcing_batch(src: list[list[int]], targets: list[list[int]], pad: int, start: int,
-                          ) -> tuple[Tensor, Tensor, Tensor]:
-    """Left-padded sources, right-padded decoder inputs ``[start] + target[:-1]``
-    and the mask of real target positions."""
-    from modelport.generation.translate import pad_batch
-
-    s = pad_batch(src, pad, left=True)
-    prev_lists = [[start] + list(t[:-1]) for t in targets]
-    prev = pad_batch(prev_lists, pad, left=False)
-    mask = prev.ne(pad)
-    mask[:, 0] = True
-    return s, prev, mask
+            return ModuleDivergence(module=target, reference_module=name, max_abs_diff=diff)
+    return ModuleDivergence(module=None, reference_module=None, max_abs_diff=0.0)
 
 
 @torch.no_grad()
@@ -146,3 +131,6 @@ def max_logit_diff(ours: nn.Module, reference_logits: Callable[[Tensor, Tensor],
     a = ours(src, prev)
     b = reference_logits(src, prev)
     return (a - b).abs()[mask].max().item()
+
+
+__all__ = ["localize_divergence", "max_logit_diff", "module_name_table"]

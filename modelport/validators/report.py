@@ -1,9 +1,10 @@
-"""Parity reports: one JSON file and its Markdown rendering.
+"""Tokenizer-validator reports as dicts, and the shared report files.
 
-A report is ``{"<section>": {...}, ..., "passed": bool}``; each validator
-(tokenizer, forward, beam) contributes one section. Writing and rendering are
-:mod:`modelport.reports`' (shared with the pass reports): the Markdown shows
-every field, so a new validator needs no code here.
+:func:`~modelport.validators.tokenizer.validate_tokenizer` (a check that also
+runs on its own, without a model) returns ``{"tokenizer": {...}, "passed":
+bool}``; :func:`merge_reports` joins such reports. ``modelport validate``'s
+report is the typed :class:`~modelport.reports.parity.ParityReport`. Writing
+and rendering are :mod:`modelport.reports`' (one renderer for every report).
 """
 
 from __future__ import annotations

@@ -1,248 +1,259 @@
 """``modelport validate``: run the reference framework and the port on the same
 lines, in the same batches, with the same decoding options, and report.
 
-Sections: ``tokenizer`` (from :mod:`modelport.validators.tokenizer`),
+The result is a :class:`~modelport.reports.parity.ParityReport` with the
+sections ``tokenizer`` (from :mod:`modelport.validators.tokenizer`),
 ``forward`` (max |logit diff| teacher-forced on the reference's outputs; on
 failure, the first divergent module), ``beam`` (token sequences and scores,
 every mismatch explained), ``bleu`` (with ``references``). Parity passes when
 the tokenizer and forward sections pass and beam search has no real
 divergence and no score mismatch; numerical near-ties are reported but do not
 fail it.
+
+Decoding options come as one mapping (``decoding=``, or keywords collected
+into it): fairseq's names (modelport's aliases under hf semantics) for fairseq
+and T5 ports; ``beam``/``lenpen``/``nbest`` and Marian's own names for Marian
+ports, which are checked against Marian itself (pymarian).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from modelport.generation.translate import generate, make_batches, resolve_options
+from modelport.api import PortedModel, convert, load
+from modelport.converters.fairseq import NAME_TABLE as FAIRSEQ_NAME_TABLE
+from modelport.converters.t5 import NAME_TABLE as T5_NAME_TABLE
+from modelport.errors import InvalidInputError
+from modelport.generation.options import VALIDATE_BATCH_SIZE
+from modelport.generation.scoring import prefix_scorer, teacher_forcing_batch, token_log_probs
+from modelport.generation.semantics import SEMANTICS, TOKEN_IDS, decoding_flags
+from modelport.generation.translate import generate, make_batches, resolve_options, translate
+from modelport.metrics import bleu_chrf
+from modelport.model.folder import TOKENIZER_CONFIG_NAME
+from modelport.model.io import read_json
+from modelport.reports.parity import (PARITY_REPORT_STEM, BleuSection, ForwardSection, MarianBeamSection,
+                                      MarianForwardSection, ParityMeta, ParityReport, Scores, TokenizerSection,
+                                      WeightDivergence)
 from modelport.validators.beam import compare_hypotheses
-from modelport.validators.metrics import bleu_chrf
-from modelport.validators.forward import localize_divergence, max_logit_diff, teacher_forcing_batch
+from modelport.validators.forward import localize_divergence, max_logit_diff
+from modelport.validators.references.fairseq_generator import FairseqReference, fairseq_cpu_ngram_noop
+from modelport.validators.references.marian import WORD_SCORE_PRECISION, MarianReference, printed_tolerance
+from modelport.validators.references.transformers_generator import TransformersReference
+from modelport.validators.tokenizer import validate_tokenizer
 
 FORWARD_TOL = 1e-4
+CHECKS = ("tokenizer", "forward", "beam", "bleu")
+
+# validate()'s own keywords among the decoding flags the CLI gives it
+_KEYWORDS = ("semantics", "batch_size", "max_tokens")
+# the decoding options of a fairseq or T5 port's search: those of `modelport validate`'s flags
+# (fairseq's names; modelport's aliases under hf semantics)
+SEARCH_OPTIONS = tuple(o.name for o in decoding_flags(search_only=True) if o.name not in _KEYWORDS)
+# a Marian port's: modelport's aliases and Marian's own names (decoder.yml, ``-`` as ``_``)
+_MARIAN = SEMANTICS["marian"]
+MARIAN_OPTIONS = (*_MARIAN.aliases, *(f.name for f in fields(_MARIAN.options)), *_MARIAN.batching)
 
 
-def fairseq_cpu_ngram_noop() -> bool:
-    """Whether the installed fairseq's CPU ``NGramRepeatBlock`` is 0.12's,
-    which compares against the pad-filled end of its token buffer and blocks
-    nothing (modelport's default ``ngram_blocking="cpu-0.12"``), rather than
-    one that blocks the last generated tokens (fairseq <= 0.10, later
-    releases: ``"intended"``). Probed on a buffer where the two differ."""
-    from fairseq.ngram_repeat_block import NGramRepeatBlock
-
-    blocker = NGramRepeatBlock(2, use_extension=False)
-    tokens = torch.tensor([[2, 5, 6, 5, 1, 1]])  # step 3: last token 5 followed 5 -> 6 before
-    lprobs = torch.zeros(1, 8)
-    out = blocker(tokens, lprobs.clone(), 1, 1, 3)
-    return bool(out[0, 6] == 0)
+def _check_semantics(ported: PortedModel, semantics: str, expected: str) -> None:
+    if semantics != expected:
+        raise InvalidInputError(f"{ported.source_format} ports are validated with {expected} semantics, "
+                                f"not `{semantics}`")
 
 
-def _prefix_scorer(models: Sequence[Any], pad_left: bool = True):
-    from modelport.generation.ensemble import Ensemble
-
-    @torch.no_grad()
-    def score(src: list[int], prefix: list[int]) -> torch.Tensor:
-        ens = Ensemble(models)
-        ens.encode(torch.tensor([src]))
-        lp = None
-        for t in prefix:
-            lp = ens.log_probs(torch.tensor([[t]]))
-        return lp[0]
-
-    return score
-
-
-def _fairseq_reference(ported: Any, reference: str, semantics: str, opts: dict[str, Any]
+def _fairseq_reference(ported: PortedModel, reference: str, semantics: str, opts: dict[str, Any]
                        ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """fairseq's loader and SequenceGenerator, with fairseq's option names."""
-    from modelport.converters.fairseq import NAME_TABLE
-    from modelport.validators.references.fairseq_generator import FairseqReference
-
-    if semantics != "fairseq":
-        from modelport.errors import InvalidInputError
-
-        raise InvalidInputError(f"fairseq ports are validated with fairseq semantics, not `{semantics}`")
+    _check_semantics(ported, semantics, "fairseq")
     tok_cfg = _tokenizer_config(ported)
     ref = FairseqReference(reference, tok_cfg.get("source_lang"), tok_cfg.get("target_lang"))
-    return ref, NAME_TABLE, {k: v for k, v in opts.items() if k != "ngram_blocking"}
+    return ref, FAIRSEQ_NAME_TABLE, {k: v for k, v in opts.items() if k != "ngram_blocking"}
 
 
-def _transformers_reference(ported: Any, reference: str, semantics: str, opts: dict[str, Any]
+def _transformers_reference(ported: PortedModel, reference: str, semantics: str, opts: dict[str, Any]
                             ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """transformers' own model and ``generate`` (hf semantics; modelport's
     fairseq-style aliases beam/lenpen/nbest/min_len renamed)."""
-    from modelport.converters.t5 import NAME_TABLE
-    from modelport.generation.translate import hf_option_names
-    from modelport.validators.references.transformers_generator import TransformersReference
-
-    if semantics != "hf":
-        from modelport.errors import InvalidInputError
-
-        raise InvalidInputError(f"{ported.source_format} ports are validated with hf semantics, not `{semantics}`")
-    ref_opts = hf_option_names(opts)
+    _check_semantics(ported, semantics, "hf")
+    ref_opts = SEMANTICS["hf"].rename(opts)
     ref_opts.setdefault("decoder_start_token_id", ported.config.decoder_start_token_id)
-    return TransformersReference(reference), NAME_TABLE, ref_opts
+    return TransformersReference(reference), T5_NAME_TABLE, ref_opts
 
 
-# source format -> (ported, reference path, semantics, options) -> (reference, name table, its options)
-REFERENCES = {"fairseq": _fairseq_reference, "t5": _transformers_reference}
+# (ported, reference path, semantics, options) -> (reference, its converter's name table, its options)
+ReferenceFactory = Callable[[PortedModel, str, str, dict[str, Any]], tuple[Any, dict[str, Any], dict[str, Any]]]
+# source format -> the reference framework that validates its ports (Marian: validate_marian)
+REFERENCES: dict[str, ReferenceFactory] = {"fairseq": _fairseq_reference, "t5": _transformers_reference}
 
 
-def _tokenizer_config(ported: Any) -> dict[str, Any]:
-    import json
+def _tokenizer_config(ported: PortedModel) -> dict[str, Any]:
+    path = Path(ported.tokenizer_dir) / TOKENIZER_CONFIG_NAME
+    return read_json(path) if path.is_file() else {}
 
-    path = Path(ported.tokenizer_dir) / "tokenizer_config.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+def _decoding_options(decoding: Mapping[str, Any], known: Sequence[str], source_format: str) -> dict[str, Any]:
+    """The options of ``decoding`` a port of ``source_format`` decodes with
+    (None = not given). fairseq's search options are accepted, and ignored, by
+    Marian ports: ``modelport validate`` takes the same flags for every port."""
+    unknown = [k for k in decoding if k not in known and k not in SEARCH_OPTIONS]
+    if unknown:
+        raise InvalidInputError(f"`{', '.join(unknown)}` is not a decoding option of {source_format} ports "
+                                f"(known: {', '.join(known)})")
+    return {k: v for k, v in decoding.items() if k in known}
+
+
+def _checks(only: Sequence[str] | str | None) -> set[str]:
+    if isinstance(only, str):
+        only = (only,)
+    checks = set(only or CHECKS)
+    if not checks <= set(CHECKS):
+        raise InvalidInputError(f"`{', '.join(sorted(checks - set(CHECKS)))}` is not a known check "
+                                f"(known: {', '.join(CHECKS)})")
+    return checks
+
+
+def _tokenizer_section(ported_dir: str | os.PathLike[str], reference: str, lines: Sequence[str],
+                       references: Sequence[str] | None) -> TokenizerSection:
+    found = validate_tokenizer(ported_dir, reference, list(lines),
+                               target_lines=list(references) if references else None)
+    return TokenizerSection.from_json(found["tokenizer"])
+
+
+def _ngram_blocking_note(opts: dict[str, Any]) -> str:
+    """Set ``opts["ngram_blocking"]`` to what the installed fairseq does; the note saying so."""
+    if fairseq_cpu_ngram_noop():
+        opts["ngram_blocking"] = "cpu-0.12"
+        return ("the installed fairseq's CPU n-gram blocker (0.12) compares with the pad-filled end of its token "
+                "buffer and blocks nothing; modelport reproduces it (ngram_blocking='cpu-0.12', the default of "
+                "fairseq semantics)")
+    opts["ngram_blocking"] = "intended"
+    return ("the installed fairseq blocks repeated n-grams of the last generated tokens; modelport did the same "
+            "(ngram_blocking='intended')")
 
 
 def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Sequence[str] | None = None, *,
              src_tokens: Sequence[list[int]] | None = None, semantics: str | None = None,
-             beam: int | None = None, lenpen: float | None = None, nbest: int | None = None,
-             max_len_a: float | None = None, max_len_b: int | None = None, min_len: int | None = None,
-             unkpen: float | None = None, no_repeat_ngram_size: int | None = None,
-             batch_size: int = 16, max_tokens: int | None = None, references: Sequence[str] | None = None,
-             report_dir: str | os.PathLike[str] | None = None, only: Sequence[str] | None = None,
-             forward_batches: int = 2, write: bool = True, marian: dict[str, Any] | None = None) -> dict[str, Any]:
+             decoding: Mapping[str, Any] | None = None, batch_size: int = VALIDATE_BATCH_SIZE,
+             max_tokens: int | None = None, references: Sequence[str] | None = None,
+             report_dir: str | os.PathLike[str] | None = None, only: Sequence[str] | str | None = None,
+             forward_batches: int = 2, write: bool = True, **options: Any) -> ParityReport:
     """Validate a ported folder against its source checkpoint ``reference``.
 
     ``data_lines`` are raw text lines (tokenized by the port's tokenizer);
     ``src_tokens`` may be given instead (token ids, EOS included). ``only``
-    restricts the sections ("tokenizer", "forward", "beam", "bleu"). Marian
-    ports are checked against Marian itself (pymarian, ``reference`` the
-    original model directory) with ``marian`` holding Marian-named options
-    (word_penalty, max_length_factor, allow_unk, mini_batch, ...). The
-    report is written to ``report_dir`` (default: the ported folder) as
-    parity_report.json/.md unless ``write`` is False; ``report["passed"]``
-    says whether parity holds (the CLI exits 3 when it does not).
+    restricts the checks ("tokenizer", "forward", "beam", "bleu").
+    ``decoding`` holds the decoding options, and keyword ``options``
+    (``beam=4``, ``nbest=2``, ... ; None = not given) are added to it (see the
+    module docstring for the names). Marian ports are checked against Marian
+    itself (pymarian, ``reference`` the original model directory). The report
+    is written to ``report_dir`` (default: the ported folder) as
+    parity_report.json/.md unless ``write`` is False; ``report.passed`` says
+    whether parity holds (the CLI exits 3 when it does not).
     """
-    import modelport
-
-    known = ("tokenizer", "forward", "beam", "bleu")
-    if isinstance(only, str):
-        only = (only,)
-    sections = set(only or known)
-    if not sections <= set(known):
-        from modelport.errors import InvalidInputError
-
-        raise InvalidInputError(f"`{', '.join(sorted(sections - set(known)))}` is not a known check "
-                                f"(known: {', '.join(known)})")
-    ported = modelport.load(ported_dir)
+    decoding = {**(decoding or {}), **options}
+    checks = _checks(only)
+    ported = load(ported_dir)
     if ported.source_format == "marian":
         if data_lines is None:
-            from modelport.errors import InvalidInputError
-
             raise InvalidInputError("Marian ports are validated on text lines (--data): pymarian reads text, "
                                     "not token ids")
-        return validate_marian(ported, ported_dir, reference, data_lines, sections=sections,
-                               options={"beam": beam, "lenpen": lenpen, "nbest": nbest, **(marian or {})},
+        return validate_marian(ported, ported_dir, reference, data_lines, sections=checks,
+                               options=_decoding_options(decoding, MARIAN_OPTIONS, "marian"),
                                references=references, report_dir=report_dir, write=write)
     if ported.source_format not in REFERENCES:
-        from modelport.errors import InvalidInputError
-
         raise InvalidInputError(f"`{ported.source_format}` ports cannot be validated by `modelport validate` yet "
                                 f"(known: {', '.join(REFERENCES)})")
-    report: dict[str, Any] = {"meta": {"ported_dir": str(ported_dir), "reference": str(reference),
-                                       "lines": len(src_tokens if src_tokens is not None else data_lines or [])}}
-
-    if data_lines is not None and "tokenizer" in sections:
-        try:
-            from modelport.validators.tokenizer import validate_tokenizer
-        except ImportError:
-            validate_tokenizer = None
-        if validate_tokenizer is not None:
-            tok_report = validate_tokenizer(ported_dir, reference, list(data_lines),
-                                            target_lines=list(references) if references else None)
-            report["tokenizer"] = tok_report.get("tokenizer", tok_report)
+    given = _decoding_options(decoding, SEARCH_OPTIONS, ported.source_format)
+    tokenizer = None
+    if data_lines is not None and "tokenizer" in checks:
+        tokenizer = _tokenizer_section(ported_dir, reference, data_lines, references)
     if src_tokens is None:
         src_tokens = [ported.tokenizer.encode(line) for line in data_lines or []]
     src_tokens = [list(s) for s in src_tokens]
 
-    sem, opts = resolve_options(ported.generation_config, semantics, {
-        "beam": beam, "lenpen": lenpen, "nbest": nbest, "max_len_a": max_len_a, "max_len_b": max_len_b,
-        "min_len": min_len, "unkpen": unkpen, "no_repeat_ngram_size": no_repeat_ngram_size})
+    sem, opts = resolve_options(ported.generation_config, semantics, given)
     ref, name_table, ref_opts = REFERENCES[ported.source_format](ported, reference, sem, opts)
     notes = []
     if opts.get("no_repeat_ngram_size") and ported.source_format == "fairseq":
-        if fairseq_cpu_ngram_noop():
-            opts["ngram_blocking"] = "cpu-0.12"
-            notes.append("the installed fairseq's CPU n-gram blocker (0.12) compares with the pad-filled end of "
-                         "its token buffer and blocks nothing; modelport reproduces it (ngram_blocking='cpu-0.12', "
-                         "the default of fairseq semantics)")
-        else:
-            opts["ngram_blocking"] = "intended"
-            notes.append("the installed fairseq blocks repeated n-grams of the last generated tokens; modelport "
-                         "did the same (ngram_blocking='intended')")
-    report["meta"].update({"semantics": sem, "options": dict(opts), "batch_size": batch_size, "notes": notes,
-                           "reference_framework": type(ref).__name__})
+        notes.append(_ngram_blocking_note(opts))
+    meta = ParityMeta(ported_dir=str(ported_dir), reference=str(reference), lines=len(src_tokens), semantics=sem,
+                      options=dict(opts), batch_size=batch_size, notes=notes,
+                      reference_framework=type(ref).__name__)
 
     batches = make_batches([len(s) for s in src_tokens], batch_size, max_tokens)
     ours_all: list[Any] = [None] * len(src_tokens)
     ref_all: list[Any] = [None] * len(src_tokens)
+    search = bool(checks & {"beam", "bleu"})
     for batch in batches:
         srcs = [src_tokens[i] for i in batch]
         ref_out = ref.generate(srcs, **dict(ref_opts))
-        ours_out = generate(ported.models, srcs, semantics=sem, **opts) if "beam" in sections or \
-            "bleu" in sections else [None] * len(batch)
+        ours_out = generate(ported.models, srcs, semantics=sem, **opts) if search else [None] * len(batch)
         for i, r, o in zip(batch, ref_out, ours_out):
             ref_all[i], ours_all[i] = r, o
 
     cfg = ported.config
-    if "forward" in sections:
-        diffs = []
-        for member in range(len(ported.models)):
-            for batch in batches[:forward_batches]:
-                src, prev, mask = teacher_forcing_batch([src_tokens[i] for i in batch],
-                                                        [ref_all[i][0]["tokens"] for i in batch],
-                                                        cfg.pad_token_id, cfg.decoder_start_token_id)
-                diffs.append(max_logit_diff(ported.models[member],
-                                            lambda s, p, m=member: ref.logits(s, p, m), src, prev, mask))
-        worst = max(diffs) if diffs else 0.0
-        fwd: dict[str, Any] = {"max_abs_logit_diff": worst, "tolerance": FORWARD_TOL,
-                               "passed": worst <= FORWARD_TOL}
-        if not worst <= FORWARD_TOL:
-            i = batches[0][0]
-            src, prev, _ = teacher_forcing_batch([src_tokens[i]], [ref_all[i][0]["tokens"]], cfg.pad_token_id,
-                                                 cfg.decoder_start_token_id)
-            found = localize_divergence(ref.models[0], ported.models[0], lambda: ref.run_forward(src, prev),
-                                        lambda: ported.models[0](src, prev), name_table, tol=FORWARD_TOL)
-            fwd["first_divergent_module"] = found["module"]
-            fwd["first_divergent_reference_module"] = found["reference_module"]
-            fwd["module_max_abs_diff"] = found["max_abs_diff"]
-        report["forward"] = fwd
-
-    if "beam" in sections:
-        beam_rep = compare_hypotheses(src_tokens, ours_all, ref_all, start=cfg.decoder_start_token_id,
-                                      score_ours=_prefix_scorer(ported.models),
-                                      score_ref=ref.prefix_scorer())
-        report["beam"] = beam_rep
-
-    if references is not None and "bleu" in sections:
-        def text(h: dict[str, Any]) -> str:
+    forward = beam = bleu = None
+    if "forward" in checks:
+        forward = _forward(ported, ref, name_table, src_tokens, ref_all, batches, forward_batches)
+    if "beam" in checks:
+        beam = compare_hypotheses(src_tokens, ours_all, ref_all, start=cfg.decoder_start_token_id,
+                                  score_ours=prefix_scorer(ported.models), score_ref=ref.prefix_scorer())
+    if references is not None and "bleu" in checks:
+        def text(h: Any) -> str:
             ids = [t for t in h["tokens"] if t not in (cfg.eos_token_id, cfg.pad_token_id)]
             return ported.tokenizer.decode(ids)
 
-        ours_txt = [text(h[0]) for h in ours_all]
-        ref_txt = [text(h[0]) for h in ref_all]
-        refs = list(references)
-        report["bleu"] = {"modelport": bleu_chrf(ours_txt, refs), "reference": bleu_chrf(ref_txt, refs), "passed": True}
+        bleu = _bleu([text(h[0]) for h in ours_all], [text(h[0]) for h in ref_all], references)
 
-    checked = [v for k, v in report.items() if isinstance(v, dict) and k != "meta"]
-    # nothing checked is not parity: a validator that cannot fail is a defect
-    report["passed"] = bool(checked) and all(v.get("passed", True) for v in checked)
+    report = ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu)
     if write:
         write_parity_report(report, Path(report_dir) if report_dir is not None else Path(ported_dir))
     return report
 
 
-def write_parity_report(report: dict[str, Any], directory: Path) -> tuple[Path, Path]:
-    from modelport.validators.report import write_report
+def _forward(ported: PortedModel, ref: Any, name_table: dict[str, Any], src_tokens: list[list[int]],
+             ref_out: list[Any], batches: list[list[int]], forward_batches: int) -> ForwardSection:
+    """max |logit diff| of every member, teacher-forced on the reference's best
+    outputs (``ref_out``) over the first ``forward_batches`` batches; on
+    failure, the first divergent module on the first line."""
+    cfg = ported.config
 
-    return write_report(report, directory)
+    def targets(batch: list[int]) -> list[list[int]]:
+        return [ref_out[i][0]["tokens"] for i in batch]
+
+    diffs = []
+    for member in range(len(ported.models)):
+        for batch in batches[:forward_batches]:
+            src, prev, mask = teacher_forcing_batch([src_tokens[i] for i in batch], targets(batch),
+                                                    cfg.pad_token_id, cfg.decoder_start_token_id)
+            diffs.append(max_logit_diff(ported.models[member], lambda s, p, m=member: ref.logits(s, p, m),
+                                        src, prev, mask))
+    worst = max(diffs) if diffs else 0.0
+    passed = worst <= FORWARD_TOL
+    divergence = None
+    if not passed:
+        i = batches[0][0]
+        src, prev, _ = teacher_forcing_batch([src_tokens[i]], targets([i]), cfg.pad_token_id,
+                                             cfg.decoder_start_token_id)
+        divergence = localize_divergence(ref.models[0], ported.models[0], lambda: ref.run_forward(src, prev),
+                                         lambda: ported.models[0](src, prev), name_table, tol=FORWARD_TOL)
+    return ForwardSection(max_abs_logit_diff=worst, tolerance=FORWARD_TOL, passed=passed, divergence=divergence)
+
+
+def _bleu(ours: list[str], theirs: list[str], references: Sequence[str]) -> BleuSection:
+    refs = list(references)
+    return BleuSection(modelport=Scores(**bleu_chrf(ours, refs)), reference=Scores(**bleu_chrf(theirs, refs)))
+
+
+def write_parity_report(report: ParityReport, directory: Path) -> tuple[Path, Path]:
+    """``parity_report.json`` and ``parity_report.md`` in ``directory``."""
+    return report.write(directory, PARITY_REPORT_STEM)
 
 
 # ---------------------------------------------------------------------------
@@ -257,15 +268,11 @@ def _module_of(param: str) -> str:
     return param.rsplit(".", 1)[0] if param.endswith((".weight", ".bias")) else param
 
 
-def _weights_differ_from(ported: Any, reference: str) -> tuple[str | None, float]:
+def _weights_differ_from(ported: PortedModel, reference: str) -> tuple[str | None, float]:
     """The first module (in the port's own order) whose weights differ from a
     fresh conversion of the reference directory, and by how much."""
-    import tempfile
-
-    import modelport
-
     with tempfile.TemporaryDirectory(prefix="modelport-validate-") as tmp:
-        fresh = modelport.convert(reference, Path(tmp) / "fresh")
+        fresh = convert(reference, Path(tmp) / "fresh")
         ref_state = fresh.models[0].state_dict()
     for name, value in ported.models[0].state_dict().items():
         other = ref_state.get(name)
@@ -277,11 +284,10 @@ def _weights_differ_from(ported: Any, reference: str) -> tuple[str | None, float
     return None, 0.0
 
 
-def _marian_forward(ported: Any, ref: Any, lines: list[str], ref_out: list[Any], reference: str) -> dict[str, Any]:
+def _marian_forward(ported: PortedModel, ref: MarianReference, lines: list[str], ref_out: list[Any],
+                    reference: str) -> MarianForwardSection:
     """Teacher-forced per-token log-probs of Marian's best hypotheses:
     ``pymarian score --word-scores`` vs the port's full forward."""
-    from modelport.validators.references.marian import WORD_SCORE_PRECISION
-
     cfg, tok, model = ported.config, ported.tokenizer, ported.models[0]
     unk = cfg.unk_token_id
     if ref.pre_encoded:
@@ -292,39 +298,33 @@ def _marian_forward(ported: Any, ref: Any, lines: list[str], ref_out: list[Any],
         ids = [tok.encode_target(t) for t in targets]
     scores = ref.score(lines, targets)
     worst, where = 0.0, None
-    with torch.no_grad():
-        for i, (line, t, (_, words)) in enumerate(zip(lines, ids, scores)):
-            if len(words) != len(t):
-                worst, where = float("inf"), i
-                break
-            prev = torch.tensor([[cfg.decoder_start_token_id] + t[:-1]])
-            lp = model.log_probs(prev, model.encode(torch.tensor([tok.encode(line)])))[0]
-            ours = lp.gather(-1, torch.tensor(t)[:, None])[:, 0]
-            d = (ours - torch.tensor(words)).abs().max().item()
-            if not d <= worst:
-                worst, where = d, i
-    fwd: dict[str, Any] = {
-        "max_abs_logprob_diff": worst, "max_abs_logit_diff": worst, "tolerance": FORWARD_TOL,
-        "compared": "per-token log-probabilities of Marian's best hypotheses (pymarian score --word-scores)",
-        "reference_precision": f"Marian prints word scores with 5 decimals (±{WORD_SCORE_PRECISION:g})",
-        "passed": worst <= FORWARD_TOL}
-    if len(ported.models) > 1:
-        fwd["note"] = "ensemble: only the first member's forward pass is compared"
-    if not fwd["passed"]:
-        fwd["worst_line"] = where
+    for i, (line, t, (_, words)) in enumerate(zip(lines, ids, scores)):
+        if len(words) != len(t):
+            worst, where = float("inf"), i
+            break
+        ours = token_log_probs(model, tok.encode(line), t, cfg.decoder_start_token_id)
+        d = (ours - torch.tensor(words)).abs().max().item()
+        if not d <= worst:
+            worst, where = d, i
+    passed = worst <= FORWARD_TOL
+    divergence = None
+    if not passed:
         module, diff = _weights_differ_from(ported, reference)
-        fwd["first_divergent_module"] = module
-        fwd["module_max_abs_diff"] = diff
-        fwd["localized_by"] = "the port's weights against a fresh conversion of the reference directory"
-    return fwd
+        divergence = WeightDivergence(
+            worst_line=where, module=module, max_abs_diff=diff,
+            localized_by="the port's weights against a fresh conversion of the reference directory")
+    return MarianForwardSection(
+        max_abs_logprob_diff=worst, tolerance=FORWARD_TOL,
+        compared="per-token log-probabilities of Marian's best hypotheses (pymarian score --word-scores)",
+        reference_precision=f"Marian prints word scores with 5 decimals (±{WORD_SCORE_PRECISION:g})",
+        passed=passed, note="ensemble: only the first member's forward pass is compared"
+        if len(ported.models) > 1 else None, divergence=divergence)
 
 
-def _marian_beam(ported: Any, ref_out: list[Any], ours: list[Any], nbest: int) -> dict[str, Any]:
+def _marian_beam(ported: PortedModel, ref_out: list[Any], ours: list[Any], nbest: int) -> MarianBeamSection:
     """n-best lists piece for piece; scores within Marian's printed precision
     plus 1e-4. A differing hypothesis is located at its first differing step
     and classified by the port's own log-probs of the two tokens there."""
-    from modelport.validators.references.marian import WORD_SCORE_PRECISION, printed_tolerance
-
     cfg, tok = ported.config, ported.tokenizer
     eos = cfg.eos_token_id
     mismatches: list[dict[str, Any]] = []
@@ -357,37 +357,38 @@ def _marian_beam(ported: Any, ref_out: list[Any], ours: list[Any], nbest: int) -
                 real += 1
                 mismatches.append({"line": i, "hypothesis": j, "kind": "score", "word_score_diff": words,
                                    "score_diff": score})
-    return {"hypotheses": hyps, "lines": len(ref_out), "identical_lines": sum(
-                not any(m["line"] == i for m in mismatches) for i in range(len(ref_out))),
-            "real_divergences": real, "near_ties": ties, "max_score_diff": max_diff,
-            "reference_precision": "Marian prints word scores with 5 decimals and scores with 6 significant digits; "
-                                   "scores must agree within half a printed unit + 1e-4",
-            "mismatches": mismatches[:20], "passed": real == 0}
+    differing = {m["line"] for m in mismatches}
+    return MarianBeamSection(
+        hypotheses=hyps, lines=len(ref_out), identical_lines=sum(i not in differing for i in range(len(ref_out))),
+        real_divergences=real, near_ties=ties, max_score_diff=max_diff,
+        reference_precision="Marian prints word scores with 5 decimals and scores with 6 significant digits; "
+                            "scores must agree within half a printed unit + 1e-4",
+        mismatches=mismatches[:20], passed=real == 0)
 
 
-def validate_marian(ported: Any, ported_dir: str | os.PathLike[str], reference: str, lines: Sequence[str], *,
+def _marian_failure(forward: MarianForwardSection | None, beam: MarianBeamSection | None) -> str | None:
+    """One line naming what failed first (the CLI's exit-3 message)."""
+    if forward is not None and not forward.passed:
+        return (f"forward: per-token log-probs differ from pymarian score by {forward.max_abs_logprob_diff:.2e} "
+                f"(> {FORWARD_TOL:g}); first module whose weights differ from the reference: "
+                f"{forward.first_divergent_module}")
+    if beam is not None and not beam.passed:
+        return f"beam: {beam.lines - beam.identical_lines} of {beam.lines} lines differ from pymarian decode"
+    return None
+
+
+def validate_marian(ported: PortedModel, ported_dir: str | os.PathLike[str], reference: str, lines: Sequence[str], *,
                     sections: set[str], options: dict[str, Any], references: Sequence[str] | None,
-                    report_dir: str | os.PathLike[str] | None, write: bool) -> dict[str, Any]:
+                    report_dir: str | os.PathLike[str] | None, write: bool) -> ParityReport:
     """``validate`` for Marian ports against pymarian on the original directory."""
-    from modelport.generation.translate import _MARIAN_ALIASES, _TOKEN_IDS, translate
-    from modelport.validators.references.marian import MarianReference
-
     lines = list(lines)
     sem, opts = resolve_options(ported.generation_config, "marian", options)
-    for alias, name in _MARIAN_ALIASES.items():  # beam/lenpen/nbest: an explicit alias wins over the folder's
-        if alias in opts:
-            opts[name] = opts.pop(alias)
-    opts = {k: v for k, v in opts.items() if k not in _TOKEN_IDS}
+    # beam/lenpen/nbest under Marian's names: an explicit alias wins over the folder's default
+    opts = {k: v for k, v in _MARIAN.rename(opts).items() if k not in TOKEN_IDS}
     ref = MarianReference(reference)
-    report: dict[str, Any] = {"meta": {"ported_dir": str(ported_dir), "reference": str(reference),
-                                       "lines": len(lines), "semantics": sem, "options": dict(opts),
-                                       "reference_framework": "pymarian (Marian 1.12)", "notes": []}}
-    if "tokenizer" in sections:
-        from modelport.validators.tokenizer import validate_tokenizer
-
-        tok_report = validate_tokenizer(ported_dir, reference, lines,
-                                        target_lines=list(references) if references else None)
-        report["tokenizer"] = tok_report.get("tokenizer", tok_report)
+    meta = ParityMeta(ported_dir=str(ported_dir), reference=str(reference), lines=len(lines), semantics=sem,
+                      options=dict(opts), reference_framework="pymarian (Marian 1.12)")
+    tokenizer = _tokenizer_section(ported_dir, reference, lines, references) if "tokenizer" in sections else None
     n = opts.get("n_best", False)
     beam_size = int(opts.get("beam_size", 12))
     nbest = beam_size if n is True else 1 if n is False else int(n)
@@ -396,24 +397,13 @@ def validate_marian(ported: Any, ported_dir: str | os.PathLike[str], reference: 
     ours = None
     if sections & {"beam", "bleu"}:
         ours = translate(ported, lines, semantics="marian", **{**opts, "n_best": True})
-    if "forward" in sections:
-        report["forward"] = _marian_forward(ported, ref, lines, ref_out, reference)
-    if "beam" in sections:
-        report["beam"] = _marian_beam(ported, ref_out, ours, nbest)
+    forward = _marian_forward(ported, ref, lines, ref_out, reference) if "forward" in sections else None
+    beam = _marian_beam(ported, ref_out, ours, nbest) if "beam" in sections else None
+    bleu = None
     if references is not None and "bleu" in sections:
-        refs = list(references)
-        report["bleu"] = {"modelport": bleu_chrf([o[0]["text"] for o in ours], refs),
-                          "reference": bleu_chrf([r[0].text for r in ref_out], refs), "passed": True}
-    checked = [v for k, v in report.items() if isinstance(v, dict) and k != "meta"]
-    report["passed"] = bool(checked) and all(v.get("passed", True) for v in checked)
-    fwd, beam = report.get("forward", {}), report.get("beam", {})
-    if not fwd.get("passed", True):
-        report["failure"] = (f"forward: per-token log-probs differ from pymarian score by "
-                             f"{fwd['max_abs_logprob_diff']:.2e} (> {FORWARD_TOL:g}); first module whose weights "
-                             f"differ from the reference: {fwd.get('first_divergent_module')}")
-    elif not beam.get("passed", True):
-        report["failure"] = (f"beam: {beam['lines'] - beam['identical_lines']} of {beam['lines']} lines differ "
-                             "from pymarian decode")
+        bleu = _bleu([o[0]["text"] for o in ours], [r[0].text for r in ref_out], references)
+    report = ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu,
+                             failure=_marian_failure(forward, beam))
     if write:
         write_parity_report(report, Path(report_dir) if report_dir is not None else Path(ported_dir))
     return report

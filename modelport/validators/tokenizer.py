@@ -26,81 +26,107 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelport.api import load
 from modelport.errors import InvalidInputError, ParityError
+from modelport.model.folder import CONFIG_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_DIR
 from modelport.model.io import read_json
+from modelport.tokenizers import load_tokenizer
+from modelport.validators.references.fairseq_hub import FairseqHubReference, SacremosesBpeReference
+from modelport.validators.references.sentencepiece_ref import MarianSpmReference, T5SpmReference
+from modelport.validators.references.transformers_tok import FsmtReference, MarianReference, T5Reference
 
-# reference name -> modules it needs (checked before building it)
-REQUIRES: dict[str, tuple[str, ...]] = {
-    "fairseq_hub": ("fairseq", "sacremoses"),
-    "sacremoses_fastbpe": ("sacremoses", "fastBPE"),
-    "sacremoses_subword_nmt": ("sacremoses", "subword_nmt"),
-    "sacremoses": ("sacremoses",),
-    "transformers_fsmt": ("transformers", "sacremoses"),
-    "sentencepiece": ("sentencepiece",),
-    "transformers_marian": ("transformers", "sentencepiece"),
-    "transformers_t5": ("transformers", "sentencepiece", "tokenizers"),
+
+@dataclass(frozen=True)
+class ReferenceAdapter:
+    """One reference tokenizer: the modules it needs (checked before it is
+    built) and how to build it on the original files, given the ported
+    tokenizer's config."""
+
+    requires: tuple[str, ...]
+    build: Callable[[Path, Mapping[str, Any]], Any]
+
+
+def _moses_langs(cfg: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    return cfg.get("moses_source_lang"), cfg.get("moses_target_lang")
+
+
+def _fairseq_hub(reference: Path, cfg: Mapping[str, Any]) -> FairseqHubReference:
+    # fairseq resolves its Moses languages itself; it is only told what a user tells from_pretrained
+    return FairseqHubReference(reference, source_lang=cfg.get("source_lang"), target_lang=cfg.get("target_lang"),
+                               from_pretrained_langs=cfg.get("from_pretrained_langs"), moses_langs=_moses_langs(cfg))
+
+
+def _sacremoses(reference: Path, cfg: Mapping[str, Any]) -> SacremosesBpeReference:
+    return SacremosesBpeReference(reference, source_lang=cfg.get("source_lang"), target_lang=cfg.get("target_lang"),
+                                  escape=cfg.get("moses_escape", True),
+                                  aggressive_dash_splits=cfg.get("moses_aggressive_dash_splits", True),
+                                  moses_langs=_moses_langs(cfg))
+
+
+def _fsmt(reference: Path, cfg: Mapping[str, Any]) -> FsmtReference:
+    return FsmtReference(reference, source_lang=cfg.get("source_lang"), target_lang=cfg.get("target_lang"),
+                         moses_langs=_moses_langs(cfg))
+
+
+# the sentencepiece library driven as each framework drives it, by tokenizer type
+_SENTENCEPIECE: dict[str, Callable[[Path, Mapping[str, Any]], Any]] = {
+    "marian_spm": lambda reference, cfg: MarianSpmReference(reference),
+    "t5_spm": lambda reference, cfg: T5SpmReference(reference, extra_ids=int(cfg.get("extra_ids", 100))),
+}
+
+# reference name (a key of the report) -> adapter
+REFERENCES: dict[str, ReferenceAdapter] = {
+    "fairseq_hub": ReferenceAdapter(("fairseq", "sacremoses"), _fairseq_hub),
+    "sacremoses_fastbpe": ReferenceAdapter(("sacremoses", "fastBPE"), _sacremoses),
+    "sacremoses_subword_nmt": ReferenceAdapter(("sacremoses", "subword_nmt"), _sacremoses),
+    "sacremoses": ReferenceAdapter(("sacremoses",), _sacremoses),
+    "transformers_fsmt": ReferenceAdapter(("transformers", "sacremoses"), _fsmt),
+    "sentencepiece": ReferenceAdapter(("sentencepiece",), lambda ref, cfg: _SENTENCEPIECE[cfg["type"]](ref, cfg)),
+    "transformers_marian": ReferenceAdapter(("transformers", "sentencepiece"), lambda ref, cfg: MarianReference(ref)),
+    "transformers_t5": ReferenceAdapter(("transformers", "sentencepiece", "tokenizers"),
+                                        lambda ref, cfg: T5Reference(ref)),
+}
+
+# fairseq's BPE library -> the reference calling it directly under sacremoses
+_MOSES_BPE_DIRECT = {"fastbpe": "sacremoses_fastbpe", "subword_nmt": "sacremoses_subword_nmt"}
+
+
+def _moses_bpe_references(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    bpe = cfg.get("bpe")
+    extra = ("transformers_fsmt",) if bpe == "fastbpe" else ()  # FSMT ports only fastBPE models
+    return ("fairseq_hub", _MOSES_BPE_DIRECT.get(bpe, "sacremoses")) + extra
+
+
+# tokenizer type -> the references that apply to its config, authoritative ones first
+APPLICABLE: dict[str, Callable[[Mapping[str, Any]], tuple[str, ...]]] = {
+    "fairseq_moses_bpe": _moses_bpe_references,
+    "marian_spm": lambda cfg: ("sentencepiece", "transformers_marian"),
+    "t5_spm": lambda cfg: ("sentencepiece", "transformers_t5"),
 }
 
 
-def applicable_references(cfg: dict[str, Any]) -> tuple[str, ...]:
+def applicable_references(cfg: Mapping[str, Any]) -> tuple[str, ...]:
     """The references that apply to a tokenizer config, authoritative ones first."""
     kind = cfg.get("type")
-    if kind == "fairseq_moses_bpe":
-        bpe = cfg.get("bpe")
-        direct = {"fastbpe": "sacremoses_fastbpe", "subword_nmt": "sacremoses_subword_nmt"}.get(bpe, "sacremoses")
-        extra = ("transformers_fsmt",) if bpe == "fastbpe" else ()
-        return ("fairseq_hub", direct) + extra
-    if kind == "marian_spm":
-        return ("sentencepiece", "transformers_marian")
-    if kind == "t5_spm":
-        return ("sentencepiece", "transformers_t5")
-    raise InvalidInputError(f"`{kind}` is not a known tokenizer type (known: fairseq_moses_bpe, marian_spm, t5_spm)")
+    if not isinstance(kind, str) or kind not in APPLICABLE:
+        raise InvalidInputError(f"`{kind}` is not a known tokenizer type (known: {', '.join(APPLICABLE)})")
+    return APPLICABLE[kind](cfg)
 
 
-def build_reference(name: str, reference: Path, cfg: dict[str, Any]) -> Any:
+def build_reference(name: str, reference: Path, cfg: Mapping[str, Any]) -> Any:
     """Instantiate reference ``name`` on the original files in ``reference``."""
-    src, tgt = cfg.get("source_lang"), cfg.get("target_lang")
-    moses = (cfg.get("moses_source_lang"), cfg.get("moses_target_lang"))
-    if name == "fairseq_hub":
-        from modelport.validators.references.fairseq_hub import FairseqHubReference
-
-        # fairseq resolves its Moses languages itself; it is only told what a user tells from_pretrained
-        return FairseqHubReference(reference, source_lang=src, target_lang=tgt,
-                                   from_pretrained_langs=cfg.get("from_pretrained_langs"), moses_langs=moses)
-    if name in ("sacremoses_fastbpe", "sacremoses_subword_nmt", "sacremoses"):
-        from modelport.validators.references.fairseq_hub import SacremosesBpeReference
-
-        return SacremosesBpeReference(reference, source_lang=src, target_lang=tgt,
-                                      escape=cfg.get("moses_escape", True),
-                                      aggressive_dash_splits=cfg.get("moses_aggressive_dash_splits", True),
-                                      moses_langs=moses)
-    if name == "transformers_fsmt":
-        from modelport.validators.references.transformers_tok import FsmtReference
-
-        return FsmtReference(reference, source_lang=src, target_lang=tgt, moses_langs=moses)
-    if name == "sentencepiece":
-        from modelport.validators.references import sentencepiece_ref as ref
-
-        if cfg["type"] == "t5_spm":
-            return ref.T5SpmReference(reference, extra_ids=int(cfg.get("extra_ids", 100)))
-        return ref.MarianSpmReference(reference)
-    if name == "transformers_marian":
-        from modelport.validators.references.transformers_tok import MarianReference
-
-        return MarianReference(reference)
-    if name == "transformers_t5":
-        from modelport.validators.references.transformers_tok import T5Reference
-
-        return T5Reference(reference)
-    raise InvalidInputError(f"`{name}` is not a known tokenizer reference (known: {', '.join(REQUIRES)})")
+    if name not in REFERENCES:
+        raise InvalidInputError(f"`{name}` is not a known tokenizer reference (known: {', '.join(REFERENCES)})")
+    return REFERENCES[name].build(reference, cfg)
 
 
 def _missing(name: str) -> list[str]:
-    return [m for m in REQUIRES.get(name, ()) if importlib.util.find_spec(m) is None]
+    return [m for m in REFERENCES[name].requires if importlib.util.find_spec(m) is None]
 
 
 def aligned_diff(left: Sequence[int], right: Sequence[int], left_tokens: Sequence[str],
@@ -163,60 +189,50 @@ def _compare(tok: Any, ref: Any, lines: list[str], max_examples: int,
             entry.update(modelport=ours, reference=theirs)
         mismatches.append(entry)
 
-    for n, line in enumerate(lines, 1):
-        ours, err = _safe(tok.encode, line)
-        theirs, rerr = _safe(ref.encode, line)
-        if rerr:
-            counts["reference_errors"] += 1
-            note("reference_error", n, line, ours, rerr)
-            continue
-        if err:
-            counts["modelport_errors"] += 1
-            note("modelport_error", n, line, err, theirs)
-            continue
+    def failed(who: str, n: int, text: str, ours: Any, theirs: Any) -> None:
+        """``who`` ("reference" or "modelport") raised on line ``n``."""
+        counts[f"{who}_errors"] += 1
+        note(f"{who}_error", n, text, ours, theirs)
+
+    def tally(kind: str, n: int, text: str, ours: Any, theirs: Any, side: str = "source") -> None:
+        """Count ``{kind}_equal`` or note the mismatch."""
         if ours == theirs:
-            counts["ids_equal"] += 1
+            counts[f"{kind}_equal"] += 1
         else:
-            note("ids", n, line, ours, theirs)
-        # target side: the reference translation when given, else the same text
-        tline = target_lines[n - 1] if target_lines is not None and n - 1 < len(target_lines) else line
-        ours_t, err = _safe(tok.encode_target, tline)
-        if err:
-            counts["modelport_errors"] += 1
-            note("modelport_error", n, line, err, None)
-            continue
-        dec_ids = ours_t
-        if has_target:
-            theirs_t, rerr = _safe(ref.encode_target, tline)
-            if rerr:
-                counts["reference_errors"] += 1
-                note("reference_error", n, line, ours_t, rerr)
-                continue
-            if ours_t == theirs_t:
-                counts["target_ids_equal"] += 1
-            else:
-                note("target_ids", n, line, ours_t, theirs_t, side="target")
-            dec_ids = theirs_t
-        ours_d, err = _safe(tok.decode, dec_ids)
-        theirs_d, rerr = _safe(ref.decode, dec_ids)
-        if rerr or err:
-            counts["reference_errors" if rerr else "modelport_errors"] += 1
-            note("reference_error" if rerr else "modelport_error", n, line, err or ours_d, rerr or theirs_d)
-            continue
-        if ours_d == theirs_d:
-            counts["decoded_equal"] += 1
-        else:
-            note("decoded", n, line, ours_d, theirs_d)
-    for n, ids in enumerate(outputs or [], 1):
+            note(kind, n, text, ours, theirs, side)
+
+    def decoded(kind: str, n: int, ids: list[int], error_text: str, mismatch_text: str) -> None:
+        """Both sides decode ``ids``."""
         ours_d, err = _safe(tok.decode, ids)
         theirs_d, rerr = _safe(ref.decode, ids)
         if rerr or err:
-            counts["reference_errors" if rerr else "modelport_errors"] += 1
-            note("reference_error" if rerr else "modelport_error", n, f"output {n}", err or ours_d, rerr or theirs_d)
-        elif ours_d == theirs_d:
-            counts["outputs_decoded_equal"] += 1
+            failed("reference" if rerr else "modelport", n, error_text, err or ours_d, rerr or theirs_d)
         else:
-            note("outputs_decoded", n, f"output {n}: {ids}", ours_d, theirs_d)
+            tally(kind, n, mismatch_text, ours_d, theirs_d)
+
+    for n, line in enumerate(lines, 1):
+        ours, err = _safe(tok.encode, line)
+        theirs, rerr = _safe(ref.encode, line)
+        if rerr or err:
+            failed("reference" if rerr else "modelport", n, line, ours if rerr else err, rerr or theirs)
+            continue
+        tally("ids", n, line, ours, theirs)
+        # target side: the reference translation when given, else the same text
+        tline = target_lines[n - 1] if target_lines is not None and n - 1 < len(target_lines) else line
+        dec_ids, err = _safe(tok.encode_target, tline)
+        if err:
+            failed("modelport", n, line, err, None)
+            continue
+        if has_target:
+            theirs_t, rerr = _safe(ref.encode_target, tline)
+            if rerr:
+                failed("reference", n, line, dec_ids, rerr)
+                continue
+            tally("target_ids", n, line, dec_ids, theirs_t, side="target")
+            dec_ids = theirs_t
+        decoded("decoded", n, dec_ids, line, line)
+    for n, ids in enumerate(outputs or [], 1):
+        decoded("outputs_decoded", n, ids, f"output {n}", f"output {n}: {ids}")
     total = len(lines)
     passed = (counts["ids_equal"] == total and counts["decoded_equal"] == total
               and counts["target_ids_equal"] in (None, total)
@@ -230,9 +246,7 @@ def port_outputs(ported_dir: Path, lines: list[str]) -> list[list[int]]:
     """The port's greedy translations of ``lines`` as target ids (EOS and
     padding dropped): text the model itself emits, for ``outputs_decoded``.
     Lines longer than the model reads are left out."""
-    import modelport
-
-    ported = modelport.load(ported_dir)
+    ported = load(ported_dir)
     cfg = ported.config
     drop = {cfg.eos_token_id, cfg.pad_token_id}
     fits = [line for line in lines if len(ported.tokenizer.encode(line)) <= cfg.max_source_positions]
@@ -256,15 +270,13 @@ def validate_tokenizer(ported_dir: str | Path, reference: str | Path, lines: lis
     ``dict.*.txt``, bpecodes; Marian: ``*.spm`` + vocabulary; T5:
     ``spiece.model``). Returns ``{"tokenizer": {...}, "passed": bool}``.
     """
-    from modelport.tokenizers import load_tokenizer
-
     ported_dir, reference = Path(ported_dir), Path(reference)
     if reference.is_file():
         reference = reference.parent
     if not reference.is_dir():
         raise InvalidInputError(f"reference `{reference}` does not exist")
-    tok_dir = ported_dir / "tokenizer" if (ported_dir / "tokenizer").is_dir() else ported_dir
-    cfg = read_json(tok_dir / "tokenizer_config.json")
+    tok_dir = ported_dir / TOKENIZER_DIR if (ported_dir / TOKENIZER_DIR).is_dir() else ported_dir
+    cfg = read_json(tok_dir / TOKENIZER_CONFIG_NAME)
     tok = load_tokenizer(tok_dir)
     known = applicable_references(cfg)
     names = tuple(references) if references else known
@@ -273,7 +285,7 @@ def validate_tokenizer(ported_dir: str | Path, reference: str | Path, lines: lis
             raise InvalidInputError(f"`{name}` is not a known tokenizer reference for {cfg['type']} "
                                     f"(known: {', '.join(known)})")
     lines = [line.rstrip("\n") for line in lines]
-    if outputs is None and (ported_dir / "config.json").is_file():  # a folder with a model, not only a tokenizer
+    if outputs is None and (ported_dir / CONFIG_NAME).is_file():  # a folder with a model, not only a tokenizer
         outputs = port_outputs(ported_dir, lines)
     outputs = [list(o) for o in outputs] if outputs is not None else None
     results: dict[str, Any] = {}

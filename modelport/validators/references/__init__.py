@@ -21,6 +21,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from modelport.converters.safe_pickle import safe_torch_load, to_plain
+from modelport.errors import CorruptCheckpointError
+
 # what fairseq's loader and task setup read from a checkpoint besides the weights
 _FAIRSEQ_ENTRIES = ("args", "cfg", "optimizer_history", "extra_state", "task_state")
 
@@ -52,11 +57,6 @@ def sanitize_fairseq_checkpoint(path: str | Path, dest: Path) -> Path:
     Raises :class:`~modelport.errors.UnsafeCheckpointError` (nothing executed)
     or :class:`~modelport.errors.CorruptCheckpointError` exactly as ``convert`` does.
     """
-    import torch
-
-    from modelport.converters.safe_pickle import safe_torch_load, to_plain
-    from modelport.errors import CorruptCheckpointError
-
     state = safe_torch_load(path)
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise CorruptCheckpointError(str(path), "it has no `model` entry (is it a fairseq checkpoint?)")
@@ -74,8 +74,6 @@ def sanitized_fairseq_checkpoints(paths: Sequence[str | Path]) -> Iterator[list[
     """Plain-data copies of ``paths`` (see :func:`sanitize_fairseq_checkpoint`),
     with torch's ``weights_only`` loader told to admit ``argparse.Namespace``
     (fairseq's ``args``) and nothing more, while the block runs."""
-    import torch
-
     with tempfile.TemporaryDirectory(prefix="modelport-reference-") as tmp:
         copies = [sanitize_fairseq_checkpoint(p, Path(tmp) / f"{i}-{Path(p).name}") for i, p in enumerate(paths)]
         with torch.serialization.safe_globals([argparse.Namespace]):
@@ -85,7 +83,5 @@ def sanitized_fairseq_checkpoints(paths: Sequence[str | Path]) -> Iterator[list[
 def check_transformers_folder(directory: Path) -> None:
     """Pickled weights of a transformers folder pass the restricted reader
     before transformers loads them (safetensors files hold no code)."""
-    from modelport.converters.safe_pickle import safe_torch_load
-
     for path in sorted(directory.glob("*.bin")):
         safe_torch_load(path)

@@ -38,6 +38,21 @@ def checkpoint_paths(source: str) -> list[Path]:
     return cands
 
 
+def fairseq_cpu_ngram_noop() -> bool:
+    """Whether the installed fairseq's CPU ``NGramRepeatBlock`` is 0.12's,
+    which compares against the pad-filled end of its token buffer and blocks
+    nothing (modelport's default ``ngram_blocking="cpu-0.12"``), rather than
+    one that blocks the last generated tokens (fairseq <= 0.10, later
+    releases: ``"intended"``). Probed on a buffer where the two differ."""
+    from fairseq.ngram_repeat_block import NGramRepeatBlock
+
+    blocker = NGramRepeatBlock(2, use_extension=False)
+    tokens = torch.tensor([[2, 5, 6, 5, 1, 1]])  # step 3: last token 5 followed 5 -> 6 before
+    lprobs = torch.zeros(1, 8)
+    out = blocker(tokens, lprobs.clone(), 1, 1, 3)
+    return bool(out[0, 6] == 0)
+
+
 class FairseqReference:
     """fairseq models (an ensemble when several checkpoints) and their target dictionary."""
 

@@ -30,8 +30,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from modelport.validators.references import prepare_fairseq, sanitized_fairseq_checkpoints
+import torch
+from torch import nn
+
 from modelport.errors import InvalidInputError
+from modelport.validators.references import prepare_fairseq, sanitized_fairseq_checkpoints
 
 CODES_NAMES = ("bpecodes", "codes", "bpe.codes", "code")
 
@@ -119,7 +122,6 @@ class FairseqHubReference:
     @staticmethod
     def _assembled(directory: Path, codes: Path | None, bpe: str | None, source_lang: str | None,
                    target_lang: str | None, moses_source: str | None, moses_target: str | None) -> Any:
-        import torch.nn as nn
         from fairseq.data import Dictionary
         from fairseq.data.encoders.moses_tokenizer import MosesTokenizer, MosesTokenizerConfig
         from fairseq.hub_utils import GeneratorHubInterface
@@ -137,8 +139,6 @@ class FairseqHubReference:
         return self.hub.encode(line).tolist()
 
     def decode(self, ids: list[int]) -> str:
-        import torch
-
         return self.hub.decode(torch.tensor(ids, dtype=torch.long))
 
     def tokens(self, ids: list[int], *, side: str = "source") -> list[str]:

@@ -24,6 +24,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from modelport.errors import InvalidInputError
 
 
@@ -47,13 +49,10 @@ def marian_files(directory: Path) -> tuple[Path, Path, Path, Path | None]:
     return src, (tgt if tgt.is_file() else src), vocabs[0], (tvocabs[0] if tvocabs else None)
 
 
-def _read_vocab(path: Path) -> dict[str, int]:
+def read_vocab(path: Path) -> dict[str, int]:
+    """A Marian vocabulary (``vocab.json`` or ``*.vocab.yml``): piece -> id."""
     if path.suffix == ".json":
-        import json
-
         return {k: int(v) for k, v in json.loads(path.read_text("utf-8")).items()}
-    import yaml
-
     return {str(k): int(v) for k, v in yaml.load(path.read_text("utf-8"), Loader=yaml.BaseLoader).items()}
 
 
@@ -65,8 +64,8 @@ class MarianSpmReference:
         directory = Path(directory)
         src, tgt, vocab, tvocab = marian_files(directory)
         self.sp_src, self.sp_tgt = _spm(src), _spm(tgt)
-        self.vocab = _read_vocab(vocab)
-        self.tvocab = _read_vocab(tvocab) if tvocab is not None else self.vocab
+        self.vocab = read_vocab(vocab)
+        self.tvocab = read_vocab(tvocab) if tvocab is not None else self.vocab
         self.inverse = {i: p for p, i in self.tvocab.items()}
         self.src_inverse = {i: p for p, i in self.vocab.items()}
 

@@ -27,22 +27,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from modelport.tokenizers.fsmt_vocab import SPECIALS, rewrite_dict_keys
 from modelport.validators.references.fairseq_hub import dict_path, find_codes
-
-
-def _rewrite_dict_keys(symbols: list[str]) -> dict[str, int]:
-    """transformers' ``rewrite_dict_keys``: ``le@@`` → ``le``, ``er`` → ``er</w>``, specials kept."""
-    out: dict[str, int] = {}
-    for i, k in enumerate(symbols):
-        out[re.sub(r"@@$", "", k) if k.endswith("@@") else k + "</w>"] = i
-    for k in ("<s>", "<pad>", "</s>", "<unk>"):
-        del out[f"{k}</w>"]
-        out[k] = symbols.index(k)
-    return out
+from modelport.validators.references.sentencepiece_ref import read_vocab, marian_files
 
 
 def _fairseq_symbols(path: Path) -> list[str]:
-    symbols = ["<s>", "<pad>", "</s>", "<unk>"]
+    symbols = list(SPECIALS)
     with open(path, encoding="utf-8") as f:
         for line in f.readlines():
             word, field = line.rstrip().rsplit(" ", 1)
@@ -91,7 +82,7 @@ class FsmtReference(_HfReference):
         self._tmp = tempfile.mkdtemp(prefix="modelport-fsmt-")
         tmp = Path(self._tmp)
         for side, lang in (("src", source_lang), ("tgt", target_lang)):
-            vocab = _rewrite_dict_keys(_fairseq_symbols(dict_path(directory, lang)))
+            vocab = rewrite_dict_keys(_fairseq_symbols(dict_path(directory, lang)))
             (tmp / f"vocab-{side}.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         codes = find_codes(directory)
         merges = codes.read_text(encoding="utf-8") if codes is not None else ""
@@ -109,14 +100,12 @@ class MarianReference(_HfReference):
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         from transformers import MarianTokenizer
 
-        from modelport.validators.references.sentencepiece_ref import _read_vocab, marian_files
-
         src, tgt, vocab_path, tvocab_path = marian_files(Path(directory))
         self._tmp = tempfile.mkdtemp(prefix="modelport-marian-")
         tmp = Path(self._tmp)
 
         def converted(path: Path, name: str) -> str:
-            vocab = _read_vocab(path)
+            vocab = read_vocab(path)
             if "<pad>" not in vocab:
                 vocab["<pad>"] = max(vocab.values()) + 1
             (tmp / name).write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Translation quality metrics shared by the validators and the passes."""
+"""Translation quality metrics (sacreBLEU) shared by the validators, the passes and
+distillation; imports nothing of modelport, so every layer may use it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,44 @@
+"""``modelport card``: write a ported folder's model card (README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from modelport.cli.common import PORTED_HELP
+
+
+def add_card_options(p: argparse.ArgumentParser) -> None:
+    """What the card cannot read from the folder (card, publish)."""
+    p.add_argument("--license", help="license id for the card (default: the one recorded in conversion.json; "
+                                     "omitted when unknown, never guessed)")
+    p.add_argument("--language", nargs="+", metavar="LANG",
+                   help="language codes (default: the tokenizer's source and target languages)")
+    p.add_argument("--base-model", metavar="REPO_ID", help="Hub id of the model this port was made from")
+
+
+def card_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments :func:`add_card_options` collects."""
+    return {"license": args.license, "language": args.language, "base_model": args.base_model}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``card``."""
+    p = sub.add_parser("card", help="write the model card (README.md) of a ported folder",
+                       description="Generate README.md in PORTED_DIR from its files: Hub metadata (languages, "
+                                   "license, tags, eval results from parity_report.json), architecture, "
+                                   "provenance with sha256, parity summary, passes, usage and generation "
+                                   "defaults. Written to a temporary file and renamed into place.")
+    p.add_argument("ported_dir", help=PORTED_HELP)
+    add_card_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the card and print its path."""
+    from modelport.modelcards import write_card  # lazy: imports torch
+
+    path = write_card(args.ported_dir, **card_options(args))
+    sys.stdout.write(f"card: {path}\n")
+    return 0

@@ -1,0 +1,134 @@
+"""What every command shares: the parser class and its help formatter, the
+``--shard-size`` value parser (the numeric ones are
+modelport.generation.options'), common argument groups and the one-line error
+form. The converters' names for ``{formats}`` are looked up only when help is
+printed (that imports torch; ``import modelport.cli`` must not)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import sys
+from typing import Any
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that tells the truth: every option with a default shows it,
+    ``{formats}`` lists the registered converters (looked up only when help is
+    printed: it imports torch), and an ``examples:`` epilog keeps its lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "{formats}" in text:
+            from modelport.converters.base import converters  # lazy: imports torch
+
+            text = text.replace("{formats}", ", ".join(sorted(converters())))
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text and text:
+            text += " (default: %(default)s)"
+        return text
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:\n"):
+            return "".join(indent + line + "\n" for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (``modelport: error: `--beam`
+    must be a positive integer, but is 0``) and exit code 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        m = re.fullmatch(r"argument (\S+): (.*)", message, flags=re.S)
+        if m:
+            sep = " " if m.group(2).startswith("must ") else ": "
+            message = f"`{m.group(1)}`{sep}{m.group(2)}"
+        message = " ".join(message.split())
+        self.exit(2, f"modelport: error: {message} (see `{self.prog} --help`)\n")
+
+
+# ---------------------------------------------------------------------------
+# a byte count (the numeric value parsers are modelport.generation.options')
+
+_BINARY_UNITS = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def size(text: str) -> int:
+    """A byte count as huggingface_hub and transformers read it: ``2GB`` is
+    2*10**9 bytes (huggingface_hub's ``parse_size_to_int``: KB, MB, GB, TB),
+    ``2GiB`` is 2*2**30 (KiB, MiB, GiB, TiB), a bare integer is bytes."""
+    from huggingface_hub.serialization._base import parse_size_to_int  # lazy; not re-exported by huggingface_hub
+
+    t = text.strip()
+    try:
+        if t.isdigit():
+            value = int(t)
+        elif t[-3:].upper() in _BINARY_UNITS:
+            value = int(float(t[:-3]) * _BINARY_UNITS[t[-3:].upper()])
+        else:
+            value = parse_size_to_int(t)
+    except (ValueError, OverflowError):
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a size in bytes (examples: 500MB, 2GB = 2*10**9, 2GiB = "
+                                         f"2*2**30, 1048576), but is {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------
+# arguments shared by several commands
+
+PORTED_HELP = "a ported model folder (written by `modelport convert` or a pass)"
+KEEP_SPECIAL_HELP = ("T5 ports: print sentinels (<extra_id_N>) and <unk> instead of skipping them as "
+                     "transformers' decode(skip_special_tokens=True) does")
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """How to read a foreign checkpoint (inspect, convert)."""
+    p.add_argument("--format", metavar="FORMAT",
+                   help="source format, one of: {formats} (default: detected from SOURCE)")
+    p.add_argument("--checkpoint", metavar="A.pt[:B.pt]",
+                   help="checkpoint file(s) inside SOURCE; several separated by ':' form an ensemble")
+    p.add_argument("--source-lang", help="source language, when the checkpoint does not name it")
+    p.add_argument("--target-lang", help="target language, when the checkpoint does not name it")
+
+
+def converter_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``modelport.api.inspect``/``plan_and_write`` that
+    :func:`add_source_options` collects."""
+    return {"checkpoint": args.checkpoint, "source_lang": args.source_lang, "target_lang": args.target_lang}
+
+
+def add_pass_options(p: argparse.ArgumentParser) -> None:
+    """The arguments every pass (quantize, prune) takes."""
+    p.add_argument("ported_dir", help=PORTED_HELP)
+    p.add_argument("output_dir", help="the new ported folder")
+    p.add_argument("--data", help="source sentences: measure speed and agreement with the original on them")
+    p.add_argument("--references", help="reference translations of --data: adds BLEU and chrF before/after")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+# ---------------------------------------------------------------------------
+# errors: one line on stderr
+
+
+def end_progress_bars() -> None:
+    """Close the progress bars still drawn on stderr, so that a message
+    starts on its own line instead of at the end of a bar."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        with contextlib.suppress(Exception):
+            bar.close()
+
+
+def report_error(message: str, code: int) -> int:
+    """Write ``modelport: error: MESSAGE`` as one line on stderr; return ``code``."""
+    end_progress_bars()
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    sys.stderr.write(f"modelport: error: {one_line}\n")
+    return code

@@ -1,0 +1,48 @@
+"""``modelport convert``: a foreign checkpoint into a ported folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from modelport.cli.common import add_source_options, converter_options, size
+from modelport.cli.printing import print_plan_summary
+from modelport.cli.streams import print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``convert``."""
+    p = sub.add_parser("convert", help="convert a foreign checkpoint into a ported folder",
+                       description="Convert SOURCE into OUTPUT_DIR (config.json, model.safetensors, tokenizer/, "
+                                   "generation_config.json, conversion.json). The folder is written to a "
+                                   "temporary sibling and renamed into place, so a failed run leaves nothing.")
+    p.add_argument("source", help="foreign checkpoint: directory or file (fairseq: model.pt + dict.*.txt; "
+                   "Marian: model .npz + vocabularies; T5: config.json + weights + spiece.model)")
+    p.add_argument("output_dir", help="ported folder to write")
+    add_source_options(p)
+    p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
+    p.add_argument("--shard-size", type=size, default=None, metavar="SIZE",
+                   help="largest safetensors file before sharding, as huggingface_hub reads sizes: 2GB = "
+                        "2*10**9 bytes, 2GiB = 2*2**30, or a number of bytes (default: 2GiB)")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="convert even if weights hold NaN or infinity (refused by default; a warning names them)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.epilog = ("examples:\n"
+                "  modelport convert assets/default-model ported/en-de\n"
+                "  modelport convert fairseq-dir/ ported/ens --checkpoint a.pt:b.pt --force\n"
+                "  modelport convert opus-mt-en-de/ ported/marian --format marian --shard-size 500MB")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert, writing the folder atomically; print the plan."""
+    from modelport.api import plan_and_write  # lazy: imports torch
+
+    plan = plan_and_write(args.source, args.output_dir, format=args.format, force=args.force, progress=True,
+                          shard_bytes=args.shard_size, allow_nonfinite=args.allow_nonfinite,
+                          **converter_options(args))
+    summary = plan.summary()
+    if args.json:
+        print_json({**summary, "output_dir": args.output_dir})
+    else:
+        print_plan_summary(summary, written=args.output_dir)
+    return 0

@@ -1,0 +1,130 @@
+"""``modelport export hf|onnx``: a ported folder in another library's format,
+one subcommand per target, each with its own options."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelport.cli.common import PORTED_HELP
+from modelport.cli.printing import print_lines
+from modelport.cli.streams import print_json, read_optional_lines
+from modelport.errors import InvalidInputError
+from modelport.reports.export import ExportReport
+
+
+@dataclass(frozen=True)
+class _Option:
+    """A flag only one target takes."""
+
+    flag: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        return self.flag[2:].replace("-", "_")
+
+
+_ALLOW_APPROXIMATE = _Option("--allow-approximate", {
+    "action": "store_true",
+    "help": "export even where transformers' numerics differ slightly (Marian's sinusoid denominator and "
+            "layer-norm eps); logit and output differences are measured and recorded, not checked (tokenizer "
+            "ids still are)"})
+_OPSET = _Option("--opset", {"type": int, "metavar": "N", "help": "the ONNX opset (default 17)"})
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One export target: its subcommand, the library it writes for, its own options and its handler."""
+
+    name: str
+    library: str
+    help: str
+    description: str
+    options: tuple[_Option, ...]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _run_hf(args: argparse.Namespace) -> int:
+    """`export hf`: a transformers folder, checked with transformers."""
+    _refuse_other_targets_options(args)
+    from modelport.exporters.hf import export_hf  # lazy: imports torch
+
+    report = export_hf(args.ported_dir, args.output_dir, force=args.force, verify=not args.no_verify,
+                       allow_approximate=args.allow_approximate, lines=read_optional_lines(args.data))
+    _print_report(args, report)
+    return 0
+
+
+def _run_onnx(args: argparse.Namespace) -> int:
+    """`export onnx`: encoder.onnx + decoder.onnx, checked with onnxruntime."""
+    _refuse_other_targets_options(args)
+    from modelport.exporters.onnx import OPSET, export_onnx  # lazy: imports torch
+
+    report = export_onnx(args.ported_dir, args.output_dir, force=args.force, verify=not args.no_verify,
+                         opset=args.opset or OPSET, lines=read_optional_lines(args.data))
+    _print_report(args, report)
+    return 0
+
+
+_TARGETS = (
+    _Target("hf", "transformers", "Hugging Face transformers: AutoModelForSeq2SeqLM + AutoTokenizer",
+            "Write OUTPUT_DIR for transformers' AutoModelForSeq2SeqLM and AutoTokenizer (fairseq -> FSMT, "
+            "Marian -> MarianMTModel, T5 -> T5ForConditionalGeneration). Only what the transformers class "
+            "computes exactly is exported; anything else exits 2 naming the option. The folder is then loaded "
+            "with transformers and compared with the port (tokenizer ids, logits within 1e-4, generate vs "
+            "modelport's hf beam search); the result goes to export_report.json, and a mismatch exits 3 leaving "
+            "nothing behind.",
+            (_ALLOW_APPROXIMATE,), _run_hf),
+    _Target("onnx", "onnxruntime", "onnxruntime: encoder.onnx + decoder.onnx",
+            "Write encoder.onnx and a full-prefix decoder.onnx (no KV cache) with dynamic batch and lengths, "
+            "plus the tokenizer; both are run with onnxruntime and compared with the port (logits within 1e-4, "
+            "greedy outputs identical); ensembles and quantized folders exit 2.",
+            (_OPSET,), _run_onnx),
+)
+
+
+def _refuse_other_targets_options(args: argparse.Namespace) -> None:
+    """Another target's flag is accepted by the parser (hidden from help) so
+    that it is refused here with a message naming the target, not as unknown."""
+    wrong = [option.flag for target in _TARGETS if target.name != args.target for option in target.options
+             if getattr(args, option.dest) not in (None, False)]
+    if wrong:
+        raise InvalidInputError(f"{', '.join(wrong)} does not apply to `export {args.target}`")
+
+
+def _print_report(args: argparse.Namespace, report: ExportReport) -> None:
+    if args.json:
+        print_json({**report.to_json(), "output_dir": args.output_dir})
+    else:
+        print_lines(report.summary_lines(args.output_dir))
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``export`` and one subcommand per target."""
+    p = sub.add_parser("export", help="write a ported folder in another library's format",
+                       description="Write a ported folder in another library's format and check the result "
+                                   "in that library. Each target has its own options: see `modelport export "
+                                   "TARGET --help`.")
+    p.epilog = ("examples:\n"
+                "  modelport export hf ported/en-de exported/en-de-hf\n"
+                "  modelport export onnx ported/en-de exported/en-de-onnx --opset 17")
+    targets = p.add_subparsers(dest="target", metavar="TARGET", help="the library to write for")
+    targets.required = True
+    for target in _TARGETS:
+        t = targets.add_parser(target.name, help=target.help, description=target.description)
+        t.add_argument("ported_dir", help=PORTED_HELP)
+        t.add_argument("output_dir", help="folder to write")
+        t.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
+        t.add_argument("--data", metavar="FILE",
+                       help="source lines to verify on (default: a few built-in sentences)")
+        t.add_argument("--no-verify", action="store_true",
+                       help=f"skip comparing the result with the port (in {target.library})")
+        for other in _TARGETS:
+            for option in other.options:
+                hidden = {} if other is target else {"help": argparse.SUPPRESS}
+                t.add_argument(option.flag, **{**option.kwargs, **hidden})
+        t.add_argument("--json", action="store_true", help="print the export report as JSON")
+        t.set_defaults(func=target.run)

@@ -1,0 +1,55 @@
+"""``modelport inspect``: what a foreign checkpoint or a ported folder contains."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from modelport.cli.common import add_source_options, converter_options
+from modelport.cli.printing import print_plan_summary, print_ported_summary
+from modelport.cli.streams import print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``inspect``."""
+    p = sub.add_parser("inspect", help="show what a checkpoint or ported folder contains",
+                       description="Detect the format of SOURCE, check every option and weight against the "
+                                   "unified model, and print the architecture, parameter count and what "
+                                   "would be dropped. Writes nothing. Unsupported options exit 2, all listed.")
+    p.add_argument("source", help="foreign checkpoint (file or directory) or ported folder")
+    add_source_options(p)
+    p.add_argument("--options", action="store_true",
+                   help="also list every option the checkpoint records, in the source framework's names")
+    p.add_argument("--json", action="store_true", help="print JSON (includes the options)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print a ported folder's summary, or a foreign checkpoint's conversion plan."""
+    from modelport.api import inspect, load  # lazy: imports torch
+    from modelport.model.folder import not_a_port  # lazy: imports torch
+
+    source = Path(args.source)
+    export = not_a_port(source, exports_only=True)  # a T5 transformers folder is a source to inspect
+    if export is not None:
+        raise export
+    if (source / "config.json").is_file() and (source / "conversion.json").is_file():
+        ported = load(source)
+        summary = ported.summary()
+        if args.json:
+            print_json(summary)
+        else:
+            print_ported_summary(source, summary, len(ported.conversion.get("history", [])))
+        return 0
+    plan = inspect(args.source, format=args.format, **converter_options(args))
+    summary = plan.summary()
+    if args.json:
+        print_json(summary)
+    else:
+        print_plan_summary(summary)
+        if args.options:
+            sys.stdout.write(f"{summary['format']} options found:\n")
+            for key, value in summary.get("foreign_options", {}).items():
+                sys.stdout.write(f"  {key}: {value}\n")
+    return 0

@@ -1,0 +1,48 @@
+"""``modelport publish``: upload a ported folder and its model card to the Hub."""
+
+from __future__ import annotations
+
+import argparse
+
+from modelport.cli.card import add_card_options, card_options
+from modelport.cli.printing import publish_summary
+from modelport.cli.streams import print_json
+from modelport.generation.options import positive_float
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``publish``."""
+    p = sub.add_parser("publish", help="upload a ported folder and its model card to the Hub",
+                       description="Regenerate the model card (in memory; PORTED_DIR is not modified), create "
+                                   "REPO_ID if needed and upload every file in one commit. PORTED_DIR may also "
+                                   "be a `modelport export hf` folder: its card is regenerated from the port it "
+                                   "came from, with transformers usage. The token comes from HF_TOKEN or `hf auth "
+                                   "login` and is never printed. Hub failures exit 2.")
+    p.add_argument("ported_dir", help="a ported folder, or a folder written by `modelport export hf`")
+    p.add_argument("repo_id", help="NAMESPACE/NAME on the Hub")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--revision", help="existing branch to commit to (default: main)")
+    p.add_argument("--commit-message", help="commit message (default: names the folder and modelport version)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="contact nothing; list the files (size, sha256, path) that would be uploaded")
+    p.add_argument("--endpoint", metavar="URL", help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)")
+    p.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                   help="give up when the endpoint leaves a request unanswered this long "
+                        "(default: MODELPORT_HUB_TIMEOUT, else 30)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_card_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Publish (or, with ``--dry-run``, list what would be uploaded)."""
+    from modelport.hub import publish  # lazy: imports torch
+
+    result = publish(args.ported_dir, args.repo_id, private=args.private, revision=args.revision,
+                     commit_message=args.commit_message, dry_run=args.dry_run, endpoint=args.endpoint,
+                     timeout=args.timeout, **card_options(args))
+    if args.json:
+        print_json(result)
+    else:
+        publish_summary(result, args.repo_id, args.private, args.dry_run)
+    return 0

@@ -1,0 +1,31 @@
+"""``modelport quantize``: an 8-bit or half-precision copy of a ported folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from modelport.cli.common import add_pass_options
+from modelport.cli.printing import print_lines
+from modelport.cli.streams import print_json, read_optional_lines
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``quantize``."""
+    p = sub.add_parser("quantize", help="write an 8-bit or half-precision copy of a ported folder",
+                       description="int8: int8 weights with per-row scales and int8 matrix products on CPU; "
+                                   "int8-weights: int8 storage, fp32 compute; fp16/bf16: half storage and "
+                                   "compute. Reports size, tokens/s and agreement with the original (--data), "
+                                   "and BLEU/chrF (--references).")
+    add_pass_options(p)
+    p.add_argument("--mode", required=True, choices=["int8", "int8-weights", "fp16", "bf16"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Quantize and print the pass report."""
+    from modelport.passes import quantize  # lazy: imports torch
+
+    report = quantize(args.ported_dir, args.output_dir, mode=args.mode, data=read_optional_lines(args.data),
+                      references=read_optional_lines(args.references), force=args.force)
+    print_json(report.to_json()) if args.json else print_lines(report.summary_lines(args.output_dir))
+    return 0

@@ -1,0 +1,126 @@
+"""Input and output of the commands: lines read strictly as UTF-8 (a file
+whole, a terminal or pipe as lines arrive), JSON on stdout, and output files
+written to a temporary sibling and renamed into place."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from modelport.errors import WRITE_ERRNOS, InvalidInputError, OutputWriteError
+
+# stdin lines translated together at most while more keep arriving
+STREAM_CHUNK_LINES = 512
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout (non-JSON values as their ``str``)."""
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def read_lines(path: str | None) -> list[str]:
+    """The lines of ``path`` (stdin for None or "-"), strictly UTF-8: a line
+    that is not is an error naming it, whatever the locale says."""
+    if path is None or path == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:  # a text-only stream (no bytes underneath): check what it decoded
+            return [utf8_line(line, i, "stdin") for i, line in enumerate(sys.stdin, 1)]
+        return [utf8_line(raw, i, "stdin") for i, raw in enumerate(stream, 1)]
+    try:
+        with open(path, "rb") as f:
+            return [utf8_line(raw, i, f"input `{path}`") for i, raw in enumerate(f, 1)]
+    except FileNotFoundError:
+        raise InvalidInputError(f"input `{path}` does not exist") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"input `{path}` must be a file, but is a directory") from None
+
+
+def read_optional_lines(path: str | None) -> list[str] | None:
+    """:func:`read_lines` of an optional file argument (``--data``, ``--references``): None when not given."""
+    return read_lines(path) if path else None
+
+
+def utf8_line(raw: bytes | str, number: int, where: str) -> str:
+    """``raw`` decoded as UTF-8 without its line ending; an error names line
+    ``number`` of ``where`` and the first bad byte."""
+    try:
+        # text from a surrogateescape stream (C/POSIX locale) holds undecodable bytes as surrogates
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw.encode("utf-8").decode("utf-8")
+    except UnicodeError as e:
+        bad = e.object[e.start]
+        shown = f"byte 0x{bad:02x}" if isinstance(bad, int) else f"byte 0x{ord(bad) & 0xff:02x}"
+        raise InvalidInputError(f"line {number} of {where} must be UTF-8 text, but has {shown} at column "
+                                f"{e.start + 1}") from None
+    if text.endswith("\n"):
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    return text
+
+
+def streaming_stdin() -> int | None:
+    """stdin's file descriptor when it is a terminal, pipe or socket (read as
+    lines arrive); None for a regular file or a replaced stream (read whole)."""
+    try:
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, OSError, ValueError):
+        return None
+    return None if stat.S_ISREG(mode) else fd
+
+
+def stdin_chunks(fd: int, limit: int = STREAM_CHUNK_LINES) -> Iterator[list[str]]:
+    """Lists of stdin lines (strictly UTF-8): the complete lines that have
+    arrived, at most ``limit``, as soon as reading more would wait."""
+    pending, ready, number, done = b"", [], 0, False
+    while not done or ready:
+        if not done and len(ready) < limit:
+            readable, _, _ = select.select([fd], [], [], 0 if ready else None)
+            if readable:
+                data = os.read(fd, 1 << 16)
+                if data:
+                    *complete, pending = (pending + data).split(b"\n")
+                    ready += complete
+                    continue
+                done = True
+                if pending:
+                    ready.append(pending)
+        if ready:
+            batch, ready = ready[:limit], ready[limit:]
+            lines = []
+            for raw in batch:
+                number += 1
+                lines.append(utf8_line(raw + b"\n", number, "stdin"))
+            yield lines
+
+
+@contextlib.contextmanager
+def output(path: str | None) -> Iterator[TextIO]:
+    """stdout, or a file written to a temporary sibling and renamed into place
+    when complete (an interrupted run leaves no half-written file)."""
+    if not path:
+        yield sys.stdout
+        return
+    target = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
+    except OSError as e:
+        if e.errno in WRITE_ERRNOS:
+            raise OutputWriteError(path, e.strerror or str(e), e.errno) from None
+        raise
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, target)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS and e.filename in (None, tmp, str(target)):
+            raise OutputWriteError(path, f"{e.strerror or e} (nothing was written)", e.errno) from None
+        raise

@@ -1,0 +1,86 @@
+"""``modelport translate``: lines in, hypotheses out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from modelport.cli.common import KEEP_SPECIAL_HELP, PORTED_HELP
+from modelport.cli.streams import output, read_lines, stdin_chunks, streaming_stdin
+from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExistsError
+from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``translate``."""
+    p = sub.add_parser("translate", help="translate lines with a ported model",
+                       description="Translate each input line (stdin or -i) and write one line per hypothesis "
+                                   "(stdout or -o). Batches are sorted by length and restored to input order. "
+                                   "From a terminal or a pipe, the lines that have arrived are translated and "
+                                   "written at once (at most 512 together), so answers come before the input "
+                                   "ends.")
+    p.add_argument("ported_dir", help=PORTED_HELP)
+    p.add_argument("-i", "--input", help="input file (default: stdin)")
+    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p.add_argument("--scores", action="store_true", help="prefix each hypothesis with its score and a tab")
+    p.add_argument("--json", action="store_true", help="one JSON object per input line (tokens, scores)")
+    p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
+    p.add_argument("--keep-special-tokens", action="store_true", help=KEEP_SPECIAL_HELP)
+    add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE))
+    p.epilog = ("examples:\n"
+                "  echo 'Hello world!' | modelport translate ported/en-de\n"
+                "  modelport translate ported/en-de -i test.en -o test.out --beam 5 --lenpen 0.6\n"
+                "  modelport translate ported/en-de -i test.en --nbest 3 --scores")
+    p.set_defaults(func=run)
+
+
+def _check_decoding(args: argparse.Namespace, generation_config: dict[str, Any] | None = None) -> None:
+    """Decoding options that only mean something together (argparse checks each alone)."""
+    gen = generation_config or {}
+    beam = args.beam if args.beam is not None else next(
+        (gen[k] for k in ("beam", "beam_size", "num_beams") if isinstance(gen.get(k), int)), None)
+    if args.nbest is not None and beam is not None and not args.sampling and args.nbest > beam:
+        raise InvalidInputError(f"`--nbest` must be at most the beam size ({beam}), but is {args.nbest}")
+    semantics = args.semantics or gen.get("semantics")
+    if semantics == "marian" and args.lenpen is not None and args.lenpen < 0:
+        raise InvalidInputError(f"`--lenpen` must be >= 0 under marian semantics (the exponent of Marian's "
+                                f"--normalize), but is {args.lenpen}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Translate the input, a chunk of lines at a time, into the output."""
+    from modelport.api import load  # lazy: imports torch
+
+    if args.output and os.path.lexists(args.output) and not args.force:  # a dangling symlink exists too
+        raise OutputExistsError(args.output, "--force")
+    _check_decoding(args)
+    ported = load(args.ported_dir)
+    _check_decoding(args, ported.generation_config)
+    options = decoding_kwargs(vars(args))
+    fd = streaming_stdin() if args.input in (None, "-") else None
+    # a file is read whole; a terminal or pipe in chunks of the lines that have arrived, each translated and
+    # written before waiting for more (as fairseq-interactive flushes), so the first answer does not wait for EOF
+    chunks = stdin_chunks(fd) if fd is not None else iter([read_lines(args.input)])
+    first = 0
+    with output(args.output) as out:  # opened first: an output that cannot be written fails before the work
+        for lines in chunks:
+            try:
+                results = ported.translate(lines, progress=fd is None or len(lines) > 1,
+                                           keep_special_tokens=args.keep_special_tokens, **options)
+            except NonFiniteOutputError as e:  # numbered within the chunk
+                raise NonFiniteOutputError(first + e.line) from None
+            for i, hyps in enumerate(results):
+                if args.json:
+                    out.write(json.dumps({"id": first + i, "source": lines[i],
+                                          "hypotheses": [hyp.to_json() for hyp in hyps]}, ensure_ascii=False) + "\n")
+                    continue
+                for hyp in hyps:
+                    if args.scores:
+                        out.write(f"{hyp.score:.6f}\t{hyp.text}\n")
+                    else:
+                        out.write(f"{hyp.text}\n")
+            out.flush()
+            first += len(lines)
+    return 0

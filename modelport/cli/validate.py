@@ -1,0 +1,54 @@
+"""``modelport validate``: parity of a port against the original framework."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from modelport.cli.common import PORTED_HELP
+from modelport.cli.printing import print_lines
+from modelport.cli.streams import print_json, read_lines, read_optional_lines
+from modelport.errors import ParityError
+from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``validate``."""
+    p = sub.add_parser("validate", help="prove parity against the original framework",
+                       description="Run the reference framework (fairseq for fairseq ports, transformers for "
+                                   "T5 ports) and the port on the same lines and compare tokenizer ids, "
+                                   "forward logits and beam-search outputs. Writes parity_report.json/.md; "
+                                   "exit 3 when parity fails.")
+    p.add_argument("ported_dir", help=PORTED_HELP)
+    p.add_argument("--reference", required=True,
+                   help="the original checkpoint the folder was converted from (fairseq: its directory, file or "
+                        "a.pt:b.pt ensemble; T5: the transformers folder)")
+    p.add_argument("--data", required=True, help="source sentences, one per line")
+    p.add_argument("--references", help="reference translations: adds BLEU and chrF for both systems")
+    p.add_argument("--report", help="directory for the report (default: PORTED_DIR)")
+    p.add_argument("--only", choices=["tokenizer", "forward", "beam"], help="run one check only")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE), search_only=True)
+    p.epilog = ("examples:\n"
+                "  modelport validate ported/en-de --reference assets/default-model --data test.en\n"
+                "  modelport validate ported/en-de --reference assets/default-model --data test.en "
+                "--references test.de --beam 5 --report reports/")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, print the summary; a failed parity exits 3."""
+    from modelport.validators.run import validate  # lazy: imports torch
+
+    report = validate(args.ported_dir, args.reference, read_lines(args.data),
+                      references=read_optional_lines(args.references), report_dir=args.report, only=args.only,
+                      **decoding_kwargs(vars(args), search_only=True))
+    where = Path(args.report or args.ported_dir) / "parity_report.md"
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print_lines([*report.summary_lines(), f"report: {where}"])
+    if not report.passed:
+        failure = report.failure if report.failure is not None else "see the report"
+        raise ParityError(f"parity failed: {failure} ({where})")
+    return 0

@@ -1,0 +1,30 @@
+"""What every exporter does first: check the output and the ported folder."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from modelport.errors import InvalidInputError
+from modelport.model.folder import PortedFolder, check_writable
+
+
+def open_for_export(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str],
+                    force: bool) -> PortedFolder:
+    """The checked ported folder to export (weights not loaded), after the
+    one "output exists" check, so a taken output fails before any work."""
+    check_writable(output_dir, force)
+    if not Path(ported_dir).is_dir():
+        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
+    return PortedFolder.open(ported_dir)
+
+
+def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| over finite entries; inf when the two disagree on which are finite (or on the shape)."""
+    if a.shape != b.shape or not torch.equal(torch.isfinite(a), torch.isfinite(b)):
+        return math.inf
+    finite = torch.isfinite(a)
+    return (a - b).abs()[finite].max().item() if finite.any() else 0.0

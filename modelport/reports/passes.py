@@ -1,0 +1,140 @@
+"""What a pass (quantize, prune) reports: :class:`PassReport`.
+
+The JSON form (``pass_report.json`` and, without its ``pass`` section, the
+``report`` of the pass's entry in ``conversion.json``'s history) is
+``{"pass": {name, options, changed}, "parameters": {before, after},
+"bytes_on_disk": {before, after}}`` plus, when the pass was measured on data,
+``tokens_per_second``, ``agreement`` and, with references, ``quality``.
+Plain data: imports nothing of modelport but the renderer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelport.reports.base import Flat, JsonView, Scores
+from modelport.reports.markdown import render_markdown, write_report
+
+PASS_REPORT_STEM = "pass_report"  # .json and .md in the pass's output folder
+
+
+@dataclass(frozen=True)
+class BeforeAfter(Flat):
+    """One number of the original folder and of the pass's output."""
+
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class Speed(Flat):
+    """Tokens per second of both models, measured in the same run."""
+
+    before: float
+    after: float
+    speedup: float
+
+
+@dataclass(frozen=True)
+class Agreement(Flat):
+    """How often the pass's output says what the original says (first-best outputs)."""
+
+    lines: int
+    identical_outputs: int
+    identical_percent: float
+    mean_abs_score_diff: float | None  # over the identical outputs; None when there are none
+    mean_abs_token_logprob_diff: float | None
+
+
+@dataclass(frozen=True)
+class Quality(Flat):
+    """BLEU/chrF of the original and of the pass's output."""
+
+    before: Scores
+    after: Scores
+
+
+@dataclass(frozen=True)
+class PassMeasurement:
+    """The pass's output against the original: size always; speed and
+    agreement with data; quality with references."""
+
+    parameters: BeforeAfter
+    bytes_on_disk: BeforeAfter
+    tokens_per_second: Speed | None = None
+    agreement: Agreement | None = None
+    quality: Quality | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Every measured section, in field order (what was not measured is left out)."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PassMeasurement:
+        quality = data.get("quality")
+        return cls(parameters=BeforeAfter(**data["parameters"]), bytes_on_disk=BeforeAfter(**data["bytes_on_disk"]),
+                   tokens_per_second=Speed(**data["tokens_per_second"]) if "tokens_per_second" in data else None,
+                   agreement=Agreement(**data["agreement"]) if "agreement" in data else None,
+                   quality=None if quality is None else Quality(Scores(**quality["before"]),
+                                                                Scores(**quality["after"])))
+
+
+@dataclass(frozen=True)
+class PassReport(JsonView):
+    """What a pass did (its name, options and what it changed: free-form per
+    pass, recorded as given) and what it measured."""
+
+    name: str
+    options: Mapping[str, Any]
+    changed: Mapping[str, Any]
+    measured: PassMeasurement = field(repr=False)
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} report"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pass": {"name": self.name, "options": dict(self.options), "changed": dict(self.changed)},
+                **self.measured.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PassReport:
+        info = data["pass"]
+        return cls(name=info["name"], options=info["options"], changed=info["changed"],
+                   measured=PassMeasurement.from_json(data))
+
+    def to_markdown(self) -> str:
+        return render_markdown(self.to_json(), self.title)
+
+    def write(self, directory: str | os.PathLike[str]) -> tuple[Path, Path]:
+        """``pass_report.json`` and ``pass_report.md`` in ``directory``."""
+        return write_report(self.to_json(), directory, stem=PASS_REPORT_STEM, title=self.title)
+
+    def summary_lines(self, output_dir: str | os.PathLike[str]) -> list[str]:
+        """What ``modelport quantize|prune`` prints for a pass written to ``output_dir``."""
+        m = self.measured
+        p, b = m.parameters, m.bytes_on_disk
+        lines = [f"written to:    {output_dir}",
+                 f"parameters:    {p.before:,} -> {p.after:,}",
+                 f"bytes on disk: {b.before:,} -> {b.after:,} ({100 * b.after / b.before:.0f}%)"]
+        if m.tokens_per_second is not None and m.agreement is not None:
+            t, a = m.tokens_per_second, m.agreement
+            lines.append(f"tokens/s:      {t.before} -> {t.after} ({t.speedup}x, same run)")
+            lines.append(f"agreement:     {a.identical_outputs}/{a.lines} identical beam outputs "
+                         f"({a.identical_percent}%)")
+            if a.mean_abs_token_logprob_diff is not None:
+                lines.append(f"log-prob diff: {a.mean_abs_token_logprob_diff} mean |difference| per token "
+                             "where identical")
+        if m.quality is not None:
+            q = m.quality
+            lines.append(f"BLEU / chrF:   {q.before.bleu} / {q.before.chrf} -> {q.after.bleu} / {q.after.chrf}")
+        lines.append(f"report:        {Path(output_dir) / (PASS_REPORT_STEM + '.md')}")
+        return lines
+
+
+__all__ = ["PASS_REPORT_STEM", "PassReport", "PassMeasurement", "BeforeAfter", "Speed", "Agreement", "Scores",
+           "Quality", "Flat", "JsonView"]

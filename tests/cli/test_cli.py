@@ -1,0 +1,87 @@
+"""The command line end to end on the embedded model: tokenize, translate,
+validate (exit 0 on the faithful port, exit 3 on a perturbed one)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from tests.helpers.cli import one_line_error
+from tests.helpers.paths import CORPUS
+from modelport.cli import main
+
+pytest.importorskip("fairseq")
+
+
+@pytest.fixture(scope="module")
+def lines(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "in.en"
+    path.write_text("\n".join((CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:6]) + "\n")
+    return path
+
+
+def test_tokenize_ids_tokens_and_decode(ported_default, lines, tmp_path, capsys) -> None:
+    tok = ported_default.tokenizer
+    text = lines.read_text().splitlines()
+    assert main(["tokenize", str(ported_default.path), "-i", str(lines)]) == 0
+    ids = capsys.readouterr().out.splitlines()
+    assert [list(map(int, x.split())) for x in ids] == [tok.encode(x) for x in text]
+    assert main(["tokenize", str(ported_default.path), "-i", str(lines), "--tokens"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == " ".join(tok.tokenize(text[0]))
+    target_ids = tmp_path / "ids.txt"
+    target_ids.write_text(" ".join(map(str, tok.encode_target("Das Haus ist klein."))) + "\n")
+    assert main(["tokenize", str(ported_default.path), "-i", str(target_ids), "--decode"]) == 0
+    assert capsys.readouterr().out.strip() == "Das Haus ist klein."
+    bad = tmp_path / "bad.txt"
+    bad.write_text("12 x 7\n")
+    assert "integer ids" in one_line_error(["tokenize", str(ported_default.path), "-i", str(bad), "--decode"],
+                                           capsys)
+
+
+def test_translate_writes_atomically_and_respects_force(ported_default, lines, tmp_path, capsys) -> None:
+    out = tmp_path / "out.de"
+    assert main(["translate", str(ported_default.path), "-i", str(lines), "-o", str(out), "--beam", "4"]) == 0
+    capsys.readouterr()  # the progress bar
+    got = out.read_text().splitlines()
+    assert got == [h[0]["text"] for h in ported_default.translate(lines.read_text().splitlines(), beam=4)]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.de")]
+    assert "--force" in one_line_error(["translate", str(ported_default.path), "-i", str(lines), "-o", str(out)],
+                                       capsys)
+    assert out.read_text().splitlines() == got
+    # sampling ignores the folder's beam-search defaults
+    assert main(["translate", str(ported_default.path), "-i", str(lines), "--sampling", "--seed", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(got)
+    assert "needs --sampling" in one_line_error(["translate", str(ported_default.path), "-i", str(lines),
+                                                 "--sampling-topk", "3"], capsys)
+
+
+def test_validate_passes_then_fails_on_a_perturbed_port(ported_default, default_model_dir, lines, tmp_path,
+                                                        capfd) -> None:
+    # capfd, not capsys: the fairseq reference writes through the file descriptors
+    code = main(["validate", str(ported_default.path), "--reference", str(default_model_dir), "--data", str(lines),
+                 "--report", str(tmp_path / "ok")])
+    captured = capfd.readouterr()
+    out = captured.out
+    assert code == 0, captured
+    assert "parity:    passed" in out, captured
+    assert (tmp_path / "ok" / "parity_report.md").is_file()
+    # --json: stdout is the report and nothing else (fastBPE's C++ chatter goes to stderr)
+    assert main(["validate", str(ported_default.path), "--reference", str(default_model_dir), "--data",
+                 str(lines), "--report", str(tmp_path / "json"), "--json"]) == 0
+    assert json.loads(capfd.readouterr().out)["passed"] is True
+
+    broken = tmp_path / "broken"
+    shutil.copytree(ported_default.path, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights["decoder.layers.0.ffn.up.weight"] = weights["decoder.layers.0.ffn.up.weight"] * 1.5
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt", "modelport_aliases": "{}"})
+    line = one_line_error(["validate", str(broken), "--reference", str(default_model_dir), "--data", str(lines),
+                           "--only", "forward"], capfd, code=3)
+    assert "parity failed" in line
+    report = json.loads((broken / "parity_report.json").read_text())
+    assert report["forward"]["first_divergent_module"] == "decoder.layers.0.ffn.up"
+    assert report["forward"]["first_divergent_reference_module"] == "decoder.layers.0.fc1"

@@ -1,0 +1,51 @@
+"""Folders that are not ported folders: `translate`, `inspect`, `quantize` on an
+`export hf` or `export onnx` result (or a plain transformers folder) say in one
+line what the folder is and what takes it, exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cli import main, one_line_error
+
+
+@pytest.fixture(scope="module")
+def exports(ported_default, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("exports")
+    out = {}
+    for target in ("hf", "onnx"):
+        out[target] = root / target
+        assert main(["export", target, str(ported_default.path), str(out[target]), "--no-verify"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("command", [["translate"], ["inspect"], ["quantize", "--mode", "int8"]])
+def test_export_hf_folder_is_named(command: list[str], exports, ported_default, tmp_path: Path, capsys) -> None:
+    capsys.readouterr()
+    extra = [str(tmp_path / "out")] if command[0] == "quantize" else []
+    line = one_line_error([command[0], str(exports["hf"]), *extra, *command[1:]], capsys)
+    assert "is a transformers model folder (FSMTForConditionalGeneration) written by `modelport export hf`" in line
+    assert "AutoModelForSeq2SeqLM" in line and str(Path(ported_default.path).resolve()) in line
+    assert "format version" not in line
+
+
+@pytest.mark.parametrize("command", [["translate"], ["inspect"]])
+def test_export_onnx_folder_is_named(command: list[str], exports, ported_default, capsys) -> None:
+    capsys.readouterr()
+    line = one_line_error([*command, str(exports["onnx"])], capsys)
+    assert "is an ONNX export (encoder.onnx + decoder.onnx, written by `modelport export onnx`)" in line
+    assert "onnxruntime" in line and str(Path(ported_default.path).resolve()) in line
+    assert "model.safetensors" not in line
+
+
+def test_plain_transformers_folder_is_named_for_translate(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "t5"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architectures": ["T5ForConditionalGeneration"],
+                                                    "model_type": "t5"}), encoding="utf-8")
+    line = one_line_error(["translate", str(folder)], capsys)
+    assert "is a transformers model folder (T5ForConditionalGeneration)" in line
+    assert f"modelport convert {folder} OUTPUT_DIR" in line
