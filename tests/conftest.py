@@ -1,19 +1,40 @@
 """Shared fixtures. Reference frameworks (fairseq) are imported lazily by the
-tests that need them; tests/fairseq_ref.py builds tiny fairseq checkpoints."""
+tests that need them; tests/helpers/fairseq_ref.py builds tiny fairseq checkpoints.
+
+``MODELPORT_TEST_WITHOUT=fairseq,transformers`` makes those frameworks
+unimportable for the run, as on a machine that has only modelport: tests that
+need them skip, every other test must pass (``bash scripts/test.sh`` with it
+set shows which tests need a reference framework).
+"""
 
 from __future__ import annotations
 
+import importlib.abc
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-DEFAULT_MODEL = ROOT / "assets" / "default-model"
-PRENORM_MODEL = ROOT / "assets" / "fixture-prenorm"
-CORPUS = ROOT / "assets" / "corpus"
+class _Hidden(importlib.abc.MetaPathFinder):
+    """Refuses to import the frameworks named in MODELPORT_TEST_WITHOUT."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001 -- the finder protocol
+        if fullname.split(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (hidden by MODELPORT_TEST_WITHOUT)",
+                                      name=fullname)
+        return None
+
+
+_WITHOUT = {n.strip() for n in os.environ.get("MODELPORT_TEST_WITHOUT", "").split(",") if n.strip()}
+if _WITHOUT:
+    sys.meta_path.insert(0, _Hidden(_WITHOUT))
+
+from tests.helpers.paths import DEFAULT_MODEL
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("fairseq")
 pytest.importorskip("fastBPE")
 
-from conftest import CORPUS  # noqa: E402
+from tests.helpers.paths import CORPUS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_util import one_line_error
-from conftest import DEFAULT_MODEL, ROOT
+from tests.helpers.cli import one_line_error
+from tests.helpers.paths import DEFAULT_MODEL, ROOT
 
 README = ROOT / "README.md"
 CLI_MARKER = "On the embedded model (`tests/test_readme.py` runs these):"

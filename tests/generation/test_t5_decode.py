@@ -128,7 +128,7 @@ def test_cli_translate_and_tokenize_decode(t5, capsys) -> None:
 
 
 def test_keep_special_tokens_refused_where_nothing_is_skipped(ported_default, tmp_path, capsys) -> None:
-    from cli_util import one_line_error
+    from tests.helpers.cli import one_line_error
 
     src = tmp_path / "src.txt"
     src.write_text("Hello world!\n")
@@ -179,7 +179,7 @@ def _lines(tmp_path) -> Path:
 
 
 def test_bad_clean_up_setting_is_refused(tmp_path, capsys) -> None:
-    from cli_util import one_line_error
+    from tests.helpers.cli import one_line_error
 
     src = tmp_path / "hf"
     build_hf_t5(src, "v1.1")

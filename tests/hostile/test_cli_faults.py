@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_util import one_line_error
+from tests.helpers.cli import one_line_error
 from modelport.cli import main
 
 LINES = ["Hello world.", "The cat sleeps on the sofa."]

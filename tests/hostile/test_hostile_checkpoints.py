@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_util import one_line_error
-from hostile import payloads
+from tests.helpers.cli import one_line_error
+from tests.hostile import payloads
 from modelport.converters.safe_pickle import safe_torch_load
 from modelport.errors import CorruptCheckpointError, ResourceLimitError, UnsafeCheckpointError
 

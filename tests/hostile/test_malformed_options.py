@@ -15,9 +15,9 @@ import pytest
 import torch
 import yaml
 
-from cli_util import one_line_error
-from test_marian_bad_input import _rewrite
-from hostile import payloads
+from tests.helpers.cli import one_line_error
+from tests.converters.test_marian_bad_input import _rewrite
+from tests.hostile import payloads
 
 MARIAN = Path(__file__).resolve().parents[1] / "data" / "marian"
 
@@ -150,7 +150,7 @@ def test_marian_malformed(marian_dir: Path, tmp_path: Path, capsys, case: str) -
 @pytest.fixture()
 def t5_dir(tmp_path: Path) -> Path:
     pytest.importorskip("transformers")
-    from test_t5_parity import build_hf_t5
+    from tests.converters.test_t5_parity import build_hf_t5
 
     build_hf_t5(tmp_path / "src", "v1.0")
     return tmp_path / "src"

@@ -1,7 +1,7 @@
 """A hostile or broken Hub endpoint (issue #12, item 10): an answer without
 the expected fields and an endpoint that never answers both end `publish`
 with exit 2 and one line, in bounded time, without the token. The Hub
-stand-in is tests/test_publish.py's FakeHub (127.0.0.1 only) with its request
+stand-in is tests/hub/test_publish.py's FakeHub (127.0.0.1 only) with its request
 handler replaced."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_util import one_line_error
-from test_publish import TOKEN, FakeHub
+from tests.helpers.cli import one_line_error
+from tests.hub.test_publish import TOKEN, FakeHub
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from cli_util import one_line_error
+from tests.helpers.cli import one_line_error
 
 # ---------------------------------------------------------------------------
 # helpers that tamper with a copy of the ported default model

@@ -449,7 +449,7 @@ def test_publish_a_transformers_export(ported_default, hub: FakeHub, hf_env, tmp
 def test_publishing_an_onnx_export_is_refused(ported_default, hub: FakeHub, hf_env, tmp_path: Path, capsys) -> None:
     """Its card would describe a port or a transformers folder, neither of which it is."""
     pytest.importorskip("onnxruntime")
-    from cli_util import one_line_error
+    from tests.helpers.cli import one_line_error
 
     from modelport.exporters.onnx import export_onnx
 

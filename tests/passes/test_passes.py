@@ -1,4 +1,4 @@
-"""Quantization on the embedded trained model (pruning: tests/test_prune.py)."""
+"""Quantization on the embedded trained model (pruning: tests/passes/test_prune.py)."""
 
 from __future__ import annotations
 

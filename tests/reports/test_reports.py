@@ -77,7 +77,7 @@ def data_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_int8_pass_report_shows_mode_and_quality(ported_default, data_files, tmp_path: Path) -> None:
-    from cli_util import main
+    from tests.helpers.cli import main
 
     src, refs = data_files
     out = tmp_path / "int8"
@@ -91,7 +91,7 @@ def test_int8_pass_report_shows_mode_and_quality(ported_default, data_files, tmp
 
 
 def test_prune_report_shows_options_and_removed_heads(ported_default, data_files, tmp_path: Path) -> None:
-    from cli_util import main
+    from tests.helpers.cli import main
 
     src, _ = data_files
     out = tmp_path / "pruned"
@@ -103,7 +103,7 @@ def test_prune_report_shows_options_and_removed_heads(ported_default, data_files
 
 
 def test_parity_report_shows_bleu_and_decoding_options(ported_default, data_files, tmp_path: Path) -> None:
-    from cli_util import main
+    from tests.helpers.cli import main
 
     src, refs = data_files
     assert main(["validate", str(ported_default.path), "--reference", str(DEFAULT_MODEL), "--data", str(src),
