@@ -185,6 +185,16 @@ class OutputWriteError(ModelportError, OSError):
         return self.args[0] if self.args else ""
 
 
+class MissingReferenceError(InvalidInputError):
+    """A command needs a reference framework (fairseq, transformers, pymarian)
+    that is not installed here."""
+
+    def __init__(self, module: str, purpose: str) -> None:
+        self.module = module
+        super().__init__(f"{purpose} needs `{module}`, which is not installed here (install the reference "
+                         f"frameworks with `bash scripts/setup.sh`, or `pip install 'modelport[reference]'`)")
+
+
 class ParityError(ModelportError):
     """The port does not match the reference framework."""
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from modelport.cli.common import PORTED_HELP
+from modelport.cli.common import add_command, PORTED_HELP
 
 
 def add_card_options(p: argparse.ArgumentParser) -> None:
@@ -25,14 +25,13 @@ def card_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``card``."""
-    p = sub.add_parser("card", help="write the model card (README.md) of a ported folder",
-                       description="Generate README.md in PORTED_DIR from its files: Hub metadata (languages, "
-                                   "license, tags, eval results from parity_report.json), architecture, "
-                                   "provenance with sha256, parity summary, passes, usage and generation "
-                                   "defaults. Written to a temporary file and renamed into place.")
-    p.add_argument("ported_dir", help=PORTED_HELP)
+    p = add_command(sub, "card", run, help="write the model card (README.md) of a ported folder",
+                    description="Generate README.md in PORTED_DIR from its files: Hub metadata (languages, "
+                                "license, tags, eval results from parity_report.json), architecture, "
+                                "provenance with sha256, parity summary, passes, usage and generation "
+                                "defaults. Written to a temporary file and renamed into place.",
+                    ported_dir=PORTED_HELP)
     add_card_options(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import re
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -101,6 +102,21 @@ def converter_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of ``modelport.api.inspect``/``plan_and_write`` that
     :func:`add_source_options` collects."""
     return {"checkpoint": args.checkpoint, "source_lang": args.source_lang, "target_lang": args.target_lang}
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], *,
+                ported_dir: str | None = None, examples: Sequence[str] = (), **parser_options: Any
+                ) -> argparse.ArgumentParser:
+    """Register command ``name`` (``help``/``description`` in ``parser_options``) to
+    call ``run``: with a first positional ``ported_dir`` (its help text) when
+    given, and ``examples`` (command lines) as an ``examples:`` epilog."""
+    p = sub.add_parser(name, **parser_options)
+    if ported_dir is not None:
+        p.add_argument("ported_dir", help=ported_dir)
+    if examples:
+        p.epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    p.set_defaults(func=run)
+    return p
 
 
 def add_pass_options(p: argparse.ArgumentParser) -> None:

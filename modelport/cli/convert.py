@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from modelport.cli.common import add_source_options, converter_options, size
+from modelport.cli.common import add_command, add_source_options, converter_options, size
 from modelport.cli.printing import print_plan_summary
 from modelport.cli.streams import print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``convert``."""
-    p = sub.add_parser("convert", help="convert a foreign checkpoint into a ported folder",
-                       description="Convert SOURCE into OUTPUT_DIR (config.json, model.safetensors, tokenizer/, "
-                                   "generation_config.json, conversion.json). The folder is written to a "
-                                   "temporary sibling and renamed into place, so a failed run leaves nothing.")
+    p = add_command(sub, "convert", run, help="convert a foreign checkpoint into a ported folder",
+                    description="Convert SOURCE into OUTPUT_DIR (config.json, model.safetensors, tokenizer/, "
+                                "generation_config.json, conversion.json). The folder is written to a "
+                                "temporary sibling and renamed into place, so a failed run leaves nothing.",
+                    examples=["modelport convert assets/default-model ported/en-de",
+                              "modelport convert fairseq-dir/ ported/ens --checkpoint a.pt:b.pt --force",
+                              "modelport convert opus-mt-en-de/ ported/marian --format marian --shard-size 500MB"])
     p.add_argument("source", help="foreign checkpoint: directory or file (fairseq: model.pt + dict.*.txt; "
                    "Marian: model .npz + vocabularies; T5: config.json + weights + spiece.model)")
     p.add_argument("output_dir", help="ported folder to write")
@@ -26,11 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="convert even if weights hold NaN or infinity (refused by default; a warning names them)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.epilog = ("examples:\n"
-                "  modelport convert assets/default-model ported/en-de\n"
-                "  modelport convert fairseq-dir/ ported/ens --checkpoint a.pt:b.pt --force\n"
-                "  modelport convert opus-mt-en-de/ ported/marian --format marian --shard-size 500MB")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,23 +6,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from modelport.cli.common import add_source_options, converter_options
+from modelport.cli.common import add_command, add_source_options, converter_options
 from modelport.cli.printing import print_plan_summary, print_ported_summary
 from modelport.cli.streams import print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``inspect``."""
-    p = sub.add_parser("inspect", help="show what a checkpoint or ported folder contains",
-                       description="Detect the format of SOURCE, check every option and weight against the "
-                                   "unified model, and print the architecture, parameter count and what "
-                                   "would be dropped. Writes nothing. Unsupported options exit 2, all listed.")
+    p = add_command(sub, "inspect", run, help="show what a checkpoint or ported folder contains",
+                    description="Detect the format of SOURCE, check every option and weight against the "
+                                "unified model, and print the architecture, parameter count and what "
+                                "would be dropped. Writes nothing. Unsupported options exit 2, all listed.")
     p.add_argument("source", help="foreign checkpoint (file or directory) or ported folder")
     add_source_options(p)
     p.add_argument("--options", action="store_true",
                    help="also list every option the checkpoint records, in the source framework's names")
     p.add_argument("--json", action="store_true", help="print JSON (includes the options)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from modelport.cli.card import add_card_options, card_options
+from modelport.cli.common import add_command
 from modelport.cli.printing import publish_summary
 from modelport.cli.streams import print_json
 from modelport.generation.options import positive_float
@@ -12,13 +13,13 @@ from modelport.generation.options import positive_float
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``publish``."""
-    p = sub.add_parser("publish", help="upload a ported folder and its model card to the Hub",
-                       description="Regenerate the model card (in memory; PORTED_DIR is not modified), create "
-                                   "REPO_ID if needed and upload every file in one commit. PORTED_DIR may also "
-                                   "be a `modelport export hf` folder: its card is regenerated from the port it "
-                                   "came from, with transformers usage. The token comes from HF_TOKEN or `hf auth "
-                                   "login` and is never printed. Hub failures exit 2.")
-    p.add_argument("ported_dir", help="a ported folder, or a folder written by `modelport export hf`")
+    p = add_command(sub, "publish", run, help="upload a ported folder and its model card to the Hub",
+                    description="Regenerate the model card (in memory; PORTED_DIR is not modified), create "
+                                "REPO_ID if needed and upload every file in one commit. PORTED_DIR may also "
+                                "be a `modelport export hf` folder: its card is regenerated from the port it "
+                                "came from, with transformers usage. The token comes from HF_TOKEN or `hf auth "
+                                "login` and is never printed. Hub failures exit 2.",
+                    ported_dir="a ported folder, or a folder written by `modelport export hf`")
     p.add_argument("repo_id", help="NAMESPACE/NAME on the Hub")
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--revision", help="existing branch to commit to (default: main)")
@@ -31,7 +32,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(default: MODELPORT_HUB_TIMEOUT, else 30)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_card_options(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

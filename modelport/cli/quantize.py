@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from modelport.cli.common import add_pass_options
+from modelport.cli.common import add_command, add_pass_options
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_optional_lines
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``quantize``."""
-    p = sub.add_parser("quantize", help="write an 8-bit or half-precision copy of a ported folder",
-                       description="int8: int8 weights with per-row scales and int8 matrix products on CPU; "
-                                   "int8-weights: int8 storage, fp32 compute; fp16/bf16: half storage and "
-                                   "compute. Reports size, tokens/s and agreement with the original (--data), "
-                                   "and BLEU/chrF (--references).")
+    p = add_command(sub, "quantize", run, help="write an 8-bit or half-precision copy of a ported folder",
+                    description="int8: int8 weights with per-row scales and int8 matrix products on CPU; "
+                                "int8-weights: int8 storage, fp32 compute; fp16/bf16: half storage and "
+                                "compute. Reports size, tokens/s and agreement with the original (--data), "
+                                "and BLEU/chrF (--references).")
     add_pass_options(p)
     p.add_argument("--mode", required=True, choices=["int8", "int8-weights", "fp16", "bf16"])
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,18 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from modelport.cli.common import KEEP_SPECIAL_HELP, PORTED_HELP
+from modelport.cli.common import add_command, KEEP_SPECIAL_HELP, PORTED_HELP
 from modelport.cli.streams import read_lines
 from modelport.errors import InvalidInputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``tokenize``."""
-    p = sub.add_parser("tokenize", help="text to ids (or pieces), or ids back to text",
-                       description="Tokenize each input line with the ported folder's tokenizer: ids "
-                                   "(</s> appended) by default, BPE pieces with --tokens, or decode lines of "
-                                   "ids with --decode. One output line per input line.")
-    p.add_argument("ported_dir", help=PORTED_HELP)
+    p = add_command(sub, "tokenize", run, help="text to ids (or pieces), or ids back to text",
+                    description="Tokenize each input line with the ported folder's tokenizer: ids "
+                                "(</s> appended) by default, BPE pieces with --tokens, or decode lines of "
+                                "ids with --decode. One output line per input line.",
+                    ported_dir=PORTED_HELP)
     p.add_argument("-i", "--input", help="input file (default: stdin)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--decode", action="store_true", help="input lines are target ids; print text")
@@ -26,7 +26,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="which vocabulary encodes the text (default: source)")
     p.add_argument("--keep-special-tokens", action="store_true",
                    help=KEEP_SPECIAL_HELP + " (with --decode)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

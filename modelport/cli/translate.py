@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from modelport.cli.common import KEEP_SPECIAL_HELP, PORTED_HELP
+from modelport.cli.common import add_command, KEEP_SPECIAL_HELP, PORTED_HELP
 from modelport.cli.streams import output, read_lines, stdin_chunks, streaming_stdin
 from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExistsError
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
@@ -15,13 +15,16 @@ from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_ar
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``translate``."""
-    p = sub.add_parser("translate", help="translate lines with a ported model",
-                       description="Translate each input line (stdin or -i) and write one line per hypothesis "
-                                   "(stdout or -o). Batches are sorted by length and restored to input order. "
-                                   "From a terminal or a pipe, the lines that have arrived are translated and "
-                                   "written at once (at most 512 together), so answers come before the input "
-                                   "ends.")
-    p.add_argument("ported_dir", help=PORTED_HELP)
+    p = add_command(sub, "translate", run, help="translate lines with a ported model",
+                    description="Translate each input line (stdin or -i) and write one line per hypothesis "
+                                "(stdout or -o). Batches are sorted by length and restored to input order. "
+                                "From a terminal or a pipe, the lines that have arrived are translated and "
+                                "written at once (at most 512 together), so answers come before the input "
+                                "ends.",
+                    ported_dir=PORTED_HELP,
+                    examples=["echo 'Hello world!' | modelport translate ported/en-de",
+                              "modelport translate ported/en-de -i test.en -o test.out --beam 5 --lenpen 0.6",
+                              "modelport translate ported/en-de -i test.en --nbest 3 --scores"])
     p.add_argument("-i", "--input", help="input file (default: stdin)")
     p.add_argument("-o", "--output", help="output file (default: stdout)")
     p.add_argument("--scores", action="store_true", help="prefix each hypothesis with its score and a tab")
@@ -29,11 +32,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
     p.add_argument("--keep-special-tokens", action="store_true", help=KEEP_SPECIAL_HELP)
     add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE))
-    p.epilog = ("examples:\n"
-                "  echo 'Hello world!' | modelport translate ported/en-de\n"
-                "  modelport translate ported/en-de -i test.en -o test.out --beam 5 --lenpen 0.6\n"
-                "  modelport translate ported/en-de -i test.en --nbest 3 --scores")
-    p.set_defaults(func=run)
 
 
 def _check_decoding(args: argparse.Namespace, generation_config: dict[str, Any] | None = None) -> None:

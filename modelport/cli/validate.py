@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelport.cli.common import PORTED_HELP
+from modelport.cli.common import add_command, PORTED_HELP
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_lines, read_optional_lines
 from modelport.errors import ParityError
@@ -14,12 +14,15 @@ from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_ar
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``validate``."""
-    p = sub.add_parser("validate", help="prove parity against the original framework",
-                       description="Run the reference framework (fairseq for fairseq ports, transformers for "
-                                   "T5 ports) and the port on the same lines and compare tokenizer ids, "
-                                   "forward logits and beam-search outputs. Writes parity_report.json/.md; "
-                                   "exit 3 when parity fails.")
-    p.add_argument("ported_dir", help=PORTED_HELP)
+    p = add_command(sub, "validate", run, help="prove parity against the original framework",
+                    description="Run the reference framework (fairseq for fairseq ports, transformers for "
+                                "T5 ports) and the port on the same lines and compare tokenizer ids, "
+                                "forward logits and beam-search outputs. Writes parity_report.json/.md; "
+                                "exit 3 when parity fails.",
+                    ported_dir=PORTED_HELP,
+                    examples=["modelport validate ported/en-de --reference assets/default-model --data test.en",
+                              "modelport validate ported/en-de --reference assets/default-model --data test.en "
+                              "--references test.de --beam 5 --report reports/"])
     p.add_argument("--reference", required=True,
                    help="the original checkpoint the folder was converted from (fairseq: its directory, file or "
                         "a.pt:b.pt ensemble; T5: the transformers folder)")
@@ -29,11 +32,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", choices=["tokenizer", "forward", "beam"], help="run one check only")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE), search_only=True)
-    p.epilog = ("examples:\n"
-                "  modelport validate ported/en-de --reference assets/default-model --data test.en\n"
-                "  modelport validate ported/en-de --reference assets/default-model --data test.en "
-                "--references test.de --beam 5 --report reports/")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

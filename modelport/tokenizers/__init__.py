@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelport.errors import InvalidInputError
-from modelport.model.io import read_json
-from modelport.tokenizers.base import Tokenizer, TokenizerBase, check_keep_special_tokens
+from modelport.tokenizers.base import Tokenizer, TokenizerBase, check_keep_special_tokens, read_config
 from modelport.tokenizers.moses_bpe import MosesBpeTokenizer
 from modelport.tokenizers.sentencepiece import MarianSpmTokenizer, T5SpmTokenizer
 
@@ -25,8 +24,7 @@ TOKENIZERS: dict[str, type[Tokenizer]] = {cls.kind: cls for cls in (
 
 def load_tokenizer(directory: str | Path) -> Tokenizer:
     """Load the tokenizer saved in a ported folder's ``tokenizer/``."""
-    directory = Path(directory)
-    cfg = read_json(directory / "tokenizer_config.json")
+    directory, cfg = read_config(directory)
     kind = cfg.get("type")
     cls = TOKENIZERS.get(kind) if isinstance(kind, str) else None
     if cls is None:

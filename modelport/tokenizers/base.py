@@ -13,6 +13,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from modelport.errors import InvalidInputError
+from modelport.model.folder import TOKENIZER_CONFIG_NAME as CONFIG_NAME
+from modelport.model.io import read_json
+
+
+def read_config(directory: str | Path, cfg: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
+    """``directory`` as a path and its :data:`CONFIG_NAME` (``cfg`` when the
+    caller has read it already): what every ``from_dir`` starts from."""
+    directory = Path(directory)
+    return directory, (cfg if cfg is not None else read_json(directory / CONFIG_NAME))
 
 
 @runtime_checkable

@@ -39,8 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError
-from modelport.model.io import read_json
-from modelport.tokenizers.base import TokenizerBase, check_keep_special_tokens
+from modelport.tokenizers.base import CONFIG_NAME, TokenizerBase, check_keep_special_tokens, read_config
 from modelport.tokenizers.bpe import Bpe
 from modelport.tokenizers.vocab import FairseqDictionary
 
@@ -112,15 +111,13 @@ class MosesBpeTokenizer(TokenizerBase):
     @classmethod
     def from_dir(cls, directory: str | Path, cfg: dict[str, Any] | None = None) -> MosesBpeTokenizer:
         """Load from a ported folder's ``tokenizer/`` (``cfg``: its tokenizer_config.json)."""
-        directory = Path(directory)
-        if cfg is None:
-            cfg = read_json(directory / "tokenizer_config.json")
+        directory, cfg = read_config(directory, cfg)
         for key in ("source_dict", "target_dict"):
             if not cfg.get(key):
-                raise InvalidInputError(f"`{directory / 'tokenizer_config.json'}` must name `{key}`, but does not")
+                raise InvalidInputError(f"`{directory / CONFIG_NAME}` must name `{key}`, but does not")
         for key in ("moses_source_lang", "moses_target_lang"):
             if cfg.get(key) is not None and not isinstance(cfg[key], str):
-                raise InvalidInputError(f"`{key}` of `{directory / 'tokenizer_config.json'}` must be a language "
+                raise InvalidInputError(f"`{key}` of `{directory / CONFIG_NAME}` must be a language "
                                         f"code, but is {type(cfg[key]).__name__}")
         src = FairseqDictionary.load(directory / cfg["source_dict"])
         tgt = FairseqDictionary.load(directory / cfg["target_dict"])
@@ -130,7 +127,7 @@ class MosesBpeTokenizer(TokenizerBase):
         bpe = None
         if cfg.get("bpe"):
             if not cfg.get("bpe_codes"):
-                raise InvalidInputError(f"`{directory / 'tokenizer_config.json'}` sets bpe={cfg['bpe']} but "
+                raise InvalidInputError(f"`{directory / CONFIG_NAME}` sets bpe={cfg['bpe']} but "
                                         "names no `bpe_codes` file")
             bpe = Bpe.load(directory / cfg["bpe_codes"], cfg["bpe"], separator=cfg.get("bpe_separator", "@@"))
         return cls(src, tgt, source_lang=cfg.get("source_lang"), target_lang=cfg.get("target_lang"), bpe=bpe,

@@ -66,8 +66,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError
-from modelport.model.io import read_json
-from modelport.tokenizers.base import TokenizerBase, check_keep_special_tokens
+from modelport.tokenizers.base import CONFIG_NAME, TokenizerBase, check_keep_special_tokens, read_config
 
 SPIECE_UNDERLINE = "▁"
 # transformers' ``clean_up_tokenization``: spaces the tokenization put before
@@ -151,8 +150,7 @@ class MarianSpmTokenizer(TokenizerBase):
     @classmethod
     def from_dir(cls, directory: str | Path, cfg: dict[str, Any] | None = None) -> MarianSpmTokenizer:
         """Load from a ported folder's ``tokenizer/``."""
-        directory = Path(directory)
-        cfg = cfg if cfg is not None else read_json(directory / "tokenizer_config.json")
+        directory, cfg = read_config(directory, cfg)
         src = _load_spm(directory / cfg.get("source_spm", "source.spm"))
         tgt = _load_spm(directory / cfg.get("target_spm", "target.spm"))
         vocab = read_marian_vocab(directory / cfg.get("vocab", "vocab.json"))
@@ -264,8 +262,7 @@ class T5SpmTokenizer(TokenizerBase):
     @classmethod
     def from_dir(cls, directory: str | Path, cfg: dict[str, Any] | None = None) -> T5SpmTokenizer:
         """Load from a ported folder's ``tokenizer/``."""
-        directory = Path(directory)
-        cfg = cfg if cfg is not None else read_json(directory / "tokenizer_config.json")
+        directory, cfg = read_config(directory, cfg)
         sp = _load_spm(directory / cfg.get("spm", "spiece.model"))
         return cls(sp, extra_ids=cfg.get("extra_ids", 100), append_eos=cfg.get("append_eos", True),
                    pad_id=cfg.get("pad_id"), eos_id=cfg.get("eos_id"), unk_id=cfg.get("unk_id"),
@@ -412,7 +409,7 @@ def save_marian(directory: str | os.PathLike[str], *, source_spm: str | os.PathL
         if tok not in tgt_vocab:
             raise InvalidInputError(f"`{tok}` must be in the Marian vocabulary, but is not")
         cfg[key] = tgt_vocab[tok]
-    (directory / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    (directory / CONFIG_NAME).write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     return cfg
 
 
@@ -434,5 +431,5 @@ def save_t5(directory: str | os.PathLike[str], *, spm: str | os.PathLike[str], e
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(spm, directory / "spiece.model")
     cfg = t5_config(directory / "spiece.model", extra_ids, clean_up_tokenization_spaces)
-    (directory / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    (directory / CONFIG_NAME).write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     return cfg

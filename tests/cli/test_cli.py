@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,9 @@ from safetensors.torch import load_file, save_file
 
 from tests.helpers.cli import one_line_error
 from tests.helpers.paths import CORPUS
+from tests.helpers.requires import requires
 from modelport.cli import main
 
-pytest.importorskip("fairseq")
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,7 @@ def test_translate_writes_atomically_and_respects_force(ported_default, lines, t
                                                  "--sampling-topk", "3"], capsys)
 
 
+@requires("fairseq")
 def test_validate_passes_then_fails_on_a_perturbed_port(ported_default, default_model_dir, lines, tmp_path,
                                                         capfd) -> None:
     # capfd, not capsys: the fairseq reference writes through the file descriptors
@@ -85,3 +87,13 @@ def test_validate_passes_then_fails_on_a_perturbed_port(ported_default, default_
     report = json.loads((broken / "parity_report.json").read_text())
     assert report["forward"]["first_divergent_module"] == "decoder.layers.0.ffn.up"
     assert report["forward"]["first_divergent_reference_module"] == "decoder.layers.0.fc1"
+
+
+def test_validate_without_the_reference_framework_is_one_line(ported_default, default_model_dir, lines,
+                                                                monkeypatch, capsys) -> None:
+    """Where fairseq is not installed, validate says so and how to install it (exit 2), no traceback."""
+    monkeypatch.setitem(sys.modules, "fairseq", None)  # what Python reads as "not installed"
+    line = one_line_error(["validate", str(ported_default.path), "--reference", str(default_model_dir),
+                           "--data", str(lines), "--only", "forward"], capsys)
+    assert "validating against fairseq needs `fairseq`, which is not installed here" in line
+    assert "modelport[reference]" in line

@@ -22,8 +22,7 @@ from modelport.errors import (
     UnsupportedCheckpointError,
 )
 
-pytest.importorskip("fairseq")
-from tests.helpers.fairseq_ref import build_fairseq_model  # noqa: E402
+from tests.helpers.fairseq_ref import build_fairseq_model
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -47,6 +46,7 @@ def _no_leftovers(parent: Path, name: str) -> None:
 
 @pytest.fixture()
 def fairseq_dir(tmp_path: Path) -> Path:
+    pytest.importorskip("fairseq")  # builds a real fairseq checkpoint
     build_fairseq_model(tmp_path / "src")
     return tmp_path / "src"
 
@@ -104,6 +104,7 @@ def test_truncated_checkpoint(tmp_path: Path, fairseq_dir: Path, capsys) -> None
 
 
 def test_truncated_legacy_checkpoint(tmp_path: Path) -> None:
+    pytest.importorskip("fairseq")
     build_fairseq_model(tmp_path / "src", layout="args-legacy")
     path = tmp_path / "src" / "model.pt"
     path.write_bytes(path.read_bytes()[:-5000])

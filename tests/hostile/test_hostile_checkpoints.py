@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import one_line_error
+from tests.helpers.requires import requires
 from tests.hostile import payloads
 from modelport.converters.safe_pickle import safe_torch_load
 from modelport.errors import CorruptCheckpointError, ResourceLimitError, UnsafeCheckpointError
@@ -70,6 +71,7 @@ def assert_one_line_exit_2(code: int, err: str) -> str:
 # security: nothing from a checkpoint runs or writes
 
 
+@requires('fairseq')
 def test_validate_never_executes_the_reference_pickle(tmp_path: Path, ported_default, capsys,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     marker = tmp_path / "MARKER"
@@ -83,6 +85,7 @@ def test_validate_never_executes_the_reference_pickle(tmp_path: Path, ported_def
     assert not marker.exists(), "the reference checkpoint's pickle ran a command"
 
 
+@requires('fairseq')
 def test_validate_reference_loads_through_the_restricted_reader(tmp_path: Path, ported_default,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The genuine reference still validates, and fairseq is handed a sanitised copy, never the file."""

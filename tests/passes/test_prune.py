@@ -14,6 +14,7 @@ import modelport
 import modelport.cli
 from tests.helpers.cli import one_line_error
 from tests.helpers.paths import CORPUS, ROOT
+from tests.helpers.requires import requires
 from modelport.errors import ConfigError
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.layers import Attention
@@ -317,6 +318,7 @@ def test_vocab_pieces_outside_the_text_read_unk(ported_default, trimmed) -> None
     assert small.translate([line])[0][0]["text"]
 
 
+@requires('fairseq')
 def test_vocab_keeps_a_shared_embedding_tied(tmp_path) -> None:
     from tests.helpers.fairseq_ref import build_fairseq_model
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.paths import CORPUS, DEFAULT_MODEL
+from tests.helpers.requires import requires
 
 
 def _leaves(obj: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -102,6 +103,7 @@ def test_prune_report_shows_options_and_removed_heads(ported_default, data_files
     assert "| heads | 0.25 |" in md and "| decoder_layers | 2 |" in md
 
 
+@requires('fairseq')
 def test_parity_report_shows_bleu_and_decoding_options(ported_default, data_files, tmp_path: Path) -> None:
     from tests.helpers.cli import main
 

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.requires import requires
 from tests.tokenizers.test_tokenizers import (  # noqa: F401  (fixtures)
     fairseq_dir,
     hard_lines,
@@ -92,6 +94,7 @@ def test_references_are_checked(ported_dir: Path, fairseq_dir: Path) -> None:
         validate_tokenizer(ported_dir, fairseq_dir / "nope", ["x"])
 
 
+@requires('transformers')
 def test_marian_and_t5_ports_pass(tmp_path: Path, spm_models) -> None:
     from modelport.tokenizers.sentencepiece import save_marian, save_t5
 
@@ -134,6 +137,7 @@ def test_aligned_diff_and_generic_markdown() -> None:
     assert "~ b | c" in md
 
 
+@requires('fairseq', 'transformers')
 def test_embedded_model_validates(ported_default, default_model_dir: Path) -> None:
     lines = read_lines(ROOT / "assets" / "corpus" / "test.en")
     report = validate_tokenizer(ported_default.path, default_model_dir, lines, references=("fairseq_hub",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -24,15 +25,22 @@ from typing import Any
 import torch
 
 from modelport.converters.safe_pickle import safe_torch_load, to_plain
-from modelport.errors import CorruptCheckpointError
+from modelport.errors import CorruptCheckpointError, MissingReferenceError
 
 # what fairseq's loader and task setup read from a checkpoint besides the weights
 _FAIRSEQ_ENTRIES = ("args", "cfg", "optimizer_history", "extra_state", "task_state")
 
 
+def require(module: str, purpose: str) -> None:
+    """Raise :class:`MissingReferenceError` (exit 2, one line) when ``module`` is not installed."""
+    if importlib.util.find_spec(module) is None:
+        raise MissingReferenceError(module, purpose)
+
+
 def prepare_fairseq() -> None:
-    """Reference side only: fairseq's INFO logging (a full config dump per load)
-    would drown the validator's output."""
+    """Before fairseq is imported: it must be installed, and its INFO logging
+    (a full config dump per load) would drown the validator's output."""
+    require("fairseq", "validating against fairseq")
     for name in ("fairseq", "fairseq.models.fairseq_model", "fairseq.file_utils", "fairseq.tasks"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

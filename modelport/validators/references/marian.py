@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from modelport.errors import InvalidInputError
+from modelport.validators.references import require
 
 # half a unit in the last printed digit
 WORD_SCORE_PRECISION = 5e-6
@@ -100,6 +101,7 @@ class MarianReference:
     batch per thread; results do not depend on it)."""
 
     def __init__(self, model_dir: str | os.PathLike[str], *, threads: int = 1) -> None:
+        require("pymarian", "validating against Marian")
         directory = Path(model_dir)
         config_path = directory / "decoder.yml"
         if not config_path.is_file():

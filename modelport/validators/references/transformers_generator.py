@@ -15,13 +15,14 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError
-from modelport.validators.references import check_transformers_folder
+from modelport.validators.references import check_transformers_folder, require
 
 
 class TransformersReference:
     """One transformers seq2seq model; ``models`` holds it for the validator's hooks."""
 
     def __init__(self, source: str | os.PathLike[str]) -> None:
+        require("transformers", "validating against transformers")
         from transformers import AutoModelForSeq2SeqLM
 
         directory = Path(source)
