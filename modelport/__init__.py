@@ -27,6 +27,8 @@ _LAZY = {
     "quantize": "modelport.passes",
     "prune": "modelport.passes",
     "export_hf": "modelport.exporters.hf",
+    "export_onnx": "modelport.exporters.onnx",
+    "export_ct2": "modelport.exporters.ct2",
 }
 
 
@@ -38,5 +40,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'modelport' has no attribute {name!r}")
 
 
-__all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "publish", "export_hf", "make_card",
+__all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "publish", "export_hf", "export_onnx",
+           "export_ct2", "make_card",
            "write_card", "ModelportError", "__version__"]

@@ -13,10 +13,12 @@ import torch
 from modelport.converters.base import ConversionPlan, make_plan, write_ported
 from modelport.errors import InvalidInputError, OutputExistsError
 from modelport.generation.hypothesis import Hypothesis
+from modelport.generation.placement import dtype_name, resolve_device, resolve_dtype
 from modelport.generation.translate import translate
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import check_folder, load_checked_weights
 from modelport.model.quantized import apply_on_load, dequantize_state
+from modelport.model.remote import resolve_ported
 from modelport.model.transformer import Seq2SeqModel
 from modelport.tokenizers import Tokenizer, load_tokenizer
 
@@ -33,12 +35,39 @@ class PortedModel:
     conversion: dict[str, Any]
     source_format: str
     parameters: int = 0  # stored parameters, all members (see CheckedFolder.parameters)
+    quantization: str | None = None  # config.json's quantization mode (int8 runs on CPU in float32)
     _tokenizer: Tokenizer | None = field(default=None, repr=False)
 
     @property
     def model(self) -> Seq2SeqModel:
         """The first (for single models: the only) ensemble member."""
         return self.models[0]
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model computes on."""
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point precision of the model's weights (an int8 folder: float32)."""
+        return next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float32)
+
+    def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> PortedModel:
+        """Move every ensemble member to ``device`` (``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``) and/or cast it to ``dtype`` (``"float32"``,
+        ``"float16"``, ``"bfloat16"`` or the torch dtype), in place, as
+        ``nn.Module.to`` does; returns the model. Logits and search scores
+        stay float32 whatever the weights' precision. None keeps what is."""
+        target_device = resolve_device(device) if device is not None else None
+        target_dtype = resolve_dtype(dtype)
+        if self.quantization == "int8":
+            _check_int8_placement(target_device, target_dtype)
+        if target_device is None and target_dtype is None:
+            return self
+        for model in self.models:
+            model.to(device=target_device, dtype=target_dtype)
+        return self
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -48,7 +77,7 @@ class PortedModel:
     def tokenizer(self) -> Tokenizer:
         """The tokenizer saved in ``tokenizer/`` (loaded on first use)."""
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.tokenizer_dir)
+            self._tokenizer = load_tokenizer(self.tokenizer_dir, model_vocab_size=self.config.target_vocab_size)
         return self._tokenizer
 
     def translate(self, lines: list[str], **options: Any) -> list[list[Hypothesis]]:
@@ -122,14 +151,37 @@ def read_config(directory: Path) -> tuple[dict[str, Any], Seq2SeqConfig]:
     return checked.data, checked.config
 
 
-def load(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> PortedModel:
-    """Load a ported folder written by :func:`convert` (or a pass).
+def _check_int8_placement(device: torch.device | None, dtype: torch.dtype | None) -> None:
+    """int8 folders run torch's dynamic quantization: CPU kernels, float32 activations."""
+    if device is not None and device.type != "cpu":
+        raise InvalidInputError(f"an int8 folder computes on the CPU only (torch's dynamic quantization), but "
+                                f"device `{device}` was asked for: use a float16/bfloat16 copy "
+                                "(`modelport quantize --mode fp16|bf16`) on a GPU")
+    if dtype is not None and dtype != torch.float32:
+        raise InvalidInputError(f"an int8 folder computes in float32 (torch's dynamic quantization), but dtype "
+                                f"`{dtype_name(dtype)}` was asked for")
 
-    The folder is checked before anything is built: a damaged or edited one
-    raises :class:`~modelport.errors.InvalidPortedFolderError` naming the problem."""
-    directory = Path(path)
+
+def load(path: str | os.PathLike[str], *, revision: str | None = None, device: str | torch.device | None = None,
+         dtype: str | torch.dtype | None = None) -> PortedModel:
+    """Load a ported folder written by :func:`convert` (or a pass), or one
+    published on the Hugging Face Hub: ``path`` is a local folder, or else a
+    repo id ``"org/name"`` (at ``revision``), downloaded into huggingface_hub's
+    cache (see :mod:`modelport.model.remote`).
+
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``) and ``dtype``
+    (``"float32"``, ``"float16"``, ``"bfloat16"``) place the model as
+    :meth:`PortedModel.to` does; by default it stays on the CPU in the
+    folder's precision. The folder is checked before anything is built: a
+    damaged or edited one raises
+    :class:`~modelport.errors.InvalidPortedFolderError` naming the problem."""
+    directory = resolve_ported(path, revision)
+    target_device = resolve_device(device) if device is not None else None  # checked before the weights are read
+    target_dtype = resolve_dtype(dtype)
     checked = check_folder(directory)
     config, quantization, n = checked.config, checked.quantization, checked.ensemble_size
+    if quantization == "int8":
+        _check_int8_placement(target_device, target_dtype)
     weights = load_checked_weights(checked)
     if quantization:
         weights = dequantize_state(weights)
@@ -143,12 +195,12 @@ def load(path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> P
         model = Seq2SeqModel.from_state_dict(config, state)
         if quantization:
             model = apply_on_load(model, quantization)
-        if dtype is not None:
-            model = model.to(dtype)
         models.append(model)
-    return PortedModel(
+    ported = PortedModel(
         path=directory, config=config, models=models,
         generation_config=checked.generation_config,
         conversion=checked.conversion,
         source_format=checked.data.get("source_format", "unknown"), parameters=checked.parameters,
+        quantization=quantization,
     )
+    return ported.to(target_device, target_dtype)

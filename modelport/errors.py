@@ -132,14 +132,23 @@ class HubError(ModelportError, OSError):
     """A Hub request failed (authentication, permission, missing repo or
     revision, network, rejected commit). The message never contains the token."""
 
+    action = "publishing to `{repo_id}` failed"
+
     def __init__(self, repo_id: str, reason: str, status: int | None = None) -> None:
         self.repo_id = repo_id
         self.reason = reason
         self.status = status
-        super().__init__(f"publishing to `{repo_id}` failed: {reason}")
+        super().__init__(f"{self.action.format(repo_id=repo_id)}: {reason}")
 
     def __str__(self) -> str:  # OSError would render its args tuple otherwise
         return self.args[0] if self.args else ""
+
+
+class HubDownloadError(HubError):
+    """Downloading a repository from the Hub failed (not found, no access,
+    offline with nothing cached, network); the message never holds the token."""
+
+    action = "cannot load `{repo_id}` from the Hub"
 
 
 class InvalidPortedFolderError(InvalidInputError):

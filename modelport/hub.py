@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from modelport._version import __version__
@@ -25,8 +27,10 @@ from modelport.errors import HubError, InvalidInputError
 from modelport.exporters import REPORT_NAME
 from modelport.model.folder import CARD_NAME, CONVERSION_NAME
 from modelport.model.io import read_json
-from modelport.modelcards.card import make_card
+from modelport.modelcards.card import LOCAL_PLACEHOLDER, make_card
 from modelport.reports.export import HfExportReport
+from modelport.reports.parity import PARITY_REPORT_STEM
+from modelport.reports.passes import PASS_REPORT_STEM
 
 
 # Seconds a Hub request may go unanswered (connect, each read, each write)
@@ -85,15 +89,70 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def plan_upload(ported_dir: str | os.PathLike[str], **card_options: Any) -> tuple[list[dict[str, Any]], bytes]:
+# JSON files that record local paths (provenance, reports): uploaded as sanitized copies
+_PATH_RECORDS = (CONVERSION_NAME, REPORT_NAME, f"{PARITY_REPORT_STEM}.json", f"{PASS_REPORT_STEM}.json")
+# Markdown renderings of those reports: uploaded with the same paths reduced
+_PATH_TEXTS = (f"{PARITY_REPORT_STEM}.md", f"{PASS_REPORT_STEM}.md")
+# keys whose value is a local path (or 'a.pt:b.pt' paths): reduced to the file name
+_PATH_KEYS = frozenset({"source", "path", "ported_dir", "reference", "output_dir", "source_dir"})
+# an absolute POSIX path (not part of a URL or a relative path), or a Windows one: reduced to its last part
+_ABSOLUTE = re.compile(r"(?<![\w.:/~-])(?:/|[A-Za-z]:[\\/]|~/)(?:[^\s\"'`|,;:()\[\]{}<>]+[\\/])+"
+                       r"([^\s\"'`|,;:()\[\]{}<>/\\]*)")
+
+
+def _file_name(value: str) -> str:
+    """A local path as its file name (each part of an 'a.pt:b.pt' list)."""
+    if "/" not in value and "\\" not in value:
+        return value
+    return ":".join(PureWindowsPath(part).name or part for part in value.split(":"))
+
+
+def sanitize_text(text: str) -> str:
+    """``text`` with every absolute local path reduced to its last part."""
+    return _ABSOLUTE.sub(lambda m: m.group(1), text)
+
+
+def sanitize_record(data: Any, key: str | None = None) -> Any:
+    """A JSON value with local paths removed: values of path keys (``source``,
+    ``path``, ``ported_dir``, ...) reduced to file names, absolute paths in
+    any other string reduced to their last part. What a published folder
+    records of where it was made on the publisher's machine: nothing."""
+    if isinstance(data, dict):
+        return {k: sanitize_record(v, k) for k, v in data.items()}
+    if isinstance(data, list):
+        return [sanitize_record(v, key) for v in data]
+    if isinstance(data, str):
+        return _file_name(data) if key in _PATH_KEYS else sanitize_text(data)
+    return data
+
+
+def _upload_bytes(path: Path, rel: str) -> bytes | None:
+    """The sanitized bytes to upload for a file that records local paths; None: upload the file as it is."""
+    if rel in _PATH_RECORDS:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        clean = sanitize_record(data)
+        return None if clean == data else (json.dumps(clean, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    if rel in _PATH_TEXTS:
+        text = path.read_text(encoding="utf-8")
+        clean_text = sanitize_text(text)
+        return None if clean_text == text else clean_text.encode("utf-8")
+    return None
+
+
+def plan_upload(ported_dir: str | os.PathLike[str], repo_id: str | None = None, **card_options: Any
+                ) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """The files one commit would hold: ``[{path, size, sha256}]`` sorted by
-    path, and the regenerated card's bytes (``README.md`` in the list).
+    path, and the bytes of those uploaded from memory instead of the folder
+    (``README.md``, the card regenerated for ``repo_id``, and sanitized
+    copies of the files that record local paths: conversion.json and the
+    reports, see :func:`sanitize_record`). The local folder is not modified.
 
     Hidden files and folders (temporary siblings, editor files) are skipped;
     an existing README.md is replaced by the regenerated card.
     """
     directory = Path(ported_dir)
-    card = str(_card(directory, card_options)).encode("utf-8")
+    card = sanitize_text(str(_card(directory, repo_id, card_options))).encode("utf-8")
+    contents = {CARD_NAME: card}
     files = [{"path": CARD_NAME, "size": len(card), "sha256": hashlib.sha256(card).hexdigest()}]
     for path in sorted(directory.rglob("*")):
         rel = path.relative_to(directory)
@@ -101,9 +160,14 @@ def plan_upload(ported_dir: str | os.PathLike[str], **card_options: Any) -> tupl
             continue
         if rel.as_posix() == CARD_NAME:
             continue
-        files.append({"path": rel.as_posix(), "size": path.stat().st_size, "sha256": _sha256_file(path)})
+        data = _upload_bytes(path, rel.as_posix())
+        if data is None:
+            files.append({"path": rel.as_posix(), "size": path.stat().st_size, "sha256": _sha256_file(path)})
+        else:
+            contents[rel.as_posix()] = data
+            files.append({"path": rel.as_posix(), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
     files.sort(key=lambda f: f["path"])
-    return files, card
+    return files, contents
 
 
 def _hf_export_report(directory: Path) -> HfExportReport:
@@ -121,22 +185,24 @@ def _hf_export_report(directory: Path) -> HfExportReport:
                                 f"({type(e).__name__}: {e})") from None
 
 
-def _card(directory: Path, card_options: dict[str, Any]) -> Any:
-    """The card to upload. A transformers export (``modelport export hf``)
-    gets the card of the port it came from, with transformers usage; when that
-    folder is gone, its own README.md is uploaded unchanged."""
+def _card(directory: Path, repo_id: str | None, card_options: dict[str, Any]) -> Any:
+    """The card to upload (its usage loads ``repo_id``). A transformers export
+    (``modelport export hf``) gets the card of the port it came from, with
+    transformers usage; when that folder is gone, its own README.md is
+    uploaded with the repo id in its usage."""
     if not (directory / REPORT_NAME).is_file():
-        return make_card(directory, **card_options)
+        return make_card(directory, repo_id=repo_id, **card_options)
     report = _hf_export_report(directory)
     source = Path(report.ported_dir)
     if (source / CONVERSION_NAME).is_file():
-        return make_card(source, export=report, **card_options)
+        return make_card(source, export=report, repo_id=repo_id, **card_options)
     if any(v is not None for v in card_options.values()):
         raise InvalidInputError(f"`{directory}` was exported from `{source}`, which no longer exists: its card "
                                 "cannot be regenerated with --license/--language/--base-model")
     if not (directory / CARD_NAME).is_file():
         raise InvalidInputError(f"`{directory}` has no {CARD_NAME} and its ported folder `{source}` is gone")
-    return (directory / CARD_NAME).read_text(encoding="utf-8")
+    text = (directory / CARD_NAME).read_text(encoding="utf-8")
+    return text.replace(f'"{LOCAL_PLACEHOLDER}"', f'"{repo_id}"') if repo_id else text
 
 
 def _scrub(text: str, secrets: list[str | None]) -> str:
@@ -202,14 +268,17 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
             revision: str | None = None, commit_message: str | None = None, dry_run: bool = False,
             endpoint: str | None = None, token: str | None = None, license: str | None = None,
             language: list[str] | None = None, base_model: str | None = None,
-            timeout: float | None = None) -> dict[str, Any]:
+            eval_dataset: str | None = None, timeout: float | None = None) -> dict[str, Any]:
     """Upload ``ported_dir`` (with a regenerated README.md) to ``repo_id`` in one commit.
 
     Returns ``{"repo_id", "revision", "private", "dry_run", "files": [{path, size, sha256}], ...}``
     plus ``commit_url`` and ``commit_oid`` after a real upload. ``dry_run``
     contacts nothing and lists exactly the files that would be uploaded.
-    Card options (``license``, ``language``, ``base_model``) go to
-    :func:`modelport.modelcards.make_card`. Each request waits at most
+    Card options (``license``, ``language``, ``base_model``, ``eval_dataset``)
+    go to :func:`modelport.modelcards.make_card`, with ``repo_id`` for its
+    usage. Files that record local paths (conversion.json, export and pass
+    and parity reports) are uploaded as sanitized copies (:func:`sanitize_record`);
+    the local folder is never modified. Each request waits at most
     ``timeout`` seconds for the endpoint (default: MODELPORT_HUB_TIMEOUT, else
     30); a server that does not answer in time is a :class:`HubError`.
     """
@@ -217,7 +286,8 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
     directory = Path(ported_dir)
     if not directory.is_dir():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
-    files, card = plan_upload(directory, license=license, language=language, base_model=base_model)
+    files, contents = plan_upload(directory, repo_id, license=license, language=language, base_model=base_model,
+                                  eval_dataset=eval_dataset)
     rev = revision or "main"
     result: dict[str, Any] = {"repo_id": repo_id, "revision": rev, "private": private, "dry_run": dry_run,
                               "files": files}
@@ -230,7 +300,8 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
     secrets = [token, get_token()]
     message = commit_message or f"Upload {directory.resolve().name} (ported with modelport {__version__})"
     ops = [CommitOperationAdd(path_in_repo=f["path"],
-                              path_or_fileobj=card if f["path"] == CARD_NAME else str(directory / f["path"]))
+                              path_or_fileobj=contents[f["path"]] if f["path"] in contents
+                              else str(directory / f["path"]))
            for f in files]
     api = HfApi(endpoint=endpoint, token=token)
     # upload progress bars only on a terminal, never in logs

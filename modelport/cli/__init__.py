@@ -3,8 +3,9 @@ subparser (``add_parser``) and its handler (``run``).
 
 Exit codes: 0 success, 1 internal error (a bug: traceback printed),
 2 bad input or unsupported checkpoint (one clear line), 3 parity failed.
-Progress bars go to stderr; results to stdout (``--json`` where a machine
-reads them).
+Progress bars go to stderr, on a terminal only; results to stdout (``--json``
+where a machine reads them). ``--quiet`` leaves results and errors, ``--verbose``
+adds the warnings of the libraries modelport drives and INFO logging.
 
 ``import modelport.cli`` does not import torch: each handler imports the
 modelport packages that do (api, passes, validators, exporters, ...) when it
@@ -18,14 +19,16 @@ import sys
 from collections.abc import Sequence
 
 from modelport._version import __version__
-from modelport.cli import card, convert, export, inspect, prune, publish, quantize, tokenize, translate, validate
-from modelport.cli.common import Parser, end_progress_bars, report_error
+from modelport.cli import (card, compare, convert, export, inspect, prune, publish, quantize, tokenize, translate,
+                           validate)
+from modelport.cli.common import Parser, add_console_options, console, end_progress_bars, report_error, \
+    resolve_hub_argument
 from modelport.errors import WRITE_ERRNOS, InvalidInputError, ModelportError, OutputExistsError
 
 __all__ = ["build_parser", "main"]
 
 # in the order `modelport --help` lists them
-_COMMANDS = (inspect, convert, tokenize, translate, quantize, prune, export, validate, card, publish)
+_COMMANDS = (inspect, convert, tokenize, translate, quantize, prune, export, validate, compare, card, publish)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                "3 parity failed",
     )
     parser.add_argument("--version", action="version", version=f"modelport {__version__}")
+    add_console_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for command in _COMMANDS:
@@ -53,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
+        if args.quiet and args.verbose:  # one before the command's name, one after: argparse cannot tell
+            parser.error("argument -v/--verbose: not allowed with argument -q/--quiet")
+        with console(quiet=args.quiet, verbose=args.verbose):
+            resolve_hub_argument(args)  # a Hub repo id becomes its downloaded folder, once for every command
+            return int(args.func(args) or 0)
     except ModelportError as e:
         if isinstance(e, OutputExistsError):  # the API names its keyword (force=True); here it is a flag
             e.option = "--force"

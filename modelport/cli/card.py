@@ -16,20 +16,26 @@ def add_card_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--language", nargs="+", metavar="LANG",
                    help="language codes (default: the tokenizer's source and target languages)")
     p.add_argument("--base-model", metavar="REPO_ID", help="Hub id of the model this port was made from")
+    p.add_argument("--eval-dataset", metavar="NAME",
+                   help="the dataset `validate --references` measured BLEU/chrF on (a Hub dataset id or a name "
+                        "readers know): only then are they published as model-index evaluation results "
+                        "(default: none; the card's text shows the parity summary)")
 
 
 def card_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments :func:`add_card_options` collects."""
-    return {"license": args.license, "language": args.language, "base_model": args.base_model}
+    return {"license": args.license, "language": args.language, "base_model": args.base_model,
+            "eval_dataset": args.eval_dataset}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``card``."""
     p = add_command(sub, "card", run, help="write the model card (README.md) of a ported folder",
                     description="Generate README.md in PORTED_DIR from its files: Hub metadata (languages, "
-                                "license, tags, eval results from parity_report.json), architecture, "
-                                "provenance with sha256, parity summary, passes, usage and generation "
-                                "defaults. Written to a temporary file and renamed into place.",
+                                "license, tags; eval results from parity_report.json only with "
+                                "--eval-dataset), architecture, provenance with sha256, passes (a table of "
+                                "what each measured), parity summary, intended use, limitations, usage and "
+                                "generation defaults. Written to a temporary file and renamed into place.",
                     ported_dir=PORTED_HELP)
     add_card_options(p)
 

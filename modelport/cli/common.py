@@ -1,17 +1,25 @@
 """What every command shares: the parser class and its help formatter, the
 ``--shard-size`` value parser (the numeric ones are
-modelport.generation.options'), common argument groups and the one-line error
-form. The converters' names for ``{formats}`` are looked up only when help is
-printed (that imports torch; ``import modelport.cli`` must not)."""
+modelport.generation.options'), common argument groups (a ported folder or
+Hub repo id, the runtime flags), what reaches the terminal (``--quiet``,
+``--verbose``, progress bars) and the one-line error form. The converters'
+names for ``{formats}`` are looked up only when help is printed (that
+imports torch; ``import modelport.cli`` must not)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import re
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
+
+from modelport.generation.options import positive_int
+from modelport.generation.placement import DTYPE_NAMES, device_name
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -84,6 +92,8 @@ def size(text: str) -> int:
 # arguments shared by several commands
 
 PORTED_HELP = "a ported model folder (written by `modelport convert` or a pass)"
+HUB_HELP = ", or a Hugging Face Hub repo id NAMESPACE/NAME (downloaded into huggingface_hub's cache)"
+REVISION_HELP = "with a Hub repo id: the branch, tag or commit to load (default: main)"
 KEEP_SPECIAL_HELP = ("T5 ports: print sentinels (<extra_id_N>) and <unk> instead of skipping them as "
                      "transformers' decode(skip_special_tokens=True) does")
 
@@ -105,28 +115,140 @@ def converter_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_command(sub: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], *,
-                ported_dir: str | None = None, examples: Sequence[str] = (), **parser_options: Any
-                ) -> argparse.ArgumentParser:
+                ported_dir: str | None = None, hub: bool = False, examples: Sequence[str] = (),
+                **parser_options: Any) -> argparse.ArgumentParser:
     """Register command ``name`` (``help``/``description`` in ``parser_options``) to
     call ``run``: with a first positional ``ported_dir`` (its help text) when
-    given, and ``examples`` (command lines) as an ``examples:`` epilog."""
+    given, which with ``hub`` also takes a Hub repo id (:func:`add_ported_argument`),
+    and ``examples`` (command lines) as an ``examples:`` epilog."""
     p = sub.add_parser(name, **parser_options)
+    add_console_options(p, command=True)
     if ported_dir is not None:
-        p.add_argument("ported_dir", help=ported_dir)
+        if hub:
+            add_ported_argument(p, ported_dir)
+        else:
+            p.add_argument("ported_dir", help=ported_dir)
     if examples:
         p.epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
     p.set_defaults(func=run)
     return p
 
 
+def add_ported_argument(p: argparse.ArgumentParser, help: str = PORTED_HELP, dest: str = "ported_dir",
+                        checkpoints: bool = False) -> None:
+    """The positional ``dest``: a local folder, or a Hub repo id with
+    ``--revision``. :func:`modelport.cli.main` replaces a repo id by the path of
+    its downloaded snapshot (:func:`resolve_hub_argument`) before the command
+    runs, so every command reads a local folder. ``checkpoints``: the argument
+    may also name a foreign checkpoint (``inspect``), left as it is when it is
+    no repo id."""
+    p.add_argument(dest, help=help + HUB_HELP)
+    p.add_argument("--revision", metavar="REV", help=REVISION_HELP)
+    p.set_defaults(hub_argument=dest, hub_checkpoints=checkpoints, hub_repo=None)
+
+
+def resolve_hub_argument(args: argparse.Namespace) -> None:
+    """Replace the command's Hub repo id argument (see :func:`add_ported_argument`)
+    by the local snapshot folder (``args.hub_repo``: the repo id, None for a
+    local path, which stays as it is)."""
+    dest = getattr(args, "hub_argument", None)
+    if dest is None:
+        return
+    from modelport.model.remote import resolve_ported  # lazy: imports torch
+
+    given = getattr(args, dest)
+    folder = resolve_ported(given, args.revision, progress=progress_shown(args), other_sources=args.hub_checkpoints)
+    args.hub_repo = None if folder == Path(given) else given
+    setattr(args, dest, str(folder))
+
+
+def add_runtime_options(p: argparse.ArgumentParser, side: str = "") -> None:
+    """``--device``, ``--dtype``, ``--threads``: where and in which precision
+    the model computes (``side``: whose model, in the group's title)."""
+    g = p.add_argument_group(f"runtime{side}")
+    g.add_argument("--device", type=device_name, metavar="DEVICE", default="cpu",
+                   help="where the model computes: cpu, cuda or cuda:N (default: cpu)")
+    g.add_argument("--dtype", choices=DTYPE_NAMES,
+                   help="compute in this precision (default: the folder's, float32 unless quantized)")
+    g.add_argument("--threads", type=positive_int, metavar="N",
+                   help="CPU threads torch uses (default: torch's, one per core)")
+
+
+def runtime_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``device``/``dtype`` keyword arguments of ``modelport.load`` from
+    :func:`add_runtime_options`' flags; sets ``--threads`` (torch's thread count
+    is process-wide)."""
+    from modelport.generation.placement import set_threads  # lazy: set_threads imports torch
+
+    set_threads(args.threads)
+    return {"device": args.device, "dtype": args.dtype}
+
+
 def add_pass_options(p: argparse.ArgumentParser) -> None:
     """The arguments every pass (quantize, prune) takes."""
-    p.add_argument("ported_dir", help=PORTED_HELP)
+    add_ported_argument(p)
     p.add_argument("output_dir", help="the new ported folder")
     p.add_argument("--data", help="source sentences: measure speed and agreement with the original on them")
     p.add_argument("--references", help="reference translations of --data: adds BLEU and chrF before/after")
     p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+# ---------------------------------------------------------------------------
+# what reaches the terminal: --quiet, --verbose, progress bars
+
+
+def add_console_options(parser: argparse.ArgumentParser, command: bool = False) -> None:
+    """``--quiet`` and ``--verbose``: on the ``modelport`` command, and (``command``)
+    on each command too, so they may come before or after its name."""
+    g = parser.add_mutually_exclusive_group()
+    # a command's copy sets nothing when absent, so `modelport -q translate` keeps the value given before
+    default = argparse.SUPPRESS if command else False
+    g.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="print results and errors only: no progress bars, no warnings")
+    g.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="also show the warnings of the libraries modelport drives (torch, fairseq, "
+                        "huggingface_hub, ...) and INFO logging")
+
+
+def progress_shown(args: argparse.Namespace) -> bool:
+    """Whether a command draws progress bars: only on a terminal (a log gets
+    no ``0%`` lines) and never with ``--quiet``."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def console(quiet: bool = False, verbose: bool = False) -> Iterator[None]:
+    """The warnings and log records a command shows, restored when it ends.
+
+    Default: modelport's own warnings; the other libraries' (fairseq, hydra,
+    torch, ...) are for their developers, not for a modelport user.
+    ``verbose``: every warning once per place, and INFO log records.
+    ``quiet``: no warning and no log record below ERROR. Errors of modelport
+    itself are printed by :func:`report_error`, whatever the mode."""
+    root = logging.getLogger()
+    level, disabled = root.level, root.manager.disable
+    handler = None
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+            logging.disable(logging.WARNING)
+        elif verbose:
+            warnings.simplefilter("default")
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+            root.addHandler(handler)
+            root.setLevel(logging.INFO)
+        else:
+            warnings.simplefilter("ignore")
+            warnings.filterwarnings("default", module=r"modelport(\.|$)")
+        try:
+            yield
+        finally:
+            logging.disable(disabled)
+            root.setLevel(level)
+            if handler is not None:
+                root.removeHandler(handler)
 
 
 # ---------------------------------------------------------------------------

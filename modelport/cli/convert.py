@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelport.cli.common import add_command, add_source_options, converter_options, size
+from modelport.cli.common import add_command, add_source_options, converter_options, progress_shown, size
 from modelport.cli.printing import print_plan_summary
 from modelport.cli.streams import print_json
 
@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     """Convert, writing the folder atomically; print the plan."""
     from modelport.api import plan_and_write  # lazy: imports torch
 
-    plan = plan_and_write(args.source, args.output_dir, format=args.format, force=args.force, progress=True,
+    plan = plan_and_write(args.source, args.output_dir, format=args.format, force=args.force,
+                          progress=progress_shown(args),
                           shard_bytes=args.shard_size, allow_nonfinite=args.allow_nonfinite,
                           **converter_options(args))
     summary = plan.summary()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from modelport.cli.common import add_command, add_source_options, converter_options
+from modelport.cli.common import add_command, add_ported_argument, add_source_options, converter_options
 from modelport.cli.printing import print_plan_summary, print_ported_summary
 from modelport.cli.streams import print_json
 
@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     description="Detect the format of SOURCE, check every option and weight against the "
                                 "unified model, and print the architecture, parameter count and what "
                                 "would be dropped. Writes nothing. Unsupported options exit 2, all listed.")
-    p.add_argument("source", help="foreign checkpoint (file or directory) or ported folder")
+    add_ported_argument(p, "foreign checkpoint (file or directory) or ported folder", dest="source",
+                        checkpoints=True)
     add_source_options(p)
     p.add_argument("--options", action="store_true",
                    help="also list every option the checkpoint records, in the source framework's names")

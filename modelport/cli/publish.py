@@ -14,8 +14,10 @@ from modelport.generation.options import positive_float
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``publish``."""
     p = add_command(sub, "publish", run, help="upload a ported folder and its model card to the Hub",
-                    description="Regenerate the model card (in memory; PORTED_DIR is not modified), create "
-                                "REPO_ID if needed and upload every file in one commit. PORTED_DIR may also "
+                    description="Regenerate the model card (in memory; PORTED_DIR is not modified) with "
+                                "REPO_ID in its usage, create REPO_ID if needed and upload every file in one "
+                                "commit; conversion.json and the reports go up as copies with local paths "
+                                "reduced to file names. PORTED_DIR may also "
                                 "be a `modelport export hf` folder: its card is regenerated from the port it "
                                 "came from, with transformers usage. The token comes from HF_TOKEN or `hf auth "
                                 "login` and is never printed. Hub failures exit 2.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelport.cli.common import add_command, add_pass_options
+from modelport.cli.common import add_command, add_pass_options, progress_shown
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_optional_lines
 
@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from modelport.passes import quantize  # lazy: imports torch
 
     report = quantize(args.ported_dir, args.output_dir, mode=args.mode, data=read_optional_lines(args.data),
-                      references=read_optional_lines(args.references), force=args.force)
+                      references=read_optional_lines(args.references), force=args.force,
+                      progress=progress_shown(args))
     print_json(report.to_json()) if args.json else print_lines(report.summary_lines(args.output_dir))
     return 0

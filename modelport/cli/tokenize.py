@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelport.cli.common import add_command, KEEP_SPECIAL_HELP, PORTED_HELP
 from modelport.cli.streams import read_lines
 from modelport.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from modelport.tokenizers import Tokenizer
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,36 +21,59 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     description="Tokenize each input line with the ported folder's tokenizer: ids "
                                 "(</s> appended) by default, BPE pieces with --tokens, or decode lines of "
                                 "ids with --decode. One output line per input line.",
-                    ported_dir=PORTED_HELP)
+                    ported_dir=PORTED_HELP, hub=True)
     p.add_argument("-i", "--input", help="input file (default: stdin)")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--decode", action="store_true", help="input lines are target ids; print text")
+    mode.add_argument("--decode", action="store_true", help="input lines are ids (of --side); print text")
     mode.add_argument("--tokens", action="store_true", help="print subword pieces instead of ids")
-    p.add_argument("--side", choices=["source", "target"], default="source",
-                   help="which vocabulary encodes the text (default: source)")
+    p.add_argument("--side", choices=["source", "target"], default=None,
+                   help="which side's vocabulary (and Moses language) to use (default: source to encode, "
+                        "target with --decode)")
     p.add_argument("--keep-special-tokens", action="store_true",
                    help=KEEP_SPECIAL_HELP + " (with --decode)")
 
 
 def run(args: argparse.Namespace) -> int:
     """One output line per input line: ids, pieces, or decoded text."""
-    from modelport.generation.translate import decode_text  # lazy: imports torch
-    from modelport.tokenizers import load_tokenizer  # lazy: imports torch
+    from modelport.tokenizers import check_ids, load_tokenizer  # lazy: imports torch
 
-    tok = load_tokenizer(Path(args.ported_dir) / "tokenizer")
     if args.keep_special_tokens and not args.decode:
         raise InvalidInputError("--keep-special-tokens needs --decode")
+    side = args.side or ("target" if args.decode else "source")
+    tok = load_tokenizer(Path(args.ported_dir) / "tokenizer")
+    size = _vocab_size(tok, side, args.ported_dir) if args.decode else None
     out = sys.stdout
-    for line in read_lines(args.input):
+    for lineno, line in enumerate(read_lines(args.input), 1):
         if args.decode:
-            try:
-                ids = [int(x) for x in line.split()]
-            except ValueError:
-                raise InvalidInputError(f"--decode expects lines of integer ids, but got {line[:60]!r}") from None
-            out.write(decode_text(tok, ids, args.keep_special_tokens) + "\n")
+            ids = _ids(line, lineno)
+            check_ids(ids, size, side=side, where=f" on line {lineno}")
+            # keep_special_tokens is refused by the tokenizers that never skip special tokens
+            out.write(tok.decode(ids, side=side, keep_special_tokens=args.keep_special_tokens) + "\n")
         elif args.tokens:
-            out.write(" ".join(tok.tokenize(line)) + "\n")
+            out.write(" ".join(tok.tokenize(line, side=side)) + "\n")
         else:
-            ids = tok.encode_target(line) if args.side == "target" else tok.encode(line)
+            ids = tok.encode_target(line) if side == "target" else tok.encode(line)
             out.write(" ".join(map(str, ids)) + "\n")
     return 0
+
+
+def _ids(line: str, lineno: int) -> list[int]:
+    """The integer ids of one ``--decode`` input line."""
+    try:
+        return [int(x) for x in line.split()]
+    except ValueError:
+        raise InvalidInputError(f"--decode expects lines of integer ids, but line {lineno} is {line[:60]!r}") \
+            from None
+
+
+def _vocab_size(tok: Tokenizer, side: str, folder: str) -> int:
+    """How many ids ``side`` has: the tokenizer's own count, or, where the
+    tokenizer leaves that to the model (T5: ids past its pieces are the
+    model's padding rows), the model's."""
+    size = tok.vocab_size_of(side)
+    if size is None:
+        from modelport.model.folder import check_folder  # lazy: imports torch
+
+        config = check_folder(folder).config
+        size = config.target_vocab_size if side == "target" else config.source_vocab_size
+    return size

@@ -7,7 +7,8 @@ import json
 import os
 from typing import Any
 
-from modelport.cli.common import add_command, KEEP_SPECIAL_HELP, PORTED_HELP
+from modelport.cli.common import add_command, add_runtime_options, KEEP_SPECIAL_HELP, PORTED_HELP, progress_shown, \
+    runtime_kwargs
 from modelport.cli.streams import output, read_lines, stdin_chunks, streaming_stdin
 from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExistsError
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
@@ -21,8 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                 "From a terminal or a pipe, the lines that have arrived are translated and "
                                 "written at once (at most 512 together), so answers come before the input "
                                 "ends.",
-                    ported_dir=PORTED_HELP,
+                    ported_dir=PORTED_HELP, hub=True,
                     examples=["echo 'Hello world!' | modelport translate ported/en-de",
+                              "modelport translate ported/en-de -i test.en --device cuda --dtype bfloat16",
+                              "modelport translate my-org/en-de-port --revision v1.0 -i test.en  # from the Hub",
                               "modelport translate ported/en-de -i test.en -o test.out --beam 5 --lenpen 0.6",
                               "modelport translate ported/en-de -i test.en --nbest 3 --scores"])
     p.add_argument("-i", "--input", help="input file (default: stdin)")
@@ -32,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
     p.add_argument("--keep-special-tokens", action="store_true", help=KEEP_SPECIAL_HELP)
     add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE))
+    add_runtime_options(p)
 
 
 def _check_decoding(args: argparse.Namespace, generation_config: dict[str, Any] | None = None) -> None:
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output and os.path.lexists(args.output) and not args.force:  # a dangling symlink exists too
         raise OutputExistsError(args.output, "--force")
     _check_decoding(args)
-    ported = load(args.ported_dir)
+    ported = load(args.ported_dir, **runtime_kwargs(args))
     _check_decoding(args, ported.generation_config)
     options = decoding_kwargs(vars(args))
     fd = streaming_stdin() if args.input in (None, "-") else None
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     with output(args.output) as out:  # opened first: an output that cannot be written fails before the work
         for lines in chunks:
             try:
-                results = ported.translate(lines, progress=fd is None or len(lines) > 1,
+                results = ported.translate(lines, progress=(fd is None or len(lines) > 1) and progress_shown(args),
                                            keep_special_tokens=args.keep_special_tokens, **options)
             except NonFiniteOutputError as e:  # numbered within the chunk
                 raise NonFiniteOutputError(first + e.line) from None

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelport.cli.common import add_command, PORTED_HELP
+from modelport.cli.common import add_command, add_runtime_options, PORTED_HELP, runtime_kwargs, progress_shown
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_lines, read_optional_lines
-from modelport.errors import ParityError
+from modelport.errors import InvalidInputError, ParityError
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
 
 
@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                 "T5 ports) and the port on the same lines and compare tokenizer ids, "
                                 "forward logits and beam-search outputs. Writes parity_report.json/.md; "
                                 "exit 3 when parity fails.",
-                    ported_dir=PORTED_HELP,
+                    ported_dir=PORTED_HELP, hub=True,
                     examples=["modelport validate ported/en-de --reference assets/default-model --data test.en",
                               "modelport validate ported/en-de --reference assets/default-model --data test.en "
                               "--references test.de --beam 5 --report reports/"])
@@ -32,14 +32,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", choices=["tokenizer", "forward", "beam"], help="run one check only")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE), search_only=True)
+    add_runtime_options(p, side=" (of the port; the reference runs as its framework does)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate, print the summary; a failed parity exits 3."""
     from modelport.validators.run import validate  # lazy: imports torch
 
+    if args.hub_repo is not None and args.report is None:
+        raise InvalidInputError(f"`--report DIR` is needed when PORTED_DIR is a Hub repo id ({args.hub_repo}): "
+                                "the report is not written into huggingface_hub's cache")
     report = validate(args.ported_dir, args.reference, read_lines(args.data),
                       references=read_optional_lines(args.references), report_dir=args.report, only=args.only,
+                      progress=progress_shown(args), **runtime_kwargs(args),
                       **decoding_kwargs(vars(args), search_only=True))
     where = Path(args.report or args.ported_dir) / "parity_report.md"
     if args.json:

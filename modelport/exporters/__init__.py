@@ -2,7 +2,8 @@
 
 ``hf``: transformers classes (:func:`modelport.exporters.hf.export_hf`);
 ``onnx``: encoder/decoder graphs for onnxruntime
-(:func:`modelport.exporters.onnx.export_onnx`). Both return their
+(:func:`modelport.exporters.onnx.export_onnx`); ``ct2``: a CTranslate2 model
+directory (:func:`modelport.exporters.ct2.export_ct2`). Each returns its
 :class:`~modelport.reports.export.ExportReport` and record it in
 ``REPORT_NAME``, whose ``target`` names the exporter.
 """

@@ -51,6 +51,7 @@ from modelport.generation.translate import fairseq_defaults_as_hf
 from modelport.model.folder import CARD_NAME, TOKENIZER_CONFIG_NAME, PortedFolder
 from modelport.model.io import atomic_output_dir, read_json, write_json
 from modelport.modelcards.card import make_card
+from modelport.progress import Steps
 from modelport.reports.export import HfExportReport, HfVerification
 from modelport.tokenizers.fsmt_vocab import rewrite_dict_keys
 
@@ -532,8 +533,8 @@ def _common_problems(folder: PortedFolder) -> list[str]:
 
 
 def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, force: bool = False,
-              verify: bool = True, allow_approximate: bool = False, lines: Sequence[str] | None = None,
-              card: bool = True) -> HfExportReport:
+              verify: bool = True, progress: bool = False, allow_approximate: bool = False,
+              lines: Sequence[str] | None = None, card: bool = True) -> HfExportReport:
     """Write ``ported_dir`` as a transformers folder in ``output_dir``; return the export report.
 
     Refuses (:class:`InvalidInputError`) what the transformers class cannot
@@ -551,41 +552,47 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
     if fmt not in _TARGETS:
         raise InvalidInputError(f"`{fmt}` is not a known source format for transformers export "
                                 f"(known: {', '.join(sorted(_TARGETS))})")
-    ported = load(folder.path)
-    target = _TARGETS[fmt](ported)
-    problems = target.problems()
-    if problems:
-        raise InvalidInputError(f"`{ported_dir}` cannot be exported to {target.model_class}: " + "; ".join(problems))
-    approx = target.approximations()
-    if approx and not allow_approximate:
-        raise InvalidInputError(f"`{ported_dir}` is not exactly representable by {target.model_class}: "
-                                + "; ".join(approx) + " (pass --allow-approximate to export anyway; the measured "
-                                "difference is recorded)")
+    with Steps("export hf", 3 if verify else 2, progress) as bar:
+        ported = load(folder.path)
+        target = _TARGETS[fmt](ported)
+        problems = target.problems()
+        if problems:
+            raise InvalidInputError(f"`{ported_dir}` cannot be exported to {target.model_class}: "
+                                    + "; ".join(problems))
+        approx = target.approximations()
+        if approx and not allow_approximate:
+            raise InvalidInputError(f"`{ported_dir}` is not exactly representable by {target.model_class}: "
+                                    + "; ".join(approx) + " (pass --allow-approximate to export anyway; the measured "
+                                    "difference is recorded)")
 
-    import transformers  # heavy, and only the exporters need it: imported when an export runs
+        bar.advance("loaded")
+        import transformers  # heavy, and only the exporters need it: imported when an export runs
 
-    with atomic_output_dir(output_dir, force=force) as tmp:
-        hf_config = target.config()
-        hf_config.save_pretrained(tmp)
-        _save_safetensors(tmp / "model.safetensors", target.weights())
-        gen, notes = target.generation()
-        transformers.GenerationConfig(**gen).save_pretrained(tmp)
-        target.write_tokenizer(tmp)
-        report = HfExportReport(
-            modelport_version=__version__, transformers_version=transformers.__version__,
-            ported_dir=str(folder.path.resolve()), source_format=fmt, model_class=target.model_class,
-            tokenizer_class=target.tokenizer_class, exact=not approx, approximations=approx, generation_config=gen,
-            generation_notes=notes,
-            verification=verify_export(tmp, ported, target, list(lines or DEFAULT_LINES), tolerate=bool(approx))
-            if verify else None)
-        write_json(tmp / REPORT_NAME, report.to_json())
-        if card:
-            (tmp / CARD_NAME).write_text(str(make_card(folder.path, export=report.to_json())), encoding="utf-8")
-        check = report.verification
-        if check is not None and not check.passed:
-            raise ParityError(f"the transformers export of `{ported_dir}` does not match the port: "
-                              f"{check.failure} (nothing was written)")
-    return report
+        with atomic_output_dir(output_dir, force=force) as tmp:
+            hf_config = target.config()
+            hf_config.save_pretrained(tmp)
+            _save_safetensors(tmp / "model.safetensors", target.weights())
+            gen, notes = target.generation()
+            transformers.GenerationConfig(**gen).save_pretrained(tmp)
+            target.write_tokenizer(tmp)
+            bar.advance("written")
+            report = HfExportReport(
+                modelport_version=__version__, transformers_version=transformers.__version__,
+                ported_dir=str(folder.path.resolve()), source_format=fmt, model_class=target.model_class,
+                tokenizer_class=target.tokenizer_class, exact=not approx, approximations=approx, generation_config=gen,
+                generation_notes=notes,
+                verification=verify_export(tmp, ported, target, list(lines or DEFAULT_LINES), tolerate=bool(approx))
+                if verify else None)
+            if verify:
+                bar.advance("verified")
+            write_json(tmp / REPORT_NAME, report.to_json())
+            if card:
+                (tmp / CARD_NAME).write_text(str(make_card(folder.path, export=report.to_json())), encoding="utf-8")
+            check = report.verification
+            if check is not None and not check.passed:
+                raise ParityError(f"the transformers export of `{ported_dir}` does not match the port: "
+                                  f"{check.failure} (nothing was written)")
+        return report
 
 
 def _save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:

@@ -56,6 +56,7 @@ from modelport.generation.translate import pad_batch
 from modelport.model.folder import CONFIG_NAME, CONVERSION_NAME, GENERATION_NAME, TOKENIZER_DIR, PortedFolder
 from modelport.model.io import atomic_output_dir, write_json
 from modelport.model.transformer import EncoderOutput, Seq2SeqModel
+from modelport.progress import Steps
 from modelport.reports.export import OnnxExportReport, OnnxGraph, OnnxVerification
 
 OPSET = 17  # LayerNormalization is a single op from 17 on; scaled_dot_product_attention exports from 14
@@ -190,7 +191,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, force: bool = False,
-                opset: int = OPSET, verify: bool = True, lines: Sequence[str] | None = None) -> OnnxExportReport:
+                opset: int = OPSET, verify: bool = True, progress: bool = False,
+                lines: Sequence[str] | None = None) -> OnnxExportReport:
     """Write ``ported_dir`` as ``encoder.onnx`` + ``decoder.onnx`` in ``output_dir``; return the report.
 
     Refuses (:class:`InvalidInputError`) ensembles, quantized folders and
@@ -208,39 +210,44 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     except ImportError as e:
         raise InvalidInputError(f"ONNX export needs the `onnx` and `onnxruntime` packages ({e}); install "
                                 "modelport's [onnx] extra") from None
-    ported = load(folder.path)
-    model = ported.model.float().eval()  # fp32 graphs whatever the folder's dtype
-    cfg = model.cfg
+    with Steps("export onnx", 3 if verify else 2, progress) as bar:
+        ported = load(folder.path)
+        model = ported.model.float().eval()  # fp32 graphs whatever the folder's dtype
+        cfg = model.cfg
+        bar.advance("loaded")
 
-    with atomic_output_dir(output_dir, force=force) as tmp:
-        try:
-            _export_graphs(model, tmp, opset)
-            runtime = OnnxSeq2Seq(tmp)  # onnxruntime must load what was written, verified or not
-        except Exception as e:  # the exporter's reasons are many; the user gets one line
-            raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: {_one_line(e)}") from e
-        shutil.copytree(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
-        for name in _COPIED:
-            if (folder.path / name).exists():
-                shutil.copy2(folder.path / name, tmp / name)
-        semantics = ported.generation_config.get("semantics", "fairseq")
-        report = OnnxExportReport(
-            modelport_version=__version__, torch_version=torch.__version__, onnx_version=onnx.__version__,
-            onnxruntime_version=onnxruntime.__version__, opset=opset, ported_dir=str(folder.path.resolve()),
-            source_format=ported.source_format, dtype="float32",
-            encoder=OnnxGraph(ENCODER_FILE, ENCODER_INPUTS, ENCODER_OUTPUTS),
-            decoder=OnnxGraph(DECODER_FILE, DECODER_INPUTS, DECODER_OUTPUTS, kv_cache=False,
-                              note="full-prefix decoder: feed the decoder start token plus every token so far "
-                                   "each step and read the last position's logits (the prefix is recomputed)"),
-            special_tokens={"pad": cfg.pad_token_id, "eos": cfg.eos_token_id, "bos": cfg.bos_token_id,
-                            "decoder_start": cfg.decoder_start_token_id},
-            semantics=semantics,
-            verification=verify_export(runtime, ported, list(lines or DEFAULT_LINES)) if verify else None)
-        write_json(tmp / REPORT_NAME, report.to_json())
-        check = report.verification
-        if check is not None and not check.passed:
-            raise ParityError(f"the ONNX export of `{ported_dir}` does not match the port: {check.failure} "
-                              "(nothing was written)")
-    return report
+        with atomic_output_dir(output_dir, force=force) as tmp:
+            try:
+                _export_graphs(model, tmp, opset)
+                runtime = OnnxSeq2Seq(tmp)  # onnxruntime must load what was written, verified or not
+            except Exception as e:  # the exporter's reasons are many; the user gets one line
+                raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: {_one_line(e)}") from e
+            shutil.copytree(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
+            for name in _COPIED:
+                if (folder.path / name).exists():
+                    shutil.copy2(folder.path / name, tmp / name)
+            semantics = ported.generation_config.get("semantics", "fairseq")
+            bar.advance("written")
+            report = OnnxExportReport(
+                modelport_version=__version__, torch_version=torch.__version__, onnx_version=onnx.__version__,
+                onnxruntime_version=onnxruntime.__version__, opset=opset, ported_dir=str(folder.path.resolve()),
+                source_format=ported.source_format, dtype="float32",
+                encoder=OnnxGraph(ENCODER_FILE, ENCODER_INPUTS, ENCODER_OUTPUTS),
+                decoder=OnnxGraph(DECODER_FILE, DECODER_INPUTS, DECODER_OUTPUTS, kv_cache=False,
+                                  note="full-prefix decoder: feed the decoder start token plus every token so far "
+                                       "each step and read the last position's logits (the prefix is recomputed)"),
+                special_tokens={"pad": cfg.pad_token_id, "eos": cfg.eos_token_id, "bos": cfg.bos_token_id,
+                                "decoder_start": cfg.decoder_start_token_id},
+                semantics=semantics,
+                verification=verify_export(runtime, ported, list(lines or DEFAULT_LINES)) if verify else None)
+            if verify:
+                bar.advance("verified")
+            write_json(tmp / REPORT_NAME, report.to_json())
+            check = report.verification
+            if check is not None and not check.passed:
+                raise ParityError(f"the ONNX export of `{ported_dir}` does not match the port: {check.failure} "
+                                  "(nothing was written)")
+        return report
 
 
 # ---------------------------------------------------------------------------

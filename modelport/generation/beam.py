@@ -341,7 +341,8 @@ class FairseqBeamSearch(SearchAlgorithm):
         out = []
         for hyps in self.finalized:
             # fairseq: torch.sort(scores, descending=True) over the finalized list
-            order = torch.sort(torch.tensor([h.score for h in hyps]), descending=True)[1].tolist()
+            # (Python floats sorted on the CPU, not a tensor of the search)
+            order = torch.sort(torch.tensor([h.score for h in hyps], device="cpu"), descending=True)[1].tolist()
             out.append([hyps[i] for i in order][: self.opts.nbest])
         return out
 
@@ -410,7 +411,7 @@ class HFBeamSearch(SearchAlgorithm):
         self.sent_ids = torch.arange(bsz, device=dev)
         self.done: list[tuple[int, Tensor, Tensor, Tensor, Tensor]] = []
         self.cur_len = 1
-        self.top_mask = torch.cat([torch.ones(beam, dtype=torch.bool), torch.zeros(beam, dtype=torch.bool)]).to(dev)
+        self.top_mask = torch.arange(2 * beam, device=dev) < beam  # the first `beam` candidates
         return beam
 
     def next_tokens(self) -> Tensor:
@@ -595,7 +596,8 @@ class MarianBeamSearch(SearchAlgorithm):
         dev = src_tokens.device
         # ``histories[b]->size() >= max-length-factor * batchWidth()`` in float32;
         # the history holds t + 1 entries at step t
-        limit = float(torch.tensor(self.opts.max_length_factor, dtype=torch.float32) * src_tokens.size(1))
+        factor = torch.tensor(self.opts.max_length_factor, dtype=torch.float32, device="cpu")
+        limit = float(factor * src_tokens.size(1))
         self.last_step = min(max(0, math.ceil(limit) - 1), self.max_positions - 1)
         self.tokens = torch.full((bsz, 1), self.start_token, dtype=torch.long, device=dev)
         self.cum = torch.zeros(bsz, 1, device=dev)  # path score after each token (column 0: start)
@@ -654,7 +656,7 @@ class MarianBeamSearch(SearchAlgorithm):
     def _finalize(self, step: int, sents: Tensor, prev: Tensor, tok: Tensor, score: Tensor) -> None:
         """``History::add``: ``(pathScore - wp * L) / pow(L, normalize)`` in float32."""
         o, length = self.opts, step + 1
-        norm = (score - o.word_penalty * length) / torch.tensor(float(length)).pow(o.normalize)
+        norm = (score - o.word_penalty * length) / torch.tensor(float(length), device=score.device).pow(o.normalize)
         toks = torch.cat([self.tokens[prev, 1:], tok[:, None]], 1).tolist()
         cum = torch.cat([self.cum[prev], score[:, None]], 1)
         pos = (cum[:, 1:] - cum[:, :-1]).tolist()

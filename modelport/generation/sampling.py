@@ -60,9 +60,11 @@ class SamplingSearch(SearchAlgorithm):
         self.start_token = (opts.decoder_start_token_id if opts.decoder_start_token_id is not None
                             else cfg.decoder_start_token_id)
         self.max_length, self.min_length = hf_length_limits(opts, max_positions)
-        self.generator = torch.Generator().manual_seed(opts.seed) if opts.seed is not None else None
+        self.generator: torch.Generator | None = None
 
     def start(self, bsz: int, src_tokens: Tensor) -> int:
+        if self.opts.seed is not None:  # on the device that draws (multinomial wants them together)
+            self.generator = torch.Generator(device=src_tokens.device).manual_seed(self.opts.seed)
         self.tokens = torch.full((bsz, 1), self.start_token, dtype=torch.long, device=src_tokens.device)
         self.unfinished = torch.ones(bsz, dtype=torch.bool, device=src_tokens.device)
         self.lengths = torch.zeros(bsz, dtype=torch.long, device=src_tokens.device)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from modelport.generation.ensemble import Ensemble
-from modelport.generation.translate import pad_batch
+from modelport.generation.translate import model_device, pad_batch
 from modelport.model.transformer import Seq2SeqModel
 
 # (source token ids, decoder prefix token ids incl. the start token) -> log-probs [V] of the next token
@@ -23,12 +23,12 @@ PrefixScorer = Callable[[list[int], list[int]], Tensor]
 
 
 def teacher_forcing_batch(src: list[list[int]], targets: list[list[int]], pad: int, start: int,
-                          ) -> tuple[Tensor, Tensor, Tensor]:
+                          device: torch.device | str | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Left-padded sources, right-padded decoder inputs ``[start] + target[:-1]``
-    and the mask of real target positions."""
-    s = pad_batch(src, pad, left=True)
+    and the mask of real target positions, on ``device`` (the model's; default: the CPU)."""
+    s = pad_batch(src, pad, left=True, device=device)
     prev_lists = [[start] + list(t[:-1]) for t in targets]
-    prev = pad_batch(prev_lists, pad, left=False)
+    prev = pad_batch(prev_lists, pad, left=False, device=device)
     mask = prev.ne(pad)
     mask[:, 0] = True
     return s, prev, mask
@@ -38,13 +38,15 @@ def prefix_scorer(models: Sequence[Seq2SeqModel]) -> PrefixScorer:
     """The ensemble's next-token log-probs after a decoder prefix, decoded
     incrementally as a search does (so a search's scores are reproduced)."""
 
+    device = model_device(models)
+
     @torch.no_grad()
     def score(src: list[int], prefix: list[int]) -> Tensor:
         ens = Ensemble(models)
-        ens.encode(torch.tensor([src]))
+        ens.encode(torch.tensor([src], device=device))
         lp = None
         for t in prefix:
-            lp = ens.log_probs(torch.tensor([[t]]))
+            lp = ens.log_probs(torch.tensor([[t]], device=device))
         return lp[0]
 
     return score
@@ -54,9 +56,10 @@ def prefix_scorer(models: Sequence[Seq2SeqModel]) -> PrefixScorer:
 def token_log_probs(model: Seq2SeqModel, src: list[int], target: list[int], start: int) -> Tensor:
     """log p(target[i] | source, target[:i]) for every position of ``target``,
     from one full (not incremental) forward pass."""
-    prev = torch.tensor([[start] + list(target[:-1])])
-    lp = model.log_probs(prev, model.encode(torch.tensor([src])))[0]
-    return lp.gather(-1, torch.tensor(list(target))[:, None])[:, 0]
+    device = model_device(model)
+    prev = torch.tensor([[start] + list(target[:-1])], device=device)
+    lp = model.log_probs(prev, model.encode(torch.tensor([src], device=device)))[0]
+    return lp.gather(-1, torch.tensor(list(target), device=device)[:, None])[:, 0]
 
 
 __all__ = ["PrefixScorer", "prefix_scorer", "teacher_forcing_batch", "token_log_probs"]

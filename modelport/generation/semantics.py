@@ -305,7 +305,9 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
                         "blocker reads the pad-filled end of its buffer and so blocks nothing in practice)"),
     DecodingOption(name="semantics", flag="--semantics", choices=tuple(SEMANTICS), search_only=True,
                    search_only_choices=tuple(n for n, s in SEMANTICS.items() if s.validated_by_flags),
-                   help="whose beam search to reproduce"),
+                   help="whose beam search to reproduce",
+                   search_only_help="whose beam search to compare: the port's own framework's (fairseq ports: "
+                                    "fairseq; T5 ports: hf; Marian ports: marian); any other is refused at once"),
     DecodingOption(name="batch_size", flag="--batch-size", parse=positive_int, search_only=True,
                    help=f"sentences per batch, batches sorted by length (default: {TRANSLATE_BATCH_SIZE}; "
                         "marian semantics: as marian-decoder, see --mini-batch)",

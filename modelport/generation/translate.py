@@ -25,19 +25,21 @@ from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, i
 from modelport.model.transformer import Seq2SeqModel
 from modelport.tokenizers import Tokenizer, check_keep_special_tokens
 
-def pad_batch(src: Sequence[Sequence[int]] | Tensor, pad: int, left: bool = True) -> Tensor:
-    """Pad token lists into ``[B, S]``; left padding as fairseq collates sources."""
+def pad_batch(src: Sequence[Sequence[int]] | Tensor, pad: int, left: bool = True,
+              device: torch.device | str | None = None) -> Tensor:
+    """Pad token lists into ``[B, S]`` on ``device`` (default: the CPU); left
+    padding as fairseq collates sources. A tensor is only moved to ``device``."""
     if isinstance(src, Tensor):
-        return src
+        return src if device is None else src.to(device)
     width = max(len(s) for s in src)
-    out = torch.full((len(src), width), pad, dtype=torch.long)
-    for i, s in enumerate(src):
-        if len(s):
-            if left:
-                out[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
-            else:
-                out[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
-    return out
+    rows = [[pad] * (width - len(s)) + list(s) if left else list(s) + [pad] * (width - len(s)) for s in src]
+    return torch.tensor(rows, dtype=torch.long, device=device)
+
+
+def model_device(models: Sequence[Seq2SeqModel] | Seq2SeqModel) -> torch.device:
+    """The device of a model (an ensemble: of its first member), where the search puts its tensors."""
+    first = models if isinstance(models, Seq2SeqModel) else models[0]
+    return next(first.parameters()).device
 
 
 def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[str, Any]) -> StepAlgorithm:
@@ -72,7 +74,7 @@ def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Sequence
     left = opts.pop("pad_left", semantics == "fairseq")
     max_positions = min(m.cfg.max_target_positions for m in members)
     algorithm = make_algorithm(cfg, max_positions, semantics, opts)
-    src = pad_batch(algorithm.prepare_source(src_tokens), cfg.pad_token_id, left=left)
+    src = pad_batch(algorithm.prepare_source(src_tokens), cfg.pad_token_id, left=left, device=model_device(members))
     return run_search(algorithm.make_ensemble(members), src, algorithm)
 
 

@@ -55,6 +55,7 @@ from modelport.errors import ConfigError, InvalidPortedFolderError, NotAPortedFo
 from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
 from modelport.model.io import (INDEX_NAME, WEIGHTS_NAME, atomic_output_dir, output_exists, read_json, save_weights,
                                 weight_files, write_json)
+from modelport.model.transformer import Seq2SeqModel
 from modelport.reports.export import EXPORT_REPORT_NAME
 
 # the layout of a ported folder (DESIGN.md, "A ported model folder")
@@ -534,8 +535,6 @@ def _check_counts(folder: Path, config: Seq2SeqConfig, names: list[str], ensembl
 
 
 def _expected(config: Seq2SeqConfig) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
-    from modelport.model.transformer import Seq2SeqModel
-
     with torch.device("meta"):
         model = Seq2SeqModel(config)
     return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict(keep_vars=True).items()}

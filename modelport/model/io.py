@@ -1,12 +1,19 @@
 """Save and load a ported model folder.
 
-Weights are written as safetensors, one tensor at a time, straight from the
-tensors the converter hands over, so conversion never holds a second copy of
-the weights (``safetensors.torch.save_file`` serialises everything into one
-bytes buffer first, which doubles peak memory on a 200M-parameter model; the
-format is simple enough to stream: an 8-byte header length, a JSON header,
-then raw little-endian data). Files written here are read back with the
-official ``safetensors`` reader.
+Weights are written with ``safetensors.torch.save_file`` and split into
+shards by huggingface_hub's splitter (the one under
+``split_torch_state_dict_into_shards``), whose file names and index
+(``model-00001-of-0000N.safetensors``, ``model.safetensors.index.json`` with
+``weight_map``) transformers reads. The torch wrapper is not called: it sizes
+a tensor by its whole storage and imports ``torch.distributed.tensor`` on
+first use (+42 MiB RSS, ~1 s); tied tensors are aliases here already, so
+each tensor is sized by its own bytes.
+modelport once streamed its own writer because ``save_file`` serialised
+everything into one bytes buffer first (twice the weights at peak); the
+installed safetensors writes straight from the tensors' memory: writing a
+400 MiB state dict adds 1.3 MiB to the peak RSS with ``save_file`` and 3.6
+MiB with the old streaming writer (safetensors 0.8.0;
+``scripts/bench_safetensors_write.py``).
 
 Tied weights are stored once; the other names are recorded as aliases in the
 header metadata and the index file and restored on load.
@@ -24,19 +31,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import split_state_dict_into_shards_factory
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 from modelport.errors import WRITE_ERRNOS, InvalidInputError, OutputExistsError, OutputWriteError
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 DEFAULT_SHARD_BYTES = 2 * 1024**3
-
-_DTYPES = {
-    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
-    torch.int8: "I8", torch.uint8: "U8", torch.int16: "I16", torch.int32: "I32", torch.int64: "I64",
-    torch.bool: "BOOL",
-}
+# shard names as transformers writes them: model.safetensors alone, model-00001-of-00003.safetensors sharded
+_SHARD_PATTERN = WEIGHTS_NAME.replace(".safetensors", "{suffix}.safetensors")
+# what a ported folder stores (safetensors knows more; the loaders here were tested with these)
+_DTYPES = frozenset({torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.uint8,
+                     torch.int16, torch.int32, torch.int64, torch.bool})
 
 
 def _nbytes(t: torch.Tensor) -> int:
@@ -62,28 +70,18 @@ def dedupe_tied(tensors: Iterable[tuple[str, torch.Tensor]]) -> tuple[list[tuple
     return unique, aliases
 
 
-def _write_shard(path: Path, tensors: list[tuple[str, torch.Tensor]], metadata: dict[str, str]) -> None:
-    header: dict[str, Any] = {"__metadata__": metadata}
-    offset = 0
-    for name, t in tensors:
+def _write_shard(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """One safetensors file, flushed to disk before the folder is renamed into place."""
+    for name, t in tensors.items():
         if t.dtype not in _DTYPES:
             raise InvalidInputError(f"tensor `{name}` has dtype {t.dtype}, which safetensors cannot store")
-        n = _nbytes(t)
-        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)  # the format aligns data to 8 bytes
-    with open(path, "wb") as f:
-        f.write(len(raw).to_bytes(8, "little"))
-        f.write(raw)
-        for _, t in tensors:
-            if t.numel() == 0:
-                continue
-            # one tensor at a time: a contiguous copy only when the view needs it
-            flat = t.detach().contiguous().reshape(-1).view(torch.uint8)
-            f.write(memoryview(flat.numpy()))
-        f.flush()
-        os.fsync(f.fileno())
+    # save_file writes from each tensor's memory; only a non-contiguous view is copied
+    save_file({name: t.detach().contiguous() for name, t in tensors.items()}, str(path), metadata=metadata)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def save_weights(directory: Path, tensors: Iterable[tuple[str, torch.Tensor]], *,
@@ -91,37 +89,27 @@ def save_weights(directory: Path, tensors: Iterable[tuple[str, torch.Tensor]], *
                  progress: Any = None) -> dict[str, Any]:
     """Write ``tensors`` into ``directory`` as one or more safetensors files.
 
-    Returns a summary: files, total bytes, tensor count and aliases.
+    Shards hold at most ``shard_bytes`` each (a larger tensor gets a shard of
+    its own), cut by huggingface_hub as transformers cuts them. Returns a
+    summary: files, total bytes, tensor count and aliases.
     """
     unique, aliases = dedupe_tied(tensors)
     meta = {"format": "pt", "modelport_aliases": json.dumps(aliases, sort_keys=True)}
     meta.update(metadata or {})
-    shards: list[list[tuple[str, torch.Tensor]]] = [[]]
-    size = 0
-    for name, t in unique:
-        n = _nbytes(t)
-        if shards[-1] and size + n > shard_bytes:
-            shards.append([])
-            size = 0
-        shards[-1].append((name, t))
-        size += n
-    total = sum(_nbytes(t) for _, t in unique)
+    state = dict(unique)
+    split = split_state_dict_into_shards_factory(state, get_storage_size=_nbytes, filename_pattern=_SHARD_PATTERN,
+                                                 max_shard_size=shard_bytes)
+    total = split.metadata["total_size"]
     files: list[str] = []
-    if len(shards) == 1:
-        _write_shard(directory / WEIGHTS_NAME, shards[0], meta)
-        files.append(WEIGHTS_NAME)
+    for fname, names in (split.filename_to_tensors or {WEIGHTS_NAME: []}).items():  # no tensors: an empty file
+        _write_shard(directory / fname, {name: state[name] for name in names}, meta)
+        files.append(fname)
         if progress is not None:
-            progress.update(len(shards[0]))
-    else:
-        weight_map = {}
-        for i, shard in enumerate(shards, 1):
-            fname = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-            _write_shard(directory / fname, shard, meta)
-            files.append(fname)
-            weight_map.update({name: fname for name, _ in shard})
-            if progress is not None:
-                progress.update(len(shard))
-        index = {"metadata": {"total_size": total, "modelport_aliases": aliases}, "weight_map": weight_map}
+            progress.update(len(names))
+    if split.is_sharded:
+        # huggingface_hub's index, with the aliases
+        index = {"metadata": {**split.metadata, "modelport_aliases": aliases},
+                 "weight_map": split.tensor_to_filename}
         (directory / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         files.append(INDEX_NAME)
     return {"files": files, "bytes": total, "tensors": len(unique), "aliases": aliases}

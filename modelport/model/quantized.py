@@ -13,10 +13,16 @@ concern, so it lives here and the API's loader needs no pass.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
 from modelport.model.folder import SCALE_SUFFIX
+
+# the deprecation notices torch's dynamic quantization emits (torch 2.9+)
+_TORCH_QUANTIZATION_NOTICES = (r"torch\.ao\.quantization is deprecated",
+                               r"torch\.quantize_per_tensor, torch\.quantize_per_channel .* are deprecated")
 
 
 def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -41,7 +47,12 @@ def apply_on_load(model: nn.Module, mode: str) -> nn.Module:
     if mode == "int8":  # torch.ao.quantization is imported only for the folders that need it
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+        with warnings.catch_warnings():
+            # torch announces, on every call, that it will move this API to torchao: a notice to
+            # modelport's maintainers, not to the user loading a folder, who can do nothing about it
+            for message in _TORCH_QUANTIZATION_NOTICES:
+                warnings.filterwarnings("ignore", message=message)
+            return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
     if mode in ("fp16", "bf16"):
         return model.to(torch.float16 if mode == "fp16" else torch.bfloat16)
     return model

@@ -11,8 +11,11 @@ checked :class:`~modelport.model.folder.PortedFolder`: a damaged or edited
 folder gets no card.
 
 Nothing is invented: a license appears only when given or recorded in the
-provenance (``conversion.json`` ``license``), eval results only when the
-parity report holds BLEU/chrF.
+provenance (``conversion.json`` ``license``), ``model-index`` eval results
+only when the parity report holds BLEU/chrF *and* the user names the dataset
+they were measured on (``eval_dataset``); the usage names the Hub repo once
+published (``repo_id``), a placeholder before. Passes are a table of what each
+measured (size, speed, agreement, BLEU).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from modelport.model.folder import (CARD_NAME, CONFIG_NAME, CONVERSION_NAME, TOK
                                     PortedFolder)
 from modelport.reports.export import ExportReport, HfExportReport
 from modelport.reports.parity import PARITY_REPORT_STEM, ParityReport
+from modelport.reports.passes import PassMeasurement
 
 PARITY_REPORT_NAME = f"{PARITY_REPORT_STEM}.json"
 
@@ -75,16 +79,20 @@ def _architecture(m: Seq2SeqConfig, ensemble: int, params: int | None) -> list[s
     return lines
 
 
-def _eval_results(report: ParityReport | None, task: str) -> list[EvalResult]:
-    """BLEU and chrF of the port, when the parity report measured them."""
-    if report is None or report.bleu is None:
+def _eval_results(report: ParityReport | None, task: str, eval_dataset: str | None) -> list[EvalResult]:
+    """BLEU and chrF of the port on ``eval_dataset``, the data the user says
+    the parity report's BLEU was measured on. Without a named dataset there
+    are no results: a number on "the lines validate ran" is no evaluation
+    anyone can compare with (the parity summary in the text shows it)."""
+    if report is None or report.bleu is None or not eval_dataset:
         return []
-    lines = report.meta.lines
     scores = report.bleu.modelport
-    return [EvalResult(task_type=task, task_name="Translation", dataset_type="modelport-parity-data",
-                       dataset_name=f"modelport validate data ({lines} lines)" if lines else "modelport validate data",
-                       metric_type=metric, metric_name=name, metric_value=float(value))
-            for metric, name, value in (("bleu", "BLEU", scores.bleu), ("chrf", "chrF", scores.chrf))]
+    return [EvalResult(task_type=task, task_name="Translation", dataset_type=eval_dataset, dataset_name=eval_dataset,
+                       metric_type=metric, metric_name=name, metric_value=float(value),
+                       metric_config=signature)
+            for metric, name, value, signature in (
+                ("bleu", "BLEU", scores.bleu, report.bleu.signature.bleu if report.bleu.signature else None),
+                ("chrf", "chrF", scores.chrf, report.bleu.signature.chrf if report.bleu.signature else None))]
 
 
 def _parity_report(directory: Path) -> ParityReport | None:
@@ -112,18 +120,47 @@ def _provenance_lines(conv: dict[str, Any]) -> list[str]:
     dropped = conv.get("dropped") or {}
     if dropped:
         out += ["", "Dropped on purpose:", ""] + [f"- `{k}`: {v}" for k, v in dropped.items()]
-    history = conv.get("history") or []
-    out += ["", "### Passes applied after conversion", ""]
+    out += ["", "### Passes applied after conversion", ""] + _passes_table(conv.get("history") or [])
+    return out
+
+
+def _pass_cells(entry: Mapping[str, Any]) -> list[str]:
+    """One row of the passes table: name, options, parameters, size, speed, agreement, BLEU."""
+    name = str(entry.get("pass") or entry.get("name") or entry.get("type") or "pass")
+    options = entry.get("options")
+    if not isinstance(options, Mapping):  # an entry written as {pass, option: value, ...}
+        options = {k: v for k, v in entry.items() if k not in ("pass", "name", "type", "changed", "report")}
+    shown = ", ".join(f"`{k}={json.dumps(v, ensure_ascii=False, default=str)}`" for k, v in options.items())
+    cells = [f"`{name}`", shown or "–"] + ["–"] * 5
+    try:
+        m = PassMeasurement.from_json(entry["report"]) if isinstance(entry.get("report"), Mapping) else None
+    except (KeyError, TypeError, ValueError):
+        m = None  # a report this version cannot read: the name and options still say what ran
+    if m is not None:
+        p, b = m.parameters, m.bytes_on_disk
+        cells[2] = f"{_fmt_params(p.before)} → {_fmt_params(p.after)}"
+        cells[3] = f"{b.before / 1e6:.2f} MB → {b.after / 1e6:.2f} MB ({100 * b.after / max(b.before, 1):.0f}%)"
+        if m.tokens_per_second is not None:
+            t = m.tokens_per_second
+            cells[4] = f"{t.before:g} → {t.after:g} tokens/s ({t.speedup:g}×, {t.how})"
+        if m.agreement is not None:
+            a = m.agreement
+            cells[5] = f"{a.identical_outputs}/{a.lines} identical outputs ({a.identical_percent:g}%)"
+        if m.quality is not None:
+            q = m.quality
+            cells[6] = f"{q.before.bleu:g} → {q.after.bleu:g} (chrF {q.before.chrf:g} → {q.after.chrf:g})"
+    return [c.replace("|", "\\|") for c in cells]
+
+
+def _passes_table(history: list[Any]) -> list[str]:
+    """The pass history as a table (speed, agreement and BLEU as the pass measured them)."""
     if not history:
-        out.append("None: the weights are the converted source weights.")
+        return ["None: the weights are the converted source weights."]
+    out = ["| # | pass | options | parameters | size on disk | speed | agreement | BLEU |",
+           "|---|---|---|---|---|---|---|---|"]
     for i, entry in enumerate(history, 1):
-        if isinstance(entry, dict):
-            name = entry.get("pass") or entry.get("name") or entry.get("type") or "pass"
-            rest = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in entry.items()
-                             if k not in ("pass", "name", "type"))
-            out.append(f"{i}. `{name}`" + (f": {rest}" if rest else ""))
-        else:
-            out.append(f"{i}. {entry}")
+        cells = _pass_cells(entry) if isinstance(entry, Mapping) else [str(entry).replace("|", "\\|")] + ["–"] * 6
+        out.append(f"| {i} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -138,13 +175,16 @@ _SEMANTICS_NOTE = {
 }
 
 
-def _usage_lines(gen: dict[str, Any]) -> list[str]:
+LOCAL_PLACEHOLDER = "path/to/this/folder"  # what the usage names before the folder is published
+
+
+def _usage_lines(gen: dict[str, Any], where: str) -> list[str]:
     sem = gen.get("semantics", "fairseq")
     defaults = ", ".join(f"`{k}={v}`" for k, v in gen.items() if k != "semantics")
     return [
-        "```python", "import modelport", "", 'model = modelport.load("path/to/this/folder")',
+        "```python", "import modelport", "", f'model = modelport.load("{where}")',
         'print(model.translate(["Hello world."])[0][0]["text"])', "```", "",
-        "```bash", "echo 'Hello world.' | modelport translate path/to/this/folder", "```", "",
+        "```bash", f"echo 'Hello world.' | modelport translate {where}", "```", "",
         "### Generation defaults", "",
         f"From `generation_config.json`: semantics profile `{sem}`; {defaults}.", "",
         f"The semantics profile says whose search is reproduced: {_SEMANTICS_NOTE.get(sem, sem)}. "
@@ -154,15 +194,15 @@ def _usage_lines(gen: dict[str, Any]) -> list[str]:
     ]
 
 
-def _transformers_usage_lines(export: HfExportReport) -> list[str]:
+def _transformers_usage_lines(export: HfExportReport, where: str) -> list[str]:
     """Usage of a folder written by `modelport export hf` (loaded by transformers, not modelport)."""
     check = export.verification
     beams = export.generation_config.get("num_beams")  # transformers' GenerationConfig field
     out = [
         "### Use with transformers", "",
         "```python", "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer", "",
-        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
-        'model = AutoModelForSeq2SeqLM.from_pretrained("path/to/this/folder")',
+        f'tokenizer = AutoTokenizer.from_pretrained("{where}")',
+        f'model = AutoModelForSeq2SeqLM.from_pretrained("{where}")',
         'batch = tokenizer(["Hello world."], return_tensors="pt", padding=True)',
         "print(tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True))", "```", "",
         f"`modelport export hf` wrote this folder as `{export.model_class}` + "
@@ -181,6 +221,52 @@ def _transformers_usage_lines(export: HfExportReport) -> list[str]:
     return out
 
 
+# the framework whose outputs each source format's port reproduces, under its own semantics profile
+_ORIGINAL = {"fairseq": "fairseq", "marian": "Marian", "t5": "transformers"}
+
+
+def _intended_use_lines(fmt: str, report: ParityReport | None, history: list[Any],
+                        export: HfExportReport | None) -> list[str]:
+    """What the port is for and what was proven about it."""
+    original = _ORIGINAL.get(fmt, f"the {fmt} framework")
+    what = (f"This is the {fmt} checkpoint named under Conversion, in another framework's format: the same "
+            f"translation model, for use where {original} is not available or not wanted"
+            + (" (loaded by transformers)" if export is not None else " (loaded by modelport)") + ".")
+    out = [what, ""]
+    if report is not None:
+        reference = Path(report.meta.reference).name or report.meta.reference
+        out.append(f"Parity was {'proven' if report.passed else 'checked, and **failed**,'} on "
+                   f"{report.meta.lines if report.meta.lines is not None else 'an unknown number of'} lines of "
+                   f"the publisher's own data against the original checkpoint (`{reference}`, run by "
+                   f"{report.meta.reference_framework or original}); see the parity section.")
+    else:
+        out.append("Parity with the original framework has not been checked for this folder.")
+    out += ["", "Translation quality is the original model's"
+            + (" (changed by the passes listed above, as measured there)" if history else "")
+            + ": read the original model's documentation for its training data, languages, domains and "
+              "evaluation; this port adds no training and no new evaluation."]
+    return out
+
+
+def _limitations_lines(fmt: str, sem: str, history: list[Any], export: HfExportReport | None) -> list[str]:
+    """Known ways this folder's outputs can differ from the original's."""
+    out = [f"- Outputs are guaranteed identical to the original framework's only under the `{sem}` semantics "
+           "profile with the same decoding options. Other profiles reproduce other frameworks' beam searches "
+           "(e.g. transformers' `generate` keeps finished hypotheses differently from fairseq's "
+           "`SequenceGenerator` and normalises length differently), so they can give other translations."]
+    if export is not None:
+        out.append("- transformers' `generate` is hf beam search: on a port of a "
+                   f"{fmt} checkpoint its outputs can differ from {_ORIGINAL.get(fmt, fmt)}'s own search.")
+    if history:
+        out.append("- The weights were changed by the passes listed under Conversion (quantization, pruning): "
+                   "outputs differ from the original on some inputs (see each pass's agreement and BLEU).")
+    out += ["- Parity is proven on the lines it was run on, with fp32 on CPU; other devices and dtypes "
+            "(fp16/bf16, GPUs) agree up to numerical near-ties.",
+            "- Whatever the original model cannot do (languages, domains, biases in its training data), this "
+            "port cannot either."]
+    return out
+
+
 def _export_report(export: HfExportReport | Mapping[str, Any]) -> HfExportReport:
     """``export`` typed (it may still come as its JSON, ``export_report.json``)."""
     report = export if isinstance(export, HfExportReport) else ExportReport.from_json(export)
@@ -192,12 +278,15 @@ def _export_report(export: HfExportReport | Mapping[str, Any]) -> HfExportReport
 
 def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
               language: list[str] | None = None, base_model: str | None = None,
-              export: HfExportReport | Mapping[str, Any] | None = None) -> ModelCard:
+              export: HfExportReport | Mapping[str, Any] | None = None, repo_id: str | None = None,
+              eval_dataset: str | None = None) -> ModelCard:
     """Build the model card of a ported folder (metadata + Markdown body).
 
     ``export`` (the report of ``modelport export hf``) makes it the card of
     the transformers folder exported from it: transformers usage instead of
-    modelport's."""
+    modelport's. ``repo_id`` (known once published) is what the usage loads;
+    ``eval_dataset`` names the data the parity report's BLEU/chrF were
+    measured on, and only then are they ``model-index`` evaluation results."""
     export = _export_report(export) if export is not None else None
     directory = Path(ported_dir)
     if not (directory / CONFIG_NAME).is_file() or not (directory / CONVERSION_NAME).is_file():
@@ -214,7 +303,7 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     lic = license or conv.get("license")
     name = directory.resolve().name
     task = "translation"
-    results = _eval_results(report, task)
+    results = _eval_results(report, task, eval_dataset)
     data = ModelCardData(
         language=langs or None, license=lic, library_name="transformers" if export is not None else "modelport",
         tags=[task, fmt, "modelport"],
@@ -233,7 +322,13 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     body += report.card_lines() if report is not None else \
         ["Not validated yet: run `modelport validate PORTED_DIR --reference SOURCE --data FILE` to compare "
          "tokenizer ids, logits and beam-search outputs with the original framework."]
-    body += ["", "## Usage", ""] + (_transformers_usage_lines(export) if export is not None else _usage_lines(gen))
+    history = conv.get("history") or []
+    body += ["", "## Intended use", ""] + _intended_use_lines(fmt, report, history, export)
+    body += ["", "## Limitations", ""] + _limitations_lines(fmt, str(gen.get("semantics", "fairseq")), history,
+                                                           export)
+    where = repo_id or LOCAL_PLACEHOLDER
+    body += ["", "## Usage", ""] + (_transformers_usage_lines(export, where) if export is not None
+                                    else _usage_lines(gen, where))
     if lic is None:
         body += ["", "## License", "", "No license was given or recorded for the source checkpoint; check the "
                  "original model's terms before use."]

@@ -459,7 +459,8 @@ def _keep_layers(cfg: Seq2SeqConfig, keep: dict[str, list[int]]) -> Seq2SeqConfi
 def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
           encoder_layers: int | None = None, decoder_layers: int | None = None, heads: float | None = None,
           ffn: float | None = None, vocab_from: str | os.PathLike[str] | None = None,
-          data: list[str] | None = None, references: list[str] | None = None, force: bool = False) -> PassReport:
+          data: list[str] | None = None, references: list[str] | None = None, force: bool = False,
+          progress: bool = False) -> PassReport:
     """Write a pruned copy of ``ported_dir`` to ``output_dir`` and return the
     report: layers first (``encoder_layers``/``decoder_layers``), then FFN
     neurons (``ffn``, a fraction per layer), attention heads (``heads``, a
@@ -519,4 +520,5 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
                      tokenizer_files=tokenizer_files) as out:
         # measured before the folder is renamed into place: an interrupted run leaves nothing
         return finish(out, PassReport("prune", options, changed,
-                                      measure(source, out.path, data, references, target_ids=target_ids)))
+                                      measure(source, out.path, data, references, target_ids=target_ids,
+                                              progress=progress)))

@@ -44,8 +44,8 @@ def quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, mode: str,
-             data: list[str] | None = None, references: list[str] | None = None, force: bool = False
-             ) -> PassReport:
+             data: list[str] | None = None, references: list[str] | None = None, force: bool = False,
+             progress: bool = False) -> PassReport:
     """Write a quantized copy of ``ported_dir`` to ``output_dir`` and return its
     report (size, speed, agreement with the original, BLEU/chrF when
     ``references`` are given)."""
@@ -84,4 +84,5 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
                      {"pass": "quantize", "options": options, "changed": changed}, force,
                      quantization={"mode": mode, "scheme": scheme[mode]}) as out:
         # measured before the folder is renamed into place: an interrupted run leaves nothing
-        return finish(out, PassReport("quantize", options, changed, measure(source, out.path, data, references)))
+        return finish(out, PassReport("quantize", options, changed, measure(source, out.path, data, references,
+                                                                          progress=progress)))

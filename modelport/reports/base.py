@@ -1,5 +1,6 @@
 """What every report type shares: the read-only dict view of its JSON, plain
-sections, and the BLEU/chrF pair (parity and pass reports both carry it)."""
+sections, and the BLEU/chrF pair and its sacreBLEU signatures (parity and
+pass reports both carry them)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,15 @@ class JsonView:
 
 
 class Flat:
-    """A report section of plain fields: its JSON is its fields, in order."""
+    """A report section of plain fields: its JSON is its fields, in order
+    (those named in ``OPTIONAL`` left out while None: fields added later, so
+    the JSON of older reports reads back unchanged)."""
+
+    OPTIONAL: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
+        data = asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
+        return {k: v for k, v in data.items() if not (k in self.OPTIONAL and v is None)}
 
 
 @dataclass(frozen=True)
@@ -45,3 +51,22 @@ class Scores(Flat):
 
     bleu: float
     chrf: float
+
+
+@dataclass(frozen=True)
+class Signatures(Flat):
+    """sacreBLEU's signatures of the BLEU and chrF scores (``nrefs:1|case:mixed|
+    eff:no|tok:13a|smooth:exp|version:2.6.0``): how they were computed, so a
+    reader knows which other scores they compare with."""
+
+    bleu: str
+    chrf: str
+
+    @classmethod
+    def from_json(cls, data: Any) -> Signatures | None:
+        """The signatures of a report's JSON, None when absent (reports written before they were recorded)."""
+        return cls(bleu=str(data["bleu"]), chrf=str(data["chrf"])) if isinstance(data, dict) else None
+
+    def lines(self) -> list[str]:
+        """One Markdown line per metric (inline code: the signature holds ``|``)."""
+        return [f"sacreBLEU signature: BLEU `{self.bleu}`; chrF `{self.chrf}`"]

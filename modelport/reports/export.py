@@ -21,7 +21,7 @@ EXPORT_REPORT_NAME = "export_report.json"  # in the exported folder
 _TARGETS: dict[str, type[ExportReport]] = {}
 
 
-def _target(name: str) -> Callable[[type[ExportReport]], type[ExportReport]]:
+def export_target(name: str) -> Callable[[type[ExportReport]], type[ExportReport]]:
     """Class decorator: the report type of the exporter ``name``."""
 
     def wrap(cls: type[ExportReport]) -> type[ExportReport]:
@@ -145,7 +145,7 @@ class HfVerification:
                 "(modelport semantics hf)"]
 
 
-@_target("hf")
+@export_target("hf")
 @dataclass(frozen=True, kw_only=True)
 class HfExportReport(ExportReport):
     """``export hf``: the transformers classes written, whether they compute
@@ -249,7 +249,7 @@ class OnnxVerification:
                 f"(modelport greedy, semantics {self.semantics})"]
 
 
-@_target("onnx")
+@export_target("onnx")
 @dataclass(frozen=True, kw_only=True)
 class OnnxExportReport(ExportReport):
     """``export onnx``: library versions, opset, the two graphs, the special

@@ -26,13 +26,16 @@ from typing import Any
 
 
 def write_report(report: Mapping[str, Any], directory: str | os.PathLike[str],
-                 stem: str = "parity_report", title: str = "Parity report") -> tuple[Path, Path]:
-    """Write ``<stem>.json`` and ``<stem>.md`` (headed ``title``) into ``directory``; return both paths."""
+                 stem: str = "parity_report", title: str = "Parity report", *,
+                 markdown: str | None = None) -> tuple[Path, Path]:
+    """Write ``<stem>.json`` and ``<stem>.md`` (headed ``title``; ``markdown``
+    when given, else :func:`render_markdown`) into ``directory``; return both paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
+    text_md = markdown if markdown is not None else render_markdown(report, title)
     for path, text in ((json_path, json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n"),
-                       (md_path, render_markdown(report, title))):
+                       (md_path, text_md)):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)

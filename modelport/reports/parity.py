@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from modelport.reports.markdown import render_markdown, write_report
-from modelport.reports.base import JsonView, Scores
+from modelport.reports.base import JsonView, Scores, Signatures
 
 PARITY_REPORT_STEM = "parity_report"  # .json and .md, written by `modelport validate`
 
@@ -408,14 +408,17 @@ class MarianBeamSection(_BeamLines):
 @dataclass(frozen=True, kw_only=True)
 class BleuSection:
     """Translation quality of the port and of the reference against reference
-    translations (informative: it never fails parity)."""
+    translations (informative: it never fails parity), with sacreBLEU's
+    signatures."""
 
     modelport: Scores  # sacreBLEU corpus BLEU and chrF
     reference: Scores
     passed: bool = True
+    signature: Signatures | None = None  # None: a report written before signatures were recorded
 
     def to_json(self) -> dict[str, Any]:
-        return {"modelport": asdict(self.modelport), "reference": asdict(self.reference), "passed": self.passed}
+        return {"modelport": asdict(self.modelport), "reference": asdict(self.reference), "passed": self.passed,
+                **_present(signature=self.signature.to_json() if self.signature else None)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BleuSection:
@@ -423,11 +426,13 @@ class BleuSection:
             return Scores(bleu=d["bleu"], chrf=d["chrf"])
 
         return cls(modelport=scores(data["modelport"]), reference=scores(data["reference"]),
-                   passed=bool(data.get("passed", True)))
+                   passed=bool(data.get("passed", True)), signature=Signatures.from_json(data.get("signature")))
 
     def summary_line(self) -> str:
         m, r = self.modelport, self.reference
-        return f"bleu:      port {m.bleu:.2f} / chrF {m.chrf:.2f}; reference {r.bleu:.2f} / chrF {r.chrf:.2f}"
+        signed = f" (sacreBLEU {self.signature.bleu})" if self.signature else ""
+        return (f"bleu:      port {m.bleu:.2f} / chrF {m.chrf:.2f}; reference {r.bleu:.2f} / chrF {r.chrf:.2f}"
+                f"{signed}")
 
     def card_rows(self) -> list[str]:
         return [f"| {system} | BLEU {scores.bleu:.2f}, chrF {scores.chrf:.2f} |" for system, scores in
@@ -465,15 +470,18 @@ class ParityReport(JsonView):
     bleu: BleuSection | None = None
     passed: bool
     failure: str | None = None  # one line saying what failed, where the validator can say it
+    # figures written next to the report: what each shows -> its file name (linked from the Markdown)
+    figures: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, meta: ParityMeta, *, failure: str | None = None, **sections: Section | None) -> ParityReport:
+    def of(cls, meta: ParityMeta, *, failure: str | None = None, figures: Mapping[str, str] | None = None,
+           **sections: Section | None) -> ParityReport:
         """A report of the sections that ran: parity passes when at least one
         section ran (a validator that checked nothing cannot fail, so it
         cannot pass either) and every section passed."""
         ran = [s for s in sections.values() if s is not None]
         return cls(meta=meta, **sections, passed=bool(ran) and all(s.passed for s in ran),  # type: ignore[arg-type]
-                   failure=failure)
+                   failure=failure, figures=dict(figures or {}))
 
     def sections(self) -> dict[str, Section]:
         """The sections that ran, in report order."""
@@ -483,7 +491,7 @@ class ParityReport(JsonView):
     def to_json(self) -> dict[str, Any]:
         """The ``parity_report.json`` document."""
         return {"meta": self.meta.to_json(), **{name: s.to_json() for name, s in self.sections().items()},
-                "passed": self.passed, **_present(failure=self.failure)}
+                "passed": self.passed, **_present(failure=self.failure, figures=dict(self.figures) or None)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ParityReport:
@@ -491,7 +499,7 @@ class ParityReport(JsonView):
         its default; a missing required one is a ``KeyError``)."""
         sections = {name: _READERS[name](data[name]) for name in SECTIONS if isinstance(data.get(name), Mapping)}
         return cls(meta=ParityMeta.from_json(data.get("meta") or {}), **sections, passed=bool(data.get("passed")),
-                   failure=data.get("failure"))
+                   failure=data.get("failure"), figures=dict(data.get("figures") or {}))
 
     def summary_lines(self) -> list[str]:
         """One line per section and the verdict: what ``modelport validate`` prints."""
@@ -506,16 +514,25 @@ class ParityReport(JsonView):
                f"parity **{_verdict(self.passed)}**.", "", "| check | result |", "|---|---|"]
         for section in self.sections().values():
             out += section.card_rows()
+        if self.bleu is not None and self.bleu.signature is not None:
+            out += [""] + self.bleu.signature.lines()
         out += [f"\nNote: {note}" for note in meta.notes]
         return out
 
     def to_markdown(self) -> str:
-        """The ``parity_report.md`` text: every field, through the one renderer."""
-        return render_markdown(self.to_json(), TITLE)
+        """The ``parity_report.md`` text: every field, through the one renderer,
+        and each figure shown as an image (the files sit next to the report)."""
+        data = self.to_json()
+        data.pop("figures", None)
+        text = render_markdown(data, TITLE)
+        if self.figures:
+            text += "\n## figures\n\n" + "\n\n".join(f"![{what}]({name})"
+                                                      for what, name in self.figures.items()) + "\n"
+        return text
 
     def write(self, directory: str | os.PathLike[str], stem: str = PARITY_REPORT_STEM) -> tuple[Path, Path]:
         """Write ``<stem>.json`` and ``<stem>.md`` into ``directory``; return both paths."""
-        return write_report(self.to_json(), directory, stem, TITLE)
+        return write_report(self.to_json(), directory, stem, TITLE, markdown=self.to_markdown())
 
     def items(self) -> Any:
         """``to_json().items()`` (with the rest of the read-only mapping view of :class:`JsonView`)."""

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from modelport.reports.base import Flat, JsonView, Scores
+from modelport.reports.base import Flat, JsonView, Scores, Signatures
 from modelport.reports.markdown import render_markdown, write_report
 
 PASS_REPORT_STEM = "pass_report"  # .json and .md in the pass's output folder
@@ -32,11 +32,25 @@ class BeforeAfter(Flat):
 
 @dataclass(frozen=True)
 class Speed(Flat):
-    """Tokens per second of both models, measured in the same run."""
+    """Tokens per second of both models, measured in the same process: with
+    ``timing`` (``"best of 3 runs after a warm-up"``), the best of the timed
+    runs of each model (``runs_before`` / ``runs_after``: every run's
+    tokens/s) and their ratio. Reports written before ``timing`` was recorded
+    hold one timed run."""
+
+    OPTIONAL = ("timing", "runs_before", "runs_after")
 
     before: float
     after: float
     speedup: float
+    timing: str | None = None
+    runs_before: list[float] | None = None
+    runs_after: list[float] | None = None
+
+    @property
+    def how(self) -> str:
+        """How the figures were measured, in words."""
+        return self.timing or "one timed run"
 
 
 @dataclass(frozen=True)
@@ -52,10 +66,13 @@ class Agreement(Flat):
 
 @dataclass(frozen=True)
 class Quality(Flat):
-    """BLEU/chrF of the original and of the pass's output."""
+    """BLEU/chrF of the original and of the pass's output, with sacreBLEU's signatures."""
+
+    OPTIONAL = ("signature",)
 
     before: Scores
     after: Scores
+    signature: Signatures | None = None  # None: a report written before signatures were recorded
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,7 @@ class PassMeasurement:
 
     def to_json(self) -> dict[str, Any]:
         """Every measured section, in field order (what was not measured is left out)."""
-        return {name: value for name, value in asdict(self).items() if value is not None}
+        return {f.name: getattr(self, f.name).to_json() for f in fields(self) if getattr(self, f.name) is not None}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PassMeasurement:
@@ -79,8 +96,9 @@ class PassMeasurement:
         return cls(parameters=BeforeAfter(**data["parameters"]), bytes_on_disk=BeforeAfter(**data["bytes_on_disk"]),
                    tokens_per_second=Speed(**data["tokens_per_second"]) if "tokens_per_second" in data else None,
                    agreement=Agreement(**data["agreement"]) if "agreement" in data else None,
-                   quality=None if quality is None else Quality(Scores(**quality["before"]),
-                                                                Scores(**quality["after"])))
+                   quality=None if quality is None else Quality(
+                       Scores(**quality["before"]), Scores(**quality["after"]),
+                       signature=Signatures.from_json(quality.get("signature"))))
 
 
 @dataclass(frozen=True)
@@ -123,7 +141,8 @@ class PassReport(JsonView):
                  f"bytes on disk: {b.before:,} -> {b.after:,} ({100 * b.after / b.before:.0f}%)"]
         if m.tokens_per_second is not None and m.agreement is not None:
             t, a = m.tokens_per_second, m.agreement
-            lines.append(f"tokens/s:      {t.before} -> {t.after} ({t.speedup}x, same run)")
+            how = "same run" if t.timing is None else f"{t.timing}, same process"
+            lines.append(f"tokens/s:      {t.before} -> {t.after} ({t.speedup}x, {how})")
             lines.append(f"agreement:     {a.identical_outputs}/{a.lines} identical beam outputs "
                          f"({a.identical_percent}%)")
             if a.mean_abs_token_logprob_diff is not None:
@@ -137,4 +156,4 @@ class PassReport(JsonView):
 
 
 __all__ = ["PASS_REPORT_STEM", "PassReport", "PassMeasurement", "BeforeAfter", "Speed", "Agreement", "Scores",
-           "Quality", "Flat", "JsonView"]
+           "Quality", "Flat", "JsonView", "Signatures"]

@@ -4,7 +4,7 @@
 :data:`TOKENIZERS` maps each type to its class, which implements the
 :class:`Tokenizer` protocol (``from_dir(directory, cfg)``, ``encode`` /
 ``encode_target`` / ``encode_batch`` / ``tokenize`` / ``id_to_tokens`` /
-``decode`` / ``decode_batch`` and ``pad_id`` / ``eos_id`` / ``unk_id``).
+``decode`` / ``decode_batch`` / ``vocab_size_of`` and ``pad_id`` / ``eos_id`` / ``unk_id``).
 Adding a pipeline is one class and one entry.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.base import Tokenizer, TokenizerBase, check_keep_special_tokens, read_config
+from modelport.tokenizers.base import Tokenizer, TokenizerBase, check_ids, check_keep_special_tokens, read_config
 from modelport.tokenizers.moses_bpe import MosesBpeTokenizer
 from modelport.tokenizers.sentencepiece import MarianSpmTokenizer, T5SpmTokenizer
 
@@ -22,9 +22,15 @@ TOKENIZERS: dict[str, type[Tokenizer]] = {cls.kind: cls for cls in (
     MosesBpeTokenizer, MarianSpmTokenizer, T5SpmTokenizer)}
 
 
-def load_tokenizer(directory: str | Path) -> Tokenizer:
-    """Load the tokenizer saved in a ported folder's ``tokenizer/``."""
+def load_tokenizer(directory: str | Path, *, model_vocab_size: int | None = None) -> Tokenizer:
+    """Load the tokenizer saved in a ported folder's ``tokenizer/``.
+
+    ``model_vocab_size`` (the model's ``target_vocab_size``) bounds the ids a
+    tokenizer whose own vocabulary is smaller than the model's accepts in
+    ``decode`` (T5: 32100 pieces, 32128 rows); the others check their own."""
     directory, cfg = read_config(directory)
+    if model_vocab_size is not None:
+        cfg = {**cfg, "model_vocab_size": model_vocab_size}
     kind = cfg.get("type")
     cls = TOKENIZERS.get(kind) if isinstance(kind, str) else None
     if cls is None:
@@ -33,4 +39,4 @@ def load_tokenizer(directory: str | Path) -> Tokenizer:
 
 
 __all__ = ["TOKENIZERS", "MarianSpmTokenizer", "MosesBpeTokenizer", "T5SpmTokenizer", "Tokenizer", "TokenizerBase",
-           "check_keep_special_tokens", "load_tokenizer"]
+           "check_ids", "check_keep_special_tokens", "load_tokenizer"]

@@ -71,14 +71,39 @@ class Tokenizer(Protocol):
         """The vocabulary entry of each id."""
         ...
 
+    def vocab_size_of(self, side: str = "target") -> int | None:
+        """How many ids ``decode`` accepts on ``side`` (ids ``0 .. n-1``);
+        None when the tokenizer alone does not bound them (T5 without the
+        model's vocabulary size: ids past its pieces are dropped)."""
+        ...
+
     def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
-        """Text of ``ids``, as the framework's users decode it."""
+        """Text of ``ids``, as the framework's users decode it; an id outside
+        the vocabulary (negative ones too) is an :class:`InvalidInputError`."""
         ...
 
     def decode_batch(self, batch: Iterable[Sequence[int]], *, side: str = "target",
                      keep_special_tokens: bool = False) -> list[str]:
         """:meth:`decode` of each sequence."""
         ...
+
+
+def as_ids(ids: Any) -> list[int]:
+    """Accept a list, a tuple or a 1-D tensor/array of ids."""
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    return [int(i) for i in ids]
+
+
+def check_ids(ids: Sequence[int], size: int | None, *, side: str = "target", where: str = "") -> None:
+    """Refuse an id that names no vocabulary entry: a negative one always, one
+    past ``size`` when the size is known. Frameworks print such an id as
+    ``<unk>`` (fairseq, Marian) or crash, so the user would never learn that
+    the input was wrong. ``where`` places the id (`` on line 3``)."""
+    for i in ids:
+        if i < 0 or (size is not None and i >= size):
+            bound = f"size {size}: ids 0 to {size - 1}" if size is not None else "ids are never negative"
+            raise InvalidInputError(f"id {i}{where} is outside the {side} vocabulary ({bound})")
 
 
 def check_keep_special_tokens(tok: Tokenizer) -> None:
@@ -96,8 +121,17 @@ class TokenizerBase:
     kind: ClassVar[str] = ""
     skips_special_tokens: ClassVar[bool] = False
 
+    def vocab_size_of(self, side: str = "target") -> int | None:
+        raise NotImplementedError
+
     def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
         raise NotImplementedError
+
+    def checked_ids(self, ids: Sequence[int], side: str) -> list[int]:
+        """``ids`` as a list of ints, each checked against :meth:`vocab_size_of`."""
+        out = as_ids(ids)
+        check_ids(out, self.vocab_size_of(side), side=side)
+        return out
 
     def decode_batch(self, batch: Iterable[Sequence[int]], *, side: str = "target",
                      keep_special_tokens: bool = False) -> list[str]:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.base import CONFIG_NAME, TokenizerBase, check_keep_special_tokens, read_config
+from modelport.tokenizers.base import CONFIG_NAME, TokenizerBase, as_ids, check_keep_special_tokens, read_config
 from modelport.tokenizers.bpe import Bpe
 from modelport.tokenizers.vocab import FairseqDictionary
 
@@ -53,13 +53,6 @@ def _encode_chunk(job: tuple[str, list[str]]) -> list[list[int]]:
     assert _FORKED is not None
     s = _FORKED._sides[side]
     return [_FORKED._encode(s, line) for line in lines]
-
-
-def _as_ids(ids: Any) -> list[int]:
-    """Accept a list, a tuple or a 1-D tensor/array of ids."""
-    if hasattr(ids, "tolist"):
-        ids = ids.tolist()
-    return [int(i) for i in ids]
 
 
 class _Side:
@@ -250,20 +243,24 @@ class MosesBpeTokenizer(TokenizerBase):
     def decode_tokens(self, ids: Sequence[int], *, side: str = "target") -> str:
         """``Dictionary.string``: symbols joined by spaces, ``</s>``/``<s>``/pad dropped."""
         d = self._side(side).dict
-        return d.string(_as_ids(ids), ignore=(d.pad_index,))
+        return d.string(as_ids(ids), ignore=(d.pad_index,))
+
+    def vocab_size_of(self, side: str = "target") -> int:
+        """The size of ``side``'s dictionary."""
+        return len(self._side(side).dict)
 
     def id_to_tokens(self, ids: Sequence[int], *, side: str = "source") -> list[str]:
         """The dictionary symbol of each id (out-of-range ids read ``<unk>``, as in fairseq)."""
         d = self._side(side).dict
-        return [d[i] for i in _as_ids(ids)]
+        return [d[i] for i in as_ids(ids)]
 
     def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
         """Detokenized text of ``ids`` (fairseq's ``hub.decode``; ``<unk>`` is
-        always rendered, so ``keep_special_tokens`` is refused)."""
+        always rendered, so ``keep_special_tokens`` is refused). An id past the
+        dictionary is refused, where fairseq would print ``<unk>``."""
         if keep_special_tokens:
             check_keep_special_tokens(self)
-        self._side(side)
-        text = self.decode_tokens(ids, side=side)
+        text = self.decode_tokens(self.checked_ids(ids, side), side=side)
         if self.bpe is not None:
             text = self.bpe.decode(text)
         return self._detok[side].detokenize(text.split())

@@ -27,7 +27,9 @@ T5 (``type: "t5_spm"``)
     (``<unk>`` and the sentinels; ``</s>`` and pad are always dropped) are
     skipped by default (``skip_special_tokens=True``) or, with
     ``keep_special_tokens=True``, rendered literally (``<unk>``,
-    ``<extra_id_N>``); ids outside the vocabulary are dropped; the pieces
+    ``<extra_id_N>``); ids past the pieces (the model's padding rows)
+    are dropped, a negative id (or one past the model's vocabulary, when the
+    loader knows it) is refused; the pieces
     that remain are joined by the tokenizers library's ``Metaspace`` decoder:
     every ``▁`` of the *first* remaining piece is removed, every later ``▁``
     becomes a space. (``sentencepiece``'s own ``decode`` differs: it strips
@@ -66,7 +68,8 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.base import CONFIG_NAME, TokenizerBase, check_keep_special_tokens, read_config
+from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, check_keep_special_tokens,
+                                       read_config)
 
 SPIECE_UNDERLINE = "▁"
 # transformers' ``clean_up_tokenization``: spaces the tokenization put before
@@ -87,12 +90,6 @@ def _load_spm(path: Path) -> Any:
     except (OSError, RuntimeError) as exc:
         raise InvalidInputError(f"`{path}` is not a SentencePiece model ({exc})") from None
     return sp
-
-
-def _as_ids(ids: Any) -> list[int]:
-    if hasattr(ids, "tolist"):
-        ids = ids.tolist()
-    return [int(i) for i in ids]
 
 
 def read_marian_vocab(path: str | os.PathLike[str]) -> dict[str, int]:
@@ -168,6 +165,15 @@ class MarianSpmTokenizer(TokenizerBase):
     def target_vocab_size(self) -> int:
         return max(self.target_vocab.values()) + 1
 
+    def _vocab(self, side: str) -> dict[str, int]:
+        if side not in self._inverse:
+            raise InvalidInputError(f"`{side}` is not a known side (known: {', '.join(self._inverse)})")
+        return self.vocab if side == "source" else self.target_vocab
+
+    def vocab_size_of(self, side: str = "target") -> int:
+        """One past the largest id of ``side``'s vocabulary."""
+        return max(self._vocab(side).values()) + 1
+
     def _split_code(self, line: str) -> tuple[list[str], str]:
         if self.language_code_prefix and line.startswith(">>"):
             end = line.find("<<")
@@ -209,21 +215,23 @@ class MarianSpmTokenizer(TokenizerBase):
     def id_to_tokens(self, ids: Sequence[int], *, side: str = "source") -> list[str]:
         """The vocabulary piece of each id."""
         inverse = self._inverse[side]
-        return [inverse.get(i, self.unk_token) for i in _as_ids(ids)]
+        return [inverse.get(i, self.unk_token) for i in as_ids(ids)]
 
     def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
         """Text of ``ids``: ``</s>``/pad dropped, ``<unk>`` kept, pieces decoded
         with the side's spm (``<unk>`` is always rendered, so ``keep_special_tokens``
-        is refused)."""
+        is refused). An id past the vocabulary is refused, where Marian would
+        print ``<unk>``."""
         if keep_special_tokens:
             check_keep_special_tokens(self)
-        vocab = self.vocab if side == "source" else self.target_vocab
+        vocab = self._vocab(side)
+        ids = self.checked_ids(ids, side)
         eos, pad = vocab[self.eos_token], self.pad_id
         inverse = self._inverse[side]
         sp = self.spm_source if side == "source" else self.spm_target
         specials = {self.eos_token, self.unk_token, self.pad_token}
         out, run = "", []
-        for i in _as_ids(ids):
+        for i in ids:
             if i in (eos, pad):
                 continue
             tok = inverse.get(i, self.unk_token)
@@ -245,11 +253,14 @@ class T5SpmTokenizer(TokenizerBase):
 
     def __init__(self, sp: Any, *, extra_ids: int = 100, append_eos: bool = True, pad_id: int | None = None,
                  eos_id: int | None = None, unk_id: int | None = None, clean_up_tokenization_spaces: bool = False,
-                 max_cache: int = 1 << 18) -> None:
+                 model_vocab_size: int | None = None, max_cache: int = 1 << 18) -> None:
         self.sp = sp
         self.extra_ids = int(extra_ids)
         self.append_eos = append_eos
         self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
+        # the model's embedding rows (32128 for 32100 pieces in released T5):
+        # ids below it and past the pieces are dropped by decode, ids past it refused
+        self.model_vocab_size = int(model_vocab_size) if model_vocab_size is not None else None
         self.n_pieces = sp.get_piece_size()
         self.pad_id = pad_id if pad_id is not None else (sp.pad_id() if sp.pad_id() >= 0 else 0)
         self.eos_id = eos_id if eos_id is not None else sp.eos_id()
@@ -266,11 +277,16 @@ class T5SpmTokenizer(TokenizerBase):
         sp = _load_spm(directory / cfg.get("spm", "spiece.model"))
         return cls(sp, extra_ids=cfg.get("extra_ids", 100), append_eos=cfg.get("append_eos", True),
                    pad_id=cfg.get("pad_id"), eos_id=cfg.get("eos_id"), unk_id=cfg.get("unk_id"),
-                   clean_up_tokenization_spaces=cfg.get("clean_up_tokenization_spaces", False) is True)
+                   clean_up_tokenization_spaces=cfg.get("clean_up_tokenization_spaces", False) is True,
+                   model_vocab_size=cfg.get("model_vocab_size"))
 
     @property
     def vocab_size(self) -> int:
         return self.n_pieces + self.extra_ids
+
+    def vocab_size_of(self, side: str = "target") -> int | None:
+        """The model's vocabulary size when known (one vocabulary for both sides)."""
+        return self.model_vocab_size
 
     def sentinel_id(self, n: int) -> int:
         """The id of ``<extra_id_n>`` (``<extra_id_0>`` is the last id)."""
@@ -329,7 +345,7 @@ class T5SpmTokenizer(TokenizerBase):
         """The piece (or sentinel string) of each id."""
         top = self.n_pieces + self.extra_ids - 1
         return [self.sp.id_to_piece(i) if 0 <= i < self.n_pieces else
-                f"<extra_id_{top - i}>" if i <= top else self.sp.id_to_piece(self.unk_id) for i in _as_ids(ids)]
+                f"<extra_id_{top - i}>" if i <= top else self.sp.id_to_piece(self.unk_id) for i in as_ids(ids)]
 
     def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
         """Text of ``ids`` as transformers' ``T5Tokenizer.decode`` gives it.
@@ -338,8 +354,9 @@ class T5SpmTokenizer(TokenizerBase):
         the sentinels are dropped, as every T5 user's decode drops them;
         ``keep_special_tokens=True`` renders them literally, as
         ``skip_special_tokens=False`` does. ``</s>`` and pad are dropped in
-        both modes; ids outside the vocabulary are dropped (transformers knows
-        no piece for them). The remaining pieces are joined by the
+        both modes; ids past the pieces are dropped (transformers knows
+        no piece for them; the model's padding rows emit them); a negative id,
+        or one past ``model_vocab_size`` when known, is refused. The remaining pieces are joined by the
         ``Metaspace`` decoder rule: no ``▁`` of the first piece is printed,
         every later ``▁`` is a space (so a sentinel dropped in front of
         ``▁word`` leaves no leading space, while one dropped between two
@@ -347,8 +364,8 @@ class T5SpmTokenizer(TokenizerBase):
         transformers' clean-up when the folder asks for it."""
         top = self.n_pieces + self.extra_ids  # first id past the vocabulary
         pieces: list[str] = []
-        for i in _as_ids(ids):
-            if i in (self.eos_id, self.pad_id) or not 0 <= i < top:
+        for i in self.checked_ids(ids, side):
+            if i in (self.eos_id, self.pad_id) or i >= top:
                 continue
             if i >= self.n_pieces:  # a sentinel
                 if keep_special_tokens:

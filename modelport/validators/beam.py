@@ -9,7 +9,7 @@ it); anything larger is a real divergence.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from modelport.generation.scoring import PrefixScorer
@@ -67,9 +67,12 @@ def explain(src: list[int], ours: Hyp, ref: Hyp, start: int, score_ours: PrefixS
 def compare_hypotheses(src_tokens: Sequence[list[int]], ours: Sequence[Sequence[Hyp]],
                        ref: Sequence[Sequence[Hyp]], *, start: int, score_ours: PrefixScorer,
                        score_ref: PrefixScorer | None = None, tol: float = 1e-4,
-                       near_tie: float = NEAR_TIE, max_examples: int = 20) -> BeamSection:
+                       near_tie: float = NEAR_TIE, max_examples: int = 20,
+                       decode: Callable[[Sequence[int]], str] | None = None) -> BeamSection:
     """Compare n-best lists sentence by sentence; explain every mismatch
-    (explanations for the first ``max_examples``, all counted)."""
+    (explanations for the first ``max_examples``, all counted). With
+    ``decode`` (token ids -> text), each explained mismatch also shows both
+    hypotheses as text: what a reader compares first."""
     mismatches: list[dict[str, Any]] = []
     counts = {"near-tie": 0, "real divergence": 0, "score": 0, "count": 0}
     max_score_diff = 0.0
@@ -99,7 +102,9 @@ def compare_hypotheses(src_tokens: Sequence[list[int]], ours: Sequence[Sequence[
             kind = info["kind"] if info["kind"] in counts else "real divergence"
             counts[kind] += 1
             if len(mismatches) < max_examples:
-                mismatches.append({"line": i, "rank": rank, "tokens_modelport": list(x["tokens"]),
+                texts = {} if decode is None else {"text_modelport": decode(x["tokens"]),
+                                                    "text_reference": decode(y["tokens"])}
+                mismatches.append({"line": i, "rank": rank, **texts, "tokens_modelport": list(x["tokens"]),
                                    "tokens_reference": list(y["tokens"]), **info})
     return BeamSection(hypotheses=hyps, identical=not mismatches and counts["real divergence"] == 0
                        and counts["near-tie"] == 0 and counts["score"] == 0,

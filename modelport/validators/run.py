@@ -34,15 +34,19 @@ from modelport.errors import InvalidInputError
 from modelport.generation.options import VALIDATE_BATCH_SIZE
 from modelport.generation.scoring import prefix_scorer, teacher_forcing_batch, token_log_probs
 from modelport.generation.semantics import SEMANTICS, TOKEN_IDS, decoding_flags
-from modelport.generation.translate import generate, make_batches, resolve_options, translate
-from modelport.metrics import bleu_chrf
-from modelport.model.folder import TOKENIZER_CONFIG_NAME
+from modelport.generation.translate import generate, make_batches, model_device, resolve_options, translate
+from modelport.metrics import corpus_scores
+from modelport.model.folder import TOKENIZER_CONFIG_NAME, PortedFolder
 from modelport.model.io import read_json
+from modelport.reports.plots import SCORE_PLOT_NAME, score_histogram
+from modelport.reports.base import Signatures
+from modelport.progress import Steps
 from modelport.reports.parity import (PARITY_REPORT_STEM, BleuSection, ForwardSection, MarianBeamSection,
                                       MarianForwardSection, ParityMeta, ParityReport, Scores, TokenizerSection,
                                       WeightDivergence)
 from modelport.validators.beam import compare_hypotheses
 from modelport.validators.forward import localize_divergence, max_logit_diff
+from modelport.validators.provenance import check_reference
 from modelport.validators.references.fairseq_generator import FairseqReference, fairseq_cpu_ngram_noop
 from modelport.validators.references.marian import WORD_SCORE_PRECISION, MarianReference, printed_tolerance
 from modelport.validators.references.transformers_generator import TransformersReference
@@ -61,10 +65,34 @@ _MARIAN = SEMANTICS["marian"]
 MARIAN_OPTIONS = (*_MARIAN.aliases, *(f.name for f in fields(_MARIAN.options)), *_MARIAN.batching)
 
 
+# source format -> the semantics its original framework's search has: the only one validate can compare
+VALIDATED_SEMANTICS = {"fairseq": "fairseq", "t5": "hf", "marian": "marian"}
+
+
+def check_semantics(source_format: str, semantics: str | None) -> None:
+    """Refuse, before any work, a semantics ``validate`` cannot compare for a
+    port of ``source_format``: the reference runs its own search, so only
+    the original framework's semantics has anything to be identical to."""
+    expected = VALIDATED_SEMANTICS.get(source_format)
+    if semantics is None or expected is None or semantics == expected:
+        return
+    known = "; ".join(f"{fmt} ports: {sem}" for fmt, sem in VALIDATED_SEMANTICS.items())
+    raise InvalidInputError(f"`--semantics {semantics}` cannot be validated on a {source_format} port: validate "
+                            f"compares with the original framework's own search ({known}); use `modelport "
+                            f"translate --semantics {semantics}` to decode with it")
+
+
 def _check_semantics(ported: PortedModel, semantics: str, expected: str) -> None:
     if semantics != expected:
         raise InvalidInputError(f"{ported.source_format} ports are validated with {expected} semantics, "
                                 f"not `{semantics}`")
+
+
+def _preflight(ported_dir: str | os.PathLike[str], source_format: str, conversion: Mapping[str, Any],
+               reference: str, semantics: str | None) -> None:
+    """What can be refused from the folder's records alone, before a model is loaded."""
+    check_semantics(source_format, semantics)
+    check_reference(conversion, str(reference), ported_dir)
 
 
 def _fairseq_reference(ported: PortedModel, reference: str, semantics: str, opts: dict[str, Any]
@@ -142,7 +170,8 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
              decoding: Mapping[str, Any] | None = None, batch_size: int = VALIDATE_BATCH_SIZE,
              max_tokens: int | None = None, references: Sequence[str] | None = None,
              report_dir: str | os.PathLike[str] | None = None, only: Sequence[str] | str | None = None,
-             forward_batches: int = 2, write: bool = True, **options: Any) -> ParityReport:
+             forward_batches: int = 2, write: bool = True, device: str | None = None, dtype: Any = None,
+             progress: bool = False, **options: Any) -> ParityReport:
     """Validate a ported folder against its source checkpoint ``reference``.
 
     ``data_lines`` are raw text lines (tokenized by the port's tokenizer);
@@ -154,11 +183,18 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     itself (pymarian, ``reference`` the original model directory). The report
     is written to ``report_dir`` (default: the ported folder) as
     parity_report.json/.md unless ``write`` is False; ``report.passed`` says
-    whether parity holds (the CLI exits 3 when it does not).
+    whether parity holds (the CLI exits 3 when it does not). ``progress``
+    draws a bar over the batches on stderr.
     """
     decoding = {**(decoding or {}), **options}
     checks = _checks(only)
-    ported = load(ported_dir)
+    local = Path(ported_dir).is_dir()
+    if local:  # refused before anything heavy is loaded (this port's weights, the reference framework)
+        folder = PortedFolder.open(ported_dir)
+        _preflight(ported_dir, folder.data.get("source_format", "unknown"), folder.conversion, reference, semantics)
+    ported = load(ported_dir, device=device, dtype=dtype)
+    if not local:
+        _preflight(ported_dir, ported.source_format, ported.conversion, reference, semantics)
     if ported.source_format == "marian":
         if data_lines is None:
             raise InvalidInputError("Marian ports are validated on text lines (--data): pymarian reads text, "
@@ -190,30 +226,51 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     ours_all: list[Any] = [None] * len(src_tokens)
     ref_all: list[Any] = [None] * len(src_tokens)
     search = bool(checks & {"beam", "bleu"})
-    for batch in batches:
-        srcs = [src_tokens[i] for i in batch]
-        ref_out = ref.generate(srcs, **dict(ref_opts))
-        ours_out = generate(ported.models, srcs, semantics=sem, **opts) if search else [None] * len(batch)
-        for i, r, o in zip(batch, ref_out, ours_out):
-            ref_all[i], ours_all[i] = r, o
+    with Steps("validate", len(batches), progress) as bar:
+        for batch in batches:
+            srcs = [src_tokens[i] for i in batch]
+            ref_out = ref.generate(srcs, **dict(ref_opts))
+            ours_out = generate(ported.models, srcs, semantics=sem, **opts) if search else [None] * len(batch)
+            for i, r, o in zip(batch, ref_out, ours_out):
+                ref_all[i], ours_all[i] = r, o
+            bar.advance(f"{len(batch)} lines")
 
     cfg = ported.config
+
+    def decode(tokens: Sequence[int]) -> str:
+        return ported.tokenizer.decode([t for t in tokens if t not in (cfg.eos_token_id, cfg.pad_token_id)])
+
     forward = beam = bleu = None
     if "forward" in checks:
         forward = _forward(ported, ref, name_table, src_tokens, ref_all, batches, forward_batches)
     if "beam" in checks:
         beam = compare_hypotheses(src_tokens, ours_all, ref_all, start=cfg.decoder_start_token_id,
-                                  score_ours=prefix_scorer(ported.models), score_ref=ref.prefix_scorer())
+                                  score_ours=prefix_scorer(ported.models), score_ref=ref.prefix_scorer(),
+                                  decode=decode)
     if references is not None and "bleu" in checks:
-        def text(h: Any) -> str:
-            ids = [t for t in h["tokens"] if t not in (cfg.eos_token_id, cfg.pad_token_id)]
-            return ported.tokenizer.decode(ids)
+        bleu = _bleu([decode(h[0]["tokens"]) for h in ours_all], [decode(h[0]["tokens"]) for h in ref_all],
+                     references)
+    diffs = _score_diffs([h[0]["score"] for h in ours_all if h], [h[0]["score"] for h in ref_all if h]) \
+        if search and "beam" in checks else []
+    return _finish(ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu,
+                                   figures=_figures(diffs, write)), diffs, ported_dir, report_dir, write)
 
-        bleu = _bleu([text(h[0]) for h in ours_all], [text(h[0]) for h in ref_all], references)
 
-    report = ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu)
+def _score_diffs(ours: Sequence[float], theirs: Sequence[float]) -> list[float]:
+    """Per-sentence differences of the best hypotheses' scores (port minus reference)."""
+    return [float(a) - float(b) for a, b in zip(ours, theirs)]
+
+
+def _figures(diffs: Sequence[float], write: bool) -> dict[str, str]:
+    """The figures the written report links to: the score-difference histogram when scores were compared."""
+    return {"per-sentence score differences": SCORE_PLOT_NAME} if write and diffs else {}
+
+
+def _finish(report: ParityReport, diffs: Sequence[float], ported_dir: str | os.PathLike[str],
+            report_dir: str | os.PathLike[str] | None, write: bool) -> ParityReport:
+    """Write the report (and its figures) unless ``write`` is False; return it."""
     if write:
-        write_parity_report(report, Path(report_dir) if report_dir is not None else Path(ported_dir))
+        write_parity_report(report, Path(report_dir) if report_dir is not None else Path(ported_dir), diffs)
     return report
 
 
@@ -231,7 +288,8 @@ def _forward(ported: PortedModel, ref: Any, name_table: dict[str, Any], src_toke
     for member in range(len(ported.models)):
         for batch in batches[:forward_batches]:
             src, prev, mask = teacher_forcing_batch([src_tokens[i] for i in batch], targets(batch),
-                                                    cfg.pad_token_id, cfg.decoder_start_token_id)
+                                                    cfg.pad_token_id, cfg.decoder_start_token_id,
+                                                    device=model_device(ported.models))
             diffs.append(max_logit_diff(ported.models[member], lambda s, p, m=member: ref.logits(s, p, m),
                                         src, prev, mask))
     worst = max(diffs) if diffs else 0.0
@@ -240,7 +298,7 @@ def _forward(ported: PortedModel, ref: Any, name_table: dict[str, Any], src_toke
     if not passed:
         i = batches[0][0]
         src, prev, _ = teacher_forcing_batch([src_tokens[i]], targets([i]), cfg.pad_token_id,
-                                             cfg.decoder_start_token_id)
+                                             cfg.decoder_start_token_id, device=model_device(ported.models))
         divergence = localize_divergence(ref.models[0], ported.models[0], lambda: ref.run_forward(src, prev),
                                          lambda: ported.models[0](src, prev), name_table, tol=FORWARD_TOL)
     return ForwardSection(max_abs_logit_diff=worst, tolerance=FORWARD_TOL, passed=passed, divergence=divergence)
@@ -248,11 +306,19 @@ def _forward(ported: PortedModel, ref: Any, name_table: dict[str, Any], src_toke
 
 def _bleu(ours: list[str], theirs: list[str], references: Sequence[str]) -> BleuSection:
     refs = list(references)
-    return BleuSection(modelport=Scores(**bleu_chrf(ours, refs)), reference=Scores(**bleu_chrf(theirs, refs)))
+    mine, other = corpus_scores(ours, refs), corpus_scores(theirs, refs)
+    return BleuSection(modelport=Scores(bleu=mine.bleu, chrf=mine.chrf),
+                       reference=Scores(bleu=other.bleu, chrf=other.chrf),
+                       signature=Signatures(bleu=mine.bleu_signature, chrf=mine.chrf_signature))
 
 
-def write_parity_report(report: ParityReport, directory: Path) -> tuple[Path, Path]:
-    """``parity_report.json`` and ``parity_report.md`` in ``directory``."""
+def write_parity_report(report: ParityReport, directory: Path, score_diffs: Sequence[float] = ()
+                        ) -> tuple[Path, Path]:
+    """``parity_report.json`` and ``parity_report.md`` in ``directory``, and
+    the histogram of ``score_diffs`` (``parity_scores.png``) the report links to."""
+    if report.figures:
+        directory.mkdir(parents=True, exist_ok=True)
+        score_histogram(score_diffs, directory / SCORE_PLOT_NAME)
     return report.write(directory, PARITY_REPORT_STEM)
 
 
@@ -303,7 +369,7 @@ def _marian_forward(ported: PortedModel, ref: MarianReference, lines: list[str],
             worst, where = float("inf"), i
             break
         ours = token_log_probs(model, tok.encode(line), t, cfg.decoder_start_token_id)
-        d = (ours - torch.tensor(words)).abs().max().item()
+        d = (ours - torch.tensor(words, device=ours.device)).abs().max().item()
         if not d <= worst:
             worst, where = d, i
     passed = worst <= FORWARD_TOL
@@ -344,7 +410,9 @@ def _marian_beam(ported: PortedModel, ref_out: list[Any], ours: list[Any], nbest
                 tie = word_gap is not None and word_gap < 1e-5
                 ties += tie
                 real += not tie
-                mismatches.append({"line": i, "hypothesis": j, "step": step,
+                mismatches.append({"line": i, "hypothesis": j,
+                                   "text_modelport": o[j]["text"] if j < len(o) else None,
+                                   "text_reference": r[j].text, "step": step,
                                    "reference_token": theirs[step] if step < len(theirs) else "</s>",
                                    "modelport_token": mine[step] if step < len(mine) else "</s>",
                                    "word_score_gap": word_gap, "kind": "near-tie" if tie else "divergence"})
@@ -402,8 +470,8 @@ def validate_marian(ported: PortedModel, ported_dir: str | os.PathLike[str], ref
     bleu = None
     if references is not None and "bleu" in sections:
         bleu = _bleu([o[0]["text"] for o in ours], [r[0].text for r in ref_out], references)
-    report = ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu,
-                             failure=_marian_failure(forward, beam))
-    if write:
-        write_parity_report(report, Path(report_dir) if report_dir is not None else Path(ported_dir))
-    return report
+    diffs = _score_diffs([o[0]["score"] for o in ours], [r[0].score for r in ref_out]) \
+        if ours is not None and "beam" in sections else []
+    return _finish(ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu,
+                                   failure=_marian_failure(forward, beam), figures=_figures(diffs, write)),
+                   diffs, ported_dir, report_dir, write)

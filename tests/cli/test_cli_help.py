@@ -77,13 +77,15 @@ def _export_targets() -> dict[str, argparse.ArgumentParser]:
 def test_export_help_lists_the_targets(capsys) -> None:
     text = _help("export", capsys)
     assert text.startswith("usage: modelport export [-h] TARGET ...")
-    assert sorted(_export_targets()) == ["hf", "onnx"]
-    assert "hf Hugging Face transformers" in text and "onnx onnxruntime" in text
+    assert sorted(_export_targets()) == ["ct2", "hf", "onnx"]
+    assert "hf Hugging Face transformers" in text and "onnx onnxruntime" in text and "ct2 CTranslate2" in text
     assert "--opset N" not in text and "--allow-approximate" not in text  # listed by each target only
+    assert "--quantization TYPE" not in text
 
 
 @pytest.mark.parametrize("target, own, other", [("hf", "--allow-approximate", "--opset"),
-                                                ("onnx", "--opset", "--allow-approximate")])
+                                                ("onnx", "--opset", "--allow-approximate"),
+                                                ("ct2", "--quantization", "--opset")])
 def test_export_target_help_lists_only_its_own_options(target: str, own: str, other: str, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args(["export", target, "--help"])

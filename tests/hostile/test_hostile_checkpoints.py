@@ -10,8 +10,10 @@ RLIMIT_AS 2 GiB and a 60 s timeout.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -79,10 +81,20 @@ def test_validate_never_executes_the_reference_pickle(tmp_path: Path, ported_def
     data = tmp_path / "data.txt"
     data.write_text("Hello world.\n")
     monkeypatch.chdir(tmp_path)
-    line = one_line_error(["validate", str(ported_default.path), "--reference", str(ref), "--data", str(data)],
-                          capsys)
+    # validate first compares the reference with the sha256 conversion.json recorded, which alone
+    # refuses this file; a port without recorded hashes (older folders) reaches the loader itself
+    port = tmp_path / "port"
+    shutil.copytree(ported_default.path, port)
+    conversion = json.loads((port / "conversion.json").read_text())
+    for entry in conversion["source_files"]:
+        entry.pop("sha256")
+    (port / "conversion.json").write_text(json.dumps(conversion))
+    line = one_line_error(["validate", str(port), "--reference", str(ref), "--data", str(data)], capsys)
     assert "posix.system" in line and "nothing from the file was executed" in line
     assert not marker.exists(), "the reference checkpoint's pickle ran a command"
+    line = one_line_error(["validate", str(ported_default.path), "--reference", str(ref), "--data", str(data)],
+                          capsys)
+    assert "is not the checkpoint" in line and not marker.exists()
 
 
 @requires('fairseq')

@@ -262,6 +262,16 @@ def _folder_files(directory: Path) -> dict[str, bytes]:
     return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
 
 
+def _assert_uploaded_as(uploaded: bytes, local: bytes, name: str) -> None:
+    """A file arrives byte for byte, except the records of local paths: their sanitized copies."""
+    from modelport.hub import sanitize_record
+
+    if name in ("conversion.json", "export_report.json", "parity_report.json", "pass_report.json"):
+        assert json.loads(uploaded) == sanitize_record(json.loads(local)), name
+    else:
+        assert uploaded == local, name
+
+
 def _assert_token_only_in_header(hub: FakeHub) -> None:
     assert hub.requests
     for req in hub.requests:
@@ -290,10 +300,10 @@ def test_publish_uploads_folder_and_card_in_one_commit(ported_default, hub: Fake
     repo = hub.repos["me/tiny-en-de"]
     assert repo.private is True
     assert len(repo.commits) == 1 and repo.commits[0]["summary"] == "first port"
-    # every file of the folder arrived byte for byte, plus the generated card
+    # every file of the folder arrived byte for byte (conversion.json with local paths reduced), plus the card
     assert set(repo.files) == set(before) | {"README.md"}
     for name, data in before.items():
-        assert repo.files[name] == data, name
+        _assert_uploaded_as(repo.files[name], data, name)
     card = ModelCard(repo.files["README.md"].decode())
     assert card.data.license == "mit" and card.data.language == ["en", "de"]
     assert hub.validated_yaml == [repo.files["README.md"].decode()]
@@ -390,7 +400,7 @@ def test_large_files_go_through_lfs(ported_default, lfs_hub: FakeHub, hf_env, tm
     puts = [r for r in hub.requests if r["method"] == "PUT"]
     assert len(puts) == len(big)
     for name, data in before.items():
-        assert repo.files[name] == data, name
+        _assert_uploaded_as(repo.files[name], data, name)
     _assert_token_only_in_header(hub)
     # a second publish of the same bytes uploads nothing again
     assert main(["publish", str(ported_default.path), "me/large", "--endpoint", hub.url]) == 0
@@ -431,9 +441,10 @@ def test_publish_a_transformers_export(ported_default, hub: FakeHub, hf_env, tmp
     assert set(repo.files) == set(exported)
     for name, data in exported.items():
         if name != "README.md":
-            assert repo.files[name] == data, name
+            _assert_uploaded_as(repo.files[name], data, name)
     card = ModelCard(repo.files["README.md"].decode())
     assert card.data.license == "mit" and card.data.library_name == "transformers"
+    assert 'from_pretrained("me/fsmt")' in card.text and "path/to/this/folder" not in card.text
     local = snapshot_download("me/fsmt", endpoint=hub.url, cache_dir=tmp_path / "cache")
     tok = AutoTokenizer.from_pretrained(local)
     model = AutoModelForSeq2SeqLM.from_pretrained(local).eval()
@@ -457,3 +468,48 @@ def test_publishing_an_onnx_export_is_refused(ported_default, hub: FakeHub, hf_e
     line = one_line_error(["publish", str(tmp_path / "onnx"), "me/onnx", "--endpoint", hub.url], capsys)
     assert "`modelport export onnx` folder" in line
     assert hub.requests == []
+
+
+def test_published_folder_holds_no_local_path(ported_default, hub: FakeHub, hf_env, tmp_path: Path, capsys) -> None:
+    """conversion.json, the parity report (JSON and Markdown) and the card
+    name no directory of the publisher's machine; the local folder keeps its
+    own records unchanged; the card loads the repo id; model-index only with
+    a named evaluation dataset."""
+    import shutil
+
+    from modelport.cli import main
+    from tests.helpers.paths import ROOT
+
+    folder = tmp_path / "tiny-en-de"
+    shutil.copytree(ported_default.path, folder)
+    parity = {"meta": {"ported_dir": str(folder), "reference": str(ROOT / "assets" / "default-model"), "lines": 4,
+                       "semantics": "fairseq", "options": {"beam": 5}, "notes": [f"see {folder}/notes.txt"]},
+              "bleu": {"modelport": {"bleu": 70.1, "chrf": 89.2}, "reference": {"bleu": 70.1, "chrf": 89.2},
+                       "passed": True},
+              "passed": True}
+    (folder / "parity_report.json").write_text(json.dumps(parity), encoding="utf-8")
+    (folder / "parity_report.md").write_text(f"| ported_dir | {folder} |\n", encoding="utf-8")
+    before = _folder_files(folder)
+    assert str(ROOT).encode() in before["conversion.json"]  # converted from an absolute path
+    assert main(["publish", str(folder), "me/clean", "--endpoint", hub.url]) == 0
+    capsys.readouterr()
+    repo = hub.repos["me/clean"]
+    for name, data in repo.files.items():
+        for prefix in (str(tmp_path), str(ROOT), str(Path(tmp_path).parent)):
+            assert prefix.encode() not in data, (name, prefix)
+    conv = json.loads(repo.files["conversion.json"])
+    assert conv["source"] == "default-model" and {f["path"] for f in conv["source_files"]} == \
+        {f["name"] for f in conv["source_files"]}
+    assert json.loads(repo.files["parity_report.json"])["meta"]["reference"] == "default-model"
+    assert _folder_files(folder) == before  # the local folder is not modified
+    card = ModelCard(repo.files["README.md"].decode())
+    assert 'modelport.load("me/clean")' in card.text
+    assert not card.data.eval_results and "model-index" not in repo.files["README.md"].decode()
+    assert "| modelport | BLEU 70.10, chrF 89.20 |" in card.text  # the parity summary, in the text
+    # a dry run lists the sanitized copies' sizes and hashes
+    assert main(["publish", str(folder), "me/clean", "--dry-run", "--json", "--eval-dataset", "wmt19"]) == 0
+    listed = {f["path"]: f for f in json.loads(capsys.readouterr().out)["files"]}
+    assert listed["conversion.json"]["size"] == len(repo.files["conversion.json"])
+    assert main(["publish", str(folder), "me/evaluated", "--endpoint", hub.url, "--eval-dataset", "wmt19"]) == 0
+    evaluated = ModelCard(hub.repos["me/evaluated"].files["README.md"].decode())
+    assert {r.dataset_name for r in evaluated.data.eval_results} == {"wmt19"}

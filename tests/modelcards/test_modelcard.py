@@ -66,7 +66,8 @@ def test_card_with_parity_report_and_options(folder: Path) -> None:
     conv = json.loads((folder / "conversion.json").read_text())
     conv["history"] = [{"pass": "quantize", "mode": "int8-weights"}]
     (folder / "conversion.json").write_text(json.dumps(conv))
-    write_card(folder, license="apache-2.0", language=["en", "de"], base_model="facebook/wmt19-en-de")
+    write_card(folder, license="apache-2.0", language=["en", "de"], base_model="facebook/wmt19-en-de",
+               eval_dataset="wmt19")
     card = ModelCard.load(folder / "README.md")
     # round trip of the metadata through ModelCardData
     again = ModelCardData(**card.data.to_dict())
@@ -82,9 +83,10 @@ def test_card_with_parity_report_and_options(folder: Path) -> None:
     assert "parity **passed**" in card.text
     assert "| modelport | BLEU 79.19, chrF 88.46 |" in card.text
     assert "1.91e-06" in card.text and "2.38e-07" in card.text
-    assert "1. `quantize`: mode=\"int8-weights\"" in card.text
+    assert "| 1 | `quantize` | `mode=\"int8-weights\"` |" in card.text
     assert "## License" not in card.text
-    assert str(make_card(folder, license="apache-2.0", base_model="facebook/wmt19-en-de")) == \
+    assert str(make_card(folder, license="apache-2.0", base_model="facebook/wmt19-en-de",
+                         eval_dataset="wmt19")) == \
         (folder / "README.md").read_text()
 
 
@@ -115,3 +117,69 @@ def test_card_of_a_head_pruned_folder_lists_heads_per_layer(ported_default, tmp_
         if model[f"{side}_layer_heads"]:
             assert f"{side} {', '.join(map(str, model[f'{side}_layer_heads']))}" in card
     assert "prune" in card  # the pass history
+
+
+def test_eval_results_only_with_a_named_dataset(folder: Path, capsys) -> None:
+    """BLEU on the lines `validate` ran is no evaluation: without --eval-dataset
+    the card has no model-index, only the parity summary in its text."""
+    from modelport.cli import main
+    from modelport.modelcards import make_card
+
+    (folder / "parity_report.json").write_text(json.dumps(PARITY_REPORT))
+    card = make_card(folder)
+    assert not card.data.eval_results and "model-index" not in card.data.to_dict()
+    assert "| modelport | BLEU 79.19, chrF 88.46 |" in card.text
+    assert main(["card", str(folder), "--eval-dataset", "wmt19"]) == 0
+    named = ModelCard.load(folder / "README.md")
+    assert {r.dataset_name for r in named.data.eval_results} == {"wmt19"}
+    assert {r.dataset_type for r in named.data.eval_results} == {"wmt19"}
+
+
+def test_intended_use_and_limitations(folder: Path) -> None:
+    from modelport.modelcards import make_card
+
+    (folder / "parity_report.json").write_text(json.dumps(PARITY_REPORT))
+    text = make_card(folder).text
+    intended = text.split("## Intended use", 1)[1].split("\n## ", 1)[0]
+    limitations = text.split("## Limitations", 1)[1].split("\n## ", 1)[0]
+    assert "Parity was proven on 20 lines" in intended and "`default-model`" in intended  # the reference, named
+    assert "quality is the original model's" in intended
+    assert "`fairseq` semantics profile" in limitations and "`generate`" in limitations
+    assert "## Intended use" in str(make_card(folder)) and "not been checked" not in intended
+
+
+def test_passes_are_a_table_with_what_each_measured(folder: Path) -> None:
+    from modelport.modelcards import make_card
+
+    conv = json.loads((folder / "conversion.json").read_text())
+    conv["history"] = [{"pass": "quantize", "options": {"mode": "int8"}, "changed": {"tensors_quantized": 50},
+                        "report": {"parameters": {"before": 1627136, "after": 1627136},
+                                   "bytes_on_disk": {"before": 6521928, "after": 1723520},
+                                   "tokens_per_second": {"before": 400.0, "after": 332.0, "speedup": 0.83,
+                                                         "timing": "best of 3 runs after a warm-up",
+                                                         "runs_before": [390.0, 400.0, 380.0],
+                                                         "runs_after": [332.0, 300.0, 310.0]},
+                                   "agreement": {"lines": 50, "identical_outputs": 48, "identical_percent": 96.0,
+                                                 "mean_abs_score_diff": 0.01, "mean_abs_token_logprob_diff": 0.002},
+                                   "quality": {"before": {"bleu": 76.72, "chrf": 88.1},
+                                               "after": {"bleu": 75.9, "chrf": 87.7}}}}]
+    (folder / "conversion.json").write_text(json.dumps(conv))
+    text = make_card(folder).text
+    table = text.split("### Passes applied after conversion", 1)[1].split("\n## ", 1)[0]
+    assert "| # | pass | options | parameters | size on disk | speed | agreement | BLEU |" in table
+    row = [line for line in table.splitlines() if line.startswith("| 1 |")][0]
+    assert "`quantize`" in row and '`mode="int8"`' in row and "1.63M → 1.63M" in row
+    assert "6.52 MB → 1.72 MB (26%)" in row
+    assert "400 → 332 tokens/s (0.83×, best of 3 runs after a warm-up)" in row
+    assert "48/50 identical outputs (96%)" in row and "76.72 → 75.9" in row
+    assert "{" not in table  # no raw JSON
+
+
+def test_usage_names_the_repo_once_published(folder: Path) -> None:
+    from modelport.modelcards import make_card
+
+    local = make_card(folder).text
+    assert 'modelport.load("path/to/this/folder")' in local
+    published = make_card(folder, repo_id="org/tiny-en-de").text
+    assert 'modelport.load("org/tiny-en-de")' in published and "modelport translate org/tiny-en-de" in published
+    assert "path/to/this/folder" not in published

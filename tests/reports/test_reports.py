@@ -169,7 +169,7 @@ def test_export_reports_round_trip_by_target(tmp_path: Path) -> None:
         f"report:        {Path('out') / 'export_report.json'}"]
     assert ExportReport.from_json(onnx).summary_lines("out")[2] == "verification:  skipped (--no-verify)"
     with pytest.raises(ValueError, match="not a known export target"):
-        ExportReport.from_json({**hf, "target": "ct2"})
+        ExportReport.from_json({**hf, "target": "tflite"})
 
 
 # parity_report.json as `modelport validate` writes it: a fairseq port whose forward check failed

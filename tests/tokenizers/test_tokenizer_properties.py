@@ -19,6 +19,7 @@ from tests.tokenizers.test_tokenizers import (  # noqa: F401  (fixtures)
     write_marian_dir,
 )
 
+from modelport.errors import InvalidInputError
 from modelport.tokenizers import load_tokenizer
 from modelport.tokenizers.bpe import Bpe
 
@@ -76,7 +77,7 @@ def test_moses_bpe_never_crashes(moses_bpe, text: str, junk: list[int]) -> None:
     t = moses_bpe.encode_target(text)
     assert all(0 <= i < len(moses_bpe.target_dict) for i in t)
     assert isinstance(moses_bpe.decode(t), str)
-    assert isinstance(moses_bpe.decode(junk), str)
+    _decodes_or_refuses(moses_bpe, junk, len(moses_bpe.target_dict))
     assert moses_bpe.encode_batch([text, text]) == [ids, ids]
 
 
@@ -153,11 +154,12 @@ def test_roundtrip_property_is_not_vacuous(moses_bpe) -> None:
 @SETTINGS
 @given(text=ANY_TEXT, junk=st.lists(st.integers(min_value=-3, max_value=1000), max_size=20))
 def test_sentencepiece_never_crashes(spm_tokenizers, text: str, junk: list[int]) -> None:
-    for tok in spm_tokenizers.values():
+    for name, tok in spm_tokenizers.items():
         ids = tok.encode(text)
         assert ids[-1] == tok.eos_id
         assert isinstance(tok.decode(ids), str)
-        assert isinstance(tok.decode(junk), str)
+        # T5's tokenizer alone does not bound ids from above (the model's padding rows decode to nothing)
+        _decodes_or_refuses(tok, junk, tok.target_vocab_size if name == "marian" else None)
 
 
 @SETTINGS
@@ -171,3 +173,13 @@ def test_sentencepiece_roundtrip_is_stable(spm_tokenizers, text: str) -> None:
             continue
         again = tok.encode(tok.decode(ids)) if name == "t5" else tok.encode_target(tok.decode(ids))
         assert again == ids, name
+
+
+def _decodes_or_refuses(tok, ids: list[int], size: int | None) -> None:
+    """Any ids decode to text, except ids outside the vocabulary (negative, or
+    ``size`` and past), which are an InvalidInputError (issue #14), never a crash."""
+    if any(i < 0 or (size is not None and i >= size) for i in ids):
+        with pytest.raises(InvalidInputError, match="outside the target vocabulary"):
+            tok.decode(ids)
+    else:
+        assert isinstance(tok.decode(ids), str)
