@@ -28,14 +28,17 @@ def card_options(args: argparse.Namespace) -> dict[str, Any]:
             "eval_dataset": args.eval_dataset}
 
 
+DESCRIPTION = """\
+Generate README.md in PORTED_DIR from its files: Hub metadata (languages, license, tags; eval
+results from parity_report.json only with --eval-dataset), architecture, provenance with sha256,
+passes (a table of what each measured), parity summary, intended use, limitations, usage and
+generation defaults. Written to a temporary file and renamed into place."""  # argparse re-flows it
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``card``."""
     p = add_command(sub, "card", run, help="write the model card (README.md) of a ported folder",
-                    description="Generate README.md in PORTED_DIR from its files: Hub metadata (languages, "
-                                "license, tags; eval results from parity_report.json only with "
-                                "--eval-dataset), architecture, provenance with sha256, passes (a table of "
-                                "what each measured), parity summary, intended use, limitations, usage and "
-                                "generation defaults. Written to a temporary file and renamed into place.",
+                    description=DESCRIPTION,
                     ported_dir=PORTED_HELP)
     add_card_options(p)
 

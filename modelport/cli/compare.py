@@ -12,13 +12,16 @@ from modelport.errors import InvalidInputError
 from modelport.reports.compare import table_lines, write_plot
 
 
+DESCRIPTION = """\
+A table across ported folders (a port and the quantized/pruned folders made from it): parameters and
+bytes on disk from each folder, tokens/s, speedup, agreement and BLEU/chrF from the pass_report.json
+and parity_report.json the passes and `modelport validate` wrote. Nothing is re-measured."""  # argparse re-flows it
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``compare``."""
     p = add_command(sub, "compare", run, help="compare a port and its passes (size, speed, agreement, BLEU)",
-                    description="A table across ported folders (a port and the quantized/pruned folders made "
-                                "from it): parameters and bytes on disk from each folder, tokens/s, speedup, "
-                                "agreement and BLEU/chrF from the pass_report.json and parity_report.json "
-                                "the passes and `modelport validate` wrote. Nothing is re-measured.",
+                    description=DESCRIPTION,
                     examples=["modelport compare ported/en-de ported/en-de-int8 ported/en-de-pruned",
                               "modelport compare ported/en-de ported/en-de-int8 --plot compare.png --json"])
     p.add_argument("directories", nargs="+", metavar="PORTED_DIR",

@@ -9,12 +9,16 @@ from modelport.cli.printing import print_plan_summary
 from modelport.cli.streams import print_json
 
 
+DESCRIPTION = """\
+Convert SOURCE into OUTPUT_DIR (config.json, model.safetensors, tokenizer/, generation_config.json,
+conversion.json). The folder is written to a temporary sibling and renamed into place, so a failed
+run leaves nothing."""  # argparse re-flows it
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``convert``."""
     p = add_command(sub, "convert", run, help="convert a foreign checkpoint into a ported folder",
-                    description="Convert SOURCE into OUTPUT_DIR (config.json, model.safetensors, tokenizer/, "
-                                "generation_config.json, conversion.json). The folder is written to a "
-                                "temporary sibling and renamed into place, so a failed run leaves nothing.",
+                    description=DESCRIPTION,
                     examples=["modelport convert assets/default-model ported/en-de",
                               "modelport convert fairseq-dir/ ported/ens --checkpoint a.pt:b.pt --force",
                               "modelport convert opus-mt-en-de/ ported/marian --format marian --shard-size 500MB"])

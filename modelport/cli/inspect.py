@@ -11,12 +11,16 @@ from modelport.cli.printing import print_plan_summary, print_ported_summary
 from modelport.cli.streams import print_json
 
 
+DESCRIPTION = """\
+Detect the format of SOURCE, check every option and weight against the unified model, and print the
+architecture, parameter count and what would be dropped. Writes nothing. Unsupported options exit 2,
+all listed."""  # argparse re-flows it
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``inspect``."""
     p = add_command(sub, "inspect", run, help="show what a checkpoint or ported folder contains",
-                    description="Detect the format of SOURCE, check every option and weight against the "
-                                "unified model, and print the architecture, parameter count and what "
-                                "would be dropped. Writes nothing. Unsupported options exit 2, all listed.")
+                    description=DESCRIPTION)
     add_ported_argument(p, "foreign checkpoint (file or directory) or ported folder", dest="source",
                         checkpoints=True)
     add_source_options(p)

@@ -9,20 +9,21 @@ from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_optional_lines
 
 
+DESCRIPTION = """\
+Copy layers from the teacher with distilBART's table (12->6 keeps 0,2,4,7,9,11; 6->3 keeps 0,2,5;
+evenly spaced otherwise), then remove the fraction --ffn of every layer's FFN neurons (smallest
+weight magnitude), the fraction --heads of the attention heads and the vocabulary entries
+--vocab-from does not use. With --data, heads are ranked by Michel et al. 2019 gradient importance on --data
+(targets: --references, else the model's own translations) and removed in 10% steps, so head counts
+differ per layer; without --data, by weight magnitude, equally in every attention. No fine-tuning:
+expect a quality drop (see the report)."""  # argparse re-flows it
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``prune``."""
     p = add_command(sub, "prune", run, help="write a copy with fewer layers, attention heads, FFN neurons or "
-                                  "vocabulary entries",
-                    description="Copy layers from the teacher with distilBART's table (12->6 keeps "
-                                "0,2,4,7,9,11; 6->3 keeps 0,2,5; evenly spaced otherwise), then remove "
-                                "the fraction --ffn of every layer's FFN neurons (smallest weight "
-                                "magnitude), the fraction --heads of the attention heads and the "
-                                "vocabulary entries --vocab-from does not use. With --data, heads are "
-                                "ranked by Michel et al. 2019 gradient importance on --data (targets: "
-                                "--references, else the model's own translations) and removed in 10% "
-                                "steps, so head counts differ per layer; without --data, by weight "
-                                "magnitude, equally in every attention. No fine-tuning: expect a quality "
-                                "drop (see the report).")
+                                            "vocabulary entries",
+                    description=DESCRIPTION)
     add_pass_options(p)
     p.add_argument("--encoder-layers", type=int, metavar="N", help="encoder layers to keep")
     p.add_argument("--decoder-layers", type=int, metavar="N", help="decoder layers to keep")

@@ -11,16 +11,18 @@ from modelport.cli.streams import print_json
 from modelport.generation.options import positive_float
 
 
+DESCRIPTION = """\
+Regenerate the model card (in memory; PORTED_DIR is not modified) with REPO_ID in its usage, create
+REPO_ID if needed and upload every file in one commit; conversion.json and the reports go up as
+copies with local paths reduced to file names. PORTED_DIR may also be a `modelport export hf`
+folder: its card is regenerated from the port it came from, with transformers usage. The token comes
+from HF_TOKEN or `hf auth login` and is never printed. Hub failures exit 2."""  # argparse re-flows it
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``publish``."""
     p = add_command(sub, "publish", run, help="upload a ported folder and its model card to the Hub",
-                    description="Regenerate the model card (in memory; PORTED_DIR is not modified) with "
-                                "REPO_ID in its usage, create REPO_ID if needed and upload every file in one "
-                                "commit; conversion.json and the reports go up as copies with local paths "
-                                "reduced to file names. PORTED_DIR may also "
-                                "be a `modelport export hf` folder: its card is regenerated from the port it "
-                                "came from, with transformers usage. The token comes from HF_TOKEN or `hf auth "
-                                "login` and is never printed. Hub failures exit 2.",
+                    description=DESCRIPTION,
                     ported_dir="a ported folder, or a folder written by `modelport export hf`")
     p.add_argument("repo_id", help="NAMESPACE/NAME on the Hub")
     p.add_argument("--private", action="store_true", help="create the repository as private")

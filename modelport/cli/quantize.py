@@ -9,13 +9,16 @@ from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_optional_lines
 
 
+DESCRIPTION = """\
+int8: int8 weights with per-row scales and int8 matrix products on CPU; int8-weights: int8 storage,
+fp32 compute; fp16/bf16: half storage and compute. Reports size, tokens/s and agreement with the
+original (--data), and BLEU/chrF (--references)."""  # argparse re-flows it
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``quantize``."""
     p = add_command(sub, "quantize", run, help="write an 8-bit or half-precision copy of a ported folder",
-                    description="int8: int8 weights with per-row scales and int8 matrix products on CPU; "
-                                "int8-weights: int8 storage, fp32 compute; fp16/bf16: half storage and "
-                                "compute. Reports size, tokens/s and agreement with the original (--data), "
-                                "and BLEU/chrF (--references).")
+                    description=DESCRIPTION)
     add_pass_options(p)
     p.add_argument("--mode", required=True, choices=["int8", "int8-weights", "fp16", "bf16"])
 

@@ -15,12 +15,15 @@ if TYPE_CHECKING:
     from modelport.tokenizers import Tokenizer
 
 
+DESCRIPTION = """\
+Tokenize each input line with the ported folder's tokenizer: ids (</s> appended) by default, BPE
+pieces with --tokens, or decode lines of ids with --decode. One output line per input line."""  # argparse re-flows it
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``tokenize``."""
     p = add_command(sub, "tokenize", run, help="text to ids (or pieces), or ids back to text",
-                    description="Tokenize each input line with the ported folder's tokenizer: ids "
-                                "(</s> appended) by default, BPE pieces with --tokens, or decode lines of "
-                                "ids with --decode. One output line per input line.",
+                    description=DESCRIPTION,
                     ported_dir=PORTED_HELP, hub=True)
     p.add_argument("-i", "--input", help="input file (default: stdin)")
     mode = p.add_mutually_exclusive_group()

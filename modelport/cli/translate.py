@@ -14,14 +14,17 @@ from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExis
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
 
 
+DESCRIPTION = """\
+Translate each input line (stdin or -i) and write one line per hypothesis (stdout or -o). Batches
+are sorted by length and restored to input order. From a terminal or a pipe, the lines that have
+arrived are translated and written at once (at most 512 together), so answers come before the input
+ends."""  # argparse re-flows it
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``translate``."""
     p = add_command(sub, "translate", run, help="translate lines with a ported model",
-                    description="Translate each input line (stdin or -i) and write one line per hypothesis "
-                                "(stdout or -o). Batches are sorted by length and restored to input order. "
-                                "From a terminal or a pipe, the lines that have arrived are translated and "
-                                "written at once (at most 512 together), so answers come before the input "
-                                "ends.",
+                    description=DESCRIPTION,
                     ported_dir=PORTED_HELP, hub=True,
                     examples=["echo 'Hello world!' | modelport translate ported/en-de",
                               "modelport translate ported/en-de -i test.en --device cuda --dtype bfloat16",

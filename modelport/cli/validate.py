@@ -12,13 +12,16 @@ from modelport.errors import InvalidInputError, ParityError
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
 
 
+DESCRIPTION = """\
+Run the reference framework (fairseq for fairseq ports, transformers for T5 ports) and the port on
+the same lines and compare tokenizer ids, forward logits and beam-search outputs. Writes
+parity_report.json/.md; exit 3 when parity fails."""  # argparse re-flows it
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``validate``."""
     p = add_command(sub, "validate", run, help="prove parity against the original framework",
-                    description="Run the reference framework (fairseq for fairseq ports, transformers for "
-                                "T5 ports) and the port on the same lines and compare tokenizer ids, "
-                                "forward logits and beam-search outputs. Writes parity_report.json/.md; "
-                                "exit 3 when parity fails.",
+                    description=DESCRIPTION,
                     ported_dir=PORTED_HELP, hub=True,
                     examples=["modelport validate ported/en-de --reference assets/default-model --data test.en",
                               "modelport validate ported/en-de --reference assets/default-model --data test.en "

@@ -21,6 +21,7 @@ from modelport.cli import main
 from modelport.cli.common import console, progress_shown
 from tests.helpers.cli import one_line_error
 from tests.helpers.paths import CORPUS, ROOT
+from tests.helpers.requires import requires
 
 N_LINES = 40
 
@@ -162,3 +163,15 @@ def test_progress_bars_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch, tty: 
                                           shown: bool) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
     assert progress_shown(argparse.Namespace(quiet=quiet)) is shown
+
+
+@requires("fairseq", "fastBPE")
+def test_validate_leaks_no_native_output(ported_default, default_model_dir, tmp_path: Path, capfd) -> None:
+    """fastBPE's C++ "Loading codes from ..." lines go straight to file descriptor 2: hidden."""
+    data = tmp_path / "in.en"
+    data.write_text("Hello world.\nThe house is small.\n", encoding="utf-8")
+    code = main(["validate", str(ported_default.path), "--reference", str(default_model_dir), "--data", str(data),
+                 "--only", "tokenizer", "--report", str(tmp_path)])
+    err = capfd.readouterr().err
+    assert code == 0, err
+    assert "Loading codes" not in err and "Read " not in err

@@ -17,6 +17,8 @@ import argparse
 import contextlib
 import importlib.util
 import logging
+import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,6 +31,24 @@ from modelport.errors import CorruptCheckpointError, MissingReferenceError
 
 # what fairseq's loader and task setup read from a checkpoint besides the weights
 _FAIRSEQ_ENTRIES = ("args", "cfg", "optimizer_history", "extra_state", "task_state")
+
+
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """Hide what compiled extensions write straight to file descriptor 2
+    (fastBPE's "Loading codes from ..." lines), which Python's warning and
+    logging filters cannot reach; wrap only short calls (a constructor):
+    Python's own stderr goes to the same descriptor meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def require(module: str, purpose: str) -> None:

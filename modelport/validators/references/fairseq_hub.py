@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from modelport.errors import InvalidInputError
-from modelport.validators.references import prepare_fairseq, sanitized_fairseq_checkpoints
+from modelport.validators.references import native_stderr_hidden, prepare_fairseq, sanitized_fairseq_checkpoints
 
 CODES_NAMES = ("bpecodes", "codes", "bpe.codes", "code")
 
@@ -113,7 +113,7 @@ class FairseqHubReference:
             kwargs["bpe"] = bpe
         # fairseq only ever sees a plain-data copy read by modelport's restricted unpickler;
         # an absolute checkpoint_file is joined onto the model folder as itself
-        with sanitized_fairseq_checkpoints([ckpt]) as (copy,):
+        with sanitized_fairseq_checkpoints([ckpt]) as (copy,), native_stderr_hidden():
             hub = TransformerModel.from_pretrained(str(directory), checkpoint_file=str(copy),
                                                    data_name_or_path=str(directory), **kwargs)
         hub.eval()
@@ -164,7 +164,8 @@ def _fairseq_bpe(codes: Path, bpe: str | None) -> Any:
 
     if bpe == "subword_nmt":
         return encoders.build_bpe(argparse.Namespace(bpe="subword_nmt", bpe_codes=str(codes), bpe_separator="@@"))
-    return encoders.build_bpe(argparse.Namespace(bpe="fastbpe", bpe_codes=str(codes)))
+    with native_stderr_hidden():
+        return encoders.build_bpe(argparse.Namespace(bpe="fastbpe", bpe_codes=str(codes)))
 
 
 class _PlainDict:
@@ -217,7 +218,8 @@ class SacremosesBpeReference:
         if self.fmt == "fastbpe":
             import fastBPE
 
-            bpe = fastBPE.fastBPE(str(codes))
+            with native_stderr_hidden():
+                bpe = fastBPE.fastBPE(str(codes))
             self._apply = lambda s: bpe.apply([s])[0]
         elif self.fmt == "subword_nmt":
             from subword_nmt import apply_bpe
