@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from modelport._version import __version__
 from modelport.cli import (card, compare, convert, export, inspect, prune, publish, quantize, tokenize, translate,
                            validate)
-from modelport.cli.common import Parser, add_console_options, console, end_progress_bars, report_error, \
-    resolve_hub_argument
+from modelport.cli.common import Parser, resolve_hub_argument
+from modelport.cli.console import add_console_options, console, end_progress_bars, report_error
 from modelport.errors import WRITE_ERRNOS, InvalidInputError, ModelportError, OutputExistsError
 
 __all__ = ["build_parser", "main"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from modelport.cli.common import add_command, add_source_options, converter_options, progress_shown, size
+from modelport.cli.common import add_command, add_source_options, converter_options, size
+from modelport.cli.console import progress_shown
 from modelport.cli.printing import print_plan_summary
 from modelport.cli.streams import print_json
 

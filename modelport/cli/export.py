@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelport.cli.common import PORTED_HELP, add_console_options, add_ported_argument, progress_shown
+from modelport.cli.common import PORTED_HELP, add_ported_argument
+from modelport.cli.console import add_console_options, progress_shown
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_optional_lines
 from modelport.errors import InvalidInputError

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from modelport.cli.common import add_command, add_pass_options, progress_shown
+from modelport.cli.common import add_command, add_pass_options
+from modelport.cli.console import progress_shown
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_optional_lines
 

@@ -7,8 +7,8 @@ import json
 import os
 from typing import Any
 
-from modelport.cli.common import add_command, add_runtime_options, KEEP_SPECIAL_HELP, PORTED_HELP, progress_shown, \
-    runtime_kwargs
+from modelport.cli.common import KEEP_SPECIAL_HELP, PORTED_HELP, add_command, add_runtime_options, runtime_kwargs
+from modelport.cli.console import progress_shown
 from modelport.cli.streams import output, read_lines, stdin_chunks, streaming_stdin
 from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExistsError
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelport.cli.common import add_command, add_runtime_options, PORTED_HELP, runtime_kwargs, progress_shown
+from modelport.cli.common import add_command, add_runtime_options, PORTED_HELP, runtime_kwargs
+from modelport.cli.console import progress_shown
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_lines, read_optional_lines
 from modelport.errors import InvalidInputError, ParityError

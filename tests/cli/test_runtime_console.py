@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from modelport.cli import main
-from modelport.cli.common import console, progress_shown
+from modelport.cli.console import console, progress_shown
 from tests.helpers.cli import one_line_error
 from tests.helpers.paths import CORPUS, ROOT
 from tests.helpers.requires import requires
