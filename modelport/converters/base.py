@@ -102,10 +102,17 @@ def converters() -> dict[str, type[Converter[Any]]]:
     return dict(_REGISTRY)
 
 
-def first_source_path(source: str) -> Path:
-    """``source`` as a path, or its first checkpoint when it names an ensemble
+def source_paths(source: str) -> list[Path]:
+    """The paths ``source`` names: itself, or each checkpoint of an ensemble
     ``a.pt:b.pt`` (a path that exists with a colon in it is taken whole)."""
-    return Path(source.split(":")[0]) if ":" in source and not Path(source).exists() else Path(source)
+    if ":" in source and not Path(source).exists():
+        return [Path(part) for part in source.split(":") if part] or [Path(source)]
+    return [Path(source)]
+
+
+def first_source_path(source: str) -> Path:
+    """``source`` as a path, or its first checkpoint when it names an ensemble."""
+    return source_paths(source)[0]
 
 
 def get_converter(source: str, format: str | None = None) -> type[Converter[Any]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelport.converters.base import sha256
+from modelport.converters.base import sha256, source_paths
 from modelport.errors import InvalidInputError
 
 SHORT = 12  # hex digits of a sha256 shown in a message
@@ -47,16 +47,8 @@ class SourceFile:
                    bytes=size if isinstance(size, int) else None)
 
 
-def _paths(source: str) -> list[Path]:
-    """The paths ``source`` names: one, or each of an ``a.pt:b.pt`` list (a path
-    that exists with a colon in it is taken whole)."""
-    if ":" in source and not Path(source).exists():
-        return [Path(p) for p in source.split(":") if p]
-    return [Path(source)]
-
-
 def _root(source: str) -> Path:
-    first = _paths(source)[0]
+    first = source_paths(source)[0]
     return first if first.is_dir() else first.parent
 
 
@@ -64,7 +56,7 @@ def _recorded_root(source: str, records: Sequence[SourceFile]) -> Path:
     """The recorded source folder, spelled as the recorded paths spell it (it
     may no longer exist, and may be relative to another working directory):
     the source's parent when the source was itself one of the files."""
-    first = _paths(source)[0]
+    first = source_paths(source)[0]
     return first.parent if any(Path(r.path) == first for r in records) else first
 
 
@@ -98,7 +90,7 @@ def check_reference(conversion: Mapping[str, Any], reference: str, ported_dir: s
     not checked."""
     records = [r for r in (SourceFile.from_json(f) for f in conversion.get("source_files") or []
                            if isinstance(f, Mapping)) if r is not None]
-    named = _paths(reference)
+    named = source_paths(reference)
     if not records or not all(p.exists() for p in named):
         return
     where = str(ported_dir)
