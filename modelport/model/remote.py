@@ -15,20 +15,22 @@ naming something that exists on disk is always a path; otherwise a
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from modelport.errors import HubDownloadError, InvalidInputError
 
-# huggingface_hub's repo id rule (validate_repo_id), with the namespace required:
-# letters, digits, '-', '_', '.'; no '--' or '..'; neither part starts or ends with '-' or '.'
-_PART = r"[A-Za-z0-9_](?:[\w.-]{0,94}[A-Za-z0-9_])?"
-_REPO_ID = re.compile(rf"{_PART}/{_PART}")
-
-
 def is_repo_id(text: str) -> bool:
-    """``text`` is spelled as a Hub model repo id ``NAMESPACE/NAME``."""
-    return _REPO_ID.fullmatch(text) is not None and "--" not in text and ".." not in text
+    """``text`` is a Hub model repo id with its namespace, ``NAMESPACE/NAME``, by
+    huggingface_hub's own rule (``validate_repo_id``)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id  # lazy: `modelport --help` stays light
+
+    if text.count("/") != 1:
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
 
 
 def resolve_ported(location: str | os.PathLike[str], revision: str | None = None, *,
