@@ -9,13 +9,15 @@ read it without importing the model.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelport.reports.base import JsonView
+
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class Hypothesis:
+class Hypothesis(JsonView):
     """An output sequence and its scores, as the reproduced framework reports them.
 
     ``tokens`` end with EOS unless cut at the maximum length (no start token);
@@ -41,28 +43,13 @@ class Hypothesis:
         return dataclasses.replace(self, text=text)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object ``translate --json`` prints (``text`` only when set)."""
-        return {k: self[k] for k in self.keys()}
-
-    # -- the read-only dict view ------------------------------------------------
-    def keys(self) -> tuple[str, ...]:
-        """The field names that are set, in dict order (``text`` last, when set)."""
-        names = ("tokens", "score", "positional_scores")
-        return names if self.text is None else (*names, "text")
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self.keys() else default
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
+        """The JSON object ``translate --json`` prints (``text`` only when set);
+        also what the dict view (:class:`~modelport.reports.base.JsonView`) reads."""
+        out: dict[str, Any] = {"tokens": self.tokens, "score": self.score,
+                               "positional_scores": self.positional_scores}
+        if self.text is not None:
+            out["text"] = self.text
+        return out
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Hypothesis):
