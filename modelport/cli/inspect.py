@@ -41,10 +41,14 @@ def run(args: argparse.Namespace) -> int:
     if (source / "config.json").is_file() and (source / "conversion.json").is_file():
         ported = load(source)
         summary = ported.summary()
+        languages = list(getattr(ported.tokenizer, "languages", ()))
+        if languages:
+            summary["languages"] = languages
         if args.json:
             print_json(summary)
         else:
             print_ported_summary(source, summary, len(ported.conversion.get("history", [])))
+            _print_languages(languages)
         return 0
     plan = inspect(args.source, format=args.format, **converter_options(args))
     summary = plan.summary()
@@ -52,8 +56,15 @@ def run(args: argparse.Namespace) -> int:
         print_json(summary)
     else:
         print_plan_summary(summary)
+        _print_languages(summary.get("tokenizer", {}).get("languages") or [])
         if args.options:
             sys.stdout.write(f"{summary['format']} options found:\n")
             for key, value in summary.get("foreign_options", {}).items():
                 sys.stdout.write(f"  {key}: {value}\n")
     return 0
+
+
+def _print_languages(languages: list[str]) -> None:
+    """A multilingual model's languages (what --source-lang/--target-lang accept)."""
+    if languages:
+        sys.stdout.write(f"languages ({len(languages)}): {', '.join(languages)}\n")

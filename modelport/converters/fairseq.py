@@ -2,7 +2,11 @@
 
 Reads ``model.pt``/``checkpoint*.pt`` (or ``a.pt:b.pt`` for an ensemble), the
 ``dict.<lang>.txt`` dictionaries and an optional ``bpecodes`` file, without
-importing fairseq. Both checkpoint generations are understood: old ones keep
+importing fairseq. ``translation_multi_simple_epoch`` checkpoints (M2M100,
+NLLB-200, mBART-50) and BART/mBART (``bart_*``/``mbart_*`` archs) share these
+weights; their dictionaries and tokenizers come from
+:mod:`~modelport.converters.fairseq_multilingual` and
+:mod:`~modelport.converters.fairseq_bart`. Both checkpoint generations are understood: old ones keep
 an ``argparse.Namespace`` under ``args`` (and may use the legacy non-zip
 serialization and fused ``in_proj`` attention weights); newer ones keep
 ``cfg`` (plain dicts, or omegaconf containers read through inert stand-ins).
@@ -11,6 +15,7 @@ serialization and fused ``in_proj`` attention weights); newer ones keep
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +36,9 @@ from modelport.converters.base import (
     short_repr,
     split,
 )
+from modelport.converters.fairseq_bart import BART_ARCHS, BartTask, bart_task_problems, is_bart
+from modelport.converters.fairseq_multilingual import MultilingualTask, is_multilingual, moe_problems, spm_path, \
+    task_problems
 from modelport.converters.safe_pickle import safe_torch_load, to_plain
 from modelport.errors import (
     CorruptCheckpointError,
@@ -74,6 +82,18 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     "transformer_wmt_en_de_big": _BIG,
     "transformer_wmt_en_de_big_t2t": {**_BIG, "encoder_normalize_before": True, "decoder_normalize_before": True},
 }
+# fairseq/models/bart/model.py's architectures (bart_base and mbart_* build on bart_large's)
+_BART_LARGE = {"encoder_embed_dim": 1024, "encoder_ffn_embed_dim": 4096, "encoder_layers": 12,
+               "encoder_attention_heads": 16, "encoder_normalize_before": False, "encoder_learned_pos": True,
+               "decoder_layers": 12, "decoder_attention_heads": 16, "decoder_normalize_before": False,
+               "decoder_learned_pos": True, "share_decoder_input_output_embed": True, "share_all_embeddings": True,
+               "no_scale_embedding": True, "layernorm_embedding": True, "activation_fn": "gelu"}
+_BART_BASE = {**_BART_LARGE, "encoder_embed_dim": 768, "encoder_ffn_embed_dim": 3072, "encoder_layers": 6,
+              "encoder_attention_heads": 12, "decoder_layers": 6, "decoder_attention_heads": 12}
+ARCHITECTURES.update({"bart_large": _BART_LARGE, "bart_base": _BART_BASE,
+                      "mbart_large": {**_BART_LARGE, "no_scale_embedding": False},
+                      "mbart_base": {**_BART_BASE, "no_scale_embedding": False}})
+assert set(BART_ARCHS) <= set(ARCHITECTURES)
 ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_accurate": "gelu_tanh", "gelu_fast": "gelu_tanh",
                "swish": "silu"}
 
@@ -237,6 +257,12 @@ TOP_LEVEL_DROPS = {
 }
 
 
+# BART's sentence-classification heads (``--num-classes``, MNLI fine-tunes): not part of seq2seq
+EXTRA_RULES: dict[Any, Rule] = {
+    re.compile(r"classification_heads\..+"): Rule(None, reason="BART classification head, not used for generation"),
+}
+
+
 def _check_state_dict(path: Path, state: Any) -> None:
     """The `model` entry is a mapping of names to tensors (all problems at once)."""
     if not isinstance(state, dict):
@@ -253,7 +279,7 @@ def _check_state_dict(path: Path, state: Any) -> None:
 def map_state(source: str, state: dict[str, torch.Tensor],
               config: Seq2SeqConfig) -> tuple[list[tuple[str, torch.Tensor]], dict[str, str]]:
     """One member's weights in unified names, and the keys dropped with their reasons."""
-    mapper = KeyMapper(state, {**NAME_TABLE, **FUSED_TABLE}, DROP_REASONS,
+    mapper = KeyMapper(state, {**NAME_TABLE, **FUSED_TABLE, **EXTRA_RULES}, DROP_REASONS,
                        unmatched="fairseq key `{}` has no slot in the unified model")
     if config.tie_output_embeddings:
         tied_output_alias(mapper, state, source)
@@ -461,7 +487,22 @@ class FairseqSource:
         return src_lang, tgt_lang, passed, moses_languages(layout, task, (src_lang, tgt_lang), passed)
 
     @cached_property
+    def multilingual(self) -> MultilingualTask | BartTask | None:
+        """The dictionary and text side of a ``translation_multi_simple_epoch``
+        (M2M100, NLLB, mBART-50) or BART/mBART checkpoint, whose embedding rows
+        are read from the checkpoint (None: the WMT ``transformer`` family)."""
+        task = self.members[-1].task
+        if is_multilingual(task):
+            return MultilingualTask.read(self.directory, task)
+        if is_bart(self.opts):
+            return BartTask.read(self.directory, task, _dict_paths(self.directory, *self.langs[:2])[0])
+        return None
+
+    @cached_property
     def dictionaries(self) -> tuple[Path, Path, FairseqDictionary, FairseqDictionary]:
+        if self.multilingual is not None:
+            m = self.multilingual
+            return m.dict_path, m.dict_path, m.dictionary, m.dictionary
         src_lang, tgt_lang = self.langs[:2]
         src_path, tgt_path = _dict_paths(self.directory, src_lang, tgt_lang)
         return src_path, tgt_path, FairseqDictionary.load(src_path), FairseqDictionary.load(tgt_path)
@@ -469,15 +510,18 @@ class FairseqSource:
 
 @register_converter("fairseq")
 class FairseqConverter(Converter[FairseqSource]):
-    """fairseq ``transformer`` family (WMT19 and variants), single models and ensembles."""
+    """fairseq ``transformer`` family (WMT19 and variants, M2M100, NLLB-200 dense) and BART/mBART,
+    single models and ensembles."""
 
-    description = "fairseq transformer checkpoints (model.pt + dict.<lang>.txt [+ bpecodes])"
+    description = ("fairseq transformer / BART / multilingual checkpoints (model.pt + dict*.txt [+ bpecodes | "
+                   "SentencePiece model | encoder.json + vocab.bpe])")
 
     @classmethod
     def detect(cls, source: str) -> bool:
         path = first_source_path(source)
         if path.is_dir():
-            return any(path.glob("*.pt")) and any(path.glob("dict*.txt"))
+            # dict.<lang>.txt; M2M100's model_dict.128k.txt, NLLB's dictionary.txt
+            return any(path.glob("*.pt")) and any(path.glob("*dict*.txt"))
         return path.suffix == ".pt"
 
     def load_source(self, progress: bool) -> FairseqSource:
@@ -509,6 +553,11 @@ class FairseqConverter(Converter[FairseqSource]):
     def check_options(self, loaded: FairseqSource) -> None:
         first = loaded.members[0]
         problems = check_options(first.opts) + tokenizer_problems(first.layout, first.task)
+        problems += moe_problems(first.opts, first.state)
+        if is_multilingual(first.task):
+            problems += task_problems(first.task)
+        elif is_bart(first.opts):
+            problems += bart_task_problems(first.task)
         for member in loaded.members[1:]:
             diff = sorted(k for k in _BASE_DEFAULTS if member.opts.get(k) != first.opts.get(k))
             if diff:
@@ -518,7 +567,14 @@ class FairseqConverter(Converter[FairseqSource]):
 
     def build_config(self, loaded: FairseqSource) -> Seq2SeqConfig:
         _, _, src_dict, tgt_dict = loaded.dictionaries
-        return fairseq_config(loaded.opts, src_dict, tgt_dict)
+        config = fairseq_config(loaded.opts, src_dict, tgt_dict)
+        if loaded.multilingual is None:
+            return config
+        # the embedding's rows: the task's dictionary, possibly padded further (derived, never assumed)
+        rows = embedding_rows(loaded.members[0].state)
+        self.unsupported(self.source, loaded.multilingual.embedding_problems(rows))
+        return config.replace(source_vocab_size=rows.get("encoder", config.source_vocab_size),
+                              target_vocab_size=rows.get("decoder", config.target_vocab_size))
 
     def map_weights(self, loaded: FairseqSource, config: Seq2SeqConfig) -> MappedWeights:
         members: list[list[tuple[str, torch.Tensor]]] = []
@@ -528,10 +584,16 @@ class FairseqConverter(Converter[FairseqSource]):
             members.append(mapped)
             for k, reason in member_dropped.items():
                 dropped.setdefault(k, reason)
-        _check_vocab(members[0], *loaded.dictionaries)
+        if loaded.multilingual is None:
+            _check_vocab(members[0], *loaded.dictionaries)
         return MappedWeights(members, dropped)
 
     def tokenizer_assets(self, loaded: FairseqSource, config: Seq2SeqConfig) -> TokenizerAssets:
+        if isinstance(loaded.multilingual, BartTask):
+            return loaded.multilingual.tokenizer_assets(config.target_vocab_size)
+        if loaded.multilingual is not None:
+            spm = spm_path(loaded.directory, loaded.members[-1].task)
+            return loaded.multilingual.tokenizer_assets(spm, config.target_vocab_size)
         src_lang, tgt_lang, passed, (moses_src, moses_tgt, moses_rule) = loaded.langs
         src_dict_path, tgt_dict_path = loaded.dictionaries[:2]
         task = loaded.members[-1].task
@@ -620,6 +682,13 @@ def fairseq_config(opts: dict[str, Any], src_dict: FairseqDictionary, tgt_dict: 
         pad_token_id=tgt_dict.pad_index, eos_token_id=tgt_dict.eos_index, bos_token_id=tgt_dict.bos_index,
         unk_token_id=tgt_dict.unk_index, decoder_start_token_id=tgt_dict.eos_index,
     )
+
+
+def embedding_rows(state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Rows of the encoder and decoder token embeddings the checkpoint holds."""
+    return {side: int(state[f"{side}.embed_tokens.weight"].shape[0]) for side in ("encoder", "decoder")
+            if isinstance(state.get(f"{side}.embed_tokens.weight"), torch.Tensor)
+            and state[f"{side}.embed_tokens.weight"].dim() == 2}
 
 
 def _check_vocab(mapped: list[tuple[str, torch.Tensor]], src_path: Path, tgt_path: Path,

@@ -48,6 +48,7 @@ from modelport.exporters import REPORT_NAME
 from modelport.exporters.common import max_abs_diff, open_for_export
 from modelport.generation import generate
 from modelport.generation.translate import fairseq_defaults_as_hf
+from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import CARD_NAME, TOKENIZER_CONFIG_NAME, PortedFolder
 from modelport.model.io import atomic_output_dir, read_json, write_json
 from modelport.modelcards.card import make_card
@@ -318,6 +319,192 @@ class FsmtTarget(HfTarget):
         return gen, notes
 
 
+def _bart_family_config(cfg: Seq2SeqConfig) -> dict[str, Any]:
+    """The config fields BartConfig and M2M100Config share (same names, same meaning), for a port."""
+    return dict(
+        vocab_size=cfg.target_vocab_size, d_model=cfg.d_model, encoder_layers=cfg.encoder_layers,
+        decoder_layers=cfg.decoder_layers, encoder_attention_heads=cfg.encoder_heads,
+        decoder_attention_heads=cfg.decoder_heads, encoder_ffn_dim=cfg.encoder_ffn_dim,
+        decoder_ffn_dim=cfg.decoder_ffn_dim, activation_function=HF_ACTIVATIONS[cfg.activation],
+        max_position_embeddings=cfg.max_source_positions, scale_embedding=cfg.scale_embeddings,
+        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, tie_word_embeddings=True,
+        pad_token_id=cfg.pad_token_id, bos_token_id=cfg.bos_token_id, eos_token_id=cfg.eos_token_id,
+        decoder_start_token_id=cfg.decoder_start_token_id, forced_eos_token_id=cfg.eos_token_id)
+
+
+class BartTarget(HfTarget):
+    """fairseq BART (GPT-2 BPE, hub semantics) → ``BartForConditionalGeneration``:
+    post-norm, learned positions offset 2, ``layernorm_embedding``, one shared
+    embedding tied to the output; ``vocab.json`` in fairseq's dictionary ids
+    (the GPT-2 piece of each ``dict.txt`` word), ``merges.txt`` = ``vocab.bpe``.
+    transformers' positions are ``arange + 2`` whatever the padding (fairseq's
+    skip pads), so sources are right-padded there, as its tokenizers pad."""
+
+    model_class = "BartForConditionalGeneration"
+    # tokenizer_config.json names BartTokenizer; transformers 5 loads it as RobertaTokenizer (an alias)
+    tokenizer_class = "RobertaTokenizer"
+
+    def problems(self) -> list[str]:
+        problems: list[str] = []
+        self._require(problems, pre_norm=False, final_norm=False, layernorm_embedding=True, norm="layernorm",
+                      norm_eps=1e-5, positions="learned", position_offset=2, position_pad_index=1, ffn_depth=2,
+                      ffn_gated=False, attention_bias=True, ffn_bias=True, attention_scale=None, output_scale=1.0,
+                      shared_embeddings=True, tie_output_embeddings=True, final_logits_bias=False,
+                      decoder_start_zero_embedding=False, head_dim=None)
+        if self.cfg.max_source_positions != self.cfg.max_target_positions:
+            problems.append(f"different source/target position limits ({self.cfg.max_source_positions}, "
+                            f"{self.cfg.max_target_positions}) are not supported by {self.model_class}")
+        self._activation(problems)
+        self._tokenizer_config(problems, "fairseq_gpt2_bpe")
+        return problems
+
+    def config(self) -> Any:
+        from transformers import BartConfig
+
+        cfg = self.cfg
+        gen, _ = self.generation()
+        hf = BartConfig(**_bart_family_config(cfg), forced_bos_token_id=gen["forced_bos_token_id"])
+        hf.architectures = [self.model_class]
+        return hf
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        state = self._state()
+        out = {f"model.{k}": v for k, v in rename(state, _FAIRSEQ_NAMES, "fairseq/BART").items()}
+        for key in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
+                    "model.decoder.output_projection.weight"):
+            out.pop(key, None)  # tied to model.shared.weight on load
+        out["model.shared.weight"] = state["decoder.embed.embed_tokens.weight"]
+        out["final_logits_bias"] = torch.zeros(1, self.cfg.target_vocab_size)
+        return out
+
+    def write_tokenizer(self, out: Path) -> None:
+        tok = self.ported.tokenizer
+        vocab: dict[str, int] = {}
+        for i, word in enumerate(tok.dict.symbols):  # fairseq's ids, each word's GPT-2 piece
+            piece = tok.bpe.decoder.get(int(word), word) if word.isdigit() and word.isascii() else word
+            vocab.setdefault(piece, i)
+        write_json(out / "vocab.json", vocab)
+        src = self.ported.tokenizer_dir
+        cfg = read_json(src / TOKENIZER_CONFIG_NAME)
+        shutil.copyfile(src / cfg.get("vocab_bpe", "vocab.bpe"), out / "merges.txt")
+        write_json(out / HF_TOKENIZER_CONFIG_NAME, {
+            "tokenizer_class": "BartTokenizer", "model_max_length": self.cfg.max_source_positions,
+            "add_prefix_space": False, "errors": "replace", "bos_token": "<s>", "eos_token": "</s>",
+            "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>", "cls_token": "<s>",
+            "sep_token": "</s>"})
+
+    def generation(self) -> tuple[dict[str, Any], list[str]]:
+        gen, notes = FsmtTarget.generation(self)  # type: ignore[arg-type]  # fairseq's defaults, same rules
+        gen["forced_bos_token_id"] = self.cfg.bos_token_id  # BARTHubInterface forces <s> first
+        return gen, notes
+
+
+class M2M100Target(HfTarget):
+    """M2M100-style ports (``translation_multi_simple_epoch``: pre-norm with final
+    norms, sinusoidal positions from ``pad + 1`` in fairseq's layout, one
+    shared embedding) → ``M2M100ForConditionalGeneration`` + ``M2M100Tokenizer``.
+    The tokenizer has fixed language lists (``language_codes`` ``m2m100`` or
+    ``wmt21``) whose tokens it numbers right after ``vocab.json``: a port whose
+    languages are not one of them, in that order, right after the dictionary,
+    is refused. The target language is a ``generate`` argument there
+    (``forced_bos_token_id=tokenizer.get_lang_id(...)``), not a default."""
+
+    model_class = "M2M100ForConditionalGeneration"
+    tokenizer_class = "M2M100Tokenizer"
+
+    def _language_codes(self) -> str | None:
+        from transformers.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CODES
+
+        langs = list(getattr(self.ported.tokenizer, "languages", ()))
+        return next((name for name, codes in FAIRSEQ_LANGUAGE_CODES.items() if list(codes) == langs), None)
+
+    def problems(self) -> list[str]:
+        cfg, problems = self.cfg, []
+        self._require(problems, pre_norm=True, final_norm=True, layernorm_embedding=False, norm="layernorm",
+                      norm_eps=1e-5, positions="sinusoidal", sinusoidal_layout="sin_cos",
+                      sinusoidal_denominator_minus_one=True, position_offset=cfg.pad_token_id + 1, ffn_depth=2,
+                      ffn_gated=False, attention_bias=True, ffn_bias=True, attention_scale=None, output_scale=1.0,
+                      shared_embeddings=True, tie_output_embeddings=True, final_logits_bias=False,
+                      decoder_start_zero_embedding=False, head_dim=None)
+        if cfg.max_source_positions != cfg.max_target_positions:
+            problems.append(f"different source/target position limits are not supported by {self.model_class}")
+        self._activation(problems)
+        tok_cfg = self._tokenizer_config(problems, "fairseq_spm")
+        if tok_cfg is None:
+            return problems
+        tok = self.ported.tokenizer
+        if tok_cfg.get("lang_tok_style") == "mbart" or tok_cfg.get("langtok_placement") == "mbart_finetune":
+            return problems + [
+                "mBART ports are not supported by MBartForConditionalGeneration export (MBart50Tokenizer numbers "
+                "pieces by SentencePiece id + 1 and fixes its language list, where fairseq maps them through "
+                "dict.txt)"]
+        wanted = {"lang_tok_style": "multilingual", "encoder_langtok": "src", "decoder_langtok": True,
+                  "add_mask": False}
+        for key, value in wanted.items():
+            if tok_cfg.get(key) != value:
+                problems.append(f"tokenizer option `{key}` {tok_cfg.get(key)!r} is not supported by "
+                                f"{self.tokenizer_class} (supported: {value!r})")
+        codes = self._language_codes()
+        if codes is None:
+            problems.append(f"languages {', '.join(tok.languages) or 'none'} are not supported by "
+                            f"{self.tokenizer_class} (supported: its fixed lists m2m100 (100 languages) and "
+                            "wmt21, in their order)")
+        else:
+            base = len(tok.dict) - len(tok.languages)
+            if [tok.lang_ids[x] for x in tok.languages] != list(range(base, base + len(tok.languages))):
+                problems.append(f"language tokens that are not the last {len(tok.languages)} dictionary ids are "
+                                f"not supported by {self.tokenizer_class}")
+        if tok.model_vocab_size != len(tok.dict):
+            problems.append(f"embedding rows past the dictionary ({tok.model_vocab_size} rows, {len(tok.dict)} "
+                            f"symbols) are not supported by {self.tokenizer_class}")
+        return problems
+
+    def config(self) -> Any:
+        from transformers import M2M100Config
+
+        cfg = self.cfg
+        gen, _ = self.generation()
+        hf = M2M100Config(**_bart_family_config(cfg), encoder_layerdrop=0.0, decoder_layerdrop=0.0)
+        hf.architectures = [self.model_class]
+        return hf
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        out = BartTarget.weights(self)  # type: ignore[arg-type]  # the same names, with model.shared
+        del out["final_logits_bias"]  # M2M100 has none
+        return out
+
+    def write_tokenizer(self, out: Path) -> None:
+        tok = self.ported.tokenizer
+        n = len(tok.dict) - len(tok.languages)
+        write_json(out / "vocab.json", {sym: i for i, sym in enumerate(tok.dict.symbols[:n])})
+        src = self.ported.tokenizer_dir
+        shutil.copyfile(src / read_json(src / TOKENIZER_CONFIG_NAME).get("spm", "sentencepiece.bpe.model"),
+                        out / "sentencepiece.bpe.model")
+        write_json(out / HF_TOKENIZER_CONFIG_NAME, {
+            "tokenizer_class": self.tokenizer_class, "language_codes": self._language_codes(),
+            "vocab_file": "vocab.json", "spm_file": "sentencepiece.bpe.model",
+            "src_lang": tok.languages[0], "tgt_lang": tok.languages[1 % len(tok.languages)],
+            "model_max_length": self.cfg.max_source_positions, "bos_token": "<s>", "eos_token": "</s>",
+            "sep_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"})
+
+    def generation(self) -> tuple[dict[str, Any], list[str]]:
+        gen, notes = FsmtTarget.generation(self)  # type: ignore[arg-type]
+        notes.append("the target language is forced with generate(..., forced_bos_token_id="
+                     "tokenizer.get_lang_id(lang)), as fairseq forces it with prefix_tokens")
+        return gen, notes
+
+
+def _fairseq_target(ported: PortedModel) -> HfTarget:
+    """The transformers family of a fairseq port, by its tokenizer (one entry per family)."""
+    kind = read_json(ported.tokenizer_dir / TOKENIZER_CONFIG_NAME).get("type")
+    families: dict[str, type[HfTarget]] = {"fairseq_moses_bpe": FsmtTarget, "fairseq_gpt2_bpe": BartTarget,
+                                           "fairseq_spm": M2M100Target}
+    if kind not in families:
+        raise InvalidInputError(f"a fairseq port with tokenizer `{kind}` cannot be exported to transformers "
+                                f"(supported: {', '.join(families)})")
+    return families[kind](ported)
+
+
 @register_target("marian")
 class MarianTarget(HfTarget):
     """Marian/OPUS-MT transformer → ``MarianMTModel``."""
@@ -554,7 +741,7 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
                                 f"(known: {', '.join(sorted(_TARGETS))})")
     with Steps("export hf", 3 if verify else 2, progress) as bar:
         ported = load(folder.path)
-        target = _TARGETS[fmt](ported)
+        target = _fairseq_target(ported) if fmt == "fairseq" else _TARGETS[fmt](ported)
         problems = target.problems()
         if problems:
             raise InvalidInputError(f"`{ported_dir}` cannot be exported to {target.model_class}: "
@@ -660,7 +847,13 @@ def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str
                         f"{target.model_class}/{target.tokenizer_class}")
 
     tok = ported.tokenizer
-    ours_ids = [tok.encode(line) for line in lines]
+    # BART's hub: <s> before the source; multilingual: [src] before it, [tgt] forced first (the first two languages)
+    rules, langs = getattr(tok, "language_prefixes", None), list(getattr(tok, "languages", ()))
+    direction = (langs[0], langs[1 % len(langs)]) if langs else (None, None)
+    if langs:
+        hf_tok.src_lang = direction[0]
+    prefix, forced = rules(*direction) if rules is not None else ([], [])
+    ours_ids = [prefix + tok.encode(line) for line in lines]
     theirs_ids = [hf_tok(line)["input_ids"] for line in lines]
     bad = [i for i, (a, b) in enumerate(zip(ours_ids, theirs_ids)) if a != b]
     if bad:
@@ -668,8 +861,10 @@ def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str
 
     gen = {k: v for k, v in hf.generation_config.to_diff_dict().items()
            if k in ("num_beams", "length_penalty", "early_stopping", "no_repeat_ngram_size", "min_length",
-                    "forced_eos_token_id", "decoder_start_token_id")}
+                    "forced_eos_token_id", "decoder_start_token_id", "forced_bos_token_id")}
     gen["max_new_tokens"] = _GENERATE_MAX_NEW_TOKENS
+    if langs and forced:
+        gen["forced_bos_token_id"] = forced[-1]
     pad = ported.config.pad_token_id
     src = torch.full((len(lines), max(len(x) for x in ours_ids)), pad, dtype=torch.long)
     for i, ids in enumerate(ours_ids):  # right padding, as transformers' tokenizers pad

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError
+from modelport.generation.backend import SearchBackend
 from modelport.generation.ensemble import Ensemble, LogLinearEnsemble
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.options import FairseqOptions, HFOptions, MarianOptions, hf_length_limits
@@ -80,7 +81,7 @@ class NaNLogProbs(ArithmeticError):
 
 
 @torch.inference_mode()
-def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble, src_tokens: Tensor,
+def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble | SearchBackend, src_tokens: Tensor,
                algorithm: StepAlgorithm, temperature: float | None = None) -> list[list[Hypothesis]]:
     """The loop shared by every semantics: encode, decode the first step once
     per sentence, expand by beam, decode with the KV cache, reorder by the
@@ -92,7 +93,7 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble, src_tok
     are then copied ``beam`` times. The frameworks compute all ``beam`` rows;
     each row's arithmetic is the same, so the results are too. ``temperature``
     overrides the algorithm's."""
-    ens = models if isinstance(models, Ensemble) else Ensemble(models)
+    ens = models if isinstance(models, (Ensemble, SearchBackend)) else Ensemble(models)
     if temperature is None:
         temperature = algorithm.temperature
     bsz = src_tokens.size(0)
@@ -187,7 +188,8 @@ class FairseqBeamSearch(SearchAlgorithm):
     Per step, in this order (``sequence_generator.py``):
       1. ``lprobs[nan] = -inf``; ``lprobs[:, pad] = -inf``; ``lprobs[:, unk] -= unk_penalty``.
       2. ``step >= max_len``: every token but EOS -inf; EOS keeps its log-prob.
-      3. ``step < min_len``: EOS -inf.  4. n-gram blocking (``ngram_blocking``:
+      3. ``step < len(prefix_tokens)``: every token but the prefix's -inf (it keeps
+         its log-prob); otherwise ``step < min_len``: EOS -inf.  4. n-gram blocking (``ngram_blocking``:
          fairseq 0.12's CPU blocker by default, see :func:`_block_ngrams_cpu_012`;
          ``"intended"`` as its CUDA kernel and fairseq <= 0.10, :func:`_block_ngrams`).
       5. ``BeamSearch.step``: step 0 uses beam 0 only, else add the cumulative
@@ -208,6 +210,10 @@ class FairseqBeamSearch(SearchAlgorithm):
         self.max_positions = opts.max_len or max_positions
         # the max beam size is the dictionary size - 1, since pad is never selected
         self.beam = min(opts.beam, self.vocab - 1)
+        if opts.generator_eos is not None:  # SequenceGenerator(eos=...): start from it, stop on it
+            self.eos = self.start_token = opts.generator_eos
+        if self.eos in opts.prefix_tokens:
+            raise InvalidInputError("`prefix_tokens` must not hold </s> (fairseq then copies the beams; not supported)")
 
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         o, beam = self.opts, self.beam
@@ -240,7 +246,14 @@ class FairseqBeamSearch(SearchAlgorithm):
         if step >= self.max_len:  # only EOS, with its real log-prob
             lprobs[:, : self.eos] = -math.inf
             lprobs[:, self.eos + 1:] = -math.inf
-        if step < o.min_len:
+        if step < len(o.prefix_tokens) and step < self.max_len:
+            # _prefix_tokens: only the prefix token, with its own log-prob (a pad prefix forces nothing)
+            forced = o.prefix_tokens[step]
+            if forced != self.pad:
+                kept = lprobs[:, forced].clone()
+                lprobs.fill_(-math.inf)
+                lprobs[:, forced] = kept
+        elif step < o.min_len:  # min_len does not apply while the prefix is forced
             lprobs[:, self.eos] = -math.inf
         if o.no_repeat_ngram_size > 0:
             block = _block_ngrams if o.ngram_blocking == "intended" else _block_ngrams_cpu_012

@@ -22,6 +22,9 @@ from typing import Any, Literal
 TRANSLATE_BATCH_SIZE = 32
 VALIDATE_BATCH_SIZE = 16
 
+# lines per chunk of a corpus translated under torchrun (generation/shards.py; the unit of resuming)
+SHARD_CHUNK_LINES = 256
+
 
 @dataclass(frozen=True, kw_only=True)
 class FairseqOptions:
@@ -46,6 +49,19 @@ class FairseqOptions:
     # reference computes. "intended" blocks as fairseq <= 0.10 and 0.12's CUDA
     # kernel do (the last n - 1 tokens, leading EOS included).
     ngram_blocking: Literal["intended", "cpu-0.12"] = "cpu-0.12"
+    # SequenceGenerator's ``prefix_tokens`` (the same for every sentence): at
+    # step i < len, every token but prefix_tokens[i] is -inf (it keeps its
+    # log-prob) and min_len does not apply; multilingual ports force the
+    # target language token this way
+    prefix_tokens: tuple[int, ...] = ()
+    # SequenceGenerator's ``eos`` argument (None: the dictionary's </s>): the
+    # token the decoder starts from and the search stops on. mBART-25 fine-tunes
+    # (translation_from_pretrained_bart) pass the target language token
+    generator_eos: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefix_tokens, tuple):  # a list from JSON or a caller
+            object.__setattr__(self, "prefix_tokens", tuple(self.prefix_tokens))
 
 
 @dataclass(frozen=True, kw_only=True)

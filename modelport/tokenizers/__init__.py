@@ -14,12 +14,14 @@ from pathlib import Path
 
 from modelport.errors import InvalidInputError
 from modelport.tokenizers.base import Tokenizer, TokenizerBase, check_ids, check_keep_special_tokens, read_config
+from modelport.tokenizers.fairseq_spm import FairseqSpmTokenizer
+from modelport.tokenizers.gpt2_bpe import Gpt2BpeTokenizer
 from modelport.tokenizers.moses_bpe import MosesBpeTokenizer
 from modelport.tokenizers.sentencepiece import MarianSpmTokenizer, T5SpmTokenizer
 
 # tokenizer_config.json "type" -> the class that loads and runs it
 TOKENIZERS: dict[str, type[Tokenizer]] = {cls.kind: cls for cls in (
-    MosesBpeTokenizer, MarianSpmTokenizer, T5SpmTokenizer)}
+    MosesBpeTokenizer, MarianSpmTokenizer, T5SpmTokenizer, FairseqSpmTokenizer, Gpt2BpeTokenizer)}
 
 
 def load_tokenizer(directory: str | Path, *, model_vocab_size: int | None = None) -> Tokenizer:
@@ -38,5 +40,5 @@ def load_tokenizer(directory: str | Path, *, model_vocab_size: int | None = None
     return cls.from_dir(directory, cfg)
 
 
-__all__ = ["TOKENIZERS", "MarianSpmTokenizer", "MosesBpeTokenizer", "T5SpmTokenizer", "Tokenizer", "TokenizerBase",
-           "check_ids", "check_keep_special_tokens", "load_tokenizer"]
+__all__ = ["TOKENIZERS", "FairseqSpmTokenizer", "Gpt2BpeTokenizer", "MarianSpmTokenizer", "MosesBpeTokenizer", "T5SpmTokenizer", "Tokenizer",
+           "TokenizerBase", "check_ids", "check_keep_special_tokens", "load_tokenizer"]

@@ -107,14 +107,14 @@ def test_value_parsers_say_what_they_want() -> None:
 def test_tokenizer_types_are_one_registry_of_full_tokenizers(tmp_path) -> None:
     from modelport.tokenizers import TOKENIZERS, Tokenizer, load_tokenizer
 
-    assert set(TOKENIZERS) == {"fairseq_moses_bpe", "marian_spm", "t5_spm"}
+    assert set(TOKENIZERS) == {"fairseq_moses_bpe", "fairseq_spm", "fairseq_gpt2_bpe", "marian_spm", "t5_spm"}
     for kind, cls in TOKENIZERS.items():
         assert cls.kind == kind
         for name in ("from_dir", "tokenize", "encode", "encode_target", "encode_batch", "id_to_tokens", "decode",
                      "decode_batch", "skips_special_tokens"):
             assert hasattr(cls, name), (kind, name)
     (tmp_path / "tokenizer_config.json").write_text('{"type": "bpe"}')
-    with pytest.raises(InvalidInputError, match="`bpe` is not a known tokenizer type \\(known: fairseq_moses_bpe, "
-                                                "marian_spm, t5_spm\\)"):
+    with pytest.raises(InvalidInputError, match="`bpe` is not a known tokenizer type \\(known: fairseq_gpt2_bpe, "
+                                                "fairseq_moses_bpe, fairseq_spm, marian_spm, t5_spm\\)"):
         load_tokenizer(tmp_path)
     assert isinstance(Tokenizer, type)

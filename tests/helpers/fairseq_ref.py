@@ -161,3 +161,275 @@ def save_args_layout(cfg_checkpoint: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, dest, _use_new_zipfile_serialization=False)
     return dest
+
+
+# ---------------------------------------------------------------------------
+# fairseq's translation_multi_simple_epoch task (M2M100 / NLLB-200 layout)
+
+# lines of the languages' scripts and odd Unicode, beside the repo's corpus
+HARD_TEXT = [
+    "Hello world!", "  leading and   inner   spaces ", "tab\there", "Ünïcödé façade naïve — “quotes” ‘single’",
+    "Привет, мир! Как дела?", "你好，世界。今天天气很好。", "こんにちは世界", "مرحبا بالعالم", "שלום עולם",
+    "नमस्ते दुनिया", "Γειά σου Κόσμε", "emoji 😀🎉 and ZWJ 👩‍👩‍👧", "non\u00a0breaking\u3000ideographic space",
+    "a\u200bzero width", "Supercalifragilisticexpialidocious-antidisestablishmentarianism", "1234567890 3.14 -42",
+    "<unk> <s> </s> <pad> __en__ __de__", "", "x",
+]
+MULTI_LANGS = ("en", "de", "fr")
+
+
+def corpus_lines(n: int = 40) -> list[str]:
+    root = Path(__file__).resolve().parents[2] / "assets" / "corpus"
+    return (root / "test.en").read_text(encoding="utf-8").splitlines()[:n] + \
+        (root / "test.de").read_text(encoding="utf-8").splitlines()[:n]
+
+
+def train_spm(prefix: Path, vocab_size: int = 220) -> Path:
+    """A small SentencePiece model trained on the repo's corpus (and the hard text's scripts)."""
+    import sentencepiece as spm
+
+    root = Path(__file__).resolve().parents[2] / "assets" / "corpus"
+    lines = (root / "train.en").read_text(encoding="utf-8").splitlines()[:3000] + \
+        (root / "train.de").read_text(encoding="utf-8").splitlines()[:3000] + HARD_TEXT[4:12]
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=str(prefix), vocab_size=vocab_size,
+                                   character_coverage=0.9995, minloglevel=2)
+    return Path(f"{prefix}.model")
+
+
+def write_spm_dict(spm_model: Path, path: Path, drop_last: int = 8, padding_factor: int = 8) -> None:
+    """A fairseq dictionary of the pieces (as fairseq-preprocess writes it:
+    counts, then ``madeupword`` padding to a multiple of ``padding_factor``);
+    the last ``drop_last`` pieces are left out, so some pieces map to <unk>."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(spm_model))
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
+    pieces = pieces[: len(pieces) - drop_last]
+    lines = [f"{p} {1000 + len(pieces) - i}" for i, p in enumerate(pieces)]
+    n, i = len(pieces) + 4, 0
+    while n % padding_factor:
+        lines.append(f"madeupword{i:04d} 0")
+        n, i = n + 1, i + 1
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _fairseq_build(directory: Path, argv: list[str], seed: int) -> tuple[Any, Any, Any]:
+    """(args, task, model) as fairseq-train builds them from ``argv``, run in
+    ``directory`` (paths relative to where training runs, as fairseq-train records them)."""
+    from fairseq import options, tasks
+
+    cwd = os.getcwd()
+    os.chdir(directory)
+    try:
+        args = options.parse_args_and_arch(options.get_training_parser(), argv)
+        task = tasks.setup_task(args)
+        torch.manual_seed(seed)
+        model = task.build_model(args)
+    finally:
+        os.chdir(cwd)
+    return args, task, model
+
+
+def _save_cfg_checkpoint(args: Any, model: Any, path: Path) -> Path:
+    """``model`` saved as fairseq 0.12's trainer saves a ``cfg`` checkpoint (no optimizer state)."""
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(convert_namespace_to_omegaconf(args), resolve=True, enum_to_str=True)
+    torch.save({"args": None, "cfg": cfg, "model": model.state_dict(), "criterion": None,
+                "optimizer_history": [_HISTORY], "task_state": {}, "extra_state": {"epoch": 1},
+                "last_optimizer_state": {"state": {}}}, path)
+    return path
+
+
+def build_multilingual_model(directory: Path, *, langs: tuple[str, ...] = MULTI_LANGS, encoder_langtok: str = "src",
+                             decoder_langtok: bool = True, lang_tok_style: str = "multilingual", seed: int = 0,
+                             extra: tuple[str, ...] = (), eos_bias: float = 5.5, arch: str = "transformer",
+                             pairs: str | None = None) -> Path:
+    """A random ``transformer`` of the ``translation_multi_simple_epoch`` task,
+    built by fairseq's own option parser, task and builders as fairseq-train
+    builds it (pre-norm, shared embeddings, a fixed dictionary, a relative
+    --lang-dict), saved as fairseq-train 0.12 saves it (``cfg`` as plain
+    dicts, ``cfg.task`` the argparse Namespace the task mutated)."""
+
+    directory.mkdir(parents=True, exist_ok=True)
+    spm_model = train_spm(directory / "spm")
+    write_spm_dict(spm_model, directory / "model_dict.txt")
+    (directory / "lang_dict.txt").write_text("\n".join(langs) + "\n", encoding="utf-8")
+    pairs = pairs or ",".join(f"{a}-{b}" for a in langs for b in langs if a != b)
+    argv = [".", "--task", "translation_multi_simple_epoch", "--arch", arch, "--lang-dict", "lang_dict.txt",
+            "--lang-pairs", pairs, "--fixed-dictionary", "model_dict.txt", "--lang-tok-style", lang_tok_style,
+            "--share-all-embeddings", "--encoder-normalize-before", "--decoder-normalize-before",
+            "--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",
+            "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "4",
+            "--decoder-attention-heads", "4", "--max-source-positions", "64", "--max-target-positions", "64",
+            "--bpe", "sentencepiece", "--sentencepiece-model", "spm.model", "--dropout", "0.0", *extra]
+    if encoder_langtok:
+        argv += ["--encoder-langtok", encoder_langtok]
+    if decoder_langtok:
+        argv += ["--decoder-langtok"]
+    args, task, model = _fairseq_build(directory, argv, seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # non-trivial norms and biases
+            if "layer_norm" in name or "layernorm" in name or name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+        # a random tied-embedding model copies its last token forever; random-sign
+        # output-norm gains and a bias towards </s> give varied outputs that stop
+        # (lengths ~6-10 on the corpus, some at the length cap)
+        norm, eos = model.decoder.layer_norm, model.decoder.embed_tokens.weight[task.target_dictionary.eos()]
+        norm.weight.copy_(torch.randn(norm.weight.shape, generator=torch.Generator().manual_seed(seed)) * 2.0)
+        norm.bias.copy_(eos_bias * eos / eos.norm())
+    return _save_cfg_checkpoint(args, model, directory / "checkpoint_best.pt")
+
+
+class MultilingualReference:
+    """fairseq itself on a multilingual checkpoint: its loader, its task's
+    dataset for inference (source langtok) and ``inference_step`` (decoder
+    langtok as ``prefix_tokens`` of ``SequenceGenerator``); the hub's
+    ``translate()`` raises a TypeError for this task, so it is not used."""
+
+    def __init__(self, path: Path, source_lang: str, target_lang: str) -> None:
+        from argparse import Namespace
+
+        from fairseq import checkpoint_utils
+        from fairseq.data import encoders
+
+        d = path.parent
+        overrides = {"data": str(d), "source_lang": source_lang, "target_lang": target_lang}
+        if (d / "lang_dict.txt").is_file():  # translation_multi_simple_epoch's relative paths
+            overrides.update(lang_dict=str(d / "lang_dict.txt"), fixed_dictionary=str(d / "model_dict.txt"))
+        models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([str(path)], arg_overrides=overrides)
+        self.models = [m.eval() for m in models]
+        if not hasattr(task, "args"):
+            # fairseq 0.12.3's translation_from_pretrained_bart reads `self.args` in build_dataset_for_inference
+            # and build_generator, but TranslationTask keeps its options as `self.cfg` (fairseq-generate
+            # crashes the same way): the same Namespace under the name it reads
+            task.args = task.cfg
+        self.task = task
+        self.dict = task.source_dictionary
+        self.bpe = encoders.build_bpe(Namespace(bpe="sentencepiece", sentencepiece_model=str(d / "spm.model"),
+                                                sentencepiece_enable_sampling=False, sentencepiece_alpha=None))
+
+    def encode(self, line: str) -> list[int]:
+        return self.dict.encode_line(self.bpe.encode(line), add_if_not_exist=False, append_eos=True).long().tolist()
+
+    def sample(self, lines: list[str]) -> dict[str, Any]:
+        toks = [torch.tensor(self.encode(line)) for line in lines]
+        ds = self.task.build_dataset_for_inference(toks, [t.numel() for t in toks])
+        return ds.collater([ds[i] for i in range(len(toks))])
+
+    @torch.no_grad()
+    def generate(self, lines: list[str], beam: int) -> list[dict[str, Any]]:
+        """Best hypothesis per line: tokens, score and the text fairseq prints."""
+        from argparse import Namespace
+
+        sample = self.sample(lines)
+        gen = self.task.build_generator(self.models, Namespace(beam=beam))
+        out = self.task.inference_step(gen, self.models, sample)
+        res: list[dict[str, Any]] = [{} for _ in lines]
+        for i, sid in enumerate(sample["id"].tolist()):
+            h = out[i][0]
+            text = self.dict.string(h["tokens"].int().cpu(), extra_symbols_to_ignore=gen.symbols_to_strip_from_output)
+            res[sid] = {"tokens": h["tokens"].tolist(), "score": float(h["score"]),
+                        "positional_scores": h["positional_scores"].tolist(), "text": self.bpe.decode(text),
+                        "src_tokens": sample["net_input"]["src_tokens"][i].tolist()}
+        return res
+
+
+# ---------------------------------------------------------------------------
+# BART (GPT-2 BPE, BARTHubInterface)
+
+
+def make_gpt2_bpe(directory: Path) -> Path:
+    """scripts/make_gpt2_bpe.py: encoder.json, vocab.bpe and dict.txt from the corpus."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "make_gpt2_bpe.py"
+    spec = importlib.util.spec_from_file_location("make_gpt2_bpe", script)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module.make_gpt2_bpe(directory, 300, module.corpus(1500))
+
+
+def _stopping_output(norm: Any, eos_row: torch.Tensor, seed: int, eos_bias: float) -> None:
+    """Random-sign gains and a bias towards </s> on the decoder's last norm (see build_multilingual_model)."""
+    norm.weight.copy_(torch.randn(norm.weight.shape, generator=torch.Generator().manual_seed(seed)) * 2.0)
+    norm.bias.copy_(eos_bias * eos_row / eos_row.norm())
+
+
+def build_bart_model(directory: Path, *, task: str = "translation", arch: str = "bart_base", seed: int = 0,
+                     eos_bias: float = 5.5, extra: tuple[str, ...] = ()) -> Path:
+    """A random tiny BART of ``arch`` (fairseq's own parser, task and builders),
+    with the GPT-2 BPE files of scripts/make_gpt2_bpe.py, saved as fairseq-train
+    0.12 saves it. ``task``: ``translation`` (as bart-large-cnn, languages
+    ``source``/``target``) or ``denoising`` (as bart.base: ``<mask>`` added)."""
+
+    directory.mkdir(parents=True, exist_ok=True)
+    make_gpt2_bpe(directory)
+    argv = [".", "--task", task, "--arch", arch, "--bpe", "gpt2", "--gpt2-encoder-json", "encoder.json",
+            "--gpt2-vocab-bpe", "vocab.bpe", "--encoder-layers", "2", "--decoder-layers", "2",
+            "--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
+            "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
+            "--max-source-positions", "64", "--max-target-positions", "64", "--dropout", "0.0", *extra]
+    if task == "translation":
+        for side in ("source", "target"):
+            (directory / f"dict.{side}.txt").write_text((directory / "dict.txt").read_text("utf-8"), "utf-8")
+        argv += ["-s", "source", "-t", "target"]
+    else:
+        argv += ["--tokens-per-sample", "64"]
+    args, fs_task, model = _fairseq_build(directory, argv, seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layer_norm" in name or "layernorm" in name or name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+            if "embed_positions" in name:
+                p.normal_(0, 0.1)
+        dec = model.decoder
+        last = dec.layer_norm if dec.layer_norm is not None else dec.layers[-1].final_layer_norm
+        _stopping_output(last, dec.embed_tokens.weight[fs_task.target_dictionary.eos()], seed, eos_bias)
+    return _save_cfg_checkpoint(args, model, directory / "model.pt")
+
+
+def load_bart_hub(path: Path) -> Any:
+    """``BARTModel.from_pretrained`` (the hub interface BART users call), on CPU, eval."""
+    from fairseq.models.bart import BARTModel
+
+    d = path.parent
+    cwd = os.getcwd()
+    os.chdir(d)  # the checkpoint records its BPE files relative to where it was trained
+    try:  # (a denoising task's config has a `bpe` string field: no bpe overrides can be passed)
+        hub = BARTModel.from_pretrained(str(d), checkpoint_file=path.name, data_name_or_path=str(d))
+    finally:
+        os.chdir(cwd)
+    return hub.eval()
+
+
+def build_mbart_finetune_model(directory: Path, *, langs: tuple[str, ...] = ("en_XX", "de_DE", "fr_XX"),
+                               source_lang: str = "en_XX", target_lang: str = "de_DE", seed: int = 0,
+                               eos_bias: float = 0.0) -> Path:
+    """A random tiny mBART-25-style fine-tune: ``mbart_large`` (pre-norm) of the
+    ``translation_from_pretrained_bart`` task (``--langs``, dict.<lang>.txt),
+    built by fairseq's parser, task and builders; random-sign output-norm gains
+    (and ``eos_bias`` towards ``[target_lang]``, the token that task's
+    generator starts from and stops on) give outputs that stop on it."""
+
+    directory.mkdir(parents=True, exist_ok=True)
+    spm_model = train_spm(directory / "spm")
+    write_spm_dict(spm_model, directory / "dict.txt")
+    for lang in langs:
+        (directory / f"dict.{lang}.txt").write_text((directory / "dict.txt").read_text("utf-8"), "utf-8")
+    argv = [".", "--task", "translation_from_pretrained_bart", "--arch", "mbart_large", "--langs", ",".join(langs),
+            "-s", source_lang, "-t", target_lang, "--bpe", "sentencepiece", "--sentencepiece-model", "spm.model",
+            "--encoder-normalize-before", "--decoder-normalize-before", "--encoder-layers", "2",
+            "--decoder-layers", "2", "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",
+            "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "4",
+            "--decoder-attention-heads", "4", "--max-source-positions", "64", "--max-target-positions", "64",
+            "--dropout", "0.0"]
+    args, task, model = _fairseq_build(directory, argv, seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layer_norm" in name or "layernorm" in name or name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+        stop = task.target_dictionary.index(f"[{target_lang}]")
+        _stopping_output(model.decoder.layer_norm, model.decoder.embed_tokens.weight[stop], seed, eos_bias)
+    return _save_cfg_checkpoint(args, model, directory / "checkpoint_best.pt")
