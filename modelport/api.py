@@ -14,13 +14,17 @@ from modelport.converters.base import ConversionPlan, make_plan, write_ported
 from modelport.errors import InvalidInputError, OutputExistsError
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.placement import dtype_name, resolve_device, resolve_dtype
-from modelport.generation.translate import translate
+from modelport.generation.translate import translate, translate_windows
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import check_folder, load_checked_weights
 from modelport.model.quantized import apply_on_load, dequantize_state
 from modelport.model.remote import resolve_ported
 from modelport.model.transformer import Seq2SeqModel
+from modelport.runtimes.onnx import OnnxModel, is_onnx_export, load_onnx
 from modelport.tokenizers import Tokenizer, load_tokenizer
+
+
+BACKENDS = ("torch", "onnx")  # what computes the logits: the ported folder in torch, an ONNX export in onnxruntime
 
 
 @dataclass
@@ -85,6 +89,7 @@ class PortedModel:
 
         Returns, per input line, the n-best :class:`~modelport.generation.hypothesis.Hypothesis`
         list (``text``, ``tokens``, ``score``, ``positional_scores``; ``h["text"]`` reads as before).
+        Multilingual ports (M2M100, NLLB-200, mBART) take ``source_lang=`` and ``target_lang=``.
         """
         return translate(self, lines, **options)
 
@@ -95,16 +100,7 @@ class PortedModel:
         window`` lines are read at a time, batched by length within that
         window, and translated before more is read, so an endless iterable
         works and memory stays bounded. ``options`` as for :meth:`translate`."""
-        if batch_size < 1 or window < 1:
-            raise InvalidInputError(f"`batch_size` and `window` must be >= 1, but are {batch_size} and {window}")
-        buffer: list[str] = []
-        for line in lines:
-            buffer.append(line)
-            if len(buffer) >= batch_size * window:
-                yield from self.translate(buffer, batch_size=batch_size, **options)
-                buffer = []
-        if buffer:
-            yield from self.translate(buffer, batch_size=batch_size, **options)
+        return translate_windows(self, lines, batch_size=batch_size, window=window, **options)
 
     def summary(self) -> dict[str, Any]:
         params = self.parameters // len(self.models)
@@ -163,7 +159,7 @@ def _check_int8_placement(device: torch.device | None, dtype: torch.dtype | None
 
 
 def load(path: str | os.PathLike[str], *, revision: str | None = None, device: str | torch.device | None = None,
-         dtype: str | torch.dtype | None = None) -> PortedModel:
+         dtype: str | torch.dtype | None = None, backend: str | None = None) -> PortedModel | OnnxModel:
     """Load a ported folder written by :func:`convert` (or a pass), or one
     published on the Hugging Face Hub: ``path`` is a local folder, or else a
     repo id ``"org/name"`` (at ``revision``), downloaded into huggingface_hub's
@@ -174,8 +170,17 @@ def load(path: str | os.PathLike[str], *, revision: str | None = None, device: s
     :meth:`PortedModel.to` does; by default it stays on the CPU in the
     folder's precision. The folder is checked before anything is built: a
     damaged or edited one raises
-    :class:`~modelport.errors.InvalidPortedFolderError` naming the problem."""
+    :class:`~modelport.errors.InvalidPortedFolderError` naming the problem.
+
+    ``backend``: ``"torch"`` (a ported folder), ``"onnx"`` (an ``export onnx``
+    folder, run by onnxruntime with modelport's search: an
+    :class:`~modelport.runtimes.onnx.OnnxModel`, whose ``translate`` takes the
+    same options), or None: whichever the folder is."""
+    if backend not in BACKENDS + (None,):
+        raise InvalidInputError(f"`{backend}` is not a known backend (known: {', '.join(BACKENDS)})")
     directory = resolve_ported(path, revision)
+    if backend == "onnx" or (backend is None and is_onnx_export(directory)):
+        return load_onnx(directory, device=device, dtype=dtype)
     target_device = resolve_device(device) if device is not None else None  # checked before the weights are read
     target_dtype = resolve_dtype(dtype)
     checked = check_folder(directory)

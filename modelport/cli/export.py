@@ -35,6 +35,10 @@ _ALLOW_APPROXIMATE = _Option("--allow-approximate", {
             "layer-norm eps); logit and output differences are measured and recorded, not checked (tokenizer "
             "ids still are)"})
 _OPSET = _Option("--opset", {"type": int, "metavar": "N", "help": "the ONNX opset (default 17)"})
+_INT8 = _Option("--int8", {
+    "action": "store_true",
+    "help": "after verifying the fp32 graphs, quantize them with onnxruntime's dynamic int8 quantization and report "
+            "their agreement with the fp32 port (beam outputs identical, logit difference, size)"})
 _QUANTIZATION = _Option("--quantization", {
     "choices": QUANTIZATIONS, "metavar": "TYPE",
     "help": f"CTranslate2 weight type ({', '.join(QUANTIZATIONS)}; default: float32, verified token-identical)"})
@@ -65,13 +69,13 @@ def _run_hf(args: argparse.Namespace) -> int:
 
 
 def _run_onnx(args: argparse.Namespace) -> int:
-    """`export onnx`: encoder.onnx + decoder.onnx, checked with onnxruntime."""
+    """`export onnx`: encoder.onnx + decoder.onnx + decoder_with_past.onnx, checked with onnxruntime."""
     _refuse_other_targets_options(args)
     from modelport.exporters.onnx import OPSET, export_onnx  # lazy: imports torch
 
     report = export_onnx(args.ported_dir, args.output_dir, force=args.force, verify=not args.no_verify,
                          progress=progress_shown(args),
-                         opset=args.opset or OPSET, lines=read_optional_lines(args.data))
+                         opset=args.opset or OPSET, lines=read_optional_lines(args.data), int8=args.int8)
     _print_report(args, report)
     return 0
 
@@ -97,11 +101,16 @@ _TARGETS = (
             "modelport's hf beam search); the result goes to export_report.json, and a mismatch exits 3 leaving "
             "nothing behind.",
             (_ALLOW_APPROXIMATE,), _run_hf),
-    _Target("onnx", "onnxruntime", "onnxruntime: encoder.onnx + decoder.onnx",
-            "Write encoder.onnx and a full-prefix decoder.onnx (no KV cache) with dynamic batch and lengths, "
-            "plus the tokenizer; both are run with onnxruntime and compared with the port (logits within 1e-4, "
-            "greedy outputs identical); ensembles and quantized folders exit 2.",
-            (_OPSET,), _run_onnx),
+    _Target("onnx", "onnxruntime", "onnxruntime: encoder.onnx + decoder.onnx + decoder_with_past.onnx (KV cache)",
+            "Write encoder.onnx, decoder.onnx (the first step: logits and the cache, cross-attention keys/values "
+            "included) and decoder_with_past.onnx (every later step: one token and the cache in, the cache one "
+            "position longer out) with dynamic batch and lengths, plus the tokenizer, for fairseq, Marian and T5 "
+            "ports. The graphs are run with onnxruntime and compared with the port: teacher-forced logits within "
+            "1e-4, greedy outputs identical, and modelport's beam search (beam 5, the folder's semantics) on "
+            "onnxruntime token-identical to the port's; a mismatch exits 3 leaving nothing behind. Ensembles, "
+            "Marian SSRU decoders and quantized folders exit 2. Translate with the result: `modelport translate "
+            "OUTPUT_DIR --backend onnx`.",
+            (_OPSET, _INT8), _run_onnx),
     _Target("ct2", "ctranslate2", "CTranslate2: a model directory for ctranslate2.Translator",
             "Write OUTPUT_DIR as a CTranslate2 model directory (model.bin, config.json, vocabularies, the port's "
             "tokenizer) through ctranslate2.specs, for fairseq, Marian and T5 ports; what CTranslate2 cannot "

@@ -1,46 +1,56 @@
-"""Export a ported folder as ONNX graphs for onnxruntime.
+"""Export a ported folder as ONNX graphs with a KV cache for onnxruntime.
 
-``export_onnx(PORTED_DIR, OUT)`` writes two graphs traced from the unified
+``export_onnx(PORTED_DIR, OUT)`` writes three graphs traced from the unified
 :class:`~modelport.model.transformer.Seq2SeqModel` (fp32, TorchScript
-exporter, so no onnxscript is needed):
+exporter, so no onnxscript is needed), laid out as Optimum's seq2seq exports
+(names and shapes in :mod:`modelport.runtimes.onnx`, which runs them):
 
-* ``encoder.onnx``: ``input_ids`` ``[batch, src_len]`` int64 →
-  ``encoder_hidden_states`` ``[batch, src_len, d_model]`` and
-  ``encoder_attention_mask`` ``[batch, src_len]`` int64 (1 = real token,
-  0 = pad: ``input_ids != pad``), which the decoder takes;
-* ``decoder.onnx``: ``decoder_input_ids`` ``[batch, tgt_len]`` (the decoder
-  start token first), ``encoder_hidden_states``, ``encoder_attention_mask`` →
-  ``logits`` ``[batch, tgt_len, vocab]`` fp32. There is no KV cache: a
-  decoding loop feeds the whole prefix every step, so step ``t`` costs ``t``
-  positions (quadratic in the output length, fine for short outputs).
+* ``encoder.onnx``: ``input_ids`` → ``encoder_hidden_states``, ``encoder_attention_mask``;
+* ``decoder.onnx``: the first decoding step (or a whole prefix): ``decoder_input_ids``
+  + the encoder outputs → ``logits`` and the cache it leaves, per layer the
+  self-attention keys/values and the cross-attention keys/values of the
+  encoder states (computed here, once per sentence);
+* ``decoder_with_past.onnx``: every later step: one new token per row, the
+  source mask and the cache → ``logits`` and the self-attention cache one
+  position longer. The new token's position (learned or sinusoidal tables,
+  T5's relative position bias, Marian's unnormalised cached keys) is the past
+  length, read from the cache's shape inside the graph, so a step costs the
+  same whatever the output length (the prefix is never recomputed).
 
-Batch and lengths are dynamic axes. The tokenizer folder, ``config.json``
-and ``generation_config.json`` are copied beside the graphs, and
-``export_report.json`` records versions, opset, the graphs' inputs and
-outputs, the special token ids and the verification.
+Batch, source length, prefix and past lengths are dynamic axes. The
+tokenizer folder, ``config.json`` and ``generation_config.json`` are copied
+beside the graphs, and ``export_report.json`` records versions, opset, the
+graphs' inputs and outputs, the special token ids and the verification.
 
-Verification (default on) runs both graphs with onnxruntime's CPU provider
-and compares with the port: teacher-forced logits on a right-padded batch,
-on each sentence alone and on a source longer than any seen at export time
-(max |diff| ≤ :data:`~modelport.exporters.hf.TOL`), and greedy decoding with
-the graphs against modelport's greedy search (identical tokens). A failure
-raises :class:`~modelport.errors.ParityError` (exit 3) and leaves nothing.
+Verification (default on) runs the graphs with onnxruntime's CPU provider
+and compares with the port: teacher-forced logits (max |diff| ≤
+:data:`~modelport.exporters.hf.TOL` on every real target position) through
+the cache one step at a time and through ``decoder.onnx`` in one pass, on a
+right-padded batch of every line, on each line alone and on a source longer
+than any line; greedy outputs identical; and modelport's own beam search
+(the folder's semantics, beam :data:`VERIFY_BEAM`) on onnxruntime
+(:class:`~modelport.runtimes.onnx.OnnxSeq2Seq`) token-identical to the same
+search on the port. A failure raises :class:`~modelport.errors.ParityError`
+(exit 3) and leaves nothing.
 
-Refused (:class:`~modelport.errors.InvalidInputError`, exit 2): ensembles (an
-ONNX decoder is one network), Marian SSRU decoders (the trace would unroll
-the recurrence to a fixed length), quantized folders (their int8 modules are not
-plain ONNX ops; export before quantizing), and anything the exporter fails on
-(the reason in one line).
+``int8=True`` then quantizes the verified graphs with onnxruntime's dynamic
+quantization (int8 weights of the MatMuls with a constant weight, activations
+quantized per call) and records their agreement with the fp32 port
+(:class:`~modelport.reports.export.OnnxInt8Agreement`; measured, not gated).
+
+Refused (:class:`~modelport.errors.InvalidInputError`, exit 2): ensembles, Marian
+SSRU decoders, quantized folders (see :func:`~modelport.runtimes.onnx.export_problems`),
+and anything the exporter fails on (the reason in one line).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -53,19 +63,32 @@ from modelport.exporters.common import max_abs_diff, open_for_export
 from modelport.exporters.hf import DEFAULT_LINES, TOL
 from modelport.generation import generate
 from modelport.generation.translate import pad_batch
-from modelport.model.folder import CONFIG_NAME, CONVERSION_NAME, GENERATION_NAME, TOKENIZER_DIR, PortedFolder
+from modelport.model.folder import CONFIG_NAME, CONVERSION_NAME, GENERATION_NAME, TOKENIZER_DIR
 from modelport.model.io import atomic_output_dir, write_json
-from modelport.model.transformer import EncoderOutput, Seq2SeqModel
+from modelport.model.layers import LayerCache
+from modelport.model.transformer import DecoderState, EncoderOutput, Seq2SeqModel
 from modelport.progress import Steps
-from modelport.reports.export import OnnxExportReport, OnnxGraph, OnnxVerification
+from modelport.reports.export import OnnxExportReport, OnnxGraph, OnnxInt8Agreement, OnnxVerification
+from modelport.runtimes.onnx import (
+    DECODER_FILE,
+    DECODER_INPUTS,
+    DECODER_WITH_PAST_FILE,
+    ENCODER_FILE,
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    GRAPH_FILES,
+    OnnxModel,
+    OnnxSeq2Seq,
+    decoder_outputs,
+    decoder_with_past_inputs,
+    decoder_with_past_outputs,
+    export_problems,
+    load_onnx,
+)
 
 OPSET = 17  # LayerNormalization is a single op from 17 on; scaled_dot_product_attention exports from 14
-ENCODER_FILE = "encoder.onnx"
-DECODER_FILE = "decoder.onnx"
-ENCODER_INPUTS = ["input_ids"]
-ENCODER_OUTPUTS = ["encoder_hidden_states", "encoder_attention_mask"]
-DECODER_INPUTS = ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask"]
-DECODER_OUTPUTS = ["logits"]
+VERIFY_BEAM = 5  # the beam of the verification's search on onnxruntime
+INT8_METHOD = "onnxruntime quantize_dynamic: QInt8 weights of MatMuls with a constant weight, per tensor"
 _GREEDY_MAX_NEW_TOKENS = 24  # verification only: enough to reach EOS or the length limit
 _COPIED = (CONFIG_NAME, GENERATION_NAME, CONVERSION_NAME)  # beside the graphs, with the tokenizer
 
@@ -82,59 +105,83 @@ class EncoderGraph(nn.Module):
         return enc.hidden, (~enc.padding_mask).long()
 
 
+def _cache_tensors(layers: list[LayerCache], cross: bool) -> list[Tensor]:
+    out: list[Tensor] = []
+    for c in layers:
+        assert c.self_k is not None and c.self_v is not None
+        out += [c.self_k, c.self_v]
+        if cross:
+            assert c.cross_k is not None and c.cross_v is not None
+            out += [c.cross_k, c.cross_v]
+    return out
+
+
 class DecoderGraph(nn.Module):
-    """The full-prefix decoder as traced (no KV cache): fp32 logits for every
-    prefix position, so one graph serves teacher forcing and step-by-step decoding."""
+    """The first step (or a whole prefix, teacher forcing) as traced: the
+    model's own incremental decoder from an empty cache, returning the logits
+    of every position and the cache it leaves (the cross-attention keys and
+    values of the encoder states included)."""
 
     def __init__(self, model: Seq2SeqModel) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, decoder_input_ids: Tensor, encoder_hidden_states: Tensor,
-                encoder_attention_mask: Tensor) -> Tensor:
-        return self.model.decode(decoder_input_ids, EncoderOutput(encoder_hidden_states,
-                                                                  encoder_attention_mask.eq(0)))
+                encoder_attention_mask: Tensor) -> tuple[Tensor, ...]:
+        state = DecoderState()
+        enc = EncoderOutput(encoder_hidden_states, encoder_attention_mask.eq(0))
+        logits = self.model.decode(decoder_input_ids, enc, state)
+        return (logits, *_cache_tensors(state.layers, cross=True))
 
 
-def _folder_problems(folder: PortedFolder) -> list[str]:
-    """Refusals read from config.json before the weights load."""
-    problems = []
-    if folder.ensemble_size > 1:
-        problems.append(f"an ensemble of {folder.ensemble_size} models is not supported (an ONNX decoder is "
-                        "one network; convert a single checkpoint)")
-    autoreg = folder.config.decoder_autoreg
-    if autoreg != "self-attention":
-        # the tracer would unroll the SSRU's loop over time to the example's length
-        problems.append(f"a decoder with `decoder_autoreg` {autoreg} (Marian's SSRU decoder) is not supported (its "
-                        "recurrence over time cannot be traced into the full-prefix decoder graph)")
-    if folder.quantization:
-        problems.append(f"a quantized folder ({folder.quantization}) is not supported (export the folder "
-                        "before `modelport quantize`)")
-    return problems
+class DecoderWithPastGraph(nn.Module):
+    """One later step as traced: the model's incremental decoder on a cache
+    given as inputs; the past length (the step's position) is the cache's
+    shape, so the tracer records it as a dynamic value, not a constant."""
+
+    def __init__(self, model: Seq2SeqModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, decoder_input_ids: Tensor, encoder_attention_mask: Tensor, *past: Tensor) -> tuple[Tensor, ...]:
+        layers = [LayerCache(self_k=past[i], self_v=past[i + 1], cross_k=past[i + 2], cross_v=past[i + 3])
+                  for i in range(0, len(past), 4)]
+        state = DecoderState(layers=layers, steps=past[0].size(2))
+        # the encoder states are not read once the cross-attention keys are cached: the mask stands in
+        enc = EncoderOutput(encoder_attention_mask, encoder_attention_mask.eq(0))
+        logits = self.model.decode(decoder_input_ids, enc, state)
+        return (logits, *_cache_tensors(layers, cross=False))
 
 
 def _example_inputs(model: Seq2SeqModel) -> tuple[Tensor, Tensor]:
-    """Small trace inputs: two sources and two prefixes, the second of each
-    right-padded. Padding in the prefix matters: the decoder masks padded
-    target keys only when the prefix has padding (a data-dependent branch the
-    trace records), and the mask is the identity on unpadded rows."""
+    """Small trace inputs: two sources (the second right-padded) and a
+    three-token prefix (more than one position, so the causal mask is traced)."""
     cfg = model.cfg
     special = {cfg.pad_token_id, cfg.eos_token_id, cfg.bos_token_id, cfg.decoder_start_token_id}
     ids = [i for i in range(min(cfg.source_vocab_size, cfg.target_vocab_size)) if i not in special][:3]
     pad, eos, start = cfg.pad_token_id, cfg.eos_token_id, cfg.decoder_start_token_id
     src = torch.tensor([[*ids, eos], [ids[0], eos, pad, pad]])
-    prev = torch.tensor([[start, *ids[:2]], [start, pad, pad]])
+    prev = torch.tensor([[start, *ids[:2]], [start, ids[1], ids[0]]])
     return src, prev
 
 
 def _export_graphs(model: Seq2SeqModel, folder: Path, opset: int) -> None:
-    """Trace both graphs into ``folder`` and check them with onnx's checker."""
+    """Trace the three graphs into ``folder`` and check them with onnx's checker."""
     import onnx
 
+    n = len(model.decoder.layers)
     src, prev = _example_inputs(model)
     batch_src = {0: "batch", 1: "src_len"}
     with torch.no_grad():
         hidden, mask = EncoderGraph(model)(src)
+        first = DecoderGraph(model)(prev, hidden, mask)
+    cache = first[1:]
+    new = prev[:, -1:]
+    presents = decoder_outputs(n)[1:]
+    first_axes = {name: {0: "batch", 2: "src_len" if ".encoder." in name else "tgt_len"} for name in presents}
+    past_inputs = decoder_with_past_inputs(n)[2:]
+    past_axes = {name: {0: "batch", 2: "src_len" if ".encoder." in name else "past_len"} for name in past_inputs}
+    step_axes = {name: {0: "batch", 2: "past_len_plus_1"} for name in decoder_with_past_outputs(n)[1:]}
     with torch.no_grad(), warnings.catch_warnings():
         # the tracer warns about every Python bool/int it records as a constant (checked by verification)
         warnings.simplefilter("ignore")
@@ -143,11 +190,16 @@ def _export_graphs(model: Seq2SeqModel, folder: Path, opset: int) -> None:
                           dynamic_axes={"input_ids": batch_src, "encoder_hidden_states": batch_src,
                                         "encoder_attention_mask": batch_src})
         torch.onnx.export(DecoderGraph(model), (prev, hidden, mask), str(folder / DECODER_FILE), dynamo=False,
-                          opset_version=opset, input_names=DECODER_INPUTS, output_names=DECODER_OUTPUTS,
+                          opset_version=opset, input_names=DECODER_INPUTS, output_names=decoder_outputs(n),
                           dynamic_axes={"decoder_input_ids": {0: "batch", 1: "tgt_len"},
                                         "encoder_hidden_states": batch_src, "encoder_attention_mask": batch_src,
-                                        "logits": {0: "batch", 1: "tgt_len"}})
-    for name in (ENCODER_FILE, DECODER_FILE):
+                                        "logits": {0: "batch", 1: "tgt_len"}, **first_axes})
+        torch.onnx.export(DecoderWithPastGraph(model), (new, mask, *cache), str(folder / DECODER_WITH_PAST_FILE),
+                          dynamo=False, opset_version=opset, input_names=decoder_with_past_inputs(n),
+                          output_names=decoder_with_past_outputs(n),
+                          dynamic_axes={"decoder_input_ids": {0: "batch"}, "encoder_attention_mask": batch_src,
+                                        "logits": {0: "batch"}, **past_axes, **step_axes})
+    for name in GRAPH_FILES:
         _drop_noop_casts(folder / name)
         onnx.checker.check_model(str(folder / name))
 
@@ -190,18 +242,25 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def _graph_bytes(folder: Path) -> int:
+    return sum((folder / name).stat().st_size for name in GRAPH_FILES)
+
+
 def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, force: bool = False,
                 opset: int = OPSET, verify: bool = True, progress: bool = False,
-                lines: Sequence[str] | None = None) -> OnnxExportReport:
-    """Write ``ported_dir`` as ``encoder.onnx`` + ``decoder.onnx`` in ``output_dir``; return the report.
+                lines: Sequence[str] | None = None, int8: bool = False) -> OnnxExportReport:
+    """Write ``ported_dir`` as ``encoder.onnx`` + ``decoder.onnx`` +
+    ``decoder_with_past.onnx`` in ``output_dir``; return the report.
 
-    Refuses (:class:`InvalidInputError`) ensembles, quantized folders and
-    graphs the exporter fails on. With ``verify`` the graphs run in
-    onnxruntime against the port on ``lines`` (default: a few built-in
+    Refuses (:class:`InvalidInputError`) ensembles, SSRU decoders, quantized
+    folders and graphs the exporter fails on. With ``verify`` the graphs run
+    in onnxruntime against the port on ``lines`` (default: a few built-in
     sentences); a mismatch raises :class:`ParityError` and leaves nothing.
+    ``int8``: the verified graphs are then quantized (onnxruntime dynamic
+    int8) and their agreement with the fp32 port is reported.
     """
     folder = open_for_export(ported_dir, output_dir, force)  # checked, weights not loaded yet
-    problems = _folder_problems(folder)
+    problems = export_problems(folder.config, folder.ensemble_size, folder.quantization)
     if problems:
         raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: " + "; ".join(problems))
     try:  # heavy, and only this exporter needs them: imported when an export runs
@@ -210,43 +269,52 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     except ImportError as e:
         raise InvalidInputError(f"ONNX export needs the `onnx` and `onnxruntime` packages ({e}); install "
                                 "modelport's [onnx] extra") from None
-    with Steps("export onnx", 3 if verify else 2, progress) as bar:
+    lines = list(lines or DEFAULT_LINES)
+    with Steps("export onnx", 2 + verify + int8, progress) as bar:
         ported = load(folder.path)
         model = ported.model.float().eval()  # fp32 graphs whatever the folder's dtype
         cfg = model.cfg
+        n = len(model.decoder.layers)
         bar.advance("loaded")
 
         with atomic_output_dir(output_dir, force=force) as tmp:
             try:
                 _export_graphs(model, tmp, opset)
-                runtime = OnnxSeq2Seq(tmp)  # onnxruntime must load what was written, verified or not
+                shutil.copytree(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
+                for name in _COPIED:
+                    if (folder.path / name).exists():
+                        shutil.copy2(folder.path / name, tmp / name)
+                exported = load_onnx(tmp)  # onnxruntime must load what was written, verified or not
             except Exception as e:  # the exporter's reasons are many; the user gets one line
                 raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: {_one_line(e)}") from e
-            shutil.copytree(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
-            for name in _COPIED:
-                if (folder.path / name).exists():
-                    shutil.copy2(folder.path / name, tmp / name)
             semantics = ported.generation_config.get("semantics", "fairseq")
             bar.advance("written")
-            report = OnnxExportReport(
-                modelport_version=__version__, torch_version=torch.__version__, onnx_version=onnx.__version__,
-                onnxruntime_version=onnxruntime.__version__, opset=opset, ported_dir=str(folder.path.resolve()),
-                source_format=ported.source_format, dtype="float32",
-                encoder=OnnxGraph(ENCODER_FILE, ENCODER_INPUTS, ENCODER_OUTPUTS),
-                decoder=OnnxGraph(DECODER_FILE, DECODER_INPUTS, DECODER_OUTPUTS, kv_cache=False,
-                                  note="full-prefix decoder: feed the decoder start token plus every token so far "
-                                       "each step and read the last position's logits (the prefix is recomputed)"),
-                special_tokens={"pad": cfg.pad_token_id, "eos": cfg.eos_token_id, "bos": cfg.bos_token_id,
-                                "decoder_start": cfg.decoder_start_token_id},
-                semantics=semantics,
-                verification=verify_export(runtime, ported, list(lines or DEFAULT_LINES)) if verify else None)
+            check = verify_export(exported.runtime, ported, lines, exported) if verify else None
             if verify:
                 bar.advance("verified")
-            write_json(tmp / REPORT_NAME, report.to_json())
-            check = report.verification
             if check is not None and not check.passed:
                 raise ParityError(f"the ONNX export of `{ported_dir}` does not match the port: {check.failure} "
                                   "(nothing was written)")
+            agreement = _quantize(tmp, ported, lines) if int8 else None
+            if int8:
+                bar.advance("quantized")
+            report = OnnxExportReport(
+                modelport_version=__version__, torch_version=torch.__version__, onnx_version=onnx.__version__,
+                onnxruntime_version=onnxruntime.__version__, opset=opset, ported_dir=str(folder.path.resolve()),
+                source_format=ported.source_format, dtype="int8" if int8 else "float32",
+                encoder=OnnxGraph(ENCODER_FILE, ENCODER_INPUTS, ENCODER_OUTPUTS),
+                decoder=OnnxGraph(DECODER_FILE, DECODER_INPUTS, decoder_outputs(n), kv_cache=False,
+                                  note="the first step (or a whole prefix): returns the logits of every position "
+                                       "and the cache (present.*: self-attention and cross-attention keys/values)"),
+                decoder_with_past=OnnxGraph(
+                    DECODER_WITH_PAST_FILE, decoder_with_past_inputs(n), decoder_with_past_outputs(n), kv_cache=True,
+                    note="every later step: one new token per row, the source mask and the cache (past_key_values.*, "
+                         "the present.* of the previous step; encoder keys/values unchanged) -> the next logits "
+                         "and the self-attention cache one position longer"),
+                special_tokens={"pad": cfg.pad_token_id, "eos": cfg.eos_token_id, "bos": cfg.bos_token_id,
+                                "decoder_start": cfg.decoder_start_token_id},
+                semantics=semantics, verification=check, int8=agreement)
+            write_json(tmp / REPORT_NAME, report.to_json())
         return report
 
 
@@ -254,56 +322,40 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
 # verification
 
 
-class OnnxSeq2Seq:
-    """The two exported graphs in onnxruntime (CPU): teacher-forced logits and
-    greedy decoding with the full-prefix decoder."""
-
-    def __init__(self, folder: Path) -> None:
-        import onnxruntime
-
-        opts = onnxruntime.SessionOptions()
-        opts.log_severity_level = 3  # onnxruntime's warnings about unused initializers are noise here
-        make = lambda name: onnxruntime.InferenceSession(  # noqa: E731
-            str(folder / name), opts, providers=["CPUExecutionProvider"])
-        self.encoder, self.decoder = make(ENCODER_FILE), make(DECODER_FILE)
-
-    def encode(self, src: Tensor) -> tuple[Any, Any]:
-        hidden, mask = self.encoder.run(ENCODER_OUTPUTS, {"input_ids": src.numpy()})
-        return hidden, mask
-
-    def logits(self, src: Tensor, prev: Tensor, enc: tuple[Any, Any] | None = None) -> Tensor:
-        hidden, mask = enc if enc is not None else self.encode(src)
-        out = self.decoder.run(DECODER_OUTPUTS, {"decoder_input_ids": prev.numpy(),
-                                                 "encoder_hidden_states": hidden, "encoder_attention_mask": mask})
-        return torch.from_numpy(out[0])
-
-    def greedy(self, src: Tensor, *, start: int, eos: int, pad: int, max_new_tokens: int) -> list[list[int]]:
-        """transformers' greedy loop (argmax of the raw logits; finished rows
-        emit pad): per row, the tokens after the start token up to EOS."""
-        enc = self.encode(src)
-        tokens = torch.full((src.size(0), 1), start, dtype=torch.long)
-        unfinished = torch.ones(src.size(0), dtype=torch.bool)
-        lengths = torch.zeros(src.size(0), dtype=torch.long)
-        for _ in range(max_new_tokens):
-            nxt = self.logits(src, tokens, enc)[:, -1].argmax(-1)
-            nxt = torch.where(unfinished, nxt, torch.full_like(nxt, pad))
-            lengths += unfinished.long()
-            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
-            unfinished &= nxt.ne(eos)
-            if not bool(unfinished.any()):
-                break
-        return [tokens[i, 1: n + 1].tolist() for i, n in enumerate(lengths.tolist())]
+def _real_diff(a: Tensor, b: Tensor, prev: Tensor, pad: int) -> float:
+    """max |a - b| over the real target positions of ``prev`` (the start slot always counts)."""
+    if a.shape != b.shape:
+        return float("inf")
+    real = prev.ne(pad)
+    real[:, 0] = True
+    return max_abs_diff(a[real], b[real])
 
 
-def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str]) -> OnnxVerification:
+@torch.no_grad()
+def port_incremental(model: Seq2SeqModel, src: Tensor, prev: Tensor) -> Tensor:
+    """The port's logits ``[B, T, V]`` of ``prev`` fed one position at a time
+    through its KV cache, as beam search runs it. This is what the cached
+    graphs must reproduce: with ``cached_self_kv_unnormed`` (Marian's pre-norm
+    decoder) incremental decoding differs from a one-pass forward by design."""
+    enc, state = model.encode(src), model.new_state()
+    return torch.cat([model.decode(prev[:, t: t + 1], enc, state) for t in range(prev.size(1))], dim=1)
+
+
+def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str],
+                  exported: OnnxModel | None = None, beam: int = VERIFY_BEAM) -> OnnxVerification:
     """Run the exported graphs with onnxruntime and compare with the port.
 
     Teacher-forced logits (on the port's own greedy outputs) within
-    :data:`TOL` on a right-padded batch of every line, on each line alone and
-    on one source longer than any line (all lines joined: a length not seen
-    at export time); greedy tokens identical to modelport's greedy search
-    under the folder's semantics. Sources longer than the model's position
-    limit are cut to it (the port cannot run them either).
+    :data:`TOL` at every real target position, through the cache step by step
+    (``decoder.onnx`` then ``decoder_with_past.onnx``, against the port's
+    incremental decoding, :func:`port_incremental`) and through
+    ``decoder.onnx`` in one pass (against the port's forward), on a right-padded batch of every line, on
+    each line alone and on one source longer than any line (all lines joined:
+    a length not seen at export time); greedy tokens identical to modelport's
+    greedy search; and with ``exported`` (the folder loaded by
+    :func:`~modelport.runtimes.onnx.load_onnx`), ``translate`` with beam
+    ``beam`` under the folder's semantics on onnxruntime token-identical to
+    the port's. Sources longer than the model's position limit are cut to it.
     """
     cfg, model = ported.config, ported.model
     pad, eos, start = cfg.pad_token_id, cfg.eos_token_id, cfg.decoder_start_token_id
@@ -325,7 +377,8 @@ def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str]) -
     diffs = {}
     with torch.no_grad():
         for name, (s, p) in cases.items():
-            diffs[name] = max_abs_diff(runtime.logits(s, p), model(s, p))
+            diffs[name] = _real_diff(runtime.teacher_forced(s, p), port_incremental(model, s, p), p, pad)
+            diffs[f"{name} (decoder.onnx, one pass)"] = _real_diff(runtime.full_prefix(s, p), model(s, p), p, pad)
     worst = max(diffs, key=lambda k: diffs[k])
     if not diffs[worst] <= TOL:
         failures.append(f"max |logit diff| {diffs[worst]:.2e} > {TOL:.0e} ({worst})")
@@ -333,12 +386,72 @@ def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str]) -
     same = sum(a == b for a, b in zip(ours, theirs))
     if same != len(ids):
         failures.append(f"greedy outputs differ on {len(ids) - same}/{len(ids)} sentences")
+    beam_same, score_diff = None, None
+    if exported is not None:
+        beam_same, score_diff, first_diff = beam_agreement(ported, exported, lines, beam)
+        if beam_same != len(lines):
+            failures.append(f"beam-{beam} outputs differ on {len(lines) - beam_same}/{len(lines)} lines (first: "
+                            f"line {first_diff + 1})")
     return OnnxVerification(
         lines=len(lines), sentences=len(ids), tolerance=TOL, provider="CPUExecutionProvider", batch=src.size(0),
         src_len=[min(map(len, ids)), max(map(len, ids))], tgt_len_max=prev.size(1),
         max_abs_logit_diff=diffs[worst], padded_batch_logit_diff=diffs["padded_batch"], greedy_identical=same,
         greedy_max_new_tokens=max_new, semantics=semantics, passed=not failures,
-        failure="; ".join(failures) or None)
+        failure="; ".join(failures) or None, beam_size=beam if exported is not None else None,
+        beam_identical=beam_same, beam_max_score_diff=score_diff)
 
 
-__all__ = ["export_onnx", "verify_export", "OnnxSeq2Seq", "EncoderGraph", "DecoderGraph", "OPSET"]
+def beam_agreement(ported: PortedModel, exported: OnnxModel, lines: list[str],
+                   beam: int) -> tuple[int, float, int]:
+    """``translate(lines, beam=beam)`` on the port and on onnxruntime, the
+    folder's semantics and defaults for both: the number of lines with
+    identical n-best token lists, the largest score difference among them,
+    and the first differing line (-1 when none)."""
+    ours = ported.translate(lines, beam=beam)
+    theirs = exported.translate(lines, beam=beam)
+    same, worst, first = 0, 0.0, -1
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if [h.tokens for h in a] == [h.tokens for h in b]:
+            same += 1
+            worst = max([worst, *(abs(x.score - y.score) for x, y in zip(a, b))])
+        elif first < 0:
+            first = i
+    return same, worst, first
+
+
+def _quantize(folder: Path, ported: PortedModel, lines: list[str]) -> OnnxInt8Agreement:
+    """Replace the fp32 graphs in ``folder`` by onnxruntime's dynamic int8
+    quantization of them and measure the result against the fp32 port."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    before = _graph_bytes(folder)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger per graph
+    try:
+        for name in GRAPH_FILES:
+            path = folder / name
+            quantized = path.with_name(path.stem + ".int8.onnx")
+            # MatMulConstBOnly: only weight MatMuls (attention's activation x activation products stay fp32)
+            quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8,
+                             extra_options={"MatMulConstBOnly": True})
+            quantized.replace(path)
+    finally:
+        root.setLevel(level)
+    exported = load_onnx(folder)
+    same, _, _ = beam_agreement(ported, exported, lines, VERIFY_BEAM)
+    cfg = ported.config
+    ids = [ported.tokenizer.encode(line) for line in lines]
+    src = pad_batch(ids, cfg.pad_token_id, left=False)
+    hyps = generate(ported.model, src, semantics="hf", greedy=True, pad_left=False,
+                    max_new_tokens=min(_GREEDY_MAX_NEW_TOKENS, cfg.max_target_positions - 1))
+    prev = pad_batch([[cfg.decoder_start_token_id, *h[0].tokens] for h in hyps], cfg.pad_token_id, left=False)
+    with torch.no_grad():
+        diff = _real_diff(exported.runtime.teacher_forced(src, prev), port_incremental(ported.model, src, prev), prev,
+                          cfg.pad_token_id)
+    return OnnxInt8Agreement(method=INT8_METHOD, beam_size=VERIFY_BEAM, lines=len(lines), identical=same,
+                             max_abs_logit_diff=diff, bytes_fp32=before, bytes_int8=_graph_bytes(folder))
+
+
+__all__ = ["export_onnx", "verify_export", "beam_agreement", "port_incremental", "EncoderGraph", "DecoderGraph", "DecoderWithPastGraph",
+           "OPSET", "VERIFY_BEAM"]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError, NonFiniteOutputError
+from modelport.generation.backend import SearchBackend
 from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.marian_batching import marian_batches
@@ -55,23 +56,34 @@ def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[s
 
 
 @torch.no_grad()
-def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel, src_tokens: Sequence[Sequence[int]] | Tensor, *,
+def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel | SearchBackend,
+             src_tokens: Sequence[Sequence[int]] | Tensor, *,
              semantics: str = "fairseq", **options: Any) -> list[list[Hypothesis]]:
     """Decode one batch of source token ids (EOS included, as the tokenizer
     returns them) with ``semantics`` ("fairseq", "hf" or "marian"; ``do_sample=True``
     or ``greedy=True`` for sampling/greedy). Lists are padded on the left for
     fairseq, on the right for hf and marian (``pad_left`` overrides). The whole
     batch is decoded together: under fairseq and marian semantics its padded
-    width sets the maximum output length.
+    width sets the maximum output length. ``models`` may also be a
+    :class:`~modelport.generation.backend.SearchBackend` (the ONNX runtime):
+    the same search runs on its logits.
 
     Returns, per sentence, the n-best :class:`Hypothesis` list (tokens end
     with EOS unless cut at the maximum length; scores as the framework
     reports them).
     """
-    members = [models] if isinstance(models, Seq2SeqModel) else list(models)
-    cfg = members[0].cfg
     opts = dict(options)
     left = opts.pop("pad_left", semantics == "fairseq")
+    if isinstance(models, SearchBackend):  # another runtime (ONNX) behind the loop's decoder interface
+        cfg, max_positions = models.cfg, models.max_target_positions
+        algorithm = make_algorithm(cfg, max_positions, semantics, opts)
+        weights = getattr(getattr(algorithm, "opts", None), "weights", None)  # Marian's scorer weights
+        if weights is not None and [float(w) for w in weights] != [1.0]:
+            raise InvalidInputError(f"`weights` must be [1.0] for one model on another runtime, but is {list(weights)}")
+        src = pad_batch(algorithm.prepare_source(src_tokens), cfg.pad_token_id, left=left, device=models.device)
+        return run_search(models, src, algorithm)  # type: ignore[arg-type]  # the Ensemble interface
+    members = [models] if isinstance(models, Seq2SeqModel) else list(models)
+    cfg = members[0].cfg
     max_positions = min(m.cfg.max_target_positions for m in members)
     algorithm = make_algorithm(cfg, max_positions, semantics, opts)
     src = pad_batch(algorithm.prepare_source(src_tokens), cfg.pad_token_id, left=left, device=model_device(members))
@@ -171,8 +183,61 @@ def _first_nan_line(ported: Any, sources: list[list[int]], batch: list[int], sem
     return min(batch) + 1  # NaN only in company (a padding interaction): name the batch's first line
 
 
+def language_options(tok: Tokenizer, sem: str, source_lang: str | None,
+                     target_lang: str | None) -> tuple[list[int], list[int], list[int], dict[str, Any]]:
+    """(tokens before each source, tokens after it, tokens stripped from the
+    output, search options) that place a port's special tokens where its
+    framework places them (``language_plan`` of the tokenizer): the decoder
+    prefix as fairseq's ``prefix_tokens`` (transformers'
+    ``forced_bos_token_id`` under hf semantics), a ``SequenceGenerator``
+    ``eos=`` as ``generator_eos``. A tokenizer without languages refuses them."""
+    planner = getattr(tok, "language_plan", None)
+    if planner is None:
+        if source_lang is not None or target_lang is not None:
+            raise InvalidInputError(f"this port's tokenizer ({tok.kind}) has no language tokens: "
+                                    "--source-lang/--target-lang do not apply")
+        return [], [], [], {}
+    plan = planner(source_lang, target_lang)
+    opts: dict[str, Any] = {}
+    strip = list(plan.decoder_prefix)
+    if plan.generator_eos is not None:
+        if sem != "fairseq":
+            raise InvalidInputError(f"`{sem}` semantics cannot decode from and stop on the target language token "
+                                    "(supported: fairseq)")
+        opts["generator_eos"] = plan.generator_eos
+        strip.append(plan.generator_eos)
+    if plan.decoder_prefix:
+        if sem == "fairseq":
+            opts["prefix_tokens"] = tuple(plan.decoder_prefix)
+        elif sem == "hf" and len(plan.decoder_prefix) == 1:
+            opts["forced_bos_token_id"] = plan.decoder_prefix[0]
+        else:
+            raise InvalidInputError(f"`{sem}` semantics cannot force the decoder's first tokens {plan.decoder_prefix} "
+                                    "(the target language token, BART's <s>; supported: fairseq, hf)")
+    return plan.source_prefix, plan.source_suffix, strip, opts
+
+
+def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32, window: int = 16,
+                      **options: Any) -> Iterator[list[Hypothesis]]:
+    """``ported.translate`` over a stream, ``batch_size * window`` lines at a
+    time (batched by length within that window), each line's n-best list
+    yielded in input order before more is read: an endless iterable works and
+    memory stays bounded (CTranslate2's ``translate_iterable``)."""
+    if batch_size < 1 or window < 1:
+        raise InvalidInputError(f"`batch_size` and `window` must be >= 1, but are {batch_size} and {window}")
+    buffer: list[str] = []
+    for line in lines:
+        buffer.append(line)
+        if len(buffer) >= batch_size * window:
+            yield from ported.translate(buffer, batch_size=batch_size, **options)
+            buffer = []
+    if buffer:
+        yield from ported.translate(buffer, batch_size=batch_size, **options)
+
+
 def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None, batch_size: int | None = None,
               max_tokens: int | None = None, progress: bool = False, keep_special_tokens: bool = False,
+              source_lang: str | None = None, target_lang: str | None = None,
               **options: Any) -> list[list[Hypothesis]]:
     """Translate ``lines`` with a :class:`~modelport.api.PortedModel`.
 
@@ -187,6 +252,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     ``text`` set. ``text`` is decoded
     as the source framework's users decode (T5: transformers' default,
     sentinels and ``<unk>`` skipped; ``keep_special_tokens=True`` keeps them).
+    ``source_lang``/``target_lang``: the direction of a multilingual port
+    (M2M100, NLLB-200, mBART-50), required there (see :func:`language_options`).
     """
     sem, opts = resolve_options(ported.generation_config, semantics, options,
                                 eos_token_id=ported.config.eos_token_id)
@@ -194,7 +261,9 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     if keep_special_tokens:
         check_keep_special_tokens(tok)
     cfg = ported.config
-    encoded = tok.encode_batch(list(lines))
+    source_prefix, source_suffix, forced, lang_opts = language_options(tok, sem, source_lang, target_lang)
+    opts.update(lang_opts)
+    encoded = [source_prefix + ids + source_suffix for ids in tok.encode_batch(list(lines))]
     for i, ids in enumerate(encoded):
         if len(ids) > cfg.max_source_positions:
             raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
@@ -214,7 +283,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         from tqdm.auto import tqdm  # only when a bar is drawn
 
         bar = tqdm(total=len(lines), unit="line", file=sys.stderr, disable=None, leave=False)  # no bar in logs
-    strip = {cfg.eos_token_id, cfg.pad_token_id}
+    strip = {cfg.eos_token_id, cfg.pad_token_id, *forced}  # fairseq's symbols_to_strip_from_output
     for batch in batches:
         try:
             hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem, **opts)

@@ -220,16 +220,23 @@ class OnnxVerification:
     semantics: str
     passed: bool
     failure: str | None
+    # the KV-cache runtime driven by modelport's beam search (exports with decoder_with_past.onnx)
+    beam_size: int | None = None
+    beam_identical: int | None = None  # of `lines`: the same output tokens as the port's search
+    beam_max_score_diff: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"lines": self.lines, "sentences": self.sentences, "tolerance": self.tolerance,
-                "provider": self.provider,
-                "shapes": {"batch": self.batch, "src_len": list(self.src_len), "tgt_len_max": self.tgt_len_max},
-                "forward": {"max_abs_logit_diff": self.max_abs_logit_diff,
-                            "padded_batch": self.padded_batch_logit_diff},
-                "greedy": {"identical": self.greedy_identical, "max_new_tokens": self.greedy_max_new_tokens,
-                           "semantics": self.semantics},
-                "passed": self.passed, "failure": self.failure}
+        out = {"lines": self.lines, "sentences": self.sentences, "tolerance": self.tolerance,
+               "provider": self.provider,
+               "shapes": {"batch": self.batch, "src_len": list(self.src_len), "tgt_len_max": self.tgt_len_max},
+               "forward": {"max_abs_logit_diff": self.max_abs_logit_diff,
+                           "padded_batch": self.padded_batch_logit_diff},
+               "greedy": {"identical": self.greedy_identical, "max_new_tokens": self.greedy_max_new_tokens,
+                          "semantics": self.semantics}}
+        if self.beam_size is not None:
+            out["beam"] = {"beam": self.beam_size, "identical": self.beam_identical,
+                           "max_score_diff": self.beam_max_score_diff, "semantics": self.semantics}
+        return {**out, "passed": self.passed, "failure": self.failure}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OnnxVerification:
@@ -239,14 +246,44 @@ class OnnxVerification:
                    tgt_len_max=shapes["tgt_len_max"], max_abs_logit_diff=fwd["max_abs_logit_diff"],
                    padded_batch_logit_diff=fwd["padded_batch"], greedy_identical=greedy["identical"],
                    greedy_max_new_tokens=greedy["max_new_tokens"], semantics=greedy["semantics"],
-                   passed=data["passed"], failure=data["failure"])
+                   passed=data["passed"], failure=data["failure"], beam_size=data.get("beam", {}).get("beam"),
+                   beam_identical=data.get("beam", {}).get("identical"),
+                   beam_max_score_diff=data.get("beam", {}).get("max_score_diff"))
 
     def summary_lines(self, report: ExportReport) -> list[str]:
         runtime = getattr(report, "onnxruntime_version", "?")
         return [f"forward:       max |logit diff| {self.max_abs_logit_diff:.2e} "
                 f"(onnxruntime {runtime}, batch {self.batch})",
                 f"greedy:        {self.greedy_identical}/{self.sentences} identical outputs "
-                f"(modelport greedy, semantics {self.semantics})"]
+                f"(modelport greedy, semantics {self.semantics})"] + (
+            [] if self.beam_size is None else
+            [f"beam {self.beam_size}:        {self.beam_identical}/{self.lines} identical outputs (modelport's "
+             f"search on onnxruntime vs the port; max score diff {self.beam_max_score_diff:.1e})"])
+
+
+@dataclass(frozen=True)
+class OnnxInt8Agreement:
+    """``export onnx --int8``: the graphs quantized by onnxruntime's dynamic
+    int8 quantization, compared with the fp32 port (measured, not gated)."""
+
+    method: str
+    beam_size: int
+    lines: int
+    identical: int  # of `lines`: int8 outputs token-identical to the fp32 port's
+    max_abs_logit_diff: float  # teacher-forced, on the port's own outputs
+    bytes_fp32: int
+    bytes_int8: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "beam": self.beam_size, "lines": self.lines, "identical": self.identical,
+                "max_abs_logit_diff": self.max_abs_logit_diff, "bytes_fp32": self.bytes_fp32,
+                "bytes_int8": self.bytes_int8}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OnnxInt8Agreement:
+        return cls(method=data["method"], beam_size=data["beam"], lines=data["lines"], identical=data["identical"],
+                   max_abs_logit_diff=data["max_abs_logit_diff"], bytes_fp32=data["bytes_fp32"],
+                   bytes_int8=data["bytes_int8"])
 
 
 @export_target("onnx")
@@ -262,19 +299,40 @@ class OnnxExportReport(ExportReport):
     dtype: str
     encoder: OnnxGraph
     decoder: OnnxGraph
+    decoder_with_past: OnnxGraph | None = None  # absent in exports without a KV cache
     special_tokens: dict[str, int | None]  # pad, eos, bos, decoder_start
     semantics: str
     verification: OnnxVerification | None = None
+    int8: OnnxInt8Agreement | None = None  # `export onnx --int8` only
 
     _json_order = ("modelport_version", "torch_version", "onnx_version", "onnxruntime_version", "opset",
-                   "ported_dir", "source_format", "dtype", "encoder", "decoder", "special_tokens", "semantics",
-                   "verification")
-    _nested = {"encoder": OnnxGraph, "decoder": OnnxGraph, "verification": OnnxVerification}
+                   "ported_dir", "source_format", "dtype", "encoder", "decoder", "decoder_with_past",
+                   "special_tokens", "semantics", "verification", "int8")
+    _nested = {"encoder": OnnxGraph, "decoder": OnnxGraph, "decoder_with_past": OnnxGraph,
+               "verification": OnnxVerification, "int8": OnnxInt8Agreement}
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        for name in ("decoder_with_past", "int8"):  # optional sections: absent rather than null
+            if out.get(name, 0) is None:
+                del out[name]
+        return out
 
     def _head_lines(self) -> list[str]:
-        return [f"graphs:        {self.encoder.file} + {self.decoder.file} (opset {self.opset}, fp32; decoder "
-                "without KV cache: the prefix is recomputed each step)"]
+        if self.decoder_with_past is None:
+            return [f"graphs:        {self.encoder.file} + {self.decoder.file} (opset {self.opset}, fp32; decoder "
+                    "without KV cache: the prefix is recomputed each step)"]
+        return [f"graphs:        {self.encoder.file} + {self.decoder.file} + {self.decoder_with_past.file} (opset "
+                f"{self.opset}, {self.dtype}; self-attention KV cache, cross-attention keys computed once)"]
+
+    def _tail_lines(self) -> list[str]:
+        if self.int8 is None:
+            return []
+        q = self.int8
+        return [f"int8:          {q.identical}/{q.lines} beam-{q.beam_size} outputs identical to the fp32 port, max "
+                f"|logit diff| {q.max_abs_logit_diff:.2e}, {q.bytes_int8 / 2**20:.1f} MiB "
+                f"(fp32 {q.bytes_fp32 / 2**20:.1f} MiB; {q.method})"]
 
 
 __all__ = ["EXPORT_REPORT_NAME", "ExportReport", "HfExportReport", "HfVerification", "OnnxExportReport",
-           "OnnxGraph", "OnnxVerification"]
+           "OnnxGraph", "OnnxInt8Agreement", "OnnxVerification"]

@@ -1,6 +1,9 @@
-"""`modelport export onnx`: encoder.onnx + full-prefix decoder.onnx run in
-onnxruntime give the port's logits and greedy outputs (fairseq, T5, Marian);
-ensembles, quantized folders and exporter failures are refused in one line."""
+"""`modelport export onnx`: encoder.onnx + decoder.onnx (first step) +
+decoder_with_past.onnx (KV cache) run in onnxruntime give the port's logits
+(step by step through the cache and in one pass) and greedy outputs (fairseq,
+T5, Marian); ensembles, SSRU decoders, quantized folders and exporter failures
+are refused in one line. The runtime side (`translate --backend onnx`,
+`modelport.load(onnx_dir)`) is tested in tests/runtimes/test_onnx_runtime.py."""
 
 from __future__ import annotations
 
@@ -23,8 +26,9 @@ from tests.helpers.paths import CORPUS  # noqa: E402
 
 from modelport.exporters import onnx as onnx_exporter  # noqa: E402
 from modelport.exporters.common import max_abs_diff  # noqa: E402
-from modelport.exporters.onnx import OnnxSeq2Seq  # noqa: E402
+from modelport.exporters.onnx import port_incremental  # noqa: E402
 from modelport.generation.translate import pad_batch  # noqa: E402
+from modelport.runtimes.onnx import OnnxSeq2Seq  # noqa: E402
 from modelport.tokenizers import load_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,20 +45,30 @@ def _corpus(n: int) -> list[str]:
     return (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:n]
 
 
+def _real(prev: torch.Tensor, pad: int) -> torch.Tensor:
+    real = prev.ne(pad)
+    real[:, 0] = True  # the start slot (Marian's is the pad id)
+    return real
+
+
 def _check_logits(ported, runtime: OnnxSeq2Seq, lines: list[str]) -> None:
     """Teacher-forced logits of a right-padded batch (batch size and lengths
-    unlike the export's trace inputs) equal the port's."""
+    unlike the export's trace inputs) equal the port's at every real target
+    position: through the cache one step at a time against the port's own
+    incremental decoding, and through decoder.onnx in one pass against its forward."""
     cfg = ported.config
     ids = [ported.tokenizer.encode(line) for line in lines]
     src = pad_batch(ids, cfg.pad_token_id, left=False)
     hyps = generate(ported.model, src, semantics="hf", greedy=True, max_new_tokens=12, pad_left=False)
     prev = pad_batch([[cfg.decoder_start_token_id, *h[0]["tokens"]] for h in hyps], cfg.pad_token_id, left=False)
     assert src.size(1) > 4 and prev.size(1) > 3  # longer than the trace inputs: the axes are dynamic
+    real = _real(prev, cfg.pad_token_id)
     with torch.no_grad():
-        ours = ported.model(src, prev)
-    theirs = runtime.logits(src, prev)
-    assert theirs.dtype == torch.float32 and theirs.shape == ours.shape
-    assert max_abs_diff(theirs, ours) <= TOL  # -inf logits (Marian's masked pad) must agree too
+        stepped, forward = port_incremental(ported.model, src, prev), ported.model(src, prev)
+    theirs = runtime.teacher_forced(src, prev)
+    assert theirs.dtype == torch.float32 and theirs.shape == stepped.shape
+    assert max_abs_diff(theirs[real], stepped[real]) <= TOL  # -inf logits (Marian's masked pad) must agree too
+    assert max_abs_diff(runtime.full_prefix(src, prev)[real], forward[real]) <= TOL
 
 
 def _check_greedy(ported, runtime: OnnxSeq2Seq, lines: list[str]) -> None:
@@ -79,13 +93,22 @@ def onnx_default(ported_default, tmp_path_factory):
 def test_fairseq_folder_and_report(onnx_default, ported_default) -> None:
     out, report = onnx_default
     names = {p.name for p in out.iterdir()}
-    assert {"encoder.onnx", "decoder.onnx", "tokenizer", "config.json", "generation_config.json",
-            "export_report.json"} <= names
+    assert {"encoder.onnx", "decoder.onnx", "decoder_with_past.onnx", "tokenizer", "config.json",
+            "generation_config.json", "export_report.json"} <= names
     assert report["opset"] == onnx_exporter.OPSET and report["onnx_version"] and report["onnxruntime_version"]
-    assert report["decoder"]["kv_cache"] is False
+    assert report["decoder"]["kv_cache"] is False and report["decoder_with_past"]["kv_cache"] is True
+    layers = ported_default.config.decoder_layers
+    assert report["decoder_with_past"]["inputs"][:3] == ["decoder_input_ids", "encoder_attention_mask",
+                                                         "past_key_values.0.decoder.key"]
+    assert len(report["decoder_with_past"]["inputs"]) == 2 + 4 * layers
+    assert len(report["decoder"]["outputs"]) == 1 + 4 * layers  # logits + self and cross keys/values
+    assert len(report["decoder_with_past"]["outputs"]) == 1 + 2 * layers  # logits + self keys/values
     check = report["verification"]
     assert check["passed"] and check["forward"]["max_abs_logit_diff"] <= TOL
     assert check["greedy"]["identical"] == check["sentences"]
+    assert check["beam"]["beam"] == 5 and check["beam"]["identical"] == check["lines"]
+    assert check["beam"]["max_score_diff"] <= TOL
+    assert "int8" not in report and report["dtype"] == "float32"
     # the copied tokenizer is the port's
     tok = load_tokenizer(out / "tokenizer")
     assert tok.encode("Hello world!") == ported_default.tokenizer.encode("Hello world!")
@@ -95,10 +118,14 @@ def test_fairseq_graphs_have_dynamic_axes(onnx_default) -> None:
     import onnx
 
     out, _ = onnx_default
-    for name, tensor in (("encoder.onnx", "input_ids"), ("decoder.onnx", "decoder_input_ids")):
+    for name, tensor in (("encoder.onnx", "input_ids"), ("decoder.onnx", "decoder_input_ids"),
+                         ("decoder_with_past.onnx", "encoder_attention_mask")):
         graph = onnx.load(str(out / name)).graph
         dims = next(i for i in graph.input if i.name == tensor).type.tensor_type.shape.dim
         assert all(d.dim_param for d in dims), (name, dims)
+    graph = onnx.load(str(out / "decoder_with_past.onnx")).graph
+    past = next(i for i in graph.input if i.name == "past_key_values.0.decoder.key").type.tensor_type.shape.dim
+    assert [d.dim_param for d in past] == ["batch", "", "past_len", ""]  # heads and head size are fixed
 
 
 def test_fairseq_logits_and_greedy_match_the_port(onnx_default, ported_default) -> None:
@@ -107,6 +134,26 @@ def test_fairseq_logits_and_greedy_match_the_port(onnx_default, ported_default) 
     lines = _corpus(7)
     _check_logits(ported_default, runtime, lines)
     _check_greedy(ported_default, runtime, lines)
+
+
+def test_the_cache_is_reordered_between_steps(onnx_default, ported_default) -> None:
+    """Rows of the cache follow the beam's index: decoding a batch, swapping
+    its rows after the second step, equals decoding the swapped batch."""
+    out, _ = onnx_default
+    runtime = OnnxSeq2Seq(out)
+    cfg = ported_default.config
+    src = pad_batch([ported_default.tokenizer.encode(x) for x in _corpus(2)], cfg.pad_token_id, left=False)
+    start = torch.full((2, 1), cfg.decoder_start_token_id)
+    runtime.encode(src)
+    first = runtime.logits(start).argmax(-1, keepdim=True)
+    runtime.logits(first)
+    swap = torch.tensor([1, 0])
+    runtime.reorder(swap, cross=True)
+    after = runtime.logits(first.index_select(0, swap))
+    runtime.encode(src.index_select(0, swap))
+    runtime.logits(start)
+    runtime.logits(first.index_select(0, swap))
+    assert max_abs_diff(runtime.logits(first.index_select(0, swap)), after) <= 1e-6
 
 
 def test_existing_output_needs_force(onnx_default, ported_default, capsys) -> None:
@@ -123,17 +170,41 @@ def test_failed_verification_exits_3_and_writes_nothing(ported_default, tmp_path
     assert not out.exists() and not list(tmp_path.glob(".out*"))
 
 
+def test_beam_mismatch_exits_3(ported_default, tmp_path, capsys, monkeypatch) -> None:
+    """Beam outputs of the runtime that differ from the port's fail the export
+    (the logits checks pass: only the beam check can fail here)."""
+    monkeypatch.setattr(onnx_exporter, "beam_agreement", lambda ported, exported, lines, beam: (len(lines) - 1, 0.0, 2))
+    out = tmp_path / "out"
+    line = one_line_error(["export", "onnx", str(ported_default.path), str(out)], capsys, code=3)
+    assert "beam-5 outputs differ on 1/5 lines (first: line 3)" in line
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_int8_export_reports_its_agreement(ported_default, tmp_path) -> None:
+    report = _export(ported_default.path, tmp_path / "out", "--int8")
+    assert report["dtype"] == "int8" and report["verification"]["passed"]  # the fp32 graphs, before quantizing
+    q = report["int8"]
+    assert q["lines"] == 5 and 0 <= q["identical"] <= 5 and q["beam"] == 5
+    assert 0 < q["max_abs_logit_diff"] < 5.0 and q["bytes_int8"] < q["bytes_fp32"] / 2
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "out" / "decoder_with_past.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+
+
 # ---------------------------------------------------------------------------
-# T5 (relative position bias, RMS norm) and Marian (zero start embedding)
+# T5 (relative position bias with the cache, RMS norm) and Marian (zero start embedding, pre-norm cache)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["v1.0", "relative"])
 def test_t5_exports(variant, tmp_path) -> None:
     from tests.converters.test_t5_parity import build_hf_t5
 
     build_hf_t5(tmp_path / "hf", variant)
     ported = modelport.convert(str(tmp_path / "hf"), tmp_path / "ported")
-    report = _export(ported.path, tmp_path / "out")
+    report = _export(ported.path, tmp_path / "out", "--data", str(_lines_file(tmp_path)))
     assert report["verification"]["passed"] and report["source_format"] == "t5"
     runtime = OnnxSeq2Seq(tmp_path / "out")
     lines = ["the quick brown fox", "translate English to German: that is good and long enough", "hello"]
@@ -141,14 +212,25 @@ def test_t5_exports(variant, tmp_path) -> None:
     _check_greedy(ported, runtime, lines)
 
 
-def test_marian_exports(tmp_path) -> None:
-    ported = modelport.convert(str(MARIAN / "post_tiedall_swish"), tmp_path / "ported")
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["post_tiedall_swish", "pre_tied_swish"])
+def test_marian_exports(fixture, tmp_path) -> None:
+    """post: Marian's zero start embedding; pre: its pre-norm decoder caches
+    unnormalised keys (incremental decoding differs from a forward by design)."""
+    ported = modelport.convert(str(MARIAN / fixture), tmp_path / "ported")
     assert ported.config.decoder_start_zero_embedding
-    report = _export(ported.path, tmp_path / "out", "--opset", "18")
+    report = _export(ported.path, tmp_path / "out", "--opset", "18", "--data", str(_lines_file(tmp_path)))
     assert report["verification"]["passed"] and report["opset"] == 18
     runtime = OnnxSeq2Seq(tmp_path / "out")
     _check_logits(ported, runtime, _corpus(5))
     _check_greedy(ported, runtime, _corpus(5))
+
+
+def _lines_file(tmp_path: Path) -> Path:
+    """Two short verification lines (random-weight models decode to their length cap: keep it short)."""
+    path = tmp_path / "lines.txt"
+    path.write_text("Hello world.\nThe quick brown fox jumps.\n", encoding="utf-8")
+    return path
 
 
 # ---------------------------------------------------------------------------
@@ -168,7 +250,7 @@ def test_quantized_folder_is_refused(ported_default, tmp_path, capsys) -> None:
     data["quantization"] = {"mode": "int8"}  # what `modelport quantize` records
     (folder / "config.json").write_text(json.dumps(data))
     line = one_line_error(["export", "onnx", str(folder), str(tmp_path / "out")], capsys)
-    assert "quantized folder (int8)" in line
+    assert "quantized folder (int8)" in line and "--int8" in line
 
 
 def test_exporter_failure_is_one_line(ported_default, tmp_path, capsys) -> None:
@@ -183,3 +265,5 @@ def test_options_of_the_other_target_are_refused(ported_default, tmp_path, capsy
     line = one_line_error(["export", "onnx", str(ported_default.path), str(tmp_path / "o"), "--allow-approximate"],
                           capsys)
     assert "--allow-approximate does not apply to `export onnx`" in line
+    line = one_line_error(["export", "ct2", str(ported_default.path), str(tmp_path / "o"), "--int8"], capsys)
+    assert "--int8 does not apply to `export ct2`" in line

@@ -1,0 +1,351 @@
+"""An ``export onnx`` folder run by onnxruntime with modelport's beam search.
+
+The folder holds three graphs (written by :mod:`modelport.exporters.onnx`),
+laid out as Optimum's seq2seq exports are:
+
+* ``encoder.onnx``: ``input_ids`` ``[batch, src_len]`` → ``encoder_hidden_states``
+  and ``encoder_attention_mask`` (1 = real token, 0 = pad);
+* ``decoder.onnx`` (the first step, or a whole prefix): ``decoder_input_ids``
+  ``[batch, tgt_len]``, ``encoder_hidden_states``, ``encoder_attention_mask`` →
+  ``logits`` ``[batch, tgt_len, vocab]`` and, per decoder layer ``i``,
+  ``present.{i}.decoder.key/value`` (self-attention cache, ``[batch, heads,
+  tgt_len, head_dim]``) and ``present.{i}.encoder.key/value`` (the
+  cross-attention keys/values of the encoder states, computed once);
+* ``decoder_with_past.onnx`` (every later step): ``decoder_input_ids``
+  ``[batch, 1]``, ``encoder_attention_mask`` and ``past_key_values.{i}.decoder.key/value``
+  + ``past_key_values.{i}.encoder.key/value`` → ``logits`` ``[batch, 1, vocab]``
+  and ``present.{i}.decoder.key/value`` one position longer. The position of
+  the new token (sinusoidal/learned tables, T5's relative bias) is the past
+  length, read from the cache's shape inside the graph.
+
+:class:`OnnxSeq2Seq` holds the sessions and the cache and implements
+:class:`~modelport.generation.backend.SearchBackend`, so
+:func:`~modelport.generation.translate.generate` runs fairseq's, transformers'
+or Marian's search on it exactly as on the torch port (the caches' batch rows
+are reordered by the search's index with ``index_select``).
+:func:`load_onnx` gives the folder the surface of a
+:class:`~modelport.api.PortedModel` (``translate``), which is what
+``modelport.load(onnx_dir)`` and ``modelport translate ONNX_DIR --backend onnx``
+return and use. onnxruntime is imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from modelport.errors import InvalidInputError, MissingReferenceError
+from modelport.generation.backend import SearchBackend
+from modelport.generation.hypothesis import Hypothesis
+from modelport.generation.translate import translate, translate_windows
+from modelport.model.config import Seq2SeqConfig
+from modelport.model.folder import CONFIG_NAME, GENERATION_NAME, TOKENIZER_DIR, _read_config, _read_json_object
+from modelport.reports.export import EXPORT_REPORT_NAME
+from modelport.tokenizers import Tokenizer, load_tokenizer
+
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder.onnx"  # the first step (no past), or a whole prefix (teacher forcing)
+DECODER_WITH_PAST_FILE = "decoder_with_past.onnx"
+GRAPH_FILES = (ENCODER_FILE, DECODER_FILE, DECODER_WITH_PAST_FILE)
+ENCODER_INPUTS = ["input_ids"]
+ENCODER_OUTPUTS = ["encoder_hidden_states", "encoder_attention_mask"]
+DECODER_INPUTS = ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask"]
+SPIN = False  # onnxruntime's idle workers spin-wait (its default) or sleep: see session_options
+_KINDS = (("decoder", "key"), ("decoder", "value"), ("encoder", "key"), ("encoder", "value"))
+
+
+def present_names(layers: int, *, cross: bool = True) -> list[str]:
+    """Cache outputs, per layer: self-attention key/value (then cross-attention key/value when ``cross``)."""
+    return [f"present.{i}.{side}.{kind}" for i in range(layers) for side, kind in _KINDS
+            if cross or side == "decoder"]
+
+
+def past_names(layers: int) -> list[str]:
+    """Cache inputs of ``decoder_with_past.onnx``, per layer: self key/value, cross key/value."""
+    return [f"past_key_values.{i}.{side}.{kind}" for i in range(layers) for side, kind in _KINDS]
+
+
+def decoder_outputs(layers: int) -> list[str]:
+    return ["logits", *present_names(layers)]
+
+
+def decoder_with_past_inputs(layers: int) -> list[str]:
+    return ["decoder_input_ids", "encoder_attention_mask", *past_names(layers)]
+
+
+def decoder_with_past_outputs(layers: int) -> list[str]:
+    return ["logits", *present_names(layers, cross=False)]
+
+
+def export_problems(config: Seq2SeqConfig, ensemble_size: int, quantization: str | None) -> list[str]:
+    """Why a ported folder cannot be exported to (and run by) ONNX, read from config.json."""
+    problems = []
+    if ensemble_size > 1:
+        problems.append(f"an ensemble of {ensemble_size} models is not supported (an ONNX decoder is "
+                        "one network; convert a single checkpoint)")
+    if config.decoder_autoreg != "self-attention":
+        problems.append(f"a decoder with `decoder_autoreg` {config.decoder_autoreg} (Marian's SSRU decoder) is not "
+                        "supported (the exported decoders carry a self-attention KV cache, not a recurrent state)")
+    if quantization:
+        problems.append(f"a quantized folder ({quantization}) is not supported (export the folder "
+                        "before `modelport quantize`; `export onnx --int8` quantizes the graphs for onnxruntime)")
+    return problems
+
+
+def is_onnx_export(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder with ONNX graphs (an ``export onnx`` result, old or new)."""
+    folder = Path(path)
+    return (folder / ENCODER_FILE).is_file() or (folder / DECODER_FILE).is_file()
+
+
+def session_options(threads: int | None = None, spin: bool | None = None) -> Any:
+    """onnxruntime session options: ``threads`` intra-op threads (default: torch's count, so
+    ``--threads`` sets both runtimes), one inter-op thread, all graph optimizations, and
+    idle workers that sleep unless ``spin``."""
+    import onnxruntime
+
+    opts = onnxruntime.SessionOptions()
+    opts.log_severity_level = 3  # onnxruntime's warnings about unused initializers are noise here
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    if not (SPIN if spin is None else spin):
+        # onnxruntime's idle workers spin after each run by default, taking the cores from torch's threads,
+        # which run the search between two decoder steps
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
+def _require_onnxruntime() -> None:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise MissingReferenceError("onnxruntime", "running an ONNX export") from None
+
+
+class OnnxSeq2Seq(SearchBackend):
+    """The exported graphs in onnxruntime (CPU), with the decoder's KV cache.
+
+    As a :class:`~modelport.generation.backend.SearchBackend`: :meth:`encode`,
+    then :meth:`logits` of one new token per row (``decoder.onnx`` the first
+    time, ``decoder_with_past.onnx`` after), :meth:`reorder` between steps.
+    :meth:`teacher_forced` and :meth:`greedy` serve the export's verification."""
+
+    def __init__(self, folder: str | os.PathLike[str], config: Seq2SeqConfig | None = None, *,
+                 threads: int | None = None) -> None:
+        import onnxruntime
+
+        self.folder = Path(folder)
+        if config is None:
+            _, config, _, _ = _read_config(self.folder)
+        self.cfg = config
+        opts = session_options(threads)
+        make = lambda name: onnxruntime.InferenceSession(  # noqa: E731
+            str(self.folder / name), opts, providers=["CPUExecutionProvider"])
+        self.encoder, self.decoder, self.decoder_with_past = (make(name) for name in GRAPH_FILES)
+        self.layers = sum(1 for i in self.decoder_with_past.get_inputs() if i.name.endswith(".decoder.key"))
+        self._past_names = past_names(self.layers)
+        self._with_past_outputs = decoder_with_past_outputs(self.layers)
+        self._decoder_outputs = decoder_outputs(self.layers)
+        self.hidden: Tensor | None = None
+        self.mask: Tensor | None = None
+        self.self_kv: list[Tensor] = []   # per layer: key, value
+        self.cross_kv: list[Tensor] = []  # per layer: key, value (empty before the first decoder step)
+
+    # ---- the search loop's interface ---------------------------------------
+    def encode(self, src_tokens: Tensor) -> None:
+        hidden, mask = self.encoder.run(ENCODER_OUTPUTS, {"input_ids": _np(src_tokens)})
+        self.hidden, self.mask = torch.from_numpy(hidden), torch.from_numpy(mask)
+        self.self_kv, self.cross_kv = [], []
+
+    def reorder_encoder(self, index: Tensor) -> None:
+        assert self.hidden is not None and self.mask is not None
+        self.hidden = self.hidden.index_select(0, index)
+        self.mask = self.mask.index_select(0, index)
+        self.cross_kv = [t.index_select(0, index) for t in self.cross_kv]
+
+    def reorder(self, index: Tensor, cross: bool = True) -> None:
+        if cross:
+            self.reorder_encoder(index)
+        self.self_kv = [t.index_select(0, index) for t in self.self_kv]
+
+    def logits(self, new_tokens: Tensor) -> Tensor:
+        return self._step(new_tokens)[:, -1]
+
+    # ---- decoding ------------------------------------------------------------
+    def _step(self, tokens: Tensor) -> Tensor:
+        """Logits ``[rows, t, V]`` of ``tokens`` ``[rows, t]`` after the cached positions; extends the cache."""
+        assert self.hidden is not None and self.mask is not None, "encode first"
+        if not self.cross_kv:
+            out = self.decoder.run(self._decoder_outputs, {
+                "decoder_input_ids": _np(tokens), "encoder_hidden_states": _np(self.hidden),
+                "encoder_attention_mask": _np(self.mask)})
+            cache = [torch.from_numpy(a) for a in out[1:]]
+            self.self_kv = [t for i, t in enumerate(cache) if i % 4 < 2]
+            self.cross_kv = [t for i, t in enumerate(cache) if i % 4 >= 2]
+            return torch.from_numpy(out[0])
+        feeds = {"decoder_input_ids": _np(tokens), "encoder_attention_mask": _np(self.mask)}
+        for layer in range(self.layers):
+            names = self._past_names[4 * layer: 4 * layer + 4]
+            tensors = (*self.self_kv[2 * layer: 2 * layer + 2], *self.cross_kv[2 * layer: 2 * layer + 2])
+            feeds.update({n: _np(t) for n, t in zip(names, tensors)})
+        out = self.decoder_with_past.run(self._with_past_outputs, feeds)
+        self.self_kv = [torch.from_numpy(a) for a in out[1:]]
+        return torch.from_numpy(out[0])
+
+    def teacher_forced(self, src: Tensor, prev: Tensor) -> Tensor:
+        """Logits ``[B, T, V]`` of the prefix ``prev`` (start token first), one
+        position at a time through the cache, as a decoding loop runs it:
+        ``decoder.onnx`` on the first position, ``decoder_with_past.onnx`` on each next."""
+        self.encode(src)
+        steps = [self._step(prev[:, :1])]
+        for t in range(1, prev.size(1)):
+            steps.append(self._step(prev[:, t: t + 1]))
+        return torch.cat(steps, dim=1)
+
+    def full_prefix(self, src: Tensor, prev: Tensor) -> Tensor:
+        """Logits ``[B, T, V]`` of the whole prefix ``prev`` in one ``decoder.onnx`` run (no cache read)."""
+        self.encode(src)
+        assert self.hidden is not None and self.mask is not None
+        out = self.decoder.run(["logits"], {"decoder_input_ids": _np(prev), "encoder_hidden_states": _np(self.hidden),
+                                            "encoder_attention_mask": _np(self.mask)})
+        return torch.from_numpy(out[0])
+
+    def greedy(self, src: Tensor, *, start: int, eos: int, pad: int, max_new_tokens: int) -> list[list[int]]:
+        """transformers' greedy loop (argmax of the raw logits; finished rows
+        emit pad) through the cache: per row, the tokens after the start token up to EOS."""
+        self.encode(src)
+        tokens = torch.full((src.size(0), 1), start, dtype=torch.long)
+        out = tokens
+        unfinished = torch.ones(src.size(0), dtype=torch.bool)
+        lengths = torch.zeros(src.size(0), dtype=torch.long)
+        for _ in range(max_new_tokens):
+            nxt = self.logits(tokens).argmax(-1)
+            nxt = torch.where(unfinished, nxt, torch.full_like(nxt, pad))
+            lengths += unfinished.long()
+            tokens = nxt[:, None]
+            out = torch.cat([out, tokens], dim=1)
+            unfinished &= nxt.ne(eos)
+            if not bool(unfinished.any()):
+                break
+        return [out[i, 1: n + 1].tolist() for i, n in enumerate(lengths.tolist())]
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.contiguous().numpy()
+
+
+@dataclass
+class OnnxModel:
+    """An ``export onnx`` folder, loaded: what :func:`modelport.load` returns
+    for one. ``translate`` runs modelport's search (the folder's semantics and
+    decoding defaults) on onnxruntime, with the options of
+    :meth:`PortedModel.translate <modelport.api.PortedModel.translate>`."""
+
+    path: Path
+    config: Seq2SeqConfig
+    runtime: OnnxSeq2Seq
+    generation_config: dict[str, Any]
+    source_format: str
+    export_report: dict[str, Any] = field(default_factory=dict)
+    _tokenizer: Tokenizer | None = field(default=None, repr=False)
+
+    backend = "onnx"
+
+    @property
+    def models(self) -> OnnxSeq2Seq:
+        """What :func:`~modelport.generation.translate.generate` decodes with."""
+        return self.runtime
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.path / TOKENIZER_DIR
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.tokenizer_dir, model_vocab_size=self.config.target_vocab_size)
+        return self._tokenizer
+
+    @property
+    def quantization(self) -> str | None:
+        """``int8`` when the graphs were quantized by ``export onnx --int8``."""
+        return "int8" if self.export_report.get("dtype") == "int8" else None
+
+    def translate(self, lines: list[str], **options: Any) -> list[list[Hypothesis]]:
+        """Translate ``lines``; options default to the folder's ``generation_config.json``."""
+        return translate(self, lines, **options)
+
+    def translate_iterable(self, lines: Iterable[str], *, batch_size: int = 32, window: int = 16,
+                           **options: Any) -> Iterator[list[Hypothesis]]:
+        """As :meth:`PortedModel.translate_iterable <modelport.api.PortedModel.translate_iterable>`."""
+        return translate_windows(self, lines, batch_size=batch_size, window=window, **options)
+
+
+def _not_an_export(directory: Path) -> InvalidInputError:
+    """The one-line refusal of a folder without the three graphs."""
+    missing = [name for name in GRAPH_FILES if not (directory / name).is_file()]
+    if is_onnx_export(directory):
+        return InvalidInputError(f"`{directory}` is an ONNX export without {', '.join(missing)} (written by an older "
+                                 "`modelport export onnx`, whose decoder has no KV cache): export the ported folder "
+                                 "again")
+    config = directory / CONFIG_NAME
+    try:
+        _, cfg, ensemble, quantization = _read_config(directory) if config.is_file() else (None, None, 1, None)
+    except InvalidInputError:
+        cfg = None
+    if cfg is not None:
+        problems = export_problems(cfg, ensemble, quantization)
+        why = (" and cannot be exported to ONNX: " + "; ".join(problems)) if problems else \
+            f": export it first with `modelport export onnx {directory} OUTPUT_DIR` (or use --backend torch)"
+        return InvalidInputError(f"`{directory}` is a ported folder, not an ONNX export{why}")
+    return InvalidInputError(f"`{directory}` has no ONNX graphs ({', '.join(GRAPH_FILES)}): write them with "
+                             "`modelport export onnx PORTED_DIR OUTPUT_DIR`")
+
+
+def load_onnx(directory: str | os.PathLike[str], *, device: str | torch.device | None = None,
+              dtype: str | torch.dtype | None = None, threads: int | None = None) -> OnnxModel:
+    """An ``export onnx`` folder for translation with onnxruntime (CPU, the graphs' precision)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InvalidInputError(f"`{directory}` is not an ONNX export (no such directory)")
+    if any(not (directory / name).is_file() for name in GRAPH_FILES):
+        raise _not_an_export(directory)
+    if device is not None and torch.device(device).type != "cpu":
+        raise InvalidInputError(f"the ONNX backend computes on the CPU (onnxruntime's CPU provider), but device "
+                                f"`{device}` was asked for")
+    if dtype is not None and dtype not in ("float32", torch.float32):
+        raise InvalidInputError(f"the ONNX backend computes in the graphs' precision (float32, or int8 weights), but "
+                                f"dtype `{dtype}` was asked for")
+    _require_onnxruntime()
+    data, config, _, _ = _read_config(directory)
+    generation = _read_json_object(directory, GENERATION_NAME)
+    report_path = directory / EXPORT_REPORT_NAME
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+    try:
+        runtime = OnnxSeq2Seq(directory, config, threads=threads)
+    except Exception as e:  # onnxruntime's load errors (a damaged graph) are many
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InvalidInputError(f"`{directory}`: onnxruntime cannot load its graphs ({type(e).__name__}: "
+                                f"{first})") from None
+    return OnnxModel(path=directory, config=config, runtime=runtime, generation_config=generation,
+                     source_format=str(data.get("source_format", "unknown")), export_report=report)
+
+
+def graph_names(layers: int) -> dict[str, tuple[Sequence[str], Sequence[str]]]:
+    """Each graph's input and output names."""
+    return {ENCODER_FILE: (ENCODER_INPUTS, ENCODER_OUTPUTS),
+            DECODER_FILE: (DECODER_INPUTS, decoder_outputs(layers)),
+            DECODER_WITH_PAST_FILE: (decoder_with_past_inputs(layers), decoder_with_past_outputs(layers))}
+
+
+__all__ = ["OnnxSeq2Seq", "OnnxModel", "load_onnx", "is_onnx_export", "export_problems", "graph_names",
+           "GRAPH_FILES", "ENCODER_FILE", "DECODER_FILE", "DECODER_WITH_PAST_FILE"]

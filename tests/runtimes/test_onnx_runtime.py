@@ -1,0 +1,190 @@
+"""The ONNX runtime: an `export onnx` folder run by onnxruntime with
+modelport's own beam search (`modelport translate ONNX_DIR --backend onnx`,
+`modelport.load(onnx_dir).translate(...)`) gives the PyTorch port's outputs
+token for token (fairseq, Marian, T5; beam 1 and 5); what it cannot run exits
+2 with one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import modelport
+from modelport.cli import main
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from tests.helpers.cli import one_line_error  # noqa: E402
+from tests.helpers.paths import CORPUS  # noqa: E402
+
+from modelport.exporters.onnx import export_onnx  # noqa: E402
+from modelport.runtimes.onnx import OnnxModel  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+MARIAN = ROOT / "tests" / "data" / "marian"
+SHORT = ["Hello world.", "The quick brown fox jumps over the lazy dog.", "", "Good morning, how are you?"]
+
+
+def _translate(folder: Path, lines_file: Path, out: Path, *extra: str) -> list[dict]:
+    assert main(["translate", str(folder), "-i", str(lines_file), "-o", str(out), "--json", "--force",
+                 *extra]) == 0
+    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+
+def _assert_same(torch_out: list[dict], onnx_out: list[dict]) -> None:
+    """Identical tokens and text for every hypothesis; scores within 1e-4."""
+    assert len(torch_out) == len(onnx_out)
+    for a, b in zip(torch_out, onnx_out):
+        assert [h["tokens"] for h in a["hypotheses"]] == [h["tokens"] for h in b["hypotheses"]], a["source"]
+        assert [h["text"] for h in a["hypotheses"]] == [h["text"] for h in b["hypotheses"]]
+        for x, y in zip(a["hypotheses"], b["hypotheses"]):
+            assert abs(x["score"] - y["score"]) <= 1e-4
+
+
+def _compare_cli(ported_dir: Path, onnx_dir: Path, lines: list[str], tmp_path: Path, *extra: str) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for beam in ("1", "5"):
+        ours = _translate(ported_dir, src, tmp_path / "torch.jsonl", "--beam", beam, *extra)
+        theirs = _translate(onnx_dir, src, tmp_path / "onnx.jsonl", "--beam", beam, "--backend", "onnx", *extra)
+        _assert_same(ours, theirs)
+
+
+# ---------------------------------------------------------------------------
+# fairseq (the embedded default model)
+
+
+@pytest.fixture(scope="module")
+def onnx_default(ported_default, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("onnx") / "out"
+    export_onnx(ported_default.path, out)
+    return out
+
+
+def test_fairseq_translate_backend_onnx_is_the_port(ported_default, onnx_default, tmp_path) -> None:
+    lines = (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:24] + [""]
+    _compare_cli(ported_default.path, onnx_default, lines, tmp_path)
+
+
+def test_fairseq_other_semantics_and_nbest(ported_default, onnx_default, tmp_path) -> None:
+    """The search is modelport's: hf semantics and n-best lists on the ONNX backend too."""
+    lines = (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:8]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for extra in (["--semantics", "hf", "--beam", "4"], ["--beam", "5", "--nbest", "3", "--lenpen", "0.6"]):
+        ours = _translate(ported_default.path, src, tmp_path / "t.jsonl", *extra)
+        theirs = _translate(onnx_default, src, tmp_path / "o.jsonl", "--backend", "onnx", *extra)
+        _assert_same(ours, theirs)
+        assert any(len(x["hypotheses"]) == 3 for x in theirs) or "--nbest" not in extra
+
+
+def test_load_onnx_dir_translates_like_the_port(ported_default, onnx_default) -> None:
+    exported = modelport.load(onnx_default)
+    assert isinstance(exported, OnnxModel) and exported.config == ported_default.config
+    lines = (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:10]
+    ours, theirs = ported_default.translate(lines, beam=5), exported.translate(lines, beam=5)
+    assert [[h.tokens for h in x] for x in ours] == [[h.tokens for h in x] for x in theirs]
+    assert [x[0].text for x in ours] == [x[0].text for x in theirs]
+    streamed = list(exported.translate_iterable(iter(lines), batch_size=3, window=1, beam=5))
+    assert [x[0].tokens for x in streamed] == [x[0].tokens for x in ours]
+
+
+# ---------------------------------------------------------------------------
+# Marian and T5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["post_tiedall_swish", "pre_tied_swish"])
+def test_marian_translate_backend_onnx_is_the_port(fixture, tmp_path) -> None:
+    ported = modelport.convert(str(MARIAN / fixture), tmp_path / "ported")
+    export_onnx(ported.path, tmp_path / "onnx", verify=False)  # the comparison is this test's
+    _compare_cli(ported.path, tmp_path / "onnx", SHORT, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["v1.0", "relative"])
+def test_t5_translate_backend_onnx_is_the_port(variant, tmp_path) -> None:
+    from tests.converters.test_t5_parity import build_hf_t5
+
+    build_hf_t5(tmp_path / "hf", variant)
+    ported = modelport.convert(str(tmp_path / "hf"), tmp_path / "ported")
+    export_onnx(ported.path, tmp_path / "onnx", verify=False)
+    _compare_cli(ported.path, tmp_path / "onnx", SHORT, tmp_path, "--max-length", "40")
+
+
+# ---------------------------------------------------------------------------
+# what the ONNX backend cannot run
+
+
+def test_ported_folder_given_to_backend_onnx(ported_default, capsys) -> None:
+    line = one_line_error(["translate", str(ported_default.path), "--backend", "onnx"], capsys)
+    assert "is a ported folder, not an ONNX export" in line and "modelport export onnx" in line
+
+
+def test_quantized_folder_given_to_backend_onnx(ported_default, tmp_path, capsys) -> None:
+    modelport.quantize(ported_default.path, tmp_path / "int8", mode="int8")
+    line = one_line_error(["translate", str(tmp_path / "int8"), "--backend", "onnx"], capsys)
+    assert "cannot be exported to ONNX: a quantized folder (int8)" in line
+
+
+def test_ssru_port_given_to_backend_onnx(tmp_path, capsys) -> None:
+    ported = modelport.convert(str(MARIAN / "post_ssru_relu"), tmp_path / "ssru")
+    line = one_line_error(["translate", str(ported.path), "--backend", "onnx"], capsys)
+    assert "cannot be exported to ONNX" in line and "SSRU" in line
+
+
+def test_folder_without_graphs(tmp_path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    line = one_line_error(["translate", str(tmp_path / "empty"), "--backend", "onnx"], capsys)
+    assert "has no ONNX graphs" in line and "modelport export onnx" in line
+
+
+def test_export_without_the_cached_decoder(onnx_default, tmp_path, capsys) -> None:
+    """An export from before the KV cache (encoder.onnx + decoder.onnx only) is named as such."""
+    old = tmp_path / "old"
+    shutil.copytree(onnx_default, old)
+    (old / "decoder_with_past.onnx").unlink()
+    line = one_line_error(["translate", str(old), "--backend", "onnx"], capsys)
+    assert "without decoder_with_past.onnx" in line and "export the ported folder again" in line
+
+
+def test_damaged_graph(onnx_default, tmp_path, capsys) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(onnx_default, bad)
+    (bad / "decoder_with_past.onnx").write_bytes(b"not a graph")
+    line = one_line_error(["translate", str(bad), "--backend", "onnx"], capsys)
+    assert "onnxruntime cannot load its graphs" in line
+
+
+def test_backend_onnx_refuses_half_precision(onnx_default, capsys) -> None:
+    line = one_line_error(["translate", str(onnx_default), "--backend", "onnx", "--dtype", "float16"], capsys)
+    assert "the ONNX backend computes in the graphs' precision" in line
+
+
+def test_onnx_dir_with_backend_torch_is_named(onnx_default, capsys) -> None:
+    line = one_line_error(["translate", str(onnx_default)], capsys)
+    assert "is an ONNX export" in line
+
+
+
+def test_marian_short_outputs(tmp_path) -> None:
+    """The quick version of the Marian test above (run by default): the
+    pre-norm decoder (unnormalised cached keys, zero start embedding) and
+    Marian's shrinking beam, on short outputs."""
+    ported = modelport.convert(str(MARIAN / "pre_tied_swish"), tmp_path / "marian")
+    export_onnx(ported.path, tmp_path / "onnx", verify=False)
+    _compare_cli(ported.path, tmp_path / "onnx", SHORT[:2], tmp_path, "--max-length-factor", "1")
+
+
+def test_t5_short_outputs(tmp_path) -> None:
+    """The quick version of the T5 test above: the relative position bias through the cache."""
+    from tests.converters.test_t5_parity import build_hf_t5
+
+    build_hf_t5(tmp_path / "hf", "relative")
+    ported = modelport.convert(str(tmp_path / "hf"), tmp_path / "t5")
+    export_onnx(ported.path, tmp_path / "onnx", verify=False)
+    _compare_cli(ported.path, tmp_path / "onnx", SHORT[:2], tmp_path, "--max-length", "12")
