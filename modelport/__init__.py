@@ -8,6 +8,7 @@ Public API::
     ported = modelport.convert("path/to/fairseq-model", "ported/")
     ported = modelport.load("ported/")
     ported.translate(["Hello world!"])
+    modelport.distill("ported/", "student/", data="train.en", student="tiny")
     modelport.publish("ported/", "user/repo", dry_run=True)
 """
 
@@ -26,6 +27,7 @@ _LAZY = {
     "write_card": "modelport.modelcards",
     "quantize": "modelport.passes",
     "prune": "modelport.passes",
+    "distill": "modelport.passes.distill",
     "export_hf": "modelport.exporters.hf",
     "export_onnx": "modelport.exporters.onnx",
     "export_ct2": "modelport.exporters.ct2",
@@ -40,6 +42,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'modelport' has no attribute {name!r}")
 
 
-__all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "publish", "export_hf", "export_onnx",
+__all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "distill", "publish", "export_hf", "export_onnx",
            "export_ct2", "make_card",
            "write_card", "ModelportError", "__version__"]

@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 class Steps:
     """A bar of ``total`` steps named ``description``; :meth:`advance` after each."""
 
-    def __init__(self, description: str, total: int, enabled: bool) -> None:
-        self._bar = tqdm(total=total, desc=description, unit="step", file=sys.stderr, disable=not enabled,
+    def __init__(self, description: str, total: int, enabled: bool, *, unit: str = "step") -> None:
+        self._bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=not enabled,
                          leave=False, dynamic_ncols=True)
 
     def advance(self, label: str = "") -> None:
@@ -26,6 +26,12 @@ class Steps:
         if label:
             self._bar.set_postfix_str(label, refresh=False)
         self._bar.update(1)
+
+    def advance_to(self, done: int, label: str = "") -> None:
+        """``done`` steps done in all (a resumed run starts past 0)."""
+        if label:
+            self._bar.set_postfix_str(label, refresh=False)
+        self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
         self._bar.close()

@@ -29,7 +29,7 @@ import importlib, sys
 import torch
 assert torch.__version__.startswith("2.13.0"), torch.__version__
 for name in ("modelport", "fairseq", "transformers", "fastBPE", "ctranslate2", "sacrebleu", "sentencepiece",
-             "onnx", "onnxruntime", "pymarian", "importlinter"):
+             "accelerate", "onnx", "onnxruntime", "pymarian", "importlinter"):
     importlib.import_module(name)
 print(f"setup ok: torch {torch.__version__}, python {sys.version.split()[0]}", file=sys.stderr)
 PY

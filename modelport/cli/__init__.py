@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 
 from modelport._version import __version__
-from modelport.cli import (card, compare, convert, export, inspect, prune, publish, quantize, tokenize, translate,
-                           validate)
+from modelport.cli import (card, compare, convert, distill, export, inspect, prune, publish, quantize, tokenize,
+                           translate, validate)
 from modelport.cli.common import Parser, resolve_hub_argument
 from modelport.cli.console import add_console_options, console, end_progress_bars, report_error
 from modelport.errors import WRITE_ERRNOS, InvalidInputError, ModelportError, OutputExistsError
@@ -28,7 +28,7 @@ from modelport.errors import WRITE_ERRNOS, InvalidInputError, ModelportError, Ou
 __all__ = ["build_parser", "main"]
 
 # in the order `modelport --help` lists them
-_COMMANDS = (inspect, convert, tokenize, translate, quantize, prune, export, validate, compare, card, publish)
+_COMMANDS = (inspect, convert, tokenize, translate, quantize, prune, distill, export, validate, compare, card, publish)
 
 
 def build_parser() -> argparse.ArgumentParser:

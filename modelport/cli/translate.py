@@ -18,7 +18,10 @@ DESCRIPTION = """\
 Translate each input line (stdin or -i) and write one line per hypothesis (stdout or -o). Batches
 are sorted by length and restored to input order. From a terminal or a pipe, the lines that have
 arrived are translated and written at once (at most 512 together), so answers come before the input
-ends."""  # argparse re-flows it
+ends. Under torchrun (`torchrun --standalone --nproc_per_node N -m modelport.cli translate ... -i FILE -o OUT`,
+also across nodes) each process translates its share of -i, 256-line chunks at a time, and rank 0
+writes the output in input order: the hypotheses of one process (batches are formed within a chunk,
+so a score can differ in its last digits)."""  # argparse re-flows it
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,13 +33,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                               "modelport translate ported/en-de -i test.en --device cuda --dtype bfloat16",
                               "modelport translate my-org/en-de-port --revision v1.0 -i test.en  # from the Hub",
                               "modelport translate ported/en-de -i test.en -o test.out --beam 5 --lenpen 0.6",
-                              "modelport translate ported/en-de -i test.en --nbest 3 --scores"])
+                              "modelport translate ported/en-de -i test.en --nbest 3 --scores",
+                              "modelport translate exported/en-de-onnx --backend onnx -i test.en --beam 5"])
     p.add_argument("-i", "--input", help="input file (default: stdin)")
     p.add_argument("-o", "--output", help="output file (default: stdout)")
     p.add_argument("--scores", action="store_true", help="prefix each hypothesis with its score and a tab")
     p.add_argument("--json", action="store_true", help="one JSON object per input line (tokens, scores)")
     p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
     p.add_argument("--keep-special-tokens", action="store_true", help=KEEP_SPECIAL_HELP)
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="what computes the logits: torch (PORTED_DIR is a ported folder; default) or onnx (PORTED_DIR "
+                        "is an `export onnx` folder, run by onnxruntime on the CPU with modelport's own search: the "
+                        "same decoding options and semantics)")
+    p.add_argument("--source-lang", help="multilingual ports (M2M100, NLLB-200, mBART-50): the input's language "
+                                         "(`modelport inspect` lists them)")
+    p.add_argument("--target-lang", help="multilingual ports: the language to translate into")
     add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE))
     add_runtime_options(p)
 
@@ -61,9 +72,11 @@ def run(args: argparse.Namespace) -> int:
     if args.output and os.path.lexists(args.output) and not args.force:  # a dangling symlink exists too
         raise OutputExistsError(args.output, "--force")
     _check_decoding(args)
-    ported = load(args.ported_dir, **runtime_kwargs(args))
+    ported = load(args.ported_dir, backend=args.backend, **runtime_kwargs(args))
     _check_decoding(args, ported.generation_config)
     options = decoding_kwargs(vars(args))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: a sharded corpus
+        return _run_sharded(args, ported, options)
     fd = streaming_stdin() if args.input in (None, "-") else None
     # a file is read whole; a terminal or pipe in chunks of the lines that have arrived, each translated and
     # written before waiting for more (as fairseq-interactive flushes), so the first answer does not wait for EOF
@@ -73,19 +86,52 @@ def run(args: argparse.Namespace) -> int:
         for lines in chunks:
             try:
                 results = ported.translate(lines, progress=(fd is None or len(lines) > 1) and progress_shown(args),
-                                           keep_special_tokens=args.keep_special_tokens, **options)
+                                           keep_special_tokens=args.keep_special_tokens,
+                                           source_lang=args.source_lang, target_lang=args.target_lang, **options)
             except NonFiniteOutputError as e:  # numbered within the chunk
                 raise NonFiniteOutputError(first + e.line) from None
             for i, hyps in enumerate(results):
-                if args.json:
-                    out.write(json.dumps({"id": first + i, "source": lines[i],
-                                          "hypotheses": [hyp.to_json() for hyp in hyps]}, ensure_ascii=False) + "\n")
-                    continue
-                for hyp in hyps:
-                    if args.scores:
-                        out.write(f"{hyp.score:.6f}\t{hyp.text}\n")
-                    else:
-                        out.write(f"{hyp.text}\n")
+                out.writelines(line + "\n" for line in _hypothesis_lines(args, first + i, lines[i], hyps))
             out.flush()
             first += len(lines)
+    return 0
+
+
+def _hypothesis_lines(args: argparse.Namespace, index: int, source: str, hyps: list[Any]) -> list[str]:
+    """What the output holds for input line ``index`` (0-based): one JSON object, or a line per hypothesis."""
+    if args.json:
+        return [json.dumps({"id": index, "source": source, "hypotheses": [hyp.to_json() for hyp in hyps]},
+                           ensure_ascii=False)]
+    return [f"{hyp.score:.6f}\t{hyp.text}" if args.scores else hyp.text for hyp in hyps]
+
+
+def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any]) -> int:
+    """Under torchrun: every process translates its share of -i's chunks;
+    rank 0 writes the output in input order (see modelport.generation.shards)."""
+    from modelport.generation.shards import sharded_map, world  # lazy: imports torch
+
+    if args.input in (None, "-"):
+        raise InvalidInputError("under torchrun, give the corpus with -i FILE (stdin is read by one process only)")
+    where = world()
+    lines = read_lines(args.input)
+
+    def work(chunk: list[str], first: int) -> list[str]:
+        try:
+            results = ported.translate(chunk, keep_special_tokens=args.keep_special_tokens,
+                                       source_lang=args.source_lang, target_lang=args.target_lang, **options)
+        except NonFiniteOutputError as e:
+            raise NonFiniteOutputError(first + e.line) from None
+        # one entry per input line (n-best lists hold several output lines): the order is rank 0's to keep
+        return ["\n".join(_hypothesis_lines(args, first + i, line, hyps)) for i, (line, hyps)
+                in enumerate(zip(chunk, results))]
+
+    outputs = sharded_map(lines, work, where=where)
+    if not where.is_main:
+        for _ in outputs:  # rank 0 yields; the others only take part in the rounds
+            pass
+        return 0
+    with output(args.output) as out:
+        for chunk in outputs:
+            out.writelines(entry + "\n" for entry in chunk)
+            out.flush()
     return 0

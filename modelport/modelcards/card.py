@@ -229,6 +229,9 @@ def _intended_use_lines(fmt: str, report: ParityReport | None, history: list[Any
                         export: HfExportReport | None) -> list[str]:
     """What the port is for and what was proven about it."""
     original = _ORIGINAL.get(fmt, f"the {fmt} framework")
+    distilled = _distill_entry(history)
+    if distilled is not None:
+        return _distilled_lines(distilled)
     what = (f"This is the {fmt} checkpoint named under Conversion, in another framework's format: the same "
             f"translation model, for use where {original} is not available or not wanted"
             + (" (loaded by transformers)" if export is not None else " (loaded by modelport)") + ".")
@@ -246,6 +249,25 @@ def _intended_use_lines(fmt: str, report: ParityReport | None, history: list[Any
             + ": read the original model's documentation for its training data, languages, domains and "
               "evaluation; this port adds no training and no new evaluation."]
     return out
+
+
+def _distilled_lines(entry: Mapping[str, Any]) -> list[str]:
+    """What a student written by ``modelport distill`` is, and whose student."""
+    changed = entry.get("changed") or {}
+    teacher, data, training = changed.get("teacher") or {}, changed.get("data") or {}, changed.get("training") or {}
+    return [f"This model is a **distilled student** of the teacher `{Path(str(teacher.get('path', '?'))).name}` "
+            f"(weights sha256 `{teacher.get('sha256', '?')}`): student `{training.get('student', '?')}`, trained by "
+            f"`modelport distill` for {training.get('updates', '?')} updates (seed {training.get('seed', '?')}) on the "
+            f"teacher's translations of {data.get('lines', '?')} lines of `{data.get('path', '?')}` (sha256 "
+            f"`{data.get('sha256', '?')}`), for use where the teacher is too large or too slow.", "",
+            "Its quality is its own, not the teacher's: `distill_report.md` in this folder compares them (BLEU/chrF, "
+            "agreement, tokens/s, size). Parity with an original framework does not apply to a trained student; "
+            "it does to exports made from it."]
+
+
+def _distill_entry(history: list[Any]) -> Mapping[str, Any] | None:
+    """The last ``modelport distill`` entry of a folder's pass history, if any."""
+    return next((h for h in reversed(history) if isinstance(h, Mapping) and h.get("pass") == "distill"), None)
 
 
 def _limitations_lines(fmt: str, sem: str, history: list[Any], export: HfExportReport | None) -> list[str]:

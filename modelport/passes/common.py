@@ -65,20 +65,20 @@ def _token_diff(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> fl
     return round(sum(diffs) / len(diffs), 6) if diffs else None
 
 
-def _run(ported: PortedModel, lines: list[str]) -> tuple[list[dict[str, Any]], float]:
+def run_once(ported: PortedModel, lines: list[str]) -> tuple[list[dict[str, Any]], float]:
     start = time.perf_counter()
     out = [h[0] for h in ported.translate(lines)]
     return out, time.perf_counter() - start
 
 
-def _timed(ported: PortedModel, lines: list[str], bar: Steps) -> tuple[list[dict[str, Any]], list[float]]:
+def timed_runs(ported: PortedModel, lines: list[str], bar: Steps) -> tuple[list[dict[str, Any]], list[float]]:
     """The first-best outputs and the tokens/s of each of :data:`TIMED_RUNS` runs.
     One timed run is noise (a cold cache, a busy neighbour): the issue that
     asked for this saw one run claim 6.15x where the best of three gives 0.83x."""
     speeds: list[float] = []
     out: list[dict[str, Any]] = []
     for _ in range(TIMED_RUNS):
-        out, seconds = _run(ported, lines)
+        out, seconds = run_once(ported, lines)
         speeds.append(round(sum(len(h["tokens"]) for h in out) / max(seconds, 1e-9), 1))
         bar.advance("timed run")
     return out, speeds
@@ -105,10 +105,10 @@ def measure(before: PortedFolder, after_dir: os.PathLike[str], data: list[str] |
         return measured
     before_model = load(before.path)
     with Steps("measuring", 1 + 2 * TIMED_RUNS, progress) as bar:
-        _run(before_model, data[:2]), _run(after_model, data[:2])  # warm-up
+        run_once(before_model, data[:2]), run_once(after_model, data[:2])  # warm-up
         bar.advance("warm-up")
-        ours_b, runs_b = _timed(before_model, data, bar)
-        ours_a, runs_a = _timed(after_model, data, bar)
+        ours_b, runs_b = timed_runs(before_model, data, bar)
+        ours_a, runs_a = timed_runs(after_model, data, bar)
     if target_ids is not None:
         ours_a = [{**h, "tokens": [target_ids[t] for t in h["tokens"]]} for h in ours_a]
     same = [i for i, (x, y) in enumerate(zip(ours_b, ours_a)) if x["tokens"] == y["tokens"]]

@@ -85,4 +85,50 @@ def compare_plot(points: Sequence[PlotPoint], path: str | os.PathLike[str]) -> P
     return _save(fig, Path(path))
 
 
-__all__ = ["SCORE_PLOT_NAME", "PlotPoint", "compare_plot", "score_histogram"]
+def speed_quality_plot(points: Sequence[PlotPoint], path: str | os.PathLike[str], *,
+                       title: str = "Speed against quality") -> Path:
+    """tokens/s (x) against BLEU (y), one labelled point per model; the marker
+    area follows the size on disk. Models without both figures are left out."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    shown = [p for p in points if p.tokens_per_second is not None and p.bleu is not None]
+    biggest = max((p.bytes_on_disk for p in shown), default=1) or 1
+    for i, p in enumerate(shown):
+        ax.scatter([p.tokens_per_second], [p.bleu], s=40 + 400 * p.bytes_on_disk / biggest, alpha=0.7)
+        # labels alternate above and below their point, so close points keep readable labels
+        ax.annotate(f"{p.label}\n{p.bytes_on_disk / 1e6:.1f} MB", (p.tokens_per_second, p.bleu),
+                    textcoords="offset points", xytext=(8, 10 if i % 2 == 0 else -26), fontsize=8)
+    ax.set_xlabel("tokens/s (same process, best of the timed runs)")
+    ax.set_ylabel("BLEU")
+    ax.set_title(title + "\n(marker area: size on disk)")
+    ax.margins(0.2)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def learning_curve(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Training loss (left axis) and dev scores (right axis) against updates,
+    from the rows of a training log (``{"update", "loss"}`` and ``{"update",
+    "dev_bleu", "dev_chrf"}``)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    train = [r for r in rows if "loss" in r]
+    ax.plot([r["update"] for r in train], [r["loss"] for r in train], color="#3b75af", label="train loss")
+    ax.set_xlabel("updates")
+    ax.set_ylabel("label-smoothed loss per token")
+    dev = [r for r in rows if "dev_bleu" in r]
+    if dev:
+        ax2 = ax.twinx()
+        ax2.plot([r["update"] for r in dev], [r["dev_bleu"] for r in dev], "o-", color="#d9822b", label="dev BLEU")
+        ax2.plot([r["update"] for r in dev], [r["dev_chrf"] for r in dev], "s--", color="#5a9f4a",
+                 label="dev chrF")
+        ax2.set_ylabel("dev score")
+        ax2.legend(loc="center right", fontsize=8)
+    ax.legend(loc="upper center", fontsize=8)
+    ax.set_title("Learning curve")
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+__all__ = ["SCORE_PLOT_NAME", "PlotPoint", "compare_plot", "learning_curve", "score_histogram",
+           "speed_quality_plot"]

@@ -32,7 +32,7 @@ def fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
                "positional_scores": [-0.1] * TOKENS_PER_LINE}
         return [dict(hyp) for _ in lines], SECONDS[len(calls) - 1]
 
-    monkeypatch.setattr(common, "_run", run)
+    monkeypatch.setattr(common, "run_once", run)
     return calls
 
 

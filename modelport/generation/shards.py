@@ -1,0 +1,176 @@
+"""Chunked, rank-sharded work over the lines of a corpus, under ``torchrun``.
+
+Large corpora (``modelport translate`` of a whole corpus, the teacher's
+translations of ``modelport distill``) are cut into chunks of
+``chunk_lines`` lines. Under ``torchrun --nproc_per_node N`` (and across
+nodes: ``--nnodes``, rendezvous) each process translates its share, a round
+of ``N`` chunks at a time; the results of a round are gathered on rank 0
+(``torch.distributed.gather_object``: no shared file system is needed), which
+yields them in input order. Without torchrun it is the same loop with one
+process, so a chunk's output never depends on how many processes ran: each
+chunk is translated alone, batched the same way.
+
+With a ``work_dir`` rank 0 keeps every finished chunk as a text file written
+through a temporary sibling, and a rerun (after Ctrl-C, a lost node) starts
+with the chunks already there: finished chunks are never redone.
+
+The process group is torch.distributed's own (gloo on CPU, nccl on CUDA),
+started from torchrun's environment; nothing here is a process pool of its
+own.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from modelport.errors import InvalidInputError
+from modelport.generation.options import SHARD_CHUNK_LINES
+
+CHUNK_LINES = SHARD_CHUNK_LINES
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes torchrun started."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def world() -> World:
+    """The process group torchrun describes (``WORLD_SIZE``/``RANK`` and the
+    rendezvous variables), started on first use; one process without torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size())
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    if not dist.is_available():
+        raise InvalidInputError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return World(dist.get_rank(), dist.get_world_size())
+
+
+def broadcast(value: object, where: World) -> object:
+    """``value`` as rank 0 has it, on every rank."""
+    if where.size == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier(where: World) -> None:
+    if where.size > 1:
+        dist.barrier()
+
+
+def chunk_path(work_dir: Path, index: int) -> Path:
+    return work_dir / f"chunk-{index:06d}.txt"
+
+
+def _finished(work_dir: Path, sizes: Sequence[int]) -> set[int]:
+    """Chunks whose file is there with the right number of lines (a file is
+    only ever renamed into place whole, so a partial one cannot exist)."""
+    done = set()
+    for i, size in enumerate(sizes):
+        path = chunk_path(work_dir, i)
+        if path.is_file():
+            with open(path, encoding="utf-8", newline="\n") as f:
+                if sum(1 for _ in f) == size:
+                    done.add(i)
+    return done
+
+
+def write_lines(path: Path, lines: Sequence[str]) -> None:
+    """``lines`` as a UTF-8 text file, written through a temporary sibling renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(line + "\n" for line in lines)
+    os.replace(tmp, path)
+
+
+def _read_chunk(work_dir: Path, index: int) -> list[str]:
+    with open(chunk_path(work_dir, index), encoding="utf-8", newline="\n") as f:
+        return [line[:-1] for line in f]
+
+
+def sharded_map(lines: Sequence[str], work: Callable[[list[str], int], list[str]], *, chunk_lines: int = CHUNK_LINES,
+                work_dir: str | os.PathLike[str] | None = None, where: World | None = None,
+                on_chunk: Callable[[int, int], None] | None = None) -> Iterator[list[str]]:
+    """``work`` applied to each chunk of ``lines``, spread over the ranks.
+
+    Rank 0 yields every chunk's result, in input order, as soon as the chunks
+    before it are done; other ranks yield nothing. ``work(chunk, first)``
+    (``first``: the 0-based index of the chunk's first line) returns one entry
+    per input line; with a ``work_dir`` an entry must be one line (no newline). ``on_chunk(done, total)`` is
+    called on rank 0 once before the work (``done``: the chunks an earlier
+    run finished) and after each round (a progress bar)."""
+    where = where or world()
+    if chunk_lines < 1:
+        raise InvalidInputError(f"chunk size must be >= 1 line, but is {chunk_lines}")
+    total = math.ceil(len(lines) / chunk_lines)
+    sizes = [min(chunk_lines, len(lines) - i * chunk_lines) for i in range(total)]
+    directory = Path(work_dir) if work_dir is not None else None
+    done: set[int] = set()
+    if directory is not None and where.is_main:
+        directory.mkdir(parents=True, exist_ok=True)
+        done = _finished(directory, sizes)
+    done = broadcast(done, where)  # type: ignore[assignment]
+    todo = [i for i in range(total) if i not in done]
+    if on_chunk is not None and where.is_main:
+        on_chunk(len(done), total)
+    kept: dict[int, list[str]] = {}
+    emitted = 0
+
+    def ready() -> Iterator[list[str]]:
+        nonlocal emitted
+        while emitted < total and (emitted in kept or emitted in done):
+            out = kept.pop(emitted) if emitted in kept else _read_chunk(directory, emitted)  # type: ignore[arg-type]
+            emitted += 1
+            yield out
+
+    for start in range(0, len(todo), where.size):
+        round_ = todo[start:start + where.size]
+        mine = round_[where.rank] if where.rank < len(round_) else None
+        result = None
+        if mine is not None:
+            chunk = list(lines[mine * chunk_lines:(mine + 1) * chunk_lines])
+            result = work(chunk, mine * chunk_lines)
+            if len(result) != len(chunk):
+                raise RuntimeError(f"chunk {mine}: {len(result)} outputs for {len(chunk)} lines")
+        gathered = [(mine, result)]
+        if where.size > 1:
+            gathered = [None] * where.size if where.is_main else None  # type: ignore[assignment]
+            dist.gather_object((mine, result), gathered, dst=0)
+        if where.is_main:
+            for index, out in gathered:  # type: ignore[union-attr]
+                if index is None:
+                    continue
+                if directory is not None:
+                    write_lines(chunk_path(directory, index), out)
+                    done.add(index)
+                else:
+                    kept[index] = out
+            if on_chunk is not None:
+                on_chunk(min(start + len(round_), len(todo)) + (total - len(todo)), total)
+            yield from ready()
+    if where.is_main:
+        yield from ready()
+
+
+__all__ = ["CHUNK_LINES", "World", "barrier", "broadcast", "chunk_path", "sharded_map", "world", "write_lines"]
