@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from modelport.api import convert  # noqa: E402
-from modelport.passes.distill import TrainOptions, distill, measure_models  # noqa: E402
+from modelport.passes.distill import WORK_MARKER, TrainOptions, distill, measure_models  # noqa: E402
 
 CORPUS = ROOT / "assets" / "corpus"
 
@@ -49,6 +49,8 @@ def run_student(teacher: Path, out: Path, student: str, budget_s: float, opts: d
     # `distill --resume` reuses; the report counts them)
     for path in (out, work / "train", work / "student-init", work / "student.json", out.with_name(out.name + "-int8")):
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARKER).touch()  # distill continues (--resume) only a work directory it made
     if kd_from is not None and not (work / "kd").exists():  # an earlier run's translations: every chunk is reused
         shutil.copytree(kd_from, work / "kd")
     start = time.perf_counter()

@@ -236,6 +236,12 @@ def test_distill_refuses_bad_input_in_one_line(distilled, teacher_dir, capsys):
                                       capsys)
     work = root / "student.distill-work"  # the fixture's: holds a run
     assert "--resume continues it" in one_line_error(base + ["--work-dir", str(work)], capsys)
+    foreign = root / "not-a-work-dir"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine\n")
+    assert "was not made by `modelport distill`" in one_line_error(
+        base + ["--work-dir", str(foreign), "--force"], capsys)
+    assert (foreign / "keep.txt").read_text() == "mine\n"  # --force never deletes a directory distill did not make
     assert "trains another student" in one_line_error(base + ["--work-dir", str(work), "--resume", "--student",
                                                               "tiny", "--beam", "1", "--max-len-b", "12",
                                                               "--chunk-lines", "16"], capsys)
@@ -258,8 +264,8 @@ def test_two_processes_make_the_same_teacher_translations_and_train(teacher_dir,
                        chunk_lines=16)
     run = _torchrun(["distill", str(teacher_dir), "student", "--data", str(data), "--dev", str(dev), "--dev-ref",
                      str(ref), "--beam", "1", "--max-len-b", "12", "--chunk-lines", "16", "--batch-tokens", "500",
-                     "--max-updates", "24", "--max-epochs", "100", "--eval-every", "8", "--warmup-updates", "4", "--lr", "1e-3",
-                     "--patience", "10"], tmp_path)
+                     "--max-updates", "24", "--max-epochs", "100", "--eval-every", "8", "--warmup-updates", "4",
+                     "--lr", "1e-3", "--patience", "10"], tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     two = (tmp_path / "student.distill-work" / "kd" / "train.tgt").read_text(encoding="utf-8")
     assert two == one.target_path.read_text(encoding="utf-8")

@@ -56,6 +56,7 @@ from modelport.tokenizers import load_tokenizer
 TURNS_TIMING = TIMING + ", the models' runs taking turns"
 MEASURE_LINES = 200  # lines of --data the table is measured on when there is no --dev
 INIT_DIR = "student-init"
+WORK_MARKER = ".modelport-distill"
 VOCAB_DIR = "teacher-vocab"
 
 
@@ -104,15 +105,24 @@ def _check(teacher: PortedFolder, spec: StudentSpec, then_quantize: str | None, 
 
 
 def _prepare_work_dir(work: Path, resume: bool, force: bool) -> None:
-    """A fresh or resumed work directory (rank 0)."""
+    """A fresh or resumed work directory (rank 0). Only a directory this
+    command made (it holds :data:`WORK_MARKER`) is ever continued or deleted:
+    ``--force`` with ``--work-dir`` naming any other non-empty directory is
+    refused, never an ``rm -r`` of it."""
     if work.exists() and not work.is_dir():
         raise InvalidInputError(f"work directory `{work}` exists and is not a directory")
-    if work.exists() and any(work.iterdir()) and not resume:
-        if not force:
-            raise InvalidInputError(f"work directory `{work}` holds an earlier run: --resume continues it, --force "
-                                    "starts over")
-        shutil.rmtree(work)
+    if work.exists() and any(work.iterdir()):
+        if not (work / WORK_MARKER).is_file():
+            raise InvalidInputError(f"work directory `{work}` is not empty and was not made by `modelport distill` "
+                                    "(nothing in it is touched): give an empty or new --work-dir")
+        if not resume:
+            if not force:
+                raise InvalidInputError(f"work directory `{work}` holds an earlier run: --resume continues it, "
+                                        "--force starts over")
+            shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARKER).write_text("a `modelport distill` work directory: teacher translations and checkpoints\n",
+                                    encoding="utf-8")
 
 
 def _student(teacher_dir: Path, spec: StudentSpec, work: Path, vocab_from: str | os.PathLike[str] | None,
@@ -364,4 +374,5 @@ def _write_output(teacher_dir: Path, output_dir: str | os.PathLike[str], init_di
     return report
 
 
-__all__ = ["STUDENT_HELP", "TrainOptions", "default_work_dir", "distill", "measure_models", "quantized_dir"]
+__all__ = ["STUDENT_HELP", "TrainOptions", "WORK_MARKER", "default_work_dir", "distill", "measure_models",
+           "quantized_dir"]
