@@ -42,6 +42,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'modelport' has no attribute {name!r}")
 
 
-__all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "distill", "publish", "export_hf", "export_onnx",
-           "export_ct2", "make_card",
-           "write_card", "ModelportError", "__version__"]
+__all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "distill", "publish", "export_hf",
+           "export_onnx", "export_ct2", "make_card", "write_card", "ModelportError", "__version__"]

@@ -311,7 +311,8 @@ def _split_sources(source: str, checkpoint: str | None) -> tuple[Path, list[Path
         raise InvalidInputError(f"`{source}` does not exist")
     if (path / "model.pt").exists():
         return path, [path / "model.pt"]
-    cands = sorted(path.glob("checkpoint*.pt")) + sorted(p for p in path.glob("*.pt") if not p.name.startswith("checkpoint"))
+    cands = sorted(path.glob("checkpoint*.pt")) + sorted(p for p in path.glob("*.pt")
+                                                         if not p.name.startswith("checkpoint"))
     if len(cands) == 1:
         return path, cands
     if not cands:

@@ -453,5 +453,5 @@ def _quantize(folder: Path, ported: PortedModel, lines: list[str]) -> OnnxInt8Ag
                              max_abs_logit_diff=diff, bytes_fp32=before, bytes_int8=_graph_bytes(folder))
 
 
-__all__ = ["export_onnx", "verify_export", "beam_agreement", "port_incremental", "EncoderGraph", "DecoderGraph", "DecoderWithPastGraph",
-           "OPSET", "VERIFY_BEAM"]
+__all__ = ["export_onnx", "verify_export", "beam_agreement", "port_incremental", "EncoderGraph", "DecoderGraph",
+           "DecoderWithPastGraph", "OPSET", "VERIFY_BEAM"]

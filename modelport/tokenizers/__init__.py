@@ -40,5 +40,5 @@ def load_tokenizer(directory: str | Path, *, model_vocab_size: int | None = None
     return cls.from_dir(directory, cfg)
 
 
-__all__ = ["TOKENIZERS", "FairseqSpmTokenizer", "Gpt2BpeTokenizer", "MarianSpmTokenizer", "MosesBpeTokenizer", "T5SpmTokenizer", "Tokenizer",
-           "TokenizerBase", "check_ids", "check_keep_special_tokens", "load_tokenizer"]
+__all__ = ["TOKENIZERS", "FairseqSpmTokenizer", "Gpt2BpeTokenizer", "MarianSpmTokenizer", "MosesBpeTokenizer",
+           "T5SpmTokenizer", "Tokenizer", "TokenizerBase", "check_ids", "check_keep_special_tokens", "load_tokenizer"]
