@@ -36,10 +36,10 @@ from modelport.errors import InvalidInputError
 from modelport.generation.shards import CHUNK_LINES, World, barrier, broadcast, world
 from modelport.metrics import corpus_scores
 from modelport.model.config import Seq2SeqConfig
-from modelport.model.folder import QUANTIZATION_MODES, PortedFolder, check_writable
+from modelport.model.folder import QUANTIZATION_MODES, PortedFolder, check_writable, read_conversion
 from modelport.model.transformer import Seq2SeqModel
 from modelport.passes.common import TIMED_RUNS, TIMING, pass_output, run_once
-from modelport.passes.distill.kd import KdData, folder_sha256, make_kd_data, sha256_lines
+from modelport.passes.distill.kd import KdData, folder_sha256, make_kd_data
 from modelport.passes.distill.student import (STUDENT_HELP, StudentSpec, describe, fresh_student, parse_student,
                                               student_config)
 from modelport.passes.distill.trainer import TrainOptions, TrainResult, remove_checkpoints, train
@@ -331,7 +331,7 @@ def _write_output(teacher_dir: Path, output_dir: str | os.PathLike[str], init_di
     """Rank 0: the student folder (atomically), its report, the quantized variant."""
     assert init_dir is not None
     init = PortedFolder.open(init_dir)
-    corpus = Corpus(path=data_name, lines=len(kd.sources), sha256=sha256_lines(kd.sources))
+    corpus = Corpus(path=data_name, lines=len(kd.sources), sha256=kd.data_sha256)
     training = Training(student=spec.text, updates=result.updates, epochs_started=result.epochs_started,
                         train_pairs=trained_pairs, dropped_pairs=dropped, seconds=result.seconds,
                         processes=where.size, seed=opts.seed, stopped=result.stopped,
@@ -366,7 +366,7 @@ def _write_output(teacher_dir: Path, output_dir: str | os.PathLike[str], init_di
         report = DistillReport(teacher=str(teacher_dir), teacher_sha256=teacher_sha, data=corpus,
                                kd_seconds=kd.seconds, kd_chunks_reused=kd.chunks_reused, training=training,
                                models=rows, measured_on=measured_on, timing=TURNS_TIMING, signature=signature)
-        conversion = json.loads((out.path / "conversion.json").read_text(encoding="utf-8"))
+        conversion = read_conversion(out.path)
         conversion["history"][-1]["report"] = _history_report(rows, student_label)
         out.write_conversion(conversion)
         report.write(out.path)

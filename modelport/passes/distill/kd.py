@@ -58,6 +58,7 @@ class KdData:
     chunks_reused: int  # finished in an earlier run
     source_path: Path
     target_path: Path
+    data_sha256: str  # of the source lines (what the manifest and the report record)
 
 
 def _check_manifest(directory: Path, manifest: dict[str, Any]) -> None:
@@ -86,7 +87,8 @@ def make_kd_data(teacher: PortedModel, teacher_sha256: str, lines: list[str], wo
     ``options`` over the folder's defaults; ``nbest`` is forced to 1)."""
     directory = work_dir / KD_DIR
     options = {**options, "nbest": 1}
-    manifest = {"teacher_sha256": teacher_sha256, "data_sha256": sha256_lines(lines), "lines": len(lines),
+    data_sha256 = sha256_lines(lines)
+    manifest = {"teacher_sha256": teacher_sha256, "data_sha256": data_sha256, "lines": len(lines),
                 "options": options, "chunk_lines": chunk_lines}
     if where.is_main:
         _check_manifest(directory, manifest)
@@ -115,7 +117,8 @@ def make_kd_data(teacher: PortedModel, teacher_sha256: str, lines: list[str], wo
         write_lines(source_path, lines)
         write_lines(target_path, targets)
     targets = broadcast(targets, where)  # type: ignore[assignment]
-    return KdData(list(lines), targets, round(seconds, 1), reused[0] if reused else 0, source_path, target_path)
+    return KdData(list(lines), targets, round(seconds, 1), reused[0] if reused else 0, source_path, target_path,
+                  data_sha256)
 
 
 __all__ = ["KD_DIR", "KdData", "folder_sha256", "make_kd_data", "sha256_lines"]

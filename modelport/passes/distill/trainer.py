@@ -32,7 +32,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -397,13 +397,6 @@ def _evaluate(model: Seq2SeqModel, evaluate: Evaluate, state: _Progress, opts: T
 def remove_checkpoints(work_dir: Path) -> None:
     """Forget any training state (a fresh start)."""
     shutil.rmtree(work_dir / TRAIN_DIR, ignore_errors=True)
-
-
-def iter_log(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
 
 
 __all__ = ["METRICS", "TRAIN_DIR", "TrainOptions", "TrainResult", "epoch_groups", "lr_factor",
