@@ -83,6 +83,8 @@ def main() -> int:
     ap.add_argument("--budget-minutes", type=float, default=20.0, help="wall clock per student run, all included")
     ap.add_argument("--tiny-budget-minutes", type=float, default=None, help="the tiny student's (default: the same)")
     ap.add_argument("--skip-tiny", action="store_true")
+    ap.add_argument("--skip-cut", action="store_true", help="keep the decoder 3->1 student already in --work (only "
+                                                            "the tiny one is trained)")
     ap.add_argument("--measure-only", action="store_true", help="only the final table, on the students already "
                                                                 "in --work")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
@@ -99,7 +101,7 @@ def main() -> int:
 
     results = {}
     cut = args.work / "student-dec1"
-    if not args.measure_only:
+    if not (args.measure_only or args.skip_cut):
         wall, report = run_student(teacher, cut, "prune:decoder-layers=1", args.budget_minutes * 60,
                                    {"lr": 5e-4, "warmup_updates": 100, "max_tokens": 4096, "eval_every": 100,
                                     "save_every": 100, "patience": 4, "max_epochs": 40}, None, "int8")
@@ -114,8 +116,8 @@ def main() -> int:
         budget = (args.tiny_budget_minutes or args.budget_minutes) * 60
         if not args.measure_only:
             wall, report = run_student(teacher, tiny, "tiny", budget,
-                                       {"lr": 1e-3, "warmup_updates": 200, "max_tokens": 4096, "eval_every": 150,
-                                        "save_every": 150, "patience": 4, "max_epochs": 40},
+                                       {"lr": 1e-3, "warmup_updates": 200, "max_tokens": 4096, "eval_every": 200,
+                                        "save_every": 200, "patience": 4, "max_epochs": 60},
                                        cut.with_name(cut.name + ".distill-work") / "kd", None)
             results["tiny"] = (wall, report)
             print(f"tiny student: {wall / 60:.1f} min wall clock, {report['training']['updates']} updates, "
@@ -142,9 +144,10 @@ def main() -> int:
               f"dev BLEU {t.get('best_dev')} at update {t.get('best_update')}, stopped: {t['stopped']}")
     if args.measure_only:
         return 0
-    (args.work / "bench_distill.json").write_text(json.dumps({"rows": [r.to_json() for r in rows],
-                                                              "runs": {k: {"wall_s": w, "report": rep} for k, (w, rep)
-                                                                       in results.items()}}, indent=1))
+    record = args.work / "bench_distill.json"
+    runs = json.loads(record.read_text())["runs"] if record.exists() else {}  # a run kept (--skip-cut) keeps its record
+    runs.update({k: {"wall_s": w, "report": rep} for k, (w, rep) in results.items()})
+    record.write_text(json.dumps({"rows": [r.to_json() for r in rows], "runs": runs}, indent=1))
     return 0
 
 
