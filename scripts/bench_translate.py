@@ -18,6 +18,16 @@ asserted); transformers ``FSMTForConditionalGeneration.generate`` against
 modelport with ``--semantics hf`` (identical outputs expected).
 Each system translates the first batch once before it is timed, then the
 whole set ``--rounds`` times; the best round counts.
+
+Hardware limit: the script measures the machine's fp32 GEMM rate itself
+(``torch.matmul`` with the same thread count, on the matrix shapes decoding
+multiplies: beam x batch rows against the decoder's FFN and output
+projection, the encoder's token rows against its FFN) and prints the
+fraction of it each system's beam search reaches. The work counted is the
+matrix products a KV-cached beam search needs for the first-best outputs'
+lengths (every hypothesis of the beam, every step; attention score products
+included, softmax/norms/bookkeeping not), so the fraction is a lower bound
+on how busy the multipliers are and comparable between systems.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 Hyps = list[list[dict]]
@@ -57,6 +67,7 @@ def build_source(args: argparse.Namespace, tmp: Path) -> Path:
 
 
 ROUNDS = 3
+PEAK: tuple = ()  # (GEMM FLOP/s, config, sources, beam) once measured; report() prints the fraction
 
 
 def timed(batches: list[list[int]], srcs: list[list[int]], fn: Callable[[list[list[int]]], Hyps]
@@ -74,10 +85,51 @@ def timed(batches: list[list[int]], srcs: list[list[int]], fn: Callable[[list[li
     return out, best
 
 
+def search_flops(cfg, srcs: list[list[int]], out: dict[int, list[int]], beam: int) -> float:
+    """Multiply-add FLOPs (2 per MAC) a KV-cached beam search needs to produce
+    ``out`` (first-best token lists) from ``srcs``: encoder, cross-attention
+    keys/values once per source, and per step and hypothesis the decoder
+    layers, attention scores over the prefix and source, and the output
+    projection."""
+    d, total = cfg.d_model, 0
+    for i, toks in out.items():
+        s, steps = len(srcs[i]), len(toks)
+        total += s * cfg.encoder_layers * (4 * d * d + 2 * d * cfg.encoder_ffn_dim + 2 * d * s)
+        total += s * cfg.decoder_layers * 2 * d * d
+        for t in range(1, steps + 1):
+            per_layer = 4 * d * d + 2 * d * d + 2 * d * cfg.decoder_ffn_dim + 2 * d * t + 2 * d * s
+            total += beam * (cfg.decoder_layers * per_layer + d * cfg.target_vocab_size)
+    return 2.0 * total
+
+
+def gemm_peak(cfg, rows: int, src_rows: int, seconds: float = 0.5) -> tuple[float, str]:
+    """The best fp32 ``torch.matmul`` rate (FLOP/s) over the shapes decoding
+    multiplies, with the threads torch has now, and the shape that gave it."""
+    d = cfg.d_model
+    shapes = [(rows, d, cfg.decoder_ffn_dim), (rows, cfg.decoder_ffn_dim, d), (rows, d, cfg.target_vocab_size),
+              (src_rows, d, cfg.encoder_ffn_dim), (src_rows, d, 3 * d)]
+    best, where = 0.0, ""
+    with torch.inference_mode():
+        for m, k, n in shapes:
+            a, b = torch.randn(m, k), torch.randn(k, n)
+            for _ in range(3):
+                a @ b
+            calls, start = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - start) < seconds:
+                a @ b
+                calls += 1
+            rate = 2.0 * m * k * n * calls / elapsed
+            if rate > best:
+                best, where = rate, f"{m}x{k} @ {k}x{n}"
+    return best, where
+
+
 def report(name: str, out: dict[int, list[int]], seconds: float, base: tuple[dict[int, list[int]], float] | None,
            base_name: str = "modelport") -> float:
     ntok = sum(len(t) for t in out.values())
     line = f"{name:<34} {ntok / seconds:9.1f} tok/s"
+    if PEAK:
+        line += f"   {100 * search_flops(PEAK[1], PEAK[2], out, PEAK[3]) / seconds / PEAK[0]:4.1f}% of GEMM peak"
     if base is not None:
         ours, t_ours = base
         same = sum(ours[i] == out[i] for i in ours) / len(ours)
@@ -134,6 +186,12 @@ def main() -> None:
         opts = {"beam": args.beam, "max_len_a": 1.2, "max_len_b": 10}
     print(f"{lines} lines, batch size {args.batch_size}, beam {args.beam}, {args.threads} threads, "
           f"options {opts}", flush=True)
+    global PEAK
+    peak, shape = gemm_peak(ported.config, args.beam * args.batch_size,
+                            args.batch_size * max(len(s) for s in srcs))
+    PEAK = (peak, ported.config, srcs, args.beam)
+    print(f"fp32 GEMM peak at decoding shapes, {args.threads} threads: {peak / 1e9:.1f} GFLOP/s ({shape})",
+          flush=True)
 
     ours = timed(batches, srcs, lambda b: generate(ported.models, b, **opts))
     report("modelport (fairseq semantics)", *ours, None)
