@@ -7,6 +7,14 @@
   (transformers' port of fairseq's WMT19 transformer: post-norm, sinusoidal
   positions in fairseq's layout from ``pad + 1``, fairseq dictionaries
   rewritten to ``</w>``-marked json vocabularies, the BPE codes as merges);
+* fairseq BART ports → ``BartForConditionalGeneration``; mBART-50 and mBART-25
+  fine-tunes → ``MBartForConditionalGeneration``; M2M100 and NLLB-200 style
+  ports → ``M2M100ForConditionalGeneration`` (``M2M100Tokenizer`` for its own
+  language lists; otherwise the SentencePiece tokenizers of
+  :mod:`modelport.exporters.hf_tokenizers`: ``MBart50Tokenizer``,
+  ``MBartTokenizer``, ``NllbTokenizer`` where they give the port's ids,
+  else ``PreTrainedTokenizerFast`` on modelport's exact ``tokenizer.json``,
+  else no tokenizer, named in the report);
 * Marian ports → ``MarianMTModel`` + ``MarianTokenizer``;
 * T5 ports → ``T5ForConditionalGeneration`` + ``T5Tokenizer``.
 
@@ -46,6 +54,8 @@ from modelport.converters.base import KeyMapper
 from modelport.errors import InvalidInputError, ParityError
 from modelport.exporters import REPORT_NAME
 from modelport.exporters.common import max_abs_diff, open_for_export
+from modelport.exporters.hf_tokenizers import (SpmPort, languages_follow, spm_model_type, spm_ordered, spm_problems,
+                                               write_spm_tokenizer)
 from modelport.generation import generate
 from modelport.generation.translate import fairseq_defaults_as_hf
 from modelport.model.config import Seq2SeqConfig
@@ -118,11 +128,12 @@ class HfTarget(ABC):
     """How one transformers model family represents a ported folder."""
 
     model_class: ClassVar[str]
-    tokenizer_class: ClassVar[str]
+    tokenizer_class: str  # the class written (a SentencePiece port's is decided when writing)
 
-    def __init__(self, ported: PortedModel) -> None:
+    def __init__(self, ported: PortedModel, *, allow_approximate: bool = False) -> None:
         self.ported = ported
         self.cfg = ported.config
+        self.allow_approximate = allow_approximate  # a tokenizer class that is not exact may be written
 
     def problems(self) -> list[str]:
         """What the transformers class cannot compute at all (always refused)."""
@@ -399,15 +410,79 @@ class BartTarget(HfTarget):
         return gen, notes
 
 
-class M2M100Target(HfTarget):
+class SpmTokenizerExport:
+    """The tokenizer of a fairseq SentencePiece port with languages, as
+    :mod:`modelport.exporters.hf_tokenizers` writes it: a transformers class
+    (:meth:`tokenizer_candidate`) where it gives the port's ids, else
+    ``PreTrainedTokenizerFast`` on the same ``tokenizer.json``, else (no exact
+    ``tokenizer.json`` exists) no tokenizer, the model still exported."""
+
+    ported: PortedModel
+    cfg: Seq2SeqConfig
+    tokenizer_class: str
+    tokenizer_note: str | None = None
+    allow_approximate: bool
+    tokenizer_approximations: tuple[str, ...] = ()  # how an admitted (allow_approximate) class differs
+
+    def _direction(self) -> tuple[str, str]:
+        langs = self.ported.tokenizer.languages
+        return langs[0], langs[1 % len(langs)]
+
+    def _spm_port(self) -> SpmPort:
+        tok = self.ported.tokenizer
+        plan = tok.language_plan(*self._direction())
+        spm = read_json(self.ported.tokenizer_dir / TOKENIZER_CONFIG_NAME).get("spm", "sentencepiece.bpe.model")
+        return SpmPort(spm_path=self.ported.tokenizer_dir / spm, dictionary=tok.dict,
+                       names={tok.lang_ids[x]: x for x in tok.languages}, source_prefix=plan.source_prefix,
+                       source_suffix=plan.source_suffix, model_max_length=self.cfg.max_source_positions)
+
+    def tokenizer_candidate(self, port: SpmPort) -> tuple[tuple[str, dict[str, Any]] | None, str | None]:
+        """(the transformers class and its tokenizer_config keys, or None; why not)."""
+        return None, "no transformers tokenizer class has these languages"
+
+    def _class_fits(self, port: SpmPort, cls: str, languages: Sequence[str], model_type: str) -> str | None:
+        """Why ``cls`` (its fixed ``languages``, its model type) does not fit the port, or None."""
+        if spm_model_type(port.spm_path) != model_type:
+            return f"{cls} builds a {model_type} model, the port's SentencePiece model is not {model_type}"
+        if not spm_ordered(port):
+            return f"{cls} assumes dict.txt in SentencePiece order (id = piece id + 1), the port's is not"
+        if not languages_follow(port, languages):
+            langs = self.ported.tokenizer.languages
+            return (f"{cls} numbers its own {len(languages)} languages ({', '.join(list(languages)[:3])}, ...) "
+                    f"after the pieces, the port has {len(langs)} ({', '.join(langs[:3])}{', ...' * (len(langs) > 3)})")
+        return None
+
+    def write_spm_tokenizer(self, out: Path) -> None:
+        port = self._spm_port()
+        problems = spm_problems(port)
+        if problems:  # refused by name; the model is still exported
+            self.tokenizer_class = "none"
+            self.tokenizer_note = "no tokenizer written: " + "; ".join(problems)
+            return
+        candidate, why_not = self.tokenizer_candidate(port)
+        choice = write_spm_tokenizer(out, port, self.ported.tokenizer.encode, DEFAULT_LINES, candidate, why_not,
+                                     allow_approximate=self.allow_approximate)
+        self.tokenizer_class, self.tokenizer_note = choice.tokenizer_class, choice.note
+        self.tokenizer_approximations = (choice.approximation,) if choice.approximation else ()
+
+    def language_generation(self, gen: dict[str, Any]) -> None:
+        """The default direction's target language forced first, and every language's token id."""
+        tok = self.ported.tokenizer
+        gen["forced_bos_token_id"] = tok.lang_ids[self._direction()[1]]
+        gen["lang_code_to_id"] = {x: tok.lang_ids[x] for x in tok.languages}
+
+
+class M2M100Target(SpmTokenizerExport, HfTarget):
     """M2M100-style ports (``translation_multi_simple_epoch``: pre-norm with final
     norms, sinusoidal positions from ``pad + 1`` in fairseq's layout, one
-    shared embedding) → ``M2M100ForConditionalGeneration`` + ``M2M100Tokenizer``.
-    The tokenizer has fixed language lists (``language_codes`` ``m2m100`` or
-    ``wmt21``) whose tokens it numbers right after ``vocab.json``: a port whose
-    languages are not one of them, in that order, right after the dictionary,
-    is refused. The target language is a ``generate`` argument there
-    (``forced_bos_token_id=tokenizer.get_lang_id(...)``), not a default."""
+    shared embedding) → ``M2M100ForConditionalGeneration``. M2M100's own
+    language lists (``language_codes`` ``m2m100`` or ``wmt21``, numbered right
+    after ``vocab.json``) get ``M2M100Tokenizer``; any other list (NLLB-200's
+    ``eng_Latn`` codes, ``--encoder-langtok src``: the source token first, as
+    ``NllbTokenizer`` places it with ``legacy_behaviour`` false) gets
+    ``NllbTokenizer`` where it fits, else ``PreTrainedTokenizerFast``
+    (:class:`SpmTokenizerExport`). ``generation_config.json`` forces the
+    second language (``forced_bos_token_id``) and lists every language's id."""
 
     model_class = "M2M100ForConditionalGeneration"
     tokenizer_class = "M2M100Tokenizer"
@@ -433,38 +508,28 @@ class M2M100Target(HfTarget):
         if tok_cfg is None:
             return problems
         tok = self.ported.tokenizer
-        if tok_cfg.get("lang_tok_style") == "mbart" or tok_cfg.get("langtok_placement") == "mbart_finetune":
-            return problems + [
-                "mBART ports are not supported by MBartForConditionalGeneration export (MBart50Tokenizer numbers "
-                "pieces by SentencePiece id + 1 and fixes its language list, where fairseq maps them through "
-                "dict.txt)"]
         wanted = {"lang_tok_style": "multilingual", "encoder_langtok": "src", "decoder_langtok": True,
                   "add_mask": False}
         for key, value in wanted.items():
             if tok_cfg.get(key) != value:
                 problems.append(f"tokenizer option `{key}` {tok_cfg.get(key)!r} is not supported by "
-                                f"{self.tokenizer_class} (supported: {value!r})")
-        codes = self._language_codes()
-        if codes is None:
-            problems.append(f"languages {', '.join(tok.languages) or 'none'} are not supported by "
-                            f"{self.tokenizer_class} (supported: its fixed lists m2m100 (100 languages) and "
-                            "wmt21, in their order)")
-        else:
+                                f"{self.model_class} export (supported: {value!r})")
+        if not tok.languages:
+            problems.append(f"a port without languages is not supported by {self.model_class} export")
+        elif self._language_codes() is not None:
             base = len(tok.dict) - len(tok.languages)
             if [tok.lang_ids[x] for x in tok.languages] != list(range(base, base + len(tok.languages))):
                 problems.append(f"language tokens that are not the last {len(tok.languages)} dictionary ids are "
                                 f"not supported by {self.tokenizer_class}")
-        if tok.model_vocab_size != len(tok.dict):
-            problems.append(f"embedding rows past the dictionary ({tok.model_vocab_size} rows, {len(tok.dict)} "
-                            f"symbols) are not supported by {self.tokenizer_class}")
+            if tok.model_vocab_size != len(tok.dict):
+                problems.append(f"embedding rows past the dictionary ({tok.model_vocab_size} rows, {len(tok.dict)} "
+                                f"symbols) are not supported by {self.tokenizer_class}")
         return problems
 
     def config(self) -> Any:
         from transformers import M2M100Config
 
-        cfg = self.cfg
-        gen, _ = self.generation()
-        hf = M2M100Config(**_bart_family_config(cfg), encoder_layerdrop=0.0, decoder_layerdrop=0.0)
+        hf = M2M100Config(**_bart_family_config(self.cfg), encoder_layerdrop=0.0, decoder_layerdrop=0.0)
         hf.architectures = [self.model_class]
         return hf
 
@@ -473,7 +538,26 @@ class M2M100Target(HfTarget):
         del out["final_logits_bias"]  # M2M100 has none
         return out
 
+    def tokenizer_candidate(self, port: SpmPort) -> tuple[tuple[str, dict[str, Any]] | None, str | None]:
+        from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
+
+        langs = list(self.ported.tokenizer.languages)
+        unknown = [x for x in langs if x not in FAIRSEQ_LANGUAGE_CODES]
+        if unknown:
+            return None, f"languages {', '.join(unknown[:3])} are not NllbTokenizer's (nor M2M100Tokenizer's lists)"
+        why = self._class_fits(port, "NllbTokenizer", langs, "bpe")
+        if why is not None:
+            return None, why
+        # a subset of NLLB's codes works: tokenizer.json numbers them, extra_special_tokens lists them
+        src, tgt = self._direction()
+        return ("NllbTokenizer", {"src_lang": src, "tgt_lang": tgt, "legacy_behaviour": False,
+                                  "extra_special_tokens": langs}), None
+
     def write_tokenizer(self, out: Path) -> None:
+        codes = self._language_codes()
+        if codes is None:
+            self.write_spm_tokenizer(out)
+            return
         tok = self.ported.tokenizer
         n = len(tok.dict) - len(tok.languages)
         write_json(out / "vocab.json", {sym: i for i, sym in enumerate(tok.dict.symbols[:n])})
@@ -481,28 +565,121 @@ class M2M100Target(HfTarget):
         shutil.copyfile(src / read_json(src / TOKENIZER_CONFIG_NAME).get("spm", "sentencepiece.bpe.model"),
                         out / "sentencepiece.bpe.model")
         write_json(out / HF_TOKENIZER_CONFIG_NAME, {
-            "tokenizer_class": self.tokenizer_class, "language_codes": self._language_codes(),
+            "tokenizer_class": self.tokenizer_class, "language_codes": codes,
             "vocab_file": "vocab.json", "spm_file": "sentencepiece.bpe.model",
             "src_lang": tok.languages[0], "tgt_lang": tok.languages[1 % len(tok.languages)],
             "model_max_length": self.cfg.max_source_positions, "bos_token": "<s>", "eos_token": "</s>",
             "sep_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"})
+        self.tokenizer_note = f"M2M100Tokenizer: the languages are its `{codes}` list, after the dictionary"
 
     def generation(self) -> tuple[dict[str, Any], list[str]]:
         gen, notes = FsmtTarget.generation(self)  # type: ignore[arg-type]
-        notes.append("the target language is forced with generate(..., forced_bos_token_id="
-                     "tokenizer.get_lang_id(lang)), as fairseq forces it with prefix_tokens")
+        self.language_generation(gen)
+        notes.append("forced_bos_token_id is the default direction's target language; for another one pass "
+                     "generate(..., forced_bos_token_id=lang_code_to_id[lang]), as fairseq forces it with "
+                     "prefix_tokens")
         return gen, notes
 
 
-def _fairseq_target(ported: PortedModel) -> HfTarget:
+class MBartTarget(SpmTokenizerExport, HfTarget):
+    """mBART ports → ``MBartForConditionalGeneration``: pre-norm with final
+    norms, ``layernorm_embedding``, learned positions offset 2, scaled
+    embeddings, one shared embedding tied to the output.
+
+    * mBART-50 (``translation_multi_simple_epoch``, ``--lang-tok-style mbart``):
+      ``[src] ids </s>``, the decoder starts from ``</s>`` and is forced to
+      ``[tgt]`` (``forced_bos_token_id``): ``MBart50Tokenizer``'s placement.
+    * mBART-25 fine-tunes (``translation_from_pretrained_bart``): ``ids </s>
+      [src]``, the decoder starts from ``[tgt]`` (``decoder_start_token_id``),
+      ``MBartTokenizer``'s placement. fairseq also *stops* on ``[tgt]``
+      (``SequenceGenerator(eos=[tgt])``); transformers stops on ``</s>``, so the
+      export's ``generate`` is modelport's hf search started from ``[tgt]``.
+
+    The tokenizer: :class:`SpmTokenizerExport`, with ``MBart50Tokenizer`` /
+    ``MBartTokenizer`` as the candidate classes."""
+
+    model_class = "MBartForConditionalGeneration"
+    tokenizer_class = "MBart50Tokenizer"
+
+    @property
+    def finetune(self) -> bool:
+        return self.ported.tokenizer.langtok_placement == "mbart_finetune"
+
+    def problems(self) -> list[str]:
+        problems: list[str] = []
+        self._require(problems, pre_norm=True, final_norm=True, layernorm_embedding=True, norm="layernorm",
+                      norm_eps=1e-5, positions="learned", position_offset=2, position_pad_index=1, ffn_depth=2,
+                      ffn_gated=False, attention_bias=True, ffn_bias=True, attention_scale=None, output_scale=1.0,
+                      shared_embeddings=True, tie_output_embeddings=True, final_logits_bias=False,
+                      decoder_start_zero_embedding=False, head_dim=None)
+        if self.cfg.max_source_positions != self.cfg.max_target_positions:
+            problems.append(f"different source/target position limits are not supported by {self.model_class}")
+        self._activation(problems)
+        tok_cfg = self._tokenizer_config(problems, "fairseq_spm")
+        if tok_cfg is None:
+            return problems
+        if not self.ported.tokenizer.languages:
+            problems.append(f"an mBART port without placed language tokens (pre-training's BARTHubInterface: <s> "
+                            f"placement) is not supported by {self.model_class} export (supported: mBART-50 "
+                            "translation_multi_simple_epoch, mBART-25 translation_from_pretrained_bart fine-tunes)")
+        elif not self.finetune:
+            for key, value in {"encoder_langtok": "src", "decoder_langtok": True}.items():
+                if tok_cfg.get(key) != value:
+                    problems.append(f"tokenizer option `{key}` {tok_cfg.get(key)!r} is not supported by "
+                                    f"{self.model_class} export (supported: {value!r})")
+        return problems
+
+    def config(self) -> Any:
+        from transformers import MBartConfig
+
+        hf = MBartConfig(**_bart_family_config(self.cfg), encoder_layerdrop=0.0, decoder_layerdrop=0.0)
+        hf.architectures = [self.model_class]
+        return hf
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return BartTarget.weights(self)  # type: ignore[arg-type]  # BART's names, final norms included
+
+    def tokenizer_candidate(self, port: SpmPort) -> tuple[tuple[str, dict[str, Any]] | None, str | None]:
+        if self.finetune:
+            from transformers.models.mbart.tokenization_mbart import FAIRSEQ_LANGUAGE_CODES as codes
+            cls = "MBartTokenizer"
+        else:
+            from transformers.models.mbart50.tokenization_mbart50 import FAIRSEQ_LANGUAGE_CODES as codes
+            cls = "MBart50Tokenizer"
+        why = self._class_fits(port, cls, codes, "unigram")
+        if why is not None:
+            return None, why
+        src, tgt = self._direction()
+        return (cls, {"src_lang": src, "tgt_lang": tgt}), None
+
+    def write_tokenizer(self, out: Path) -> None:
+        self.write_spm_tokenizer(out)
+
+    def generation(self) -> tuple[dict[str, Any], list[str]]:
+        gen, notes = FsmtTarget.generation(self)  # type: ignore[arg-type]
+        self.language_generation(gen)
+        if self.finetune:
+            gen["decoder_start_token_id"] = gen.pop("forced_bos_token_id")
+            notes.append("mBART-25 fine-tune: the decoder starts from the target language token "
+                         "(decoder_start_token_id); fairseq also stops on it, transformers stops on </s>")
+        else:
+            notes.append("forced_bos_token_id is the default direction's target language; for another one pass "
+                         "generate(..., forced_bos_token_id=lang_code_to_id[lang])")
+        return gen, notes
+
+
+def _fairseq_target(ported: PortedModel, allow_approximate: bool = False) -> HfTarget:
     """The transformers family of a fairseq port, by its tokenizer (one entry per family)."""
-    kind = read_json(ported.tokenizer_dir / TOKENIZER_CONFIG_NAME).get("type")
+    tok = read_json(ported.tokenizer_dir / TOKENIZER_CONFIG_NAME)
+    kind = tok.get("type")
     families: dict[str, type[HfTarget]] = {"fairseq_moses_bpe": FsmtTarget, "fairseq_gpt2_bpe": BartTarget,
                                            "fairseq_spm": M2M100Target}
     if kind not in families:
         raise InvalidInputError(f"a fairseq port with tokenizer `{kind}` cannot be exported to transformers "
                                 f"(supported: {', '.join(families)})")
-    return families[kind](ported)
+    if kind == "fairseq_spm" and (tok.get("lang_tok_style") == "mbart"):
+        return MBartTarget(ported, allow_approximate=allow_approximate)  # mBART-50, mBART-25 fine-tunes
+    return families[kind](ported, allow_approximate=allow_approximate)
 
 
 @register_target("marian")
@@ -741,7 +918,8 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
                                 f"(known: {', '.join(sorted(_TARGETS))})")
     with Steps("export hf", 3 if verify else 2, progress) as bar:
         ported = load(folder.path)
-        target = _fairseq_target(ported) if fmt == "fairseq" else _TARGETS[fmt](ported)
+        target = (_fairseq_target(ported, allow_approximate) if fmt == "fairseq"
+                  else _TARGETS[fmt](ported, allow_approximate=allow_approximate))
         problems = target.problems()
         if problems:
             raise InvalidInputError(f"`{ported_dir}` cannot be exported to {target.model_class}: "
@@ -762,13 +940,16 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
             gen, notes = target.generation()
             transformers.GenerationConfig(**gen).save_pretrained(tmp)
             target.write_tokenizer(tmp)
+            approx = approx + list(getattr(target, "tokenizer_approximations", []))
             bar.advance("written")
             report = HfExportReport(
                 modelport_version=__version__, transformers_version=transformers.__version__,
                 ported_dir=str(folder.path.resolve()), source_format=fmt, model_class=target.model_class,
-                tokenizer_class=target.tokenizer_class, exact=not approx, approximations=approx, generation_config=gen,
+                tokenizer_class=target.tokenizer_class, tokenizer_note=getattr(target, "tokenizer_note", None),
+                exact=not approx, approximations=approx, generation_config=gen,
                 generation_notes=notes,
-                verification=verify_export(tmp, ported, target, list(lines or DEFAULT_LINES), tolerate=bool(approx))
+                verification=verify_export(tmp, ported, target, list(lines or DEFAULT_LINES),
+                                           tolerate=bool(target.approximations()))
                 if verify else None)
             if verify:
                 bar.advance("verified")
@@ -831,9 +1012,11 @@ def verify_export(folder: Path, ported: PortedModel, target: HfTarget, lines: li
 
 def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str], tolerate: bool,
             ) -> HfVerification:
+    import transformers
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    hf_tok = AutoTokenizer.from_pretrained(str(folder))
+    # a refused tokenizer ("none"): the model is checked on the port's ids
+    hf_tok = AutoTokenizer.from_pretrained(str(folder)) if target.tokenizer_class != "none" else None
     hf, info = AutoModelForSeq2SeqLM.from_pretrained(str(folder), output_loading_info=True)
     hf = hf.eval().float()
     failures: list[str] = []
@@ -841,20 +1024,26 @@ def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str
     loading["missing_keys"] = [k for k in loading.get("missing_keys", []) if "embed_positions" not in k]
     if any(loading.values()):
         failures.append(f"transformers loaded the weights with {json.dumps(loading)}")
-    if type(hf).__name__ != target.model_class or type(hf_tok).__name__ not in (target.tokenizer_class,
-                                                                                 target.tokenizer_class + "Fast"):
-        failures.append(f"the Auto classes loaded {type(hf).__name__}/{type(hf_tok).__name__}, not "
+    tok_name = type(hf_tok).__name__ if hf_tok is not None else "none"
+    # PreTrainedTokenizerFast is an alias in transformers 5 (TokenizersBackend)
+    expected = {target.tokenizer_class, target.tokenizer_class + "Fast",
+                getattr(getattr(transformers, target.tokenizer_class, None), "__name__", "")}
+    if type(hf).__name__ != target.model_class or tok_name not in expected:
+        failures.append(f"the Auto classes loaded {type(hf).__name__}/{tok_name}, not "
                         f"{target.model_class}/{target.tokenizer_class}")
 
     tok = ported.tokenizer
-    # BART's hub: <s> before the source; multilingual: [src] before it, [tgt] forced first (the first two languages)
-    rules, langs = getattr(tok, "language_prefixes", None), list(getattr(tok, "languages", ()))
+    # BART's hub: <s> before the source; multilingual: the first two languages, their tokens where fairseq puts
+    # them ([src] before or after the source, [tgt] forced first or the decoder start)
+    planner, langs = getattr(tok, "language_plan", None), list(getattr(tok, "languages", ()))
     direction = (langs[0], langs[1 % len(langs)]) if langs else (None, None)
-    if langs:
+    if langs and hf_tok is not None and hasattr(type(hf_tok), "src_lang"):
         hf_tok.src_lang = direction[0]
-    prefix, forced = rules(*direction) if rules is not None else ([], [])
-    ours_ids = [prefix + tok.encode(line) for line in lines]
-    theirs_ids = [hf_tok(line)["input_ids"] for line in lines]
+    plan = planner(*direction) if planner is not None else None
+    prefix, suffix = (plan.source_prefix, plan.source_suffix) if plan is not None else ([], [])
+    forced = plan.decoder_prefix if plan is not None else []
+    ours_ids = [prefix + tok.encode(line) + suffix for line in lines]
+    theirs_ids = [hf_tok(line)["input_ids"] for line in lines] if hf_tok is not None else ours_ids
     bad = [i for i, (a, b) in enumerate(zip(ours_ids, theirs_ids)) if a != b]
     if bad:
         failures.append(f"tokenizer ids differ on {len(bad)}/{len(lines)} lines (first: {lines[bad[0]]!r})")
@@ -899,7 +1088,7 @@ def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str
             failures.append(f"generate scores differ by {score_diff:.2e} > {TOL:.0e}")
     return HfVerification(
         lines=len(lines), tolerance=TOL, logits_and_outputs_checked=not tolerate,
-        classes=[type(hf).__name__, type(hf_tok).__name__], ids_equal=len(lines) - len(bad),
+        classes=[type(hf).__name__, tok_name], ids_equal=len(lines) - len(bad),
         tokenizer_mismatches=[{"line": lines[i], "modelport": ours_ids[i], "transformers": theirs_ids[i]}
                               for i in bad[:3]],
         max_abs_logit_diff=max_logit, generate_identical=same, generate_max_score_diff=score_diff,

@@ -50,7 +50,7 @@ class ExportReport(JsonView):
         out: dict[str, Any] = {"target": self.target}
         for name in self._json_order:
             value = getattr(self, name)
-            if name == "verification" and value is None:  # --no-verify: no section
+            if value is None and name in ("verification", "tokenizer_note"):  # --no-verify; older reports
                 continue
             out[name] = value.to_json() if hasattr(value, "to_json") else \
                 type(value)(value) if isinstance(value, (list, dict)) else value
@@ -159,10 +159,11 @@ class HfExportReport(ExportReport):
     generation_config: dict[str, Any] = field(default_factory=dict)  # transformers' GenerationConfig fields
     generation_notes: list[str] = field(default_factory=list)
     verification: HfVerification | None = None
+    tokenizer_note: str | None = None  # which tokenizer was written and why ("none": refused, the reason)
 
     _json_order = ("modelport_version", "transformers_version", "ported_dir", "source_format", "model_class",
-                   "tokenizer_class", "exact", "approximations", "generation_config", "generation_notes",
-                   "verification")
+                   "tokenizer_class", "tokenizer_note", "exact", "approximations", "generation_config",
+                   "generation_notes", "verification")
     _nested = {"verification": HfVerification}
 
     def _head_lines(self) -> list[str]:
@@ -171,7 +172,8 @@ class HfExportReport(ExportReport):
                 f"exact:         {'yes' if self.exact else 'no: ' + '; '.join(self.approximations)}"]
 
     def _tail_lines(self) -> list[str]:
-        return [f"note:          {note}" for note in self.generation_notes]
+        tokenizer = [f"tokenizer:     {self.tokenizer_note}"] if self.tokenizer_note else []
+        return tokenizer + [f"note:          {note}" for note in self.generation_notes]
 
 
 # ---------------------------------------------------------------------------

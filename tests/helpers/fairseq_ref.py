@@ -183,15 +183,17 @@ def corpus_lines(n: int = 40) -> list[str]:
         (root / "test.de").read_text(encoding="utf-8").splitlines()[:n]
 
 
-def train_spm(prefix: Path, vocab_size: int = 220) -> Path:
-    """A small SentencePiece model trained on the repo's corpus (and the hard text's scripts)."""
+def train_spm(prefix: Path, vocab_size: int = 220, model_type: str = "unigram", required_chars: str = "") -> Path:
+    """A small SentencePiece model trained on the repo's corpus (and the hard text's scripts);
+    ``required_chars`` get pieces whatever their frequency (as a released model's ``<``, ``_`` have)."""
     import sentencepiece as spm
 
     root = Path(__file__).resolve().parents[2] / "assets" / "corpus"
     lines = (root / "train.en").read_text(encoding="utf-8").splitlines()[:3000] + \
         (root / "train.de").read_text(encoding="utf-8").splitlines()[:3000] + HARD_TEXT[4:12]
     spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=str(prefix), vocab_size=vocab_size,
-                                   character_coverage=0.9995, minloglevel=2)
+                                   character_coverage=0.9995, minloglevel=2, model_type=model_type,
+                                   required_chars=required_chars)
     return Path(f"{prefix}.model")
 
 
@@ -210,6 +212,29 @@ def write_spm_dict(spm_model: Path, path: Path, drop_last: int = 8, padding_fact
         lines.append(f"madeupword{i:04d} 0")
         n, i = n + 1, i + 1
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_spm_order_dict(spm_model: Path, path: Path) -> None:
+    """dict.txt as mBART and NLLB-200 release it: every piece in SentencePiece's order after
+    ``<unk> <s> </s>``, so a dictionary id is the piece id + 1 (fairseq's 4 specials), no padding."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(spm_model))
+    path.write_text("".join(f"{sp.id_to_piece(i)} 1\n" for i in range(3, sp.get_piece_size())), encoding="utf-8")
+
+
+def _spm_and_dict(directory: Path, dict_path: Path, langs: tuple[str, ...], dict_order: str, spm_type: str) -> Path:
+    """The SentencePiece model and dictionary of a fixture: ``dict_order`` ``frequency``
+    (fairseq-preprocess's, some pieces left out) or ``spm`` (the released layout; the
+    special symbols' and language codes' characters get pieces, as in a released model)."""
+    if dict_order == "frequency":
+        spm_model = train_spm(directory / "spm", model_type=spm_type)
+        write_spm_dict(spm_model, dict_path)
+        return spm_model
+    chars = "".join(sorted(set("<>/_" + "".join(langs))))
+    spm_model = train_spm(directory / "spm", model_type=spm_type, required_chars=chars)
+    write_spm_order_dict(spm_model, dict_path)
+    return spm_model
 
 
 def _fairseq_build(directory: Path, argv: list[str], seed: int) -> tuple[Any, Any, Any]:
@@ -244,7 +269,8 @@ def _save_cfg_checkpoint(args: Any, model: Any, path: Path) -> Path:
 def build_multilingual_model(directory: Path, *, langs: tuple[str, ...] = MULTI_LANGS, encoder_langtok: str = "src",
                              decoder_langtok: bool = True, lang_tok_style: str = "multilingual", seed: int = 0,
                              extra: tuple[str, ...] = (), eos_bias: float = 5.5, arch: str = "transformer",
-                             pairs: str | None = None) -> Path:
+                             pairs: str | None = None, dict_order: str = "frequency",
+                             spm_type: str = "unigram") -> Path:
     """A random ``transformer`` of the ``translation_multi_simple_epoch`` task,
     built by fairseq's own option parser, task and builders as fairseq-train
     builds it (pre-norm, shared embeddings, a fixed dictionary, a relative
@@ -252,8 +278,7 @@ def build_multilingual_model(directory: Path, *, langs: tuple[str, ...] = MULTI_
     dicts, ``cfg.task`` the argparse Namespace the task mutated)."""
 
     directory.mkdir(parents=True, exist_ok=True)
-    spm_model = train_spm(directory / "spm")
-    write_spm_dict(spm_model, directory / "model_dict.txt")
+    _spm_and_dict(directory, directory / "model_dict.txt", langs, dict_order, spm_type)
     (directory / "lang_dict.txt").write_text("\n".join(langs) + "\n", encoding="utf-8")
     pairs = pairs or ",".join(f"{a}-{b}" for a in langs for b in langs if a != b)
     argv = [".", "--task", "translation_multi_simple_epoch", "--arch", arch, "--lang-dict", "lang_dict.txt",
@@ -406,7 +431,7 @@ def load_bart_hub(path: Path) -> Any:
 
 def build_mbart_finetune_model(directory: Path, *, langs: tuple[str, ...] = ("en_XX", "de_DE", "fr_XX"),
                                source_lang: str = "en_XX", target_lang: str = "de_DE", seed: int = 0,
-                               eos_bias: float = 0.0) -> Path:
+                               eos_bias: float = 0.0, dict_order: str = "frequency") -> Path:
     """A random tiny mBART-25-style fine-tune: ``mbart_large`` (pre-norm) of the
     ``translation_from_pretrained_bart`` task (``--langs``, dict.<lang>.txt),
     built by fairseq's parser, task and builders; random-sign output-norm gains
@@ -414,8 +439,7 @@ def build_mbart_finetune_model(directory: Path, *, langs: tuple[str, ...] = ("en
     generator starts from and stops on) give outputs that stop on it."""
 
     directory.mkdir(parents=True, exist_ok=True)
-    spm_model = train_spm(directory / "spm")
-    write_spm_dict(spm_model, directory / "dict.txt")
+    _spm_and_dict(directory, directory / "dict.txt", langs, dict_order, "unigram")
     for lang in langs:
         (directory / f"dict.{lang}.txt").write_text((directory / "dict.txt").read_text("utf-8"), "utf-8")
     argv = [".", "--task", "translation_from_pretrained_bart", "--arch", "mbart_large", "--langs", ",".join(langs),
