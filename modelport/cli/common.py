@@ -105,6 +105,13 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-lang", help="target language, when the checkpoint does not name it")
 
 
+def add_language_options(p: argparse.ArgumentParser) -> None:
+    """``--source-lang``/``--target-lang``: the direction of a multilingual port (translate, validate)."""
+    p.add_argument("--source-lang", help="multilingual ports (M2M100, NLLB-200, mBART-50): the input's language "
+                                         "(`modelport inspect` lists them)")
+    p.add_argument("--target-lang", help="multilingual ports: the language to translate into")
+
+
 def converter_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of ``modelport.api.inspect``/``plan_and_write`` that
     :func:`add_source_options` collects."""

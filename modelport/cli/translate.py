@@ -7,7 +7,8 @@ import json
 import os
 from typing import Any
 
-from modelport.cli.common import KEEP_SPECIAL_HELP, PORTED_HELP, add_command, add_runtime_options, runtime_kwargs
+from modelport.cli.common import (KEEP_SPECIAL_HELP, PORTED_HELP, add_command, add_language_options,
+                                  add_runtime_options, runtime_kwargs)
 from modelport.cli.console import progress_shown
 from modelport.cli.streams import output, read_lines, stdin_chunks, streaming_stdin
 from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExistsError
@@ -45,9 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="what computes the logits: torch (PORTED_DIR is a ported folder; default) or onnx (PORTED_DIR "
                         "is an `export onnx` folder, run by onnxruntime on the CPU with modelport's own search: the "
                         "same decoding options and semantics)")
-    p.add_argument("--source-lang", help="multilingual ports (M2M100, NLLB-200, mBART-50): the input's language "
-                                         "(`modelport inspect` lists them)")
-    p.add_argument("--target-lang", help="multilingual ports: the language to translate into")
+    add_language_options(p)
     add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE))
     add_runtime_options(p)
 

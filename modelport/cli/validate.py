@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelport.cli.common import add_command, add_runtime_options, PORTED_HELP, runtime_kwargs
+from modelport.cli.common import PORTED_HELP, add_command, add_language_options, add_runtime_options, runtime_kwargs
 from modelport.cli.console import progress_shown
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_lines, read_optional_lines
@@ -15,8 +15,8 @@ from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_ar
 
 DESCRIPTION = """\
 Run the reference framework (fairseq for fairseq ports, transformers for T5 ports) and the port on
-the same lines and compare tokenizer ids, forward logits and beam-search outputs. Writes
-parity_report.json/.md; exit 3 when parity fails."""  # argparse re-flows it
+the same lines and compare tokenizer ids, forward logits and beam-search outputs; a multilingual
+port per language pair. Writes parity_report.json/.md; exit 3 when parity fails."""  # argparse re-flows it
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     ported_dir=PORTED_HELP, hub=True,
                     examples=["modelport validate ported/en-de --reference assets/default-model --data test.en",
                               "modelport validate ported/en-de --reference assets/default-model --data test.en "
-                              "--references test.de --beam 5 --report reports/"])
+                              "--references test.de --beam 5 --report reports/",
+                              "modelport validate ported/m2m --reference m2m/ --data test.txt "
+                              "--lang-pairs en-de,de-fr"])
     p.add_argument("--reference", required=True,
                    help="the original checkpoint the folder was converted from (fairseq: its directory, file or "
                         "a.pt:b.pt ensemble; T5: the transformers folder)")
@@ -35,6 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", help="directory for the report (default: PORTED_DIR)")
     p.add_argument("--only", choices=["tokenizer", "forward", "beam"], help="run one check only")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    add_language_options(p)
+    p.add_argument("--lang-pairs", metavar="PAIRS",
+                   help="multilingual ports: the directions to validate, as fairseq spells them (en-de,de-fr; "
+                        "default: --source-lang/--target-lang, else the pairs the checkpoint records when few)")
     add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE), search_only=True)
     add_runtime_options(p, side=" (of the port; the reference runs as its framework does)")
 
@@ -48,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
                                 "the report is not written into huggingface_hub's cache")
     report = validate(args.ported_dir, args.reference, read_lines(args.data),
                       references=read_optional_lines(args.references), report_dir=args.report, only=args.only,
-                      progress=progress_shown(args), **runtime_kwargs(args),
+                      progress=progress_shown(args), source_lang=args.source_lang, target_lang=args.target_lang,
+                      lang_pairs=args.lang_pairs, **runtime_kwargs(args),
                       **decoding_kwargs(vars(args), search_only=True))
     where = Path(args.report or args.ported_dir) / "parity_report.md"
     if args.json:

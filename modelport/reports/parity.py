@@ -1,10 +1,14 @@
 """The parity report: what ``modelport validate`` measured, as one typed value.
 
-A :class:`ParityReport` holds a :class:`ParityMeta` and up to four sections,
-each a small dataclass:
+A :class:`ParityReport` holds a :class:`ParityMeta` and up to five sections,
+each a small dataclass (a multilingual port's report holds the per-pair ones
+in one :class:`PairReport` per language pair, ``pairs`` in the JSON):
 
 - ``tokenizer``: :class:`TokenizerSection` (one :class:`TokenizerComparison`
   or :class:`SkippedReference` per reference tokenizer);
+- ``inputs``: :class:`InputsSection` (the source ids with special and
+  language tokens placed, against the reference's; fairseq BART and
+  multilingual ports);
 - ``forward``: :class:`ForwardSection` (logits of the reference model,
   teacher-forced; fairseq and T5 ports) or :class:`MarianForwardSection`
   (per-token log-probs printed by ``pymarian score``);
@@ -32,7 +36,7 @@ attributes. Plain data: no torch, nothing of modelport above this package.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,7 +47,7 @@ from modelport.reports.base import JsonView, Scores, Signatures
 PARITY_REPORT_STEM = "parity_report"  # .json and .md, written by `modelport validate`
 
 TITLE = "Parity report"
-SECTIONS = ("tokenizer", "forward", "beam", "bleu")
+SECTIONS = ("tokenizer", "inputs", "forward", "beam", "bleu")
 
 # a mismatch explanation: shown as it is, read by no code
 Record = dict[str, Any]
@@ -182,6 +186,36 @@ class TokenizerSection:
 
     def card_rows(self) -> list[str]:
         return [f"| tokenizer (ids and decoded text) | {'identical' if self.passed else 'differs'} |"]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputsSection:
+    """The source ids the model reads, special and language tokens placed, as the
+    reference framework builds them (its hub's ``encode``, its task's dataset for
+    inference) against the port's: identical rows, the first mismatches shown."""
+
+    lines: int
+    identical: int
+    passed: bool
+    mismatches: list[Record] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lines": self.lines, "identical": self.identical, "passed": self.passed,
+                "mismatches": list(self.mismatches)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> InputsSection:
+        return cls(lines=data["lines"], identical=data["identical"], passed=bool(data.get("passed")),
+                   mismatches=list(data.get("mismatches") or []))
+
+    def summary_line(self) -> str:
+        return f"inputs:    {_verdict(self.passed)} ({self.identical}/{self.lines} source rows identical)"
+
+    def card_rows(self) -> list[str]:
+        return [f"| inputs (source ids, special tokens placed) | {self.identical}/{self.lines} identical |"]
 
 
 # --------------------------------------------------------------------------- forward
@@ -454,8 +488,62 @@ def _beam_from_json(data: Mapping[str, Any]) -> BeamResult:
 
 
 # section name -> its reader
-_READERS = {"tokenizer": TokenizerSection.from_json, "forward": _forward_from_json, "beam": _beam_from_json,
-            "bleu": BleuSection.from_json}
+_READERS = {"tokenizer": TokenizerSection.from_json, "inputs": InputsSection.from_json,
+            "forward": _forward_from_json, "beam": _beam_from_json, "bleu": BleuSection.from_json}
+# the sections a language pair's report holds
+PAIR_SECTIONS = ("inputs", "forward", "beam", "bleu")
+
+
+def pair_name(source_lang: str | None, target_lang: str | None) -> str:
+    """``en-de`` (fairseq's --lang-pairs spelling)."""
+    return f"{source_lang}-{target_lang}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairReport:
+    """One language pair of a multilingual port: its inputs, forward and beam
+    sections (and BLEU), as a report without pairs holds them."""
+
+    source_lang: str | None
+    target_lang: str | None
+    inputs: InputsSection | None = None
+    forward: ForwardResult | None = None
+    beam: BeamResult | None = None
+    bleu: BleuSection | None = None
+    passed: bool
+    failure: str | None = None  # one line saying what failed first
+
+    @property
+    def name(self) -> str:
+        return pair_name(self.source_lang, self.target_lang)
+
+    @classmethod
+    def of(cls, source_lang: str | None, target_lang: str | None, *, failure: str | None = None,
+           **sections: Section | None) -> PairReport:
+        """The pair's report; it passes when a section ran and every section passed."""
+        ran = [s for s in sections.values() if s is not None]
+        return cls(source_lang=source_lang, target_lang=target_lang, **sections,  # type: ignore[arg-type]
+                   passed=bool(ran) and all(s.passed for s in ran), failure=failure)
+
+    def sections(self) -> dict[str, Section]:
+        found = {name: getattr(self, name) for name in PAIR_SECTIONS}
+        return {name: s for name, s in found.items() if s is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source_lang": self.source_lang, "target_lang": self.target_lang, "passed": self.passed,
+                **_present(failure=self.failure), **{name: s.to_json() for name, s in self.sections().items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PairReport:
+        sections = {name: _READERS[name](data[name]) for name in PAIR_SECTIONS if isinstance(data.get(name), Mapping)}
+        return cls(source_lang=data.get("source_lang"), target_lang=data.get("target_lang"), **sections,
+                   passed=bool(data.get("passed")), failure=data.get("failure"))
+
+    def summary_lines(self) -> list[str]:
+        return [f"{self.name}: {s.summary_line()}" for s in self.sections().values()]
+
+    def card_rows(self) -> list[str]:
+        return [row.replace("| ", f"| {self.name}: ", 1) for s in self.sections().values() for row in s.card_rows()]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -465,9 +553,12 @@ class ParityReport(JsonView):
 
     meta: ParityMeta
     tokenizer: TokenizerSection | None = None
+    inputs: InputsSection | None = None
     forward: ForwardResult | None = None
     beam: BeamResult | None = None
     bleu: BleuSection | None = None
+    # multilingual ports: one report per language pair validated, by name (``en-de``); None: no pairs
+    pairs: dict[str, PairReport] | None = None
     passed: bool
     failure: str | None = None  # one line saying what failed, where the validator can say it
     # figures written next to the report: what each shows -> its file name (linked from the Markdown)
@@ -475,13 +566,14 @@ class ParityReport(JsonView):
 
     @classmethod
     def of(cls, meta: ParityMeta, *, failure: str | None = None, figures: Mapping[str, str] | None = None,
-           **sections: Section | None) -> ParityReport:
-        """A report of the sections that ran: parity passes when at least one
-        section ran (a validator that checked nothing cannot fail, so it
-        cannot pass either) and every section passed."""
-        ran = [s for s in sections.values() if s is not None]
+           pairs: Sequence[PairReport] | None = None, **sections: Section | None) -> ParityReport:
+        """A report of the sections (and language pairs) that ran: parity passes
+        when at least one ran (a validator that checked nothing cannot fail, so
+        it cannot pass either) and every one passed."""
+        ran: list[Any] = [s for s in sections.values() if s is not None] + list(pairs or [])
         return cls(meta=meta, **sections, passed=bool(ran) and all(s.passed for s in ran),  # type: ignore[arg-type]
-                   failure=failure, figures=dict(figures or {}))
+                   failure=failure, figures=dict(figures or {}),
+                   pairs={p.name: p for p in pairs} if pairs is not None else None)
 
     def sections(self) -> dict[str, Section]:
         """The sections that ran, in report order."""
@@ -490,20 +582,26 @@ class ParityReport(JsonView):
 
     def to_json(self) -> dict[str, Any]:
         """The ``parity_report.json`` document."""
+        pairs = {name: p.to_json() for name, p in self.pairs.items()} if self.pairs is not None else None
         return {"meta": self.meta.to_json(), **{name: s.to_json() for name, s in self.sections().items()},
-                "passed": self.passed, **_present(failure=self.failure, figures=dict(self.figures) or None)}
+                **_present(pairs=pairs), "passed": self.passed,
+                **_present(failure=self.failure, figures=dict(self.figures) or None)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ParityReport:
         """Read a ``parity_report.json`` document (a missing optional field takes
         its default; a missing required one is a ``KeyError``)."""
         sections = {name: _READERS[name](data[name]) for name in SECTIONS if isinstance(data.get(name), Mapping)}
+        pairs = data.get("pairs")
         return cls(meta=ParityMeta.from_json(data.get("meta") or {}), **sections, passed=bool(data.get("passed")),
-                   failure=data.get("failure"), figures=dict(data.get("figures") or {}))
+                   failure=data.get("failure"), figures=dict(data.get("figures") or {}),
+                   pairs={name: PairReport.from_json(p) for name, p in pairs.items()}
+                   if isinstance(pairs, Mapping) else None)
 
     def summary_lines(self) -> list[str]:
         """One line per section and the verdict: what ``modelport validate`` prints."""
-        return [s.summary_line() for s in self.sections().values()] + [f"parity:    {_verdict(self.passed)}"]
+        pairs = [line for p in (self.pairs or {}).values() for line in p.summary_lines()]
+        return [s.summary_line() for s in self.sections().values()] + pairs + [f"parity:    {_verdict(self.passed)}"]
 
     def card_lines(self) -> list[str]:
         """The parity section of a model card (Markdown): the verdict, a table
@@ -514,6 +612,8 @@ class ParityReport(JsonView):
                f"parity **{_verdict(self.passed)}**.", "", "| check | result |", "|---|---|"]
         for section in self.sections().values():
             out += section.card_rows()
+        for pair in (self.pairs or {}).values():
+            out += pair.card_rows()
         if self.bleu is not None and self.bleu.signature is not None:
             out += [""] + self.bleu.signature.lines()
         out += [f"\nNote: {note}" for note in meta.notes]
@@ -539,6 +639,6 @@ class ParityReport(JsonView):
         return self.to_json().items()
 
 
-__all__ = ["BeamSection", "BleuSection", "ForwardSection", "MarianBeamSection", "MarianForwardSection",
-           "ModuleDivergence", "ParityMeta", "ParityReport", "Scores", "SkippedReference", "TokenizerComparison",
-           "TokenizerSection", "WeightDivergence"]
+__all__ = ["BeamSection", "BleuSection", "ForwardSection", "InputsSection", "MarianBeamSection",
+           "MarianForwardSection", "ModuleDivergence", "PairReport", "ParityMeta", "ParityReport", "Scores",
+           "SkippedReference", "TokenizerComparison", "TokenizerSection", "WeightDivergence", "pair_name"]

@@ -13,7 +13,10 @@ fail it.
 Decoding options come as one mapping (``decoding=``, or keywords collected
 into it): fairseq's names (modelport's aliases under hf semantics) for fairseq
 and T5 ports; ``beam``/``lenpen``/``nbest`` and Marian's own names for Marian
-ports, which are checked against Marian itself (pymarian).
+ports, which are checked against Marian itself (pymarian). fairseq ports whose
+special tokens a fairseq task places (BART, mBART, M2M100/NLLB) are validated
+by :mod:`modelport.validators.fairseq_tasks` (an ``inputs`` section, one
+report per language pair).
 """
 
 from __future__ import annotations
@@ -32,27 +35,23 @@ from modelport.converters.fairseq import NAME_TABLE as FAIRSEQ_NAME_TABLE
 from modelport.converters.t5 import NAME_TABLE as T5_NAME_TABLE
 from modelport.errors import InvalidInputError
 from modelport.generation.options import VALIDATE_BATCH_SIZE
-from modelport.generation.scoring import prefix_scorer, teacher_forcing_batch, token_log_probs
+from modelport.generation.scoring import prefix_scorer, token_log_probs
 from modelport.generation.semantics import SEMANTICS, TOKEN_IDS, decoding_flags
-from modelport.generation.translate import generate, make_batches, model_device, resolve_options, translate
-from modelport.metrics import corpus_scores
+from modelport.generation.translate import generate, make_batches, resolve_options, translate
 from modelport.model.folder import TOKENIZER_CONFIG_NAME, PortedFolder
 from modelport.model.io import read_json
-from modelport.reports.plots import SCORE_PLOT_NAME, score_histogram
-from modelport.reports.base import Signatures
 from modelport.progress import Steps
-from modelport.reports.parity import (PARITY_REPORT_STEM, BleuSection, ForwardSection, MarianBeamSection,
-                                      MarianForwardSection, ParityMeta, ParityReport, Scores, TokenizerSection,
-                                      WeightDivergence)
+from modelport.reports.parity import (MarianBeamSection, MarianForwardSection, ParityMeta, ParityReport,
+                                      TokenizerSection, WeightDivergence)
 from modelport.validators.beam import compare_hypotheses
-from modelport.validators.forward import localize_divergence, max_logit_diff
+from modelport.validators.fairseq_tasks import TASK_TOKENIZERS, requested_pairs, validate_task_port
 from modelport.validators.provenance import check_reference
+from modelport.validators.sections import FORWARD_TOL, bleu_section, figures, finish, forward_section, score_diffs
 from modelport.validators.references.fairseq_generator import FairseqReference, fairseq_cpu_ngram_noop
 from modelport.validators.references.marian import WORD_SCORE_PRECISION, MarianReference, printed_tolerance
 from modelport.validators.references.transformers_generator import TransformersReference
 from modelport.validators.tokenizer import validate_tokenizer
 
-FORWARD_TOL = 1e-4
 CHECKS = ("tokenizer", "forward", "beam", "bleu")
 
 # validate()'s own keywords among the decoding flags the CLI gives it
@@ -171,7 +170,8 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
              max_tokens: int | None = None, references: Sequence[str] | None = None,
              report_dir: str | os.PathLike[str] | None = None, only: Sequence[str] | str | None = None,
              forward_batches: int = 2, write: bool = True, device: str | None = None, dtype: Any = None,
-             progress: bool = False, **options: Any) -> ParityReport:
+             progress: bool = False, source_lang: str | None = None, target_lang: str | None = None,
+             lang_pairs: str | None = None, **options: Any) -> ParityReport:
     """Validate a ported folder against its source checkpoint ``reference``.
 
     ``data_lines`` are raw text lines (tokenized by the port's tokenizer);
@@ -184,7 +184,11 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     is written to ``report_dir`` (default: the ported folder) as
     parity_report.json/.md unless ``write`` is False; ``report.passed`` says
     whether parity holds (the CLI exits 3 when it does not). ``progress``
-    draws a bar over the batches on stderr.
+    draws a bar over the batches on stderr. ``source_lang``/``target_lang``
+    and ``lang_pairs`` (``en-de,de-fr``): the directions of a multilingual
+    port to validate (default: those its checkpoint records, when few); BART
+    and multilingual fairseq ports are run through fairseq's own task
+    (:mod:`modelport.validators.fairseq_tasks`).
     """
     decoding = {**(decoding or {}), **options}
     checks = _checks(only)
@@ -195,6 +199,7 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     ported = load(ported_dir, device=device, dtype=dtype)
     if not local:
         _preflight(ported_dir, ported.source_format, ported.conversion, reference, semantics)
+    pairs = requested_pairs(ported, source_lang, target_lang, lang_pairs)  # unknown languages: before the reference
     if ported.source_format == "marian":
         if data_lines is None:
             raise InvalidInputError("Marian ports are validated on text lines (--data): pymarian reads text, "
@@ -206,6 +211,13 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
         raise InvalidInputError(f"`{ported.source_format}` ports cannot be validated by `modelport validate` yet "
                                 f"(known: {', '.join(REFERENCES)})")
     given = _decoding_options(decoding, SEARCH_OPTIONS, ported.source_format)
+    if ported.source_format == "fairseq" and _tokenizer_config(ported).get("type") in TASK_TOKENIZERS:
+        sem, opts = resolve_options(ported.generation_config, semantics, given)
+        notes = [_ngram_blocking_note(opts)] if opts.get("no_repeat_ngram_size") else []
+        return validate_task_port(ported, ported_dir, reference, data_lines, pairs=pairs, checks=checks,
+                                  semantics=sem, opts=opts, notes=notes, batch_size=batch_size, max_tokens=max_tokens,
+                                  references=references, report_dir=report_dir, write=write,
+                                  forward_batches=forward_batches, progress=progress)
     tokenizer = None
     if data_lines is not None and "tokenizer" in checks:
         tokenizer = _tokenizer_section(ported_dir, reference, data_lines, references)
@@ -242,84 +254,18 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
 
     forward = beam = bleu = None
     if "forward" in checks:
-        forward = _forward(ported, ref, name_table, src_tokens, ref_all, batches, forward_batches)
+        forward = forward_section(ported, ref, name_table, src_tokens, ref_all, batches, forward_batches)
     if "beam" in checks:
         beam = compare_hypotheses(src_tokens, ours_all, ref_all, start=cfg.decoder_start_token_id,
                                   score_ours=prefix_scorer(ported.models), score_ref=ref.prefix_scorer(),
                                   decode=decode)
     if references is not None and "bleu" in checks:
-        bleu = _bleu([decode(h[0]["tokens"]) for h in ours_all], [decode(h[0]["tokens"]) for h in ref_all],
-                     references)
-    diffs = _score_diffs([h[0]["score"] for h in ours_all if h], [h[0]["score"] for h in ref_all if h]) \
+        bleu = bleu_section([decode(h[0]["tokens"]) for h in ours_all], [decode(h[0]["tokens"]) for h in ref_all],
+                            references)
+    diffs = score_diffs([h[0]["score"] for h in ours_all if h], [h[0]["score"] for h in ref_all if h]) \
         if search and "beam" in checks else []
-    return _finish(ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu,
-                                   figures=_figures(diffs, write)), diffs, ported_dir, report_dir, write)
-
-
-def _score_diffs(ours: Sequence[float], theirs: Sequence[float]) -> list[float]:
-    """Per-sentence differences of the best hypotheses' scores (port minus reference)."""
-    return [float(a) - float(b) for a, b in zip(ours, theirs)]
-
-
-def _figures(diffs: Sequence[float], write: bool) -> dict[str, str]:
-    """The figures the written report links to: the score-difference histogram when scores were compared."""
-    return {"per-sentence score differences": SCORE_PLOT_NAME} if write and diffs else {}
-
-
-def _finish(report: ParityReport, diffs: Sequence[float], ported_dir: str | os.PathLike[str],
-            report_dir: str | os.PathLike[str] | None, write: bool) -> ParityReport:
-    """Write the report (and its figures) unless ``write`` is False; return it."""
-    if write:
-        write_parity_report(report, Path(report_dir) if report_dir is not None else Path(ported_dir), diffs)
-    return report
-
-
-def _forward(ported: PortedModel, ref: Any, name_table: dict[str, Any], src_tokens: list[list[int]],
-             ref_out: list[Any], batches: list[list[int]], forward_batches: int) -> ForwardSection:
-    """max |logit diff| of every member, teacher-forced on the reference's best
-    outputs (``ref_out``) over the first ``forward_batches`` batches; on
-    failure, the first divergent module on the first line."""
-    cfg = ported.config
-
-    def targets(batch: list[int]) -> list[list[int]]:
-        return [ref_out[i][0]["tokens"] for i in batch]
-
-    diffs = []
-    for member in range(len(ported.models)):
-        for batch in batches[:forward_batches]:
-            src, prev, mask = teacher_forcing_batch([src_tokens[i] for i in batch], targets(batch),
-                                                    cfg.pad_token_id, cfg.decoder_start_token_id,
-                                                    device=model_device(ported.models))
-            diffs.append(max_logit_diff(ported.models[member], lambda s, p, m=member: ref.logits(s, p, m),
-                                        src, prev, mask))
-    worst = max(diffs) if diffs else 0.0
-    passed = worst <= FORWARD_TOL
-    divergence = None
-    if not passed:
-        i = batches[0][0]
-        src, prev, _ = teacher_forcing_batch([src_tokens[i]], targets([i]), cfg.pad_token_id,
-                                             cfg.decoder_start_token_id, device=model_device(ported.models))
-        divergence = localize_divergence(ref.models[0], ported.models[0], lambda: ref.run_forward(src, prev),
-                                         lambda: ported.models[0](src, prev), name_table, tol=FORWARD_TOL)
-    return ForwardSection(max_abs_logit_diff=worst, tolerance=FORWARD_TOL, passed=passed, divergence=divergence)
-
-
-def _bleu(ours: list[str], theirs: list[str], references: Sequence[str]) -> BleuSection:
-    refs = list(references)
-    mine, other = corpus_scores(ours, refs), corpus_scores(theirs, refs)
-    return BleuSection(modelport=Scores(bleu=mine.bleu, chrf=mine.chrf),
-                       reference=Scores(bleu=other.bleu, chrf=other.chrf),
-                       signature=Signatures(bleu=mine.bleu_signature, chrf=mine.chrf_signature))
-
-
-def write_parity_report(report: ParityReport, directory: Path, score_diffs: Sequence[float] = ()
-                        ) -> tuple[Path, Path]:
-    """``parity_report.json`` and ``parity_report.md`` in ``directory``, and
-    the histogram of ``score_diffs`` (``parity_scores.png``) the report links to."""
-    if report.figures:
-        directory.mkdir(parents=True, exist_ok=True)
-        score_histogram(score_diffs, directory / SCORE_PLOT_NAME)
-    return report.write(directory, PARITY_REPORT_STEM)
+    return finish(ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu,
+                                   figures=figures(diffs, write)), diffs, ported_dir, report_dir, write)
 
 
 # ---------------------------------------------------------------------------
@@ -469,9 +415,9 @@ def validate_marian(ported: PortedModel, ported_dir: str | os.PathLike[str], ref
     beam = _marian_beam(ported, ref_out, ours, nbest) if "beam" in sections else None
     bleu = None
     if references is not None and "bleu" in sections:
-        bleu = _bleu([o[0]["text"] for o in ours], [r[0].text for r in ref_out], references)
-    diffs = _score_diffs([o[0]["score"] for o in ours], [r[0].score for r in ref_out]) \
+        bleu = bleu_section([o[0]["text"] for o in ours], [r[0].text for r in ref_out], references)
+    diffs = score_diffs([o[0]["score"] for o in ours], [r[0].score for r in ref_out]) \
         if ours is not None and "beam" in sections else []
-    return _finish(ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu,
-                                   failure=_marian_failure(forward, beam), figures=_figures(diffs, write)),
+    return finish(ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu,
+                                   failure=_marian_failure(forward, beam), figures=figures(diffs, write)),
                    diffs, ported_dir, report_dir, write)

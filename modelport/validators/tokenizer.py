@@ -37,6 +37,7 @@ from modelport.model.folder import CONFIG_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER
 from modelport.model.io import read_json
 from modelport.tokenizers import load_tokenizer
 from modelport.validators.references.fairseq_hub import FairseqHubReference, SacremosesBpeReference
+from modelport.validators.references.fairseq_multilingual import FairseqTaskReference
 from modelport.validators.references.sentencepiece_ref import MarianSpmReference, T5SpmReference
 from modelport.validators.references.transformers_tok import FsmtReference, MarianReference, T5Reference
 
@@ -90,6 +91,8 @@ REFERENCES: dict[str, ReferenceAdapter] = {
     "transformers_marian": ReferenceAdapter(("transformers", "sentencepiece"), lambda ref, cfg: MarianReference(ref)),
     "transformers_t5": ReferenceAdapter(("transformers", "sentencepiece", "tokenizers"),
                                         lambda ref, cfg: T5Reference(ref)),
+    # fairseq's BPE (gpt2, sentencepiece) and the checkpoint's task dictionary, as fairseq loads them
+    "fairseq_task": ReferenceAdapter(("fairseq",), lambda ref, cfg: FairseqTaskReference(str(ref))),
 }
 
 # fairseq's BPE library -> the reference calling it directly under sacremoses
@@ -107,6 +110,8 @@ APPLICABLE: dict[str, Callable[[Mapping[str, Any]], tuple[str, ...]]] = {
     "fairseq_moses_bpe": _moses_bpe_references,
     "marian_spm": lambda cfg: ("sentencepiece", "transformers_marian"),
     "t5_spm": lambda cfg: ("sentencepiece", "transformers_t5"),
+    "fairseq_spm": lambda cfg: ("fairseq_task",),
+    "fairseq_gpt2_bpe": lambda cfg: ("fairseq_task",),
 }
 
 
@@ -242,11 +247,14 @@ def _compare(tok: Any, ref: Any, lines: list[str], max_examples: int,
     return {**counts, "passed": passed, "mismatches": mismatches}
 
 
-def port_outputs(ported_dir: Path, lines: list[str]) -> list[list[int]]:
+def port_outputs(ported_dir: Path, lines: list[str]) -> list[list[int]] | None:
     """The port's greedy translations of ``lines`` as target ids (EOS and
     padding dropped): text the model itself emits, for ``outputs_decoded``.
-    Lines longer than the model reads are left out."""
+    Lines longer than the model reads are left out. None for a multilingual
+    port: no direction is known here (``validate`` passes each pair's outputs)."""
     ported = load(ported_dir)
+    if getattr(ported.tokenizer, "languages", ()):
+        return None
     cfg = ported.config
     drop = {cfg.eos_token_id, cfg.pad_token_id}
     fits = [line for line in lines if len(ported.tokenizer.encode(line)) <= cfg.max_source_positions]
@@ -256,8 +264,8 @@ def port_outputs(ported_dir: Path, lines: list[str]) -> list[list[int]]:
 
 def validate_tokenizer(ported_dir: str | Path, reference: str | Path, lines: list[str], *,
                        references: tuple[str, ...] | None = None, max_examples: int = 10,
-                       target_lines: list[str] | None = None,
-                       outputs: list[list[int]] | None = None) -> dict[str, Any]:
+                       target_lines: list[str] | None = None, outputs: list[list[int]] | None = None,
+                       prebuilt: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Encode and decode every line with the port and with each reference.
 
     ``target_lines`` (e.g. reference translations) are used for the target
@@ -268,7 +276,9 @@ def validate_tokenizer(ported_dir: str | Path, reference: str | Path, lines: lis
 
     ``reference`` is the original model folder (fairseq: checkpoint,
     ``dict.*.txt``, bpecodes; Marian: ``*.spm`` + vocabulary; T5:
-    ``spiece.model``). Returns ``{"tokenizer": {...}, "passed": bool}``.
+    ``spiece.model``). ``prebuilt``: references already built, by name (the
+    validator's loaded fairseq models serve as ``fairseq_task``). Returns
+    ``{"tokenizer": {...}, "passed": bool}``.
     """
     ported_dir, reference = Path(ported_dir), Path(reference)
     if reference.is_file():
@@ -294,7 +304,7 @@ def validate_tokenizer(ported_dir: str | Path, reference: str | Path, lines: lis
         if missing:
             results[name] = {"skipped": f"{', '.join(missing)} not installed", "authoritative": None}
             continue
-        ref = build_reference(name, reference, cfg)
+        ref = (prebuilt or {}).get(name) or build_reference(name, reference, cfg)
         entry = {"authoritative": ref.authoritative}
         if getattr(ref, "via", None):
             entry["via"] = ref.via
