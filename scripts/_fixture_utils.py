@@ -30,6 +30,20 @@ Subcommands:
         --no-hub-langs) and print sacreBLEU against test.TGT.
   describe CKPT
         Print parameter count and checkpoint layout.
+  spm-data CORPUS_DIR OUT_DIR [--vocab 1000] [--src en] [--tgt de]
+        Train a SentencePiece BPE model (OUT_DIR/spm.model, one thread, fixed
+        seed) on train.{SRC,TGT} and write {split}.bpe.{lang} the way fairseq's
+        sentencepiece encoder splits them.
+  gpt2-data CORPUS_DIR OUT_DIR --bpe-dir DIR [--src en] [--tgt de]
+        Encode {split}.{lang} with fairseq's own GPT-2 BPE (DIR/encoder.json,
+        vocab.bpe) into {split}.bpe.{lang}: ``<s>`` then the ids, as
+        BARTHubInterface.encode wraps a sentence (the task appends ``</s>``).
+  evaluate-multilingual MODEL_DIR CORPUS_DIR --pairs en-de,de-en [--beam 5]
+        Translate test.SRC of each pair with the translation_multi_simple_epoch
+        task's own inference (SequenceGenerator, target langtok as prefix) and
+        print sacreBLEU, exact matches and how many outputs stop early.
+  evaluate-bart MODEL_DIR CORPUS_DIR [--beam 5] [--src en] [--tgt de]
+        The same through BARTModel.from_pretrained(...).sample.
 """
 
 from __future__ import annotations
@@ -312,6 +326,140 @@ def evaluate(model_dir, corpus, beam=5, hyp_out=None, batch=64, src_lang="en", t
     return bleu.score
 
 
+# ---------------------------------------------------------------------------
+# Multilingual (SentencePiece) and BART (GPT-2 BPE) fixtures
+# ---------------------------------------------------------------------------
+
+SPLITS = ("train", "valid", "test")
+
+
+def spm_data(corpus, out, vocab=1000, src_lang="en", tgt_lang="de"):
+    """SentencePiece BPE trained on train.{src,tgt}, then every split encoded as
+    fairseq's SentencepieceBPE.encode does (pieces joined by spaces)."""
+    import sentencepiece as spm
+
+    from sentencepiece import sentencepiece_model_pb2
+
+    os.makedirs(out, exist_ok=True)
+    inputs = ",".join(os.path.join(corpus, f"train.{lang}") for lang in (src_lang, tgt_lang))
+    path = os.path.join(out, "spm.model")
+    spm.SentencePieceTrainer.train(input=inputs, model_prefix=path[: -len(".model")], vocab_size=vocab,
+                                   model_type="bpe", character_coverage=1.0, num_threads=1,
+                                   input_sentence_size=0, shuffle_input_sentence=False, minloglevel=2)
+    # the model records its build paths (a temp dir) in trainer_spec, which encoding never reads:
+    # dropped, so spm.model is byte-reproducible
+    proto = sentencepiece_model_pb2.ModelProto()
+    with open(path, "rb") as f:
+        proto.ParseFromString(f.read())
+    proto.trainer_spec.model_prefix = "spm"
+    del proto.trainer_spec.input[:]
+    with open(path, "wb") as f:
+        f.write(proto.SerializeToString())
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(out, "spm.model"))
+    for lang in (src_lang, tgt_lang):
+        for split in SPLITS:
+            with open(os.path.join(corpus, f"{split}.{lang}"), encoding="utf-8") as f:
+                lines = [" ".join(sp.encode(l.rstrip("\n"), out_type=str)) for l in f]
+            with open(os.path.join(out, f"{split}.bpe.{lang}"), "w", encoding="utf-8") as g:
+                g.write("\n".join(lines) + "\n")
+    log(f"spm.model: {sp.get_piece_size()} pieces (bpe, trained on train.{src_lang} + train.{tgt_lang})")
+
+
+def gpt2_data(corpus, out, bpe_dir, src_lang="en", tgt_lang="de"):
+    """Every split as GPT-2 ids with a leading ``<s>`` (fairseq's own gpt2 encoder)."""
+    from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
+
+    os.makedirs(out, exist_ok=True)
+    bpe = get_encoder(os.path.join(bpe_dir, "encoder.json"), os.path.join(bpe_dir, "vocab.bpe"))
+    for lang in (src_lang, tgt_lang):
+        for split in SPLITS:
+            with open(os.path.join(corpus, f"{split}.{lang}"), encoding="utf-8") as f:
+                lines = ["<s> " + " ".join(map(str, bpe.encode(l.rstrip("\n")))) for l in f]
+            with open(os.path.join(out, f"{split}.bpe.{lang}"), "w", encoding="utf-8") as g:
+                g.write("\n".join(lines) + "\n")
+    log(f"GPT-2 BPE ids written for {SPLITS} x ({src_lang}, {tgt_lang})")
+
+
+def _report(name, src, hyp, ref, n_tokens, cap):
+    import sacrebleu
+
+    bleu = sacrebleu.metrics.BLEU().corpus_score(hyp, [ref])
+    capped = sum(n >= cap for n in n_tokens)
+    repeats = sum(bool(re.search(r"\b(\w+)( \1\b){2,}", h)) for h in hyp)
+    for s, h, r in list(zip(src, hyp, ref))[:3]:
+        print(f"  SRC {s}\n  HYP {h}\n  REF {r}")
+    print(f"{name}: BLEU = {bleu.score:.2f}, exact matches: {sum(h == r for h, r in zip(hyp, ref))}/{len(ref)}, "
+          f"stopped before the length cap: {len(hyp) - capped}/{len(hyp)}, a word 3x in a row: {repeats}")
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return [l.rstrip("\n") for l in f]
+
+
+def evaluate_multilingual(model_dir, corpus, pairs, beam=5, batch=64):
+    """The task's own inference (what fairseq-generate runs), as tests/helpers/fairseq_ref.py does."""
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    from argparse import Namespace
+
+    import torch
+    from fairseq import checkpoint_utils
+    from fairseq.data import encoders
+
+    torch.manual_seed(1)
+    d = os.path.abspath(model_dir)
+    bpe = encoders.build_bpe(Namespace(bpe="sentencepiece", sentencepiece_model=os.path.join(d, "spm.model"),
+                                       sentencepiece_enable_sampling=False, sentencepiece_alpha=None))
+    for pair in pairs.split(","):
+        s, t = pair.split("-")
+        models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+            [os.path.join(d, "model.pt")], arg_overrides={
+                "data": d, "source_lang": s, "target_lang": t, "lang_dict": os.path.join(d, "lang_dict.txt"),
+                "fixed_dictionary": os.path.join(d, "model_dict.txt")})
+        models = [m.eval() for m in models]
+        gen = task.build_generator(models, Namespace(beam=beam))
+        src, ref = _read(os.path.join(corpus, f"test.{s}")), _read(os.path.join(corpus, f"test.{t}"))
+        hyp, n_tokens = [""] * len(src), [0] * len(src)
+        with torch.no_grad():
+            for i in range(0, len(src), batch):
+                toks = [task.source_dictionary.encode_line(bpe.encode(l), add_if_not_exist=False).long()
+                        for l in src[i:i + batch]]
+                ds = task.build_dataset_for_inference(toks, [x.numel() for x in toks])
+                sample = ds.collater([ds[j] for j in range(len(toks))])
+                out = task.inference_step(gen, models, sample)
+                for j, sid in enumerate(sample["id"].tolist()):
+                    h = out[j][0]["tokens"]
+                    n_tokens[i + sid] = h.numel()
+                    text = task.target_dictionary.string(
+                        h.int(), extra_symbols_to_ignore=gen.symbols_to_strip_from_output)
+                    hyp[i + sid] = bpe.decode(text)
+        cap = int(gen.max_len_b) if hasattr(gen, "max_len_b") else 200
+        _report(f"{s}-{t} beam {beam}", src, hyp, ref, n_tokens, cap)
+
+
+def evaluate_bart(model_dir, corpus, beam=5, src_lang="en", tgt_lang="de", batch=64):
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    import torch
+    from fairseq.models.bart import BARTModel
+
+    torch.manual_seed(1)
+    d = os.path.abspath(model_dir)
+    cwd = os.getcwd()
+    os.chdir(d)  # the checkpoint records its BPE files relative to where it was trained
+    try:
+        hub = BARTModel.from_pretrained(d, checkpoint_file="model.pt", data_name_or_path=d).eval()
+    finally:
+        os.chdir(cwd)
+    src, ref = _read(os.path.join(corpus, f"test.{src_lang}")), _read(os.path.join(corpus, f"test.{tgt_lang}"))
+    hyp, n_tokens = [], []
+    with torch.no_grad():
+        for i in range(0, len(src), batch):
+            out = hub.generate([hub.encode(l) for l in src[i:i + batch]], beam=beam)
+            n_tokens += [o[0]["tokens"].numel() for o in out]
+            hyp += [hub.decode(o[0]["tokens"]) for o in out]
+    _report(f"{src_lang}-{tgt_lang} beam {beam}", src, hyp, ref, n_tokens, 200)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="fixture helpers")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -343,6 +491,29 @@ def main(argv=None):
     p.add_argument("--no-hub-langs", action="store_true")
     p = sub.add_parser("describe")
     p.add_argument("ckpt")
+    p = sub.add_parser("spm-data")
+    p.add_argument("corpus")
+    p.add_argument("out")
+    p.add_argument("--vocab", type=int, default=1000)
+    p.add_argument("--src", default="en")
+    p.add_argument("--tgt", default="de")
+    p = sub.add_parser("gpt2-data")
+    p.add_argument("corpus")
+    p.add_argument("out")
+    p.add_argument("--bpe-dir", required=True)
+    p.add_argument("--src", default="en")
+    p.add_argument("--tgt", default="de")
+    p = sub.add_parser("evaluate-multilingual")
+    p.add_argument("model_dir")
+    p.add_argument("corpus")
+    p.add_argument("--pairs", default="en-de,de-en")
+    p.add_argument("--beam", type=int, default=5)
+    p = sub.add_parser("evaluate-bart")
+    p.add_argument("model_dir")
+    p.add_argument("corpus")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--src", default="en")
+    p.add_argument("--tgt", default="de")
     a = ap.parse_args(argv)
     if a.cmd == "build-fastbpe":
         print(build_fastbpe(a.workdir))
@@ -358,6 +529,14 @@ def main(argv=None):
         evaluate(a.model_dir, a.corpus, a.beam, a.out, src_lang=a.src, tgt_lang=a.tgt, hub_langs=not a.no_hub_langs)
     elif a.cmd == "describe":
         describe(a.ckpt)
+    elif a.cmd == "spm-data":
+        spm_data(a.corpus, a.out, a.vocab, a.src, a.tgt)
+    elif a.cmd == "gpt2-data":
+        gpt2_data(a.corpus, a.out, a.bpe_dir, a.src, a.tgt)
+    elif a.cmd == "evaluate-multilingual":
+        evaluate_multilingual(a.model_dir, a.corpus, a.pairs, a.beam)
+    elif a.cmd == "evaluate-bart":
+        evaluate_bart(a.model_dir, a.corpus, a.beam, a.src, a.tgt)
     return 0
 
 

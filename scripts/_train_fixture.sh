@@ -67,11 +67,11 @@ preprocess() {
   grep -E "Dictionary|sents" "$WORK/preprocess.log" | sed 's/^.*preprocess:/  /' || true
 }
 
-# train ARCH ARGS...: fairseq-train on CPU with the shared optimisation settings ("4/6");
-# sets TRAIN (the full command) and TRAIN_SECS
+# train ARGS...: fairseq-train on CPU with the shared optimisation settings ("4/6");
+# sets TRAIN (the full command) and TRAIN_SECS. TRAIN_ARCH (default transformer) picks --arch.
 train() {
   step "4/6 fairseq-train on CPU (max $MAX_EPOCH epochs)"
-  TRAIN=(fairseq-train data-bin --arch transformer "$@"
+  TRAIN=(fairseq-train data-bin --arch "${TRAIN_ARCH:-transformer}" "$@"
     --max-tokens 4096 --max-epoch "$MAX_EPOCH"
     --seed "$SEED" --cpu --num-workers 0
     --no-epoch-checkpoints --save-dir checkpoints
