@@ -7,7 +7,8 @@ Reads what Marian and OPUS-MT ship, without Marian itself:
   ``numpy.load(allow_pickle=False)``;
 * ``decoder.yml`` (OPUS-MT): which npz and vocabularies to use, and the
   decoding defaults (``beam-size``, ``normalize``, ``word-penalty``,
-  ``max-length-factor``);
+  ``max-length-factor``); several ``models`` are an ensemble (members of one
+  architecture, combined log-linearly with ``weights``);
 * vocabularies: Marian YAML (``*.vocab.yml``, joint or separate) or
   SentencePiece models used directly as vocabularies (``vocabs:
   [source.spm, target.spm]``, ids are then the spm ids);
@@ -48,7 +49,7 @@ import tokenize
 import zipfile
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -362,7 +363,8 @@ def resolve_embeddings(mapper: KeyMapper, opts: Mapping[str, Any], rows: int, v_
     Marian's tying: ``tied-embeddings-all``/``-src`` share one ``Wemb``
     between encoder and decoder (else ``encoder_Wemb``/``decoder_Wemb``);
     ``tied-embeddings``/``-all`` reuse the decoder embedding as the output
-    matrix (else ``decoder_ff_logit_out_W``, ``[dim, vocab]``)."""
+    matrix (else ``decoder_ff_logit_out_Wt``, ``[vocab, dim]``, or in older
+    models ``decoder_ff_logit_out_W``, ``[dim, vocab]``)."""
     arrays, problems = mapper.state, mapper.problems
     out: list[tuple[str, torch.Tensor]] = []
     shared = bool(opts["tied-embeddings-all"] or opts["tied-embeddings-src"])
@@ -383,16 +385,20 @@ def resolve_embeddings(mapper: KeyMapper, opts: Mapping[str, Any], rows: int, v_
             tables[name] = pad_rows(table, rows)
         out.append((f"{side}.embed.embed_tokens.weight", tables[name]))
     if not (opts["tied-embeddings-all"] or opts["tied-embeddings"]):
-        if "decoder_ff_logit_out_W" not in arrays:
-            problems.append("Marian tensor `decoder_ff_logit_out_W` is missing (the output matrix of an "
-                            "untied model)")
+        # src/layers/output.cpp: `_Wt` [vocab, dim] as Marian 1.12 writes it; older models hold `_W` [dim, vocab]
+        legacy = "decoder_ff_logit_out_W" in arrays
+        name = "decoder_ff_logit_out_W" if legacy else "decoder_ff_logit_out_Wt"
+        if name not in arrays:
+            problems.append("Marian tensor `decoder_ff_logit_out_Wt` (or the older `decoder_ff_logit_out_W`) "
+                            "is missing (the output matrix of an untied model)")
         else:
-            w = mapper.take("decoder_ff_logit_out_W")
-            if w.ndim != 2 or w.shape[1] != v_tgt:
-                problems.append(f"Marian tensor `decoder_ff_logit_out_W` has shape {list(w.shape)}, but "
-                                f"must be [dim-emb, {v_tgt}] (--dim-vocabs)")
+            w = mapper.take(name)
+            w = w.T if legacy and w.ndim == 2 else w
+            if w.ndim != 2 or w.shape[0] != v_tgt:
+                problems.append(f"Marian tensor `{name}` has shape {list(w.shape)}, but must be "
+                                + (f"[dim-emb, {v_tgt}]" if legacy else f"[{v_tgt}, dim-emb]") + " (--dim-vocabs)")
             else:
-                out.append(("lm_head.weight", pad_rows(np.ascontiguousarray(w.T), rows)))
+                out.append(("lm_head.weight", pad_rows(np.ascontiguousarray(w), rows)))
     bias = torch.zeros(rows, dtype=torch.float32)
     if "decoder_ff_logit_out_b" in arrays:
         b = mapper.take("decoder_ff_logit_out_b").reshape(-1)
@@ -512,10 +518,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def find_inputs(source: str) -> tuple[Path, Path, list[Path], dict[str, Any]]:
-    """(directory, npz, vocabulary files, decoder.yml contents) of ``source``:
-    an OPUS-MT directory (``decoder.yml`` names the rest), a directory with one
-    npz, or an npz file."""
+def find_inputs(source: str) -> tuple[Path, list[Path], list[Path], dict[str, Any]]:
+    """(directory, npz files, vocabulary files, decoder.yml contents) of ``source``:
+    an OPUS-MT directory (``decoder.yml`` names the rest; several ``models`` are
+    an ensemble), a directory with one npz, or an npz file."""
     path = Path(source)
     directory = path if path.is_dir() else path.parent
     decoder: dict[str, Any] = {}
@@ -526,22 +532,19 @@ def find_inputs(source: str) -> tuple[Path, Path, list[Path], dict[str, Any]]:
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise InvalidInputError(f"decoder.yml: `{key}` must be a list of file names, but is {short_repr(value)}")
     if path.is_file():
-        npz = path
+        npzs = [path]
     elif decoder.get("models"):
-        models = decoder["models"]
-        if not isinstance(models, list) or len(models) != 1:
-            raise UnsupportedCheckpointError(source, [f"decoder.yml models {models} is not supported (supported: "
-                                                      "one model; ensembles are not supported)"])
-        npz = directory / str(models[0])
+        npzs = [directory / str(m) for m in decoder["models"]]
     else:
         cands = sorted(p for p in directory.glob("*.npz") if not p.name.endswith(".optimizer.npz"))
         if len(cands) != 1:
             found = ", ".join(p.name for p in cands) or "none"
             raise InvalidInputError(f"`{source}` must hold one Marian .npz model, but holds {found} (point at the "
                                     ".npz file or add a decoder.yml)")
-        npz = cands[0]
-    if not npz.is_file():
-        raise InvalidInputError(f"Marian model `{npz}` does not exist (named in decoder.yml)")
+        npzs = cands
+    for npz in npzs:
+        if not npz.is_file():
+            raise InvalidInputError(f"Marian model `{npz}` does not exist (named in decoder.yml)")
     if decoder.get("vocabs"):
         vocabs = [directory / str(v) for v in decoder["vocabs"]]
     else:
@@ -558,7 +561,7 @@ def find_inputs(source: str) -> tuple[Path, Path, list[Path], dict[str, Any]]:
         if not v.is_file():
             raise InvalidInputError(f"vocabulary `{v}` does not exist (Marian needs it to map pieces to ids; copy "
                                     "the model's *.vocab.yml or source.spm/target.spm beside the npz)")
-    return directory, npz, vocabs, decoder
+    return directory, npzs, vocabs, decoder
 
 
 def load_vocab(path: Path) -> dict[str, int]:
@@ -597,12 +600,20 @@ def generation_defaults(decoder: Mapping[str, Any], pad: int, eos: int) -> dict[
     if isinstance(sort, str) and sort not in MAXI_BATCH_SORTS:
         problems.append(f"Option --maxi-batch-sort {sort} is not supported (supported: "
                         f"{', '.join(MAXI_BATCH_SORTS)})")
+    # an ensemble's scorer weights (--weights, one per model; Marian's default 1 each)
+    weights, models = decoder.get("weights"), decoder.get("models") or [None]
+    if weights is not None and not (isinstance(weights, list) and len(weights) == len(models) and all(
+            type(w) in (int, float) and math.isfinite(w) for w in weights)):
+        problems.append(f"`--weights` must be one finite number per model ({len(models)}), but is "
+                        f"{short_repr(weights)}")
     if problems:
         raise InvalidInputError("decoder.yml: " + "; ".join(problems))
     gen: dict[str, Any] = {"semantics": "marian"}
     for key, (name, default) in DECODER_DEFAULTS.items():
         value = decoder.get(key, default)
         gen[name] = default if value is None else value
+    if weights is not None:
+        gen["weights"] = [float(w) for w in weights]
     gen.update(decoder_start_token_id=pad, pad_token_id=pad, eos_token_id=eos)
     return gen
 
@@ -637,6 +648,8 @@ class MarianSource:
     arrays: dict[str, np.ndarray]
     raw: dict[str, Any]  # special:model.yml
     opts: dict[str, Any]  # raw with Marian's defaults
+    # the other members of an ensemble (decoder.yml `models`): npz, arrays, opts
+    others: list[tuple[Path, dict[str, np.ndarray], dict[str, Any]]] = field(default_factory=list)
 
     @cached_property
     def vocabs(self) -> MarianVocabularies:
@@ -670,19 +683,23 @@ class MarianConverter(Converter[MarianSource]):
         path = Path(source)
         if path.is_file():
             return path.suffix == ".npz"
-        return path.is_dir() and any(path.glob("*.npz"))
+        return path.is_dir() and (any(path.glob("*.npz")) or (path / "decoder.yml").is_file())
 
     def load_source(self, progress: bool) -> MarianSource:
-        directory, npz, vocab_paths, decoder = find_inputs(self.source)
-        arrays = read_npz(npz)
-        not_float = [k for k, a in arrays.items() if not k.startswith("special:")
-                     and not np.issubdtype(a.dtype, np.floating)]
-        if not_float:
-            raise CorruptCheckpointError(str(npz), "weights must be floating-point arrays, but " + ", ".join(
-                f"`{k}` is {arrays[k].dtype}" for k in not_float[:5]) + (" ..." if len(not_float) > 5 else ""))
-        raw = read_model_yml(arrays, npz)
+        directory, npzs, vocab_paths, decoder = find_inputs(self.source)
+        members = []
+        for npz in npzs:
+            arrays = read_npz(npz)
+            not_float = [k for k, a in arrays.items() if not k.startswith("special:")
+                         and not np.issubdtype(a.dtype, np.floating)]
+            if not_float:
+                raise CorruptCheckpointError(str(npz), "weights must be floating-point arrays, but " + ", ".join(
+                    f"`{k}` is {arrays[k].dtype}" for k in not_float[:5]) + (" ..." if len(not_float) > 5 else ""))
+            members.append((npz, arrays, read_model_yml(arrays, npz)))
+        (npz, arrays, raw), others = members[0], members[1:]
         return MarianSource(source=self.source, directory=directory, npz=npz, vocab_paths=vocab_paths,
-                            decoder=decoder, arrays=arrays, raw=raw, opts=resolve_options(raw))
+                            decoder=decoder, arrays=arrays, raw=raw, opts=resolve_options(raw),
+                            others=[(n, a, resolve_options(r)) for n, a, r in others])
 
     def check_options(self, loaded: MarianSource) -> None:
         opts, arrays = loaded.opts, loaded.arrays
@@ -701,10 +718,24 @@ class MarianConverter(Converter[MarianSource]):
     def map_weights(self, loaded: MarianSource, config: Seq2SeqConfig) -> MappedWeights:
         v = loaded.vocabs
         mapped, dropped = map_weights(str(loaded.npz), loaded.arrays, loaded.opts, v.rows, v.v_src, v.v_tgt)
+        # an ensemble (Marian's scorers, combined by generation/ensemble.py's LogLinearEnsemble):
+        # one unified config and one pair of vocabularies, so every member must build the same config
+        problems = []
+        for npz, arrays, opts in loaded.others:
+            own = check_options(opts)
+            positions = int(arrays["Wpos"].shape[0]) if "Wpos" in arrays else None
+            if not own and (opts["dim-vocabs"] != loaded.opts["dim-vocabs"]
+                            or build_config(opts, v.rows, v.pad, v.eos, v.unk, positions) != config):
+                own.append(f"ensemble member `{npz.name}` has other options than `{loaded.npz.name}` "
+                           "(supported: members of one architecture and vocabulary)")
+            problems += own
+        self.unsupported(self.source, problems)
+        members = [mapped] + [map_weights(str(npz), arrays, opts, v.rows, v.v_src, v.v_tgt)[0]
+                              for npz, arrays, opts in loaded.others]
         if v.rows > v.v_src or v.rows > v.v_tgt:
             dropped["(added) <pad>"] = (f"Marian has no pad symbol: id {v.pad} appended with zero embedding rows "
                                         "and a -inf logit, as transformers' Marian conversion does")
-        return MappedWeights([mapped], dropped)
+        return MappedWeights(members, dropped)
 
     def tokenizer_assets(self, loaded: MarianSource, config: Seq2SeqConfig) -> TokenizerAssets:
         """``marian_spm`` tokenizer files, written by the tokenizer module into
@@ -720,9 +751,13 @@ class MarianConverter(Converter[MarianSource]):
                                     "OPUS-MT preprocesses with; put them beside the npz)")
         tmp = tempfile.TemporaryDirectory(prefix="modelport-marian-tok-")
         separate = v.source != v.target
+        # a leading >>xxx<< is one piece before the spm-encoded rest in OPUS-MT's pipeline (YAML
+        # vocabularies, pieces in); with .spm vocabularies Marian encodes the whole line itself
+        codes = any(re.fullmatch(r">>.+<<", p) for p in v.target | v.source)
+        spm_vocab = vocab_paths[0].suffix in (".spm", ".model")
         cfg = save_marian(tmp.name, source_spm=spms[0], target_spm=spms[1], vocab={**v.source, "<pad>": v.pad},
                           target_vocab={**v.target, "<pad>": v.pad} if separate else None,
-                          language_code_prefix=any(re.fullmatch(r">>.+<<", p) for p in v.target | v.source))
+                          language_code_prefix=codes and not spm_vocab)
         readme = directory / "README.md" if (directory / "README.md").is_file() else None
         cfg["source_lang"] = _language(readme, "source")
         cfg["target_lang"] = _language(readme, "target")
@@ -738,7 +773,8 @@ class MarianConverter(Converter[MarianSource]):
     def source_files(self, loaded: MarianSource, tokenizer: TokenizerAssets) -> list[Path]:
         extra = [loaded.directory / n for n in ("decoder.yml", "README.md", "LICENSE")
                  if (loaded.directory / n).is_file()]
-        return list(dict.fromkeys([loaded.npz, *loaded.vocab_paths, *tokenizer.inputs, *extra]))
+        return list(dict.fromkeys([loaded.npz, *(o[0] for o in loaded.others), *loaded.vocab_paths,
+                                   *tokenizer.inputs, *extra]))
 
     def foreign_options(self, loaded: MarianSource) -> dict[str, Any]:
         raw = loaded.raw

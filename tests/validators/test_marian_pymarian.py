@@ -12,18 +12,24 @@ within half a unit plus 1e-4 plus 1e-5 per token.
 Random weights make every hypothesis run to the length cap, ``max-length-
 factor`` times the padded source width of Marian's batch, so the batching
 (``--mini-batch/--maxi-batch/--maxi-batch-sort``, generation/marian_batching.py)
-decides every output length here.
+decides every output length here. The models trained by Marian itself
+(tests/data/marian-trained) stop at ``</s>``, so they check the scores of
+real, varied-length hypotheses, an ensemble with ``weights`` and ``>>xxx<<``
+language tokens.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import modelport
+from modelport.errors import InvalidInputError, UnsupportedCheckpointError
 
 pytest.importorskip("pymarian")
 
@@ -85,9 +91,9 @@ def compare(p: modelport.PortedModel, ref: list[list[MarianHypothesis]], ours: l
     problems = []
     for i, (r, o) in enumerate(zip(ref, ours)):
         pieces = [tuple(p.tokenizer.id_to_tokens([t for t in h["tokens"] if t != eos], side="target")) for h in o]
-        if [h.pieces for h in r] != pieces:
-            at = next(j for j, (a, b) in enumerate(zip([h.pieces for h in r] + [None] * len(o), pieces + [None] * len(r)))
-                      if a != b)
+        theirs = [h.pieces for h in r]
+        if theirs != pieces:
+            at = next(j for j, (a, b) in enumerate(zip(theirs + [None] * len(o), pieces + [None] * len(r))) if a != b)
             problems.append(f"line {i}: hypothesis {at} differs: marian {r[at].pieces if at < len(r) else None} "
                             f"modelport {pieces[at] if at < len(pieces) else None}")
             continue
@@ -144,26 +150,99 @@ def test_batching_decides_the_length_cap(ported) -> None:
     _check(ported[name], name, lines, 2, 0.0, 0.0, {"mini_batch": 5, "maxi_batch": 2, "maxi_batch_sort": "none"})
 
 
-# models trained by Marian itself (scripts/make_pymarian_fixtures.py OUT_DIR; kept out of the repository)
-TRAINED = os.environ.get("MODELPORT_PYMARIAN_FIXTURES")
+# Models trained by Marian itself (scripts/make_pymarian_fixtures.py, see the README.md there);
+# MODELPORT_PYMARIAN_FIXTURES points at another output of that script.
+TRAINED_DIR = Path(os.environ.get("MODELPORT_PYMARIAN_FIXTURES") or ROOT / "tests" / "data" / "marian-trained")
+TRAINED = sorted(d.name for d in TRAINED_DIR.iterdir() if (d / "decoder.yml").is_file()) \
+    if TRAINED_DIR.is_dir() else []
+# a Marian ensemble of two trained models with the same pieces, weighted (decoder.yml `weights`)
+ENSEMBLE = "ensemble_weighted"
+ENSEMBLE_MEMBERS, ENSEMBLE_WEIGHTS = ("post_sep_tied", "post_guided_align"), [0.7, 0.3]
+if set(ENSEMBLE_MEMBERS) <= set(TRAINED):
+    TRAINED.append(ENSEMBLE)
+# source lines of a multilingual-target model lead with the target's token, alternating
+LANG_TOKENS = {name: (">>deu<<", ">>pgl<<") for name in ("multi_target", "opus_yaml_multi")}
+KNOWN_TRAINED: dict[str, str] = {}
+TRAINED_PARAMS = [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_TRAINED[n], strict=True))
+                  if n in KNOWN_TRAINED else n for n in TRAINED]
+# the slow matrix: beam 1/4/6 x normalize 0/0.6/1, and word penalties
+TRAINED_CASES = [(b, n, 0.0) for b in (1, 4, 6) for n in (0.0, 0.6, 1.0)] + [(4, 0.6, 0.5), (6, 1.0, -0.5)]
 
 
-@pytest.mark.skipif(not TRAINED, reason="set MODELPORT_PYMARIAN_FIXTURES to scripts/make_pymarian_fixtures.py's output")
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"beam{c[0]}-norm{c[1]}-wp{c[2]}")
-def test_pymarian_trained_models(case: tuple[int, float, float], tmp_path: Path) -> None:
-    """Every model in MODELPORT_PYMARIAN_FIXTURES, decoder.yml's batching.
+def _ensemble_dir(out: Path) -> Path:
+    """One folder holding both members and the first one's vocabularies (a
+    converted folder's files must lie inside it), decoder.yml naming both."""
+    first, second = (TRAINED_DIR / m for m in ENSEMBLE_MEMBERS)
+    out.mkdir()
+    config = yaml.safe_load((first / "decoder.yml").read_text(encoding="utf-8"))
+    for v in config["vocabs"]:
+        shutil.copyfile(first / v, out / v)
+    for i, member in enumerate((first, second)):
+        shutil.copyfile(member / config["models"][0], out / f"member{i}.npz")
+    config.update(models=["member0.npz", "member1.npz"], weights=ENSEMBLE_WEIGHTS)
+    (out / "decoder.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return out
 
-    Texts are compared without surrounding spaces: with SentencePiece
+
+@pytest.fixture(scope="module")
+def trained_dirs(tmp_path_factory) -> dict[str, Path]:
+    return {name: _ensemble_dir(tmp_path_factory.mktemp("marian_ensemble") / name) if name == ENSEMBLE
+            else TRAINED_DIR / name for name in TRAINED}
+
+
+@pytest.fixture(scope="module")
+def ported_trained(trained_dirs, tmp_path_factory) -> dict[str, modelport.PortedModel]:
+    out = tmp_path_factory.mktemp("marian_trained")
+    return {name: modelport.convert(str(d), out / name) for name, d in trained_dirs.items()}
+
+
+def _trained_lines(name: str, n: int = N_LINES) -> list[str]:
+    tokens = LANG_TOKENS.get(name)
+    return [f"{tokens[i % len(tokens)]} {line}" if tokens else line for i, line in enumerate(_lines(n))]
+
+
+def _check_trained(p: modelport.PortedModel, name: str, directory: Path, **options: Any) -> None:
+    """Texts are compared without surrounding spaces: with SentencePiece
     vocabularies marian-decoder keeps the space of a final "▁" piece
     ("Wort iagein "), which modelport's decode strips (a known difference,
     the pieces are identical)."""
+    lines = _trained_lines(name)
+    ref = MarianReference(directory).decode(lines, **options)
+    ours = translate(p, lines, semantics="marian", n_best=True, **options)
+    problems = compare(p, ref, ours, strip_text=True)
+    assert not problems, f"{name}: {len(problems)} of {len(lines)} lines differ: " + "; ".join(problems[:3])
+
+
+@pytest.mark.skipif(not TRAINED, reason=f"no Marian-trained models in {TRAINED_DIR}")
+@pytest.mark.parametrize("name", TRAINED_PARAMS)
+def test_pymarian_trained_models(name: str, trained_dirs, ported_trained) -> None:
+    """Each trained model (and the weighted ensemble) with its decoder.yml's
+    options (beam 4, normalize 0.6, one line per batch) against pymarian decode."""
+    if name == ENSEMBLE:
+        assert len(ported_trained[name].models) == 2
+    _check_trained(ported_trained[name], name, trained_dirs[name])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TRAINED, reason=f"no Marian-trained models in {TRAINED_DIR}")
+@pytest.mark.parametrize("case", TRAINED_CASES, ids=lambda c: f"beam{c[0]}-norm{c[1]}-wp{c[2]}")
+@pytest.mark.parametrize("name", TRAINED_PARAMS)
+def test_pymarian_trained_matrix(name: str, case: tuple[int, float, float], trained_dirs, ported_trained) -> None:
     beam, norm, wp = case
-    dirs = sorted(d for d in Path(TRAINED).iterdir() if (d / "decoder.yml").is_file())
-    assert dirs, f"no model directories in {TRAINED}"
-    lines = _lines()
-    for d in dirs:
-        p = modelport.convert(str(d), tmp_path / d.name)
-        ref = MarianReference(d).decode(lines, beam_size=beam, normalize=norm, word_penalty=wp)
-        ours = translate(p, lines, semantics="marian", beam_size=beam, normalize=norm, word_penalty=wp, n_best=True)
-        problems = compare(p, ref, ours, strip_text=True)
-        assert not problems, f"{d.name}: " + "; ".join(problems[:3])
+    _check_trained(ported_trained[name], name, trained_dirs[name], beam_size=beam, normalize=norm,
+                   word_penalty=wp, **BATCHING)
+
+
+@pytest.mark.skipif(not set(ENSEMBLE_MEMBERS) | {"post_untied_relu"} <= set(TRAINED), reason="needs the trained models")
+def test_ensemble_of_other_architectures_is_refused(tmp_path: Path) -> None:
+    """A tied and an untied member (same pieces) cannot share one unified config;
+    `weights` must give one number per model."""
+    d = _ensemble_dir(tmp_path / "ens")
+    shutil.copyfile(TRAINED_DIR / "post_untied_relu" / "model.npz", d / "member1.npz")
+    with pytest.raises(UnsupportedCheckpointError, match="member1.npz` has other options"):
+        modelport.convert(str(d), tmp_path / "out")
+    config = yaml.safe_load((d / "decoder.yml").read_text(encoding="utf-8"))
+    (d / "decoder.yml").write_text(yaml.safe_dump({**config, "models": ["member0.npz"] * 2, "weights": [1.0]}),
+                                   encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="one finite number per model"):
+        modelport.convert(str(d), tmp_path / "out2")

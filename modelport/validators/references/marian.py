@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,7 @@ from modelport.validators.references import require
 WORD_SCORE_PRECISION = 5e-6
 SIGNIFICANT_DIGITS = 6
 _TEXT_VOCAB = (".yml", ".yaml", ".json")
+_LANGUAGE_CODE = re.compile(r"(>>[^<>\s]+<<)\s*")
 
 
 def printed_tolerance(value: float) -> float:
@@ -146,7 +148,12 @@ class MarianReference:
         vocabularies (OPUS-MT's preprocessing), raw text otherwise."""
         if not self.pre_encoded:
             return list(lines)
-        return [" ".join(self._source_spm.encode(line, out_type=str)) for line in lines]
+        out = []
+        for line in lines:  # a leading >>xxx<< (a target language) stays one piece, as in OPUS-MT's pipeline
+            code = _LANGUAGE_CODE.match(line)
+            rest = line[code.end():] if code else line
+            out.append(" ".join(([code.group(1)] if code else []) + self._source_spm.encode(rest, out_type=str)))
+        return out
 
     def target_pieces(self, lines: Sequence[str]) -> list[str]:
         """Reference translations as Marian's scorer reads them."""
@@ -199,20 +206,22 @@ class MarianReference:
         out = self._run(args, {"input.txt": self.source_text(lines)})
         result: list[list[MarianHypothesis]] = [[] for _ in lines]
         for row in out:
-            idx, hyp = self._parse_nbest(row)
+            idx, hyp = self._parse_nbest(row, weights if weights is not None else self.config.get("weights"))
             result[idx].append(hyp)
         return result
 
-    def _parse_nbest(self, row: str) -> tuple[int, MarianHypothesis]:
-        """``id ||| pieces ||| WordScores= ... ||| F0= x ||| score``."""
+    def _parse_nbest(self, row: str, weights: Sequence[float] | None = None) -> tuple[int, MarianHypothesis]:
+        """``id ||| pieces ||| WordScores= ... ||| F0= x ||| score``; an
+        ensemble's path score is its members' ``F<i>`` times ``weights``."""
         fields = [f.strip() for f in row.split(" ||| ")]
         if len(fields) != 5 or not fields[2].startswith("WordScores="):
             raise RuntimeError(f"unexpected pymarian n-best line: {row[:200]!r}")
         pieces = tuple(fields[1].split())
         words = tuple(float(x) for x in fields[2].split()[1:])
         feats = fields[3].split()
-        # "F0= -1.5" or, for ensembles, "F0= a F1= b" (weighted members)
-        path = sum(float(v) for k, v in zip(feats[::2], feats[1::2]) if k.startswith("F"))
+        # "F0= -1.5" or, for ensembles, "F0= a F1= b": each member's own (unweighted) path score
+        members = [float(v) for k, v in zip(feats[::2], feats[1::2]) if k.startswith("F")]
+        path = sum(w * f for w, f in zip(weights or [1.0] * len(members), members))
         return int(fields[0]), MarianHypothesis(pieces, self.detokenize(pieces), words, path, float(fields[4]))
 
     def score(self, src_lines: Sequence[str], trg_lines: Sequence[str] | Sequence[Sequence[str]], *,
