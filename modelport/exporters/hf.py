@@ -569,7 +569,10 @@ class M2M100Target(SpmTokenizerExport, HfTarget):
             "vocab_file": "vocab.json", "spm_file": "sentencepiece.bpe.model",
             "src_lang": tok.languages[0], "tgt_lang": tok.languages[1 % len(tok.languages)],
             "model_max_length": self.cfg.max_source_positions, "bos_token": "<s>", "eos_token": "</s>",
-            "sep_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"})
+            "sep_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>",
+            # transformers 5's M2M100Tokenizer makes its __xx__ tokens special (decode's skip_special_tokens
+            # drops them) only when the config lists them
+            "extra_special_tokens": [tok.dict.symbols[tok.lang_ids[x]] for x in tok.languages]})
         self.tokenizer_note = f"M2M100Tokenizer: the languages are its `{codes}` list, after the dictionary"
 
     def generation(self) -> tuple[dict[str, Any], list[str]]:

@@ -137,10 +137,8 @@ def test_m2m_export_hf_generate(m2m, m2m_refs, beam) -> None:
         ours = m2m.translate(lines, semantics="hf", num_beams=beam, source_lang=src, target_lang=tgt,
                              batch_size=len(lines))
         assert [h[0].tokens for h in ours] == [t for t, _ in theirs]
-        # the forced language token is left out of the text: transformers 5's M2M100Tokenizer makes the
-        # __xx__ tokens special only when tokenizer_config.json lists them (the export does not), so
-        # skip_special_tokens keeps them
-        assert [h[0].text for h in ours] == [tok.decode(t[1:], skip_special_tokens=True) for t, _ in theirs]
+        # the forced language token is special there: skip_special_tokens drops it
+        assert [h[0].text for h in ours] == [tok.decode(t, skip_special_tokens=True) for t, _ in theirs]
 
 
 def _hf_export(ported, model_class: str) -> Path:

@@ -188,3 +188,44 @@ def test_many_recorded_pairs_ask_for_the_flags(m2m) -> None:
     with pytest.raises(InvalidInputError, match="name what to validate with --source-lang and --target-lang"):
         default_pairs(ported, recorded)
     assert default_pairs(ported, [("de", "fr")]) == [("de", "fr")]
+
+
+@pytest.mark.parametrize("fixture, pairs", [("fixture-m2m", ["en-de", "de-en"]), ("fixture-bart", None)])
+def test_trained_fixtures_pass_with_references(fixture: str, pairs: list[str] | None, tmp_path) -> None:
+    """The models trained by fairseq (scripts/make_m2m_trained_fixture.sh, make_bart_trained_fixture.sh):
+    real stopping, every pair, BLEU against the references on 20 test lines."""
+    root = Path(__file__).resolve().parents[2] / "assets" / fixture
+    ported = tmp_path / "ported"
+    modelport.convert(str(root), ported)
+    for pair in pairs or [None]:
+        src, tgt = pair.split("-") if pair else ("en", "de")
+        data, refs = tmp_path / f"data.{src}", tmp_path / f"refs.{tgt}"
+        data.write_text("\n".join((root / f"test.{src}").read_text(encoding="utf-8").splitlines()[:20]) + "\n",
+                        encoding="utf-8")
+        refs.write_text("\n".join((root / f"test.{tgt}").read_text(encoding="utf-8").splitlines()[:20]) + "\n",
+                        encoding="utf-8")
+        out = tmp_path / (pair or "report")
+        languages = ["--source-lang", src, "--target-lang", tgt] if pair else []
+        assert main(["validate", str(ported), "--reference", str(root), "--data", str(data), "--references",
+                     str(refs), "--beam", str(BEAM), "--report", str(out), *languages]) == 0
+        report = json.loads((out / "parity_report.json").read_text(encoding="utf-8"))
+        section = report["pairs"][pair] if pair else report
+        _assert_parity(section, 20)
+        assert section["bleu"]["passed"] and section["bleu"]["modelport"] == section["bleu"]["reference"]
+
+
+def test_fairseq_import_leaves_the_root_logger_alone(tmp_path) -> None:
+    """fairseq's model registry runs logging.basicConfig(level=DEBUG) when imported; validate's output
+    stays free of other libraries' DEBUG records (matplotlib's font search, ...)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2] / "assets" / "fixture-bart"
+    modelport.convert(str(root), tmp_path / "ported")
+    data = tmp_path / "data.txt"
+    data.write_text("\n".join((root / "test.en").read_text(encoding="utf-8").splitlines()[:3]) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "modelport.cli", "validate", str(tmp_path / "ported"), "--reference",
+                           str(root), "--data", str(data), "--report", str(tmp_path / "report")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "DEBUG" not in proc.stderr + proc.stdout

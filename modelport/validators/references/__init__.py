@@ -63,6 +63,18 @@ def prepare_fairseq() -> None:
     require("fairseq", "validating against fairseq")
     for name in ("fairseq", "fairseq.models.fairseq_model", "fairseq.file_utils", "fairseq.tasks"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # importing fairseq's model and task registries runs logging.basicConfig(level=DEBUG) (wav2vec2's
+    # classification module, the speech tasks): the root logger is put back as it was, or every library's
+    # DEBUG records (matplotlib's font search, ...) reach the terminal
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        import fairseq.models  # noqa: F401
+        import fairseq.tasks  # noqa: F401
+    finally:
+        root.setLevel(level)
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
 
 
 def _plain_data(obj: Any) -> Any:
