@@ -4,7 +4,8 @@ Reads what Marian and OPUS-MT ship, without Marian itself:
 
 * ``*.npz``: the weights, plus ``special:model.yml`` (the training
   configuration, a char array holding YAML), read with
-  ``numpy.load(allow_pickle=False)``;
+  ``numpy.load(allow_pickle=False)``; or ``*.bin``, Marian's binary format
+  (``marian-conv``/``pymarian convert``), float32/float16 items only;
 * ``decoder.yml`` (OPUS-MT): which npz and vocabularies to use, and the
   decoding defaults (``beam-size``, ``normalize``, ``word-penalty``,
   ``max-length-factor``); several ``models`` are an ensemble (members of one
@@ -474,9 +475,66 @@ def _check_npz_members(path: Path) -> None:
                                                  f"but holds {have}")
 
 
+# Marian's binary model format (`marian-conv` / `pymarian convert`, src/common/binary.cpp): version 1,
+# then per item a header (name length, type, shape length, data length: 4 x uint64), the names, the shapes
+# (int32), a padding length and padding, then each item's data (padded; the array is its first bytes).
+# Types (src/common/types.h): the size in the low byte, the class above it.
+MARIAN_BIN_VERSION = 1
+MARIAN_BIN_TYPES = {0x0404: np.float32, 0x0402: np.float16, 0x0101: np.int8}
+MARIAN_BIN_MAX_ITEMS = 1_000_000
+
+
+def read_marian_bin(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a Marian ``.bin`` model (float32/float16 weights; the
+    packed and integer GEMM types are refused by name). Every length is
+    checked against the file before anything is allocated."""
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    size = data.size
+
+    def take(offset: int, count: int, dtype: type) -> np.ndarray:
+        end = offset + count * np.dtype(dtype).itemsize
+        if count < 0 or end > size:
+            raise CorruptCheckpointError(str(path), f"it ends at byte {size}, inside an item that needs {end}")
+        return np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+
+    version, count = (int(x) for x in take(0, 2, np.uint64))
+    if version != MARIAN_BIN_VERSION or count > MARIAN_BIN_MAX_ITEMS:
+        raise CorruptCheckpointError(str(path), f"it is not a Marian binary model (version {version}, {count} items)")
+    headers = take(16, 4 * count, np.uint64).reshape(count, 4).astype(np.int64)
+    offset = 16 + 32 * count
+    names = []
+    for name_len in headers[:, 0]:
+        names.append(take(offset, int(name_len), np.uint8).tobytes().split(b"\0", 1)[0].decode("utf-8", "replace"))
+        offset += int(name_len)
+    shapes = []
+    for shape_len in headers[:, 2]:
+        shapes.append(tuple(int(d) for d in take(offset, int(shape_len), np.int32)))
+        offset += 4 * int(shape_len)
+    offset += 8 + int(take(offset, 1, np.uint64)[0])
+    arrays = {}
+    for name, (_, kind, _, length), shape in zip(names, headers, shapes):
+        dtype = MARIAN_BIN_TYPES.get(int(kind))
+        if dtype is None:
+            raise UnsupportedCheckpointError(str(path), [
+                f"item `{name}` has Marian type {int(kind):#06x} (a packed or integer GEMM type, as `marian-conv "
+                "--gemm-type` writes); only float32/float16 .bin models are read (convert the npz, or write the "
+                ".bin with --gemm-type float32)"])
+        n = math.prod(shape)
+        if n < 0 or n * np.dtype(dtype).itemsize > length:
+            raise CorruptCheckpointError(str(path), f"item `{name}` declares shape {shape} but holds {length} bytes")
+        arrays[name] = take(offset, n, dtype).reshape(shape).astype(np.float32 if dtype is np.float16 else dtype)
+        offset += int(length)
+    return arrays
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of a Marian npz, read without pickle; a truncated or
-    corrupt file is a :class:`CorruptCheckpointError`."""
+    """Every array of a Marian npz (or ``.bin``: :func:`read_marian_bin`),
+    read without pickle; a truncated or corrupt file is a
+    :class:`CorruptCheckpointError`."""
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    if len(magic) == 8 and int.from_bytes(magic, "little") == MARIAN_BIN_VERSION:
+        return read_marian_bin(path)
     try:
         _check_npz_members(path)
         with np.load(path, allow_pickle=False) as npz:
@@ -536,7 +594,8 @@ def find_inputs(source: str) -> tuple[Path, list[Path], list[Path], dict[str, An
     elif decoder.get("models"):
         npzs = [directory / str(m) for m in decoder["models"]]
     else:
-        cands = sorted(p for p in directory.glob("*.npz") if not p.name.endswith(".optimizer.npz"))
+        cands = (sorted(p for p in directory.glob("*.npz") if not p.name.endswith(".optimizer.npz"))
+                 or sorted(directory.glob("model*.bin")))  # Marian's binary format (marian-conv)
         if len(cands) != 1:
             found = ", ".join(p.name for p in cands) or "none"
             raise InvalidInputError(f"`{source}` must hold one Marian .npz model, but holds {found} (point at the "
