@@ -58,6 +58,16 @@ def m2m(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def nllb(tmp_path_factory):
+    """NLLB-200 style: eng_Latn codes, a BPE SentencePiece model, dict.txt in its order."""
+    from tests.helpers.fairseq_ref import build_multilingual_model
+
+    return _port(tmp_path_factory.mktemp("nllb"), lambda d: build_multilingual_model(
+        d, langs=("eng_Latn", "deu_Latn", "fra_Latn"), pairs="eng_Latn-deu_Latn,fra_Latn-eng_Latn",
+        dict_order="spm", spm_type="bpe"))
+
+
+@pytest.fixture(scope="module")
 def mbart50(tmp_path_factory):
     from tests.helpers.fairseq_ref import build_multilingual_model
 
@@ -121,6 +131,14 @@ def test_m2m_passes_on_the_recorded_pairs(m2m, tmp_path, capsys) -> None:
     typed = ParityReport.from_json(report)  # what the card reads back
     assert typed.to_json() == report and typed.pairs["fr-en"].beam.identical
     assert any(row.startswith("| fr-en: forward") for row in typed.card_lines())
+
+
+def test_nllb_style_passes_on_the_recorded_pairs(nllb, tmp_path) -> None:
+    report = _validate(nllb, tmp_path)
+    assert report["passed"] and list(report["pairs"]) == ["eng_Latn-deu_Latn", "fra_Latn-eng_Latn"]
+    _assert_tokenizer(report, len(_lines()))
+    for pair in report["pairs"].values():
+        _assert_parity(pair, len(_lines()))
 
 
 def test_mbart50_passes_on_the_pair_given(mbart50, tmp_path) -> None:
