@@ -108,7 +108,10 @@ def _moses_bpe_references(cfg: Mapping[str, Any]) -> tuple[str, ...]:
 # tokenizer type -> the references that apply to its config, authoritative ones first
 APPLICABLE: dict[str, Callable[[Mapping[str, Any]], tuple[str, ...]]] = {
     "fairseq_moses_bpe": _moses_bpe_references,
-    "marian_spm": lambda cfg: ("sentencepiece", "transformers_marian"),
+    # transformers' MarianTokenizer reads OPUS-MT's YAML/JSON vocabulary (the models whose language token is
+    # split off first); a model with Marian's own .spm vocabularies has none
+    "marian_spm": lambda cfg: ("sentencepiece",) + (("transformers_marian",) if cfg.get("language_code_prefix", True)
+                                                   else ()),
     "t5_spm": lambda cfg: ("sentencepiece", "transformers_t5"),
     "fairseq_spm": lambda cfg: ("fairseq_task",),
     "fairseq_gpt2_bpe": lambda cfg: ("fairseq_task",),

@@ -69,3 +69,33 @@ def test_perturbed_marian_port_fails_naming_the_module(port_and_data, tmp_path: 
     fwd = json.loads((broken / "parity_report.json").read_text())["forward"]
     assert fwd["max_abs_logprob_diff"] > 1e-4
     assert fwd["first_divergent_module"] == "decoder.layers.1.ffn.down"
+
+
+TRAINED = ROOT / "tests" / "data" / "marian-trained"
+TRAINED_MODELS = sorted(p.name for p in TRAINED.iterdir() if (p / "decoder.yml").is_file())
+
+
+@pytest.mark.parametrize("name", TRAINED_MODELS)
+def test_marian_trained_models_validate(name: str, tmp_path: Path, capsys) -> None:
+    """Every model trained by Marian (tests/data/marian-trained): exit 0 against pymarian (Marian's own spm
+    vocabularies or OPUS-MT's YAML one), and exit 3 naming the module when one weight is perturbed."""
+    reference = TRAINED / name
+    ported = modelport.convert(str(reference), tmp_path / "ported").path
+    lines = (ROOT / "assets" / "corpus" / "test.en").read_text(encoding="utf-8").splitlines()[:N_LINES]
+    if name in ("multi_target", "opus_yaml_multi"):  # multilingual targets: a >>xxx<< token leads each line
+        lines = [f">>{'deu' if i % 2 else 'pgl'}<< {line}" for i, line in enumerate(lines)]
+    data = tmp_path / "data.en"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["validate", str(ported), "--reference", str(reference), "--data", str(data), "--beam", "4",
+                 "--nbest", "2"]) == 0, capsys.readouterr().out
+    report = json.loads((ported / "parity_report.json").read_text())
+    assert report["tokenizer"]["passed"] and report["forward"]["max_abs_logprob_diff"] <= 1e-4
+    assert report["beam"]["identical_lines"] == N_LINES
+    with safe_open(ported / "model.safetensors", "pt") as f:
+        metadata = f.metadata()
+    weights = load_file(ported / "model.safetensors")
+    weights["decoder.layers.1.ffn.down.weight"] = weights["decoder.layers.1.ffn.down.weight"] * 1.5
+    save_file(weights, ported / "model.safetensors", metadata=metadata)
+    line = one_line_error(["validate", str(ported), "--reference", str(reference), "--data", str(data),
+                           "--only", "forward"], capsys, code=3)
+    assert "decoder.layers.1.ffn.down" in line

@@ -56,22 +56,46 @@ def read_vocab(path: Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in yaml.load(path.read_text("utf-8"), Loader=yaml.BaseLoader).items()}
 
 
+def spm_vocabularies(directory: Path) -> tuple[Path, Path] | None:
+    """(source, target) when decoder.yml names SentencePiece models as the
+    vocabularies (Marian's own spm vocabularies: ids are the model's ids), else None."""
+    yml = directory / "decoder.yml"
+    if not yml.is_file():
+        return None
+    vocabs = (yaml.safe_load(yml.read_text(encoding="utf-8")) or {}).get("vocabs") or []
+    if not vocabs or not all(isinstance(v, str) and v.endswith(".spm") for v in vocabs):
+        return None
+    return directory / vocabs[0], directory / vocabs[-1]
+
+
 class MarianSpmReference:
+    """Marian's pieces and ids. With spm vocabularies Marian's SentencePieceVocab
+    encodes the whole line (a leading ``>>xx<<`` included) and uses the model's
+    ids, ``</s>`` appended; with OPUS-MT's YAML vocabulary the pieces are looked
+    up in it (the text is pre-encoded there, the language token split off first)."""
+
     name = "sentencepiece"
     authoritative = True
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         directory = Path(directory)
-        src, tgt, vocab, tvocab = marian_files(directory)
-        self.sp_src, self.sp_tgt = _spm(src), _spm(tgt)
-        self.vocab = read_vocab(vocab)
-        self.tvocab = read_vocab(tvocab) if tvocab is not None else self.vocab
+        spm_vocabs = spm_vocabularies(directory)
+        if spm_vocabs is not None:
+            self.sp_src, self.sp_tgt = _spm(spm_vocabs[0]), _spm(spm_vocabs[1])
+            self.vocab, self.tvocab = (
+                {sp.id_to_piece(i): i for i in range(sp.get_piece_size())} for sp in (self.sp_src, self.sp_tgt))
+        else:
+            src, tgt, vocab, tvocab = marian_files(directory)
+            self.sp_src, self.sp_tgt = _spm(src), _spm(tgt)
+            self.vocab = read_vocab(vocab)
+            self.tvocab = read_vocab(tvocab) if tvocab is not None else self.vocab
+        self.split_language_token = spm_vocabs is None
         self.inverse = {i: p for p, i in self.tvocab.items()}
         self.src_inverse = {i: p for p, i in self.vocab.items()}
 
     def _encode(self, line: str, sp: Any, vocab: dict[str, int]) -> list[int]:
         code: list[str] = []
-        if line.startswith(">>") and "<<" in line:
+        if self.split_language_token and line.startswith(">>") and "<<" in line:
             end = line.index("<<") + 2
             code, line = [line[:end]], line[end:]
         return [vocab.get(p, vocab["<unk>"]) for p in code + sp.encode(line, out_type=str)] + [vocab["</s>"]]
