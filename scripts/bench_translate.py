@@ -4,6 +4,7 @@ same run; outputs compared wherever the semantics match.
 
     .venv/bin/python scripts/bench_translate.py [FAIRSEQ_DIR] [--lines 256] [--beam 5] [--batch-size 16]
     .venv/bin/python scripts/bench_translate.py --base [--lines 64] [--length 30]
+    .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] [--lines 200] [--beam 4]
 
 The default source is the embedded trained model (real stopping behaviour).
 ``--base`` builds a random transformer-base-sized fairseq model (6+6 layers,
@@ -18,6 +19,15 @@ asserted); transformers ``FSMTForConditionalGeneration.generate`` against
 modelport with ``--semantics hf`` (identical outputs expected).
 Each system translates the first batch once before it is timed, then the
 whole set ``--rounds`` times; the best round counts.
+
+``--marian``: a Marian model (default: tests/data/marian-trained/post_sep_tied,
+trained by Marian itself; any OPUS-MT/Marian folder with decoder.yml) on the
+corpus' test sentences: modelport with marian semantics against Marian itself
+(``pymarian.Translator``, in process, same threads, same beam, normalize 0.6
+and mini-batch/maxi-batch/maxi-batch-sort src), and CTranslate2 on the port's
+verified ``export ct2`` (its stopping rule differs from Marian's: agreement
+reported). Tokens are the first-best outputs' target pieces plus ``</s>``
+(Marian's text re-encoded with the target SentencePiece model).
 
 Hardware limit: the script measures the machine's fp32 GEMM rate itself
 (``torch.matmul`` with the same thread count, on the matrix shapes decoding
@@ -149,6 +159,71 @@ def fsmt_from(ported, out: Path) -> torch.nn.Module:
     return AutoModelForSeq2SeqLM.from_pretrained(out).eval()
 
 
+def bench_marian(args: argparse.Namespace) -> None:
+    """modelport (marian semantics) vs pymarian vs CTranslate2 on one Marian model, in this process."""
+    import ctranslate2
+    import pymarian
+    import sentencepiece
+    import yaml
+
+    import modelport
+    from modelport.errors import InvalidInputError
+    from modelport.exporters.ct2 import export_ct2
+    from modelport.generation.translate import translate
+
+    model_dir = Path(args.marian)
+    decoder = yaml.safe_load((model_dir / "decoder.yml").read_text(encoding="utf-8"))
+    tmp = Path(tempfile.mkdtemp())
+    ported = modelport.convert(str(model_dir), tmp / "ported")
+    lines = (ROOT / "assets" / "corpus" / "test.en").read_text(encoding="utf-8").splitlines()[:args.lines or 200]
+    vocabs = [str(model_dir / v) for v in decoder["vocabs"]]
+    target_spm = sentencepiece.SentencePieceProcessor(model_file=vocabs[-1])
+    batching = {"mini_batch": args.batch_size, "maxi_batch": 100, "maxi_batch_sort": "src"}
+    print(f"{model_dir.name}: {len(lines)} corpus lines, beam {args.beam}, normalize 0.6, mini-batch "
+          f"{args.batch_size}, {args.threads} threads", flush=True)
+
+    def best(fn: Callable[[], list[str]]) -> tuple[list[str], float]:
+        fn()  # warm-up
+        times = []
+        for _ in range(ROUNDS):
+            start = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - start)
+        return out, min(times)
+
+    def ours() -> list[str]:
+        return [h[0]["text"] for h in translate(ported, lines, semantics="marian", beam_size=args.beam,
+                                                 normalize=0.6, **batching)]
+
+    marian = pymarian.Translator(models=str(model_dir / decoder["models"][0]), vocabs=vocabs, beam_size=args.beam,
+                                 normalize=0.6, cpu_threads=args.threads, mini_batch=args.batch_size,
+                                 maxi_batch=100, maxi_batch_sort="src", quiet=True)
+    try:
+        export_ct2(ported.path, tmp / "ct2")
+    except InvalidInputError as e:  # SSRU decoders: CTranslate2 has no such layer
+        print(f"ctranslate2: not run ({e})", flush=True)
+        ct2 = None
+    else:
+        ct2 = ctranslate2.Translator(str(tmp / "ct2"), device="cpu", inter_threads=1, intra_threads=args.threads)
+    source_spm = sentencepiece.SentencePieceProcessor(model_file=vocabs[0])
+
+    def ct2_run() -> list[str]:
+        res = ct2.translate_batch([source_spm.encode(x, out_type=str) for x in lines], beam_size=args.beam,
+                                  max_batch_size=args.batch_size, length_penalty=0.6)
+        return [target_spm.decode(r.hypotheses[0]) for r in res]
+
+    results = {"modelport (marian semantics)": best(ours),
+               "pymarian (Marian 1.12)": best(lambda: marian.translate(lines))}
+    if ct2 is not None:
+        results["ctranslate2 float32 (export ct2)"] = best(ct2_run)
+    reference = results["pymarian (Marian 1.12)"]
+    for name, (out, seconds) in results.items():
+        tokens = sum(len(target_spm.encode(x)) + 1 for x in out)
+        same = sum(a == b for a, b in zip(out, reference[0])) / len(out)
+        print(f"{name:<34} {tokens / seconds:9.1f} tok/s   {seconds / reference[1]:5.2f}x pymarian's time   "
+              f"identical to pymarian {same:.0%}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("source", nargs="?", default=str(ROOT / "assets" / "default-model"))
@@ -160,10 +235,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="timed passes per system; the best counts")
     ap.add_argument("--skip", nargs="*", default=[], choices=["fairseq", "ctranslate2", "transformers"])
+    ap.add_argument("--marian", nargs="?", const=str(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied"),
+                    help="a Marian model directory: modelport vs pymarian vs CTranslate2 (see above)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     global ROUNDS
     ROUNDS = args.rounds
+    if args.marian:
+        return bench_marian(args)
     lines = args.lines or (64 if args.base else 256)
 
     import modelport
