@@ -520,7 +520,7 @@ def read_marian_bin(path: Path) -> dict[str, np.ndarray]:
                 "--gemm-type` writes); only float32/float16 .bin models are read (convert the npz, or write the "
                 ".bin with --gemm-type float32)"])
         n = math.prod(shape)
-        if n < 0 or n * np.dtype(dtype).itemsize > length:
+        if min(shape, default=0) < 0 or n * np.dtype(dtype).itemsize > length:
             raise CorruptCheckpointError(str(path), f"item `{name}` declares shape {shape} but holds {length} bytes")
         arrays[name] = take(offset, n, dtype).reshape(shape).astype(np.float32 if dtype is np.float16 else dtype)
         offset += int(length)

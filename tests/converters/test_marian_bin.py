@@ -54,3 +54,17 @@ def test_truncated_bin_is_refused(tmp_path, capsys) -> None:
     (model / "model.bin").write_bytes(data[: len(data) // 2])
     err = one_line_error(["convert", str(model), str(tmp_path / "out")], capsys, code=2)
     assert "model.bin" in err and not (tmp_path / "out").exists()
+
+
+def test_bin_with_a_negative_dimension_is_refused(tmp_path, capsys) -> None:
+    import numpy as np
+
+    model = _bin_model(tmp_path)
+    data = bytearray((model / "model.bin").read_bytes())
+    count = int(np.frombuffer(data, np.uint64, 1, 8)[0])
+    headers = np.frombuffer(data, np.uint64, 4 * count, 16).reshape(count, 4)
+    first_shape = 16 + 32 * count + int(headers[:, 0].sum())  # the first item's dims follow the names
+    data[first_shape:first_shape + 8] = np.array([-2, -4], dtype=np.int32).tobytes()
+    (model / "model.bin").write_bytes(bytes(data))
+    err = one_line_error(["convert", str(model), str(tmp_path / "out")], capsys, code=2)
+    assert "declares shape" in err and not (tmp_path / "out").exists()
