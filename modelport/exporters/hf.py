@@ -196,6 +196,13 @@ class HfTarget(ABC):
             return None
         return tok
 
+    def _require_options(self, problems: list[str], tok_cfg: dict[str, Any], wanted: dict[str, Any]) -> None:
+        """A problem per tokenizer option whose value is not the one the export reproduces."""
+        for key, value in wanted.items():
+            if tok_cfg.get(key) != value:
+                problems.append(f"tokenizer option `{key}` {tok_cfg.get(key)!r} is not supported by "
+                                f"{self.model_class} export (supported: {value!r})")
+
 
 # fairseq's layer names are also BART/Marian's (transformers kept them); the
 # old-fairseq spellings and the pre-0.10 output name are aliases, not written.
@@ -508,12 +515,8 @@ class M2M100Target(SpmTokenizerExport, HfTarget):
         if tok_cfg is None:
             return problems
         tok = self.ported.tokenizer
-        wanted = {"lang_tok_style": "multilingual", "encoder_langtok": "src", "decoder_langtok": True,
-                  "add_mask": False}
-        for key, value in wanted.items():
-            if tok_cfg.get(key) != value:
-                problems.append(f"tokenizer option `{key}` {tok_cfg.get(key)!r} is not supported by "
-                                f"{self.model_class} export (supported: {value!r})")
+        self._require_options(problems, tok_cfg, {"lang_tok_style": "multilingual", "encoder_langtok": "src",
+                                                  "decoder_langtok": True, "add_mask": False})
         if not tok.languages:
             problems.append(f"a port without languages is not supported by {self.model_class} export")
         elif self._language_codes() is not None:
@@ -626,10 +629,7 @@ class MBartTarget(SpmTokenizerExport, HfTarget):
                             f"placement) is not supported by {self.model_class} export (supported: mBART-50 "
                             "translation_multi_simple_epoch, mBART-25 translation_from_pretrained_bart fine-tunes)")
         elif not self.finetune:
-            for key, value in {"encoder_langtok": "src", "decoder_langtok": True}.items():
-                if tok_cfg.get(key) != value:
-                    problems.append(f"tokenizer option `{key}` {tok_cfg.get(key)!r} is not supported by "
-                                    f"{self.model_class} export (supported: {value!r})")
+            self._require_options(problems, tok_cfg, {"encoder_langtok": "src", "decoder_langtok": True})
         return problems
 
     def config(self) -> Any:

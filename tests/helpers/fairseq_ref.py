@@ -63,13 +63,7 @@ def build_fairseq_model(directory: Path, *, layout: str = "cfg-dict", src_vocab:
     base_architecture(args)
     torch.manual_seed(seed)
     model = TransformerModel.build_model(args, _Task(src_dict, tgt_dict))
-    # make every norm and bias non-trivial so a mis-mapped one shows up in the logits
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "layer_norm" in name or "layernorm" in name or name.endswith("bias"):
-                p.add_(torch.randn_like(p) * 0.1)
-            if "embed_positions" in name:
-                p.normal_(0, 0.5)
+    _nontrivial_norms_and_biases(model, position_std=0.5)
     model.eval()
     state = model.state_dict()
     path = directory / "model.pt"
@@ -293,16 +287,13 @@ def build_multilingual_model(directory: Path, *, langs: tuple[str, ...] = MULTI_
     if decoder_langtok:
         argv += ["--decoder-langtok"]
     args, task, model = _fairseq_build(directory, argv, seed)
+    _nontrivial_norms_and_biases(model)
     with torch.no_grad():
-        for name, p in model.named_parameters():  # non-trivial norms and biases
-            if "layer_norm" in name or "layernorm" in name or name.endswith("bias"):
-                p.add_(torch.randn_like(p) * 0.1)
         # a random tied-embedding model copies its last token forever; random-sign
         # output-norm gains and a bias towards </s> give varied outputs that stop
         # (lengths ~6-10 on the corpus, some at the length cap)
-        norm, eos = model.decoder.layer_norm, model.decoder.embed_tokens.weight[task.target_dictionary.eos()]
-        norm.weight.copy_(torch.randn(norm.weight.shape, generator=torch.Generator().manual_seed(seed)) * 2.0)
-        norm.bias.copy_(eos_bias * eos / eos.norm())
+        _stopping_output(model.decoder.layer_norm, model.decoder.embed_tokens.weight[task.target_dictionary.eos()],
+                         seed, eos_bias)
     return _save_cfg_checkpoint(args, model, directory / "checkpoint_best.pt")
 
 
@@ -376,6 +367,17 @@ def make_gpt2_bpe(directory: Path) -> Path:
     return module.make_gpt2_bpe(directory, 300, module.corpus(1500))
 
 
+def _nontrivial_norms_and_biases(model: Any, position_std: float | None = None) -> None:
+    """Every norm and bias moved off its initial value (and learned positions
+    redrawn with ``position_std``), so a mis-mapped one shows up in the logits."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layer_norm" in name or "layernorm" in name or name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+            if position_std is not None and "embed_positions" in name:
+                p.normal_(0, position_std)
+
+
 def _stopping_output(norm: Any, eos_row: torch.Tensor, seed: int, eos_bias: float) -> None:
     """Random-sign gains and a bias towards </s> on the decoder's last norm (see build_multilingual_model)."""
     norm.weight.copy_(torch.randn(norm.weight.shape, generator=torch.Generator().manual_seed(seed)) * 2.0)
@@ -403,12 +405,8 @@ def build_bart_model(directory: Path, *, task: str = "translation", arch: str = 
     else:
         argv += ["--tokens-per-sample", "64"]
     args, fs_task, model = _fairseq_build(directory, argv, seed)
+    _nontrivial_norms_and_biases(model, position_std=0.1)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "layer_norm" in name or "layernorm" in name or name.endswith("bias"):
-                p.add_(torch.randn_like(p) * 0.1)
-            if "embed_positions" in name:
-                p.normal_(0, 0.1)
         dec = model.decoder
         last = dec.layer_norm if dec.layer_norm is not None else dec.layers[-1].final_layer_norm
         _stopping_output(last, dec.embed_tokens.weight[fs_task.target_dictionary.eos()], seed, eos_bias)
@@ -450,10 +448,8 @@ def build_mbart_finetune_model(directory: Path, *, langs: tuple[str, ...] = ("en
             "--decoder-attention-heads", "4", "--max-source-positions", "64", "--max-target-positions", "64",
             "--dropout", "0.0"]
     args, task, model = _fairseq_build(directory, argv, seed)
+    _nontrivial_norms_and_biases(model)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "layer_norm" in name or "layernorm" in name or name.endswith("bias"):
-                p.add_(torch.randn_like(p) * 0.1)
         stop = task.target_dictionary.index(f"[{target_lang}]")
         _stopping_output(model.decoder.layer_norm, model.decoder.embed_tokens.weight[stop], seed, eos_bias)
     return _save_cfg_checkpoint(args, model, directory / "checkpoint_best.pt")
