@@ -5,6 +5,7 @@ same run; outputs compared wherever the semantics match.
     .venv/bin/python scripts/bench_translate.py [FAIRSEQ_DIR] [--lines 256] [--beam 5] [--batch-size 16]
     .venv/bin/python scripts/bench_translate.py --base [--lines 64] [--length 30]
     .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] [--lines 200] [--beam 4]
+    .venv/bin/python scripts/bench_translate.py --marian --base [--lines 40] [--beam 4]
 
 The default source is the embedded trained model (real stopping behaviour).
 ``--base`` builds a random transformer-base-sized fairseq model (6+6 layers,
@@ -26,8 +27,22 @@ corpus' test sentences: modelport with marian semantics against Marian itself
 (``pymarian.Translator``, in process, same threads, same beam, normalize 0.6
 and mini-batch/maxi-batch/maxi-batch-sort src), and CTranslate2 on the port's
 verified ``export ct2`` (its stopping rule differs from Marian's: agreement
-reported). Tokens are the first-best outputs' target pieces plus ``</s>``
-(Marian's text re-encoded with the target SentencePiece model).
+reported), given Marian's batches and each batch's length cap. Tokens are
+the first-best outputs' target pieces plus ``</s>`` (Marian's text
+re-encoded with the target SentencePiece model).
+
+``--marian --base``: the same on a Marian model of transformer-base
+proportions built in a temporary directory (``build_marian_base``: 6+6
+layers, d_model 512, 8 heads, FFN 2048, relu, post-norm, ``--tied-embeddings``,
+separate source/target ``.spm`` vocabularies) by ``pymarian train`` for one
+update, so the weights are Marian's initialisation: every output runs to
+Marian's length cap (``--max-length-factor`` times the source length), which
+also caps the port's, so "identical to pymarian" still compares the beam
+searches. The corpus allows about 1.1k (en) / 1.3k (de) unigram pieces; each
+vocabulary gets 30.5k user-defined filler symbols that never occur in text
+(31,577 source / 31,834 target pieces, about transformer-base's usual 32k),
+so embeddings and the output layer cost what they cost at that size (the
+random model emits fillers too). Setup is about 1 minute on one core.
 
 Hardware limit: the script measures the machine's fp32 GEMM rate itself
 (``torch.matmul`` with the same thread count, on the matrix shapes decoding
@@ -44,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -159,8 +175,48 @@ def fsmt_from(ported, out: Path) -> torch.nn.Module:
     return AutoModelForSeq2SeqLM.from_pretrained(out).eval()
 
 
-def bench_marian(args: argparse.Namespace) -> None:
-    """modelport (marian semantics) vs pymarian vs CTranslate2 on one Marian model, in this process."""
+MARIAN_BASE_VOCAB = 32000
+MARIAN_BASE_PIECES = 1500  # learned pieces asked for; the corpus allows ~1.1k (en) / ~1.3k (de)
+MARIAN_BASE = {"type": "transformer", "enc-depth": 6, "dec-depth": 6, "dim-emb": 512, "transformer-heads": 8,
+               "transformer-dim-ffn": 2048, "transformer-ffn-activation": "relu", "tied-embeddings": True,
+               "max-length": 256}
+
+
+def build_marian_base(tmp: Path) -> Path:
+    """A Marian model directory (npz, source.spm, target.spm, decoder.yml) of
+    transformer-base proportions, trained by ``pymarian train`` for one update
+    on the first 64 corpus pairs; each vocabulary is the unigram pieces the
+    corpus allows (at most ``MARIAN_BASE_PIECES``) plus fillers up to ``MARIAN_BASE_VOCAB`` symbols."""
+    from make_pymarian_fixtures import CORPUS, marian_train, spm_model, write_decoder_yml
+
+    d = tmp / "marian-base"
+    d.mkdir(parents=True)
+    started = time.perf_counter()
+    vocabs, files = [], []
+    for side, name in (("en", "source"), ("de", "target")):
+        lines = (CORPUS / f"train.{side}").read_text(encoding="utf-8").splitlines()
+        fillers = tuple(f"<fill{side}{i}>" for i in range(MARIAN_BASE_VOCAB - MARIAN_BASE_PIECES))
+        vocabs.append(spm_model(d / name, lines, MARIAN_BASE_VOCAB, fillers, hard_limit=False))
+        files.append(tmp / f"train.{side}")
+        files[-1].write_text("\n".join(lines[:64]) + "\n", encoding="utf-8")
+    marian_train(d, MARIAN_BASE, files, vocabs, "model.npz", [], seed=1, updates=1)
+    write_decoder_yml(d, ["model.npz"], [v.name for v in vocabs])
+    sizes = [sentencepiece_size(v) for v in vocabs]
+    print(f"built a transformer-base Marian model ({sizes[0]}/{sizes[1]} pieces) in "
+          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return d
+
+
+def sentencepiece_size(path: Path) -> int:
+    """The number of pieces of a SentencePiece model."""
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_file=str(path)).get_piece_size()
+
+
+def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
+    """modelport (marian semantics) vs pymarian vs CTranslate2 on one Marian model, in this process
+    (the port, the CTranslate2 export and a ``--base`` model are written under ``tmp``)."""
     import ctranslate2
     import pymarian
     import sentencepiece
@@ -169,11 +225,12 @@ def bench_marian(args: argparse.Namespace) -> None:
     import modelport
     from modelport.errors import InvalidInputError
     from modelport.exporters.ct2 import export_ct2
+    from modelport.generation.marian_batching import marian_batches
     from modelport.generation.translate import translate
 
-    model_dir = Path(args.marian)
+    model_dir = build_marian_base(tmp) if args.base else Path(args.marian)
     decoder = yaml.safe_load((model_dir / "decoder.yml").read_text(encoding="utf-8"))
-    tmp = Path(tempfile.mkdtemp())
+    started = time.perf_counter()
     ported = modelport.convert(str(model_dir), tmp / "ported")
     lines = (ROOT / "assets" / "corpus" / "test.en").read_text(encoding="utf-8").splitlines()[:args.lines or 200]
     vocabs = [str(model_dir / v) for v in decoder["vocabs"]]
@@ -205,12 +262,23 @@ def bench_marian(args: argparse.Namespace) -> None:
         ct2 = None
     else:
         ct2 = ctranslate2.Translator(str(tmp / "ct2"), device="cpu", inter_threads=1, intra_threads=args.threads)
+    print(f"converted, loaded into pymarian and exported to ct2 in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)
     source_spm = sentencepiece.SentencePieceProcessor(model_file=vocabs[0])
+    pieces = [source_spm.encode(x, out_type=str) for x in lines]
+    # Marian's batches and each batch's length cap (max-length-factor 3 times its padded width, </s>
+    # included): CTranslate2 gets the same, so an output that runs to the cap has Marian's length
+    ct2_batches = marian_batches([len(x) + 1 for x in pieces], **batching)
 
     def ct2_run() -> list[str]:
-        res = ct2.translate_batch([source_spm.encode(x, out_type=str) for x in lines], beam_size=args.beam,
-                                  max_batch_size=args.batch_size, length_penalty=0.6)
-        return [target_spm.decode(r.hypotheses[0]) for r in res]
+        out = [""] * len(lines)
+        for batch in ct2_batches:
+            cap = math.ceil(3.0 * max(len(pieces[i]) + 1 for i in batch))
+            res = ct2.translate_batch([pieces[i] for i in batch], beam_size=args.beam, length_penalty=0.6,
+                                      max_decoding_length=cap)
+            for i, r in zip(batch, res):
+                out[i] = target_spm.decode(r.hypotheses[0])
+        return out
 
     results = {"modelport (marian semantics)": best(ours),
                "pymarian (Marian 1.12)": best(lambda: marian.translate(lines))}
@@ -227,22 +295,29 @@ def bench_marian(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("source", nargs="?", default=str(ROOT / "assets" / "default-model"))
-    ap.add_argument("--base", action="store_true", help="random transformer-base-sized model, fixed output lengths")
+    ap.add_argument("--base", action="store_true",
+                    help="a transformer-base-sized model: random fairseq with fixed output lengths, or with --marian "
+                         "one built by pymarian train (see above)")
     ap.add_argument("--length", type=int, default=30, help="output length with --base")
-    ap.add_argument("--lines", type=int, default=None, help="default 256 (64 with --base)")
+    ap.add_argument("--lines", type=int, default=None, help="default 256 (64 with --base, 200 with --marian)")
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="timed passes per system; the best counts")
     ap.add_argument("--skip", nargs="*", default=[], choices=["fairseq", "ctranslate2", "transformers"])
-    ap.add_argument("--marian", nargs="?", const=str(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied"),
-                    help="a Marian model directory: modelport vs pymarian vs CTranslate2 (see above)")
+    default_marian = str(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied")
+    ap.add_argument("--marian", nargs="?", const=default_marian,
+                    help="a Marian model directory: modelport vs pymarian vs CTranslate2 (see above; default "
+                         "tests/data/marian-trained/post_sep_tied)")
     args = ap.parse_args()
+    if args.marian and args.base and args.marian != default_marian:
+        ap.error("--marian --base builds its own model: give no MARIAN_DIR with --base")
     torch.set_num_threads(args.threads)
     global ROUNDS
     ROUNDS = args.rounds
     if args.marian:
-        return bench_marian(args)
+        with tempfile.TemporaryDirectory(prefix="bench-marian-") as tmp:
+            return bench_marian(args, Path(tmp))
     lines = args.lines or (64 if args.base else 256)
 
     import modelport

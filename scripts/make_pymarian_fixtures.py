@@ -93,14 +93,18 @@ MODELS = [
 ]
 
 
-def _spm(prefix: Path, lines: list[str], size: int, symbols: tuple[str, ...] = ()) -> Path:
+def spm_model(prefix: Path, lines: list[str], size: int, symbols: tuple[str, ...] = (), *,
+              hard_limit: bool = True) -> Path:
+    """A unigram SentencePiece model trained on ``lines``, ``</s>`` 0 and ``<unk>``
+    1 as Marian's ``.spm`` vocabularies have them, saved as ``prefix.spm``.
+    ``hard_limit`` false: up to ``size`` pieces, as many as ``lines`` allow."""
     import sentencepiece as spm
 
     spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=str(prefix), vocab_size=size,
                                    character_coverage=1.0, model_type="unigram", seed_sentencepiece_size=100000,
                                    shuffle_input_sentence=False, num_threads=1, bos_id=-1, eos_id=0, unk_id=1,
                                    pad_id=-1, eos_piece="</s>", unk_piece="<unk>", minloglevel=2,
-                                   user_defined_symbols=list(symbols))
+                                   user_defined_symbols=list(symbols), hard_vocab_limit=hard_limit)
     model = prefix.with_suffix(".model")
     target = prefix.with_suffix(".spm")
     model.rename(target)
@@ -151,21 +155,25 @@ def _write(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def _train(d: Path, options: dict[str, object], files: list[Path], vocabs: list[Path], npz: str,
-           extra: list[str], seed: int) -> float:
-    """``pymarian train``; returns the seconds it took."""
+def marian_train(d: Path, options: dict[str, object], files: list[Path], vocabs: list[Path], npz: str,
+                 extra: list[str], seed: int, updates: int = UPDATES) -> float:
+    """``pymarian train`` for ``updates`` updates into ``d / npz`` (Marian's
+    side files ``npz.*``, the optimizer state among them, removed); returns
+    the seconds it took."""
     cmd = [str(Path(sys.executable).with_name("pymarian")), "train", *_flags(options),
            "--train-sets", *map(str, files), "--vocabs", *map(str, vocabs), "--model", str(d / npz), *extra,
-           "--after-batches", str(UPDATES), "--mini-batch", "32", "--maxi-batch", "10", "--learn-rate", "0.003",
+           "--after-batches", str(updates), "--mini-batch", "32", "--maxi-batch", "10", "--learn-rate", "0.003",
            "--lr-warmup", "50", "--optimizer-delay", "1", "--seed", str(seed), "--cpu-threads", "1",
-           "--workspace", "512", "--disp-freq", "100", "--save-freq", str(UPDATES), "--overwrite",
+           "--workspace", "512", "--disp-freq", "100", "--save-freq", str(updates), "--overwrite",
            "--no-restore-corpus", "--shuffle", "batches", "--maxi-batch-sort", "none", "--quiet"]
     started = time.time()
     subprocess.run(cmd, check=True)
+    for side_file in d.glob(f"{npz}.*"):
+        side_file.unlink()
     return time.time() - started
 
 
-def _decoder_yml(d: Path, models: list[str], vocabs: list[str], **extra: object) -> None:
+def write_decoder_yml(d: Path, models: list[str], vocabs: list[str], **extra: object) -> None:
     decoder = {"relative-paths": True, "models": models, "vocabs": vocabs, **extra,
                "beam-size": 4, "normalize": 0.6, "word-penalty": 0, "mini-batch": 1, "maxi-batch": 1,
                "maxi-batch-sort": "src"}
@@ -185,7 +193,7 @@ def build(model: Model, out: Path, seed: int = 1) -> Path:
     if model.yaml_vocab:  # OPUS-MT: separate spm models, one joint Marian vocabulary of their pieces
         codes = [line.split(" ", 1)[0] + " " if model.langs else "" for line in src]
         src = [line[len(c):] for c, line in zip(codes, src)]
-        spms = [_spm(d / "source", src, 400), _spm(d / "target", trg, 440)]
+        spms = [spm_model(d / "source", src, 400), spm_model(d / "target", trg, 440)]
         vocab = marian_vocab(list(symbols), *(spm_pieces(p) for p in spms))
         write_vocab_yml(vocab, d / "opus.vocab.yml")
         vocabs = [d / "opus.vocab.yml"] * 2
@@ -194,20 +202,18 @@ def build(model: Model, out: Path, seed: int = 1) -> Path:
         npz = "opus.transformer-align.model1.npz.best-perplexity.npz"
     else:
         if model.joint_vocab:
-            vocabs = [_spm(d / "vocab", src + trg, 500, symbols)] * 2
+            vocabs = [spm_model(d / "vocab", src + trg, 500, symbols)] * 2
         else:
-            vocabs = [_spm(d / "source", src, 400, symbols), _spm(d / "target", trg, 440)]
+            vocabs = [spm_model(d / "source", src, 400, symbols), spm_model(d / "target", trg, 440)]
         npz = "model.npz"
     files = [_write(work / "train.src", src), _write(work / "train.trg", trg)]
     extra: list[str] = []
     if model.guided:
         align = _diagonal(_encode(vocabs[0], src), _encode(vocabs[1], trg))
         extra = ["--guided-alignment", str(_write(work / "train.align", align))]
-    seconds = _train(d, model.options, files, vocabs, npz, extra, seed)
+    seconds = marian_train(d, model.options, files, vocabs, npz, extra, seed)
     shutil.rmtree(work)
-    for extra_file in d.glob(f"{npz}.*"):
-        extra_file.unlink()
-    _decoder_yml(d, [npz], [v.name for v in vocabs])
+    write_decoder_yml(d, [npz], [v.name for v in vocabs])
     print(f"{model.name}: {seconds:.0f} s, {sum(f.stat().st_size for f in d.iterdir()) / 1e6:.2f} MB",
           file=sys.stderr)
     return d

@@ -12,6 +12,7 @@ from modelport.cli.common import (KEEP_SPECIAL_HELP, PORTED_HELP, add_command, a
 from modelport.cli.console import progress_shown
 from modelport.cli.streams import output, read_lines, stdin_chunks, streaming_stdin
 from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExistsError
+from modelport.generation.alignment import MODES_HELP, alignment_flag, alignment_json, format_alignment
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
 
 
@@ -35,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                               "modelport translate my-org/en-de-port --revision v1.0 -i test.en  # from the Hub",
                               "modelport translate ported/en-de -i test.en -o test.out --beam 5 --lenpen 0.6",
                               "modelport translate ported/en-de -i test.en --nbest 3 --scores",
+                              "modelport translate ported/opus-mt-en-de -i test.en --alignment hard  # Marian ports",
                               "modelport translate exported/en-de-onnx --backend onnx -i test.en --beam 5"])
     p.add_argument("-i", "--input", help="input file (default: stdin)")
     p.add_argument("-o", "--output", help="output file (default: stdout)")
@@ -42,6 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per input line (tokens, scores)")
     p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
     p.add_argument("--keep-special-tokens", action="store_true", help=KEEP_SPECIAL_HELP)
+    p.add_argument("--alignment", type=alignment_flag, metavar="MODE",
+                   help=f"marian semantics: word alignments as marian-decoder --alignment prints them after the "
+                        f"text (` ||| 0-0 1-1 ...`; --json: pairs or soft rows), MODE one of {MODES_HELP} "
+                        "(default: none)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="what computes the logits: torch (PORTED_DIR is a ported folder; default) or onnx (PORTED_DIR "
                         "is an `export onnx` folder, run by onnxruntime on the CPU with modelport's own search: the "
@@ -59,6 +65,9 @@ def _check_decoding(args: argparse.Namespace, generation_config: dict[str, Any] 
     if args.nbest is not None and beam is not None and not args.sampling and args.nbest > beam:
         raise InvalidInputError(f"`--nbest` must be at most the beam size ({beam}), but is {args.nbest}")
     semantics = args.semantics or gen.get("semantics")
+    if args.alignment is not None and (semantics or generation_config is not None) and semantics != "marian":
+        raise InvalidInputError(f"`--alignment` needs marian semantics (Marian ports), but the semantics is "
+                                f"{semantics or 'fairseq'}")
     if semantics == "marian" and args.lenpen is not None and args.lenpen < 0:
         raise InvalidInputError(f"`--lenpen` must be >= 0 under marian semantics (the exponent of Marian's "
                                 f"--normalize), but is {args.lenpen}")
@@ -74,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     ported = load(args.ported_dir, backend=args.backend, **runtime_kwargs(args))
     _check_decoding(args, ported.generation_config)
     options = decoding_kwargs(vars(args))
+    if args.alignment is not None:
+        options["alignment"] = args.alignment
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: a sharded corpus
         return _run_sharded(args, ported, options)
     fd = streaming_stdin() if args.input in (None, "-") else None
@@ -98,10 +109,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _hypothesis_lines(args: argparse.Namespace, index: int, source: str, hyps: list[Any]) -> list[str]:
     """What the output holds for input line ``index`` (0-based): one JSON object, or a line per hypothesis."""
+    mode = args.alignment
     if args.json:
-        return [json.dumps({"id": index, "source": source, "hypotheses": [hyp.to_json() for hyp in hyps]},
-                           ensure_ascii=False)]
-    return [f"{hyp.score:.6f}\t{hyp.text}" if args.scores else hyp.text for hyp in hyps]
+        objects = [hyp.to_json() for hyp in hyps]
+        if mode is not None:
+            for obj, hyp in zip(objects, hyps):
+                obj["alignment"] = alignment_json(hyp.alignment or [], mode)
+        return [json.dumps({"id": index, "source": source, "hypotheses": objects}, ensure_ascii=False)]
+    texts = [hyp.text if mode is None else f"{hyp.text} ||| {format_alignment(hyp.alignment or [], mode)}"
+             for hyp in hyps]
+    return [f"{hyp.score:.6f}\t{text}" if args.scores else text for hyp, text in zip(hyps, texts)]
 
 
 def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any]) -> int:

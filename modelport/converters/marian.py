@@ -816,7 +816,10 @@ class MarianConverter(Converter[MarianSource]):
         spm_vocab = vocab_paths[0].suffix in (".spm", ".model")
         cfg = save_marian(tmp.name, source_spm=spms[0], target_spm=spms[1], vocab={**v.source, "<pad>": v.pad},
                           target_vocab={**v.target, "<pad>": v.pad} if separate else None,
-                          language_code_prefix=codes and not spm_vocab)
+                          language_code_prefix=codes and not spm_vocab,
+                          # Marian prints sentencepiece's text of .spm vocabularies (a trailing space kept);
+                          # OPUS-MT's YAML layout is postprocessed as transformers' MarianTokenizer does
+                          decode_rule="sentencepiece" if spm_vocab else "opus_mt")
         readme = directory / "README.md" if (directory / "README.md").is_file() else None
         cfg["source_lang"] = _language(readme, "source")
         cfg["target_lang"] = _language(readme, "target")
@@ -827,7 +830,11 @@ class MarianConverter(Converter[MarianSource]):
         return assets
 
     def generation_defaults(self, loaded: MarianSource, config: Seq2SeqConfig) -> dict[str, Any]:
-        return generation_defaults(loaded.decoder, loaded.vocabs.pad, loaded.vocabs.eos)
+        gen = generation_defaults(loaded.decoder, loaded.vocabs.pad, loaded.vocabs.eos)
+        # whose cross-attention `--alignment` prints: the first model's (scorer 0's) layer; a folder
+        # without it means "last", Marian's default (checked only when alignments are asked for)
+        gen["alignment_layer"] = str(loaded.raw.get("transformer-guided-alignment-layer") or "last")
+        return gen
 
     def source_files(self, loaded: MarianSource, tokenizer: TokenizerAssets) -> list[Path]:
         extra = [loaded.directory / n for n in ("decoder.yml", "README.md", "LICENSE")

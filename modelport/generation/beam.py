@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError
+from modelport.generation.alignment import alignment_layer_index, parse_alignment
 from modelport.generation.backend import SearchBackend
 from modelport.generation.ensemble import Ensemble, LogLinearEnsemble
 from modelport.generation.hypothesis import Hypothesis
@@ -36,6 +37,9 @@ class StepAlgorithm(Protocol):
     wants_logits: bool
     # divides the logits before the log-softmax (fairseq's --temperature)
     temperature: float
+    # the decoder layer (0-based) whose cross-attention the loop hands to
+    # record_attention at every step (Marian's word alignments); None: none
+    alignment_layer: int | None
 
     def prepare_source(self, src_tokens: Sequence[Sequence[int]] | Tensor) -> Sequence[Sequence[int]] | Tensor:
         """The source rows as this search reads them (Marian: ``--max-length`` on the source)."""
@@ -63,9 +67,15 @@ class SearchAlgorithm:
 
     wants_logits: bool = False
     temperature: float = 1.0
+    alignment_layer: int | None = None
 
     def prepare_source(self, src_tokens: Sequence[Sequence[int]] | Tensor) -> Sequence[Sequence[int]] | Tensor:
         return src_tokens
+
+    def record_attention(self, weights: Tensor) -> None:
+        """The cross-attention probabilities ``[rows, S]`` of ``alignment_layer`` at
+        this step, one row per row of the coming :meth:`step`'s log-probs."""
+        raise NotImplementedError(f"{type(self).__name__} records no attention")
 
     def make_ensemble(self, models: Sequence[Seq2SeqModel]) -> Ensemble:
         return Ensemble(models)
@@ -98,6 +108,11 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble | Search
         temperature = algorithm.temperature
     bsz = src_tokens.size(0)
     beam = algorithm.start(bsz, src_tokens)
+    align_layer = algorithm.alignment_layer
+    if align_layer is not None:
+        if not isinstance(ens, Ensemble):
+            raise InvalidInputError("word alignments (`alignment`) need the torch backend, not another runtime")
+        ens.record_cross_attention(align_layer)
     ens.encode(src_tokens)
     expand = torch.arange(bsz, device=src_tokens.device).repeat_interleave(beam)
     first = algorithm.next_tokens()
@@ -123,6 +138,9 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble | Search
         if step == 0 and shared_start:
             lprobs = lprobs.index_select(0, expand)
             ens.reorder(expand, cross=True)
+        if align_layer is not None:
+            weights = ens.cross_attention()
+            algorithm.record_attention(weights.index_select(0, expand) if step == 0 and shared_start else weights)
         out = algorithm.step(step, lprobs)
         if out is None:
             break
@@ -240,7 +258,11 @@ class FairseqBeamSearch(SearchAlgorithm):
     def step(self, step: int, lprobs: Tensor) -> tuple[Tensor, bool] | None:
         o, beam, bsz = self.opts, self.beam, self.bsz
         V = lprobs.size(-1)
-        lprobs.masked_fill_(lprobs.isnan(), -math.inf)
+        # A NaN fills its whole row after the log-softmax, so one column tells whether
+        # fairseq's mask has anything to do (it never has under run_search, which
+        # stops at NaN); a full pass over beam x vocabulary costs 3% at 32k words.
+        if bool(torch.isnan(lprobs[:, -1]).any()):
+            lprobs.masked_fill_(lprobs.isnan(), -math.inf)
         lprobs[:, self.pad] = -math.inf  # never select pad
         lprobs[:, self.unk] -= o.unkpen
         if step >= self.max_len:  # only EOS, with its real log-prob
@@ -263,8 +285,8 @@ class FairseqBeamSearch(SearchAlgorithm):
         lp = lprobs.view(bsz, -1, V)
         if step == 0:  # all beams are equal: look at the first one only
             lp = lp[:, ::beam, :].contiguous()
-        else:
-            lp = lp + self.scores.view(bsz, beam, -1)[:, :, step - 1].unsqueeze(-1)
+        else:  # in place: the log-probs are this step's own buffer
+            lp = lp.add_(self.scores.view(bsz, beam, -1)[:, :, step - 1].unsqueeze(-1))
         flat = lp.view(bsz, -1)
         cand_scores, cand_idx = torch.topk(flat, k=min(2 * beam, flat.size(1) - 1))
         cand_beams = torch.div(cand_idx, V, rounding_mode="trunc")
@@ -573,6 +595,9 @@ class MarianBeamSearch(SearchAlgorithm):
         self.nbest = self.beam if n is True else 1 if n is False else int(n)
         if not 1 <= self.nbest <= self.beam:
             raise InvalidInputError(f"`n_best` must be between 1 and beam_size ({self.beam}), but is {n}")
+        if opts.alignment is not None:  # --alignment: run_search hands this layer's attention to record_attention
+            parse_alignment(opts.alignment)
+            self.alignment_layer = alignment_layer_index(opts.alignment_layer, cfg.decoder_layers)
 
     def make_ensemble(self, models: Sequence[Seq2SeqModel]) -> LogLinearEnsemble:
         """Members combined as Marian's scorers are: weighted sum of log-probs."""
@@ -580,7 +605,13 @@ class MarianBeamSearch(SearchAlgorithm):
         if weights is not None and len(weights) != len(models):
             raise InvalidInputError(f"`weights` must give one weight per model ({len(models)}), but gives "
                                     f"{len(weights)}")
-        return LogLinearEnsemble(models, weights)
+        from modelport.generation.shortlist import LexicalShortlist  # numpy: only where Marian's shortlist is
+
+        shortlist = self.opts.shortlist
+        if shortlist is not None and not isinstance(shortlist, LexicalShortlist):
+            raise InvalidInputError("`shortlist` must be a LexicalShortlist loaded with the port's vocabularies "
+                                    "here (translate() loads a file itself)")
+        return LogLinearEnsemble(models, weights, shortlist, None if self.opts.allow_unk else self.unk)
 
     def prepare_source(self, src_tokens: Sequence[Sequence[int]] | Tensor) -> list[list[int]]:
         """The rows without padding, limited by :meth:`limit_source` (``--max-length``
@@ -612,69 +643,126 @@ class MarianBeamSearch(SearchAlgorithm):
         factor = torch.tensor(self.opts.max_length_factor, dtype=torch.float32, device="cpu")
         limit = float(factor * src_tokens.size(1))
         self.last_step = min(max(0, math.ceil(limit) - 1), self.max_positions - 1)
-        self.tokens = torch.full((bsz, 1), self.start_token, dtype=torch.long, device=dev)
-        self.cum = torch.zeros(bsz, 1, device=dev)  # path score after each token (column 0: start)
-        self.row_sent = torch.arange(bsz, device=dev)  # live row -> live sentence
-        self.sent_ids = torch.arange(bsz, device=dev)  # live sentence -> input sentence
-        self.k = torch.full((bsz,), self.beam, dtype=torch.long, device=dev)  # beam size per live sentence
+        self.device = dev
+        self.next = torch.full((bsz, 1), self.start_token, dtype=torch.long, device=dev)
+        self.path_score = torch.zeros(bsz, device=dev)  # path score of each live row
+        # Bookkeeping of a few dozen rows lives in Python lists: as tensors, its
+        # twenty-odd small ops per step cost more than the decoder of a tiny
+        # student (Bergamot's tiny11) itself.
+        self.sent_ids = list(range(bsz))  # live sentence -> input sentence
+        self.k = [self.beam] * bsz  # beam size per live sentence
+        self.rows = [1] * bsz  # rows per live sentence (Marian's first step: one)
+        # back-pointers, one entry per step: (previous row, token, path score) of each row
+        self.history: list[tuple[list[int], list[int], list[float]]] = []
         # a line that is only </s>: all hypotheses forced to </s> with path score 0
         self.empty = src_tokens[:, 0].eq(self.eos)
+        self.any_empty = bool(self.empty.any())
         self.finished: list[list[Hypothesis]] = [[] for _ in range(bsz)]
+        # --alignment: each step's attention of its rows, and each input's source length (no padding)
+        self.attention: list[list[list[float]]] = []
+        self.src_len = src_tokens.ne(self.pad).sum(1).tolist() if self.alignment_layer is not None else []
         return 1  # Marian's first step runs one row per sentence
 
     def next_tokens(self) -> Tensor:
-        return self.tokens[:, -1:]
+        return self.next
 
     def step(self, step: int, lprobs: Tensor) -> tuple[Tensor, bool] | None:
-        V, dev = lprobs.size(-1), lprobs.device
+        V = lprobs.size(-1)
         if not self.opts.allow_unk:
             lprobs[:, self.unk] = -math.inf
-        scores = self.cum[:, -1:] + lprobs
-        nsent = self.sent_ids.numel()
-        counts = torch.bincount(self.row_sent, minlength=nsent)
-        offsets = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(scores.size(0), device=dev) - offsets[self.row_sent]
-        grid = scores.new_full((nsent, int(counts.max()), V), -math.inf)
-        grid[self.row_sent, slot] = scores
-        flat = grid.view(nsent, -1)
-        top, idx = torch.topk(flat, min(int(self.k.max()), flat.size(1)))
-        if step == 0 and bool(self.empty.any()):  # toHyps' dropHyp: EOS with path score 0
+        scores = lprobs.add_(self.path_score.unsqueeze(1))
+        rows, nsent = self.rows, len(self.rows)
+        width = max(rows)
+        if min(rows) == width:  # every sentence has as many rows: already the [sentence, rows x V] grid
+            flat = scores.view(nsent, width * V)
+        else:  # pad each sentence's rows to the widest with -inf
+            dest = [s * width + j for s, n in enumerate(rows) for j in range(n)]
+            grid = scores.new_full((nsent * width, V), -math.inf)
+            grid.index_copy_(0, torch.tensor(dest, device=scores.device), scores)
+            flat = grid.view(nsent, width * V)
+        top, idx = torch.topk(flat, min(max(self.k), flat.size(1)))
+        if step == 0 and self.any_empty:  # toHyps' dropHyp: EOS with path score 0
             top[self.empty], idx[self.empty] = 0.0, self.eos
-        valid = torch.isfinite(top)
-        keep = valid & (torch.cumsum(valid, 1) <= self.k[:, None])
-        s_idx, j_idx = keep.nonzero(as_tuple=True)  # by sentence, then rank
-        score = top[s_idx, j_idx]
-        tok = idx[s_idx, j_idx] % V
-        prev = offsets[s_idx] + torch.div(idx[s_idx, j_idx], V, rounding_mode="trunc")
-        is_eos = tok.eq(self.eos)
         last = step >= self.last_step
-        done = torch.ones_like(is_eos) if last else is_eos
-        if bool(done.any()):
-            self._finalize(step, s_idx[done], prev[done], tok[done], score[done])
-        alive = ~is_eos
-        if last or not bool(alive.any()):
+        done: list[tuple[int, int, int, float]] = []  # (live sentence, previous row, token, path score)
+        prev_rows: list[int] = []
+        tokens: list[int] = []
+        path: list[float] = []
+        counts: list[int] = []
+        offset = 0
+        for s, (k, top_s, idx_s) in enumerate(zip(self.k, top.tolist(), idx.tolist())):
+            taken = alive = 0
+            for score, i in zip(top_s, idx_s):
+                if taken == k:
+                    break
+                if not math.isfinite(score):  # fewer finite candidates than the beam: skipped
+                    continue
+                taken += 1
+                tok, prev = i % V, offset + i // V
+                if tok == self.eos or last:
+                    done.append((s, prev, tok, score))
+                if tok != self.eos:
+                    prev_rows.append(prev)
+                    tokens.append(tok)
+                    path.append(score)
+                    alive += 1
+            counts.append(alive)
+            offset += rows[s]
+        if done:
+            self._finalize(step, done)
+        if last or not prev_rows:
             return None
-        s_alive, prev_alive = s_idx[alive], prev[alive]
-        new_counts = torch.bincount(s_alive, minlength=nsent)
-        live = new_counts > 0
-        self.tokens = torch.cat([self.tokens[prev_alive], tok[alive, None]], 1)
-        self.cum = torch.cat([self.cum[prev_alive], score[alive, None]], 1)
-        self.row_sent = (torch.cumsum(live, 0) - 1)[s_alive]
-        self.sent_ids = self.sent_ids[live]
-        self.k = new_counts[live]
+        self.history.append((prev_rows, tokens, path))
+        dev = self.device
+        self.next = torch.tensor(tokens, dtype=torch.long, device=dev).unsqueeze(1)
+        self.path_score = torch.tensor(path, dtype=torch.float32, device=dev)
         # rows keep their sentence only when no beam changed size
-        same_layout = step > 0 and torch.equal(new_counts, counts)
-        return prev_alive, not same_layout
+        same_layout = step > 0 and counts == rows
+        self.sent_ids = [sid for sid, n in zip(self.sent_ids, counts) if n]
+        self.k = self.rows = [n for n in counts if n]
+        return torch.tensor(prev_rows, dtype=torch.long, device=dev), not same_layout
 
-    def _finalize(self, step: int, sents: Tensor, prev: Tensor, tok: Tensor, score: Tensor) -> None:
+    def _path(self, row: int) -> tuple[list[int], list[float]]:
+        """Tokens and path scores (the start's 0 first) of live ``row``, by the back-pointers."""
+        tokens, scores = [], []
+        for prev, tok, path in reversed(self.history):
+            tokens.append(tok[row])
+            scores.append(path[row])
+            row = prev[row]
+        return tokens[::-1], [0.0] + scores[::-1]
+
+    def _finalize(self, step: int, done: list[tuple[int, int, int, float]]) -> None:
         """``History::add``: ``(pathScore - wp * L) / pow(L, normalize)`` in float32."""
-        o, length = self.opts, step + 1
-        norm = (score - o.word_penalty * length) / torch.tensor(float(length), device=score.device).pow(o.normalize)
-        toks = torch.cat([self.tokens[prev, 1:], tok[:, None]], 1).tolist()
-        cum = torch.cat([self.cum[prev], score[:, None]], 1)
+        o, length, dev = self.opts, step + 1, self.device
+        score = torch.tensor([d[3] for d in done], dtype=torch.float32, device=dev)
+        norm = (score - o.word_penalty * length) / torch.tensor(float(length), device=dev).pow(o.normalize)
+        toks, cums = [], []
+        for _, prev, tok, path in done:
+            t, c = self._path(prev)
+            toks.append(t + [tok])
+            cums.append(c + [path])
+        cum = torch.tensor(cums, dtype=torch.float32, device=dev)
         pos = (cum[:, 1:] - cum[:, :-1]).tolist()
-        for s, t, p, n in zip(self.sent_ids[sents].tolist(), toks, pos, norm.tolist()):
-            self.finished[s].append(Hypothesis(tokens=t, score=n, positional_scores=p))
+        aligns = self._alignments(step, done) if self.alignment_layer is not None else [None] * len(done)
+        for (s, *_), t, p, n, a in zip(done, toks, pos, norm.tolist(), aligns):
+            self.finished[self.sent_ids[s]].append(Hypothesis(tokens=t, score=n, positional_scores=p, alignment=a))
+
+    def record_attention(self, weights: Tensor) -> None:
+        self.attention.append(weights.float().tolist())  # read row by row when hypotheses finish
+
+    def _alignments(self, step: int, done: list[tuple[int, int, int, float]]) -> list[list[list[float]]]:
+        """Marian's soft alignment of each finished hypothesis (``Hypothesis::
+        tracebackAlignment``): per step, the attention of the row it extended
+        (``toHyps``), over its source tokens without padding."""
+        out = []
+        for s, row, _, _ in done:
+            n = self.src_len[self.sent_ids[s]]
+            rows = [self.attention[step][row][:n]]
+            for i in range(step - 1, -1, -1):  # history[i] maps the rows of step i + 1 to those of step i
+                row = self.history[i][0][row]
+                rows.append(self.attention[i][row][:n])
+            out.append(rows[::-1])
+        return out
 
     def results(self) -> list[list[Hypothesis]]:
         # History::nBest: best normalized score first

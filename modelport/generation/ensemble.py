@@ -13,12 +13,16 @@ logits before the log-softmax, as fairseq's ``decoder_out[0].div_(temperature)``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from modelport.model.transformer import DecoderState, EncoderOutput, Seq2SeqModel
+
+if TYPE_CHECKING:
+    from modelport.generation.shortlist import LexicalShortlist
 
 
 class Ensemble:
@@ -31,6 +35,7 @@ class Ensemble:
         self.cfg = self.models[0].cfg
         self.enc: list[EncoderOutput] = []
         self.states: list[DecoderState] = []
+        self.align_layer: int | None = None  # see record_cross_attention
 
     @property
     def max_target_positions(self) -> int:
@@ -40,6 +45,21 @@ class Ensemble:
         """Run every encoder and start fresh decoder states."""
         self.enc = [m.encode(src_tokens) for m in self.models]
         self.states = [m.new_state() for m in self.models]
+        self.states[0].align_layer = self.align_layer
+
+    def record_cross_attention(self, layer: int | None) -> None:
+        """From the next :meth:`encode` on, keep the cross-attention of decoder
+        ``layer`` (0-based) of the first member at every step, as Marian takes
+        its word alignments from its first scorer only (``BeamSearch::toHyps``)."""
+        self.align_layer = layer
+
+    def cross_attention(self) -> Tensor:
+        """The last step's cross-attention probabilities of head 0 (Marian's
+        ``collectOneHead``) of the recorded layer, fp32 ``[B, S]``."""
+        weights = self.states[0].cross_weights if self.states else None
+        if weights is None:
+            raise RuntimeError("no cross-attention was recorded (record_cross_attention before encode)")
+        return weights[:, 0, -1, :]
 
     def reorder_encoder(self, index: Tensor) -> None:
         self.enc = [e.reorder(index) for e in self.enc]
@@ -74,21 +94,49 @@ class Ensemble:
 class LogLinearEnsemble(Ensemble):
     """Marian's ensemble: the weighted *sum* of the members' log-softmax
     (``expandedPathScores + scorer->getWeight() * logProbs`` in
-    ``beam_search.cpp``; ``--weights`` default 1 each), not renormalised."""
+    ``beam_search.cpp``; ``--weights`` default 1 each), not renormalised.
 
-    def __init__(self, models: Sequence[Seq2SeqModel] | Seq2SeqModel, weights: Sequence[float] | None = None) -> None:
+    With a ``shortlist`` (Marian's ``--shortlist``, see
+    :mod:`modelport.generation.shortlist`) each batch's list of target ids is
+    made when it is encoded; every member then computes the logits of those
+    rows only and its log-softmax over them, and the weighted sum is returned
+    in a full row of -inf, so the search needs no change. ``suppressed_unk``:
+    the ``<unk>`` id the search suppresses (checked against Marian's rule)."""
+
+    def __init__(self, models: Sequence[Seq2SeqModel] | Seq2SeqModel, weights: Sequence[float] | None = None,
+                 shortlist: LexicalShortlist | None = None, suppressed_unk: int | None = None) -> None:
         super().__init__(models)
+        self.shortlist, self.suppressed_unk = shortlist, suppressed_unk
+        self.rows: Tensor | None = None  # this batch's shortlist
+        self.heads: list[Callable[[Tensor], Tensor]] = []  # each member's output layer over those rows
         self.weights = [1.0] * len(self.models) if weights is None else [float(w) for w in weights]
         if len(self.weights) != len(self.models):
             raise ValueError(f"`weights` must give one weight per model ({len(self.models)}), but gives "
                              f"{len(self.weights)}")
 
+    def encode(self, src_tokens: Tensor) -> None:
+        super().encode(src_tokens)
+        if self.shortlist is not None:
+            self.rows = self.shortlist.indices(src_tokens, self.cfg.pad_token_id, self.suppressed_unk)
+            self.heads = [m.output_rows(self.rows) for m in self.models]
+
     def log_probs(self, new_tokens: Tensor, temperature: float = 1.0) -> Tensor:
         total: Tensor | None = None
-        for model, enc, state, w in zip(self.models, self.enc, self.states, self.weights):
-            lp = model.log_probs(new_tokens, enc, state)[:, -1, :]
+        for i, (model, enc, state, w) in enumerate(zip(self.models, self.enc, self.states, self.weights)):
+            if self.rows is None:
+                lp = model.log_probs(new_tokens, enc, state)[:, -1, :]
+            else:
+                lp = torch.log_softmax(self.heads[i](model.decoder(new_tokens, enc, state)[:, -1, :]), dim=-1)
             if w != 1.0:
                 lp = lp * w
             total = lp if total is None else total + lp
         assert total is not None
-        return total
+        return total if self.rows is None else self._scatter(total)
+
+    def _scatter(self, short: Tensor) -> Tensor:
+        """Shortlist scores ``[B, K]`` as ``[B, V]``: -inf off the list; a row
+        holding NaN is NaN everywhere (the search checks one column for NaN)."""
+        assert self.rows is not None
+        full = short.new_full((short.size(0), self.cfg.target_vocab_size), -math.inf)
+        full.index_copy_(1, self.rows, short)
+        return full.masked_fill_(torch.isnan(short).any(-1, keepdim=True), math.nan)

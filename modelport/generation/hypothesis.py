@@ -24,7 +24,9 @@ class Hypothesis(JsonView):
     ``score`` is the framework's final score (length-normalised where it
     normalises); ``positional_scores`` the log-probability of each token, EOS
     included; ``text`` the detokenized tokens (set by ``translate``, None from
-    ``generate``).
+    ``generate``); ``alignment`` the soft word alignment when asked for (Marian's
+    ``--alignment``: per token, EOS included, the probability of each source
+    token, EOS included; :mod:`modelport.generation.alignment` prints it), else None.
 
     Read-only dict view: ``h["tokens"]``, ``h.get("text")``, ``h.keys()``,
     ``"text" in h``, ``{**h}`` and ``h == {"tokens": ..., ...}`` behave as
@@ -37,18 +39,21 @@ class Hypothesis(JsonView):
     score: float
     positional_scores: list[float]
     text: str | None = None
+    alignment: list[list[float]] | None = None
 
     def with_text(self, text: str) -> Hypothesis:
         """This hypothesis with its detokenized ``text``."""
         return dataclasses.replace(self, text=text)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object ``translate --json`` prints (``text`` only when set);
-        also what the dict view (:class:`~modelport.reports.base.JsonView`) reads."""
+        """The JSON object ``translate --json`` prints (``text`` and ``alignment``
+        only when set); also what the dict view (:class:`~modelport.reports.base.JsonView`) reads."""
         out: dict[str, Any] = {"tokens": self.tokens, "score": self.score,
                                "positional_scores": self.positional_scores}
         if self.text is not None:
             out["text"] = self.text
+        if self.alignment is not None:
+            out["alignment"] = self.alignment
         return out
 
     def __eq__(self, other: object) -> bool:

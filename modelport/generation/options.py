@@ -88,6 +88,7 @@ class MarianOptions:
 
     ``n_best``: False returns the best hypothesis, True ``beam_size`` of them
     (Marian's ``--n-best``), an int that many. ``weights``: one per ensemble member.
+    ``alignment``: each hypothesis also gets its soft alignment (Marian's ``--alignment``).
     """
 
     beam_size: int = 12
@@ -99,6 +100,13 @@ class MarianOptions:
     allow_unk: bool = False
     n_best: bool | int = False
     weights: tuple[float, ...] | None = None
+    # --alignment: "hard", "soft" or a threshold (generation/alignment.py); None records nothing
+    alignment: str | float | None = None
+    # --transformer-guided-alignment-layer of the model (its model.yml): "last" or a 1-based layer number
+    alignment_layer: str = "last"
+    # --shortlist: a LexicalShortlist (generation/shortlist.py); translate() loads Marian's values
+    # (FILE [FIRST [BEST [THRESHOLD]]]) with the port's vocabularies. None: the whole vocabulary
+    shortlist: Any = None
 
     def __post_init__(self) -> None:
         if self.weights is not None and not isinstance(self.weights, tuple):  # a list from JSON or a caller

@@ -69,6 +69,8 @@ marian (``marian-decoder``: ``src/translator/beam_search.cpp``, ``history.h``,
       ``L`` the number of generated tokens, EOS included; n-best sorted by it;
     * a source that is only ``</s>`` (an empty line) yields ``beam_size``
       hypotheses "``</s>``" with path score 0;
+    * ``shortlist`` (``--shortlist``): per batch, only a list of target ids
+      is scored (log-softmax over them), see :mod:`modelport.generation.shortlist`;
     * ``max_length`` bounds the *source* (tokens incl. ``</s>``); Marian skips
       longer lines silently or, with ``max_length_crop``, crops them to
       ``max_length`` tokens ending in ``</s>``. Here a longer line is an error
@@ -339,6 +341,10 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
                    semantics=_MARIAN, help="marian semantics: order within a maxi-batch, as marian-decoder's"),
     DecodingOption(name="allow_unk", flag="--allow-unk", store_true=True, semantics=_MARIAN,
                    help="marian semantics: allow <unk> in the output (suppressed by default)"),
+    DecodingOption(name="shortlist", flag="--shortlist", nargs="+", metavar="ARG", semantics=_MARIAN,
+                   help="marian semantics: Marian's lexical shortlist, FILE [FIRST [BEST [THRESHOLD]]] (a text "
+                        "lex.s2t; defaults 100 100 0): per batch only the FIRST target ids and the BEST "
+                        "translations above THRESHOLD of its source words are scored (default: no shortlist)"),
     DecodingOption(name="do_sample", flag="--sampling", store_true=True, help="sample instead of beam search"),
     DecodingOption(name="top_k", flag="--sampling-topk", parse=positive_int, requires="--sampling",
                    help="sample from the k most likely tokens"),

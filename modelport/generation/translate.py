@@ -23,6 +23,7 @@ from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.marian_batching import marian_batches
 from modelport.generation.options import TRANSLATE_BATCH_SIZE
 from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling
+from modelport.generation.shortlist import shortlist_for_tokenizer
 from modelport.model.transformer import Seq2SeqModel
 from modelport.tokenizers import Tokenizer, check_keep_special_tokens
 
@@ -80,6 +81,8 @@ def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel | SearchBackend,
         weights = getattr(getattr(algorithm, "opts", None), "weights", None)  # Marian's scorer weights
         if weights is not None and [float(w) for w in weights] != [1.0]:
             raise InvalidInputError(f"`weights` must be [1.0] for one model on another runtime, but is {list(weights)}")
+        if getattr(getattr(algorithm, "opts", None), "shortlist", None) is not None:
+            raise InvalidInputError("`shortlist` is not supported on another runtime (supported: the torch backend)")
         src = pad_batch(algorithm.prepare_source(src_tokens), cfg.pad_token_id, left=left, device=models.device)
         return run_search(models, src, algorithm)  # type: ignore[arg-type]  # the Ensemble interface
     members = [models] if isinstance(models, Seq2SeqModel) else list(models)
@@ -258,6 +261,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     sem, opts = resolve_options(ported.generation_config, semantics, options,
                                 eos_token_id=ported.config.eos_token_id)
     tok = ported.tokenizer
+    if sem == "marian" and opts.get("shortlist") is not None:  # other semantics refuse it by name
+        opts["shortlist"] = shortlist_for_tokenizer(opts["shortlist"], tok)
     if keep_special_tokens:
         check_keep_special_tokens(tok)
     cfg = ported.config

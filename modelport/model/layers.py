@@ -177,6 +177,8 @@ def make_positions(mask: Tensor, offset: int, pad_index: int, start: int = 0) ->
     ``padding_idx + 1``). ``start`` is the number of real tokens before this
     chunk, for incremental decoding.
     """
+    if mask.size(1) == 1:  # a decoding step: the same values in one op instead of six
+        return torch.where(mask, offset + start, pad_index)
     m = mask.long()
     return (torch.cumsum(m, dim=1) - 1 + offset + start) * m + pad_index * (1 - m)
 
@@ -231,6 +233,9 @@ class LayerCache:
     ``cross_v`` are computed once from the encoder output. A decoder with the
     SSRU block instead keeps ``ssru_state``, the cell state ``c_t`` ``[B, D]``
     after the last consumed token (one per hypothesis, reordered with the beam).
+    ``cross_weights`` holds the cross-attention probabilities ``[B, H, T, S]`` of
+    the last call when the decoder was asked to keep them (Marian's word
+    alignments); it is replaced at every step, so it is never reordered.
     """
 
     self_k: Tensor | None = None
@@ -238,6 +243,7 @@ class LayerCache:
     cross_k: Tensor | None = None
     cross_v: Tensor | None = None
     ssru_state: Tensor | None = None
+    cross_weights: Tensor | None = None
 
     def reorder(self, index: Tensor, cross: bool = True) -> None:
         if self.ssru_state is not None:
@@ -291,3 +297,14 @@ class Attention(nn.Module):
             out = out * self.head_gate.to(out.dtype)[:, None, None]
         b, _, t, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
+
+    def weights(self, x: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+        """The attention probabilities ``[B, H, T, S]`` (fp32) that :meth:`forward`
+        applies to the values, for callers that report them (Marian's word
+        alignments). A separate opt-in computation, so :meth:`forward` keeps the
+        fused kernel and its exact numerics whether or not weights are asked for."""
+        q = self._split(self.q_proj(x)).float()
+        scores = torch.matmul(q, k.float().transpose(-1, -2)) * self.scale
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()
+        return torch.softmax(scores, dim=-1)

@@ -7,6 +7,7 @@ selected by :class:`~modelport.model.config.Seq2SeqConfig` flags.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -33,6 +34,15 @@ class EncoderOutput:
 
     hidden: Tensor
     padding_mask: Tensor
+    _key_mask: Tensor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key_mask(self) -> Tensor:
+        """The cross-attention mask ``[B, 1, 1, S]`` (True = attend), made once
+        and reused by every decoding step until the next reorder."""
+        if self._key_mask is None:
+            self._key_mask = (~self.padding_mask)[:, None, None, :]
+        return self._key_mask
 
     def reorder(self, index: Tensor) -> EncoderOutput:
         return EncoderOutput(self.hidden.index_select(0, index), self.padding_mask.index_select(0, index))
@@ -41,10 +51,20 @@ class EncoderOutput:
 @dataclass
 class DecoderState:
     """Incremental decoding state: one :class:`LayerCache` per decoder layer
-    and the number of target tokens already consumed."""
+    and the number of target tokens already consumed. ``align_layer``: the
+    decoder layer (0-based) whose cross-attention probabilities each step keeps
+    (Marian's word alignments, :attr:`cross_weights`); None keeps none."""
 
     layers: list[LayerCache] = field(default_factory=list)
     steps: int = 0
+    align_layer: int | None = None
+
+    @property
+    def cross_weights(self) -> Tensor | None:
+        """The last step's cross-attention probabilities ``[B, H, T, S]`` of ``align_layer``."""
+        if self.align_layer is None or not self.layers:
+            return None
+        return self.layers[self.align_layer].cross_weights
 
     def reorder(self, index: Tensor, cross: bool = True) -> None:
         """Reorder the batch dimension (beam search); ``cross=False`` keeps the
@@ -147,7 +167,9 @@ class DecoderLayer(nn.Module):
         self.ffn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
 
     def forward(self, x: Tensor, enc: Tensor, self_mask: Tensor | None, cross_mask: Tensor,
-                cache: LayerCache | None) -> Tensor:
+                cache: LayerCache | None, keep_cross_weights: bool = False) -> Tensor:
+        """One layer; ``keep_cross_weights`` also puts the cross-attention
+        probabilities in ``cache.cross_weights`` (an extra computation, opt-in)."""
         if self.ssru is not None:
             x = self._ssru_block(x, cache)
         else:
@@ -164,6 +186,8 @@ class DecoderLayer(nn.Module):
             ck, cv = self.cross_attn.project_kv(enc)
             if cache is not None:
                 cache.cross_k, cache.cross_v = ck, cv
+        if keep_cross_weights and cache is not None:
+            cache.cross_weights = self.cross_attn.weights(h, ck, cross_mask)
         x = self.clamp(x + self.cross_attn(h, ck, cv, cross_mask))
         if not self.pre_norm:
             x = self.cross_attn_norm(x)
@@ -271,20 +295,22 @@ class Decoder(nn.Module):
         x = self.embed(prev_tokens, real, start=past, zero_first=zero_first)
         t = prev_tokens.size(1)
         total = past + t
-        # causal mask over [past + t] keys, plus padding of the new tokens as keys
-        q_idx = torch.arange(past, total, device=x.device)[:, None]
-        k_idx = torch.arange(total, device=x.device)[None, :]
-        self_mask: Tensor = (k_idx <= q_idx)[None, None]
-        if self.cfg.mask_target_padding and state is None and not bool(real.all()):
-            self_mask = self_mask & real[:, None, None, :]
-        if self.relative_bias is not None:
-            bias = self.relative_bias(t, total, q_start=past).to(x.dtype)
-            self_mask = bias.masked_fill(~self_mask, float("-inf"))
-        elif t == 1 and state is not None:
-            self_mask = None  # one query attends to every cached key
-        cross_mask = (~enc.padding_mask)[:, None, None, :]
+        self_mask: Tensor | None = None  # a decoding step without bias: one query attends to every cached key
+        if self.relative_bias is not None or t > 1 or state is None:
+            # causal mask over [past + t] keys, plus padding of the new tokens as keys
+            q_idx = torch.arange(past, total, device=x.device)[:, None]
+            k_idx = torch.arange(total, device=x.device)[None, :]
+            self_mask = (k_idx <= q_idx)[None, None]
+            if self.cfg.mask_target_padding and state is None and not bool(real.all()):
+                self_mask = self_mask & real[:, None, None, :]
+            if self.relative_bias is not None:
+                bias = self.relative_bias(t, total, q_start=past).to(x.dtype)
+                self_mask = bias.masked_fill(~self_mask, float("-inf"))
+        cross_mask = enc.key_mask
+        keep = state.align_layer if state is not None else None
         for i, layer in enumerate(self.layers):
-            x = layer(x, enc.hidden, self_mask, cross_mask, state.layers[i] if state is not None else None)
+            x = layer(x, enc.hidden, self_mask, cross_mask, state.layers[i] if state is not None else None,
+                      keep_cross_weights=i == keep)
         if self.final_norm is not None:
             x = self.final_norm(x)
         if state is not None:
@@ -331,6 +357,25 @@ class Seq2SeqModel(nn.Module):
         if self.final_logits_bias is not None:
             out = out + self.final_logits_bias
         return out.float()
+
+    def output_rows(self, rows: Tensor) -> Callable[[Tensor], Tensor]:
+        """The output projection restricted to the vocabulary ids ``rows``: a
+        function of decoder states returning fp32 logits ``[..., len(rows)]``,
+        with the matrix rows and bias selected once (Marian's lexical shortlist
+        slices them once per batch). An int8 head (a quantized module) computes
+        every row, then keeps ``rows``."""
+        head = self.lm_head
+        if head is not None and (type(head) is not nn.Linear or head.bias is not None):
+            return lambda hidden: self.logits(hidden).index_select(-1, rows)
+        weight = self.output_weight.index_select(0, rows)
+        bias = self.final_logits_bias.index_select(0, rows) if self.final_logits_bias is not None else None
+        scale = self.cfg.output_scale
+
+        def project(hidden: Tensor) -> Tensor:
+            out = F.linear(hidden * scale if scale != 1.0 else hidden, weight)
+            return (out + bias if bias is not None else out).float()
+
+        return project
 
     def decode(self, prev_tokens: Tensor, enc: EncoderOutput, state: DecoderState | None = None) -> Tensor:
         """Logits for ``prev_tokens``; with ``state``, only the new tokens are

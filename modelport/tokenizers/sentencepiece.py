@@ -12,9 +12,19 @@ Marian / OPUS-MT (``type: "marian_spm"``)
     symbol (Marian pads with ``</s>`` and masks); like transformers'
     conversion, ``<pad>`` is appended after the last id when absent, and
     ``pad_id`` records it. Decoding maps ids back to pieces (target
-    vocabulary), drops ``</s>``/pad, keeps ``<unk>`` literally and runs
-    ``decode_pieces`` of ``target.spm`` on the rest, as transformers'
-    ``MarianTokenizer`` does.
+    vocabulary) and drops ``</s>``/pad; the text then follows the folder's
+    ``decode_rule``, the rule of the pipeline the model was made for:
+
+    * ``"opus_mt"`` (OPUS-MT's YAML vocabularies; a config without the key,
+      written before it existed): ``<unk>`` kept literally, ``decode_pieces``
+      of ``target.spm`` on the rest, ``▁`` as space, the text stripped, as
+      transformers' ``MarianTokenizer`` does;
+    * ``"sentencepiece"`` (Marian's own ``.spm`` vocabularies): the pieces
+      decoded by ``target.spm`` as they are, as Marian's
+      ``SentencePieceVocab::decode`` does (marian-dev
+      src/data/sentencepiece_vocab.cpp: ``Decode`` of the ids, ``</s>``
+      left out): a trailing space piece stays a trailing space and
+      ``<unk>`` is sentencepiece's `` ⁇ ``.
 
 T5 (``type: "t5_spm"``)
     ids are SentencePiece ids of ``spiece.model`` (``<pad>`` 0, ``</s>`` 1,
@@ -50,7 +60,7 @@ directory that then becomes the plan's tokenizer files):
     ``target_vocab`` (file name or null), ``eos_token``, ``unk_token``,
     ``pad_token``, ``eos_id``, ``unk_id``, ``pad_id``,
     ``language_code_prefix`` (bool), ``append_eos`` (bool),
-    ``source_lang``, ``target_lang``.
+    ``decode_rule`` (``opus_mt`` when absent), ``source_lang``, ``target_lang``.
 ``t5_spm``
     ``spiece.model``. tokenizer_config.json keys: ``type``, ``spm``,
     ``extra_ids``, ``eos_id``, ``unk_id``, ``pad_id``, ``append_eos``,
@@ -63,7 +73,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +126,42 @@ def read_marian_vocab(path: str | os.PathLike[str]) -> dict[str, int]:
         raise InvalidInputError(f"vocabulary `{path}` must map pieces to integer ids") from None
 
 
+def _opus_mt_text(pieces: Sequence[str], sp: Any, specials: Collection[str]) -> str:
+    """OPUS-MT's text, as transformers' ``MarianTokenizer`` decodes: special
+    pieces (``<unk>``) kept literally between spm-decoded runs, ``▁`` as space,
+    the text stripped."""
+    out, run = "", []
+    for tok in pieces:
+        if tok in specials:
+            out += sp.decode_pieces(run) + tok + " "
+            run = []
+        else:
+            run.append(tok)
+    out += sp.decode_pieces(run)
+    return out.replace(SPIECE_UNDERLINE, " ").strip()
+
+
+def _sentencepiece_text(pieces: Sequence[str], sp: Any, specials: Collection[str]) -> str:
+    """Marian's text with ``.spm`` vocabularies (``SentencePieceVocab::decode``):
+    sentencepiece decodes every piece, whitespace kept as it comes (a trailing
+    ``▁`` is a trailing space; ``<unk>`` is sentencepiece's `` ⁇ ``)."""
+    return sp.decode_pieces(list(pieces))
+
+
+# tokenizer_config.json ``decode_rule`` -> how target pieces become text; a
+# config written before the key existed is OPUS-MT's rule
+DECODE_RULES: dict[str, Callable[[Sequence[str], Any, Collection[str]], str]] = {
+    "opus_mt": _opus_mt_text, "sentencepiece": _sentencepiece_text}
+DEFAULT_DECODE_RULE = "opus_mt"
+
+
+def checked_decode_rule(rule: Any) -> str:
+    """``rule`` if it names a Marian decode rule, else a typed error listing them."""
+    if not isinstance(rule, str) or rule not in DECODE_RULES:
+        raise InvalidInputError(f"`{rule}` is not a known Marian decode rule (known: {', '.join(DECODE_RULES)})")
+    return rule
+
+
 class MarianSpmTokenizer(TokenizerBase):
     """SentencePiece + Marian vocabulary, as OPUS-MT and ``MarianTokenizer`` encode."""
 
@@ -124,7 +170,9 @@ class MarianSpmTokenizer(TokenizerBase):
     def __init__(self, source_spm: Any, target_spm: Any, vocab: Mapping[str, int],
                  target_vocab: Mapping[str, int] | None = None, *, eos_token: str = "</s>",
                  unk_token: str = "<unk>", pad_token: str = "<pad>", pad_id: int | None = None,
-                 language_code_prefix: bool = True, append_eos: bool = True, max_cache: int = 1 << 18) -> None:
+                 language_code_prefix: bool = True, append_eos: bool = True,
+                 decode_rule: str = DEFAULT_DECODE_RULE, max_cache: int = 1 << 18) -> None:
+        self.decode_rule = checked_decode_rule(decode_rule)
         self.spm_source = source_spm
         self.spm_target = target_spm
         self.vocab = dict(vocab)
@@ -155,7 +203,8 @@ class MarianSpmTokenizer(TokenizerBase):
         return cls(src, tgt, vocab, tvocab, eos_token=cfg.get("eos_token", "</s>"),
                    unk_token=cfg.get("unk_token", "<unk>"), pad_token=cfg.get("pad_token", "<pad>"),
                    pad_id=cfg.get("pad_id"), language_code_prefix=cfg.get("language_code_prefix", True),
-                   append_eos=cfg.get("append_eos", True))
+                   append_eos=cfg.get("append_eos", True),
+                   decode_rule=cfg.get("decode_rule", DEFAULT_DECODE_RULE))
 
     @property
     def source_vocab_size(self) -> int:
@@ -218,10 +267,11 @@ class MarianSpmTokenizer(TokenizerBase):
         return [inverse.get(i, self.unk_token) for i in as_ids(ids)]
 
     def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
-        """Text of ``ids``: ``</s>``/pad dropped, ``<unk>`` kept, pieces decoded
-        with the side's spm (``<unk>`` is always rendered, so ``keep_special_tokens``
-        is refused). An id past the vocabulary is refused, where Marian would
-        print ``<unk>``."""
+        """Text of ``ids``: ``</s>``/pad dropped, the rest decoded with the
+        side's spm by the folder's ``decode_rule`` (module docstring).
+        ``<unk>`` is always rendered, so ``keep_special_tokens`` is refused.
+        An id past the vocabulary is refused, where Marian would print
+        ``<unk>``."""
         if keep_special_tokens:
             check_keep_special_tokens(self)
         vocab = self._vocab(side)
@@ -229,19 +279,8 @@ class MarianSpmTokenizer(TokenizerBase):
         eos, pad = vocab[self.eos_token], self.pad_id
         inverse = self._inverse[side]
         sp = self.spm_source if side == "source" else self.spm_target
-        specials = {self.eos_token, self.unk_token, self.pad_token}
-        out, run = "", []
-        for i in ids:
-            if i in (eos, pad):
-                continue
-            tok = inverse.get(i, self.unk_token)
-            if tok in specials:
-                out += sp.decode_pieces(run) + tok + " "
-                run = []
-            else:
-                run.append(tok)
-        out += sp.decode_pieces(run)
-        return out.replace(SPIECE_UNDERLINE, " ").strip()
+        pieces = [inverse.get(i, self.unk_token) for i in ids if i not in (eos, pad)]
+        return DECODE_RULES[self.decode_rule](pieces, sp, {self.eos_token, self.unk_token, self.pad_token})
 
 
 class T5SpmTokenizer(TokenizerBase):
@@ -393,12 +432,15 @@ def save_marian(directory: str | os.PathLike[str], *, source_spm: str | os.PathL
                 vocab: str | os.PathLike[str] | Mapping[str, int],
                 target_vocab: str | os.PathLike[str] | Mapping[str, int] | None = None,
                 source_lang: str | None = None, target_lang: str | None = None, add_pad: bool = True,
-                language_code_prefix: bool = True) -> dict[str, Any]:
+                language_code_prefix: bool = True, decode_rule: str = DEFAULT_DECODE_RULE) -> dict[str, Any]:
     """Write a ``marian_spm`` tokenizer into ``directory`` and return its config.
 
     ``vocab`` is a Marian ``.yml``/``.json`` path or a mapping; ``<pad>`` is
     appended after the largest id when absent and ``add_pad`` (what
-    transformers' Marian conversion does, since Marian itself has none)."""
+    transformers' Marian conversion does, since Marian itself has none).
+    ``decode_rule``: a key of ``DECODE_RULES`` (``sentencepiece`` for a model
+    with Marian's ``.spm`` vocabularies, ``opus_mt`` for OPUS-MT's YAML ones)."""
+    checked_decode_rule(decode_rule)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source_spm, directory / "source.spm")
@@ -415,7 +457,8 @@ def save_marian(directory: str | os.PathLike[str], *, source_spm: str | os.PathL
     cfg: dict[str, Any] = {"type": MarianSpmTokenizer.kind, "source_spm": "source.spm", "target_spm": "target.spm",
                            "vocab": "vocab.json", "target_vocab": None, "source_lang": source_lang,
                            "target_lang": target_lang, "eos_token": "</s>", "unk_token": "<unk>",
-                           "pad_token": "<pad>", "language_code_prefix": language_code_prefix, "append_eos": True}
+                           "pad_token": "<pad>", "language_code_prefix": language_code_prefix, "append_eos": True,
+                           "decode_rule": decode_rule}
     tgt_vocab = src_vocab
     if target_vocab is not None:
         tgt_vocab = prepared(target_vocab)

@@ -64,13 +64,15 @@ class MarianHypothesis:
     ``pieces``: target pieces, ``</s>`` not included; ``word_scores``: one per
     piece, plus one for ``</s>`` when the hypothesis ended with it;
     ``path_score``: ``F0`` (for an ensemble, the weighted sum of the members'
-    ``F<i>``); ``score``: the final (normalised) score."""
+    ``F<i>``); ``score``: the final (normalised) score; ``alignment``: the
+    alignment as printed with ``--alignment`` (None without)."""
 
     pieces: tuple[str, ...]
     text: str
     word_scores: tuple[float, ...]
     path_score: float
     score: float
+    alignment: str | None = None
 
 
 def pymarian_command() -> list[str]:
@@ -191,14 +193,19 @@ class MarianReference:
                word_penalty: float | None = None, max_length_factor: float | None = None,
                max_length: int | None = None, max_length_crop: bool | None = None, allow_unk: bool | None = None,
                mini_batch: int | None = None, maxi_batch: int | None = None, maxi_batch_sort: str | None = None,
-               weights: Sequence[float] | None = None) -> list[list[MarianHypothesis]]:
+               weights: Sequence[float] | None = None,
+               shortlist: Sequence[str | int | float] | None = None,
+               alignment: str | float | None = None) -> list[list[MarianHypothesis]]:
         """``pymarian decode -c decoder.yml --n-best --word-scores``: per line,
         Marian's n-best list (``beam_size`` entries, best first). Options left
-        None keep decoder.yml's value (or Marian's default)."""
+        None keep decoder.yml's value (or Marian's default); ``shortlist`` is
+        ``--shortlist`` (a file, then first, best, threshold); ``alignment`` is
+        ``--alignment`` (hard, soft or a threshold: each entry's printed alignment)."""
         opts = {"beam_size": beam_size, "normalize": normalize, "word_penalty": word_penalty,
                 "max_length_factor": max_length_factor, "max_length": max_length, "max_length_crop": max_length_crop,
                 "allow_unk": allow_unk, "mini_batch": mini_batch, "maxi_batch": maxi_batch,
-                "maxi_batch_sort": maxi_batch_sort, "weights": list(weights) if weights is not None else None}
+                "maxi_batch_sort": maxi_batch_sort, "weights": list(weights) if weights is not None else None,
+                "shortlist": list(shortlist) if shortlist is not None else None, "alignment": alignment}
         args = ["decode", "-c", str(self.directory / "decoder.yml"), "-i", "@input.txt",
                 "--n-best", "--word-scores", "--no-spm-decode"]
         for k, v in opts.items():
@@ -211,9 +218,10 @@ class MarianReference:
         return result
 
     def _parse_nbest(self, row: str, weights: Sequence[float] | None = None) -> tuple[int, MarianHypothesis]:
-        """``id ||| pieces ||| WordScores= ... ||| F0= x ||| score``; an
-        ensemble's path score is its members' ``F<i>`` times ``weights``."""
+        """``id ||| pieces [||| alignment] ||| WordScores= ... ||| F0= x ||| score``;
+        an ensemble's path score is its members' ``F<i>`` times ``weights``."""
         fields = [f.strip() for f in row.split(" ||| ")]
+        alignment = fields.pop(2) if len(fields) == 6 else None
         if len(fields) != 5 or not fields[2].startswith("WordScores="):
             raise RuntimeError(f"unexpected pymarian n-best line: {row[:200]!r}")
         pieces = tuple(fields[1].split())
@@ -222,7 +230,8 @@ class MarianReference:
         # "F0= -1.5" or, for ensembles, "F0= a F1= b": each member's own (unweighted) path score
         members = [float(v) for k, v in zip(feats[::2], feats[1::2]) if k.startswith("F")]
         path = sum(w * f for w, f in zip(weights or [1.0] * len(members), members))
-        return int(fields[0]), MarianHypothesis(pieces, self.detokenize(pieces), words, path, float(fields[4]))
+        return int(fields[0]), MarianHypothesis(pieces, self.detokenize(pieces), words, path, float(fields[4]),
+                                                alignment)
 
     def score(self, src_lines: Sequence[str], trg_lines: Sequence[str] | Sequence[Sequence[str]], *,
               mini_batch: int = 1, maxi_batch: int = 1) -> list[tuple[float, tuple[float, ...]]]:

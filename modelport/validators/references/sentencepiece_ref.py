@@ -3,7 +3,9 @@
 Marian/OPUS-MT: ``spm_encode`` pieces of ``source.spm`` (a leading ``>>xx<<``
 kept whole), looked up in the original vocabulary YAML (or JSON), ``<unk>``
 for missing pieces, ``</s>`` appended; decoding through ``target.spm``'s
-``decode_pieces`` with ``<unk>`` kept literally.
+``decode_pieces`` with ``<unk>`` kept literally, stripped (transformers'
+``MarianTokenizer``); with Marian's own ``.spm`` vocabularies, ``decode`` of
+the ids without ``</s>``, whitespace kept (Marian's ``SentencePieceVocab::decode``).
 T5: ``spiece.model`` ids, ``<extra_id_N>`` = ``size + 99 - N``, sentinel
 strings in the text looked up whole, ``</s>`` appended; decoding as T5 users
 decode (transformers' ``decode(skip_special_tokens=True)``): the pieces of the
@@ -107,6 +109,9 @@ class MarianSpmReference:
         return self._encode(line, self.sp_tgt, self.tvocab)
 
     def decode(self, ids: list[int]) -> str:
+        if not self.split_language_token:  # .spm vocabularies: Marian decodes the spm ids, </s> left out
+            size = self.sp_tgt.get_piece_size()  # the port's appended <pad> is no Marian id
+            return self.sp_tgt.decode([i for i in ids if i != self.tvocab["</s>"] and 0 <= i < size])
         pad = self.tvocab.get("<pad>", max(self.tvocab.values()) + 1)
         pieces = [self.inverse.get(i, "<unk>") for i in ids if i not in (self.tvocab["</s>"], pad)]
         text, run = "", []
