@@ -199,7 +199,7 @@ def load(path: str | os.PathLike[str], *, revision: str | None = None, device: s
             state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
         model = Seq2SeqModel.from_state_dict(config, state)
         if quantization:
-            model = apply_on_load(model, quantization)
+            model = apply_on_load(model, checked.data["quantization"])
         models.append(model)
     ported = PortedModel(
         path=directory, config=config, models=models,

@@ -6,23 +6,33 @@ concern, so it lives here and the API's loader needs no pass.
 
 - ``int8`` / ``int8-weights``: 2-D weights stored as int8 with one fp32 scale
   per output row (``<name>_scale``); :func:`dequantize_state` turns them back
-  into fp32 tensors, and for ``int8`` :func:`apply_on_load` runs the linear
-  layers as ``torch.ao.nn.quantized.dynamic.Linear``.
+  into fp32 tensors, and for ``int8`` :func:`apply_on_load` runs linear
+  layers as ``torch.ao.nn.quantized.dynamic.Linear``: those the record's
+  ``int8_layers`` names (with ``weights`` per-channel or per-tensor), or
+  every linear layer per-channel for a record without that list (folders
+  written before the pass chose per layer load as they did).
 - ``fp16`` / ``bf16``: :func:`apply_on_load` casts the model to that dtype.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from modelport.model.folder import SCALE_SUFFIX
+from modelport.errors import InvalidInputError
+from modelport.model.folder import CONFIG_NAME, SCALE_SUFFIX
 
 # the deprecation notices torch's dynamic quantization emits (torch 2.9+)
 _TORCH_QUANTIZATION_NOTICES = (r"torch\.ao\.quantization is deprecated",
                                r"torch\.quantize_per_tensor, torch\.quantize_per_channel .* are deprecated")
+
+INT8_LAYERS = "int8_layers"  # the record's list of linear modules that run int8 matmuls
+INT8_WEIGHTS = "weights"  # the record's weight observer for those: one of WEIGHT_GRANULARITIES
+WEIGHT_GRANULARITIES = ("per-channel", "per-tensor")
 
 
 def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -42,20 +52,52 @@ def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def apply_on_load(model: nn.Module, mode: str) -> nn.Module:
-    """Make a freshly loaded model compute the way ``mode`` says."""
+def linear_layers(model: nn.Module) -> dict[str, int]:
+    """Every ``nn.Linear`` of ``model`` by module name, with its weight's element count
+    (in_features * out_features: what the per-layer int8 choice is made on)."""
+    return {name: m.in_features * m.out_features for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+
+
+def _int8_spec(model: nn.Module, record: Mapping[str, Any]) -> dict[str, Any]:
+    """quantize_dynamic's qconfig per module name, from the folder's quantization record."""
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig
+
+    linears = linear_layers(model)
+    names = record.get(INT8_LAYERS)
+    if names is None:  # written before the per-layer choice: every linear layer, per-channel
+        return {name: per_channel_dynamic_qconfig for name in linears}
+    granularity = record.get(INT8_WEIGHTS, "per-channel")
+    if granularity not in WEIGHT_GRANULARITIES:
+        raise InvalidInputError(f"`quantization.{INT8_WEIGHTS}` in {CONFIG_NAME} must be one of "
+                                f"{', '.join(WEIGHT_GRANULARITIES)}, but is {granularity!r}"[:300])
+    unknown = [n for n in names if not isinstance(n, str) or n not in linears] if isinstance(names, list) else [names]
+    if unknown:
+        raise InvalidInputError(f"`quantization.{INT8_LAYERS}` in {CONFIG_NAME} must be a list of the model's linear "
+                                f"layers, but holds {unknown[:3]!r}"[:300])
+    qconfig = per_channel_dynamic_qconfig if granularity == "per-channel" else default_dynamic_qconfig
+    return {name: qconfig for name in names}
+
+
+def apply_on_load(model: nn.Module, quantization: str | Mapping[str, Any]) -> nn.Module:
+    """Make a freshly loaded model compute the way the folder's quantization
+    record (config.json's ``quantization``; a bare mode string for callers that
+    have only the mode: int8 then quantizes every linear layer) says."""
+    record: Mapping[str, Any] = {"mode": quantization} if isinstance(quantization, str) else quantization
+    mode = record.get("mode")
     if mode == "int8":  # torch.ao.quantization is imported only for the folders that need it
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+        from torch.ao.quantization import quantize_dynamic
 
         with warnings.catch_warnings():
             # torch announces, on every call, that it will move this API to torchao: a notice to
             # modelport's maintainers, not to the user loading a folder, who can do nothing about it
             for message in _TORCH_QUANTIZATION_NOTICES:
                 warnings.filterwarnings("ignore", message=message)
-            return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+            spec = _int8_spec(model, record)
+            return quantize_dynamic(model, spec, dtype=torch.qint8) if spec else model
     if mode in ("fp16", "bf16"):
         return model.to(torch.float16 if mode == "fp16" else torch.bfloat16)
     return model
 
 
-__all__ = ["apply_on_load", "dequantize_state"]
+__all__ = ["INT8_LAYERS", "INT8_WEIGHTS", "WEIGHT_GRANULARITIES", "apply_on_load", "dequantize_state",
+           "linear_layers"]

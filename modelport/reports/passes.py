@@ -4,7 +4,8 @@ The JSON form (``pass_report.json`` and, without its ``pass`` section, the
 ``report`` of the pass's entry in ``conversion.json``'s history) is
 ``{"pass": {name, options, changed}, "parameters": {before, after},
 "bytes_on_disk": {before, after}}`` plus, when the pass was measured on data,
-``tokens_per_second``, ``agreement`` and, with references, ``quality``.
+``tokens_per_second``, ``agreement`` and, with references, ``quality``
+(``before``, ``after``, ``signature`` and, since quantize records it, ``delta``).
 Plain data: imports nothing of modelport but the renderer.
 """
 
@@ -66,13 +67,22 @@ class Agreement(Flat):
 
 @dataclass(frozen=True)
 class Quality(Flat):
-    """BLEU/chrF of the original and of the pass's output, with sacreBLEU's signatures."""
+    """BLEU/chrF of the original and of the pass's output, with sacreBLEU's
+    signatures and, where the pass recorded it (:meth:`with_delta`), the
+    change ``after - before``: what a user weighs against size and speed."""
 
-    OPTIONAL = ("signature",)
+    OPTIONAL = ("signature", "delta")
 
     before: Scores
     after: Scores
     signature: Signatures | None = None  # None: a report written before signatures were recorded
+    delta: Scores | None = None  # None: a report written before the change was recorded
+
+    def with_delta(self) -> Quality:
+        """This quality with ``delta`` filled in from ``before`` and ``after`` (rounded as they are)."""
+        change = Scores(bleu=round(self.after.bleu - self.before.bleu, 2),
+                        chrf=round(self.after.chrf - self.before.chrf, 2))
+        return Quality(self.before, self.after, signature=self.signature, delta=change)
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,8 @@ class PassMeasurement:
                    agreement=Agreement(**data["agreement"]) if "agreement" in data else None,
                    quality=None if quality is None else Quality(
                        Scores(**quality["before"]), Scores(**quality["after"]),
-                       signature=Signatures.from_json(quality.get("signature"))))
+                       signature=Signatures.from_json(quality.get("signature")),
+                       delta=Scores(**quality["delta"]) if "delta" in quality else None))
 
 
 @dataclass(frozen=True)
@@ -150,7 +161,8 @@ class PassReport(JsonView):
                              "where identical")
         if m.quality is not None:
             q = m.quality
-            lines.append(f"BLEU / chrF:   {q.before.bleu} / {q.before.chrf} -> {q.after.bleu} / {q.after.chrf}")
+            change = "" if q.delta is None else f" (BLEU {q.delta.bleu:+.2f}, chrF {q.delta.chrf:+.2f})"
+            lines.append(f"BLEU / chrF:   {q.before.bleu} / {q.before.chrf} -> {q.after.bleu} / {q.after.chrf}{change}")
         lines.append(f"report:        {Path(output_dir) / (PASS_REPORT_STEM + '.md')}")
         return lines
 
