@@ -85,14 +85,9 @@ def tensor_bytes(checkpoint: Path) -> int:
 
 def make_big(directory: Path) -> Path:
     sys.path.insert(0, str(ROOT))
-    from tests.helpers.fairseq_ref import build_fairseq_model  # reference-side builder, fairseq's own code
+    from tests.helpers.fairseq_ref import build_big_model  # reference-side builder, fairseq's own code
 
-    _, path = build_fairseq_model(
-        directory, src_vocab=32000, encoder_embed_dim=1024, decoder_embed_dim=1024,
-        encoder_ffn_embed_dim=4096, decoder_ffn_embed_dim=4096, encoder_layers=6, decoder_layers=6,
-        encoder_attention_heads=16, decoder_attention_heads=16, share_all_embeddings=True,
-        max_source_positions=1024, max_target_positions=1024)
-    return path
+    return build_big_model(directory)
 
 
 def nllb_languages() -> list[str]:

@@ -3,7 +3,7 @@ CTranslate2 (float32) and transformers' FSMT, same checkpoint, same batches,
 same run; outputs compared wherever the semantics match.
 
     .venv/bin/python scripts/bench_translate.py [FAIRSEQ_DIR] [--lines 256] [--beam 5] [--batch-size 16]
-    .venv/bin/python scripts/bench_translate.py --base [--lines 64] [--length 30]
+    .venv/bin/python scripts/bench_translate.py --base|--big [--lines 64] [--length 30]
     .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] [--lines 200] [--beam 4]
     .venv/bin/python scripts/bench_translate.py --marian --base [--lines 40] [--beam 4]
 
@@ -13,11 +13,16 @@ d_model 512, FFN 2048, 8 heads, 32k vocabularies) and decodes every sentence
 to exactly ``--length`` tokens (min = max length), so every system does the
 same amount of work whatever its stopping rule.
 
+``--big``: the same protocol at transformer-big size (6+6 layers, d_model
+1024, FFN 4096, 16 heads, one shared 32k vocabulary).
 Peers: fairseq with fairseq semantics (outputs must be identical);
 CTranslate2 ``ct2-fairseq-converter`` float32 on the same threads (its
 stopping rule differs from fairseq's, so agreement is reported, not
 asserted); transformers ``FSMTForConditionalGeneration.generate`` against
-modelport with ``--semantics hf`` (identical outputs expected).
+modelport with ``--semantics hf`` (identical outputs expected); the port's
+``export onnx`` run by onnxruntime under modelport's own search (KV cache;
+identical outputs expected); the port after ``quantize --mode int8`` beside
+CTranslate2 int8 (``compute_type="int8"``, compared with modelport int8).
 Each system translates the first batch once before it is timed, then the
 whole set ``--rounds`` times; the best round counts.
 
@@ -79,8 +84,11 @@ Hyps = list[list[dict]]
 
 def build_source(args: argparse.Namespace, tmp: Path) -> Path:
     """The fairseq checkpoint directory the benchmark runs on."""
-    from fairseq_ref import build_base_model, build_fairseq_model
+    from fairseq_ref import build_base_model, build_big_model, build_fairseq_model
 
+    if args.big:
+        print("building a random transformer-big fairseq model ...", file=sys.stderr)
+        return build_big_model(tmp / "fairseq-big").parent
     if args.base:
         print("building a random transformer-base fairseq model ...", file=sys.stderr)
         return build_base_model(tmp / "fairseq-base")
@@ -298,18 +306,25 @@ def main() -> None:
     ap.add_argument("--base", action="store_true",
                     help="a transformer-base-sized model: random fairseq with fixed output lengths, or with --marian "
                          "one built by pymarian train (see above)")
-    ap.add_argument("--length", type=int, default=30, help="output length with --base")
+    ap.add_argument("--big", action="store_true",
+                    help="a random transformer-big-sized fairseq model (6+6, d 1024, FFN 4096, 16 heads, 32k shared "
+                         "vocabulary), fixed output lengths as --base")
+    ap.add_argument("--length", type=int, default=30, help="output length with --base/--big")
     ap.add_argument("--lines", type=int, default=None, help="default 256 (64 with --base, 200 with --marian)")
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="timed passes per system; the best counts")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["fairseq", "ctranslate2", "transformers"])
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=["fairseq", "ctranslate2", "transformers", "onnx", "int8"])
     default_marian = str(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied")
     ap.add_argument("--marian", nargs="?", const=default_marian,
                     help="a Marian model directory: modelport vs pymarian vs CTranslate2 (see above; default "
                          "tests/data/marian-trained/post_sep_tied)")
     args = ap.parse_args()
+    args.base = args.base or args.big  # the same fixed-length protocol
+    if args.marian and args.big:
+        ap.error("--big is a fairseq model: not with --marian")
     if args.marian and args.base and args.marian != default_marian:
         ap.error("--marian --base builds its own model: give no MARIAN_DIR with --base")
     torch.set_num_threads(args.threads)
@@ -349,6 +364,21 @@ def main() -> None:
 
     ours = timed(batches, srcs, lambda b: generate(ported.models, b, **opts))
     report("modelport (fairseq semantics)", *ours, None)
+    if "onnx" not in args.skip:  # the same search on onnxruntime: the export's three graphs, KV cache
+        from modelport.exporters.onnx import export_onnx
+        from modelport.runtimes.onnx import load_onnx
+
+        export_onnx(ported.path, tmp / "onnx", verify=False)
+        runtime = load_onnx(tmp / "onnx", threads=args.threads).runtime
+        report("onnxruntime fp32 (export onnx)", *timed(batches, srcs, lambda b: generate(runtime, b, **opts)), ours)
+    ours_int8 = None
+    if "int8" not in args.skip:
+        from modelport.passes.quantize import quantize
+
+        quantize(ported.path, tmp / "int8", mode="int8")
+        int8 = modelport.load(tmp / "int8")
+        ours_int8 = timed(batches, srcs, lambda b: generate(int8.models, b, **opts))
+        report("modelport int8 (quantize)", *ours_int8, ours)
     if "fairseq" not in args.skip:
         ref = FairseqReference(str(src_dir), *langs)
         report("fairseq SequenceGenerator", *timed(batches, srcs, lambda b: ref.generate(b, **dict(opts))), ours)
@@ -404,6 +434,10 @@ def main() -> None:
             return [[{"tokens": [tgt_dict.index(t) for t in r.hypotheses[0]] + [2]}] for r in res]
 
         report("ctranslate2 float32", *timed(batches, srcs, ct2_batch), ours)
+        if ours_int8 is not None:
+            translator = ctranslate2.Translator(str(ct2_dir), device="cpu", inter_threads=1,
+                                                intra_threads=args.threads, compute_type="int8")
+            report("ctranslate2 int8", *timed(batches, srcs, ct2_batch), ours_int8, "modelport int8")
 
 if __name__ == "__main__":
     main()

@@ -576,8 +576,10 @@ class MarianBeamSearch(SearchAlgorithm):
       3. hypotheses ending in EOS are finished (``purgeBeams``) with score
          ``(path - word_penalty * L) / L ** normalize``, ``L = t + 1``; the
          beam shrinks to the unfinished ones; a sentence with none is done.
-      4. ``t + 1 >= max_length_factor * W`` (``W`` the padded source width):
-         every live hypothesis is finished as it is, and the search stops.
+      4. ``t + 1 >= max_length_factor * W`` (``W`` the padded source width of
+         the sentence's Marian batch, ``batch_widths`` when several batches are
+         decoded together): every live hypothesis of the sentence is finished
+         as it is (Marian's batch stops there: its sentences share ``W``).
     A candidate with path score -inf is skipped (Marian aborts there; it only
     happens when a beam is wider than the finite candidates). The cap is also
     bounded by the decoder's positions (Marian has none for sinusoidal ones).
@@ -639,10 +641,16 @@ class MarianBeamSearch(SearchAlgorithm):
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         dev = src_tokens.device
         # ``histories[b]->size() >= max-length-factor * batchWidth()`` in float32;
-        # the history holds t + 1 entries at step t
+        # the history holds t + 1 entries at step t. The width is that of each
+        # line's own Marian batch (``batch_widths``: several decoded together).
+        widths = self.opts.batch_widths
+        if widths is None:
+            widths = (src_tokens.size(1),) * bsz
+        elif len(widths) != bsz:
+            raise InvalidInputError(f"`batch_widths` must give one width per line ({bsz}), but gives {len(widths)}")
         factor = torch.tensor(self.opts.max_length_factor, dtype=torch.float32, device="cpu")
-        limit = float(factor * src_tokens.size(1))
-        self.last_step = min(max(0, math.ceil(limit) - 1), self.max_positions - 1)
+        limits = (torch.tensor(widths, dtype=torch.float32) * factor).tolist()
+        self.last_step = [min(max(0, math.ceil(limit) - 1), self.max_positions - 1) for limit in limits]
         self.device = dev
         self.next = torch.full((bsz, 1), self.start_token, dtype=torch.long, device=dev)
         self.path_score = torch.zeros(bsz, device=dev)  # path score of each live row
@@ -683,7 +691,6 @@ class MarianBeamSearch(SearchAlgorithm):
         top, idx = torch.topk(flat, min(max(self.k), flat.size(1)))
         if step == 0 and self.any_empty:  # toHyps' dropHyp: EOS with path score 0
             top[self.empty], idx[self.empty] = 0.0, self.eos
-        last = step >= self.last_step
         done: list[tuple[int, int, int, float]] = []  # (live sentence, previous row, token, path score)
         prev_rows: list[int] = []
         tokens: list[int] = []
@@ -692,6 +699,7 @@ class MarianBeamSearch(SearchAlgorithm):
         offset = 0
         for s, (k, top_s, idx_s) in enumerate(zip(self.k, top.tolist(), idx.tolist())):
             taken = alive = 0
+            last = step >= self.last_step[self.sent_ids[s]]  # the cap: every candidate is finished as it is
             for score, i in zip(top_s, idx_s):
                 if taken == k:
                     break
@@ -701,7 +709,7 @@ class MarianBeamSearch(SearchAlgorithm):
                 tok, prev = i % V, offset + i // V
                 if tok == self.eos or last:
                     done.append((s, prev, tok, score))
-                if tok != self.eos:
+                if tok != self.eos and not last:
                     prev_rows.append(prev)
                     tokens.append(tok)
                     path.append(score)
@@ -710,7 +718,7 @@ class MarianBeamSearch(SearchAlgorithm):
             offset += rows[s]
         if done:
             self._finalize(step, done)
-        if last or not prev_rows:
+        if not prev_rows:
             return None
         self.history.append((prev_rows, tokens, path))
         dev = self.device

@@ -100,6 +100,9 @@ class MarianOptions:
     allow_unk: bool = False
     n_best: bool | int = False
     weights: tuple[float, ...] | None = None
+    # the padded source width of each line's Marian batch, which sets its length cap, when lines of several
+    # batches are decoded together (translate does); None: the width of the lines given
+    batch_widths: tuple[int, ...] | None = None
     # --alignment: "hard", "soft" or a threshold (generation/alignment.py); None records nothing
     alignment: str | float | None = None
     # --transformer-guided-alignment-layer of the model (its model.yml): "last" or a 1-based layer number
@@ -111,6 +114,8 @@ class MarianOptions:
     def __post_init__(self) -> None:
         if self.weights is not None and not isinstance(self.weights, tuple):  # a list from JSON or a caller
             object.__setattr__(self, "weights", tuple(self.weights))
+        if self.batch_widths is not None and not isinstance(self.batch_widths, tuple):
+            object.__setattr__(self, "batch_widths", tuple(self.batch_widths))
 
 
 @dataclass(frozen=True, kw_only=True)

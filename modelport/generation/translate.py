@@ -20,7 +20,7 @@ from modelport.errors import InvalidInputError, NonFiniteOutputError
 from modelport.generation.backend import SearchBackend
 from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
 from modelport.generation.hypothesis import Hypothesis
-from modelport.generation.marian_batching import marian_batches
+from modelport.generation.marian_batching import decode_groups, marian_batches
 from modelport.generation.options import TRANSLATE_BATCH_SIZE
 from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling
 from modelport.generation.shortlist import shortlist_for_tokenizer
@@ -273,13 +273,16 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         if len(ids) > cfg.max_source_positions:
             raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
                                     f"{cfg.max_source_positions}")
+    widths: list[tuple[int, ...]] = []  # per group of Marian batches: each line's own batch width
     batching_keys = SEMANTICS[sem].batching if sem in SEMANTICS else ()
     batching = {k: opts.pop(k) for k in batching_keys if k in opts}
     if batching_keys and batch_size is None and max_tokens is None:
         # the length cap depends on the batch (marian): group lines as marian-decoder does
         cap = opts.get("max_length") if opts.get("max_length_crop") else None
-        batches = marian_batches([len(x) if cap is None else min(len(x), cap) for x in encoded],
-                                 **{k: v for k, v in batching.items() if v is not None})
+        lengths = [len(x) if cap is None else min(len(x), cap) for x in encoded]
+        batches = marian_batches(lengths, **{k: v for k, v in batching.items() if v is not None})
+        if opts.get("shortlist") is None:  # a shortlist is made per Marian batch: those stay apart
+            batches, widths = decode_groups(batches, lengths)
     else:
         batches = make_batches([len(x) for x in encoded], batch_size, max_tokens)
     results: list[list[Hypothesis]] = [[] for _ in lines]
@@ -289,9 +292,10 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
 
         bar = tqdm(total=len(lines), unit="line", file=sys.stderr, disable=None, leave=False)  # no bar in logs
     strip = {cfg.eos_token_id, cfg.pad_token_id, *forced}  # fairseq's symbols_to_strip_from_output
-    for batch in batches:
+    for n, batch in enumerate(batches):
         try:
-            hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem, **opts)
+            hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem, **opts,
+                            **({"batch_widths": widths[n]} if widths else {}))
         except NaNLogProbs:
             raise NonFiniteOutputError(_first_nan_line(ported, [encoded[i] for i in batch], batch, sem, opts)) \
                 from None

@@ -192,6 +192,35 @@ def test_length_cap_uses_padded_width() -> None:
 
 
 @torch.no_grad()
+def test_lines_of_several_batches_keep_their_own_caps() -> None:
+    """``batch_widths`` (translate decodes consecutive Marian batches in one
+    search): each line is capped by its own batch's width, and its hypotheses
+    equal those of its batch decoded alone, n-best and scores."""
+    model = _tiny(4, eos_bias=-40.0)  # never ends by itself: the cap decides every length
+    batches = [[[5, 6, EOS], [7, EOS]], [[5, 6, 7, 8, 9, 10, 11, EOS]], _sources(3, 9, seed=2)]
+    opts = dict(semantics="marian", beam_size=3, n_best=True, max_length_factor=1.5)
+    alone = [h for b in batches for h in generate(model, b, **opts)]
+    widths = tuple(max(len(x) for x in b) for b in batches for _ in b)
+    together = generate(model, [x for b in batches for x in b], batch_widths=widths, **opts)
+    assert [[h["tokens"] for h in hyps] for hyps in together] == [[h["tokens"] for h in hyps] for hyps in alone]
+    for got, want in zip(together, alone):
+        assert [h["score"] for h in got] == pytest.approx([h["score"] for h in want], abs=1e-5)
+    assert {len(hyps[0]["tokens"]) for hyps in together[:2]} == {math.ceil(1.5 * 3)}
+    with pytest.raises(InvalidInputError, match="batch_widths"):
+        generate(model, [[5, EOS]], batch_widths=(2, 2), **opts)
+
+
+def test_decode_groups() -> None:
+    from modelport.generation.marian_batching import decode_groups
+
+    lengths = [3, 5, 4, 9, 2, 7]
+    groups, widths = decode_groups([[0, 1], [2], [3, 4], [5]], lengths, max_lines=3)
+    assert groups == [[0, 1, 2], [3, 4, 5]]
+    assert widths == [(5, 5, 4), (9, 9, 7)]
+    assert decode_groups([[0, 1, 2, 3]], lengths, max_lines=2) == ([[0, 1, 2, 3]], [(9, 9, 9, 9)])
+
+
+@torch.no_grad()
 def test_unk_suppressed_unless_allowed() -> None:
     model = _tiny(5, unk_bias=6.0)
     srcs = _sources(4, 12, seed=5)

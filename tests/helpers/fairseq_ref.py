@@ -96,6 +96,18 @@ def build_base_model(directory: Path, vocab: int = 32000) -> Path:
     return directory
 
 
+def build_big_model(directory: Path, vocab: int = 32000) -> Path:
+    """A random transformer-big-sized fairseq model (6+6 layers, d_model 1024,
+    FFN 4096, 16 heads, one shared ``vocab``-sized dictionary) for benchmarks;
+    returns the checkpoint's path."""
+    _, path = build_fairseq_model(
+        directory, src_vocab=vocab, encoder_embed_dim=1024, decoder_embed_dim=1024,
+        encoder_ffn_embed_dim=4096, decoder_ffn_embed_dim=4096, encoder_layers=6, decoder_layers=6,
+        encoder_attention_heads=16, decoder_attention_heads=16, share_all_embeddings=True,
+        max_source_positions=1024, max_target_positions=1024)
+    return path
+
+
 def _fuse_in_proj(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The pre-0.7 fairseq layout: q/k/v fused into in_proj_weight/in_proj_bias."""
     out: dict[str, torch.Tensor] = {}
