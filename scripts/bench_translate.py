@@ -32,7 +32,9 @@ corpus' test sentences: modelport with marian semantics against Marian itself
 (``pymarian.Translator``, in process, same threads, same beam, normalize 0.6
 and mini-batch/maxi-batch/maxi-batch-sort src), and CTranslate2 on the port's
 verified ``export ct2`` (its stopping rule differs from Marian's: agreement
-reported), given Marian's batches and each batch's length cap. Tokens are
+reported), given Marian's batches and each batch's length cap, and the
+port's ``export onnx`` under modelport's own Marian search (not for SSRU
+decoders, which the export refuses). Tokens are
 the first-best outputs' target pieces plus ``</s>`` (Marian's text
 re-encoded with the target SentencePiece model).
 
@@ -71,6 +73,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -223,7 +226,7 @@ def sentencepiece_size(path: Path) -> int:
 
 
 def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
-    """modelport (marian semantics) vs pymarian vs CTranslate2 on one Marian model, in this process
+    """modelport (marian semantics; also on its ONNX export) vs pymarian vs CTranslate2 on one Marian model, in this process
     (the port, the CTranslate2 export and a ``--base`` model are written under ``tmp``)."""
     import ctranslate2
     import pymarian
@@ -233,7 +236,9 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
     import modelport
     from modelport.errors import InvalidInputError
     from modelport.exporters.ct2 import export_ct2
+    from modelport.exporters.onnx import export_onnx
     from modelport.generation.marian_batching import marian_batches
+    from modelport.runtimes.onnx import load_onnx
     from modelport.generation.translate import translate
 
     model_dir = build_marian_base(tmp) if args.base else Path(args.marian)
@@ -256,8 +261,8 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
             times.append(time.perf_counter() - start)
         return out, min(times)
 
-    def ours() -> list[str]:
-        return [h[0]["text"] for h in translate(ported, lines, semantics="marian", beam_size=args.beam,
+    def ours(model: Any = ported) -> list[str]:
+        return [h[0]["text"] for h in translate(model, lines, semantics="marian", beam_size=args.beam,
                                                  normalize=0.6, **batching)]
 
     marian = pymarian.Translator(models=str(model_dir / decoder["models"][0]), vocabs=vocabs, beam_size=args.beam,
@@ -270,7 +275,14 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
         ct2 = None
     else:
         ct2 = ctranslate2.Translator(str(tmp / "ct2"), device="cpu", inter_threads=1, intra_threads=args.threads)
-    print(f"converted, loaded into pymarian and exported to ct2 in {time.perf_counter() - started:.0f} s",
+    try:  # the port's ONNX export under modelport's own Marian search
+        export_onnx(ported.path, tmp / "onnx", verify=False)
+    except InvalidInputError as e:  # SSRU decoders: no ONNX cache for their state yet
+        print(f"onnxruntime: not run ({e})", flush=True)
+        onnx = None
+    else:
+        onnx = load_onnx(tmp / "onnx", threads=args.threads)
+    print(f"converted, loaded into pymarian and exported to ct2 and onnx in {time.perf_counter() - started:.0f} s",
           file=sys.stderr)
     source_spm = sentencepiece.SentencePieceProcessor(model_file=vocabs[0])
     pieces = [source_spm.encode(x, out_type=str) for x in lines]
@@ -292,6 +304,8 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
                "pymarian (Marian 1.12)": best(lambda: marian.translate(lines))}
     if ct2 is not None:
         results["ctranslate2 float32 (export ct2)"] = best(ct2_run)
+    if onnx is not None:
+        results["onnxruntime (export onnx)"] = best(lambda: ours(onnx))
     reference = results["pymarian (Marian 1.12)"]
     for name, (out, seconds) in results.items():
         tokens = sum(len(target_spm.encode(x)) + 1 for x in out)
