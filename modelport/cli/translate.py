@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alignment", type=alignment_flag, metavar="MODE",
                    help=f"marian semantics: word alignments as marian-decoder --alignment prints them after the "
                         f"text (` ||| 0-0 1-1 ...`; --json: pairs or soft rows), MODE one of {MODES_HELP} "
-                        "(default: none)")
+                        "(default: the folder's decoder.yml alignment, else none)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="what computes the logits: torch (PORTED_DIR is a ported folder; default) or onnx (PORTED_DIR "
                         "is an `export onnx` folder, run by onnxruntime on the CPU with modelport's own search: the "
@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     _check_decoding(args)
     ported = load(args.ported_dir, backend=args.backend, **runtime_kwargs(args))
     _check_decoding(args, ported.generation_config)
+    if args.alignment is None and (args.semantics or ported.generation_config.get("semantics")) == "marian":
+        args.alignment = ported.generation_config.get("alignment")  # decoder.yml's, printed as marian-decoder does
     options = decoding_kwargs(vars(args))
     if args.alignment is not None:
         options["alignment"] = args.alignment

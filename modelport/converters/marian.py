@@ -8,8 +8,13 @@ Reads what Marian and OPUS-MT ship, without Marian itself:
   (``marian-conv``/``pymarian convert``), float32/float16 items only;
 * ``decoder.yml`` (OPUS-MT): which npz and vocabularies to use, and the
   decoding defaults (``beam-size``, ``normalize``, ``word-penalty``,
-  ``max-length-factor``); several ``models`` are an ensemble (members of one
-  architecture, combined log-linearly with ``weights``);
+  ``max-length-factor``, ``allow-unk``, ``alignment``, ``shortlist``: its text
+  file copied into the port's ``tokenizer/``); several ``models`` are an ensemble (members of one
+  architecture, combined log-linearly with ``weights``). Every other
+  marian-decoder 1.12 option is ignored on purpose (``HARMLESS``: threads,
+  logging, devices) or refused by name (``REFUSED``, unknown keys, see
+  :func:`decoder_refusals`); decoding keys in ``special:model.yml`` win over
+  decoder.yml's, as in Marian;
 * vocabularies: Marian YAML (``*.vocab.yml``, joint or separate) or
   SentencePiece models used directly as vocabularies (``vocabs:
   [source.spm, target.spm]``, ids are then the spm ids);
@@ -43,13 +48,15 @@ positions; transformers' layer norm eps is 1e-5.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import re
 import tempfile
 import tokenize
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -61,7 +68,7 @@ import torch
 import yaml
 
 from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule, TokenizerAssets, drop, one_line,
-                                      option_type_problems, register_converter, short_repr)
+                                      option_type_problems, register_converter, short_repr, source_root)
 from modelport.errors import (
     CorruptCheckpointError,
     InvalidInputError,
@@ -69,6 +76,8 @@ from modelport.errors import (
     UnsupportedCheckpointError,
 )
 from modelport.model.config import Seq2SeqConfig
+from modelport.model.folder import TOKENIZER_DIR
+from modelport.tokenizers.marian_shortlist import GZIP_MAGIC, ShortlistSpec, open_shortlist, read_entries
 from modelport.tokenizers.sentencepiece import read_marian_vocab, save_marian
 
 # ---------------------------------------------------------------------------
@@ -99,11 +108,146 @@ SINUSOIDAL_POSITIONS = 1024
 DECODER_DEFAULTS = {"beam-size": ("beam_size", 12), "normalize": ("normalize", 0.0),
                     "word-penalty": ("word_penalty", 0.0), "max-length-factor": ("max_length_factor", 3.0),
                     "max-length": ("max_length", 1000), "max-length-crop": ("max_length_crop", False),
-                    "n-best": ("n_best", False),
+                    "n-best": ("n_best", False), "allow-unk": ("allow_unk", False),
                     # marian-decoder's batching: it sets each line's length cap (generation/marian_batching.py)
                     "mini-batch": ("mini_batch", 1), "maxi-batch": ("maxi_batch", 1),
                     "maxi-batch-sort": ("maxi_batch_sort", "none"), "mini-batch-words": ("mini_batch_words", 0)}
 MAXI_BATCH_SORTS = ("none", "src", "trg")
+
+# Every option marian-decoder 1.12 accepts in a decoder.yml, by what the converter does with it.
+# Honoured: recorded in generation_config.json (DECODER_DEFAULTS, weights, allow-unk, alignment,
+# shortlist) or used to find the files (models, vocabs, relative-paths: paths are read relative to
+# the model directory, as OPUS-MT's `relative-paths: true` says, and a copied file must stay inside it).
+HONOURED = frozenset({*DECODER_DEFAULTS, "weights", "allow-unk", "alignment", "shortlist", "models", "vocabs",
+                      "relative-paths"})
+# ignored on purpose: they change how Marian runs or logs, not what it translates
+HARMLESS: dict[str, str] = {
+    **dict.fromkeys(("authors", "cite", "build-info", "dump-config"), "an action of Marian's command line"),
+    "config": "Marian reads further config files only from its command line",
+    **dict.fromkeys(("version", "special-vocab", "num-devices"), "skipped by Marian (an older version's option)"),
+    **dict.fromkeys(("workspace", "model-mmap", "cpu-threads", "devices", "data-threads"),
+                    "memory, threads and devices"),
+    **dict.fromkeys(("log", "log-level", "log-time-zone", "quiet", "quiet-translation", "stat-freq"), "logging"),
+    **dict.fromkeys(("input", "output"), "files (translate has -i/-o)"),
+    "word-scores": "what an n-best line prints (translate --json has each token's score)",
+    "seed": "read only by --output-sampling (refused when set)",
+    "check-nan": "a training check",
+    "quantize-range": "read only by a quantized --gemm-type (refused)",
+    "tsv-fields": "read only with --tsv (refused when set)",
+}
+_FP32 = "remove it from decoder.yml to convert the fp32 model (`modelport quantize` makes smaller ports)"
+# output-changing and not reproduced: refused by name when set (value -> whether it is set, what to do)
+REFUSED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "ignore-model-config": (bool, "Marian then builds the model from decoder.yml instead of special:model.yml; "
+                                  "remove it"),
+    "interpolate-env-vars": (bool, "paths with environment variables; write the paths out and remove it"),
+    "encryption-key-path": (bool, "encrypted models are not supported; decrypt the model and remove it"),
+    "allow-special": (bool, "special symbols in the output are not supported; remove it"),
+    "force-decode": (bool, "forced decoding of prefixes is not supported; remove it"),
+    "no-spm-decode": (bool, "translate prints text, not SentencePiece pieces; remove it"),
+    "no-spm-encode": (bool, "translate reads text, not SentencePiece pieces; remove it"),
+    "tsv": (bool, "tab-separated input is not supported; remove it"),
+    "input-reorder": (bool, "multi-source input is not supported; remove it"),
+    "input-join-fields": (bool, "multi-source input is not supported; remove it"),
+    "fp16": (bool, "half-precision decoding; " + _FP32),
+    "precision": (lambda v: (v if isinstance(v, str) else (list(v or []) or ["float32"])[0]) != "float32",
+                  "decoding in another precision than float32; " + _FP32),
+    "optimize": (bool, "Marian's optimised int16 GEMM; " + _FP32),
+    "gemm-type": (lambda v: v not in (None, "float32"), "quantized GEMM; " + _FP32),
+    "skip-cost": (bool, "scores without the model's cost (other translations with beam-size > 1); remove it"),
+    "output-sampling": (bool, "Marian's sampling is not supported; remove it (translate --sampling samples by "
+                              "modelport's rules)"),
+    "output-approx-knn": (bool, "the approximate-kNN output layer is not supported; remove it (a shortlist is)"),
+}
+# Marian's model options: Marian lays the model's special:model.yml over them (Config::loadModelParameters,
+# createScorers), so in decoder.yml they are harmless when the model's options agree or hold the key
+MODEL_OPTIONS = frozenset("""type dim-vocabs dim-emb factors-dim-emb factors-combine lemma-dependency lemma-dim-emb
+    dim-rnn enc-type enc-cell enc-cell-depth enc-depth dec-cell dec-cell-base-depth dec-cell-high-depth dec-depth skip
+    layer-normalization right-left input-types best-deep tied-embeddings tied-embeddings-src tied-embeddings-all
+    output-omit-bias transformer-heads transformer-no-projection transformer-rnn-projection transformer-pool
+    transformer-dim-ffn transformer-decoder-dim-ffn transformer-ffn-depth transformer-decoder-ffn-depth
+    transformer-ffn-activation transformer-dim-aan transformer-aan-depth transformer-aan-activation
+    transformer-aan-nogate transformer-decoder-autoreg transformer-tied-layers transformer-guided-alignment-layer
+    transformer-preprocess transformer-postprocess-emb transformer-postprocess transformer-postprocess-top
+    transformer-train-position-embeddings transformer-depth-scaling transformer-attention-mask transformer-alibi-shift
+    separator-symbol transformer-disable-position-embeddings transformer-alibi-trainable alibi transformer-no-bias
+    transformer-no-affine bert-mask-symbol bert-sep-symbol bert-class-symbol bert-masking-fraction
+    bert-train-type-embeddings bert-type-vocab-size comet-final-sigmoid comet-stop-grad comet-mix comet-mix-norm
+    comet-pool comet-mix-transformation comet-dropout comet-mixup comet-mixup-reg comet-augment-bad comet-pooler-ffn
+    comet-prepend-zero comet-use-separator""".split())
+# decoding keys special:model.yml may also hold: Marian lays them over decoder.yml (Config::loadModelParameters
+# overrides every key with the first model's), files excepted here
+_FILE_KEYS = ("models", "vocabs", "shortlist", "relative-paths", "input", "output", "config")
+DECODING_KEYS = (HONOURED | HARMLESS.keys() | REFUSED.keys()).difference(_FILE_KEYS)
+ALIGNMENT_MODES = ("hard", "soft")
+# the shortlist's name inside the port's tokenizer/ (it maps the tokenizer's pieces; passes and exports copy it)
+SHORTLIST_NAME = "lex.s2t"
+
+
+def decoding_config(decoder: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """decoder.yml as marian-decoder runs it: the decoding keys of the (first) model's special:model.yml laid
+    over it, as Config::loadModelParameters overrides every key with the model's."""
+    return {**decoder, **{k: v for k, v in raw.items() if k in DECODING_KEYS}}
+
+
+def decoder_refusals(decoder: Mapping[str, Any], raw: Mapping[str, Any], opts: Mapping[str, Any]) -> list[str]:
+    """Every decoder.yml option that changes Marian's output and is not reproduced, by its name.
+
+    An option marian-decoder 1.12 does not know is refused, not noted: Marian 1.12 refuses such a file itself
+    ("There are option(s) in a config file that are not expected"), so there is no reference output to
+    reproduce, and such keys (Bergamot's gemm-precision, max-length-break, ssplit-mode) come from forks whose
+    decoding differs; a port that quietly dropped them would claim a parity it does not have."""
+    known = HONOURED | HARMLESS.keys() | REFUSED.keys() | MODEL_OPTIONS
+    problems = []
+    unknown = [k for k in decoder if k not in known]
+    if unknown:
+        problems.append("decoder.yml option(s) " + ", ".join(f"--{k}" for k in unknown) + " are not options of "
+                        "marian-decoder 1.12, which refuses them too (another build's, e.g. Bergamot's; remove "
+                        "them)")
+    effective = decoding_config(decoder, raw)
+    for key, (is_set, why) in REFUSED.items():
+        if effective.get(key) is not None and is_set(effective[key]):
+            problems.append(f"Option --{key} {short_repr(effective[key])} is not supported ({why})")
+    for key in (k for k in decoder if k in MODEL_OPTIONS and k not in raw and decoder[k] != opts.get(k)):
+        problems.append(f"Option --{key} {short_repr(decoder[key])} in decoder.yml is not supported: the model's "
+                        "special:model.yml lacks it, so Marian would build the model with it (remove it)")
+    return problems
+
+
+def alignment_mode(value: Any) -> str | float | None:
+    """decoder.yml's ``alignment`` (marian-decoder --alignment): "hard", "soft", a threshold > 0, or None."""
+    if value is None or value is False or value == "":
+        return None
+    text = str(value).strip().lower()
+    if text in ALIGNMENT_MODES:
+        return text
+    try:
+        threshold = float(text)
+    except ValueError:
+        threshold = math.nan
+    if value is True or not math.isfinite(threshold) or threshold <= 0:
+        raise InvalidInputError(f"decoder.yml: `alignment` must be hard, soft or a threshold number > 0, but is "
+                                f"{short_repr(value)}")
+    return threshold
+
+
+def shortlist_spec(decoder: Mapping[str, Any], directory: Path, root: Path) -> ShortlistSpec | None:
+    """decoder.yml's ``shortlist`` (FILE [FIRST [BEST [THRESHOLD]]]) with FILE resolved in the model
+    directory as ``models``/``vocabs`` are; a file that resolves outside ``root`` (the source folder) is
+    refused before it is read, as are a missing and a binary one."""
+    value = decoder.get("shortlist")
+    if value is None or value is False or value == [] or value == "":
+        return None
+    values = list(value) if isinstance(value, list) else [value]
+    path = directory / str(values[0])
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(root):
+        raise InvalidInputError(f"decoder.yml: shortlist `{values[0]}` resolves to `{real}`, outside the model "
+                                f"directory `{root}` (copy the file into the directory)")
+    open_shortlist(real).close()  # a missing or binary file, before its values are read
+    return dataclasses.replace(ShortlistSpec.parse(values), path=real)
+
+
 
 
 def _ops(value: Any) -> str:
@@ -129,7 +273,7 @@ OPTION_KINDS = {"dim-emb": "posint", "enc-depth": "posint", "dec-depth": "posint
                 "transformer-postprocess-emb": "str", "transformer-postprocess-top": "str", "max-length": "natural"}
 DECODER_KINDS = {"beam-size": "posint", "normalize": "float", "word-penalty": "float", "max-length-factor": "float",
                  "max-length": "natural", "max-length-crop": "bool", "n-best": "bool", "mini-batch": "posint",
-                 "maxi-batch": "posint", "maxi-batch-sort": "str", "mini-batch-words": "natural"}
+                 "maxi-batch": "posint", "maxi-batch-sort": "str", "mini-batch-words": "natural", "allow-unk": "bool"}
 
 
 def _flag(key: str) -> str:
@@ -652,8 +796,8 @@ def _language(readme: Path | None, key: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
-def generation_defaults(decoder: Mapping[str, Any], pad: int, eos: int) -> dict[str, Any]:
-    """decoder.yml's decoding defaults (Marian's own defaults where absent)."""
+def check_decoder_values(decoder: Mapping[str, Any]) -> None:
+    """decoder.yml's honoured values, each of the right kind (one error naming every bad one)."""
     problems = option_type_problems(decoder, DECODER_KINDS, _flag)
     sort = decoder.get("maxi-batch-sort", "none")
     if isinstance(sort, str) and sort not in MAXI_BATCH_SORTS:
@@ -667,12 +811,27 @@ def generation_defaults(decoder: Mapping[str, Any], pad: int, eos: int) -> dict[
                         f"{short_repr(weights)}")
     if problems:
         raise InvalidInputError("decoder.yml: " + "; ".join(problems))
+    alignment_mode(decoder.get("alignment"))
+
+
+def generation_defaults(decoder: Mapping[str, Any], pad: int, eos: int, *,
+                        shortlist: ShortlistSpec | None = None, shortlist_name: str = SHORTLIST_NAME) -> dict[str, Any]:
+    """decoder.yml's decoding defaults (Marian's own defaults where absent; ``decoder`` as
+    :func:`decoding_config` makes it). ``shortlist``: its values, recorded with the file's name in the
+    port's tokenizer folder, so that ``translate`` uses it by default."""
+    check_decoder_values(decoder)
+    weights = decoder.get("weights")
     gen: dict[str, Any] = {"semantics": "marian"}
     for key, (name, default) in DECODER_DEFAULTS.items():
         value = decoder.get(key, default)
         gen[name] = default if value is None else value
     if weights is not None:
         gen["weights"] = [float(w) for w in weights]
+    alignment = alignment_mode(decoder.get("alignment"))
+    if alignment is not None:  # marian-decoder prints alignments after each translation: so does translate
+        gen["alignment"] = alignment
+    if shortlist is not None:  # a path inside the port (generation/shortlist.py's folder_shortlist resolves it)
+        gen["shortlist"] = [f"{TOKENIZER_DIR}/{shortlist_name}", shortlist.first, shortlist.best, shortlist.threshold]
     gen.update(decoder_start_token_id=pad, pad_token_id=pad, eos_token_id=eos)
     return gen
 
@@ -709,6 +868,17 @@ class MarianSource:
     opts: dict[str, Any]  # raw with Marian's defaults
     # the other members of an ensemble (decoder.yml `models`): npz, arrays, opts
     others: list[tuple[Path, dict[str, np.ndarray], dict[str, Any]]] = field(default_factory=list)
+
+    @cached_property
+    def shortlist(self) -> ShortlistSpec | None:
+        """decoder.yml's shortlist, its file resolved inside the source folder."""
+        return shortlist_spec(self.decoder, self.directory, source_root(self.source))
+
+    @property
+    def shortlist_name(self) -> str:
+        """The shortlist's name in the port (gzipped files keep their bytes and say so)."""
+        with open(self.shortlist.path, "rb") as f:  # type: ignore[union-attr]  # only called with a shortlist
+            return SHORTLIST_NAME + (".gz" if f.read(2) == GZIP_MAGIC else "")
 
     @cached_property
     def vocabs(self) -> MarianVocabularies:
@@ -767,7 +937,10 @@ class MarianConverter(Converter[MarianSource]):
             problems.append(f"Option --transformer-train-position-embeddings "
                             f"{opts['transformer-train-position-embeddings']} does not match the npz, which "
                             f"{'holds' if 'Wpos' in arrays else 'has no'} `Wpos`")
+        check_decoder_values(decoding_config(loaded.decoder, loaded.raw))  # bad values first, then refusals
+        problems += decoder_refusals(loaded.decoder, loaded.raw, opts)
         self.unsupported(self.source, problems)
+        _ = loaded.shortlist  # its path and file checked before anything is built
 
     def build_config(self, loaded: MarianSource) -> Seq2SeqConfig:
         v = loaded.vocabs
@@ -824,13 +997,21 @@ class MarianConverter(Converter[MarianSource]):
         cfg["source_lang"] = _language(readme, "source")
         cfg["target_lang"] = _language(readme, "target")
         names = ["source.spm", "target.spm", "vocab.json"] + (["target_vocab.json"] if separate else [])
-        assets = TokenizerAssets(files={n: Path(tmp.name) / n for n in names}, config=cfg,
-                                 inputs=list(dict.fromkeys([*spms, *vocab_paths])))
+        files = {n: Path(tmp.name) / n for n in names}
+        inputs = [*spms, *vocab_paths]
+        if loaded.shortlist is not None:  # read once with the model's vocabularies: a bad line fails here
+            path = loaded.shortlist.path
+            read_entries(path, v.source, v.target, v.source["<unk>"], v.unk)
+            files[loaded.shortlist_name] = path
+            inputs.append(path)
+        assets = TokenizerAssets(files=files, config=cfg, inputs=list(dict.fromkeys(inputs)))
         assets._keepalive = tmp  # type: ignore[attr-defined]  # removed with the plan
         return assets
 
     def generation_defaults(self, loaded: MarianSource, config: Seq2SeqConfig) -> dict[str, Any]:
-        gen = generation_defaults(loaded.decoder, loaded.vocabs.pad, loaded.vocabs.eos)
+        shortlist = loaded.shortlist
+        gen = generation_defaults(decoding_config(loaded.decoder, loaded.raw), loaded.vocabs.pad, loaded.vocabs.eos,
+                                  shortlist=shortlist, shortlist_name=loaded.shortlist_name if shortlist else "")
         # whose cross-attention `--alignment` prints: the first model's (scorer 0's) layer; a folder
         # without it means "last", Marian's default (checked only when alignments are asked for)
         gen["alignment_layer"] = str(loaded.raw.get("transformer-guided-alignment-layer") or "last")

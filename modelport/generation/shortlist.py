@@ -39,131 +39,24 @@ Marian's stream, which stops silently at the first unreadable triple.
 
 from __future__ import annotations
 
-import gzip
-import math
+import dataclasses
 import os
-from array import array
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError
+from modelport.tokenizers.marian_shortlist import (BINARY_MAGIC, DEFAULT_BEST, DEFAULT_FIRST, ShortlistSpec,
+                                                   read_entries)
 
-# marian-dev src/data/shortlist.h: BINARY_SHORTLIST_MAGIC (little-endian uint64)
-BINARY_MAGIC = (0xF11A48D5013417F5).to_bytes(8, "little")
-GZIP_MAGIC = b"\x1f\x8b"
-# Marian's defaults for FIRST and BEST (LexicalShortlistGenerator)
-DEFAULT_FIRST = 100
-DEFAULT_BEST = 100
 # intgemm needs a shortlist whose length is a multiple of this
 MULTIPLE = 8
-# a longer line is not a lex.s2t entry; reading stops there instead of buffering it
-MAX_LINE_BYTES = 1 << 16
 # loaded shortlists kept for repeated translate() calls (a stream's windows)
 _CACHE_SIZE = 4
-
-
-@dataclass(frozen=True)
-class ShortlistSpec:
-    """The values of ``--shortlist``: a text shortlist file, then Marian's
-    ``first`` (default 100), ``best`` (default 100) and ``threshold`` (default 0)."""
-
-    path: Path
-    first: int = DEFAULT_FIRST
-    best: int = DEFAULT_BEST
-    threshold: float = 0.0
-
-    @classmethod
-    def parse(cls, values: str | os.PathLike[str] | Sequence[Any]) -> ShortlistSpec:
-        """From Marian's spelling: a path, or a path followed by up to three numbers."""
-        if isinstance(values, ShortlistSpec):
-            return values
-        vals = [values] if isinstance(values, (str, os.PathLike)) else list(values)
-        if not 1 <= len(vals) <= 4:
-            raise InvalidInputError(f"`shortlist` must be FILE [FIRST [BEST [THRESHOLD]]], but is {vals!r}")
-        path = Path(os.fspath(vals[0]))
-        first = _int(vals[1], "first") if len(vals) > 1 else DEFAULT_FIRST
-        best = _int(vals[2], "best") if len(vals) > 2 else DEFAULT_BEST
-        threshold = float(np.float32(_number(vals[3], "threshold"))) if len(vals) > 3 else 0.0
-        return cls(path, first, best, threshold)
-
-
-def _number(value: Any, name: str) -> float:
-    """``value`` as a finite float (Marian's ``std::stof``), named in the error."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        out = math.nan
-    if not math.isfinite(out):
-        raise InvalidInputError(f"the shortlist's `{name}` must be a finite number, but is {value!r}")
-    return out
-
-
-def _int(value: Any, name: str) -> int:
-    """``value`` as an integer >= 0 (Marian's ``std::stoi``, which would also take "5.5" as 5)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number != int(number) or number < 0:
-        raise InvalidInputError(f"the shortlist's `{name}` must be an integer >= 0, but is {value!r}")
-    return int(number)
-
-
-def _open(path: Path) -> BinaryIO:
-    """The file's bytes (gunzipped when it starts with gzip's magic, as
-    Marian's streams read it); missing files and binary shortlists are refused."""
-    if not path.is_file():
-        raise InvalidInputError(f"shortlist file `{path}` does not exist")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head == BINARY_MAGIC or path.suffix == ".bin":
-        raise InvalidInputError(f"`{path}` is a binary shortlist (supported: Marian's text shortlist, "
-                                "TARGET SOURCE PROB lines)")
-    return gzip.open(path, "rb") if head.startswith(GZIP_MAGIC) else open(path, "rb")  # type: ignore[return-value]
-
-
-def _read_entries(path: Path, source_vocab: Mapping[str, int], target_vocab: Mapping[str, int],
-                  source_unk: int, target_unk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(source ids, target ids, float32 probabilities) of the file's entries, in
-    file order, ``NULL`` entries left out; 12 bytes per entry."""
-    src, trg, prob = array("i"), array("i"), array("f")
-    with _open(path) as f:
-        lineno = 0
-        while True:
-            raw = f.readline(MAX_LINE_BYTES + 1)
-            if not raw:
-                break
-            lineno += 1
-            if len(raw) > MAX_LINE_BYTES:
-                raise InvalidInputError(f"{path}:{lineno}: a shortlist line must be at most {MAX_LINE_BYTES} bytes")
-            try:  # split at ASCII whitespace only, as Marian's `>>` does (a piece may hold U+00A0)
-                fields = [field.decode("utf-8") for field in raw.split()]
-            except UnicodeDecodeError:
-                raise InvalidInputError(f"{path}:{lineno}: a shortlist must be UTF-8 text") from None
-            if not fields:
-                continue
-            p = math.nan
-            if len(fields) == 3:
-                try:
-                    p = float(fields[2])
-                except ValueError:
-                    pass
-            if not math.isfinite(p):
-                raise InvalidInputError(f"{path}:{lineno}: a shortlist line must be `TARGET SOURCE PROB`, "
-                                        f"but is {' '.join(fields)[:80]!r}")
-            if fields[0] == "NULL" or fields[1] == "NULL":
-                continue
-            trg.append(target_vocab.get(fields[0], target_unk))
-            src.append(source_vocab.get(fields[1], source_unk))
-            prob.append(p)
-    return (np.frombuffer(src, dtype=np.int32), np.frombuffer(trg, dtype=np.int32),
-            np.frombuffer(prob, dtype=np.float32))
 
 
 def _prune(src: np.ndarray, trg: np.ndarray, prob: np.ndarray, best: int,
@@ -208,7 +101,7 @@ class LexicalShortlist:
              shared: bool) -> LexicalShortlist:
         """Read and prune ``spec``'s file with the model's vocabularies (piece -> id)."""
         spec = ShortlistSpec.parse(spec)
-        src, trg, prob = _read_entries(spec.path, source_vocab, target_vocab, source_unk, target_unk)
+        src, trg, prob = read_entries(spec.path, source_vocab, target_vocab, source_unk, target_unk)
         offsets, targets = _prune(src, trg, prob, spec.best, spec.threshold)
         return cls(offsets, targets, first=spec.first, target_size=target_size, shared=shared, spec=spec)
 
@@ -248,6 +141,18 @@ class LexicalShortlist:
         return torch.from_numpy(rows).to(src_tokens.device)
 
 
+def folder_shortlist(folder: str | os.PathLike[str], spec: ShortlistSpec | str | Sequence[Any]) -> ShortlistSpec:
+    """A ported folder's recorded shortlist (``generation_config.json``, a path relative to the folder)
+    resolved in ``folder``; a path that leaves the folder is refused (a downloaded folder is untrusted)."""
+    spec = ShortlistSpec.parse(spec)
+    root = Path(os.path.realpath(folder))
+    path = Path(os.path.realpath(root / spec.path))
+    if spec.path.is_absolute() or ".." in spec.path.parts or not path.is_relative_to(root):
+        raise InvalidInputError(f"`shortlist` in {folder}/generation_config.json must name a file inside the folder, "
+                                f"but is `{spec.path}`")
+    return dataclasses.replace(spec, path=path)
+
+
 _loaded: dict[tuple[Any, ...], tuple[Any, LexicalShortlist]] = {}
 
 
@@ -285,4 +190,5 @@ def shortlist_for_tokenizer(spec: ShortlistSpec | str | Sequence[Any] | LexicalS
     return shortlist
 
 
-__all__ = ["DEFAULT_BEST", "DEFAULT_FIRST", "LexicalShortlist", "ShortlistSpec", "shortlist_for_tokenizer"]
+__all__ = ["BINARY_MAGIC", "DEFAULT_BEST", "DEFAULT_FIRST", "LexicalShortlist", "ShortlistSpec", "folder_shortlist",
+           "shortlist_for_tokenizer"]

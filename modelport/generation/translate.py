@@ -23,7 +23,7 @@ from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.marian_batching import decode_groups, marian_batches
 from modelport.generation.options import TRANSLATE_BATCH_SIZE
 from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling
-from modelport.generation.shortlist import shortlist_for_tokenizer
+from modelport.generation.shortlist import folder_shortlist, shortlist_for_tokenizer
 from modelport.model.transformer import Seq2SeqModel
 from modelport.tokenizers import Tokenizer, check_keep_special_tokens
 
@@ -262,7 +262,10 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
                                 eos_token_id=ported.config.eos_token_id)
     tok = ported.tokenizer
     if sem == "marian" and opts.get("shortlist") is not None:  # other semantics refuse it by name
-        opts["shortlist"] = shortlist_for_tokenizer(opts["shortlist"], tok)
+        spec = opts["shortlist"]
+        if spec == ported.generation_config.get("shortlist"):  # the folder's own (convert copied it in)
+            spec = folder_shortlist(getattr(ported, "path", "."), spec)
+        opts["shortlist"] = shortlist_for_tokenizer(spec, tok)
     if keep_special_tokens:
         check_keep_special_tokens(tok)
     cfg = ported.config
