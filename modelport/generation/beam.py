@@ -649,7 +649,7 @@ class MarianBeamSearch(SearchAlgorithm):
         elif len(widths) != bsz:
             raise InvalidInputError(f"`batch_widths` must give one width per line ({bsz}), but gives {len(widths)}")
         factor = torch.tensor(self.opts.max_length_factor, dtype=torch.float32, device="cpu")
-        limits = (torch.tensor(widths, dtype=torch.float32) * factor).tolist()
+        limits = (torch.tensor(widths, dtype=torch.float32, device="cpu") * factor).tolist()
         self.last_step = [min(max(0, math.ceil(limit) - 1), self.max_positions - 1) for limit in limits]
         self.device = dev
         self.next = torch.full((bsz, 1), self.start_token, dtype=torch.long, device=dev)
