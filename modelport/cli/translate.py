@@ -12,7 +12,7 @@ from modelport.cli.common import (KEEP_SPECIAL_HELP, PORTED_HELP, add_command, a
 from modelport.cli.console import progress_shown
 from modelport.cli.streams import output, read_lines, stdin_chunks, streaming_stdin
 from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExistsError
-from modelport.generation.alignment import MODES_HELP, alignment_flag, alignment_json, format_alignment
+from modelport.generation.alignment import MODES_HELP, OFF, alignment_flag, alignment_json, format_alignment
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
 
 
@@ -46,8 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-special-tokens", action="store_true", help=KEEP_SPECIAL_HELP)
     p.add_argument("--alignment", type=alignment_flag, metavar="MODE",
                    help=f"marian semantics: word alignments as marian-decoder --alignment prints them after the "
-                        f"text (` ||| 0-0 1-1 ...`; --json: pairs or soft rows), MODE one of {MODES_HELP} "
-                        "(default: the folder's decoder.yml alignment, else none)")
+                        f"text (` ||| 0-0 1-1 ...`; --json: pairs or soft rows), MODE one of {MODES_HELP}, or "
+                        "none to turn the folder's off (default: the folder's decoder.yml alignment, else none)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="what computes the logits: torch (PORTED_DIR is a ported folder; default) or onnx (PORTED_DIR "
                         "is an `export onnx` folder, run by onnxruntime on the CPU with modelport's own search: the "
@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
         args.alignment = ported.generation_config.get("alignment")  # decoder.yml's, printed as marian-decoder does
     options = decoding_kwargs(vars(args))
     if args.alignment is not None:
-        options["alignment"] = args.alignment
+        options["alignment"] = args.alignment  # OFF too: it overrides the folder's in translate()
+        if args.alignment == OFF:
+            args.alignment = None  # nothing printed after the text
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: a sharded corpus
         return _run_sharded(args, ported, options)
     fd = streaming_stdin() if args.input in (None, "-") else None

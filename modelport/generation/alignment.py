@@ -40,6 +40,8 @@ from modelport.errors import InvalidInputError
 
 HARD = "hard"
 SOFT = "soft"
+# no alignments, even where the ported folder records decoder.yml's (``translate --alignment none``)
+OFF = "none"
 MODES_HELP = "hard, soft or a threshold number > 0"
 # the layer Marian reads when the model names none (--transformer-guided-alignment-layer)
 LAST_LAYER = "last"
@@ -62,7 +64,10 @@ def parse_alignment(value: str | float) -> str | float:
 
 
 def alignment_flag(text: str) -> str | float:
-    """:func:`parse_alignment` as an argparse ``type`` (one-line usage error)."""
+    """:func:`parse_alignment` as an argparse ``type`` (one-line usage error); ``none``
+    is :data:`OFF`, which turns a folder's recorded alignment off."""
+    if text.strip().lower() == OFF:
+        return OFF
     try:
         return parse_alignment(text)
     except InvalidInputError:
@@ -126,5 +131,5 @@ def alignment_json(soft: SoftAlignment, mode: str | float) -> list[list[float]] 
     return [[s, t] for s, t in hard_alignment(soft, _threshold(mode))]
 
 
-__all__ = ["HARD", "LAST_LAYER", "MODES_HELP", "SOFT", "SoftAlignment", "alignment_flag", "alignment_json",
+__all__ = ["HARD", "LAST_LAYER", "MODES_HELP", "OFF", "SOFT", "SoftAlignment", "alignment_flag", "alignment_json",
            "alignment_layer_index", "format_alignment", "hard_alignment", "parse_alignment"]

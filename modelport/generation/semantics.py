@@ -344,7 +344,8 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
     DecodingOption(name="shortlist", flag="--shortlist", nargs="+", metavar="ARG", semantics=_MARIAN,
                    help="marian semantics: Marian's lexical shortlist, FILE [FIRST [BEST [THRESHOLD]]] (a text "
                         "lex.s2t; defaults 100 100 0): per batch only the FIRST target ids and the BEST "
-                        "translations above THRESHOLD of its source words are scored (default: no shortlist)"),
+                        "translations above THRESHOLD of its source words are scored; none turns the folder's off "
+                        "(default: the folder's decoder.yml shortlist, else none)"),
     DecodingOption(name="do_sample", flag="--sampling", store_true=True, help="sample instead of beam search"),
     DecodingOption(name="top_k", flag="--sampling-topk", parse=positive_int, requires="--sampling",
                    help="sample from the k most likely tokens"),

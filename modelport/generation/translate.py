@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError, NonFiniteOutputError
+from modelport.generation.alignment import OFF
 from modelport.generation.backend import SearchBackend
 from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
 from modelport.generation.hypothesis import Hypothesis
@@ -261,6 +262,9 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     sem, opts = resolve_options(ported.generation_config, semantics, options,
                                 eos_token_id=ported.config.eos_token_id)
     tok = ported.tokenizer
+    for key in ("shortlist", "alignment"):  # "none" turns off what the folder records (decoder.yml's)
+        if opts.get(key) in (OFF, [OFF], (OFF,)):
+            del opts[key]
     if sem == "marian" and opts.get("shortlist") is not None:  # other semantics refuse it by name
         spec = opts["shortlist"]
         if spec == ported.generation_config.get("shortlist"):  # the folder's own (convert copied it in)

@@ -176,3 +176,23 @@ def test_model_yml_decoding_keys_win_over_decoder_yml(tmp_path: Path) -> None:
     ref = MarianReference(directory).decode(_lines())
     assert {len(r) for r in ref} == {1}  # Marian's n-best list: one entry, the beam of the model's yml
     assert [h[0].text for h in ported.translate(_lines())] == [r[0].text for r in ref]
+
+
+def test_none_turns_the_recorded_shortlist_and_alignment_off(tmp_path: Path, capsys) -> None:
+    """``--shortlist none --alignment none``: the port decodes as one converted without them
+    (the full vocabulary, no `` ||| `` alignment), and the API takes "none" alike."""
+    recorded, plain = tmp_path / "recorded", tmp_path / "plain"
+    _convert(_model_dir(tmp_path, shortlist=SHORTLIST, alignment="hard"), recorded)
+    shutil.rmtree(tmp_path / "model")
+    _convert(_model_dir(tmp_path), plain)
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(_lines()) + "\n", encoding="utf-8")
+    outputs = []
+    for folder, extra in ((plain, []), (recorded, ["--shortlist", "none", "--alignment", "none"]), (recorded, [])):
+        capsys.readouterr()
+        assert main(["translate", str(folder), "-i", str(src), "--quiet", *extra]) == 0
+        outputs.append(capsys.readouterr().out.splitlines())
+    assert outputs[1] == outputs[0]
+    assert outputs[2] != outputs[0] and all(" ||| " in line for line in outputs[2])  # the case can fail
+    texts = [h[0].text for h in modelport.load(recorded).translate(_lines(), shortlist="none", alignment="none")]
+    assert texts == outputs[0]
