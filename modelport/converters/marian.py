@@ -77,6 +77,7 @@ from modelport.errors import (
 )
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import TOKENIZER_DIR
+from modelport.tokenizers.marian_alignment import MODES_HELP, parse_alignment
 from modelport.tokenizers.marian_shortlist import GZIP_MAGIC, ShortlistSpec, open_shortlist, read_entries
 from modelport.tokenizers.sentencepiece import read_marian_vocab, save_marian
 
@@ -179,7 +180,6 @@ MODEL_OPTIONS = frozenset("""type dim-vocabs dim-emb factors-dim-emb factors-com
 # overrides every key with the first model's), files excepted here
 _FILE_KEYS = ("models", "vocabs", "shortlist", "relative-paths", "input", "output", "config")
 DECODING_KEYS = (HONOURED | HARMLESS.keys() | REFUSED.keys()).difference(_FILE_KEYS)
-ALIGNMENT_MODES = ("hard", "soft")
 # the shortlist's name inside the port's tokenizer/ (it maps the tokenizer's pieces; passes and exports copy it)
 SHORTLIST_NAME = "lex.s2t"
 
@@ -218,17 +218,10 @@ def alignment_mode(value: Any) -> str | float | None:
     """decoder.yml's ``alignment`` (marian-decoder --alignment): "hard", "soft", a threshold > 0, or None."""
     if value is None or value is False or value == "":
         return None
-    text = str(value).strip().lower()
-    if text in ALIGNMENT_MODES:
-        return text
     try:
-        threshold = float(text)
-    except ValueError:
-        threshold = math.nan
-    if value is True or not math.isfinite(threshold) or threshold <= 0:
-        raise InvalidInputError(f"decoder.yml: `alignment` must be hard, soft or a threshold number > 0, but is "
-                                f"{short_repr(value)}")
-    return threshold
+        return parse_alignment(value)
+    except InvalidInputError:
+        raise InvalidInputError(f"decoder.yml: `alignment` must be {MODES_HELP}, but is {short_repr(value)}") from None
 
 
 def shortlist_spec(decoder: Mapping[str, Any], directory: Path, root: Path) -> ShortlistSpec | None:
@@ -874,7 +867,7 @@ class MarianSource:
         """decoder.yml's shortlist, its file resolved inside the source folder."""
         return shortlist_spec(self.decoder, self.directory, source_root(self.source))
 
-    @property
+    @cached_property
     def shortlist_name(self) -> str:
         """The shortlist's name in the port (gzipped files keep their bytes and say so)."""
         with open(self.shortlist.path, "rb") as f:  # type: ignore[union-attr]  # only called with a shortlist

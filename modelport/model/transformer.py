@@ -350,12 +350,17 @@ class Seq2SeqModel(nn.Module):
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Output projection; logits are returned in fp32."""
+        # an untied head runs as a module, so int8 loading (which swaps Linear modules) covers it too
+        head = self.lm_head if self.lm_head is not None else self.output_weight
+        return self._project(hidden, head, self.final_logits_bias)
+
+    def _project(self, hidden: Tensor, head: nn.Module | Tensor, bias: Tensor | None) -> Tensor:
+        """Scale, multiply by ``head`` (a module, or a matrix of vocabulary rows), add ``bias``; fp32."""
         if self.cfg.output_scale != 1.0:
             hidden = hidden * self.cfg.output_scale
-        # an untied head runs as a module, so int8 loading (which swaps Linear modules) covers it too
-        out = self.lm_head(hidden) if self.lm_head is not None else F.linear(hidden, self.output_weight)
-        if self.final_logits_bias is not None:
-            out = out + self.final_logits_bias
+        out = head(hidden) if isinstance(head, nn.Module) else F.linear(hidden, head)
+        if bias is not None:
+            out = out + bias
         return out.float()
 
     def output_rows(self, rows: Tensor) -> Callable[[Tensor], Tensor]:
@@ -369,13 +374,7 @@ class Seq2SeqModel(nn.Module):
             return lambda hidden: self.logits(hidden).index_select(-1, rows)
         weight = self.output_weight.index_select(0, rows)
         bias = self.final_logits_bias.index_select(0, rows) if self.final_logits_bias is not None else None
-        scale = self.cfg.output_scale
-
-        def project(hidden: Tensor) -> Tensor:
-            out = F.linear(hidden * scale if scale != 1.0 else hidden, weight)
-            return (out + bias if bias is not None else out).float()
-
-        return project
+        return lambda hidden: self._project(hidden, weight, bias)
 
     def decode(self, prev_tokens: Tensor, enc: EncoderOutput, state: DecoderState | None = None) -> Tensor:
         """Logits for ``prev_tokens``; with ``state``, only the new tokens are
