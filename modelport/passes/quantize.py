@@ -126,6 +126,7 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
                                 "quantize the unquantized folder instead")
     check_writable(output_dir, force)
     int8_layers, fp32_layers = int8_plan(source.config, options) if mode == "int8" else ([], [])
+    fp32_modules = set(fp32_layers)
     state = source.load_weights()
     tensors: list[tuple[str, torch.Tensor]] = []
     converted: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
@@ -133,7 +134,7 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     for name, t in state.items():
         key = id(t)
         if key not in converted:
-            if mode in ("int8", "int8-weights") and _stored_int8(name, t, mode, set(fp32_layers), options):
+            if mode in ("int8", "int8-weights") and _stored_int8(name, t, mode, fp32_modules, options):
                 converted[key] = quantize_rows(t)
                 count += 1
             elif mode in ("fp16", "bf16") and t.is_floating_point():
