@@ -77,7 +77,6 @@ from modelport.errors import (
 )
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import TOKENIZER_DIR
-from modelport.tokenizers.marian_alignment import MODES_HELP, parse_alignment
 from modelport.tokenizers.marian_shortlist import GZIP_MAGIC, ShortlistSpec, open_shortlist, read_entries
 from modelport.tokenizers.sentencepiece import read_marian_vocab, save_marian
 
@@ -180,6 +179,7 @@ MODEL_OPTIONS = frozenset("""type dim-vocabs dim-emb factors-dim-emb factors-com
 # overrides every key with the first model's), files excepted here
 _FILE_KEYS = ("models", "vocabs", "shortlist", "relative-paths", "input", "output", "config")
 DECODING_KEYS = (HONOURED | HARMLESS.keys() | REFUSED.keys()).difference(_FILE_KEYS)
+ALIGNMENT_MODES = ("hard", "soft")
 # the shortlist's name inside the port's tokenizer/ (it maps the tokenizer's pieces; passes and exports copy it)
 SHORTLIST_NAME = "lex.s2t"
 
@@ -215,13 +215,23 @@ def decoder_refusals(decoder: Mapping[str, Any], raw: Mapping[str, Any], opts: M
 
 
 def alignment_mode(value: Any) -> str | float | None:
-    """decoder.yml's ``alignment`` (marian-decoder --alignment): "hard", "soft", a threshold > 0, or None."""
+    """decoder.yml's ``alignment`` (marian-decoder --alignment): "hard", "soft", a threshold > 0, or None.
+    The rule of generation/alignment.py's ``parse_alignment``, written here again on purpose: converters may
+    not import generation, and a shared copy in the tokenizers package would make ``import modelport.cli``
+    (whose translate command parses ``--alignment``) load torch through that package."""
     if value is None or value is False or value == "":
         return None
+    text = str(value).strip().lower()
+    if text in ALIGNMENT_MODES:
+        return text
     try:
-        return parse_alignment(value)
-    except InvalidInputError:
-        raise InvalidInputError(f"decoder.yml: `alignment` must be {MODES_HELP}, but is {short_repr(value)}") from None
+        threshold = float(text)
+    except ValueError:
+        threshold = math.nan
+    if value is True or not math.isfinite(threshold) or threshold <= 0:
+        raise InvalidInputError(f"decoder.yml: `alignment` must be hard, soft or a threshold number > 0, but is "
+                                f"{short_repr(value)}")
+    return threshold
 
 
 def shortlist_spec(decoder: Mapping[str, Any], directory: Path, root: Path) -> ShortlistSpec | None:

@@ -32,16 +32,35 @@ needs no torch.
 from __future__ import annotations
 
 import argparse
+import math
 import struct
 from collections.abc import Sequence
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.marian_alignment import HARD, MODES_HELP, OFF, SOFT, parse_alignment
 
+HARD = "hard"
+SOFT = "soft"
+# no alignments, even where the ported folder records decoder.yml's (``translate --alignment none``)
+OFF = "none"
+MODES_HELP = "hard, soft or a threshold number > 0"
 # the layer Marian reads when the model names none (--transformer-guided-alignment-layer)
 LAST_LAYER = "last"
 
 SoftAlignment = Sequence[Sequence[float]]  # [target position][source position] -> probability
+
+
+def parse_alignment(value: str | float) -> str | float:
+    """``--alignment``'s value: ``"hard"``, ``"soft"``, or a threshold (a finite
+    number > 0; 1.0 is ``hard``, a threshold above 1 keeps no pair, as in Marian)."""
+    if isinstance(value, str) and value.strip().lower() in (HARD, SOFT):
+        return value.strip().lower()
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = math.nan
+    if isinstance(value, bool) or not math.isfinite(threshold) or threshold <= 0:
+        raise InvalidInputError(f"`alignment` must be {MODES_HELP}, but is {value!r}")
+    return threshold
 
 
 def alignment_flag(text: str) -> str | float:
