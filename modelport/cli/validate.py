@@ -10,13 +10,16 @@ from modelport.cli.console import progress_shown
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json, read_lines, read_optional_lines
 from modelport.errors import InvalidInputError, ParityError
+from modelport.generation.alignment import MODES_HELP, alignment_flag
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
 
 
 DESCRIPTION = """\
-Run the reference framework (fairseq for fairseq ports, transformers for T5 ports) and the port on
-the same lines and compare tokenizer ids, forward logits and beam-search outputs; a multilingual
-port per language pair. Writes parity_report.json/.md; exit 3 when parity fails."""  # argparse re-flows it
+Run the reference framework (fairseq for fairseq ports, transformers for T5 ports, Marian itself
+through pymarian for Marian ports) and the port on the same lines and compare tokenizer ids, forward
+logits and beam-search outputs; a multilingual port per language pair. Marian ports decode with the
+shortlist their decoder.yml names on both sides, and compare word alignments when decoder.yml asked
+for them or --alignment is given. Writes parity_report.json/.md; exit 3 when parity fails."""  # re-flowed
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,10 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                               "modelport validate ported/en-de --reference assets/default-model --data test.en "
                               "--references test.de --beam 5 --report reports/",
                               "modelport validate ported/m2m --reference m2m/ --data test.txt "
-                              "--lang-pairs en-de,de-fr"])
+                              "--lang-pairs en-de,de-fr",
+                              "modelport validate ported/opus-mt --reference opus-mt/ --data test.en "
+                              "--alignment hard  # Marian ports"])
     p.add_argument("--reference", required=True,
                    help="the original checkpoint the folder was converted from (fairseq: its directory, file or "
-                        "a.pt:b.pt ensemble; T5: the transformers folder)")
+                        "a.pt:b.pt ensemble; T5: the transformers folder; Marian: the directory with "
+                        "decoder.yml)")
     p.add_argument("--data", required=True, help="source sentences, one per line")
     p.add_argument("--references", help="reference translations: adds BLEU and chrF for both systems")
     p.add_argument("--report", help="directory for the report (default: PORTED_DIR)")
@@ -41,7 +47,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lang-pairs", metavar="PAIRS",
                    help="multilingual ports: the directions to validate, as fairseq spells them (en-de,de-fr; "
                         "default: --source-lang/--target-lang, else the pairs the checkpoint records when few)")
-    add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE), search_only=True)
+    group = p.add_argument_group(DECODING_GROUP_TITLE)
+    add_decoding_arguments(group, search_only=True)
+    group.add_argument("--alignment", type=alignment_flag, metavar="MODE",
+                       help=f"Marian ports: also compare word alignments with pymarian decode --alignment MODE "
+                            f"({MODES_HELP}): hard and threshold strings must be identical, soft probabilities "
+                            "equal within Marian's 6 printed digits; a mismatch exits 3. Default: decoder.yml's "
+                            "alignment as the folder records it, else none; none turns the comparison off")
     add_runtime_options(p, side=" (of the port; the reference runs as its framework does)")
 
 
@@ -56,12 +68,14 @@ def run(args: argparse.Namespace) -> int:
                       references=read_optional_lines(args.references), report_dir=args.report, only=args.only,
                       progress=progress_shown(args), source_lang=args.source_lang, target_lang=args.target_lang,
                       lang_pairs=args.lang_pairs, **runtime_kwargs(args),
-                      **decoding_kwargs(vars(args), search_only=True))
+                      **decoding_kwargs(vars(args), search_only=True),
+                      **({"alignment": args.alignment} if args.alignment is not None else {}))
     where = Path(args.report or args.ported_dir) / "parity_report.md"
     if args.json:
         print_json(report.to_json())
     else:
-        print_lines([*report.summary_lines(), f"report: {where}"])
+        # the validator's notes: what was compared beyond the sections (Marian's shortlist, alignment counts)
+        print_lines([*report.summary_lines(), *(f"note:      {n}" for n in report.meta.notes), f"report: {where}"])
     if not report.passed:
         failure = report.failure if report.failure is not None else "see the report"
         raise ParityError(f"parity failed: {failure} ({where})")

@@ -5,15 +5,22 @@ At the first position where the two hypotheses differ, both models score the
 common prefix; the two competing tokens and their log-probs are reported. A
 gap below ``near_tie`` (1e-5) is a numerical near-tie (fp32 noise decided
 it); anything larger is a real divergence.
+
+Marian ports also print word alignments (``--alignment``): :func:`compare_alignments`
+compares Marian's printed strings with the port's, entry by entry, where the
+two translations are identical (a differing translation is the beam check's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from modelport.generation.alignment import SOFT, SoftAlignment, format_alignment, parse_alignment
 from modelport.generation.scoring import PrefixScorer
 from modelport.reports.parity import BeamSection
+from modelport.validators.references.marian import printed_tolerance
 
 # a hypothesis: modelport's Hypothesis, or a reference framework's as a dict (tokens, score, positional_scores)
 Hyp = Mapping[str, Any]
@@ -111,3 +118,106 @@ def compare_hypotheses(src_tokens: Sequence[list[int]], ours: Sequence[Sequence[
                        near_ties=counts["near-tie"], real_divergences=counts["real divergence"],
                        score_mismatches=counts["score"], max_score_diff=max_score_diff,
                        passed=counts["real divergence"] == 0 and counts["score"] == 0, mismatches=mismatches)
+
+
+# float32 noise between two computations of one attention probability (in [0, 1]), beyond Marian's printed digits
+ALIGNMENT_SLACK = 2e-6
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlignmentCheck:
+    """Word alignments of identical translations, the port's against Marian's
+    printed ones (``--alignment mode``): ``hypotheses`` compared (n-best
+    entries), ``agreeing`` of them; ``lines`` with a compared entry,
+    ``agreeing_lines`` of them; ``mismatches``: one record per differing entry."""
+
+    mode: str | float
+    hypotheses: int
+    agreeing: int
+    lines: int
+    agreeing_lines: int
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+    @property
+    def rule(self) -> str:
+        """How two alignments are compared in this mode."""
+        return ("every probability within Marian's 6 printed digits (+2e-6)" if self.mode == SOFT
+                else "identical strings")
+
+    def note(self) -> str:
+        """The report's line of counts."""
+        return (f"alignments (--alignment {self.mode}): {self.agreeing} of {self.hypotheses} hypotheses on "
+                f"{self.agreeing_lines} of {self.lines} lines agree with pymarian decode --alignment ({self.rule}; "
+                "entries whose translations differ are the beam check's)")
+
+    def failure(self) -> str | None:
+        """One line naming the first differing entry, or None."""
+        if self.passed:
+            return None
+        m = self.mismatches[0]
+        return (f"alignments (--alignment {self.mode}) of {self.lines - self.agreeing_lines} of {self.lines} lines "
+                f"differ from pymarian decode; first: line {m['line'] + 1}, n-best entry {m['hypothesis'] + 1}: "
+                f"pymarian `{_short(m['reference'])}`, modelport `{_short(m['modelport'])}`")
+
+
+def _short(text: str | None, limit: int = 80) -> str | None:
+    return text if text is None or len(text) <= limit else text[:limit] + "..."
+
+
+def _soft_rows(printed: str) -> list[list[float]]:
+    return [[float(p) for p in row.split(",")] for row in printed.split()]
+
+
+def _soft_gap(ours: SoftAlignment, printed: str) -> float | None:
+    """How far beyond Marian's printed precision the port's probabilities are (None: the shapes differ)."""
+    try:
+        theirs = _soft_rows(printed)
+    except ValueError:
+        return None
+    if [len(r) for r in theirs] != [len(r) for r in ours]:
+        return None
+    return max((abs(a - b) - printed_tolerance(b) for ra, rb in zip(ours, theirs) for a, b in zip(ra, rb)),
+               default=0.0)
+
+
+def compare_alignments(mode: str | float,
+                       entries: Sequence[Sequence[tuple[int, str | None, SoftAlignment | None]]], *,
+                       slack: float = ALIGNMENT_SLACK) -> AlignmentCheck:
+    """Per line, ``(n-best rank, Marian's printed alignment, the port's soft alignment)``
+    of each n-best entry whose translations are identical: hard and threshold
+    alignments must be the same string (the port's printed as Marian prints
+    it), soft ones equal within Marian's 6 significant digits plus ``slack``."""
+    mode = parse_alignment(mode)
+    mismatches: list[dict[str, Any]] = []
+    hyps = agreeing = lines = agreeing_lines = 0
+    for i, line in enumerate(entries):
+        if not line:
+            continue
+        lines += 1
+        line_ok = True
+        for j, theirs, ours in line:
+            hyps += 1
+            mine = format_alignment(ours, mode) if ours is not None else None
+            if theirs is None or mine is None:
+                ok, gap = False, None
+            elif mode == SOFT:
+                gap = _soft_gap(ours, theirs)  # type: ignore[arg-type]
+                ok = gap is not None and gap <= slack
+            else:
+                ok, gap = mine == theirs, None
+            if ok:
+                agreeing += 1
+                continue
+            line_ok = False
+            record: dict[str, Any] = {"line": i, "hypothesis": j, "kind": "alignment", "mode": mode,
+                                      "reference": theirs, "modelport": mine}
+            if mode == SOFT:
+                record["beyond_printed_precision"] = gap
+            mismatches.append(record)
+        agreeing_lines += line_ok
+    return AlignmentCheck(mode=mode, hypotheses=hyps, agreeing=agreeing, lines=lines, agreeing_lines=agreeing_lines,
+                          mismatches=mismatches)

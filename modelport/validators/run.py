@@ -13,7 +13,9 @@ fail it.
 Decoding options come as one mapping (``decoding=``, or keywords collected
 into it): fairseq's names (modelport's aliases under hf semantics) for fairseq
 and T5 ports; ``beam``/``lenpen``/``nbest`` and Marian's own names for Marian
-ports, which are checked against Marian itself (pymarian). fairseq ports whose
+ports, which are checked against Marian itself (pymarian): with the shortlist the
+folder records from decoder.yml on both sides, and, where decoder.yml asked for
+word alignments or ``alignment=`` is given, the alignments too. fairseq ports whose
 special tokens a fairseq task places (BART, mBART, M2M100/NLLB) are validated
 by :mod:`modelport.validators.fairseq_tasks` (an ``inputs`` section, one
 report per language pair).
@@ -21,6 +23,7 @@ report per language pair).
 
 from __future__ import annotations
 
+import filecmp
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -34,16 +37,18 @@ from modelport.api import PortedModel, convert, load
 from modelport.converters.fairseq import NAME_TABLE as FAIRSEQ_NAME_TABLE
 from modelport.converters.t5 import NAME_TABLE as T5_NAME_TABLE
 from modelport.errors import InvalidInputError
+from modelport.generation.alignment import OFF, parse_alignment
 from modelport.generation.options import VALIDATE_BATCH_SIZE
 from modelport.generation.scoring import prefix_scorer, token_log_probs
 from modelport.generation.semantics import SEMANTICS, TOKEN_IDS, decoding_flags
+from modelport.generation.shortlist import ShortlistSpec, folder_shortlist
 from modelport.generation.translate import generate, make_batches, resolve_options, translate
 from modelport.model.folder import TOKENIZER_CONFIG_NAME, PortedFolder
 from modelport.model.io import read_json
 from modelport.progress import Steps
 from modelport.reports.parity import (MarianBeamSection, MarianForwardSection, ParityMeta, ParityReport,
                                       TokenizerSection, WeightDivergence)
-from modelport.validators.beam import compare_hypotheses
+from modelport.validators.beam import AlignmentCheck, compare_alignments, compare_hypotheses
 from modelport.validators.fairseq_tasks import TASK_TOKENIZERS, requested_pairs, validate_task_port
 from modelport.validators.provenance import check_reference
 from modelport.validators.sections import FORWARD_TOL, bleu_section, figures, finish, forward_section, score_diffs
@@ -88,9 +93,12 @@ def _check_semantics(ported: PortedModel, semantics: str, expected: str) -> None
 
 
 def _preflight(ported_dir: str | os.PathLike[str], source_format: str, conversion: Mapping[str, Any],
-               reference: str, semantics: str | None) -> None:
+               reference: str, semantics: str | None, decoding: Mapping[str, Any]) -> None:
     """What can be refused from the folder's records alone, before a model is loaded."""
     check_semantics(source_format, semantics)
+    if decoding.get("alignment") is not None and source_format != "marian":
+        raise InvalidInputError(f"`alignment` compares Marian's word alignments (marian-decoder --alignment): it "
+                                f"needs a Marian port, but this is a {source_format} port")
     check_reference(conversion, str(reference), ported_dir)
 
 
@@ -195,10 +203,11 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     local = Path(ported_dir).is_dir()
     if local:  # refused before anything heavy is loaded (this port's weights, the reference framework)
         folder = PortedFolder.open(ported_dir)
-        _preflight(ported_dir, folder.data.get("source_format", "unknown"), folder.conversion, reference, semantics)
+        _preflight(ported_dir, folder.data.get("source_format", "unknown"), folder.conversion, reference, semantics,
+                   decoding)
     ported = load(ported_dir, device=device, dtype=dtype)
     if not local:
-        _preflight(ported_dir, ported.source_format, ported.conversion, reference, semantics)
+        _preflight(ported_dir, ported.source_format, ported.conversion, reference, semantics, decoding)
     pairs = requested_pairs(ported, source_lang, target_lang, lang_pairs)  # unknown languages: before the reference
     if ported.source_format == "marian":
         if data_lines is None:
@@ -333,10 +342,28 @@ def _marian_forward(ported: PortedModel, ref: MarianReference, lines: list[str],
         if len(ported.models) > 1 else None, divergence=divergence)
 
 
-def _marian_beam(ported: PortedModel, ref_out: list[Any], ours: list[Any], nbest: int) -> MarianBeamSection:
+def _pieces(ported: PortedModel, hyp: Any) -> tuple[str, ...]:
+    """A hypothesis of the port as Marian prints it: target pieces, ``</s>`` left out."""
+    eos = ported.config.eos_token_id
+    return tuple(ported.tokenizer.id_to_tokens([t for t in hyp["tokens"] if t != eos], side="target"))
+
+
+def _marian_alignments(ported: PortedModel, ref_out: list[Any], ours: list[Any], nbest: int,
+                       mode: str | float) -> AlignmentCheck:
+    """The alignments of each n-best entry both sides translated alike (Marian's
+    printed string, the port's soft rows), compared in ``mode``."""
+    entries = [[(j, r[j].alignment, o[j].alignment) for j in range(min(nbest, len(r), len(o)))
+                if _pieces(ported, o[j]) == r[j].pieces] for r, o in zip(ref_out, ours)]
+    return compare_alignments(mode, entries)
+
+
+def _marian_beam(ported: PortedModel, ref_out: list[Any], ours: list[Any], nbest: int,
+                 extra: Sequence[dict[str, Any]] = ()) -> MarianBeamSection:
     """n-best lists piece for piece; scores within Marian's printed precision
     plus 1e-4. A differing hypothesis is located at its first differing step
-    and classified by the port's own log-probs of the two tokens there."""
+    and classified by the port's own log-probs of the two tokens there.
+    ``extra``: further differences found (alignments, the shortlist), each a
+    real divergence (a ``line`` key makes that line not identical)."""
     cfg, tok = ported.config, ported.tokenizer
     eos = cfg.eos_token_id
     mismatches: list[dict[str, Any]] = []
@@ -371,7 +398,9 @@ def _marian_beam(ported: PortedModel, ref_out: list[Any], ours: list[Any], nbest
                 real += 1
                 mismatches.append({"line": i, "hypothesis": j, "kind": "score", "word_score_diff": words,
                                    "score_diff": score})
-    differing = {m["line"] for m in mismatches}
+    mismatches += extra
+    real += len(extra)
+    differing = {m["line"] for m in mismatches if "line" in m}
     return MarianBeamSection(
         hypotheses=hyps, lines=len(ref_out), identical_lines=sum(i not in differing for i in range(len(ref_out))),
         real_divergences=real, near_ties=ties, max_score_diff=max_diff,
@@ -380,44 +409,122 @@ def _marian_beam(ported: PortedModel, ref_out: list[Any], ours: list[Any], nbest
         mismatches=mismatches[:20], passed=real == 0)
 
 
-def _marian_failure(forward: MarianForwardSection | None, beam: MarianBeamSection | None) -> str | None:
-    """One line naming what failed first (the CLI's exit-3 message)."""
+def _marian_failure(forward: MarianForwardSection | None, beam: MarianBeamSection | None,
+                    alignment: AlignmentCheck | None = None, shortlist: str | None = None) -> str | None:
+    """One line naming what failed first (the CLI's exit-3 message): the
+    forward pass, the shortlist both sides decode with, the translations, the alignments."""
     if forward is not None and not forward.passed:
         return (f"forward: per-token log-probs differ from pymarian score by {forward.max_abs_logprob_diff:.2e} "
                 f"(> {FORWARD_TOL:g}); first module whose weights differ from the reference: "
                 f"{forward.first_divergent_module}")
-    if beam is not None and not beam.passed:
+    if beam is None or beam.passed:
+        return None
+    if shortlist is not None:
+        return f"beam: {shortlist}"
+    aligned = alignment.failure() if alignment is not None else None
+    if aligned is None or beam.real_divergences > len(alignment.mismatches):  # type: ignore[union-attr]
         return f"beam: {beam.lines - beam.identical_lines} of {beam.lines} lines differ from pymarian decode"
-    return None
+    return f"beam: {aligned}"
+
+
+def _alignment_mode(opts: dict[str, Any]) -> str | float | None:
+    """The alignments to compare: ``opts["alignment"]`` (given, else decoder.yml's
+    as the folder records it) parsed, or None when there is none or it is ``none``."""
+    value = opts.get("alignment")
+    if value is None or value == OFF:
+        return None
+    opts["alignment"] = parse_alignment(value)
+    return opts["alignment"]
+
+
+def _spelled(spec: ShortlistSpec, path: str | os.PathLike[str]) -> str:
+    return f"{path} {spec.first} {spec.best} {spec.threshold:g}"
+
+
+def _marian_shortlist(ported: PortedModel, ref: MarianReference, given: Any, folder_spec: Any
+                      ) -> tuple[Any, str | None, str | None]:
+    """The shortlist both sides decode with: (what pymarian is given, None for
+    decoder.yml's own; the report's note; a difference between the two sides,
+    None when they agree). A shortlist passed to validate goes to both; else
+    pymarian reads the original file with decoder.yml's values, the port its
+    folder's copy (tokenizer/) with the values convert recorded."""
+    theirs = ref.shortlist
+    if given is not None:
+        if given in (OFF, [OFF], (OFF,)):
+            note = "shortlist: none on either side (shortlist='none'; pymarian read decoder.yml without its own)"
+            return OFF, note if theirs or folder_spec else None, None
+        values = [str(v) for v in ([given] if isinstance(given, (str, os.PathLike)) else given)]
+        return values, f"shortlist applied on both sides: {_spelled(ShortlistSpec.parse(values), values[0])} " \
+                       "(given to validate)", None
+    if theirs is None and folder_spec is None:
+        return None, None, None
+    if theirs is None or folder_spec is None:
+        which = "the reference's decoder.yml names one, the port records none" if folder_spec is None \
+            else "the port records one, the reference's decoder.yml names none"
+        return None, None, f"the two sides decode with different shortlists ({which})"
+    spec_ref, spec_ours = ShortlistSpec.parse(theirs), ShortlistSpec.parse(folder_spec)
+    ours_path = folder_shortlist(getattr(ported, "path", "."), spec_ours).path
+    same_values = (spec_ref.first, spec_ref.best, spec_ref.threshold) == \
+        (spec_ours.first, spec_ours.best, spec_ours.threshold)
+    same_file = spec_ref.path.is_file() and filecmp.cmp(spec_ref.path, ours_path, shallow=False)
+    note = (f"shortlist applied on both sides: pymarian decode with decoder.yml's "
+            f"`{_spelled(spec_ref, spec_ref.path)}`, modelport with the folder's "
+            f"`{_spelled(spec_ours, spec_ours.path)}`{' (a byte-identical copy)' if same_file else ''}; "
+            "the forward check scores the whole vocabulary on both sides")
+    if same_values and same_file:
+        return None, note, None
+    what = "values" if not same_values else "file contents"
+    return None, note, (f"the port's shortlist differs from the reference's decoder.yml shortlist ({what}: "
+                        f"`{_spelled(spec_ours, spec_ours.path)}` vs `{_spelled(spec_ref, spec_ref.path)}`)")
 
 
 def validate_marian(ported: PortedModel, ported_dir: str | os.PathLike[str], reference: str, lines: Sequence[str], *,
                     sections: set[str], options: dict[str, Any], references: Sequence[str] | None,
                     report_dir: str | os.PathLike[str] | None, write: bool) -> ParityReport:
-    """``validate`` for Marian ports against pymarian on the original directory."""
+    """``validate`` for Marian ports against pymarian on the original directory.
+
+    Both sides decode with the same shortlist (:func:`_marian_shortlist`) and,
+    when an alignment mode is asked for (``alignment=``, else decoder.yml's as
+    the folder records it; ``"none"``: not compared), print alignments that
+    are compared line by line (:func:`~modelport.validators.beam.compare_alignments`)."""
     lines = list(lines)
     sem, opts = resolve_options(ported.generation_config, "marian", options)
     # beam/lenpen/nbest under Marian's names: an explicit alias wins over the folder's default
     opts = {k: v for k, v in _MARIAN.rename(opts).items() if k not in TOKEN_IDS}
     ref = MarianReference(reference)
-    meta = ParityMeta(ported_dir=str(ported_dir), reference=str(reference), lines=len(lines), semantics=sem,
-                      options=dict(opts), reference_framework="pymarian (Marian 1.12)")
+    mode = _alignment_mode(opts)
+    ref_shortlist, shortlist_note, shortlist_problem = _marian_shortlist(
+        ported, ref, options.get("shortlist"), ported.generation_config.get("shortlist"))
     tokenizer = _tokenizer_section(ported_dir, reference, lines, references) if "tokenizer" in sections else None
     n = opts.get("n_best", False)
     beam_size = int(opts.get("beam_size", 12))
     nbest = beam_size if n is True else 1 if n is False else int(n)
     ref_opts = {k: opts[k] for k in _PYMARIAN_OPTIONS if opts.get(k) is not None}
+    ref_opts.update(alignment=mode if mode is not None else OFF, shortlist=ref_shortlist)
     ref_out = ref.decode(lines, **ref_opts)
     ours = None
     if sections & {"beam", "bleu"}:
         ours = translate(ported, lines, semantics="marian", **{**opts, "n_best": True})
     forward = _marian_forward(ported, ref, lines, ref_out, reference) if "forward" in sections else None
-    beam = _marian_beam(ported, ref_out, ours, nbest) if "beam" in sections else None
+    beam = alignment = None
+    notes = [shortlist_note] if shortlist_note is not None else []
+    if "beam" in sections:
+        extra: list[dict[str, Any]] = []
+        if shortlist_problem is not None:
+            extra.append({"kind": "shortlist", "detail": shortlist_problem})
+        if mode is not None:
+            alignment = _marian_alignments(ported, ref_out, ours, nbest, mode)  # type: ignore[arg-type]
+            notes.append(alignment.note())
+            extra += alignment.mismatches
+        beam = _marian_beam(ported, ref_out, ours, nbest, extra)  # type: ignore[arg-type]
+    meta = ParityMeta(ported_dir=str(ported_dir), reference=str(reference), lines=len(lines), semantics=sem,
+                      options=dict(opts), notes=notes, reference_framework="pymarian (Marian 1.12)")
     bleu = None
     if references is not None and "bleu" in sections:
         bleu = bleu_section([o[0]["text"] for o in ours], [r[0].text for r in ref_out], references)
     diffs = score_diffs([o[0]["score"] for o in ours], [r[0].score for r in ref_out]) \
         if ours is not None and "beam" in sections else []
     return finish(ParityReport.of(meta, tokenizer=tokenizer, forward=forward, beam=beam, bleu=bleu,
-                                   failure=_marian_failure(forward, beam), figures=figures(diffs, write)),
+                                   failure=_marian_failure(forward, beam, alignment, shortlist_problem),
+                                   figures=figures(diffs, write)),
                    diffs, ported_dir, report_dir, write)

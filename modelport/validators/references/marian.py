@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from modelport.errors import InvalidInputError
+from modelport.generation.alignment import OFF
 from modelport.validators.references import require
 
 # half a unit in the last printed digit
@@ -174,12 +175,38 @@ class MarianReference:
 
     # -- running pymarian ----------------------------------------------------
 
-    def _run(self, args: list[str], inputs: dict[str, list[str]]) -> list[str]:
+    @property
+    def shortlist(self) -> list[str] | None:
+        """decoder.yml's ``shortlist`` as Marian reads it (FILE resolved, then its
+        values), or None: what ``pymarian decode -c decoder.yml`` applies."""
+        value = self.config.get("shortlist")
+        if not value:
+            return None
+        values = [str(v) for v in (value if isinstance(value, list) else [value])]
+        return [str(self._path(values[0])), *values[1:]]
+
+    def _config_without(self, keys: Sequence[str]) -> str | None:
+        """decoder.yml without ``keys`` (YAML text, its paths made absolute), or
+        None when it has none of them: Marian has no flag that turns off a
+        configured shortlist or alignment (``--shortlist`` needs a file)."""
+        if not any(k in self.config for k in keys):
+            return None
+        config = {k: v for k, v in self.config.items() if k not in keys}
+        config.update({"relative-paths": False, "models": [str(m) for m in self.models],
+                       "vocabs": [str(v) for v in self.vocabs]})
+        if "shortlist" in config:  # kept: its file, as the original reads it
+            config["shortlist"] = self.shortlist
+        return yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
+
+    def _run(self, args: list[str], inputs: dict[str, list[str]], files: dict[str, str] | None = None) -> list[str]:
+        """Run ``pymarian ARGS``: ``@name`` in ``args`` is the path of a temporary
+        file holding ``inputs[name]`` (one line each) or ``files[name]`` (text as is)."""
         with tempfile.TemporaryDirectory(prefix="modelport-marian-") as tmp:
             argv = list(args)
-            for name, lines in inputs.items():
+            texts = {name: "".join(line.replace("\n", " ") + "\n" for line in lines) for name, lines in inputs.items()}
+            for name, text in {**texts, **(files or {})}.items():
                 path = Path(tmp) / name
-                path.write_text("".join(line.replace("\n", " ") + "\n" for line in lines), encoding="utf-8")
+                path.write_text(text, encoding="utf-8")
                 argv = [str(path) if a == f"@{name}" else a for a in argv]
             out = Path(tmp) / "out.txt"
             cmd = [*pymarian_command(), *argv, "-o", str(out), "--cpu-threads", str(self.threads), "--quiet"]
@@ -200,17 +227,22 @@ class MarianReference:
         Marian's n-best list (``beam_size`` entries, best first). Options left
         None keep decoder.yml's value (or Marian's default); ``shortlist`` is
         ``--shortlist`` (a file, then first, best, threshold); ``alignment`` is
-        ``--alignment`` (hard, soft or a threshold: each entry's printed alignment)."""
+        ``--alignment`` (hard, soft or a threshold: each entry's printed alignment);
+        either as ``"none"`` turns off decoder.yml's (Marian then reads a copy without it)."""
         opts = {"beam_size": beam_size, "normalize": normalize, "word_penalty": word_penalty,
                 "max_length_factor": max_length_factor, "max_length": max_length, "max_length_crop": max_length_crop,
                 "allow_unk": allow_unk, "mini_batch": mini_batch, "maxi_batch": maxi_batch,
                 "maxi_batch_sort": maxi_batch_sort, "weights": list(weights) if weights is not None else None,
-                "shortlist": list(shortlist) if shortlist is not None else None, "alignment": alignment}
-        args = ["decode", "-c", str(self.directory / "decoder.yml"), "-i", "@input.txt",
-                "--n-best", "--word-scores", "--no-spm-decode"]
+                "shortlist": None if shortlist is None else [shortlist] if isinstance(shortlist, str)
+                else list(shortlist), "alignment": alignment}
+        off = [k for k in ("shortlist", "alignment") if opts[k] in (OFF, [OFF])]
+        config = self._config_without(off)
+        args = ["decode", "-c", str(self.directory / "decoder.yml") if config is None else "@decoder.yml",
+                "-i", "@input.txt", "--n-best", "--word-scores", "--no-spm-decode"]
         for k, v in opts.items():
-            args += _flag(k, v)
-        out = self._run(args, {"input.txt": self.source_text(lines)})
+            args += _flag(k, None if k in off else v)
+        out = self._run(args, {"input.txt": self.source_text(lines)},
+                        {"decoder.yml": config} if config is not None else None)
         result: list[list[MarianHypothesis]] = [[] for _ in lines]
         for row in out:
             idx, hyp = self._parse_nbest(row, weights if weights is not None else self.config.get("weights"))
