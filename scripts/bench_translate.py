@@ -5,6 +5,7 @@ same run; outputs compared wherever the semantics match.
     .venv/bin/python scripts/bench_translate.py [FAIRSEQ_DIR] [--lines 256] [--beam 5] [--batch-size 16]
     .venv/bin/python scripts/bench_translate.py --base|--big [--lines 64] [--length 30]
     .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] [--lines 200] [--beam 4]
+    .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] --threads 2 --procs 2 --corpus train
     .venv/bin/python scripts/bench_translate.py --marian --base [--lines 40] [--beam 4]
 
 The default source is the embedded trained model (real stopping behaviour).
@@ -37,6 +38,18 @@ port's ``export onnx`` under modelport's own Marian search (not for SSRU
 decoders, which the export refuses). Tokens are
 the first-best outputs' target pieces plus ``</s>`` (Marian's text
 re-encoded with the target SentencePiece model).
+
+``--marian --procs N``: also modelport as N ``torchrun`` processes of one
+thread each (``modelport translate`` under torchrun: ``sharded_map`` over
+chunks of whole Marian pools), the counterpart of Marian's N worker threads,
+which decode different batches at once. The script starts itself under
+``python -m torch.distributed.run --standalone --nproc_per_node N``; each
+process loads the port and translates its share once before the timing, which
+runs between two barriers on rank 0 (best of ``--rounds``). Chunks are whole
+pools of mini-batch x maxi-batch lines (1,600 with the defaults 16 x 100), so
+the processes share the work only with at least N pools: ``--corpus train``
+takes the lines from the training corpus (default N x 1,600 lines, at least
+two pools), and every row decodes those same lines with the same batching.
 
 ``--marian --base``: the same on a Marian model of transformer-base
 proportions built in a temporary directory (``build_marian_base``: 6+6
@@ -225,9 +238,60 @@ def sentencepiece_size(path: Path) -> int:
     return sentencepiece.SentencePieceProcessor(model_file=str(path)).get_piece_size()
 
 
+def procs_worker(spec_path: Path) -> None:
+    """One process of the ``--procs`` row, started by torchrun: the port loaded and
+    its share translated once, then the sharded translation of all lines timed
+    between two barriers; rank 0 writes the outputs and the best time to the spec's ``out``."""
+    import modelport
+    from modelport.generation.shards import barrier, sharded_map, translate_chunk_lines, world
+    from modelport.generation.translate import translate
+
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    torch.set_num_threads(1)
+    where = world()
+    ported = modelport.load(spec["ported"])
+    lines, options = spec["lines"], spec["options"]
+    chunk_lines = translate_chunk_lines(ported, options)  # whole Marian pools, as `translate` under torchrun
+
+    def work(chunk: list[str], first: int) -> list[str]:
+        return [hyps[0].text for hyps in translate(ported, chunk, **options)]
+
+    def run() -> list[str]:
+        return [text for chunk in sharded_map(lines, work, chunk_lines=chunk_lines, where=where) for text in chunk]
+
+    run()  # warm-up
+    best, out = float("inf"), []
+    for _ in range(spec["rounds"]):
+        barrier(where)
+        start = time.perf_counter()
+        out = run()
+        barrier(where)
+        best = min(best, time.perf_counter() - start)
+    if where.is_main:
+        Path(spec["out"]).write_text(json.dumps({"outputs": out, "seconds": best}), encoding="utf-8")
+
+
+def run_procs(args: argparse.Namespace, ported_dir: Path, lines: list[str], options: dict[str, Any],
+              tmp: Path) -> tuple[list[str], float]:
+    """The ``--procs`` row: this script under torchrun with ``args.procs`` processes of one thread
+    (:func:`procs_worker`); rank 0's outputs and best time."""
+    spec = {"ported": str(ported_dir), "lines": lines, "options": options, "rounds": ROUNDS,
+            "out": str(tmp / "procs-out.json")}
+    (tmp / "procs-spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                          str(args.procs), str(Path(__file__).resolve()), "--procs-worker",
+                          str(tmp / "procs-spec.json")], env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"the --procs run failed ({run.returncode}):\n{run.stderr[-3000:]}")
+    result = json.loads((tmp / "procs-out.json").read_text(encoding="utf-8"))
+    return result["outputs"], result["seconds"]
+
+
 def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
-    """modelport (marian semantics; also on its ONNX export) vs pymarian vs CTranslate2 on one Marian model, in this process
-    (the port, the CTranslate2 export and a ``--base`` model are written under ``tmp``)."""
+    """modelport (marian semantics; also on its ONNX export and, with ``--procs``, under torchrun) vs pymarian
+    vs CTranslate2 on one Marian model, in this process (the port, the CTranslate2 export and a ``--base``
+    model are written under ``tmp``)."""
     import ctranslate2
     import pymarian
     import sentencepiece
@@ -238,6 +302,7 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
     from modelport.exporters.ct2 import export_ct2
     from modelport.exporters.onnx import export_onnx
     from modelport.generation.marian_batching import marian_batches
+    from modelport.generation.shards import pool_chunk_lines
     from modelport.runtimes.onnx import load_onnx
     from modelport.generation.translate import translate
 
@@ -245,12 +310,23 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
     decoder = yaml.safe_load((model_dir / "decoder.yml").read_text(encoding="utf-8"))
     started = time.perf_counter()
     ported = modelport.convert(str(model_dir), tmp / "ported")
-    lines = (ROOT / "assets" / "corpus" / "test.en").read_text(encoding="utf-8").splitlines()[:args.lines or 200]
+    pool = args.batch_size * args.maxi_batch
+    default_lines = 200 if args.corpus == "test" else pool * max(2, args.procs)
+    corpus = ROOT / "assets" / "corpus" / f"{args.corpus}.en"
+    lines = corpus.read_text(encoding="utf-8").splitlines()[:args.lines or default_lines]
     vocabs = [str(model_dir / v) for v in decoder["vocabs"]]
     target_spm = sentencepiece.SentencePieceProcessor(model_file=vocabs[-1])
-    batching = {"mini_batch": args.batch_size, "maxi_batch": 100, "maxi_batch_sort": "src"}
-    print(f"{model_dir.name}: {len(lines)} corpus lines, beam {args.beam}, normalize 0.6, mini-batch "
-          f"{args.batch_size}, {args.threads} threads", flush=True)
+    batching = {"mini_batch": args.batch_size, "maxi_batch": args.maxi_batch, "maxi_batch_sort": "src"}
+    print(f"{model_dir.name}: {len(lines)} lines of {args.corpus}.en, beam {args.beam}, normalize 0.6, mini-batch "
+          f"{args.batch_size}, maxi-batch {args.maxi_batch} (pools of {pool} lines), {args.threads} threads; every "
+          "row decodes these lines with this batching", flush=True)
+    if args.procs:
+        chunk = pool_chunk_lines(pool)
+        chunks = math.ceil(len(lines) / chunk)
+        print(f"--procs {args.procs}: {args.procs} torchrun processes x 1 thread share {chunks} chunk(s) of whole "
+              f"pools ({chunk} lines)" + ("" if chunks >= args.procs else
+                                          f"; fewer chunks than processes: {args.procs - chunks} idle (give "
+                                          "more --lines, --corpus train, or a smaller --maxi-batch)"), flush=True)
 
     def best(fn: Callable[[], list[str]]) -> tuple[list[str], float]:
         fn()  # warm-up
@@ -267,21 +343,21 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
 
     marian = pymarian.Translator(models=str(model_dir / decoder["models"][0]), vocabs=vocabs, beam_size=args.beam,
                                  normalize=0.6, cpu_threads=args.threads, mini_batch=args.batch_size,
-                                 maxi_batch=100, maxi_batch_sort="src", quiet=True)
+                                 maxi_batch=args.maxi_batch, maxi_batch_sort="src", quiet=True)
+    ct2 = onnx = None
     try:
-        export_ct2(ported.path, tmp / "ct2")
+        if "ctranslate2" not in args.skip:
+            export_ct2(ported.path, tmp / "ct2")
+            ct2 = ctranslate2.Translator(str(tmp / "ct2"), device="cpu", inter_threads=1,
+                                         intra_threads=args.threads)
     except InvalidInputError as e:  # SSRU decoders: CTranslate2 has no such layer
         print(f"ctranslate2: not run ({e})", flush=True)
-        ct2 = None
-    else:
-        ct2 = ctranslate2.Translator(str(tmp / "ct2"), device="cpu", inter_threads=1, intra_threads=args.threads)
     try:  # the port's ONNX export under modelport's own Marian search
-        export_onnx(ported.path, tmp / "onnx", verify=False)
+        if "onnx" not in args.skip:
+            export_onnx(ported.path, tmp / "onnx", verify=False)
+            onnx = load_onnx(tmp / "onnx", threads=args.threads)
     except InvalidInputError as e:  # SSRU decoders: no ONNX cache for their state yet
         print(f"onnxruntime: not run ({e})", flush=True)
-        onnx = None
-    else:
-        onnx = load_onnx(tmp / "onnx", threads=args.threads)
     print(f"converted, loaded into pymarian and exported to ct2 and onnx in {time.perf_counter() - started:.0f} s",
           file=sys.stderr)
     source_spm = sentencepiece.SentencePieceProcessor(model_file=vocabs[0])
@@ -302,6 +378,10 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
 
     results = {"modelport (marian semantics)": best(ours),
                "pymarian (Marian 1.12)": best(lambda: marian.translate(lines))}
+    if args.procs:  # before CTranslate2, whose OpenMP threads keep spinning after a call
+        options = {"semantics": "marian", "beam_size": args.beam, "normalize": 0.6, **batching}
+        results[f"modelport, {args.procs} torchrun processes x 1 thread"] = run_procs(args, ported.path, lines,
+                                                                                        options, tmp)
     if ct2 is not None:
         results["ctranslate2 float32 (export ct2)"] = best(ct2_run)
     if onnx is not None:
@@ -310,8 +390,14 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
     for name, (out, seconds) in results.items():
         tokens = sum(len(target_spm.encode(x)) + 1 for x in out)
         same = sum(a == b for a, b in zip(out, reference[0])) / len(out)
-        print(f"{name:<34} {tokens / seconds:9.1f} tok/s   {seconds / reference[1]:5.2f}x pymarian's time   "
+        print(f"{name:<43} {tokens / seconds:9.1f} tok/s   {seconds / reference[1]:5.2f}x pymarian's time   "
               f"identical to pymarian {same:.0%}", flush=True)
+    if args.procs:  # the sharded translation must be the single process's, line for line
+        one, many = (results[k][0] for k in ("modelport (marian semantics)",
+                                              f"modelport, {args.procs} torchrun processes x 1 thread"))
+        if many != one:
+            print(f"warning: the {args.procs} processes' outputs differ from one process's on "
+                  f"{sum(a != b for a, b in zip(one, many))} lines", flush=True)
 
 
 def main() -> None:
@@ -324,9 +410,16 @@ def main() -> None:
                     help="a random transformer-big-sized fairseq model (6+6, d 1024, FFN 4096, 16 heads, 32k shared "
                          "vocabulary), fixed output lengths as --base")
     ap.add_argument("--length", type=int, default=30, help="output length with --base/--big")
-    ap.add_argument("--lines", type=int, default=None, help="default 256 (64 with --base, 200 with --marian)")
+    ap.add_argument("--lines", type=int, default=None,
+                    help="default 256 (64 with --base, 200 with --marian; with --corpus train max(2, --procs) pools)")
     ap.add_argument("--beam", type=int, default=5)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=16, help="sentences per batch (--marian: mini-batch)")
+    ap.add_argument("--maxi-batch", type=int, default=100, help="--marian: mini-batches per pool (maxi-batch)")
+    ap.add_argument("--corpus", choices=("test", "train"), default="test",
+                    help="--marian: the lines, from assets/corpus/test.en (200) or train.en")
+    ap.add_argument("--procs", type=int, default=0,
+                    help="--marian: also modelport as N torchrun processes x 1 thread (see above)")
+    ap.add_argument("--procs-worker", type=Path, help=argparse.SUPPRESS)  # one process of the --procs row
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="timed passes per system; the best counts")
     ap.add_argument("--skip", nargs="*", default=[],
@@ -336,6 +429,8 @@ def main() -> None:
                     help="a Marian model directory: modelport vs pymarian vs CTranslate2 (see above; default "
                          "tests/data/marian-trained/post_sep_tied)")
     args = ap.parse_args()
+    if args.procs_worker is not None:
+        return procs_worker(args.procs_worker)
     args.base = args.base or args.big  # the same fixed-length protocol
     if args.marian and args.big:
         ap.error("--big is a fairseq model: not with --marian")

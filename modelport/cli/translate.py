@@ -23,7 +23,10 @@ arrived are translated and written at once (at most 512 together), so answers co
 ends. Under torchrun (`torchrun --standalone --nproc_per_node N -m modelport.cli translate ... -i FILE -o OUT`,
 also across nodes) each process translates its share of -i, 256-line chunks at a time, and rank 0
 writes the output in input order: the hypotheses of one process (batches are formed within a chunk,
-so a score can differ in its last digits)."""  # argparse re-flows it
+so a score can differ in its last digits). Under marian semantics with Marian's batching (no
+--batch-size/--max-tokens) a chunk is whole pools of mini-batch x maxi-batch lines (the fewest holding
+256 lines), so every batch, hence every length cap and output, is the one process's, which is
+marian-decoder's on the whole corpus."""  # argparse re-flows it
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -128,7 +131,7 @@ def _hypothesis_lines(args: argparse.Namespace, index: int, source: str, hyps: l
 def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any]) -> int:
     """Under torchrun: every process translates its share of -i's chunks;
     rank 0 writes the output in input order (see modelport.generation.shards)."""
-    from modelport.generation.shards import sharded_map, world  # lazy: imports torch
+    from modelport.generation.shards import sharded_map, translate_chunk_lines, world  # lazy: imports torch
 
     if args.input in (None, "-"):
         raise InvalidInputError("under torchrun, give the corpus with -i FILE (stdin is read by one process only)")
@@ -145,7 +148,8 @@ def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any])
         return ["\n".join(_hypothesis_lines(args, first + i, line, hyps)) for i, (line, hyps)
                 in enumerate(zip(chunk, results))]
 
-    outputs = sharded_map(lines, work, where=where)
+    # marian semantics: chunks of whole Marian pools, so that the batches are marian-decoder's on the whole corpus
+    outputs = sharded_map(lines, work, chunk_lines=translate_chunk_lines(ported, options), where=where)
     if not where.is_main:
         for _ in outputs:  # rank 0 yields; the others only take part in the rounds
             pass

@@ -10,6 +10,12 @@ yields them in input order. Without torchrun it is the same loop with one
 process, so a chunk's output never depends on how many processes ran: each
 chunk is translated alone, batched the same way.
 
+Under Marian semantics a line's length cap depends on its batch, and
+marian-decoder forms batches within pools of ``mini-batch x maxi-batch``
+lines read in order (generation/marian_batching.py): a translate chunk is
+then whole pools (:func:`translate_chunk_lines`), so every batch is the one
+marian-decoder forms on the whole corpus and the output is the same.
+
 With a ``work_dir`` rank 0 keeps every finished chunk as a text file written
 through a temporary sibling, and a rerun (after Ctrl-C, a lost node) starts
 with the chunks already there: finished chunks are never redone.
@@ -23,15 +29,18 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from modelport.errors import InvalidInputError
 from modelport.generation.options import SHARD_CHUNK_LINES
+from modelport.generation.semantics import SEMANTICS
+from modelport.generation.translate import resolve_options
 
 CHUNK_LINES = SHARD_CHUNK_LINES
 
@@ -77,6 +86,40 @@ def broadcast(value: object, where: World) -> object:
 def barrier(where: World) -> None:
     if where.size > 1:
         dist.barrier()
+
+
+def pool_chunk_lines(pool: int, chunk_lines: int = CHUNK_LINES) -> int:
+    """The fewest whole pools of ``pool`` lines that hold at least ``chunk_lines``
+    lines: chunks of this size split no pool, so batches formed within pools are
+    those of the whole corpus."""
+    if pool < 1:
+        raise InvalidInputError(f"pool size must be >= 1 line, but is {pool}")
+    return pool * max(1, math.ceil(chunk_lines / pool))
+
+
+# translate()'s own keywords, which are not decoding options of a semantics
+_TRANSLATE_KEYWORDS = ("semantics", "batch_size", "max_tokens", "progress", "keep_special_tokens", "source_lang",
+                       "target_lang")
+
+
+def translate_chunk_lines(ported: Any, options: Mapping[str, Any], chunk_lines: int = CHUNK_LINES) -> int:
+    """The chunk size for ``translate(ported, chunk, **options)`` under :func:`sharded_map`.
+
+    Where the semantics batches as its framework does (marian: no
+    ``batch_size``/``max_tokens``), whole pools of ``mini_batch * maxi_batch``
+    lines as ``translate`` resolves them (the options over the folder's
+    decoder.yml values, else 1): the output is then that of one process on the
+    whole corpus, which is marian-decoder's. Otherwise ``chunk_lines``."""
+    if options.get("batch_size") is not None or options.get("max_tokens") is not None:
+        return chunk_lines
+    rest = {k: v for k, v in options.items() if k not in _TRANSLATE_KEYWORDS}
+    sem, opts = resolve_options(ported.generation_config, options.get("semantics"), rest,
+                                eos_token_id=ported.config.eos_token_id)
+    entry = SEMANTICS.get(sem)
+    if entry is None or not entry.batching:
+        return chunk_lines
+    # marian_batches' pool: mini_batch * maxi_batch lines (defaults 1), whatever mini_batch_words is
+    return pool_chunk_lines(int(opts.get("mini_batch") or 1) * int(opts.get("maxi_batch") or 1), chunk_lines)
 
 
 def chunk_path(work_dir: Path, index: int) -> Path:
@@ -173,4 +216,5 @@ def sharded_map(lines: Sequence[str], work: Callable[[list[str], int], list[str]
         yield from ready()
 
 
-__all__ = ["CHUNK_LINES", "World", "barrier", "broadcast", "chunk_path", "sharded_map", "world", "write_lines"]
+__all__ = ["CHUNK_LINES", "World", "barrier", "broadcast", "chunk_path", "pool_chunk_lines", "sharded_map",
+           "translate_chunk_lines", "world", "write_lines"]

@@ -1,0 +1,91 @@
+"""``modelport translate`` under torchrun with Marian semantics and Marian's batching.
+
+marian-decoder forms its batches within pools of mini-batch x maxi-batch lines
+read in order, and a line's length cap is max-length-factor times its batch's
+padded width, so outputs depend on the batching. Under torchrun the corpus is
+cut into chunks of whole pools (``translate_chunk_lines``), so two processes
+write what one process writes on the whole file. The model is
+tests/data/marian-trained/post_sep_tied, with pools of 12 lines (mini-batch 4,
+maxi-batch 3, decoder.yml's maxi-batch-sort src) over 500 corpus lines: the
+chunks are 264 lines, where the old rule (256-line chunks, not a multiple of
+12) forms other batches and, as the test checks, other outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import modelport
+import modelport.cli
+from modelport.errors import InvalidInputError
+from modelport.generation.marian_batching import marian_batches
+from modelport.generation.shards import CHUNK_LINES, pool_chunk_lines, translate_chunk_lines
+from modelport.generation.translate import translate
+from tests.helpers.paths import CORPUS, DATA, ROOT
+
+MODEL = DATA / "marian-trained" / "post_sep_tied"
+LINES = (CORPUS / "valid.en").read_text(encoding="utf-8").splitlines()[:500]
+BATCHING = {"mini_batch": 4, "maxi_batch": 3}  # pools of 12 lines; 12 does not divide 256
+FLAGS = ["--mini-batch", "4", "--maxi-batch", "3"]
+
+
+@pytest.fixture(scope="module")
+def ported(tmp_path_factory: pytest.TempPathFactory):
+    return modelport.convert(str(MODEL), tmp_path_factory.mktemp("marian-sharded") / "ported")
+
+
+def test_chunks_are_whole_pools_of_at_least_the_chunk_size(ported):
+    assert [pool_chunk_lines(p) for p in (1, 12, 100, 256, 1600)] == [256, 264, 300, 256, 1600]
+    assert pool_chunk_lines(12, chunk_lines=5) == 12
+    with pytest.raises(InvalidInputError):
+        pool_chunk_lines(0)
+    assert translate_chunk_lines(ported, BATCHING) == 264
+    assert translate_chunk_lines(ported, {"mini_batch": 16, "maxi_batch": 100}) == 1600
+    assert translate_chunk_lines(ported, {}) == CHUNK_LINES  # decoder.yml: mini-batch 1, maxi-batch 1
+    # fixed batches (not Marian's) do not depend on pools
+    assert translate_chunk_lines(ported, {**BATCHING, "batch_size": 8}) == CHUNK_LINES
+    assert translate_chunk_lines(ported, {**BATCHING, "max_tokens": 100}) == CHUNK_LINES
+
+
+def _batches(ported, chunk_lines: int) -> list[list[int]]:
+    """Marian's batches of LINES (global line numbers) when each chunk is batched alone."""
+    lengths = [len(ids) for ids in ported.tokenizer.encode_batch(LINES)]
+    return [[first + i for i in batch] for first in range(0, len(LINES), chunk_lines)
+            for batch in marian_batches(lengths[first:first + chunk_lines], maxi_batch_sort="src", **BATCHING)]
+
+
+def _scored(path: Path) -> list[tuple[float, str]]:
+    return [(float(score), text) for score, text in
+            (line.split("\t") for line in path.read_text(encoding="utf-8").splitlines())]
+
+
+def test_two_processes_write_what_one_writes_on_the_whole_file(ported, tmp_path):
+    source = tmp_path / "in.en"
+    source.write_text("".join(x + "\n" for x in LINES), encoding="utf-8")
+    whole = _batches(ported, len(LINES))
+    assert _batches(ported, translate_chunk_lines(ported, BATCHING)) == whole
+    # the test has teeth: the old rule's 256-line chunks split a pool (lines 252..263), which gives other
+    # batches and, through their length caps, other outputs than the whole file
+    assert _batches(ported, CHUNK_LINES) != whole
+    assert modelport.cli.main(["translate", str(ported.path), "-i", str(source), "-o", str(tmp_path / "one"),
+                               "--scores", *FLAGS]) == 0
+    one = _scored(tmp_path / "one")
+    old_rule = [hyps[0].text for chunk in (LINES[:CHUNK_LINES], LINES[CHUNK_LINES:])
+                for hyps in translate(ported, chunk, **BATCHING)]
+    assert old_rule != [text for _, text in one]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "modelport.cli", "translate", str(ported.path), "-i", str(source), "-o",
+                          str(tmp_path / "two"), "--scores", *FLAGS],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    two = _scored(tmp_path / "two")
+    assert [text for _, text in two] == [text for _, text in one]  # line for line
+    # the same batches; only the padding of the groups of batches decoded together differs at a chunk's end
+    assert max(abs(a - b) for (a, _), (b, _) in zip(one, two)) < 1e-5
