@@ -995,7 +995,10 @@ class MarianConverter(Converter[MarianSource]):
                           language_code_prefix=codes and not spm_vocab,
                           # Marian prints sentencepiece's text of .spm vocabularies (a trailing space kept);
                           # OPUS-MT's YAML layout is postprocessed as transformers' MarianTokenizer does
-                          decode_rule="sentencepiece" if spm_vocab else "opus_mt")
+                          decode_rule="sentencepiece" if spm_vocab else "opus_mt",
+                          # Marian segments the text of .spm vocabularies itself, ties as its bundled
+                          # SentencePiece breaks them; OPUS-MT's YAML layout comes pre-encoded (the library)
+                          encode_rule="marian" if spm_vocab else "sentencepiece")
         readme = directory / "README.md" if (directory / "README.md").is_file() else None
         cfg["source_lang"] = _language(readme, "source")
         cfg["target_lang"] = _language(readme, "target")

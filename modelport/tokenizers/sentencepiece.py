@@ -26,6 +26,11 @@ Marian / OPUS-MT (``type: "marian_spm"``)
       left out): a trailing space piece stays a trailing space and
       ``<unk>`` is sentencepiece's `` ⁇ ``.
 
+    Encoding is the library's, except where Marian encodes the text itself
+    (``.spm`` vocabularies: ``encode_rule: "marian"``): there ties between
+    segmentations of equal score fall as in Marian's bundled SentencePiece
+    (:mod:`modelport.tokenizers.marian_unigram`).
+
 T5 (``type: "t5_spm"``)
     ids are SentencePiece ids of ``spiece.model`` (``<pad>`` 0, ``</s>`` 1,
     ``<unk>`` 2), followed by ``extra_ids`` (100) sentinels in T5's order:
@@ -60,7 +65,8 @@ directory that then becomes the plan's tokenizer files):
     ``target_vocab`` (file name or null), ``eos_token``, ``unk_token``,
     ``pad_token``, ``eos_id``, ``unk_id``, ``pad_id``,
     ``language_code_prefix`` (bool), ``append_eos`` (bool),
-    ``decode_rule`` (``opus_mt`` when absent), ``source_lang``, ``target_lang``.
+    ``decode_rule`` (``opus_mt`` when absent), ``encode_rule`` (``sentencepiece``
+    when absent), ``source_lang``, ``target_lang``.
 ``t5_spm``
     ``spiece.model``. tokenizer_config.json keys: ``type``, ``spm``,
     ``extra_ids``, ``eos_id``, ``unk_id``, ``pad_id``, ``append_eos``,
@@ -80,6 +86,7 @@ from typing import Any
 from modelport.errors import InvalidInputError
 from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, check_keep_special_tokens,
                                        read_config)
+from modelport.tokenizers.marian_unigram import MarianUnigram
 
 SPIECE_UNDERLINE = "▁"
 # transformers' ``clean_up_tokenization``: spaces the tokenization put before
@@ -155,6 +162,21 @@ DECODE_RULES: dict[str, Callable[[Sequence[str], Any, Collection[str]], str]] = 
 DEFAULT_DECODE_RULE = "opus_mt"
 
 
+# tokenizer_config.json ``encode_rule`` -> how text becomes pieces: the library's
+# encoding (a config without the key), or Marian's own unigram segmentation
+# (modelport.tokenizers.marian_unigram), which the .spm vocabularies of a
+# Marian model are encoded with by Marian itself
+ENCODE_RULES = ("sentencepiece", "marian")
+DEFAULT_ENCODE_RULE = "sentencepiece"
+
+
+def checked_encode_rule(rule: Any) -> str:
+    """``rule`` if it names an encode rule, else a typed error listing them."""
+    if not isinstance(rule, str) or rule not in ENCODE_RULES:
+        raise InvalidInputError(f"`{rule}` is not a known Marian encode rule (known: {', '.join(ENCODE_RULES)})"[:300])
+    return rule
+
+
 def checked_decode_rule(rule: Any) -> str:
     """``rule`` if it names a Marian decode rule, else a typed error listing them."""
     if not isinstance(rule, str) or rule not in DECODE_RULES:
@@ -171,8 +193,17 @@ class MarianSpmTokenizer(TokenizerBase):
                  target_vocab: Mapping[str, int] | None = None, *, eos_token: str = "</s>",
                  unk_token: str = "<unk>", pad_token: str = "<pad>", pad_id: int | None = None,
                  language_code_prefix: bool = True, append_eos: bool = True,
-                 decode_rule: str = DEFAULT_DECODE_RULE, max_cache: int = 1 << 18) -> None:
+                 decode_rule: str = DEFAULT_DECODE_RULE, encode_rule: str = DEFAULT_ENCODE_RULE,
+                 spm_paths: tuple[Path, Path] | None = None, max_cache: int = 1 << 18) -> None:
         self.decode_rule = checked_decode_rule(decode_rule)
+        self.encode_rule = checked_encode_rule(encode_rule)
+        # Marian's segmentation per side (None: the library's; see marian_unigram)
+        self._marian: dict[str, MarianUnigram | None] = {"source": None, "target": None}
+        if self.encode_rule == "marian":
+            if spm_paths is None:
+                raise InvalidInputError("encode_rule `marian` needs the paths of the two SentencePiece models")
+            self._marian = {side: MarianUnigram.load(path, sp) for side, path, sp
+                            in zip(("source", "target"), spm_paths, (source_spm, target_spm))}
         self.spm_source = source_spm
         self.spm_target = target_spm
         self.vocab = dict(vocab)
@@ -196,15 +227,16 @@ class MarianSpmTokenizer(TokenizerBase):
     def from_dir(cls, directory: str | Path, cfg: dict[str, Any] | None = None) -> MarianSpmTokenizer:
         """Load from a ported folder's ``tokenizer/``."""
         directory, cfg = read_config(directory, cfg)
-        src = _load_spm(directory / cfg.get("source_spm", "source.spm"))
-        tgt = _load_spm(directory / cfg.get("target_spm", "target.spm"))
+        paths = (directory / cfg.get("source_spm", "source.spm"), directory / cfg.get("target_spm", "target.spm"))
+        src, tgt = (_load_spm(path) for path in paths)
         vocab = read_marian_vocab(directory / cfg.get("vocab", "vocab.json"))
         tvocab = read_marian_vocab(directory / cfg["target_vocab"]) if cfg.get("target_vocab") else None
         return cls(src, tgt, vocab, tvocab, eos_token=cfg.get("eos_token", "</s>"),
                    unk_token=cfg.get("unk_token", "<unk>"), pad_token=cfg.get("pad_token", "<pad>"),
                    pad_id=cfg.get("pad_id"), language_code_prefix=cfg.get("language_code_prefix", True),
                    append_eos=cfg.get("append_eos", True),
-                   decode_rule=cfg.get("decode_rule", DEFAULT_DECODE_RULE))
+                   decode_rule=cfg.get("decode_rule", DEFAULT_DECODE_RULE),
+                   encode_rule=cfg.get("encode_rule", DEFAULT_ENCODE_RULE), spm_paths=paths)
 
     @property
     def source_vocab_size(self) -> int:
@@ -234,7 +266,8 @@ class MarianSpmTokenizer(TokenizerBase):
         """The pieces (language code first, if any), without ``</s>``."""
         sp = self.spm_source if side == "source" else self.spm_target
         code, text = self._split_code(line)
-        return code + sp.encode(text, out_type=str)
+        marian = self._marian.get(side)
+        return code + (marian.encode(text) if marian is not None else sp.encode(text, out_type=str))
 
     def _encode(self, line: str, side: str) -> list[int]:
         key = (side, line)
@@ -432,15 +465,19 @@ def save_marian(directory: str | os.PathLike[str], *, source_spm: str | os.PathL
                 vocab: str | os.PathLike[str] | Mapping[str, int],
                 target_vocab: str | os.PathLike[str] | Mapping[str, int] | None = None,
                 source_lang: str | None = None, target_lang: str | None = None, add_pad: bool = True,
-                language_code_prefix: bool = True, decode_rule: str = DEFAULT_DECODE_RULE) -> dict[str, Any]:
+                language_code_prefix: bool = True, decode_rule: str = DEFAULT_DECODE_RULE,
+                encode_rule: str = DEFAULT_ENCODE_RULE) -> dict[str, Any]:
     """Write a ``marian_spm`` tokenizer into ``directory`` and return its config.
 
     ``vocab`` is a Marian ``.yml``/``.json`` path or a mapping; ``<pad>`` is
     appended after the largest id when absent and ``add_pad`` (what
     transformers' Marian conversion does, since Marian itself has none).
     ``decode_rule``: a key of ``DECODE_RULES`` (``sentencepiece`` for a model
-    with Marian's ``.spm`` vocabularies, ``opus_mt`` for OPUS-MT's YAML ones)."""
+    with Marian's ``.spm`` vocabularies, ``opus_mt`` for OPUS-MT's YAML ones);
+    ``encode_rule``: one of ``ENCODE_RULES`` (``marian`` where Marian encodes the
+    text itself: ``.spm`` vocabularies)."""
     checked_decode_rule(decode_rule)
+    checked_encode_rule(encode_rule)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source_spm, directory / "source.spm")
@@ -458,7 +495,7 @@ def save_marian(directory: str | os.PathLike[str], *, source_spm: str | os.PathL
                            "vocab": "vocab.json", "target_vocab": None, "source_lang": source_lang,
                            "target_lang": target_lang, "eos_token": "</s>", "unk_token": "<unk>",
                            "pad_token": "<pad>", "language_code_prefix": language_code_prefix, "append_eos": True,
-                           "decode_rule": decode_rule}
+                           "decode_rule": decode_rule, "encode_rule": encode_rule}
     tgt_vocab = src_vocab
     if target_vocab is not None:
         tgt_vocab = prepared(target_vocab)

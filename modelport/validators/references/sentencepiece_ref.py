@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from modelport.errors import InvalidInputError
+from modelport.tokenizers.marian_unigram import MarianUnigram
 
 
 def _spm(path: Path) -> Any:
@@ -82,8 +83,14 @@ class MarianSpmReference:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         directory = Path(directory)
         spm_vocabs = spm_vocabularies(directory)
+        self.marian: dict[int, MarianUnigram | None] = {}  # Marian's own segmentation, per processor
         if spm_vocabs is not None:
             self.sp_src, self.sp_tgt = _spm(spm_vocabs[0]), _spm(spm_vocabs[1])
+            # Marian encodes .spm vocabularies itself, breaking ties of equal score its own way: no
+            # library exposes it, so its rule (marian_unigram; checked against pymarian's scores and
+            # translations in tests/validators/test_marian_spm_ties.py) stands for it
+            self.marian = {id(sp): MarianUnigram.load(path, sp)
+                           for sp, path in ((self.sp_src, spm_vocabs[0]), (self.sp_tgt, spm_vocabs[1]))}
             self.vocab, self.tvocab = (
                 {sp.id_to_piece(i): i for i in range(sp.get_piece_size())} for sp in (self.sp_src, self.sp_tgt))
         else:
@@ -100,7 +107,9 @@ class MarianSpmReference:
         if self.split_language_token and line.startswith(">>") and "<<" in line:
             end = line.index("<<") + 2
             code, line = [line[:end]], line[end:]
-        return [vocab.get(p, vocab["<unk>"]) for p in code + sp.encode(line, out_type=str)] + [vocab["</s>"]]
+        marian = self.marian.get(id(sp))
+        pieces = marian.encode(line) if marian is not None else sp.encode(line, out_type=str)
+        return [vocab.get(p, vocab["<unk>"]) for p in code + pieces] + [vocab["</s>"]]
 
     def encode(self, line: str) -> list[int]:
         return self._encode(line, self.sp_src, self.vocab)
