@@ -86,6 +86,7 @@ def variants(random_model: bool) -> list[Variant]:
                 Variant("int8 >= 65,536, small layers fp32-stored", "int8",
                         Int8Options(min_elements=65_536, fp32_small_layers=True))]
     out += [Variant(f"int8 default (>= {MIN_INT8_ELEMENTS:,} weights)", "int8", Int8Options()),
+            Variant("int8 default, fp32 output projection (before)", "int8", Int8Options(fp32_output_projection=True)),
             Variant("int8-weights (fp32 compute)", "int8-weights")]
     return out
 

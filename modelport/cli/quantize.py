@@ -29,15 +29,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"int8: linear layers with fewer than N weights (in x out features) compute in fp32, where "
                         f"torch's int8 kernels are slower than fp32 (default {MIN_INT8_WEIGHTS_HELP}; 0 quantizes "
                         "every layer)")
+    p.add_argument("--int8-fp32-output-projection", action="store_true",
+                   help="int8: compute the output projection (the vocabulary-sized matrix, tied to the embeddings "
+                        "or not) in fp32 whatever its size; by default it is one of the layers --int8-min-weights "
+                        "chooses, the largest of a big-vocabulary model")
 
 
 def run(args: argparse.Namespace) -> int:
     """Quantize and print the pass report."""
-    from modelport.passes.quantize import Int8Options, quantize  # lazy: imports torch
+    from modelport.passes.quantize import MIN_INT8_ELEMENTS, Int8Options, quantize  # lazy: imports torch
 
-    if args.int8_min_weights is not None and args.mode != "int8":
-        raise InvalidInputError(f"--int8-min-weights applies to --mode int8, but the mode is {args.mode}")
-    int8 = None if args.int8_min_weights is None else Int8Options(min_elements=args.int8_min_weights)
+    for flag, value in (("--int8-min-weights", args.int8_min_weights is not None),
+                        ("--int8-fp32-output-projection", args.int8_fp32_output_projection)):
+        if value and args.mode != "int8":
+            raise InvalidInputError(f"{flag} applies to --mode int8, but the mode is {args.mode}")
+    int8 = None
+    if args.int8_min_weights is not None or args.int8_fp32_output_projection:
+        int8 = Int8Options(min_elements=MIN_INT8_ELEMENTS if args.int8_min_weights is None else args.int8_min_weights,
+                           fp32_output_projection=args.int8_fp32_output_projection)
     report = quantize(args.ported_dir, args.output_dir, mode=args.mode, data=read_optional_lines(args.data),
                       references=read_optional_lines(args.references), force=args.force,
                       progress=progress_shown(args), int8=int8)

@@ -10,7 +10,10 @@ concern, so it lives here and the API's loader needs no pass.
   layers as ``torch.ao.nn.quantized.dynamic.Linear``: those the record's
   ``int8_layers`` names (with ``weights`` per-channel or per-tensor), or
   every linear layer per-channel for a record without that list (folders
-  written before the pass chose per layer load as they did).
+  written before the pass chose per layer load as they did). ``lm_head`` in
+  that list for a model whose output projection is tied to the embeddings
+  gives the projection a module of its own over the same (dequantized)
+  weights, which then runs int8 while the embeddings stay fp32.
 - ``fp16`` / ``bf16``: :func:`apply_on_load` casts the model to that dtype.
 """
 
@@ -25,6 +28,7 @@ from torch import nn
 
 from modelport.errors import InvalidInputError
 from modelport.model.folder import CONFIG_NAME, SCALE_SUFFIX
+from modelport.model.transformer import Seq2SeqModel
 
 # the deprecation notices torch's dynamic quantization emits (torch 2.9+)
 _TORCH_QUANTIZATION_NOTICES = (r"torch\.ao\.quantization is deprecated",
@@ -32,6 +36,7 @@ _TORCH_QUANTIZATION_NOTICES = (r"torch\.ao\.quantization is deprecated",
 
 INT8_LAYERS = "int8_layers"  # the record's list of linear modules that run int8 matmuls
 INT8_WEIGHTS = "weights"  # the record's weight observer for those: one of WEIGHT_GRANULARITIES
+TIED_HEAD = "lm_head"  # the output projection's module name; in int8_layers for a tied one too (untied at load)
 WEIGHT_GRANULARITIES = ("per-channel", "per-tensor")
 
 
@@ -62,8 +67,10 @@ def _int8_spec(model: nn.Module, record: Mapping[str, Any]) -> dict[str, Any]:
     """quantize_dynamic's qconfig per module name, from the folder's quantization record."""
     from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig
 
-    linears = linear_layers(model)
     names = record.get(INT8_LAYERS)
+    if isinstance(names, list) and TIED_HEAD in names and isinstance(model, Seq2SeqModel):
+        model.untie_output_projection()  # a tied output projection computes int8: a module of its own
+    linears = linear_layers(model)
     if names is None:  # written before the per-layer choice: every linear layer, per-channel
         return {name: per_channel_dynamic_qconfig for name in linears}
     granularity = record.get(INT8_WEIGHTS, "per-channel")
@@ -99,5 +106,5 @@ def apply_on_load(model: nn.Module, quantization: str | Mapping[str, Any]) -> nn
     return model
 
 
-__all__ = ["INT8_LAYERS", "INT8_WEIGHTS", "WEIGHT_GRANULARITIES", "apply_on_load", "dequantize_state",
+__all__ = ["INT8_LAYERS", "INT8_WEIGHTS", "TIED_HEAD", "WEIGHT_GRANULARITIES", "apply_on_load", "dequantize_state",
            "linear_layers"]

@@ -341,6 +341,18 @@ class Seq2SeqModel(nn.Module):
         else:
             self.final_logits_bias = None
 
+    def untie_output_projection(self) -> None:
+        """Give a tied output projection a module of its own, ``lm_head``, over
+        the same weight tensor (no copy), so that int8 loading can run it as an
+        int8 linear layer while the embeddings stay fp32; an untied model is left
+        as it is."""
+        if self.lm_head is None:
+            weight = self.decoder.embed.embed_tokens.weight
+            with torch.device("meta"):
+                head = nn.Linear(self.cfg.d_model, self.cfg.target_vocab_size, bias=False)
+            head.weight = weight
+            self.lm_head = head
+
     @property
     def output_weight(self) -> Tensor:
         return self.decoder.embed.embed_tokens.weight if self.lm_head is None else self.lm_head.weight

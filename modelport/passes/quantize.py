@@ -12,8 +12,10 @@ Modes:
   there. Which layers run int8 is recorded in config.json's ``quantization``
   (``int8_layers``, ``weights``), so loading reproduces what the pass
   measured. Re-quantizing the stored values with the same per-row symmetric
-  scheme reproduces them exactly. Embeddings and a tied output projection are
-  dequantized to fp32 at load.
+  scheme reproduces them exactly. Embeddings are dequantized to fp32 at load;
+  an output projection tied to them is a linear layer of the plan like the
+  others (``lm_head``: at load it gets its own int8 module over those
+  weights), the largest of a big-vocabulary model.
 - ``int8-weights``: the same storage, fp32 compute (a smaller download).
 - ``fp16`` / ``bf16``: storage and compute in that dtype; logits and
   log-softmax stay fp32 (the model computes them in fp32), T5 ports keep their
@@ -32,7 +34,7 @@ import torch
 from modelport.errors import InvalidInputError
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import QUANTIZATION_MODES, SCALE_SUFFIX, PortedFolder, check_writable
-from modelport.model.quantized import INT8_LAYERS, INT8_WEIGHTS, WEIGHT_GRANULARITIES, linear_layers
+from modelport.model.quantized import INT8_LAYERS, INT8_WEIGHTS, TIED_HEAD, WEIGHT_GRANULARITIES, linear_layers
 from modelport.model.transformer import Seq2SeqModel
 from modelport.passes.common import finish, measure, pass_output
 from modelport.reports.passes import PassReport
@@ -57,12 +59,16 @@ class Int8Options:
     (per-channel: one scale per output row, as stored; per-tensor: one per
     matrix), the others compute in fp32 from their stored int8 weights (or
     from fp32 ones with ``fp32_small_layers``); ``fp32_embeddings`` stores the
-    token embeddings (and so a tied output projection) unquantized."""
+    token embeddings (and so a tied output projection) unquantized;
+    ``fp32_output_projection`` computes the output projection in fp32 whatever
+    its size (by default it is a linear layer like the others: int8 from
+    ``min_elements`` weights, tied to the embeddings or not)."""
 
     min_elements: int = MIN_INT8_ELEMENTS
     weights: str = "per-channel"
     fp32_small_layers: bool = False
     fp32_embeddings: bool = False
+    fp32_output_projection: bool = False
 
     def __post_init__(self) -> None:
         if self.weights not in WEIGHT_GRANULARITIES:
@@ -86,9 +92,14 @@ def quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def int8_plan(config: Seq2SeqConfig, options: Int8Options) -> tuple[list[str], list[str]]:
-    """The linear layers (module names) that run int8 and those that stay fp32 under ``options``."""
+    """The linear layers (module names) that run int8 and those that stay fp32 under ``options``;
+    a tied output projection counts as the layer ``lm_head`` (it gets that module at load)."""
     with torch.device("meta"):
         sizes = linear_layers(Seq2SeqModel(config))
+    if config.tie_output_embeddings:
+        sizes[TIED_HEAD] = config.d_model * config.target_vocab_size
+    if options.fp32_output_projection:
+        sizes.pop(TIED_HEAD, None)
     return ([n for n, size in sizes.items() if size >= options.min_elements],
             [n for n, size in sizes.items() if size < options.min_elements])
 
@@ -156,7 +167,8 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     if mode == "int8":
         record.update({INT8_WEIGHTS: options.weights, INT8_LAYERS: int8_layers})
         pass_options.update(min_int8_elements=options.min_elements, int8_weights=options.weights,
-                            fp32_small_layers=options.fp32_small_layers, fp32_embeddings=options.fp32_embeddings)
+                            fp32_small_layers=options.fp32_small_layers, fp32_embeddings=options.fp32_embeddings,
+                            fp32_output_projection=options.fp32_output_projection)
         changed.update(int8_matmul_layers=len(int8_layers), fp32_matmul_layers=len(fp32_layers))
     with pass_output(source, output_dir, tensors, source.config,
                      {"pass": "quantize", "options": pass_options, "changed": changed}, force,

@@ -46,7 +46,7 @@ def ffn_only(ported_default, tmp_path_factory) -> Path:
 def test_small_layers_stay_fp32_and_large_ones_run_int8(ported_default, ffn_only) -> None:
     loaded = modelport.load(ffn_only)
     ffn = {f"{side}.layers.{i}.ffn.{m}" for side, n in (("encoder", 3), ("decoder", 3)) for i in range(n)
-           for m in ("up", "down")}
+           for m in ("up", "down")} | {"lm_head"}  # the tied output projection (128 x 8k) is larger still
     assert _int8_modules(loaded) == ffn
     assert sorted(_record(ffn_only)[INT8_LAYERS]) == sorted(ffn) and _record(ffn_only)[INT8_WEIGHTS] == "per-channel"
     small = loaded.model.get_submodule("decoder.layers.0.self_attn.q_proj")
@@ -60,30 +60,42 @@ def test_small_layers_stay_fp32_and_large_ones_run_int8(ported_default, ffn_only
     assert torch.allclose(small(x), expected, atol=1e-6)
 
 
-def test_default_keeps_the_embedded_models_layers_in_fp32(ported_default, tmp_path) -> None:
-    """Every layer of the embedded model is below the measured minimum: none runs int8 matmuls, so the
+def test_default_runs_only_the_embedded_models_output_projection_int8(ported_default, tmp_path) -> None:
+    """Every layer of the embedded model but its output projection (tied to the embeddings) is below the
+    measured minimum: that one runs int8 matmuls, from a module of its own over the embedding matrix,
+    which stays fp32 for the embedding lookups. With --int8-fp32-output-projection none runs int8, so the
     outputs differ from fp32 only by the int8 storage, as int8-weights' do."""
     assert 4 * FFN > MIN_INT8_ELEMENTS > FFN
     report = modelport.quantize(ported_default.path, tmp_path / "default", mode="int8")
-    assert _record(tmp_path / "default")[INT8_LAYERS] == []
-    assert report.changed["int8_matmul_layers"] == 0 and report.changed["fp32_matmul_layers"] == 48
+    assert _record(tmp_path / "default")[INT8_LAYERS] == ["lm_head"]
+    assert report.changed["int8_matmul_layers"] == 1 and report.changed["fp32_matmul_layers"] == 48
+    loaded = modelport.load(tmp_path / "default")
+    assert _int8_modules(loaded) == {"lm_head"} and ported_default.model.lm_head is None
+    assert loaded.model.decoder.embed.embed_tokens.weight.dtype == torch.float32
+    assert [h[0]["tokens"] for h in loaded.translate(LINES[:4])][0]
+
+    modelport.quantize(ported_default.path, tmp_path / "fp32-head", mode="int8",
+                       int8=Int8Options(fp32_output_projection=True))
+    assert _record(tmp_path / "fp32-head")[INT8_LAYERS] == []
     modelport.quantize(ported_default.path, tmp_path / "weights", mode="int8-weights")
-    assert not _int8_modules(modelport.load(tmp_path / "default"))
-    ours = [h[0]["tokens"] for h in modelport.load(tmp_path / "default").translate(LINES[:4])]
+    assert not _int8_modules(modelport.load(tmp_path / "fp32-head"))
+    ours = [h[0]["tokens"] for h in modelport.load(tmp_path / "fp32-head").translate(LINES[:4])]
     assert ours == [h[0]["tokens"] for h in modelport.load(tmp_path / "weights").translate(LINES[:4])]
 
 
 def test_every_layer_when_the_minimum_is_zero(ported_default, tmp_path) -> None:
     modelport.quantize(ported_default.path, tmp_path / "all", mode="int8", int8=Int8Options(min_elements=0))
-    expected = {n for n, m in ported_default.model.named_modules() if isinstance(m, nn.Linear)}
-    assert _int8_modules(modelport.load(tmp_path / "all")) == expected and len(expected) == 48
+    expected = {n for n, m in ported_default.model.named_modules() if isinstance(m, nn.Linear)} | {"lm_head"}
+    assert _int8_modules(modelport.load(tmp_path / "all")) == expected and len(expected) == 49
 
 
 def test_a_folder_written_before_the_per_layer_record_loads_as_before(ported_default, tmp_path) -> None:
     """The old pass stored what a minimum of 0 stores (every 2-D weight int8) and recorded only the mode and
-    scheme: such a folder runs every linear layer int8 per-channel, whatever its size."""
+    scheme: such a folder runs every linear layer int8 per-channel, whatever its size (the tied output
+    projection, which had no module then, in fp32)."""
     new, old = tmp_path / "new", tmp_path / "old"
-    modelport.quantize(ported_default.path, new, mode="int8", int8=Int8Options(min_elements=0))
+    modelport.quantize(ported_default.path, new, mode="int8",
+                       int8=Int8Options(min_elements=0, fp32_output_projection=True))
     shutil.copytree(new, old)
     config = json.loads((old / "config.json").read_text(encoding="utf-8"))
     config["quantization"] = {"mode": "int8", "scheme": "int8 weights, per-row symmetric scales; int8 dynamic "
@@ -135,10 +147,14 @@ def test_cli_minimum_and_its_help(ported_default, tmp_path, capsys) -> None:
     assert MIN_INT8_WEIGHTS_HELP == str(MIN_INT8_ELEMENTS)
     assert main(["quantize", str(ported_default.path), str(tmp_path / "q"), "--mode", "int8",
                  "--int8-min-weights", str(FFN)]) == 0
-    assert len(_record(tmp_path / "q")[INT8_LAYERS]) == 12
+    assert len(_record(tmp_path / "q")[INT8_LAYERS]) == 13  # the 12 FFN matrices and the output projection
+    assert main(["quantize", str(ported_default.path), str(tmp_path / "h"), "--mode", "int8",
+                 "--int8-min-weights", str(FFN), "--int8-fp32-output-projection"]) == 0
+    assert len(_record(tmp_path / "h")[INT8_LAYERS]) == 12 and "lm_head" not in _record(tmp_path / "h")[INT8_LAYERS]
     capsys.readouterr()
-    assert "--int8-min-weights" in one_line_error(["quantize", str(ported_default.path), str(tmp_path / "f"),
-                                                   "--mode", "fp16", "--int8-min-weights", "10"], capsys)
+    for flag in (["--int8-min-weights", "10"], ["--int8-fp32-output-projection"]):
+        assert flag[0] in one_line_error(["quantize", str(ported_default.path), str(tmp_path / "f"),
+                                          "--mode", "fp16", *flag], capsys)
 
 
 def test_bad_int8_options(ported_default, tmp_path) -> None:
