@@ -47,6 +47,9 @@ class StepAlgorithm(Protocol):
     def make_ensemble(self, models: Sequence[Seq2SeqModel]) -> Ensemble:
         """How the members' scores combine (fairseq/hf: mean probability; Marian: weighted sum)."""
 
+    def make_backend(self, backend: SearchBackend) -> SearchBackend:
+        """Another runtime's model as this search reads it (Marian: over a shortlist's rows)."""
+
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         """Allocate buffers; return the beam size (rows per sentence)."""
 
@@ -79,6 +82,10 @@ class SearchAlgorithm:
 
     def make_ensemble(self, models: Sequence[Seq2SeqModel]) -> Ensemble:
         return Ensemble(models)
+
+    def make_backend(self, backend: SearchBackend) -> SearchBackend:
+        """Another runtime's model (one, no ensemble) as this search reads it."""
+        return backend
 
 
 class NaNLogProbs(ArithmeticError):
@@ -607,13 +614,29 @@ class MarianBeamSearch(SearchAlgorithm):
         if weights is not None and len(weights) != len(models):
             raise InvalidInputError(f"`weights` must give one weight per model ({len(models)}), but gives "
                                     f"{len(weights)}")
+        return LogLinearEnsemble(models, weights, self._shortlist(), None if self.opts.allow_unk else self.unk)
+
+    def make_backend(self, backend: SearchBackend) -> SearchBackend:
+        """Another runtime's model as Marian's one scorer (weight 1), over the
+        shortlist's rows when there is one (:class:`~modelport.generation.shortlist.ShortlistBackend`)."""
+        weights = self.opts.weights
+        if weights is not None and [float(w) for w in weights] != [1.0]:
+            raise InvalidInputError(f"`weights` must be [1.0] for one model on another runtime, but is {list(weights)}")
+        shortlist = self._shortlist()
+        if shortlist is None:
+            return backend
+        from modelport.generation.shortlist import ShortlistBackend
+
+        return ShortlistBackend(backend, shortlist, None if self.opts.allow_unk else self.unk)
+
+    def _shortlist(self) -> Any:
         from modelport.generation.shortlist import LexicalShortlist  # numpy: only where Marian's shortlist is
 
         shortlist = self.opts.shortlist
         if shortlist is not None and not isinstance(shortlist, LexicalShortlist):
             raise InvalidInputError("`shortlist` must be a LexicalShortlist loaded with the port's vocabularies "
                                     "here (translate() loads a file itself)")
-        return LogLinearEnsemble(models, weights, shortlist, None if self.opts.allow_unk else self.unk)
+        return shortlist
 
     def prepare_source(self, src_tokens: Sequence[Sequence[int]] | Tensor) -> list[list[int]]:
         """The rows without padding, limited by :meth:`limit_source` (``--max-length``

@@ -134,9 +134,14 @@ class LogLinearEnsemble(Ensemble):
         return total if self.rows is None else self._scatter(total)
 
     def _scatter(self, short: Tensor) -> Tensor:
-        """Shortlist scores ``[B, K]`` as ``[B, V]``: -inf off the list; a row
-        holding NaN is NaN everywhere (the search checks one column for NaN)."""
         assert self.rows is not None
-        full = short.new_full((short.size(0), self.cfg.target_vocab_size), -math.inf)
-        full.index_copy_(1, self.rows, short)
-        return full.masked_fill_(torch.isnan(short).any(-1, keepdim=True), math.nan)
+        return scatter_rows(short, self.rows, self.cfg.target_vocab_size)
+
+
+def scatter_rows(short: Tensor, rows: Tensor, vocab_size: int) -> Tensor:
+    """Shortlist scores ``[B, K]`` of the vocabulary ids ``rows`` as ``[B, V]``:
+    -inf off the list; a row holding NaN is NaN everywhere (the search checks
+    one column for NaN)."""
+    full = short.new_full((short.size(0), vocab_size), -math.inf)
+    full.index_copy_(1, rows, short)
+    return full.masked_fill_(torch.isnan(short).any(-1, keepdim=True), math.nan)

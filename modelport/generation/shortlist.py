@@ -50,6 +50,8 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError
+from modelport.generation.backend import SearchBackend
+from modelport.generation.ensemble import scatter_rows
 from modelport.tokenizers.marian_shortlist import (BINARY_MAGIC, DEFAULT_BEST, DEFAULT_FIRST, ShortlistSpec,
                                                    read_entries)
 
@@ -141,6 +143,40 @@ class LexicalShortlist:
         return torch.from_numpy(rows).to(src_tokens.device)
 
 
+class ShortlistBackend(SearchBackend):
+    """Another runtime's model (the ONNX runtime) with Marian's shortlist: its
+    graphs compute every vocabulary row, of which the log-softmax takes the
+    batch's list only, as :class:`~modelport.generation.ensemble.LogLinearEnsemble`
+    does for the torch model (which computes those rows alone); the rest of the
+    row is -inf, so the search is unchanged."""
+
+    def __init__(self, inner: SearchBackend, shortlist: LexicalShortlist, suppressed_unk: int | None) -> None:
+        self.inner, self.shortlist, self.suppressed_unk = inner, shortlist, suppressed_unk
+        self.cfg, self.device = inner.cfg, inner.device
+        self.rows: Tensor | None = None
+
+    def encode(self, src_tokens: Tensor) -> None:
+        self.inner.encode(src_tokens)
+        self.rows = self.shortlist.indices(src_tokens, self.cfg.pad_token_id, self.suppressed_unk)
+
+    def reorder_encoder(self, index: Tensor) -> None:
+        self.inner.reorder_encoder(index)
+
+    def reorder(self, index: Tensor, cross: bool = True) -> None:
+        self.inner.reorder(index, cross=cross)
+
+    def logits(self, new_tokens: Tensor) -> Tensor:
+        return self.inner.logits(new_tokens)
+
+    def log_probs(self, new_tokens: Tensor, temperature: float = 1.0) -> Tensor:
+        if self.rows is None:
+            raise RuntimeError("encode a batch before its log-probs")
+        short = self.logits(new_tokens).index_select(-1, self.rows)
+        if temperature != 1.0:
+            short = short / temperature
+        return scatter_rows(torch.log_softmax(short, dim=-1), self.rows, self.cfg.target_vocab_size)
+
+
 def folder_shortlist(folder: str | os.PathLike[str], spec: ShortlistSpec | str | Sequence[Any]) -> ShortlistSpec:
     """A ported folder's recorded shortlist (``generation_config.json``, a path relative to the folder)
     resolved in ``folder``; a path that leaves the folder is refused (a downloaded folder is untrusted)."""
@@ -190,5 +226,5 @@ def shortlist_for_tokenizer(spec: ShortlistSpec | str | Sequence[Any] | LexicalS
     return shortlist
 
 
-__all__ = ["BINARY_MAGIC", "DEFAULT_BEST", "DEFAULT_FIRST", "LexicalShortlist", "ShortlistSpec", "folder_shortlist",
-           "shortlist_for_tokenizer"]
+__all__ = ["BINARY_MAGIC", "DEFAULT_BEST", "DEFAULT_FIRST", "LexicalShortlist", "ShortlistBackend", "ShortlistSpec",
+           "folder_shortlist", "shortlist_for_tokenizer"]

@@ -79,13 +79,8 @@ def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel | SearchBackend,
     if isinstance(models, SearchBackend):  # another runtime (ONNX) behind the loop's decoder interface
         cfg, max_positions = models.cfg, models.max_target_positions
         algorithm = make_algorithm(cfg, max_positions, semantics, opts)
-        weights = getattr(getattr(algorithm, "opts", None), "weights", None)  # Marian's scorer weights
-        if weights is not None and [float(w) for w in weights] != [1.0]:
-            raise InvalidInputError(f"`weights` must be [1.0] for one model on another runtime, but is {list(weights)}")
-        if getattr(getattr(algorithm, "opts", None), "shortlist", None) is not None:
-            raise InvalidInputError("`shortlist` is not supported on another runtime (supported: the torch backend)")
         src = pad_batch(algorithm.prepare_source(src_tokens), cfg.pad_token_id, left=left, device=models.device)
-        return run_search(models, src, algorithm)  # type: ignore[arg-type]  # the Ensemble interface
+        return run_search(algorithm.make_backend(models), src, algorithm)  # type: ignore[arg-type]
     members = [models] if isinstance(models, Seq2SeqModel) else list(models)
     cfg = members[0].cfg
     max_positions = min(m.cfg.max_target_positions for m in members)

@@ -188,3 +188,29 @@ def test_t5_short_outputs(tmp_path) -> None:
     ported = modelport.convert(str(tmp_path / "hf"), tmp_path / "t5")
     export_onnx(ported.path, tmp_path / "onnx", verify=False)
     _compare_cli(ported.path, tmp_path / "onnx", SHORT[:2], tmp_path, "--max-length", "12")
+
+
+def test_marian_shortlist_on_the_onnx_runtime(tmp_path) -> None:
+    """Marian's shortlist on the ONNX export: the graphs compute every row and the
+    log-softmax takes the batch's list (generation/shortlist.py ShortlistBackend);
+    the n-best lists equal the torch port's with the shortlist (itself equal to
+    pymarian decode --shortlist, tests/generation/test_marian_shortlist.py), and
+    differ from the export's without it, so an ignored shortlist would fail."""
+    from modelport.generation.translate import translate
+    from modelport.runtimes.onnx import load_onnx
+
+    root = Path(__file__).resolve().parents[2]
+    ported = modelport.convert(str(root / "tests" / "data" / "marian-trained" / "post_sep_tied"), tmp_path / "p")
+    export_onnx(ported.path, tmp_path / "onnx", verify=False)  # the comparison is this test's
+    onnx = load_onnx(tmp_path / "onnx")
+    lines = (root / "assets" / "corpus" / "test.en").read_text(encoding="utf-8").splitlines()[:16]
+    options = {"semantics": "marian", "beam_size": 4, "n_best": True, "mini_batch": 8, "maxi_batch": 2,
+               "shortlist": [str(root / "tests" / "data" / "marian-shortlist" / "post_sep_tied.lex.s2t"), 0, 3, 0.1]}
+
+    def nbest(model, **extra) -> list[list[tuple[list[int], float]]]:
+        return [[(h["tokens"], h["score"]) for h in hyps] for hyps in translate(model, lines, **{**options, **extra})]
+
+    ours, theirs = nbest(ported), nbest(onnx)
+    assert [[t for t, _ in line] for line in ours] == [[t for t, _ in line] for line in theirs]
+    assert max(abs(a - b) for x, y in zip(ours, theirs) for (_, a), (_, b) in zip(x, y)) < 1e-4
+    assert [[t for t, _ in line] for line in nbest(onnx, shortlist="none")] != [[t for t, _ in line] for line in theirs]
