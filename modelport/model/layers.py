@@ -133,8 +133,11 @@ class SSRU(nn.Module):
         xw = self.in_proj(x)
         f = torch.sigmoid(self.forget_proj(x))
         c = torch.zeros_like(xw[:, 0]) if state is None else state.to(xw.dtype)
+        if x.size(1) == 1:  # a decoding step: no list and stack (the step of a tiny student is all overhead)
+            c = f[:, 0] * c + (1 - f[:, 0]) * xw[:, 0]
+            return F.relu(c).unsqueeze(1), c
         cells = []
-        for t in range(x.size(1)):  # the recurrence runs over time; T is 1 when decoding step by step
+        for t in range(x.size(1)):  # the recurrence runs over time
             c = f[:, t] * c + (1 - f[:, t]) * xw[:, t]
             cells.append(c)
         return F.relu(torch.stack(cells, dim=1)), c

@@ -23,7 +23,8 @@ from typing import Any
 
 from modelport.api import PortedModel
 from modelport.errors import InvalidInputError
-from modelport.generation.shards import CHUNK_LINES, World, broadcast, sharded_map, write_lines
+from modelport.generation.shards import (CHUNK_LINES, World, broadcast, sharded_map, translate_chunk_lines,
+                                         write_lines)
 from modelport.progress import Steps
 
 KD_DIR = "kd"
@@ -84,9 +85,13 @@ def make_kd_data(teacher: PortedModel, teacher_sha256: str, lines: list[str], wo
                  options: dict[str, Any], where: World, *, chunk_lines: int = CHUNK_LINES,
                  progress: bool = False) -> KdData:
     """The teacher's first-best translation of each of ``lines`` (decoding
-    ``options`` over the folder's defaults; ``nbest`` is forced to 1)."""
+    ``options`` over the folder's defaults; ``nbest`` is forced to 1), in
+    chunks of ``chunk_lines`` (rounded up to whole Marian pools for a teacher
+    decoding with Marian's batching)."""
     directory = work_dir / KD_DIR
     options = {**options, "nbest": 1}
+    # a Marian teacher batches as marian-decoder: chunks of whole pools keep its outputs (shards.py)
+    chunk_lines = translate_chunk_lines(teacher, options, chunk_lines)
     data_sha256 = sha256_lines(lines)
     manifest = {"teacher_sha256": teacher_sha256, "data_sha256": data_sha256, "lines": len(lines),
                 "options": options, "chunk_lines": chunk_lines}
