@@ -360,6 +360,13 @@ def _known_differences(ported: PortedModel) -> list[str]:
                      "live hypotheses, refilled from 2 x beam candidates: beam outputs can differ")
     if semantics == "fairseq":
         notes.append("at the length limit fairseq forces EOS where CTranslate2 keeps the token it picked")
+    if gen.get("shortlist"):
+        notes.append("the folder's lexical shortlist (decoder.yml) is not carried: CTranslate2 scores the whole "
+                     "vocabulary (its vocabulary maps are another rule), so outputs can differ from the port's "
+                     "and Marian's with the shortlist")
+    if gen.get("alignment"):
+        notes.append("the folder's word alignments (decoder.yml `alignment`) are not exported: CTranslate2's "
+                     "return_attention gives attention of its own layer choice, not Marian's alignment")
     return notes
 
 

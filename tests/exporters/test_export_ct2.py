@@ -159,6 +159,22 @@ def test_marian_exports(tmp_path) -> None:
     assert theirs == ours
 
 
+def test_marian_shortlist_and_alignment_are_named_as_not_carried(tmp_path) -> None:
+    """A folder recording decoder.yml's shortlist and alignment exports; the report says neither is carried."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[2]
+    src = tmp_path / "marian"
+    shutil.copytree(root / "tests" / "data" / "marian-trained" / "post_sep_tied", src)
+    shutil.copyfile(root / "tests" / "data" / "marian-shortlist" / "post_sep_tied.lex.s2t", src / "lex.s2t")
+    with open(src / "decoder.yml", "a", encoding="utf-8") as f:
+        f.write("shortlist:\n- lex.s2t\n- 0\n- 3\n- 0.1\nalignment: hard\n")
+    ported = modelport.convert(str(src), tmp_path / "ported")
+    notes = _export(ported.path, tmp_path / "out", "--data", _data(tmp_path, 3))["known_differences"]
+    assert any("lexical shortlist" in n and "not carried" in n for n in notes)
+    assert any("word alignments" in n and "not exported" in n for n in notes)
+
+
 @requires("transformers")
 def test_t5_exports(tmp_path) -> None:
     from tests.converters.test_t5_parity import build_hf_t5
