@@ -26,6 +26,7 @@ from modelport.generation.backend import SearchBackend
 from modelport.generation.ensemble import Ensemble, LogLinearEnsemble
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.options import FairseqOptions, HFOptions, MarianOptions, hf_length_limits
+from modelport.generation.shortlist import LexicalShortlist, ShortlistBackend
 from modelport.model.transformer import Seq2SeqModel
 
 
@@ -625,13 +626,9 @@ class MarianBeamSearch(SearchAlgorithm):
         shortlist = self._shortlist()
         if shortlist is None:
             return backend
-        from modelport.generation.shortlist import ShortlistBackend
-
         return ShortlistBackend(backend, shortlist, None if self.opts.allow_unk else self.unk)
 
-    def _shortlist(self) -> Any:
-        from modelport.generation.shortlist import LexicalShortlist  # numpy: only where Marian's shortlist is
-
+    def _shortlist(self) -> LexicalShortlist | None:
         shortlist = self.opts.shortlist
         if shortlist is not None and not isinstance(shortlist, LexicalShortlist):
             raise InvalidInputError("`shortlist` must be a LexicalShortlist loaded with the port's vocabularies "

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from modelport.generation.shortlist import LexicalShortlist, scatter_rows
 from modelport.model.transformer import DecoderState, EncoderOutput, Seq2SeqModel
-
-if TYPE_CHECKING:
-    from modelport.generation.shortlist import LexicalShortlist
 
 
 class Ensemble:
@@ -136,12 +133,3 @@ class LogLinearEnsemble(Ensemble):
     def _scatter(self, short: Tensor) -> Tensor:
         assert self.rows is not None
         return scatter_rows(short, self.rows, self.cfg.target_vocab_size)
-
-
-def scatter_rows(short: Tensor, rows: Tensor, vocab_size: int) -> Tensor:
-    """Shortlist scores ``[B, K]`` of the vocabulary ids ``rows`` as ``[B, V]``:
-    -inf off the list; a row holding NaN is NaN everywhere (the search checks
-    one column for NaN)."""
-    full = short.new_full((short.size(0), vocab_size), -math.inf)
-    full.index_copy_(1, rows, short)
-    return full.masked_fill_(torch.isnan(short).any(-1, keepdim=True), math.nan)

@@ -40,6 +40,7 @@ Marian's stream, which stops silently at the first unreadable triple.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,7 +52,6 @@ from torch import Tensor
 
 from modelport.errors import InvalidInputError
 from modelport.generation.backend import SearchBackend
-from modelport.generation.ensemble import scatter_rows
 from modelport.tokenizers.marian_shortlist import (BINARY_MAGIC, DEFAULT_BEST, DEFAULT_FIRST, ShortlistSpec,
                                                    read_entries)
 
@@ -143,6 +143,15 @@ class LexicalShortlist:
         return torch.from_numpy(rows).to(src_tokens.device)
 
 
+def scatter_rows(short: Tensor, rows: Tensor, vocab_size: int) -> Tensor:
+    """Shortlist scores ``[B, K]`` of the vocabulary ids ``rows`` as ``[B, V]``:
+    -inf off the list; a row holding NaN is NaN everywhere (the search checks
+    one column for NaN)."""
+    full = short.new_full((short.size(0), vocab_size), -math.inf)
+    full.index_copy_(1, rows, short)
+    return full.masked_fill_(torch.isnan(short).any(-1, keepdim=True), math.nan)
+
+
 class ShortlistBackend(SearchBackend):
     """Another runtime's model (the ONNX runtime) with Marian's shortlist: its
     graphs compute every vocabulary row, of which the log-softmax takes the
@@ -227,4 +236,4 @@ def shortlist_for_tokenizer(spec: ShortlistSpec | str | Sequence[Any] | LexicalS
 
 
 __all__ = ["BINARY_MAGIC", "DEFAULT_BEST", "DEFAULT_FIRST", "LexicalShortlist", "ShortlistBackend", "ShortlistSpec",
-           "folder_shortlist", "shortlist_for_tokenizer"]
+           "folder_shortlist", "scatter_rows", "shortlist_for_tokenizer"]
