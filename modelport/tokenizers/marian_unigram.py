@@ -127,4 +127,5 @@ class MarianUnigram:
             out.append(t[:unknown_end])
         return out[::-1]
 
+
 __all__ = ["MarianUnigram"]
