@@ -238,6 +238,14 @@ def sentencepiece_size(path: Path) -> int:
     return sentencepiece.SentencePieceProcessor(model_file=str(path)).get_piece_size()
 
 
+def uncached(tokenizer: Any) -> None:
+    """Empty a Marian tokenizer's line cache, so that a timed round encodes its
+    lines as pymarian's does (Marian's own segmentation runs in Python here)."""
+    cache = getattr(tokenizer, "_cache", None)
+    if isinstance(cache, dict):
+        cache.clear()
+
+
 def procs_worker(spec_path: Path) -> None:
     """One process of the ``--procs`` row, started by torchrun: the port loaded and
     its share translated once, then the sharded translation of all lines timed
@@ -254,6 +262,7 @@ def procs_worker(spec_path: Path) -> None:
     chunk_lines = translate_chunk_lines(ported, options)  # whole Marian pools, as `translate` under torchrun
 
     def work(chunk: list[str], first: int) -> list[str]:
+        uncached(ported.tokenizer)
         return [hyps[0].text for hyps in translate(ported, chunk, **options)]
 
     def run() -> list[str]:
@@ -338,6 +347,7 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
         return out, min(times)
 
     def ours(model: Any = ported) -> list[str]:
+        uncached(model.tokenizer)
         return [h[0]["text"] for h in translate(model, lines, semantics="marian", beam_size=args.beam,
                                                  normalize=0.6, **batching)]
 
