@@ -67,10 +67,8 @@ def _int8_spec(model: nn.Module, record: Mapping[str, Any]) -> dict[str, Any]:
     """quantize_dynamic's qconfig per module name, from the folder's quantization record."""
     from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig
 
-    names = record.get(INT8_LAYERS)
-    if isinstance(names, list) and TIED_HEAD in names and isinstance(model, Seq2SeqModel):
-        model.untie_output_projection()  # a tied output projection computes int8: a module of its own
     linears = linear_layers(model)
+    names = record.get(INT8_LAYERS)
     if names is None:  # written before the per-layer choice: every linear layer, per-channel
         return {name: per_channel_dynamic_qconfig for name in linears}
     granularity = record.get(INT8_WEIGHTS, "per-channel")
@@ -99,6 +97,9 @@ def apply_on_load(model: nn.Module, quantization: str | Mapping[str, Any]) -> nn
             # modelport's maintainers, not to the user loading a folder, who can do nothing about it
             for message in _TORCH_QUANTIZATION_NOTICES:
                 warnings.filterwarnings("ignore", message=message)
+            names = record.get(INT8_LAYERS)
+            if isinstance(names, list) and TIED_HEAD in names and isinstance(model, Seq2SeqModel):
+                model.untie_output_projection()  # a tied output projection computes int8: a module of its own
             spec = _int8_spec(model, record)
             return quantize_dynamic(model, spec, dtype=torch.qint8) if spec else model
     if mode in ("fp16", "bf16"):
