@@ -31,6 +31,7 @@ BPE models, keep the library's encoding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,4 +129,12 @@ class MarianUnigram:
         return out[::-1]
 
 
-__all__ = ["MarianUnigram"]
+def marian_pieces(path: str | Path, sp: Any) -> Callable[[str], list[str]]:
+    """Text → pieces as Marian encodes it with the ``.spm`` model at ``path``
+    (``sp``, the library's processor of it): its unigram rule, or the
+    library's own encoding where that is Marian's (BPE, byte fallback)."""
+    rule = MarianUnigram.load(path, sp)
+    return rule.encode if rule is not None else lambda text: sp.encode(text, out_type=str)
+
+
+__all__ = ["MarianUnigram", "marian_pieces"]

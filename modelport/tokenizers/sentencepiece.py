@@ -86,7 +86,7 @@ from typing import Any
 from modelport.errors import InvalidInputError
 from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, check_keep_special_tokens,
                                        read_config)
-from modelport.tokenizers.marian_unigram import MarianUnigram
+from modelport.tokenizers.marian_unigram import marian_pieces
 
 SPIECE_UNDERLINE = "▁"
 # transformers' ``clean_up_tokenization``: spaces the tokenization put before
@@ -197,12 +197,14 @@ class MarianSpmTokenizer(TokenizerBase):
                  spm_paths: tuple[Path, Path] | None = None, max_cache: int = 1 << 18) -> None:
         self.decode_rule = checked_decode_rule(decode_rule)
         self.encode_rule = checked_encode_rule(encode_rule)
-        # Marian's segmentation per side (None: the library's; see marian_unigram)
-        self._marian: dict[str, MarianUnigram | None] = {"source": None, "target": None}
+        # text -> pieces per side: the library's, or Marian's own segmentation (see marian_unigram)
+        self._pieces: dict[str, Callable[[str], list[str]]] = {
+            "source": lambda text: source_spm.encode(text, out_type=str),
+            "target": lambda text: target_spm.encode(text, out_type=str)}
         if self.encode_rule == "marian":
             if spm_paths is None:
                 raise InvalidInputError("encode_rule `marian` needs the paths of the two SentencePiece models")
-            self._marian = {side: MarianUnigram.load(path, sp) for side, path, sp
+            self._pieces = {side: marian_pieces(path, sp) for side, path, sp
                             in zip(("source", "target"), spm_paths, (source_spm, target_spm))}
         self.spm_source = source_spm
         self.spm_target = target_spm
@@ -264,10 +266,8 @@ class MarianSpmTokenizer(TokenizerBase):
 
     def tokenize(self, line: str, *, side: str = "source") -> list[str]:
         """The pieces (language code first, if any), without ``</s>``."""
-        sp = self.spm_source if side == "source" else self.spm_target
         code, text = self._split_code(line)
-        marian = self._marian.get(side)
-        return code + (marian.encode(text) if marian is not None else sp.encode(text, out_type=str))
+        return code + self._pieces["source" if side == "source" else "target"](text)
 
     def _encode(self, line: str, side: str) -> list[int]:
         key = (side, line)

@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.marian_unigram import MarianUnigram
+from modelport.tokenizers.marian_unigram import marian_pieces
 
 
 def _spm(path: Path) -> Any:
@@ -83,39 +84,39 @@ class MarianSpmReference:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         directory = Path(directory)
         spm_vocabs = spm_vocabularies(directory)
-        self.marian: dict[int, MarianUnigram | None] = {}  # Marian's own segmentation, per processor
         if spm_vocabs is not None:
             self.sp_src, self.sp_tgt = _spm(spm_vocabs[0]), _spm(spm_vocabs[1])
             # Marian encodes .spm vocabularies itself, breaking ties of equal score its own way: no
             # library exposes it, so its rule (marian_unigram; checked against pymarian's scores and
             # translations in tests/validators/test_marian_spm_ties.py) stands for it
-            self.marian = {id(sp): MarianUnigram.load(path, sp)
-                           for sp, path in ((self.sp_src, spm_vocabs[0]), (self.sp_tgt, spm_vocabs[1]))}
+            self.src_pieces = marian_pieces(spm_vocabs[0], self.sp_src)
+            self.tgt_pieces = marian_pieces(spm_vocabs[1], self.sp_tgt)
             self.vocab, self.tvocab = (
                 {sp.id_to_piece(i): i for i in range(sp.get_piece_size())} for sp in (self.sp_src, self.sp_tgt))
         else:
             src, tgt, vocab, tvocab = marian_files(directory)
             self.sp_src, self.sp_tgt = _spm(src), _spm(tgt)
+            # OPUS-MT's layout comes pre-encoded by the library (spm_encode)
+            self.src_pieces = lambda text: self.sp_src.encode(text, out_type=str)
+            self.tgt_pieces = lambda text: self.sp_tgt.encode(text, out_type=str)
             self.vocab = read_vocab(vocab)
             self.tvocab = read_vocab(tvocab) if tvocab is not None else self.vocab
         self.split_language_token = spm_vocabs is None
         self.inverse = {i: p for p, i in self.tvocab.items()}
         self.src_inverse = {i: p for p, i in self.vocab.items()}
 
-    def _encode(self, line: str, sp: Any, vocab: dict[str, int]) -> list[int]:
+    def _encode(self, line: str, pieces: Callable[[str], list[str]], vocab: dict[str, int]) -> list[int]:
         code: list[str] = []
         if self.split_language_token and line.startswith(">>") and "<<" in line:
             end = line.index("<<") + 2
             code, line = [line[:end]], line[end:]
-        marian = self.marian.get(id(sp))
-        pieces = marian.encode(line) if marian is not None else sp.encode(line, out_type=str)
-        return [vocab.get(p, vocab["<unk>"]) for p in code + pieces] + [vocab["</s>"]]
+        return [vocab.get(p, vocab["<unk>"]) for p in code + pieces(line)] + [vocab["</s>"]]
 
     def encode(self, line: str) -> list[int]:
-        return self._encode(line, self.sp_src, self.vocab)
+        return self._encode(line, self.src_pieces, self.vocab)
 
     def encode_target(self, line: str) -> list[int]:
-        return self._encode(line, self.sp_tgt, self.tvocab)
+        return self._encode(line, self.tgt_pieces, self.tvocab)
 
     def decode(self, ids: list[int]) -> str:
         if not self.split_language_token:  # .spm vocabularies: Marian decodes the spm ids, </s> left out
