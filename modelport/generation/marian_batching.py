@@ -22,6 +22,7 @@ at a batch boundary fall on the same side as in Marian.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from modelport.errors import InvalidInputError
 
@@ -66,12 +67,20 @@ def _pop(heap: list[int], less: Callable[[int, int], bool]) -> int:
     return first
 
 
+def pool_lines(mini_batch: int = 1, maxi_batch: int = 1, **_: Any) -> int:
+    """How many lines marian-decoder reads into one pool, within which it forms
+    its batches (the other batching options, ``maxi_batch_sort`` and
+    ``mini_batch_words``, do not change it)."""
+    if mini_batch < 1 or maxi_batch < 1:
+        raise InvalidInputError(f"`mini_batch` and `maxi_batch` must be >= 1, but are {mini_batch} and {maxi_batch}")
+    return mini_batch * maxi_batch
+
+
 def marian_batches(lengths: Sequence[int], *, mini_batch: int = 1, maxi_batch: int = 1,
                    maxi_batch_sort: str = "none", mini_batch_words: int = 0) -> list[list[int]]:
     """Line indices grouped as marian-decoder groups them (see the module
     docstring); ``lengths`` are source lengths in tokens, ``</s>`` included."""
-    if mini_batch < 1 or maxi_batch < 1:
-        raise InvalidInputError(f"`mini_batch` and `maxi_batch` must be >= 1, but are {mini_batch} and {maxi_batch}")
+    pool_size = pool_lines(mini_batch, maxi_batch)
     if maxi_batch_sort not in SORTS:
         raise InvalidInputError(f"`{maxi_batch_sort}` is not a known maxi-batch-sort (known: {', '.join(SORTS)})")
     if maxi_batch_sort == "none":
@@ -80,7 +89,6 @@ def marian_batches(lengths: Sequence[int], *, mini_batch: int = 1, maxi_batch: i
     else:
         def less(a: int, b: int) -> bool:
             return lengths[a] < lengths[b]
-    pool_size = mini_batch * maxi_batch
     batches: list[list[int]] = []
     for start in range(0, len(lengths), pool_size):
         heap: list[int] = []

@@ -39,8 +39,8 @@ import torch.distributed as dist
 
 from modelport.errors import InvalidInputError
 from modelport.generation.options import SHARD_CHUNK_LINES
-from modelport.generation.semantics import SEMANTICS
-from modelport.generation.translate import resolve_options
+from modelport.generation.marian_batching import pool_lines
+from modelport.generation.translate import framework_batching, resolve_options
 
 CHUNK_LINES = SHARD_CHUNK_LINES
 
@@ -110,16 +110,11 @@ def translate_chunk_lines(ported: Any, options: Mapping[str, Any], chunk_lines: 
     lines as ``translate`` resolves them (the options over the folder's
     decoder.yml values, else 1): the output is then that of one process on the
     whole corpus, which is marian-decoder's. Otherwise ``chunk_lines``."""
-    if options.get("batch_size") is not None or options.get("max_tokens") is not None:
-        return chunk_lines
     rest = {k: v for k, v in options.items() if k not in _TRANSLATE_KEYWORDS}
     sem, opts = resolve_options(ported.generation_config, options.get("semantics"), rest,
                                 eos_token_id=ported.config.eos_token_id)
-    entry = SEMANTICS.get(sem)
-    if entry is None or not entry.batching:
-        return chunk_lines
-    # marian_batches' pool: mini_batch * maxi_batch lines (defaults 1), whatever mini_batch_words is
-    return pool_chunk_lines(int(opts.get("mini_batch") or 1) * int(opts.get("maxi_batch") or 1), chunk_lines)
+    batching = framework_batching(sem, opts, options.get("batch_size"), options.get("max_tokens"))
+    return chunk_lines if batching is None else pool_chunk_lines(pool_lines(**batching), chunk_lines)
 
 
 def chunk_path(work_dir: Path, index: int) -> Path:

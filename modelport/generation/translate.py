@@ -234,6 +234,20 @@ def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32
         yield from ported.translate(buffer, batch_size=batch_size, **options)
 
 
+def framework_batching(sem: str, opts: dict[str, Any], batch_size: int | None = None,
+                       max_tokens: int | None = None) -> dict[str, Any] | None:
+    """Take the batching options of semantics ``sem`` (marian: mini_batch,
+    maxi_batch, ...) out of the resolved ``opts``; return those given (not
+    None) when lines are batched as the framework batches them, which is when
+    the semantics has such options and neither ``batch_size`` nor
+    ``max_tokens`` is given, else None (batches of similar length)."""
+    keys = SEMANTICS[sem].batching if sem in SEMANTICS else ()
+    batching = {k: opts.pop(k) for k in keys if k in opts}
+    if not keys or batch_size is not None or max_tokens is not None:
+        return None
+    return {k: v for k, v in batching.items() if v is not None}
+
+
 def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None, batch_size: int | None = None,
               max_tokens: int | None = None, progress: bool = False, keep_special_tokens: bool = False,
               source_lang: str | None = None, target_lang: str | None = None,
@@ -276,13 +290,12 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
             raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
                                     f"{cfg.max_source_positions}")
     widths: list[tuple[int, ...]] = []  # per group of Marian batches: each line's own batch width
-    batching_keys = SEMANTICS[sem].batching if sem in SEMANTICS else ()
-    batching = {k: opts.pop(k) for k in batching_keys if k in opts}
-    if batching_keys and batch_size is None and max_tokens is None:
+    batching = framework_batching(sem, opts, batch_size, max_tokens)
+    if batching is not None:
         # the length cap depends on the batch (marian): group lines as marian-decoder does
         cap = opts.get("max_length") if opts.get("max_length_crop") else None
         lengths = [len(x) if cap is None else min(len(x), cap) for x in encoded]
-        batches = marian_batches(lengths, **{k: v for k, v in batching.items() if v is not None})
+        batches = marian_batches(lengths, **batching)
         if opts.get("shortlist") is None:  # a shortlist is made per Marian batch: those stay apart
             batches, widths = decode_groups(batches, lengths)
     else:
