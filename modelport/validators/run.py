@@ -364,16 +364,13 @@ def _marian_beam(ported: PortedModel, ref_out: list[Any], ours: list[Any], nbest
     and classified by the port's own log-probs of the two tokens there.
     ``extra``: further differences found (alignments, the shortlist), each a
     real divergence (a ``line`` key makes that line not identical)."""
-    cfg, tok = ported.config, ported.tokenizer
-    eos = cfg.eos_token_id
     mismatches: list[dict[str, Any]] = []
     hyps = real = ties = 0
     max_diff = 0.0
     for i, (r, o) in enumerate(zip(ref_out, ours)):
         for j in range(min(nbest, len(r))):
             hyps += 1
-            mine = tuple(tok.id_to_tokens([t for t in o[j]["tokens"] if t != eos], side="target")) \
-                if j < len(o) else None
+            mine = _pieces(ported, o[j]) if j < len(o) else None
             theirs = r[j].pieces
             if mine != theirs:
                 mine = mine or ()
