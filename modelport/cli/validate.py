@@ -19,7 +19,8 @@ Run the reference framework (fairseq for fairseq ports, transformers for T5 port
 through pymarian for Marian ports) and the port on the same lines and compare tokenizer ids, forward
 logits and beam-search outputs; a multilingual port per language pair. Marian ports decode with the
 shortlist their decoder.yml names on both sides, and compare word alignments when decoder.yml asked
-for them or --alignment is given. Writes parity_report.json/.md; exit 3 when parity fails."""  # re-flowed
+for them or --alignment is given; Marian's decoding flags (--normalize ... --shortlist) reach both
+sides alike, and another port refuses them. Writes parity_report.json/.md; exit 3 when parity fails."""  # re-flowed
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                               "modelport validate ported/m2m --reference m2m/ --data test.txt "
                               "--lang-pairs en-de,de-fr",
                               "modelport validate ported/opus-mt --reference opus-mt/ --data test.en "
-                              "--alignment hard  # Marian ports"])
+                              "--alignment hard  # Marian ports",
+                              "modelport validate ported/opus-mt --reference opus-mt/ --data test.en --beam 4 "
+                              "--normalize 0.6 --mini-batch 16 --shortlist opus-mt/lex.s2t 50 50  # Marian ports"])
     p.add_argument("--reference", required=True,
                    help="the original checkpoint the folder was converted from (fairseq: its directory, file or "
                         "a.pt:b.pt ensemble; T5: the transformers folder; Marian: the directory with "

@@ -243,6 +243,10 @@ class DecodingOption:
     ``semantics``: the semantics that read it (empty: all, or not a search
     option). ``search_only``: ``validate`` offers it too (with
     ``search_only_help`` / ``search_only_choices`` where they differ).
+    ``search_only_semantics``: ``validate`` takes it only on ports validated
+    with these semantics (Marian ports: marian), whose reference is given
+    it too; a port validated with another refuses it by flag, since its
+    reference could not be given it (empty: every port takes it).
     ``requires``: a flag without which it is an error. ``convert``: turns the
     parsed value into the option's value.
     """
@@ -260,6 +264,7 @@ class DecodingOption:
     search_only: bool = False
     search_only_help: str | None = None
     search_only_choices: tuple[str, ...] | None = None
+    search_only_semantics: tuple[str, ...] = ()
     requires: str | None = None
     convert: Callable[[Any], Any] | None = None
 
@@ -287,6 +292,13 @@ class DecodingOption:
 
 
 _MARIAN = ("marian",)
+
+
+def _marian_port(what: str) -> str:
+    """``validate``'s help of a Marian flag (both sides decode with it)."""
+    return f"Marian ports: {what}; pymarian decode is given the same option"
+
+
 DECODING_OPTIONS: tuple[DecodingOption, ...] = (
     DecodingOption(name="beam", flag="--beam", parse=positive_int, help="beam size", search_only=True),
     DecodingOption(name="lenpen", flag="--lenpen", parse=finite_float, search_only=True,
@@ -313,39 +325,64 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
     DecodingOption(name="batch_size", flag="--batch-size", parse=positive_int, search_only=True,
                    help=f"sentences per batch, batches sorted by length (default: {TRANSLATE_BATCH_SIZE}; "
                         "marian semantics: as marian-decoder, see --mini-batch)",
-                   search_only_help=f"sentences per batch, batches sorted by length (default: {VALIDATE_BATCH_SIZE})"),
+                   search_only_help=f"sentences per batch, batches sorted by length (default: {VALIDATE_BATCH_SIZE}); "
+                                    "Marian ports are batched as marian-decoder does, see --mini-batch"),
     DecodingOption(name="max_tokens", flag="--max-tokens", parse=positive_int, search_only=True,
-                   help="source tokens per batch (instead of --batch-size)"),
+                   help="source tokens per batch (instead of --batch-size)",
+                   search_only_help="source tokens per batch (instead of --batch-size; not for Marian ports)"),
     DecodingOption(name="early_stopping", flag="--early-stopping", choices=("true", "false", "never"),
                    semantics=("hf",), convert=early_stopping, help="hf semantics: stopping rule"),
     DecodingOption(name="normalize", flag="--normalize", parse=nonnegative_float, nargs="?", const=1.0,
-                   metavar="ALPHA", semantics=_MARIAN,
-                   help="marian semantics: score / length**ALPHA (bare flag: 1.0)"),
+                   metavar="ALPHA", semantics=_MARIAN, search_only=True, search_only_semantics=_MARIAN,
+                   help="marian semantics: score / length**ALPHA (bare flag: 1.0)",
+                   search_only_help=_marian_port("score / length**ALPHA (bare flag: 1.0)")),
     DecodingOption(name="word_penalty", flag="--word-penalty", parse=float, metavar="WP", semantics=_MARIAN,
-                   help="marian semantics: subtract WP x length from the score"),
+                   search_only=True, search_only_semantics=_MARIAN,
+                   help="marian semantics: subtract WP x length from the score",
+                   search_only_help=_marian_port("subtract WP x length from the score")),
     DecodingOption(name="max_length", flag="--max-length", parse=positive_int, metavar="N",
-                   semantics=("marian", "hf"),
+                   semantics=("marian", "hf"), search_only=True, search_only_semantics=_MARIAN,
                    help="marian semantics: longest source in tokens, </s> included (longer lines are an error "
-                        "unless --max-length-crop); hf semantics: max_length"),
+                        "unless --max-length-crop); hf semantics: max_length",
+                   search_only_help=_marian_port("longest source in tokens, </s> included (a longer line is an "
+                                                 "error unless --max-length-crop)")),
     DecodingOption(name="max_length_factor", flag="--max-length-factor", parse=positive_float, metavar="F",
-                   semantics=_MARIAN,
-                   help="marian semantics: max output length = F x the batch's padded source length"),
+                   semantics=_MARIAN, search_only=True, search_only_semantics=_MARIAN,
+                   help="marian semantics: max output length = F x the batch's padded source length",
+                   search_only_help=_marian_port("max output length = F x the batch's padded source length")),
     DecodingOption(name="max_length_crop", flag="--max-length-crop", store_true=True, semantics=_MARIAN,
-                   help="marian semantics: crop sources longer than --max-length"),
+                   search_only=True, search_only_semantics=_MARIAN,
+                   help="marian semantics: crop sources longer than --max-length",
+                   search_only_help=_marian_port("crop sources longer than --max-length")),
     DecodingOption(name="mini_batch", flag="--mini-batch", parse=positive_int, metavar="N", semantics=_MARIAN,
+                   search_only=True, search_only_semantics=_MARIAN,
                    help="marian semantics, without --batch-size/--max-tokens: lines per batch as marian-decoder "
-                        "forms them (default: decoder.yml's, else 1); the batch's padded width sets the length cap"),
+                        "forms them (default: decoder.yml's, else 1); the batch's padded width sets the length cap",
+                   search_only_help=_marian_port("lines per batch as marian-decoder forms them (default: "
+                                                 "decoder.yml's, else 1); the batch's padded width sets the "
+                                                 "length cap")),
     DecodingOption(name="maxi_batch", flag="--maxi-batch", parse=positive_int, metavar="N", semantics=_MARIAN,
-                   help="marian semantics: mini-batches read and sorted together, as marian-decoder does"),
+                   search_only=True, search_only_semantics=_MARIAN,
+                   help="marian semantics: mini-batches read and sorted together, as marian-decoder does",
+                   search_only_help=_marian_port("mini-batches read and sorted together")),
     DecodingOption(name="maxi_batch_sort", flag="--maxi-batch-sort", choices=("none", "src", "trg"),
-                   semantics=_MARIAN, help="marian semantics: order within a maxi-batch, as marian-decoder's"),
+                   semantics=_MARIAN, search_only=True, search_only_semantics=_MARIAN,
+                   help="marian semantics: order within a maxi-batch, as marian-decoder's",
+                   search_only_help=_marian_port("order within a maxi-batch")),
     DecodingOption(name="allow_unk", flag="--allow-unk", store_true=True, semantics=_MARIAN,
-                   help="marian semantics: allow <unk> in the output (suppressed by default)"),
+                   search_only=True, search_only_semantics=_MARIAN,
+                   help="marian semantics: allow <unk> in the output (suppressed by default)",
+                   search_only_help=_marian_port("allow <unk> in the output (suppressed by default)")),
     DecodingOption(name="shortlist", flag="--shortlist", nargs="+", metavar="ARG", semantics=_MARIAN,
+                   search_only=True, search_only_semantics=_MARIAN,
                    help="marian semantics: Marian's lexical shortlist, FILE [FIRST [BEST [THRESHOLD]]] (a text "
                         "lex.s2t; defaults 100 100 0): per batch only the FIRST target ids and the BEST "
                         "translations above THRESHOLD of its source words are scored; none turns the folder's off "
-                        "(default: the folder's decoder.yml shortlist, else none)"),
+                        "(default: the folder's decoder.yml shortlist, else none)",
+                   search_only_help=_marian_port("Marian's lexical shortlist FILE [FIRST [BEST [THRESHOLD]]] (a "
+                                                 "text lex.s2t; defaults 100 100 0) instead of decoder.yml's; none: "
+                                                 "none on either side (default: decoder.yml's, the port reading "
+                                                 "the folder's copy, checked to be the same)")),
     DecodingOption(name="do_sample", flag="--sampling", store_true=True, help="sample instead of beam search"),
     DecodingOption(name="top_k", flag="--sampling-topk", parse=positive_int, requires="--sampling",
                    help="sample from the k most likely tokens"),
@@ -358,7 +395,8 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
 
 
 def decoding_flags(search_only: bool = False) -> tuple[DecodingOption, ...]:
-    """The flags ``translate`` offers, or (``search_only``) those ``validate`` offers."""
+    """The flags ``translate`` offers, or (``search_only``) those ``validate``
+    offers (some for some ports only: ``search_only_semantics``)."""
     return tuple(o for o in DECODING_OPTIONS if o.search_only or not search_only)
 
 

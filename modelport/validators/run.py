@@ -61,9 +61,12 @@ CHECKS = ("tokenizer", "forward", "beam", "bleu")
 
 # validate()'s own keywords among the decoding flags the CLI gives it
 _KEYWORDS = ("semantics", "batch_size", "max_tokens")
-# the decoding options of a fairseq or T5 port's search: those of `modelport validate`'s flags
+# the decoding options of a fairseq or T5 port's search: those of `modelport validate`'s flags every port takes
 # (fairseq's names; modelport's aliases under hf semantics)
-SEARCH_OPTIONS = tuple(o.name for o in decoding_flags(search_only=True) if o.name not in _KEYWORDS)
+SEARCH_OPTIONS = tuple(o.name for o in decoding_flags(search_only=True)
+                       if o.name not in _KEYWORDS and not o.search_only_semantics)
+# validate's flags only ports validated with some semantics take (Marian's: --normalize, --shortlist, ...)
+PORT_OPTIONS = tuple(o for o in decoding_flags(search_only=True) if o.search_only_semantics)
 # a Marian port's: modelport's aliases and Marian's own names (decoder.yml, ``-`` as ``_``)
 _MARIAN = SEMANTICS["marian"]
 MARIAN_OPTIONS = (*_MARIAN.aliases, *(f.name for f in fields(_MARIAN.options)), *_MARIAN.batching)
@@ -86,6 +89,27 @@ def check_semantics(source_format: str, semantics: str | None) -> None:
                             f"translate --semantics {semantics}` to decode with it")
 
 
+def check_port_options(source_format: str, decoding: Mapping[str, Any]) -> None:
+    """Refuse, before any work, the options validate gives only another
+    framework's reference (:data:`PORT_OPTIONS`: Marian's on a fairseq or T5
+    port), by flag and all at once, rather than ignore them."""
+    semantics = VALIDATED_SEMANTICS.get(source_format)
+    if semantics is None:  # refused later, naming the formats validate knows
+        return
+    needs: dict[str, list[str]] = {}
+    for opt in PORT_OPTIONS:
+        if decoding.get(opt.name) is not None and semantics not in opt.search_only_semantics:
+            ports = " or ".join(f for f, s in VALIDATED_SEMANTICS.items() if s in opt.search_only_semantics)
+            needs.setdefault(ports, []).append(f"`{opt.flag}`")
+    if needs:
+        one = sum(map(len, needs.values())) == 1
+        parts = [f"{', '.join(flags)} {'needs' if len(flags) == 1 else 'need'} a {ports} port (validate gives "
+                 f"{'it' if len(flags) == 1 else 'them'} to that port's reference too)"
+                 for ports, flags in needs.items()]
+        raise InvalidInputError(f"{'; '.join(parts)}, but this is a {source_format} port; leave "
+                                f"{'it' if one else 'them'} out")
+
+
 def _check_semantics(ported: PortedModel, semantics: str, expected: str) -> None:
     if semantics != expected:
         raise InvalidInputError(f"{ported.source_format} ports are validated with {expected} semantics, "
@@ -96,6 +120,7 @@ def _preflight(ported_dir: str | os.PathLike[str], source_format: str, conversio
                reference: str, semantics: str | None, decoding: Mapping[str, Any]) -> None:
     """What can be refused from the folder's records alone, before a model is loaded."""
     check_semantics(source_format, semantics)
+    check_port_options(source_format, decoding)
     if decoding.get("alignment") is not None and source_format != "marian":
         raise InvalidInputError(f"`alignment` compares Marian's word alignments (marian-decoder --alignment): it "
                                 f"needs a Marian port, but this is a {source_format} port")

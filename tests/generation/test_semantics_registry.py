@@ -74,8 +74,12 @@ def test_translate_and_validate_flags_come_from_the_table() -> None:
     translate = {a.option_strings[0] for a in _parser(False)._actions if a.option_strings[0] != "-h"}
     validate = {a.option_strings[0] for a in _parser(True)._actions if a.option_strings[0] != "-h"}
     assert translate == {o.flag for o in DECODING_OPTIONS}
+    marian = {"--normalize", "--word-penalty", "--max-length", "--max-length-factor", "--max-length-crop",
+              "--mini-batch", "--maxi-batch", "--maxi-batch-sort", "--allow-unk", "--shortlist"}
     assert validate == {"--beam", "--lenpen", "--nbest", "--max-len-a", "--max-len-b", "--min-len", "--unkpen",
-                        "--no-repeat-ngram-size", "--semantics", "--batch-size", "--max-tokens"}
+                        "--no-repeat-ngram-size", "--semantics", "--batch-size", "--max-tokens", *marian}
+    # validate takes Marian's own flags on Marian ports only (refused on others before loading)
+    assert {o.flag for o in DECODING_OPTIONS if o.search_only_semantics} == marian
     for o in DECODING_OPTIONS:
         assert set(o.semantics) <= set(SEMANTICS), o.flag
     choices = {p: next(a.choices for a in _parser(p)._actions if a.dest == "semantics") for p in (False, True)}
