@@ -52,7 +52,7 @@ class Fixture:
     tie: str  # "all" (tied-embeddings-all), "tgt" (tied-embeddings), "none"
     ffn_depth: int
     activation: str  # Marian's name: swish, relu, gelu
-    wpos: bool
+    wpos: bool  # a `Wpos` under transformer-train-position-embeddings, which marian-decoder ignores
     separate_vocabs: bool = False
     emb_norm: bool = False
     # --transformer-decoder-autoreg rnn with --dec-cell ssru (Bergamot's students)

@@ -24,9 +24,10 @@ Reads what Marian and OPUS-MT ship, without Marian itself:
 Marian in unified-config terms (``marian/src/models/transformer.h``): W
 matrices stored ``[in, out]``; layer norm with eps 1e-6 after (``dan``) or
 before (``n``/``da`` + top ``n``) each sublayer; embeddings scaled by
-sqrt(dim) when positions are sinusoidal (sines then cosines, frequencies
-``exp(-i log(10000) / (dim/2 - 1))``, positions from 0) and *not* scaled with
-trained positions (``Wpos``, shared by encoder and decoder); an FFN of
+sqrt(dim) and sinusoidal positions added (sines then cosines, frequencies
+``exp(-i log(10000) / (dim/2 - 1))``, positions from 0), also when the npz
+holds a learned ``Wpos`` (marian-decoder ignores it: see
+``LEARNED_POSITIONS``); ``gelu`` the exact erf GELU; an FFN of
 ``transformer-ffn-depth`` layers; logits bias ``decoder_ff_logit_out_b``; the
 decoder starts from an all-zero embedding vector.
 
@@ -42,8 +43,9 @@ self-attention block of each decoder layer is the recurrence of
 
 Known deviations of the parity references from Marian (the port follows
 Marian): CTranslate2 and transformers compute the sinusoidal frequencies with
-``dim/2`` instead of ``dim/2 - 1``; CTranslate2 scales embeddings with trained
-positions; transformers' layer norm eps is 1e-5.
+``dim/2`` instead of ``dim/2 - 1``; CTranslate2 adds ``Wpos`` whenever the
+npz holds it and computes ``gelu`` as x * sigmoid(1.702 x) (Marian before
+1.12); transformers' layer norm eps is 1e-5.
 """
 
 from __future__ import annotations
@@ -83,7 +85,21 @@ from modelport.tokenizers.sentencepiece import read_marian_vocab, save_marian
 # ---------------------------------------------------------------------------
 # options
 
-ACTIVATIONS = {"swish": "silu", "relu": "relu", "gelu": "gelu_sigmoid"}  # Marian's gelu: x * sigmoid(1.702 x)
+# Marian's `gelu` is the exact erf GELU since 1.12 (marian-dev PR 28128, March 2023: GeluNodeOp in
+# src/graph/node_operators_unary.h); before, it was x * sigmoid(1.702 x). The port computes what today's
+# marian-decoder computes, whatever version trained the model (see GELU_NOTE).
+ACTIVATIONS = {"swish": "silu", "relu": "relu", "gelu": "gelu"}
+GELU_NOTE = ("Marian's `gelu` is computed as the exact erf GELU, as marian-decoder 1.12 and later compute it; "
+             "Marian before 1.12 computed x * sigmoid(1.702 x)")
+# Marian's transformer adds a learned position matrix `Wpos` only under `transformer-train-positions`
+# (src/models/transformer.h addSpecialEmbeddings), a key its command line stopped writing in January 2019
+# (renamed `--transformer-train-position-embeddings`, which only Marian's BERT-style models read): under the
+# new key marian-decoder ignores `Wpos` and adds sinusoidal positions, and so does the port. Under the old key
+# marian-decoder 1.12 aborts (its position Embedding layer asks for an option `inference` that decoding never
+# sets), so there is no Marian behaviour to reproduce: refused.
+LEARNED_POSITIONS = "transformer-train-positions"
+WPOS_IGNORED = ("not used by marian-decoder: its transformer reads `transformer-train-positions`, not "
+                "`transformer-train-position-embeddings`, and adds sinusoidal positions")
 # decoders of Marian's fast students that the unified model does not have
 REFUSED_AUTOREG = {
     "average-attention": "the average-attention (AAN) decoder is not supported",
@@ -100,6 +116,7 @@ DEFAULTS: dict[str, Any] = {
     "transformer-pool": False, "transformer-tied-layers": [], "tied-embeddings": False,
     "tied-embeddings-src": False, "tied-embeddings-all": False, "output-omit-bias": False, "right-left": False,
     "ulr": False, "factors-dim-emb": 0, "lemma-dim-emb": 0, "dec-cell": "gru", "max-length": 50,
+    LEARNED_POSITIONS: False,
 }
 REQUIRED = ("dim-emb", "enc-depth", "dec-depth", "dim-vocabs")
 NORM_EPS = 1e-6  # marian::layerNorm(x, scale, bias, 1e-6f) in transformer.h
@@ -260,11 +277,7 @@ def _ops(value: Any) -> str:
 
 def resolve_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     """``special:model.yml`` with Marian's defaults for the options it lacks."""
-    opts = {**DEFAULTS, **raw}
-    if "transformer-train-positions" in raw and "transformer-train-position-embeddings" not in raw:
-        opts["transformer-train-position-embeddings"] = raw["transformer-train-positions"]
-    opts.setdefault("transformer-train-position-embeddings", False)
-    return opts
+    return {**DEFAULTS, **raw}
 
 
 # value kinds of the options read into the unified config and of decoder.yml's decoding defaults
@@ -273,7 +286,8 @@ OPTION_KINDS = {"dim-emb": "posint", "enc-depth": "posint", "dec-depth": "posint
                 "transformer-decoder-dim-ffn": "natural", "transformer-decoder-ffn-depth": "natural",
                 "transformer-ffn-activation": "str", "transformer-decoder-autoreg": "str", "type": "str",
                 "transformer-preprocess": "str", "transformer-postprocess": "str",
-                "transformer-postprocess-emb": "str", "transformer-postprocess-top": "str", "max-length": "natural"}
+                "transformer-postprocess-emb": "str", "transformer-postprocess-top": "str", "max-length": "natural",
+                LEARNED_POSITIONS: "bool"}
 DECODER_KINDS = {"beam-size": "posint", "normalize": "float", "word-penalty": "float", "max-length-factor": "float",
                  "max-length": "natural", "max-length-crop": "bool", "n-best": "bool", "mini-batch": "posint",
                  "maxi-batch": "posint", "maxi-batch-sort": "str", "mini-batch-words": "natural", "allow-unk": "bool"}
@@ -298,6 +312,10 @@ def check_options(opts: Mapping[str, Any]) -> list[str]:
         return problems
     if opts["type"] != "transformer":
         problems.append(f"Option --type {opts['type']} is not supported (supported: transformer)")
+    if opts[LEARNED_POSITIONS]:
+        problems.append(f"Option {LEARNED_POSITIONS} true (learned positions, `Wpos`) is not supported: "
+                        "marian-decoder 1.12 aborts on such a model (`Required option 'inference' has not been "
+                        "set`), so there is no Marian behaviour to reproduce")
     autoreg = opts["transformer-decoder-autoreg"]
     if autoreg in REFUSED_AUTOREG:
         problems.append(f"Option --transformer-decoder-autoreg {autoreg} is not supported: "
@@ -364,13 +382,10 @@ def check_options(opts: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def build_config(opts: Mapping[str, Any], vocab_rows: int, pad: int, eos: int, unk: int,
-                 positions: int | None) -> Seq2SeqConfig:
+def build_config(opts: Mapping[str, Any], vocab_rows: int, pad: int, eos: int, unk: int) -> Seq2SeqConfig:
     """The unified config of checked Marian options. ``vocab_rows`` includes
-    the appended pad row; ``positions`` is the row count of ``Wpos`` or None
-    for sinusoidal positions."""
+    the appended pad row. Positions are sinusoidal (see ``LEARNED_POSITIONS``)."""
     ffn = opts["transformer-dim-ffn"]
-    learned = positions is not None
     return Seq2SeqConfig(
         encoder_layers=opts["enc-depth"], decoder_layers=opts["dec-depth"], d_model=opts["dim-emb"],
         encoder_heads=opts["transformer-heads"], decoder_heads=opts["transformer-heads"],
@@ -383,12 +398,10 @@ def build_config(opts: Mapping[str, Any], vocab_rows: int, pad: int, eos: int, u
                                  and opts["transformer-decoder-autoreg"] != "rnn"),
         final_norm=_ops(opts["transformer-postprocess-top"]) == "n",
         layernorm_embedding=_ops(opts["transformer-postprocess-emb"]) == "n",
-        positions="learned" if learned else "sinusoidal", sinusoidal_layout="sin_cos",
+        positions="sinusoidal", sinusoidal_layout="sin_cos",
         sinusoidal_denominator_minus_one=True, position_offset=0, position_pad_index=0,
-        max_source_positions=positions if learned else SINUSOIDAL_POSITIONS,
-        max_target_positions=positions if learned else SINUSOIDAL_POSITIONS,
-        # transformer.h scales by sqrt(dim) only on the sinusoidal branch
-        scale_embeddings=not learned,
+        max_source_positions=SINUSOIDAL_POSITIONS, max_target_positions=SINUSOIDAL_POSITIONS,
+        scale_embeddings=True,  # by sqrt(dim), transformer.h's sinusoidal branch
         shared_embeddings=bool(opts["tied-embeddings-all"] or opts["tied-embeddings-src"]),
         tie_output_embeddings=bool(opts["tied-embeddings-all"] or opts["tied-embeddings"]),
         final_logits_bias=True, mask_target_padding=True, attention_bias=True, ffn_bias=True,
@@ -456,10 +469,6 @@ def _vector(b: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(b.reshape(-1)))
 
 
-def _positions(w: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
-
-
 def pad_rows(table: np.ndarray, rows: int) -> torch.Tensor:
     """``table`` with zero rows appended up to ``rows``: Marian has no pad
     symbol, the unified model needs one (see the module docstring)."""
@@ -494,9 +503,7 @@ def weight_table(opts: Mapping[str, Any]) -> dict[str, Rule]:
     depth = opts["transformer-ffn-depth"]
     table: dict[str, Rule] = {key: drop(reason) for key, reason in IGNORED.items()}
     table.update({key: Rule(target, _vector) for key, target in GLOBAL_TABLE.items()})
-    # ``Wpos`` is one table shared by encoder and decoder
-    table["Wpos"] = Rule(("encoder.embed.embed_positions.weight", "decoder.embed.embed_positions.weight"),
-                         _positions)
+    table["Wpos"] = drop(WPOS_IGNORED)
     for side, names in (("encoder", layer), ("decoder", decoder_layer)):
         table.update({f"{side}_l{{}}_{key}": _rule(f"{side}.layers.{{}}.{target}") for key, target in names.items()})
         table[f"{side}_l{{}}_ffn_W{{}}"] = _ffn_rule(side, "weight", depth)
@@ -934,12 +941,8 @@ class MarianConverter(Converter[MarianSource]):
                             others=[(n, a, resolve_options(r)) for n, a, r in others])
 
     def check_options(self, loaded: MarianSource) -> None:
-        opts, arrays = loaded.opts, loaded.arrays
+        opts = loaded.opts
         problems = check_options(opts)
-        if opts["transformer-train-position-embeddings"] != ("Wpos" in arrays):
-            problems.append(f"Option --transformer-train-position-embeddings "
-                            f"{opts['transformer-train-position-embeddings']} does not match the npz, which "
-                            f"{'holds' if 'Wpos' in arrays else 'has no'} `Wpos`")
         check_decoder_values(decoding_config(loaded.decoder, loaded.raw))  # bad values first, then refusals
         problems += decoder_refusals(loaded.decoder, loaded.raw, opts)
         self.unsupported(self.source, problems)
@@ -947,8 +950,7 @@ class MarianConverter(Converter[MarianSource]):
 
     def build_config(self, loaded: MarianSource) -> Seq2SeqConfig:
         v = loaded.vocabs
-        positions = int(loaded.arrays["Wpos"].shape[0]) if "Wpos" in loaded.arrays else None
-        return build_config(loaded.opts, v.rows, v.pad, v.eos, v.unk, positions)
+        return build_config(loaded.opts, v.rows, v.pad, v.eos, v.unk)
 
     def map_weights(self, loaded: MarianSource, config: Seq2SeqConfig) -> MappedWeights:
         v = loaded.vocabs
@@ -958,15 +960,16 @@ class MarianConverter(Converter[MarianSource]):
         problems = []
         for npz, arrays, opts in loaded.others:
             own = check_options(opts)
-            positions = int(arrays["Wpos"].shape[0]) if "Wpos" in arrays else None
             if not own and (opts["dim-vocabs"] != loaded.opts["dim-vocabs"]
-                            or build_config(opts, v.rows, v.pad, v.eos, v.unk, positions) != config):
+                            or build_config(opts, v.rows, v.pad, v.eos, v.unk) != config):
                 own.append(f"ensemble member `{npz.name}` has other options than `{loaded.npz.name}` "
                            "(supported: members of one architecture and vocabulary)")
             problems += own
         self.unsupported(self.source, problems)
         members = [mapped] + [map_weights(str(npz), arrays, opts, v.rows, v.v_src, v.v_tgt)[0]
                               for npz, arrays, opts in loaded.others]
+        if loaded.opts["transformer-ffn-activation"] == "gelu":
+            dropped["(computed) gelu"] = GELU_NOTE
         if v.rows > v.v_src or v.rows > v.v_tgt:
             dropped["(added) <pad>"] = (f"Marian has no pad symbol: id {v.pad} appended with zero embedding rows "
                                         "and a -inf logit, as transformers' Marian conversion does")

@@ -45,17 +45,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "marian"
 FIXTURES = sorted(p.name for p in DATA.iterdir() if (p / "decoder.yml").is_file())
 # Known differences from Marian 1.12, found by this test (the port's forward
-# pass already differs from `pymarian score`), not fixed yet:
-KNOWN = {
-    # marian-dev src/models/transformer.h reads `transformer-train-positions`
-    # (addSpecialEmbeddings), not the `transformer-train-position-embeddings`
-    # these fixtures record: Marian runs them with sinusoidal positions scaled
-    # by sqrt(dim) and never reads Wpos; the converter uses Wpos unscaled
-    "pre_wpos_relu": "Marian 1.12 ignores Wpos here (reads transformer-train-positions)",
-    # ... and since 1.12 Marian's `gelu` is the exact erf GELU
-    # (src/graph/node_operators_unary.h GeluNodeOp), not x * sigmoid(1.702 x)
-    "post_embnorm_gelu": "Marian 1.12 ignores Wpos here, and its gelu is the exact erf GELU",
-}
+# pass already differs from `pymarian score`), not fixed yet: none. (Found and
+# fixed: Marian 1.12 ignores the `Wpos` of pre_wpos_relu/post_embnorm_gelu,
+# recorded under `transformer-train-position-embeddings`, and its gelu is the
+# exact erf GELU; see LEARNED_POSITIONS in modelport/converters/marian.py.)
+KNOWN: dict[str, str] = {}
 PARAMS = [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN[n], strict=True)) if n in KNOWN else n
           for n in FIXTURES]
 N_LINES = 30
@@ -129,6 +123,34 @@ def test_decoder_yml_defaults(name: str, ported) -> None:
     ref = MarianReference(DATA / name).decode(lines)
     problems = compare(p, ref, translate(p, lines, n_best=True))
     assert not problems, f"{name}: " + "; ".join(problems[:3])
+
+
+def _with_model_options(src: Path, out: Path, **options: Any) -> Path:
+    """A copy of the Marian model directory ``src`` whose special:model.yml has ``options`` set."""
+    import numpy as np
+
+    shutil.copytree(src, out)
+    npz = next(out.glob("*.npz"))
+    with np.load(npz) as f:
+        arrays = dict(f)
+    config = yaml.safe_load(bytes(arrays["special:model.yml"].astype(np.uint8)).rstrip(b"\0").decode())
+    config.update(options)
+    arrays["special:model.yml"] = np.frombuffer(yaml.safe_dump(config).encode() + b"\0", dtype=np.int8)
+    np.savez(npz, **arrays)
+    return out
+
+
+def test_learned_positions_key_marian_cannot_decode_is_refused(tmp_path: Path) -> None:
+    """Under ``transformer-train-positions`` (the key Marian's transformer reads
+    for ``Wpos``) marian-decoder 1.12 itself aborts, so the port refuses it by
+    name; under ``transformer-train-position-embeddings`` (pre_wpos_relu's
+    ``Wpos``) Marian adds sinusoidal positions, as the port does
+    (test_decoder_yml_defaults)."""
+    src = _with_model_options(DATA / "pre_wpos_relu", tmp_path / "model", **{"transformer-train-positions": True})
+    with pytest.raises(RuntimeError, match="pymarian failed"):
+        MarianReference(src).decode(_lines(1))
+    with pytest.raises(UnsupportedCheckpointError, match="transformer-train-positions true"):
+        modelport.convert(str(src), tmp_path / "ported")
 
 
 @pytest.mark.slow
