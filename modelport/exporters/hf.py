@@ -718,6 +718,10 @@ class MarianTarget(HfTarget):
                        "MarianMTModel divides by dim/2")
         if self.cfg.norm_eps != 1e-5:
             out.append(f"`norm_eps` {self.cfg.norm_eps:g} (Marian's layer norm): MarianMTModel uses 1e-5")
+        if read_json(self.ported.tokenizer_dir / TOKENIZER_CONFIG_NAME).get("encode_rule") == "marian":
+            out.append("tokenizer `encode_rule` 'marian' (ties between segmentations of equal score split as "
+                       "the SentencePiece Marian bundles splits them, e.g. '000' in '65,000'): MarianTokenizer "
+                       "uses the sentencepiece library, which splits such ties otherwise")
         return out
 
     def config(self) -> Any:

@@ -226,6 +226,21 @@ def test_marian_numerics_are_refused_unless_approximate(tmp_path, capsys) -> Non
     assert "Approximation" in (tmp_path / "out" / "README.md").read_text()
 
 
+def test_marian_segmentation_rule_is_named_and_real(tmp_path, capsys) -> None:
+    """A Marian port of `.spm` vocabularies segments ties as Marian does
+    (``encode_rule: "marian"``); MarianTokenizer uses the sentencepiece library:
+    the export names the difference, and on a tie line the ids do differ."""
+    ported = modelport.convert(str(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied"),
+                               tmp_path / "ported")
+    line = one_line_error(["export", "hf", str(ported.path), str(tmp_path / "out")], capsys)
+    assert "`encode_rule` 'marian'" in line
+    report = _export(ported.path, tmp_path / "out", "--allow-approximate")
+    assert any("encode_rule" in a for a in report["approximations"])
+    tok, _ = _load(tmp_path / "out")
+    tie = "Their car cost 65,000 euros."  # '000' is '0 00' or '00 0' at equal score
+    assert tok(tie)["input_ids"] != ported.tokenizer.encode(tie)
+
+
 def test_prenorm_marian_is_refused(tmp_path, capsys) -> None:
     ported = modelport.convert(str(MARIAN / "pre_tied_swish"), tmp_path / "ported")
     line = one_line_error(["export", "hf", str(ported.path), str(tmp_path / "out"), "--allow-approximate"], capsys)
