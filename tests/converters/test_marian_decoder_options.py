@@ -12,7 +12,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import sentencepiece
 import yaml
 
 import modelport
@@ -86,11 +88,20 @@ def test_allow_unk_is_recorded_and_used(tmp_path: Path) -> None:
     from modelport.validators.references.marian import MarianReference
 
     directory = _model_dir(tmp_path, allow_unk=True)
+    # <unk> made likely (its logit bias raised), so that allowing it changes the n-best lists
+    npz = directory / "model.npz"
+    with np.load(npz) as f:
+        arrays = dict(f)
+    unk = sentencepiece.SentencePieceProcessor(model_file=str(directory / "target.spm")).unk_id()
+    arrays["decoder_ff_logit_out_b"][..., unk] += 4.0
+    np.savez(npz, **arrays)
     ported = modelport.convert(str(directory), tmp_path / "port")
-    assert ported.generation_config["allow_unk"] is True
-    ref = MarianReference(directory).decode(_lines(), beam_size=6)
-    ours = ported.translate(_lines(), beam_size=6, n_best=True)
-    assert [[h.text for h in o] for o in ours] == [[h.text for h in r] for r in ref]
+    assert ported.generation_config["allow_unk"] is True and ported.config.unk_token_id == unk
+    ref = [[h.text for h in r] for r in MarianReference(directory).decode(_lines(), beam_size=6)]
+    assert [[h.text for h in o] for o in ported.translate(_lines(), beam_size=6, n_best=True)] == ref
+    # the case can fail: with <unk> suppressed the port's n-best lists differ from Marian's
+    suppressed = ported.translate(_lines(), beam_size=6, n_best=True, allow_unk=False)
+    assert [[h.text for h in o] for o in suppressed] != ref
     plain = modelport.convert(str(MODEL), tmp_path / "plain")
     assert plain.generation_config["allow_unk"] is False
 
