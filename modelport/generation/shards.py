@@ -40,7 +40,7 @@ import torch.distributed as dist
 from modelport.errors import InvalidInputError
 from modelport.generation.options import SHARD_CHUNK_LINES
 from modelport.generation.marian_batching import pool_lines
-from modelport.generation.translate import framework_batching, resolve_options
+from modelport.generation.translate import TRANSLATE_KEYWORDS, framework_batching, resolve_options
 
 CHUNK_LINES = SHARD_CHUNK_LINES
 
@@ -97,11 +97,6 @@ def pool_chunk_lines(pool: int, chunk_lines: int = CHUNK_LINES) -> int:
     return pool * max(1, math.ceil(chunk_lines / pool))
 
 
-# translate()'s own keywords, which are not decoding options of a semantics
-_TRANSLATE_KEYWORDS = ("semantics", "batch_size", "max_tokens", "progress", "keep_special_tokens", "source_lang",
-                       "target_lang")
-
-
 def translate_chunk_lines(ported: Any, options: Mapping[str, Any], chunk_lines: int = CHUNK_LINES) -> int:
     """The chunk size for ``translate(ported, chunk, **options)`` under :func:`sharded_map`.
 
@@ -110,7 +105,7 @@ def translate_chunk_lines(ported: Any, options: Mapping[str, Any], chunk_lines: 
     lines as ``translate`` resolves them (the options over the folder's
     decoder.yml values, else 1): the output is then that of one process on the
     whole corpus, which is marian-decoder's. Otherwise ``chunk_lines``."""
-    rest = {k: v for k, v in options.items() if k not in _TRANSLATE_KEYWORDS}
+    rest = {k: v for k, v in options.items() if k not in TRANSLATE_KEYWORDS}
     sem, opts = resolve_options(ported.generation_config, options.get("semantics"), rest,
                                 eos_token_id=ported.config.eos_token_id)
     batching = framework_batching(sem, opts, options.get("batch_size"), options.get("max_tokens"))

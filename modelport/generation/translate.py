@@ -8,6 +8,7 @@ ported folder's ``generation_config.json`` supplies every option not given.
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -324,3 +325,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     if bar is not None:
         bar.close()
     return results
+
+
+# translate()'s own keywords, which are not decoding options of a semantics
+TRANSLATE_KEYWORDS = tuple(name for name, p in inspect.signature(translate).parameters.items()
+                           if p.kind is inspect.Parameter.KEYWORD_ONLY)
