@@ -82,6 +82,11 @@ MODELS = [
     Model("big_heads16", joint_vocab=True, options={
         **BASE, **RELU, "dim-emb": 64, "transformer-heads": 16, "transformer-dim-ffn": 256,
         "tied-embeddings-all": True}),
+    # gelu (the exact erf GELU since Marian 1.12), a wider decoder FFN than the encoder's, no output bias,
+    # a layer norm on the embeddings
+    Model("post_gelu_decffn_nobias", joint_vocab=True, options={
+        **BASE, "tied-embeddings-all": True, "transformer-ffn-activation": "gelu", "transformer-decoder-dim-ffn": 128,
+        "output-omit-bias": True, "transformer-postprocess-emb": "nd"}),
     # OPUS-MT's transformer-align: guided alignment on the last layer's cross-attention
     Model("post_guided_align", joint_vocab=False, options={**BASE, "tied-embeddings": True}, guided=True),
     # one source side, two target languages chosen by a >>xxx<< token
