@@ -25,7 +25,7 @@ from modelport.cli import build_parser, main
 from modelport.errors import InvalidInputError
 from modelport.generation.semantics import DECODING_OPTIONS
 from tests.helpers.cli import one_line_error
-from tests.helpers.paths import CORPUS, DATA, DEFAULT_MODEL
+from tests.helpers.paths import CORPUS, DATA, DEFAULT_MODEL, corpus_lines, write_lines
 from tests.helpers.requires import requires
 
 pymarian = requires("pymarian")
@@ -45,14 +45,12 @@ def _help(capsys) -> str:
 
 
 def _lines(n: int = N_LINES) -> list[str]:
-    return (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:n]
+    return corpus_lines(n)
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "data.en"
-    path.write_text("\n".join(_lines()) + "\n", encoding="utf-8")
-    return path
+    return write_lines(tmp_path_factory.mktemp("data") / "data.en", _lines())
 
 
 # ---------------------------------------------------------------------------
