@@ -24,8 +24,10 @@ modelport with ``--semantics hf`` (identical outputs expected); the port's
 ``export onnx`` run by onnxruntime under modelport's own search (KV cache;
 identical outputs expected); the port after ``quantize --mode int8`` beside
 CTranslate2 int8 (``compute_type="int8"``, compared with modelport int8).
-Each system translates the first batch once before it is timed, then the
-whole set ``--rounds`` times; the best round counts.
+Every system is set up first; each translates the whole set once untimed,
+then ``--rounds`` timed passes in which the systems take turns (A B C, A B C,
+...): the machine's speed drifts during a run, and in turns the drift touches
+every system alike. The best pass of each counts.
 
 ``--marian``: a Marian model (default: tests/data/marian-trained/post_sep_tied,
 trained by Marian itself; any OPUS-MT/Marian folder with decoder.yml) on the
@@ -78,6 +80,7 @@ on how busy the multipliers are and comparable between systems.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -120,19 +123,67 @@ ROUNDS = 3
 PEAK: tuple = ()  # (GEMM FLOP/s, config, sources, beam) once measured; report() prints the fraction
 
 
-def timed(batches: list[list[int]], srcs: list[list[int]], fn: Callable[[list[list[int]]], Hyps]
-          ) -> tuple[dict[int, list[int]], float]:
-    """First-best tokens per line and the best of ``ROUNDS`` timings, after one
-    untimed warm-up batch."""
-    fn([srcs[i] for i in batches[0]])
-    best = float("inf")
+SETTLE_SECONDS = 0.3  # after each timed pass, so that no system's idle threads still spin in the next one's
+
+# one pass of a system: (its output, the seconds of its timed part)
+Pass = Callable[[], tuple[Any, float]]
+
+
+def interleaved(systems: dict[str, Pass]) -> dict[str, tuple[Any, float]]:
+    """Each system's output and its best of ``ROUNDS`` timed passes, the
+    systems taking turns round by round (A B C, A B C, ...) after one untimed
+    warm-up pass each: the machine's speed drifts during a run (by a third
+    between minutes on this one), and in turns a drift touches every system
+    alike, so the ratios of one run hold."""
+    for run in systems.values():
+        run()
+    best = {name: float("inf") for name in systems}
+    outs: dict[str, Any] = {}
     for _ in range(ROUNDS):
-        out, t = {}, time.perf_counter()
+        for name, run in systems.items():
+            outs[name], seconds = run()
+            best[name] = min(best[name], seconds)
+            time.sleep(SETTLE_SECONDS)
+    return {name: (outs[name], best[name]) for name in systems}
+
+
+def timing(fn: Callable[[], Any]) -> Pass:
+    """A pass timed whole."""
+    def run() -> tuple[Any, float]:
+        start = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - start
+    return run
+
+
+def ct2_pass(load: Callable[[], Any], fn: Callable[[Any], Any], warm: Callable[[Any], Any]) -> Pass:
+    """A CTranslate2 pass: the translator loaded and warmed up (``warm``: its
+    first batch) before the timing, and deleted after it. A live
+    ``ctranslate2.Translator`` slows torch in the same process (measured:
+    modelport int8 at transformer-base 1.4 s -> 1.8-2.0 s per batch while one
+    exists, 1.4 s again once it is deleted), so none outlives its pass."""
+    def run() -> tuple[Any, float]:
+        translator = load()
+        warm(translator)
+        start = time.perf_counter()
+        out = fn(translator)
+        seconds = time.perf_counter() - start
+        del translator
+        gc.collect()
+        return out, seconds
+    return run
+
+
+def over_batches(batches: list[list[int]], srcs: list[list[int]], fn: Callable[[list[list[int]]], Hyps]
+                 ) -> Callable[[], dict[int, list[int]]]:
+    """One pass of ``fn`` over every batch: first-best tokens per line."""
+    def run() -> dict[int, list[int]]:
+        out = {}
         for b in batches:
             for i, h in zip(b, fn([srcs[i] for i in b])):
                 out[i] = h[0]["tokens"]
-        best = min(best, time.perf_counter() - t)
-    return out, best
+        return out
+    return run
 
 
 def search_flops(cfg, srcs: list[list[int]], out: dict[int, list[int]], beam: int) -> float:
@@ -337,15 +388,6 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
                                           f"; fewer chunks than processes: {args.procs - chunks} idle (give "
                                           "more --lines, --corpus train, or a smaller --maxi-batch)"), flush=True)
 
-    def best(fn: Callable[[], list[str]]) -> tuple[list[str], float]:
-        fn()  # warm-up
-        times = []
-        for _ in range(ROUNDS):
-            start = time.perf_counter()
-            out = fn()
-            times.append(time.perf_counter() - start)
-        return out, min(times)
-
     def ours(model: Any = ported) -> list[str]:
         uncached(model.tokenizer)
         return [h[0]["text"] for h in translate(model, lines, semantics="marian", beam_size=args.beam,
@@ -358,8 +400,9 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
     try:
         if "ctranslate2" not in args.skip:
             export_ct2(ported.path, tmp / "ct2")
-            ct2 = ctranslate2.Translator(str(tmp / "ct2"), device="cpu", inter_threads=1,
-                                         intra_threads=args.threads)
+            ct2 = ct2_pass(lambda: ctranslate2.Translator(str(tmp / "ct2"), device="cpu", inter_threads=1,
+                                                          intra_threads=args.threads),
+                           lambda t: ct2_run(t), lambda t: ct2_run(t, ct2_batches[:1]))
     except InvalidInputError as e:  # SSRU decoders: CTranslate2 has no such layer
         print(f"ctranslate2: not run ({e})", flush=True)
     try:  # the port's ONNX export under modelport's own Marian search
@@ -376,26 +419,27 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
     # included): CTranslate2 gets the same, so an output that runs to the cap has Marian's length
     ct2_batches = marian_batches([len(x) + 1 for x in pieces], **batching)
 
-    def ct2_run() -> list[str]:
+    def ct2_run(translator: Any, which: list[list[int]] | None = None) -> list[str]:
         out = [""] * len(lines)
-        for batch in ct2_batches:
+        for batch in ct2_batches if which is None else which:
             cap = math.ceil(3.0 * max(len(pieces[i]) + 1 for i in batch))
-            res = ct2.translate_batch([pieces[i] for i in batch], beam_size=args.beam, length_penalty=0.6,
-                                      max_decoding_length=cap)
+            res = translator.translate_batch([pieces[i] for i in batch], beam_size=args.beam, length_penalty=0.6,
+                                             max_decoding_length=cap)
             for i, r in zip(batch, res):
                 out[i] = target_spm.decode(r.hypotheses[0])
         return out
 
-    results = {"modelport (marian semantics)": best(ours),
-               "pymarian (Marian 1.12)": best(lambda: marian.translate(lines))}
-    if args.procs:  # before CTranslate2, whose OpenMP threads keep spinning after a call
+    systems: dict[str, Pass] = {"modelport (marian semantics)": timing(ours),
+                                "pymarian (Marian 1.12)": timing(lambda: marian.translate(lines))}
+    if ct2 is not None:
+        systems["ctranslate2 float32 (export ct2)"] = ct2
+    if onnx is not None:
+        systems["onnxruntime (export onnx)"] = timing(lambda: ours(onnx))
+    results = interleaved(systems)
+    if args.procs:  # other processes: timed on their own, after the others
         options = {"semantics": "marian", "beam_size": args.beam, "normalize": 0.6, **batching}
         results[f"modelport, {args.procs} torchrun processes x 1 thread"] = run_procs(args, ported.path, lines,
                                                                                         options, tmp)
-    if ct2 is not None:
-        results["ctranslate2 float32 (export ct2)"] = best(ct2_run)
-    if onnx is not None:
-        results["onnxruntime (export onnx)"] = best(lambda: ours(onnx))
     reference = results["pymarian (Marian 1.12)"]
     for name, (out, seconds) in results.items():
         tokens = sum(len(target_spm.encode(x)) + 1 for x in out)
@@ -481,26 +525,33 @@ def main() -> None:
     print(f"fp32 GEMM peak at decoding shapes, {args.threads} threads: {peak / 1e9:.1f} GFLOP/s ({shape})",
           flush=True)
 
-    ours = timed(batches, srcs, lambda b: generate(ported.models, b, **opts))
-    report("modelport (fairseq semantics)", *ours, None)
+    # every system set up first, then timed in turns (see interleaved); each row: (name, its baseline's row)
+    systems: dict[str, Pass] = {}
+    rows: list[tuple[str, str | None]] = []
+
+    def add(name: str, fn: Callable[[list[list[int]]], Hyps], base: str | None) -> None:
+        systems[name] = timing(over_batches(batches, srcs, fn))
+        rows.append((name, base))
+
+    ours = "modelport (fairseq semantics)"
+    add(ours, lambda b: generate(ported.models, b, **opts), None)
     if "onnx" not in args.skip:  # the same search on onnxruntime: the export's three graphs, KV cache
         from modelport.exporters.onnx import export_onnx
         from modelport.runtimes.onnx import load_onnx
 
         export_onnx(ported.path, tmp / "onnx", verify=False)
         runtime = load_onnx(tmp / "onnx", threads=args.threads).runtime
-        report("onnxruntime fp32 (export onnx)", *timed(batches, srcs, lambda b: generate(runtime, b, **opts)), ours)
-    ours_int8 = None
-    if "int8" not in args.skip:
+        add("onnxruntime fp32 (export onnx)", lambda b: generate(runtime, b, **opts), ours)
+    ours_int8 = "modelport int8 (quantize)" if "int8" not in args.skip else None
+    if ours_int8 is not None:
         from modelport.passes.quantize import quantize
 
         quantize(ported.path, tmp / "int8", mode="int8")
         int8 = modelport.load(tmp / "int8")
-        ours_int8 = timed(batches, srcs, lambda b: generate(int8.models, b, **opts))
-        report("modelport int8 (quantize)", *ours_int8, ours)
+        add(ours_int8, lambda b: generate(int8.models, b, **opts), ours)
     if "fairseq" not in args.skip:
         ref = FairseqReference(str(src_dir), *langs)
-        report("fairseq SequenceGenerator", *timed(batches, srcs, lambda b: ref.generate(b, **dict(opts))), ours)
+        add("fairseq SequenceGenerator", lambda b: ref.generate(b, **dict(opts)), ours)
 
     if "transformers" not in args.skip:
         import transformers
@@ -521,13 +572,11 @@ def main() -> None:
                                    early_stopping=False, **hf_opts).tolist()
             return [[{"tokens": [t for t in s[1:] if t != pad]}] for s in seqs]
 
-        ours_hf = timed(batches, srcs, lambda b: generate(ported.models, b, semantics="hf",
-                                                          forced_eos_token_id=2, early_stopping=False, **hf_opts))
-        report("modelport (hf semantics)", *ours_hf, None)
-        report("transformers FSMT generate", *timed(batches, srcs, hf_batch), ours_hf)
+        ours_hf = "modelport (hf semantics)"
+        add(ours_hf, lambda b: generate(ported.models, b, semantics="hf", forced_eos_token_id=2,
+                                        early_stopping=False, **hf_opts), None)
+        add("transformers FSMT generate", hf_batch, ours_hf)
 
-    # CTranslate2 last: its OpenMP threads keep spinning after a call and slow
-    # whatever torch code runs next in the process (measured: 2x on FSMT)
     if "ctranslate2" not in args.skip:
         import ctranslate2
         from fairseq.data import Dictionary
@@ -537,8 +586,6 @@ def main() -> None:
                         str(src_dir / "model.pt"), "--data_dir", str(src_dir), "--output_dir", str(ct2_dir),
                         "--source_lang", langs[0], "--target_lang", langs[1], "--unsafe_deserialization"],
                        check=True, capture_output=True)
-        translator = ctranslate2.Translator(str(ct2_dir), device="cpu", inter_threads=1,
-                                            intra_threads=args.threads)
         src_dict = Dictionary.load(str(src_dir / f"dict.{langs[0]}.txt"))
         tgt_dict = Dictionary.load(str(src_dir / f"dict.{langs[1]}.txt"))
         if args.base:
@@ -546,17 +593,27 @@ def main() -> None:
         else:
             lengths = {}
 
-        def ct2_batch(batch: list[list[int]]) -> Hyps:
-            toks = [[src_dict[i] for i in s[:-1]] for s in batch]  # CTranslate2 appends </s> itself
-            width = lengths or {"max_decoding_length": int(1.2 * max(len(s) for s in batch)) + 10}
-            res = translator.translate_batch(toks, beam_size=args.beam, length_penalty=1.0, **width)
-            return [[{"tokens": [tgt_dict.index(t) for t in r.hypotheses[0]] + [2]}] for r in res]
+        def ct2_batches(translator: Any, which: list[list[int]] = batches) -> dict[int, list[int]]:
+            def run(batch: list[list[int]]) -> Hyps:
+                toks = [[src_dict[i] for i in s[:-1]] for s in batch]  # CTranslate2 appends </s> itself
+                width = lengths or {"max_decoding_length": int(1.2 * max(len(s) for s in batch)) + 10}
+                res = translator.translate_batch(toks, beam_size=args.beam, length_penalty=1.0, **width)
+                return [[{"tokens": [tgt_dict.index(t) for t in r.hypotheses[0]] + [2]}] for r in res]
+            return over_batches(which, srcs, run)()
 
-        report("ctranslate2 float32", *timed(batches, srcs, ct2_batch), ours)
-        if ours_int8 is not None:
-            translator = ctranslate2.Translator(str(ct2_dir), device="cpu", inter_threads=1,
-                                                intra_threads=args.threads, compute_type="int8")
-            report("ctranslate2 int8", *timed(batches, srcs, ct2_batch), ours_int8, "modelport int8")
+        for compute, base in (("float32", ours), ("int8", ours_int8)):
+            if base is not None:
+                systems[f"ctranslate2 {compute}"] = ct2_pass(
+                    lambda compute=compute: ctranslate2.Translator(str(ct2_dir), device="cpu", inter_threads=1,
+                                                                   intra_threads=args.threads, compute_type=compute),
+                    ct2_batches, lambda t: ct2_batches(t, batches[:1]))
+                rows.append((f"ctranslate2 {compute}", base))
+
+    results = interleaved(systems)
+    for name, base in rows:
+        report(name, *results[name], None if base is None else results[base],
+               "modelport int8" if base == ours_int8 else "modelport")
+
 
 if __name__ == "__main__":
     main()
