@@ -20,7 +20,9 @@ through pymarian for Marian ports) and the port on the same lines and compare to
 logits and beam-search outputs; a multilingual port per language pair. Marian ports decode with the
 shortlist their decoder.yml names on both sides, and compare word alignments when decoder.yml asked
 for them or --alignment is given; Marian's decoding flags (--normalize ... --shortlist) reach both
-sides alike, and another port refuses them. Writes parity_report.json/.md; exit 3 when parity fails."""  # re-flowed
+sides alike. A flag only another framework's search reads (Marian's on a fairseq or T5 port, fairseq's
+--max-len-a/--unkpen/--min-len ... on a Marian port) is refused, not ignored. Writes
+parity_report.json/.md; exit 3 when parity fails."""  # re-flowed
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -65,8 +65,10 @@ _KEYWORDS = ("semantics", "batch_size", "max_tokens")
 # (fairseq's names; modelport's aliases under hf semantics)
 SEARCH_OPTIONS = tuple(o.name for o in decoding_flags(search_only=True)
                        if o.name not in _KEYWORDS and not o.search_only_semantics)
-# validate's flags only ports validated with some semantics take (Marian's: --normalize, --shortlist, ...)
-PORT_OPTIONS = tuple(o for o in decoding_flags(search_only=True) if o.search_only_semantics)
+# validate's flags only ports validated with some semantics take (Marian's: --normalize, --shortlist, ...;
+# fairseq's: --max-len-a, --unkpen, ...), with those semantics
+PORT_OPTIONS = tuple((o, o.search_only_semantics or o.semantics) for o in decoding_flags(search_only=True)
+                     if o.search_only_semantics or o.semantics)
 # a Marian port's: modelport's aliases and Marian's own names (decoder.yml, ``-`` as ``_``)
 _MARIAN = SEMANTICS["marian"]
 MARIAN_OPTIONS = (*_MARIAN.aliases, *(f.name for f in fields(_MARIAN.options)), *_MARIAN.batching)
@@ -90,16 +92,16 @@ def check_semantics(source_format: str, semantics: str | None) -> None:
 
 
 def check_port_options(source_format: str, decoding: Mapping[str, Any]) -> None:
-    """Refuse, before any work, the options validate gives only another
-    framework's reference (:data:`PORT_OPTIONS`: Marian's on a fairseq or T5
-    port), by flag and all at once, rather than ignore them."""
+    """Refuse, before any work, the options only another framework's search
+    reads (:data:`PORT_OPTIONS`: Marian's on a fairseq or T5 port, fairseq's
+    on a Marian port), by flag and all at once, rather than ignore them."""
     semantics = VALIDATED_SEMANTICS.get(source_format)
     if semantics is None:  # refused later, naming the formats validate knows
         return
     needs: dict[str, list[str]] = {}
-    for opt in PORT_OPTIONS:
-        if decoding.get(opt.name) is not None and semantics not in opt.search_only_semantics:
-            ports = " or ".join(f for f, s in VALIDATED_SEMANTICS.items() if s in opt.search_only_semantics)
+    for opt, readers in PORT_OPTIONS:
+        if decoding.get(opt.name) is not None and semantics not in readers:
+            ports = " or ".join(f for f, s in VALIDATED_SEMANTICS.items() if s in readers)
             needs.setdefault(ports, []).append(f"`{opt.flag}`")
     if needs:
         one = sum(map(len, needs.values())) == 1
@@ -159,8 +161,8 @@ def _tokenizer_config(ported: PortedModel) -> dict[str, Any]:
 
 def _decoding_options(decoding: Mapping[str, Any], known: Sequence[str], source_format: str) -> dict[str, Any]:
     """The options of ``decoding`` a port of ``source_format`` decodes with
-    (None = not given). fairseq's search options are accepted, and ignored, by
-    Marian ports: ``modelport validate`` takes the same flags for every port."""
+    (None = not given; another framework's options were refused by
+    :func:`check_port_options`)."""
     unknown = [k for k in decoding if k not in known and k not in SEARCH_OPTIONS]
     if unknown:
         raise InvalidInputError(f"`{', '.join(unknown)}` is not a decoding option of {source_format} ports "

@@ -170,6 +170,16 @@ def sep_tied(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return modelport.convert(str(SEP_TIED), tmp_path_factory.mktemp("sep_tied") / "ported").path
 
 
+def test_marian_port_refuses_fairseq_flags(sep_tied: Path, data: Path, nothing_loads, capsys) -> None:
+    """The other way round: options only fairseq's (or transformers') search reads are refused
+    on a Marian port, not ignored: Marian has no minimum length, no unknown-word penalty."""
+    line = one_line_error(["validate", str(sep_tied), "--reference", str(SEP_TIED), "--data", str(data),
+                           "--beam", "4", "--min-len", "3", "--unkpen", "1"], capsys)
+    assert line == ("modelport: error: `--min-len` needs a fairseq or t5 port (validate gives it to that port's "
+                    "reference too); `--unkpen` needs a fairseq port (validate gives it to that port's reference "
+                    "too), but this is a marian port; leave them out")
+
+
 @pytest.fixture
 def pymarian_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """The keywords each ``MarianReference.decode`` call was given (the call itself runs)."""
