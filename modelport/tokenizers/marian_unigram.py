@@ -129,12 +129,17 @@ class MarianUnigram:
         return out[::-1]
 
 
+def library_pieces(sp: Any) -> Callable[[str], list[str]]:
+    """Text → pieces as the sentencepiece library encodes it with the processor ``sp``."""
+    return lambda text: sp.encode(text, out_type=str)
+
+
 def marian_pieces(path: str | Path, sp: Any) -> Callable[[str], list[str]]:
     """Text → pieces as Marian encodes it with the ``.spm`` model at ``path``
     (``sp``, the library's processor of it): its unigram rule, or the
     library's own encoding where that is Marian's (BPE, byte fallback)."""
     rule = MarianUnigram.load(path, sp)
-    return rule.encode if rule is not None else lambda text: sp.encode(text, out_type=str)
+    return rule.encode if rule is not None else library_pieces(sp)
 
 
-__all__ = ["MarianUnigram", "marian_pieces"]
+__all__ = ["MarianUnigram", "library_pieces", "marian_pieces"]

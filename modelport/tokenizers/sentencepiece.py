@@ -86,7 +86,7 @@ from typing import Any
 from modelport.errors import InvalidInputError
 from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, check_keep_special_tokens,
                                        read_config)
-from modelport.tokenizers.marian_unigram import marian_pieces
+from modelport.tokenizers.marian_unigram import library_pieces, marian_pieces
 
 SPIECE_UNDERLINE = "▁"
 # transformers' ``clean_up_tokenization``: spaces the tokenization put before
@@ -198,9 +198,8 @@ class MarianSpmTokenizer(TokenizerBase):
         self.decode_rule = checked_decode_rule(decode_rule)
         self.encode_rule = checked_encode_rule(encode_rule)
         # text -> pieces per side: the library's, or Marian's own segmentation (see marian_unigram)
-        self._pieces: dict[str, Callable[[str], list[str]]] = {
-            "source": lambda text: source_spm.encode(text, out_type=str),
-            "target": lambda text: target_spm.encode(text, out_type=str)}
+        self._pieces: dict[str, Callable[[str], list[str]]] = {"source": library_pieces(source_spm),
+                                                                "target": library_pieces(target_spm)}
         if self.encode_rule == "marian":
             if spm_paths is None:
                 raise InvalidInputError("encode_rule `marian` needs the paths of the two SentencePiece models")

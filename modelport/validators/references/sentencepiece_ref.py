@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.marian_unigram import marian_pieces
+from modelport.tokenizers.marian_unigram import library_pieces, marian_pieces
 
 
 def _spm(path: Path) -> Any:
@@ -97,8 +97,7 @@ class MarianSpmReference:
             src, tgt, vocab, tvocab = marian_files(directory)
             self.sp_src, self.sp_tgt = _spm(src), _spm(tgt)
             # OPUS-MT's layout comes pre-encoded by the library (spm_encode)
-            self.src_pieces = lambda text: self.sp_src.encode(text, out_type=str)
-            self.tgt_pieces = lambda text: self.sp_tgt.encode(text, out_type=str)
+            self.src_pieces, self.tgt_pieces = library_pieces(self.sp_src), library_pieces(self.sp_tgt)
             self.vocab = read_vocab(vocab)
             self.tvocab = read_vocab(tvocab) if tvocab is not None else self.vocab
         self.split_language_token = spm_vocabs is None
