@@ -222,13 +222,14 @@ def bench_layers(runs: int) -> None:
     naming it), on ``ROWS`` input rows: where int8 matmuls start to pay (:data:`MIN_INT8_ELEMENTS`)."""
     from torch import nn
 
+    from modelport.model.gemm import Linear
     from modelport.model.quantized import apply_on_load
 
     print(f"one linear layer, 1 thread, int8 per-channel ({DEFAULT_ENGINE} engine) tokens/s vs fp32, "
           f"best of {max(runs, 5)}\n\n| in x out | weights | " + " | ".join(f"{r} rows" for r in ROWS) + " |\n"
           "| --- | --- |" + " --- |" * len(ROWS))
     for fan_in, fan_out in LAYER_SHAPES:
-        fp32 = nn.Sequential(nn.Linear(fan_in, fan_out)).eval()
+        fp32 = nn.Sequential(Linear(fan_in, fan_out)).eval()  # as a port computes fp32: oneDNN where it pays
         int8 = apply_on_load(nn.Sequential(nn.Linear(fan_in, fan_out)).eval(),
                              {"mode": "int8", "int8_layers": ["0"], "weights": "per-channel"})
         ratios = []

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from modelport.model.gemm import Linear
+
 # --------------------------------------------------------------------------
 # norms
 
@@ -86,11 +88,11 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden: int, activation: str, gated: bool, bias: bool, depth: int = 2) -> None:
         super().__init__()
-        self.up = nn.Linear(dim, hidden, bias=bias)
-        self.gate = nn.Linear(dim, hidden, bias=bias) if gated else None
+        self.up = Linear(dim, hidden, bias=bias)
+        self.gate = Linear(dim, hidden, bias=bias) if gated else None
         # empty for depth 2, so the state dict of two-layer FFNs is unchanged
-        self.inner = nn.ModuleList(nn.Linear(hidden, hidden, bias=bias) for _ in range(depth - 2))
-        self.down = nn.Linear(hidden, dim, bias=bias)
+        self.inner = nn.ModuleList(Linear(hidden, hidden, bias=bias) for _ in range(depth - 2))
+        self.down = Linear(hidden, dim, bias=bias)
         self.act = activation_fn(activation)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -124,8 +126,8 @@ class SSRU(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.in_proj = nn.Linear(dim, dim, bias=False)
-        self.forget_proj = nn.Linear(dim, dim, bias=True)
+        self.in_proj = Linear(dim, dim, bias=False)
+        self.forget_proj = Linear(dim, dim, bias=True)
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` ``[B, T, D]`` and the cell state before it (``[B, D]``, None =
@@ -274,10 +276,10 @@ class Attention(nn.Module):
         self.heads = heads
         self.head_dim = head_dim
         inner = heads * head_dim
-        self.q_proj = nn.Linear(dim, inner, bias=bias)
-        self.k_proj = nn.Linear(dim, inner, bias=bias)
-        self.v_proj = nn.Linear(dim, inner, bias=bias)
-        self.out_proj = nn.Linear(inner, dim, bias=bias)
+        self.q_proj = Linear(dim, inner, bias=bias)
+        self.k_proj = Linear(dim, inner, bias=bias)
+        self.v_proj = Linear(dim, inner, bias=bias)
+        self.out_proj = Linear(inner, dim, bias=bias)
         self.scale = head_dim ** -0.5 if scale is None else scale
         self.head_gate: Tensor | None = None  # a plain attribute: never in the state dict
 

@@ -101,6 +101,10 @@ def apply_on_load(model: nn.Module, quantization: str | Mapping[str, Any]) -> nn
             if isinstance(names, list) and TIED_HEAD in names and isinstance(model, Seq2SeqModel):
                 model.untie_output_projection()  # a tied output projection computes int8: a module of its own
             spec = _int8_spec(model, record)
+            for name in spec:  # quantize_dynamic swaps only modules whose type is nn.Linear itself
+                module = model.get_submodule(name)
+                if isinstance(module, nn.Linear):
+                    module.__class__ = nn.Linear
             return quantize_dynamic(model, spec, dtype=torch.qint8) if spec else model
     if mode in ("fp16", "bf16"):
         return model.to(torch.float16 if mode == "fp16" else torch.bfloat16)

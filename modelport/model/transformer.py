@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modelport.model.config import Seq2SeqConfig
+from modelport.model.gemm import Linear, linear
 from modelport.model.layers import (
     Attention,
     FeedForward,
@@ -243,29 +243,6 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
-# Output rows per block of linear_by_row_blocks
-OUTPUT_ROW_BLOCK = 4096
-
-
-def linear_by_row_blocks(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``F.linear(x, weight, bias)`` computed on blocks of ``OUTPUT_ROW_BLOCK``
-    rows of ``weight`` (views, no copy) on the CPU.
-
-    Why: MKL's sgemm runs an output projection of ~32k vocabulary rows against
-    the few dozen decoder states of a beam-search step at ~75% of the rate it
-    reaches on the decoder's other matrices (measured at transformer-base size,
-    2 threads: 90 vs 116 GFLOP/s); blocks of 4096 rows run at the full rate.
-    Every output is the same dot product, so the result is bit-identical
-    (checked by tests/model/test_row_blocks.py). Elsewhere (GPU, small
-    vocabularies) it is one ``F.linear``."""
-    rows = weight.size(0)
-    if x.device.type != "cpu" or rows <= 2 * OUTPUT_ROW_BLOCK or torch.jit.is_tracing():  # ONNX: one MatMul
-        return F.linear(x, weight, bias)
-    blocks = [F.linear(x, weight[i: i + OUTPUT_ROW_BLOCK], None if bias is None else bias[i: i + OUTPUT_ROW_BLOCK])
-              for i in range(0, rows, OUTPUT_ROW_BLOCK)]
-    return torch.cat(blocks, dim=-1)
-
-
 class Encoder(nn.Module):
     def __init__(self, cfg: Seq2SeqConfig) -> None:
         super().__init__()
@@ -357,7 +334,7 @@ class Seq2SeqModel(nn.Module):
         if cfg.shared_embeddings:
             # one tensor, two names; model/io.py saves it once and records the alias
             self.decoder.embed.embed_tokens = self.encoder.embed.embed_tokens
-        self.lm_head = None if cfg.tie_output_embeddings else nn.Linear(cfg.d_model, cfg.target_vocab_size,
+        self.lm_head = None if cfg.tie_output_embeddings else Linear(cfg.d_model, cfg.target_vocab_size,
                                                                         bias=False)
         if cfg.final_logits_bias:
             self.register_buffer("final_logits_bias", torch.zeros(cfg.target_vocab_size))
@@ -372,7 +349,7 @@ class Seq2SeqModel(nn.Module):
         if self.lm_head is None:
             weight = self.decoder.embed.embed_tokens.weight
             with torch.device("meta"):
-                head = nn.Linear(self.cfg.d_model, self.cfg.target_vocab_size, bias=False)
+                head = Linear(self.cfg.d_model, self.cfg.target_vocab_size, bias=False)
             head.weight = weight
             self.lm_head = head
 
@@ -394,9 +371,9 @@ class Seq2SeqModel(nn.Module):
         if self.cfg.output_scale != 1.0:
             hidden = hidden * self.cfg.output_scale
         if isinstance(head, nn.Module):
-            out = head(hidden) if type(head) is not nn.Linear else linear_by_row_blocks(hidden, head.weight, head.bias)
+            out = head(hidden)
         else:
-            out = linear_by_row_blocks(hidden, head)
+            out = linear(hidden, head)
         if bias is not None:
             out = out + bias
         return out.float()
@@ -408,7 +385,7 @@ class Seq2SeqModel(nn.Module):
         slices them once per batch). An int8 head (a quantized module) computes
         every row, then keeps ``rows``."""
         head = self.lm_head
-        if head is not None and (type(head) is not nn.Linear or head.bias is not None):
+        if head is not None and (not isinstance(head, nn.Linear) or head.bias is not None):
             return lambda hidden: self.logits(hidden).index_select(-1, rows)
         weight = self.output_weight.index_select(0, rows)
         bias = self.final_logits_bias.index_select(0, rows) if self.final_logits_bias is not None else None

@@ -50,7 +50,7 @@ def test_small_layers_stay_fp32_and_large_ones_run_int8(ported_default, ffn_only
     assert _int8_modules(loaded) == ffn
     assert sorted(_record(ffn_only)[INT8_LAYERS]) == sorted(ffn) and _record(ffn_only)[INT8_WEIGHTS] == "per-channel"
     small = loaded.model.get_submodule("decoder.layers.0.self_attn.q_proj")
-    assert type(small) is nn.Linear
+    assert isinstance(small, nn.Linear)  # a float layer, not a quantized one
     # it computes in fp32 from the stored int8 weights: its output is the dequantized matrix's, exactly
     x = torch.randn(3, 128)
     fp32 = ported_default.model.get_submodule("decoder.layers.0.self_attn.q_proj")

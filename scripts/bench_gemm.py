@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""The CPU products behind a decoding step: torch's ``F.linear`` (MKL sgemm)
+against modelport's :func:`modelport.model.gemm.linear` (oneDNN on a prepacked
+weight, where it is used), one weight shape and row count at a time.
+
+    .venv/bin/python scripts/bench_gemm.py [--threads 2] [--runs 5]
+
+Shapes are those of the models bench_translate.py decodes (d_model 256 to
+1024, FFN 4x, 32k vocabularies); rows are one sentence greedy (1), one
+sentence's beam (5), a batch of 4 and of 16 sentences x beam 5 (20, 80), and
+an encoder batch of tokens (400). Printed per cell: the speed of modelport's
+product as a ratio to ``F.linear``'s (> 1: faster), the best of ``--runs``
+timings of each, alternated; ``F.linear`` marks a cell where modelport keeps
+torch's own product (:data:`~modelport.model.gemm.MIN_PACKED_ELEMENTS` and the
+row rule of :func:`modelport.model.gemm.linear`). The last column is the
+largest difference between the two results, relative to the largest output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from modelport.model import gemm  # noqa: E402
+
+SHAPES = ((256, 256), (256, 1024), (1024, 256), (384, 384), (512, 512), (512, 2048), (2048, 512), (1024, 1024),
+          (1024, 4096), (4096, 1024), (256, 32000), (512, 32000), (1024, 32000))
+ROWS = (1, 5, 20, 80, 400)
+
+
+def _best(fn, calls: int, runs: int) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if not gemm.onednn_enabled():
+        sys.exit("oneDNN's prepacked linear is not available here (or MODELPORT_ONEDNN=0): nothing to compare")
+    print(f"modelport's linear vs F.linear, {args.threads} thread(s), best of {args.runs}\n\n"
+          "| in x out | " + " | ".join(f"{r} rows" for r in ROWS) + " | max rel. diff |\n"
+          "| --- |" + " --- |" * (len(ROWS) + 1))
+    g = torch.Generator().manual_seed(0)
+    with torch.inference_mode(False), torch.no_grad():
+        for fan_in, fan_out in SHAPES:
+            weight = torch.randn(fan_out, fan_in, generator=g) / fan_in ** 0.5
+            bias = torch.randn(fan_out, generator=g)
+            cells, diff = [], 0.0
+            for rows in ROWS:
+                x = torch.randn(rows, fan_in, generator=g)
+                ours, ref = gemm.linear(x, weight, bias), F.linear(x, weight, bias)
+                diff = max(diff, ((ours - ref).abs().max() / ref.abs().max()).item())
+                if not gemm.onednn_applies(x, weight):
+                    cells.append("F.linear")
+                    continue
+                calls = max(3, int(2e7 / (rows * fan_in * fan_out)))
+                torch_time = _best(lambda: F.linear(x, weight, bias), calls, 1)
+                ours_time = _best(lambda: gemm.linear(x, weight, bias), calls, 1)
+                for _ in range(args.runs - 1):  # alternated: a drift of the machine hits both
+                    torch_time = min(torch_time, _best(lambda: F.linear(x, weight, bias), calls, 1))
+                    ours_time = min(ours_time, _best(lambda: gemm.linear(x, weight, bias), calls, 1))
+                cells.append(f"{torch_time / ours_time:.2f}x")
+            print(f"| {fan_in} x {fan_out} | " + " | ".join(cells) + f" | {diff:.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
