@@ -33,7 +33,7 @@ little). ``--mid``: the same with d_model 256, FFN 1024, 4 heads and 8k
 vocabularies, where the attention projections (65,536 weights) stay below the
 int8 minimum and the FFNs (262,144) pass it.
 
-``--layers``: single linear layers from 128 x 128 to 512 x 2048 on 5, 80 and
+``--layers``: single linear layers from 128 x 128 to 512 x 32000 on 5, 80 and
 400 input rows, fp32 against int8 as a folder loads it: the measurement behind
 :data:`~modelport.passes.quantize.MIN_INT8_ELEMENTS`.
 """
@@ -213,7 +213,7 @@ def bench_ct2(args: argparse.Namespace, fp32_dir: Path, lines: list[str], refs: 
 
 
 LAYER_SHAPES = ((128, 128), (128, 512), (512, 128), (256, 256), (256, 512), (512, 256), (384, 384), (512, 512),
-                (512, 2048), (2048, 512))
+                (512, 2048), (2048, 512), (512, 32000))  # the last: a base model's output projection
 ROWS = (5, 80, 400)  # one sentence's beam, a batch of 16 x beam 5, an encoder batch of tokens
 
 

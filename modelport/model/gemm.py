@@ -2,8 +2,8 @@
 output projection), fast on the CPU.
 
 On the CPU, float32 inference runs them through oneDNN (bundled with torch)
-on a copy of the weight prepacked once into oneDNN's blocked layout, as
-CTranslate2 does on AMD CPUs, instead of torch's default sgemm (MKL).
+on a copy of the weight prepacked once into oneDNN's blocked layout,
+instead of torch's default sgemm (MKL).
 Why: measured on this project's machine (AMD EPYC, 2 threads, beam-search
 shapes), MKL's sgemm runs a decoder step's products 1.2-1.5x slower than
 oneDNN's, and 3-6x slower at the handful of rows of one sentence's beam; a
@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.weak import WeakIdKeyDictionary
 
-# Weights with fewer elements (2**17 = 256 x 512) run faster through F.linear: oneDNN's
-# fixed cost per call (~15 us) outweighs its gain; below 2**20 elements also when the
-# step has fewer than MIN_ROWS rows (greedy search of one sentence). Measured with
+# Weights with fewer elements (2**18 = 512 x 512) run as fast or faster through F.linear: oneDNN's
+# fixed cost per call (~15 us) outweighs its gain (384 x 384 at 5 rows: 0.89x); below 2**20 elements
+# also when the step has fewer than MIN_ROWS rows (greedy search of one sentence). Measured with
 # scripts/bench_gemm.py.
-MIN_PACKED_ELEMENTS = 2 ** 17
+MIN_PACKED_ELEMENTS = 2 ** 18
 MIN_ROWS_ELEMENTS = 2 ** 20
 MIN_ROWS = 4
 # the row count oneDNN is told to expect when it packs (a hint for its blocking only)

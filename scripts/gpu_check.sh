@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The GPU checks in one command, for a machine with CUDA (a lent GPU): the
+# embedded model (or PORTED_DIR) translated on CUDA in float32, float16 and
+# bfloat16 beside float32 on the CPU, lines identical and seconds per run
+# (scripts/gpu_check.py). Bounded to 5 minutes; without CUDA it says so and
+# exits 0. Run after `bash scripts/setup.sh`:
+#
+#     bash scripts/gpu_check.sh [PORTED_DIR] [--lines N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec timeout 300 .venv/bin/python scripts/gpu_check.py "$@"
