@@ -326,10 +326,10 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
                    help=f"sentences per batch, batches sorted by length (default: {TRANSLATE_BATCH_SIZE}; "
                         "marian semantics: as marian-decoder, see --mini-batch)",
                    search_only_help=f"sentences per batch, batches sorted by length (default: {VALIDATE_BATCH_SIZE}); "
-                                    "Marian ports are batched as marian-decoder does, see --mini-batch"),
+                                    "refused on Marian ports, batched as marian-decoder does (see --mini-batch)"),
     DecodingOption(name="max_tokens", flag="--max-tokens", parse=positive_int, search_only=True,
                    help="source tokens per batch (instead of --batch-size)",
-                   search_only_help="source tokens per batch (instead of --batch-size; not for Marian ports)"),
+                   search_only_help="source tokens per batch (instead of --batch-size; refused on Marian ports)"),
     DecodingOption(name="early_stopping", flag="--early-stopping", choices=("true", "false", "never"),
                    semantics=("hf",), convert=early_stopping, help="hf semantics: stopping rule"),
     DecodingOption(name="normalize", flag="--normalize", parse=nonnegative_float, nargs="?", const=1.0,
@@ -341,11 +341,12 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
                    help="marian semantics: subtract WP x length from the score",
                    search_only_help=_marian_port("subtract WP x length from the score")),
     DecodingOption(name="max_length", flag="--max-length", parse=positive_int, metavar="N",
-                   semantics=("marian", "hf"), search_only=True, search_only_semantics=_MARIAN,
+                   semantics=("marian", "hf"), search_only=True, search_only_semantics=("marian", "hf"),
                    help="marian semantics: longest source in tokens, </s> included (longer lines are an error "
                         "unless --max-length-crop); hf semantics: max_length",
-                   search_only_help=_marian_port("longest source in tokens, </s> included (a longer line is an "
-                                                 "error unless --max-length-crop)")),
+                   search_only_help="Marian ports: longest source in tokens, </s> included (a longer line is an "
+                                    "error unless --max-length-crop); T5 ports: generate's max_length (decoder "
+                                    "start included); the reference is given the same option"),
     DecodingOption(name="max_length_factor", flag="--max-length-factor", parse=positive_float, metavar="F",
                    semantics=_MARIAN, search_only=True, search_only_semantics=_MARIAN,
                    help="marian semantics: max output length = F x the batch's padded source length",

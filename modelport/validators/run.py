@@ -120,9 +120,17 @@ def _check_semantics(ported: PortedModel, semantics: str, expected: str) -> None
 
 def _preflight(ported_dir: str | os.PathLike[str], source_format: str, conversion: Mapping[str, Any],
                reference: str, semantics: str | None, decoding: Mapping[str, Any]) -> None:
-    """What can be refused from the folder's records alone, before a model is loaded."""
+    """What can be refused from the folder's records alone, before a model is loaded
+    (``decoding`` holds validate's ``batch_size``/``max_tokens`` too)."""
     check_semantics(source_format, semantics)
     check_port_options(source_format, decoding)
+    batching = [flag for name, flag in (("batch_size", "--batch-size"), ("max_tokens", "--max-tokens"))
+                if decoding.get(name) is not None]
+    if batching and source_format == "marian":
+        raise InvalidInputError(f"`{'`, `'.join(batching)}` cannot batch a Marian port: both sides are batched as "
+                                "marian-decoder does (--mini-batch, --maxi-batch, --maxi-batch-sort, else "
+                                "decoder.yml), so the length caps match; leave "
+                                f"{'it' if len(batching) == 1 else 'them'} out")
     if decoding.get("alignment") is not None and source_format != "marian":
         raise InvalidInputError(f"`alignment` compares Marian's word alignments (marian-decoder --alignment): it "
                                 f"needs a Marian port, but this is a {source_format} port")
@@ -163,6 +171,8 @@ def _decoding_options(decoding: Mapping[str, Any], known: Sequence[str], source_
     """The options of ``decoding`` a port of ``source_format`` decodes with
     (None = not given; another framework's options were refused by
     :func:`check_port_options`)."""
+    known = (*known, *(o.name for o, readers in PORT_OPTIONS
+                       if o.search_only_semantics and VALIDATED_SEMANTICS.get(source_format) in readers))
     unknown = [k for k in decoding if k not in known and k not in SEARCH_OPTIONS]
     if unknown:
         raise InvalidInputError(f"`{', '.join(unknown)}` is not a decoding option of {source_format} ports "
@@ -201,7 +211,7 @@ def _ngram_blocking_note(opts: dict[str, Any]) -> str:
 
 def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Sequence[str] | None = None, *,
              src_tokens: Sequence[list[int]] | None = None, semantics: str | None = None,
-             decoding: Mapping[str, Any] | None = None, batch_size: int = VALIDATE_BATCH_SIZE,
+             decoding: Mapping[str, Any] | None = None, batch_size: int | None = None,
              max_tokens: int | None = None, references: Sequence[str] | None = None,
              report_dir: str | os.PathLike[str] | None = None, only: Sequence[str] | str | None = None,
              forward_batches: int = 2, write: bool = True, device: str | None = None, dtype: Any = None,
@@ -223,18 +233,22 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     and ``lang_pairs`` (``en-de,de-fr``): the directions of a multilingual
     port to validate (default: those its checkpoint records, when few); BART
     and multilingual fairseq ports are run through fairseq's own task
-    (:mod:`modelport.validators.fairseq_tasks`).
+    (:mod:`modelport.validators.fairseq_tasks`). ``batch_size`` (default
+    ``VALIDATE_BATCH_SIZE``) or ``max_tokens`` batch fairseq and T5 ports; a
+    Marian port refuses both: both sides are batched as marian-decoder does.
     """
     decoding = {**(decoding or {}), **options}
     checks = _checks(only)
     local = Path(ported_dir).is_dir()
+    preflight = {**decoding, "batch_size": batch_size, "max_tokens": max_tokens}
     if local:  # refused before anything heavy is loaded (this port's weights, the reference framework)
         folder = PortedFolder.open(ported_dir)
         _preflight(ported_dir, folder.data.get("source_format", "unknown"), folder.conversion, reference, semantics,
-                   decoding)
+                   preflight)
     ported = load(ported_dir, device=device, dtype=dtype)
     if not local:
-        _preflight(ported_dir, ported.source_format, ported.conversion, reference, semantics, decoding)
+        _preflight(ported_dir, ported.source_format, ported.conversion, reference, semantics, preflight)
+    batch_size = VALIDATE_BATCH_SIZE if batch_size is None else batch_size
     pairs = requested_pairs(ported, source_lang, target_lang, lang_pairs)  # unknown languages: before the reference
     if ported.source_format == "marian":
         if data_lines is None:

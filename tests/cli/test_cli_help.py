@@ -45,7 +45,11 @@ def test_batch_size_defaults_are_the_ones_used(capsys) -> None:
     assert used == 32
     assert f"--batch-size BATCH_SIZE sentences per batch, batches sorted by length (default: {used};" \
         in _help("translate", capsys)
-    used = inspect.signature(validate).parameters["batch_size"].default
+    from modelport.validators import run
+
+    # None: run.VALIDATE_BATCH_SIZE, except on a Marian port, which refuses a batch size (Marian's batching)
+    assert inspect.signature(validate).parameters["batch_size"].default is None
+    used = run.VALIDATE_BATCH_SIZE
     assert used == 16
     assert f"(default: {used})" in _help("validate", capsys)
 

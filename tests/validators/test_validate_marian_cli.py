@@ -61,10 +61,12 @@ def test_help_lists_the_marian_flags_as_translate_has_them(capsys) -> None:
     text = _help(capsys)
     for flag in MARIAN_FLAGS:
         opt = next(o for o in DECODING_OPTIONS if o.flag == flag)
-        assert opt.search_only_semantics == ("marian",), flag  # one entry serves translate and validate
+        both = flag == "--max-length"  # also generate's max_length: T5 ports take it too
+        assert opt.search_only_semantics == (("marian", "hf") if both else ("marian",)), flag
         assert opt.search_only_help is not None and opt.search_only_help.startswith("Marian ports: ")
         assert " ".join(opt.search_only_help.split()) in text, flag
-        assert opt.search_only_help.endswith("pymarian decode is given the same option"), flag
+        assert opt.search_only_help.endswith("the reference is given the same option" if both else
+                                             "pymarian decode is given the same option"), flag
     assert "--normalize [ALPHA]" in text and "--shortlist ARG [ARG ...]" in text
     assert "--shortlist opus-mt/lex.s2t 50 50 # Marian ports" in text  # the example
 
@@ -144,9 +146,9 @@ def test_api_refuses_them_too(ported_default, nothing_loads) -> None:
 
 
 @requires("transformers")
-def test_t5_port_refuses_max_length(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    """``--max-length`` is also an hf-semantics option of ``translate``; ``validate``
-    gives it to pymarian only, so a T5 port refuses it (and --normalize)."""
+def test_t5_port_refuses_marian_only_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A T5 port refuses Marian's --normalize; --max-length, also generate's
+    max_length, it takes (tests/validators/test_validate_t5.py runs it)."""
     from tests.converters.test_t5_parity import build_hf_t5
 
     build_hf_t5(tmp_path / "hf", "v1.1", seed=5)
@@ -157,8 +159,21 @@ def test_t5_port_refuses_max_length(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     capsys.readouterr()  # transformers' and convert's progress
     line = one_line_error(["validate", str(ported), "--reference", str(tmp_path / "hf"), "--data",
                            str(CORPUS / "test.en"), "--max-length", "20", "--normalize", "1"], capsys)
-    assert line.endswith("`--normalize`, `--max-length` need a marian port (validate gives them to that port's "
-                         "reference too), but this is a t5 port; leave them out")
+    assert line.endswith("`--normalize` needs a marian port (validate gives it to that port's reference too), but "
+                         "this is a t5 port; leave it out")
+
+
+def test_marian_port_refuses_batch_size_and_max_tokens(nothing_loads, data: Path, capsys) -> None:
+    """Both sides of a Marian port are batched as marian-decoder does (its caps depend on it):
+    --batch-size and --max-tokens are refused, not ignored."""
+    port = modelport.convert(str(SEP_TIED), data.parent / "refuse_port").path
+    line = one_line_error(["validate", str(port), "--reference", str(SEP_TIED), "--data", str(data),
+                           "--batch-size", "8", "--max-tokens", "100"], capsys)
+    assert line.startswith("modelport: error: `--batch-size`, `--max-tokens` cannot batch a Marian port")
+    from modelport.validators.run import validate
+
+    with pytest.raises(InvalidInputError, match="`--batch-size` cannot batch a Marian port"):
+        validate(port, str(SEP_TIED), ["Hello."], batch_size=4)
 
 
 # ---------------------------------------------------------------------------

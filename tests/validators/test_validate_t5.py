@@ -92,3 +92,29 @@ def test_translate_cli_uses_the_folders_defaults(t5_pair, tmp_path: Path, capsys
     data.write_text("\n".join(LINES) + "\n", encoding="utf-8")
     assert main(["translate", str(ported), "-i", str(data)]) == 0
     assert len(capsys.readouterr().out.splitlines()) == len(LINES)
+
+
+def test_max_length_reaches_both_sides(t5_pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--max-length`` on a T5 port is generate's ``max_length`` (decoder start
+    included) on both sides: transformers gets it, the port stops there too
+    (a port ignoring it would decode past the cap and differ: exit 3)."""
+    from modelport.validators.references.transformers_generator import TransformersReference
+
+    hf_dir, ported = t5_pair
+    uncapped = [len(h[0]["tokens"]) for h in modelport.load(ported).translate(LINES, max_len_b=None)]
+    assert max(uncapped) > 3  # the cap below cuts some line: the case can fail
+    seen: list[object] = []
+    generate = TransformersReference.generate
+
+    def spy(self: TransformersReference, src: object, **options: object) -> object:
+        seen.append(options.get("max_length"))
+        return generate(self, src, **options)
+
+    monkeypatch.setattr(TransformersReference, "generate", spy)
+    data = tmp_path / "data.txt"
+    data.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    assert main(["validate", str(ported), "--reference", str(hf_dir), "--data", str(data), "--max-length", "4",
+                 "--only", "beam", "--report", str(tmp_path)]) == 0
+    assert seen and set(seen) == {4}
+    report = json.loads((tmp_path / "parity_report.json").read_text())
+    assert report["meta"]["options"]["max_length"] == 4 and report["beam"]["identical"]
