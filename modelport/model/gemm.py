@@ -107,7 +107,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def linear_by_row_blocks(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear(x, weight, bias)`` computed on blocks of ``OUTPUT_ROW_BLOCK``
-    rows of ``weight`` (views, no copy) on the CPU.
+    rows of ``weight`` (views, no copy) on the CPU: :func:`linear`'s product
+    where oneDNN is not used (``MODELPORT_ONEDNN=0``, a shortlist's rows).
 
     Why: MKL's sgemm runs an output projection of ~32k vocabulary rows against
     the few dozen decoder states of a beam-search step at ~75% of the rate it

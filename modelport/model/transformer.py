@@ -335,7 +335,7 @@ class Seq2SeqModel(nn.Module):
             # one tensor, two names; model/io.py saves it once and records the alias
             self.decoder.embed.embed_tokens = self.encoder.embed.embed_tokens
         self.lm_head = None if cfg.tie_output_embeddings else Linear(cfg.d_model, cfg.target_vocab_size,
-                                                                        bias=False)
+                                                                     bias=False)
         if cfg.final_logits_bias:
             self.register_buffer("final_logits_bias", torch.zeros(cfg.target_vocab_size))
         else:
