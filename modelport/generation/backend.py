@@ -42,8 +42,10 @@ class SearchBackend(abc.ABC):
         """Select rows of the encoder outputs (and cross-attention keys/values)."""
 
     @abc.abstractmethod
-    def reorder(self, index: Tensor, cross: bool = True) -> None:
-        """Select rows of the self-attention cache; also of the encoder side when ``cross``."""
+    def reorder(self, index: Tensor, cross: bool = True, group: int = 1) -> None:
+        """Select rows of the self-attention cache; also of the encoder side when ``cross``.
+        ``group``: after it, runs of ``group`` consecutive rows hold one sentence (its beam), so a
+        backend may keep one row of the encoder side per run (the torch model does; optional)."""
 
     @abc.abstractmethod
     def logits(self, new_tokens: Tensor) -> Tensor:

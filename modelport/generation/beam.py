@@ -145,7 +145,7 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble | Search
             raise NaNLogProbs(step)
         if step == 0 and shared_start:
             lprobs = lprobs.index_select(0, expand)
-            ens.reorder(expand, cross=True)
+            ens.reorder(expand, cross=True, group=beam)
         if align_layer is not None:
             weights = ens.cross_attention()
             algorithm.record_attention(weights.index_select(0, expand) if step == 0 and shared_start else weights)
@@ -155,7 +155,7 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble | Search
         index, dropped = out
         # Beams of one sentence share their cross-attention keys, so a pure
         # within-sentence permutation keeps them; dropping sentences does not.
-        ens.reorder(index, cross=dropped)
+        ens.reorder(index, cross=dropped, group=beam)
         step += 1
     return algorithm.results()
 

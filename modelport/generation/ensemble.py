@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from modelport.generation.shortlist import LexicalShortlist, scatter_rows
+from modelport.model.layers import matmul_attention
 from modelport.model.transformer import DecoderState, EncoderOutput, Seq2SeqModel
 
 
@@ -33,6 +34,7 @@ class Ensemble:
         self.enc: list[EncoderOutput] = []
         self.states: list[DecoderState] = []
         self.align_layer: int | None = None  # see record_cross_attention
+        self.group = 1  # consecutive batch rows that share one row of the encoder side (see reorder)
 
     @property
     def max_target_positions(self) -> int:
@@ -43,6 +45,7 @@ class Ensemble:
         self.enc = [m.encode(src_tokens) for m in self.models]
         self.states = [m.new_state() for m in self.models]
         self.states[0].align_layer = self.align_layer
+        self.group = 1
 
     def record_cross_attention(self, layer: int | None) -> None:
         """From the next :meth:`encode` on, keep the cross-attention of decoder
@@ -59,14 +62,31 @@ class Ensemble:
         return weights[:, 0, -1, :]
 
     def reorder_encoder(self, index: Tensor) -> None:
+        """Select rows of the encoder outputs, before decoding starts (one row per batch row after it)."""
         self.enc = [e.reorder(index) for e in self.enc]
+        self.group = 1
 
-    def reorder(self, index: Tensor, cross: bool = True) -> None:
-        """Reorder the batch dimension of encoder outputs (when ``cross``) and caches."""
-        if cross:
-            self.reorder_encoder(index)
+    def reorder(self, index: Tensor, cross: bool = True, group: int = 1) -> None:
+        """Reorder the batch dimension of the caches by ``index``, and of the
+        encoder outputs and cross-attention keys when ``cross`` (without it,
+        ``index`` only permutes rows of one sentence, which share them).
+
+        ``group``: after the reorder, runs of ``group`` consecutive rows hold one
+        sentence (its beam). Where ``index`` keeps every run within one row of
+        the encoder side, that side keeps one row per run: ``group`` times less
+        to copy and to read at every step
+        (:func:`~modelport.model.layers.attend`); otherwise one row per batch row."""
+        if not cross:
+            for s in self.states:
+                s.reorder(index, cross=False)
+            return
+        hidden = self.enc[0].hidden
+        if not matmul_attention(index.numel(), hidden.size(1), self.cfg.d_model, hidden):
+            group = 1  # the fused kernel takes one row of keys per query row
+        rows, self.group = shared_rows(index, self.group, group)
+        self.enc = [e.reorder(rows) for e in self.enc]
         for s in self.states:
-            s.reorder(index, cross=cross)
+            s.reorder(index, cross=True, cross_index=rows)
 
     def logits(self, new_tokens: Tensor) -> Tensor:
         """Raw fp32 logits ``[B, V]`` of a single model (ensembles: log of the mean probability)."""
@@ -86,6 +106,19 @@ class Ensemble:
                 return lp
             outs.append(lp)
         return torch.logsumexp(torch.stack(outs, dim=0), dim=0) - math.log(len(self.models))
+
+
+def shared_rows(index: Tensor, old_group: int, group: int) -> tuple[Tensor, int]:
+    """The encoder-side rows to keep when batch rows are reordered by ``index``,
+    and the new number of batch rows per encoder-side row: one row per run of
+    ``group`` rows where each run comes from one encoder-side row (runs of
+    ``old_group`` rows shared one before), else one per batch row."""
+    rows = index // old_group if old_group > 1 else index
+    if group > 1 and rows.numel() % group == 0:
+        runs = rows.view(-1, group)
+        if bool((runs == runs[:, :1]).all()):
+            return runs[:, 0].contiguous(), group
+    return rows, 1
 
 
 class LogLinearEnsemble(Ensemble):

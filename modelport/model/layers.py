@@ -250,15 +250,73 @@ class LayerCache:
     ssru_state: Tensor | None = None
     cross_weights: Tensor | None = None
 
-    def reorder(self, index: Tensor, cross: bool = True) -> None:
+    def reorder(self, index: Tensor, cross: bool = True, cross_index: Tensor | None = None) -> None:
+        """Select batch rows by ``index``; with ``cross`` the cross-attention keys
+        too, by ``cross_index`` where given (rows of keys shared by groups of
+        batch rows, see :func:`attend`), else by ``index``."""
         if self.ssru_state is not None:
             self.ssru_state = self.ssru_state.index_select(0, index)
         if self.self_k is not None:
             self.self_k = self.self_k.index_select(0, index)
             self.self_v = self.self_v.index_select(0, index)
         if cross and self.cross_k is not None:
-            self.cross_k = self.cross_k.index_select(0, index)
-            self.cross_v = self.cross_v.index_select(0, index)
+            rows = index if cross_index is None else cross_index
+            self.cross_k = self.cross_k.index_select(0, rows)
+            self.cross_v = self.cross_v.index_select(0, rows)
+
+
+def _ungrouped(q: Tensor, k: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """``k`` (and a per-row ``mask``) repeated to one row per query row, where a group of query rows shares a key row."""
+    group = q.size(0) // k.size(0)
+    if group == 1:
+        return k, mask
+    if mask is not None and mask.size(0) > 1:
+        mask = mask.repeat_interleave(group, dim=0)
+    return k.repeat_interleave(group, dim=0), mask
+
+
+# A float32 decoding step on the CPU whose attention reads at least this many key elements (query rows x keys x
+# heads * head size) runs as two matrix products and a softmax: torch's fused kernel (scaled_dot_product_attention)
+# takes 2-3x longer for one query per row over a few dozen keys at d_model 512-1024 (beam 5 x 16 sentences), while
+# below this size the fused kernel's one call beats the products' several (d_model 256 Marian students, measured in
+# place with modelport translate; the products then cost 10% more end to end).
+MATMUL_ATTENTION_MIN = 1 << 19
+
+
+def matmul_attention(rows: int, keys: int, width: int, like: Tensor) -> bool:
+    """Whether a decoding step of ``rows`` queries over ``keys`` keys of ``width``
+    (heads x head size) elements, in ``like``'s device and dtype, attends as matrix
+    products (:func:`attend`); also where beam search then keeps one row of
+    cross-attention keys per sentence (:meth:`modelport.generation.ensemble.Ensemble.reorder`)."""
+    return (like.device.type == "cpu" and like.dtype == torch.float32 and not torch.jit.is_tracing()
+            and rows * keys * width >= MATMUL_ATTENTION_MIN)
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+    """``softmax(q k^T scale + mask) v`` for queries ``[N, H, T, Dh]`` and keys/values ``[N / g, H, S, Dh]``.
+
+    ``g > 1``: each run of ``g`` consecutive query rows shares one row of keys and
+    values (and of a per-row ``mask``): the cross-attention keys of one
+    sentence's beam, kept once instead of ``g`` times. A decoding step (``T == 1``)
+    then attends with ``g`` queries per key row, reading each key once, as matrix
+    products; so does an ungrouped step where :func:`matmul_attention` says so.
+    Everything else runs torch's fused kernel (ONNX export always, one key row per
+    query row)."""
+    n, heads, t, dh = q.shape
+    group = n // k.size(0)
+    if group > 1 and (t > 1 or torch.jit.is_tracing()):
+        k, mask = _ungrouped(q, k, mask)
+        v = v.repeat_interleave(group, dim=0)
+        group = 1
+    if t == 1 and (group > 1 or matmul_attention(n, k.size(2), heads * dh, q)):
+        if group > 1:  # [N / g, H, g, Dh]: a run's queries side by side
+            q = q.view(k.size(0), group, heads, dh).transpose(1, 2)
+        scores = torch.matmul(q * scale, k.transpose(-1, -2))
+        if mask is not None:
+            scores = scores.masked_fill_(~mask, float("-inf")) if mask.dtype == torch.bool else scores.add_(mask)
+        out = torch.matmul(torch.softmax(scores, dim=-1), v)
+        return out.transpose(1, 2).reshape(n, heads, 1, dh) if group > 1 else out
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
 
 class Attention(nn.Module):
@@ -297,7 +355,7 @@ class Attention(nn.Module):
         q = self._split(self.q_proj(x))
         if mask is not None and mask.dtype != torch.bool:
             mask = mask.to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        out = attend(q, k, v, mask, self.scale)
         if self.head_gate is not None:
             out = out * self.head_gate.to(out.dtype)[:, None, None]
         b, _, t, _ = out.shape
@@ -309,6 +367,7 @@ class Attention(nn.Module):
         alignments). A separate opt-in computation, so :meth:`forward` keeps the
         fused kernel and its exact numerics whether or not weights are asked for."""
         q = self._split(self.q_proj(x)).float()
+        k, mask = _ungrouped(q, k, mask)
         scores = torch.matmul(q, k.float().transpose(-1, -2)) * self.scale
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()

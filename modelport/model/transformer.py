@@ -66,11 +66,13 @@ class DecoderState:
             return None
         return self.layers[self.align_layer].cross_weights
 
-    def reorder(self, index: Tensor, cross: bool = True) -> None:
+    def reorder(self, index: Tensor, cross: bool = True, cross_index: Tensor | None = None) -> None:
         """Reorder the batch dimension (beam search); ``cross=False`` keeps the
-        cross-attention keys, valid when beams of one sentence are permuted."""
+        cross-attention keys, valid when beams of one sentence are permuted;
+        ``cross_index`` selects their rows where groups of batch rows share one
+        (:func:`~modelport.model.layers.attend`), default ``index``."""
         for layer in self.layers:
-            layer.reorder(index, cross=cross)
+            layer.reorder(index, cross=cross, cross_index=cross_index)
 
 
 class _Embeddings(nn.Module):

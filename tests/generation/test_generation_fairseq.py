@@ -24,6 +24,7 @@ pytest.importorskip("fairseq")
 from tests.helpers.paths import CORPUS, DEFAULT_MODEL, PRENORM_MODEL  # noqa: E402
 from tests.helpers.fairseq_ref import build_fairseq_model  # noqa: E402
 
+from modelport.model import layers  # noqa: E402
 from modelport.validators.references.fairseq_generator import FairseqReference  # noqa: E402
 
 TOL = 1e-4
@@ -106,6 +107,18 @@ def test_beam_matches_fairseq(setup, case) -> None:
     ours, theirs = _run(ported, ref, srcs, 16, **opts)
     _assert_same(ours, theirs)
     assert any(len(h[0]["tokens"]) > 1 for h in ours)
+
+
+@pytest.mark.parametrize("case", ["beam5", "beam4-lenpen0.6-nbest3", "max-len-cuts"])
+def test_beam_matches_fairseq_with_attention_as_products(setup, case, monkeypatch) -> None:
+    """Every decoding step's attention as matrix products, each sentence's
+    cross-attention keys kept once for its beam (what models from d_model ~512
+    get, see ``layers.attend``): still fairseq's outputs, sentences leaving the
+    batch as they finish."""
+    monkeypatch.setattr(layers, "MATMUL_ATTENTION_MIN", 0)
+    _, ported, ref, srcs = setup
+    ours, theirs = _run(ported, ref, srcs, 16, **CASES[case])
+    _assert_same(ours, theirs)
 
 
 def test_batch_size_one(setup) -> None:

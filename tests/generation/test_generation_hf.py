@@ -19,6 +19,8 @@ pytest.importorskip("fairseq")
 
 from tests.helpers.fairseq_ref import build_fairseq_model  # noqa: E402
 
+from modelport.model import layers  # noqa: E402
+
 TOL = 1e-4
 PAD = 1
 
@@ -103,6 +105,14 @@ def test_beam_matches_transformers(pair, case, early_stopping) -> None:
         for x, (toks, score) in zip(xs, ys):
             assert x["tokens"] == toks
             assert abs(x["score"] - score) <= TOL
+
+
+@pytest.mark.parametrize("case", ["beam5-lp2-nret5", "short-max"])
+def test_beam_matches_transformers_with_attention_as_products(pair, case, monkeypatch) -> None:
+    """The same with every decoding step's attention as matrix products and one row of
+    cross-attention keys per sentence (``layers.attend``, taken from d_model ~512)."""
+    monkeypatch.setattr(layers, "MATMUL_ATTENTION_MIN", 0)
+    test_beam_matches_transformers(pair, case, False)
 
 
 def test_early_stopping_values_differ(pair) -> None:

@@ -34,6 +34,7 @@ from modelport.errors import InvalidInputError, UnsupportedCheckpointError
 pytest.importorskip("pymarian")
 
 from modelport.generation.translate import translate  # noqa: E402
+from modelport.model import layers  # noqa: E402
 from modelport.validators.references.marian import (  # noqa: E402
     WORD_SCORE_PRECISION,
     MarianHypothesis,
@@ -269,6 +270,16 @@ def test_pymarian_trained_models(name: str, trained_dirs, ported_trained) -> Non
     if name == ENSEMBLE:
         assert len(ported_trained[name].models) == 2
     _check_trained(ported_trained[name], name, trained_dirs[name])
+
+
+@pytest.mark.skipif(not TRAINED, reason=f"no Marian-trained models in {TRAINED_DIR}")
+@pytest.mark.parametrize("name", ["post_sep_tied", "pre_ffn3_swish", "tiny11_ssru"])
+def test_pymarian_trained_models_with_attention_as_products(name: str, trained_dirs, ported_trained,
+                                                            monkeypatch) -> None:
+    """Every decoding step's attention as matrix products (``layers.attend``, what
+    Marian models from d_model ~512 get): still Marian's outputs, n-best and scores."""
+    monkeypatch.setattr(layers, "MATMUL_ATTENTION_MIN", 0)
+    _check_trained(ported_trained[name], name, trained_dirs[name], beam_size=6, normalize=0.6, **BATCHING)
 
 
 @pytest.mark.slow
