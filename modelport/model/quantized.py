@@ -10,7 +10,9 @@ concern, so it lives here and the API's loader needs no pass.
   layers as ``torch.ao.nn.quantized.dynamic.Linear``: those the record's
   ``int8_layers`` names (with ``weights`` per-channel or per-tensor), or
   every linear layer per-channel for a record without that list (folders
-  written before the pass chose per layer load as they did). ``lm_head`` in
+  written before the pass chose per layer load as they did); activations take
+  256 levels where the CPU's kernel cannot saturate (:func:`full_range_int8`),
+  torch's 128 elsewhere. ``lm_head`` in
   that list for a model whose output projection is tied to the embeddings
   gives the projection a module of its own over the same (dequantized)
   weights, which then runs int8 while the embeddings stay fp32.
@@ -19,6 +21,8 @@ concern, so it lives here and the API's loader needs no pass.
 
 from __future__ import annotations
 
+import functools
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -83,6 +87,60 @@ def _int8_spec(model: nn.Module, record: Mapping[str, Any]) -> dict[str, Any]:
     return {name: qconfig for name in names}
 
 
+@functools.cache
+def full_range_linear() -> type:
+    """torch's dynamic int8 linear layer with its activations quantized to all 256
+    levels (``reduce_range=False``), for where :func:`full_range_int8` holds."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear  # torch.ao: imported only where int8 runs
+
+    class FullRangeLinear(DynamicLinear):  # type: ignore[misc]
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            packed = self._packed_params._packed_params
+            return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
+
+    return FullRangeLinear
+
+
+def full_range_int8() -> bool:
+    """Whether int8 layers quantize their activations to all 256 levels here.
+
+    torch's dynamic int8 layer quantizes activations to 128 levels
+    (``reduce_range``), which doubles their rounding error, because on CPUs
+    without VNNI its kernel adds pairs of uint8 x int8 products in 16 bits,
+    which can saturate at full range. Where a product built to saturate those
+    sums (every activation and weight at its largest level: 2 x 255 x 127 >
+    32767) comes out right rather than about halved, the kernel does not add in
+    16 bits (AVX-512 VNNI, AVX-VNNI) and full range is safe: on the trained
+    embedded model, int8 outputs identical to fp32 go from 196 to 199 of 200
+    lines (``scripts/bench_int8.py``). Probed once per process and quantized
+    engine (``torch.backends.quantized.engine``); ``MODELPORT_INT8_FULL_RANGE=0``
+    keeps torch's 128 levels."""
+    if os.environ.get("MODELPORT_INT8_FULL_RANGE", "1") == "0":
+        return False
+    return _saturation_free(torch.backends.quantized.engine)
+
+
+@functools.cache
+def _saturation_free(engine: str) -> bool:
+    """The probe of :func:`full_range_int8` under ``engine``."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    width = 512
+    layer = nn.Linear(width, 64, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    with warnings.catch_warnings():
+        for message in _TORCH_QUANTIZATION_NOTICES:
+            warnings.filterwarnings("ignore", message=message)
+        probe = quantize_dynamic(nn.Sequential(layer), {"0": per_channel_dynamic_qconfig}, dtype=torch.qint8)[0]
+    probe.__class__ = full_range_linear()
+    with torch.inference_mode():
+        out = probe(torch.ones(5, width))
+    # 16-bit sums saturate at 32767 of every pair's 2 x 255 x 127 = 64770: about half the exact sum, where
+    # the activations' rounding (their scale is computed in float) is a fraction of a percent
+    return bool(((out - width).abs() < 0.05 * width).all())
+
+
 def apply_on_load(model: nn.Module, quantization: str | Mapping[str, Any]) -> nn.Module:
     """Make a freshly loaded model compute the way the folder's quantization
     record (config.json's ``quantization``; a bare mode string for callers that
@@ -105,7 +163,15 @@ def apply_on_load(model: nn.Module, quantization: str | Mapping[str, Any]) -> nn
                 module = model.get_submodule(name)
                 if isinstance(module, nn.Linear):
                     module.__class__ = nn.Linear
-            return quantize_dynamic(model, spec, dtype=torch.qint8) if spec else model
+            if not spec:
+                return model
+            model = quantize_dynamic(model, spec, dtype=torch.qint8)
+            if full_range_int8():
+                full_range = full_range_linear()
+                for module in model.modules():
+                    if type(module) is full_range.__base__:
+                        module.__class__ = full_range
+            return model
     if mode in ("fp16", "bf16"):
         return model.to(torch.float16 if mode == "fp16" else torch.bfloat16)
     return model

@@ -6,8 +6,10 @@ Modes:
   ~4x smaller; at load the linear layers with at least
   :attr:`Int8Options.min_elements` weights run as
   ``torch.ao.nn.quantized.dynamic.Linear`` (int8 matrix products,
-  dynamically quantized activations) and the smaller ones in fp32 from the
-  dequantized weights: below that size torch's int8 kernels are slower than
+  dynamically quantized activations: 256 levels where the CPU cannot
+  saturate, :func:`modelport.model.quantized.full_range_int8`) and the
+  smaller ones in fp32 from the dequantized weights: below that size torch's
+  int8 kernels are slower than
   fp32 (``scripts/bench_int8.py`` measures it), so int8 only costs accuracy
   there. Which layers run int8 is recorded in config.json's ``quantization``
   (``int8_layers``, ``weights``), so loading reproduces what the pass

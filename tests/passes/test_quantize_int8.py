@@ -13,10 +13,12 @@ import pytest
 import torch
 from torch import nn
 
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
 import modelport
 from modelport.errors import InvalidInputError
 from modelport.metrics import corpus_scores
-from modelport.model.quantized import INT8_LAYERS, INT8_WEIGHTS
+from modelport.model.quantized import INT8_LAYERS, INT8_WEIGHTS, _saturation_free, full_range_int8, full_range_linear
 from modelport.passes.quantize import MIN_INT8_ELEMENTS, Int8Options
 from tests.helpers.cli import one_line_error
 from tests.helpers.paths import CORPUS
@@ -27,8 +29,7 @@ FFN = 512 * 128  # the embedded model's FFN matrices; its attention projections 
 
 
 def _int8_modules(ported: modelport.PortedModel) -> set[str]:
-    return {name for name, m in ported.model.named_modules() if type(m).__module__.startswith("torch.ao.nn.quantized")
-            and name.rsplit(".", 1)[-1] != "_packed_params"}
+    return {name for name, m in ported.model.named_modules() if isinstance(m, DynamicLinear)}
 
 
 def _record(folder: Path) -> dict:
@@ -81,6 +82,48 @@ def test_default_runs_only_the_embedded_models_output_projection_int8(ported_def
     assert not _int8_modules(modelport.load(tmp_path / "fp32-head"))
     ours = [h[0]["tokens"] for h in modelport.load(tmp_path / "fp32-head").translate(LINES[:4])]
     assert ours == [h[0]["tokens"] for h in modelport.load(tmp_path / "weights").translate(LINES[:4])]
+
+
+def _int8(layer: nn.Linear) -> DynamicLinear:
+    """torch's dynamic int8 layer (128 activation levels) over ``layer``'s weights, per channel."""
+    qconfig = {"0": torch.ao.quantization.per_channel_dynamic_qconfig}
+    return torch.ao.quantization.quantize_dynamic(nn.Sequential(layer), qconfig)[0]
+
+
+@pytest.fixture
+def fresh_probe():
+    _saturation_free.cache_clear()
+    yield
+    _saturation_free.cache_clear()
+
+
+def test_activations_take_256_levels_only_where_the_kernel_cannot_saturate(ported_default, tmp_path,
+                                                                         fresh_probe, monkeypatch) -> None:
+    """Full-range int8 activations where the probe finds no 16-bit saturation (VNNI CPUs), checked here
+    at other shapes than the probe's; torch's 128 levels elsewhere or when asked; twice as precise."""
+    modelport.quantize(ported_default.path, tmp_path / "all", mode="int8", int8=Int8Options(min_elements=0))
+    full = full_range_int8()
+    layers = [m for m in modelport.load(tmp_path / "all").model.modules() if isinstance(m, DynamicLinear)]
+    assert layers and all((type(m) is full_range_linear()) == full for m in layers)
+    if full:
+        for rows, width in ((1, 64), (80, 1024), (7, 4096)):  # every pair sum 2 x 255 x 127 > 32767
+            layer = nn.Linear(width, 48, bias=False)
+            nn.init.constant_(layer.weight, 1.0)
+            q = _int8(layer)
+            q.__class__ = full_range_linear()
+            # saturated: about half; rounding of the activations' scale: under 1%
+            assert torch.allclose(q(torch.ones(rows, width)), torch.full((rows, 48), float(width)), rtol=0.01)
+        g = torch.Generator().manual_seed(0)
+        layer = nn.Linear(512, 512)
+        x = torch.randn(40, 512, generator=g)
+        q = _int8(layer)
+        torch_error = (q(x) - layer(x)).abs().mean()
+        q.__class__ = full_range_linear()
+        assert (q(x) - layer(x)).abs().mean() < 0.7 * torch_error
+    monkeypatch.setenv("MODELPORT_INT8_FULL_RANGE", "0")
+    assert not full_range_int8()
+    layers = [m for m in modelport.load(tmp_path / "all").model.modules() if isinstance(m, DynamicLinear)]
+    assert layers and all(type(m) is DynamicLinear for m in layers)
 
 
 def test_every_layer_when_the_minimum_is_zero(ported_default, tmp_path) -> None:
