@@ -14,6 +14,8 @@ transformers = pytest.importorskip("transformers")
 
 from tests.converters.test_t5_parity import VARIANTS, batch, build_hf_t5  # noqa: E402
 
+from modelport.model import layers  # noqa: E402
+
 # transformers 5.x's generate fails (IndexError in its cache) when the decoder
 # has more layers than the encoder, as the parity tests' "v1.0" variant does:
 # decode a v1.0 model with equal depths instead.
@@ -70,3 +72,11 @@ def test_t5_generate_matches_transformers(pair, case, early_stopping) -> None:
             assert hyp["tokens"] == toks, (i, j)
             if kw["num_beams"] > 1:
                 assert abs(hyp["score"] - out.sequences_scores[i * n + j].item()) <= TOL
+
+
+@pytest.mark.parametrize("case", ["greedy", "beam4-nret3-lp0.7"])
+def test_t5_generate_matches_transformers_with_attention_as_products(pair, case, monkeypatch) -> None:
+    """The same with every decoding step's attention as matrix products (T5's relative position bias added
+    to the scores, its query scale 1.0) and one row of cross-attention keys per sentence (``layers.attend``)."""
+    monkeypatch.setattr(layers, "MATMUL_ATTENTION_MIN", 0)
+    test_t5_generate_matches_transformers(pair, case, False)
