@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear  # torch imports it itself: no cost
 
 from modelport.errors import InvalidInputError
 from modelport.model.folder import CONFIG_NAME, SCALE_SUFFIX
@@ -87,18 +88,13 @@ def _int8_spec(model: nn.Module, record: Mapping[str, Any]) -> dict[str, Any]:
     return {name: qconfig for name in names}
 
 
-@functools.cache
-def full_range_linear() -> type:
+class FullRangeLinear(DynamicLinear):
     """torch's dynamic int8 linear layer with its activations quantized to all 256
     levels (``reduce_range=False``), for where :func:`full_range_int8` holds."""
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear  # torch.ao: imported only where int8 runs
 
-    class FullRangeLinear(DynamicLinear):  # type: ignore[misc]
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            packed = self._packed_params._packed_params
-            return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
-
-    return FullRangeLinear
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        packed = self._packed_params._packed_params
+        return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
 
 
 def full_range_int8() -> bool:
@@ -133,7 +129,7 @@ def _saturation_free(engine: str) -> bool:
         for message in _TORCH_QUANTIZATION_NOTICES:
             warnings.filterwarnings("ignore", message=message)
         probe = quantize_dynamic(nn.Sequential(layer), {"0": per_channel_dynamic_qconfig}, dtype=torch.qint8)[0]
-    probe.__class__ = full_range_linear()
+    probe.__class__ = FullRangeLinear
     with torch.inference_mode():
         out = probe(torch.ones(5, width))
     # 16-bit sums saturate at 32767 of every pair's 2 x 255 x 127 = 64770: about half the exact sum, where
@@ -167,15 +163,14 @@ def apply_on_load(model: nn.Module, quantization: str | Mapping[str, Any]) -> nn
                 return model
             model = quantize_dynamic(model, spec, dtype=torch.qint8)
             if full_range_int8():
-                full_range = full_range_linear()
                 for module in model.modules():
-                    if type(module) is full_range.__base__:
-                        module.__class__ = full_range
+                    if type(module) is DynamicLinear:
+                        module.__class__ = FullRangeLinear
             return model
     if mode in ("fp16", "bf16"):
         return model.to(torch.float16 if mode == "fp16" else torch.bfloat16)
     return model
 
 
-__all__ = ["INT8_LAYERS", "INT8_WEIGHTS", "TIED_HEAD", "WEIGHT_GRANULARITIES", "apply_on_load", "dequantize_state",
-           "linear_layers"]
+__all__ = ["FullRangeLinear", "INT8_LAYERS", "INT8_WEIGHTS", "TIED_HEAD", "WEIGHT_GRANULARITIES", "apply_on_load",
+           "dequantize_state", "full_range_int8", "linear_layers"]

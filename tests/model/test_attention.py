@@ -83,7 +83,8 @@ def _model(seed: int) -> Seq2SeqModel:
 
 def _sources(seed: int) -> list[list[int]]:
     g = torch.Generator().manual_seed(seed)
-    return [torch.randint(4, 40, (int(n),), generator=g).tolist() + [2] for n in torch.randint(1, 12, (7,), generator=g)]
+    lengths = torch.randint(1, 12, (7,), generator=g)
+    return [torch.randint(4, 40, (int(n),), generator=g).tolist() + [2] for n in lengths]
 
 
 @pytest.mark.parametrize(("semantics", "options"), [

@@ -18,7 +18,7 @@ from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 import modelport
 from modelport.errors import InvalidInputError
 from modelport.metrics import corpus_scores
-from modelport.model.quantized import INT8_LAYERS, INT8_WEIGHTS, _saturation_free, full_range_int8, full_range_linear
+from modelport.model.quantized import INT8_LAYERS, INT8_WEIGHTS, FullRangeLinear, _saturation_free, full_range_int8
 from modelport.passes.quantize import MIN_INT8_ELEMENTS, Int8Options
 from tests.helpers.cli import one_line_error
 from tests.helpers.paths import CORPUS
@@ -104,13 +104,13 @@ def test_activations_take_256_levels_only_where_the_kernel_cannot_saturate(porte
     modelport.quantize(ported_default.path, tmp_path / "all", mode="int8", int8=Int8Options(min_elements=0))
     full = full_range_int8()
     layers = [m for m in modelport.load(tmp_path / "all").model.modules() if isinstance(m, DynamicLinear)]
-    assert layers and all((type(m) is full_range_linear()) == full for m in layers)
+    assert layers and all((type(m) is FullRangeLinear) == full for m in layers)
     if full:
         for rows, width in ((1, 64), (80, 1024), (7, 4096)):  # every pair sum 2 x 255 x 127 > 32767
             layer = nn.Linear(width, 48, bias=False)
             nn.init.constant_(layer.weight, 1.0)
             q = _int8(layer)
-            q.__class__ = full_range_linear()
+            q.__class__ = FullRangeLinear
             # saturated: about half; rounding of the activations' scale: under 1%
             assert torch.allclose(q(torch.ones(rows, width)), torch.full((rows, 48), float(width)), rtol=0.01)
         g = torch.Generator().manual_seed(0)
@@ -118,7 +118,7 @@ def test_activations_take_256_levels_only_where_the_kernel_cannot_saturate(porte
         x = torch.randn(40, 512, generator=g)
         q = _int8(layer)
         torch_error = (q(x) - layer(x)).abs().mean()
-        q.__class__ = full_range_linear()
+        q.__class__ = FullRangeLinear
         assert (q(x) - layer(x)).abs().mean() < 0.7 * torch_error
     monkeypatch.setenv("MODELPORT_INT8_FULL_RANGE", "0")
     assert not full_range_int8()
