@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 import modelport
