@@ -21,10 +21,11 @@ concern, so it lives here and the API's loader needs no pass.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -38,6 +39,16 @@ from modelport.model.transformer import Seq2SeqModel
 # the deprecation notices torch's dynamic quantization emits (torch 2.9+)
 _TORCH_QUANTIZATION_NOTICES = (r"torch\.ao\.quantization is deprecated",
                                r"torch\.quantize_per_tensor, torch\.quantize_per_channel .* are deprecated")
+
+
+@contextlib.contextmanager
+def _without_quantization_notices() -> Iterator[None]:
+    """torch announces, on every call, that it will move its dynamic quantization to torchao: a
+    notice to modelport's maintainers, not to the user loading a folder, who can do nothing about it."""
+    with warnings.catch_warnings():
+        for message in _TORCH_QUANTIZATION_NOTICES:
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 INT8_LAYERS = "int8_layers"  # the record's list of linear modules that run int8 matmuls
 INT8_WEIGHTS = "weights"  # the record's weight observer for those: one of WEIGHT_GRANULARITIES
@@ -125,9 +136,7 @@ def _saturation_free(engine: str) -> bool:
     layer = nn.Linear(width, 64, bias=False)
     with torch.no_grad():
         layer.weight.fill_(1.0)
-    with warnings.catch_warnings():
-        for message in _TORCH_QUANTIZATION_NOTICES:
-            warnings.filterwarnings("ignore", message=message)
+    with _without_quantization_notices():
         probe = quantize_dynamic(nn.Sequential(layer), {"0": per_channel_dynamic_qconfig}, dtype=torch.qint8)[0]
     probe.__class__ = FullRangeLinear
     with torch.inference_mode():
@@ -146,11 +155,7 @@ def apply_on_load(model: nn.Module, quantization: str | Mapping[str, Any]) -> nn
     if mode == "int8":  # torch.ao.quantization is imported only for the folders that need it
         from torch.ao.quantization import quantize_dynamic
 
-        with warnings.catch_warnings():
-            # torch announces, on every call, that it will move this API to torchao: a notice to
-            # modelport's maintainers, not to the user loading a folder, who can do nothing about it
-            for message in _TORCH_QUANTIZATION_NOTICES:
-                warnings.filterwarnings("ignore", message=message)
+        with _without_quantization_notices():
             names = record.get(INT8_LAYERS)
             if isinstance(names, list) and TIED_HEAD in names and isinstance(model, Seq2SeqModel):
                 model.untie_output_projection()  # a tied output projection computes int8: a module of its own
