@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from modelport.generation.shortlist import LexicalShortlist, scatter_rows
-from modelport.model.layers import matmul_attention
+from modelport.model.layers import shared_keys
 from modelport.model.transformer import DecoderState, EncoderOutput, Seq2SeqModel
 
 
@@ -81,7 +81,7 @@ class Ensemble:
                 s.reorder(index, cross=False)
             return
         hidden = self.enc[0].hidden
-        if not matmul_attention(index.numel(), hidden.size(1), self.cfg.d_model, hidden):
+        if not shared_keys(index.numel(), hidden.size(1), self.cfg.d_model, hidden):
             group = 1  # the fused kernel takes one row of keys per query row
         rows, self.group = shared_rows(index, self.group, group)
         self.enc = [e.reorder(rows) for e in self.enc]

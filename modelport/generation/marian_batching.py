@@ -21,10 +21,12 @@ at a batch boundary fall on the same side as in Marian.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelport.errors import InvalidInputError
+from modelport.generation.options import SHARD_CHUNK_LINES
 
 SORTS = ("none", "src", "trg")
 
@@ -76,6 +78,16 @@ def pool_lines(mini_batch: int = 1, maxi_batch: int = 1, **_: Any) -> int:
     return mini_batch * maxi_batch
 
 
+def pool_chunk_lines(pool: int, chunk_lines: int = SHARD_CHUNK_LINES) -> int:
+    """The fewest whole pools of ``pool`` lines that hold at least ``chunk_lines``
+    lines: chunks of this size split no pool, so batches formed within pools are
+    those of the whole corpus (the chunks of a sharded translation,
+    :func:`modelport.generation.shards.translate_chunk_lines`)."""
+    if pool < 1:
+        raise InvalidInputError(f"pool size must be >= 1 line, but is {pool}")
+    return pool * max(1, math.ceil(chunk_lines / pool))
+
+
 def marian_batches(lengths: Sequence[int], *, mini_batch: int = 1, maxi_batch: int = 1,
                    maxi_batch_sort: str = "none", mini_batch_words: int = 0) -> list[list[int]]:
     """Line indices grouped as marian-decoder groups them (see the module
@@ -118,20 +130,30 @@ def marian_batches(lengths: Sequence[int], *, mini_batch: int = 1, maxi_batch: i
 GROUP_LINES = 64
 
 
-def decode_groups(batches: Sequence[Sequence[int]], lengths: Sequence[int],
-                  max_lines: int = GROUP_LINES) -> tuple[list[list[int]], list[tuple[int, ...]]]:
+def decode_groups(batches: Sequence[Sequence[int]], lengths: Sequence[int], max_lines: int = GROUP_LINES,
+                  chunk_lines: int | None = None) -> tuple[list[list[int]], list[tuple[int, ...]]]:
     """Consecutive ``batches`` joined into groups of at most ``max_lines``
     lines (a batch larger than that stays whole), and per group each line's
     own batch width (its longest line), which sets the line's length cap.
     A group is one search: the outputs are those of the batches decoded one by
-    one, as each sentence's search reads only its own rows and cap."""
+    one, as each sentence's search reads only its own rows and cap.
+
+    ``chunk_lines`` (a whole number of pools, :func:`pool_chunk_lines`): no
+    group holds lines of two chunks of that many lines, so a corpus translated
+    in chunks (one process each) is decoded in the very groups the whole corpus
+    is. The rounding of a step's arithmetic may depend on its rows (how many,
+    which attention kernel runs), and a near-tie between two hypotheses could
+    then fall the other way in another group."""
     groups: list[list[int]] = []
     widths: list[tuple[int, ...]] = []
+    chunk = None
     for batch in batches:
         width = max(lengths[i] for i in batch)
-        if not groups or len(groups[-1]) + len(batch) > max_lines:
+        batch_chunk = None if chunk_lines is None else min(batch) // chunk_lines
+        if not groups or len(groups[-1]) + len(batch) > max_lines or batch_chunk != chunk:
             groups.append([])
             widths.append(())
+            chunk = batch_chunk
         groups[-1].extend(batch)
         widths[-1] += (width,) * len(batch)
     return groups, widths

@@ -39,7 +39,7 @@ import torch.distributed as dist
 
 from modelport.errors import InvalidInputError
 from modelport.generation.options import SHARD_CHUNK_LINES
-from modelport.generation.marian_batching import pool_lines
+from modelport.generation.marian_batching import pool_chunk_lines, pool_lines
 from modelport.generation.translate import TRANSLATE_KEYWORDS, framework_batching, resolve_options
 
 CHUNK_LINES = SHARD_CHUNK_LINES
@@ -86,15 +86,6 @@ def broadcast(value: object, where: World) -> object:
 def barrier(where: World) -> None:
     if where.size > 1:
         dist.barrier()
-
-
-def pool_chunk_lines(pool: int, chunk_lines: int = CHUNK_LINES) -> int:
-    """The fewest whole pools of ``pool`` lines that hold at least ``chunk_lines``
-    lines: chunks of this size split no pool, so batches formed within pools are
-    those of the whole corpus."""
-    if pool < 1:
-        raise InvalidInputError(f"pool size must be >= 1 line, but is {pool}")
-    return pool * max(1, math.ceil(chunk_lines / pool))
 
 
 def translate_chunk_lines(ported: Any, options: Mapping[str, Any], chunk_lines: int = CHUNK_LINES) -> int:

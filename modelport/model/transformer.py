@@ -186,7 +186,8 @@ class DecoderLayer(nn.Module):
             ck, cv = cache.cross_k, cache.cross_v
         else:
             ck, cv = self.cross_attn.project_kv(enc)
-            if cache is not None:
+            if cache is not None:  # contiguous: a decoding step's products then read them without a copy
+                ck, cv = ck.contiguous(), cv.contiguous()
                 cache.cross_k, cache.cross_v = ck, cv
         if keep_cross_weights and cache is not None:
             cache.cross_weights = self.cross_attn.weights(h, ck, cross_mask)
@@ -374,10 +375,10 @@ class Seq2SeqModel(nn.Module):
             hidden = hidden * self.cfg.output_scale
         if isinstance(head, nn.Module):
             out = head(hidden)
-        else:
-            out = linear(hidden, head)
-        if bias is not None:
-            out = out + bias
+            if bias is not None:
+                out = out + bias
+        else:  # the bias added in the product's own pass (the same sums: bit-identical, and one pass less)
+            out = linear(hidden, head, bias)
         return out.float()
 
     def output_rows(self, rows: Tensor) -> Callable[[Tensor], Tensor]:
