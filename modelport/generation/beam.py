@@ -27,6 +27,7 @@ from modelport.generation.ensemble import Ensemble, LogLinearEnsemble
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.options import FairseqOptions, HFOptions, MarianOptions, hf_length_limits
 from modelport.generation.shortlist import LexicalShortlist, ShortlistBackend
+from modelport.generation.topk import topk
 from modelport.model.transformer import Seq2SeqModel
 
 
@@ -304,7 +305,7 @@ class FairseqBeamSearch(SearchAlgorithm):
         else:  # in place: the log-probs are this step's own buffer
             lp = lp.add_(self.scores.view(bsz, beam, -1)[:, :, step - 1].unsqueeze(-1))
         flat = lp.view(bsz, -1)
-        cand_scores, cand_idx = torch.topk(flat, k=min(2 * beam, flat.size(1) - 1))
+        cand_scores, cand_idx = topk(flat, min(2 * beam, flat.size(1) - 1))
         cand_beams = torch.div(cand_idx, V, rounding_mode="trunc")
         cand_indices = cand_idx.fmod(V)
 
@@ -490,7 +491,7 @@ class HFBeamSearch(SearchAlgorithm):
         V = lprobs.size(-1)
         lprobs = self._process(lprobs)
         acc = (lprobs.view(bsz, beam, V) + self.running_scores[:, :, None]).reshape(bsz, -1)
-        topk_lp, topk_idx = torch.topk(acc, k=2 * beam)
+        topk_lp, topk_idx = topk(acc, 2 * beam)
         src_beam = topk_idx // V
         ids = topk_idx % V
 
@@ -718,7 +719,7 @@ class MarianBeamSearch(SearchAlgorithm):
         scores = lprobs.add_(self.path_score.unsqueeze(1))
         nsent, width = len(self.k), self.width
         flat = scores.view(nsent, width * V)  # each sentence's rows side by side
-        top, idx = torch.topk(flat, min(max(self.k), flat.size(1)))
+        top, idx = topk(flat, min(max(self.k), flat.size(1)))
         if step == 0 and self.any_empty:  # toHyps' dropHyp: EOS with path score 0
             top[self.empty], idx[self.empty] = 0.0, self.eos
         done: list[tuple[int, int, int, float]] = []  # (live sentence, previous row, token, path score)
