@@ -14,6 +14,7 @@ hypotheses are modelport's whatever computes the logits.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -42,10 +43,11 @@ class SearchBackend(abc.ABC):
         """Select rows of the encoder outputs (and cross-attention keys/values)."""
 
     @abc.abstractmethod
-    def reorder(self, index: Tensor, cross: bool = True, group: int = 1) -> None:
+    def reorder(self, index: Tensor, cross: bool = True, group: int | Sequence[int] = 1) -> None:
         """Select rows of the self-attention cache; also of the encoder side when ``cross``.
-        ``group``: after it, runs of ``group`` consecutive rows hold one sentence (its beam), so a
-        backend may keep one row of the encoder side per run (the torch model does; optional)."""
+        ``group``: after it, runs of ``group`` consecutive rows (or of the given lengths, one per
+        sentence) hold one sentence (its beam), so a backend may keep one row of the encoder side
+        per run (the torch model does; optional)."""
 
     @abc.abstractmethod
     def logits(self, new_tokens: Tensor) -> Tensor:

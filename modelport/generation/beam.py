@@ -62,10 +62,10 @@ class StepAlgorithm(Protocol):
         """Consume the decoder's log-probs ``[rows, V]``; return (reorder index
         into the current rows, whether sentences were dropped), or None when done."""
 
-    def rows_per_sentence(self, beam: int) -> int:
-        """The consecutive rows of each sentence after the last :meth:`step` (the
-        loop lets each run share one row of the encoder side); ``beam``: what
-        :meth:`start` returned."""
+    def rows_per_sentence(self, beam: int) -> int | list[int]:
+        """The consecutive rows of each live sentence after the last :meth:`step`,
+        one number for all or one per sentence (the loop lets each sentence's rows
+        share one row of the encoder side); ``beam``: what :meth:`start` returned."""
 
     def results(self) -> list[list[Hypothesis]]:
         """n-best hypotheses per input sentence, in input order."""
@@ -688,13 +688,9 @@ class MarianBeamSearch(SearchAlgorithm):
         # student (Bergamot's tiny11) itself.
         self.sent_ids = list(range(bsz))  # live sentence -> input sentence
         self.k = [self.beam] * bsz  # beam size per live sentence
-        # Rows per live sentence, the same for all (Marian's first step: one). As Marian does
-        # (``localBeamSize``), a sentence whose beam shrank below the widest is padded with copies of
-        # one of its rows at path score -inf, which no candidate of a later step can come from: the
-        # batch stays a [sentences, width] grid, and beam search keeps each sentence's cross-attention
-        # keys once (``rows_per_sentence``) instead of once per row, and leaves them in place unless
-        # a sentence leaves or the width changes.
-        self.width = 1
+        # rows per live sentence (Marian's first step: one); they shrink as hypotheses finish, and beam
+        # search keeps each sentence's cross-attention keys once for them (rows_per_sentence)
+        self.rows = [1] * bsz
         # back-pointers, one entry per step: (previous row, token, path score) of each row
         self.history: list[tuple[list[int], list[int], list[float]]] = []
         # a line that is only </s>: all hypotheses forced to </s> with path score 0
@@ -709,62 +705,63 @@ class MarianBeamSearch(SearchAlgorithm):
     def next_tokens(self) -> Tensor:
         return self.next
 
-    def rows_per_sentence(self, beam: int) -> int:
-        return self.width
+    def rows_per_sentence(self, beam: int) -> list[int]:
+        return self.rows
 
     def step(self, step: int, lprobs: Tensor) -> tuple[Tensor, bool] | None:
         V = lprobs.size(-1)
         if not self.opts.allow_unk:
             lprobs[:, self.unk] = -math.inf
         scores = lprobs.add_(self.path_score.unsqueeze(1))
-        nsent, width = len(self.k), self.width
-        flat = scores.view(nsent, width * V)  # each sentence's rows side by side
+        rows, nsent = self.rows, len(self.rows)
+        width = max(rows)
+        if min(rows) == width:  # every sentence has as many rows: already the [sentence, rows x V] grid
+            flat = scores.view(nsent, width * V)
+        else:  # pad each sentence's rows to the widest with -inf
+            dest = [s * width + j for s, n in enumerate(rows) for j in range(n)]
+            grid = scores.new_full((nsent * width, V), -math.inf)
+            grid.index_copy_(0, torch.tensor(dest, device=scores.device), scores)
+            flat = grid.view(nsent, width * V)
         top, idx = topk(flat, min(max(self.k), flat.size(1)))
         if step == 0 and self.any_empty:  # toHyps' dropHyp: EOS with path score 0
             top[self.empty], idx[self.empty] = 0.0, self.eos
         done: list[tuple[int, int, int, float]] = []  # (live sentence, previous row, token, path score)
-        # (previous row, token, path score) of the hypotheses each live sentence keeps
-        kept: list[list[tuple[int, int, float]]] = []
+        prev_rows: list[int] = []
+        tokens: list[int] = []
+        path: list[float] = []
+        counts: list[int] = []
+        offset = 0
         for s, (k, top_s, idx_s) in enumerate(zip(self.k, top.tolist(), idx.tolist())):
-            taken, offset, alive = 0, s * width, []
+            taken = alive = 0
             last = step >= self.last_step[self.sent_ids[s]]  # the cap: every candidate is finished as it is
             for score, i in zip(top_s, idx_s):
                 if taken == k:
                     break
-                if not math.isfinite(score):  # fewer finite candidates than the beam (or a padding row): skipped
+                if not math.isfinite(score):  # fewer finite candidates than the beam: skipped
                     continue
                 taken += 1
                 tok, prev = i % V, offset + i // V
                 if tok == self.eos or last:
                     done.append((s, prev, tok, score))
-                else:
-                    alive.append((prev, tok, score))
-            kept.append(alive)
-        if done:
-            self._finalize(step, done)
-        counts = [len(a) for a in kept]
-        new_width = max(counts)
-        if new_width == 0:
-            return None
-        prev_rows: list[int] = []
-        tokens: list[int] = []
-        path: list[float] = []
-        for alive in kept:
-            if alive:
-                alive += [(alive[0][0], alive[0][1], -math.inf)] * (new_width - len(alive))
-                for prev, tok, score in alive:
+                if tok != self.eos and not last:
                     prev_rows.append(prev)
                     tokens.append(tok)
                     path.append(score)
+                    alive += 1
+            counts.append(alive)
+            offset += rows[s]
+        if done:
+            self._finalize(step, done)
+        if not prev_rows:
+            return None
         self.history.append((prev_rows, tokens, path))
         dev = self.device
         self.next = torch.tensor(tokens, dtype=torch.long, device=dev).unsqueeze(1)
         self.path_score = torch.tensor(path, dtype=torch.float32, device=dev)
-        # every row keeps its sentence's keys when no sentence left and the grid kept its width
-        same_layout = step > 0 and new_width == width and min(counts) > 0
+        # rows keep their sentence only when no beam changed size
+        same_layout = step > 0 and counts == rows
         self.sent_ids = [sid for sid, n in zip(self.sent_ids, counts) if n]
-        self.k = [n for n in counts if n]
-        self.width = new_width
+        self.k = self.rows = [n for n in counts if n]
         return torch.tensor(prev_rows, dtype=torch.long, device=dev), not same_layout
 
     def _path(self, row: int) -> tuple[list[int], list[float]]:

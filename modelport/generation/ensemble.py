@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from modelport.generation.shortlist import LexicalShortlist, scatter_rows
-from modelport.model.layers import shared_keys
+from modelport.model.layers import KeyRuns, shared_keys
 from modelport.model.transformer import DecoderState, EncoderOutput, Seq2SeqModel
 
 
@@ -35,6 +35,7 @@ class Ensemble:
         self.states: list[DecoderState] = []
         self.align_layer: int | None = None  # see record_cross_attention
         self.group = 1  # consecutive batch rows that share one row of the encoder side (see reorder)
+        self.runs: KeyRuns | None = None  # or runs of unequal lengths that do
 
     @property
     def max_target_positions(self) -> int:
@@ -45,7 +46,7 @@ class Ensemble:
         self.enc = [m.encode(src_tokens) for m in self.models]
         self.states = [m.new_state() for m in self.models]
         self.states[0].align_layer = self.align_layer
-        self.group = 1
+        self.group, self.runs = 1, None
 
     def record_cross_attention(self, layer: int | None) -> None:
         """From the next :meth:`encode` on, keep the cross-attention of decoder
@@ -64,29 +65,46 @@ class Ensemble:
     def reorder_encoder(self, index: Tensor) -> None:
         """Select rows of the encoder outputs, before decoding starts (one row per batch row after it)."""
         self.enc = [e.reorder(index) for e in self.enc]
-        self.group = 1
+        self.group, self.runs = 1, None
 
-    def reorder(self, index: Tensor, cross: bool = True, group: int = 1) -> None:
+    def reorder(self, index: Tensor, cross: bool = True, group: int | Sequence[int] = 1) -> None:
         """Reorder the batch dimension of the caches by ``index``, and of the
         encoder outputs and cross-attention keys when ``cross`` (without it,
         ``index`` only permutes rows of one sentence, which share them).
 
         ``group``: after the reorder, runs of ``group`` consecutive rows hold one
-        sentence (its beam). Where ``index`` keeps every run within one row of
-        the encoder side, that side keeps one row per run: ``group`` times less
-        to copy and to read at every step
+        sentence (its beam), or runs of the given lengths, one per sentence
+        (Marian's beams, which shrink). Where ``index`` keeps every run within one
+        row of the encoder side, that side keeps one row per run: fewer rows to
+        copy, and each read once per step for the whole run
         (:func:`~modelport.model.layers.attend`); otherwise one row per batch row."""
         if not cross:
             for s in self.states:
                 s.reorder(index, cross=False)
             return
+        n = index.numel()
+        runs = list(group) if not isinstance(group, int) else [group] * (n // group) if n % group == 0 else []
+        keys = self._key_rows(index)
         hidden = self.enc[0].hidden
-        if not shared_keys(index.numel(), hidden.size(1), self.cfg.d_model, hidden):
-            group = 1  # the fused kernel takes one row of keys per query row
-        rows, self.group = shared_rows(index, self.group, group)
-        self.enc = [e.reorder(rows) for e in self.enc]
+        shared = None
+        if runs and max(runs) > 1 and sum(runs) == n and shared_keys(n, hidden.size(1), self.cfg.d_model, hidden):
+            shared = shared_rows(keys, runs)
+        self.group, self.runs = 1, None
+        if shared is not None:
+            keys = shared
+            if min(runs) == max(runs):
+                self.group = runs[0]
+            else:
+                self.runs = KeyRuns.of(runs, index.device)
+        self.enc = [e.reorder(keys) for e in self.enc]
         for s in self.states:
-            s.reorder(index, cross=True, cross_index=rows)
+            s.reorder(index, cross=True, cross_index=keys, runs=self.runs)
+
+    def _key_rows(self, index: Tensor) -> Tensor:
+        """The encoder-side row that each row of ``index`` reads now."""
+        if self.runs is not None:
+            return self.runs.key_rows().index_select(0, index)
+        return torch.div(index, self.group, rounding_mode="floor") if self.group > 1 else index
 
     def logits(self, new_tokens: Tensor) -> Tensor:
         """Raw fp32 logits ``[B, V]`` of a single model (ensembles: log of the mean probability)."""
@@ -108,17 +126,16 @@ class Ensemble:
         return torch.logsumexp(torch.stack(outs, dim=0), dim=0) - math.log(len(self.models))
 
 
-def shared_rows(index: Tensor, old_group: int, group: int) -> tuple[Tensor, int]:
-    """The encoder-side rows to keep when batch rows are reordered by ``index``,
-    and the new number of batch rows per encoder-side row: one row per run of
-    ``group`` rows where each run comes from one encoder-side row (runs of
-    ``old_group`` rows shared one before), else one per batch row."""
-    rows = index // old_group if old_group > 1 else index
-    if group > 1 and rows.numel() % group == 0:
-        runs = rows.view(-1, group)
-        if bool((runs == runs[:, :1]).all()):
-            return runs[:, 0].contiguous(), group
-    return rows, 1
+def shared_rows(keys: Tensor, runs: Sequence[int]) -> Tensor | None:
+    """The encoder-side row of each run of consecutive batch rows (``runs``: their
+    lengths) where every row of a run reads the same one (``keys``: the row each
+    batch row reads); None where a run mixes two."""
+    if min(runs) == max(runs):
+        grid = keys.view(-1, runs[0])
+        return grid[:, 0].contiguous() if bool((grid == grid[:, :1]).all()) else None
+    lengths = torch.tensor(runs, device=keys.device)
+    first = keys.index_select(0, torch.cumsum(lengths, 0) - lengths)
+    return first if torch.equal(first.repeat_interleave(lengths), keys) else None
 
 
 class LogLinearEnsemble(Ensemble):

@@ -171,7 +171,7 @@ class ShortlistBackend(SearchBackend):
     def reorder_encoder(self, index: Tensor) -> None:
         self.inner.reorder_encoder(index)
 
-    def reorder(self, index: Tensor, cross: bool = True, group: int = 1) -> None:
+    def reorder(self, index: Tensor, cross: bool = True, group: int | Sequence[int] = 1) -> None:
         self.inner.reorder(index, cross=cross, group=group)
 
     def logits(self, new_tokens: Tensor) -> Tensor:

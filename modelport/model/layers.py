@@ -231,6 +231,33 @@ class RelativePositionBias(nn.Module):
 
 
 @dataclass
+class KeyRuns:
+    """Batch rows in consecutive runs of unequal lengths, each run sharing one
+    row of cross-attention keys (a Marian beam: it shrinks as its hypotheses
+    finish). A decoding step attends over a grid of ``key rows x width`` query
+    slots, each run padded with copies of its first row.
+
+    ``grid``: the batch row in each slot; ``slots``: each batch row's slot."""
+
+    grid: Tensor
+    slots: Tensor
+    width: int
+
+    @classmethod
+    def of(cls, lengths: list[int], device: torch.device) -> KeyRuns:
+        width, grid, slots, start = max(lengths), [], [], 0
+        for run, n in enumerate(lengths):
+            grid += [start + j if j < n else start for j in range(width)]
+            slots += range(run * width, run * width + n)
+            start += n
+        return cls(torch.tensor(grid, device=device), torch.tensor(slots, device=device), width)
+
+    def key_rows(self) -> Tensor:
+        """The key row of each batch row."""
+        return torch.div(self.slots, self.width, rounding_mode="floor")
+
+
+@dataclass
 class LayerCache:
     """Keys/values of one decoder layer.
 
@@ -249,11 +276,16 @@ class LayerCache:
     cross_v: Tensor | None = None
     ssru_state: Tensor | None = None
     cross_weights: Tensor | None = None
+    cross_runs: KeyRuns | None = None
 
-    def reorder(self, index: Tensor, cross: bool = True, cross_index: Tensor | None = None) -> None:
+    def reorder(self, index: Tensor, cross: bool = True, cross_index: Tensor | None = None,
+                runs: KeyRuns | None = None) -> None:
         """Select batch rows by ``index``; with ``cross`` the cross-attention keys
-        too, by ``cross_index`` where given (rows of keys shared by groups of
-        batch rows, see :func:`attend`), else by ``index``."""
+        too, by ``cross_index`` where given (rows of keys shared by runs of batch
+        rows, see :func:`attend`: runs of unequal lengths described by ``runs``),
+        else by ``index``. Without ``cross`` every row keeps its key row."""
+        if cross:
+            self.cross_runs = runs
         if self.ssru_state is not None:
             self.ssru_state = self.ssru_state.index_select(0, index)
         if self.self_k is not None:
@@ -263,6 +295,14 @@ class LayerCache:
             rows = index if cross_index is None else cross_index
             self.cross_k = self.cross_k.index_select(0, rows)
             self.cross_v = self.cross_v.index_select(0, rows)
+
+
+def _per_row(runs: KeyRuns, k: Tensor, v: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Keys, values (and a per-row ``mask``) of runs' key rows, one row per batch row."""
+    rows = runs.key_rows()
+    if mask is not None and mask.size(0) > 1:
+        mask = mask.index_select(0, rows)
+    return k.index_select(0, rows), v.index_select(0, rows), mask
 
 
 def _ungrouped(q: Tensor, k: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -308,7 +348,7 @@ def shared_keys(rows: int, keys: int, width: int, like: Tensor) -> bool:
     return _products_apply(like) and rows * keys * width >= min(SHARED_KEYS_MIN, MATMUL_ATTENTION_MIN)
 
 
-def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, runs: KeyRuns | None = None) -> Tensor:
     """``softmax(q k^T scale + mask) v`` for queries ``[N, H, T, Dh]`` and keys/values ``[N / g, H, S, Dh]``.
 
     ``g > 1``: each run of ``g`` consecutive query rows shares one row of keys and
@@ -317,7 +357,12 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -
     then attends with ``g`` queries per key row, reading each key once, as matrix
     products; so does an ungrouped step where :func:`matmul_attention` says so.
     Everything else runs torch's fused kernel (ONNX export always, one key row per
-    query row)."""
+    query row). ``runs``: runs of query rows of unequal lengths share the key
+    rows (:class:`KeyRuns`); a decoding step attends over their grid."""
+    if runs is not None:
+        if q.size(2) == 1 and not torch.jit.is_tracing():
+            return _products(q.index_select(0, runs.grid), k, v, mask, scale).index_select(0, runs.slots).transpose(1, 2)
+        k, v, mask = _per_row(runs, k, v, mask)
     n, heads, t, dh = q.shape
     group = n // k.size(0)
     if group > 1 and (t > 1 or torch.jit.is_tracing()):
@@ -389,25 +434,27 @@ class Attention(nn.Module):
     def project_kv(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self._split(self.k_proj(x)), self._split(self.v_proj(x))
 
-    def forward(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        """``x``: queries ``[B, T, D]``; ``k``/``v``: ``[B, H, S, Dh]``;
-        ``mask``: boolean (True = attend) or additive float, broadcastable to
-        ``[B, H, T, S]``."""
+    def forward(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, runs: KeyRuns | None = None) -> Tensor:
+        """``x``: queries ``[B, T, D]``; ``k``/``v``: ``[B, H, S, Dh]`` (or fewer
+        rows shared by runs of query rows, see :func:`attend`); ``mask``: boolean
+        (True = attend) or additive float, broadcastable to ``[B, H, T, S]``."""
         q = self._split(self.q_proj(x))
         if mask is not None and mask.dtype != torch.bool:
             mask = mask.to(q.dtype)
-        out = attend(q, k, v, mask, self.scale)
+        out = attend(q, k, v, mask, self.scale, runs)
         if self.head_gate is not None:
             out = out * self.head_gate.to(out.dtype)[:, None, None]
         b, _, t, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
 
-    def weights(self, x: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+    def weights(self, x: Tensor, k: Tensor, mask: Tensor | None, runs: KeyRuns | None = None) -> Tensor:
         """The attention probabilities ``[B, H, T, S]`` (fp32) that :meth:`forward`
         applies to the values, for callers that report them (Marian's word
         alignments). A separate opt-in computation, so :meth:`forward` keeps the
         fused kernel and its exact numerics whether or not weights are asked for."""
         q = self._split(self.q_proj(x)).float()
+        if runs is not None:
+            k, _, mask = _per_row(runs, k, k, mask)
         k, mask = _ungrouped(q, k, mask)
         scores = torch.matmul(q, k.float().transpose(-1, -2)) * self.scale
         if mask is not None:

@@ -19,6 +19,7 @@ from modelport.model.layers import (
     Attention,
     FeedForward,
     SSRU,
+    KeyRuns,
     LayerCache,
     RelativePositionBias,
     clamp_fp16,
@@ -66,13 +67,15 @@ class DecoderState:
             return None
         return self.layers[self.align_layer].cross_weights
 
-    def reorder(self, index: Tensor, cross: bool = True, cross_index: Tensor | None = None) -> None:
+    def reorder(self, index: Tensor, cross: bool = True, cross_index: Tensor | None = None,
+                runs: KeyRuns | None = None) -> None:
         """Reorder the batch dimension (beam search); ``cross=False`` keeps the
         cross-attention keys, valid when beams of one sentence are permuted;
-        ``cross_index`` selects their rows where groups of batch rows share one
-        (:func:`~modelport.model.layers.attend`), default ``index``."""
+        ``cross_index`` selects their rows where runs of batch rows share one
+        (:func:`~modelport.model.layers.attend`; ``runs`` where the runs differ
+        in length), default ``index``."""
         for layer in self.layers:
-            layer.reorder(index, cross=cross, cross_index=cross_index)
+            layer.reorder(index, cross=cross, cross_index=cross_index, runs=runs)
 
 
 class _Embeddings(nn.Module):
@@ -189,9 +192,10 @@ class DecoderLayer(nn.Module):
             if cache is not None:  # contiguous: a decoding step's products then read them without a copy
                 ck, cv = ck.contiguous(), cv.contiguous()
                 cache.cross_k, cache.cross_v = ck, cv
+        runs = cache.cross_runs if cache is not None else None
         if keep_cross_weights and cache is not None:
-            cache.cross_weights = self.cross_attn.weights(h, ck, cross_mask)
-        x = self.clamp(x + self.cross_attn(h, ck, cv, cross_mask))
+            cache.cross_weights = self.cross_attn.weights(h, ck, cross_mask, runs)
+        x = self.clamp(x + self.cross_attn(h, ck, cv, cross_mask, runs))
         if not self.pre_norm:
             x = self.cross_attn_norm(x)
 

@@ -172,7 +172,7 @@ class OnnxSeq2Seq(SearchBackend):
         self.mask = self.mask.index_select(0, index)
         self.cross_kv = [t.index_select(0, index) for t in self.cross_kv]
 
-    def reorder(self, index: Tensor, cross: bool = True, group: int = 1) -> None:
+    def reorder(self, index: Tensor, cross: bool = True, group: int | Sequence[int] = 1) -> None:
         # the graphs take one row of cross-attention keys per batch row: `group` is not used
         if cross:
             self.reorder_encoder(index)

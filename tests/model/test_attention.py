@@ -56,17 +56,36 @@ def test_attend_equals_the_fused_kernel(monkeypatch, group: int, mask_kind: str 
 
 
 def test_shared_rows() -> None:
-    expand = torch.arange(3).repeat_interleave(4)  # step 0: each sentence copied to a beam of 4
-    rows, group = shared_rows(expand, 1, 4)
-    assert rows.tolist() == [0, 1, 2] and group == 4
-    # sentence 1 leaves the batch; the others' beams are permuted within themselves
-    rows, group = shared_rows(torch.tensor([1, 1, 3, 0, 9, 8, 8, 11]), 4, 4)
-    assert rows.tolist() == [0, 2] and group == 4
-    # a run mixing two sentences: one encoder row per batch row again
-    rows, group = shared_rows(torch.tensor([0, 4, 1, 2]), 4, 4)
-    assert rows.tolist() == [0, 1, 0, 0] and group == 1
-    rows, group = shared_rows(torch.tensor([2, 0, 1]), 1, 1)
-    assert rows.tolist() == [2, 0, 1] and group == 1
+    keys = torch.arange(3).repeat_interleave(4)  # step 0: each sentence copied to a beam of 4
+    assert shared_rows(keys, [4, 4, 4]).tolist() == [0, 1, 2]
+    # sentence 1 left the batch; the others' beams are permuted within themselves
+    assert shared_rows(torch.tensor([0, 0, 2, 2, 3, 3, 3, 3]), [2, 2, 4]).tolist() == [0, 2, 3]
+    assert shared_rows(torch.tensor([1, 1, 1, 3, 3, 3]), [3, 3]).tolist() == [1, 3]
+    # a run mixing two sentences: no sharing
+    assert shared_rows(torch.tensor([0, 1, 1, 1]), [2, 2]) is None
+    assert shared_rows(torch.tensor([0, 0, 1, 2, 2]), [3, 2]) is None
+
+
+def test_runs_of_unequal_length_attend_as_their_grid(monkeypatch) -> None:
+    """Marian's shrinking beams: queries of runs 3, 1 and 2 over three key rows,
+    with the grid (each run padded with its first row) and without it."""
+    g = torch.Generator().manual_seed(5)
+    heads, keys, dh = 4, 6, 8
+    runs = layers.KeyRuns.of([3, 1, 2], torch.device("cpu"))
+    assert runs.width == 3 and runs.grid.tolist() == [0, 1, 2, 3, 3, 3, 4, 5, 4]
+    assert runs.slots.tolist() == [0, 1, 2, 3, 6, 7] and runs.key_rows().tolist() == [0, 0, 0, 1, 2, 2]
+    q = torch.randn(6, heads, 1, dh, generator=g)
+    k = torch.randn(3, heads, keys, dh, generator=g)
+    v = torch.randn(3, heads, keys, dh, generator=g)
+    mask = torch.ones(3, 1, 1, keys, dtype=torch.bool)
+    mask[1, ..., -2:] = False
+    per_row = runs.key_rows()
+    ref = F.scaled_dot_product_attention(q, k[per_row], v[per_row], attn_mask=mask[per_row], scale=0.3)
+    with torch.inference_mode():
+        assert torch.allclose(attend(q, k, v, mask, 0.3, runs), ref, atol=1e-6, rtol=1e-5)
+        q3 = torch.randn(6, heads, 2, dh, generator=g)  # two queries a row: keys per row, the fused kernel
+        ref3 = F.scaled_dot_product_attention(q3, k[per_row], v[per_row], attn_mask=mask[per_row], scale=0.3)
+        assert torch.allclose(attend(q3, k, v, mask, 0.3, runs), ref3, atol=1e-6, rtol=1e-5)
 
 
 def _model(seed: int) -> Seq2SeqModel:
@@ -90,7 +109,8 @@ def _sources(seed: int) -> list[list[int]]:
 @pytest.mark.parametrize(("semantics", "options"), [
     ("fairseq", {"beam": 5, "max_len_a": 1.0, "max_len_b": 3}),
     ("hf", {"num_beams": 3, "max_new_tokens": 12}),
-    ("marian", {"beam_size": 4, "normalize": 0.6}),  # beams shrink as hypotheses finish: the grid narrows
+    ("marian", {"beam_size": 4, "normalize": 0.6}),  # beams shrink as hypotheses finish: runs of unequal lengths
+    ("marian", {"beam_size": 4, "normalize": 0.6, "alignment": "soft"}),  # the cross-attention weights too
 ])
 def test_search_with_shared_keys_is_the_fused_kernels(monkeypatch, semantics: str, options: dict) -> None:
     model = _model(7)
@@ -99,23 +119,26 @@ def test_search_with_shared_keys_is_the_fused_kernels(monkeypatch, semantics: st
     monkeypatch.setattr(layers, "SHARED_KEYS_MIN", NEVER)
     ref = generate(model, srcs, semantics=semantics, **options)
 
-    groups: list[tuple[int, int]] = []  # (old group, new group) of every reorder of the encoder side
+    shared: list[list[int]] = []  # the run lengths of every reorder of the encoder side that kept it shared
     real = ensemble_module.shared_rows
 
-    def spy(index, old_group, group):
-        rows, new = real(index, old_group, group)
-        groups.append((old_group, new))
-        return rows, new
+    def spy(keys, runs):
+        rows = real(keys, runs)
+        if rows is not None:
+            shared.append(list(runs))
+        return rows
 
     monkeypatch.setattr(ensemble_module, "shared_rows", spy)
     monkeypatch.setattr(layers, "MATMUL_ATTENTION_MIN", ALWAYS)
     ours = generate(model, srcs, semantics=semantics, **options)
-    assert groups and groups[0] == (1, groups[0][1]) and groups[0][1] > 1  # step 0 kept one row per sentence
-    if semantics == "marian":  # a grid of sentences x their widest beam, padded; it stayed grouped as it narrowed
-        assert any(old > new > 1 for old, new in groups[1:])
+    assert shared and len(shared[0]) == len(srcs) and shared[0][0] > 1  # step 0 kept one row per sentence
+    if semantics == "marian":  # beams of unequal sizes kept one row per sentence
+        assert any(min(runs) < max(runs) for runs in shared)
     if semantics == "fairseq":  # finished sentences left the batch, which stayed grouped
-        assert any(old > 1 and new > 1 for old, new in groups[1:])
+        assert any(len(runs) < len(srcs) for runs in shared[1:])
     assert [[h["tokens"] for h in hyps] for hyps in ours] == [[h["tokens"] for h in hyps] for hyps in ref]
     for hyps, refs in zip(ours, ref):
         for h, r in zip(hyps, refs):
             assert math.isclose(float(h["score"]), float(r["score"]), rel_tol=1e-5, abs_tol=1e-5)
+            if "alignment" in options:
+                assert torch.allclose(torch.tensor(h["alignment"]), torch.tensor(r["alignment"]), atol=1e-6)
