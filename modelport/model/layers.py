@@ -361,7 +361,8 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, r
     rows (:class:`KeyRuns`); a decoding step attends over their grid."""
     if runs is not None:
         if q.size(2) == 1 and not torch.jit.is_tracing():
-            return _products(q.index_select(0, runs.grid), k, v, mask, scale).index_select(0, runs.slots).transpose(1, 2)
+            out = _products(q.index_select(0, runs.grid), k, v, mask, scale)
+            return out.index_select(0, runs.slots).transpose(1, 2)
         k, v, mask = _per_row(runs, k, v, mask)
     n, heads, t, dh = q.shape
     group = n // k.size(0)
@@ -379,8 +380,9 @@ def _products(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float
     row and head over its run of ``g`` queries; returned ``[N, 1, H, Dh]``, the
     layout the output projection reads (one copy instead of two).
 
-    The queries are scaled before the product, as fairseq, transformers and
-    the fused kernel do. A boolean padding mask ``[N / g or 1, 1, 1, S]`` (the
+    The queries are scaled before the product, as fairseq and transformers do
+    (Marian scales the product instead: a difference in the last bits, which the
+    parity tests against pymarian cover). A boolean padding mask ``[N / g or 1, 1, 1, S]`` (the
     cross-attention's) enters as an additive one (0 or -inf) through ``baddbmm``,
     which adds it in the product's own pass; other masks are applied after it."""
     n, heads, _, dh = q.shape
