@@ -495,6 +495,10 @@ def main() -> None:
     if args.procs_worker is not None:
         return procs_worker(args.procs_worker)
     args.base = args.base or args.big  # the same fixed-length protocol
+    if args.base and not args.marian and "transformers" not in args.skip:
+        # FSMTTokenizer always applies BPE merges; the random base/big models have none, so export hf refuses them
+        print("--base/--big: transformers skipped (the random model has no BPE, which FSMT needs)", file=sys.stderr)
+        args.skip.append("transformers")
     if args.marian and args.big:
         ap.error("--big is a fairseq model: not with --marian")
     if args.marian and args.base and args.marian != default_marian:
