@@ -218,9 +218,10 @@ def test_decode_groups() -> None:
     assert groups == [[0, 1, 2], [3, 4, 5]]
     assert widths == [(5, 5, 4), (9, 9, 7)]
     assert decode_groups([[0, 1, 2, 3]], lengths, max_lines=2) == ([[0, 1, 2, 3]], [(9, 9, 9, 9)])
-    # chunks of 2 lines (pools of 2): [2] and [3, 4]'s group would hold lines of chunks 1 and 2
-    groups, _ = decode_groups([[1, 0], [2], [3], [4, 5]], lengths, max_lines=4, chunk_lines=2)
-    assert groups == [[1, 0], [2, 3], [4, 5]]
+    # chunks of 2 lines (lines 0-1, 2-3, 4-5): without them the first group would join lines of chunks 0 and 1
+    batches = [[1, 0], [2], [3], [4, 5]]
+    assert decode_groups(batches, lengths, max_lines=4)[0] == [[1, 0, 2, 3], [4, 5]]
+    assert decode_groups(batches, lengths, max_lines=4, chunk_lines=2)[0] == [[1, 0], [2, 3], [4, 5]]
 
 
 @torch.no_grad()
