@@ -272,6 +272,8 @@ class LayerCache:
 
     self_k: Tensor | None = None
     self_v: Tensor | None = None
+    # the rows of self_k/self_v that the next step reads: a reorder applied when the next step appends to them
+    self_index: Tensor | None = None
     cross_k: Tensor | None = None
     cross_v: Tensor | None = None
     ssru_state: Tensor | None = None
@@ -288,13 +290,41 @@ class LayerCache:
             self.cross_runs = runs
         if self.ssru_state is not None:
             self.ssru_state = self.ssru_state.index_select(0, index)
-        if self.self_k is not None:
-            self.self_k = self.self_k.index_select(0, index)
-            self.self_v = self.self_v.index_select(0, index)
+        if self.self_k is not None:  # applied by extend_self, in the same copy as the append
+            self.self_index = index if self.self_index is None else self.self_index.index_select(0, index)
         if cross and self.cross_k is not None:
             rows = index if cross_index is None else cross_index
             self.cross_k = self.cross_k.index_select(0, rows)
             self.cross_v = self.cross_v.index_select(0, rows)
+
+
+    def extend_self(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """The self-attention keys/values of every position so far: the cache's
+        (reordered by the reorders since the last step) followed by this step's
+        ``k``/``v``, kept as the new cache. Why not ``index_select`` at the reorder
+        and ``cat`` here: the two copy the whole cache twice a step, while
+        ``index_select`` straight into the new cache copies it once (at
+        transformer-base shapes, 80 rows x 20 positions: 61 vs 100 us)."""
+        if self.self_k is None or self.self_v is None:
+            self.self_k, self.self_v = k, v
+        else:
+            self.self_k = _appended(self.self_k, self.self_index, k)
+            self.self_v = _appended(self.self_v, self.self_index, v)
+        self.self_index = None
+        return self.self_k, self.self_v
+
+
+def _appended(cache: Tensor, index: Tensor | None, new: Tensor) -> Tensor:
+    """``cat([cache.index_select(0, index), new], dim=2)`` with one copy of the cache."""
+    if index is None:
+        return torch.cat([cache, new], dim=2)
+    if torch.jit.is_tracing():
+        return torch.cat([cache.index_select(0, index), new], dim=2)
+    t = cache.size(2)
+    out = cache.new_empty(index.numel(), cache.size(1), t + new.size(2), cache.size(3))
+    torch.index_select(cache, 0, index, out=out[:, :, :t])
+    out[:, :, t:] = new
+    return out
 
 
 def _per_row(runs: KeyRuns, k: Tensor, v: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:

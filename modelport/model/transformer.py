@@ -218,18 +218,9 @@ class DecoderLayer(nn.Module):
             return self.self_attn.project_kv(h)
         if self.cached_kv_unnormed:
             first = cache.self_k is None
-            rk, rv = self.self_attn.project_kv(x)
-            if not first:
-                rk = torch.cat([cache.self_k, rk], dim=2)
-                rv = torch.cat([cache.self_v, rv], dim=2)
-            cache.self_k, cache.self_v = rk, rv
+            rk, rv = cache.extend_self(*self.self_attn.project_kv(x))
             return self.self_attn.project_kv(h) if first else (rk, rv)
-        k, v = self.self_attn.project_kv(h)
-        if cache.self_k is not None:
-            k = torch.cat([cache.self_k, k], dim=2)
-            v = torch.cat([cache.self_v, v], dim=2)
-        cache.self_k, cache.self_v = k, v
-        return k, v
+        return cache.extend_self(*self.self_attn.project_kv(h))
 
     def _ssru_block(self, x: Tensor, cache: LayerCache | None) -> Tensor:
         """Marian's ``DecoderLayerRNN`` (marian-dev ``src/models/transformer.h``):

@@ -142,3 +142,22 @@ def test_search_with_shared_keys_is_the_fused_kernels(monkeypatch, semantics: st
             assert math.isclose(float(h["score"]), float(r["score"]), rel_tol=1e-5, abs_tol=1e-5)
             if "alignment" in options:
                 assert torch.allclose(torch.tensor(h["alignment"]), torch.tensor(r["alignment"]), atol=1e-6)
+
+
+def test_cache_reorders_apply_with_the_next_append() -> None:
+    """Two reorders between steps, then a step's append: the cache the step reads
+    is the reordered one followed by the new keys, in one copy."""
+    g = torch.Generator().manual_seed(11)
+    cache = layers.LayerCache()
+    k0, v0 = torch.randn(4, 2, 3, 5, generator=g), torch.randn(4, 2, 3, 5, generator=g)
+    assert cache.extend_self(k0, v0) == (k0, v0)
+    a, b = torch.tensor([2, 2, 0, 1]), torch.tensor([3, 0, 0, 1, 2])
+    cache.reorder(a, cross=False)
+    cache.reorder(b, cross=False)
+    assert torch.equal(cache.self_k, k0)  # nothing copied yet
+    k1, v1 = torch.randn(5, 2, 1, 5, generator=g), torch.randn(5, 2, 1, 5, generator=g)
+    k, v = cache.extend_self(k1, v1)
+    assert torch.equal(k, torch.cat([k0[a][b], k1], dim=2)) and torch.equal(v, torch.cat([v0[a][b], v1], dim=2))
+    assert cache.self_index is None and cache.self_k is k
+    k2 = torch.randn(5, 2, 1, 5, generator=g)
+    assert torch.equal(cache.extend_self(k2, k2)[0], torch.cat([k, k2], dim=2))  # no reorder: appended
