@@ -83,7 +83,10 @@ class Ensemble:
                 s.reorder(index, cross=False)
             return
         n = index.numel()
-        runs = list(group) if not isinstance(group, int) else [group] * (n // group) if n % group == 0 else []
+        if isinstance(group, int):
+            runs = [group] * (n // group) if n % group == 0 else []
+        else:
+            runs = list(group)
         keys = self._key_rows(index)
         hidden = self.enc[0].hidden
         shared = None

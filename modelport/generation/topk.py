@@ -36,7 +36,7 @@ def topk(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """``torch.topk(x, k)`` (largest first, sorted) along the last dimension of a
     2-D ``x``: the same values and indices, through the block maxima where the
     rows are long (see the module docstring)."""
-    rows, cols = x.shape
+    cols = x.size(-1)
     if x.device.type == "cpu" and not torch.jit.is_tracing() and cols >= max(MIN_COLUMNS, MIN_BLOCKS * k * BLOCK):
         found = by_blocks(x, k)
         if found is not None:

@@ -297,7 +297,6 @@ class LayerCache:
             self.cross_k = self.cross_k.index_select(0, rows)
             self.cross_v = self.cross_v.index_select(0, rows)
 
-
     def extend_self(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """The self-attention keys/values of every position so far: the cache's
         (reordered by the reorders since the last step) followed by this step's
@@ -327,12 +326,12 @@ def _appended(cache: Tensor, index: Tensor | None, new: Tensor) -> Tensor:
     return out
 
 
-def _per_row(runs: KeyRuns, k: Tensor, v: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Keys, values (and a per-row ``mask``) of runs' key rows, one row per batch row."""
+def _per_row(runs: KeyRuns, mask: Tensor | None, *keys: Tensor) -> tuple[Tensor | None, ...]:
+    """A per-row ``mask`` and ``keys`` (keys, or keys and values) of runs' key rows, one row per batch row."""
     rows = runs.key_rows()
     if mask is not None and mask.size(0) > 1:
         mask = mask.index_select(0, rows)
-    return k.index_select(0, rows), v.index_select(0, rows), mask
+    return (mask, *(t.index_select(0, rows) for t in keys))
 
 
 def _ungrouped(q: Tensor, k: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -393,7 +392,7 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, r
         if q.size(2) == 1 and not torch.jit.is_tracing():
             out = _products(q.index_select(0, runs.grid), k, v, mask, scale)
             return out.index_select(0, runs.slots).transpose(1, 2)
-        k, v, mask = _per_row(runs, k, v, mask)
+        mask, k, v = _per_row(runs, mask, k, v)
     n, heads, t, dh = q.shape
     group = n // k.size(0)
     if group > 1 and (t > 1 or torch.jit.is_tracing()):
@@ -482,11 +481,11 @@ class Attention(nn.Module):
     def weights(self, x: Tensor, k: Tensor, mask: Tensor | None, runs: KeyRuns | None = None) -> Tensor:
         """The attention probabilities ``[B, H, T, S]`` (fp32) that :meth:`forward`
         applies to the values, for callers that report them (Marian's word
-        alignments). A separate opt-in computation, so :meth:`forward` keeps the
-        fused kernel and its exact numerics whether or not weights are asked for."""
+        alignments). A separate opt-in computation, so :meth:`forward` computes
+        (and rounds) the same whether or not weights are asked for."""
         q = self._split(self.q_proj(x)).float()
         if runs is not None:
-            k, _, mask = _per_row(runs, k, k, mask)
+            mask, k = _per_row(runs, mask, k)
         k, mask = _ungrouped(q, k, mask)
         scores = torch.matmul(q, k.float().transpose(-1, -2)) * self.scale
         if mask is not None:
