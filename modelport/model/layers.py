@@ -94,10 +94,15 @@ class FeedForward(nn.Module):
         self.inner = nn.ModuleList(Linear(hidden, hidden, bias=bias) for _ in range(depth - 2))
         self.down = Linear(hidden, dim, bias=bias)
         self.act = activation_fn(activation)
+        # whether ``up`` applies the activation itself (an int8 layer with ReLU in its output stage, see
+        # modelport.model.quantized); only for the ungated form
+        self.up_activates = False
 
     def forward(self, x: Tensor) -> Tensor:
         if self.gate is not None:
             h = self.act(self.gate(x)) * self.up(x)
+        elif self.up_activates:
+            h = self.up(x)
         else:
             h = self.act(self.up(x))
         for layer in self.inner:

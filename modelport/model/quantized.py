@@ -29,11 +29,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear  # torch imports it itself: no cost
 
 from modelport.errors import InvalidInputError
 from modelport.model.folder import CONFIG_NAME, SCALE_SUFFIX
+from modelport.model.layers import FeedForward
 from modelport.model.transformer import Seq2SeqModel
 
 # the deprecation notices torch's dynamic quantization emits (torch 2.9+)
@@ -108,6 +110,29 @@ class FullRangeLinear(DynamicLinear):
         return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
 
 
+class Int8LinearReLU(DynamicLinear):
+    """``relu(layer(x))`` of a dynamic int8 layer in one call: the kernel applies the
+    ReLU to its float output as it writes it, instead of a second pass over the
+    FFN's widest activation (bit-identical; 1.4% of transformer-big int8 decoding
+    was that pass). ``full_range`` as for :class:`FullRangeLinear`."""
+
+    full_range = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        packed = self._packed_params._packed_params
+        return torch.ops.quantized.linear_relu_dynamic(x, packed, reduce_range=not self.full_range).to(x.dtype)
+
+
+def _fuse_relu(model: nn.Module, full_range: bool) -> None:
+    """Let each ungated ReLU FFN's int8 ``up`` layer apply the ReLU (:class:`Int8LinearReLU`)."""
+    for module in model.modules():
+        if (isinstance(module, FeedForward) and module.gate is None and module.act is F.relu
+                and type(module.up) in (DynamicLinear, FullRangeLinear)):
+            module.up.__class__ = Int8LinearReLU
+            module.up.full_range = full_range
+            module.up_activates = True
+
+
 def full_range_int8() -> bool:
     """Whether int8 layers quantize their activations to all 256 levels here.
 
@@ -167,15 +192,17 @@ def apply_on_load(model: nn.Module, quantization: str | Mapping[str, Any]) -> nn
             if not spec:
                 return model
             model = quantize_dynamic(model, spec, dtype=torch.qint8)
-            if full_range_int8():
+            full_range = full_range_int8()
+            if full_range:
                 for module in model.modules():
                     if type(module) is DynamicLinear:
                         module.__class__ = FullRangeLinear
+            _fuse_relu(model, full_range)
             return model
     if mode in ("fp16", "bf16"):
         return model.to(torch.float16 if mode == "fp16" else torch.bfloat16)
     return model
 
 
-__all__ = ["FullRangeLinear", "INT8_LAYERS", "INT8_WEIGHTS", "TIED_HEAD", "WEIGHT_GRANULARITIES", "apply_on_load",
-           "dequantize_state", "full_range_int8", "linear_layers"]
+__all__ = ["FullRangeLinear", "INT8_LAYERS", "INT8_WEIGHTS", "Int8LinearReLU", "TIED_HEAD", "WEIGHT_GRANULARITIES",
+           "apply_on_load", "dequantize_state", "full_range_int8", "linear_layers"]

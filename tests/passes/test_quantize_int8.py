@@ -17,7 +17,9 @@ from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 import modelport
 from modelport.errors import InvalidInputError
 from modelport.metrics import corpus_scores
-from modelport.model.quantized import INT8_LAYERS, INT8_WEIGHTS, FullRangeLinear, _saturation_free, full_range_int8
+from modelport.model.layers import FeedForward
+from modelport.model.quantized import (INT8_LAYERS, INT8_WEIGHTS, FullRangeLinear, Int8LinearReLU, _saturation_free,
+                                      full_range_int8)
 from modelport.passes.quantize import MIN_INT8_ELEMENTS, Int8Options
 from tests.helpers.cli import one_line_error
 from tests.helpers.paths import CORPUS
@@ -103,7 +105,7 @@ def test_activations_take_256_levels_only_where_the_kernel_cannot_saturate(porte
     modelport.quantize(ported_default.path, tmp_path / "all", mode="int8", int8=Int8Options(min_elements=0))
     full = full_range_int8()
     layers = [m for m in modelport.load(tmp_path / "all").model.modules() if isinstance(m, DynamicLinear)]
-    assert layers and all((type(m) is FullRangeLinear) == full for m in layers)
+    assert layers and all(_full_range(m) == full for m in layers)
     if full:
         for rows, width in ((1, 64), (80, 1024), (7, 4096)):  # every pair sum 2 x 255 x 127 > 32767
             layer = nn.Linear(width, 48, bias=False)
@@ -122,7 +124,25 @@ def test_activations_take_256_levels_only_where_the_kernel_cannot_saturate(porte
     monkeypatch.setenv("MODELPORT_INT8_FULL_RANGE", "0")
     assert not full_range_int8()
     layers = [m for m in modelport.load(tmp_path / "all").model.modules() if isinstance(m, DynamicLinear)]
-    assert layers and all(type(m) is DynamicLinear for m in layers)
+    assert layers and not any(_full_range(m) for m in layers)
+
+
+def _full_range(layer: DynamicLinear) -> bool:
+    return type(layer) is FullRangeLinear or (type(layer) is Int8LinearReLU and layer.full_range)
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+def test_relu_ffns_apply_the_relu_in_their_int8_layer(ported_default, ffn_only, full_range: bool) -> None:
+    """Each ReLU FFN's int8 ``up`` layer applies the ReLU itself, bit-identical to a separate ReLU."""
+    ffns = [m for m in modelport.load(ffn_only).model.modules() if isinstance(m, FeedForward)]
+    assert ffns and all(type(f.up) is Int8LinearReLU and f.up_activates for f in ffns)
+    up = ffns[0].up
+    up.full_range = full_range
+    x = torch.randn(37, up.in_features, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        fused = up(x)
+        plain = torch.ops.quantized.linear_dynamic(x, up._packed_params._packed_params, reduce_range=not full_range)
+    assert fused.min() >= 0 and torch.equal(fused, torch.relu(plain))
 
 
 def test_every_layer_when_the_minimum_is_zero(ported_default, tmp_path) -> None:
