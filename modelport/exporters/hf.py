@@ -35,6 +35,7 @@ raises :class:`~modelport.errors.ParityError` (exit 3).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -135,6 +136,11 @@ class HfTarget(ABC):
         self.cfg = ported.config
         self.allow_approximate = allow_approximate  # a tokenizer class that is not exact may be written
 
+    @functools.cached_property
+    def tokenizer_config(self) -> dict[str, Any]:
+        """The port's ``tokenizer_config.json``, read once."""
+        return read_json(self.ported.tokenizer_dir / TOKENIZER_CONFIG_NAME)
+
     def problems(self) -> list[str]:
         """What the transformers class cannot compute at all (always refused)."""
         return []
@@ -189,7 +195,7 @@ class HfTarget(ABC):
     def _tokenizer_config(self, problems: list[str], kind: str) -> dict[str, Any] | None:
         """The port's ``tokenizer_config.json``; None (and a problem) when its
         tokenizer type is not ``kind``, the one ``tokenizer_class`` reproduces."""
-        tok = read_json(self.ported.tokenizer_dir / TOKENIZER_CONFIG_NAME)
+        tok = self.tokenizer_config
         if tok.get("type") != kind:
             problems.append(f"tokenizer `{tok.get('type')}` is not supported by {self.tokenizer_class} "
                             f"(supported: {kind})")
@@ -403,7 +409,7 @@ class BartTarget(HfTarget):
             vocab.setdefault(piece, i)
         write_json(out / "vocab.json", vocab)
         src = self.ported.tokenizer_dir
-        cfg = read_json(src / TOKENIZER_CONFIG_NAME)
+        cfg = self.tokenizer_config
         shutil.copyfile(src / cfg.get("vocab_bpe", "vocab.bpe"), out / "merges.txt")
         write_json(out / HF_TOKENIZER_CONFIG_NAME, {
             "tokenizer_class": "BartTokenizer", "model_max_length": self.cfg.max_source_positions,
@@ -438,7 +444,7 @@ class SpmTokenizerExport:
     def _spm_port(self) -> SpmPort:
         tok = self.ported.tokenizer
         plan = tok.language_plan(*self._direction())
-        spm = read_json(self.ported.tokenizer_dir / TOKENIZER_CONFIG_NAME).get("spm", "sentencepiece.bpe.model")
+        spm = self.tokenizer_config.get("spm", "sentencepiece.bpe.model")
         return SpmPort(spm_path=self.ported.tokenizer_dir / spm, dictionary=tok.dict,
                        names={tok.lang_ids[x]: x for x in tok.languages}, source_prefix=plan.source_prefix,
                        source_suffix=plan.source_suffix, model_max_length=self.cfg.max_source_positions)
@@ -565,7 +571,7 @@ class M2M100Target(SpmTokenizerExport, HfTarget):
         n = len(tok.dict) - len(tok.languages)
         write_json(out / "vocab.json", {sym: i for i, sym in enumerate(tok.dict.symbols[:n])})
         src = self.ported.tokenizer_dir
-        shutil.copyfile(src / read_json(src / TOKENIZER_CONFIG_NAME).get("spm", "sentencepiece.bpe.model"),
+        shutil.copyfile(src / self.tokenizer_config.get("spm", "sentencepiece.bpe.model"),
                         out / "sentencepiece.bpe.model")
         write_json(out / HF_TOKENIZER_CONFIG_NAME, {
             "tokenizer_class": self.tokenizer_class, "language_codes": codes,
@@ -718,7 +724,7 @@ class MarianTarget(HfTarget):
                        "MarianMTModel divides by dim/2")
         if self.cfg.norm_eps != 1e-5:
             out.append(f"`norm_eps` {self.cfg.norm_eps:g} (Marian's layer norm): MarianMTModel uses 1e-5")
-        if read_json(self.ported.tokenizer_dir / TOKENIZER_CONFIG_NAME).get("encode_rule") == "marian":
+        if self.tokenizer_config.get("encode_rule") == "marian":
             out.append("tokenizer `encode_rule` 'marian' (ties between segmentations of equal score split as "
                        "the SentencePiece Marian bundles splits them, e.g. '000' in '65,000'): MarianTokenizer "
                        "uses the sentencepiece library, which splits such ties otherwise")
@@ -757,7 +763,7 @@ class MarianTarget(HfTarget):
 
     def write_tokenizer(self, out: Path) -> None:
         src = self.ported.tokenizer_dir
-        tok = read_json(src / TOKENIZER_CONFIG_NAME)
+        tok = self.tokenizer_config
         names = {"source_spm": "source.spm", "target_spm": "target.spm", "vocab": "vocab.json",
                  "target_vocab": "target_vocab.json"}
         for key, name in names.items():
@@ -858,7 +864,7 @@ class T5Target(HfTarget):
 
     def write_tokenizer(self, out: Path) -> None:
         src = self.ported.tokenizer_dir
-        tok = read_json(src / TOKENIZER_CONFIG_NAME)
+        tok = self.tokenizer_config
         shutil.copyfile(src / tok.get("spm", "spiece.model"), out / "spiece.model")
         write_json(out / HF_TOKENIZER_CONFIG_NAME, {
             "tokenizer_class": self.tokenizer_class, "extra_ids": int(tok.get("extra_ids", 100)),
