@@ -418,7 +418,7 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
         if "onnx" not in args.skip:
             export_onnx(ported.path, tmp / "onnx", verify=False)
             onnx = load_onnx(tmp / "onnx", threads=args.threads)
-    except InvalidInputError as e:  # SSRU decoders: no ONNX cache for their state yet
+    except InvalidInputError as e:  # a folder the ONNX exporter refuses
         print(f"onnxruntime: not run ({e})", flush=True)
     print(f"converted, loaded into pymarian and exported to ct2 and onnx in {time.perf_counter() - started:.0f} s",
           file=sys.stderr)

@@ -38,9 +38,11 @@ quantization (int8 weights of the MatMuls with a constant weight, activations
 quantized per call) and records their agreement with the fp32 port
 (:class:`~modelport.reports.export.OnnxInt8Agreement`; measured, not gated).
 
-Refused (:class:`~modelport.errors.InvalidInputError`, exit 2): ensembles, Marian
-SSRU decoders, quantized folders (see :func:`~modelport.runtimes.onnx.export_problems`),
-and anything the exporter fails on (the reason in one line).
+A Marian SSRU decoder's cache is its cell state per layer (see
+:mod:`modelport.runtimes.onnx`). Refused (:class:`~modelport.errors.InvalidInputError`,
+exit 2): ensembles, quantized folders (see
+:func:`~modelport.runtimes.onnx.export_problems`), and anything the exporter
+fails on (the reason in one line).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ from modelport.runtimes.onnx import (
     ENCODER_OUTPUTS,
     GRAPH_FILES,
     OnnxModel,
+    PAST_POSITIONS,
     OnnxSeq2Seq,
     decoder_outputs,
     decoder_with_past_inputs,
@@ -91,6 +94,10 @@ VERIFY_BEAM = 5  # the beam of the verification's search on onnxruntime
 INT8_METHOD = "onnxruntime quantize_dynamic: QInt8 weights of MatMuls with a constant weight, per tensor"
 _GREEDY_MAX_NEW_TOKENS = 24  # verification only: enough to reach EOS or the length limit
 _COPIED = (CONFIG_NAME, GENERATION_NAME, CONVERSION_NAME)  # beside the graphs, with the tokenizer
+# the report's words for a decoder layer's own cache: self-attention (False) or an SSRU cell (True)
+_CACHE_NOTE = {False: "self-attention keys/values", True: "each SSRU layer's cell state"}
+_STEP_NOTE = {False: "the self-attention cache one position longer",
+              True: "the SSRU cell states after the new token (past_positions: the past length as its shape)"}
 
 
 class EncoderGraph(nn.Module):
@@ -105,11 +112,19 @@ class EncoderGraph(nn.Module):
         return enc.hidden, (~enc.padding_mask).long()
 
 
+def _recurrent(model: Seq2SeqModel) -> bool:
+    """Whether the decoder is Marian's SSRU one (a cell state per layer, not a KV cache)."""
+    return model.cfg.decoder_autoreg == "ssru"
+
+
 def _cache_tensors(layers: list[LayerCache], cross: bool) -> list[Tensor]:
     out: list[Tensor] = []
     for c in layers:
-        assert c.self_k is not None and c.self_v is not None
-        out += [c.self_k, c.self_v]
+        if c.ssru_state is not None:
+            out.append(c.ssru_state)
+        else:
+            assert c.self_k is not None and c.self_v is not None
+            out += [c.self_k, c.self_v]
         if cross:
             assert c.cross_k is not None and c.cross_v is not None
             out += [c.cross_k, c.cross_v]
@@ -137,16 +152,24 @@ class DecoderGraph(nn.Module):
 class DecoderWithPastGraph(nn.Module):
     """One later step as traced: the model's incremental decoder on a cache
     given as inputs; the past length (the step's position) is the cache's
-    shape, so the tracer records it as a dynamic value, not a constant."""
+    shape, so the tracer records it as a dynamic value, not a constant. An
+    SSRU decoder's cache (a cell state per layer) has no length: its first
+    input after the mask, ``past_positions`` ``[1, past_len]``, gives it."""
 
     def __init__(self, model: Seq2SeqModel) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, decoder_input_ids: Tensor, encoder_attention_mask: Tensor, *past: Tensor) -> tuple[Tensor, ...]:
-        layers = [LayerCache(self_k=past[i], self_v=past[i + 1], cross_k=past[i + 2], cross_v=past[i + 3])
-                  for i in range(0, len(past), 4)]
-        state = DecoderState(layers=layers, steps=past[0].size(2))
+        if _recurrent(self.model):
+            steps, past = past[0].size(1), past[1:]
+            layers = [LayerCache(ssru_state=past[i], cross_k=past[i + 1], cross_v=past[i + 2])
+                      for i in range(0, len(past), 3)]
+        else:
+            steps = past[0].size(2)
+            layers = [LayerCache(self_k=past[i], self_v=past[i + 1], cross_k=past[i + 2], cross_v=past[i + 3])
+                      for i in range(0, len(past), 4)]
+        state = DecoderState(layers=layers, steps=steps)
         # the encoder states are not read once the cross-attention keys are cached: the mask stands in
         enc = EncoderOutput(encoder_attention_mask, encoder_attention_mask.eq(0))
         logits = self.model.decode(decoder_input_ids, enc, state)
@@ -169,19 +192,30 @@ def _export_graphs(model: Seq2SeqModel, folder: Path, opset: int) -> None:
     """Trace the three graphs into ``folder`` and check them with onnx's checker."""
     import onnx
 
-    n = len(model.decoder.layers)
+    n, recurrent = len(model.decoder.layers), _recurrent(model)
     src, prev = _example_inputs(model)
+    if recurrent:  # the SSRU recurrence over a prefix is a Python loop, traced as unrolled: first step only
+        prev = prev[:, :1]
+    prefix = {0: "batch"} if recurrent else {0: "batch", 1: "tgt_len"}
     batch_src = {0: "batch", 1: "src_len"}
     with torch.no_grad():
         hidden, mask = EncoderGraph(model)(src)
         first = DecoderGraph(model)(prev, hidden, mask)
-    cache = first[1:]
+    cache: tuple[Tensor, ...] = first[1:]
+    if recurrent:  # past_positions: the prefix's length as a shape
+        cache = (torch.zeros(1, prev.size(1), dtype=torch.long), *cache)
     new = prev[:, -1:]
-    presents = decoder_outputs(n)[1:]
-    first_axes = {name: {0: "batch", 2: "src_len" if ".encoder." in name else "tgt_len"} for name in presents}
-    past_inputs = decoder_with_past_inputs(n)[2:]
-    past_axes = {name: {0: "batch", 2: "src_len" if ".encoder." in name else "past_len"} for name in past_inputs}
-    step_axes = {name: {0: "batch", 2: "past_len_plus_1"} for name in decoder_with_past_outputs(n)[1:]}
+
+    def axes(name: str, length: str) -> dict[int, str]:
+        if name == PAST_POSITIONS:
+            return {1: "past_len"}
+        if name.endswith(".decoder.state"):  # [batch, d_model]
+            return {0: "batch"}
+        return {0: "batch", 2: "src_len" if ".encoder." in name else length}
+
+    first_axes = {name: axes(name, "tgt_len") for name in decoder_outputs(n, recurrent)[1:]}
+    past_axes = {name: axes(name, "past_len") for name in decoder_with_past_inputs(n, recurrent)[2:]}
+    step_axes = {name: axes(name, "past_len_plus_1") for name in decoder_with_past_outputs(n, recurrent)[1:]}
     with torch.no_grad(), warnings.catch_warnings():
         # the tracer warns about every Python bool/int it records as a constant (checked by verification)
         warnings.simplefilter("ignore")
@@ -190,13 +224,14 @@ def _export_graphs(model: Seq2SeqModel, folder: Path, opset: int) -> None:
                           dynamic_axes={"input_ids": batch_src, "encoder_hidden_states": batch_src,
                                         "encoder_attention_mask": batch_src})
         torch.onnx.export(DecoderGraph(model), (prev, hidden, mask), str(folder / DECODER_FILE), dynamo=False,
-                          opset_version=opset, input_names=DECODER_INPUTS, output_names=decoder_outputs(n),
-                          dynamic_axes={"decoder_input_ids": {0: "batch", 1: "tgt_len"},
+                          opset_version=opset, input_names=DECODER_INPUTS,
+                          output_names=decoder_outputs(n, recurrent),
+                          dynamic_axes={"decoder_input_ids": prefix,
                                         "encoder_hidden_states": batch_src, "encoder_attention_mask": batch_src,
-                                        "logits": {0: "batch", 1: "tgt_len"}, **first_axes})
+                                        "logits": prefix, **first_axes})
         torch.onnx.export(DecoderWithPastGraph(model), (new, mask, *cache), str(folder / DECODER_WITH_PAST_FILE),
-                          dynamo=False, opset_version=opset, input_names=decoder_with_past_inputs(n),
-                          output_names=decoder_with_past_outputs(n),
+                          dynamo=False, opset_version=opset, input_names=decoder_with_past_inputs(n, recurrent),
+                          output_names=decoder_with_past_outputs(n, recurrent),
                           dynamic_axes={"decoder_input_ids": {0: "batch"}, "encoder_attention_mask": batch_src,
                                         "logits": {0: "batch"}, **past_axes, **step_axes})
     for name in GRAPH_FILES:
@@ -252,8 +287,8 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     """Write ``ported_dir`` as ``encoder.onnx`` + ``decoder.onnx`` +
     ``decoder_with_past.onnx`` in ``output_dir``; return the report.
 
-    Refuses (:class:`InvalidInputError`) ensembles, SSRU decoders, quantized
-    folders and graphs the exporter fails on. With ``verify`` the graphs run
+    Refuses (:class:`InvalidInputError`) ensembles, quantized folders and
+    graphs the exporter fails on. With ``verify`` the graphs run
     in onnxruntime against the port on ``lines`` (default: a few built-in
     sentences); a mismatch raises :class:`ParityError` and leaves nothing.
     ``int8``: the verified graphs are then quantized (onnxruntime dynamic
@@ -274,7 +309,7 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
         ported = load(folder.path)
         model = ported.model.float().eval()  # fp32 graphs whatever the folder's dtype
         cfg = model.cfg
-        n = len(model.decoder.layers)
+        n, recurrent = len(model.decoder.layers), _recurrent(model)
         bar.advance("loaded")
 
         with atomic_output_dir(output_dir, force=force) as tmp:
@@ -303,14 +338,16 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
                 onnxruntime_version=onnxruntime.__version__, opset=opset, ported_dir=str(folder.path.resolve()),
                 source_format=ported.source_format, dtype="int8" if int8 else "float32",
                 encoder=OnnxGraph(ENCODER_FILE, ENCODER_INPUTS, ENCODER_OUTPUTS),
-                decoder=OnnxGraph(DECODER_FILE, DECODER_INPUTS, decoder_outputs(n), kv_cache=False,
+                decoder=OnnxGraph(DECODER_FILE, DECODER_INPUTS, decoder_outputs(n, recurrent), kv_cache=False,
                                   note="the first step (or a whole prefix): returns the logits of every position "
-                                       "and the cache (present.*: self-attention and cross-attention keys/values)"),
+                                       "and the cache (present.*: " + _CACHE_NOTE[recurrent] + " and "
+                                       "cross-attention keys/values)"),
                 decoder_with_past=OnnxGraph(
-                    DECODER_WITH_PAST_FILE, decoder_with_past_inputs(n), decoder_with_past_outputs(n), kv_cache=True,
+                    DECODER_WITH_PAST_FILE, decoder_with_past_inputs(n, recurrent),
+                    decoder_with_past_outputs(n, recurrent), kv_cache=True,
                     note="every later step: one new token per row, the source mask and the cache (past_key_values.*, "
                          "the present.* of the previous step; encoder keys/values unchanged) -> the next logits "
-                         "and the self-attention cache one position longer"),
+                         "and " + _STEP_NOTE[recurrent]),
                 special_tokens={"pad": cfg.pad_token_id, "eos": cfg.eos_token_id, "bos": cfg.bos_token_id,
                                 "decoder_start": cfg.decoder_start_token_id},
                 semantics=semantics, verification=check, int8=agreement)
@@ -348,8 +385,9 @@ def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str],
     Teacher-forced logits (on the port's own greedy outputs) within
     :data:`TOL` at every real target position, through the cache step by step
     (``decoder.onnx`` then ``decoder_with_past.onnx``, against the port's
-    incremental decoding, :func:`port_incremental`) and through
-    ``decoder.onnx`` in one pass (against the port's forward), on a right-padded batch of every line, on
+    incremental decoding, :func:`port_incremental`) and, except for an SSRU
+    decoder (its ``decoder.onnx`` takes one position), through ``decoder.onnx``
+    in one pass (against the port's forward), on a right-padded batch of every line, on
     each line alone and on one source longer than any line (all lines joined:
     a length not seen at export time); greedy tokens identical to modelport's
     greedy search; and with ``exported`` (the folder loaded by
@@ -378,7 +416,8 @@ def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str],
     with torch.no_grad():
         for name, (s, p) in cases.items():
             diffs[name] = _real_diff(runtime.teacher_forced(s, p), port_incremental(model, s, p), p, pad)
-            diffs[f"{name} (decoder.onnx, one pass)"] = _real_diff(runtime.full_prefix(s, p), model(s, p), p, pad)
+            if not runtime.recurrent:  # an SSRU decoder's decoder.onnx runs the first position only
+                diffs[f"{name} (decoder.onnx, one pass)"] = _real_diff(runtime.full_prefix(s, p), model(s, p), p, pad)
     worst = max(diffs, key=lambda k: diffs[k])
     if not diffs[worst] <= TOL:
         failures.append(f"max |logit diff| {diffs[worst]:.2e} > {TOL:.0e} ({worst})")

@@ -324,8 +324,9 @@ class OnnxExportReport(ExportReport):
         if self.decoder_with_past is None:
             return [f"graphs:        {self.encoder.file} + {self.decoder.file} (opset {self.opset}, fp32; decoder "
                     "without KV cache: the prefix is recomputed each step)"]
+        own = "SSRU cell states" if "past_positions" in self.decoder_with_past.inputs else "self-attention KV cache"
         return [f"graphs:        {self.encoder.file} + {self.decoder.file} + {self.decoder_with_past.file} (opset "
-                f"{self.opset}, {self.dtype}; self-attention KV cache, cross-attention keys computed once)"]
+                f"{self.opset}, {self.dtype}; {own}, cross-attention keys computed once)"]
 
     def _tail_lines(self) -> list[str]:
         if self.int8 is None:

@@ -5,7 +5,7 @@ laid out as Optimum's seq2seq exports are:
 
 * ``encoder.onnx``: ``input_ids`` ``[batch, src_len]`` → ``encoder_hidden_states``
   and ``encoder_attention_mask`` (1 = real token, 0 = pad);
-* ``decoder.onnx`` (the first step, or a whole prefix): ``decoder_input_ids``
+* ``decoder.onnx`` (the first step, or a whole prefix; an SSRU decoder's: the first step only): ``decoder_input_ids``
   ``[batch, tgt_len]``, ``encoder_hidden_states``, ``encoder_attention_mask`` →
   ``logits`` ``[batch, tgt_len, vocab]`` and, per decoder layer ``i``,
   ``present.{i}.decoder.key/value`` (self-attention cache, ``[batch, heads,
@@ -17,6 +17,12 @@ laid out as Optimum's seq2seq exports are:
   and ``present.{i}.decoder.key/value`` one position longer. The position of
   the new token (sinusoidal/learned tables, T5's relative bias) is the past
   length, read from the cache's shape inside the graph.
+
+A Marian SSRU decoder (``decoder_autoreg`` ssru) has no self-attention: its
+cache per layer is the cell state ``decoder.state`` ``[batch, d_model]`` in
+place of ``decoder.key/value``, and ``decoder_with_past.onnx`` takes
+``past_positions`` ``[1, past_len]`` (zeros), whose length gives the new
+token's position, as the cache's shape does elsewhere.
 
 :class:`OnnxSeq2Seq` holds the sessions and the cache and implements
 :class:`~modelport.generation.backend.SearchBackend`, so
@@ -59,30 +65,40 @@ ENCODER_INPUTS = ["input_ids"]
 ENCODER_OUTPUTS = ["encoder_hidden_states", "encoder_attention_mask"]
 DECODER_INPUTS = ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask"]
 SPIN = False  # onnxruntime's idle workers spin-wait (its default) or sleep: see session_options
-_KINDS = (("decoder", "key"), ("decoder", "value"), ("encoder", "key"), ("encoder", "value"))
+PAST_POSITIONS = "past_positions"  # an SSRU decoder's past length, as the input's shape (see above)
 
 
-def present_names(layers: int, *, cross: bool = True) -> list[str]:
-    """Cache outputs, per layer: self-attention key/value (then cross-attention key/value when ``cross``)."""
-    return [f"present.{i}.{side}.{kind}" for i in range(layers) for side, kind in _KINDS
-            if cross or side == "decoder"]
+def self_kinds(recurrent: bool) -> tuple[str, ...]:
+    """A decoder layer's own cache tensors: the SSRU cell state, or self-attention key and value."""
+    return ("state",) if recurrent else ("key", "value")
 
 
-def past_names(layers: int) -> list[str]:
-    """Cache inputs of ``decoder_with_past.onnx``, per layer: self key/value, cross key/value."""
-    return [f"past_key_values.{i}.{side}.{kind}" for i in range(layers) for side, kind in _KINDS]
+def _kinds(recurrent: bool, cross: bool = True) -> list[tuple[str, str]]:
+    return [("decoder", kind) for kind in self_kinds(recurrent)] + \
+        ([("encoder", "key"), ("encoder", "value")] if cross else [])
 
 
-def decoder_outputs(layers: int) -> list[str]:
-    return ["logits", *present_names(layers)]
+def present_names(layers: int, *, cross: bool = True, recurrent: bool = False) -> list[str]:
+    """Cache outputs, per layer: the layer's own cache (then cross-attention key/value when ``cross``)."""
+    return [f"present.{i}.{side}.{kind}" for i in range(layers) for side, kind in _kinds(recurrent, cross)]
 
 
-def decoder_with_past_inputs(layers: int) -> list[str]:
-    return ["decoder_input_ids", "encoder_attention_mask", *past_names(layers)]
+def past_names(layers: int, recurrent: bool = False) -> list[str]:
+    """Cache inputs of ``decoder_with_past.onnx``, per layer: the layer's own cache, cross key/value."""
+    return [f"past_key_values.{i}.{side}.{kind}" for i in range(layers) for side, kind in _kinds(recurrent)]
 
 
-def decoder_with_past_outputs(layers: int) -> list[str]:
-    return ["logits", *present_names(layers, cross=False)]
+def decoder_outputs(layers: int, recurrent: bool = False) -> list[str]:
+    return ["logits", *present_names(layers, recurrent=recurrent)]
+
+
+def decoder_with_past_inputs(layers: int, recurrent: bool = False) -> list[str]:
+    return ["decoder_input_ids", "encoder_attention_mask", *([PAST_POSITIONS] if recurrent else []),
+            *past_names(layers, recurrent)]
+
+
+def decoder_with_past_outputs(layers: int, recurrent: bool = False) -> list[str]:
+    return ["logits", *present_names(layers, cross=False, recurrent=recurrent)]
 
 
 def export_problems(config: Seq2SeqConfig, ensemble_size: int, quantization: str | None) -> list[str]:
@@ -91,9 +107,9 @@ def export_problems(config: Seq2SeqConfig, ensemble_size: int, quantization: str
     if ensemble_size > 1:
         problems.append(f"an ensemble of {ensemble_size} models is not supported (an ONNX decoder is "
                         "one network; convert a single checkpoint)")
-    if config.decoder_autoreg != "self-attention":
-        problems.append(f"a decoder with `decoder_autoreg` {config.decoder_autoreg} (Marian's SSRU decoder) is not "
-                        "supported (the exported decoders carry a self-attention KV cache, not a recurrent state)")
+    if config.decoder_autoreg not in ("self-attention", "ssru"):
+        problems.append(f"a decoder with `decoder_autoreg` {config.decoder_autoreg} is not supported (supported: "
+                        "self-attention, ssru)")
     if quantization:
         problems.append(f"a quantized folder ({quantization}) is not supported (export the folder "
                         "before `modelport quantize`; `export onnx --int8` quantizes the graphs for onnxruntime)")
@@ -151,20 +167,25 @@ class OnnxSeq2Seq(SearchBackend):
         make = lambda name: onnxruntime.InferenceSession(  # noqa: E731
             str(self.folder / name), opts, providers=["CPUExecutionProvider"])
         self.encoder, self.decoder, self.decoder_with_past = (make(name) for name in GRAPH_FILES)
-        self.layers = sum(1 for i in self.decoder_with_past.get_inputs() if i.name.endswith(".decoder.key"))
-        self._past_names = past_names(self.layers)
-        self._with_past_outputs = decoder_with_past_outputs(self.layers)
-        self._decoder_outputs = decoder_outputs(self.layers)
+        inputs = [i.name for i in self.decoder_with_past.get_inputs()]
+        self.recurrent = PAST_POSITIONS in inputs  # an SSRU decoder: a cell state per layer
+        self.own = len(self_kinds(self.recurrent))  # a layer's own cache tensors
+        self.layers = sum(1 for name in inputs if name.endswith(f".decoder.{self_kinds(self.recurrent)[0]}"))
+        self._past_names = past_names(self.layers, self.recurrent)
+        self._with_past_outputs = decoder_with_past_outputs(self.layers, self.recurrent)
+        self._decoder_outputs = decoder_outputs(self.layers, self.recurrent)
         self.hidden: Tensor | None = None
         self.mask: Tensor | None = None
-        self.self_kv: list[Tensor] = []   # per layer: key, value
+        self.self_kv: list[Tensor] = []   # per layer: key, value (an SSRU decoder's: the cell state)
         self.cross_kv: list[Tensor] = []  # per layer: key, value (empty before the first decoder step)
+        self.steps = 0  # positions consumed since encode
 
     # ---- the search loop's interface ---------------------------------------
     def encode(self, src_tokens: Tensor) -> None:
         hidden, mask = self.encoder.run(ENCODER_OUTPUTS, {"input_ids": _np(src_tokens)})
         self.hidden, self.mask = torch.from_numpy(hidden), torch.from_numpy(mask)
         self.self_kv, self.cross_kv = [], []
+        self.steps = 0
 
     def reorder_encoder(self, index: Tensor) -> None:
         assert self.hidden is not None and self.mask is not None
@@ -185,18 +206,22 @@ class OnnxSeq2Seq(SearchBackend):
     def _step(self, tokens: Tensor) -> Tensor:
         """Logits ``[rows, t, V]`` of ``tokens`` ``[rows, t]`` after the cached positions; extends the cache."""
         assert self.hidden is not None and self.mask is not None, "encode first"
+        own, per_layer = self.own, self.own + 2
+        past, self.steps = self.steps, self.steps + tokens.size(1)
         if not self.cross_kv:
             out = self.decoder.run(self._decoder_outputs, {
                 "decoder_input_ids": _np(tokens), "encoder_hidden_states": _np(self.hidden),
                 "encoder_attention_mask": _np(self.mask)})
             cache = [torch.from_numpy(a) for a in out[1:]]
-            self.self_kv = [t for i, t in enumerate(cache) if i % 4 < 2]
-            self.cross_kv = [t for i, t in enumerate(cache) if i % 4 >= 2]
+            self.self_kv = [t for i, t in enumerate(cache) if i % per_layer < own]
+            self.cross_kv = [t for i, t in enumerate(cache) if i % per_layer >= own]
             return torch.from_numpy(out[0])
         feeds = {"decoder_input_ids": _np(tokens), "encoder_attention_mask": _np(self.mask)}
+        if self.recurrent:
+            feeds[PAST_POSITIONS] = np.zeros((1, past), dtype=np.int64)
         for layer in range(self.layers):
-            names = self._past_names[4 * layer: 4 * layer + 4]
-            tensors = (*self.self_kv[2 * layer: 2 * layer + 2], *self.cross_kv[2 * layer: 2 * layer + 2])
+            names = self._past_names[per_layer * layer: per_layer * (layer + 1)]
+            tensors = (*self.self_kv[own * layer: own * (layer + 1)], *self.cross_kv[2 * layer: 2 * layer + 2])
             feeds.update({n: _np(t) for n, t in zip(names, tensors)})
         out = self.decoder_with_past.run(self._with_past_outputs, feeds)
         self.self_kv = [torch.from_numpy(a) for a in out[1:]]
@@ -213,7 +238,11 @@ class OnnxSeq2Seq(SearchBackend):
         return torch.cat(steps, dim=1)
 
     def full_prefix(self, src: Tensor, prev: Tensor) -> Tensor:
-        """Logits ``[B, T, V]`` of the whole prefix ``prev`` in one ``decoder.onnx`` run (no cache read)."""
+        """Logits ``[B, T, V]`` of the whole prefix ``prev`` in one ``decoder.onnx`` run (no cache read);
+        not for an SSRU decoder, whose ``decoder.onnx`` takes one position."""
+        if self.recurrent and prev.size(1) > 1:
+            raise InvalidInputError("an SSRU decoder's decoder.onnx runs one position (its recurrence is not traced "
+                                    "over time): decode a prefix one position at a time (teacher_forced)")
         self.encode(src)
         assert self.hidden is not None and self.mask is not None
         out = self.decoder.run(["logits"], {"decoder_input_ids": _np(prev), "encoder_hidden_states": _np(self.hidden),
@@ -341,12 +370,13 @@ def load_onnx(directory: str | os.PathLike[str], *, device: str | torch.device |
                      source_format=str(data.get("source_format", "unknown")), export_report=report)
 
 
-def graph_names(layers: int) -> dict[str, tuple[Sequence[str], Sequence[str]]]:
-    """Each graph's input and output names."""
+def graph_names(layers: int, recurrent: bool = False) -> dict[str, tuple[Sequence[str], Sequence[str]]]:
+    """Each graph's input and output names (``recurrent``: an SSRU decoder's)."""
     return {ENCODER_FILE: (ENCODER_INPUTS, ENCODER_OUTPUTS),
-            DECODER_FILE: (DECODER_INPUTS, decoder_outputs(layers)),
-            DECODER_WITH_PAST_FILE: (decoder_with_past_inputs(layers), decoder_with_past_outputs(layers))}
+            DECODER_FILE: (DECODER_INPUTS, decoder_outputs(layers, recurrent)),
+            DECODER_WITH_PAST_FILE: (decoder_with_past_inputs(layers, recurrent),
+                                     decoder_with_past_outputs(layers, recurrent))}
 
 
 __all__ = ["OnnxSeq2Seq", "OnnxModel", "load_onnx", "is_onnx_export", "export_problems", "graph_names",
-           "GRAPH_FILES", "ENCODER_FILE", "DECODER_FILE", "DECODER_WITH_PAST_FILE"]
+           "GRAPH_FILES", "ENCODER_FILE", "DECODER_FILE", "DECODER_WITH_PAST_FILE", "PAST_POSITIONS", "self_kinds"]

@@ -236,9 +236,6 @@ def test_export_hf_refuses_ssru(ported, tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "hf").exists()
 
 
-def test_export_onnx_refuses_ssru(ported, tmp_path: Path, capsys) -> None:
-    line = one_line_error(["export", "onnx", str(ported.path), str(tmp_path / "onnx")], capsys)
-    assert "ssru" in line
 
 
 def test_prune(ported, tmp_path: Path, capsys) -> None:

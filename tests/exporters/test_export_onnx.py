@@ -1,8 +1,9 @@
 """`modelport export onnx`: encoder.onnx + decoder.onnx (first step) +
 decoder_with_past.onnx (KV cache) run in onnxruntime give the port's logits
 (step by step through the cache and in one pass) and greedy outputs (fairseq,
-T5, Marian); ensembles, SSRU decoders, quantized folders and exporter failures
-are refused in one line. The runtime side (`translate --backend onnx`,
+T5, Marian; a Marian SSRU decoder carries its cell state as the cache, and
+its translations equal Marian's own); ensembles, quantized folders and
+exporter failures are refused in one line. The runtime side (`translate --backend onnx`,
 `modelport.load(onnx_dir)`) is tested in tests/runtimes/test_onnx_runtime.py."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 import modelport
 from modelport.cli import main
+from modelport.errors import InvalidInputError
 from modelport.generation import generate
 
 pytest.importorskip("onnx")
@@ -33,6 +35,7 @@ from modelport.tokenizers import load_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MARIAN = ROOT / "tests" / "data" / "marian"
+TRAINED = ROOT / "tests" / "data" / "marian-trained"
 TOL = 1e-4
 
 
@@ -224,6 +227,48 @@ def test_marian_exports(fixture, tmp_path) -> None:
     runtime = OnnxSeq2Seq(tmp_path / "out")
     _check_logits(ported, runtime, _corpus(5))
     _check_greedy(ported, runtime, _corpus(5))
+
+
+def test_marian_ssru_exports_and_translates_as_marian(tmp_path) -> None:
+    """The Marian-trained tiny11 student (6 encoder layers, 2-layer SSRU decoder): its cache is one cell
+    state per layer (no past length of its own: past_positions gives it), the first-step graph takes one
+    position; logits through the cache equal the port's, and beam search on onnxruntime gives pymarian's
+    own translations (beam 4, normalize 0.6, batches of 8 sorted by length) with its n-best scores."""
+    ported = modelport.convert(str(TRAINED / "tiny11_ssru"), tmp_path / "ported")
+    assert ported.config.decoder_autoreg == "ssru"
+    report = _export(ported.path, tmp_path / "out")
+    assert report["verification"]["passed"] and report["verification"]["beam"]["identical"] == 5
+    with_past = report["decoder_with_past"]
+    assert with_past["inputs"][2] == "past_positions" and "past_key_values.1.decoder.state" in with_past["inputs"]
+    assert not any(name.endswith(".decoder.key") for name in with_past["inputs"] + with_past["outputs"])
+    runtime = OnnxSeq2Seq(tmp_path / "out")
+    assert runtime.recurrent and runtime.layers == 2
+    lines = _corpus(12)
+    cfg = ported.config
+    ids = [ported.tokenizer.encode(line) for line in lines]
+    src = pad_batch(ids, cfg.pad_token_id, left=False)
+    hyps = generate(ported.model, src, semantics="hf", greedy=True, max_new_tokens=12, pad_left=False)
+    prev = pad_batch([[cfg.decoder_start_token_id, *h[0]["tokens"]] for h in hyps], cfg.pad_token_id, left=False)
+    with torch.no_grad():
+        stepped = port_incremental(ported.model, src, prev)
+    real = _real(prev, cfg.pad_token_id)
+    assert max_abs_diff(runtime.teacher_forced(src, prev)[real], stepped[real]) <= TOL
+    with pytest.raises(InvalidInputError, match="one position"):
+        runtime.full_prefix(src, prev)
+
+    pytest.importorskip("pymarian")
+    from modelport.validators.references.marian import MarianReference, printed_tolerance
+
+    lines = _corpus(40)
+    batching = {"mini_batch": 8, "maxi_batch": 4, "maxi_batch_sort": "src"}
+    ref = MarianReference(TRAINED / "tiny11_ssru").decode(lines, beam_size=4, normalize=0.6, **batching)
+    ours = modelport.load(tmp_path / "out").translate(lines, semantics="marian", beam_size=4, normalize=0.6,
+                                                      n_best=True, **batching)
+    eos = cfg.eos_token_id
+    for r, o in zip(ref, ours):
+        pieces = [tuple(ported.tokenizer.id_to_tokens([t for t in h.tokens if t != eos], side="target")) for h in o]
+        assert pieces[0] == r[0].pieces and o[0].text == r[0].text
+        assert abs(o[0].score - r[0].score) <= printed_tolerance(r[0].score) + 1e-4
 
 
 def _lines_file(tmp_path: Path) -> Path:

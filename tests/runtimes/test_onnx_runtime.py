@@ -132,9 +132,10 @@ def test_quantized_folder_given_to_backend_onnx(ported_default, tmp_path, capsys
 
 
 def test_ssru_port_given_to_backend_onnx(tmp_path, capsys) -> None:
+    """An SSRU port exports (its cell state is the cache): the folder given to --backend onnx says to export it."""
     ported = modelport.convert(str(MARIAN / "post_ssru_relu"), tmp_path / "ssru")
     line = one_line_error(["translate", str(ported.path), "--backend", "onnx"], capsys)
-    assert "cannot be exported to ONNX" in line and "SSRU" in line
+    assert "is a ported folder, not an ONNX export" in line and "modelport export onnx" in line
 
 
 def test_folder_without_graphs(tmp_path, capsys) -> None:
