@@ -28,6 +28,7 @@ from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.options import FairseqOptions, HFOptions, MarianOptions, hf_length_limits
 from modelport.generation.shortlist import LexicalShortlist, ShortlistBackend
 from modelport.generation.topk import topk
+from modelport.model.layers import run_slots
 from modelport.model.transformer import Seq2SeqModel
 
 
@@ -718,9 +719,8 @@ class MarianBeamSearch(SearchAlgorithm):
         if min(rows) == width:  # every sentence has as many rows: already the [sentence, rows x V] grid
             flat = scores.view(nsent, width * V)
         else:  # pad each sentence's rows to the widest with -inf
-            dest = [s * width + j for s, n in enumerate(rows) for j in range(n)]
             grid = scores.new_full((nsent * width, V), -math.inf)
-            grid.index_copy_(0, torch.tensor(dest, device=scores.device), scores)
+            grid.index_copy_(0, torch.tensor(run_slots(rows, width), device=scores.device), scores)
             flat = grid.view(nsent, width * V)
         top, idx = topk(flat, min(max(self.k), flat.size(1)))
         if step == 0 and self.any_empty:  # toHyps' dropHyp: EOS with path score 0

@@ -9,6 +9,7 @@ modules, never forks of them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -250,16 +251,21 @@ class KeyRuns:
 
     @classmethod
     def of(cls, lengths: list[int], device: torch.device) -> KeyRuns:
-        width, grid, slots, start = max(lengths), [], [], 0
-        for run, n in enumerate(lengths):
+        width, grid, start = max(lengths), [], 0
+        for n in lengths:
             grid += [start + j if j < n else start for j in range(width)]
-            slots += range(run * width, run * width + n)
             start += n
-        return cls(torch.tensor(grid, device=device), torch.tensor(slots, device=device), width)
+        return cls(torch.tensor(grid, device=device), torch.tensor(run_slots(lengths, width), device=device), width)
 
     def key_rows(self) -> Tensor:
         """The key row of each batch row."""
         return torch.div(self.slots, self.width, rounding_mode="floor")
+
+
+def run_slots(lengths: Sequence[int], width: int) -> list[int]:
+    """Each row's slot in a grid of ``len(lengths)`` rows of ``width`` slots, where
+    run ``i``'s ``lengths[i]`` consecutive rows fill grid row ``i`` from its start."""
+    return [run * width + j for run, n in enumerate(lengths) for j in range(n)]
 
 
 @dataclass
