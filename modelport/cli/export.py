@@ -105,11 +105,11 @@ _TARGETS = (
             "Write encoder.onnx, decoder.onnx (the first step: logits and the cache, cross-attention keys/values "
             "included) and decoder_with_past.onnx (every later step: one token and the cache in, the cache one "
             "position longer out; a Marian SSRU decoder's cache is one cell state per layer) with dynamic batch "
-            "and lengths, plus the tokenizer, for fairseq, Marian and T5 ports. The graphs are run with onnxruntime and compared with the port: teacher-forced logits within "
-            "1e-4, greedy outputs identical, and modelport's beam search (beam 5, the folder's semantics) on "
-            "onnxruntime token-identical to the port's; a mismatch exits 3 leaving nothing behind. Ensembles "
-            "and quantized folders exit 2. Translate with the result: `modelport translate "
-            "OUTPUT_DIR --backend onnx`.",
+            "and lengths, plus the tokenizer, for fairseq, Marian and T5 ports. The graphs are run with "
+            "onnxruntime and compared with the port: teacher-forced logits within 1e-4, greedy outputs identical, "
+            "and modelport's beam search (beam 5, the folder's semantics) on onnxruntime token-identical to the "
+            "port's; a mismatch exits 3 leaving nothing behind. Ensembles and quantized folders exit 2. Translate "
+            "with the result: `modelport translate OUTPUT_DIR --backend onnx`.",
             (_OPSET, _INT8), _run_onnx),
     _Target("ct2", "ctranslate2", "CTranslate2: a model directory for ctranslate2.Translator",
             "Write OUTPUT_DIR as a CTranslate2 model directory (model.bin, config.json, vocabularies, the port's "

@@ -79,8 +79,8 @@ from modelport.runtimes.onnx import (
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
     GRAPH_FILES,
-    OnnxModel,
     PAST_POSITIONS,
+    OnnxModel,
     OnnxSeq2Seq,
     decoder_outputs,
     decoder_with_past_inputs,
@@ -94,10 +94,19 @@ VERIFY_BEAM = 5  # the beam of the verification's search on onnxruntime
 INT8_METHOD = "onnxruntime quantize_dynamic: QInt8 weights of MatMuls with a constant weight, per tensor"
 _GREEDY_MAX_NEW_TOKENS = 24  # verification only: enough to reach EOS or the length limit
 _COPIED = (CONFIG_NAME, GENERATION_NAME, CONVERSION_NAME)  # beside the graphs, with the tokenizer
-# the report's words for a decoder layer's own cache: self-attention (False) or an SSRU cell (True)
-_CACHE_NOTE = {False: "self-attention keys/values", True: "each SSRU layer's cell state"}
-_STEP_NOTE = {False: "the self-attention cache one position longer",
-              True: "the SSRU cell states after the new token (past_positions: the past length as its shape)"}
+# the report's notes on the two decoder graphs: self-attention cache (False) or SSRU cell states (True)
+_FIRST_NOTE = {
+    False: "the first step (or a whole prefix): returns the logits of every position and the cache (present.*: "
+           "self-attention and cross-attention keys/values)",
+    True: "the first step (one position: the SSRU recurrence is not traced over time): returns its logits and the "
+          "cache (present.*: each SSRU layer's cell state and the cross-attention keys/values)"}
+_STEP_NOTE = {
+    False: "every later step: one new token per row, the source mask and the cache (past_key_values.*, the present.* "
+           "of the previous step; encoder keys/values unchanged) -> the next logits and the self-attention cache one "
+           "position longer",
+    True: "every later step: one new token per row, the source mask, past_positions (zeros: its length is the new "
+          "token's position) and the cache (past_key_values.*, the present.* of the previous step; encoder "
+          "keys/values unchanged) -> the next logits and the SSRU cell states after the new token"}
 
 
 class EncoderGraph(nn.Module):
@@ -339,15 +348,10 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
                 source_format=ported.source_format, dtype="int8" if int8 else "float32",
                 encoder=OnnxGraph(ENCODER_FILE, ENCODER_INPUTS, ENCODER_OUTPUTS),
                 decoder=OnnxGraph(DECODER_FILE, DECODER_INPUTS, decoder_outputs(n, recurrent), kv_cache=False,
-                                  note="the first step (or a whole prefix): returns the logits of every position "
-                                       "and the cache (present.*: " + _CACHE_NOTE[recurrent] + " and "
-                                       "cross-attention keys/values)"),
+                                  note=_FIRST_NOTE[recurrent]),
                 decoder_with_past=OnnxGraph(
                     DECODER_WITH_PAST_FILE, decoder_with_past_inputs(n, recurrent),
-                    decoder_with_past_outputs(n, recurrent), kv_cache=True,
-                    note="every later step: one new token per row, the source mask and the cache (past_key_values.*, "
-                         "the present.* of the previous step; encoder keys/values unchanged) -> the next logits "
-                         "and " + _STEP_NOTE[recurrent]),
+                    decoder_with_past_outputs(n, recurrent), kv_cache=True, note=_STEP_NOTE[recurrent]),
                 special_tokens={"pad": cfg.pad_token_id, "eos": cfg.eos_token_id, "bos": cfg.bos_token_id,
                                 "decoder_start": cfg.decoder_start_token_id},
                 semantics=semantics, verification=check, int8=agreement)
