@@ -5,8 +5,9 @@ laid out as Optimum's seq2seq exports are:
 
 * ``encoder.onnx``: ``input_ids`` ``[batch, src_len]`` → ``encoder_hidden_states``
   and ``encoder_attention_mask`` (1 = real token, 0 = pad);
-* ``decoder.onnx`` (the first step, or a whole prefix; an SSRU decoder's: the first step only): ``decoder_input_ids``
-  ``[batch, tgt_len]``, ``encoder_hidden_states``, ``encoder_attention_mask`` →
+* ``decoder.onnx`` (the first step, or a whole prefix; an SSRU decoder's: the
+  first step only): ``decoder_input_ids`` ``[batch, tgt_len]``,
+  ``encoder_hidden_states``, ``encoder_attention_mask`` →
   ``logits`` ``[batch, tgt_len, vocab]`` and, per decoder layer ``i``,
   ``present.{i}.decoder.key/value`` (self-attention cache, ``[batch, heads,
   tgt_len, head_dim]``) and ``present.{i}.encoder.key/value`` (the
