@@ -3,8 +3,9 @@ decoder_with_past.onnx (KV cache) run in onnxruntime give the port's logits
 (step by step through the cache and in one pass) and greedy outputs (fairseq,
 T5, Marian; a Marian SSRU decoder carries its cell state as the cache, and
 its translations equal Marian's own); ensembles, quantized folders and
-exporter failures are refused in one line. The runtime side (`translate --backend onnx`,
-`modelport.load(onnx_dir)`) is tested in tests/runtimes/test_onnx_runtime.py."""
+exporter failures are refused in one line. The runtime side (`translate
+--backend onnx`, `modelport.load(onnx_dir)`) is tested in
+tests/runtimes/test_onnx_runtime.py."""
 
 from __future__ import annotations
 
