@@ -236,8 +236,6 @@ def test_export_hf_refuses_ssru(ported, tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "hf").exists()
 
 
-
-
 def test_prune(ported, tmp_path: Path, capsys) -> None:
     line = one_line_error(["prune", str(ported.path), str(tmp_path / "heads"), "--heads", "0.5"], capsys)
     assert "--heads" in line and "ssru" in line
