@@ -108,9 +108,6 @@ def export_problems(config: Seq2SeqConfig, ensemble_size: int, quantization: str
     if ensemble_size > 1:
         problems.append(f"an ensemble of {ensemble_size} models is not supported (an ONNX decoder is "
                         "one network; convert a single checkpoint)")
-    if config.decoder_autoreg not in ("self-attention", "ssru"):
-        problems.append(f"a decoder with `decoder_autoreg` {config.decoder_autoreg} is not supported (supported: "
-                        "self-attention, ssru)")
     if quantization:
         problems.append(f"a quantized folder ({quantization}) is not supported (export the folder "
                         "before `modelport quantize`; `export onnx --int8` quantizes the graphs for onnxruntime)")
