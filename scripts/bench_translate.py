@@ -74,7 +74,12 @@ fraction of it each system's beam search reaches. The work counted is the
 matrix products a KV-cached beam search needs for the first-best outputs'
 lengths (every hypothesis of the beam, every step; attention score products
 included, softmax/norms/bookkeeping not), so the fraction is a lower bound
-on how busy the multipliers are and comparable between systems.
+on how busy the multipliers are and comparable between systems. The int8
+rows (the port after ``quantize --mode int8``, CTranslate2 int8) are given
+as a fraction of the int8 product's rate instead: torch's dynamic int8
+linear layer (the one the port's int8 layers run, activations quantized on
+every call) at the same shapes, its best, with every multiply-add of the
+search counted at that rate.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 from pathlib import Path
@@ -121,6 +127,7 @@ def build_source(args: argparse.Namespace, tmp: Path) -> Path:
 
 ROUNDS = 3
 PEAK: tuple = ()  # (GEMM FLOP/s, config, sources, beam) once measured; report() prints the fraction
+INT8_PEAK = 0.0  # the int8 products' best rate (OP/s), once measured; report() gives int8 rows that fraction
 
 
 SETTLE_SECONDS = 0.3  # after each timed pass, so that no system's idle threads still spin in the next one's
@@ -203,6 +210,54 @@ def search_flops(cfg, srcs: list[list[int]], out: dict[int, list[int]], beam: in
     return 2.0 * total
 
 
+def decoding_shapes(cfg, rows: int, src_rows: int) -> list[tuple[int, int, int]]:
+    """(rows, inputs, outputs) of the products decoding and encoding run."""
+    d = cfg.d_model
+    return [(rows, d, cfg.decoder_ffn_dim), (rows, cfg.decoder_ffn_dim, d), (rows, d, cfg.target_vocab_size),
+            (src_rows, d, cfg.encoder_ffn_dim), (src_rows, d, 3 * d)]
+
+
+def best_rate(products: dict[str, tuple[int, int, int, Callable[[], Any]]], seconds: float) -> tuple[float, str]:
+    """The highest rate (multiply-adds x 2 per second) among ``products`` (name ->
+    rows, inputs, outputs and the product to call), each run for ``seconds``
+    after three untimed calls, and the name that gave it."""
+    best, where = 0.0, ""
+    with torch.inference_mode():
+        for name, (m, k, n, product) in products.items():
+            for _ in range(3):
+                product()
+            calls, start = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - start) < seconds:
+                product()
+                calls += 1
+            rate = 2.0 * m * k * n * calls / elapsed
+            if rate > best:
+                best, where = rate, name
+    return best, where
+
+
+def int8_peak(cfg, rows: int, src_rows: int, seconds: float = 0.5) -> tuple[float, str]:
+    """The best rate (OP/s) of the int8 product the port's int8 layers run
+    (torch's dynamic int8 linear layer, activations quantized per call, levels
+    as ``modelport.model.quantized.full_range_int8`` says) over the same shapes
+    as :func:`gemm_peak`, and the shape that gave it."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    from modelport.model.quantized import FullRangeLinear, full_range_int8
+
+    products = {}
+    for m, k, n in decoding_shapes(cfg, rows, src_rows):
+        with warnings.catch_warnings():  # torch's deprecation notices of its eager quantization
+            warnings.simplefilter("ignore")
+            layer = quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(k, n)), {"0": per_channel_dynamic_qconfig},
+                                     dtype=torch.qint8)[0]
+        if full_range_int8():
+            layer.__class__ = FullRangeLinear
+        a = torch.randn(m, k)
+        products[f"{m}x{k} @ {k}x{n}"] = (m, k, n, lambda layer=layer, a=a: layer(a))
+    return best_rate(products, seconds)
+
+
 def gemm_peak(cfg, rows: int, src_rows: int, seconds: float = 0.5) -> tuple[float, str]:
     """The best fp32 rate (FLOP/s) over the shapes decoding multiplies, with the
     threads torch has now, of torch's ``matmul`` (MKL) and of the oneDNN product
@@ -210,36 +265,26 @@ def gemm_peak(cfg, rows: int, src_rows: int, seconds: float = 0.5) -> tuple[floa
     and the shape and library that gave it."""
     from modelport.model.gemm import linear, onednn_applies
 
-    d = cfg.d_model
-    shapes = [(rows, d, cfg.decoder_ffn_dim), (rows, cfg.decoder_ffn_dim, d), (rows, d, cfg.target_vocab_size),
-              (src_rows, d, cfg.encoder_ffn_dim), (src_rows, d, 3 * d)]
-    best, where = 0.0, ""
-    for m, k, n in shapes:
+    products = {}
+    for m, k, n in decoding_shapes(cfg, rows, src_rows):
         a, weight = torch.randn(m, k), torch.randn(n, k)  # made outside inference mode: the port's weights are not
         b = weight.t().contiguous()
-        products = {"torch": lambda: a @ b}
+        products[f"{m}x{k} @ {k}x{n}, torch"] = (m, k, n, lambda a=a, b=b: a @ b)
         if onednn_applies(a, weight):
-            products["oneDNN"] = lambda: linear(a, weight)
-        with torch.inference_mode():
-            for library, product in products.items():
-                for _ in range(3):
-                    product()
-                calls, start = 0, time.perf_counter()
-                while (elapsed := time.perf_counter() - start) < seconds:
-                    product()
-                    calls += 1
-                rate = 2.0 * m * k * n * calls / elapsed
-                if rate > best:
-                    best, where = rate, f"{m}x{k} @ {k}x{n}, {library}"
-    return best, where
+            products[f"{m}x{k} @ {k}x{n}, oneDNN"] = (m, k, n, lambda a=a, weight=weight: linear(a, weight))
+    return best_rate(products, seconds)
 
 
 def report(name: str, out: dict[int, list[int]], seconds: float, base: tuple[dict[int, list[int]], float] | None,
-           base_name: str = "modelport") -> float:
+           base_name: str = "modelport", int8: bool = False) -> float:
     ntok = sum(len(t) for t in out.values())
     line = f"{name:<34} {ntok / seconds:9.1f} tok/s"
     if PEAK:
-        line += f"   {100 * search_flops(PEAK[1], PEAK[2], out, PEAK[3]) / seconds / PEAK[0]:4.1f}% of GEMM peak"
+        flops = search_flops(PEAK[1], PEAK[2], out, PEAK[3])
+        if int8 and INT8_PEAK:  # every multiply-add at the int8 rate (the attention's few are fp32)
+            line += f"   {100 * flops / seconds / INT8_PEAK:4.1f}% of int8 peak"
+        elif not int8:
+            line += f"   {100 * flops / seconds / PEAK[0]:4.1f}% of GEMM peak"
     if base is not None:
         ours, t_ours = base
         same = sum(ours[i] == out[i] for i in ours) / len(ours)
@@ -537,6 +582,12 @@ def main() -> None:
     PEAK = (peak, ported.config, srcs, args.beam)
     print(f"fp32 GEMM peak at decoding shapes, {args.threads} threads: {peak / 1e9:.1f} GFLOP/s ({shape})",
           flush=True)
+    if "int8" not in args.skip:
+        global INT8_PEAK
+        INT8_PEAK, shape = int8_peak(ported.config, args.beam * args.batch_size,
+                                     args.batch_size * max(len(s) for s in srcs))
+        print(f"int8 product peak at the same shapes (torch's dynamic int8 layer): {INT8_PEAK / 1e9:.1f} GOP/s "
+              f"({shape})", flush=True)
 
     # every system set up first, then timed in turns (see interleaved); each row: (name, its baseline's row)
     systems: dict[str, Pass] = {}
@@ -625,7 +676,7 @@ def main() -> None:
     results = interleaved(systems)
     for name, base in rows:
         report(name, *results[name], None if base is None else results[base],
-               "modelport int8" if base == ours_int8 else "modelport")
+               "modelport int8" if base == ours_int8 else "modelport", int8="int8" in name)
 
 
 if __name__ == "__main__":
