@@ -67,6 +67,8 @@ ENCODER_OUTPUTS = ["encoder_hidden_states", "encoder_attention_mask"]
 DECODER_INPUTS = ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask"]
 SPIN = False  # onnxruntime's idle workers spin-wait (its default) or sleep: see session_options
 PAST_POSITIONS = "past_positions"  # an SSRU decoder's past length, as the input's shape (see above)
+_ONE_POSITION = ("an SSRU decoder's graphs run one position per call (its recurrence is not traced over time): "
+                 "decode a prefix one position at a time (teacher_forced)")
 
 
 def self_kinds(recurrent: bool) -> tuple[str, ...]:
@@ -204,6 +206,8 @@ class OnnxSeq2Seq(SearchBackend):
     def _step(self, tokens: Tensor) -> Tensor:
         """Logits ``[rows, t, V]`` of ``tokens`` ``[rows, t]`` after the cached positions; extends the cache."""
         assert self.hidden is not None and self.mask is not None, "encode first"
+        if self.recurrent and tokens.size(1) > 1:
+            raise InvalidInputError(_ONE_POSITION)
         own, per_layer = self.own, self.own + 2
         past, self.steps = self.steps, self.steps + tokens.size(1)
         if not self.cross_kv:
@@ -239,8 +243,7 @@ class OnnxSeq2Seq(SearchBackend):
         """Logits ``[B, T, V]`` of the whole prefix ``prev`` in one ``decoder.onnx`` run (no cache read);
         not for an SSRU decoder, whose ``decoder.onnx`` takes one position."""
         if self.recurrent and prev.size(1) > 1:
-            raise InvalidInputError("an SSRU decoder's decoder.onnx runs one position (its recurrence is not traced "
-                                    "over time): decode a prefix one position at a time (teacher_forced)")
+            raise InvalidInputError(_ONE_POSITION)
         self.encode(src)
         assert self.hidden is not None and self.mask is not None
         out = self.decoder.run(["logits"], {"decoder_input_ids": _np(prev), "encoder_hidden_states": _np(self.hidden),

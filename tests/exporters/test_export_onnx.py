@@ -256,6 +256,10 @@ def test_marian_ssru_exports_and_translates_as_marian(tmp_path) -> None:
     assert max_abs_diff(runtime.teacher_forced(src, prev)[real], stepped[real]) <= TOL
     with pytest.raises(InvalidInputError, match="one position"):
         runtime.full_prefix(src, prev)
+    runtime.encode(src)
+    runtime.logits(prev[:, :1])
+    with pytest.raises(InvalidInputError, match="one position"):  # the graph with the cache: one position too
+        runtime.logits(prev[:, 1:3])
 
     pytest.importorskip("pymarian")
     from modelport.validators.references.marian import MarianReference, printed_tolerance
