@@ -3,7 +3,7 @@ CTranslate2 (float32) and transformers' FSMT, same checkpoint, same batches,
 same run; outputs compared wherever the semantics match.
 
     .venv/bin/python scripts/bench_translate.py [FAIRSEQ_DIR] [--lines 256] [--beam 5] [--batch-size 16]
-    .venv/bin/python scripts/bench_translate.py --base|--big [--lines 64] [--length 30]
+    .venv/bin/python scripts/bench_translate.py --base|--big [--lines 64] [--length 30] [--in-process]
     .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] [--lines 200] [--beam 4]
     .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] --threads 2 --procs 2 --corpus train
     .venv/bin/python scripts/bench_translate.py --marian --base [--lines 40] [--beam 4]
@@ -29,13 +29,24 @@ then ``--rounds`` timed passes in which the systems take turns (A B C, A B C,
 ...): the machine's speed drifts during a run, and in turns the drift touches
 every system alike. The best pass of each counts.
 
+Every pass runs in a fresh process of its own (this script again, which
+loads that one system from the files written under the run's temporary
+directory, translates the set once untimed, then once timed): no system
+shares its process, OpenMP threads or allocator with another's. That
+matters: CTranslate2 bundles its own GNU OpenMP, and once torch has run a
+parallel op with 2 threads in a process, CTranslate2 at 2 threads in that
+process decodes 4-5x slower (embedded model: 1,290 against 7,154 tok/s
+alone). ``--in-process`` sets up and times every system in the script's own
+process instead (quicker; CTranslate2's figures are then not its own).
+
 ``--marian``: a Marian model (default: tests/data/marian-trained/post_sep_tied,
 trained by Marian itself; any OPUS-MT/Marian folder with decoder.yml) on the
 corpus' test sentences: modelport with marian semantics against Marian itself
 (``pymarian.Translator``, in process, same threads, same beam, normalize 0.6
 and mini-batch/maxi-batch/maxi-batch-sort src), and CTranslate2 on the port's
 verified ``export ct2`` (its stopping rule differs from Marian's: agreement
-reported), given Marian's batches and each batch's length cap, and the
+reported; each pass in a process of its own, as above), given Marian's
+batches and each batch's length cap, and the
 port's ``export onnx`` under modelport's own Marian search (not for SSRU
 decoders, which the export refuses). Tokens are
 the first-best outputs' target pieces plus ``</s>`` (Marian's text
@@ -95,6 +106,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
 
@@ -143,7 +155,8 @@ def interleaved(systems: dict[str, Pass]) -> dict[str, tuple[Any, float]]:
     between minutes on this one), and in turns a drift touches every system
     alike, so the ratios of one run hold."""
     for run in systems.values():
-        run()
+        if not getattr(run, "warms_itself", False):
+            run()
     best = {name: float("inf") for name in systems}
     outs: dict[str, Any] = {}
     for _ in range(ROUNDS):
@@ -293,17 +306,6 @@ def report(name: str, out: dict[int, list[int]], seconds: float, base: tuple[dic
     return ntok / seconds
 
 
-def fsmt_from(ported, out: Path) -> torch.nn.Module:
-    """transformers' FSMT with the port's weights, written by ``modelport export hf``
-    (whose verification the export tests cover; skipped here)."""
-    from transformers import AutoModelForSeq2SeqLM
-
-    from modelport.exporters.hf import export_hf
-
-    export_hf(ported.path, out, verify=False, card=False)
-    return AutoModelForSeq2SeqLM.from_pretrained(out).eval()
-
-
 MARIAN_BASE_VOCAB = 32000
 MARIAN_BASE_PIECES = 1500  # learned pieces asked for; the corpus allows ~1.1k (en) / ~1.3k (de)
 MARIAN_BASE = {"type": "transformer", "enc-depth": 6, "dec-depth": 6, "dim-emb": 512, "transformer-heads": 8,
@@ -402,11 +404,55 @@ def run_procs(args: argparse.Namespace, ported_dir: Path, lines: list[str], opti
     return result["outputs"], result["seconds"]
 
 
+MARIAN_CT2 = "ctranslate2 float32 (export ct2)"
+
+
+@dataclass
+class MarianCt2:
+    """CTranslate2 on a Marian port's ``export ct2`` folder, given Marian's batches
+    and each batch's length cap (max-length-factor 3 times its padded width,
+    ``</s>`` included), so that an output running to the cap has Marian's length;
+    decoded with the target SentencePiece model."""
+
+    ct2_dir: str
+    target_spm: str
+    pieces: list[list[str]]
+    batches: list[list[int]]
+    beam: int
+    threads: int
+
+    def to_json(self) -> str:
+        return json.dumps(vars(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "MarianCt2":
+        return cls(**json.loads(text))
+
+    def system(self) -> Pass:
+        import ctranslate2
+        import sentencepiece
+
+        target = sentencepiece.SentencePieceProcessor(model_file=self.target_spm)
+
+        def run(translator: Any, which: list[list[int]] | None = None) -> list[str]:
+            out = [""] * len(self.pieces)
+            for batch in self.batches if which is None else which:
+                cap = math.ceil(3.0 * max(len(self.pieces[i]) + 1 for i in batch))
+                res = translator.translate_batch([self.pieces[i] for i in batch], beam_size=self.beam,
+                                                 length_penalty=0.6, max_decoding_length=cap)
+                for i, r in zip(batch, res):
+                    out[i] = target.decode(r.hypotheses[0])
+            return out
+
+        return ct2_pass(lambda: ctranslate2.Translator(self.ct2_dir, device="cpu", inter_threads=1,
+                                                       intra_threads=self.threads),
+                        run, lambda t: run(t, self.batches[:1]))
+
+
 def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
     """modelport (marian semantics; also on its ONNX export and, with ``--procs``, under torchrun) vs pymarian
-    vs CTranslate2 on one Marian model, in this process (the port, the CTranslate2 export and a ``--base``
-    model are written under ``tmp``)."""
-    import ctranslate2
+    vs CTranslate2 on one Marian model, in this process (CTranslate2: each pass in a process of its own, see
+    :class:`IsolatedPass`; the port, the CTranslate2 export and a ``--base`` model are written under ``tmp``)."""
     import pymarian
     import sentencepiece
     import yaml
@@ -450,13 +496,19 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
     marian = pymarian.Translator(models=str(model_dir / decoder["models"][0]), vocabs=vocabs, beam_size=args.beam,
                                  normalize=0.6, cpu_threads=args.threads, mini_batch=args.batch_size,
                                  maxi_batch=args.maxi_batch, maxi_batch_sort="src", quiet=True)
-    ct2 = onnx = None
+    ct2: Pass | None = None
+    onnx = None
     try:
         if "ctranslate2" not in args.skip:
             export_ct2(ported.path, tmp / "ct2")
-            ct2 = ct2_pass(lambda: ctranslate2.Translator(str(tmp / "ct2"), device="cpu", inter_threads=1,
-                                                          intra_threads=args.threads),
-                           lambda t: ct2_run(t), lambda t: ct2_run(t, ct2_batches[:1]))
+            source_spm = sentencepiece.SentencePieceProcessor(model_file=vocabs[0])
+            pieces = [source_spm.encode(x, out_type=str) for x in lines]
+            # Marian's batches (each batch's length cap follows from them, see MarianCt2)
+            spec = tmp / "isolate.json"
+            spec.write_text(MarianCt2(str(tmp / "ct2"), vocabs[-1], pieces,
+                                      marian_batches([len(x) + 1 for x in pieces], **batching), args.beam,
+                                      args.threads).to_json(), encoding="utf-8")
+            ct2 = IsolatedPass(spec, MARIAN_CT2)  # in a process of its own: see IsolatedPass
     except InvalidInputError as e:  # SSRU decoders: CTranslate2 has no such layer
         print(f"ctranslate2: not run ({e})", flush=True)
     try:  # the port's ONNX export under modelport's own Marian search
@@ -467,26 +519,11 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
         print(f"onnxruntime: not run ({e})", flush=True)
     print(f"converted, loaded into pymarian and exported to ct2 and onnx in {time.perf_counter() - started:.0f} s",
           file=sys.stderr)
-    source_spm = sentencepiece.SentencePieceProcessor(model_file=vocabs[0])
-    pieces = [source_spm.encode(x, out_type=str) for x in lines]
-    # Marian's batches and each batch's length cap (max-length-factor 3 times its padded width, </s>
-    # included): CTranslate2 gets the same, so an output that runs to the cap has Marian's length
-    ct2_batches = marian_batches([len(x) + 1 for x in pieces], **batching)
-
-    def ct2_run(translator: Any, which: list[list[int]] | None = None) -> list[str]:
-        out = [""] * len(lines)
-        for batch in ct2_batches if which is None else which:
-            cap = math.ceil(3.0 * max(len(pieces[i]) + 1 for i in batch))
-            res = translator.translate_batch([pieces[i] for i in batch], beam_size=args.beam, length_penalty=0.6,
-                                             max_decoding_length=cap)
-            for i, r in zip(batch, res):
-                out[i] = target_spm.decode(r.hypotheses[0])
-        return out
 
     systems: dict[str, Pass] = {"modelport (marian semantics)": timing(ours),
                                 "pymarian (Marian 1.12)": timing(lambda: marian.translate(lines))}
     if ct2 is not None:
-        systems["ctranslate2 float32 (export ct2)"] = ct2
+        systems[MARIAN_CT2] = ct2
     if onnx is not None:
         systems["onnxruntime (export onnx)"] = timing(lambda: ours(onnx))
     results = interleaved(systems)
@@ -528,6 +565,11 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=0,
                     help="--marian: also modelport as N torchrun processes x 1 thread (see above)")
     ap.add_argument("--procs-worker", type=Path, help=argparse.SUPPRESS)  # one process of the --procs row
+    ap.add_argument("--in-process", action="store_true",
+                    help="fairseq-family rows: set up and time every system in this process (faster to run, but "
+                         "CTranslate2 at 2+ threads is slowed there; see above) instead of each pass in a fresh "
+                         "process")
+    ap.add_argument("--isolate-worker", nargs=3, help=argparse.SUPPRESS)  # one pass of --isolate: SPEC NAME OUT
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="timed passes per system; the best counts")
     ap.add_argument("--skip", nargs="*", default=[],
@@ -539,6 +581,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.procs_worker is not None:
         return procs_worker(args.procs_worker)
+    if args.isolate_worker is not None:
+        spec, name, result = args.isolate_worker
+        return isolate_worker(Path(spec), name, Path(result))
     args.base = args.base or args.big  # the same fixed-length protocol
     if args.base and not args.marian and "transformers" not in args.skip:
         # FSMTTokenizer always applies BPE merges; the random base/big models have none, so export hf refuses them
@@ -546,6 +591,8 @@ def main() -> None:
         args.skip.append("transformers")
     if args.marian and args.big:
         ap.error("--big is a fairseq model: not with --marian")
+    if args.marian and args.in_process:
+        ap.error("--in-process is for the fairseq-family rows: with --marian only CTranslate2 runs apart")
     if args.marian and args.base and args.marian != default_marian:
         ap.error("--marian --base builds its own model: give no MARIAN_DIR with --base")
     torch.set_num_threads(args.threads)
@@ -554,13 +601,18 @@ def main() -> None:
     if args.marian:
         with tempfile.TemporaryDirectory(prefix="bench-marian-") as tmp:
             return bench_marian(args, Path(tmp))
-    lines = args.lines or (64 if args.base else 256)
+    with tempfile.TemporaryDirectory(prefix="bench-translate-") as tmp:
+        bench_fairseq(args, Path(tmp))
 
+
+def bench_fairseq(args: argparse.Namespace, tmp: Path) -> None:
+    """The fairseq-family rows (the embedded model, ``--base``, ``--big``): every
+    system set up and timed in turns in this process, or with ``--isolate`` each
+    pass in a process of its own (the files every system loads are written under ``tmp``)."""
     import modelport
-    from modelport.generation import generate, make_batches
-    from modelport.validators.references.fairseq_generator import FairseqReference
+    from modelport.generation import make_batches
 
-    tmp = Path(tempfile.mkdtemp())
+    lines = args.lines or (64 if args.base else 256)
     src_dir = build_source(args, tmp)
     ported = modelport.convert(str(src_dir), tmp / "ported")
     tok_cfg = json.loads((ported.tokenizer_dir / "tokenizer_config.json").read_text())
@@ -575,108 +627,234 @@ def main() -> None:
     else:
         opts = {"beam": args.beam, "max_len_a": 1.2, "max_len_b": 10}
     print(f"{lines} lines, batch size {args.batch_size}, beam {args.beam}, {args.threads} threads, "
-          f"options {opts}", flush=True)
-    global PEAK
+          f"options {opts}" + (", all in this process (--in-process)" if args.in_process else
+                                ", each pass in a process of its own"), flush=True)
+    global PEAK, INT8_PEAK
     peak, shape = gemm_peak(ported.config, args.beam * args.batch_size,
                             args.batch_size * max(len(s) for s in srcs))
     PEAK = (peak, ported.config, srcs, args.beam)
     print(f"fp32 GEMM peak at decoding shapes, {args.threads} threads: {peak / 1e9:.1f} GFLOP/s ({shape})",
           flush=True)
     if "int8" not in args.skip:
-        global INT8_PEAK
         INT8_PEAK, shape = int8_peak(ported.config, args.beam * args.batch_size,
                                      args.batch_size * max(len(s) for s in srcs))
         print(f"int8 product peak at the same shapes (torch's dynamic int8 layer): {INT8_PEAK / 1e9:.1f} GOP/s "
               f"({shape})", flush=True)
 
-    # every system set up first, then timed in turns (see interleaved); each row: (name, its baseline's row)
-    systems: dict[str, Pass] = {}
-    rows: list[tuple[str, str | None]] = []
-
-    def add(name: str, fn: Callable[[list[list[int]]], Hyps], base: str | None) -> None:
-        systems[name] = timing(over_batches(batches, srcs, fn))
-        rows.append((name, base))
-
-    ours = "modelport (fairseq semantics)"
-    add(ours, lambda b: generate(ported.models, b, **opts), None)
-    if "onnx" not in args.skip:  # the same search on onnxruntime: the export's three graphs, KV cache
-        from modelport.exporters.onnx import export_onnx
-        from modelport.runtimes.onnx import load_onnx
-
-        export_onnx(ported.path, tmp / "onnx", verify=False)
-        runtime = load_onnx(tmp / "onnx", threads=args.threads).runtime
-        add("onnxruntime fp32 (export onnx)", lambda b: generate(runtime, b, **opts), ours)
-    ours_int8 = "modelport int8 (quantize)" if "int8" not in args.skip else None
-    if ours_int8 is not None:
-        from modelport.passes.quantize import quantize
-
-        quantize(ported.path, tmp / "int8", mode="int8")
-        int8 = modelport.load(tmp / "int8")
-        add(ours_int8, lambda b: generate(int8.models, b, **opts), ours)
-    if "fairseq" not in args.skip:
-        ref = FairseqReference(str(src_dir), *langs)
-        add("fairseq SequenceGenerator", lambda b: ref.generate(b, **dict(opts)), ours)
-
-    if "transformers" not in args.skip:
-        import transformers
-
-        transformers.logging.set_verbosity_error()  # FSMT's config also sets max_length: a warning per call
-        hf = fsmt_from(ported, tmp / "fsmt")
-        pad = ported.config.pad_token_id
-        if args.base:
-            hf_opts = {"num_beams": args.beam, "min_new_tokens": args.length + 1, "max_new_tokens": args.length + 1}
-        else:
-            hf_opts = {"num_beams": args.beam, "max_new_tokens": 40}
-
-        def hf_batch(batch: list[list[int]]) -> Hyps:
-            width = max(len(s) for s in batch)
-            src = torch.tensor([s + [pad] * (width - len(s)) for s in batch])
-            with torch.inference_mode():
-                seqs = hf.generate(input_ids=src, attention_mask=src.ne(pad), do_sample=False,
-                                   early_stopping=False, **hf_opts).tolist()
-            return [[{"tokens": [t for t in s[1:] if t != pad]}] for s in seqs]
-
-        ours_hf = "modelport (hf semantics)"
-        add(ours_hf, lambda b: generate(ported.models, b, semantics="hf", forced_eos_token_id=2,
-                                        early_stopping=False, **hf_opts), None)
-        add("transformers FSMT generate", hf_batch, ours_hf)
-
-    if "ctranslate2" not in args.skip:
-        import ctranslate2
-        from fairseq.data import Dictionary
-
-        ct2_dir = tmp / "ct2"
-        subprocess.run([str(Path(sys.executable).parent / "ct2-fairseq-converter"), "--model_path",
-                        str(src_dir / "model.pt"), "--data_dir", str(src_dir), "--output_dir", str(ct2_dir),
-                        "--source_lang", langs[0], "--target_lang", langs[1], "--unsafe_deserialization"],
-                       check=True, capture_output=True)
-        src_dict = Dictionary.load(str(src_dir / f"dict.{langs[0]}.txt"))
-        tgt_dict = Dictionary.load(str(src_dir / f"dict.{langs[1]}.txt"))
-        if args.base:
-            lengths = {"min_decoding_length": args.length, "max_decoding_length": args.length}
-        else:
-            lengths = {}
-
-        def ct2_batches(translator: Any, which: list[list[int]] = batches) -> dict[int, list[int]]:
-            def run(batch: list[list[int]]) -> Hyps:
-                toks = [[src_dict[i] for i in s[:-1]] for s in batch]  # CTranslate2 appends </s> itself
-                width = lengths or {"max_decoding_length": int(1.2 * max(len(s) for s in batch)) + 10}
-                res = translator.translate_batch(toks, beam_size=args.beam, length_penalty=1.0, **width)
-                return [[{"tokens": [tgt_dict.index(t) for t in r.hypotheses[0]] + [2]}] for r in res]
-            return over_batches(which, srcs, run)()
-
-        for compute, base in (("float32", ours), ("int8", ours_int8)):
-            if base is not None:
-                systems[f"ctranslate2 {compute}"] = ct2_pass(
-                    lambda compute=compute: ctranslate2.Translator(str(ct2_dir), device="cpu", inter_threads=1,
-                                                                   intra_threads=args.threads, compute_type=compute),
-                    ct2_batches, lambda t: ct2_batches(t, batches[:1]))
-                rows.append((f"ctranslate2 {compute}", base))
-
-    results = interleaved(systems)
+    setup = Setup(args.beam, args.length if args.base else None, args.threads, tmp, src_dir, langs, srcs, batches,
+                  opts, ported)
+    rows = system_rows(args.skip)
+    prepare(setup, {name for name, _ in rows})
+    if args.in_process:
+        results = interleaved({name: make_system(setup, name) for name, _ in rows})
+    else:
+        spec = tmp / "isolate.json"
+        spec.write_text(setup.to_json(), encoding="utf-8")
+        results = interleaved({name: IsolatedPass(spec, name, int) for name, _ in rows})
     for name, base in rows:
         report(name, *results[name], None if base is None else results[base],
-               "modelport int8" if base == ours_int8 else "modelport", int8="int8" in name)
+               "modelport int8" if base == INT8 else "modelport", int8="int8" in name)
+
+
+# the systems of the fairseq-family rows
+OURS, OURS_HF, ONNX, INT8 = ("modelport (fairseq semantics)", "modelport (hf semantics)",
+                             "onnxruntime fp32 (export onnx)", "modelport int8 (quantize)")
+FAIRSEQ, FSMT, CT2_FP32, CT2_INT8 = ("fairseq SequenceGenerator", "transformers FSMT generate",
+                                     "ctranslate2 float32", "ctranslate2 int8")
+
+
+def system_rows(skip: list[str]) -> list[tuple[str, str | None]]:
+    """The systems not skipped, in the order they take turns, each with the row its
+    outputs and speed are compared with (None: a baseline)."""
+    rows: list[tuple[str, str | None]] = [(OURS, None)]
+    if "onnx" not in skip:  # the same search on onnxruntime: the export's three graphs, KV cache
+        rows.append((ONNX, OURS))
+    if "int8" not in skip:
+        rows.append((INT8, OURS))
+    if "fairseq" not in skip:
+        rows.append((FAIRSEQ, OURS))
+    if "transformers" not in skip:
+        rows += [(OURS_HF, None), (FSMT, OURS_HF)]
+    if "ctranslate2" not in skip:
+        rows.append((CT2_FP32, OURS))
+        if "int8" not in skip:
+            rows.append((CT2_INT8, INT8))
+    return rows
+
+
+@dataclass
+class Setup:
+    """What the systems of one fairseq-family run share: the decoding settings, the
+    sources and batches, and the directory with the files they load; ``ported``
+    is the converted port (None in an ``--isolate`` worker, which loads it)."""
+
+    beam: int
+    length: int | None  # --base/--big: every output exactly this long
+    threads: int
+    tmp: Path
+    src_dir: Path
+    langs: tuple[str, str]
+    srcs: list[list[int]]
+    batches: list[list[int]]
+    opts: dict[str, Any]
+    ported: Any = None
+
+    def port(self) -> Any:
+        if self.ported is None:
+            import modelport
+
+            self.ported = modelport.load(self.tmp / "ported")
+        return self.ported
+
+    def to_json(self) -> str:
+        fields = {k: v for k, v in vars(self).items() if k != "ported"}
+        return json.dumps({**fields, "tmp": str(self.tmp), "src_dir": str(self.src_dir.resolve())})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Setup":
+        d = json.loads(text)
+        return cls(**{**d, "tmp": Path(d["tmp"]), "src_dir": Path(d["src_dir"]), "langs": tuple(d["langs"])})
+
+
+def prepare(setup: Setup, names: set[str]) -> None:
+    """The files the systems in ``names`` load, written once: the ONNX export, the
+    int8 folder, the CTranslate2 conversion and transformers' FSMT folder."""
+    ported = setup.port()
+    if ONNX in names:
+        from modelport.exporters.onnx import export_onnx
+
+        export_onnx(ported.path, setup.tmp / "onnx", verify=False)
+    if INT8 in names:
+        from modelport.passes.quantize import quantize
+
+        quantize(ported.path, setup.tmp / "int8", mode="int8")
+    if FSMT in names:  # written by `modelport export hf` (whose verification the export tests cover; skipped here)
+        from modelport.exporters.hf import export_hf
+
+        export_hf(ported.path, setup.tmp / "fsmt", verify=False, card=False)
+    if CT2_FP32 in names or CT2_INT8 in names:
+        subprocess.run([str(Path(sys.executable).parent / "ct2-fairseq-converter"), "--model_path",
+                        str(setup.src_dir / "model.pt"), "--data_dir", str(setup.src_dir), "--output_dir",
+                        str(setup.tmp / "ct2"), "--source_lang", setup.langs[0], "--target_lang", setup.langs[1],
+                        "--unsafe_deserialization"], check=True, capture_output=True)
+
+
+def make_system(setup: Setup, name: str) -> Pass:
+    """System ``name`` loaded (from the files :func:`prepare` wrote) and its timed pass over every batch."""
+    import modelport
+    from modelport.generation import generate
+
+    batches, srcs, opts = setup.batches, setup.srcs, setup.opts
+    if name == OURS:
+        models = setup.port().models
+        return timing(over_batches(batches, srcs, lambda b: generate(models, b, **opts)))
+    if name == ONNX:
+        from modelport.runtimes.onnx import load_onnx
+
+        runtime = load_onnx(setup.tmp / "onnx", threads=setup.threads).runtime
+        return timing(over_batches(batches, srcs, lambda b: generate(runtime, b, **opts)))
+    if name == INT8:
+        int8 = modelport.load(setup.tmp / "int8")
+        return timing(over_batches(batches, srcs, lambda b: generate(int8.models, b, **opts)))
+    if name == FAIRSEQ:
+        from modelport.validators.references.fairseq_generator import FairseqReference
+
+        ref = FairseqReference(str(setup.src_dir), *setup.langs)
+        return timing(over_batches(batches, srcs, lambda b: ref.generate(b, **dict(opts))))
+    if name in (OURS_HF, FSMT):
+        if setup.length is None:
+            hf_opts = {"num_beams": setup.beam, "max_new_tokens": 40}
+        else:  # the start token counts as a new token in transformers
+            hf_opts = {"num_beams": setup.beam, "min_new_tokens": setup.length + 1,
+                       "max_new_tokens": setup.length + 1}
+        if name == OURS_HF:
+            models = setup.port().models
+            return timing(over_batches(batches, srcs, lambda b: generate(
+                models, b, semantics="hf", forced_eos_token_id=2, early_stopping=False, **hf_opts)))
+        return timing(over_batches(batches, srcs, fsmt_generate(setup, hf_opts)))
+    if name in (CT2_FP32, CT2_INT8):
+        return ct2_system(setup, "float32" if name == CT2_FP32 else "int8")
+    raise ValueError(f"unknown system {name!r}")
+
+
+def fsmt_generate(setup: Setup, hf_opts: dict[str, Any]) -> Callable[[list[list[int]]], Hyps]:
+    """transformers' FSMT (the folder :func:`prepare` exported) generating one batch."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # FSMT's config also sets max_length: a warning per call
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(setup.tmp / "fsmt").eval()
+    pad = setup.port().config.pad_token_id
+
+    def run(batch: list[list[int]]) -> Hyps:
+        width = max(len(s) for s in batch)
+        src = torch.tensor([s + [pad] * (width - len(s)) for s in batch])
+        with torch.inference_mode():
+            seqs = hf.generate(input_ids=src, attention_mask=src.ne(pad), do_sample=False,
+                               early_stopping=False, **hf_opts).tolist()
+        return [[{"tokens": [t for t in s[1:] if t != pad]}] for s in seqs]
+    return run
+
+
+def ct2_system(setup: Setup, compute: str) -> Pass:
+    """CTranslate2 on the converted folder at ``compute`` (see :func:`ct2_pass`)."""
+    import ctranslate2
+    from fairseq.data import Dictionary
+
+    src_dict = Dictionary.load(str(setup.src_dir / f"dict.{setup.langs[0]}.txt"))
+    tgt_dict = Dictionary.load(str(setup.src_dir / f"dict.{setup.langs[1]}.txt"))
+    lengths = {} if setup.length is None else {"min_decoding_length": setup.length,
+                                               "max_decoding_length": setup.length}
+
+    def translate_batches(translator: Any, which: list[list[int]] = setup.batches) -> dict[int, list[int]]:
+        def run(batch: list[list[int]]) -> Hyps:
+            toks = [[src_dict[i] for i in s[:-1]] for s in batch]  # CTranslate2 appends </s> itself
+            width = lengths or {"max_decoding_length": int(1.2 * max(len(s) for s in batch)) + 10}
+            res = translator.translate_batch(toks, beam_size=setup.beam, length_penalty=1.0, **width)
+            return [[{"tokens": [tgt_dict.index(t) for t in r.hypotheses[0]] + [2]}] for r in res]
+        return over_batches(which, setup.srcs, run)()
+
+    return ct2_pass(lambda: ctranslate2.Translator(str(setup.tmp / "ct2"), device="cpu", inter_threads=1,
+                                                   intra_threads=setup.threads, compute_type=compute),
+                    translate_batches, lambda t: translate_batches(t, setup.batches[:1]))
+
+
+class IsolatedPass:
+    """A pass run in a fresh process (this script with ``--isolate-worker``), which
+    sets the system up from ``spec``, runs one untimed pass and then the timed one:
+    no system shares its process (OpenMP threads, allocator) with another's. Why:
+    CTranslate2 bundles its own GNU OpenMP; once torch has run a parallel op with 2
+    threads in the same process, CTranslate2 at 2 threads decodes 4-5x slower
+    (embedded model: 1,290 against 7,154 tok/s alone; either one at 1 thread: no effect)."""
+
+    warms_itself = True  # interleaved() gives it no untimed pass of its own
+
+    def __init__(self, spec: Path, name: str, keys: Callable[[str], Any] = str) -> None:
+        self.spec, self.name, self.keys = spec, name, keys
+
+    def __call__(self) -> tuple[Any, float]:
+        result = self.spec.with_name("isolate-result.json")
+        subprocess.run([sys.executable, __file__, "--isolate-worker", str(self.spec), self.name, str(result)],
+                       check=True)
+        got = json.loads(result.read_text(encoding="utf-8"))
+        out = got["out"]
+        return ({self.keys(k): v for k, v in out.items()} if isinstance(out, dict) else out), got["seconds"]
+
+
+def isolate_worker(spec: Path, name: str, result: Path) -> None:
+    """One :class:`IsolatedPass`: system ``name`` set up from ``spec``, one untimed
+    pass, one timed pass; its outputs and seconds written to ``result``."""
+    text = spec.read_text(encoding="utf-8")
+    if name == MARIAN_CT2:
+        marian = MarianCt2.from_json(text)
+        torch.set_num_threads(marian.threads)
+        run = marian.system()
+    else:
+        setup = Setup.from_json(text)
+        torch.set_num_threads(setup.threads)
+        run = make_system(setup, name)
+    run()
+    out, seconds = run()
+    result.write_text(json.dumps({"out": out, "seconds": seconds}), encoding="utf-8")
 
 
 if __name__ == "__main__":
