@@ -1,0 +1,33 @@
+"""The benchmark scripts run: ``scripts/bench_translate.py`` on a few lines of
+the embedded model, each system's pass in a process of its own (the default),
+prints a row per system with its share of the GEMM (or int8 product) peak and
+its agreement with the port. Slow: it starts a dozen Python processes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_translate_times_each_system_in_its_own_process() -> None:
+    pytest.importorskip("ctranslate2")
+    pytest.importorskip("fairseq")  # ct2-fairseq-converter reads the checkpoint with it
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_translate.py"), "--lines", "8",
+                          "--rounds", "1", "--skip", "transformers", "fairseq", "onnx"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    assert "each pass in a process of its own" in out
+    rows = {m.group(1).strip(): m.group(0) for m in re.finditer(r"^(\S.*?)\s+[\d.]+ tok/s.*$", out, re.M)}
+    assert set(rows) == {"modelport (fairseq semantics)", "modelport int8 (quantize)", "ctranslate2 float32",
+                         "ctranslate2 int8"}, out
+    assert "% of GEMM peak" in rows["ctranslate2 float32"] and "% of int8 peak" in rows["ctranslate2 int8"]
+    # the same beam search rule on the embedded model's 8 lines: CTranslate2 fp32 gives the port's outputs
+    assert "identical first-best 100%" in rows["ctranslate2 float32"], out
