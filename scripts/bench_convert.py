@@ -47,9 +47,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _bench_utils import scratch_dir  # scripts/: the script's own directory is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -227,8 +228,7 @@ def main() -> None:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         parser.error(f"{', '.join(unknown)} is not a known case (known: {', '.join(CASES)})")
-    work = args.work or Path(tempfile.mkdtemp(prefix="bench-convert-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = scratch_dir(args.work, "bench-convert-")
     rows = [bench(name, checkpoint_for(name, work), work) for name in cases]
     print_table(rows)
     print(json.dumps(rows), file=sys.stderr)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _bench_utils import scratch_dir  # scripts/: the script's own directory is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("--int8", action="store_true", help="also export with --quantization int8")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="bench-ct2-"))
+    work = scratch_dir(args.work, "bench-ct2-")
     lines = (ROOT / "assets" / "corpus" / "test.en").read_text(encoding="utf-8").splitlines()[: args.lines]
     print("| model | quantization | greedy identical | beam 5 identical | beam rules coincide | seconds |")
     print("| --- | --- | --- | --- | --- | --- |")

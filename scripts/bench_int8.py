@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from _bench_utils import scratch_dir  # scripts/: the script's own directory is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -274,7 +275,7 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.layers:
         return bench_layers(args.runs)
-    args.work = args.work or Path(tempfile.mkdtemp(prefix="bench-int8-"))
+    args.work = scratch_dir(args.work, "bench-int8-")
     fp32_dir = args.work / "fp32"
     if args.random is not None:
         from fairseq_ref import build_base_model, build_fairseq_model

@@ -23,12 +23,13 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from _bench_utils import scratch_dir  # scripts/: the script's own directory is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "helpers"))
@@ -64,7 +65,7 @@ def main() -> None:
     from modelport.generation import generate, make_batches
     from modelport.passes.common import folder_bytes
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="bench-passes-"))
+    work = scratch_dir(args.work, "bench-passes-")
     fp32 = work / "fp32"
     if args.base:
         from fairseq_ref import build_base_model
