@@ -218,7 +218,8 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES),
                         help=f"comma-separated cases to run (default: all of {', '.join(CASES)})")
     parser.add_argument("--skip-big", action="store_true", help="only the embedded model (same as --cases embedded)")
-    parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder, kept (default: a temporary one, removed at exit)")
     parser.add_argument("--make", nargs=2, metavar=("CASE", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:

@@ -54,7 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=20)
     parser.add_argument("--int8", action="store_true", help="also export with --quantization int8")
-    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder, kept (default: a temporary one, removed at exit)")
     args = parser.parse_args()
     work = scratch_dir(args.work, "bench-ct2-")
     lines = (ROOT / "assets" / "corpus" / "test.en").read_text(encoding="utf-8").splitlines()[: args.lines]

@@ -266,7 +266,8 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=30, help="output length with --base/--mid (default 30)")
     ap.add_argument("--batch-size", type=int, default=16, help="sentences per batch (default 16)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per model; the best counts (default 3)")
-    ap.add_argument("--work", type=Path, default=None, help="folder for the variants (default: a temporary one)")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="scratch folder, kept (default: a temporary one, removed at exit)")
     ap.add_argument("--skip-ct2", action="store_true", help="leave CTranslate2 out")
     ap.add_argument("--only", nargs="+", metavar="TEXT", help="only the variants whose name holds one of these "
                                                               "(default: every variant)")

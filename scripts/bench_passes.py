@@ -56,7 +56,8 @@ def main() -> None:
     ap.add_argument("--base", action="store_true", help="random transformer-base-sized model, fixed output lengths")
     ap.add_argument("--length", type=int, default=30, help="output length with --base")
     ap.add_argument("--lines", type=int, default=None, help="default 200 (64 with --base)")
-    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--work", type=Path, default=None,
+                    help="scratch folder, kept (default: a temporary one, removed at exit)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
