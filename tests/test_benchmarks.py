@@ -1,7 +1,7 @@
 """The benchmark scripts run: ``scripts/bench_translate.py`` on a few lines of
 the embedded model, each system's pass in a process of its own (the default),
 prints a row per system with its share of the GEMM (or int8 product) peak and
-its agreement with the port. Slow: it starts a dozen Python processes."""
+its agreement with the port. Slow: it builds four systems, each timed in a process of its own."""
 
 from __future__ import annotations
 
