@@ -54,6 +54,7 @@ class _Target:
     description: str
     options: tuple[_Option, ...]
     run: Callable[[argparse.Namespace], int]
+    data_default: str = "a few built-in sentences"  # what the verification translates without --data
 
 
 def _run_hf(args: argparse.Namespace) -> int:
@@ -120,7 +121,8 @@ _TARGETS = (
             "behind otherwise), beam-5 outputs are compared with the settings where the two search rules coincide, "
             "and where they cannot (Marian's shrinking beam) the differing lines and the rule are reported. A "
             "quantized export reports its agreement with the fp32 port instead.",
-            (_QUANTIZATION,), _run_ct2),
+            (_QUANTIZATION,), _run_ct2,
+            "the first 20 lines of the bundled test corpus in a source checkout, else a few built-in sentences"),
 )
 
 
@@ -159,7 +161,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         t.add_argument("output_dir", help="folder to write")
         t.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
         t.add_argument("--data", metavar="FILE",
-                       help="source lines to verify on (default: a few built-in sentences)")
+                       help=f"source lines to verify on (default: {target.data_default})")
         t.add_argument("--no-verify", action="store_true",
                        help=f"skip comparing the result with the port (in {target.library})")
         for other in _TARGETS:
