@@ -22,7 +22,8 @@ from modelport.generation.alignment import OFF
 from modelport.generation.backend import SearchBackend
 from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
 from modelport.generation.hypothesis import Hypothesis
-from modelport.generation.marian_batching import decode_groups, marian_batches, pool_chunk_lines, pool_lines
+from modelport.generation.marian_batching import (decode_groups, group_lines, marian_batches, pool_chunk_lines,
+                                                   pool_lines)
 from modelport.generation.options import TRANSLATE_BATCH_SIZE
 from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling
 from modelport.generation.shortlist import folder_shortlist, shortlist_for_tokenizer
@@ -298,7 +299,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         lengths = [len(x) if cap is None else min(len(x), cap) for x in encoded]
         batches = marian_batches(lengths, **batching)
         if opts.get("shortlist") is None:  # a shortlist is made per Marian batch: those stay apart
-            batches, widths = decode_groups(batches, lengths, chunk_lines=pool_chunk_lines(pool_lines(**batching)))
+            batches, widths = decode_groups(batches, lengths, group_lines(cfg.d_model),
+                                            chunk_lines=pool_chunk_lines(pool_lines(**batching)))
     else:
         batches = make_batches([len(x) for x in encoded], batch_size, max_tokens)
     results: list[list[Hypothesis]] = [[] for _ in lines]

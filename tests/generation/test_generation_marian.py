@@ -224,6 +224,12 @@ def test_decode_groups() -> None:
     assert decode_groups(batches, lengths, max_lines=4, chunk_lines=2)[0] == [[1, 0], [2, 3], [4, 5]]
 
 
+def test_group_lines_shrink_as_models_widen() -> None:
+    from modelport.generation.marian_batching import group_lines
+
+    assert [group_lines(d) for d in (32, 64, 128, 256, 512, 1024)] == [256, 256, 128, 64, 32, 32]
+
+
 @torch.no_grad()
 def test_unk_suppressed_unless_allowed() -> None:
     model = _tiny(5, unk_bias=6.0)
