@@ -223,7 +223,9 @@ class FairseqBeamSearch(SearchAlgorithm):
 
     Per step, in this order (``sequence_generator.py``):
       1. ``lprobs[nan] = -inf``; ``lprobs[:, pad] = -inf``; ``lprobs[:, unk] -= unk_penalty``.
-      2. ``step >= max_len``: every token but EOS -inf; EOS keeps its log-prob.
+      2. ``step >= max_len``: every token but EOS -inf; EOS keeps its log-prob. ``max_len`` is
+         ``max_len_a * W + max_len_b`` for ``W`` the padded source width of the batch, or of each line's own
+         batch (``batch_widths``) when several batches are decoded together.
       3. ``step < len(prefix_tokens)``: every token but the prefix's -inf (it keeps
          its log-prob); otherwise ``step < min_len``: EOS -inf.  4. n-gram blocking (``ngram_blocking``:
          fairseq 0.12's CPU blocker by default, see :func:`_block_ngrams_cpu_012`;
@@ -232,7 +234,7 @@ class FairseqBeamSearch(SearchAlgorithm):
          score; ``topk(min(2 * beam, beam * V - 1))`` over beam x V.
       6. EOS candidates with finite score among the first ``beam`` (and not
          ignored) are finalized: score / (step + 1) ** lenpen; a sentence keeps
-         at most ``beam`` and is finished when it has ``beam`` or ``step == max_len``.
+         at most ``beam`` and is finished when it has ``beam`` or ``step == max_len`` (its own).
       7. Finished sentences leave the batch; the first ``beam`` non-EOS
          candidates continue.
     """
@@ -253,11 +255,22 @@ class FairseqBeamSearch(SearchAlgorithm):
 
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         o, beam = self.opts, self.beam
-        src_len = src_tokens.size(1)  # the padded width, as fairseq uses it
-        self.max_len = min(int(o.max_len_a * src_len + o.max_len_b), self.max_positions - 1)
-        if o.min_len > self.max_len:
-            raise InvalidInputError(f"`min_len` must be <= max_len ({self.max_len}), but is {o.min_len}")
+        widths = o.batch_widths  # the padded width of each line's batch, as fairseq uses it
+        if widths is None:
+            widths = (src_tokens.size(1),) * bsz
+        elif len(widths) != bsz:
+            raise InvalidInputError(f"`batch_widths` must give one width per line ({bsz}), but gives {len(widths)}")
+        # each sentence's max_len; the buffers are as wide as the largest
+        self.caps = [min(int(o.max_len_a * w + o.max_len_b), self.max_positions - 1) for w in widths]
+        self.max_len, self.min_cap = max(self.caps), min(self.caps)
+        if o.min_len > self.min_cap:
+            raise InvalidInputError(f"`min_len` must be <= max_len ({self.min_cap}), but is {o.min_len}")
+        if self.min_cap < self.max_len and o.no_repeat_ngram_size > 0 and o.ngram_blocking != "intended":
+            raise InvalidInputError("`batch_widths` of unequal length caps cannot be decoded together with fairseq "
+                                    "0.12's CPU n-gram blocker, which reads the token buffer as wide as the cap")
         dev = src_tokens.device
+        # per live sentence, while the caps differ (None: one cap for all, fairseq's own case)
+        self.live_caps = None if self.min_cap == self.max_len else torch.tensor(self.caps, device=dev)
         self.bsz = bsz
         self.scores = torch.zeros(bsz * beam, self.max_len + 1, device=dev)
         self.tokens = torch.full((bsz * beam, self.max_len + 2), self.pad, dtype=torch.long, device=dev)
@@ -283,16 +296,27 @@ class FairseqBeamSearch(SearchAlgorithm):
             lprobs.masked_fill_(lprobs.isnan(), -math.inf)
         lprobs[:, self.pad] = -math.inf  # never select pad
         lprobs[:, self.unk] -= o.unkpen
+        capped = None  # rows at their sentence's max_len, while only some are
         if step >= self.max_len:  # only EOS, with its real log-prob
             lprobs[:, : self.eos] = -math.inf
             lprobs[:, self.eos + 1:] = -math.inf
+        elif self.live_caps is not None and step >= self.min_cap:
+            capped = self.live_caps.le(step).repeat_interleave(beam)
+            lprobs[capped, : self.eos] = -math.inf
+            lprobs[capped, self.eos + 1:] = -math.inf
         if step < len(o.prefix_tokens) and step < self.max_len:
-            # _prefix_tokens: only the prefix token, with its own log-prob (a pad prefix forces nothing)
+            # _prefix_tokens: only the prefix token, with its own log-prob (a pad prefix forces nothing); a row
+            # at its max_len takes fairseq's other branch (min_len), which cannot apply there (min_len <= max_len)
             forced = o.prefix_tokens[step]
             if forced != self.pad:
                 kept = lprobs[:, forced].clone()
-                lprobs.fill_(-math.inf)
-                lprobs[:, forced] = kept
+                if capped is None:
+                    lprobs.fill_(-math.inf)
+                    lprobs[:, forced] = kept
+                else:
+                    free = ~capped
+                    lprobs[free] = -math.inf
+                    lprobs[:, forced] = torch.where(free, kept, lprobs[:, forced])
         elif step < o.min_len:  # min_len does not apply while the prefix is forced
             lprobs[:, self.eos] = -math.inf
         if o.no_repeat_ngram_size > 0:
@@ -338,6 +362,8 @@ class FairseqBeamSearch(SearchAlgorithm):
             cand_indices = cand_indices[batch_idxs]
             self.cands_to_ignore = self.cands_to_ignore[batch_idxs]
             self.sent_ids = self.sent_ids[batch_idxs]
+            if self.live_caps is not None:
+                self.live_caps = self.live_caps[batch_idxs]
             self.scores = self.scores.view(bsz, -1)[batch_idxs].view(new_bsz * beam, -1)
             self.tokens = self.tokens.view(bsz, -1)[batch_idxs].view(new_bsz * beam, -1)
             self.bsz = bsz = new_bsz
@@ -385,7 +411,7 @@ class FairseqBeamSearch(SearchAlgorithm):
                                                     positional_scores=pos_list[i]))
         newly: list[int] = []
         for s, u in sorted(set(zip(sent, unfin_idx.tolist()))):
-            if not self.finished[s] and (len(self.finalized[s]) == beam or step == self.max_len):
+            if not self.finished[s] and (len(self.finalized[s]) == beam or step == self.caps[s]):
                 self.finished[s] = True
                 newly.append(u)
         return newly

@@ -58,6 +58,14 @@ class FairseqOptions:
     # token the decoder starts from and the search stops on. mBART-25 fine-tunes
     # (translation_from_pretrained_bart) pass the target language token
     generator_eos: int | None = None
+    # the padded source width of each line's batch, which sets its length cap (``max_len_a * width +
+    # max_len_b``), when lines of several batches are decoded together (translate does); None: the width of
+    # the lines given
+    batch_widths: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_widths is not None and not isinstance(self.batch_widths, tuple):
+            object.__setattr__(self, "batch_widths", tuple(self.batch_widths))
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix_tokens, tuple):  # a list from JSON or a caller

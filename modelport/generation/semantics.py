@@ -323,7 +323,9 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
                    search_only_help="whose beam search to compare: the port's own framework's (fairseq ports: "
                                     "fairseq; T5 ports: hf; Marian ports: marian); any other is refused at once"),
     DecodingOption(name="batch_size", flag="--batch-size", parse=positive_int, search_only=True,
-                   help=f"sentences per batch, batches sorted by length (default: {TRANSLATE_BATCH_SIZE}; "
+                   help=f"sentences per batch, batches sorted by length (default: {TRANSLATE_BATCH_SIZE}; fairseq "
+                        "semantics: a batch's width sets its lines' length cap, as in fairseq, and consecutive batches "
+                        "are decoded together, each line keeping its own cap, up to 256 lines by the model's width; "
                         "marian semantics: as marian-decoder, see --mini-batch)",
                    search_only_help=f"sentences per batch, batches sorted by length (default: {VALIDATE_BATCH_SIZE}); "
                                     "refused on Marian ports, batched as marian-decoder does (see --mini-batch)"),

@@ -22,8 +22,8 @@ from modelport.generation.alignment import OFF
 from modelport.generation.backend import SearchBackend
 from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
 from modelport.generation.hypothesis import Hypothesis
-from modelport.generation.marian_batching import (decode_groups, group_lines, marian_batches, pool_chunk_lines,
-                                                   pool_lines)
+from modelport.generation.groups import decode_groups, group_lines
+from modelport.generation.marian_batching import marian_batches, pool_chunk_lines, pool_lines
 from modelport.generation.options import TRANSLATE_BATCH_SIZE
 from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling
 from modelport.generation.shortlist import folder_shortlist, shortlist_for_tokenizer
@@ -302,7 +302,14 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
             batches, widths = decode_groups(batches, lengths, group_lines(cfg.d_model),
                                             chunk_lines=pool_chunk_lines(pool_lines(**batching)))
     else:
-        batches = make_batches([len(x) for x in encoded], batch_size, max_tokens)
+        lengths = [len(x) for x in encoded]
+        batches = make_batches(lengths, batch_size, max_tokens)
+        if sem == "fairseq" and max_tokens is None and not opts.get("no_repeat_ngram_size") \
+                and not is_sampling(opts):
+            # the cap is max_len_a x the batch's width + max_len_b: several batches decoded together, each line
+            # keeping its own; not with fairseq 0.12's n-gram blocker, which reads a buffer as wide as the cap,
+            # nor when sampling, whose draws depend on the batch; --max-tokens bounds a search's size itself
+            batches, widths = decode_groups(batches, lengths, group_lines(cfg.d_model))
     results: list[list[Hypothesis]] = [[] for _ in lines]
     bar = None
     if progress:

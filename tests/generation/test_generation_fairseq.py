@@ -121,6 +121,43 @@ def test_beam_matches_fairseq_with_attention_as_products(setup, case, monkeypatc
     _assert_same(ours, theirs)
 
 
+GROUPED_CASES = {**{k: CASES[k] for k in ("beam5", "min-len", "max-len-cuts")},
+                 "width-caps": {"beam": 4, "max_len_a": 1.0, "max_len_b": 1, "nbest": 3}}
+
+
+@pytest.mark.parametrize("case", list(GROUPED_CASES))
+def test_batches_decoded_together_keep_their_own_caps(setup, case) -> None:
+    """``batch_widths`` (translate decodes consecutive batches in one search):
+    fairseq decoding 4-line batches one by one, the port all 16 lines at once,
+    each line capped by its own batch's width (``width-caps``: a cap of
+    width + 1, which the shorter batches' lines reach)."""
+    _, ported, ref, srcs = setup
+    opts = GROUPED_CASES[case]
+    batches = [srcs[k: k + 4] for k in range(0, len(srcs), 4)]
+    theirs = [h for batch in batches for h in ref.generate(batch, **dict(opts))]
+    widths = tuple(max(map(len, batch)) for batch in batches for _ in batch)
+    ours = generate(ported.models, srcs, semantics="fairseq", batch_widths=widths, **opts)
+    _assert_same(ours, theirs)
+
+
+def test_grouped_caps_with_a_forced_prefix(setup) -> None:
+    """A forced prefix longer than some lines' caps (1 or 2 tokens here): rows at
+    their cap emit </s> while the others still take the prefix, as each batch
+    decoded alone does (the path fairseq's own tests above check)."""
+    _, ported, _, srcs = setup
+    short = sorted(srcs, key=len)
+    batches = [short[:3], short[-3:]]  # widths apart, so their caps differ
+    opts = dict(semantics="fairseq", beam=3, nbest=3, max_len_a=0.2, max_len_b=0, prefix_tokens=(7, 8, 9))
+    caps = {int(0.2 * max(map(len, b))) for b in batches}
+    assert len(caps) == 2 and min(caps) < 3, caps
+    alone = [h for b in batches for h in generate(ported.models, b, **opts)]
+    widths = tuple(max(map(len, b)) for b in batches for _ in b)
+    together = generate(ported.models, [x for b in batches for x in b], batch_widths=widths, **opts)
+    assert [[h["tokens"] for h in hyps] for hyps in together] == [[h["tokens"] for h in hyps] for hyps in alone]
+    for got, want in zip(together, alone):
+        assert [h["score"] for h in got] == pytest.approx([h["score"] for h in want], abs=TOL)
+
+
 def test_batch_size_one(setup) -> None:
     """Each sentence alone: fairseq's max_len uses the padded width, so this differs from batch 16."""
     _, ported, ref, srcs = setup

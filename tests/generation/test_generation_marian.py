@@ -211,7 +211,7 @@ def test_lines_of_several_batches_keep_their_own_caps() -> None:
 
 
 def test_decode_groups() -> None:
-    from modelport.generation.marian_batching import decode_groups
+    from modelport.generation.groups import decode_groups
 
     lengths = [3, 5, 4, 9, 2, 7]
     groups, widths = decode_groups([[0, 1], [2], [3, 4], [5]], lengths, max_lines=3)
@@ -225,7 +225,7 @@ def test_decode_groups() -> None:
 
 
 def test_group_lines_shrink_as_models_widen() -> None:
-    from modelport.generation.marian_batching import group_lines
+    from modelport.generation.groups import group_lines
 
     assert [group_lines(d) for d in (32, 64, 128, 256, 512, 1024)] == [256, 256, 128, 64, 32, 32]
 

@@ -275,7 +275,8 @@ def test_cli_error_after_progress_bar_starts_on_its_own_line(ported_default, tmp
 
     monkeypatch.setattr(translate_module, "generate", second_batch_fails)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # progress bars are drawn on terminals
-    code = main(["translate", str(ported_default.path), "-i", str(_input(tmp_path)), "--batch-size", "1"])
+    # --max-tokens 1: one line per search (translate decodes consecutive --batch-size batches together)
+    code = main(["translate", str(ported_default.path), "-i", str(_input(tmp_path)), "--max-tokens", "1"])
     err = capsys.readouterr().err
     assert code == 2
     assert "|" in err  # the bar was drawn
