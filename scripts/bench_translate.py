@@ -24,6 +24,12 @@ modelport with ``--semantics hf`` (identical outputs expected); the port's
 ``export onnx`` run by onnxruntime under modelport's own search (KV cache;
 identical outputs expected); the port after ``quantize --mode int8`` beside
 CTranslate2 int8 (``compute_type="int8"``, compared with modelport int8).
+Every system is given the same ``--batch-size`` batches, whose padded widths set
+fairseq's length caps; modelport (fairseq semantics, fp32, int8 and ONNX rows)
+decodes consecutive batches together as ``translate`` does (up to
+``group_lines(d_model)`` lines per search, each line keeping its own batch's
+cap: modelport/generation/groups.py), and the row "modelport, one search per
+batch" shows the port decoding them one by one as the others do.
 Every system is set up first; each translates the whole set once untimed,
 then ``--rounds`` timed passes in which the systems take turns (A B C, A B C,
 ...): the machine's speed drifts during a run, and in turns the drift touches
@@ -201,6 +207,23 @@ def over_batches(batches: list[list[int]], srcs: list[list[int]], fn: Callable[[
         out = {}
         for b in batches:
             for i, h in zip(b, fn([srcs[i] for i in b])):
+                out[i] = h[0]["tokens"]
+        return out
+    return run
+
+
+def over_groups(batches: list[list[int]], srcs: list[list[int]], d_model: int,
+                fn: Callable[[list[list[int]], tuple[int, ...]], Hyps]) -> Callable[[], dict[int, list[int]]]:
+    """One pass of ``fn`` over consecutive ``batches`` joined as ``translate`` joins
+    them for a model of width ``d_model``, ``fn`` given each line's own batch width."""
+    from modelport.generation.groups import decode_groups, group_lines
+
+    groups, widths = decode_groups(batches, [len(s) for s in srcs], group_lines(d_model))
+
+    def run() -> dict[int, list[int]]:
+        out = {}
+        for g, w in zip(groups, widths):
+            for i, h in zip(g, fn([srcs[i] for i in g], w)):
                 out[i] = h[0]["tokens"]
         return out
     return run
@@ -573,7 +596,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="timed passes per system; the best counts")
     ap.add_argument("--skip", nargs="*", default=[],
-                    choices=["fairseq", "ctranslate2", "transformers", "onnx", "int8"])
+                    choices=["fairseq", "ctranslate2", "transformers", "onnx", "int8", "per-batch"])
     default_marian = str(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied")
     ap.add_argument("--marian", nargs="?", const=default_marian,
                     help="a Marian model directory: modelport vs pymarian vs CTranslate2 (see above; default "
@@ -659,6 +682,7 @@ def bench_fairseq(args: argparse.Namespace, tmp: Path) -> None:
 # the systems of the fairseq-family rows
 OURS, OURS_HF, ONNX, INT8 = ("modelport (fairseq semantics)", "modelport (hf semantics)",
                              "onnxruntime fp32 (export onnx)", "modelport int8 (quantize)")
+OURS_PER_BATCH = "modelport, one search per batch"
 FAIRSEQ, FSMT, CT2_FP32, CT2_INT8 = ("fairseq SequenceGenerator", "transformers FSMT generate",
                                      "ctranslate2 float32", "ctranslate2 int8")
 
@@ -667,6 +691,8 @@ def system_rows(skip: list[str]) -> list[tuple[str, str | None]]:
     """The systems not skipped, in the order they take turns, each with the row its
     outputs and speed are compared with (None: a baseline)."""
     rows: list[tuple[str, str | None]] = [(OURS, None)]
+    if "per-batch" not in skip:
+        rows.append((OURS_PER_BATCH, OURS))
     if "onnx" not in skip:  # the same search on onnxruntime: the export's three graphs, KV cache
         rows.append((ONNX, OURS))
     if "int8" not in skip:
@@ -745,17 +771,22 @@ def make_system(setup: Setup, name: str) -> Pass:
     from modelport.generation import generate
 
     batches, srcs, opts = setup.batches, setup.srcs, setup.opts
-    if name == OURS:
+    # modelport's rows only: a worker timing CTranslate2 must not load (and run torch on) the port, see IsolatedPass
+    d_model = setup.port().config.d_model if name in (OURS, OURS_PER_BATCH, ONNX, INT8) else 0
+    if name in (OURS, OURS_PER_BATCH):
         models = setup.port().models
-        return timing(over_batches(batches, srcs, lambda b: generate(models, b, **opts)))
+        if name == OURS_PER_BATCH:
+            return timing(over_batches(batches, srcs, lambda b: generate(models, b, **opts)))
+        return timing(over_groups(batches, srcs, d_model, lambda b, w: generate(models, b, batch_widths=w, **opts)))
     if name == ONNX:
         from modelport.runtimes.onnx import load_onnx
 
         runtime = load_onnx(setup.tmp / "onnx", threads=setup.threads).runtime
-        return timing(over_batches(batches, srcs, lambda b: generate(runtime, b, **opts)))
+        return timing(over_groups(batches, srcs, d_model, lambda b, w: generate(runtime, b, batch_widths=w, **opts)))
     if name == INT8:
         int8 = modelport.load(setup.tmp / "int8")
-        return timing(over_batches(batches, srcs, lambda b: generate(int8.models, b, **opts)))
+        return timing(over_groups(batches, srcs, d_model,
+                                  lambda b, w: generate(int8.models, b, batch_widths=w, **opts)))
     if name == FAIRSEQ:
         from modelport.validators.references.fairseq_generator import FairseqReference
 
