@@ -64,12 +64,10 @@ class FairseqOptions:
     batch_widths: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.batch_widths is not None and not isinstance(self.batch_widths, tuple):
-            object.__setattr__(self, "batch_widths", tuple(self.batch_widths))
-
-    def __post_init__(self) -> None:
         if not isinstance(self.prefix_tokens, tuple):  # a list from JSON or a caller
             object.__setattr__(self, "prefix_tokens", tuple(self.prefix_tokens))
+        if self.batch_widths is not None and not isinstance(self.batch_widths, tuple):
+            object.__setattr__(self, "batch_widths", tuple(self.batch_widths))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -152,7 +152,7 @@ def test_grouped_caps_with_a_forced_prefix(setup) -> None:
     assert len(caps) == 2 and min(caps) < 3, caps
     alone = [h for b in batches for h in generate(ported.models, b, **opts)]
     widths = tuple(max(map(len, b)) for b in batches for _ in b)
-    together = generate(ported.models, [x for b in batches for x in b], batch_widths=widths, **opts)
+    together = generate(ported.models, [x for b in batches for x in b], batch_widths=list(widths), **opts)
     assert [[h["tokens"] for h in hyps] for hyps in together] == [[h["tokens"] for h in hyps] for hyps in alone]
     for got, want in zip(together, alone):
         assert [h["score"] for h in got] == pytest.approx([h["score"] for h in want], abs=TOL)
