@@ -200,13 +200,15 @@ def ct2_pass(load: Callable[[], Any], fn: Callable[[Any], Any], warm: Callable[[
     return run
 
 
-def over_batches(batches: list[list[int]], srcs: list[list[int]], fn: Callable[[list[list[int]]], Hyps]
-                 ) -> Callable[[], dict[int, list[int]]]:
-    """One pass of ``fn`` over every batch: first-best tokens per line."""
+def over_batches(batches: list[list[int]], srcs: list[list[int]], fn: Callable[..., Hyps],
+                 widths: list[tuple[int, ...]] | None = None) -> Callable[[], dict[int, list[int]]]:
+    """One pass of ``fn`` over every batch: first-best tokens per line; with
+    ``widths``, ``fn`` is also given each line's own batch width per batch."""
     def run() -> dict[int, list[int]]:
         out = {}
-        for b in batches:
-            for i, h in zip(b, fn([srcs[i] for i in b])):
+        for n, b in enumerate(batches):
+            rows = [srcs[i] for i in b]
+            for i, h in zip(b, fn(rows) if widths is None else fn(rows, widths[n])):
                 out[i] = h[0]["tokens"]
         return out
     return run
@@ -214,19 +216,12 @@ def over_batches(batches: list[list[int]], srcs: list[list[int]], fn: Callable[[
 
 def over_groups(batches: list[list[int]], srcs: list[list[int]], d_model: int,
                 fn: Callable[[list[list[int]], tuple[int, ...]], Hyps]) -> Callable[[], dict[int, list[int]]]:
-    """One pass of ``fn`` over consecutive ``batches`` joined as ``translate`` joins
+    """:func:`over_batches` over consecutive ``batches`` joined as ``translate`` joins
     them for a model of width ``d_model``, ``fn`` given each line's own batch width."""
     from modelport.generation.groups import decode_groups, group_lines
 
     groups, widths = decode_groups(batches, [len(s) for s in srcs], group_lines(d_model))
-
-    def run() -> dict[int, list[int]]:
-        out = {}
-        for g, w in zip(groups, widths):
-            for i, h in zip(g, fn([srcs[i] for i in g], w)):
-                out[i] = h[0]["tokens"]
-        return out
-    return run
+    return over_batches(groups, srcs, fn, widths)
 
 
 def search_flops(cfg, srcs: list[list[int]], out: dict[int, list[int]], beam: int) -> float:
