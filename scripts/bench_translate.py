@@ -660,7 +660,7 @@ def bench_fairseq(args: argparse.Namespace, tmp: Path) -> None:
               f"({shape})", flush=True)
 
     setup = Setup(args.beam, args.length if args.base else None, args.threads, tmp, src_dir, langs, srcs, batches,
-                  opts, ported)
+                  opts, ported.config.d_model, ported)
     rows = system_rows(args.skip)
     prepare(setup, {name for name, _ in rows})
     if args.in_process:
@@ -718,6 +718,7 @@ class Setup:
     srcs: list[list[int]]
     batches: list[list[int]]
     opts: dict[str, Any]
+    d_model: int  # the port's width, which sizes its groups of batches (over_groups)
     ported: Any = None
 
     def port(self) -> Any:
@@ -766,8 +767,7 @@ def make_system(setup: Setup, name: str) -> Pass:
     from modelport.generation import generate
 
     batches, srcs, opts = setup.batches, setup.srcs, setup.opts
-    # modelport's rows only: a worker timing CTranslate2 must not load (and run torch on) the port, see IsolatedPass
-    d_model = setup.port().config.d_model if name in (OURS, OURS_PER_BATCH, ONNX, INT8) else 0
+    d_model = setup.d_model
     if name in (OURS, OURS_PER_BATCH):
         models = setup.port().models
         if name == OURS_PER_BATCH:

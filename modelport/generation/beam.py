@@ -218,6 +218,17 @@ def _block_ngrams_cpu_012(tokens: Tensor, lprobs: Tensor, step: int, n: int) -> 
     return lprobs
 
 
+def line_widths(batch_widths: Sequence[int] | None, src_tokens: Tensor) -> Sequence[int]:
+    """The padded source width of each line's batch, which sets its length cap (fairseq's and Marian's):
+    ``batch_widths`` when lines of several batches are decoded together, else the width of ``src_tokens``."""
+    bsz = src_tokens.size(0)
+    if batch_widths is None:
+        return (src_tokens.size(1),) * bsz
+    if len(batch_widths) != bsz:
+        raise InvalidInputError(f"`batch_widths` must give one width per line ({bsz}), but gives {len(batch_widths)}")
+    return batch_widths
+
+
 class FairseqBeamSearch(SearchAlgorithm):
     """fairseq 0.12 ``SequenceGenerator._generate`` with ``search.BeamSearch``.
 
@@ -255,11 +266,7 @@ class FairseqBeamSearch(SearchAlgorithm):
 
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         o, beam = self.opts, self.beam
-        widths = o.batch_widths  # the padded width of each line's batch, as fairseq uses it
-        if widths is None:
-            widths = (src_tokens.size(1),) * bsz
-        elif len(widths) != bsz:
-            raise InvalidInputError(f"`batch_widths` must give one width per line ({bsz}), but gives {len(widths)}")
+        widths = line_widths(o.batch_widths, src_tokens)  # the padded width of each line's batch, as fairseq uses it
         # each sentence's max_len; the buffers are as wide as the largest
         self.caps = [min(int(o.max_len_a * w + o.max_len_b), self.max_positions - 1) for w in widths]
         self.max_len, self.min_cap = max(self.caps), min(self.caps)
@@ -699,11 +706,7 @@ class MarianBeamSearch(SearchAlgorithm):
         # ``histories[b]->size() >= max-length-factor * batchWidth()`` in float32;
         # the history holds t + 1 entries at step t. The width is that of each
         # line's own Marian batch (``batch_widths``: several decoded together).
-        widths = self.opts.batch_widths
-        if widths is None:
-            widths = (src_tokens.size(1),) * bsz
-        elif len(widths) != bsz:
-            raise InvalidInputError(f"`batch_widths` must give one width per line ({bsz}), but gives {len(widths)}")
+        widths = line_widths(self.opts.batch_widths, src_tokens)
         factor = torch.tensor(self.opts.max_length_factor, dtype=torch.float32, device="cpu")
         limits = (torch.tensor(widths, dtype=torch.float32, device="cpu") * factor).tolist()
         self.last_step = [min(max(0, math.ceil(limit) - 1), self.max_positions - 1) for limit in limits]
