@@ -53,6 +53,7 @@ import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -80,6 +81,7 @@ from modelport.runtimes.onnx import (
     ENCODER_OUTPUTS,
     GRAPH_FILES,
     PAST_POSITIONS,
+    SHARED_CROSS_KEYS,
     OnnxModel,
     OnnxSeq2Seq,
     decoder_outputs,
@@ -88,6 +90,9 @@ from modelport.runtimes.onnx import (
     export_problems,
     load_onnx,
 )
+
+if TYPE_CHECKING:
+    import onnx
 
 OPSET = 17  # LayerNormalization is a single op from 17 on; scaled_dot_product_attention exports from 14
 VERIFY_BEAM = 5  # the beam of the verification's search on onnxruntime
@@ -244,12 +249,16 @@ def _export_graphs(model: Seq2SeqModel, folder: Path, opset: int) -> None:
                           dynamic_axes={"decoder_input_ids": {0: "batch"}, "encoder_attention_mask": batch_src,
                                         "logits": {0: "batch"}, **past_axes, **step_axes})
     for name in GRAPH_FILES:
-        _drop_noop_casts(folder / name)
+        graph = onnx.load(str(folder / name))
+        _drop_noop_casts(graph)
+        if name != ENCODER_FILE:  # traced with Attention(shared=True): see modelport.runtimes.onnx
+            onnx.helper.set_model_props(graph, {SHARED_CROSS_KEYS: "1"})
+        onnx.save(graph, str(folder / name))
         onnx.checker.check_model(str(folder / name))
 
 
-def _drop_noop_casts(path: Path) -> None:
-    """Remove ``Cast`` nodes whose input already has the target type.
+def _drop_noop_casts(model: onnx.ModelProto) -> None:
+    """Remove ``Cast`` nodes whose input already has the target type (in place).
 
     The unified model's fp32 up-casts (T5's RMS norm computes in fp32 and
     casts back) trace to chained no-op casts, and onnxruntime's basic graph
@@ -259,7 +268,6 @@ def _drop_noop_casts(path: Path) -> None:
     """
     import onnx
 
-    model = onnx.load(str(path))
     graph = onnx.shape_inference.infer_shapes(model).graph
     types = {v.name: v.type.tensor_type.elem_type for v in (*graph.value_info, *graph.input, *graph.output)}
     types.update({t.name: t.data_type for t in model.graph.initializer})
@@ -278,7 +286,6 @@ def _drop_noop_casts(path: Path) -> None:
     if renamed:
         del model.graph.node[:]
         model.graph.node.extend(kept)
-        onnx.save(model, str(path))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -388,7 +388,8 @@ def shared_keys(rows: int, keys: int, width: int, like: Tensor) -> bool:
     return _products_apply(like) and rows * keys * width >= min(SHARED_KEYS_MIN, MATMUL_ATTENTION_MIN)
 
 
-def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, runs: KeyRuns | None = None) -> Tensor:
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, runs: KeyRuns | None = None,
+           shared: bool = False) -> Tensor:
     """``softmax(q k^T scale + mask) v`` for queries ``[N, H, T, Dh]`` and keys/values ``[N / g, H, S, Dh]``.
 
     ``g > 1``: each run of ``g`` consecutive query rows shares one row of keys and
@@ -398,7 +399,11 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, r
     products; so does an ungrouped step where :func:`matmul_attention` says so.
     Everything else runs torch's fused kernel (ONNX export always, one key row per
     query row). ``runs``: runs of query rows of unequal lengths share the key
-    rows (:class:`KeyRuns`); a decoding step attends over their grid."""
+    rows (:class:`KeyRuns`); a decoding step attends over their grid. ``shared``: the keys may be
+    shared so (cross-attention); traced for ONNX, ``g`` is then read from the shapes at run time
+    (:func:`_traced_shared`)."""
+    if shared and torch.jit.is_tracing():
+        return _traced_shared(q, k, v, mask, scale)
     if runs is not None:
         if q.size(2) == 1 and not torch.jit.is_tracing():
             out = _products(q.index_select(0, runs.grid), k, v, mask, scale)
@@ -413,6 +418,23 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, r
     if t == 1 and (group > 1 or matmul_attention(n, k.size(2), heads * dh, q)):
         return _products(q, k, v, mask, scale).transpose(1, 2)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+def _traced_shared(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+    """:func:`attend` as traced for an ONNX graph whose runs of ``g`` query rows share one row of
+    keys, values and mask, ``g`` = query rows / key rows taken from the shapes when the graph runs
+    (1: a row of keys per query row, the layout of Optimum's exports). The runtime keeps one row per
+    sentence's beam (:class:`~modelport.runtimes.onnx.OnnxSeq2Seq`): each key is read once per step
+    for the whole beam, and a sentence that finishes costs one row less to copy, not ``g``."""
+    n, heads, t, dh = q.shape
+    rows = k.size(0)
+    # [rows, H, g x T, Dh]: each key row's queries side by side, per head
+    qg = (q * scale).reshape(rows, -1, heads, t, dh).transpose(1, 2).reshape(rows, heads, -1, dh)
+    scores = torch.matmul(qg, k.transpose(-1, -2))
+    if mask is not None:  # [rows or 1, 1, 1, S]: one row per key row
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    out = torch.matmul(torch.softmax(scores, dim=-1), v)
+    return out.reshape(rows, heads, -1, t, dh).transpose(1, 2).reshape(n, heads, t, dh)
 
 
 def _products(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
@@ -476,14 +498,15 @@ class Attention(nn.Module):
     def project_kv(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self._split(self.k_proj(x)), self._split(self.v_proj(x))
 
-    def forward(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, runs: KeyRuns | None = None) -> Tensor:
+    def forward(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, runs: KeyRuns | None = None,
+                shared: bool = False) -> Tensor:
         """``x``: queries ``[B, T, D]``; ``k``/``v``: ``[B, H, S, Dh]`` (or fewer
-        rows shared by runs of query rows, see :func:`attend`); ``mask``: boolean
-        (True = attend) or additive float, broadcastable to ``[B, H, T, S]``."""
+        rows shared by runs of query rows, see :func:`attend`, ``shared`` where they
+        may be); ``mask``: boolean (True = attend) or additive float, broadcastable to ``[B, H, T, S]``."""
         q = self._split(self.q_proj(x))
         if mask is not None and mask.dtype != torch.bool:
             mask = mask.to(q.dtype)
-        out = attend(q, k, v, mask, self.scale, runs)
+        out = attend(q, k, v, mask, self.scale, runs, shared)
         if self.head_gate is not None:
             out = out * self.head_gate.to(out.dtype)[:, None, None]
         b, _, t, _ = out.shape

@@ -195,7 +195,7 @@ class DecoderLayer(nn.Module):
         runs = cache.cross_runs if cache is not None else None
         if keep_cross_weights and cache is not None:
             cache.cross_weights = self.cross_attn.weights(h, ck, cross_mask, runs)
-        x = self.clamp(x + self.cross_attn(h, ck, cv, cross_mask, runs))
+        x = self.clamp(x + self.cross_attn(h, ck, cv, cross_mask, runs, shared=True))
         if not self.pre_norm:
             x = self.cross_attn_norm(x)
 
@@ -374,7 +374,8 @@ class Seq2SeqModel(nn.Module):
                 out = out + bias
         else:  # the bias added in the product's own pass (the same sums: bit-identical, and one pass less)
             out = linear(hidden, head, bias)
-        return out.float()
+        # not .float() on fp32 logits: traced for ONNX, it is a Cast that copies the logits at every step
+        return out if out.dtype == torch.float32 else out.float()
 
     def output_rows(self, rows: Tensor) -> Callable[[Tensor], Tensor]:
         """The output projection restricted to the vocabulary ids ``rows``: a

@@ -19,6 +19,15 @@ laid out as Optimum's seq2seq exports are:
   the new token (sinusoidal/learned tables, T5's relative bias) is the past
   length, read from the cache's shape inside the graph.
 
+Decoder graphs that ``export onnx`` writes carry the metadata entry
+``modelport.shared_cross_keys`` (:data:`SHARED_CROSS_KEYS`): their
+cross-attention lets runs of ``g`` consecutive ``decoder_input_ids`` rows share
+one row of ``encoder_hidden_states``/``encoder_attention_mask`` and of the
+encoder keys/values, ``g`` = decoder rows / encoder rows read when the graph
+runs. Fed one row per decoder row (``g`` = 1), they run as Optimum's do;
+:class:`OnnxSeq2Seq` feeds one row per sentence's beam where the search allows
+(graphs without the entry, from earlier exports, one row per decoder row).
+
 A Marian SSRU decoder (``decoder_autoreg`` ssru) has no self-attention: its
 cache per layer is the cell state ``decoder.state`` ``[batch, d_model]`` in
 place of ``decoder.key/value``, and ``decoder_with_past.onnx`` takes
@@ -51,6 +60,7 @@ from torch import Tensor
 
 from modelport.errors import InvalidInputError, MissingReferenceError
 from modelport.generation.backend import SearchBackend
+from modelport.generation.ensemble import shared_rows
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.translate import translate, translate_windows
 from modelport.model.config import Seq2SeqConfig
@@ -66,6 +76,8 @@ ENCODER_INPUTS = ["input_ids"]
 ENCODER_OUTPUTS = ["encoder_hidden_states", "encoder_attention_mask"]
 DECODER_INPUTS = ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask"]
 SPIN = False  # onnxruntime's idle workers spin-wait (its default) or sleep: see session_options
+# the decoder graphs' metadata entry (value "1") saying that their cross-attention takes shared rows (see above)
+SHARED_CROSS_KEYS = "modelport.shared_cross_keys"
 PAST_POSITIONS = "past_positions"  # an SSRU decoder's past length, as the input's shape (see above)
 _ONE_POSITION = ("an SSRU decoder's graphs run one position per call (its recurrence is not traced over time): "
                  "decode a prefix one position at a time (teacher_forced)")
@@ -174,7 +186,11 @@ class OnnxSeq2Seq(SearchBackend):
         self._past_names = past_names(self.layers, self.recurrent)
         self._with_past_outputs = decoder_with_past_outputs(self.layers, self.recurrent)
         self._decoder_outputs = decoder_outputs(self.layers, self.recurrent)
-        self.hidden: Tensor | None = None
+        # whether runs of decoder rows may share one encoder-side row (graphs written before: one row per decoder row)
+        self.shared = all(s.get_modelmeta().custom_metadata_map.get(SHARED_CROSS_KEYS) == "1"
+                          for s in (self.decoder, self.decoder_with_past))
+        self.group = 1  # consecutive decoder rows per encoder-side row
+        self.hidden: Tensor | None = None  # the encoder output, until the first decoder step has read it
         self.mask: Tensor | None = None
         self.self_kv: list[Tensor] = []   # per layer: key, value (an SSRU decoder's: the cell state)
         self.cross_kv: list[Tensor] = []  # per layer: key, value (empty before the first decoder step)
@@ -185,19 +201,34 @@ class OnnxSeq2Seq(SearchBackend):
         hidden, mask = self.encoder.run(ENCODER_OUTPUTS, {"input_ids": _np(src_tokens)})
         self.hidden, self.mask = torch.from_numpy(hidden), torch.from_numpy(mask)
         self.self_kv, self.cross_kv = [], []
-        self.steps = 0
+        self.steps, self.group = 0, 1
 
     def reorder_encoder(self, index: Tensor) -> None:
-        assert self.hidden is not None and self.mask is not None
-        self.hidden = self.hidden.index_select(0, index)
-        self.mask = self.mask.index_select(0, index)
-        self.cross_kv = [t.index_select(0, index) for t in self.cross_kv]
+        self._select_encoder(index)
+        self.group = 1
 
     def reorder(self, index: Tensor, cross: bool = True, group: int | Sequence[int] = 1) -> None:
-        # the graphs take one row of cross-attention keys per batch row: `group` is not used
-        if cross:
-            self.reorder_encoder(index)
+        """As the torch port's :meth:`~modelport.generation.ensemble.Ensemble.reorder`: with graphs
+        that take shared rows (``self.shared``) and a uniform ``group`` whose runs each read one
+        encoder-side row, one such row per run is kept; otherwise one per decoder row (Marian's
+        shrinking beams, graphs written before)."""
         self.self_kv = [t.index_select(0, index) for t in self.self_kv]
+        if not cross:  # rows permuted within a run, which reads one encoder-side row
+            return
+        keys = torch.div(index, self.group, rounding_mode="floor") if self.group > 1 else index
+        self.group = 1
+        if self.shared and isinstance(group, int) and group > 1 and index.numel() % group == 0:
+            rows = shared_rows(keys, [group] * (index.numel() // group))
+            if rows is not None:
+                keys, self.group = rows, group
+        self._select_encoder(keys)
+
+    def _select_encoder(self, rows: Tensor) -> None:
+        assert self.mask is not None, "encode first"
+        if self.hidden is not None:
+            self.hidden = self.hidden.index_select(0, rows)
+        self.mask = self.mask.index_select(0, rows)
+        self.cross_kv = [t.index_select(0, rows) for t in self.cross_kv]
 
     def logits(self, new_tokens: Tensor) -> Tensor:
         return self._step(new_tokens)[:, -1]
@@ -205,18 +236,21 @@ class OnnxSeq2Seq(SearchBackend):
     # ---- decoding ------------------------------------------------------------
     def _step(self, tokens: Tensor) -> Tensor:
         """Logits ``[rows, t, V]`` of ``tokens`` ``[rows, t]`` after the cached positions; extends the cache."""
-        assert self.hidden is not None and self.mask is not None, "encode first"
+        assert self.mask is not None, "encode first"
         if self.recurrent and tokens.size(1) > 1:
             raise InvalidInputError(_ONE_POSITION)
         own, per_layer = self.own, self.own + 2
         past, self.steps = self.steps, self.steps + tokens.size(1)
         if not self.cross_kv:
+            assert self.hidden is not None, "encode first"
             out = self.decoder.run(self._decoder_outputs, {
                 "decoder_input_ids": _np(tokens), "encoder_hidden_states": _np(self.hidden),
                 "encoder_attention_mask": _np(self.mask)})
             cache = [torch.from_numpy(a) for a in out[1:]]
             self.self_kv = [t for i, t in enumerate(cache) if i % per_layer < own]
             self.cross_kv = [t for i, t in enumerate(cache) if i % per_layer >= own]
+            # the later steps read the encoder only through cross_kv: not kept, so reorders do not copy it
+            self.hidden = None
             return torch.from_numpy(out[0])
         feeds = {"decoder_input_ids": _np(tokens), "encoder_attention_mask": _np(self.mask)}
         if self.recurrent:

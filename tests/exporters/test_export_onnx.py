@@ -160,6 +160,60 @@ def test_the_cache_is_reordered_between_steps(onnx_default, ported_default) -> N
     assert max_abs_diff(runtime.logits(first.index_select(0, swap)), after) <= 1e-6
 
 
+def _first_steps(runtime: OnnxSeq2Seq, src: torch.Tensor, start: int, beam: int, lengths: bool) -> list[torch.Tensor]:
+    """Logits of a beam search's first two steps by hand: the batch expanded to
+    ``beam`` rows per sentence, then the middle sentence dropped and each beam's
+    rows reversed; each reorder told the runs of ``beam`` rows per sentence as
+    one size, or with ``lengths`` as one length per sentence (as Marian's search does)."""
+    n = src.size(0)
+    runtime.encode(src)
+    runtime.reorder(torch.arange(n).repeat_interleave(beam), cross=True, group=[beam] * n if lengths else beam)
+    first = runtime.logits(torch.full((n * beam, 1), start))
+    tokens = first.topk(beam, dim=-1).indices[:, :1]  # a different token per row of a beam
+    keep = torch.tensor([i for s in (0, 2) for i in reversed(range(s * beam, (s + 1) * beam))])
+    runtime.reorder(keep, cross=True, group=[beam] * 2 if lengths else beam)
+    return [first, runtime.logits(tokens.index_select(0, keep))]
+
+
+def test_beams_share_one_row_of_the_encoder_side(onnx_default, ported_default) -> None:
+    """The decoder graphs take one encoder-side row per sentence's beam (the
+    metadata entry says so): the runtime keeps 3, then 2 rows for 12, then 8
+    decoder rows, and the logits equal those of one row per decoder row (a
+    group the runtime cannot share: Marian's runs, given as lengths)."""
+    out, _ = onnx_default
+    shared, per_row = OnnxSeq2Seq(out), OnnxSeq2Seq(out)
+    assert shared.shared
+    cfg = ported_default.config
+    src = pad_batch([ported_default.tokenizer.encode(x) for x in _corpus(3)], cfg.pad_token_id, left=False)
+    ours = _first_steps(shared, src, cfg.decoder_start_token_id, 4, lengths=False)
+    assert shared.group == 4 and shared.mask.size(0) == 2 and shared.cross_kv[0].size(0) == 2
+    theirs = _first_steps(per_row, src, cfg.decoder_start_token_id, 4, lengths=True)
+    assert per_row.group == 1 and per_row.mask.size(0) == 8
+    for a, b in zip(ours, theirs):
+        assert max_abs_diff(a, b) <= 1e-5
+
+
+def test_graphs_without_the_entry_get_one_row_per_decoder_row(onnx_default, ported_default, tmp_path) -> None:
+    """A folder whose graphs lack the metadata entry (written before it existed)
+    is fed one encoder-side row per decoder row, and translates as the port."""
+    import onnx
+
+    out, _ = onnx_default
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    for name in ("decoder.onnx", "decoder_with_past.onnx"):
+        graph = onnx.load(str(old / name))
+        del graph.metadata_props[:]
+        onnx.save(graph, str(old / name))
+    runtime = OnnxSeq2Seq(old)
+    assert not runtime.shared
+    cfg = ported_default.config
+    src = pad_batch([ported_default.tokenizer.encode(x) for x in _corpus(8)], cfg.pad_token_id, left=False)
+    ours = [h[0]["tokens"] for h in generate(ported_default.model, src, beam=4)]
+    assert [h[0]["tokens"] for h in generate(runtime, src, beam=4)] == ours
+    assert runtime.group == 1
+
+
 def test_existing_output_needs_force(onnx_default, ported_default, capsys) -> None:
     out, _ = onnx_default
     line = one_line_error(["export", "onnx", str(ported_default.path), str(out)], capsys)
@@ -195,6 +249,7 @@ def test_int8_export_reports_its_agreement(ported_default, tmp_path) -> None:
 
     ops = {n.op_type for n in onnx.load(str(tmp_path / "out" / "decoder_with_past.onnx")).graph.node}
     assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+    assert OnnxSeq2Seq(tmp_path / "out").shared  # quantizing kept the graphs' metadata entry
 
 
 # ---------------------------------------------------------------------------
