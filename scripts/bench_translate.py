@@ -25,8 +25,8 @@ modelport with ``--semantics hf`` (identical outputs expected); the port's
 identical outputs expected); the port after ``quantize --mode int8`` beside
 CTranslate2 int8 (``compute_type="int8"``, compared with modelport int8).
 Every system is given the same ``--batch-size`` batches, whose padded widths set
-fairseq's length caps; modelport (fairseq semantics, fp32, int8 and ONNX rows)
-decodes consecutive batches together as ``translate`` does (up to
+fairseq's length caps; modelport (fairseq semantics, fp32, int8 and ONNX rows;
+hf semantics) decodes consecutive batches together as ``translate`` does (up to
 ``group_lines(d_model)`` lines per search, each line keeping its own batch's
 cap: modelport/generation/groups.py), and the row "modelport, one search per
 batch" shows the port decoding them one by one as the others do.
@@ -795,7 +795,7 @@ def make_system(setup: Setup, name: str) -> Pass:
                        "max_new_tokens": setup.length + 1}
         if name == OURS_HF:
             models = setup.port().models
-            return timing(over_batches(batches, srcs, lambda b: generate(
+            return timing(over_groups(batches, srcs, d_model, lambda b, _: generate(  # no cap depends on a batch
                 models, b, semantics="hf", forced_eos_token_id=2, early_stopping=False, **hf_opts)))
         return timing(over_batches(batches, srcs, fsmt_generate(setup, hf_opts)))
     if name in (CT2_FP32, CT2_INT8):

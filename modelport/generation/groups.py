@@ -6,7 +6,8 @@ Marian: ``max-length-factor`` times that width), so the batches are formed as
 the framework forms them. They are then decoded several at a time, each line
 keeping its own batch's width (``batch_widths``): every sentence's search reads
 only its own rows and cap, so the outputs are those of the batches decoded one
-by one, in fewer and fuller decoding steps.
+by one, in fewer and fuller decoding steps. Under transformers' semantics (hf)
+no limit depends on the batch: the batches are grouped alike, without widths.
 """
 
 from __future__ import annotations

@@ -304,12 +304,14 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     else:
         lengths = [len(x) for x in encoded]
         batches = make_batches(lengths, batch_size, max_tokens)
-        if sem == "fairseq" and max_tokens is None and not opts.get("no_repeat_ngram_size") \
-                and not is_sampling(opts):
-            # the cap is max_len_a x the batch's width + max_len_b: several batches decoded together, each line
-            # keeping its own; not with fairseq 0.12's n-gram blocker, which reads a buffer as wide as the cap,
-            # nor when sampling, whose draws depend on the batch; --max-tokens bounds a search's size itself
-            batches, widths = decode_groups(batches, lengths, group_lines(cfg.d_model))
+        if max_tokens is None and not is_sampling(opts) and (
+                sem == "hf" or (sem == "fairseq" and not opts.get("no_repeat_ngram_size"))):
+            # several batches decoded together, each line as in its own batch. fairseq: the cap is max_len_a x the
+            # batch's width + max_len_b, so each line keeps its own (not with fairseq 0.12's n-gram blocker, which
+            # reads a buffer as wide as the cap); hf: no limit depends on the batch. Not when sampling, whose
+            # draws depend on the batch; --max-tokens bounds a search's size itself
+            batches, group_widths = decode_groups(batches, lengths, group_lines(cfg.d_model))
+            widths = group_widths if sem == "fairseq" else []
     results: list[list[Hypothesis]] = [[] for _ in lines]
     bar = None
     if progress:

@@ -209,15 +209,17 @@ class OnnxSeq2Seq(SearchBackend):
 
     def reorder(self, index: Tensor, cross: bool = True, group: int | Sequence[int] = 1) -> None:
         """As the torch port's :meth:`~modelport.generation.ensemble.Ensemble.reorder`: with graphs
-        that take shared rows (``self.shared``) and a uniform ``group`` whose runs each read one
-        encoder-side row, one such row per run is kept; otherwise one per decoder row (Marian's
-        shrinking beams, graphs written before)."""
+        that take shared rows (``self.shared``) and runs of one size (``group``, or its lengths all
+        equal) each reading one encoder-side row, one such row per run is kept; otherwise one per
+        decoder row (Marian's beams once they differ in size, graphs written before)."""
         self.self_kv = [t.index_select(0, index) for t in self.self_kv]
         if not cross:  # rows permuted within a run, which reads one encoder-side row
             return
         keys = torch.div(index, self.group, rounding_mode="floor") if self.group > 1 else index
         self.group = 1
-        if self.shared and isinstance(group, int) and group > 1 and index.numel() % group == 0:
+        if not isinstance(group, int):  # one length per sentence (Marian's beams): shared while all are equal
+            group = group[0] if len(group) and min(group) == max(group) else 1
+        if self.shared and group > 1 and index.numel() % group == 0:
             rows = shared_rows(keys, [group] * (index.numel() // group))
             if rows is not None:
                 keys, self.group = rows, group

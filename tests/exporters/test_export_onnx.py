@@ -178,19 +178,30 @@ def _first_steps(runtime: OnnxSeq2Seq, src: torch.Tensor, start: int, beam: int,
 def test_beams_share_one_row_of_the_encoder_side(onnx_default, ported_default) -> None:
     """The decoder graphs take one encoder-side row per sentence's beam (the
     metadata entry says so): the runtime keeps 3, then 2 rows for 12, then 8
-    decoder rows, and the logits equal those of one row per decoder row (a
-    group the runtime cannot share: Marian's runs, given as lengths)."""
+    decoder rows, also when told the runs as equal lengths (Marian's beams),
+    and one row per decoder row once the lengths differ; the logits equal those
+    of one row per decoder row throughout."""
     out, _ = onnx_default
-    shared, per_row = OnnxSeq2Seq(out), OnnxSeq2Seq(out)
-    assert shared.shared
     cfg = ported_default.config
     src = pad_batch([ported_default.tokenizer.encode(x) for x in _corpus(3)], cfg.pad_token_id, left=False)
-    ours = _first_steps(shared, src, cfg.decoder_start_token_id, 4, lengths=False)
-    assert shared.group == 4 and shared.mask.size(0) == 2 and shared.cross_kv[0].size(0) == 2
-    theirs = _first_steps(per_row, src, cfg.decoder_start_token_id, 4, lengths=True)
+    per_row = OnnxSeq2Seq(out)
+    per_row.shared = False  # as for graphs without the entry
+    theirs = _first_steps(per_row, src, cfg.decoder_start_token_id, 4, lengths=False)
     assert per_row.group == 1 and per_row.mask.size(0) == 8
-    for a, b in zip(ours, theirs):
-        assert max_abs_diff(a, b) <= 1e-5
+    for lengths in (False, True):
+        shared = OnnxSeq2Seq(out)
+        assert shared.shared
+        ours = _first_steps(shared, src, cfg.decoder_start_token_id, 4, lengths=lengths)
+        assert shared.group == 4 and shared.mask.size(0) == 2 and shared.cross_kv[0].size(0) == 2
+        for a, b in zip(ours, theirs):
+            assert max_abs_diff(a, b) <= 1e-5
+    tokens = ours[1].argmax(-1, keepdim=True)
+    uneven = torch.tensor([0, 1, 2, 3, 5, 6, 7])  # the second sentence's beam one row shorter
+    for runtime in (shared, per_row):
+        runtime.reorder(uneven, cross=True, group=[4, 3])
+    assert shared.group == 1 and shared.mask.size(0) == 7
+    picked = tokens.index_select(0, uneven)
+    assert max_abs_diff(shared.logits(picked), per_row.logits(picked)) <= 1e-5
 
 
 def test_graphs_without_the_entry_get_one_row_per_decoder_row(onnx_default, ported_default, tmp_path) -> None:

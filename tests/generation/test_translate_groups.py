@@ -1,0 +1,61 @@
+"""``translate`` decodes consecutive batches in one search (modelport/generation/groups.py)
+under fairseq and hf semantics, and not where a search's result depends on its batch
+(sampling, fairseq 0.12's n-gram blocker, --max-tokens): the outputs are those of the
+batches decoded one by one, which the reference tests (tests/generation/test_generation_*.py)
+compare with fairseq and transformers."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelport.generation import translate as translate_module
+from modelport.generation.translate import generate, translate
+from tests.helpers.paths import CORPUS
+
+LINES = (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:24]
+
+
+def _searches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of lines of each search ``translate`` runs from now on."""
+    sizes: list[int] = []
+
+    def counted(models, src, **options):
+        sizes.append(len(src))
+        return generate(models, src, **options)
+
+    monkeypatch.setattr(translate_module, "generate", counted)
+    return sizes
+
+
+def _first_best(hyps) -> list[list[int]]:
+    return [nbest[0].tokens for nbest in hyps]
+
+
+@pytest.mark.parametrize("semantics, options", [
+    ("fairseq", {"beam": 4, "max_len_a": 0.5, "max_len_b": 2}),  # caps of width / 2 + 2: some lines reach theirs
+    ("hf", {"num_beams": 4, "max_new_tokens": 9, "length_penalty": 0.6}),
+])
+def test_batches_are_decoded_together(ported_default, monkeypatch, semantics, options) -> None:
+    """Six batches of 4 lines in one search (up to 128 lines at d_model 128) give
+    what the six searches give (groups of one batch: ``group_lines`` 1)."""
+    with monkeypatch.context() as apart:
+        apart.setattr(translate_module, "group_lines", lambda d_model: 1)
+        sizes = _searches(apart)
+        want = _first_best(translate(ported_default, LINES, semantics=semantics, batch_size=4, **options))
+        assert sizes == [4] * 6
+    sizes = _searches(monkeypatch)
+    got = _first_best(translate(ported_default, LINES, semantics=semantics, batch_size=4, **options))
+    assert sizes == [len(LINES)]
+    assert got == want
+    assert len(set(map(len, want))) > 2
+
+
+@pytest.mark.parametrize("semantics, options", [
+    ("fairseq", {"sampling": True, "top_k": 5, "seed": 1}),
+    ("fairseq", {"beam": 4, "no_repeat_ngram_size": 2}),
+    ("hf", {"do_sample": True, "top_k": 5, "seed": 1}),
+])
+def test_batches_stay_apart_where_the_batch_matters(ported_default, monkeypatch, semantics, options) -> None:
+    sizes = _searches(monkeypatch)
+    translate(ported_default, LINES, semantics=semantics, batch_size=4, **options)
+    assert sizes == [4] * 6
