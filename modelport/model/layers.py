@@ -425,7 +425,7 @@ def _traced_shared(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: 
     keys, values and mask, ``g`` = query rows / key rows taken from the shapes when the graph runs
     (1: a row of keys per query row, the layout of Optimum's exports). The runtime keeps one row per
     sentence's beam (:class:`~modelport.runtimes.onnx.OnnxSeq2Seq`): each key is read once per step
-    for the whole beam, and a sentence that finishes costs one row less to copy, not ``g``."""
+    for the whole beam, and a finished sentence's one row is dropped, not ``g`` copies of it."""
     n, heads, t, dh = q.shape
     rows = k.size(0)
     # [rows, H, g x T, Dh]: each key row's queries side by side, per head
