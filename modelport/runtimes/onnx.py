@@ -141,7 +141,9 @@ def session_options(threads: int | None = None, spin: bool | None = None) -> Any
     import onnxruntime
 
     opts = onnxruntime.SessionOptions()
-    opts.log_severity_level = 3  # onnxruntime's warnings about unused initializers are noise here
+    # onnxruntime's warnings (unused initializers) are noise here, and its errors reach the user as the exception
+    # they raise, in one line (load_onnx, OnnxSeq2Seq._run): only fatal messages are logged
+    opts.log_severity_level = 4
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1
     opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
@@ -198,7 +200,7 @@ class OnnxSeq2Seq(SearchBackend):
 
     # ---- the search loop's interface ---------------------------------------
     def encode(self, src_tokens: Tensor) -> None:
-        hidden, mask = self.encoder.run(ENCODER_OUTPUTS, {"input_ids": _np(src_tokens)})
+        hidden, mask = self._run(ENCODER_FILE, ENCODER_OUTPUTS, {"input_ids": _np(src_tokens)})
         self.hidden, self.mask = torch.from_numpy(hidden), torch.from_numpy(mask)
         self.self_kv, self.cross_kv = [], []
         self.steps, self.group = 0, 1
@@ -245,7 +247,7 @@ class OnnxSeq2Seq(SearchBackend):
         past, self.steps = self.steps, self.steps + tokens.size(1)
         if not self.cross_kv:
             assert self.hidden is not None, "encode first"
-            out = self.decoder.run(self._decoder_outputs, {
+            out = self._run(DECODER_FILE, self._decoder_outputs, {
                 "decoder_input_ids": _np(tokens), "encoder_hidden_states": _np(self.hidden),
                 "encoder_attention_mask": _np(self.mask)})
             cache = [torch.from_numpy(a) for a in out[1:]]
@@ -261,9 +263,19 @@ class OnnxSeq2Seq(SearchBackend):
             names = self._past_names[per_layer * layer: per_layer * (layer + 1)]
             tensors = (*self.self_kv[own * layer: own * (layer + 1)], *self.cross_kv[2 * layer: 2 * layer + 2])
             feeds.update({n: _np(t) for n, t in zip(names, tensors)})
-        out = self.decoder_with_past.run(self._with_past_outputs, feeds)
+        out = self._run(DECODER_WITH_PAST_FILE, self._with_past_outputs, feeds)
         self.self_kv = [torch.from_numpy(a) for a in out[1:]]
         return torch.from_numpy(out[0])
+
+    def _run(self, graph: str, outputs: Sequence[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run ``graph`` (one of :data:`GRAPH_FILES`); a graph that loaded but fails on these inputs (a
+        damaged or edited folder) is one typed line, not onnxruntime's traceback."""
+        session = {ENCODER_FILE: self.encoder, DECODER_FILE: self.decoder,
+                   DECODER_WITH_PAST_FILE: self.decoder_with_past}[graph]
+        try:
+            return session.run(outputs, feeds)
+        except Exception as e:  # onnxruntime's Fail, InvalidArgument, RuntimeException, ...
+            raise InvalidInputError(f"`{self.folder}`: onnxruntime cannot run {graph} ({_first_line(e)})") from None
 
     def teacher_forced(self, src: Tensor, prev: Tensor) -> Tensor:
         """Logits ``[B, T, V]`` of the prefix ``prev`` (start token first), one
@@ -282,8 +294,9 @@ class OnnxSeq2Seq(SearchBackend):
             raise InvalidInputError(_ONE_POSITION)
         self.encode(src)
         assert self.hidden is not None and self.mask is not None
-        out = self.decoder.run(["logits"], {"decoder_input_ids": _np(prev), "encoder_hidden_states": _np(self.hidden),
-                                            "encoder_attention_mask": _np(self.mask)})
+        out = self._run(DECODER_FILE, ["logits"], {"decoder_input_ids": _np(prev),
+                                                   "encoder_hidden_states": _np(self.hidden),
+                                                   "encoder_attention_mask": _np(self.mask)})
         return torch.from_numpy(out[0])
 
     def greedy(self, src: Tensor, *, start: int, eos: int, pad: int, max_new_tokens: int) -> list[list[int]]:
@@ -304,6 +317,11 @@ class OnnxSeq2Seq(SearchBackend):
             if not bool(unfinished.any()):
                 break
         return [out[i, 1: n + 1].tolist() for i, n in enumerate(lengths.tolist())]
+
+
+def _first_line(e: BaseException) -> str:
+    """``Type: the first line of the message`` (at most 200 characters of it)."""
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -400,9 +418,7 @@ def load_onnx(directory: str | os.PathLike[str], *, device: str | torch.device |
     try:
         runtime = OnnxSeq2Seq(directory, config, threads=threads)
     except Exception as e:  # onnxruntime's load errors (a damaged graph) are many
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise InvalidInputError(f"`{directory}`: onnxruntime cannot load its graphs ({type(e).__name__}: "
-                                f"{first})") from None
+        raise InvalidInputError(f"`{directory}`: onnxruntime cannot load its graphs ({_first_line(e)})") from None
     return OnnxModel(path=directory, config=config, runtime=runtime, generation_config=generation,
                      source_format=str(data.get("source_format", "unknown")), export_report=report)
 

@@ -161,6 +161,23 @@ def test_damaged_graph(onnx_default, tmp_path, capsys) -> None:
     assert "onnxruntime cannot load its graphs" in line
 
 
+def test_graph_that_fails_to_run(ported_default, tmp_path, capsys, monkeypatch) -> None:
+    """Graphs that load but fail on the inputs the runtime feeds: decoder graphs
+    whose cross-attention takes one row of keys per decoder row (traced without
+    ``shared``) yet carry the entry that says they share them. One line, exit 2."""
+    from modelport.model import layers
+
+    plain = layers.attend
+    monkeypatch.setattr(layers, "attend", lambda q, k, v, mask, scale, runs=None, shared=False:
+                        plain(q, k, v, mask, scale, runs))
+    export_onnx(ported_default.path, tmp_path / "out", verify=False)
+    monkeypatch.undo()
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(SHORT) + "\n", encoding="utf-8")
+    line = one_line_error(["translate", str(tmp_path / "out"), "-i", str(src), "--backend", "onnx"], capsys)
+    assert "onnxruntime cannot run decoder_with_past.onnx" in line
+
+
 def test_backend_onnx_refuses_half_precision(onnx_default, capsys) -> None:
     line = one_line_error(["translate", str(onnx_default), "--backend", "onnx", "--dtype", "float16"], capsys)
     assert "the ONNX backend computes in the graphs' precision" in line
