@@ -326,6 +326,7 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
                    help=f"sentences per batch, batches sorted by length (default: {TRANSLATE_BATCH_SIZE}; fairseq "
                         "semantics: a batch's width sets its lines' length cap, as in fairseq, and consecutive batches "
                         "are decoded together, each line keeping its own cap, up to 256 lines by the model's width; "
+                        "hf semantics: no cap depends on the batch, and batches are decoded together alike; "
                         "marian semantics: as marian-decoder, see --mini-batch)",
                    search_only_help=f"sentences per batch, batches sorted by length (default: {VALIDATE_BATCH_SIZE}); "
                                     "refused on Marian ports, batched as marian-decoder does (see --mini-batch)"),
