@@ -213,3 +213,10 @@ class ParityError(ModelportError):
 def known_list(values: Iterable[str]) -> str:
     """Render a sorted, comma-separated list for error messages."""
     return ", ".join(sorted(values))
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """``Type: the first line of its message`` (at most ``limit`` characters of it), for a
+    one-line error that names what a library raised."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:limit] if text else ''}".rstrip(": ")

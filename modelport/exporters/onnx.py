@@ -60,7 +60,7 @@ from torch import Tensor, nn
 
 from modelport._version import __version__
 from modelport.api import PortedModel, load
-from modelport.errors import InvalidInputError, ParityError
+from modelport.errors import InvalidInputError, ParityError, first_line
 from modelport.exporters import REPORT_NAME
 from modelport.exporters.common import max_abs_diff, open_for_export
 from modelport.exporters.hf import DEFAULT_LINES, TOL
@@ -250,15 +250,17 @@ def _export_graphs(model: Seq2SeqModel, folder: Path, opset: int) -> None:
                                         "logits": {0: "batch"}, **past_axes, **step_axes})
     for name in GRAPH_FILES:
         graph = onnx.load(str(folder / name))
-        _drop_noop_casts(graph)
+        changed = _drop_noop_casts(graph)
         if name != ENCODER_FILE:  # traced with Attention(shared=True): see modelport.runtimes.onnx
             onnx.helper.set_model_props(graph, {SHARED_CROSS_KEYS: "1"})
-        onnx.save(graph, str(folder / name))
+            changed = True
+        if changed:
+            onnx.save(graph, str(folder / name))
         onnx.checker.check_model(str(folder / name))
 
 
-def _drop_noop_casts(model: onnx.ModelProto) -> None:
-    """Remove ``Cast`` nodes whose input already has the target type (in place).
+def _drop_noop_casts(model: onnx.ModelProto) -> bool:
+    """Remove ``Cast`` nodes whose input already has the target type (in place); whether any was.
 
     The unified model's fp32 up-casts (T5's RMS norm computes in fp32 and
     casts back) trace to chained no-op casts, and onnxruntime's basic graph
@@ -286,11 +288,7 @@ def _drop_noop_casts(model: onnx.ModelProto) -> None:
     if renamed:
         del model.graph.node[:]
         model.graph.node.extend(kept)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return bool(renamed)
 
 
 def _graph_bytes(folder: Path) -> int:
@@ -337,7 +335,7 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
                         shutil.copy2(folder.path / name, tmp / name)
                 exported = load_onnx(tmp)  # onnxruntime must load what was written, verified or not
             except Exception as e:  # the exporter's reasons are many; the user gets one line
-                raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: {_one_line(e)}") from e
+                raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: {first_line(e)}") from e
             semantics = ported.generation_config.get("semantics", "fairseq")
             bar.advance("written")
             check = verify_export(exported.runtime, ported, lines, exported) if verify else None

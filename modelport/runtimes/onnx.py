@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from modelport.errors import InvalidInputError, MissingReferenceError
+from modelport.errors import InvalidInputError, MissingReferenceError, first_line
 from modelport.generation.backend import SearchBackend
 from modelport.generation.ensemble import shared_rows
 from modelport.generation.hypothesis import Hypothesis
@@ -181,6 +181,7 @@ class OnnxSeq2Seq(SearchBackend):
         make = lambda name: onnxruntime.InferenceSession(  # noqa: E731
             str(self.folder / name), opts, providers=["CPUExecutionProvider"])
         self.encoder, self.decoder, self.decoder_with_past = (make(name) for name in GRAPH_FILES)
+        self._sessions = dict(zip(GRAPH_FILES, (self.encoder, self.decoder, self.decoder_with_past)))
         inputs = [i.name for i in self.decoder_with_past.get_inputs()]
         self.recurrent = PAST_POSITIONS in inputs  # an SSRU decoder: a cell state per layer
         self.own = len(self_kinds(self.recurrent))  # a layer's own cache tensors
@@ -270,12 +271,10 @@ class OnnxSeq2Seq(SearchBackend):
     def _run(self, graph: str, outputs: Sequence[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run ``graph`` (one of :data:`GRAPH_FILES`); a graph that loaded but fails on these inputs (a
         damaged or edited folder) is one typed line, not onnxruntime's traceback."""
-        session = {ENCODER_FILE: self.encoder, DECODER_FILE: self.decoder,
-                   DECODER_WITH_PAST_FILE: self.decoder_with_past}[graph]
         try:
-            return session.run(outputs, feeds)
+            return self._sessions[graph].run(outputs, feeds)
         except Exception as e:  # onnxruntime's Fail, InvalidArgument, RuntimeException, ...
-            raise InvalidInputError(f"`{self.folder}`: onnxruntime cannot run {graph} ({_first_line(e)})") from None
+            raise InvalidInputError(f"`{self.folder}`: onnxruntime cannot run {graph} ({first_line(e, 200)})") from None
 
     def teacher_forced(self, src: Tensor, prev: Tensor) -> Tensor:
         """Logits ``[B, T, V]`` of the prefix ``prev`` (start token first), one
@@ -317,11 +316,6 @@ class OnnxSeq2Seq(SearchBackend):
             if not bool(unfinished.any()):
                 break
         return [out[i, 1: n + 1].tolist() for i, n in enumerate(lengths.tolist())]
-
-
-def _first_line(e: BaseException) -> str:
-    """``Type: the first line of the message`` (at most 200 characters of it)."""
-    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -418,7 +412,7 @@ def load_onnx(directory: str | os.PathLike[str], *, device: str | torch.device |
     try:
         runtime = OnnxSeq2Seq(directory, config, threads=threads)
     except Exception as e:  # onnxruntime's load errors (a damaged graph) are many
-        raise InvalidInputError(f"`{directory}`: onnxruntime cannot load its graphs ({_first_line(e)})") from None
+        raise InvalidInputError(f"`{directory}`: onnxruntime cannot load its graphs ({first_line(e, 200)})") from None
     return OnnxModel(path=directory, config=config, runtime=runtime, generation_config=generation,
                      source_format=str(data.get("source_format", "unknown")), export_report=report)
 
