@@ -11,8 +11,8 @@ max_score_ - 0.1 : score`` is a double), an unknown character's in float;
 ``max_score_`` starts at ``FLT_MIN`` (the smallest positive float) and only
 NORMAL pieces, all negative, are compared with it, so a user-defined piece
 (``>>deu<<``) scores ``bytes * FLT_MIN - 0.1``. The ``sentencepiece`` package on
-PyPI (0.2.x) resolves exact ties of equal piece multisets differently: "65,000" is ``▁6 5 , 0 00`` there and ``▁6 5 , 00 0``
-in Marian (both paths add the scores of ``0`` and ``00``, in another order,
+PyPI (0.2.x) resolves exact ties of equal piece multisets differently:
+"65,000" is ``▁6 5 , 0 00`` there and ``▁6 5 , 00 0`` in Marian (both paths add the scores of ``0`` and ``00``, in another order,
 and the rounding decides). The model then reads other ids, and every
 translation of such a line can differ from Marian's. So a port of a Marian
 model with ``.spm`` vocabularies segments with this rule (tokenizer_config's
@@ -31,6 +31,7 @@ BPE models, keep the library's encoding.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,9 @@ class MarianUnigram:
         t = self.sp.normalize(text)
         n = len(t)
         f32 = np.float32
-        # per end position: best path score (float32), start of its last piece, that piece (None: unknown)
-        best: list[float] = [0.0] * (n + 1)
+        # per end position: best path score (float32: an array of C floats rounds what it stores, as Marian's
+        # float does, faster than a numpy scalar), start of its last piece, that piece (None: unknown)
+        best = array("f", bytes(4 * (n + 1)))
         start: list[int] = [-1] * (n + 1)
         piece: list[str | None] = [None] * (n + 1)
         for b in range(n):
@@ -104,12 +106,12 @@ class MarianUnigram:
                     score = float(f32(len(sub.encode("utf-8")) * _FLT_MIN)) - 0.1
                 cand = score + till  # double: the ternary with the user-defined score's double makes it one
                 if start[e] == -1 or cand > best[e]:
-                    best[e], start[e], piece[e] = float(f32(cand)), b, sub
+                    best[e], start[e], piece[e] = cand, b, sub
                 single = single or e == b + 1
             if not single:  # float + float: no double in this expression
                 cand = float(f32(f32(self.unk_score) + f32(till)))
                 if start[b + 1] == -1 or cand > best[b + 1]:
-                    best[b + 1], start[b + 1], piece[b + 1] = float(f32(cand)), b, None
+                    best[b + 1], start[b + 1], piece[b + 1] = cand, b, None
         out: list[str] = []
         unknown_end = -1  # the end of the unknown run being backtracked (its surface is one piece)
         e = n
