@@ -35,8 +35,10 @@ class SearchBackend(abc.ABC):
         return int(self.cfg.max_target_positions)
 
     @abc.abstractmethod
-    def encode(self, src_tokens: Tensor) -> None:
-        """Run the encoder on ``[B, S]`` source ids and start a fresh cache."""
+    def encode(self, src_tokens: Tensor, runs: Sequence[tuple[int, int]] | None = None) -> None:
+        """Run the encoder on ``[B, S]`` source ids and start a fresh cache; ``runs``: row
+        ranges that may be encoded apart, each at its own width (see
+        :func:`~modelport.model.transformer.encode_in_runs`), or all at once."""
 
     @abc.abstractmethod
     def reorder_encoder(self, index: Tensor) -> None:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -24,6 +26,7 @@ from modelport.errors import InvalidInputError
 from modelport.generation.alignment import alignment_layer_index, parse_alignment
 from modelport.generation.backend import SearchBackend
 from modelport.generation.ensemble import Ensemble, LogLinearEnsemble
+from modelport.generation.groups import encoder_runs
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.options import FairseqOptions, HFOptions, MarianOptions, hf_length_limits
 from modelport.generation.shortlist import LexicalShortlist, ShortlistBackend
@@ -63,6 +66,10 @@ class StepAlgorithm(Protocol):
         """Consume the decoder's log-probs ``[rows, V]``; return (reorder index
         into the current rows, whether sentences were dropped), or None when done."""
 
+    def encoder_runs(self) -> list[tuple[int, int]] | None:
+        """Runs of source rows the encoder computes apart (lines of several batches decoded
+        together, :func:`~modelport.generation.groups.encoder_runs`), or None: all at once."""
+
     def rows_per_sentence(self, beam: int) -> int | list[int]:
         """The consecutive rows of each live sentence after the last :meth:`step`,
         one number for all or one per sentence (the loop lets each sentence's rows
@@ -94,6 +101,9 @@ class SearchAlgorithm:
     def make_backend(self, backend: SearchBackend) -> SearchBackend:
         """Another runtime's model (one, no ensemble) as this search reads it."""
         return backend
+
+    def encoder_runs(self) -> list[tuple[int, int]] | None:
+        return None
 
     def rows_per_sentence(self, beam: int) -> int:
         return beam
@@ -131,7 +141,7 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble | Search
         if not isinstance(ens, Ensemble):
             raise InvalidInputError("word alignments (`alignment`) need the torch backend, not another runtime")
         ens.record_cross_attention(align_layer)
-    ens.encode(src_tokens)
+    ens.encode(src_tokens, algorithm.encoder_runs())
     expand = torch.arange(bsz, device=src_tokens.device).repeat_interleave(beam)
     first = algorithm.next_tokens()
     shared_start = beam > 1 and torch.equal(first, first[::beam].index_select(0, expand))
@@ -263,6 +273,9 @@ class FairseqBeamSearch(SearchAlgorithm):
             self.eos = self.start_token = opts.generator_eos
         if self.eos in opts.prefix_tokens:
             raise InvalidInputError("`prefix_tokens` must not hold </s> (fairseq then copies the beams; not supported)")
+
+    def encoder_runs(self) -> list[tuple[int, int]] | None:
+        return encoder_runs(self.opts.batch_widths) if self.opts.batch_widths else None
 
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         o, beam = self.opts, self.beam
@@ -614,6 +627,21 @@ class HFBeamSearch(SearchAlgorithm):
 # Marian
 
 
+@dataclass(frozen=True)
+class _Finished:
+    """The hypotheses :class:`MarianBeamSearch` finished at one step: each one's
+    input sentence, the row it extended, its last token and path score, its
+    normalized score and (``--alignment``) its soft alignment."""
+
+    step: int
+    sent: np.ndarray
+    prev: np.ndarray
+    tok: np.ndarray
+    path: np.ndarray
+    score: list[float]
+    alignments: list[list[list[float]]] | None
+
+
 class MarianBeamSearch(SearchAlgorithm):
     """marian-dev ``BeamSearch::search`` (``src/translator/beam_search.cpp``),
     scores as ``History::add`` (``history.h``) keeps them.
@@ -701,6 +729,9 @@ class MarianBeamSearch(SearchAlgorithm):
             out.append(s)
         return out
 
+    def encoder_runs(self) -> list[tuple[int, int]] | None:
+        return encoder_runs(self.opts.batch_widths) if self.opts.batch_widths else None
+
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         dev = src_tokens.device
         # ``histories[b]->size() >= max-length-factor * batchWidth()`` in float32;
@@ -713,20 +744,24 @@ class MarianBeamSearch(SearchAlgorithm):
         self.device = dev
         self.next = torch.full((bsz, 1), self.start_token, dtype=torch.long, device=dev)
         self.path_score = torch.zeros(bsz, device=dev)  # path score of each live row
-        # Bookkeeping of a few dozen rows lives in Python lists: as tensors, its
-        # twenty-odd small ops per step cost more than the decoder of a tiny
-        # student (Bergamot's tiny11) itself.
-        self.sent_ids = list(range(bsz))  # live sentence -> input sentence
-        self.k = [self.beam] * bsz  # beam size per live sentence
+        # The bookkeeping runs in numpy on the host: per step a few dozen array ops over the
+        # live sentences' candidates, where a Python loop over every candidate (a thousand in
+        # a 200-line search) or torch's ops (~10 us each) cost as much as a tiny student's
+        # decoder step (Bergamot's tiny11) itself.
+        self.sent_ids = np.arange(bsz)  # live sentence -> input sentence
+        self.k = np.full(bsz, self.beam)  # beam size per live sentence
         # rows per live sentence (Marian's first step: one); they shrink as hypotheses finish, and beam
         # search keeps each sentence's cross-attention keys once for them (rows_per_sentence)
         self.rows = [1] * bsz
+        self.last = np.asarray(self.last_step)
         # back-pointers, one entry per step: (previous row, token, path score) of each row
-        self.history: list[tuple[list[int], list[int], list[float]]] = []
+        self.history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         # a line that is only </s>: all hypotheses forced to </s> with path score 0
         self.empty = src_tokens[:, 0].eq(self.eos)
         self.any_empty = bool(self.empty.any())
-        self.finished: list[list[Hypothesis]] = [[] for _ in range(bsz)]
+        # finished hypotheses, one entry per step that finished some: their paths are traced
+        # back through the history once, in results()
+        self.done: list[_Finished] = []
         # --alignment: each step's attention of its rows, and each input's source length (no padding)
         self.attention: list[list[list[float]]] = []
         self.src_len = src_tokens.ne(self.pad).sum(1).tolist() if self.alignment_layer is not None else []
@@ -749,92 +784,92 @@ class MarianBeamSearch(SearchAlgorithm):
             flat = scores.view(nsent, width * V)
         else:  # pad each sentence's rows to the widest with -inf
             grid = scores.new_full((nsent * width, V), -math.inf)
-            grid.index_copy_(0, torch.tensor(run_slots(rows, width), device=scores.device), scores)
+            grid.index_copy_(0, run_slots(rows, width).to(scores.device), scores)
             flat = grid.view(nsent, width * V)
-        top, idx = topk(flat, min(max(self.k), flat.size(1)))
+        top, idx = topk(flat, min(int(self.k.max()), flat.size(1)))
         if step == 0 and self.any_empty:  # toHyps' dropHyp: EOS with path score 0
             top[self.empty], idx[self.empty] = 0.0, self.eos
-        done: list[tuple[int, int, int, float]] = []  # (live sentence, previous row, token, path score)
-        prev_rows: list[int] = []
-        tokens: list[int] = []
-        path: list[float] = []
-        counts: list[int] = []
-        offset = 0
-        for s, (k, top_s, idx_s) in enumerate(zip(self.k, top.tolist(), idx.tolist())):
-            taken = alive = 0
-            last = step >= self.last_step[self.sent_ids[s]]  # the cap: every candidate is finished as it is
-            for score, i in zip(top_s, idx_s):
-                if taken == k:
-                    break
-                if not math.isfinite(score):  # fewer finite candidates than the beam: skipped
-                    continue
-                taken += 1
-                tok, prev = i % V, offset + i // V
-                if tok == self.eos or last:
-                    done.append((s, prev, tok, score))
-                if tok != self.eos and not last:
-                    prev_rows.append(prev)
-                    tokens.append(tok)
-                    path.append(score)
-                    alive += 1
-            counts.append(alive)
-            offset += rows[s]
-        if done:
-            self._finalize(step, done)
-        if not prev_rows:
+        top_np, idx_np = top.cpu().numpy(), idx.cpu().numpy()
+        # each sentence takes its best k finite candidates: the first k (top-k is sorted, -inf last)
+        taken = (np.arange(top_np.shape[1]) < self.k[:, None]) & np.isfinite(top_np)
+        tok = idx_np % V
+        prev = (np.cumsum(rows) - rows)[:, None] + idx_np // V  # the candidate's row in this step's batch
+        last = (self.last[self.sent_ids] <= step)[:, None]  # the cap: every candidate is finished as it is
+        eos = tok == self.eos
+        done = taken & (eos | last)
+        alive = taken & ~eos & ~last
+        if done.any():
+            self._finalize(step, done, prev, tok, top_np)
+        counts = alive.sum(1)
+        if not counts.any():
             return None
+        prev_rows, tokens, path = prev[alive], tok[alive], top_np[alive]  # sentence by sentence, best first
         self.history.append((prev_rows, tokens, path))
         dev = self.device
-        self.next = torch.tensor(tokens, dtype=torch.long, device=dev).unsqueeze(1)
-        self.path_score = torch.tensor(path, dtype=torch.float32, device=dev)
+        self.next = torch.from_numpy(tokens).to(dev).unsqueeze(1)
+        self.path_score = torch.from_numpy(path).to(dev)
         # rows keep their sentence only when no beam changed size
-        same_layout = step > 0 and counts == rows
-        self.sent_ids = [sid for sid, n in zip(self.sent_ids, counts) if n]
-        self.k = self.rows = [n for n in counts if n]
-        return torch.tensor(prev_rows, dtype=torch.long, device=dev), not same_layout
+        same_layout = step > 0 and counts.tolist() == rows
+        keep = counts > 0
+        self.sent_ids, self.k = self.sent_ids[keep], counts[keep]
+        self.rows = self.k.tolist()
+        return torch.from_numpy(prev_rows).to(dev), not same_layout
 
-    def _path(self, row: int) -> tuple[list[int], list[float]]:
-        """Tokens and path scores (the start's 0 first) of live ``row``, by the back-pointers."""
-        tokens, scores = [], []
-        for prev, tok, path in reversed(self.history):
-            tokens.append(tok[row])
-            scores.append(path[row])
-            row = prev[row]
-        return tokens[::-1], [0.0] + scores[::-1]
-
-    def _finalize(self, step: int, done: list[tuple[int, int, int, float]]) -> None:
-        """``History::add``: ``(pathScore - wp * L) / pow(L, normalize)`` in float32."""
+    def _finalize(self, step: int, done: np.ndarray, prev: np.ndarray, tok: np.ndarray, path: np.ndarray) -> None:
+        """``History::add``: ``(pathScore - wp * L) / pow(L, normalize)`` in float32, for the
+        candidates ``done`` marks (sentence by sentence, best first); their tokens are traced in results()."""
         o, length, dev = self.opts, step + 1, self.device
-        score = torch.tensor([d[3] for d in done], dtype=torch.float32, device=dev)
+        score = torch.from_numpy(path[done]).to(dev)
         norm = (score - o.word_penalty * length) / torch.tensor(float(length), device=dev).pow(o.normalize)
-        toks, cums = [], []
-        for _, prev, tok, path in done:
-            t, c = self._path(prev)
-            toks.append(t + [tok])
-            cums.append(c + [path])
-        cum = torch.tensor(cums, dtype=torch.float32, device=dev)
-        pos = (cum[:, 1:] - cum[:, :-1]).tolist()
-        aligns = self._alignments(step, done) if self.alignment_layer is not None else [None] * len(done)
-        for (s, *_), t, p, n, a in zip(done, toks, pos, norm.tolist(), aligns):
-            self.finished[self.sent_ids[s]].append(Hypothesis(tokens=t, score=n, positional_scores=p, alignment=a))
+        live = np.nonzero(done)[0]
+        aligns = self._alignments(step, live, prev[done]) if self.alignment_layer is not None else None
+        self.done.append(_Finished(step, self.sent_ids[live], prev[done], tok[done], path[done], norm.tolist(),
+                                   aligns))
 
     def record_attention(self, weights: Tensor) -> None:
         self.attention.append(weights.float().tolist())  # read row by row when hypotheses finish
 
-    def _alignments(self, step: int, done: list[tuple[int, int, int, float]]) -> list[list[list[float]]]:
+    def _alignments(self, step: int, live: np.ndarray, prev: np.ndarray) -> list[list[list[float]]]:
         """Marian's soft alignment of each finished hypothesis (``Hypothesis::
         tracebackAlignment``): per step, the attention of the row it extended
-        (``toHyps``), over its source tokens without padding."""
+        (``toHyps``), over its source tokens without padding; ``live`` its live
+        sentence, ``prev`` that row."""
         out = []
-        for s, row, _, _ in done:
-            n = self.src_len[self.sent_ids[s]]
+        for s, row in zip(live.tolist(), prev.tolist()):
+            n = self.src_len[int(self.sent_ids[s])]
             rows = [self.attention[step][row][:n]]
             for i in range(step - 1, -1, -1):  # history[i] maps the rows of step i + 1 to those of step i
-                row = self.history[i][0][row]
+                row = int(self.history[i][0][row])
                 rows.append(self.attention[i][row][:n])
             out.append(rows[::-1])
         return out
 
     def results(self) -> list[list[Hypothesis]]:
-        # History::nBest: best normalized score first
-        return [sorted(hyps, key=lambda h: -h.score)[: self.nbest] for hyps in self.finished]
+        """Each input's hypotheses, best normalized score first (``History::nBest``),
+        their tokens and path scores traced back through the history, all at once."""
+        out: list[list[Hypothesis]] = [[] for _ in range(len(self.last_step))]
+        if not self.done:
+            return out
+        steps = np.concatenate([np.full(len(d.sent), d.step) for d in self.done])
+        row = np.concatenate([d.prev for d in self.done])
+        n, width = len(steps), int(steps.max()) + 1
+        tokens = np.zeros((n, width), dtype=np.int64)
+        cum = np.zeros((n, width + 1), dtype=np.float32)  # path scores, the start's 0 first
+        every = np.arange(n)
+        tokens[every, steps] = np.concatenate([d.tok for d in self.done])
+        cum[every, steps + 1] = np.concatenate([d.path for d in self.done])
+        for t in range(width - 2, -1, -1):  # history[t]: the rows of step t + 1, by the rows of step t
+            on = np.nonzero(steps > t)[0]
+            prev, tok, path = self.history[t]
+            r = row[on]
+            tokens[on, t], cum[on, t + 1], row[on] = tok[r], path[r], prev[r]
+        positional = cum[:, 1:] - cum[:, :-1]
+        i = 0
+        for d in self.done:
+            aligns = d.alignments or [None] * len(d.sent)
+            for sent, score, a in zip(d.sent.tolist(), d.score, aligns):
+                n_tok = d.step + 1
+                out[sent].append(Hypothesis(tokens=tokens[i, :n_tok].tolist(), score=score,
+                                            positional_scores=positional[i, :n_tok].tolist(), alignment=a))
+                i += 1
+        return [sorted(hyps, key=lambda h: -h.score)[: self.nbest] for hyps in out]

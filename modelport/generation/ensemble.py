@@ -41,9 +41,10 @@ class Ensemble:
     def max_target_positions(self) -> int:
         return min(m.cfg.max_target_positions for m in self.models)
 
-    def encode(self, src_tokens: Tensor) -> None:
-        """Run every encoder and start fresh decoder states."""
-        self.enc = [m.encode(src_tokens) for m in self.models]
+    def encode(self, src_tokens: Tensor, runs: Sequence[tuple[int, int]] | None = None) -> None:
+        """Run every encoder (on ``runs`` of rows apart, see :meth:`Seq2SeqModel.encode
+        <modelport.model.transformer.Seq2SeqModel.encode>`) and start fresh decoder states."""
+        self.enc = [m.encode(src_tokens, runs) for m in self.models]
         self.states = [m.new_state() for m in self.models]
         self.states[0].align_layer = self.align_layer
         self.group, self.runs = 1, None
@@ -164,8 +165,8 @@ class LogLinearEnsemble(Ensemble):
             raise ValueError(f"`weights` must give one weight per model ({len(self.models)}), but gives "
                              f"{len(self.weights)}")
 
-    def encode(self, src_tokens: Tensor) -> None:
-        super().encode(src_tokens)
+    def encode(self, src_tokens: Tensor, runs: Sequence[tuple[int, int]] | None = None) -> None:
+        super().encode(src_tokens, runs)
         if self.shortlist is not None:
             self.rows = self.shortlist.indices(src_tokens, self.cfg.pad_token_id, self.suppressed_unk)
             self.heads = [m.output_rows(self.rows) for m in self.models]

@@ -63,4 +63,30 @@ def decode_groups(batches: Sequence[Sequence[int]], lengths: Sequence[int], max_
     return groups, widths
 
 
-__all__ = ["GROUP_LINES_X_WIDTH", "MAX_GROUP_LINES", "MIN_GROUP_LINES", "decode_groups", "group_lines"]
+# encoder_runs: neighbouring lines are encoded together while padding them to the widest costs at most this
+# factor of their tokens at their own batches' widths
+ENCODER_RUN_SLACK = 1.25
+
+
+def encoder_runs(widths: Sequence[int]) -> list[tuple[int, int]]:
+    """The runs of consecutive lines ``(start, end)`` of a group that the encoder
+    computes together (:meth:`~modelport.model.transformer.Seq2SeqModel.encode`),
+    given each line's batch width: lines are added to a run while its padded area
+    (lines x widest) stays within :data:`ENCODER_RUN_SLACK` times the sum of their
+    widths. Each run then costs the encoder at most that factor of what its
+    batches cost apart, in fewer calls (a small model's cost is mostly per call)."""
+    runs: list[tuple[int, int]] = []
+    start = area = widest = 0
+    for i, w in enumerate(widths):
+        if i > start and (i + 1 - start) * max(widest, w) > ENCODER_RUN_SLACK * (area + w):
+            runs.append((start, i))
+            start, area, widest = i, 0, 0
+        area += w
+        widest = max(widest, w)
+    if len(widths) > start:
+        runs.append((start, len(widths)))
+    return runs
+
+
+__all__ = ["ENCODER_RUN_SLACK", "GROUP_LINES_X_WIDTH", "MAX_GROUP_LINES", "MIN_GROUP_LINES", "decode_groups",
+           "encoder_runs", "group_lines"]

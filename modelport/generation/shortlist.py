@@ -164,8 +164,8 @@ class ShortlistBackend(SearchBackend):
         self.cfg, self.device = inner.cfg, inner.device
         self.rows: Tensor | None = None
 
-    def encode(self, src_tokens: Tensor) -> None:
-        self.inner.encode(src_tokens)
+    def encode(self, src_tokens: Tensor, runs: Sequence[tuple[int, int]] | None = None) -> None:
+        self.inner.encode(src_tokens, runs)
         self.rows = self.shortlist.indices(src_tokens, self.cfg.pad_token_id, self.suppressed_unk)
 
     def reorder_encoder(self, index: Tensor) -> None:

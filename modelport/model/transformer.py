@@ -7,7 +7,7 @@ selected by :class:`~modelport.model.config.Seq2SeqConfig` flags.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -316,6 +316,39 @@ class Decoder(nn.Module):
         return x
 
 
+def encode_in_runs(encode: Callable[[Tensor], Tensor], src_tokens: Tensor, runs: Sequence[tuple[int, int]],
+                   pad_id: int) -> Tensor:
+    """``encode``'s states ``[B, S, D]`` of the source rows ``src_tokens`` ``[B, S]``,
+    computed for each run of rows ``(start, end)`` at the width of its widest row,
+    the padding side's surplus columns left out (zeros there in the result).
+
+    Several batches decoded together (:mod:`modelport.generation.groups`) are
+    padded to the widest line of all, where the frameworks encode each batch at
+    its own width; run by run the encoder computes (nearly) what they compute,
+    and not the padding (on a d_model 32 Marian student, 200 sorted test lines
+    in one group padded to 36 tokens, whole: 73 ms, in its 16-line batches: 46 ms).
+    Every attention over encoder states masks the padded columns, so what they
+    hold (here zeros, there the encoder's output at a padded position) is never read."""
+    rows, width = src_tokens.shape
+    real = src_tokens.ne(pad_id)
+    left = bool((~real[:, 0]).any())  # right-padded rows start with a token
+    col = torch.arange(width, device=src_tokens.device)
+    if left:  # each row's width counted from its last column: tokens sit at the right
+        extent = (width - torch.where(real, col, width).min(1).values).tolist()
+    else:
+        extent = (torch.where(real, col, -1).max(1).values + 1).tolist()
+    out: Tensor | None = None
+    for start, end in runs:
+        w = max(1, max(extent[start:end]))
+        cols = slice(width - w, width) if left else slice(0, w)
+        part = encode(src_tokens[start:end, cols])
+        if out is None:
+            out = part.new_zeros(rows, width, part.size(-1))
+        out[start:end, cols] = part
+    assert out is not None, "no runs"
+    return out
+
+
 class Seq2SeqModel(nn.Module):
     """The unified encoder-decoder.
 
@@ -355,8 +388,14 @@ class Seq2SeqModel(nn.Module):
     def output_weight(self) -> Tensor:
         return self.decoder.embed.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
 
-    def encode(self, src_tokens: Tensor) -> EncoderOutput:
-        return self.encoder(src_tokens)
+    def encode(self, src_tokens: Tensor, runs: Sequence[tuple[int, int]] | None = None) -> EncoderOutput:
+        """The encoder's states of ``src_tokens`` ``[B, S]``; with ``runs``, computed
+        run by run (:func:`encode_in_runs`), as the frameworks encode batch by batch."""
+        if runs is None or len(runs) < 2:
+            return self.encoder(src_tokens)
+        pad = src_tokens.eq(self.cfg.pad_token_id)
+        return EncoderOutput(encode_in_runs(lambda x: self.encoder(x).hidden, src_tokens, runs,
+                                            self.cfg.pad_token_id), pad)
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Output projection; logits are returned in fp32."""

@@ -65,6 +65,7 @@ from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.translate import translate, translate_windows
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import CONFIG_NAME, GENERATION_NAME, TOKENIZER_DIR, _read_config, _read_json_object
+from modelport.model.transformer import encode_in_runs
 from modelport.reports.export import EXPORT_REPORT_NAME
 from modelport.tokenizers import Tokenizer, load_tokenizer
 
@@ -200,11 +201,18 @@ class OnnxSeq2Seq(SearchBackend):
         self.steps = 0  # positions consumed since encode
 
     # ---- the search loop's interface ---------------------------------------
-    def encode(self, src_tokens: Tensor) -> None:
-        hidden, mask = self._run(ENCODER_FILE, ENCODER_OUTPUTS, {"input_ids": _np(src_tokens)})
-        self.hidden, self.mask = torch.from_numpy(hidden), torch.from_numpy(mask)
+    def encode(self, src_tokens: Tensor, runs: Sequence[tuple[int, int]] | None = None) -> None:
+        if runs is not None and len(runs) > 1:  # the graph's mask is the source's 0/1 mask (int64)
+            self.hidden = encode_in_runs(self._encoder_states, src_tokens, runs, self.cfg.pad_token_id)
+            self.mask = src_tokens.ne(self.cfg.pad_token_id).long()
+        else:
+            hidden, mask = self._run(ENCODER_FILE, ENCODER_OUTPUTS, {"input_ids": _np(src_tokens)})
+            self.hidden, self.mask = torch.from_numpy(hidden), torch.from_numpy(mask)
         self.self_kv, self.cross_kv = [], []
         self.steps, self.group = 0, 1
+
+    def _encoder_states(self, src_tokens: Tensor) -> Tensor:
+        return torch.from_numpy(self._run(ENCODER_FILE, ENCODER_OUTPUTS[:1], {"input_ids": _np(src_tokens)})[0])
 
     def reorder_encoder(self, index: Tensor) -> None:
         self._select_encoder(index)

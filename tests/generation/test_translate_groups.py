@@ -59,3 +59,39 @@ def test_batches_stay_apart_where_the_batch_matters(ported_default, monkeypatch,
     sizes = _searches(monkeypatch)
     translate(ported_default, LINES, semantics=semantics, batch_size=4, **options)
     assert sizes == [4] * 6
+
+
+def test_encoder_runs_end_where_padding_would_grow() -> None:
+    """Lines join a run while padding them to its widest costs at most
+    ENCODER_RUN_SLACK x their own batches' widths."""
+    from modelport.generation.groups import encoder_runs
+
+    assert encoder_runs([5] * 4 + [6] * 4 + [12] * 4) == [(0, 8), (8, 12)]  # 9 x 12 > 1.25 x (44 + 12)
+    assert encoder_runs([7] * 5) == [(0, 5)]
+    assert encoder_runs([12] * 2 + [4] * 6) == [(0, 2), (2, 8)]  # 3 x 12 > 1.25 x 28
+    assert encoder_runs([]) == []
+
+
+@pytest.mark.parametrize("left", [True, False])  # fairseq pads on the left, Marian and hf on the right
+def test_each_run_is_encoded_as_its_batch_alone(ported_default, left) -> None:
+    """A group's encoder states, run by run, are those of each run's lines
+    encoded as a batch of their own (at its own width), and zeros in the
+    columns of padding beyond it."""
+    import torch
+
+    from modelport.generation.translate import pad_batch
+
+    model, cfg = ported_default.models[0], ported_default.config
+    ids = ported_default.tokenizer.encode_batch(LINES[:12])
+    batches = [sorted(ids, key=len)[:6], sorted(ids, key=len)[6:]]  # a narrow batch, then a wide one
+    src = pad_batch(batches[0] + batches[1], cfg.pad_token_id, left=left)
+    with torch.inference_mode():
+        got = model.encode(src, [(0, 6), (6, 12)]).hidden
+        for rows, batch in zip((slice(0, 6), slice(6, 12)), batches):
+            alone = model.encode(pad_batch(batch, cfg.pad_token_id, left=left)).hidden
+            width = alone.size(1)
+            assert width < src.size(1) or rows.start == 6
+            cols = slice(src.size(1) - width, None) if left else slice(0, width)
+            assert torch.equal(got[rows, cols], alone)
+            rest = slice(0, src.size(1) - width) if left else slice(width, None)
+            assert not got[rows, rest].any()
