@@ -26,7 +26,6 @@ from modelport.errors import InvalidInputError
 from modelport.generation.alignment import alignment_layer_index, parse_alignment
 from modelport.generation.backend import SearchBackend
 from modelport.generation.ensemble import Ensemble, LogLinearEnsemble
-from modelport.generation.groups import encoder_runs
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.options import FairseqOptions, HFOptions, MarianOptions, hf_length_limits
 from modelport.generation.shortlist import LexicalShortlist, ShortlistBackend
@@ -66,10 +65,6 @@ class StepAlgorithm(Protocol):
         """Consume the decoder's log-probs ``[rows, V]``; return (reorder index
         into the current rows, whether sentences were dropped), or None when done."""
 
-    def encoder_runs(self) -> list[tuple[int, int]] | None:
-        """Runs of source rows the encoder computes apart (lines of several batches decoded
-        together, :func:`~modelport.generation.groups.encoder_runs`), or None: all at once."""
-
     def rows_per_sentence(self, beam: int) -> int | list[int]:
         """The consecutive rows of each live sentence after the last :meth:`step`,
         one number for all or one per sentence (the loop lets each sentence's rows
@@ -102,9 +97,6 @@ class SearchAlgorithm:
         """Another runtime's model (one, no ensemble) as this search reads it."""
         return backend
 
-    def encoder_runs(self) -> list[tuple[int, int]] | None:
-        return None
-
     def rows_per_sentence(self, beam: int) -> int:
         return beam
 
@@ -120,7 +112,8 @@ class NaNLogProbs(ArithmeticError):
 
 @torch.inference_mode()
 def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble | SearchBackend, src_tokens: Tensor,
-               algorithm: StepAlgorithm, temperature: float | None = None) -> list[list[Hypothesis]]:
+               algorithm: StepAlgorithm, temperature: float | None = None,
+               encoder_runs: Sequence[tuple[int, int]] | None = None) -> list[list[Hypothesis]]:
     """The loop shared by every semantics: encode, decode the first step once
     per sentence, expand by beam, decode with the KV cache, reorder by the
     algorithm's index, stop when it says so.
@@ -130,7 +123,8 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble | Search
     states and the caches (incl. the cross-attention keys computed there)
     are then copied ``beam`` times. The frameworks compute all ``beam`` rows;
     each row's arithmetic is the same, so the results are too. ``temperature``
-    overrides the algorithm's."""
+    overrides the algorithm's. ``encoder_runs``: runs of rows ``(start, end)``
+    encoded apart (the batches of a group, see :func:`~modelport.generation.groups.encoder_runs`)."""
     ens = models if isinstance(models, (Ensemble, SearchBackend)) else Ensemble(models)
     if temperature is None:
         temperature = algorithm.temperature
@@ -141,7 +135,7 @@ def run_search(models: Sequence[Seq2SeqModel] | Seq2SeqModel | Ensemble | Search
         if not isinstance(ens, Ensemble):
             raise InvalidInputError("word alignments (`alignment`) need the torch backend, not another runtime")
         ens.record_cross_attention(align_layer)
-    ens.encode(src_tokens, algorithm.encoder_runs())
+    ens.encode(src_tokens, encoder_runs)
     expand = torch.arange(bsz, device=src_tokens.device).repeat_interleave(beam)
     first = algorithm.next_tokens()
     shared_start = beam > 1 and torch.equal(first, first[::beam].index_select(0, expand))
@@ -273,9 +267,6 @@ class FairseqBeamSearch(SearchAlgorithm):
             self.eos = self.start_token = opts.generator_eos
         if self.eos in opts.prefix_tokens:
             raise InvalidInputError("`prefix_tokens` must not hold </s> (fairseq then copies the beams; not supported)")
-
-    def encoder_runs(self) -> list[tuple[int, int]] | None:
-        return encoder_runs(self.opts.batch_widths) if self.opts.batch_widths else None
 
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         o, beam = self.opts, self.beam
@@ -728,9 +719,6 @@ class MarianBeamSearch(SearchAlgorithm):
                 s[-1] = self.eos
             out.append(s)
         return out
-
-    def encoder_runs(self) -> list[tuple[int, int]] | None:
-        return encoder_runs(self.opts.batch_widths) if self.opts.batch_widths else None
 
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         dev = src_tokens.device

@@ -8,6 +8,9 @@ keeping its own batch's width (``batch_widths``): every sentence's search reads
 only its own rows and cap, so the outputs are those of the batches decoded one
 by one, in fewer and fuller decoding steps. Under transformers' semantics (hf)
 no limit depends on the batch: the batches are grouped alike, without widths.
+Under every semantics a group's encoder runs batch by batch, as the frameworks'
+does (runs of batches at most :data:`ENCODER_RUN_SLACK` times wider, see
+:func:`encoder_runs`), not over the whole group padded to its widest line.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from modelport.generation.alignment import OFF
 from modelport.generation.backend import SearchBackend
 from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
 from modelport.generation.hypothesis import Hypothesis
-from modelport.generation.groups import decode_groups, group_lines
+from modelport.generation.groups import decode_groups, encoder_runs, group_lines
 from modelport.generation.marian_batching import marian_batches, pool_chunk_lines, pool_lines
 from modelport.generation.options import TRANSLATE_BATCH_SIZE
 from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling
@@ -62,7 +62,8 @@ def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[s
 @torch.no_grad()
 def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel | SearchBackend,
              src_tokens: Sequence[Sequence[int]] | Tensor, *,
-             semantics: str = "fairseq", **options: Any) -> list[list[Hypothesis]]:
+             semantics: str = "fairseq", encoder_runs: Sequence[tuple[int, int]] | None = None,
+             **options: Any) -> list[list[Hypothesis]]:
     """Decode one batch of source token ids (EOS included, as the tokenizer
     returns them) with ``semantics`` ("fairseq", "hf" or "marian"; ``do_sample=True``
     or ``greedy=True`` for sampling/greedy). Lists are padded on the left for
@@ -70,7 +71,9 @@ def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel | SearchBackend,
     batch is decoded together: under fairseq and marian semantics its padded
     width sets the maximum output length. ``models`` may also be a
     :class:`~modelport.generation.backend.SearchBackend` (the ONNX runtime):
-    the same search runs on its logits.
+    the same search runs on its logits. ``encoder_runs``: runs of rows
+    ``(start, end)`` that the encoder computes apart, each at its own width
+    (the batches of a group, :func:`~modelport.generation.groups.encoder_runs`).
 
     Returns, per sentence, the n-best :class:`Hypothesis` list (tokens end
     with EOS unless cut at the maximum length; scores as the framework
@@ -82,13 +85,14 @@ def generate(models: Sequence[Seq2SeqModel] | Seq2SeqModel | SearchBackend,
         cfg, max_positions = models.cfg, models.max_target_positions
         algorithm = make_algorithm(cfg, max_positions, semantics, opts)
         src = pad_batch(algorithm.prepare_source(src_tokens), cfg.pad_token_id, left=left, device=models.device)
-        return run_search(algorithm.make_backend(models), src, algorithm)  # type: ignore[arg-type]
+        return run_search(algorithm.make_backend(models), src, algorithm,  # type: ignore[arg-type]
+                          encoder_runs=encoder_runs)
     members = [models] if isinstance(models, Seq2SeqModel) else list(models)
     cfg = members[0].cfg
     max_positions = min(m.cfg.max_target_positions for m in members)
     algorithm = make_algorithm(cfg, max_positions, semantics, opts)
     src = pad_batch(algorithm.prepare_source(src_tokens), cfg.pad_token_id, left=left, device=model_device(members))
-    return run_search(algorithm.make_ensemble(members), src, algorithm)
+    return run_search(algorithm.make_ensemble(members), src, algorithm, encoder_runs=encoder_runs)
 
 
 def make_batches(lengths: Sequence[int], batch_size: int | None = None,
@@ -291,7 +295,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         if len(ids) > cfg.max_source_positions:
             raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
                                     f"{cfg.max_source_positions}")
-    widths: list[tuple[int, ...]] = []  # per group of Marian batches: each line's own batch width
+    widths: list[tuple[int, ...]] = []  # per group of batches: each line's own batch width (its length cap)
+    runs: list[list[tuple[int, int]]] = []  # per group of batches: the runs of lines it encodes apart
     batching = framework_batching(sem, opts, batch_size, max_tokens)
     if batching is not None:
         # the length cap depends on the batch (marian): group lines as marian-decoder does
@@ -301,6 +306,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         if opts.get("shortlist") is None:  # a shortlist is made per Marian batch: those stay apart
             batches, widths = decode_groups(batches, lengths, group_lines(cfg.d_model),
                                             chunk_lines=pool_chunk_lines(pool_lines(**batching)))
+            runs = [encoder_runs(w) for w in widths]
     else:
         lengths = [len(x) for x in encoded]
         batches = make_batches(lengths, batch_size, max_tokens)
@@ -312,6 +318,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
             # draws depend on the batch; --max-tokens bounds a search's size itself
             batches, group_widths = decode_groups(batches, lengths, group_lines(cfg.d_model))
             widths = group_widths if sem == "fairseq" else []
+            runs = [encoder_runs(w) for w in group_widths]  # each batch encoded at its own width, as apart
     results: list[list[Hypothesis]] = [[] for _ in lines]
     bar = None
     if progress:
@@ -321,7 +328,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     strip = {cfg.eos_token_id, cfg.pad_token_id, *forced}  # fairseq's symbols_to_strip_from_output
     for n, batch in enumerate(batches):
         try:
-            hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem, **opts,
+            hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem,
+                            encoder_runs=runs[n] if runs else None, **opts,
                             **({"batch_widths": widths[n]} if widths else {}))
         except NaNLogProbs:
             raise NonFiniteOutputError(_first_nan_line(ported, [encoded[i] for i in batch], batch, sem, opts)) \

@@ -95,3 +95,29 @@ def test_each_run_is_encoded_as_its_batch_alone(ported_default, left) -> None:
             assert torch.equal(got[rows, cols], alone)
             rest = slice(0, src.size(1) - width) if left else slice(width, None)
             assert not got[rows, rest].any()
+
+
+@pytest.mark.parametrize("semantics, options", [
+    ("fairseq", {"beam": 2, "batch_size": 4}),
+    ("hf", {"num_beams": 2, "max_new_tokens": 5, "batch_size": 4}),
+    ("marian", {"beam_size": 2, "mini_batch": 4, "maxi_batch": 6}),  # Marian's own batching
+])
+def test_a_group_encodes_its_batches_apart(ported_default, tmp_path, monkeypatch, semantics, options) -> None:
+    """translate hands each search the runs of its group's batches (encoder_runs of their widths)."""
+    import modelport
+    from tests.helpers.paths import DATA
+
+    ported = (modelport.convert(str(DATA / "marian-trained" / "tiny11_ssru"), tmp_path / "ported")
+              if semantics == "marian" else ported_default)
+    seen = []
+
+    def recorded(models, src, **kwargs):
+        seen.append((len(src), kwargs.get("encoder_runs")))
+        return generate(models, src, **kwargs)
+
+    monkeypatch.setattr(translate_module, "generate", recorded)
+    translate(ported, LINES, semantics=semantics, **options)
+    assert len(seen) == 1
+    lines, runs = seen[0]
+    assert lines == len(LINES) and len(runs) > 1
+    assert runs[0][0] == 0 and runs[-1][1] == lines and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
