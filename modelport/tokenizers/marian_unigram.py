@@ -12,9 +12,10 @@ max_score_ - 0.1 : score`` is a double), an unknown character's in float;
 NORMAL pieces, all negative, are compared with it, so a user-defined piece
 (``>>deu<<``) scores ``bytes * FLT_MIN - 0.1``. The ``sentencepiece`` package on
 PyPI (0.2.x) resolves exact ties of equal piece multisets differently:
-"65,000" is ``▁6 5 , 0 00`` there and ``▁6 5 , 00 0`` in Marian (both paths add the scores of ``0`` and ``00``, in another order,
-and the rounding decides). The model then reads other ids, and every
-translation of such a line can differ from Marian's. So a port of a Marian
+"65,000" is ``▁6 5 , 0 00`` there and ``▁6 5 , 00 0`` in Marian (both paths
+add the scores of ``0`` and ``00``, in another order, and the rounding decides).
+The model then reads other ids, and every translation of such a line can
+differ from Marian's. So a port of a Marian
 model with ``.spm`` vocabularies segments with this rule (tokenizer_config's
 ``encode_rule: "marian"``), reproduced here because no library exposes
 Marian's; the text is normalised by the ``sentencepiece`` library itself
