@@ -728,7 +728,8 @@ class MarianBeamSearch(SearchAlgorithm):
         widths = line_widths(self.opts.batch_widths, src_tokens)
         factor = torch.tensor(self.opts.max_length_factor, dtype=torch.float32, device="cpu")
         limits = (torch.tensor(widths, dtype=torch.float32, device="cpu") * factor).tolist()
-        self.last_step = [min(max(0, math.ceil(limit) - 1), self.max_positions - 1) for limit in limits]
+        # each input's last step: its cap (numpy, read per live sentence at every step)
+        self.last_step = np.array([min(max(0, math.ceil(limit) - 1), self.max_positions - 1) for limit in limits])
         self.device = dev
         self.next = torch.full((bsz, 1), self.start_token, dtype=torch.long, device=dev)
         self.path_score = torch.zeros(bsz, device=dev)  # path score of each live row
@@ -741,7 +742,6 @@ class MarianBeamSearch(SearchAlgorithm):
         # rows per live sentence (Marian's first step: one); they shrink as hypotheses finish, and beam
         # search keeps each sentence's cross-attention keys once for them (rows_per_sentence)
         self.rows = [1] * bsz
-        self.last = np.asarray(self.last_step)
         # back-pointers, one entry per step: (previous row, token, path score) of each row
         self.history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         # a line that is only </s>: all hypotheses forced to </s> with path score 0
@@ -782,7 +782,7 @@ class MarianBeamSearch(SearchAlgorithm):
         taken = (np.arange(top_np.shape[1]) < self.k[:, None]) & np.isfinite(top_np)
         tok = idx_np % V
         prev = (np.cumsum(rows) - rows)[:, None] + idx_np // V  # the candidate's row in this step's batch
-        last = (self.last[self.sent_ids] <= step)[:, None]  # the cap: every candidate is finished as it is
+        last = (self.last_step[self.sent_ids] <= step)[:, None]  # the cap: every candidate is finished as it is
         eos = tok == self.eos
         done = taken & (eos | last)
         alive = taken & ~eos & ~last
@@ -807,12 +807,11 @@ class MarianBeamSearch(SearchAlgorithm):
         """``History::add``: ``(pathScore - wp * L) / pow(L, normalize)`` in float32, for the
         candidates ``done`` marks (sentence by sentence, best first); their tokens are traced in results()."""
         o, length, dev = self.opts, step + 1, self.device
-        score = torch.from_numpy(path[done]).to(dev)
+        live, prev, path = np.nonzero(done)[0], prev[done], path[done]
+        score = torch.from_numpy(path).to(dev)
         norm = (score - o.word_penalty * length) / torch.tensor(float(length), device=dev).pow(o.normalize)
-        live = np.nonzero(done)[0]
-        aligns = self._alignments(step, live, prev[done]) if self.alignment_layer is not None else None
-        self.done.append(_Finished(step, self.sent_ids[live], prev[done], tok[done], path[done], norm.tolist(),
-                                   aligns))
+        aligns = self._alignments(step, live, prev) if self.alignment_layer is not None else None
+        self.done.append(_Finished(step, self.sent_ids[live], prev, tok[done], path, norm.tolist(), aligns))
 
     def record_attention(self, weights: Tensor) -> None:
         self.attention.append(weights.float().tolist())  # read row by row when hypotheses finish
