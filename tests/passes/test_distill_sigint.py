@@ -32,6 +32,12 @@ def _args(teacher: Path, out: Path, tmp: Path) -> list[str]:
             "--save-every", "1000", "--warmup-updates", "10", "--lr", "1e-3"]
 
 
+def _sigint_as_ctrl_c() -> None:
+    """In the child before it starts: SIGINT's default action, so that Python turns it into KeyboardInterrupt.
+    A suite started in the background (`cmd &` without job control) ignores SIGINT, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(proc: subprocess.Popen, ready, timeout: float = 300.0) -> None:
     start = time.monotonic()
     while not ready():
@@ -53,7 +59,7 @@ def test_sigint_then_resume_gives_the_uninterrupted_student(ported_default, tmp_
     chunks = work / "kd" / "chunks"
     # 1. Ctrl-C while the teacher translates (after its 5th chunk of 20)
     proc = subprocess.Popen(_args(teacher, out, tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_sigint_as_ctrl_c)
     _wait_for(proc, lambda: chunks.is_dir() and len(list(chunks.glob("chunk-*.txt"))) >= 5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -65,7 +71,7 @@ def test_sigint_then_resume_gives_the_uninterrupted_student(ported_default, tmp_
     # 2. --resume, and Ctrl-C while it trains (after the log line of update 20)
     log = work / "train" / "log.jsonl"
     proc = subprocess.Popen(_args(teacher, out, tmp_path) + ["--resume"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_ctrl_c)
     _wait_for(proc, lambda: log.is_file() and '"update": 20, "epoch"' in log.read_text(encoding="utf-8"))
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
