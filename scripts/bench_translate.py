@@ -51,11 +51,11 @@ corpus' test sentences: modelport with marian semantics against Marian itself
 (``pymarian.Translator``, in process, same threads, same beam, normalize 0.6
 and mini-batch/maxi-batch/maxi-batch-sort src), and CTranslate2 on the port's
 verified ``export ct2`` (its stopping rule differs from Marian's: agreement
-reported; each pass in a process of its own, as above), given Marian's
-batches and each batch's length cap, and the
-port's ``export onnx`` under modelport's own Marian search (not for SSRU
-decoders, which the export refuses). Tokens are
-the first-best outputs' target pieces plus ``</s>`` (Marian's text
+reported; each pass in a process of its own, as above; not for SSRU
+decoders, which CTranslate2 has no layer for), given Marian's batches and
+each batch's length cap, and the port's ``export onnx`` under modelport's
+own Marian search (SSRU decoders too: their cell state is the graphs'
+cache). Tokens are the first-best outputs' target pieces plus ``</s>`` (Marian's text
 re-encoded with the target SentencePiece model).
 
 ``--marian --procs N``: also modelport as N ``torchrun`` processes of one
