@@ -142,11 +142,12 @@ def _small_pairs(ported) -> tuple[list[tuple[list[int], list[int]]], object]:
     return pairs, cfg
 
 
-def test_training_interrupted_and_resumed_equals_an_uninterrupted_run(teacher_dir, tmp_path):
+@pytest.mark.parametrize("log_every", [1, 4])  # 4: interrupted between two log lines (after update 2)
+def test_training_interrupted_and_resumed_equals_an_uninterrupted_run(teacher_dir, tmp_path, log_every):
     ported = modelport.load(teacher_dir)
     pairs, cfg = _small_pairs(ported)
-    opts = TrainOptions(max_tokens=400, max_updates=8, eval_every=2, save_every=100, log_every=1, warmup_updates=4,
-                        lr=1e-3, seed=3)
+    opts = TrainOptions(max_tokens=400, max_updates=8, eval_every=2, save_every=100, log_every=log_every,
+                        warmup_updates=4, lr=1e-3, seed=3)
 
     def improving(start: int):  # deterministic dev scores that keep improving: the kept weights are the last
         counter = itertools.count(start)
@@ -168,7 +169,8 @@ def test_training_interrupted_and_resumed_equals_an_uninterrupted_run(teacher_di
     assert a.state.keys() == b.state.keys()
     assert all(torch.equal(a.state[k], b.state[k]) for k in a.state), "resumed weights differ"
     losses = lambda log: [(r["update"], r["loss"]) for r in log if "loss" in r]  # noqa: E731
-    assert losses(a.log) == losses(b.log)  # no update logged twice or lost
+    assert losses(a.log) == losses(b.log)  # no update logged twice or lost, each line's mean over the same updates
+    assert [u for u, _ in losses(a.log)] == list(range(log_every, 9, log_every))
     assert losses(a.log)[-1][1] < losses(a.log)[0][1]
 
 

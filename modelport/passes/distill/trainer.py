@@ -146,6 +146,9 @@ class _Progress:
     bad_evals: int = 0
     seconds: float = 0.0
     log: list[dict[str, Any]] = field(default_factory=list)
+    # (loss, target tokens) of each update since the last log line: after a resume the next line
+    # averages the very updates an uninterrupted run's does, those before the interruption included
+    window: list[tuple[float, int]] = field(default_factory=list)
 
 
 Pairs = list[tuple[list[int], list[int]]]
@@ -219,6 +222,7 @@ class _Checkpoints:
         try:
             saved = torch.load(last / "optimizer.pt", map_location="cpu", weights_only=True)
             progress = _Progress(**json.loads((last / "state.json").read_text(encoding="utf-8")))
+            progress.window = [(float(loss), int(tokens)) for loss, tokens in progress.window]  # JSON gave lists
         except (OSError, ValueError, TypeError, RuntimeError) as e:
             raise InvalidInputError(f"checkpoint `{last}` cannot be read ({type(e).__name__}: {e}); start over with "
                                     "--force") from None
@@ -274,7 +278,6 @@ def train(model: Seq2SeqModel, pairs: Pairs, opts: TrainOptions, work_dir: Path,
     log_path = work_dir / TRAIN_DIR / "log.jsonl"
     started = time.perf_counter() - state.seconds
     stopped = ""
-    window: list[tuple[float, int]] = []
 
     def write_log(row: dict[str, Any]) -> None:
         state.log.append(row)
@@ -328,11 +331,11 @@ def train(model: Seq2SeqModel, pairs: Pairs, opts: TrainOptions, work_dir: Path,
                 optimizer.zero_grad(set_to_none=True)
                 state.update += 1
                 state.group = g + 1
-                window.append((loss_sum, tokens))
+                state.window.append((loss_sum, tokens))
                 bar.update(1)
                 if state.update % opts.log_every == 0:
-                    mean = sum(x * n for x, n in window) / max(sum(n for _, n in window), 1)
-                    window = []
+                    mean = sum(x * n for x, n in state.window) / max(sum(n for _, n in state.window), 1)
+                    state.window = []
                     state.seconds = round(time.perf_counter() - started, 1)
                     write_log({"update": state.update, "epoch": state.epoch + 1, "loss": round(mean, 5),
                                "lr": scheduler.get_last_lr()[0], "seconds": state.seconds})
