@@ -172,6 +172,10 @@ def test_training_interrupted_and_resumed_equals_an_uninterrupted_run(teacher_di
     assert losses(a.log) == losses(b.log)  # no update logged twice or lost, each line's mean over the same updates
     assert [u for u, _ in losses(a.log)] == list(range(log_every, 9, log_every))
     assert losses(a.log)[-1][1] < losses(a.log)[0][1]
+    last = tmp_path / "b" / "train" / "last" / "state.json"  # a checkpoint whose window is not (loss, tokens) pairs
+    last.write_text(json.dumps({**json.loads(last.read_text()), "window": [[1.0]]}))
+    with pytest.raises(InvalidInputError, match=r"cannot be read .* --force \(without --resume\)"):
+        train(fresh_student(cfg, 3), pairs, opts, tmp_path / "b", World(), resume=True)
 
 
 def test_accumulation_and_bf16_autocast_train(teacher_dir, tmp_path):

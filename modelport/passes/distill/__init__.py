@@ -139,7 +139,7 @@ def _student(teacher_dir: Path, spec: StudentSpec, work: Path, vocab_from: str |
     if resume and marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != recorded:
         raise InvalidInputError(f"work directory `{work}` trains another student "
                                 f"({marker.read_text(encoding='utf-8').strip()}): give another --work-dir, or --force "
-                                "to start over")
+                                "without --resume to start over")
     marker.write_text(json.dumps(recorded) + "\n", encoding="utf-8")
     if not (resume and init.is_dir()):
         if spec.prune is not None:

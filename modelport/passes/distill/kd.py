@@ -72,8 +72,8 @@ def _check_manifest(directory: Path, manifest: dict[str, Any]) -> None:
         if old != manifest:
             differs = sorted(k for k in manifest if not isinstance(old, dict) or old.get(k) != manifest[k])
             raise InvalidInputError(f"work directory `{directory.parent}` holds teacher translations made with other "
-                                    f"{', '.join(differs) or 'settings'}: give another --work-dir, or --force to "
-                                    "start over")
+                                    f"{', '.join(differs) or 'settings'}: give another --work-dir, or --force "
+                                    "without --resume to start over")
     else:
         directory.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

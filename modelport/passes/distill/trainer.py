@@ -215,7 +215,8 @@ class _Checkpoints:
         missing, unexpected = load_model(model, str(self.root / name / "model.safetensors"), strict=False)
         if unexpected or [k for k in missing if k not in _aliases(model)]:
             raise InvalidInputError(f"checkpoint `{self.root / name}` does not fit the student (missing "
-                                    f"{missing[:3]}, unexpected {unexpected[:3]}); start over with --force")
+                                    f"{missing[:3]}, unexpected {unexpected[:3]}); start over with --force "
+                                    "(without --resume)")
 
     def resume_state(self) -> tuple[dict[str, Any], _Progress]:
         last = self.root / "last"
@@ -225,7 +226,7 @@ class _Checkpoints:
             progress.window = [(float(loss), int(tokens)) for loss, tokens in progress.window]  # JSON gave lists
         except (OSError, ValueError, TypeError, RuntimeError) as e:
             raise InvalidInputError(f"checkpoint `{last}` cannot be read ({type(e).__name__}: {e}); start over with "
-                                    "--force") from None
+                                    "--force (without --resume)") from None
         return saved, progress
 
 
