@@ -11,12 +11,12 @@ from typing import Any
 import torch
 
 from modelport.converters.base import ConversionPlan, make_plan, write_ported
-from modelport.errors import InvalidInputError, OutputExistsError
+from modelport.errors import InvalidInputError
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.placement import dtype_name, resolve_device, resolve_dtype
 from modelport.generation.translate import translate, translate_windows
 from modelport.model.config import Seq2SeqConfig
-from modelport.model.folder import check_folder, load_checked_weights
+from modelport.model.folder import check_folder, check_writable, load_checked_weights
 from modelport.model.quantized import apply_on_load, dequantize_state
 from modelport.model.remote import resolve_ported
 from modelport.model.transformer import Seq2SeqModel
@@ -120,8 +120,7 @@ def plan_and_write(source: str, output_dir: str | os.PathLike[str], *, format: s
     """Check, map and write ``source`` as a ported folder; return the plan
     (its summary is what ``modelport convert`` prints). An existing
     ``output_dir`` is refused before any work unless ``force``."""
-    if os.path.lexists(output_dir) and not force:  # a dangling symlink is taken too
-        raise OutputExistsError(str(output_dir))
+    check_writable(output_dir, force, reads=[source])
     plan = make_plan(source, format=format, progress=progress, **options)
     write_ported(plan, output_dir, force=force, progress=progress, shard_bytes=shard_bytes)
     return plan

@@ -51,7 +51,8 @@ from typing import Any
 
 import torch
 
-from modelport.errors import ConfigError, InvalidPortedFolderError, NotAPortedFolderError, OutputExistsError
+from modelport.errors import (ConfigError, InvalidInputError, InvalidPortedFolderError, NotAPortedFolderError,
+                              OutputExistsError)
 from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
 from modelport.model.io import (INDEX_NAME, WEIGHTS_NAME, atomic_output_dir, output_exists, read_json, save_weights,
                                 weight_files, write_json)
@@ -154,12 +155,42 @@ def folder_weight_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in weight_files(directory))
 
 
-def check_writable(output: str | os.PathLike[str], force: bool) -> None:
+def check_writable(output: str | os.PathLike[str], force: bool,
+                   reads: Iterable[str | os.PathLike[str]] = ()) -> None:
     """The one "output exists" check: raise :class:`OutputExistsError` when
     ``output`` is taken (a symlink, even a dangling one, included) and not ``force``.
-    Commands call it before long work, so a taken output fails at once."""
+    Commands call it before long work, so a taken output fails at once.
+
+    ``reads``: what the command reads (its model folder or checkpoint). An output
+    that is one of them, or a folder holding one, is refused whatever ``force``
+    says: writing it would delete the input (``export onnx ported ported --force``
+    would leave the export and no ported folder)."""
+    for source in reads:
+        if _replaces(output, source):
+            raise InvalidInputError(f"output `{output}` {'is' if _same(output, source) else 'holds'} the input "
+                                    f"`{source}`: writing the output would delete it; choose another output")
     if output_exists(output) and not force:
         raise OutputExistsError(str(output))
+
+
+def _written(output: str | os.PathLike[str]) -> Path:
+    """The path an output replaces: its folder resolved, its own name kept (a symlink
+    output is replaced itself, never its target: :func:`~modelport.model.io.atomic_output_dir`)."""
+    path = Path(os.path.abspath(output))
+    return path.parent.resolve() / path.name
+
+
+def _same(output: str | os.PathLike[str], source: str | os.PathLike[str]) -> bool:
+    return _written(output) == Path(source).resolve()
+
+
+def _replaces(output: str | os.PathLike[str], source: str | os.PathLike[str]) -> bool:
+    """Whether writing ``output`` would replace ``source`` (an existing path) or a folder holding it."""
+    if not os.path.lexists(source):  # not a local path (a Hub id the caller resolves later)
+        return False
+    written = _written(output)
+    real = Path(source).resolve()
+    return real == written or written in real.parents
 
 
 @dataclass

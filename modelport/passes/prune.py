@@ -472,7 +472,7 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
     source = PortedFolder.open(ported_dir)
     if source.quantization:
         raise InvalidInputError(f"`{ported_dir}` is quantized; prune the unquantized folder, then quantize")
-    check_writable(output_dir, force)
+    check_writable(output_dir, force, reads=[ported_dir])
     cfg = source.config
     # check every option before the (slow) weight work
     keep: dict[str, list[int]] = {}

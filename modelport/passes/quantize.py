@@ -137,7 +137,7 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     if source.quantization:
         raise InvalidInputError(f"`{ported_dir}` is already quantized ({source.quantization}); "
                                 "quantize the unquantized folder instead")
-    check_writable(output_dir, force)
+    check_writable(output_dir, force, reads=[ported_dir])
     int8_layers, fp32_layers = int8_plan(source.config, options) if mode == "int8" else ([], [])
     fp32_modules = set(fp32_layers)
     state = source.load_weights()

@@ -79,6 +79,30 @@ def test_cli_translate_output_dangling_symlink_is_not_replaced(ported_default, t
 
 
 # ---------------------------------------------------------------------------
+# outputs that are the input, or hold it: refused even with --force (writing them would delete the input)
+
+
+@pytest.mark.parametrize("verb,options", [
+    (["export", "onnx"], []), (["export", "hf"], []), (["export", "ct2"], []), (["quantize"], ["--mode", "int8"]),
+    (["prune"], ["--decoder-layers", "1"]), (["distill"], ["--data", "{data}"]), (["convert"], []),
+])
+@pytest.mark.parametrize("where", ["itself", "its folder"])
+def test_cli_output_that_would_delete_the_input_is_refused(verb: list[str], options: list[str], where: str,
+                                                           ported_default, default_model_dir, tmp_path: Path,
+                                                           capsys) -> None:
+    import shutil
+
+    source = tmp_path / "input"  # a copy: were the refusal missing, the shared fixture would be deleted
+    shutil.copytree(default_model_dir if verb == ["convert"] else ported_default.path, source)
+    before = sorted(p.name for p in source.iterdir())
+    output = source if where == "itself" else tmp_path
+    options = [o.format(data=_input(tmp_path)) for o in options]
+    line = one_line_error([*verb, str(source), str(output), *options, "--force"], capsys)
+    assert f"the input `{source}`" in line and ("is the input" if where == "itself" else "holds the input") in line
+    assert sorted(p.name for p in source.iterdir()) == before
+
+
+# ---------------------------------------------------------------------------
 # read-only and full file systems
 
 WRITE_ERRORS = [(errno.EROFS, "Read-only file system"), (errno.EACCES, "Permission denied"),

@@ -283,9 +283,9 @@ def distill(teacher_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     decoding = dict(decoding or {})
     work = Path(work_dir) if work_dir is not None else default_work_dir(output_dir)
     if where.is_main:
-        check_writable(output_dir, force)
+        check_writable(output_dir, force, reads=[teacher_dir])
         if then_quantize is not None:
-            check_writable(quantized_dir(output_dir, then_quantize), force)
+            check_writable(quantized_dir(output_dir, then_quantize), force, reads=[teacher_dir])
         _prepare_work_dir(work, resume, force)
     barrier(where)
     teacher = load(teacher_dir)
