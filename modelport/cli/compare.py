@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from modelport.cli.common import add_command
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json
-from modelport.errors import InvalidInputError
+from modelport.errors import InvalidInputError, OutputExistsError
 from modelport.reports.compare import table_lines, write_plot
 
 
@@ -28,14 +29,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="ported folders (written by `modelport convert` or a pass)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="also draw size, speed and BLEU of each folder as a PNG")
+    p.add_argument("--force", action="store_true", help="replace an existing --plot file")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the table (or JSON); draw the plot when asked."""
     from modelport.passes.compare import compare, rows_json  # lazy: imports torch
 
-    if args.plot and not Path(args.plot).resolve().parent.is_dir():
-        raise InvalidInputError(f"`{args.plot}`: its folder does not exist (create it, or name another file)")
+    if args.plot:  # checked before the folders are read
+        if not Path(args.plot).resolve().parent.is_dir():
+            raise InvalidInputError(f"`{args.plot}`: its folder does not exist (create it, or name another file)")
+        if Path(args.plot).is_dir():
+            raise InvalidInputError(f"`{args.plot}` is a directory: name a .png file in it")
+        if os.path.lexists(args.plot) and not args.force:
+            raise OutputExistsError(args.plot)
     rows = compare(args.directories)
     if args.plot:
         write_plot(rows, args.plot)

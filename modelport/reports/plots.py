@@ -34,9 +34,12 @@ def _save(fig: Any, path: Path) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     try:
         fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    except BaseException:  # nothing half-written stays behind
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

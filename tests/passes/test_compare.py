@@ -73,6 +73,13 @@ def test_plot_is_a_png(folders: list[Path], tmp_path: Path, capsys) -> None:
     assert data.startswith(PNG_MAGIC) and len(data) > 1000
     assert f"plot: {plot}" in capsys.readouterr().out
     assert _compare([str(folders[0]), "--plot", str(tmp_path / "missing" / "x.png")]) == 2
+    # an existing file is replaced only with --force; a directory never
+    assert _compare([str(folders[0]), "--plot", str(plot)]) == 2
+    assert plot.read_bytes() == data
+    assert _compare([str(folders[0]), "--plot", str(plot), "--force"]) == 0
+    assert plot.read_bytes() != data and plot.read_bytes().startswith(PNG_MAGIC)
+    assert _compare([str(folders[0]), "--plot", str(tmp_path), "--force"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.png"]  # no temporary file left
 
 
 def test_a_folder_that_is_not_a_port_is_exit_2(tmp_path: Path) -> None:
