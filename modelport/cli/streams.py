@@ -10,12 +10,11 @@ import os
 import select
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, TextIO
 
-from modelport.errors import WRITE_ERRNOS, InvalidInputError, OutputWriteError
+from modelport.errors import InvalidInputError
+from modelport.files import atomic_text_file
 
 # stdin lines translated together at most while more keep arriving
 STREAM_CHUNK_LINES = 512
@@ -104,23 +103,9 @@ def stdin_chunks(fd: int, limit: int = STREAM_CHUNK_LINES) -> Iterator[list[str]
 @contextlib.contextmanager
 def output(path: str | None) -> Iterator[TextIO]:
     """stdout, or a file written to a temporary sibling and renamed into place
-    when complete (an interrupted run leaves no half-written file)."""
+    when complete (an interrupted run leaves no half-written file; :func:`~modelport.files.atomic_text_file`)."""
     if not path:
         yield sys.stdout
         return
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
-    except OSError as e:
-        if e.errno in WRITE_ERRNOS:
-            raise OutputWriteError(path, e.strerror or str(e), e.errno) from None
-        raise
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yield f
-        os.replace(tmp, target)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS and e.filename in (None, tmp, str(target)):
-            raise OutputWriteError(path, f"{e.strerror or e} (nothing was written)", e.errno) from None
-        raise
+    with atomic_text_file(path) as f:
+        yield f

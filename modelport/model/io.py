@@ -36,6 +36,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from modelport.errors import WRITE_ERRNOS, InvalidInputError, OutputExistsError, OutputWriteError
+from modelport.files import ordinary_mode
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -190,9 +191,7 @@ def atomic_output_dir(output: str | os.PathLike[str], force: bool = False) -> It
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     except OSError as e:
         raise (_write_error(output, final, e, anywhere=True) or e) from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+    os.chmod(tmp, ordinary_mode(directory=True))  # mkdtemp makes it private; the result is an ordinary folder
     try:
         yield tmp
         if output_exists(final):

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from modelport.errors import WRITE_ERRNOS, InvalidInputError, OutputWriteError
+from modelport.errors import InvalidInputError
+from modelport.files import atomic_text_file
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import (CARD_NAME, CONFIG_NAME, CONVERSION_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_DIR,
                                     PortedFolder)
@@ -363,19 +363,6 @@ def write_card(ported_dir: str | os.PathLike[str], **kw: Any) -> Path:
     directory = Path(ported_dir)
     card = make_card(directory, **kw)
     target = directory / CARD_NAME
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{CARD_NAME}.", dir=directory)
-    except OSError as e:
-        if e.errno in WRITE_ERRNOS:
-            raise OutputWriteError(str(target), e.strerror or str(e), e.errno) from None
-        raise
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(str(card))
-        os.replace(tmp, target)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:
-            raise OutputWriteError(str(target), f"{e.strerror or e} (nothing was written)", e.errno) from None
-        raise
+    with atomic_text_file(target, newline="") as f:
+        f.write(str(card))
     return target

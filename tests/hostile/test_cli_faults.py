@@ -103,6 +103,29 @@ def test_cli_output_that_would_delete_the_input_is_refused(verb: list[str], opti
 
 
 # ---------------------------------------------------------------------------
+# what an output's permissions are: those of any new file (they were private, 0600, for translate -o and card)
+
+
+def test_cli_outputs_get_the_mode_of_any_new_file(ported_default, tmp_path: Path, capsys) -> None:
+    import shutil
+    import stat
+
+    folder = tmp_path / "port"
+    shutil.copytree(ported_default.path, folder)
+    old = os.umask(0o027)
+    try:
+        assert main(["translate", str(folder), "-i", str(_input(tmp_path)), "-o", str(tmp_path / "out.txt")]) == 0
+        assert main(["card", str(folder)]) == 0
+        assert main(["quantize", str(folder), str(tmp_path / "fp16"), "--mode", "fp16"]) == 0
+    finally:
+        os.umask(old)
+    capsys.readouterr()
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(tmp_path / "out.txt") == mode(folder / "README.md") == 0o640
+    assert mode(tmp_path / "fp16") == 0o750
+
+
+# ---------------------------------------------------------------------------
 # read-only and full file systems
 
 WRITE_ERRORS = [(errno.EROFS, "Read-only file system"), (errno.EACCES, "Permission denied"),
