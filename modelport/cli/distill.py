@@ -91,6 +91,7 @@ TRAINING_FIELDS = ("lr", "warmup_updates", "label_smoothing", "weight_decay", "c
 
 def run(args: argparse.Namespace) -> int:
     """Distill and print the report (rank 0 of a torchrun job only)."""
+    from modelport.generation.shards import leave, world
     from modelport.passes.distill import TrainOptions, distill  # lazy: imports torch
 
     report = distill(args.ported_dir, args.output_dir, data=args.data, dev=args.dev, dev_references=args.dev_ref,
@@ -101,4 +102,5 @@ def run(args: argparse.Namespace) -> int:
                      chunk_lines=args.chunk_lines, progress=progress_shown(args))
     if report is not None:
         print_json(report.to_json()) if args.json else print_lines(report.summary_lines(args.output_dir))
+    leave(world())
     return 0

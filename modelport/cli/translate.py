@@ -131,7 +131,7 @@ def _hypothesis_lines(args: argparse.Namespace, index: int, source: str, hyps: l
 def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any]) -> int:
     """Under torchrun: every process translates its share of -i's chunks;
     rank 0 writes the output in input order (see modelport.generation.shards)."""
-    from modelport.generation.shards import sharded_map, translate_chunk_lines, world  # lazy: imports torch
+    from modelport.generation.shards import leave, sharded_map, translate_chunk_lines, world  # lazy: imports torch
 
     if args.input in (None, "-"):
         raise InvalidInputError("under torchrun, give the corpus with -i FILE (stdin is read by one process only)")
@@ -153,9 +153,11 @@ def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any])
     if not where.is_main:
         for _ in outputs:  # rank 0 yields; the others only take part in the rounds
             pass
+        leave(where)
         return 0
     with output(args.output) as out:
         for chunk in outputs:
             out.writelines(entry + "\n" for entry in chunk)
             out.flush()
+    leave(where)
     return 0

@@ -74,6 +74,15 @@ def world() -> World:
     return World(dist.get_rank(), dist.get_world_size())
 
 
+def leave(where: World) -> None:
+    """This process's part of a torchrun job is done: its process group is
+    torn down now, as torch asks of a job before it exits, rather than by the
+    interpreter's teardown (where once a rank that had finished first aborted
+    with "terminate called without an active exception", exit -6)."""
+    if where.size > 1 and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def broadcast(value: object, where: World) -> object:
     """``value`` as rank 0 has it, on every rank."""
     if where.size == 1:
@@ -197,5 +206,5 @@ def sharded_map(lines: Sequence[str], work: Callable[[list[str], int], list[str]
         yield from ready()
 
 
-__all__ = ["CHUNK_LINES", "World", "barrier", "broadcast", "chunk_path", "pool_chunk_lines", "sharded_map",
-           "translate_chunk_lines", "world", "write_lines"]
+__all__ = ["CHUNK_LINES", "World", "barrier", "broadcast", "chunk_path", "leave", "pool_chunk_lines",
+           "sharded_map", "translate_chunk_lines", "world", "write_lines"]
