@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from modelport.cli.common import add_command
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json
-from modelport.errors import InvalidInputError, OutputExistsError
+from modelport.errors import InvalidInputError
 from modelport.reports.compare import table_lines, write_plot
 
 
@@ -34,15 +33,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table (or JSON); draw the plot when asked."""
-    from modelport.passes.compare import compare, rows_json  # lazy: imports torch
+    from modelport.model.folder import check_writable  # lazy: imports torch
+    from modelport.passes.compare import compare, rows_json
 
     if args.plot:  # checked before the folders are read
         if not Path(args.plot).resolve().parent.is_dir():
             raise InvalidInputError(f"`{args.plot}`: its folder does not exist (create it, or name another file)")
         if Path(args.plot).is_dir():
             raise InvalidInputError(f"`{args.plot}` is a directory: name a .png file in it")
-        if os.path.lexists(args.plot) and not args.force:
-            raise OutputExistsError(args.plot)
+        check_writable(args.plot, args.force)
     rows = compare(args.directories)
     if args.plot:
         write_plot(rows, args.plot)

@@ -150,14 +150,13 @@ def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any])
 
     # marian semantics: chunks of whole Marian pools, so that the batches are marian-decoder's on the whole corpus
     outputs = sharded_map(lines, work, chunk_lines=translate_chunk_lines(ported, options), where=where)
-    if not where.is_main:
+    if where.is_main:
+        with output(args.output) as out:
+            for chunk in outputs:
+                out.writelines(entry + "\n" for entry in chunk)
+                out.flush()
+    else:
         for _ in outputs:  # rank 0 yields; the others only take part in the rounds
             pass
-        leave(where)
-        return 0
-    with output(args.output) as out:
-        for chunk in outputs:
-            out.writelines(entry + "\n" for entry in chunk)
-            out.flush()
     leave(where)
     return 0

@@ -166,31 +166,25 @@ def check_writable(output: str | os.PathLike[str], force: bool,
     says: writing it would delete the input (``export onnx ported ported --force``
     would leave the export and no ported folder)."""
     for source in reads:
-        if _replaces(output, source):
-            raise InvalidInputError(f"output `{output}` {'is' if _same(output, source) else 'holds'} the input "
-                                    f"`{source}`: writing the output would delete it; choose another output")
+        overlap = _overlap(output, source)
+        if overlap:
+            raise InvalidInputError(f"output `{output}` {overlap} the input `{source}`: writing the output would "
+                                    "delete it; choose another output")
     if output_exists(output) and not force:
         raise OutputExistsError(str(output))
 
 
-def _written(output: str | os.PathLike[str]) -> Path:
-    """The path an output replaces: its folder resolved, its own name kept (a symlink
-    output is replaced itself, never its target: :func:`~modelport.model.io.atomic_output_dir`)."""
-    path = Path(os.path.abspath(output))
-    return path.parent.resolve() / path.name
-
-
-def _same(output: str | os.PathLike[str], source: str | os.PathLike[str]) -> bool:
-    return _written(output) == Path(source).resolve()
-
-
-def _replaces(output: str | os.PathLike[str], source: str | os.PathLike[str]) -> bool:
-    """Whether writing ``output`` would replace ``source`` (an existing path) or a folder holding it."""
+def _overlap(output: str | os.PathLike[str], source: str | os.PathLike[str]) -> str | None:
+    """How writing ``output`` would delete ``source`` (an existing path): "is" (it replaces
+    ``source`` itself), "holds" (a folder holding it), or None (not at all). An output is replaced
+    as named, its folder resolved: a symlink output is replaced itself, never its target
+    (:func:`~modelport.model.io.atomic_output_dir`)."""
     if not os.path.lexists(source):  # not a local path (a Hub id the caller resolves later)
-        return False
-    written = _written(output)
+        return None
+    named = Path(os.path.abspath(output))
+    written = named.parent.resolve() / named.name
     real = Path(source).resolve()
-    return real == written or written in real.parents
+    return "is" if real == written else "holds" if written in real.parents else None
 
 
 @dataclass
