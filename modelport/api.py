@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from modelport.converters.base import ConversionPlan, make_plan, write_ported
+from modelport.converters.base import ConversionPlan, make_plan, source_paths, write_ported
 from modelport.errors import InvalidInputError
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.placement import dtype_name, resolve_device, resolve_dtype
@@ -109,25 +109,26 @@ class PortedModel:
                 "generation": self.generation_config}
 
 
-def inspect(source: str, *, format: str | None = None, **options: Any) -> ConversionPlan:
+def inspect(source: str | os.PathLike[str], *, format: str | None = None, **options: Any) -> ConversionPlan:
     """Read and check a foreign checkpoint without writing anything."""
     return make_plan(source, format=format, **options)
 
 
-def plan_and_write(source: str, output_dir: str | os.PathLike[str], *, format: str | None = None,
+def plan_and_write(source: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, format: str | None = None,
                    force: bool = False, progress: bool = False, shard_bytes: int | None = None,
                    **options: Any) -> ConversionPlan:
     """Check, map and write ``source`` as a ported folder; return the plan
     (its summary is what ``modelport convert`` prints). An existing
     ``output_dir`` is refused before any work unless ``force``."""
-    check_writable(output_dir, force, reads=[source])
+    check_writable(output_dir, force, reads=source_paths(os.fspath(source)))
     plan = make_plan(source, format=format, progress=progress, **options)
     write_ported(plan, output_dir, force=force, progress=progress, shard_bytes=shard_bytes)
     return plan
 
 
-def convert(source: str, output_dir: str | os.PathLike[str], *, format: str | None = None, force: bool = False,
-            progress: bool = False, shard_bytes: int | None = None, **options: Any) -> PortedModel:
+def convert(source: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, format: str | None = None,
+            force: bool = False, progress: bool = False, shard_bytes: int | None = None,
+            **options: Any) -> PortedModel:
     """Convert a foreign checkpoint into a ported folder and load it.
 
     ``options`` are passed to the converter (fairseq: ``checkpoint``,

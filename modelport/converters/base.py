@@ -606,8 +606,8 @@ def check_tokenizer_assets(plan: ConversionPlan) -> None:
         plan.tokenizer.files = {name: Path(os.path.realpath(src)) for name, src in plan.tokenizer.files.items()}
 
 
-def make_plan(source: str, *, format: str | None = None, progress: bool = False, allow_nonfinite: bool = False,
-              **options: Any) -> ConversionPlan:
+def make_plan(source: str | os.PathLike[str], *, format: str | None = None, progress: bool = False,
+              allow_nonfinite: bool = False, **options: Any) -> ConversionPlan:
     """The fixed lifecycle up to writing: pick the converter, run its
     :meth:`Converter.plan` (tensors only, layer counts, every slot filled once
     are checked there), then check what every converter's output must satisfy
@@ -617,6 +617,7 @@ def make_plan(source: str, *, format: str | None = None, progress: bool = False,
     Non-finite weights are refused (they decode to empty output) unless
     ``allow_nonfinite``, which warns and records the option in the provenance.
     """
+    source = os.fspath(source)  # a path or an ensemble's `a.pt:b.pt`, read as text from here on
     cls = get_converter(source, format)
     if allow_nonfinite:
         options["allow_nonfinite"] = True

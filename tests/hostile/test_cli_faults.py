@@ -102,6 +102,17 @@ def test_cli_output_that_would_delete_the_input_is_refused(verb: list[str], opti
     assert sorted(p.name for p in source.iterdir()) == before
 
 
+def test_cli_output_holding_an_ensemble_member_is_refused(default_model_dir, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    source = tmp_path / "src"
+    shutil.copytree(default_model_dir, source)
+    shutil.copy(source / "model.pt", source / "b.pt")
+    line = one_line_error(["convert", f"{source}/model.pt:{source}/b.pt", str(source), "--force"], capsys)
+    assert f"holds the input `{source}/model.pt`" in line
+    assert (source / "b.pt").is_file() and (source / "model.pt").is_file()
+
+
 # ---------------------------------------------------------------------------
 # what an output's permissions are: those of any new file (they were private, 0600, for translate -o and card)
 
