@@ -222,6 +222,20 @@ def language_options(tok: Tokenizer, sem: str, source_lang: str | None,
     return plan.source_prefix, plan.source_suffix, strip, opts
 
 
+def check_lines(lines: Iterable[str]) -> None:
+    """Refuse a single string where lines are expected (iterating it would
+    translate each character as a line of its own)."""
+    if isinstance(lines, (str, bytes)):
+        raise InvalidInputError("`lines` must be a list of strings, one per sentence, not a single "
+                                f"{type(lines).__name__} (wrap it in a list: [text])")
+
+
+def check_line(number: int, line: object) -> None:
+    """Refuse a line that is not a string (``None`` would be translated as the text "None")."""
+    if not isinstance(line, str):
+        raise InvalidInputError(f"line {number} is {type(line).__name__}, not str: every line must be a string")
+
+
 def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32, window: int = 16,
                       **options: Any) -> Iterator[list[Hypothesis]]:
     """``ported.translate`` over a stream, ``batch_size * window`` lines at a
@@ -230,8 +244,10 @@ def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32
     memory stays bounded (CTranslate2's ``translate_iterable``)."""
     if batch_size < 1 or window < 1:
         raise InvalidInputError(f"`batch_size` and `window` must be >= 1, but are {batch_size} and {window}")
+    check_lines(lines)
     buffer: list[str] = []
-    for line in lines:
+    for number, line in enumerate(lines, 1):
+        check_line(number, line)
         buffer.append(line)
         if len(buffer) >= batch_size * window:
             yield from ported.translate(buffer, batch_size=batch_size, **options)
@@ -274,6 +290,10 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     ``source_lang``/``target_lang``: the direction of a multilingual port
     (M2M100, NLLB-200, mBART-50), required there (see :func:`language_options`).
     """
+    check_lines(lines)
+    lines = list(lines)
+    for number, line in enumerate(lines, 1):
+        check_line(number, line)
     sem, opts = resolve_options(ported.generation_config, semantics, options,
                                 eos_token_id=ported.config.eos_token_id)
     tok = ported.tokenizer
@@ -290,7 +310,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     cfg = ported.config
     source_prefix, source_suffix, forced, lang_opts = language_options(tok, sem, source_lang, target_lang)
     opts.update(lang_opts)
-    encoded = [source_prefix + ids + source_suffix for ids in tok.encode_batch(list(lines))]
+    encoded = [source_prefix + ids + source_suffix for ids in tok.encode_batch(lines)]
     for i, ids in enumerate(encoded):
         if len(ids) > cfg.max_source_positions:
             raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
