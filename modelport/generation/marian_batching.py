@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelport.errors import InvalidInputError
-from modelport.generation.options import SHARD_CHUNK_LINES
+from modelport.generation.options import NONNEGATIVE_INT, POSITIVE_INT, SHARD_CHUNK_LINES
 
 SORTS = ("none", "src", "trg")
 
@@ -73,9 +73,7 @@ def pool_lines(mini_batch: int = 1, maxi_batch: int = 1, **_: Any) -> int:
     """How many lines marian-decoder reads into one pool, within which it forms
     its batches (the other batching options, ``maxi_batch_sort`` and
     ``mini_batch_words``, do not change it)."""
-    if mini_batch < 1 or maxi_batch < 1:
-        raise InvalidInputError(f"`mini_batch` and `maxi_batch` must be >= 1, but are {mini_batch} and {maxi_batch}")
-    return mini_batch * maxi_batch
+    return POSITIVE_INT.check("mini_batch", mini_batch) * POSITIVE_INT.check("maxi_batch", maxi_batch)
 
 
 def pool_chunk_lines(pool: int, chunk_lines: int = SHARD_CHUNK_LINES) -> int:
@@ -93,6 +91,7 @@ def marian_batches(lengths: Sequence[int], *, mini_batch: int = 1, maxi_batch: i
     """Line indices grouped as marian-decoder groups them (see the module
     docstring); ``lengths`` are source lengths in tokens, ``</s>`` included."""
     pool_size = pool_lines(mini_batch, maxi_batch)
+    mini_batch, mini_batch_words = int(mini_batch), NONNEGATIVE_INT.check("mini_batch_words", mini_batch_words)
     if maxi_batch_sort not in SORTS:
         raise InvalidInputError(f"`{maxi_batch_sort}` is not a known maxi-batch-sort (known: {', '.join(SORTS)})")
     if maxi_batch_sort == "none":

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
+
+from modelport.errors import InvalidInputError
 
 # sentences per batch when none is given: translate (and its CLI), validate
 TRANSLATE_BATCH_SIZE = 32
@@ -26,22 +29,94 @@ VALIDATE_BATCH_SIZE = 16
 SHARD_CHUNK_LINES = 256
 
 
+# ---------------------------------------------------------------------------
+# what a number option may be: the flags' value parsers and the options' checks
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The values a number option takes: its kind (int or float) and a test,
+    with the words that say it ("a positive integer"). One rule serves the
+    command line (:meth:`parse`) and the Python API (:meth:`check`), so both
+    refuse the same values with the same words."""
+
+    kind: type
+    wanted: str
+    ok: Callable[[Any], bool]
+
+    def parse(self, text: str) -> Any:
+        """A flag's value from its text; argparse prints the error naming the flag."""
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {self.wanted}, but is {text!r}") from None
+        if not self.ok(value):
+            raise argparse.ArgumentTypeError(f"must be {self.wanted}, but is {text}")
+        return value
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` of option ``name`` given from Python, as a Python int or float
+        (numpy's numbers taken too); refused unless it passes (a bool is not a number here)."""
+        kind = numbers.Integral if self.kind is int else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind) or not self.ok(value):
+            raise InvalidInputError(f"`{name}` must be {self.wanted}, but is {value!r}")
+        return int(value) if self.kind is int else value if isinstance(value, (int, float)) else float(value)
+
+
+POSITIVE_INT = Rule(int, "a positive integer", lambda v: v >= 1)
+NONNEGATIVE_INT = Rule(int, "an integer >= 0", lambda v: v >= 0)
+ANY_INT = Rule(int, "an integer", lambda v: True)
+POSITIVE_FLOAT = Rule(float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
+NONNEGATIVE_FLOAT = Rule(float, "a number >= 0", lambda v: math.isfinite(v) and v >= 0)
+FINITE_FLOAT = Rule(float, "a finite number", math.isfinite)
+PROBABILITY = Rule(float, "a number in (0, 1]", lambda v: 0 < v <= 1)
+
+positive_int = POSITIVE_INT.parse
+nonnegative_int = NONNEGATIVE_INT.parse
+positive_float = POSITIVE_FLOAT.parse
+nonnegative_float = NONNEGATIVE_FLOAT.parse
+finite_float = FINITE_FLOAT.parse
+probability = PROBABILITY.parse
+
+
+def ruled(default: Any, rule: Rule) -> Any:
+    """A dataclass field whose values (None excepted) :func:`check_fields` tests with ``rule``."""
+    return field(default=default, metadata={"rule": rule})
+
+
+def check_fields(options: Any) -> None:
+    """Test every field of a (frozen) options dataclass that has a rule (:func:`ruled`), keeping the value
+    :meth:`Rule.check` returns; None is "not given"."""
+    for f in fields(options):
+        rule = f.metadata.get("rule")
+        value = getattr(options, f.name)
+        if rule is not None and value is not None:
+            object.__setattr__(options, f.name, rule.check(f.name, value))
+
+
+def _check_bools(options: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(options, name)
+        if not isinstance(value, bool):
+            raise InvalidInputError(f"`{name}` must be True or False, but is {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class FairseqOptions:
     """fairseq ``fairseq-generate``/hub options (same names, same defaults)."""
 
-    beam: int = 5
-    lenpen: float = 1.0
-    max_len_a: float = 0.0
-    max_len_b: int = 200
-    min_len: int = 1
-    unkpen: float = 0.0
-    no_repeat_ngram_size: int = 0
-    nbest: int = 1
+    beam: int = ruled(5, POSITIVE_INT)
+    lenpen: float = ruled(1.0, FINITE_FLOAT)
+    max_len_a: float = ruled(0.0, FINITE_FLOAT)
+    max_len_b: int = ruled(200, ANY_INT)
+    min_len: int = ruled(1, NONNEGATIVE_INT)
+    unkpen: float = ruled(0.0, FINITE_FLOAT)
+    no_repeat_ngram_size: int = ruled(0, NONNEGATIVE_INT)
+    nbest: int = ruled(1, POSITIVE_INT)
     normalize_scores: bool = True
-    temperature: float = 1.0
+    temperature: float = ruled(1.0, POSITIVE_FLOAT)
     # SequenceGenerator's ``max_len`` (0 = the decoder's max positions)
-    max_len: int = 0
+    max_len: int = ruled(0, NONNEGATIVE_INT)
     # fairseq 0.12's CPU n-gram blocker (what fairseq-generate and the hub run
     # without the CUDA extension) looks for the pad-filled end of its token
     # buffer instead of the last generated tokens, so it blocks nothing;
@@ -64,6 +139,8 @@ class FairseqOptions:
     batch_widths: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        _check_bools(self, "normalize_scores")
         if not isinstance(self.prefix_tokens, tuple):  # a list from JSON or a caller
             object.__setattr__(self, "prefix_tokens", tuple(self.prefix_tokens))
         if self.batch_widths is not None and not isinstance(self.batch_widths, tuple):
@@ -74,18 +151,24 @@ class FairseqOptions:
 class HFOptions:
     """transformers ``generate`` options for beam search (``num_beams`` > 1 or 1)."""
 
-    num_beams: int = 1
-    length_penalty: float = 1.0
+    num_beams: int = ruled(1, POSITIVE_INT)
+    length_penalty: float = ruled(1.0, FINITE_FLOAT)
     early_stopping: bool | str = False
-    max_length: int | None = None
-    max_new_tokens: int | None = None
-    min_length: int = 0
-    min_new_tokens: int | None = None
-    num_return_sequences: int = 1
-    no_repeat_ngram_size: int = 0
+    max_length: int | None = ruled(None, POSITIVE_INT)
+    max_new_tokens: int | None = ruled(None, POSITIVE_INT)
+    min_length: int = ruled(0, NONNEGATIVE_INT)
+    min_new_tokens: int | None = ruled(None, NONNEGATIVE_INT)
+    num_return_sequences: int = ruled(1, POSITIVE_INT)
+    no_repeat_ngram_size: int = ruled(0, NONNEGATIVE_INT)
     forced_bos_token_id: int | None = None
     forced_eos_token_id: int | None = None
     decoder_start_token_id: int | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.early_stopping not in (True, False, "never"):
+            raise InvalidInputError(f"`early_stopping` must be True, False or \"never\", "
+                                    f"but is {self.early_stopping!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,11 +180,11 @@ class MarianOptions:
     ``alignment``: each hypothesis also gets its soft alignment (Marian's ``--alignment``).
     """
 
-    beam_size: int = 12
-    normalize: float = 0.0
-    word_penalty: float = 0.0
-    max_length: int = 1000
-    max_length_factor: float = 3.0
+    beam_size: int = ruled(12, POSITIVE_INT)
+    normalize: float = ruled(0.0, NONNEGATIVE_FLOAT)
+    word_penalty: float = ruled(0.0, FINITE_FLOAT)
+    max_length: int = ruled(1000, POSITIVE_INT)
+    max_length_factor: float = ruled(3.0, POSITIVE_FLOAT)
     max_length_crop: bool = False
     allow_unk: bool = False
     n_best: bool | int = False
@@ -118,8 +201,12 @@ class MarianOptions:
     shortlist: Any = None
 
     def __post_init__(self) -> None:
-        if self.weights is not None and not isinstance(self.weights, tuple):  # a list from JSON or a caller
-            object.__setattr__(self, "weights", tuple(self.weights))
+        check_fields(self)
+        _check_bools(self, "max_length_crop", "allow_unk")
+        if not isinstance(self.n_best, bool):  # True/False, or how many
+            object.__setattr__(self, "n_best", POSITIVE_INT.check("n_best", self.n_best))
+        if self.weights is not None:  # a tuple, also from a list (JSON or a caller)
+            object.__setattr__(self, "weights", tuple(FINITE_FLOAT.check("weights", w) for w in self.weights))
         if self.batch_widths is not None and not isinstance(self.batch_widths, tuple):
             object.__setattr__(self, "batch_widths", tuple(self.batch_widths))
 
@@ -129,16 +216,20 @@ class SamplingOptions:
     """transformers ``generate`` options for greedy search and sampling."""
 
     do_sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    max_length: int | None = None
-    max_new_tokens: int | None = None
-    min_length: int = 0
-    min_new_tokens: int | None = None
+    temperature: float = ruled(1.0, POSITIVE_FLOAT)
+    top_k: int = ruled(0, NONNEGATIVE_INT)
+    top_p: float = ruled(1.0, PROBABILITY)
+    max_length: int | None = ruled(None, POSITIVE_INT)
+    max_new_tokens: int | None = ruled(None, POSITIVE_INT)
+    min_length: int = ruled(0, NONNEGATIVE_INT)
+    min_new_tokens: int | None = ruled(None, NONNEGATIVE_INT)
     forced_eos_token_id: int | None = None
     decoder_start_token_id: int | None = None
-    seed: int | None = None
+    seed: int | None = ruled(None, ANY_INT)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        _check_bools(self, "do_sample")
 
 
 def split_options(cls: type, options: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -160,44 +251,6 @@ def hf_length_limits(opts: HFOptions | SamplingOptions, max_positions: int) -> t
         max_length = min(20 + 1, max_positions)
     min_length = opts.min_new_tokens + 1 if opts.min_new_tokens is not None else opts.min_length
     return max_length, min_length
-
-
-# ---------------------------------------------------------------------------
-# value parsers of the flags
-
-
-def _number(text: str, kind: type, wanted: str, ok: Callable[[Any], bool]) -> Any:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {wanted}, but is {text!r}") from None
-    if not ok(value):
-        raise argparse.ArgumentTypeError(f"must be {wanted}, but is {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return _number(text, int, "a positive integer", lambda v: v >= 1)
-
-
-def nonnegative_int(text: str) -> int:
-    return _number(text, int, "an integer >= 0", lambda v: v >= 0)
-
-
-def positive_float(text: str) -> float:
-    return _number(text, float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
-
-
-def nonnegative_float(text: str) -> float:
-    return _number(text, float, "a number >= 0", lambda v: math.isfinite(v) and v >= 0)
-
-
-def finite_float(text: str) -> float:
-    return _number(text, float, "a finite number", math.isfinite)
-
-
-def probability(text: str) -> float:
-    return _number(text, float, "a number in (0, 1]", lambda v: 0 < v <= 1)
 
 
 def early_stopping(value: str) -> bool | str:

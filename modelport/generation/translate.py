@@ -24,7 +24,7 @@ from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.groups import decode_groups, encoder_runs, group_lines
 from modelport.generation.marian_batching import marian_batches, pool_chunk_lines, pool_lines
-from modelport.generation.options import TRANSLATE_BATCH_SIZE
+from modelport.generation.options import POSITIVE_INT, TRANSLATE_BATCH_SIZE
 from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling
 from modelport.generation.shortlist import folder_shortlist, shortlist_for_tokenizer
 from modelport.model.transformer import Seq2SeqModel
@@ -152,7 +152,10 @@ def resolve_options(generation_config: dict[str, Any], semantics: str | None,
     elif entry is not None:  # another framework's folder: only what carries over
         if sem == "hf" and default_sem == "fairseq":
             merged.update(fairseq_defaults_as_hf(generation_config, eos_token_id))
-        merged.update({k: v for k, v in generation_config.items() if k in entry.carried_over})
+        # under this semantics' own names, so that a caller's option overrides them by either name
+        # (a fairseq folder's beam, carried over to Marian's beam_size, must yield to beam_size=)
+        carried = entry.rename({k: v for k, v in generation_config.items() if k in entry.carried_over})
+        merged.update({k: v for k, v in carried.items() if k not in merged})
     merged.update(given)
     return sem, merged
 
@@ -242,8 +245,7 @@ def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32
     time (batched by length within that window), each line's n-best list
     yielded in input order before more is read: an endless iterable works and
     memory stays bounded (CTranslate2's ``translate_iterable``)."""
-    if batch_size < 1 or window < 1:
-        raise InvalidInputError(f"`batch_size` and `window` must be >= 1, but are {batch_size} and {window}")
+    batch_size, window = POSITIVE_INT.check("batch_size", batch_size), POSITIVE_INT.check("window", window)
     check_lines(lines)
     buffer: list[str] = []
     for number, line in enumerate(lines, 1):
@@ -294,6 +296,10 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     lines = list(lines)
     for number, line in enumerate(lines, 1):
         check_line(number, line)
+    if batch_size is not None:
+        batch_size = POSITIVE_INT.check("batch_size", batch_size)
+    if max_tokens is not None:
+        max_tokens = POSITIVE_INT.check("max_tokens", max_tokens)
     sem, opts = resolve_options(ported.generation_config, semantics, options,
                                 eos_token_id=ported.config.eos_token_id)
     tok = ported.tokenizer

@@ -84,5 +84,5 @@ def test_translate_iterable_reads_lazily_and_keeps_input_order(ported_default) -
 def test_translate_iterable_refuses_an_empty_window(ported_default) -> None:
     from modelport.errors import InvalidInputError
 
-    with pytest.raises(InvalidInputError, match="must be >= 1"):
+    with pytest.raises(InvalidInputError, match="`batch_size` must be a positive integer, but is 0"):
         list(ported_default.translate_iterable(LINES, batch_size=0))

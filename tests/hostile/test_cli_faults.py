@@ -300,6 +300,9 @@ def test_cli_non_utf8_input_file_names_the_line(ported_default, tmp_path: Path, 
     (["--max-len-b", "-1"], "min_len"),  # a length cap below min_len (1): the message says what the cap is
     (["--semantics", "marian", "--lenpen", "-0.5"], "--lenpen"),
     (["--semantics", "marian", "--normalize", "-1"], "--normalize"),
+    (["--max-len-a", "inf"], "--max-len-a"),  # these three exited 1 with a traceback
+    (["--unkpen", "nan"], "--unkpen"),
+    (["--semantics", "marian", "--word-penalty", "nan"], "--word-penalty"),
 ])
 def test_cli_bad_decoding_option_exits_2_with_one_line(options: list[str], flag: str, ported_default,
                                                        tmp_path: Path, capsys) -> None:
