@@ -1,18 +1,19 @@
 """Files written whole: a temporary sibling renamed into place when complete,
 so that an interrupted or failed write leaves no half-written file, with the
 permissions any new file gets here (the umask's; ``tempfile`` makes its files
-and folders private, 0600 and 0700)."""
+and folders private, 0600 and 0700). And text read line by line, strictly
+UTF-8, for every command and API that takes lines from a file."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from modelport.errors import WRITE_ERRNOS, OutputWriteError
+from modelport.errors import WRITE_ERRNOS, InvalidInputError, OutputWriteError
 
 
 def umask() -> int:
@@ -54,3 +55,43 @@ def atomic_text_file(path: str | os.PathLike[str], newline: str | None = None) -
 
 
 __all__ = ["atomic_text_file", "ordinary_mode", "umask"]
+
+
+def utf8_line(raw: bytes | str, number: int, where: str) -> str:
+    """``raw`` decoded as UTF-8 without its line ending; an error names line
+    ``number`` of ``where`` and the first bad byte."""
+    try:
+        # text from a surrogateescape stream (C/POSIX locale) holds undecodable bytes as surrogates
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw.encode("utf-8").decode("utf-8")
+    except UnicodeError as e:
+        bad = e.object[e.start]
+        shown = f"byte 0x{bad:02x}" if isinstance(bad, int) else f"byte 0x{ord(bad) & 0xff:02x}"
+        raise InvalidInputError(f"line {number} of {where} must be UTF-8 text, but has {shown} at column "
+                                f"{e.start + 1}") from None
+    if text.endswith("\n"):
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    return text
+
+
+def read_text_lines(path: str | os.PathLike[str], where: str) -> list[str]:
+    """The lines of the file ``path`` without their endings, strictly UTF-8; errors name ``where``
+    (``input `test.en```, ``--data `train.en```)."""
+    try:
+        with open(path, "rb") as f:
+            return [utf8_line(raw, i, where) for i, raw in enumerate(f, 1)]
+    except FileNotFoundError:
+        raise InvalidInputError(f"{where} does not exist") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{where} must be a file, but is a directory") from None
+
+
+def lines_of(data: str | os.PathLike[str] | Sequence[str], what: str) -> list[str]:
+    """Lines given to a Python API as a file path (read with :func:`read_text_lines`) or as
+    strings, checked to be strings; ``what`` names the argument in errors (``--data``)."""
+    if isinstance(data, (str, os.PathLike)):
+        return read_text_lines(data, f"{what} `{os.fspath(data)}`")
+    lines = list(data)
+    for number, line in enumerate(lines, 1):
+        if not isinstance(line, str):
+            raise InvalidInputError(f"line {number} of {what} is {type(line).__name__}, not str")
+    return lines

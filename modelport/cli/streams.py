@@ -13,8 +13,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from modelport.errors import InvalidInputError
-from modelport.files import atomic_text_file
+from modelport.files import atomic_text_file, read_text_lines, utf8_line
 
 # stdin lines translated together at most while more keep arriving
 STREAM_CHUNK_LINES = 512
@@ -34,34 +33,12 @@ def read_lines(path: str | None) -> list[str]:
         if stream is None:  # a text-only stream (no bytes underneath): check what it decoded
             return [utf8_line(line, i, "stdin") for i, line in enumerate(sys.stdin, 1)]
         return [utf8_line(raw, i, "stdin") for i, raw in enumerate(stream, 1)]
-    try:
-        with open(path, "rb") as f:
-            return [utf8_line(raw, i, f"input `{path}`") for i, raw in enumerate(f, 1)]
-    except FileNotFoundError:
-        raise InvalidInputError(f"input `{path}` does not exist") from None
-    except IsADirectoryError:
-        raise InvalidInputError(f"input `{path}` must be a file, but is a directory") from None
+    return read_text_lines(path, f"input `{path}`")
 
 
 def read_optional_lines(path: str | None) -> list[str] | None:
     """:func:`read_lines` of an optional file argument (``--data``, ``--references``): None when not given."""
     return read_lines(path) if path else None
-
-
-def utf8_line(raw: bytes | str, number: int, where: str) -> str:
-    """``raw`` decoded as UTF-8 without its line ending; an error names line
-    ``number`` of ``where`` and the first bad byte."""
-    try:
-        # text from a surrogateescape stream (C/POSIX locale) holds undecodable bytes as surrogates
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw.encode("utf-8").decode("utf-8")
-    except UnicodeError as e:
-        bad = e.object[e.start]
-        shown = f"byte 0x{bad:02x}" if isinstance(bad, int) else f"byte 0x{ord(bad) & 0xff:02x}"
-        raise InvalidInputError(f"line {number} of {where} must be UTF-8 text, but has {shown} at column "
-                                f"{e.start + 1}") from None
-    if text.endswith("\n"):
-        text = text[:-2] if text.endswith("\r\n") else text[:-1]
-    return text
 
 
 def streaming_stdin() -> int | None:

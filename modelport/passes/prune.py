@@ -48,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import numbers
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ from torch import Tensor, nn
 
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError
+from modelport.files import lines_of
 from modelport.generation.scoring import teacher_forcing_batch
 from modelport.generation.translate import make_batches, pad_batch
 from modelport.model.config import Seq2SeqConfig
@@ -90,8 +92,8 @@ _ATTN = re.compile(r"^(.*\.layers\.\d+\.(?:self_attn|cross_attn))\.(q_proj|k_pro
 
 def layers_to_keep(teacher: int, student: int) -> list[int]:
     """The teacher layers a ``student``-layer stack copies."""
-    if not 1 <= student <= teacher:
-        raise InvalidInputError(f"the number of layers must be in [1, {teacher}], but is {student}")
+    if isinstance(student, bool) or not isinstance(student, numbers.Integral) or not 1 <= student <= teacher:
+        raise InvalidInputError(f"the number of layers must be an integer in [1, {teacher}], but is {student!r}")
     table = LAYERS_TO_COPY.get(teacher, {})
     if student in table:
         return table[student]
@@ -102,8 +104,8 @@ def layers_to_keep(teacher: int, student: int) -> list[int]:
 
 def _removed(fraction: float, total: int, what: str, option: str) -> int:
     """How many of ``total`` units ``fraction`` removes; at least one, never all."""
-    if not 0.0 < fraction < 1.0:
-        raise InvalidInputError(f"{option} must be a fraction in (0, 1), but is {fraction}")
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 < fraction < 1.0:
+        raise InvalidInputError(f"{option} must be a fraction in (0, 1), but is {fraction!r}")
     n = round(fraction * total)
     if n < 1:
         raise InvalidInputError(f"{option} {fraction} removes no {what} of {total} "
@@ -459,16 +461,24 @@ def _keep_layers(cfg: Seq2SeqConfig, keep: dict[str, list[int]]) -> Seq2SeqConfi
 def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
           encoder_layers: int | None = None, decoder_layers: int | None = None, heads: float | None = None,
           ffn: float | None = None, vocab_from: str | os.PathLike[str] | None = None,
-          data: list[str] | None = None, references: list[str] | None = None, force: bool = False,
+          data: str | os.PathLike[str] | list[str] | None = None,
+          references: str | os.PathLike[str] | list[str] | None = None, force: bool = False,
           progress: bool = False) -> PassReport:
     """Write a pruned copy of ``ported_dir`` to ``output_dir`` and return the
     report: layers first (``encoder_layers``/``decoder_layers``), then FFN
     neurons (``ffn``, a fraction per layer), attention heads (``heads``, a
     fraction; by gradient importance on ``data`` when given, see the module
-    docstring) and the vocabulary (``vocab_from``, a text file)."""
+    docstring) and the vocabulary (``vocab_from``, a text file). ``data`` and
+    ``references``: lists of lines or text files."""
     if all(x is None for x in (encoder_layers, decoder_layers, heads, ffn, vocab_from)):
         raise InvalidInputError("nothing to prune: give --encoder-layers, --decoder-layers, --heads, --ffn "
                                 "and/or --vocab-from")
+    data = lines_of(data, "data") if data is not None else None
+    references = lines_of(references, "references") if references is not None else None
+    # numpy's numbers as Python's (they are recorded in JSON); other types are refused where each is checked
+    encoder_layers, decoder_layers = (int(n) if isinstance(n, numbers.Integral) and not isinstance(n, bool) else n
+                                      for n in (encoder_layers, decoder_layers))
+    heads, ffn = (float(f) if isinstance(f, numbers.Real) and not isinstance(f, bool) else f for f in (heads, ffn))
     source = PortedFolder.open(ported_dir)
     if source.quantization:
         raise InvalidInputError(f"`{ported_dir}` is quantized; prune the unquantized folder, then quantize")

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from modelport.errors import InvalidInputError
+from modelport.files import lines_of
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import QUANTIZATION_MODES, SCALE_SUFFIX, PortedFolder, check_writable
 from modelport.model.quantized import INT8_LAYERS, INT8_WEIGHTS, TIED_HEAD, WEIGHT_GRANULARITIES, linear_layers
@@ -122,17 +123,21 @@ def _stored_int8(name: str, t: torch.Tensor, mode: str, fp32_modules: set[str], 
 
 
 def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, mode: str,
-             data: list[str] | None = None, references: list[str] | None = None, force: bool = False,
+             data: str | os.PathLike[str] | list[str] | None = None,
+             references: str | os.PathLike[str] | list[str] | None = None, force: bool = False,
              progress: bool = False, int8: Int8Options | None = None) -> PassReport:
     """Write a quantized copy of ``ported_dir`` to ``output_dir`` and return its
     report (size, speed, agreement with the original, BLEU/chrF and their
     change when ``references`` are given). ``int8``: the per-layer choice of
-    ``mode="int8"`` (default :class:`Int8Options`, what was measured best)."""
+    ``mode="int8"`` (default :class:`Int8Options`, what was measured best).
+    ``data`` and ``references``: lists of lines or text files."""
     if mode not in MODES:
         raise InvalidInputError(f"`{mode}` is not a known quantization mode (known: {', '.join(MODES)})")
     if int8 is not None and mode != "int8":
         raise InvalidInputError(f"int8 options apply to mode `int8`, but the mode is `{mode}`")
     options = int8 or Int8Options()
+    data = lines_of(data, "data") if data is not None else None
+    references = lines_of(references, "references") if references is not None else None
     source = PortedFolder.open(ported_dir)
     if source.quantization:
         raise InvalidInputError(f"`{ported_dir}` is already quantized ({source.quantization}); "

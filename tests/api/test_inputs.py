@@ -37,3 +37,28 @@ def test_translate_refuses_a_single_string_and_lines_that_are_not_strings(ported
     with pytest.raises(InvalidInputError, match="line 3 is int"):
         list(ported_default.translate_iterable(iter(["a", "b", 3])))
     assert len(ported_default.translate(line for line in ["Hello", "world"])) == 2
+
+
+def test_passes_take_data_as_a_file_or_a_list_of_lines(ported_default, tmp_path: Path) -> None:
+    """quantize/prune's ``data``/``references`` as a path (a str was taken as a list of one-character lines)."""
+    import pytest
+
+    from modelport.errors import InvalidInputError
+
+    data = tmp_path / "data.en"
+    data.write_text("Hello world.\nThe house is small.\n", encoding="utf-8")
+    from_file = modelport.quantize(ported_default.path, tmp_path / "a", mode="int8", data=str(data))
+    from_list = modelport.quantize(ported_default.path, tmp_path / "b", mode="int8",
+                                   data=data.read_text(encoding="utf-8").splitlines())
+    assert from_file.measured.agreement == from_list.measured.agreement
+    assert from_file.measured.agreement is not None
+    bad = tmp_path / "bad.en"
+    bad.write_bytes(b"fine\n\xff\n")
+    with pytest.raises(InvalidInputError, match=r"line 2 of data `.*bad.en` must be UTF-8 text"):
+        modelport.prune(ported_default.path, tmp_path / "c", decoder_layers=1, data=bad)
+    with pytest.raises(InvalidInputError, match=r"line 2 of --data `.*bad.en` must be UTF-8 text"):
+        modelport.distill(ported_default.path, tmp_path / "d", data=bad)
+    with pytest.raises(InvalidInputError, match="line 2 of references is NoneType"):
+        modelport.quantize(ported_default.path, tmp_path / "e", mode="int8", data=["a", "b"], references=["a", None])
+    with pytest.raises(InvalidInputError, match=r"must be an integer in \[1, 3\], but is '2'"):
+        modelport.prune(ported_default.path, tmp_path / "f", decoder_layers="2")

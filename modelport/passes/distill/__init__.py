@@ -33,6 +33,7 @@ from typing import Any
 
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError
+from modelport.files import lines_of
 from modelport.generation.shards import CHUNK_LINES, World, barrier, broadcast, world
 from modelport.metrics import corpus_scores
 from modelport.model.config import Seq2SeqConfig
@@ -73,15 +74,11 @@ def quantized_dir(output_dir: str | os.PathLike[str], mode: str) -> Path:
 
 
 def _lines(data: str | os.PathLike[str] | list[str], what: str) -> tuple[list[str], str]:
-    if isinstance(data, list):
-        return data, f"({len(data)} lines given)"
-    try:
-        with open(data, encoding="utf-8", newline="\n") as f:
-            return [line.rstrip("\n").rstrip("\r") for line in f], str(data)
-    except FileNotFoundError:
-        raise InvalidInputError(f"{what} `{data}` does not exist") from None
-    except (IsADirectoryError, UnicodeError) as e:
-        raise InvalidInputError(f"{what} `{data}` must be a UTF-8 text file ({type(e).__name__})") from None
+    """The lines of ``data`` (a file or a list) and how the report names them."""
+    if isinstance(data, (str, os.PathLike)):
+        return lines_of(data, what), os.fspath(data)
+    lines = lines_of(data, what)
+    return lines, f"({len(lines)} lines given)"
 
 
 def _check(teacher: PortedFolder, spec: StudentSpec, then_quantize: str | None, data: list[str],
