@@ -1,14 +1,17 @@
-"""What every exporter does first: check the output and the ported folder."""
+"""What every exporter does first: check the output and the ported folder, and
+take the lines the export is verified on."""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from modelport.errors import InvalidInputError
+from modelport.files import lines_of
 from modelport.model.folder import PortedFolder, check_writable
 
 
@@ -20,6 +23,17 @@ def open_for_export(ported_dir: str | os.PathLike[str], output_dir: str | os.Pat
     if not Path(ported_dir).is_dir():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
     return PortedFolder.open(ported_dir)
+
+
+def verification_lines(lines: str | os.PathLike[str] | Sequence[str] | None, default: Sequence[str]) -> list[str]:
+    """The source lines an export is verified on: ``lines`` (strings, or a text file's lines), or
+    ``default`` when None. No lines at all is an error: a verification on nothing would pass."""
+    if lines is None:
+        return list(default)
+    checked = lines_of(lines, "--data")
+    if not checked:
+        raise InvalidInputError("--data holds no lines to verify the export on")
+    return checked
 
 
 def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -35,7 +35,10 @@ self-attention's, quantized folders (export before ``modelport quantize``; use
 Verification (default on) loads the directory with ``ctranslate2.Translator``
 on the CPU and decodes the same lines as the port (default: the first 20 lines
 of ``assets/corpus/test.en`` in a source checkout), tokens given as
-CTranslate2 token strings:
+CTranslate2 token strings. Empty lines (no token before ``</s>``) are left out
+and counted: CTranslate2 gives an empty source an empty translation without
+running the model, where the port decodes the lone ``</s>`` as fairseq and
+Marian do.
 
 * **greedy**: transformers' greedy rule, which is CTranslate2's ``beam_size=1``:
   argmax of the log-softmax each step, EOS banned for the first ``min`` tokens
@@ -84,7 +87,7 @@ from modelport._version import __version__
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError, MissingReferenceError, ParityError
 from modelport.exporters import REPORT_NAME
-from modelport.exporters.common import open_for_export
+from modelport.exporters.common import open_for_export, verification_lines
 from modelport.exporters.hf import DEFAULT_LINES
 from modelport.generation import generate
 from modelport.generation.translate import pad_batch
@@ -410,7 +413,7 @@ def export_ct2(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike
             shutil.copytree(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
             conf = spec.config
             bar.advance("written")
-            check = verify_export(tmp, ported, vocab, list(lines) if lines is not None else default_lines(),
+            check = verify_export(tmp, ported, vocab, verification_lines(lines, default_lines()),
                                   quantization) if verify else None
             if verify:
                 bar.advance("verified")
@@ -530,8 +533,9 @@ def full_forward_greedy(model: Seq2SeqModel, ids: list[list[int]], *, max_new: i
     return out
 
 
-def _compare(run: _Run, ours: list[list[int]], theirs: list[list[int]]) -> Ct2Comparison:
-    differing = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+def _compare(run: _Run, ours: list[list[int]], theirs: list[list[int]], positions: list[int]) -> Ct2Comparison:
+    """The two searches' outputs compared; ``positions``: each output's 0-based line in the data."""
+    differing = [positions[i] for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
     options = {**run.ct2, "return_end_token": True}
     return Ct2Comparison(rule=run.rule, options=options, identical=len(ours) - len(differing), lines=len(ours),
                          rules_coincide=run.coincide, rule_difference=run.difference, differing=differing[:_SHOWN])
@@ -559,6 +563,14 @@ def verify_export(directory: Path, ported: PortedModel, vocab: Vocabularies, lin
     if any(not s or s[-1] != cfg.eos_token_id for s in ids):
         raise InvalidInputError("the port's tokenizer does not end every source with </s>, which the CTranslate2 "
                                 "export adds (add_source_eos)")
+    # CTranslate2 answers an empty source (no token before </s>) with an empty translation without running
+    # the model, where the port decodes the lone </s> as fairseq and Marian do: such lines are left out
+    positions = [i for i, s in enumerate(ids) if len(s) > 1]
+    if not positions:
+        raise InvalidInputError("the verification data holds only empty lines, which CTranslate2 does not "
+                                "translate (an empty source gets an empty output); give lines with text")
+    empty_lines = len(ids) - len(positions)
+    ids = [ids[i] for i in positions]
     sources = [[vocab.source[i] for i in s[:-1]] for s in ids]
     index = {t: i for i, t in enumerate(vocab.target)}
     translator = ctranslate2.Translator(str(directory), device="cpu", compute_type="default",
@@ -570,11 +582,11 @@ def verify_export(directory: Path, ported: PortedModel, vocab: Vocabularies, lin
     port_greedy = _tokens(generate(model, ids, **greedy.port))
     ref_greedy = (full_forward_greedy(model, ids, max_new=max_new, min_new=greedy.ct2["min_decoding_length"])
                   if full_forward else port_greedy)
-    greedy_cmp = _compare(greedy, ref_greedy, _ct2_outputs(translator, sources, index, greedy.ct2))
+    greedy_cmp = _compare(greedy, ref_greedy, _ct2_outputs(translator, sources, index, greedy.ct2), positions)
 
     beam = _beam_run(ported, vocab, max_new, max(map(len, ids)))
     beam_cmp = _compare(beam, _tokens(generate(model, ids, **beam.port)),
-                        _ct2_outputs(translator, sources, index, beam.ct2))
+                        _ct2_outputs(translator, sources, index, beam.ct2), positions)
 
     exact = quantization in (None, "float32")
     failure = None
@@ -582,7 +594,7 @@ def verify_export(directory: Path, ported: PortedModel, vocab: Vocabularies, lin
         failure = (f"greedy outputs differ on {len(ids) - greedy_cmp.identical}/{len(ids)} lines (first: line "
                    f"{greedy_cmp.differing[0] + 1})")
     return Ct2Verification(
-        lines=len(ids), compute_type=translator.compute_type, exact=exact,
+        lines=len(ids), compute_type=translator.compute_type, exact=exact, empty_lines=empty_lines,
         reference="the port's full-forward greedy search (no KV cache)" if full_forward
         else "the port's greedy search",
         greedy=greedy_cmp, beam=beam_cmp,

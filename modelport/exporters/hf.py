@@ -54,7 +54,7 @@ from modelport.converters import t5 as t5_converter
 from modelport.converters.base import KeyMapper
 from modelport.errors import InvalidInputError, ParityError
 from modelport.exporters import REPORT_NAME
-from modelport.exporters.common import max_abs_diff, open_for_export
+from modelport.exporters.common import max_abs_diff, open_for_export, verification_lines
 from modelport.exporters.hf_tokenizers import (SpmPort, languages_follow, spm_model_type, spm_ordered, spm_problems,
                                                write_spm_tokenizer)
 from modelport.generation import generate
@@ -961,7 +961,7 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
                 tokenizer_class=target.tokenizer_class, tokenizer_note=getattr(target, "tokenizer_note", None),
                 exact=not approx, approximations=approx, generation_config=gen,
                 generation_notes=notes,
-                verification=verify_export(tmp, ported, target, list(lines or DEFAULT_LINES),
+                verification=verify_export(tmp, ported, target, verification_lines(lines, DEFAULT_LINES),
                                            tolerate=bool(target.approximations()))
                 if verify else None)
             if verify:

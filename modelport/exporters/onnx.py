@@ -62,7 +62,7 @@ from modelport._version import __version__
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError, ParityError, first_line
 from modelport.exporters import REPORT_NAME
-from modelport.exporters.common import max_abs_diff, open_for_export
+from modelport.exporters.common import max_abs_diff, open_for_export, verification_lines
 from modelport.exporters.hf import DEFAULT_LINES, TOL
 from modelport.generation import generate
 from modelport.generation.translate import pad_batch
@@ -95,6 +95,7 @@ if TYPE_CHECKING:
     import onnx
 
 OPSET = 17  # LayerNormalization is a single op from 17 on; scaled_dot_product_attention exports from 14
+MIN_OPSET = 14  # below it torch's exporter fails on the attention, after printing the whole graph
 VERIFY_BEAM = 5  # the beam of the verification's search on onnxruntime
 INT8_METHOD = "onnxruntime quantize_dynamic: QInt8 weights of MatMuls with a constant weight, per tensor"
 _GREEDY_MAX_NEW_TOKENS = 24  # verification only: enough to reach EOS or the length limit
@@ -308,6 +309,8 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     ``int8``: the verified graphs are then quantized (onnxruntime dynamic
     int8) and their agreement with the fp32 port is reported.
     """
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise InvalidInputError(f"the ONNX opset must be an integer >= {MIN_OPSET}, but is {opset!r}")
     folder = open_for_export(ported_dir, output_dir, force)  # checked, weights not loaded yet
     problems = export_problems(folder.config, folder.ensemble_size, folder.quantization)
     if problems:
@@ -318,7 +321,7 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     except ImportError as e:
         raise InvalidInputError(f"ONNX export needs the `onnx` and `onnxruntime` packages ({e}); install "
                                 "modelport's [onnx] extra") from None
-    lines = list(lines or DEFAULT_LINES)
+    lines = verification_lines(lines, DEFAULT_LINES)
     with Steps("export onnx", 2 + verify + int8, progress) as bar:
         ported = load(folder.path)
         model = ported.model.float().eval()  # fp32 graphs whatever the folder's dtype

@@ -68,24 +68,29 @@ class Ct2Verification:
     port_greedy_identical: int | None  # with a full-forward reference: agreement with the port's own greedy
     passed: bool
     failure: str | None
+    # data lines left out: empty sources, which CTranslate2 answers with an empty output without decoding
+    empty_lines: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"lines": self.lines, "compute_type": self.compute_type, "exact": self.exact,
-                "reference": self.reference, "greedy": self.greedy.to_json(), "beam": self.beam.to_json(),
-                "port_greedy_identical": self.port_greedy_identical, "passed": self.passed, "failure": self.failure}
+        return {"lines": self.lines, "empty_lines": self.empty_lines, "compute_type": self.compute_type,
+                "exact": self.exact, "reference": self.reference, "greedy": self.greedy.to_json(),
+                "beam": self.beam.to_json(), "port_greedy_identical": self.port_greedy_identical, "passed": self.passed, "failure": self.failure}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Ct2Verification:
         return cls(lines=data["lines"], compute_type=data["compute_type"], exact=data["exact"],
                    reference=data["reference"], greedy=Ct2Comparison.from_json(data["greedy"]),
                    beam=Ct2Comparison.from_json(data["beam"]), port_greedy_identical=data.get("port_greedy_identical"),
-                   passed=data["passed"], failure=data.get("failure"))
+                   passed=data["passed"], failure=data.get("failure"), empty_lines=data.get("empty_lines", 0))
 
     def summary_lines(self, report: ExportReport) -> list[str]:
         runtime = getattr(report, "ctranslate2_version", "?")
         head = (f"checked with:  ctranslate2 {runtime} on the CPU ({self.compute_type}), {self.lines} lines; "
                 + ("greedy must be identical" if self.exact else "quantized: agreement with the fp32 port"))
         lines = [head, self.greedy.line("greedy"), self.beam.line("beam")]
+        if self.empty_lines:
+            lines.append(f"left out:      {self.empty_lines} empty line(s): CTranslate2 gives an empty source an "
+                         "empty output without decoding it, the port decodes </s> as the original framework does")
         if self.port_greedy_identical is not None:
             lines.append(f"port greedy:   {self.port_greedy_identical}/{self.lines} identical to the port's own "
                          "incremental greedy search (a known difference, see notes)")

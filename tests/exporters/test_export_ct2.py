@@ -135,6 +135,24 @@ def test_mismatch_exits_3_and_writes_nothing(ported_default, tmp_path, capsys, m
     assert not out.exists() and not list(tmp_path.glob(".out*"))
 
 
+def test_empty_lines_are_left_out_and_counted(ported_default, tmp_path, capsys) -> None:
+    """CTranslate2 gives an empty source an empty output without decoding, where the port (as fairseq)
+    decodes the lone </s>: an empty --data line failed the export with exit 3."""
+    data = tmp_path / "gaps.txt"
+    lines = _corpus(3)
+    data.write_text(f"{lines[0]}\n\n{lines[1]}\n \n{lines[2]}\n", encoding="utf-8")
+    report = _export(ported_default.path, tmp_path / "out", "--data", str(data))
+    check = report["verification"]
+    assert check["passed"] and check["lines"] == 3 and check["empty_lines"] == 2
+    assert check["greedy"]["identical"] == 3
+    assert "left out:      2 empty line(s)" in capsys.readouterr().out
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n \n", encoding="utf-8")
+    line = one_line_error(["export", "ct2", str(ported_default.path), str(tmp_path / "out2"), "--data", str(blank)],
+                          capsys)
+    assert "only empty lines" in line
+
+
 def test_int8_reports_agreement(ported_default, tmp_path) -> None:
     report = _export(ported_default.path, tmp_path / "out", "--quantization", "int8", "--data", _data(tmp_path, 5))
     check = report["verification"]

@@ -369,12 +369,30 @@ def test_quantized_folder_is_refused(ported_default, tmp_path, capsys) -> None:
     assert "quantized folder (int8)" in line and "--int8" in line
 
 
-def test_exporter_failure_is_one_line(ported_default, tmp_path, capsys) -> None:
-    """scaled_dot_product_attention has no ONNX form before opset 14."""
+def test_exporter_failure_is_one_line(ported_default, tmp_path, capsys, monkeypatch) -> None:
+    """An opset below 14 (scaled_dot_product_attention has no ONNX form there) is refused before torch's
+    exporter runs, which fails only after printing the whole graph; the exporter's own failures are one line."""
     out = tmp_path / "out"
     line = one_line_error(["export", "onnx", str(ported_default.path), str(out), "--opset", "11"], capsys)
-    assert "cannot be exported to ONNX" in line
+    assert "the ONNX opset must be an integer >= 14, but is 11" in line
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("Unsupported onnx_opset_version: 99\nand more lines")
+
+    monkeypatch.setattr(torch.onnx, "export", fails)
+    line = one_line_error(["export", "onnx", str(ported_default.path), str(out)], capsys)
+    assert "cannot be exported to ONNX: RuntimeError: Unsupported onnx_opset_version: 99" in line
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+@pytest.mark.parametrize("target", ["onnx", "hf", "ct2"])
+def test_empty_verification_data_is_refused(target: str, ported_default, tmp_path, capsys) -> None:
+    """A verification on no lines would pass whatever was written (onnx and hf took their built-in lines)."""
+    data = tmp_path / "empty.txt"
+    data.write_text("", encoding="utf-8")
+    line = one_line_error(["export", target, str(ported_default.path), str(tmp_path / "out"), "--data", str(data)],
+                          capsys)
+    assert "--data holds no lines to verify the export on" in line
 
 
 def test_options_of_the_other_target_are_refused(ported_default, tmp_path, capsys) -> None:
