@@ -103,10 +103,16 @@ class PortedModel:
         return translate_windows(self, lines, batch_size=batch_size, window=window, **options)
 
     def summary(self) -> dict[str, Any]:
+        """What ``inspect PORTED_DIR`` prints: provenance, shape, weights, decoding defaults and the passes
+        applied (name and options, in order)."""
         params = self.parameters // len(self.models)
-        return {"path": str(self.path), "source_format": self.source_format, "ensemble_size": len(self.models),
-                "parameters_per_member": params, "config": self.config.to_dict(),
-                "generation": self.generation_config}
+        passes = [{"pass": entry.get("pass"), "options": entry.get("options", {})}
+                  for entry in self.conversion.get("history", [])]
+        return {"path": str(self.path), "source_format": self.source_format,
+                "source": self.conversion.get("source"), "ensemble_size": len(self.models),
+                "parameters_per_member": params, "architecture": self.config.architecture(),
+                "quantization": self.quantization, "config": self.config.to_dict(),
+                "generation": self.generation_config, "passes": passes}
 
 
 def inspect(source: str | os.PathLike[str], *, format: str | None = None, **options: Any) -> ConversionPlan:

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json(summary)
         else:
-            print_ported_summary(source, summary, len(ported.conversion.get("history", [])))
+            print_ported_summary(source, summary)
             _print_languages(languages)
         return 0
     plan = inspect(args.source, format=args.format, **converter_options(args))

@@ -26,6 +26,40 @@ def print_plan_summary(summary: dict[str, Any], written: str | None = None) -> N
     members = summary["ensemble_size"]
     out.write(f"ensemble:      {members} member{'s' if members > 1 else ''}\n")
     out.write(f"parameters:    {fmt_params(summary['parameters_per_member'])} per member\n")
+    _write_architecture(arch)
+    tok = summary.get("tokenizer") or {}
+    if tok:
+        out.write(f"tokenizer:     {tok.get('type')} {tok.get('source_lang')}->{tok.get('target_lang')}, "
+                  f"bpe {tok.get('bpe') or 'none'}\n")
+    _write_generation(summary.get("generation") or {})
+    dropped = summary.get("dropped") or {}
+    out.write(f"dropped:       {len(dropped)} entr{'y' if len(dropped) == 1 else 'ies'}\n")
+    for key, reason in dropped.items():
+        out.write(f"  - {key}: {reason}\n")
+
+
+def print_ported_summary(source: Path, summary: dict[str, Any]) -> None:
+    """A ported folder (``inspect PORTED_DIR``): what :meth:`PortedModel.summary
+    <modelport.api.PortedModel.summary>` holds."""
+    out = sys.stdout
+    origin = f" (from {Path(str(summary['source'])).name})" if summary.get("source") else ""
+    out.write(f"ported folder: {source}\nsource format: {summary['source_format']}{origin}\n"
+              f"ensemble:      {summary['ensemble_size']}\n"
+              f"parameters:    {fmt_params(summary['parameters_per_member'])} per member\n")
+    _write_architecture(summary["architecture"])
+    out.write(f"weights:       {summary['quantization'] or 'float32'}\n")
+    _write_generation(summary.get("generation") or {})
+    passes = summary.get("passes") or []
+    out.write(f"passes:        {len(passes) or 'none'}\n")
+    for i, applied in enumerate(passes, 1):
+        options = ", ".join(f"{k}={v}" for k, v in (applied.get("options") or {}).items() if v is not None)
+        out.write(f"  {i}. {applied.get('pass')}{' ' + options if options else ''}\n")
+
+
+def _write_architecture(arch: dict[str, Any]) -> None:
+    """The layers, vocabulary and behaviour lines of a :meth:`Seq2SeqConfig.architecture
+    <modelport.model.config.Seq2SeqConfig.architecture>`."""
+    out = sys.stdout
     out.write(f"layers:        {arch['encoder_layers']} encoder, {arch['decoder_layers']} decoder; "
               f"d_model {arch['d_model']}, heads {arch['heads'][0]}/{arch['heads'][1]}, "
               f"ffn {arch['ffn_dim'][0]}/{arch['ffn_dim'][1]}\n")
@@ -33,28 +67,11 @@ def print_plan_summary(summary: dict[str, Any], written: str | None = None) -> N
               f"{' (shared embeddings)' if arch['shared_embeddings'] else ''}"
               f"{', tied output' if arch['tied_output'] else ''}\n")
     out.write(f"behaviour:     {arch['norm']}, {arch['positions']} positions, {arch['activation']}\n")
-    tok = summary.get("tokenizer") or {}
-    if tok:
-        out.write(f"tokenizer:     {tok.get('type')} {tok.get('source_lang')}->{tok.get('target_lang')}, "
-                  f"bpe {tok.get('bpe') or 'none'}\n")
-    gen = summary.get("generation") or {}
+
+
+def _write_generation(gen: dict[str, Any]) -> None:
     if gen:
-        out.write("generation:    " + ", ".join(f"{k}={v}" for k, v in gen.items()) + "\n")
-    dropped = summary.get("dropped") or {}
-    out.write(f"dropped:       {len(dropped)} entr{'y' if len(dropped) == 1 else 'ies'}\n")
-    for key, reason in dropped.items():
-        out.write(f"  - {key}: {reason}\n")
-
-
-def print_ported_summary(source: Path, summary: dict[str, Any], passes: int) -> None:
-    """A ported folder (``inspect PORTED_DIR``)."""
-    cfg = summary["config"]
-    sys.stdout.write(f"ported folder: {source}\nsource format: {summary['source_format']}\n"
-                     f"ensemble:      {summary['ensemble_size']}\n"
-                     f"parameters:    {fmt_params(summary['parameters_per_member'])} per member\n"
-                     f"layers:        {cfg['encoder_layers']} encoder, {cfg['decoder_layers']} decoder, "
-                     f"d_model {cfg['d_model']}\n"
-                     f"history:       {passes} pass(es)\n")
+        sys.stdout.write("generation:    " + ", ".join(f"{k}={v}" for k, v in gen.items()) + "\n")
 
 
 def print_lines(lines: list[str]) -> None:

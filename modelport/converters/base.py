@@ -178,21 +178,12 @@ class ConversionPlan:
         return total
 
     def summary(self) -> dict[str, Any]:
-        cfg = self.config
         return {
             "format": self.format,
             "source": self.source,
             "ensemble_size": len(self.members),
             "parameters_per_member": self.parameters,
-            "architecture": {
-                "encoder_layers": cfg.encoder_layers, "decoder_layers": cfg.decoder_layers,
-                "d_model": cfg.d_model, "heads": [cfg.encoder_heads, cfg.decoder_heads],
-                "ffn_dim": [cfg.encoder_ffn_dim, cfg.decoder_ffn_dim],
-                "vocab": [cfg.source_vocab_size, cfg.target_vocab_size],
-                "norm": f"{'pre' if cfg.pre_norm else 'post'}-{cfg.norm}",
-                "positions": cfg.positions, "activation": cfg.activation,
-                "shared_embeddings": cfg.shared_embeddings, "tied_output": cfg.tie_output_embeddings,
-            },
+            "architecture": self.config.architecture(),
             "dropped": self.dropped,
             "foreign_options": self.foreign_options,
             "tokenizer": self.tokenizer.config,

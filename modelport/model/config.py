@@ -245,6 +245,18 @@ class Seq2SeqConfig:
         limit = self.max_source_positions if side == "source" else self.max_target_positions
         return limit + self.position_offset
 
+    def architecture(self) -> dict[str, Any]:
+        """The shape in brief, as ``inspect`` and ``convert`` print it (JSON-ready)."""
+        return {
+            "encoder_layers": self.encoder_layers, "decoder_layers": self.decoder_layers,
+            "d_model": self.d_model, "heads": [self.encoder_heads, self.decoder_heads],
+            "ffn_dim": [self.encoder_ffn_dim, self.decoder_ffn_dim],
+            "vocab": [self.source_vocab_size, self.target_vocab_size],
+            "norm": f"{'pre' if self.pre_norm else 'post'}-{self.norm}",
+            "positions": self.positions, "activation": self.activation,
+            "shared_embeddings": self.shared_embeddings, "tied_output": self.tie_output_embeddings,
+        }
+
     # ---- (de)serialisation ---------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -45,7 +45,11 @@ def test_quantized_folder_counts_every_parameter_once(mode: str, ported_default,
     assert json.loads(capsys.readouterr().out)["parameters_per_member"] == fairseq_parameters
     assert main(["inspect", str(out)]) == 0
     shown = f"{fairseq_parameters / 1e6:.2f}M"
-    assert f"parameters:    {shown} per member" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"parameters:    {shown} per member" in printed
+    # what was done to the folder: its weights and the passes, in order (only "1 pass(es)" was printed)
+    assert f"weights:       {mode}\n" in printed and "heads 4/4, ffn 512/512" in printed
+    assert "passes:        1\n" in printed and f"  1. quantize mode={mode}" in printed
 
     assert main(["card", str(out)]) == 0
     assert f"- parameters: {shown}\n" in (out / "README.md").read_text(encoding="utf-8")
