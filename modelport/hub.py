@@ -23,7 +23,7 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from modelport._version import __version__
-from modelport.errors import HubError, InvalidInputError
+from modelport.errors import HubError, InvalidInputError, first_line
 from modelport.exporters import REPORT_NAME
 from modelport.model.folder import CARD_NAME, CONVERSION_NAME
 from modelport.model.io import read_json
@@ -223,6 +223,17 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _check_repo_id(repo_id: str) -> None:
+    """Refuse what huggingface_hub would refuse as a repo id (NAME or NAMESPACE/NAME), saying why."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise InvalidInputError(f"`{repo_id}` is not a valid Hub repository id: {first_line(e)}") from None
+
+
 def _explain(err: Exception, repo_id: str, revision: str, secrets: list[str | None],
              timeout: float = DEFAULT_TIMEOUT) -> HubError:
     """One-line :class:`HubError` for a huggingface_hub / network failure."""
@@ -286,6 +297,7 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
     directory = Path(ported_dir)
     if not directory.is_dir():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
+    _check_repo_id(repo_id)  # a dry run too, which listed the files for a repo id the upload would refuse
     files, contents = plan_upload(directory, repo_id, license=license, language=language, base_model=base_model,
                                   eval_dataset=eval_dataset)
     rev = revision or "main"

@@ -312,6 +312,19 @@ def test_publish_uploads_folder_and_card_in_one_commit(ported_default, hub: Fake
     _assert_token_only_in_header(hub)
 
 
+@pytest.mark.parametrize("repo_id", ["not a repo", "a/b/c", "me/na--me"])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_repo_id_the_hub_would_refuse_is_refused_first(repo_id: str, dry_run: bool, ported_default,
+                                                         hub: FakeHub, hf_env, capsys) -> None:
+    """A dry run listed the files to upload for such an id; the upload then failed."""
+    from tests.helpers.cli import one_line_error
+
+    line = one_line_error(["publish", str(ported_default.path), repo_id, "--endpoint", hub.url,
+                           *(["--dry-run"] if dry_run else [])], capsys)
+    assert f"`{repo_id}` is not a valid Hub repository id: HFValidationError" in line
+    assert hub.requests == []
+
+
 def test_dry_run_lists_exactly_the_uploaded_files(ported_default, hub: FakeHub, hf_env, capsys) -> None:
     from modelport.cli import main
     from modelport.hub import publish
