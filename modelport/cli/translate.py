@@ -51,10 +51,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"marian semantics: word alignments as marian-decoder --alignment prints them after the "
                         f"text (` ||| 0-0 1-1 ...`; --json: pairs or soft rows), MODE one of {MODES_HELP}, or "
                         "none to turn the folder's off (default: the folder's decoder.yml alignment, else none)")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                   help="what computes the logits: torch (PORTED_DIR is a ported folder; default) or onnx (PORTED_DIR "
-                        "is an `export onnx` folder, run by onnxruntime on the CPU with modelport's own search: the "
-                        "same decoding options and semantics)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default=None,
+                   help="what computes the logits: torch (PORTED_DIR is a ported folder) or onnx (PORTED_DIR is an "
+                        "`export onnx` folder, run by onnxruntime on the CPU with modelport's own search: the same "
+                        "decoding options and semantics); default: whichever PORTED_DIR is")
     add_language_options(p)
     add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE))
     add_runtime_options(p)

@@ -640,7 +640,8 @@ def not_a_port(path: str | os.PathLike[str], *, exports_only: bool = False) -> N
     if (folder / "encoder.onnx").is_file() or (folder / "decoder.onnx").is_file():
         return NotAPortedFolderError(
             str(path), "an ONNX export (encoder.onnx + decoder.onnx, written by `modelport export onnx`)",
-            f"run its graphs with onnxruntime (inputs and outputs in {EXPORT_REPORT_NAME}); {back}")
+            f"translate with it (`modelport translate {path}`) or run its graphs with onnxruntime (inputs and "
+            f"outputs in {EXPORT_REPORT_NAME}); {back}")
     config = _json_or_empty(folder / CONFIG_NAME)
     if "modelport_format_version" in config or not ("architectures" in config or "model_type" in config):
         return None

@@ -34,10 +34,11 @@ def test_export_hf_folder_is_named(command: list[str], exports, ported_default, 
     assert "format version" not in line
 
 
-@pytest.mark.parametrize("command", [["translate"], ["inspect"]])
-def test_export_onnx_folder_is_named(command: list[str], exports, ported_default, capsys) -> None:
+@pytest.mark.parametrize("command", [["inspect"], ["quantize", "--mode", "int8"]])  # translate runs an export
+def test_export_onnx_folder_is_named(command: list[str], exports, ported_default, tmp_path: Path, capsys) -> None:
     capsys.readouterr()
-    line = one_line_error([*command, str(exports["onnx"])], capsys)
+    extra = [str(tmp_path / "out")] if command[0] == "quantize" else []
+    line = one_line_error([command[0], str(exports["onnx"]), *extra, *command[1:]], capsys)
     assert "is an ONNX export (encoder.onnx + decoder.onnx, written by `modelport export onnx`)" in line
     assert "onnxruntime" in line and str(Path(ported_default.path).resolve()) in line
     assert "model.safetensors" not in line
