@@ -55,6 +55,10 @@ def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[s
     if sampling:
         if options.get("beam") not in (None, 1):
             raise InvalidInputError(f"`beam` must be 1 with sampling, but is {options['beam']}")
+        for name in ("nbest", "num_return_sequences", "n_best"):  # one sample per line: more were dropped silently
+            if options.get(name) not in (None, 1, False):
+                raise InvalidInputError(f"`{name}` must be 1 with sampling (one sample per line), but is "
+                                        f"{options[name]}")
         return SAMPLING.make(cfg, options, max_positions)
     return get_semantics(semantics).make(cfg, options, max_positions)
 

@@ -296,6 +296,7 @@ def test_cli_non_utf8_input_file_names_the_line(ported_default, tmp_path: Path, 
     (["--sampling", "--temperature", "-1"], "--temperature"),
     (["--sampling", "--sampling-topp", "1.5"], "--sampling-topp"),
     (["--sampling", "--sampling-topk", "0"], "--sampling-topk"),
+    (["--sampling", "--nbest", "2"], "nbest"),  # one sample per line was printed, the request dropped silently
     (["--min-len", "-1"], "--min-len"),
     (["--max-len-b", "-1"], "min_len"),  # a length cap below min_len (1): the message says what the cap is
     (["--semantics", "marian", "--lenpen", "-0.5"], "--lenpen"),
