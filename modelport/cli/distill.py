@@ -9,7 +9,7 @@ from modelport.cli.console import progress_shown
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json
 from modelport.generation.options import SHARD_CHUNK_LINES, nonnegative_float, positive_float, positive_int, probability
-from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
+from modelport.generation.semantics import DECODING_GROUP_TITLE, NBEST_OPTIONS, add_decoding_arguments, decoding_kwargs
 
 DEFAULT = " (default: %(default)s)"
 
@@ -81,7 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--train-seed", type=int, default=1, metavar="N",
                    help="seeds the student's initialisation and the batch order (runs with one seed are identical)"
                         + DEFAULT)
-    add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE + " (the teacher's translations)"))
+    add_decoding_arguments(p.add_argument_group(DECODING_GROUP_TITLE + " (the teacher's translations)"),
+                           without=NBEST_OPTIONS)
 
 
 TRAINING_FIELDS = ("lr", "warmup_updates", "label_smoothing", "weight_decay", "clip_norm", "accumulate",
@@ -96,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
     report = distill(args.ported_dir, args.output_dir, data=args.data, dev=args.dev, dev_references=args.dev_ref,
                      student=args.student, vocab_from=args.vocab_from, work_dir=args.work_dir, resume=args.resume,
-                     force=args.force, then_quantize=args.then_quantize, decoding=decoding_kwargs(vars(args)),
+                     force=args.force, then_quantize=args.then_quantize,
+                     decoding=decoding_kwargs(vars(args), without=NBEST_OPTIONS),
                      training=TrainOptions(max_tokens=args.train_max_tokens, seed=args.train_seed,
                                            **{k: getattr(args, k) for k in TRAINING_FIELDS}),
                      chunk_lines=args.chunk_lines, progress=progress_shown(args))

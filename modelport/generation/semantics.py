@@ -80,7 +80,7 @@ marian (``marian-decoder``: ``src/translator/beam_search.cpp``, ``history.h``,
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -185,6 +185,19 @@ HF_ALIASES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_ret
               "min_len": "min_length"}
 # modelport's option names -> Marian's names
 MARIAN_ALIASES = {"beam": "beam_size", "lenpen": "normalize", "nbest": "n_best"}
+# how many hypotheses per line, by each semantics' name for it (sampling and distill take one)
+NBEST_OPTIONS = ("nbest", "num_return_sequences", "n_best")
+
+
+def more_than_one_best(options: Mapping[str, Any]) -> str | None:
+    """The name of an n-best option in ``options`` that asks for more than one hypothesis
+    per line (Marian's ``n_best=True`` does: a beam's worth), or None."""
+    for name in NBEST_OPTIONS:
+        value = options.get(name)
+        if value is True or (value not in (None, False) and value != 1):
+            return name
+    return None
+
 # generation_config.json keys the model config already holds
 TOKEN_IDS = ("decoder_start_token_id", "pad_token_id", "eos_token_id")
 # marian-decoder's batching options (decoder.yml names, ``-`` as ``_``): they
@@ -398,27 +411,30 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
 )
 
 
-def decoding_flags(search_only: bool = False) -> tuple[DecodingOption, ...]:
+def decoding_flags(search_only: bool = False, without: Collection[str] = ()) -> tuple[DecodingOption, ...]:
     """The flags ``translate`` offers, or (``search_only``) those ``validate``
-    offers (some for some ports only: ``search_only_semantics``)."""
-    return tuple(o for o in DECODING_OPTIONS if o.search_only or not search_only)
+    offers (some for some ports only: ``search_only_semantics``); ``without``:
+    option names a command leaves out (``distill`` trains on first-best translations: no ``nbest``)."""
+    return tuple(o for o in DECODING_OPTIONS if (o.search_only or not search_only) and o.name not in without)
 
 
-def add_decoding_arguments(group: argparse._ActionsContainer, search_only: bool = False) -> None:
+def add_decoding_arguments(group: argparse._ActionsContainer, search_only: bool = False,
+                           without: Collection[str] = ()) -> None:
     """Add the decoding flags to an argparse parser or argument group
-    (``search_only``: the beam-search flags ``validate`` offers)."""
-    for opt in decoding_flags(search_only):
+    (``search_only``, ``without``: as :func:`decoding_flags`)."""
+    for opt in decoding_flags(search_only, without):
         group.add_argument(opt.flag, **opt.argparse_kwargs(search_only))
 
 
-def decoding_kwargs(values: Mapping[str, Any], search_only: bool = False) -> dict[str, Any]:
+def decoding_kwargs(values: Mapping[str, Any], search_only: bool = False,
+                    without: Collection[str] = ()) -> dict[str, Any]:
     """The keyword options for ``translate()`` (``validate()`` with
     ``search_only``) from parsed flag values (``vars(args)``): flags not
     given (None) are left out; a flag given without the flag it requires is
     an error."""
     by_flag = {o.flag: o for o in DECODING_OPTIONS}
     out: dict[str, Any] = {}
-    for opt in decoding_flags(search_only):
+    for opt in decoding_flags(search_only, without):
         value = values.get(opt.dest)
         if value is None:
             continue
@@ -428,7 +444,8 @@ def decoding_kwargs(values: Mapping[str, Any], search_only: bool = False) -> dic
     return out
 
 
-__all__ = ["DECODING_GROUP_TITLE", "DECODING_OPTIONS", "HF_ALIASES", "MARIAN_ALIASES", "MARIAN_BATCHING", "SAMPLING",
+__all__ = ["DECODING_GROUP_TITLE", "DECODING_OPTIONS", "HF_ALIASES", "MARIAN_ALIASES", "MARIAN_BATCHING",
+           "NBEST_OPTIONS", "SAMPLING", "more_than_one_best",
            "SEMANTICS", "TOKEN_IDS", "DecodingOption", "FairseqOptions", "HFOptions", "MarianOptions",
            "SamplingOptions", "Semantics", "add_decoding_arguments", "decoding_flags", "decoding_kwargs",
            "get_semantics", "hf_length_limits", "is_sampling", "parse_options", "split_options"]

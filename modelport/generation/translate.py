@@ -25,7 +25,7 @@ from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.groups import decode_groups, encoder_runs, group_lines
 from modelport.generation.marian_batching import marian_batches, pool_chunk_lines, pool_lines
 from modelport.generation.options import POSITIVE_INT, TRANSLATE_BATCH_SIZE
-from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling
+from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling, more_than_one_best
 from modelport.generation.shortlist import folder_shortlist, shortlist_for_tokenizer
 from modelport.model.transformer import Seq2SeqModel
 from modelport.tokenizers import Tokenizer, check_keep_special_tokens
@@ -55,10 +55,9 @@ def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[s
     if sampling:
         if options.get("beam") not in (None, 1):
             raise InvalidInputError(f"`beam` must be 1 with sampling, but is {options['beam']}")
-        for name in ("nbest", "num_return_sequences", "n_best"):  # one sample per line: more were dropped silently
-            if options.get(name) not in (None, 1, False):
-                raise InvalidInputError(f"`{name}` must be 1 with sampling (one sample per line), but is "
-                                        f"{options[name]}")
+        many = more_than_one_best(options)  # one sample per line: more were dropped silently
+        if many is not None:
+            raise InvalidInputError(f"`{many}` must be 1 with sampling (one sample per line), but is {options[many]}")
         return SAMPLING.make(cfg, options, max_positions)
     return get_semantics(semantics).make(cfg, options, max_positions)
 

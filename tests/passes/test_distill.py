@@ -251,6 +251,15 @@ def test_distill_refuses_bad_input_in_one_line(distilled, teacher_dir, capsys):
     assert "trains another student" in one_line_error(base + ["--work-dir", str(work), "--resume", "--student",
                                                               "tiny", "--beam", "1", "--max-len-b", "12",
                                                               "--chunk-lines", "16"], capsys)
+    # the student learns first-best translations: --nbest is not offered, and the API refuses n-best options
+    # before making anything (they were computed, then dropped)
+    with pytest.raises(SystemExit):
+        modelport.cli.main(base + ["--nbest", "2"])
+    assert "unrecognized arguments: --nbest 2" in capsys.readouterr().err
+    for decoding in ({"nbest": 2}, {"semantics": "marian", "n_best": True}):
+        with pytest.raises(InvalidInputError, match="first-best translations"):
+            distill(teacher_dir, root / "other", data=data, decoding=decoding)
+    assert not (root / "other").exists() and not (root / "other.distill-work").exists()
 
 
 # ---------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import QUANTIZATION_MODES, PortedFolder, check_writable, read_conversion
 from modelport.model.transformer import Seq2SeqModel
 from modelport.passes.common import TIMED_RUNS, TIMING, pass_output, run_once
-from modelport.passes.distill.kd import KdData, folder_sha256, make_kd_data
+from modelport.passes.distill.kd import KdData, check_first_best, folder_sha256, make_kd_data
 from modelport.passes.distill.student import (STUDENT_HELP, StudentSpec, describe, fresh_student, parse_student,
                                               student_config)
 from modelport.passes.distill.trainer import TrainOptions, TrainResult, remove_checkpoints, train
@@ -278,6 +278,7 @@ def distill(teacher_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     teacher_folder = PortedFolder.open(teacher_dir)
     _check(teacher_folder, spec, then_quantize, lines, dev_lines, dev_refs, opts)
     decoding = dict(decoding or {})
+    check_first_best(decoding)  # before the work directory is made
     work = Path(work_dir) if work_dir is not None else default_work_dir(output_dir)
     if where.is_main:
         check_writable(output_dir, force, reads=[teacher_dir])

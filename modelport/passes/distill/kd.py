@@ -23,6 +23,7 @@ from typing import Any
 
 from modelport.api import PortedModel
 from modelport.errors import InvalidInputError
+from modelport.generation.semantics import more_than_one_best
 from modelport.generation.shards import (CHUNK_LINES, World, broadcast, sharded_map, translate_chunk_lines,
                                          write_lines)
 from modelport.progress import Steps
@@ -81,14 +82,24 @@ def _check_manifest(directory: Path, manifest: dict[str, Any]) -> None:
         os.replace(tmp, path)
 
 
+def check_first_best(options: dict[str, Any]) -> None:
+    """Refuse decoding options that ask for more than one hypothesis per line: the student learns
+    the teacher's first-best translations, so the others would be computed, then dropped."""
+    many = more_than_one_best(options)
+    if many is not None:
+        raise InvalidInputError(f"distill trains on the teacher's first-best translations: `{many}` must be 1, "
+                                f"but is {options[many]}")
+
+
 def make_kd_data(teacher: PortedModel, teacher_sha256: str, lines: list[str], work_dir: Path,
                  options: dict[str, Any], where: World, *, chunk_lines: int = CHUNK_LINES,
                  progress: bool = False) -> KdData:
     """The teacher's first-best translation of each of ``lines`` (decoding
-    ``options`` over the folder's defaults; ``nbest`` is forced to 1), in
+    ``options`` over the folder's defaults; n-best options above 1 are refused), in
     chunks of ``chunk_lines`` (rounded up to whole Marian pools for a teacher
     decoding with Marian's batching)."""
     directory = work_dir / KD_DIR
+    check_first_best(options)
     options = {**options, "nbest": 1}
     # a Marian teacher batches as marian-decoder: chunks of whole pools keep its outputs (shards.py)
     chunk_lines = translate_chunk_lines(teacher, options, chunk_lines)
