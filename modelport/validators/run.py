@@ -37,6 +37,7 @@ from modelport.api import PortedModel, convert, load
 from modelport.converters.fairseq import NAME_TABLE as FAIRSEQ_NAME_TABLE
 from modelport.converters.t5 import NAME_TABLE as T5_NAME_TABLE
 from modelport.errors import InvalidInputError
+from modelport.files import lines_of
 from modelport.generation.alignment import OFF, parse_alignment
 from modelport.generation.options import VALIDATE_BATCH_SIZE
 from modelport.generation.scoring import prefix_scorer, token_log_probs
@@ -209,17 +210,18 @@ def _ngram_blocking_note(opts: dict[str, Any]) -> str:
             "(ngram_blocking='intended')")
 
 
-def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Sequence[str] | None = None, *,
+def validate(ported_dir: str | os.PathLike[str], reference: str,
+             data_lines: str | os.PathLike[str] | Sequence[str] | None = None, *,
              src_tokens: Sequence[list[int]] | None = None, semantics: str | None = None,
              decoding: Mapping[str, Any] | None = None, batch_size: int | None = None,
-             max_tokens: int | None = None, references: Sequence[str] | None = None,
+             max_tokens: int | None = None, references: str | os.PathLike[str] | Sequence[str] | None = None,
              report_dir: str | os.PathLike[str] | None = None, only: Sequence[str] | str | None = None,
              forward_batches: int = 2, write: bool = True, device: str | None = None, dtype: Any = None,
              progress: bool = False, source_lang: str | None = None, target_lang: str | None = None,
              lang_pairs: str | None = None, **options: Any) -> ParityReport:
     """Validate a ported folder against its source checkpoint ``reference``.
 
-    ``data_lines`` are raw text lines (tokenized by the port's tokenizer);
+    ``data_lines`` are raw text lines, or a text file of them (tokenized by the port's tokenizer);
     ``src_tokens`` may be given instead (token ids, EOS included). ``only``
     restricts the checks ("tokenizer", "forward", "beam", "bleu").
     ``decoding`` holds the decoding options, and keyword ``options``
@@ -238,6 +240,8 @@ def validate(ported_dir: str | os.PathLike[str], reference: str, data_lines: Seq
     Marian port refuses both: both sides are batched as marian-decoder does.
     """
     decoding = {**(decoding or {}), **options}
+    data_lines = lines_of(data_lines, "data") if data_lines is not None else None
+    references = lines_of(references, "references") if references is not None else None
     checks = _checks(only)
     local = Path(ported_dir).is_dir()
     preflight = {**decoding, "batch_size": batch_size, "max_tokens": max_tokens}

@@ -62,3 +62,17 @@ def test_passes_take_data_as_a_file_or_a_list_of_lines(ported_default, tmp_path:
         modelport.quantize(ported_default.path, tmp_path / "e", mode="int8", data=["a", "b"], references=["a", None])
     with pytest.raises(InvalidInputError, match=r"must be an integer in \[1, 3\], but is '2'"):
         modelport.prune(ported_default.path, tmp_path / "f", decoder_layers="2")
+
+
+def test_validate_takes_data_as_a_file(ported_default, default_model_dir: Path, tmp_path: Path) -> None:
+    """As the passes do (a str path was iterated as one-character lines)."""
+    import pytest
+
+    pytest.importorskip("fairseq")
+    from modelport.validators.run import validate
+
+    data = tmp_path / "data.en"
+    data.write_text("Hello world.\nThe house is small.\n", encoding="utf-8")
+    report = validate(ported_default.path, str(default_model_dir), str(data), write=False, only="tokenizer")
+    assert report.passed and report.tokenizer is not None
+    assert "2/2" in report.summary_lines()[0]
