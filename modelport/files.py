@@ -95,3 +95,18 @@ def lines_of(data: str | os.PathLike[str] | Sequence[str], what: str) -> list[st
         if not isinstance(line, str):
             raise InvalidInputError(f"line {number} of {what} is {type(line).__name__}, not str")
     return lines
+
+
+def references_for(references: str | os.PathLike[str] | Sequence[str] | None, lines: Sequence[str] | None,
+                   what: str = "references") -> list[str] | None:
+    """:func:`lines_of` ``references``, one per line of ``lines`` (the data they translate): a count that
+    differs is an error, found before any translating (sacreBLEU scored the first lines only)."""
+    if references is None:
+        return None
+    refs = lines_of(references, what)
+    if lines is None:
+        raise InvalidInputError(f"{what} need the data lines they translate (--data)")
+    if len(refs) != len(lines):
+        raise InvalidInputError(f"{what}: {len(refs)} lines for {len(lines)} data lines (one reference per data "
+                                "line)")
+    return refs

@@ -22,6 +22,9 @@ def corpus_scores(hyps: list[str], refs: list[str]) -> CorpusScores:
     """sacreBLEU corpus BLEU and chrF of ``hyps`` against one reference each, signed."""
     from sacrebleu.metrics import BLEU, CHRF  # lazy: the CLI must not pay for it at startup
 
+    if len(hyps) != len(refs):  # sacreBLEU would score the first lines only; callers check the counts first
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
+
     bleu, chrf = BLEU(), CHRF()
     b, c = bleu.corpus_score(hyps, [refs]).score, chrf.corpus_score(hyps, [refs]).score
     return CorpusScores(bleu=b, chrf=c, bleu_signature=str(bleu.get_signature()),

@@ -61,7 +61,7 @@ from torch import Tensor, nn
 
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError
-from modelport.files import lines_of
+from modelport.files import lines_of, references_for
 from modelport.generation.scoring import teacher_forcing_batch
 from modelport.generation.translate import make_batches, pad_batch
 from modelport.model.config import Seq2SeqConfig
@@ -474,7 +474,7 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
         raise InvalidInputError("nothing to prune: give --encoder-layers, --decoder-layers, --heads, --ffn "
                                 "and/or --vocab-from")
     data = lines_of(data, "data") if data is not None else None
-    references = lines_of(references, "references") if references is not None else None
+    references = references_for(references, data)
     # numpy's numbers as Python's (they are recorded in JSON); other types are refused where each is checked
     encoder_layers, decoder_layers = (int(n) if isinstance(n, numbers.Integral) and not isinstance(n, bool) else n
                                       for n in (encoder_layers, decoder_layers))

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from modelport.errors import InvalidInputError
-from modelport.files import lines_of
+from modelport.files import lines_of, references_for
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import QUANTIZATION_MODES, SCALE_SUFFIX, PortedFolder, check_writable
 from modelport.model.quantized import INT8_LAYERS, INT8_WEIGHTS, TIED_HEAD, WEIGHT_GRANULARITIES, linear_layers
@@ -137,7 +137,7 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
         raise InvalidInputError(f"int8 options apply to mode `int8`, but the mode is `{mode}`")
     options = int8 or Int8Options()
     data = lines_of(data, "data") if data is not None else None
-    references = lines_of(references, "references") if references is not None else None
+    references = references_for(references, data)
     source = PortedFolder.open(ported_dir)
     if source.quantization:
         raise InvalidInputError(f"`{ported_dir}` is already quantized ({source.quantization}); "

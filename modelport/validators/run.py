@@ -37,7 +37,7 @@ from modelport.api import PortedModel, convert, load
 from modelport.converters.fairseq import NAME_TABLE as FAIRSEQ_NAME_TABLE
 from modelport.converters.t5 import NAME_TABLE as T5_NAME_TABLE
 from modelport.errors import InvalidInputError
-from modelport.files import lines_of
+from modelport.files import lines_of, references_for
 from modelport.generation.alignment import OFF, parse_alignment
 from modelport.generation.options import VALIDATE_BATCH_SIZE
 from modelport.generation.scoring import prefix_scorer, token_log_probs
@@ -241,7 +241,7 @@ def validate(ported_dir: str | os.PathLike[str], reference: str,
     """
     decoding = {**(decoding or {}), **options}
     data_lines = lines_of(data_lines, "data") if data_lines is not None else None
-    references = lines_of(references, "references") if references is not None else None
+    references = references_for(references, data_lines if data_lines is not None else src_tokens)
     checks = _checks(only)
     local = Path(ported_dir).is_dir()
     preflight = {**decoding, "batch_size": batch_size, "max_tokens": max_tokens}

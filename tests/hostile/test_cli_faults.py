@@ -113,6 +113,21 @@ def test_cli_output_holding_an_ensemble_member_is_refused(default_model_dir, tmp
     assert (source / "b.pt").is_file() and (source / "model.pt").is_file()
 
 
+@pytest.mark.parametrize("verb", [["validate", "--reference", "{model}"], ["quantize", "{out}", "--mode", "int8"],
+                                  ["prune", "{out}", "--heads", "0.25"]])
+def test_cli_references_must_pair_with_the_data(verb: list[str], ported_default, default_model_dir, tmp_path: Path,
+                                                capsys) -> None:
+    """sacreBLEU scored the first lines only: 5 references for 20 lines gave a BLEU and exit 0."""
+    data, refs = tmp_path / "data.en", tmp_path / "refs.de"
+    data.write_text("a\nb\nc\n", encoding="utf-8")
+    refs.write_text("x\n", encoding="utf-8")
+    args = [v.format(model=default_model_dir, out=tmp_path / "out") for v in verb]
+    line = one_line_error([args[0], str(ported_default.path), *args[1:], "--data", str(data), "--references",
+                           str(refs)], capsys)
+    assert "references: 1 lines for 3 data lines (one reference per data line)" in line
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------------
 # what an output's permissions are: those of any new file (they were private, 0600, for translate -o and card)
 
