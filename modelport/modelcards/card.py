@@ -32,7 +32,7 @@ from modelport.errors import InvalidInputError
 from modelport.files import atomic_text_file
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import (CARD_NAME, CONFIG_NAME, CONVERSION_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_DIR,
-                                    PortedFolder)
+                                    PortedFolder, not_a_port)
 from modelport.reports.export import ExportReport, HfExportReport
 from modelport.reports.parity import PARITY_REPORT_STEM, ParityReport
 from modelport.reports.passes import PassMeasurement
@@ -311,6 +311,9 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     measured on, and only then are they ``model-index`` evaluation results."""
     export = _export_report(export) if export is not None else None
     directory = Path(ported_dir)
+    other = not_a_port(directory)  # an export or a transformers folder, named as what it is
+    if other is not None:
+        raise other
     if not (directory / CONFIG_NAME).is_file() or not (directory / CONVERSION_NAME).is_file():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder ({CONFIG_NAME} or {CONVERSION_NAME} "
                                 "missing; create one with `modelport convert`)")

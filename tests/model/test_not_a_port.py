@@ -24,7 +24,7 @@ def exports(ported_default, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     return out
 
 
-@pytest.mark.parametrize("command", [["translate"], ["inspect"], ["quantize", "--mode", "int8"]])
+@pytest.mark.parametrize("command", [["translate"], ["inspect"], ["quantize", "--mode", "int8"], ["card"]])
 def test_export_hf_folder_is_named(command: list[str], exports, ported_default, tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     extra = [str(tmp_path / "out")] if command[0] == "quantize" else []
@@ -34,7 +34,7 @@ def test_export_hf_folder_is_named(command: list[str], exports, ported_default, 
     assert "format version" not in line
 
 
-@pytest.mark.parametrize("command", [["inspect"], ["quantize", "--mode", "int8"]])  # translate runs an export
+@pytest.mark.parametrize("command", [["inspect"], ["quantize", "--mode", "int8"], ["card"]])  # translate runs it
 def test_export_onnx_folder_is_named(command: list[str], exports, ported_default, tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     extra = [str(tmp_path / "out")] if command[0] == "quantize" else []
