@@ -24,7 +24,7 @@ from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.groups import decode_groups, encoder_runs, group_lines
 from modelport.generation.marian_batching import marian_batches, pool_chunk_lines, pool_lines
-from modelport.generation.options import POSITIVE_INT, TRANSLATE_BATCH_SIZE
+from modelport.generation.options import POSITIVE_INT, TRANSLATE_BATCH_SIZE, MarianOptions
 from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling, more_than_one_best
 from modelport.generation.shortlist import folder_shortlist, shortlist_for_tokenizer
 from modelport.model.transformer import Seq2SeqModel
@@ -320,10 +320,17 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     source_prefix, source_suffix, forced, lang_opts = language_options(tok, sem, source_lang, target_lang)
     opts.update(lang_opts)
     encoded = [source_prefix + ids + source_suffix for ids in tok.encode_batch(lines)]
+    # Marian's --max-length without --max-length-crop (the search refuses such a line too, without its number)
+    marian_cap = (POSITIVE_INT.check("max_length", opts.get("max_length", MarianOptions.max_length))
+                  if sem == "marian" and not opts.get("max_length_crop") else None)
     for i, ids in enumerate(encoded):
         if len(ids) > cfg.max_source_positions:
             raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
                                     f"{cfg.max_source_positions}")
+        if marian_cap is not None and len(ids) > marian_cap:
+            raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens (</s> included), but `max_length` is "
+                                    f"{marian_cap} (Marian skips such lines; raise `max_length` or set "
+                                    "`max_length_crop`)")
     widths: list[tuple[int, ...]] = []  # per group of batches: each line's own batch width (its length cap)
     runs: list[list[tuple[int, int]]] = []  # per group of batches: the runs of lines it encodes apart
     batching = framework_batching(sem, opts, batch_size, max_tokens)

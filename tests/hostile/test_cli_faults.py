@@ -113,6 +113,16 @@ def test_cli_output_holding_an_ensemble_member_is_refused(default_model_dir, tmp
     assert (source / "b.pt").is_file() and (source / "model.pt").is_file()
 
 
+def test_cli_marian_max_length_names_the_line(ported_default, tmp_path: Path, capsys) -> None:
+    """--max-length without --max-length-crop refuses a longer line by its number (the search only said
+    "a source line")."""
+    src = tmp_path / "in.en"
+    src.write_text("Hi\nThe house is small and the garden is green.\n", encoding="utf-8")
+    line = one_line_error(["translate", str(ported_default.path), "-i", str(src), "--semantics", "marian",
+                           "--max-length", "4"], capsys)
+    assert "line 2 has" in line and "`max_length` is 4" in line
+
+
 @pytest.mark.parametrize("verb", [["validate", "--reference", "{model}"], ["quantize", "{out}", "--mode", "int8"],
                                   ["prune", "{out}", "--heads", "0.25"]])
 def test_cli_references_must_pair_with_the_data(verb: list[str], ported_default, default_model_dir, tmp_path: Path,
