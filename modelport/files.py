@@ -7,6 +7,7 @@ UTF-8, for every command and API that takes lines from a file."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,24 @@ def ordinary_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~umask()
 
 
+def unwritable(output: str | os.PathLike[str], err: OSError, *, on_the_way: bool = False,
+               note: str = "") -> OutputWriteError | None:
+    """A one-line :class:`OutputWriteError` naming ``output`` for an ``err`` the user can fix: a write
+    the file system refuses (read-only, full, no permission), and, ``on_the_way`` (making the output's
+    folders), a path that cannot hold a folder (a file on the way, under ``/proc``); None otherwise.
+    ``note`` is added to the reason ("nothing was written")."""
+    reason = err.strerror or str(err)
+    if err.errno in WRITE_ERRNOS:
+        return OutputWriteError(str(output), reason + note, err.errno)
+    if on_the_way and err.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST):
+        if err.errno == errno.EEXIST and err.filename:  # mkdir met a file where a folder was to be
+            reason = f"`{err.filename}` is a file"
+        elif err.errno == errno.ENOTDIR:
+            reason = "a part of its path is a file"
+        return OutputWriteError(str(output), f"its folder cannot be made there ({reason}){note}", err.errno)
+    return None
+
+
 @contextlib.contextmanager
 def atomic_text_file(path: str | os.PathLike[str], newline: str | None = None) -> Iterator[TextIO]:
     """A UTF-8 text file written to a temporary sibling of ``path`` and renamed
@@ -37,11 +56,10 @@ def atomic_text_file(path: str | os.PathLike[str], newline: str | None = None) -
     (reading an input, say) pass through unchanged."""
     target = Path(path)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)  # as a folder output's are made
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
     except OSError as e:
-        if e.errno in WRITE_ERRNOS:
-            raise OutputWriteError(str(path), e.strerror or str(e), e.errno) from None
-        raise
+        raise (unwritable(path, e, on_the_way=True) or e) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
             os.fchmod(f.fileno(), ordinary_mode())
@@ -49,12 +67,11 @@ def atomic_text_file(path: str | os.PathLike[str], newline: str | None = None) -
         os.replace(tmp, target)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS and e.filename in (None, tmp, str(target)):
-            raise OutputWriteError(str(path), f"{e.strerror or e} (nothing was written)", e.errno) from None
+        converted = (unwritable(path, e, note=" (nothing was written)")
+                     if isinstance(e, OSError) and e.filename in (None, tmp, str(target)) else None)
+        if converted is not None:
+            raise converted from None
         raise
-
-
-__all__ = ["atomic_text_file", "ordinary_mode", "umask"]
 
 
 def utf8_line(raw: bytes | str, number: int, where: str) -> str:
@@ -110,3 +127,7 @@ def references_for(references: str | os.PathLike[str] | Sequence[str] | None, li
         raise InvalidInputError(f"{what}: {len(refs)} lines for {len(lines)} data lines (one reference per data "
                                 "line)")
     return refs
+
+
+__all__ = ["atomic_text_file", "lines_of", "ordinary_mode", "read_text_lines", "references_for", "umask",
+           "unwritable", "utf8_line"]

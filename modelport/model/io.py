@@ -35,8 +35,8 @@ from huggingface_hub import split_state_dict_into_shards_factory
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from modelport.errors import WRITE_ERRNOS, InvalidInputError, OutputExistsError, OutputWriteError
-from modelport.files import ordinary_mode
+from modelport.errors import InvalidInputError, OutputExistsError, OutputWriteError
+from modelport.files import ordinary_mode, unwritable
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -165,12 +165,10 @@ def _write_error(output: str | os.PathLike[str], final: Path, err: OSError,
     """A one-line :class:`OutputWriteError` for a write the file system refused
     under the output's folder (``anywhere``: on the way to it); None for
     anything else, which is a bug."""
-    if err.errno not in WRITE_ERRNOS:
-        return None
     if not anywhere and err.filename is not None \
             and not Path(os.path.abspath(err.filename)).is_relative_to(final.parent):
         return None  # e.g. an input that cannot be read
-    return OutputWriteError(str(output), f"{err.strerror or err} (nothing was written)", err.errno)
+    return unwritable(output, err, on_the_way=anywhere, note=" (nothing was written)")
 
 
 @contextlib.contextmanager

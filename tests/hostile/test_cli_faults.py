@@ -211,6 +211,23 @@ def test_cli_translate_output_write_failure_is_one_line(ported_default, tmp_path
     _no_leftovers(tmp_path, "o.txt")
 
 
+@pytest.mark.parametrize("verb", [["translate", "{port}", "-i", "{src}", "-o"], ["convert", "{model}"],
+                                  ["quantize", "{port}", "--mode", "fp16"]])
+def test_cli_output_below_a_file_is_one_line(verb: list[str], ported_default, default_model_dir, tmp_path: Path,
+                                            capsys) -> None:
+    """An output path through a file exited 1 with a FileExistsError traceback (translate -o, and every
+    folder output); a missing folder on the way is made."""
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x\n", encoding="utf-8")
+    args = [v.format(port=ported_default.path, src=_input(tmp_path), model=default_model_dir) for v in verb]
+    line = one_line_error([*args, str(blocker / "out")], capsys)
+    assert f"cannot write `{blocker / 'out'}`: its folder cannot be made there (`" in line and "is a file" in line
+    assert blocker.read_text(encoding="utf-8") == "x\n"
+    if verb[0] == "translate":
+        assert main([*args, str(tmp_path / "new" / "deeper" / "out.txt")]) == 0
+        assert (tmp_path / "new" / "deeper" / "out.txt").read_text(encoding="utf-8")
+
+
 def test_cli_card_write_failure_is_one_line(ported_default, tmp_path: Path, capsys, monkeypatch) -> None:
     import shutil
     import tempfile
