@@ -44,11 +44,17 @@ def run(args: argparse.Namespace) -> int:
         languages = list(getattr(ported.tokenizer, "languages", ()))
         if languages:
             summary["languages"] = languages
+        codes = list(getattr(ported.tokenizer, "language_codes", ()))  # Marian: >>xxx<< begins the source line
+        if codes:
+            summary["language_tokens"] = codes
         if args.json:
             print_json(summary)
         else:
             print_ported_summary(source, summary)
             _print_languages(languages)
+            if codes:
+                sys.stdout.write(f"target language tokens ({len(codes)}; begin each source line with one): "
+                                 f"{', '.join(codes)}\n")
         return 0
     plan = inspect(args.source, format=args.format, **converter_options(args))
     summary = plan.summary()

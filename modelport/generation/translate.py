@@ -204,6 +204,12 @@ def language_options(tok: Tokenizer, sem: str, source_lang: str | None,
     ``eos=`` as ``generator_eos``. A tokenizer without languages refuses them."""
     planner = getattr(tok, "language_plan", None)
     if planner is None:
+        codes = list(getattr(tok, "language_codes", ()))
+        if (source_lang is not None or target_lang is not None) and codes:
+            shown = ", ".join(codes[:12]) + (", ..." if len(codes) > 12 else "")
+            raise InvalidInputError(f"this model reads its target language from a token that begins each source "
+                                    f"line, as Marian does (`{codes[0]} Hello`; it knows {shown}): write it in "
+                                    "the input; --source-lang/--target-lang do not apply")
         if source_lang is not None or target_lang is not None:
             raise InvalidInputError(f"this port's tokenizer ({tok.kind}) has no language tokens: "
                                     "--source-lang/--target-lang do not apply")

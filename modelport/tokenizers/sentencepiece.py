@@ -256,6 +256,12 @@ class MarianSpmTokenizer(TokenizerBase):
         """One past the largest id of ``side``'s vocabulary."""
         return max(self._vocab(side).values()) + 1
 
+    @property
+    def language_codes(self) -> list[str]:
+        """The ``>>xxx<<`` tokens of the source vocabulary: a multilingual-target model's target
+        languages, which a user writes at the start of each source line, as Marian reads them."""
+        return sorted(t for t in self.vocab if len(t) > 4 and t.startswith(">>") and t.endswith("<<"))
+
     def _split_code(self, line: str) -> tuple[list[str], str]:
         if self.language_code_prefix and line.startswith(">>"):
             end = line.find("<<")

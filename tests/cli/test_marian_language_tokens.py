@@ -1,0 +1,35 @@
+"""A Marian multilingual-target model reads its target language from a ``>>xxx<<`` token that begins each
+source line (as Marian does): ``inspect`` lists the tokens, and ``--target-lang`` is refused with how to
+write the token (it said only that the tokenizer has no language tokens)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelport.cli import main
+from tests.helpers.cli import one_line_error
+from tests.helpers.paths import ROOT
+
+MULTI = ROOT / "tests" / "data" / "marian-trained" / "multi_target"
+
+
+@pytest.fixture(scope="module")
+def ported_multi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("multi") / "port"
+    assert main(["convert", str(MULTI), str(out)]) == 0
+    return out
+
+
+def test_inspect_lists_the_target_language_tokens(ported_multi: Path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["inspect", str(ported_multi)]) == 0
+    assert "target language tokens (2; begin each source line with one): >>deu<<, >>pgl<<" in capsys.readouterr().out
+
+
+def test_target_lang_says_how_to_choose_the_language(ported_multi: Path, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "in.en"
+    src.write_text("Hello\n", encoding="utf-8")
+    line = one_line_error(["translate", str(ported_multi), "-i", str(src), "--target-lang", "de"], capsys)
+    assert "(`>>deu<< Hello`; it knows >>deu<<, >>pgl<<): write it in the input" in line
