@@ -649,8 +649,8 @@ def _dict_paths(directory: Path, src: str | None, tgt: str | None) -> tuple[Path
         if (directory / "dict.txt").is_file():
             return directory / "dict.txt", directory / "dict.txt"
         missing = s if not s.is_file() else t
-        raise InvalidInputError(f"dictionary `{missing}` does not exist (the checkpoint translates "
-                                f"{src}->{tgt}; put dict.{src}.txt and dict.{tgt}.txt beside it)")
+        raise InvalidInputError(f"dictionary `{missing}` does not exist (translating {src}->{tgt} needs "
+                                f"dict.{src}.txt and dict.{tgt}.txt beside the checkpoint)")
     if (directory / "dict.txt").is_file():
         return directory / "dict.txt", directory / "dict.txt"
     dicts = sorted(directory.glob("dict.*.txt"))

@@ -113,6 +113,12 @@ def test_cli_output_holding_an_ensemble_member_is_refused(default_model_dir, tmp
     assert (source / "b.pt").is_file() and (source / "model.pt").is_file()
 
 
+def test_cli_convert_with_a_language_it_has_no_dictionary_for(default_model_dir, tmp_path: Path, capsys) -> None:
+    """The message said "the checkpoint translates fr->de" of an en->de checkpoint: fr was the user's."""
+    line = one_line_error(["convert", str(default_model_dir), str(tmp_path / "out"), "--source-lang", "fr"], capsys)
+    assert "dict.fr.txt` does not exist (translating fr->de needs dict.fr.txt and dict.de.txt" in line
+
+
 def test_cli_marian_max_length_names_the_line(ported_default, tmp_path: Path, capsys) -> None:
     """--max-length without --max-length-crop refuses a longer line by its number (the search only said
     "a source line")."""
