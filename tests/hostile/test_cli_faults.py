@@ -115,7 +115,8 @@ def test_cli_output_holding_an_ensemble_member_is_refused(default_model_dir, tmp
 
 def test_cli_convert_with_a_language_it_has_no_dictionary_for(default_model_dir, tmp_path: Path, capsys) -> None:
     """The message said "the checkpoint translates fr->de" of an en->de checkpoint: fr was the user's."""
-    line = one_line_error(["convert", str(default_model_dir), str(tmp_path / "out"), "--source-lang", "fr"], capsys)
+    line = one_line_error(["convert", str(default_model_dir), str(tmp_path / "out"), "--source-lang", "fr",
+                           "--target-lang", "de"], capsys)
     assert "dict.fr.txt` does not exist (translating fr->de needs dict.fr.txt and dict.de.txt" in line
 
 
