@@ -52,7 +52,7 @@ from modelport.api import PortedModel, load
 from modelport.converters import fairseq as fairseq_converter
 from modelport.converters import t5 as t5_converter
 from modelport.converters.base import KeyMapper
-from modelport.errors import InvalidInputError, ParityError
+from modelport.errors import InvalidInputError, MissingReferenceError, ParityError
 from modelport.exporters import REPORT_NAME
 from modelport.exporters.common import max_abs_diff, open_for_export, verification_lines
 from modelport.exporters.hf_tokenizers import (SpmPort, languages_follow, spm_model_type, spm_ordered, spm_problems,
@@ -929,6 +929,10 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
     if fmt not in _TARGETS:
         raise InvalidInputError(f"`{fmt}` is not a known source format for transformers export "
                                 f"(known: {', '.join(sorted(_TARGETS))})")
+    try:  # heavy, and only the exporters need it: imported when an export runs
+        import transformers
+    except ImportError:
+        raise MissingReferenceError("transformers", "`export hf`") from None
     with Steps("export hf", 3 if verify else 2, progress) as bar:
         ported = load(folder.path)
         target = (_fairseq_target(ported, allow_approximate) if fmt == "fairseq"
@@ -944,8 +948,6 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
                                     "difference is recorded)")
 
         bar.advance("loaded")
-        import transformers  # heavy, and only the exporters need it: imported when an export runs
-
         with atomic_output_dir(output_dir, force=force) as tmp:
             hf_config = target.config()
             hf_config.save_pretrained(tmp)

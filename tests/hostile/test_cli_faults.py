@@ -113,6 +113,17 @@ def test_cli_output_holding_an_ensemble_member_is_refused(default_model_dir, tmp
     assert (source / "b.pt").is_file() and (source / "model.pt").is_file()
 
 
+def test_cli_export_hf_without_transformers_is_one_line(ported_default, tmp_path: Path, capsys,
+                                                        monkeypatch) -> None:
+    """It was a ModuleNotFoundError traceback (exit 1) after loading the port."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    line = one_line_error(["export", "hf", str(ported_default.path), str(tmp_path / "out")], capsys)
+    assert "`export hf` needs `transformers`, which is not installed here" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_convert_with_a_language_it_has_no_dictionary_for(default_model_dir, tmp_path: Path, capsys) -> None:
     """The message said "the checkpoint translates fr->de" of an en->de checkpoint: fr was the user's."""
     line = one_line_error(["convert", str(default_model_dir), str(tmp_path / "out"), "--source-lang", "fr",
