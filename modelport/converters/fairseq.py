@@ -654,9 +654,14 @@ def _dict_paths(directory: Path, src: str | None, tgt: str | None) -> tuple[Path
     if (directory / "dict.txt").is_file():
         return directory / "dict.txt", directory / "dict.txt"
     dicts = sorted(directory.glob("dict.*.txt"))
+    found = ", ".join(d.name for d in dicts) or "none"
+    if src or tgt:  # one side given, the other neither recorded nor read from the dictionaries that fit
+        missing = "--target-lang" if src else "--source-lang"
+        raise InvalidInputError(f"`{directory}`: the checkpoint does not name its other language and no pair of "
+                                f"dictionaries with {src or tgt} fits its embeddings (found: {found}); pass "
+                                f"{missing} too")
     raise InvalidInputError(f"`{directory}`: the checkpoint names no source/target language and there is "
-                            f"no dict.txt (found: {', '.join(d.name for d in dicts) or 'none'}); pass "
-                            "--source-lang and --target-lang")
+                            f"no dict.txt (found: {found}); pass --source-lang and --target-lang")
 
 
 def fairseq_config(opts: dict[str, Any], src_dict: FairseqDictionary, tgt_dict: FairseqDictionary) -> Seq2SeqConfig:

@@ -129,6 +129,10 @@ def test_cli_convert_with_a_language_it_has_no_dictionary_for(default_model_dir,
     line = one_line_error(["convert", str(default_model_dir), str(tmp_path / "out"), "--source-lang", "fr",
                            "--target-lang", "de"], capsys)
     assert "dict.fr.txt` does not exist (translating fr->de needs dict.fr.txt and dict.de.txt" in line
+    # one language given, the other neither recorded nor found: it said to pass both
+    line = one_line_error(["convert", str(default_model_dir), str(tmp_path / "out"), "--source-lang", "fr"], capsys)
+    assert "no pair of dictionaries with fr fits its embeddings (found: dict.de.txt, dict.en.txt); pass " \
+           "--target-lang too" in line
 
 
 def test_cli_marian_max_length_names_the_line(ported_default, tmp_path: Path, capsys) -> None:
