@@ -929,25 +929,30 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
     if fmt not in _TARGETS:
         raise InvalidInputError(f"`{fmt}` is not a known source format for transformers export "
                                 f"(known: {', '.join(sorted(_TARGETS))})")
-    try:  # heavy, and only the exporters need it: imported when an export runs
-        import transformers
-    except ImportError:
-        raise MissingReferenceError("transformers", "`export hf`") from None
     with Steps("export hf", 3 if verify else 2, progress) as bar:
         ported = load(folder.path)
-        target = (_fairseq_target(ported, allow_approximate) if fmt == "fairseq"
-                  else _TARGETS[fmt](ported, allow_approximate=allow_approximate))
-        problems = target.problems()
+        try:  # what the port cannot be in transformers is said first, transformers installed or not
+            target = (_fairseq_target(ported, allow_approximate) if fmt == "fairseq"
+                      else _TARGETS[fmt](ported, allow_approximate=allow_approximate))
+            problems = target.problems()
+            approx = [] if problems else target.approximations()
+        except ImportError as e:  # multilingual targets read transformers' language codes
+            if not (e.name or "").startswith("transformers"):
+                raise
+            raise MissingReferenceError("transformers", "`export hf`") from None
         if problems:
             raise InvalidInputError(f"`{ported_dir}` cannot be exported to {target.model_class}: "
                                     + "; ".join(problems))
-        approx = target.approximations()
         if approx and not allow_approximate:
             raise InvalidInputError(f"`{ported_dir}` is not exactly representable by {target.model_class}: "
                                     + "; ".join(approx) + " (pass --allow-approximate to export anyway; the measured "
                                     "difference is recorded)")
 
         bar.advance("loaded")
+        try:  # heavy, and only the exporters need it: imported when an export runs
+            import transformers
+        except ImportError:
+            raise MissingReferenceError("transformers", "`export hf`") from None
         with atomic_output_dir(output_dir, force=force) as tmp:
             hf_config = target.config()
             hf_config.save_pretrained(tmp)
