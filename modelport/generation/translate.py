@@ -326,9 +326,10 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     source_prefix, source_suffix, forced, lang_opts = language_options(tok, sem, source_lang, target_lang)
     opts.update(lang_opts)
     encoded = [source_prefix + ids + source_suffix for ids in tok.encode_batch(lines)]
-    # Marian's --max-length without --max-length-crop (the search refuses such a line too, without its number)
+    # Marian's --max-length without --max-length-crop (the search refuses such a line too, without its number);
+    # sampling follows transformers' rules, where max_length is the output's
     marian_cap = (POSITIVE_INT.check("max_length", opts.get("max_length", MarianOptions.max_length))
-                  if sem == "marian" and not opts.get("max_length_crop") else None)
+                  if sem == "marian" and not opts.get("max_length_crop") and not is_sampling(opts) else None)
     for i, ids in enumerate(encoded):
         if len(ids) > cfg.max_source_positions:
             raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
@@ -345,7 +346,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         cap = opts.get("max_length") if opts.get("max_length_crop") else None
         lengths = [len(x) if cap is None else min(len(x), cap) for x in encoded]
         batches = marian_batches(lengths, **batching)
-        if opts.get("shortlist") is None:  # a shortlist is made per Marian batch: those stay apart
+        # a shortlist is made per Marian batch, and sampling's draws depend on the batch: those stay apart
+        if opts.get("shortlist") is None and not is_sampling(opts):
             batches, widths = decode_groups(batches, lengths, group_lines(cfg.d_model),
                                             chunk_lines=pool_chunk_lines(pool_lines(**batching)))
             runs = [encoder_runs(w) for w in widths]

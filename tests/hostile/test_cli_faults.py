@@ -143,6 +143,9 @@ def test_cli_marian_max_length_names_the_line(ported_default, tmp_path: Path, ca
     line = one_line_error(["translate", str(ported_default.path), "-i", str(src), "--semantics", "marian",
                            "--max-length", "4"], capsys)
     assert "line 2 has" in line and "`max_length` is 4" in line
+    # sampling follows transformers' rules, where max_length is the output's: no source cap
+    assert main(["translate", str(ported_default.path), "-i", str(src), "--semantics", "marian", "--max-length", "4",
+                 "--sampling", "--seed", "1"]) == 0
 
 
 @pytest.mark.parametrize("verb", [["validate", "--reference", "{model}"], ["quantize", "{out}", "--mode", "int8"],
