@@ -445,7 +445,7 @@ def decoding_kwargs(values: Mapping[str, Any], search_only: bool = False,
 
 
 __all__ = ["DECODING_GROUP_TITLE", "DECODING_OPTIONS", "HF_ALIASES", "MARIAN_ALIASES", "MARIAN_BATCHING",
-           "NBEST_OPTIONS", "SAMPLING", "more_than_one_best",
-           "SEMANTICS", "TOKEN_IDS", "DecodingOption", "FairseqOptions", "HFOptions", "MarianOptions",
-           "SamplingOptions", "Semantics", "add_decoding_arguments", "decoding_flags", "decoding_kwargs",
-           "get_semantics", "hf_length_limits", "is_sampling", "parse_options", "split_options"]
+           "NBEST_OPTIONS", "SAMPLING", "SEMANTICS", "TOKEN_IDS", "DecodingOption", "FairseqOptions", "HFOptions",
+           "MarianOptions", "SamplingOptions", "Semantics", "add_decoding_arguments", "decoding_flags",
+           "decoding_kwargs", "get_semantics", "hf_length_limits", "is_sampling", "more_than_one_best",
+           "parse_options", "split_options"]

@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import numbers
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterator

@@ -74,7 +74,8 @@ class Ct2Verification:
     def to_json(self) -> dict[str, Any]:
         return {"lines": self.lines, "empty_lines": self.empty_lines, "compute_type": self.compute_type,
                 "exact": self.exact, "reference": self.reference, "greedy": self.greedy.to_json(),
-                "beam": self.beam.to_json(), "port_greedy_identical": self.port_greedy_identical, "passed": self.passed, "failure": self.failure}
+                "beam": self.beam.to_json(), "port_greedy_identical": self.port_greedy_identical,
+                "passed": self.passed, "failure": self.failure}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Ct2Verification:
