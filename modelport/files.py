@@ -109,9 +109,17 @@ def lines_of(data: str | os.PathLike[str] | Sequence[str], what: str) -> list[st
         return read_text_lines(data, f"{what} `{os.fspath(data)}`")
     lines = list(data)
     for number, line in enumerate(lines, 1):
-        if not isinstance(line, str):
-            raise InvalidInputError(f"line {number} of {what} is {type(line).__name__}, not str")
+        check_text_line(number, line, what)
     return lines
+
+
+def check_text_line(number: int, line: object, what: str | None = None) -> None:
+    """Refuse line ``number`` (of ``what``) unless it is a string: ``None`` would be translated
+    as the text "None"."""
+    if not isinstance(line, str):
+        where = f" of {what}" if what else ""
+        raise InvalidInputError(f"line {number}{where} is {type(line).__name__}, not str: every line must be a "
+                                "string")
 
 
 def references_for(references: str | os.PathLike[str] | Sequence[str] | None, lines: Sequence[str] | None,
@@ -129,5 +137,5 @@ def references_for(references: str | os.PathLike[str] | Sequence[str] | None, li
     return refs
 
 
-__all__ = ["atomic_text_file", "lines_of", "ordinary_mode", "read_text_lines", "references_for", "umask",
-           "unwritable", "utf8_line"]
+__all__ = ["atomic_text_file", "check_text_line", "lines_of", "ordinary_mode", "read_text_lines", "references_for",
+           "umask", "unwritable", "utf8_line"]

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError, NonFiniteOutputError
+from modelport.files import check_text_line
 from modelport.generation.alignment import OFF
 from modelport.generation.backend import SearchBackend
 from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
@@ -242,12 +243,6 @@ def check_lines(lines: Iterable[str]) -> None:
                                 f"{type(lines).__name__} (wrap it in a list: [text])")
 
 
-def check_line(number: int, line: object) -> None:
-    """Refuse a line that is not a string (``None`` would be translated as the text "None")."""
-    if not isinstance(line, str):
-        raise InvalidInputError(f"line {number} is {type(line).__name__}, not str: every line must be a string")
-
-
 def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32, window: int = 16,
                       **options: Any) -> Iterator[list[Hypothesis]]:
     """``ported.translate`` over a stream, ``batch_size * window`` lines at a
@@ -258,7 +253,7 @@ def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32
     check_lines(lines)
     buffer: list[str] = []
     for number, line in enumerate(lines, 1):
-        check_line(number, line)
+        check_text_line(number, line)
         buffer.append(line)
         if len(buffer) >= batch_size * window:
             yield from ported.translate(buffer, batch_size=batch_size, **options)
@@ -304,7 +299,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     check_lines(lines)
     lines = list(lines)
     for number, line in enumerate(lines, 1):
-        check_line(number, line)
+        check_text_line(number, line)
     if batch_size is not None:
         batch_size = POSITIVE_INT.check("batch_size", batch_size)
     if max_tokens is not None:
