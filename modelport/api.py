@@ -16,7 +16,7 @@ from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.placement import dtype_name, resolve_device, resolve_dtype
 from modelport.generation.translate import translate, translate_windows
 from modelport.model.config import Seq2SeqConfig
-from modelport.model.folder import check_folder, check_writable, load_checked_weights
+from modelport.model.folder import check_folder, check_writable, load_checked_weights, parity_report
 from modelport.model.quantized import apply_on_load, dequantize_state
 from modelport.model.remote import resolve_ported
 from modelport.model.transformer import Seq2SeqModel
@@ -103,16 +103,21 @@ class PortedModel:
         return translate_windows(self, lines, batch_size=batch_size, window=window, **options)
 
     def summary(self) -> dict[str, Any]:
-        """What ``inspect PORTED_DIR`` prints: provenance, shape, weights, decoding defaults and the passes
-        applied (name and options, in order)."""
+        """What ``inspect PORTED_DIR`` prints: provenance, shape, weights, decoding defaults, the passes
+        applied (name and options, in order) and the verdict of ``modelport validate`` if it ran here
+        (None if not)."""
         params = self.parameters // len(self.models)
         passes = [{"pass": entry.get("pass"), "options": entry.get("options", {})}
                   for entry in self.conversion.get("history", [])]
+        report = parity_report(self.path)
+        parity = None if report is None else {
+            "passed": report.passed, "reference": report.meta.reference, "lines": report.meta.lines,
+            "semantics": report.meta.semantics, "failure": report.failure}
         return {"path": str(self.path), "source_format": self.source_format,
                 "source": self.conversion.get("source"), "ensemble_size": len(self.models),
                 "parameters_per_member": params, "architecture": self.config.architecture(),
                 "quantization": self.quantization, "config": self.config.to_dict(),
-                "generation": self.generation_config, "passes": passes}
+                "generation": self.generation_config, "passes": passes, "parity": parity}
 
 
 def inspect(source: str | os.PathLike[str], *, format: str | None = None, **options: Any) -> ConversionPlan:

@@ -54,6 +54,15 @@ def print_ported_summary(source: Path, summary: dict[str, Any]) -> None:
     for i, applied in enumerate(passes, 1):
         options = ", ".join(f"{k}={v}" for k, v in (applied.get("options") or {}).items() if v is not None)
         out.write(f"  {i}. {applied.get('pass')}{' ' + options if options else ''}\n")
+    parity = summary.get("parity")
+    if parity is None:
+        out.write("parity:        not validated here (run `modelport validate`)\n")
+    else:
+        lines = f"{parity['lines']} lines" if parity.get("lines") is not None else "? lines"
+        how = ", ".join(x for x in (lines, parity.get("semantics") and f"semantics {parity['semantics']}") if x)
+        verdict = "passed" if parity["passed"] else "FAILED"
+        out.write(f"parity:        {verdict} against {parity['reference'] or '?'} ({how})"
+                  f"{': ' + parity['failure'] if not parity['passed'] and parity.get('failure') else ''}\n")
 
 
 def _write_architecture(arch: dict[str, Any]) -> None:

@@ -44,10 +44,10 @@ import os
 import re
 import shutil
 import struct
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -58,6 +58,8 @@ from modelport.model.io import (INDEX_NAME, WEIGHTS_NAME, atomic_output_dir, out
                                 weight_files, write_json)
 from modelport.model.transformer import Seq2SeqModel
 from modelport.reports.export import EXPORT_REPORT_NAME
+from modelport.reports.parity import PARITY_REPORT_STEM, ParityReport
+from modelport.reports.passes import PASS_REPORT_STEM, PassReport
 
 # the layout of a ported folder (DESIGN.md, "A ported model folder")
 CONFIG_NAME = "config.json"
@@ -144,6 +146,14 @@ class PortedFolder:
     def load_weights(self) -> dict[str, torch.Tensor]:
         """Every stored tensor, aliases restored (see :func:`load_checked_weights`)."""
         return load_checked_weights(self)
+
+    def parity_report(self) -> ParityReport | None:
+        """See :func:`parity_report`."""
+        return parity_report(self.path)
+
+    def pass_report(self) -> PassReport | None:
+        """See :func:`pass_report`."""
+        return pass_report(self.path)
 
 
 CheckedFolder = PortedFolder  # the name this type had before it also described writing
@@ -302,6 +312,35 @@ def _read_json_object(folder: Path, name: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _fail(folder, f"`{name}` must be a JSON object, but is {_kind(data)}")
     return data
+
+
+_Report = TypeVar("_Report")
+
+
+def read_report(folder: Path, stem: str, read: Callable[[dict[str, Any]], _Report], writer: str) -> _Report | None:
+    """The folder's ``<stem>.json`` as the typed report ``read`` makes of it,
+    None when absent. The file is read as untrusted as config.json is (a
+    regular file, bounded size, a JSON object); one that ``read`` cannot take
+    is an :class:`InvalidPortedFolderError` saying to run ``writer`` again."""
+    name = f"{stem}.json"
+    if not os.path.lexists(folder / name):
+        return None
+    data = _read_json_object(folder, name)
+    try:
+        return read(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise _fail(folder, f"`{name}` is not a report modelport wrote ({type(e).__name__}: {e}); "
+                            f"run {writer} again") from None
+
+
+def parity_report(folder: Path) -> ParityReport | None:
+    """What ``modelport validate`` last wrote into ``folder``, None if it never did."""
+    return read_report(folder, PARITY_REPORT_STEM, ParityReport.from_json, "`modelport validate`")
+
+
+def pass_report(folder: Path) -> PassReport | None:
+    """The report of the pass that wrote ``folder``, None for a folder ``convert`` wrote."""
+    return read_report(folder, PASS_REPORT_STEM, PassReport.from_json, "the pass")
 
 
 def _read_config(folder: Path) -> tuple[dict[str, Any], Seq2SeqConfig, int, str | None]:

@@ -34,10 +34,8 @@ from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import (CARD_NAME, CONFIG_NAME, CONVERSION_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_DIR,
                                     PortedFolder, not_a_port)
 from modelport.reports.export import ExportReport, HfExportReport
-from modelport.reports.parity import PARITY_REPORT_STEM, ParityReport
+from modelport.reports.parity import ParityReport
 from modelport.reports.passes import PassMeasurement
-
-PARITY_REPORT_NAME = f"{PARITY_REPORT_STEM}.json"
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -93,18 +91,6 @@ def _eval_results(report: ParityReport | None, task: str, eval_dataset: str | No
             for metric, name, value, signature in (
                 ("bleu", "BLEU", scores.bleu, report.bleu.signature.bleu if report.bleu.signature else None),
                 ("chrf", "chrF", scores.chrf, report.bleu.signature.chrf if report.bleu.signature else None))]
-
-
-def _parity_report(directory: Path) -> ParityReport | None:
-    """The folder's parity report, if ``modelport validate`` wrote one."""
-    data = _read(directory / PARITY_REPORT_NAME)
-    if not data:
-        return None
-    try:
-        return ParityReport.from_json(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise InvalidInputError(f"`{directory / PARITY_REPORT_NAME}` is not a parity report written by `modelport "
-                                f"validate` ({type(e).__name__}: {e}); run `modelport validate` again") from None
 
 
 def _provenance_lines(conv: dict[str, Any]) -> list[str]:
@@ -320,7 +306,7 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     folder = PortedFolder.open(directory)  # a damaged or edited folder gets no card
     conv, gen = folder.conversion, folder.generation_config
     tok = _read(directory / TOKENIZER_DIR / TOKENIZER_CONFIG_NAME)
-    report = _parity_report(directory)
+    report = folder.parity_report()
     fmt = folder.data.get("source_format", "unknown")
     ensemble = folder.ensemble_size
 

@@ -14,21 +14,9 @@ from typing import Any
 
 from modelport.errors import InvalidInputError
 from modelport.model.folder import PortedFolder
-from modelport.model.io import read_json
 from modelport.reports.compare import CompareRow
-from modelport.reports.parity import PARITY_REPORT_STEM, BeamSection, MarianBeamSection, ParityReport
-from modelport.reports.passes import PASS_REPORT_STEM, PassReport
-
-
-def _report(directory: Path, stem: str, read: Any) -> Any:
-    """The folder's ``<stem>.json`` read as a typed report, None when absent."""
-    path = directory / f"{stem}.json"
-    if not path.is_file():
-        return None
-    try:
-        return read(read_json(path))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise InvalidInputError(f"`{path}` is not a report modelport wrote ({type(e).__name__}: {e})") from None
+from modelport.reports.parity import BeamSection, MarianBeamSection, ParityReport
+from modelport.reports.passes import PassReport
 
 
 def _made_by(report: PassReport | None) -> str:
@@ -104,8 +92,8 @@ def compare(directories: Sequence[str | os.PathLike[str]]) -> list[CompareRow]:
         raise InvalidInputError("`compare` needs at least one ported folder")
     paths = [Path(d) for d in directories]
     folders = [PortedFolder.open(p) for p in paths]
-    passes = [_report(p, PASS_REPORT_STEM, PassReport.from_json) for p in paths]
-    parity = [_report(p, PARITY_REPORT_STEM, ParityReport.from_json) for p in paths]
+    passes = [f.pass_report() for f in folders]
+    parity = [f.parity_report() for f in folders]
     rows = [_row(f, label, pr, par) for f, label, pr, par in zip(folders, _labels(paths), passes, parity)]
     for i, folder in enumerate(folders):
         children = [passes[j] for j, other in enumerate(folders)
