@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -78,9 +80,42 @@ def end_progress_bars() -> None:
             bar.close()
 
 
+RANK_ERROR_WAIT = 10.0  # seconds a torchrun process other than rank 0 waits before saying an error (report_error)
+
+
 def report_error(message: str, code: int) -> int:
-    """Write ``modelport: error: MESSAGE`` as one line on stderr; return ``code``."""
+    """Write ``modelport: error: MESSAGE`` as one line on stderr; return ``code``.
+
+    Under torchrun every process runs the command. Until the process group
+    starts each checks the same arguments and input, so an error there is
+    every process's: rank 0 says it at once, the others wait
+    :data:`RANK_ERROR_WAIT` seconds first, and torchrun, which stops the
+    whole job when one process fails, has stopped them by then (the message
+    once, not once per process). Had rank 0 not failed, the wait ends and the
+    message is said with the rank, as is every error once the group runs (an
+    error there may be one process's own: its chunk)."""
     end_progress_bars()
     one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    rank = _torchrun_rank()
+    if rank is not None:
+        if rank > 0 and not _process_group_started():
+            time.sleep(RANK_ERROR_WAIT)
+        if rank > 0 or _process_group_started():
+            one_line = f"rank {rank}: {one_line}"
     sys.stderr.write(f"modelport: error: {one_line}\n")
     return code
+
+
+def _torchrun_rank() -> int | None:
+    """This process's rank in a torchrun job of more than one process, else None."""
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        pass
+    return None
+
+
+def _process_group_started() -> bool:
+    dist = sys.modules.get("torch.distributed")  # never imported here: that would import torch
+    return bool(dist is not None and dist.is_available() and dist.is_initialized())

@@ -135,8 +135,8 @@ def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any])
 
     if args.input in (None, "-"):
         raise InvalidInputError("under torchrun, give the corpus with -i FILE (stdin is read by one process only)")
+    lines = read_lines(args.input)  # before the process group starts: a bad input is said once (by rank 0)
     where = world()
-    lines = read_lines(args.input)
 
     def work(chunk: list[str], first: int) -> list[str]:
         try:

@@ -305,3 +305,22 @@ def test_translate_under_torchrun_writes_the_hypotheses_one_process_writes(teach
     assert [text for _, text in two] == [text for _, text in one]  # the same hypotheses, in input order
     # batches are formed within each 256-line chunk, so padding (and float sums) can differ from one process's
     assert max(abs(float(a) - float(b)) for (a, _), (b, _) in zip(one, two)) < 1e-5
+
+
+@pytest.mark.parametrize("command, says", [
+    (["translate", "{teacher}", "-i", "bad.en", "-o", "out.de"], "line 2 of input `bad.en` must be UTF-8 text"),
+    (["distill", "{teacher}", "taken", "--data", "good.en"], "output `taken` already exists (pass --force"),
+])
+def test_an_error_every_process_meets_is_said_once(command, says, teacher_dir, tmp_path):
+    """Under torchrun every process checks the same input: the error is one line
+    from rank 0, not one per process, and no process is left waiting for one
+    that failed (distill's rank 1 died in a barrier with a gloo traceback)."""
+    (tmp_path / "bad.en").write_bytes(b"Hello\n\xff bad\n")
+    _write(tmp_path / "good.en", DEV)
+    (tmp_path / "taken").mkdir()
+    run = _torchrun([part.format(teacher=teacher_dir) for part in command], tmp_path)
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if "modelport: error:" in line]
+    assert errors == [f"modelport: error: {says}" + errors[0].split(says, 1)[1]] if errors else False, run.stderr
+    assert len(errors) == 1 and "[rank1]" not in run.stderr, run.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.en", "good.en", "taken"]

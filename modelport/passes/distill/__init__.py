@@ -101,22 +101,26 @@ def _check(teacher: PortedFolder, spec: StudentSpec, then_quantize: str | None, 
     opts.check()
 
 
-def _prepare_work_dir(work: Path, resume: bool, force: bool) -> None:
-    """A fresh or resumed work directory (rank 0). Only a directory this
-    command made (it holds :data:`WORK_MARKER`) is ever continued or deleted:
-    ``--force`` with ``--work-dir`` naming any other non-empty directory is
-    refused, never an ``rm -r`` of it."""
+def _check_work_dir(work: Path, resume: bool, force: bool) -> None:
+    """Refuse a work directory :func:`_prepare_work_dir` must not touch. Only
+    a directory this command made (it holds :data:`WORK_MARKER`) is ever
+    continued or deleted: ``--force`` with ``--work-dir`` naming any other
+    non-empty directory is refused, never an ``rm -r`` of it."""
     if work.exists() and not work.is_dir():
         raise InvalidInputError(f"work directory `{work}` exists and is not a directory")
     if work.exists() and any(work.iterdir()):
         if not (work / WORK_MARKER).is_file():
             raise InvalidInputError(f"work directory `{work}` is not empty and was not made by `modelport distill` "
                                     "(nothing in it is touched): give an empty or new --work-dir")
-        if not resume:
-            if not force:
-                raise InvalidInputError(f"work directory `{work}` holds an earlier run: --resume continues it, "
-                                        "--force starts over")
-            shutil.rmtree(work)
+        if not resume and not force:
+            raise InvalidInputError(f"work directory `{work}` holds an earlier run: --resume continues it, "
+                                    "--force starts over")
+
+
+def _prepare_work_dir(work: Path, resume: bool) -> None:
+    """A fresh or resumed work directory (rank 0), after :func:`_check_work_dir`."""
+    if work.exists() and any(work.iterdir()) and not resume:
+        shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     (work / WORK_MARKER).write_text("a `modelport distill` work directory: teacher translations and checkpoints\n",
                                     encoding="utf-8")
@@ -269,7 +273,6 @@ def distill(teacher_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     data (its defaults otherwise; the report measures every model with the
     same); ``training`` the loop's options. Returns the report on rank 0,
     None on the other ranks of a torchrun job."""
-    where = world()
     opts = training or TrainOptions()
     spec = parse_student(student)
     lines, data_name = _lines(data, "--data")
@@ -280,11 +283,15 @@ def distill(teacher_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     decoding = dict(decoding or {})
     check_first_best(decoding)  # before the work directory is made
     work = Path(work_dir) if work_dir is not None else default_work_dir(output_dir)
+    # every process checks what rank 0 will write (reading only) before the process group starts, so that
+    # a problem is said once, by rank 0 (cli.console.report_error), and no process waits on one that failed
+    check_writable(output_dir, force, reads=[teacher_dir])
+    if then_quantize is not None:
+        check_writable(quantized_dir(output_dir, then_quantize), force, reads=[teacher_dir])
+    _check_work_dir(work, resume, force)
+    where = world()
     if where.is_main:
-        check_writable(output_dir, force, reads=[teacher_dir])
-        if then_quantize is not None:
-            check_writable(quantized_dir(output_dir, then_quantize), force, reads=[teacher_dir])
-        _prepare_work_dir(work, resume, force)
+        _prepare_work_dir(work, resume)
     barrier(where)
     teacher = load(teacher_dir)
     teacher_sha = folder_sha256(teacher_folder.files)
