@@ -74,6 +74,16 @@ def atomic_text_file(path: str | os.PathLike[str], newline: str | None = None) -
         raise
 
 
+def not_a_folder(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is no folder to read ("no such directory", "it is a file,
+    not a folder", ...), None when it is one."""
+    if os.path.isdir(path):
+        return None
+    if os.path.isfile(path):
+        return "it is a file, not a folder"
+    return "it is not a folder" if os.path.lexists(path) else "no such directory"
+
+
 def utf8_line(raw: bytes | str, number: int, where: str) -> str:
     """``raw`` decoded as UTF-8 without its line ending; an error names line
     ``number`` of ``where`` and the first bad byte."""
@@ -137,5 +147,5 @@ def references_for(references: str | os.PathLike[str] | Sequence[str] | None, li
     return refs
 
 
-__all__ = ["atomic_text_file", "check_text_line", "lines_of", "ordinary_mode", "read_text_lines", "references_for",
+__all__ = ["atomic_text_file", "check_text_line", "lines_of", "not_a_folder", "ordinary_mode", "read_text_lines", "references_for",
            "umask", "unwritable", "utf8_line"]

@@ -25,6 +25,7 @@ from typing import Any
 from modelport._version import __version__
 from modelport.errors import HubError, InvalidInputError, first_line
 from modelport.exporters import REPORT_NAME
+from modelport.files import not_a_folder
 from modelport.model.folder import CARD_NAME, CONVERSION_NAME
 from modelport.model.io import read_json
 from modelport.modelcards.card import LOCAL_PLACEHOLDER, make_card
@@ -295,8 +296,9 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
     """
     seconds = hub_timeout(timeout)
     directory = Path(ported_dir)
-    if not directory.is_dir():
-        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
+    problem = not_a_folder(directory)
+    if problem is not None:
+        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder ({problem})")
     _check_repo_id(repo_id)  # a dry run too, which listed the files for a repo id the upload would refuse
     files, contents = plan_upload(directory, repo_id, license=license, language=language, base_model=base_model,
                                   eval_dataset=eval_dataset)

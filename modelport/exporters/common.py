@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
@@ -20,8 +19,6 @@ def open_for_export(ported_dir: str | os.PathLike[str], output_dir: str | os.Pat
     """The checked ported folder to export (weights not loaded), after the
     one "output exists" check, so a taken output fails before any work."""
     check_writable(output_dir, force, reads=[ported_dir])
-    if not Path(ported_dir).is_dir():
-        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder (no such directory)")
     return PortedFolder.open(ported_dir)
 
 

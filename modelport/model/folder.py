@@ -53,6 +53,7 @@ import torch
 
 from modelport.errors import (ConfigError, InvalidInputError, InvalidPortedFolderError, NotAPortedFolderError,
                               OutputExistsError)
+from modelport.files import not_a_folder
 from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
 from modelport.model.io import (INDEX_NAME, WEIGHTS_NAME, atomic_output_dir, output_exists, read_json, save_weights,
                                 weight_files, write_json)
@@ -702,8 +703,9 @@ def check_folder(path: str | os.PathLike[str]) -> PortedFolder:
     """Check a ported folder without loading its weights (see the module
     docstring); raise :class:`InvalidPortedFolderError` on the first problem."""
     folder = Path(path)
-    if not folder.is_dir():
-        raise _fail(folder, "no such directory")
+    problem = not_a_folder(folder)
+    if problem is not None:
+        raise _fail(folder, problem)
     other = not_a_port(folder)
     if other is not None:
         raise other

@@ -29,6 +29,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modelport.errors import InvalidInputError
+from modelport.files import not_a_folder
 from modelport.files import atomic_text_file
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import (CARD_NAME, CONFIG_NAME, CONVERSION_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_DIR,
@@ -300,6 +301,9 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     other = not_a_port(directory)  # an export or a transformers folder, named as what it is
     if other is not None:
         raise other
+    problem = not_a_folder(directory)
+    if problem is not None:
+        raise InvalidInputError(f"`{ported_dir}` is not a ported model folder ({problem})")
     if not (directory / CONFIG_NAME).is_file() or not (directory / CONVERSION_NAME).is_file():
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder ({CONFIG_NAME} or {CONVERSION_NAME} "
                                 "missing; create one with `modelport convert`)")

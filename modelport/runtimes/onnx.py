@@ -59,6 +59,7 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError, MissingReferenceError, first_line
+from modelport.files import not_a_folder
 from modelport.generation.backend import SearchBackend
 from modelport.generation.ensemble import shared_rows
 from modelport.generation.hypothesis import Hypothesis
@@ -402,8 +403,9 @@ def load_onnx(directory: str | os.PathLike[str], *, device: str | torch.device |
               dtype: str | torch.dtype | None = None, threads: int | None = None) -> OnnxModel:
     """An ``export onnx`` folder for translation with onnxruntime (CPU, the graphs' precision)."""
     directory = Path(directory)
-    if not directory.is_dir():
-        raise InvalidInputError(f"`{directory}` is not an ONNX export (no such directory)")
+    problem = not_a_folder(directory)
+    if problem is not None:
+        raise InvalidInputError(f"`{directory}` is not an ONNX export ({problem})")
     if any(not (directory / name).is_file() for name in GRAPH_FILES):
         raise _not_an_export(directory)
     if device is not None and torch.device(device).type != "cpu":
