@@ -43,6 +43,15 @@ def ported_default(tmp_path_factory: pytest.TempPathFactory, default_model_dir: 
 
 
 @pytest.fixture(scope="session")
+def ported_m2m(tmp_path_factory: pytest.TempPathFactory):
+    """assets/fixture-m2m (a trained M2M100-style en<->de model) converted once per session."""
+    import modelport
+    from tests.helpers.paths import ROOT
+
+    return modelport.convert(str(ROOT / "assets" / "fixture-m2m"), tmp_path_factory.mktemp("ported") / "m2m")
+
+
+@pytest.fixture(scope="session")
 def ported_ensemble(tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path):
     """A two-member ensemble (the embedded model twice) converted once per session."""
     import shutil

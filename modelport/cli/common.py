@@ -105,11 +105,12 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-lang", help="target language, when the checkpoint does not name it")
 
 
-def add_language_options(p: argparse.ArgumentParser) -> None:
-    """``--source-lang``/``--target-lang``: the direction of a multilingual port (translate, validate)."""
-    p.add_argument("--source-lang", help="multilingual ports (M2M100, NLLB-200, mBART-50): the input's language "
+def add_language_options(p: argparse.ArgumentParser, what: str = "the input") -> None:
+    """``--source-lang``/``--target-lang``: the direction of a multilingual port
+    (translate, validate; the passes and exports, for ``what`` they translate)."""
+    p.add_argument("--source-lang", help=f"multilingual ports (M2M100, NLLB-200, mBART-50): the language of {what} "
                                          "(`modelport inspect` lists them)")
-    p.add_argument("--target-lang", help="multilingual ports: the language to translate into")
+    p.add_argument("--target-lang", help=f"multilingual ports: the language to translate {what} into")
 
 
 def converter_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,3 +197,4 @@ def add_pass_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--references", help="reference translations of --data: adds BLEU and chrF before/after")
     p.add_argument("--force", action="store_true", help="replace OUTPUT_DIR if it exists")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_language_options(p, "--data")

@@ -39,6 +39,11 @@ _INT8 = _Option("--int8", {
     "action": "store_true",
     "help": "after verifying the fp32 graphs, quantize them with onnxruntime's dynamic int8 quantization and report "
             "their agreement with the fp32 port (beam outputs identical, logit difference, size)"})
+_SOURCE_LANG = _Option("--source-lang", {
+    "help": "multilingual ports (M2M100, NLLB-200, mBART-50): the language of --data, which the verification "
+            "translates (required for them; `modelport inspect` lists the languages)"})
+_TARGET_LANG = _Option("--target-lang", {"help": "multilingual ports: the language the verification translates "
+                                                 "--data into"})
 _QUANTIZATION = _Option("--quantization", {
     "choices": QUANTIZATIONS, "metavar": "TYPE",
     "help": f"CTranslate2 weight type ({', '.join(QUANTIZATIONS)}; default: float32, verified token-identical)"})
@@ -76,7 +81,8 @@ def _run_onnx(args: argparse.Namespace) -> int:
 
     report = export_onnx(args.ported_dir, args.output_dir, force=args.force, verify=not args.no_verify,
                          progress=progress_shown(args),
-                         opset=args.opset or OPSET, lines=read_optional_lines(args.data), int8=args.int8)
+                         opset=args.opset or OPSET, lines=read_optional_lines(args.data), int8=args.int8,
+                         source_lang=args.source_lang, target_lang=args.target_lang)
     _print_report(args, report)
     return 0
 
@@ -111,7 +117,7 @@ _TARGETS = (
             "and modelport's beam search (beam 5, the folder's semantics) on onnxruntime token-identical to the "
             "port's; a mismatch exits 3 leaving nothing behind. Ensembles and quantized folders exit 2. Translate "
             "with the result: `modelport translate OUTPUT_DIR --backend onnx`.",
-            (_OPSET, _INT8), _run_onnx),
+            (_OPSET, _INT8, _SOURCE_LANG, _TARGET_LANG), _run_onnx),
     _Target("ct2", "ctranslate2", "CTranslate2: a model directory for ctranslate2.Translator",
             "Write OUTPUT_DIR as a CTranslate2 model directory (model.bin, config.json, vocabularies, the port's "
             "tokenizer) through ctranslate2.specs, for fairseq, Marian and T5 ports; what CTranslate2 cannot "

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     report = prune(args.ported_dir, args.output_dir, encoder_layers=args.encoder_layers,
                    decoder_layers=args.decoder_layers, heads=args.heads, ffn=args.ffn, vocab_from=args.vocab_from,
                    data=read_optional_lines(args.data), references=read_optional_lines(args.references),
-                   force=args.force, progress=progress_shown(args))
+                   force=args.force, progress=progress_shown(args), source_lang=args.source_lang,
+                   target_lang=args.target_lang)
     print_json(report.to_json()) if args.json else print_lines(report.summary_lines(args.output_dir))
     return 0

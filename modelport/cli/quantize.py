@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
                            fp32_output_projection=args.int8_fp32_output_projection)
     report = quantize(args.ported_dir, args.output_dir, mode=args.mode, data=read_optional_lines(args.data),
                       references=read_optional_lines(args.references), force=args.force,
-                      progress=progress_shown(args), int8=int8)
+                      progress=progress_shown(args), int8=int8, source_lang=args.source_lang,
+                      target_lang=args.target_lang)
     print_json(report.to_json()) if args.json else print_lines(report.summary_lines(args.output_dir))
     return 0

@@ -65,7 +65,7 @@ from modelport.exporters import REPORT_NAME
 from modelport.exporters.common import max_abs_diff, open_for_export, verification_lines
 from modelport.exporters.hf import DEFAULT_LINES, TOL
 from modelport.generation import generate
-from modelport.generation.translate import pad_batch
+from modelport.generation.translate import Direction, pad_batch
 from modelport.model.folder import CONFIG_NAME, CONVERSION_NAME, GENERATION_NAME, TOKENIZER_DIR
 from modelport.model.io import atomic_output_dir, write_json
 from modelport.model.layers import LayerCache
@@ -298,7 +298,8 @@ def _graph_bytes(folder: Path) -> int:
 
 def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, force: bool = False,
                 opset: int = OPSET, verify: bool = True, progress: bool = False,
-                lines: Sequence[str] | None = None, int8: bool = False) -> OnnxExportReport:
+                lines: Sequence[str] | None = None, int8: bool = False, source_lang: str | None = None,
+                target_lang: str | None = None) -> OnnxExportReport:
     """Write ``ported_dir`` as ``encoder.onnx`` + ``decoder.onnx`` +
     ``decoder_with_past.onnx`` in ``output_dir``; return the report.
 
@@ -308,6 +309,8 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     sentences); a mismatch raises :class:`ParityError` and leaves nothing.
     ``int8``: the verified graphs are then quantized (onnxruntime dynamic
     int8) and their agreement with the fp32 port is reported.
+    ``source_lang``/``target_lang``: the direction the verification
+    translates in, for a multilingual port (required there, as for ``translate``).
     """
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
         raise InvalidInputError(f"the ONNX opset must be an integer >= {MIN_OPSET}, but is {opset!r}")
@@ -324,6 +327,12 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     lines = verification_lines(lines, DEFAULT_LINES)
     with Steps("export onnx", 2 + verify + int8, progress) as bar:
         ported = load(folder.path)
+        direction = Direction(source_lang, target_lang)
+        if verify:  # before any work: the direction must be one the port's translate takes
+            direction.tokens(ported.tokenizer, ported.generation_config, ported.config.eos_token_id)
+        elif direction.given:
+            raise InvalidInputError("--source-lang/--target-lang say which way the verification translates; "
+                                    "they do not apply with --no-verify")
         model = ported.model.float().eval()  # fp32 graphs whatever the folder's dtype
         cfg = model.cfg
         n, recurrent = len(model.decoder.layers), _recurrent(model)
@@ -341,13 +350,13 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
                 raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: {first_line(e)}") from e
             semantics = ported.generation_config.get("semantics", "fairseq")
             bar.advance("written")
-            check = verify_export(exported.runtime, ported, lines, exported) if verify else None
+            check = verify_export(exported.runtime, ported, lines, exported, direction=direction) if verify else None
             if verify:
                 bar.advance("verified")
             if check is not None and not check.passed:
                 raise ParityError(f"the ONNX export of `{ported_dir}` does not match the port: {check.failure} "
                                   "(nothing was written)")
-            agreement = _quantize(tmp, ported, lines) if int8 else None
+            agreement = _quantize(tmp, ported, lines, direction) if int8 else None
             if int8:
                 bar.advance("quantized")
             report = OnnxExportReport(
@@ -391,7 +400,8 @@ def port_incremental(model: Seq2SeqModel, src: Tensor, prev: Tensor) -> Tensor:
 
 
 def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str],
-                  exported: OnnxModel | None = None, beam: int = VERIFY_BEAM) -> OnnxVerification:
+                  exported: OnnxModel | None = None, beam: int = VERIFY_BEAM,
+                  direction: Direction = Direction()) -> OnnxVerification:
     """Run the exported graphs with onnxruntime and compare with the port.
 
     Teacher-forced logits (on the port's own greedy outputs) within
@@ -406,11 +416,12 @@ def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str],
     :func:`~modelport.runtimes.onnx.load_onnx`), ``translate`` with beam
     ``beam`` under the folder's semantics on onnxruntime token-identical to
     the port's. Sources longer than the model's position limit are cut to it.
+    A multilingual port's sources carry the language tokens of ``direction``
+    where ``translate`` puts them.
     """
     cfg, model = ported.config, ported.model
     pad, eos, start = cfg.pad_token_id, cfg.eos_token_id, cfg.decoder_start_token_id
-    ids = [ported.tokenizer.encode(line) for line in lines]
-    ids.append(ported.tokenizer.encode(" ".join(lines)))  # longer than any single line
+    ids = _source_ids(ported, [*lines, " ".join(lines)], direction)  # the last longer than any single line
     limit = cfg.max_source_positions  # the port's own limit (a learned position table has no more rows)
     ids = [s if len(s) <= limit else [*s[: limit - 1], eos] for s in ids]
     max_new = min(_GREEDY_MAX_NEW_TOKENS, cfg.max_target_positions - 1)
@@ -439,7 +450,7 @@ def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str],
         failures.append(f"greedy outputs differ on {len(ids) - same}/{len(ids)} sentences")
     beam_same, score_diff = None, None
     if exported is not None:
-        beam_same, score_diff, first_diff = beam_agreement(ported, exported, lines, beam)
+        beam_same, score_diff, first_diff = beam_agreement(ported, exported, lines, beam, direction)
         if beam_same != len(lines):
             failures.append(f"beam-{beam} outputs differ on {len(lines) - beam_same}/{len(lines)} lines (first: "
                             f"line {first_diff + 1})")
@@ -449,17 +460,25 @@ def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str],
         max_abs_logit_diff=diffs[worst], padded_batch_logit_diff=diffs["padded_batch"], greedy_identical=same,
         greedy_max_new_tokens=max_new, semantics=semantics, passed=not failures,
         failure="; ".join(failures) or None, beam_size=beam if exported is not None else None,
-        beam_identical=beam_same, beam_max_score_diff=score_diff)
+        beam_identical=beam_same, beam_max_score_diff=score_diff,
+        languages=(direction.source_lang, direction.target_lang) if direction.given else None)
+
+
+def _source_ids(ported: PortedModel, lines: list[str], direction: Direction) -> list[list[int]]:
+    """``lines`` encoded as ``translate`` encodes them (a multilingual port's language tokens placed)."""
+    before, after, _, _ = direction.tokens(ported.tokenizer, ported.generation_config, ported.config.eos_token_id)
+    return [before + ported.tokenizer.encode(line) + after for line in lines]
 
 
 def beam_agreement(ported: PortedModel, exported: OnnxModel, lines: list[str],
-                   beam: int) -> tuple[int, float, int]:
+                   beam: int, direction: Direction = Direction()) -> tuple[int, float, int]:
     """``translate(lines, beam=beam)`` on the port and on onnxruntime, the
-    folder's semantics and defaults for both: the number of lines with
-    identical n-best token lists, the largest score difference among them,
-    and the first differing line (-1 when none)."""
-    ours = ported.translate(lines, beam=beam)
-    theirs = exported.translate(lines, beam=beam)
+    folder's semantics and defaults for both (``direction``: a multilingual
+    port's languages): the number of lines with identical n-best token
+    lists, the largest score difference among them, and the first differing
+    line (-1 when none)."""
+    ours = ported.translate(lines, beam=beam, **direction.options())
+    theirs = exported.translate(lines, beam=beam, **direction.options())
     same, worst, first = 0, 0.0, -1
     for i, (a, b) in enumerate(zip(ours, theirs)):
         if [h.tokens for h in a] == [h.tokens for h in b]:
@@ -470,7 +489,7 @@ def beam_agreement(ported: PortedModel, exported: OnnxModel, lines: list[str],
     return same, worst, first
 
 
-def _quantize(folder: Path, ported: PortedModel, lines: list[str]) -> OnnxInt8Agreement:
+def _quantize(folder: Path, ported: PortedModel, lines: list[str], direction: Direction) -> OnnxInt8Agreement:
     """Replace the fp32 graphs in ``folder`` by onnxruntime's dynamic int8
     quantization of them and measure the result against the fp32 port."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -490,9 +509,9 @@ def _quantize(folder: Path, ported: PortedModel, lines: list[str]) -> OnnxInt8Ag
     finally:
         root.setLevel(level)
     exported = load_onnx(folder)
-    same, _, _ = beam_agreement(ported, exported, lines, VERIFY_BEAM)
+    same, _, _ = beam_agreement(ported, exported, lines, VERIFY_BEAM, direction)
     cfg = ported.config
-    ids = [ported.tokenizer.encode(line) for line in lines]
+    ids = _source_ids(ported, lines, direction)
     src = pad_batch(ids, cfg.pad_token_id, left=False)
     hyps = generate(ported.model, src, semantics="hf", greedy=True, pad_left=False,
                     max_new_tokens=min(_GREEDY_MAX_NEW_TOKENS, cfg.max_target_positions - 1))

@@ -12,6 +12,7 @@ import inspect
 import math
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -193,6 +194,33 @@ def _first_nan_line(ported: Any, sources: list[list[int]], batch: list[int], sem
         except NaNLogProbs:
             return batch[i] + 1
     return min(batch) + 1  # NaN only in company (a padding interaction): name the batch's first line
+
+
+@dataclass(frozen=True)
+class Direction:
+    """The languages a multilingual port (M2M100, NLLB-200, mBART-50)
+    translates between, for the commands that translate on the user's behalf
+    (the passes' measurements, an export's verification); both None for a
+    port without language tokens."""
+
+    source_lang: str | None = None
+    target_lang: str | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.source_lang is not None or self.target_lang is not None
+
+    def options(self) -> dict[str, str | None]:
+        """The keywords of :func:`translate` that carry it."""
+        return {"source_lang": self.source_lang, "target_lang": self.target_lang}
+
+    def tokens(self, tok: Tokenizer, generation_config: dict[str, Any],
+               eos_token_id: int | None = None) -> tuple[list[int], list[int], list[int], dict[str, Any]]:
+        """:func:`language_options` under the folder's semantics, raising what
+        :func:`translate` would raise (call it before any work): a
+        multilingual port needs both languages, known to it; any other port, none."""
+        sem, _ = resolve_options(generation_config, None, {}, eos_token_id=eos_token_id)
+        return language_options(tok, sem, self.source_lang, self.target_lang)
 
 
 def language_options(tok: Tokenizer, sem: str, source_lang: str | None,

@@ -52,6 +52,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +64,13 @@ from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError
 from modelport.files import lines_of, references_for
 from modelport.generation.scoring import teacher_forcing_batch
-from modelport.generation.translate import make_batches, pad_batch
+from modelport.generation.translate import Direction, make_batches, pad_batch
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import TOKENIZER_CONFIG_NAME, PortedFolder, check_writable
 from modelport.model.io import read_json
 from modelport.model.layers import Attention
 from modelport.model.transformer import Seq2SeqModel
-from modelport.passes.common import finish, measure, pass_output
+from modelport.passes.common import check_direction, finish, measure, pass_output
 from modelport.reports.passes import PassReport
 
 # teacher layers -> {student layers: kept teacher layers}
@@ -195,17 +196,47 @@ def head_gates(model: nn.Module) -> Iterator[dict[str, Tensor]]:
             m.head_gate = None
 
 
+@dataclass(frozen=True)
+class LanguageTokens:
+    """A multilingual port's tokens around the source ids and forced at the
+    start of the target (empty for other ports)."""
+
+    before_source: list[int] = field(default_factory=list)
+    after_source: list[int] = field(default_factory=list)
+    forced_target: list[int] = field(default_factory=list)
+
+
+def _language_tokens(ported: PortedModel, direction: Direction) -> LanguageTokens:
+    """Where ``translate`` puts a multilingual port's language tokens for
+    ``direction`` (none for other ports), for teacher forcing as it decodes."""
+    before, after, _, opts = direction.tokens(ported.tokenizer, ported.generation_config, ported.config.eos_token_id)
+    if "generator_eos" in opts:
+        raise InvalidInputError("--heads with --data on a port that decodes from and stops on the target language "
+                                "token (an mBART fine-tune) is not supported; leave out --data (weight magnitude)")
+    forced = list(opts.get("prefix_tokens", ())) or (
+        [opts["forced_bos_token_id"]] if "forced_bos_token_id" in opts else [])
+    return LanguageTokens(before, after, forced)
+
+
 def _teacher_forcing_batches(cfg: Seq2SeqConfig, tokenizer: Any, sources: list[str], targets: list[list[int]],
-                             ) -> list[tuple[Tensor, Tensor, Tensor]]:
+                             languages: LanguageTokens | None = None) -> list[tuple[Tensor, Tensor, Tensor]]:
     """Batches ``(src, prev, target)`` of source lines and target ids; padded
-    target positions are -100."""
+    target positions are -100. ``languages``: the language tokens are placed
+    as ``translate`` places them, the forced ones (which a translation holds,
+    a reference does not) not scored."""
+    languages = languages or LanguageTokens()
     src = tokenizer.encode_batch(sources) if hasattr(tokenizer, "encode_batch") else [tokenizer.encode(x)
                                                                                      for x in sources]
+    src = [languages.before_source + ids + languages.after_source for ids in src]
+    forced = languages.forced_target
+    targets = [t if t[:len(forced)] == forced else forced + list(t) for t in targets]
     out = []
     for batch in make_batches([len(s) + len(t) for s, t in zip(src, targets)], batch_size=32):
         s, prev, _ = teacher_forcing_batch([src[i] for i in batch], [targets[i] for i in batch],
                                            cfg.pad_token_id, cfg.decoder_start_token_id)
-        out.append((s, prev, pad_batch([targets[i] for i in batch], -100, left=False)))
+        gold = pad_batch([targets[i] for i in batch], -100, left=False)
+        gold[:, :len(forced)] = -100
+        out.append((s, prev, gold))
     return out
 
 
@@ -318,10 +349,10 @@ def _check_heads(cfg: Seq2SeqConfig, fraction: float, gradient: bool, ensemble: 
 
 
 def _prune_heads(state: dict[str, torch.Tensor], cfg: Seq2SeqConfig, fraction: float, head_dim: int,
-                 importance_data: tuple[Any, list[str], list[list[int]]] | None,
+                 importance_data: tuple[Any, list[str], list[list[int]], LanguageTokens | None] | None,
                  ) -> tuple[Seq2SeqConfig, dict[str, Any]]:
     """Remove heads (by gradient importance when ``importance_data`` =
-    (tokenizer, sources, target ids) is given, else by weight magnitude);
+    (tokenizer, sources, target ids, language tokens) is given, else by weight magnitude);
     returns the new config and what changed."""
     before = _attention_heads(cfg)
     changed: dict[str, Any] = {}
@@ -463,13 +494,15 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
           ffn: float | None = None, vocab_from: str | os.PathLike[str] | None = None,
           data: str | os.PathLike[str] | list[str] | None = None,
           references: str | os.PathLike[str] | list[str] | None = None, force: bool = False,
-          progress: bool = False) -> PassReport:
+          progress: bool = False, source_lang: str | None = None, target_lang: str | None = None) -> PassReport:
     """Write a pruned copy of ``ported_dir`` to ``output_dir`` and return the
     report: layers first (``encoder_layers``/``decoder_layers``), then FFN
     neurons (``ffn``, a fraction per layer), attention heads (``heads``, a
     fraction; by gradient importance on ``data`` when given, see the module
     docstring) and the vocabulary (``vocab_from``, a text file). ``data`` and
-    ``references``: lists of lines or text files."""
+    ``references``: lists of lines or text files; ``source_lang``/``target_lang``:
+    the languages ``data`` is translated between, for a multilingual port
+    (required there, as for ``translate``)."""
     if all(x is None for x in (encoder_layers, decoder_layers, heads, ffn, vocab_from)):
         raise InvalidInputError("nothing to prune: give --encoder-layers, --decoder-layers, --heads, --ffn "
                                 "and/or --vocab-from")
@@ -483,6 +516,8 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
     if source.quantization:
         raise InvalidInputError(f"`{ported_dir}` is quantized; prune the unquantized folder, then quantize")
     check_writable(output_dir, force, reads=[ported_dir])
+    direction = Direction(source_lang, target_lang)
+    check_direction(source, direction, data)
     cfg = source.config
     # check every option before the (slow) weight work
     keep: dict[str, list[int]] = {}
@@ -502,6 +537,7 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
     vocab_lines = None if vocab_from is None else _vocab_lines(source, vocab_from)
     head_dim = None if heads is None else _check_heads(cfg, heads, bool(data), source.ensemble_size)
     original = load(source.path) if vocab_from is not None or (heads is not None and data) else None
+    language_tokens = _language_tokens(original, direction) if heads is not None and data else None
     if ffn is not None:
         widths = _prune_ffn(state, ffn, {side: getattr(cfg, f"{side}_ffn_dim") for side in sides})
         for side, width in widths.items():
@@ -514,8 +550,8 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
             tok = original.tokenizer
             encode_target = getattr(tok, "encode_target", tok.encode)
             targets = ([encode_target(line) for line in references] if references else
-                       [h[0]["tokens"] for h in original.translate(data)])
-            importance_data = (tok, data, targets)
+                       [h[0]["tokens"] for h in original.translate(data, **direction.options())])
+            importance_data = (tok, data, targets, language_tokens)
         cfg, heads_changed = _prune_heads(state, cfg, heads, head_dim, importance_data)
         changed.update(heads_changed)
     tokenizer_files, target_ids = None, None
@@ -531,4 +567,4 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
         # measured before the folder is renamed into place: an interrupted run leaves nothing
         return finish(out, PassReport("prune", options, changed,
                                       measure(source, out.path, data, references, target_ids=target_ids,
-                                              progress=progress)))
+                                              progress=progress, direction=direction)))

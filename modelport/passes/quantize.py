@@ -38,8 +38,9 @@ from modelport.files import lines_of, references_for
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import QUANTIZATION_MODES, SCALE_SUFFIX, PortedFolder, check_writable
 from modelport.model.quantized import INT8_LAYERS, INT8_WEIGHTS, TIED_HEAD, WEIGHT_GRANULARITIES, linear_layers
+from modelport.generation.translate import Direction
 from modelport.model.transformer import Seq2SeqModel
-from modelport.passes.common import finish, measure, pass_output
+from modelport.passes.common import check_direction, finish, measure, pass_output
 from modelport.reports.passes import PassReport
 
 MODES = QUANTIZATION_MODES
@@ -125,12 +126,15 @@ def _stored_int8(name: str, t: torch.Tensor, mode: str, fp32_modules: set[str], 
 def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, mode: str,
              data: str | os.PathLike[str] | list[str] | None = None,
              references: str | os.PathLike[str] | list[str] | None = None, force: bool = False,
-             progress: bool = False, int8: Int8Options | None = None) -> PassReport:
+             progress: bool = False, int8: Int8Options | None = None, source_lang: str | None = None,
+             target_lang: str | None = None) -> PassReport:
     """Write a quantized copy of ``ported_dir`` to ``output_dir`` and return its
     report (size, speed, agreement with the original, BLEU/chrF and their
     change when ``references`` are given). ``int8``: the per-layer choice of
     ``mode="int8"`` (default :class:`Int8Options`, what was measured best).
-    ``data`` and ``references``: lists of lines or text files."""
+    ``data`` and ``references``: lists of lines or text files;
+    ``source_lang``/``target_lang``: the languages ``data`` is translated
+    between, for a multilingual port (required there, as for ``translate``)."""
     if mode not in MODES:
         raise InvalidInputError(f"`{mode}` is not a known quantization mode (known: {', '.join(MODES)})")
     if int8 is not None and mode != "int8":
@@ -143,6 +147,8 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
         raise InvalidInputError(f"`{ported_dir}` is already quantized ({source.quantization}); "
                                 "quantize the unquantized folder instead")
     check_writable(output_dir, force, reads=[ported_dir])
+    direction = Direction(source_lang, target_lang)
+    check_direction(source, direction, data)
     int8_layers, fp32_layers = int8_plan(source.config, options) if mode == "int8" else ([], [])
     fp32_modules = set(fp32_layers)
     state = source.load_weights()
@@ -181,7 +187,7 @@ def quantize(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
                      {"pass": "quantize", "options": pass_options, "changed": changed}, force,
                      quantization=record) as out:
         # measured before the folder is renamed into place: an interrupted run leaves nothing
-        measured = measure(source, out.path, data, references, progress=progress)
+        measured = measure(source, out.path, data, references, progress=progress, direction=direction)
         if measured.quality is not None:  # what the user weighs: the BLEU/chrF change from the original
             measured = replace(measured, quality=measured.quality.with_delta())
         return finish(out, PassReport("quantize", pass_options, changed, measured))

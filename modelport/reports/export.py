@@ -226,6 +226,7 @@ class OnnxVerification:
     beam_size: int | None = None
     beam_identical: int | None = None  # of `lines`: the same output tokens as the port's search
     beam_max_score_diff: float | None = None
+    languages: tuple[str, str] | None = None  # a multilingual port: (source, target) the verification translated
 
     def to_json(self) -> dict[str, Any]:
         out = {"lines": self.lines, "sentences": self.sentences, "tolerance": self.tolerance,
@@ -238,6 +239,8 @@ class OnnxVerification:
         if self.beam_size is not None:
             out["beam"] = {"beam": self.beam_size, "identical": self.beam_identical,
                            "max_score_diff": self.beam_max_score_diff, "semantics": self.semantics}
+        if self.languages is not None:
+            out["languages"] = {"source": self.languages[0], "target": self.languages[1]}
         return {**out, "passed": self.passed, "failure": self.failure}
 
     @classmethod
@@ -250,7 +253,9 @@ class OnnxVerification:
                    greedy_max_new_tokens=greedy["max_new_tokens"], semantics=greedy["semantics"],
                    passed=data["passed"], failure=data["failure"], beam_size=data.get("beam", {}).get("beam"),
                    beam_identical=data.get("beam", {}).get("identical"),
-                   beam_max_score_diff=data.get("beam", {}).get("max_score_diff"))
+                   beam_max_score_diff=data.get("beam", {}).get("max_score_diff"),
+                   languages=(data["languages"]["source"], data["languages"]["target"]) if data.get("languages")
+                   else None)
 
     def summary_lines(self, report: ExportReport) -> list[str]:
         runtime = getattr(report, "onnxruntime_version", "?")
@@ -260,7 +265,8 @@ class OnnxVerification:
                 f"(modelport greedy, semantics {self.semantics})"] + (
             [] if self.beam_size is None else
             [f"beam {self.beam_size}:        {self.beam_identical}/{self.lines} identical outputs (modelport's "
-             f"search on onnxruntime vs the port; max score diff {self.beam_max_score_diff:.1e})"])
+             f"search on onnxruntime vs the port; max score diff {self.beam_max_score_diff:.1e}"
+             f"{'; ' + '->'.join(self.languages) if self.languages else ''})"])
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Replace the timed translation: every line gives 10 tokens; each call takes the next SECONDS."""
     calls: list[int] = []
 
-    def run(ported, lines):
+    def run(ported, lines, direction=None):
         calls.append(len(lines))
         hyp = {"tokens": list(range(4, 4 + TOKENS_PER_LINE)), "text": "x y", "score": -1.0,
                "positional_scores": [-0.1] * TOKENS_PER_LINE}

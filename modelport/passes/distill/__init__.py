@@ -89,6 +89,12 @@ def _check(teacher: PortedFolder, spec: StudentSpec, then_quantize: str | None, 
     if spec.from_teacher and teacher.ensemble_size > 1:
         raise InvalidInputError(f"a prune: student starts from one model's weights, but `{teacher.path}` is an "
                                 f"ensemble of {teacher.ensemble_size}; use a preset (--student tiny|base)")
+    languages = getattr(load_tokenizer(teacher.tokenizer_dir, model_vocab_size=teacher.config.target_vocab_size),
+                        "languages", ())
+    if languages:  # its translations need a direction, and a student would have to learn the language tokens
+        raise InvalidInputError(f"`{teacher.path}` is a multilingual port ({len(languages)} languages); distilling "
+                                "one is not supported (a student of one direction would still need its language "
+                                "tokens placed as the teacher's task places them)")
     if then_quantize is not None and then_quantize not in QUANTIZATION_MODES:
         raise InvalidInputError(f"--then-quantize must be one of {', '.join(QUANTIZATION_MODES)}, but is "
                                 f"{then_quantize}")
