@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             # keep_special_tokens is refused by the tokenizers that never skip special tokens
             out.write(tok.decode(ids, side=side, keep_special_tokens=args.keep_special_tokens) + "\n")
         elif args.tokens:
-            out.write(" ".join(tok.tokenize(line, side=side)) + "\n")
+            out.write(" ".join(tok.pieces(line, side=side)) + "\n")
         else:
             ids = tok.encode_target(line) if side == "target" else tok.encode(line)
             out.write(" ".join(map(str, ids)) + "\n")

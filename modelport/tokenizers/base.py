@@ -55,6 +55,12 @@ class Tokenizer(Protocol):
         """The pieces the vocabulary looks up, without ``</s>``."""
         ...
 
+    def pieces(self, line: str, *, side: str = "source") -> list[str]:
+        """The subword pieces a person reads (``tokenize --tokens``): what
+        :meth:`tokenize` returns, except where the vocabulary looks up other
+        words (BART's dictionary holds GPT-2 ids, not the byte-level pieces)."""
+        ...
+
     def encode(self, line: str) -> list[int]:
         """Source ids of one line (``</s>`` appended where the framework appends it)."""
         ...
@@ -126,6 +132,12 @@ class TokenizerBase:
 
     def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
         raise NotImplementedError
+
+    def tokenize(self, line: str, *, side: str = "source") -> list[str]:
+        raise NotImplementedError
+
+    def pieces(self, line: str, *, side: str = "source") -> list[str]:
+        return self.tokenize(line, side=side)
 
     def checked_ids(self, ids: Sequence[int], side: str) -> list[int]:
         """``ids`` as a list of ints, each checked against :meth:`vocab_size_of`."""

@@ -116,15 +116,20 @@ class Gpt2Bpe:
         self.cache[token] = out
         return out
 
+    def pieces(self, text: str) -> list[str]:
+        """The byte-level BPE pieces of ``text`` (``Ġ`` marks a space)."""
+        out: list[str] = []
+        for chunk in self.pattern.findall(text):
+            out += self.bpe("".join(self.byte_encoder[b] for b in chunk.encode("utf-8"))).split(" ")
+        return out
+
     def encode(self, text: str) -> list[int]:
         ids = []
-        for chunk in self.pattern.findall(text):
-            mapped = "".join(self.byte_encoder[b] for b in chunk.encode("utf-8"))
-            for piece in self.bpe(mapped).split(" "):
-                if piece not in self.encoder:
-                    raise InvalidInputError(f"GPT-2 piece {piece!r} is not in encoder.json (a byte-level "
-                                            "vocabulary holds every byte; is the file complete?)")
-                ids.append(self.encoder[piece])
+        for piece in self.pieces(text):
+            if piece not in self.encoder:
+                raise InvalidInputError(f"GPT-2 piece {piece!r} is not in encoder.json (a byte-level "
+                                        "vocabulary holds every byte; is the file complete?)")
+            ids.append(self.encoder[piece])
         return ids
 
     def decode(self, tokens: Sequence[int | str]) -> str:
@@ -163,6 +168,10 @@ class Gpt2BpeTokenizer(DictionaryTokenizer):
     def tokenize(self, line: str, *, side: str = "source") -> list[str]:
         """The dictionary words (GPT-2 ids as strings), without ``</s>``."""
         return " ".join(map(str, self.bpe.encode(line))).split()
+
+    def pieces(self, line: str, *, side: str = "source") -> list[str]:
+        """The byte-level BPE pieces (``ĠHello``), which :meth:`tokenize`'s GPT-2 ids stand for."""
+        return self.bpe.pieces(line)
 
     def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
         if keep_special_tokens:

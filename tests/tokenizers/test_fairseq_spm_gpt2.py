@@ -82,3 +82,20 @@ def test_gpt2_bpe_round_trip_and_literal_specials(tmp_path) -> None:
     assert mask == len(tok.dict) - 1
     assert tok.decode([tok.dict.index("13"), 3, mask]) == tok.bpe.decode([13]) + "<unk><mask>"
     assert tok.language_prefixes(None, None) == ([0], [0])
+
+
+def test_tokenize_tokens_prints_bart_s_byte_level_pieces(tmp_path, capsys) -> None:
+    """`tokenize --tokens` printed the GPT-2 ids the dictionary looks up (`39 269 ...`), not pieces."""
+    import modelport
+    from tests.helpers.cli import main
+    from tests.helpers.paths import ROOT
+
+    ported = modelport.convert(str(ROOT / "assets" / "fixture-bart"), tmp_path / "bart")
+    line = "His coffee costs 2.10 euros."
+    source = tmp_path / "in.en"
+    source.write_text(line + "\n", encoding="utf-8")
+    assert main(["tokenize", str(ported.path), "-i", str(source), "--tokens"]) == 0
+    pieces = capsys.readouterr().out.split()
+    assert "".join(pieces).replace("\u0120", " ") == line and "\u0120costs" in pieces
+    # one piece per id the line encodes to (its </s> aside)
+    assert len(pieces) == len(ported.tokenizer.encode(line)) - 1
