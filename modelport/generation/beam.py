@@ -277,7 +277,8 @@ class FairseqBeamSearch(SearchAlgorithm):
         if o.min_len > self.min_cap:
             raise InvalidInputError(f"`min_len` must be <= the length cap (max_len_a x the batch's source width + "
                                     f"max_len_b, below the model's positions), which is {self.min_cap} here, but is "
-                                    f"{o.min_len}")
+                                    f"{o.min_len} (fairseq refuses it too): lower --min-len or raise --max-len-a/"
+                                    "--max-len-b")
         if self.min_cap < self.max_len and o.no_repeat_ngram_size > 0 and o.ngram_blocking != "intended":
             raise InvalidInputError("`batch_widths` of unequal length caps cannot be decoded together with fairseq "
                                     "0.12's CPU n-gram blocker, which reads the token buffer as wide as the cap")

@@ -35,6 +35,8 @@ BAD = [
     ({"semantics": "hf", "early_stopping": "sometimes"}, "`early_stopping` must be True, False or \"never\""),
     ({"semantics": "hf", "do_sample": True, "temperature": 0}, "`temperature` must be a number > 0"),
     ({"semantics": "hf", "do_sample": True, "top_p": 2.0}, r"`top_p` must be a number in \(0, 1\]"),
+    # the folder's min_len 1 over a length cap of 0: fairseq refuses it too; the message says what to change
+    ({"max_len_b": 0}, r"which is 0 here, but is 1 \(fairseq refuses it too\): lower --min-len or raise "),
 ]
 
 
