@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from modelport.reports.base import options_text
+
 
 def fmt_params(n: int) -> str:
     """A parameter count: ``1.63M`` from 100,000 up, else with separators."""
@@ -52,7 +54,7 @@ def print_ported_summary(source: Path, summary: dict[str, Any]) -> None:
     passes = summary.get("passes") or []
     out.write(f"passes:        {len(passes) or 'none'}\n")
     for i, applied in enumerate(passes, 1):
-        options = ", ".join(f"{k}={v}" for k, v in (applied.get("options") or {}).items() if v is not None)
+        options = options_text(applied.get("options") or {})
         out.write(f"  {i}. {applied.get('pass')}{' ' + options if options else ''}\n")
     parity = summary.get("parity")
     if parity is None:

@@ -6,7 +6,6 @@ passes and ``validate`` wrote, and the table says how they were measured."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from modelport.errors import InvalidInputError
 from modelport.model.folder import PortedFolder
+from modelport.reports.base import options_text
 from modelport.reports.compare import CompareRow
 from modelport.reports.parity import BeamSection, MarianBeamSection, ParityReport
 from modelport.reports.passes import PassReport
@@ -22,9 +22,7 @@ from modelport.reports.passes import PassReport
 def _made_by(report: PassReport | None) -> str:
     if report is None:
         return "convert"
-    options = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in report.options.items()
-                        if v is not None)
-    return f"{report.name} {options}".strip()
+    return f"{report.name} {options_text(report.options)}".strip()
 
 
 def _derived_from(child: PortedFolder, parent: PortedFolder) -> bool:

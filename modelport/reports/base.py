@@ -4,9 +4,16 @@ pass reports both carry them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+
+def options_text(options: Mapping[str, Any]) -> str:
+    """A pass's options as one short line (``mode=int8, min_int8_elements=131072``):
+    the options it was given or chose, those left off (None) or off (False) not
+    shown; what ``inspect`` and ``compare`` print (the JSON holds every one)."""
+    return ", ".join(f"{k}={v}" for k, v in options.items() if v is not None and v is not False)
 
 
 class JsonView:

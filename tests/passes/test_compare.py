@@ -44,7 +44,7 @@ def test_table_lists_each_folder(folders: list[Path], capsys) -> None:
     assert out[0].split()[:3] == ["folder", "made", "by"]
     rows = {line.split()[0]: line for line in out[1:4]}
     assert set(rows) == {f.name for f in folders}
-    assert "convert" in rows[folders[0].name] and 'quantize mode="int8"' in rows["int8"]
+    assert "convert" in rows[folders[0].name] and "quantize mode=int8" in rows["int8"]
     assert "1,627,136" in rows["int8"] and "MB" in rows["int8"]
     assert any("best of 3 runs after a warm-up" in line for line in out)
 
