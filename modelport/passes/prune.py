@@ -91,10 +91,10 @@ _FFN = re.compile(r"^(.*\.layers\.\d+\.ffn)\.(up|gate|down)\.(weight|bias)$")
 _ATTN = re.compile(r"^(.*\.layers\.\d+\.(?:self_attn|cross_attn))\.(q_proj|k_proj|v_proj|out_proj)\.(weight|bias)$")
 
 
-def layers_to_keep(teacher: int, student: int) -> list[int]:
-    """The teacher layers a ``student``-layer stack copies."""
+def layers_to_keep(teacher: int, student: int, option: str = "the number of layers") -> list[int]:
+    """The teacher layers a ``student``-layer stack copies (``option`` names the count in an error)."""
     if isinstance(student, bool) or not isinstance(student, numbers.Integral) or not 1 <= student <= teacher:
-        raise InvalidInputError(f"the number of layers must be an integer in [1, {teacher}], but is {student!r}")
+        raise InvalidInputError(f"{option} must be an integer in [1, {teacher}], but is {student!r}")
     table = LAYERS_TO_COPY.get(teacher, {})
     if student in table:
         return table[student]
@@ -489,6 +489,27 @@ def _keep_layers(cfg: Seq2SeqConfig, keep: dict[str, list[int]]) -> Seq2SeqConfi
     return cfg.replace(**changes)
 
 
+def plan_prune(folder: PortedFolder, *, encoder_layers: int | None = None, decoder_layers: int | None = None,
+               heads: float | None = None, ffn: float | None = None,
+               gradient: bool = False) -> tuple[dict[str, list[int]], int | None]:
+    """Check the layer, FFN and head options against ``folder`` without touching
+    its weights (``prune`` before its work, ``distill`` before making its work
+    directory); return the layers kept per side and, with ``heads``, the head
+    size. ``gradient``: heads ranked on data (single models only)."""
+    cfg = folder.config
+    keep: dict[str, list[int]] = {}
+    for side, wanted in (("encoder", encoder_layers), ("decoder", decoder_layers)):
+        if wanted is not None:
+            keep[side] = layers_to_keep(getattr(cfg, f"{side}_layers"), wanted, f"--{side}-layers")
+    if ffn is not None:
+        if cfg.ffn_depth != 2:
+            raise InvalidInputError(f"--ffn supports FFNs of depth 2, but `{folder.path}` has depth {cfg.ffn_depth}")
+        for side in ("encoder", "decoder"):
+            _removed(ffn, getattr(cfg, f"{side}_ffn_dim"), "FFN neuron", "--ffn")
+    head_dim = None if heads is None else _check_heads(_keep_layers(cfg, keep), heads, gradient, folder.ensemble_size)
+    return keep, head_dim
+
+
 def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
           encoder_layers: int | None = None, decoder_layers: int | None = None, heads: float | None = None,
           ffn: float | None = None, vocab_from: str | os.PathLike[str] | None = None,
@@ -518,24 +539,13 @@ def prune(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str]
     check_writable(output_dir, force, reads=[ported_dir])
     direction = Direction(source_lang, target_lang)
     check_direction(source, direction, data)
-    cfg = source.config
-    # check every option before the (slow) weight work
-    keep: dict[str, list[int]] = {}
-    for side, wanted in (("encoder", encoder_layers), ("decoder", decoder_layers)):
-        if wanted is not None:
-            keep[side] = layers_to_keep(getattr(cfg, f"{side}_layers"), wanted)
+    keep, head_dim = plan_prune(source, encoder_layers=encoder_layers, decoder_layers=decoder_layers, heads=heads,
+                                ffn=ffn, gradient=bool(data))  # every option, before the (slow) weight work
     sides = ("encoder", "decoder")
-    if ffn is not None:
-        if cfg.ffn_depth != 2:
-            raise InvalidInputError(f"--ffn supports FFNs of depth 2, but `{ported_dir}` has depth {cfg.ffn_depth}")
-        for side in sides:
-            _removed(ffn, getattr(cfg, f"{side}_ffn_dim"), "FFN neuron", "--ffn")
-
     state = _shrink_layers(source.load_weights(), keep)
     changed: dict[str, Any] = {f"{side}_layers_kept": kept for side, kept in keep.items()}
-    cfg = _keep_layers(cfg, keep)
+    cfg = _keep_layers(source.config, keep)
     vocab_lines = None if vocab_from is None else _vocab_lines(source, vocab_from)
-    head_dim = None if heads is None else _check_heads(cfg, heads, bool(data), source.ensemble_size)
     original = load(source.path) if vocab_from is not None or (heads is not None and data) else None
     language_tokens = _language_tokens(original, direction) if heads is not None and data else None
     if ffn is not None:

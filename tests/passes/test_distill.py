@@ -324,3 +324,18 @@ def test_an_error_every_process_meets_is_said_once(command, says, teacher_dir, t
     assert errors == [f"modelport: error: {says}" + errors[0].split(says, 1)[1]] if errors else False, run.stderr
     assert len(errors) == 1 and "[rank1]" not in run.stderr, run.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.en", "good.en", "taken"]
+
+
+@pytest.mark.parametrize("student, says", [
+    ("prune:decoder-layers=9", "--decoder-layers must be an integer in [1, 3], but is 9"),
+    ("prune:heads=0.01", "--heads 0.01 removes no attention head"),
+    ("prune:ffn=1.5", "--ffn must be a fraction in (0, 1)"),
+])
+def test_a_prune_student_the_teacher_cannot_give_is_refused_before_the_work_directory(student, says, teacher_dir,
+                                                                                      tmp_path, capsys):
+    """The counts were checked when the student was made, after the work directory (left behind)."""
+    data = _write(tmp_path / "train.en", DEV)
+    line = one_line_error(["distill", str(teacher_dir), str(tmp_path / "student"), "--data", str(data),
+                           "--student", student], capsys)
+    assert says in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.en"]

@@ -44,7 +44,7 @@ from modelport.passes.distill.kd import KdData, check_first_best, folder_sha256,
 from modelport.passes.distill.student import (STUDENT_HELP, StudentSpec, describe, fresh_student, parse_student,
                                               student_config)
 from modelport.passes.distill.trainer import TrainOptions, TrainResult, remove_checkpoints, train
-from modelport.passes.prune import prune
+from modelport.passes.prune import plan_prune, prune
 from modelport.passes.quantize import quantize
 from modelport.progress import Steps
 from modelport.reports.base import Signatures
@@ -89,6 +89,8 @@ def _check(teacher: PortedFolder, spec: StudentSpec, then_quantize: str | None, 
     if spec.from_teacher and teacher.ensemble_size > 1:
         raise InvalidInputError(f"a prune: student starts from one model's weights, but `{teacher.path}` is an "
                                 f"ensemble of {teacher.ensemble_size}; use a preset (--student tiny|base)")
+    if spec.prune is not None:  # its counts and fractions against the teacher, before the work directory is made
+        plan_prune(teacher, **spec.prune)
     languages = getattr(load_tokenizer(teacher.tokenizer_dir, model_vocab_size=teacher.config.target_vocab_size),
                         "languages", ())
     if languages:  # its translations need a direction, and a student would have to learn the language tokens
