@@ -339,3 +339,14 @@ def test_a_prune_student_the_teacher_cannot_give_is_refused_before_the_work_dire
                            "--student", student], capsys)
     assert says in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.en"]
+
+
+def test_a_preset_student_the_teacher_cannot_have_is_refused_before_the_work_directory(tmp_path, capsys):
+    """A T5 teacher (relative positions) and the tiny preset's SSRU decoder: refused after the work directory
+    was made, which was left behind."""
+    teacher = modelport.convert(str(ROOT / "tests" / "data" / "t5_tf" / "v1_1"), tmp_path / "t5")
+    data = _write(tmp_path / "train.en", DEV)
+    line = one_line_error(["distill", str(teacher.path), str(tmp_path / "student"), "--data", str(data),
+                           "--student", "tiny"], capsys)
+    assert "an SSRU decoder needs absolute positions" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t5", "train.en"]

@@ -89,8 +89,11 @@ def _check(teacher: PortedFolder, spec: StudentSpec, then_quantize: str | None, 
     if spec.from_teacher and teacher.ensemble_size > 1:
         raise InvalidInputError(f"a prune: student starts from one model's weights, but `{teacher.path}` is an "
                                 f"ensemble of {teacher.ensemble_size}; use a preset (--student tiny|base)")
-    if spec.prune is not None:  # its counts and fractions against the teacher, before the work directory is made
+    # the student against the teacher, before the work directory is made
+    if spec.prune is not None:
         plan_prune(teacher, **spec.prune)
+    else:
+        student_config(teacher.config, spec)
     languages = getattr(load_tokenizer(teacher.tokenizer_dir, model_vocab_size=teacher.config.target_vocab_size),
                         "languages", ())
     if languages:  # its translations need a direction, and a student would have to learn the language tokens
