@@ -112,7 +112,7 @@ class PortedModel:
         report = parity_report(self.path)
         parity = None if report is None else {
             "passed": report.passed, "reference": report.meta.reference, "lines": report.meta.lines,
-            "semantics": report.meta.semantics, "failure": report.failure}
+            "semantics": report.meta.semantics, "checks": report.checks(), "failure": report.failure}
         return {"path": str(self.path), "source_format": self.source_format,
                 "source": self.conversion.get("source"), "ensemble_size": len(self.models),
                 "parameters_per_member": params, "architecture": self.config.architecture(),

@@ -61,7 +61,9 @@ def print_ported_summary(source: Path, summary: dict[str, Any]) -> None:
         out.write("parity:        not validated here (run `modelport validate`)\n")
     else:
         lines = f"{parity['lines']} lines" if parity.get("lines") is not None else "? lines"
-        how = ", ".join(x for x in (lines, parity.get("semantics") and f"semantics {parity['semantics']}") if x)
+        checks = parity.get("checks") and f"checks: {', '.join(parity['checks'])}"
+        how = ", ".join(x for x in (lines, parity.get("semantics") and f"semantics {parity['semantics']}", checks)
+                        if x)
         verdict = "passed" if parity["passed"] else "FAILED"
         out.write(f"parity:        {verdict} against {parity['reference'] or '?'} ({how})"
                   f"{': ' + parity['failure'] if not parity['passed'] and parity.get('failure') else ''}\n")

@@ -598,6 +598,14 @@ class ParityReport(JsonView):
                    pairs={name: PairReport.from_json(p) for name, p in pairs.items()}
                    if isinstance(pairs, Mapping) else None)
 
+    def checks(self) -> list[str]:
+        """The sections that ran, in report order, a multilingual port's per-pair ones included
+        (``validate --only tokenizer`` runs one)."""
+        names = list(self.sections())
+        for pair in (self.pairs or {}).values():
+            names += [name for name in pair.sections() if name not in names]
+        return names
+
     def summary_lines(self) -> list[str]:
         """One line per section and the verdict: what ``modelport validate`` prints."""
         pairs = [line for p in (self.pairs or {}).values() for line in p.summary_lines()]

@@ -23,10 +23,11 @@ def folder(ported_default, tmp_path: Path) -> Path:
 
 
 def _write_parity(folder: Path, passed: bool, failure: str | None = None) -> None:
-    from modelport.reports.parity import ParityMeta, ParityReport
+    from modelport.reports.parity import ForwardSection, ParityMeta, ParityReport
 
     meta = ParityMeta(ported_dir=str(folder), reference="assets/default-model", lines=20, semantics="fairseq")
-    report = ParityReport.of(meta, failure=failure)
+    forward = ForwardSection(max_abs_logit_diff=1e-6, tolerance=1e-4, passed=True)  # as `validate --only forward`
+    report = ParityReport.of(meta, failure=failure, forward=forward)
     data = report.to_json() | {"passed": passed}
     (folder / "parity_report.json").write_text(json.dumps(data), encoding="utf-8")
 
@@ -39,17 +40,17 @@ def test_inspect_says_whether_the_folder_was_validated(folder: Path, capsys) -> 
 
     _write_parity(folder, passed=True)
     assert main(["inspect", str(folder)]) == 0
-    assert "parity:        passed against assets/default-model (20 lines, semantics fairseq)\n" \
+    assert "parity:        passed against assets/default-model (20 lines, semantics fairseq, checks: forward)\n" \
         in capsys.readouterr().out
     assert main(["inspect", str(folder), "--json"]) == 0
     parity = json.loads(capsys.readouterr().out)["parity"]
     assert parity == {"passed": True, "reference": "assets/default-model", "lines": 20, "semantics": "fairseq",
-                      "failure": None}
+                      "checks": ["forward"], "failure": None}
 
     _write_parity(folder, passed=False, failure="beam: 3 of 20 lines differ")
     assert main(["inspect", str(folder)]) == 0
-    assert "parity:        FAILED against assets/default-model (20 lines, semantics fairseq): beam: 3 of 20 lines " \
-        "differ\n" in capsys.readouterr().out
+    assert "parity:        FAILED against assets/default-model (20 lines, semantics fairseq, checks: forward): beam: " \
+        "3 of 20 lines differ\n" in capsys.readouterr().out
 
 
 COMMANDS = {"inspect": lambda d: ["inspect", str(d)], "card": lambda d: ["card", str(d)],
