@@ -23,12 +23,12 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from modelport._version import __version__
-from modelport.errors import HubError, InvalidInputError, first_line
+from modelport.errors import HubError, InvalidInputError
 from modelport.exporters import REPORT_NAME
 from modelport.files import not_a_folder
 from modelport.model.folder import CARD_NAME, CONVERSION_NAME
 from modelport.model.io import read_json
-from modelport.modelcards.card import LOCAL_PLACEHOLDER, make_card
+from modelport.modelcards.card import LOCAL_PLACEHOLDER, check_repo_id, make_card
 from modelport.reports.export import HfExportReport
 from modelport.reports.parity import PARITY_REPORT_STEM
 from modelport.reports.passes import PASS_REPORT_STEM
@@ -224,17 +224,6 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _check_repo_id(repo_id: str) -> None:
-    """Refuse what huggingface_hub would refuse as a repo id (NAME or NAMESPACE/NAME), saying why."""
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as e:
-        raise InvalidInputError(f"`{repo_id}` is not a valid Hub repository id: {first_line(e)}") from None
-
-
 def _explain(err: Exception, repo_id: str, revision: str, secrets: list[str | None],
              timeout: float = DEFAULT_TIMEOUT) -> HubError:
     """One-line :class:`HubError` for a huggingface_hub / network failure."""
@@ -299,7 +288,7 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
     problem = not_a_folder(directory)
     if problem is not None:
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder ({problem})")
-    _check_repo_id(repo_id)  # a dry run too, which listed the files for a repo id the upload would refuse
+    check_repo_id(repo_id)  # a dry run too, which listed the files for a repo id the upload would refuse
     files, contents = plan_upload(directory, repo_id, license=license, language=language, base_model=base_model,
                                   eval_dataset=eval_dataset)
     rev = revision or "main"

@@ -28,7 +28,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from modelport.errors import InvalidInputError
+from modelport.errors import InvalidInputError, first_line
 from modelport.files import not_a_folder
 from modelport.files import atomic_text_file
 from modelport.model.config import Seq2SeqConfig
@@ -285,6 +285,19 @@ def _export_report(export: HfExportReport | Mapping[str, Any]) -> HfExportReport
     return report
 
 
+def check_repo_id(repo_id: str, what: str = "a valid Hub repository id") -> None:
+    """Refuse what huggingface_hub (and the Hub) would refuse as a repo id
+    (NAME or NAMESPACE/NAME), saying why: a card's ``base_model`` must be one
+    too, or the Hub rejects the card's metadata on upload."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise InvalidInputError(f"`{repo_id}` is not {what}: {first_line(e)}") from None
+
+
 def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
               language: list[str] | None = None, base_model: str | None = None,
               export: HfExportReport | Mapping[str, Any] | None = None, repo_id: str | None = None,
@@ -296,6 +309,8 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     modelport's. ``repo_id`` (known once published) is what the usage loads;
     ``eval_dataset`` names the data the parity report's BLEU/chrF were
     measured on, and only then are they ``model-index`` evaluation results."""
+    if base_model is not None:
+        check_repo_id(base_model, "a Hub model id (--base-model)")
     export = _export_report(export) if export is not None else None
     directory = Path(ported_dir)
     other = not_a_port(directory)  # an export or a transformers folder, named as what it is

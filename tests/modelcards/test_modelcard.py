@@ -183,3 +183,15 @@ def test_usage_names_the_repo_once_published(folder: Path) -> None:
     published = make_card(folder, repo_id="org/tiny-en-de").text
     assert 'modelport.load("org/tiny-en-de")' in published and "modelport translate org/tiny-en-de" in published
     assert "path/to/this/folder" not in published
+
+
+@pytest.mark.parametrize("base_model", ["bad id here", "a/b/c"])
+def test_a_base_model_the_hub_would_refuse_is_refused(folder: Path, base_model: str, capsys) -> None:
+    """The card was written with it, and the Hub then rejects the card's metadata on upload."""
+    from tests.helpers.cli import one_line_error
+
+    line = one_line_error(["card", str(folder), "--base-model", base_model], capsys)
+    assert f"`{base_model}` is not a Hub model id (--base-model)" in line, line
+    assert not (folder / "README.md").exists()
+    assert "is not a Hub model id" in one_line_error(["publish", str(folder), "me/model", "--dry-run",
+                                                      "--base-model", base_model], capsys)
