@@ -53,7 +53,11 @@ def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[s
     """The step algorithm of ``semantics`` (greedy search or sampling when
     ``options`` ask for it) from ``options``; unknown options are an error."""
     sampling = is_sampling(options)
-    options = {k: v for k, v in options.items() if k != "sampling"}  # a switch, not an option of the search
+    if options.get("sampling"):  # modelport's name (`translate --sampling`) for transformers' do_sample
+        if options.get("do_sample") is False:
+            raise InvalidInputError("`sampling=True` asks for sampling, but `do_sample=False` for greedy search")
+        options = {**options, "do_sample": True}
+    options = {k: v for k, v in options.items() if k != "sampling"}
     if sampling:
         if options.get("beam") not in (None, 1):
             raise InvalidInputError(f"`beam` must be 1 with sampling, but is {options['beam']}")

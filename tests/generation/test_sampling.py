@@ -50,3 +50,18 @@ def test_seeded_sampling_is_reproducible_and_seed_dependent(pair) -> None:  # no
     assert toks[0] == toks[1] and toks[0] != toks[2]
     h = runs[0][0][0]
     assert abs(h["score"] - sum(h["positional_scores"])) < 1e-5
+
+
+def test_sampling_true_samples_as_do_sample_does(ported_default) -> None:
+    """`translate(lines, sampling=True)` (the name of `translate --sampling`) ran greedy search, its
+    top_k/seed/temperature silently unused."""
+    from modelport.errors import InvalidInputError
+
+    lines = ["The very tired bakers are hungry .", "His coffee costs 2.10 euros .", "My big girl does not want to "
+             "build her church ."] * 4
+    greedy = [h[0].tokens for h in ported_default.translate(lines, greedy=True)]
+    sampled = [h[0].tokens for h in ported_default.translate(lines, sampling=True, seed=1, temperature=1.5)]
+    assert sampled == [h[0].tokens for h in ported_default.translate(lines, do_sample=True, seed=1, temperature=1.5)]
+    assert sampled != greedy
+    with pytest.raises(InvalidInputError, match="`do_sample=False` for greedy search"):
+        ported_default.translate(lines, sampling=True, do_sample=False)
