@@ -59,11 +59,13 @@ def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[s
         options = {**options, "do_sample": True}
     options = {k: v for k, v in options.items() if k != "sampling"}
     if sampling:
+        search = "sampling" if options.get("do_sample") else "greedy search"
         if options.get("beam") not in (None, 1):
-            raise InvalidInputError(f"`beam` must be 1 with sampling, but is {options['beam']}")
-        many = more_than_one_best(options)  # one sample per line: more were dropped silently
+            raise InvalidInputError(f"`beam` must be 1 with {search}, but is {options['beam']}")
+        many = more_than_one_best(options)  # one output per line: more were dropped silently
         if many is not None:
-            raise InvalidInputError(f"`{many}` must be 1 with sampling (one sample per line), but is {options[many]}")
+            raise InvalidInputError(f"`{many}` must be 1 with {search} (one output per line), but is "
+                                    f"{options[many]}")
         return SAMPLING.make(cfg, options, max_positions)
     return get_semantics(semantics).make(cfg, options, max_positions)
 
