@@ -84,6 +84,20 @@ def not_a_folder(path: str | os.PathLike[str]) -> str | None:
     return "it is not a folder" if os.path.lexists(path) else "no such directory"
 
 
+def output_folder_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why no folder can be at (or made at) ``path``, checked before the work
+    that would write there: it, or the nearest part of its path that exists,
+    is not a folder. None when it can (permissions are the write's to say)."""
+    target = os.path.abspath(path)
+    probe = target
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if os.path.isdir(probe):
+        return None
+    problem = not_a_folder(probe)
+    return problem if probe == target else f"a part of its path (`{probe}`) is not a folder"
+
+
 def utf8_line(raw: bytes | str, number: int, where: str) -> str:
     """``raw`` decoded as UTF-8 without its line ending; an error names line
     ``number`` of ``where`` and the first bad byte."""
@@ -147,5 +161,5 @@ def references_for(references: str | os.PathLike[str] | Sequence[str] | None, li
     return refs
 
 
-__all__ = ["atomic_text_file", "check_text_line", "lines_of", "not_a_folder", "ordinary_mode", "read_text_lines", "references_for",
-           "umask", "unwritable", "utf8_line"]
+__all__ = ["atomic_text_file", "check_text_line", "lines_of", "not_a_folder", "ordinary_mode", "output_folder_problem",
+           "read_text_lines", "references_for", "umask", "unwritable", "utf8_line"]

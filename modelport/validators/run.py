@@ -37,7 +37,7 @@ from modelport.api import PortedModel, convert, load
 from modelport.converters.fairseq import NAME_TABLE as FAIRSEQ_NAME_TABLE
 from modelport.converters.t5 import NAME_TABLE as T5_NAME_TABLE
 from modelport.errors import InvalidInputError
-from modelport.files import lines_of, references_for
+from modelport.files import lines_of, output_folder_problem, references_for
 from modelport.generation.alignment import OFF, parse_alignment
 from modelport.generation.options import VALIDATE_BATCH_SIZE
 from modelport.generation.scoring import prefix_scorer, token_log_probs
@@ -243,6 +243,9 @@ def validate(ported_dir: str | os.PathLike[str], reference: str,
     data_lines = lines_of(data_lines, "data") if data_lines is not None else None
     references = references_for(references, data_lines if data_lines is not None else src_tokens)
     checks = _checks(only)
+    problem = output_folder_problem(report_dir) if write and report_dir is not None else None
+    if problem is not None:  # before any work
+        raise InvalidInputError(f"the report folder `{report_dir}` cannot be written: {problem}")
     local = Path(ported_dir).is_dir()
     preflight = {**decoding, "batch_size": batch_size, "max_tokens": max_tokens}
     if local:  # refused before anything heavy is loaded (this port's weights, the reference framework)

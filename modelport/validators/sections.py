@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.api import PortedModel
+from modelport.files import unwritable
 from modelport.generation.scoring import teacher_forcing_batch
 from modelport.generation.translate import model_device
 from modelport.metrics import corpus_scores
@@ -84,7 +85,10 @@ def write_parity_report(report: ParityReport, directory: Path, score_diffs: Sequ
                         ) -> tuple[Path, Path]:
     """``parity_report.json`` and ``parity_report.md`` in ``directory``, and
     the histogram of ``score_diffs`` (``parity_scores.png``) the report links to."""
-    if report.figures:
-        directory.mkdir(parents=True, exist_ok=True)
-        score_histogram(score_diffs, directory / SCORE_PLOT_NAME)
-    return report.write(directory, PARITY_REPORT_STEM)
+    try:
+        if report.figures:
+            directory.mkdir(parents=True, exist_ok=True)
+            score_histogram(score_diffs, directory / SCORE_PLOT_NAME)
+        return report.write(directory, PARITY_REPORT_STEM)
+    except OSError as e:  # a folder that cannot be made or written: one line naming it
+        raise unwritable(directory, e, on_the_way=True) or e from None
