@@ -87,15 +87,16 @@ def not_a_folder(path: str | os.PathLike[str]) -> str | None:
 def output_folder_problem(path: str | os.PathLike[str]) -> str | None:
     """Why no folder can be at (or made at) ``path``, checked before the work
     that would write there: it, or the nearest part of its path that exists,
-    is not a folder. None when it can (permissions are the write's to say)."""
+    is not a folder (the reason names that part). None when it can
+    (permissions are the write's to say)."""
     target = os.path.abspath(path)
     probe = target
     while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
         probe = os.path.dirname(probe)
     if os.path.isdir(probe):
         return None
-    problem = not_a_folder(probe)
-    return problem if probe == target else f"a part of its path (`{probe}`) is not a folder"
+    shown = os.fspath(path) if probe == target else probe
+    return f"`{shown}` is {'a file' if os.path.isfile(probe) else 'not a folder'}"
 
 
 def utf8_line(raw: bytes | str, number: int, where: str) -> str:

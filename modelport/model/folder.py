@@ -38,6 +38,7 @@ Every problem is an :class:`InvalidPortedFolderError` with one line.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -52,8 +53,8 @@ from typing import Any, TypeVar
 import torch
 
 from modelport.errors import (ConfigError, InvalidInputError, InvalidPortedFolderError, NotAPortedFolderError,
-                              OutputExistsError)
-from modelport.files import not_a_folder
+                              OutputExistsError, OutputWriteError)
+from modelport.files import not_a_folder, output_folder_problem
 from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
 from modelport.model.io import (INDEX_NAME, WEIGHTS_NAME, atomic_output_dir, output_exists, read_json, save_weights,
                                 weight_files, write_json)
@@ -183,6 +184,9 @@ def check_writable(output: str | os.PathLike[str], force: bool,
                                     "delete it; choose another output")
     if output_exists(output) and not force:
         raise OutputExistsError(str(output))
+    problem = output_folder_problem(os.path.dirname(os.path.abspath(output)))
+    if problem is not None:  # a file where its folder would be: before the work, not at the final rename
+        raise OutputWriteError(str(output), f"its folder cannot be made there ({problem})", errno.ENOTDIR)
 
 
 def _overlap(output: str | os.PathLike[str], source: str | os.PathLike[str]) -> str | None:

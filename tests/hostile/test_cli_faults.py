@@ -237,11 +237,16 @@ def test_cli_translate_output_write_failure_is_one_line(ported_default, tmp_path
 
 
 @pytest.mark.parametrize("verb", [["translate", "{port}", "-i", "{src}", "-o"], ["convert", "{model}"],
-                                  ["quantize", "{port}", "--mode", "fp16"]])
+                                  ["quantize", "{port}", "--mode", "fp16"], ["prune", "{port}", "--ffn", "0.5"],
+                                  ["export", "onnx", "{port}"], ["distill", "{port}", "--data", "{src}"]])
 def test_cli_output_below_a_file_is_one_line(verb: list[str], ported_default, default_model_dir, tmp_path: Path,
-                                            capsys) -> None:
+                                            capsys, monkeypatch) -> None:
     """An output path through a file exited 1 with a FileExistsError traceback (translate -o, and every
-    folder output); a missing folder on the way is made."""
+    folder output); a missing folder on the way is made. The folder outputs are refused before the work
+    (no weight is read), not when the finished folder is renamed into place."""
+    if verb[0] != "translate":
+        monkeypatch.setattr("modelport.model.folder.load_checked_weights",
+                            lambda *a, **k: pytest.fail("weights were read before the output was refused"))
     blocker = tmp_path / "file.txt"
     blocker.write_text("x\n", encoding="utf-8")
     args = [v.format(port=ported_default.path, src=_input(tmp_path), model=default_model_dir) for v in verb]

@@ -13,8 +13,8 @@ from tests.helpers.paths import DEFAULT_MODEL
 
 
 @pytest.mark.parametrize("report, says", [
-    ("notes.txt", "the report folder `{r}` cannot be written: it is a file, not a folder"),
-    ("notes.txt/sub", "the report folder `{r}` cannot be written: a part of its path (`{f}`) is not a folder"),
+    ("notes.txt", "the report folder `{r}` cannot be written: `{r}` is a file"),
+    ("notes.txt/sub", "the report folder `{r}` cannot be written: `{f}` is a file"),
 ])
 def test_a_file_in_the_way_is_refused_before_the_work(report: str, says: str, ported_default, tmp_path: Path,
                                                        capsys, monkeypatch) -> None:
