@@ -268,7 +268,7 @@ def _explain(err: Exception, repo_id: str, revision: str, secrets: list[str | No
 def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool = False,
             revision: str | None = None, commit_message: str | None = None, dry_run: bool = False,
             endpoint: str | None = None, token: str | None = None, license: str | None = None,
-            language: list[str] | None = None, base_model: str | None = None,
+            language: str | list[str] | None = None, base_model: str | None = None,
             eval_dataset: str | None = None, timeout: float | None = None) -> dict[str, Any]:
     """Upload ``ported_dir`` (with a regenerated README.md) to ``repo_id`` in one commit.
 

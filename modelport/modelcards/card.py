@@ -299,7 +299,7 @@ def check_repo_id(repo_id: str, what: str = "a valid Hub repository id") -> None
 
 
 def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
-              language: list[str] | None = None, base_model: str | None = None,
+              language: str | list[str] | None = None, base_model: str | None = None,
               export: HfExportReport | Mapping[str, Any] | None = None, repo_id: str | None = None,
               eval_dataset: str | None = None) -> ModelCard:
     """Build the model card of a ported folder (metadata + Markdown body).
@@ -329,6 +329,8 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     fmt = folder.data.get("source_format", "unknown")
     ensemble = folder.ensemble_size
 
+    if isinstance(language, str):  # one language, not its characters
+        language = [language]
     langs = list(language) if language else [x for x in (tok.get("source_lang"), tok.get("target_lang")) if x]
     lic = license or conv.get("license")
     name = directory.resolve().name

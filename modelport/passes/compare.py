@@ -84,8 +84,10 @@ def _labels(paths: Sequence[Path]) -> list[str]:
     return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths)]
 
 
-def compare(directories: Sequence[str | os.PathLike[str]]) -> list[CompareRow]:
+def compare(directories: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[CompareRow]:
     """One row per folder, in the order given (each checked as a ported folder)."""
+    if isinstance(directories, (str, os.PathLike)):  # one folder, not the characters of its name
+        directories = [directories]
     if not directories:
         raise InvalidInputError("`compare` needs at least one ported folder")
     paths = [Path(d) for d in directories]

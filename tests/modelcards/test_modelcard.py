@@ -195,3 +195,11 @@ def test_a_base_model_the_hub_would_refuse_is_refused(folder: Path, base_model: 
     assert not (folder / "README.md").exists()
     assert "is not a Hub model id" in one_line_error(["publish", str(folder), "me/model", "--dry-run",
                                                       "--base-model", base_model], capsys)
+
+
+def test_one_language_given_as_a_string_is_one_language(folder: Path) -> None:
+    """`make_card(folder, language="en")` listed the languages `e` and `n`."""
+    from modelport.modelcards import make_card
+
+    assert make_card(folder, language="en").data.language == ["en"]
+    assert make_card(folder, language=["en", "de"]).data.language == ["en", "de"]

@@ -84,3 +84,11 @@ def test_plot_is_a_png(folders: list[Path], tmp_path: Path, capsys) -> None:
 
 def test_a_folder_that_is_not_a_port_is_exit_2(tmp_path: Path) -> None:
     assert _compare([str(tmp_path)]) == 2
+
+
+def test_one_folder_given_as_a_string_is_one_folder(ported_default) -> None:
+    """`compare("ported")` read each character of the name as a folder."""
+    from modelport.passes.compare import compare
+
+    assert [r.label for r in compare(str(ported_default.path))] == [ported_default.path.name]
+    assert [r.label for r in compare(ported_default.path)] == [ported_default.path.name]
