@@ -8,6 +8,7 @@ implementations share.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -95,10 +96,19 @@ class Tokenizer(Protocol):
 
 
 def as_ids(ids: Any) -> list[int]:
-    """Accept a list, a tuple or a 1-D tensor/array of ids."""
+    """Accept a list, a tuple or a 1-D tensor/array of integer ids; anything
+    else (a string of ids, a float that ``int()`` would truncate) is an
+    :class:`InvalidInputError`."""
     if hasattr(ids, "tolist"):
         ids = ids.tolist()
-    return [int(i) for i in ids]
+    if isinstance(ids, (str, bytes)):
+        raise InvalidInputError(f"ids must be a sequence of integers, not a {type(ids).__name__} ({ids[:40]!r})")
+    out = []
+    for n, i in enumerate(ids):
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise InvalidInputError(f"ids must be integers, but item {n} is {i!r} ({type(i).__name__})")
+        out.append(int(i))
+    return out
 
 
 def check_ids(ids: Sequence[int], size: int | None, *, side: str = "target", where: str = "") -> None:

@@ -8,6 +8,8 @@ expected strings are the input lines themselves (and what fairseq's own
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -151,3 +153,15 @@ def test_t5_port_decode_is_bounded_by_the_model(tmp_path, capsys) -> None:
     bad = _write(tmp_path, "bad.txt", ["5 6", "", f"7 {size}"])
     line = one_line_error(["tokenize", str(ported.path), "--decode", "-i", str(bad)], capsys)
     assert f"id {size} on line 3 is outside the target vocabulary (size {size}" in line, line
+
+
+@pytest.mark.parametrize("ids, says", [
+    ("1 2 3", "ids must be a sequence of integers, not a str"),  # was a ValueError from int(" ")
+    ([18, 1.5, 2], "item 1 is 1.5 (float)"),  # was truncated to 1 and decoded
+    ([True, 2], "item 0 is True (bool)"),
+])
+def test_ids_that_are_not_integers_are_refused(ported_default, ids, says: str) -> None:
+    from modelport.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=re.escape(says)):
+        ported_default.tokenizer.decode(ids)
