@@ -672,8 +672,8 @@ def _json_or_empty(path: Path) -> dict[str, Any]:
 
 def not_a_port(path: str | os.PathLike[str], *, exports_only: bool = False) -> NotAPortedFolderError | None:
     """The error naming what ``path`` is, when it is a folder modelport reads
-    elsewhere than as a ported folder: an ``export onnx`` or ``export hf``
-    result, or (unless ``exports_only``) a transformers model folder; else None."""
+    elsewhere than as a ported folder: an ``export onnx``, ``export ct2`` or
+    ``export hf`` result, or (unless ``exports_only``) a transformers model folder; else None."""
     folder = Path(path)
     if not folder.is_dir():
         return None
@@ -686,6 +686,12 @@ def not_a_port(path: str | os.PathLike[str], *, exports_only: bool = False) -> N
             str(path), "an ONNX export (encoder.onnx + decoder.onnx, written by `modelport export onnx`)",
             f"translate with it (`modelport translate {path}`) or run its graphs with onnxruntime (inputs and "
             f"outputs in {EXPORT_REPORT_NAME}); {back}")
+    ct2_vocabulary = any((folder / f"{side}_vocabulary.{ext}").is_file() for side in ("shared", "source")
+                         for ext in ("json", "txt"))  # a Marian model.bin has .spm or .yml vocabularies
+    if report.get("target") == "ct2" or (folder / "model.bin").is_file() and ct2_vocabulary:
+        return NotAPortedFolderError(
+            str(path), "a CTranslate2 model directory (model.bin, written by `modelport export ct2`)",
+            f"run it with ctranslate2.Translator (its tokenizer is in `{TOKENIZER_DIR}/`); {back}")
     config = _json_or_empty(folder / CONFIG_NAME)
     if "modelport_format_version" in config or not ("architectures" in config or "model_type" in config):
         return None
