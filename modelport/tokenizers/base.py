@@ -95,6 +95,22 @@ class Tokenizer(Protocol):
         ...
 
 
+def as_text(line: object) -> str:
+    """``line`` if it is a string; anything else is an :class:`InvalidInputError`
+    (``None`` or a number would be encoded as its text)."""
+    if not isinstance(line, str):
+        raise InvalidInputError(f"a line to encode must be a str, but is {type(line).__name__} ({line!r:.40})")
+    return line
+
+
+def as_lines(lines: Iterable[str]) -> list[str]:
+    """``lines`` as a list of strings (a single string would be encoded character by character)."""
+    if isinstance(lines, (str, bytes)):
+        raise InvalidInputError("`lines` must be a list of strings, not a single "
+                                f"{type(lines).__name__} (encode() takes one line)")
+    return [as_text(line) for line in lines]
+
+
 def as_ids(ids: Any) -> list[int]:
     """Accept a list, a tuple or a 1-D tensor/array of integer ids; anything
     else (a string of ids, a float that ``int()`` would truncate) is an

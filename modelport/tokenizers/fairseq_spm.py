@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.base import TokenizerBase, as_ids, check_keep_special_tokens, read_config
+from modelport.tokenizers.base import TokenizerBase, as_ids, as_lines, as_text, check_keep_special_tokens, read_config
 from modelport.tokenizers.sentencepiece import _load_spm
 from modelport.tokenizers.vocab import FairseqDictionary
 
@@ -178,12 +178,12 @@ class DictionaryTokenizer(PrefixRules, TokenizerBase):
 
     def encode(self, line: str) -> list[int]:
         """Dictionary ids of the words, ``</s>`` appended (prefix tokens are the prefix rules')."""
-        return [self.dict.index(w) for w in self.tokenize(line)] + [self.eos_id]
+        return [self.dict.index(w) for w in self.tokenize(as_text(line))] + [self.eos_id]
 
     encode_target = encode
 
     def encode_batch(self, lines: Iterable[str], *, side: str = "source") -> list[list[int]]:
-        return [self.encode(line) for line in lines]
+        return [self.encode(line) for line in as_lines(lines)]
 
     def id_to_tokens(self, ids: Sequence[int], *, side: str = "source") -> list[str]:
         return [self.dict[i] for i in as_ids(ids)]

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.base import CONFIG_NAME, TokenizerBase, as_ids, check_keep_special_tokens, read_config
+from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, as_lines, as_text, check_keep_special_tokens,
+                                      read_config)
 from modelport.tokenizers.bpe import Bpe
 from modelport.tokenizers.vocab import FairseqDictionary
 
@@ -185,7 +186,7 @@ class MosesBpeTokenizer(TokenizerBase):
         return ids
 
     def _encode(self, s: _Side, line: str) -> list[int]:
-        text = s.moses.tokenize(line, aggressive_dash_splits=self.moses_aggressive_dash_splits,
+        text = s.moses.tokenize(as_text(line), aggressive_dash_splits=self.moses_aggressive_dash_splits,
                                 return_str=True, escape=self.moses_escape)
         cache = s.cache
         ids: list[int] = []
@@ -214,7 +215,7 @@ class MosesBpeTokenizer(TokenizerBase):
         which is most of the time, runs in sacremoses' pure Python and does
         not share a core."""
         s = self._side(side)
-        lines = list(lines)
+        lines = as_lines(lines)
         unique = list(dict.fromkeys(lines))
         if workers > 1 and len(unique) >= PARALLEL_MIN_LINES and sys.platform.startswith("linux"):
             out = self._encode_parallel(unique, side, workers)

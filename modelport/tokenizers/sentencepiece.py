@@ -84,7 +84,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, check_keep_special_tokens,
+from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, as_lines, as_text, check_keep_special_tokens,
                                        read_config)
 from modelport.tokenizers.marian_unigram import library_pieces, marian_pieces
 
@@ -275,7 +275,7 @@ class MarianSpmTokenizer(TokenizerBase):
         return code + self._pieces["source" if side == "source" else "target"](text)
 
     def _encode(self, line: str, side: str) -> list[int]:
-        key = (side, line)
+        key = (side, as_text(line))
         got = self._cache.get(key)
         if got is None:
             vocab = self.vocab if side == "source" else self.target_vocab
@@ -297,7 +297,7 @@ class MarianSpmTokenizer(TokenizerBase):
         return self._encode(line, "target")
 
     def encode_batch(self, lines: Iterable[str], *, side: str = "source") -> list[list[int]]:
-        return [self._encode(line, side) for line in lines]
+        return [self._encode(line, side) for line in as_lines(lines)]
 
     def id_to_tokens(self, ids: Sequence[int], *, side: str = "source") -> list[str]:
         """The vocabulary piece of each id."""
@@ -398,7 +398,7 @@ class T5SpmTokenizer(TokenizerBase):
 
     def encode(self, line: str) -> list[int]:
         """ids, ``</s>`` appended."""
-        got = self._cache.get(line)
+        got = self._cache.get(as_text(line))
         if got is None:
             got = []
             for chunk in self._chunks(line):
@@ -416,7 +416,7 @@ class T5SpmTokenizer(TokenizerBase):
     encode_target = encode
 
     def encode_batch(self, lines: Iterable[str], *, side: str = "source") -> list[list[int]]:
-        return [self.encode(line) for line in lines]
+        return [self.encode(line) for line in as_lines(lines)]
 
     def id_to_tokens(self, ids: Sequence[int], *, side: str = "source") -> list[str]:
         """The piece (or sentinel string) of each id."""

@@ -165,3 +165,19 @@ def test_ids_that_are_not_integers_are_refused(ported_default, ids, says: str) -
 
     with pytest.raises(InvalidInputError, match=re.escape(says)):
         ported_default.tokenizer.decode(ids)
+
+
+@pytest.mark.parametrize("source", ["default", "assets/fixture-m2m", "assets/fixture-bart",
+                                    "tests/data/marian-trained/post_sep_tied", "tests/data/t5_tf/v1_1"])
+def test_encode_refuses_what_is_not_a_line(source: str, ported_default, tmp_path) -> None:
+    """`encode(None)` encoded the text "None"; `encode_batch("hello")` each character as a line."""
+    ported = ported_default if source == "default" else modelport.convert(str(ROOT / source), tmp_path / "port")
+    tok = ported.tokenizer
+    for bad in (None, 5, b"bytes"):
+        with pytest.raises(InvalidInputError, match="a line to encode must be a str"):
+            tok.encode(bad)
+    with pytest.raises(InvalidInputError, match="not a single str"):
+        tok.encode_batch("hello")
+    with pytest.raises(InvalidInputError, match="must be a str, but is NoneType"):
+        tok.encode_batch(["hello", None])
+    assert tok.encode_batch(["hello"]) == [tok.encode("hello")]
