@@ -226,10 +226,15 @@ class SamplingOptions:
     forced_eos_token_id: int | None = None
     decoder_start_token_id: int | None = None
     seed: int | None = ruled(None, ANY_INT)
+    # the tokens the decoder is forced to start with (a multilingual port's target language, BART's <s>:
+    # ``translate`` places them as the folder's framework does); the first is transformers' forced_bos_token_id
+    prefix_tokens: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_fields(self)
         _check_bools(self, "do_sample")
+        if not isinstance(self.prefix_tokens, tuple):  # a list from JSON or a caller
+            object.__setattr__(self, "prefix_tokens", tuple(self.prefix_tokens))
 
 
 def split_options(cls: type, options: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:

@@ -4,7 +4,11 @@ transformers 5.x ``GenerationMixin._sample`` per step, with ``cur_len``
 tokens so far (the decoder start token included):
 
 1. processors on the raw fp32 logits (not log-probs): min length
-   (``cur_len < min_length``: EOS -inf), forced EOS at ``max_length - 1``;
+   (``cur_len < min_length``: EOS -inf), forced EOS at ``max_length - 1``,
+   a forced decoder prefix (``prefix_tokens``: token ``cur_len - 1`` of it
+   while ``cur_len <= len(prefix)``; one token is transformers'
+   ``forced_bos_token_id``, which a multilingual port's target language and
+   BART's ``<s>`` are);
    then, when sampling, the warpers in this order: temperature
    (``logits / T``), top-k (``< k-th largest`` -> -inf), top-p (ascending
    sort, drop tokens whose cumulative probability is ``<= 1 - p``, keep at
@@ -84,6 +88,9 @@ class SamplingSearch(SearchAlgorithm):
         if o.forced_eos_token_id is not None and cur_len == self.max_length - 1:
             scores = torch.full_like(scores, -math.inf)
             scores[:, o.forced_eos_token_id] = 0
+        if cur_len <= len(o.prefix_tokens):  # a forced token (transformers' forced_bos_token_id for the first)
+            scores = torch.full_like(scores, -math.inf)
+            scores[:, o.prefix_tokens[cur_len - 1]] = 0
         if o.do_sample:
             scores = warp(scores, o.temperature, o.top_k, o.top_p)
             probs = torch.softmax(scores, dim=-1)

@@ -60,6 +60,9 @@ def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[s
     options = {k: v for k, v in options.items() if k != "sampling"}
     if sampling:
         search = "sampling" if options.get("do_sample") else "greedy search"
+        if options.get("generator_eos") is not None:
+            raise InvalidInputError(f"{search} cannot decode from and stop on the target language token, as this "
+                                    "port's task does (an mBART-25 fine-tune); use beam search")
         if options.get("beam") not in (None, 1):
             raise InvalidInputError(f"`beam` must be 1 with {search}, but is {options['beam']}")
         many = more_than_one_best(options)  # one output per line: more were dropped silently
@@ -144,6 +147,27 @@ def fairseq_defaults_as_hf(generation_config: dict[str, Any], eos_token_id: int 
     return out
 
 
+# the length limits of an hf folder's generation_config.json, which transformers' greedy search and sampling read
+HF_LENGTH_KEYS = ("max_length", "max_new_tokens", "min_length", "min_new_tokens", "forced_eos_token_id")
+
+
+def sampling_defaults(generation_config: dict[str, Any], eos_token_id: int | None = None) -> dict[str, Any]:
+    """The folder's length limits for greedy search and sampling, which follow
+    transformers' rules: those ``export hf`` writes, so that sampling a port is
+    what transformers' ``generate(do_sample=True)`` does with the export. A
+    fairseq folder: the position limit and EOS forced there
+    (:func:`fairseq_defaults_as_hf`; it was transformers' default of 20 new
+    tokens, which cut longer outputs); an hf folder (T5): its own. A Marian
+    folder's ``max_length`` caps the source, not the output: none carried."""
+    sem = generation_config.get("semantics", "fairseq")
+    if sem == "fairseq":
+        return {k: v for k, v in fairseq_defaults_as_hf(generation_config, eos_token_id).items()
+                if k != "early_stopping"}  # a beam-search option
+    if sem == "hf":
+        return {k: generation_config[k] for k in HF_LENGTH_KEYS if generation_config.get(k) is not None}
+    return {}
+
+
 def resolve_options(generation_config: dict[str, Any], semantics: str | None,
                     options: dict[str, Any], *, eos_token_id: int | None = None) -> tuple[str, dict[str, Any]]:
     """The folder's defaults overlaid with the given options (None = absent).
@@ -156,8 +180,8 @@ def resolve_options(generation_config: dict[str, Any], semantics: str | None,
     if entry is not None and not entry.alias_wins:  # a given alias (beam) must override the folder's name
         given = entry.rename(given)                  # (num_beams); alias_wins semantics see both and take it
     merged: dict[str, Any] = {}
-    if is_sampling(given):
-        return sem, given  # the folder's beam-search defaults do not apply to sampling
+    if is_sampling(given):  # the folder's beam-search defaults do not apply, its length limits do
+        return sem, {**sampling_defaults(generation_config, eos_token_id), **given}
     if sem == default_sem:
         merged.update({k: v for k, v in generation_config.items() if k not in ("semantics", "max_positions")})
     elif entry is not None:  # another framework's folder: only what carries over

@@ -65,3 +65,19 @@ def test_sampling_true_samples_as_do_sample_does(ported_default) -> None:
     assert sampled != greedy
     with pytest.raises(InvalidInputError, match="`do_sample=False` for greedy search"):
         ported_default.translate(lines, sampling=True, do_sample=False)
+
+
+def test_greedy_and_sampling_take_the_length_limits_export_hf_writes(ported_default) -> None:
+    """A fairseq port sampled with transformers' default of 20 new tokens (outputs cut there); it now has
+    what `export hf` writes, as transformers' generate on the export has."""
+    from modelport.generation.translate import resolve_options, sampling_defaults
+
+    gc = ported_default.generation_config
+    eos = ported_default.config.eos_token_id
+    _, opts = resolve_options(gc, None, {"do_sample": True, "top_k": 5}, eos_token_id=eos)
+    assert opts == {"max_length": gc["max_positions"], "forced_eos_token_id": eos, "do_sample": True, "top_k": 5}
+    _, opts = resolve_options(gc, None, {"greedy": True, "max_length": 7}, eos_token_id=eos)
+    assert opts["max_length"] == 7  # the caller's own wins
+    assert sampling_defaults({"semantics": "hf", "max_length": 20, "min_length": 0, "num_beams": 4}) == {
+        "max_length": 20, "min_length": 0}
+    assert sampling_defaults({"semantics": "marian", "max_length": 1000, "beam_size": 6}) == {}
