@@ -242,7 +242,8 @@ def test_failed_verification_exits_3_and_writes_nothing(ported_default, tmp_path
 def test_beam_mismatch_exits_3(ported_default, tmp_path, capsys, monkeypatch) -> None:
     """Beam outputs of the runtime that differ from the port's fail the export
     (the logits checks pass: only the beam check can fail here)."""
-    monkeypatch.setattr(onnx_exporter, "beam_agreement", lambda ported, exported, lines, beam, direction: (len(lines) - 1, 0.0, 2))
+    monkeypatch.setattr(onnx_exporter, "beam_agreement",
+                        lambda ported, exported, lines, beam, direction: (len(lines) - 1, 0.0, 2))
     out = tmp_path / "out"
     line = one_line_error(["export", "onnx", str(ported_default.path), str(out)], capsys, code=3)
     assert "beam-5 outputs differ on 1/5 lines (first: line 3)" in line
