@@ -10,7 +10,7 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -138,6 +138,14 @@ def lines_of(data: str | os.PathLike[str] | Sequence[str], what: str) -> list[st
     return lines
 
 
+def check_lines(lines: Iterable[str]) -> None:
+    """Refuse a single string where lines are expected (iterating it would
+    take each character as a line of its own)."""
+    if isinstance(lines, (str, bytes)):
+        raise InvalidInputError("`lines` must be a list of strings, one per sentence, not a single "
+                                f"{type(lines).__name__} (wrap it in a list: [text])")
+
+
 def check_text_line(number: int, line: object, what: str | None = None) -> None:
     """Refuse line ``number`` (of ``what``) unless it is a string: ``None`` would be translated
     as the text "None"."""
@@ -162,5 +170,5 @@ def references_for(references: str | os.PathLike[str] | Sequence[str] | None, li
     return refs
 
 
-__all__ = ["atomic_text_file", "check_text_line", "lines_of", "not_a_folder", "ordinary_mode", "output_folder_problem",
-           "read_text_lines", "references_for", "umask", "unwritable", "utf8_line"]
+__all__ = ["atomic_text_file", "check_lines", "check_text_line", "lines_of", "not_a_folder", "ordinary_mode",
+           "output_folder_problem", "read_text_lines", "references_for", "umask", "unwritable", "utf8_line"]

@@ -101,6 +101,14 @@ def _check_bools(options: Any, *names: str) -> None:
             raise InvalidInputError(f"`{name}` must be True or False, but is {value!r}")
 
 
+def _as_tuples(options: Any, *names: str) -> None:
+    """Hold the sequences ``names`` (a list from JSON or a caller; None stays None) as tuples."""
+    for name in names:
+        value = getattr(options, name)
+        if value is not None and not isinstance(value, tuple):
+            object.__setattr__(options, name, tuple(value))
+
+
 @dataclass(frozen=True, kw_only=True)
 class FairseqOptions:
     """fairseq ``fairseq-generate``/hub options (same names, same defaults)."""
@@ -141,10 +149,7 @@ class FairseqOptions:
     def __post_init__(self) -> None:
         check_fields(self)
         _check_bools(self, "normalize_scores")
-        if not isinstance(self.prefix_tokens, tuple):  # a list from JSON or a caller
-            object.__setattr__(self, "prefix_tokens", tuple(self.prefix_tokens))
-        if self.batch_widths is not None and not isinstance(self.batch_widths, tuple):
-            object.__setattr__(self, "batch_widths", tuple(self.batch_widths))
+        _as_tuples(self, "prefix_tokens", "batch_widths")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,8 +212,7 @@ class MarianOptions:
             object.__setattr__(self, "n_best", POSITIVE_INT.check("n_best", self.n_best))
         if self.weights is not None:  # a tuple, also from a list (JSON or a caller)
             object.__setattr__(self, "weights", tuple(FINITE_FLOAT.check("weights", w) for w in self.weights))
-        if self.batch_widths is not None and not isinstance(self.batch_widths, tuple):
-            object.__setattr__(self, "batch_widths", tuple(self.batch_widths))
+        _as_tuples(self, "batch_widths")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -233,8 +237,7 @@ class SamplingOptions:
     def __post_init__(self) -> None:
         check_fields(self)
         _check_bools(self, "do_sample")
-        if not isinstance(self.prefix_tokens, tuple):  # a list from JSON or a caller
-            object.__setattr__(self, "prefix_tokens", tuple(self.prefix_tokens))
+        _as_tuples(self, "prefix_tokens")
 
 
 def split_options(cls: type, options: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:

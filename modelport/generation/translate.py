@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError, NonFiniteOutputError
-from modelport.files import check_text_line
+from modelport.files import check_lines, check_text_line
 from modelport.generation.alignment import OFF
 from modelport.generation.backend import SearchBackend
 from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
@@ -291,14 +291,6 @@ def language_options(tok: Tokenizer, sem: str, source_lang: str | None,
             raise InvalidInputError(f"`{sem}` semantics cannot force the decoder's first tokens {plan.decoder_prefix} "
                                     "(the target language token, BART's <s>; supported: fairseq, hf)")
     return plan.source_prefix, plan.source_suffix, strip, opts
-
-
-def check_lines(lines: Iterable[str]) -> None:
-    """Refuse a single string where lines are expected (iterating it would
-    translate each character as a line of its own)."""
-    if isinstance(lines, (str, bytes)):
-        raise InvalidInputError("`lines` must be a list of strings, one per sentence, not a single "
-                                f"{type(lines).__name__} (wrap it in a list: [text])")
 
 
 def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32, window: int = 16,

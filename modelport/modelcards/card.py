@@ -29,8 +29,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modelport.errors import InvalidInputError, first_line
-from modelport.files import not_a_folder
-from modelport.files import atomic_text_file
+from modelport.files import atomic_text_file, not_a_folder
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import (CARD_NAME, CONFIG_NAME, CONVERSION_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_DIR,
                                     PortedFolder, not_a_port)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from modelport.errors import InvalidInputError
+from modelport.files import check_lines
 from modelport.model.folder import TOKENIZER_CONFIG_NAME as CONFIG_NAME
 from modelport.model.io import read_json
 
@@ -105,9 +106,7 @@ def as_text(line: object) -> str:
 
 def as_lines(lines: Iterable[str]) -> list[str]:
     """``lines`` as a list of strings (a single string would be encoded character by character)."""
-    if isinstance(lines, (str, bytes)):
-        raise InvalidInputError("`lines` must be a list of strings, not a single "
-                                f"{type(lines).__name__} (encode() takes one line)")
+    check_lines(lines)
     return [as_text(line) for line in lines]
 
 
