@@ -69,6 +69,11 @@ def make_algorithm(cfg: Any, max_positions: int, semantics: str, options: dict[s
         if many is not None:
             raise InvalidInputError(f"`{many}` must be 1 with {search} (one output per line), but is "
                                     f"{options[many]}")
+        forced = options.pop("forced_bos_token_id", None)  # transformers' name of a one-token forced prefix
+        if forced is not None:  # (hf semantics places a target language or BART's <s> so)
+            if options.get("prefix_tokens"):
+                raise InvalidInputError(f"give `forced_bos_token_id` or `prefix_tokens` to {search}, not both")
+            options["prefix_tokens"] = (forced,)
         return SAMPLING.make(cfg, options, max_positions)
     return get_semantics(semantics).make(cfg, options, max_positions)
 

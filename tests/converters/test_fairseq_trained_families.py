@@ -153,6 +153,10 @@ def test_m2m_greedy_and_sampling_force_the_target_language_as_transformers_does(
         theirs = _hf_generate(tok, hf, lines, 1, forced_bos_token_id=tok.get_lang_id(tgt))
         ours = m2m.translate(lines, greedy=True, source_lang=src, target_lang=tgt, batch_size=len(lines))
         assert [h[0].tokens for h in ours] == [t for t, _ in theirs]
+        # hf semantics forces the language as forced_bos_token_id, which greedy search refused as unknown
+        as_hf = m2m.translate(lines, semantics="hf", greedy=True, source_lang=src, target_lang=tgt,
+                              batch_size=len(lines))
+        assert [h[0].tokens for h in as_hf] == [t for t, _ in theirs]
         assert [h[0].text for h in ours] == [text for _, text in theirs]  # the decoded strings too
         sampled = m2m.translate(lines, sampling=True, seed=3, source_lang=src, target_lang=tgt)
         assert all(h[0].tokens[0] == tok.get_lang_id(tgt) for h in sampled)

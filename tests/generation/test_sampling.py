@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from modelport.errors import InvalidInputError
 from modelport.generation import generate
 
 pytest.importorskip("transformers")
@@ -55,8 +56,6 @@ def test_seeded_sampling_is_reproducible_and_seed_dependent(pair) -> None:  # no
 def test_sampling_true_samples_as_do_sample_does(ported_default) -> None:
     """`translate(lines, sampling=True)` (the name of `translate --sampling`) ran greedy search, its
     top_k/seed/temperature silently unused."""
-    from modelport.errors import InvalidInputError
-
     lines = ["The very tired bakers are hungry .", "His coffee costs 2.10 euros .", "My big girl does not want to "
              "build her church ."] * 4
     greedy = [h[0].tokens for h in ported_default.translate(lines, greedy=True)]
@@ -81,3 +80,14 @@ def test_greedy_and_sampling_take_the_length_limits_export_hf_writes(ported_defa
     assert sampling_defaults({"semantics": "hf", "max_length": 20, "min_length": 0, "num_beams": 4}) == {
         "max_length": 20, "min_length": 0}
     assert sampling_defaults({"semantics": "marian", "max_length": 1000, "beam_size": 6}) == {}
+
+
+def test_forced_bos_token_id_is_a_one_token_prefix_for_greedy_search_and_sampling(ported_default) -> None:
+    """hf semantics gives a multilingual port's target language (BART's <s>) as forced_bos_token_id, which
+    greedy search and sampling refused as an unknown option; it is their one-token forced prefix."""
+    lines = ["Hello world."]
+    forced = ported_default.translate(lines, greedy=True, forced_bos_token_id=100)
+    assert forced[0][0].tokens[0] == 100
+    assert forced[0][0].tokens == ported_default.translate(lines, greedy=True, prefix_tokens=(100,))[0][0].tokens
+    with pytest.raises(InvalidInputError, match="not both"):
+        ported_default.translate(lines, do_sample=True, forced_bos_token_id=100, prefix_tokens=(100,))
