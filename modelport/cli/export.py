@@ -94,7 +94,8 @@ def _run_ct2(args: argparse.Namespace) -> int:
 
     report = export_ct2(args.ported_dir, args.output_dir, quantization=args.quantization, force=args.force,
                         verify=not args.no_verify, progress=progress_shown(args),
-                        lines=read_optional_lines(args.data))
+                        lines=read_optional_lines(args.data), source_lang=args.source_lang,
+                        target_lang=args.target_lang)
     _print_report(args, report)
     return 0
 
@@ -126,17 +127,25 @@ _TARGETS = (
             "test corpus) and compared with the port: greedy outputs must be token-identical (exit 3 leaving nothing "
             "behind otherwise), beam-5 outputs are compared with the settings where the two search rules coincide, "
             "and where they cannot (Marian's shrinking beam) the differing lines and the rule are reported. A "
-            "quantized export reports its agreement with the fp32 port instead.",
-            (_QUANTIZATION,), _run_ct2,
+            "quantized export reports its agreement with the fp32 port instead. Sources and targets carry the "
+            "special tokens `translate` places (a multilingual port's languages, given by --source-lang/"
+            "--target-lang; BART's <s>), and the report says how to give them to CTranslate2.",
+            (_QUANTIZATION, _SOURCE_LANG, _TARGET_LANG), _run_ct2,
             "the first 20 lines of the bundled test corpus in a source checkout, else a few built-in sentences"),
 )
+
+
+def _every_option() -> list[_Option]:
+    """Every target's options, each once (targets share some, e.g. --source-lang)."""
+    return list({option.flag: option for target in _TARGETS for option in target.options}.values())
 
 
 def _refuse_other_targets_options(args: argparse.Namespace) -> None:
     """Another target's flag is accepted by the parser (hidden from help) so
     that it is refused here with a message naming the target, not as unknown."""
-    wrong = [option.flag for target in _TARGETS if target.name != args.target for option in target.options
-             if getattr(args, option.dest) not in (None, False)]
+    own = next(target.options for target in _TARGETS if target.name == args.target)
+    wrong = [option.flag for option in _every_option()
+             if option not in own and getattr(args, option.dest) not in (None, False)]
     if wrong:
         raise InvalidInputError(f"{', '.join(wrong)} does not apply to `export {args.target}`")
 
@@ -170,9 +179,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help=f"source lines to verify on (default: {target.data_default})")
         t.add_argument("--no-verify", action="store_true",
                        help=f"skip comparing the result with the port (in {target.library})")
-        for other in _TARGETS:
-            for option in other.options:
-                hidden = {} if other is target else {"help": argparse.SUPPRESS}
-                t.add_argument(option.flag, **{**option.kwargs, **hidden})
+        for option in _every_option():
+            hidden = {} if option in target.options else {"help": argparse.SUPPRESS}
+            t.add_argument(option.flag, **{**option.kwargs, **hidden})
         t.add_argument("--json", action="store_true", help="print the export report as JSON")
         t.set_defaults(func=target.run)

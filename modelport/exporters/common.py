@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from modelport.errors import InvalidInputError
 from modelport.files import lines_of
+from modelport.generation.translate import Direction
 from modelport.model.folder import PortedFolder, check_writable
 
 
@@ -31,6 +33,20 @@ def verification_lines(lines: str | os.PathLike[str] | Sequence[str] | None, def
     if not checked:
         raise InvalidInputError("--data holds no lines to verify the export on")
     return checked
+
+
+def verification_direction(ported: Any, source_lang: str | None, target_lang: str | None,
+                           verify: bool) -> Direction:
+    """The direction an export's verification translates in, checked before any
+    work: one the port's ``translate`` takes (a multilingual port needs both
+    languages, any other port none); languages without a verification are refused."""
+    direction = Direction(source_lang, target_lang)
+    if verify:
+        direction.tokens(ported.tokenizer, ported.generation_config, ported.config.eos_token_id)
+    elif direction.given:
+        raise InvalidInputError("--source-lang/--target-lang say which way the verification translates; "
+                                "they do not apply with --no-verify")
+    return direction
 
 
 def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:

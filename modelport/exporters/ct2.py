@@ -38,7 +38,13 @@ of ``assets/corpus/test.en`` in a source checkout), tokens given as
 CTranslate2 token strings. Empty lines (no token before ``</s>``) are left out
 and counted: CTranslate2 gives an empty source an empty translation without
 running the model, where the port decodes the lone ``</s>`` as fairseq and
-Marian do.
+Marian do. Both sides get the special tokens ``translate`` places: a
+multilingual port's source language before each source and its target
+language forced first (``source_lang``/``target_lang``, required there;
+CTranslate2's ``target_prefix``), BART's ``<s>`` likewise; the report
+records them, which is how a user of the directory calls CTranslate2.
+mBART-25 fine-tunes, which decode from and stop on the language token, are
+not verified (refused; ``verify=False`` writes them).
 
 * **greedy**: transformers' greedy rule, which is CTranslate2's ``beam_size=1``:
   argmax of the log-softmax each step, EOS banned for the first ``min`` tokens
@@ -87,10 +93,10 @@ from modelport._version import __version__
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError, MissingReferenceError, ParityError
 from modelport.exporters import REPORT_NAME
-from modelport.exporters.common import open_for_export, verification_lines
+from modelport.exporters.common import open_for_export, verification_direction, verification_lines
 from modelport.exporters.hf import DEFAULT_LINES
 from modelport.generation import generate
-from modelport.generation.translate import pad_batch
+from modelport.generation.translate import Direction, pad_batch
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import TOKENIZER_DIR, PortedFolder
 from modelport.model.io import atomic_output_dir, write_json
@@ -375,7 +381,8 @@ def _known_differences(ported: PortedModel) -> list[str]:
 
 def export_ct2(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
                quantization: str | None = None, force: bool = False, verify: bool = True, progress: bool = False,
-               lines: Sequence[str] | None = None) -> Ct2ExportReport:
+               lines: Sequence[str] | None = None, source_lang: str | None = None,
+               target_lang: str | None = None) -> Ct2ExportReport:
     """Write ``ported_dir`` as a CTranslate2 model directory ``output_dir``; return the report.
 
     ``quantization``: CTranslate2's weight type (:data:`QUANTIZATIONS`;
@@ -383,7 +390,9 @@ def export_ct2(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike
     CTranslate2 cannot represent. With ``verify`` CTranslate2 decodes
     ``lines`` (default :func:`default_lines`) against the port; a greedy
     difference in an unquantized export raises :class:`ParityError` and
-    leaves nothing behind.
+    leaves nothing behind. ``source_lang``/``target_lang``: the direction the
+    verification translates in, for a multilingual port (required there, as
+    for ``translate``).
     """
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise InvalidInputError(f"`{quantization}` is not a known CTranslate2 quantization "
@@ -398,6 +407,8 @@ def export_ct2(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike
         raise MissingReferenceError("ctranslate2", "`export ct2`") from None
     with Steps("export ct2", 3 if verify else 2, progress) as bar:
         ported = load(folder.path)
+        direction = verification_direction(ported, source_lang, target_lang, verify)  # before any work
+        placement = _placement(ported, direction) if verify else None
         model = ported.model.float().eval()
         vocab = Vocabularies.of(ported.tokenizer, model.cfg)
         try:
@@ -414,7 +425,7 @@ def export_ct2(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike
             conf = spec.config
             bar.advance("written")
             check = verify_export(tmp, ported, vocab, verification_lines(lines, default_lines()),
-                                  quantization) if verify else None
+                                  quantization, placement) if verify else None
             if verify:
                 bar.advance("verified")
             report = Ct2ExportReport(
@@ -433,6 +444,33 @@ def export_ct2(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike
 
 # ---------------------------------------------------------------------------
 # verification
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where the verification puts the port's special tokens, as ``translate``
+    places them: ``source_prefix`` before each source's ids (CTranslate2 is
+    given them as source tokens), ``target_prefix`` forced first on the target
+    (CTranslate2's ``target_prefix``; the port's ``prefix_tokens``, or
+    ``search``, the folder semantics' own option for it). A multilingual
+    port's languages (``languages``), BART's ``<s>``; empty for the others."""
+
+    source_prefix: list[int]
+    target_prefix: list[int]
+    search: dict[str, Any]
+    languages: tuple[str, str] | None = None
+
+
+def _placement(ported: PortedModel, direction: Direction) -> _Placement:
+    """The special tokens of ``direction`` (checked by the caller) where ``translate`` places them."""
+    before, after, forced, search = direction.tokens(ported.tokenizer, ported.generation_config,
+                                                     ported.config.eos_token_id)
+    if after or search.get("generator_eos") is not None:
+        raise InvalidInputError("this port decodes from and stops on the target language token (an mBART-25 "
+                                "fine-tune), which CTranslate2's search does not: the export cannot be verified "
+                                "(--no-verify writes it unverified)")
+    languages = (direction.source_lang, direction.target_lang) if direction.given else None
+    return _Placement(before, forced, search, languages)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -499,10 +537,12 @@ def _beam_run(ported: PortedModel, vocab: Vocabularies, max_new: int, src_width:
                 "finished ones")
 
 
-def _ct2_outputs(translator: Any, sources: list[list[str]], index: dict[str, int], options: dict[str, Any]
-                 ) -> list[list[int]]:
-    """CTranslate2's best hypothesis per source, as target ids (EOS included when it ended there)."""
-    results = translator.translate_batch(sources, return_end_token=True, max_input_length=0, **options)
+def _ct2_outputs(translator: Any, sources: list[list[str]], index: dict[str, int], options: dict[str, Any],
+                 target_prefix: list[str]) -> list[list[int]]:
+    """CTranslate2's best hypothesis per source, as target ids (EOS included when it ended there;
+    ``target_prefix`` forced first, and part of the hypothesis as of the port's)."""
+    prefix = {"target_prefix": [target_prefix] * len(sources)} if target_prefix else {}
+    results = translator.translate_batch(sources, return_end_token=True, max_input_length=0, **options, **prefix)
     return [[index[t] for t in r.hypotheses[0]] for r in results]
 
 
@@ -546,10 +586,12 @@ def _tokens(hyps: list[list[Any]]) -> list[list[int]]:
 
 
 def verify_export(directory: Path, ported: PortedModel, vocab: Vocabularies, lines: list[str],
-                  quantization: str | None) -> Ct2Verification:
+                  quantization: str | None, placement: _Placement | None = None) -> Ct2Verification:
     """Load ``directory`` with ``ctranslate2.Translator`` (CPU) and decode
     ``lines`` greedily and with beam search on both sides (see the module
-    docstring for the rules); greedy must be identical unless quantized."""
+    docstring for the rules); greedy must be identical unless quantized.
+    ``placement``: the special tokens around the sources and forced on the
+    targets (default: the port's own, for a port without languages)."""
     import ctranslate2
 
     if not lines:
@@ -557,8 +599,9 @@ def verify_export(directory: Path, ported: PortedModel, vocab: Vocabularies, lin
     cfg, model = ported.config, ported.model
     semantics = ported.generation_config.get("semantics", "fairseq")
     tok = ported.tokenizer
+    placement = placement or _placement(ported, Direction())
     limit = cfg.max_source_positions
-    ids = [tok.encode(line) for line in lines]
+    ids = [placement.source_prefix + tok.encode(line) for line in lines]
     ids = [s if len(s) <= limit else [*s[: limit - 1], cfg.eos_token_id] for s in ids]
     if any(not s or s[-1] != cfg.eos_token_id for s in ids):
         raise InvalidInputError("the port's tokenizer does not end every source with </s>, which the CTranslate2 "
@@ -577,16 +620,21 @@ def verify_export(directory: Path, ported: PortedModel, vocab: Vocabularies, lin
                                         intra_threads=max(1, torch.get_num_threads()))
     max_new = min(MAX_NEW_TOKENS, 2 * max(map(len, ids)) + 10, cfg.max_target_positions - 1)
 
+    target_prefix = [vocab.target[t] for t in placement.target_prefix]
+
     greedy = _greedy_run(cfg, semantics, max_new)
     full_forward = cfg.cached_self_kv_unnormed
-    port_greedy = _tokens(generate(model, ids, **greedy.port))
+    assert not (full_forward and target_prefix), "a Marian pre-norm port has no forced target tokens"
+    forced = {"prefix_tokens": tuple(placement.target_prefix)} if target_prefix else {}
+    port_greedy = _tokens(generate(model, ids, **greedy.port, **forced))
     ref_greedy = (full_forward_greedy(model, ids, max_new=max_new, min_new=greedy.ct2["min_decoding_length"])
                   if full_forward else port_greedy)
-    greedy_cmp = _compare(greedy, ref_greedy, _ct2_outputs(translator, sources, index, greedy.ct2), positions)
+    greedy_cmp = _compare(greedy, ref_greedy, _ct2_outputs(translator, sources, index, greedy.ct2, target_prefix),
+                          positions)
 
     beam = _beam_run(ported, vocab, max_new, max(map(len, ids)))
-    beam_cmp = _compare(beam, _tokens(generate(model, ids, **beam.port)),
-                        _ct2_outputs(translator, sources, index, beam.ct2), positions)
+    beam_cmp = _compare(beam, _tokens(generate(model, ids, **beam.port, **placement.search)),
+                        _ct2_outputs(translator, sources, index, beam.ct2, target_prefix), positions)
 
     exact = quantization in (None, "float32")
     failure = None
@@ -599,7 +647,8 @@ def verify_export(directory: Path, ported: PortedModel, vocab: Vocabularies, lin
         else "the port's greedy search",
         greedy=greedy_cmp, beam=beam_cmp,
         port_greedy_identical=sum(a == b for a, b in zip(port_greedy, ref_greedy)) if full_forward else None,
-        passed=failure is None, failure=failure)
+        passed=failure is None, failure=failure, languages=placement.languages,
+        source_prefix=[vocab.source[t] for t in placement.source_prefix], target_prefix=target_prefix)
 
 
 __all__ = ["BEAM", "DEFAULT_DATA", "QUANTIZATIONS", "Vocabularies", "build_spec", "default_lines", "export_ct2",

@@ -62,7 +62,7 @@ from modelport._version import __version__
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError, ParityError, first_line
 from modelport.exporters import REPORT_NAME
-from modelport.exporters.common import max_abs_diff, open_for_export, verification_lines
+from modelport.exporters.common import max_abs_diff, open_for_export, verification_direction, verification_lines
 from modelport.exporters.hf import DEFAULT_LINES, TOL
 from modelport.generation import generate
 from modelport.generation.translate import Direction, pad_batch
@@ -327,12 +327,7 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     lines = verification_lines(lines, DEFAULT_LINES)
     with Steps("export onnx", 2 + verify + int8, progress) as bar:
         ported = load(folder.path)
-        direction = Direction(source_lang, target_lang)
-        if verify:  # before any work: the direction must be one the port's translate takes
-            direction.tokens(ported.tokenizer, ported.generation_config, ported.config.eos_token_id)
-        elif direction.given:
-            raise InvalidInputError("--source-lang/--target-lang say which way the verification translates; "
-                                    "they do not apply with --no-verify")
+        direction = verification_direction(ported, source_lang, target_lang, verify)  # before any work
         model = ported.model.float().eval()  # fp32 graphs whatever the folder's dtype
         cfg = model.cfg
         n, recurrent = len(model.decoder.layers), _recurrent(model)

@@ -70,25 +70,39 @@ class Ct2Verification:
     failure: str | None
     # data lines left out: empty sources, which CTranslate2 answers with an empty output without decoding
     empty_lines: int = 0
+    # a multilingual port's direction (source, target); the tokens put before each source, and forced first on
+    # the target as CTranslate2's target_prefix (a language token, BART's <s>), as translate places them
+    languages: tuple[str, str] | None = None
+    source_prefix: list[str] = field(default_factory=list)
+    target_prefix: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"lines": self.lines, "empty_lines": self.empty_lines, "compute_type": self.compute_type,
-                "exact": self.exact, "reference": self.reference, "greedy": self.greedy.to_json(),
-                "beam": self.beam.to_json(), "port_greedy_identical": self.port_greedy_identical,
-                "passed": self.passed, "failure": self.failure}
+                "exact": self.exact, "reference": self.reference, "languages": self.languages,
+                "source_prefix": list(self.source_prefix), "target_prefix": list(self.target_prefix),
+                "greedy": self.greedy.to_json(), "beam": self.beam.to_json(),
+                "port_greedy_identical": self.port_greedy_identical, "passed": self.passed, "failure": self.failure}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Ct2Verification:
+        languages = data.get("languages")
         return cls(lines=data["lines"], compute_type=data["compute_type"], exact=data["exact"],
                    reference=data["reference"], greedy=Ct2Comparison.from_json(data["greedy"]),
                    beam=Ct2Comparison.from_json(data["beam"]), port_greedy_identical=data.get("port_greedy_identical"),
-                   passed=data["passed"], failure=data.get("failure"), empty_lines=data.get("empty_lines", 0))
+                   passed=data["passed"], failure=data.get("failure"), empty_lines=data.get("empty_lines", 0),
+                   languages=tuple(languages) if languages else None,  # type: ignore[arg-type]
+                   source_prefix=list(data.get("source_prefix", [])), target_prefix=list(data.get("target_prefix", [])))
 
     def summary_lines(self, report: ExportReport) -> list[str]:
         runtime = getattr(report, "ctranslate2_version", "?")
         head = (f"checked with:  ctranslate2 {runtime} on the CPU ({self.compute_type}), {self.lines} lines; "
                 + ("greedy must be identical" if self.exact else "quantized: agreement with the fp32 port"))
-        lines = [head, self.greedy.line("greedy"), self.beam.line("beam")]
+        lines = [head]
+        if self.languages:
+            lines.append(f"direction:     {self.languages[0]} -> {self.languages[1]}")
+        if self.source_prefix or self.target_prefix:
+            lines.append(f"tokens:        {_placed(self.source_prefix, self.target_prefix)}")
+        lines += [self.greedy.line("greedy"), self.beam.line("beam")]
         if self.empty_lines:
             lines.append(f"left out:      {self.empty_lines} empty line(s): CTranslate2 gives an empty source an "
                          "empty output without decoding it, the port decodes </s> as the original framework does")
@@ -96,6 +110,16 @@ class Ct2Verification:
             lines.append(f"port greedy:   {self.port_greedy_identical}/{self.lines} identical to the port's own "
                          "incremental greedy search (a known difference, see notes)")
         return lines
+
+
+def _placed(source_prefix: list[str], target_prefix: list[str]) -> str:
+    """How to call CTranslate2 as the verification did: the tokens before each source, the target prefix."""
+    parts = []
+    if source_prefix:
+        parts.append(f"each source begins with {' '.join(source_prefix)}")
+    if target_prefix:
+        parts.append(f"translate_batch(..., target_prefix=[{target_prefix!r}, ...])")
+    return "; ".join(parts) + " (as translate places them)"
 
 
 @export_target("ct2")

@@ -228,3 +228,75 @@ def test_options_of_other_targets_are_refused(ported_default, tmp_path, capsys) 
     line = one_line_error(["export", "hf", str(ported_default.path), str(tmp_path / "o"), "--quantization", "int8"],
                           capsys)
     assert "--quantization does not apply to `export hf`" in line
+
+
+# ---------------------------------------------------------------------------
+# special tokens: a multilingual port's languages, BART's <s>
+
+
+def _ct2_as_reported(out: Path, ported, lines: list[str], report: dict) -> list[str]:
+    """CTranslate2 run on ``out`` as the report says to call it (its source and target prefixes), greedy,
+    decoded with the port's tokenizer: what a user of the export gets."""
+    import ctranslate2
+
+    check = report["verification"]
+    vocab = json.loads((out / "shared_vocabulary.json").read_text())
+    sources = [check["source_prefix"] + [vocab[i] for i in ported.tokenizer.encode(line)[:-1]] for line in lines]
+    prefix = [check["target_prefix"]] * len(lines) if check["target_prefix"] else None
+    results = ctranslate2.Translator(str(out)).translate_batch(sources, beam_size=1, target_prefix=prefix,
+                                                               max_decoding_length=60, min_decoding_length=1)
+    index = {t: i for i, t in enumerate(vocab)}
+    special = {ported.config.eos_token_id, ported.config.pad_token_id}
+    return [ported.tokenizer.decode([index[t] for t in r.hypotheses[0][len(check["target_prefix"]):]
+                                     if index[t] not in special]) for r in results]
+
+
+@requires("fairseq", "sentencepiece")
+@pytest.mark.parametrize("src,tgt", [("en", "de"), ("de", "en")])
+def test_multilingual_export_is_verified_in_the_direction_given(ported_m2m, tmp_path, src, tgt) -> None:
+    """A multilingual port's export was verified on sources without language tokens (the numerics, not a
+    direction a user translates in); the sources now begin with the source language and CTranslate2 is
+    given the target language as its target_prefix, as `translate` places them, and the report says so."""
+    lines = _corpus(12) if src == "en" else (CORPUS / "test.de").read_text(encoding="utf-8").splitlines()[:12]
+    data = tmp_path / "data.txt"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    report = _export(ported_m2m.path, out, "--data", str(data), "--source-lang", src, "--target-lang", tgt)
+    check = report["verification"]
+    assert check["languages"] == [src, tgt]
+    assert check["source_prefix"] == [f"__{src}__"] and check["target_prefix"] == [f"__{tgt}__"]
+    assert check["greedy"]["identical"] == check["lines"] == 12 and check["beam"]["identical"] == 12
+    ours = [h[0].text for h in ported_m2m.translate(lines, greedy=True, source_lang=src, target_lang=tgt,
+                                                     max_new_tokens=60)]
+    assert _ct2_as_reported(out, ported_m2m, lines, report) == ours
+
+
+@requires("fairseq", "sentencepiece")
+def test_multilingual_export_needs_the_direction(ported_m2m, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    line = one_line_error(["export", "ct2", str(ported_m2m.path), str(out)], capsys)
+    assert "--source-lang" in line and not out.exists()
+    line = one_line_error(["export", "ct2", str(ported_m2m.path), str(out), "--no-verify", "--source-lang", "en",
+                           "--target-lang", "de"], capsys)
+    assert "do not apply with --no-verify" in line and not out.exists()
+    line = one_line_error(["export", "ct2", str(ported_m2m.path), str(out), "--source-lang", "xx",
+                           "--target-lang", "de"], capsys)
+    assert "`xx` is not a known source language" in line and not out.exists()
+    assert main(["export", "ct2", str(ported_m2m.path), str(out), "--no-verify"]) == 0
+
+
+@requires("fairseq", "sentencepiece")
+def test_bart_export_is_verified_with_its_bos(tmp_path) -> None:
+    """BART reads `<s>` before the source and starts its output with a forced `<s>` (fairseq's hub); the
+    verification decoded without either. It now places them, and the report says how."""
+    from tests.helpers.paths import ROOT
+
+    ported = modelport.convert(str(ROOT / "assets" / "fixture-bart"), tmp_path / "ported")
+    lines = _corpus(8)
+    out = tmp_path / "out"
+    report = _export(ported.path, out, "--data", _data(tmp_path, 8))
+    check = report["verification"]
+    assert check["source_prefix"] == ["<s>"] and check["target_prefix"] == ["<s>"] and check["languages"] is None
+    assert check["greedy"]["identical"] == 8
+    ours = [h[0].text for h in ported.translate(lines, greedy=True, max_new_tokens=60)]
+    assert _ct2_as_reported(out, ported, lines, report) == ours
