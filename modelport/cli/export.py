@@ -41,9 +41,10 @@ _INT8 = _Option("--int8", {
             "their agreement with the fp32 port (beam outputs identical, logit difference, size)"})
 _SOURCE_LANG = _Option("--source-lang", {
     "help": "multilingual ports (M2M100, NLLB-200, mBART-50): the language of --data, which the verification "
-            "translates (required for them; `modelport inspect` lists the languages)"})
+            "translates (onnx, ct2: required for them; hf: default their first language; `modelport inspect` "
+            "lists the languages)"})
 _TARGET_LANG = _Option("--target-lang", {"help": "multilingual ports: the language the verification translates "
-                                                 "--data into"})
+                                                 "--data into (hf: default their second language)"})
 _QUANTIZATION = _Option("--quantization", {
     "choices": QUANTIZATIONS, "metavar": "TYPE",
     "help": f"CTranslate2 weight type ({', '.join(QUANTIZATIONS)}; default: float32, verified token-identical)"})
@@ -68,8 +69,9 @@ def _run_hf(args: argparse.Namespace) -> int:
     from modelport.exporters.hf import export_hf  # lazy: imports torch
 
     report = export_hf(args.ported_dir, args.output_dir, force=args.force, verify=not args.no_verify,
-                       progress=progress_shown(args),
-                       allow_approximate=args.allow_approximate, lines=read_optional_lines(args.data))
+                       progress=progress_shown(args), allow_approximate=args.allow_approximate,
+                       lines=read_optional_lines(args.data), source_lang=args.source_lang,
+                       target_lang=args.target_lang)
     _print_report(args, report)
     return 0
 
@@ -107,8 +109,9 @@ _TARGETS = (
             "computes exactly is exported; anything else exits 2 naming the option. The folder is then loaded "
             "with transformers and compared with the port (tokenizer ids, logits within 1e-4, generate vs "
             "modelport's hf beam search); the result goes to export_report.json, and a mismatch exits 3 leaving "
-            "nothing behind.",
-            (_ALLOW_APPROXIMATE,), _run_hf),
+            "nothing behind. A multilingual port is verified in its first two languages (the pair the written "
+            "tokenizer defaults to) unless --source-lang/--target-lang name another.",
+            (_ALLOW_APPROXIMATE, _SOURCE_LANG, _TARGET_LANG), _run_hf),
     _Target("onnx", "onnxruntime", "onnxruntime: encoder.onnx + decoder.onnx + decoder_with_past.onnx (KV cache)",
             "Write encoder.onnx, decoder.onnx (the first step: logits and the cache, cross-attention keys/values "
             "included) and decoder_with_past.onnx (every later step: one token and the cache in, the cache one "

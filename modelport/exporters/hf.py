@@ -54,11 +54,11 @@ from modelport.converters import t5 as t5_converter
 from modelport.converters.base import KeyMapper
 from modelport.errors import InvalidInputError, MissingReferenceError, ParityError
 from modelport.exporters import REPORT_NAME
-from modelport.exporters.common import max_abs_diff, open_for_export, verification_lines
+from modelport.exporters.common import max_abs_diff, open_for_export, verification_direction, verification_lines
 from modelport.exporters.hf_tokenizers import (SpmPort, languages_follow, spm_model_type, spm_ordered, spm_problems,
                                                write_spm_tokenizer)
 from modelport.generation import generate
-from modelport.generation.translate import fairseq_defaults_as_hf
+from modelport.generation.translate import Direction, fairseq_defaults_as_hf
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import CARD_NAME, TOKENIZER_CONFIG_NAME, PortedFolder
 from modelport.model.io import atomic_output_dir, read_json, write_json
@@ -911,7 +911,8 @@ def _common_problems(folder: PortedFolder) -> list[str]:
 
 def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, force: bool = False,
               verify: bool = True, progress: bool = False, allow_approximate: bool = False,
-              lines: Sequence[str] | None = None, card: bool = True) -> HfExportReport:
+              lines: Sequence[str] | None = None, card: bool = True, source_lang: str | None = None,
+              target_lang: str | None = None) -> HfExportReport:
     """Write ``ported_dir`` as a transformers folder in ``output_dir``; return the export report.
 
     Refuses (:class:`InvalidInputError`) what the transformers class cannot
@@ -919,7 +920,9 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
     differences). With ``verify`` the written folder is loaded with
     transformers and compared with the port on ``lines`` (default: a few
     built-in sentences); a failed check raises :class:`ParityError` and leaves
-    nothing behind.
+    nothing behind. ``source_lang``/``target_lang``: the direction a
+    multilingual port is verified in (default: its first two languages, the
+    pair the written tokenizer defaults to).
     """
     folder = open_for_export(ported_dir, output_dir, force)  # checked, weights not loaded yet
     problems = _common_problems(folder)  # refusals come before the weights load
@@ -931,6 +934,8 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
                                 f"(known: {', '.join(sorted(_TARGETS))})")
     with Steps("export hf", 3 if verify else 2, progress) as bar:
         ported = load(folder.path)
+        given = source_lang is not None or target_lang is not None  # else the tokenizer's default pair
+        direction = verification_direction(ported, source_lang, target_lang, verify) if given else Direction()
         try:  # what the port cannot be in transformers is said first, transformers installed or not
             target = (_fairseq_target(ported, allow_approximate) if fmt == "fairseq"
                       else _TARGETS[fmt](ported, allow_approximate=allow_approximate))
@@ -969,7 +974,7 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
                 exact=not approx, approximations=approx, generation_config=gen,
                 generation_notes=notes,
                 verification=verify_export(tmp, ported, target, verification_lines(lines, DEFAULT_LINES),
-                                           tolerate=bool(target.approximations()))
+                                           tolerate=bool(target.approximations()), direction=direction)
                 if verify else None)
             if verify:
                 bar.advance("verified")
@@ -1009,13 +1014,14 @@ def _until_eos(tokens: list[int], eos: int) -> list[int]:
 
 
 def verify_export(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str], *,
-                  tolerate: bool = False) -> HfVerification:
+                  tolerate: bool = False, direction: Direction = Direction()) -> HfVerification:
     """Load ``folder`` with transformers' Auto classes and compare with the port.
 
     Tokenizer ids must be identical on every line, teacher-forced logits
     within :data:`TOL`, ``generate`` (the folder's beam settings) identical to
     modelport's ``semantics="hf"`` search. With ``tolerate`` (an approximate
     export) logit and output differences are measured and recorded, not fatal.
+    ``direction``: a multilingual port's languages (default: its first two).
     """
     from transformers.utils import logging as hf_logging
 
@@ -1023,7 +1029,7 @@ def verify_export(folder: Path, ported: PortedModel, target: HfTarget, lines: li
     hf_logging.set_verbosity_error()  # transformers' notes and load bars would drown the summary
     hf_logging.disable_progress_bar()
     try:
-        return _verify(folder, ported, target, lines, tolerate)
+        return _verify(folder, ported, target, lines, tolerate, direction)
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
@@ -1031,7 +1037,7 @@ def verify_export(folder: Path, ported: PortedModel, target: HfTarget, lines: li
 
 
 def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str], tolerate: bool,
-            ) -> HfVerification:
+            direction: Direction) -> HfVerification:
     import transformers
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -1053,13 +1059,14 @@ def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str
                         f"{target.model_class}/{target.tokenizer_class}")
 
     tok = ported.tokenizer
-    # BART's hub: <s> before the source; multilingual: the first two languages, their tokens where fairseq puts
-    # them ([src] before or after the source, [tgt] forced first or the decoder start)
+    # BART's hub: <s> before the source; multilingual: the direction given, else the first two languages, their
+    # tokens where fairseq puts them ([src] before or after the source, [tgt] forced first or the decoder start)
     planner, langs = getattr(tok, "language_plan", None), list(getattr(tok, "languages", ()))
-    direction = (langs[0], langs[1 % len(langs)]) if langs else (None, None)
+    pair = ((direction.source_lang, direction.target_lang) if direction.given
+            else (langs[0], langs[1 % len(langs)]) if langs else (None, None))
     if langs and hf_tok is not None and hasattr(type(hf_tok), "src_lang"):
-        hf_tok.src_lang = direction[0]
-    plan = planner(*direction) if planner is not None else None
+        hf_tok.src_lang = pair[0]
+    plan = planner(*pair) if planner is not None else None
     prefix, suffix = (plan.source_prefix, plan.source_suffix) if plan is not None else ([], [])
     forced = plan.decoder_prefix if plan is not None else []
     ours_ids = [prefix + tok.encode(line) + suffix for line in lines]
@@ -1112,7 +1119,8 @@ def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str
         tokenizer_mismatches=[{"line": lines[i], "modelport": ours_ids[i], "transformers": theirs_ids[i]}
                               for i in bad[:3]],
         max_abs_logit_diff=max_logit, generate_identical=same, generate_max_score_diff=score_diff,
-        generate_options=dict(gen), passed=not failures, failure="; ".join(failures) or None)
+        generate_options=dict(gen), passed=not failures, failure="; ".join(failures) or None,
+        languages=pair if langs else None)  # type: ignore[arg-type]
 
 
 __all__ = ["export_hf", "verify_export", "register_target", "HfTarget", "DEFAULT_LINES", "REPORT_NAME"]

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelport.reports.export import ExportReport, export_target
+from modelport.reports.export import (ExportReport, direction_lines, export_target, languages_from_json,
+                                      languages_json)
 
 # ctranslate2.specs.model_spec.ACCEPTED_MODEL_TYPES, spelled out so the CLI lists them without importing ctranslate2
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
@@ -78,28 +79,25 @@ class Ct2Verification:
 
     def to_json(self) -> dict[str, Any]:
         return {"lines": self.lines, "empty_lines": self.empty_lines, "compute_type": self.compute_type,
-                "exact": self.exact, "reference": self.reference, "languages": self.languages,
+                "exact": self.exact, "reference": self.reference, **languages_json(self.languages),
                 "source_prefix": list(self.source_prefix), "target_prefix": list(self.target_prefix),
                 "greedy": self.greedy.to_json(), "beam": self.beam.to_json(),
                 "port_greedy_identical": self.port_greedy_identical, "passed": self.passed, "failure": self.failure}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Ct2Verification:
-        languages = data.get("languages")
         return cls(lines=data["lines"], compute_type=data["compute_type"], exact=data["exact"],
                    reference=data["reference"], greedy=Ct2Comparison.from_json(data["greedy"]),
                    beam=Ct2Comparison.from_json(data["beam"]), port_greedy_identical=data.get("port_greedy_identical"),
                    passed=data["passed"], failure=data.get("failure"), empty_lines=data.get("empty_lines", 0),
-                   languages=tuple(languages) if languages else None,  # type: ignore[arg-type]
+                   languages=languages_from_json(data),
                    source_prefix=list(data.get("source_prefix", [])), target_prefix=list(data.get("target_prefix", [])))
 
     def summary_lines(self, report: ExportReport) -> list[str]:
         runtime = getattr(report, "ctranslate2_version", "?")
         head = (f"checked with:  ctranslate2 {runtime} on the CPU ({self.compute_type}), {self.lines} lines; "
                 + ("greedy must be identical" if self.exact else "quantized: agreement with the fp32 port"))
-        lines = [head]
-        if self.languages:
-            lines.append(f"direction:     {self.languages[0]} -> {self.languages[1]}")
+        lines = [head, *direction_lines(self.languages)]
         if self.source_prefix or self.target_prefix:
             lines.append(f"tokens:        {_placed(self.source_prefix, self.target_prefix)}")
         lines += [self.greedy.line("greedy"), self.beam.line("beam")]

@@ -102,6 +102,22 @@ class ExportReport(JsonView):
 # export hf
 
 
+def languages_json(languages: tuple[str, str] | None) -> dict[str, Any]:
+    """A verification's direction in its report: ``{"languages": {"source": .., "target": ..}}``, or nothing."""
+    return {} if languages is None else {"languages": {"source": languages[0], "target": languages[1]}}
+
+
+def languages_from_json(data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """:func:`languages_json` read back."""
+    got = data.get("languages")
+    return (got["source"], got["target"]) if got else None
+
+
+def direction_lines(languages: tuple[str, str] | None) -> list[str]:
+    """The summary line of a verification's direction, if it has one."""
+    return [] if languages is None else [f"direction:     {languages[0]} -> {languages[1]}"]
+
+
 @dataclass(frozen=True)
 class HfVerification:
     """The transformers folder loaded back and compared with the port."""
@@ -118,9 +134,10 @@ class HfVerification:
     generate_options: dict[str, Any]
     passed: bool
     failure: str | None
+    languages: tuple[str, str] | None = None  # a multilingual port's direction (source, target)
 
     def to_json(self) -> dict[str, Any]:
-        return {"lines": self.lines, "tolerance": self.tolerance,
+        return {"lines": self.lines, "tolerance": self.tolerance, **languages_json(self.languages),
                 "logits_and_outputs_checked": self.logits_and_outputs_checked, "classes": list(self.classes),
                 "tokenizer": {"ids_equal": self.ids_equal, "mismatches": list(self.tokenizer_mismatches)},
                 "forward": {"max_abs_logit_diff": self.max_abs_logit_diff},
@@ -136,10 +153,10 @@ class HfVerification:
                    ids_equal=tok["ids_equal"], tokenizer_mismatches=list(tok["mismatches"]),
                    max_abs_logit_diff=fwd["max_abs_logit_diff"], generate_identical=gen["identical"],
                    generate_max_score_diff=gen["max_score_diff"], generate_options=dict(gen["options"]),
-                   passed=data["passed"], failure=data["failure"])
+                   passed=data["passed"], failure=data["failure"], languages=languages_from_json(data))
 
     def summary_lines(self, report: ExportReport) -> list[str]:
-        return [f"tokenizer:     {self.ids_equal}/{self.lines} lines with identical ids",
+        return direction_lines(self.languages) + [f"tokenizer:     {self.ids_equal}/{self.lines} lines with identical ids",
                 f"forward:       max |logit diff| {self.max_abs_logit_diff:.2e}",
                 f"generate:      {self.generate_identical}/{self.lines} identical beam outputs "
                 "(modelport semantics hf)"]
@@ -239,9 +256,7 @@ class OnnxVerification:
         if self.beam_size is not None:
             out["beam"] = {"beam": self.beam_size, "identical": self.beam_identical,
                            "max_score_diff": self.beam_max_score_diff, "semantics": self.semantics}
-        if self.languages is not None:
-            out["languages"] = {"source": self.languages[0], "target": self.languages[1]}
-        return {**out, "passed": self.passed, "failure": self.failure}
+        return {**out, **languages_json(self.languages), "passed": self.passed, "failure": self.failure}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OnnxVerification:
@@ -254,8 +269,7 @@ class OnnxVerification:
                    passed=data["passed"], failure=data["failure"], beam_size=data.get("beam", {}).get("beam"),
                    beam_identical=data.get("beam", {}).get("identical"),
                    beam_max_score_diff=data.get("beam", {}).get("max_score_diff"),
-                   languages=(data["languages"]["source"], data["languages"]["target"]) if data.get("languages")
-                   else None)
+                   languages=languages_from_json(data))
 
     def summary_lines(self, report: ExportReport) -> list[str]:
         runtime = getattr(report, "onnxruntime_version", "?")
@@ -344,4 +358,5 @@ class OnnxExportReport(ExportReport):
 
 
 __all__ = ["EXPORT_REPORT_NAME", "ExportReport", "HfExportReport", "HfVerification", "OnnxExportReport",
-           "OnnxGraph", "OnnxInt8Agreement", "OnnxVerification"]
+           "OnnxGraph", "OnnxInt8Agreement", "OnnxVerification", "direction_lines", "languages_from_json",
+           "languages_json"]

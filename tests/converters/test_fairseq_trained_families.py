@@ -162,6 +162,28 @@ def test_m2m_greedy_and_sampling_force_the_target_language_as_transformers_does(
         assert all(h[0].tokens[0] == tok.get_lang_id(tgt) for h in sampled)
 
 
+@requires("fairseq", "sentencepiece", "transformers")
+def test_m2m_export_hf_is_verified_in_the_direction_given(m2m, tmp_path, capsys) -> None:
+    """`export hf` verified a multilingual port in its first two languages only (it refused --source-lang);
+    --source-lang/--target-lang choose the pair, checked before any work."""
+    import json
+
+    from modelport.cli import main
+    from tests.helpers.cli import one_line_error
+
+    data = tmp_path / "de.txt"
+    data.write_text("\n".join(_lines(M2M, "de")[:8]) + "\n", encoding="utf-8")
+    out = tmp_path / "hf"
+    argv = ["export", "hf", str(m2m.path), str(out), "--data", str(data)]
+    line = one_line_error([*argv, "--source-lang", "xx", "--target-lang", "en"], capsys)
+    assert "`xx` is not a known source language" in line and not out.exists()
+    assert main([*argv, "--source-lang", "de", "--target-lang", "en"]) == 0
+    check = json.loads((out / "export_report.json").read_text(encoding="utf-8"))["verification"]
+    assert check["languages"] == {"source": "de", "target": "en"} and check["passed"]
+    assert check["tokenizer"]["ids_equal"] == check["generate"]["identical"] == 8
+    assert check["generate"]["options"]["forced_bos_token_id"] == m2m.tokenizer.lang_ids["en"]
+
+
 def _hf_export(ported, model_class: str) -> Path:
     """The transformers export of ``ported`` (once per port)."""
     from modelport.exporters.hf import export_hf

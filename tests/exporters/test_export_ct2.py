@@ -263,7 +263,7 @@ def test_multilingual_export_is_verified_in_the_direction_given(ported_m2m, tmp_
     out = tmp_path / "out"
     report = _export(ported_m2m.path, out, "--data", str(data), "--source-lang", src, "--target-lang", tgt)
     check = report["verification"]
-    assert check["languages"] == [src, tgt]
+    assert check["languages"] == {"source": src, "target": tgt}
     assert check["source_prefix"] == [f"__{src}__"] and check["target_prefix"] == [f"__{tgt}__"]
     assert check["greedy"]["identical"] == check["lines"] == 12 and check["beam"]["identical"] == 12
     ours = [h[0].text for h in ported_m2m.translate(lines, greedy=True, source_lang=src, target_lang=tgt,
@@ -296,7 +296,7 @@ def test_bart_export_is_verified_with_its_bos(tmp_path) -> None:
     out = tmp_path / "out"
     report = _export(ported.path, out, "--data", _data(tmp_path, 8))
     check = report["verification"]
-    assert check["source_prefix"] == ["<s>"] and check["target_prefix"] == ["<s>"] and check["languages"] is None
+    assert check["source_prefix"] == ["<s>"] and check["target_prefix"] == ["<s>"] and "languages" not in check
     assert check["greedy"]["identical"] == 8
     ours = [h[0].text for h in ported.translate(lines, greedy=True, max_new_tokens=60)]
     assert _ct2_as_reported(out, ported, lines, report) == ours

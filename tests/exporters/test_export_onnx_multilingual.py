@@ -25,8 +25,8 @@ def test_export_onnx_verifies_in_the_given_direction(ported_m2m, tmp_path, capsy
     assert "pass the source language (--source-lang" in one_line_error(base, capsys)
     assert "do not apply with --no-verify" in one_line_error(base + ["--no-verify", "--source-lang", "en",
                                                                       "--target-lang", "de"], capsys)
-    assert "--source-lang does not apply to `export hf`" in one_line_error(
-        ["export", "hf", str(ported_m2m.path), str(tmp_path / "hf"), "--source-lang", "en"], capsys)
+    assert "--opset does not apply to `export ct2`" in one_line_error(
+        ["export", "ct2", str(ported_m2m.path), str(tmp_path / "ct2"), "--opset", "17"], capsys)
     assert not out.exists()
 
     assert main(base + ["--source-lang", "en", "--target-lang", "de", "--json"]) == 0
