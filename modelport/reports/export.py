@@ -156,7 +156,8 @@ class HfVerification:
                    passed=data["passed"], failure=data["failure"], languages=languages_from_json(data))
 
     def summary_lines(self, report: ExportReport) -> list[str]:
-        return direction_lines(self.languages) + [f"tokenizer:     {self.ids_equal}/{self.lines} lines with identical ids",
+        return [*direction_lines(self.languages),
+                f"tokenizer:     {self.ids_equal}/{self.lines} lines with identical ids",
                 f"forward:       max |logit diff| {self.max_abs_logit_diff:.2e}",
                 f"generate:      {self.generate_identical}/{self.lines} identical beam outputs "
                 "(modelport semantics hf)"]
