@@ -12,6 +12,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 
 def add_console_options(parser: argparse.ArgumentParser, command: bool = False) -> None:
@@ -58,6 +59,7 @@ def console(quiet: bool = False, verbose: bool = False) -> Iterator[None]:
         else:
             warnings.simplefilter("ignore")
             warnings.filterwarnings("default", module=r"modelport(\.|$)")
+            warnings.showwarning = _one_line  # restored by catch_warnings
         try:
             yield
         finally:
@@ -65,6 +67,13 @@ def console(quiet: bool = False, verbose: bool = False) -> Iterator[None]:
             root.setLevel(level)
             if handler is not None:
                 root.removeHandler(handler)
+
+
+def _one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+              line: str | None = None) -> None:
+    """A modelport warning as its user reads it: ``modelport: warning: ...``, not a source location."""
+    end_progress_bars()
+    print(f"modelport: warning: {message}", file=sys.stderr if file is None else file)
 
 
 # ---------------------------------------------------------------------------

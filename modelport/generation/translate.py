@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import sys
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -298,6 +299,22 @@ def language_options(tok: Tokenizer, sem: str, source_lang: str | None,
     return plan.source_prefix, plan.source_suffix, strip, opts
 
 
+def warn_unmarked_lines(tok: Tokenizer, lines: Sequence[str]) -> None:
+    """Warn where a Marian multi-target model (``>>xxx<<`` tokens in its
+    vocabulary) gets non-empty lines that do not begin with one: Marian
+    translates them all the same, into no language in particular, so the
+    port does too (parity), but a user who forgot the token should hear of it."""
+    codes = set(getattr(tok, "language_codes", ()))
+    if not codes:
+        return
+    if any(line.strip() and not (line.startswith(">>") and line[: line.find("<<") + 2] in codes) for line in lines):
+        shown = ", ".join(sorted(codes)[:6]) + (", ..." if len(codes) > 6 else "")
+        # one text: shown once per place (a long input is translated in windows)
+        warnings.warn(f"some lines do not begin with a target-language token ({shown}); this model translates "
+                      "them into no language in particular, as Marian does: begin each line with one "
+                      "(`>>xxx<< text`)", stacklevel=3)
+
+
 def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32, window: int = 16,
                       **options: Any) -> Iterator[list[Hypothesis]]:
     """``ported.translate`` over a stream, ``batch_size * window`` lines at a
@@ -375,6 +392,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     cfg = ported.config
     source_prefix, source_suffix, forced, lang_opts = language_options(tok, sem, source_lang, target_lang)
     opts.update(lang_opts)
+    warn_unmarked_lines(tok, lines)
     encoded = [source_prefix + ids + source_suffix for ids in tok.encode_batch(lines)]
     # Marian's --max-length without --max-length-crop (the search refuses such a line too, without its number);
     # sampling follows transformers' rules, where max_length is the output's

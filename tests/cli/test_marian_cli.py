@@ -47,3 +47,25 @@ def test_sampling_translates(ported_multi: Path, tmp_path: Path, capsys) -> None
     assert len(first.splitlines()) == 2
     assert main(["translate", str(ported_multi), "-i", str(src), "--sampling", "--seed", "3"]) == 0
     assert capsys.readouterr().out == first  # seeded
+
+
+def test_lines_without_a_target_language_token_are_warned_about(ported_multi: Path, tmp_path: Path, capsys) -> None:
+    """A multi-target model translates a line without `>>xxx<<` into no language in particular (Marian does
+    the same, so the output stays); it did so silently. One warning line now says so, once per run."""
+    import modelport
+
+    src = tmp_path / "in.en"
+    src.write_text(">>deu<< Good morning.\n\n>>pgl<< Hello.\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["translate", str(ported_multi), "-i", str(src)]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 3 and err == ""  # every line marked (an empty line needs none)
+    src.write_text("Good morning.\n>>pgl<< Hello.\nGood night.\n", encoding="utf-8")
+    assert main(["translate", str(ported_multi), "-i", str(src)]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 3
+    assert err.splitlines() == ["modelport: warning: some lines do not begin with a target-language token "
+                                "(>>deu<<, >>pgl<<); this model translates them into no language in particular, as "
+                                "Marian does: begin each line with one (`>>xxx<< text`)"]
+    with pytest.warns(UserWarning, match="do not begin with a target-language token"):
+        modelport.load(ported_multi).translate(["Good morning."])
