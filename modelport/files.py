@@ -101,7 +101,9 @@ def output_folder_problem(path: str | os.PathLike[str]) -> str | None:
 
 def utf8_line(raw: bytes | str, number: int, where: str) -> str:
     """``raw`` decoded as UTF-8 without its line ending; an error names line
-    ``number`` of ``where`` and the first bad byte."""
+    ``number`` of ``where`` and the first bad byte. Line 1 loses a byte-order
+    mark (``U+FEFF``, which Windows editors write first): it marks the
+    encoding, it is not text, and the tokenizers would read it as a character."""
     try:
         # text from a surrogateescape stream (C/POSIX locale) holds undecodable bytes as surrogates
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw.encode("utf-8").decode("utf-8")
@@ -112,7 +114,7 @@ def utf8_line(raw: bytes | str, number: int, where: str) -> str:
                                 f"{e.start + 1}") from None
     if text.endswith("\n"):
         text = text[:-2] if text.endswith("\r\n") else text[:-1]
-    return text
+    return text[1:] if number == 1 and text.startswith("\ufeff") else text
 
 
 def read_text_lines(path: str | os.PathLike[str], where: str) -> list[str]:

@@ -76,3 +76,25 @@ def test_validate_takes_data_as_a_file(ported_default, default_model_dir: Path, 
     report = validate(ported_default.path, str(default_model_dir), str(data), write=False, only="tokenizer")
     assert report.passed and report.tokenizer is not None
     assert "2/2" in report.summary_lines()[0]
+
+
+def test_a_byte_order_mark_is_not_text(ported_default, tmp_path: Path, capsys) -> None:
+    """A file that begins with a UTF-8 byte-order mark (Windows editors write one) gave its first line a
+    U+FEFF character, which the tokenizer read as text (`<unk>` or a piece of its own); it is now dropped,
+    on line 1 only, from files and stdin alike."""
+    from modelport.cli import main
+    from modelport.files import read_text_lines, utf8_line
+
+    lines = ["Hello world.", "Good morning."]
+    plain, marked = tmp_path / "plain.en", tmp_path / "marked.en"
+    plain.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    marked.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    assert marked.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert read_text_lines(marked, "input") == lines
+    assert utf8_line("\ufeffHello\n", 2, "input") == "\ufeffHello"  # not line 1: left as it is
+    outs = []
+    for path in (plain, marked):
+        capsys.readouterr()
+        assert main(["translate", str(ported_default.path), "-i", str(path)]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]
