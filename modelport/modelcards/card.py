@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,13 +165,61 @@ _SEMANTICS_NOTE = {
 LOCAL_PLACEHOLDER = "path/to/this/folder"  # what the usage names before the folder is published
 
 
-def _usage_lines(gen: dict[str, Any], where: str) -> list[str]:
+def _target_codes(directory: Path, tok: Mapping[str, Any]) -> list[str]:
+    """A Marian multi-target model's ``>>xxx<<`` tokens (its source vocabulary's), which begin each source line."""
+    vocab = _read(directory / TOKENIZER_DIR / tok["vocab"]) if isinstance(tok.get("vocab"), str) else {}
+    return sorted(t for t in vocab if len(t) > 4 and t.startswith(">>") and t.endswith("<<"))
+
+
+def _language_lines(directory: Path, tok: Mapping[str, Any]) -> list[str]:
+    """The Model section's line on a multilingual port's languages (none for a one-pair model)."""
+    def listed(names: list[str]) -> str:
+        return ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+
+    languages = list(tok.get("languages") or [])
+    if languages:
+        return [f"- languages ({len(languages)}; translate in a direction with `--source-lang`/`--target-lang`): "
+                f"{listed(languages)}"]
+    codes = _target_codes(directory, tok)
+    return [f"- target languages ({len(codes)}; begin each source line with one): {listed(codes)}"] if codes else []
+
+
+@dataclass(frozen=True)
+class _Example:
+    """The usage example's input line and the direction it is translated in: a
+    multilingual port needs its languages (``translate`` refuses a line without
+    them), a Marian multi-target model a ``>>xxx<<`` token at the line's start."""
+
+    line: str = "Hello world."
+    source_lang: str | None = None
+    target_lang: str | None = None
+
+    @classmethod
+    def of(cls, directory: Path, tok: Mapping[str, Any], report: ParityReport | None) -> _Example:
+        languages = tok.get("languages") or []
+        if languages:  # a validated direction first, else the first two languages
+            pairs = [(p.source_lang, p.target_lang) for p in (report.pairs or {}).values()] if report else []
+            src, tgt = pairs[0] if pairs and None not in pairs[0] else (languages[0], languages[1 % len(languages)])
+            return cls(source_lang=src, target_lang=tgt)
+        codes = _target_codes(directory, tok)
+        return cls(line=f"{codes[0]} Hello world.") if codes else cls()
+
+    def python(self) -> str:
+        direction = (f', source_lang="{self.source_lang}", target_lang="{self.target_lang}"'
+                     if self.source_lang else "")
+        return f'print(model.translate(["{self.line}"]{direction})[0][0]["text"])'
+
+    def shell(self, where: str) -> str:
+        direction = f" --source-lang {self.source_lang} --target-lang {self.target_lang}" if self.source_lang else ""
+        return f"echo '{self.line}' | modelport translate {where}{direction}"
+
+
+def _usage_lines(gen: dict[str, Any], where: str, example: _Example) -> list[str]:
     sem = gen.get("semantics", "fairseq")
     defaults = ", ".join(f"`{k}={v}`" for k, v in gen.items() if k != "semantics")
     return [
-        "```python", "import modelport", "", f'model = modelport.load("{where}")',
-        'print(model.translate(["Hello world."])[0][0]["text"])', "```", "",
-        "```bash", f"echo 'Hello world.' | modelport translate {where}", "```", "",
+        "```python", "import modelport", "", f'model = modelport.load("{where}")', example.python(), "```", "",
+        "```bash", example.shell(where), "```", "",
         "### Generation defaults", "",
         f"From `generation_config.json`: semantics profile `{sem}`; {defaults}.", "",
         f"The semantics profile says whose search is reproduced: {_SEMANTICS_NOTE.get(sem, sem)}. "
@@ -348,7 +397,8 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
             f"A {fmt} translation model{pair} ported by modelport into its unified "
             "PyTorch encoder-decoder" + (f", converted from `{base_model}`" if base_model else "")
             + (f", exported as transformers' `{export.model_class}`" if export is not None else "") + ".", "",
-            "## Model", ""] + _architecture(folder.config, ensemble, params) + ["", "## Conversion", ""] \
+            "## Model", ""] + _architecture(folder.config, ensemble, params) + _language_lines(directory, tok) \
+        + ["", "## Conversion", ""] \
         + _provenance_lines(conv) + ["", "## Parity with the original framework", ""]
     body += report.card_lines() if report is not None else \
         ["Not validated yet: run `modelport validate PORTED_DIR --reference SOURCE --data FILE` to compare "
@@ -359,7 +409,7 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
                                                            export)
     where = repo_id or LOCAL_PLACEHOLDER
     body += ["", "## Usage", ""] + (_transformers_usage_lines(export, where) if export is not None
-                                    else _usage_lines(gen, where))
+                                    else _usage_lines(gen, where, _Example.of(directory, tok, report)))
     if lic is None:
         body += ["", "## License", "", "No license was given or recorded for the source checkpoint; check the "
                  "original model's terms before use."]

@@ -203,3 +203,60 @@ def test_one_language_given_as_a_string_is_one_language(folder: Path) -> None:
 
     assert make_card(folder, language="en").data.language == ["en"]
     assert make_card(folder, language=["en", "de"]).data.language == ["en", "de"]
+
+
+def _run_usage(card: str, folder: Path, capsys) -> list[str]:
+    """The card's two usage examples run as written (the folder for its placeholder): what each printed."""
+    import re
+    import shlex
+
+    from modelport.cli import main
+
+    code = re.search(r"```python\n(.*?)```", card, re.S).group(1).replace("path/to/this/folder", str(folder))
+    capsys.readouterr()
+    exec(code, {})  # noqa: S102 - the card's own example
+    printed = capsys.readouterr().out.strip()
+    shell = re.search(r"```bash\n(.*?)```", card, re.S).group(1).strip().replace("path/to/this/folder", str(folder))
+    echoed, command = shell.split(" | ")
+    line = shlex.split(echoed)[1]
+    argv = shlex.split(command)[1:]  # after `modelport`
+    src = folder.parent / "usage.txt"
+    src.write_text(line + "\n", encoding="utf-8")
+    assert main([*argv, "-i", str(src)]) == 0
+    return [printed, capsys.readouterr().out.strip()]
+
+
+def test_usage_examples_run_on_multilingual_ports(ported_m2m, tmp_path: Path, capsys) -> None:
+    """The usage examples translated "Hello world." without languages: on a multilingual port (M2M100/NLLB)
+    both failed (a direction is required), and on a Marian multi-target model the line lacked its
+    `>>xxx<<` token. They now name the direction validated (else the first two languages) or the token."""
+    from modelport.cli import main
+    from modelport.modelcards import make_card
+    from tests.helpers.paths import ROOT
+
+    card = make_card(ported_m2m.path).text
+    assert 'source_lang="af", target_lang="am"' in card  # not validated: the first two languages
+    assert "- languages (100; translate in a direction with `--source-lang`/`--target-lang`): af, am, ar," in card
+    printed = _run_usage(card, ported_m2m.path, capsys)
+    assert printed[0] == printed[1] == ported_m2m.translate(["Hello world."], source_lang="af",
+                                                            target_lang="am")[0][0].text
+    multi = tmp_path / "multi"
+    assert main(["convert", str(ROOT / "tests" / "data" / "marian-trained" / "multi_target"), str(multi)]) == 0
+    card = make_card(multi).text
+    assert "'>>deu<< Hello world.'" in card
+    assert "- target languages (2; begin each source line with one): >>deu<<, >>pgl<<" in card
+    printed = _run_usage(card, multi, capsys)
+    assert printed[0] == printed[1] and printed[0]
+
+
+def test_usage_example_takes_the_validated_direction(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from modelport.modelcards.card import _Example
+
+    tok = {"languages": ["af", "de", "en"]}
+    report = SimpleNamespace(pairs={"de-en": SimpleNamespace(source_lang="de", target_lang="en")})
+    example = _Example.of(tmp_path, tok, report)  # type: ignore[arg-type]
+    assert (example.source_lang, example.target_lang) == ("de", "en")
+    assert example.shell("x") == "echo 'Hello world.' | modelport translate x --source-lang de --target-lang en"
+    assert (_Example.of(tmp_path, tok, None).source_lang, _Example.of(tmp_path, {}, None).source_lang) == ("af", None)
