@@ -109,8 +109,9 @@ _TARGETS = (
             "computes exactly is exported; anything else exits 2 naming the option. The folder is then loaded "
             "with transformers and compared with the port (tokenizer ids, logits within 1e-4, generate vs "
             "modelport's hf beam search); the result goes to export_report.json, and a mismatch exits 3 leaving "
-            "nothing behind. A multilingual port is verified in its first two languages (the pair the written "
-            "tokenizer defaults to) unless --source-lang/--target-lang name another.",
+            "nothing behind. A multilingual port's folder defaults to its first two languages (the tokenizer's "
+            "src_lang/tgt_lang, generate's forced_bos_token_id) and is verified in them, unless --source-lang/"
+            "--target-lang name another pair.",
             (_ALLOW_APPROXIMATE, _SOURCE_LANG, _TARGET_LANG), _run_hf),
     _Target("onnx", "onnxruntime", "onnxruntime: encoder.onnx + decoder.onnx + decoder_with_past.onnx (KV cache)",
             "Write encoder.onnx, decoder.onnx (the first step: logits and the cache, cross-attention keys/values "

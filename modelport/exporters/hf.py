@@ -436,8 +436,13 @@ class SpmTokenizerExport:
     tokenizer_note: str | None = None
     allow_approximate: bool
     tokenizer_approximations: tuple[str, ...] = ()  # how an admitted (allow_approximate) class differs
+    # the pair the written tokenizer (src_lang, tgt_lang) and generate (forced_bos_token_id) default to:
+    # the one given to export_hf, else the first two languages
+    direction: tuple[str, str] | None = None
 
     def _direction(self) -> tuple[str, str]:
+        if self.direction is not None:
+            return self.direction
         langs = self.ported.tokenizer.languages
         return langs[0], langs[1 % len(langs)]
 
@@ -573,10 +578,11 @@ class M2M100Target(SpmTokenizerExport, HfTarget):
         src = self.ported.tokenizer_dir
         shutil.copyfile(src / self.tokenizer_config.get("spm", "sentencepiece.bpe.model"),
                         out / "sentencepiece.bpe.model")
+        source_lang, target_lang = self._direction()
         write_json(out / HF_TOKENIZER_CONFIG_NAME, {
             "tokenizer_class": self.tokenizer_class, "language_codes": codes,
             "vocab_file": "vocab.json", "spm_file": "sentencepiece.bpe.model",
-            "src_lang": tok.languages[0], "tgt_lang": tok.languages[1 % len(tok.languages)],
+            "src_lang": source_lang, "tgt_lang": target_lang,
             "model_max_length": self.cfg.max_source_positions, "bos_token": "<s>", "eos_token": "</s>",
             "sep_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>",
             # transformers 5's M2M100Tokenizer makes its __xx__ tokens special (decode's skip_special_tokens
@@ -920,9 +926,10 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
     differences). With ``verify`` the written folder is loaded with
     transformers and compared with the port on ``lines`` (default: a few
     built-in sentences); a failed check raises :class:`ParityError` and leaves
-    nothing behind. ``source_lang``/``target_lang``: the direction a
-    multilingual port is verified in (default: its first two languages, the
-    pair the written tokenizer defaults to).
+    nothing behind. ``source_lang``/``target_lang``: a multilingual port's
+    default direction in the written folder (the tokenizer's ``src_lang``/
+    ``tgt_lang``, generate's ``forced_bos_token_id``) and the one it is
+    verified in; default: its first two languages.
     """
     folder = open_for_export(ported_dir, output_dir, force)  # checked, weights not loaded yet
     problems = _common_problems(folder)  # refusals come before the weights load
@@ -939,6 +946,8 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
         try:  # what the port cannot be in transformers is said first, transformers installed or not
             target = (_fairseq_target(ported, allow_approximate) if fmt == "fairseq"
                       else _TARGETS[fmt](ported, allow_approximate=allow_approximate))
+            if direction.given and isinstance(target, SpmTokenizerExport):  # the export's default pair
+                target.direction = (direction.source_lang, direction.target_lang)  # type: ignore[assignment]
             problems = target.problems()
             approx = [] if problems else target.approximations()
         except ImportError as e:  # multilingual targets read transformers' language codes

@@ -182,6 +182,17 @@ def test_m2m_export_hf_is_verified_in_the_direction_given(m2m, tmp_path, capsys)
     assert check["languages"] == {"source": "de", "target": "en"} and check["passed"]
     assert check["tokenizer"]["ids_equal"] == check["generate"]["identical"] == 8
     assert check["generate"]["options"]["forced_bos_token_id"] == m2m.tokenizer.lang_ids["en"]
+    # and the written folder defaults to that pair (it wrote the first two languages, af -> am)
+    from transformers import GenerationConfig
+
+    tok, hf = _hf_load(out)
+    assert (tok.src_lang, tok.tgt_lang) == ("de", "en")
+    assert GenerationConfig.from_pretrained(str(out)).forced_bos_token_id == m2m.tokenizer.lang_ids["en"]
+    lines = _lines(M2M, "de")[:4]
+    batch = tok(lines, return_tensors="pt", padding=True)
+    theirs = tok.batch_decode(hf.generate(**batch, num_beams=1, max_new_tokens=60), skip_special_tokens=True)
+    assert theirs == [h[0].text for h in m2m.translate(lines, semantics="hf", greedy=True, source_lang="de",
+                                                        target_lang="en", max_new_tokens=60)]
 
 
 def _hf_export(ported, model_class: str) -> Path:
