@@ -132,7 +132,8 @@ def _pass_cells(entry: Mapping[str, Any]) -> list[str]:
             cells[4] = f"{t.before:g} → {t.after:g} tokens/s ({t.speedup:g}×, {t.how})"
         if m.agreement is not None:
             a = m.agreement
-            cells[5] = f"{a.identical_outputs}/{a.lines} identical outputs ({a.identical_percent:g}%)"
+            direction = f", {m.languages[0]} → {m.languages[1]}" if m.languages else ""
+            cells[5] = f"{a.identical_outputs}/{a.lines} identical outputs ({a.identical_percent:g}%{direction})"
         if m.quality is not None:
             q = m.quality
             cells[6] = f"{q.before.bleu:g} → {q.after.bleu:g} (chrF {q.before.chrf:g} → {q.after.chrf:g})"
@@ -195,11 +196,15 @@ class _Example:
     target_lang: str | None = None
 
     @classmethod
-    def of(cls, directory: Path, tok: Mapping[str, Any], report: ParityReport | None) -> _Example:
+    def of(cls, directory: Path, tok: Mapping[str, Any], report: ParityReport | None,
+           measured: tuple[str, str] | None = None) -> _Example:
+        """``report``'s first validated direction, else the one a pass measured in (``measured``), else
+        the first two languages, for a multilingual port."""
         languages = tok.get("languages") or []
-        if languages:  # a validated direction first, else the first two languages
+        if languages:
             pairs = [(p.source_lang, p.target_lang) for p in (report.pairs or {}).values()] if report else []
-            src, tgt = pairs[0] if pairs and None not in pairs[0] else (languages[0], languages[1 % len(languages)])
+            pairs = [p for p in pairs if None not in p] + ([measured] if measured else [])
+            src, tgt = pairs[0] if pairs else (languages[0], languages[1 % len(languages)])
             return cls(source_lang=src, target_lang=tgt)
         codes = _target_codes(directory, tok)
         return cls(line=f"{codes[0]} Hello world.") if codes else cls()
@@ -374,6 +379,8 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     conv, gen = folder.conversion, folder.generation_config
     tok = _read(directory / TOKENIZER_DIR / TOKENIZER_CONFIG_NAME)
     report = folder.parity_report()
+    made_by = folder.pass_report()
+    measured = made_by.measured.languages if made_by is not None else None  # the direction a pass measured in
     fmt = folder.data.get("source_format", "unknown")
     ensemble = folder.ensemble_size
 
@@ -409,7 +416,7 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
                                                            export)
     where = repo_id or LOCAL_PLACEHOLDER
     body += ["", "## Usage", ""] + (_transformers_usage_lines(export, where) if export is not None
-                                    else _usage_lines(gen, where, _Example.of(directory, tok, report)))
+                                    else _usage_lines(gen, where, _Example.of(directory, tok, report, measured)))
     if lic is None:
         body += ["", "## License", "", "No license was given or recorded for the source checkpoint; check the "
                  "original model's terms before use."]

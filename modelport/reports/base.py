@@ -77,3 +77,19 @@ class Signatures(Flat):
     def lines(self) -> list[str]:
         """One Markdown line per metric (inline code: the signature holds ``|``)."""
         return [f"sacreBLEU signature: BLEU `{self.bleu}`; chrF `{self.chrf}`"]
+
+
+def languages_json(languages: tuple[str, str] | None) -> dict[str, Any]:
+    """A direction (a multilingual port's languages) in a report: ``{"languages": {"source": .., "target": ..}}``, or nothing."""
+    return {} if languages is None else {"languages": {"source": languages[0], "target": languages[1]}}
+
+
+def languages_from_json(data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """:func:`languages_json` read back."""
+    got = data.get("languages")
+    return (got["source"], got["target"]) if got else None
+
+
+def direction_lines(languages: tuple[str, str] | None) -> list[str]:
+    """The summary line of a report's direction, if it has one."""
+    return [] if languages is None else [f"direction:     {languages[0]} -> {languages[1]}"]

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelport.reports.export import (ExportReport, direction_lines, export_target, languages_from_json,
-                                      languages_json)
+from modelport.reports.base import direction_lines, languages_from_json, languages_json
+from modelport.reports.export import ExportReport, export_target
 
 # ctranslate2.specs.model_spec.ACCEPTED_MODEL_TYPES, spelled out so the CLI lists them without importing ctranslate2
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")

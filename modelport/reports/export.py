@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from modelport.reports.base import direction_lines, languages_from_json, languages_json
 from modelport.reports.markdown import render_markdown
 from modelport.reports.base import JsonView
 
@@ -100,22 +101,6 @@ class ExportReport(JsonView):
 
 # ---------------------------------------------------------------------------
 # export hf
-
-
-def languages_json(languages: tuple[str, str] | None) -> dict[str, Any]:
-    """A verification's direction in its report: ``{"languages": {"source": .., "target": ..}}``, or nothing."""
-    return {} if languages is None else {"languages": {"source": languages[0], "target": languages[1]}}
-
-
-def languages_from_json(data: Mapping[str, Any]) -> tuple[str, str] | None:
-    """:func:`languages_json` read back."""
-    got = data.get("languages")
-    return (got["source"], got["target"]) if got else None
-
-
-def direction_lines(languages: tuple[str, str] | None) -> list[str]:
-    """The summary line of a verification's direction, if it has one."""
-    return [] if languages is None else [f"direction:     {languages[0]} -> {languages[1]}"]
 
 
 @dataclass(frozen=True)
@@ -359,5 +344,4 @@ class OnnxExportReport(ExportReport):
 
 
 __all__ = ["EXPORT_REPORT_NAME", "ExportReport", "HfExportReport", "HfVerification", "OnnxExportReport",
-           "OnnxGraph", "OnnxInt8Agreement", "OnnxVerification", "direction_lines", "languages_from_json",
-           "languages_json"]
+           "OnnxGraph", "OnnxInt8Agreement", "OnnxVerification"]

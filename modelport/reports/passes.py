@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from modelport.reports.base import Flat, JsonView, Scores, Signatures
+from modelport.reports.base import Flat, JsonView, Scores, Signatures, direction_lines, languages_from_json, languages_json
 from modelport.reports.markdown import render_markdown, write_report
 
 PASS_REPORT_STEM = "pass_report"  # .json and .md in the pass's output folder
@@ -95,10 +95,13 @@ class PassMeasurement:
     tokens_per_second: Speed | None = None
     agreement: Agreement | None = None
     quality: Quality | None = None
+    languages: tuple[str, str] | None = None  # a multilingual port: the direction the data was translated in
 
     def to_json(self) -> dict[str, Any]:
         """Every measured section, in field order (what was not measured is left out)."""
-        return {f.name: getattr(self, f.name).to_json() for f in fields(self) if getattr(self, f.name) is not None}
+        sections = {f.name: getattr(self, f.name).to_json() for f in fields(self)
+                    if f.name != "languages" and getattr(self, f.name) is not None}
+        return {**sections, **languages_json(self.languages)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PassMeasurement:
@@ -109,7 +112,8 @@ class PassMeasurement:
                    quality=None if quality is None else Quality(
                        Scores(**quality["before"]), Scores(**quality["after"]),
                        signature=Signatures.from_json(quality.get("signature")),
-                       delta=Scores(**quality["delta"]) if "delta" in quality else None))
+                       delta=Scores(**quality["delta"]) if "delta" in quality else None),
+                   languages=languages_from_json(data))
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ class PassReport(JsonView):
         lines = [f"written to:    {output_dir}",
                  f"parameters:    {p.before:,} -> {p.after:,}",
                  f"bytes on disk: {b.before:,} -> {b.after:,} ({100 * b.after / b.before:.0f}%)"]
+        lines += direction_lines(m.languages)
         if m.tokens_per_second is not None and m.agreement is not None:
             t, a = m.tokens_per_second, m.agreement
             how = "same run" if t.timing is None else f"{t.timing}, same process"

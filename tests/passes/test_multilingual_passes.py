@@ -55,9 +55,16 @@ def test_quantize_measures_in_the_given_direction(m2m, data, tmp_path, capsys) -
     ours = [h[0].text for h in m2m.translate(LINES, source_lang="en", target_lang="de")]
     assert report["quality"]["before"]["bleu"] == pytest.approx(sacrebleu.corpus_bleu(ours, [REFS]).score, abs=0.01)
     assert report["agreement"]["lines"] == len(LINES)
+    # the report says which direction it measured (it did not), and the card's usage translates in it
+    assert report["languages"] == {"source": "en", "target": "de"}
+    from modelport.modelcards import make_card
+
+    card = make_card(out).text
+    assert "--source-lang en --target-lang de" in card and "identical outputs (" in card and "en → de)" in card
     # the API takes the same keywords
     again = quantize(m2m.path, tmp_path / "q2", mode="int8", data=LINES, source_lang="en", target_lang="de")
-    assert again.measured.agreement.lines == len(LINES)
+    assert again.measured.agreement.lines == len(LINES) and again.measured.languages == ("en", "de")
+    assert "direction:     en -> de" in again.summary_lines(tmp_path / "q2")
 
 
 def test_prune_heads_by_importance_places_the_language_tokens(m2m, data, tmp_path) -> None:
