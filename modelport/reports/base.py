@@ -80,7 +80,8 @@ class Signatures(Flat):
 
 
 def languages_json(languages: tuple[str, str] | None) -> dict[str, Any]:
-    """A direction (a multilingual port's languages) in a report: ``{"languages": {"source": .., "target": ..}}``, or nothing."""
+    """A direction (a multilingual port's languages) in a report:
+    ``{"languages": {"source": .., "target": ..}}``, or nothing."""
     return {} if languages is None else {"languages": {"source": languages[0], "target": languages[1]}}
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from modelport.reports.base import Flat, JsonView, Scores, Signatures, direction_lines, languages_from_json, languages_json
+from modelport.reports.base import (Flat, JsonView, Scores, Signatures, direction_lines, languages_from_json,
+                                    languages_json)
 from modelport.reports.markdown import render_markdown, write_report
 
 PASS_REPORT_STEM = "pass_report"  # .json and .md in the pass's output folder
