@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 DESCRIPTION = """\
 Tokenize each input line with the ported folder's tokenizer: ids (</s> appended) by default, BPE
-pieces with --tokens, or decode lines of ids with --decode. One output line per input line."""  # argparse re-flows it
+pieces with --tokens, or decode lines of ids with --decode. One output line per input line. With
+--source-lang/--target-lang, a multilingual port's source lines are shown as translate gives them
+to the encoder, the language tokens placed."""  # argparse re-flows it
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "target with --decode)")
     p.add_argument("--keep-special-tokens", action="store_true",
                    help=KEEP_SPECIAL_HELP + " (with --decode)")
+    p.add_argument("--source-lang", help="multilingual ports (M2M100, NLLB-200, mBART-50), with --target-lang: "
+                                         "encode each line as `translate` gives it to the encoder, the language "
+                                         "tokens placed (`modelport inspect` lists the languages)")
+    p.add_argument("--target-lang", help="multilingual ports: the target language of that direction")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--keep-special-tokens needs --decode")
     side = args.side or ("target" if args.decode else "source")
     tok = load_tokenizer(Path(args.ported_dir) / "tokenizer")
+    before, after = _placed(args, tok, side)
     size = _vocab_size(tok, side, args.ported_dir) if args.decode else None
     out = sys.stdout
     for lineno, line in enumerate(read_lines(args.input), 1):
@@ -53,11 +60,29 @@ def run(args: argparse.Namespace) -> int:
             # keep_special_tokens is refused by the tokenizers that never skip special tokens
             out.write(tok.decode(ids, side=side, keep_special_tokens=args.keep_special_tokens) + "\n")
         elif args.tokens:
-            out.write(" ".join(tok.pieces(line, side=side)) + "\n")
+            pieces = tok.id_to_tokens(before) + tok.pieces(line, side=side) + tok.id_to_tokens(after)
+            out.write(" ".join(pieces) + "\n")
         else:
-            ids = tok.encode_target(line) if side == "target" else tok.encode(line)
+            ids = tok.encode_target(line) if side == "target" else before + tok.encode(line) + after
             out.write(" ".join(map(str, ids)) + "\n")
     return 0
+
+
+def _placed(args: argparse.Namespace, tok: Tokenizer, side: str) -> tuple[list[int], list[int]]:
+    """The ids ``translate`` puts before and after each source line's own in the
+    direction given (none without one): what the encoder of a multilingual port reads."""
+    if args.source_lang is None and args.target_lang is None:
+        return [], []
+    if args.decode or side == "target":
+        raise InvalidInputError("--source-lang/--target-lang place a source line's language tokens; they do not "
+                                "apply to --decode or --side target")
+    from modelport.generation.translate import Direction
+    from modelport.model.folder import check_folder  # lazy: imports torch
+
+    folder = check_folder(args.ported_dir)
+    before, after, _, _ = Direction(args.source_lang, args.target_lang).tokens(
+        tok, folder.generation_config, folder.config.eos_token_id)
+    return before, after
 
 
 def _ids(line: str, lineno: int) -> list[int]:
