@@ -49,8 +49,9 @@ def _row(folder: PortedFolder, label: str, passes: PassReport | None, parity: Pa
             row.update(tokens_per_second=m.tokens_per_second.after, speedup=m.tokens_per_second.speedup,
                        timing=m.tokens_per_second.how)
         if m.agreement is not None:
+            direction = f", translating {m.languages[0]} -> {m.languages[1]}" if m.languages else ""
             row.update(agreement_percent=m.agreement.identical_percent,
-                       agreement_with="a pass: with the folder it was made from")
+                       agreement_with=f"a pass: with the folder it was made from{direction}")
         if m.quality is not None:
             row.update(bleu=m.quality.after.bleu, chrf=m.quality.after.chrf)
         row["measured_by"] = "pass report"

@@ -61,6 +61,9 @@ def test_quantize_measures_in_the_given_direction(m2m, data, tmp_path, capsys) -
 
     card = make_card(out).text
     assert "--source-lang en --target-lang de" in card and "identical outputs (" in card and "en → de)" in card
+    capsys.readouterr()
+    assert main(["compare", str(m2m.path), str(out)]) == 0
+    assert "(a pass: with the folder it was made from, translating en -> de)" in capsys.readouterr().out
     # the API takes the same keywords
     again = quantize(m2m.path, tmp_path / "q2", mode="int8", data=LINES, source_lang="en", target_lang="de")
     assert again.measured.agreement.lines == len(LINES) and again.measured.languages == ("en", "de")
