@@ -5,16 +5,15 @@ weight, where it is used), one weight shape and row count at a time.
 
     .venv/bin/python scripts/bench_gemm.py [--threads 2] [--runs 5]
 
-Shapes are those of the models bench_translate.py decodes (d_model 128 to
-1024, FFN 4x, 32k vocabularies); rows are one sentence greedy (1), one
+Shapes are those of the models bench_translate.py decodes (d_model 32 to
+1024, FFN 4x-6x, 500-piece to 32k vocabularies); rows are one sentence greedy (1), one
 sentence's beam (5), a batch of 4 and of 16 sentences x beam 5 (20, 80), an
 encoder batch of tokens (400) and a grouped search's step (128 lines x beam 5,
 640). Printed per cell: the speed of modelport's product as a ratio to
 ``F.linear``'s (> 1: faster), the best of ``--runs`` timings of each,
 alternated; ``F.linear`` marks a cell where modelport keeps torch's own
-product (:data:`~modelport.model.gemm.MIN_PACKED_ELEMENTS` and the row rule
-of :func:`modelport.model.gemm.linear`). The last column is the largest
-difference between the two results, relative to the largest output.
+product (the thresholds of :func:`modelport.model.gemm.onednn_applies`). The last column is the
+largest difference between the two results, relative to the largest output.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modelport.model import gemm  # noqa: E402
 
-SHAPES = ((128, 128), (128, 512), (512, 128), (256, 256), (256, 1024), (1024, 256), (384, 384), (512, 512),
+SHAPES = ((32, 192), (32, 501), (64, 64), (64, 256), (128, 128), (128, 512), (512, 128), (256, 256), (256, 1024), (1024, 256), (384, 384), (512, 512),
           (512, 2048), (2048, 512), (1024, 1024), (1024, 4096), (4096, 1024), (256, 32000), (512, 32000), (1024, 32000))
 ROWS = (1, 5, 20, 80, 400, 640)
 

@@ -26,13 +26,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.weak import WeakIdKeyDictionary
 
-# Weights with fewer elements (2**18 = 512 x 512) run as fast or faster through F.linear: oneDNN's
-# fixed cost per call (~15 us) outweighs its gain (384 x 384 at 5 rows: 0.89x); below 2**20 elements
-# also when the step has fewer than MIN_ROWS rows (greedy search of one sentence). Measured with
-# scripts/bench_gemm.py.
+# Weights with fewer elements (2**18 = 512 x 512) run as fast or faster through F.linear at the few rows
+# of one sentence's beam or a small batch: oneDNN's fixed cost per call (~15 us) outweighs its gain there
+# (384 x 384 at 5 rows: 0.89x on the machine this was first measured on); from 2**18 elements oneDNN is used
+# unless the step has fewer than MIN_ROWS rows below 2**20 elements (greedy search of one sentence). Smaller
+# weights, with each side at least MIN_SMALL_SIDE, run through oneDNN from MIN_SMALL_ROWS rows (an encoder's
+# tokens, a grouped search's step): there its kernels take 0.5-0.85x F.linear's time (64 x 256 to 256 x 256,
+# 400-640 rows, 2 threads; scripts/bench_gemm.py), and the embedded model (d_model 128, all of whose layers
+# F.linear computed before) translates its 256 test lines in 0.88x (1 thread) and 0.76x (2 threads) the time
+# (medians of 8 paired processes, each the best of 5 translations; outputs identical). Not under MIN_SMALL_SIDE: at d_model 32 (Marian students) oneDNN's products are faster alone,
+# yet whole translations took 1.09-1.16x longer (tiny11_ssru, 1 and 2 threads, paired processes).
 MIN_PACKED_ELEMENTS = 2 ** 18
 MIN_ROWS_ELEMENTS = 2 ** 20
 MIN_ROWS = 4
+MIN_SMALL_SIDE = 64
+MIN_SMALL_ROWS = 256
 # the row count oneDNN is told to expect when it packs (a hint for its blocking only)
 _PACK_ROWS_HINT = 64
 # Output rows per block of linear_by_row_blocks
@@ -72,12 +80,15 @@ def onednn_applies(x: Tensor, weight: Tensor) -> bool:
     module docstring for where it does not)."""
     if torch.jit.is_tracing() or torch.compiler.is_compiling():  # ONNX export, torch.compile: F.linear
         return False
-    elements = weight.numel()
-    if elements < MIN_PACKED_ELEMENTS or x.device.type != "cpu" or x.dtype != torch.float32:
+    if x.device.type != "cpu" or x.dtype != torch.float32:
         return False
     if weight.dtype != torch.float32 or weight.device.type != "cpu" or weight.dim() != 2:
         return False
-    if elements < MIN_ROWS_ELEMENTS and x.numel() < MIN_ROWS * weight.size(1):
+    elements, rows = weight.numel(), x.numel() // max(1, weight.size(1))
+    if elements < MIN_PACKED_ELEMENTS:
+        if min(weight.shape) < MIN_SMALL_SIDE or rows < MIN_SMALL_ROWS:
+            return False
+    elif elements < MIN_ROWS_ELEMENTS and rows < MIN_ROWS:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):  # training
         return False
@@ -135,5 +146,5 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
-__all__ = ["Linear", "MIN_PACKED_ELEMENTS", "OUTPUT_ROW_BLOCK", "linear", "linear_by_row_blocks", "onednn_applies",
+__all__ = ["Linear", "MIN_PACKED_ELEMENTS", "MIN_SMALL_ROWS", "MIN_SMALL_SIDE", "OUTPUT_ROW_BLOCK", "linear", "linear_by_row_blocks", "onednn_applies",
            "onednn_enabled"]

@@ -42,6 +42,7 @@ def _close(ours: torch.Tensor, ref: torch.Tensor) -> bool:
 @pytest.mark.parametrize(("shape", "fan_in", "fan_out", "bias"), [
     ((80, 512), 512, 2048, True), ((4, 5, 1024), 1024, 1024, False), ((5, 256), 256, 32000, False),
     ((1, 1024), 1024, 1024, True),  # one row: 2**20 weights pay even then
+    ((400, 128), 128, 512, True),  # the embedded model's FFN at an encoder batch's rows
 ])
 def test_onednn_product_is_torchs_up_to_rounding(shape, fan_in, fan_out, bias) -> None:
     g = torch.Generator().manual_seed(fan_out)
@@ -74,9 +75,10 @@ def test_a_changed_weight_is_packed_again() -> None:
         assert _close(layer(x), F.linear(x, layer.weight, layer.bias))
 
 
-@pytest.mark.parametrize("case", ["small", "few_rows", "grad", "tracing", "float64", "disabled"])
+@pytest.mark.parametrize("case", ["small", "few_rows", "narrow", "grad", "tracing", "float64", "disabled"])
 def test_torchs_own_product_where_onednn_must_not_run(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    fan_in, fan_out, rows = (256, 256, 80) if case == "small" else (512, 512, 2 if case == "few_rows" else 40)
+    fan_in, fan_out, rows = {"small": (128, 128, 80), "few_rows": (512, 512, 2),
+                             "narrow": (32, 501, 1000)}.get(case, (512, 512, 40))  # narrow: a d_model 32 student
     dtype = torch.float64 if case == "float64" else torch.float32
     layer = Linear(fan_in, fan_out).to(dtype)
     x = torch.randn(rows, fan_in, dtype=dtype)
