@@ -34,8 +34,9 @@ from torch.utils.weak import WeakIdKeyDictionary
 # tokens, a grouped search's step): there its kernels take 0.5-0.85x F.linear's time (64 x 256 to 256 x 256,
 # 400-640 rows, 2 threads; scripts/bench_gemm.py), and the embedded model (d_model 128, all of whose layers
 # F.linear computed before) translates its 256 test lines in 0.88x (1 thread) and 0.76x (2 threads) the time
-# (medians of 8 paired processes, each the best of 5 translations; outputs identical). Not under MIN_SMALL_SIDE: at d_model 32 (Marian students) oneDNN's products are faster alone,
-# yet whole translations took 1.09-1.16x longer (tiny11_ssru, 1 and 2 threads, paired processes).
+# (medians of 8 paired processes, each the best of 5 translations; outputs identical). Not under
+# MIN_SMALL_SIDE: at d_model 32 (Marian students) oneDNN's products are faster alone, yet whole translations
+# took 1.09-1.16x longer (tiny11_ssru, 1 and 2 threads, paired processes).
 MIN_PACKED_ELEMENTS = 2 ** 18
 MIN_ROWS_ELEMENTS = 2 ** 20
 MIN_ROWS = 4
@@ -146,5 +147,5 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
-__all__ = ["Linear", "MIN_PACKED_ELEMENTS", "MIN_SMALL_ROWS", "MIN_SMALL_SIDE", "OUTPUT_ROW_BLOCK", "linear", "linear_by_row_blocks", "onednn_applies",
-           "onednn_enabled"]
+__all__ = ["Linear", "MIN_PACKED_ELEMENTS", "MIN_SMALL_ROWS", "MIN_SMALL_SIDE", "OUTPUT_ROW_BLOCK", "linear",
+           "linear_by_row_blocks", "onednn_applies", "onednn_enabled"]
