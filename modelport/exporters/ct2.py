@@ -469,8 +469,7 @@ def _placement(ported: PortedModel, direction: Direction) -> _Placement:
         raise InvalidInputError("this port decodes from and stops on the target language token (an mBART-25 "
                                 "fine-tune), which CTranslate2's search does not: the export cannot be verified "
                                 "(--no-verify writes it unverified)")
-    languages = (direction.source_lang, direction.target_lang) if direction.given else None
-    return _Placement(before, forced, search, languages)  # type: ignore[arg-type]
+    return _Placement(before, forced, search, direction.pair)
 
 
 @dataclass(frozen=True)

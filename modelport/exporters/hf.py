@@ -947,7 +947,7 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
             target = (_fairseq_target(ported, allow_approximate) if fmt == "fairseq"
                       else _TARGETS[fmt](ported, allow_approximate=allow_approximate))
             if direction.given and isinstance(target, SpmTokenizerExport):  # the export's default pair
-                target.direction = (direction.source_lang, direction.target_lang)  # type: ignore[assignment]
+                target.direction = direction.pair
             problems = target.problems()
             approx = [] if problems else target.approximations()
         except ImportError as e:  # multilingual targets read transformers' language codes
@@ -1071,8 +1071,7 @@ def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str
     # BART's hub: <s> before the source; multilingual: the direction given, else the first two languages, their
     # tokens where fairseq puts them ([src] before or after the source, [tgt] forced first or the decoder start)
     planner, langs = getattr(tok, "language_plan", None), list(getattr(tok, "languages", ()))
-    pair = ((direction.source_lang, direction.target_lang) if direction.given
-            else (langs[0], langs[1 % len(langs)]) if langs else (None, None))
+    pair = direction.pair or ((langs[0], langs[1 % len(langs)]) if langs else (None, None))
     if langs and hf_tok is not None and hasattr(type(hf_tok), "src_lang"):
         hf_tok.src_lang = pair[0]
     plan = planner(*pair) if planner is not None else None

@@ -456,7 +456,7 @@ def verify_export(runtime: OnnxSeq2Seq, ported: PortedModel, lines: list[str],
         greedy_max_new_tokens=max_new, semantics=semantics, passed=not failures,
         failure="; ".join(failures) or None, beam_size=beam if exported is not None else None,
         beam_identical=beam_same, beam_max_score_diff=score_diff,
-        languages=(direction.source_lang, direction.target_lang) if direction.given else None)
+        languages=direction.pair)
 
 
 def _source_ids(ported: PortedModel, lines: list[str], direction: Direction) -> list[list[int]]:

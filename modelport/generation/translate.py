@@ -246,6 +246,11 @@ class Direction:
     def given(self) -> bool:
         return self.source_lang is not None or self.target_lang is not None
 
+    @property
+    def pair(self) -> tuple[str, str] | None:
+        """(source, target) as the reports record a direction; None when none was given."""
+        return (self.source_lang, self.target_lang) if self.given else None  # type: ignore[return-value]
+
     def options(self) -> dict[str, str | None]:
         """The keywords of :func:`translate` that carry it."""
         return {"source_lang": self.source_lang, "target_lang": self.target_lang}

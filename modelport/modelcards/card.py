@@ -37,6 +37,7 @@ from modelport.model.folder import (CARD_NAME, CONFIG_NAME, CONVERSION_NAME, TOK
 from modelport.reports.export import ExportReport, HfExportReport
 from modelport.reports.parity import ParityReport
 from modelport.reports.passes import PassMeasurement
+from modelport.tokenizers.base import language_code_tokens
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -169,7 +170,7 @@ LOCAL_PLACEHOLDER = "path/to/this/folder"  # what the usage names before the fol
 def _target_codes(directory: Path, tok: Mapping[str, Any]) -> list[str]:
     """A Marian multi-target model's ``>>xxx<<`` tokens (its source vocabulary's), which begin each source line."""
     vocab = _read(directory / TOKENIZER_DIR / tok["vocab"]) if isinstance(tok.get("vocab"), str) else {}
-    return sorted(t for t in vocab if len(t) > 4 and t.startswith(">>") and t.endswith("<<"))
+    return language_code_tokens(vocab)
 
 
 def _language_lines(directory: Path, tok: Mapping[str, Any]) -> list[str]:

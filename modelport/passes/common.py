@@ -142,10 +142,8 @@ def measure(before: PortedFolder, after_dir: os.PathLike[str], data: list[str] |
     quality = None
     if references:
         quality = _quality([h["text"] for h in ours_b], [h["text"] for h in ours_a], references)
-    languages = (direction.source_lang, direction.target_lang) if direction.given else None
     return PassMeasurement(parameters=measured.parameters, bytes_on_disk=measured.bytes_on_disk,
-                           tokens_per_second=speed, agreement=agreement, quality=quality,
-                           languages=languages)  # type: ignore[arg-type]
+                           tokens_per_second=speed, agreement=agreement, quality=quality, languages=direction.pair)
 
 
 def finish(folder: FolderWriter, report: PassReport) -> PassReport:

@@ -19,6 +19,12 @@ from modelport.model.folder import TOKENIZER_CONFIG_NAME as CONFIG_NAME
 from modelport.model.io import read_json
 
 
+def language_code_tokens(vocab: Iterable[str]) -> list[str]:
+    """The ``>>xxx<<`` tokens of a source vocabulary, sorted: a Marian multi-target
+    model's target languages, which a user writes at the start of each source line."""
+    return sorted(t for t in vocab if len(t) > 4 and t.startswith(">>") and t.endswith("<<"))
+
+
 def read_config(directory: str | Path, cfg: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
     """``directory`` as a path and its :data:`CONFIG_NAME` (``cfg`` when the
     caller has read it already): what every ``from_dir`` starts from."""

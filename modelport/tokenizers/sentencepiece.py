@@ -85,7 +85,7 @@ from typing import Any
 
 from modelport.errors import InvalidInputError
 from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, as_lines, as_text, check_keep_special_tokens,
-                                       read_config)
+                                       language_code_tokens, read_config)
 from modelport.tokenizers.marian_unigram import library_pieces, marian_pieces
 
 SPIECE_UNDERLINE = "▁"
@@ -260,7 +260,7 @@ class MarianSpmTokenizer(TokenizerBase):
     def language_codes(self) -> list[str]:
         """The ``>>xxx<<`` tokens of the source vocabulary: a multilingual-target model's target
         languages, which a user writes at the start of each source line, as Marian reads them."""
-        return sorted(t for t in self.vocab if len(t) > 4 and t.startswith(">>") and t.endswith("<<"))
+        return language_code_tokens(self.vocab)
 
     def _split_code(self, line: str) -> tuple[list[str], str]:
         if self.language_code_prefix and line.startswith(">>"):
