@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 results = ported.translate(lines, progress=(fd is None or len(lines) > 1) and progress_shown(args),
                                            keep_special_tokens=args.keep_special_tokens,
-                                           source_lang=args.source_lang, target_lang=args.target_lang, **options)
+                                           source_lang=args.source_lang, target_lang=args.target_lang,
+                                           first_line=first, **options)
             except NonFiniteOutputError as e:  # numbered within the chunk
                 raise NonFiniteOutputError(first + e.line) from None
             for i, hyps in enumerate(results):
@@ -141,7 +142,8 @@ def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any])
     def work(chunk: list[str], first: int) -> list[str]:
         try:
             results = ported.translate(chunk, keep_special_tokens=args.keep_special_tokens,
-                                       source_lang=args.source_lang, target_lang=args.target_lang, **options)
+                                       source_lang=args.source_lang, target_lang=args.target_lang,
+                                       first_line=first, **options)
         except NonFiniteOutputError as e:
             raise NonFiniteOutputError(first + e.line) from None
         # one entry per input line (n-best lists hold several output lines): the order is rank 0's to keep

@@ -13,6 +13,7 @@ must stay fast).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -261,11 +262,25 @@ def hf_length_limits(opts: HFOptions | SamplingOptions, max_positions: int) -> t
     return max_length, min_length
 
 
+def part_seed(seed: int, first_line: int, batch: int) -> int:
+    """The seed of one search of a seeded sampling run: batch ``batch`` of the
+    lines that begin at input line ``first_line`` (0-based; a chunk of a
+    stream, a window, a torchrun process's share). The run's first search
+    takes ``seed`` itself (one batch draws as transformers' ``generate``
+    after ``torch.manual_seed(seed)``); every other takes its own seed derived
+    from the three numbers, so no two searches of a run repeat the same
+    random draws, and a part draws the same whichever process translates it."""
+    if first_line == 0 and batch == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{first_line}:{batch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # torch.Generator.manual_seed takes a 64-bit value
+
+
 def early_stopping(value: str) -> bool | str:
     """transformers' ``early_stopping`` from its flag spelling: true, false or never."""
     return {"true": True, "false": False}.get(value, value)
 
 
 __all__ = ["TRANSLATE_BATCH_SIZE", "VALIDATE_BATCH_SIZE", "FairseqOptions", "HFOptions", "MarianOptions",
-           "SamplingOptions", "early_stopping", "finite_float", "hf_length_limits", "nonnegative_float",
+           "SamplingOptions", "early_stopping", "finite_float", "hf_length_limits", "nonnegative_float", "part_seed",
            "nonnegative_int", "positive_float", "positive_int", "probability", "split_options"]

@@ -27,7 +27,8 @@ from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.groups import decode_groups, encoder_runs, group_lines
 from modelport.generation.marian_batching import marian_batches, pool_chunk_lines, pool_lines
-from modelport.generation.options import POSITIVE_INT, TRANSLATE_BATCH_SIZE, MarianOptions
+from modelport.generation.options import (NONNEGATIVE_INT, POSITIVE_INT, TRANSLATE_BATCH_SIZE, MarianOptions,
+                                          part_seed)
 from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling, more_than_one_best
 from modelport.generation.shortlist import folder_shortlist, shortlist_for_tokenizer
 from modelport.model.transformer import Seq2SeqModel
@@ -329,14 +330,15 @@ def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32
     batch_size, window = POSITIVE_INT.check("batch_size", batch_size), POSITIVE_INT.check("window", window)
     check_lines(lines)
     buffer: list[str] = []
+    first = options.pop("first_line", 0)  # where the buffer begins: a seeded sampling run draws anew in every window
     for number, line in enumerate(lines, 1):
         check_text_line(number, line)
         buffer.append(line)
         if len(buffer) >= batch_size * window:
-            yield from ported.translate(buffer, batch_size=batch_size, **options)
-            buffer = []
+            yield from ported.translate(buffer, batch_size=batch_size, first_line=first, **options)
+            first, buffer = first + len(buffer), []
     if buffer:
-        yield from ported.translate(buffer, batch_size=batch_size, **options)
+        yield from ported.translate(buffer, batch_size=batch_size, first_line=first, **options)
 
 
 def framework_batching(sem: str, opts: dict[str, Any], batch_size: int | None = None,
@@ -355,7 +357,7 @@ def framework_batching(sem: str, opts: dict[str, Any], batch_size: int | None = 
 
 def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None, batch_size: int | None = None,
               max_tokens: int | None = None, progress: bool = False, keep_special_tokens: bool = False,
-              source_lang: str | None = None, target_lang: str | None = None,
+              source_lang: str | None = None, target_lang: str | None = None, first_line: int = 0,
               **options: Any) -> list[list[Hypothesis]]:
     """Translate ``lines`` with a :class:`~modelport.api.PortedModel`.
 
@@ -372,8 +374,14 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     sentinels and ``<unk>`` skipped; ``keep_special_tokens=True`` keeps them).
     ``source_lang``/``target_lang``: the direction of a multilingual port
     (M2M100, NLLB-200, mBART-50), required there (see :func:`language_options`).
+    ``first_line``: where ``lines`` begin in the whole input (0-based), when
+    they are a part of it (a chunk of a stream, a torchrun process's share):
+    with sampling and a ``seed``, each batch draws from its own seed
+    (:func:`~modelport.generation.options.part_seed`), so a seeded run
+    repeats no draws from batch to batch or part to part.
     """
     check_lines(lines)
+    first_line = NONNEGATIVE_INT.check("first_line", first_line)
     lines = list(lines)
     for number, line in enumerate(lines, 1):
         check_text_line(number, line)
@@ -443,7 +451,10 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
 
         bar = tqdm(total=len(lines), unit="line", file=sys.stderr, disable=None, leave=False)  # no bar in logs
     strip = {cfg.eos_token_id, cfg.pad_token_id, *forced}  # fairseq's symbols_to_strip_from_output
+    seed = opts.pop("seed", None) if is_sampling(opts) else None
     for n, batch in enumerate(batches):
+        if seed is not None:
+            opts["seed"] = part_seed(seed, first_line, n)
         try:
             hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem,
                             encoder_runs=runs[n] if runs else None, **opts,

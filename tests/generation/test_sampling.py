@@ -66,6 +66,47 @@ def test_sampling_true_samples_as_do_sample_does(ported_default) -> None:
         ported_default.translate(lines, sampling=True, do_sample=False)
 
 
+SAME = "My big girl does not want to build her church ."
+
+
+def test_a_seeded_run_draws_anew_in_every_batch(ported_default) -> None:
+    """Every batch of a seeded run reseeded with the seed itself, so line i + batch_size was line i's sample
+    again: 600 copies of a line gave 8 distinct outputs at --batch-size 8."""
+    kw = {"sampling": True, "seed": 1, "temperature": 1.5}
+    out = [h[0].tokens for h in ported_default.translate([SAME] * 32, batch_size=4, **kw)]
+    assert out == [h[0].tokens for h in ported_default.translate([SAME] * 32, batch_size=4, **kw)]  # reproducible
+    batches = [tuple(map(tuple, out[i:i + 4])) for i in range(0, 32, 4)]
+    assert len(set(batches)) == 8 and len(set(map(tuple, out))) > 8
+    # the run's first batch draws as one seeded generate call (transformers after torch.manual_seed)
+    assert out[:4] == [h[0].tokens for h in ported_default.translate([SAME] * 4, **kw)]
+    # a part of a larger input (a chunk of a stream, a torchrun process's share) draws its own
+    part = [h[0].tokens for h in ported_default.translate([SAME] * 4, first_line=4, **kw)]
+    assert part != out[:4]
+    assert part == [h[0].tokens for h in ported_default.translate([SAME] * 4, first_line=4, **kw)]
+
+
+def test_a_seeded_stream_draws_anew_in_every_window(ported_default) -> None:
+    kw = {"sampling": True, "seed": 3, "temperature": 1.5}
+    out = [h[0].tokens for h in ported_default.translate_iterable(iter([SAME] * 8), batch_size=2, window=2, **kw)]
+    assert out[:4] != out[4:]
+    assert out[:4] == [h[0].tokens for h in ported_default.translate([SAME] * 4, batch_size=2, **kw)]
+    with pytest.raises(InvalidInputError, match="first_line"):
+        ported_default.translate([SAME], first_line=-1)
+
+
+def test_the_cli_samples_a_file_without_repeating_batches(ported_default, tmp_path, capsys) -> None:
+    from tests.helpers.cli import main
+
+    source = tmp_path / "same.en"
+    source.write_text(f"{SAME}\n" * 48, encoding="utf-8")
+    args = ["translate", str(ported_default.path), "-i", str(source), "--sampling", "--seed", "1",
+            "--temperature", "1.5", "--batch-size", "8"]
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 48 and len(set(out)) > 8
+    assert main(args) == 0 and capsys.readouterr().out.splitlines() == out
+
+
 def test_greedy_and_sampling_take_the_length_limits_export_hf_writes(ported_default) -> None:
     """A fairseq port sampled with transformers' default of 20 new tokens (outputs cut there); it now has
     what `export hf` writes, as transformers' generate on the export has."""

@@ -112,7 +112,7 @@ def make_kd_data(teacher: PortedModel, teacher_sha256: str, lines: list[str], wo
 
     def translate(chunk: list[str], first: int) -> list[str]:
         # a translation holds no newline (detokenized text of one line); keep the file one line per pair
-        return [h[0].text.replace("\n", " ").replace("\r", " ") for h in teacher.translate(chunk, **options)]
+        return [h[0].text.replace("\n", " ").replace("\r", " ") for h in teacher.translate(chunk, first_line=first, **options)]
 
     start = time.perf_counter()
     targets: list[str] = []
