@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -82,6 +83,56 @@ def not_a_folder(path: str | os.PathLike[str]) -> str | None:
     if os.path.isfile(path):
         return "it is a file, not a folder"
     return "it is not a folder" if os.path.lexists(path) else "no such directory"
+
+
+def file_in_folder(folder: str | os.PathLike[str], name: object, what: str, *,
+                   max_bytes: int | None = None) -> Path:
+    """``folder / name`` for a plain file name that stays inside ``folder``, a
+    regular file of at most ``max_bytes``: a name read from a folder's own
+    files (a downloaded folder is untrusted) reaches no other file, no device
+    and no unbounded read. Raises :class:`InvalidInputError` with the problem
+    (the caller names the folder).
+
+    A symlink is followed only when it resolves inside the folder, or, for a
+    folder in huggingface_hub's cache (``.../snapshots/<rev>/...``), into that
+    repository's ``blobs/``, where the cache keeps every file's bytes."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") \
+            or "\0" in name or os.path.isabs(name):
+        raise InvalidInputError(f"{what} must be a file name inside the folder, but is {name!r}"[:300])
+    root = Path(os.path.realpath(folder))
+    path = Path(folder) / name
+    try:
+        target = Path(os.path.realpath(path))
+        # a ported folder in the cache, or its tokenizer/ folder
+        allowed = [root] + [a.parent.parent / "blobs" for a in (root, root.parent) if a.parent.name == "snapshots"]
+        if not any(target.is_relative_to(a) for a in allowed):
+            raise InvalidInputError(f"{what} `{name}` must stay inside the folder, but is a symlink to `{target}`")
+        if not os.path.lexists(path):
+            raise InvalidInputError(f"{what} `{name}` is missing")
+        if not path.is_file():
+            raise InvalidInputError(f"{what} `{name}` must be a regular file")
+        size = path.stat().st_size
+    except OSError as e:  # a name the file system refuses (too long, ...)
+        raise InvalidInputError(f"{what} `{name[:80]}` cannot be read ({e.strerror or e})") from None
+    if max_bytes is not None and size > max_bytes:
+        raise InvalidInputError(f"{what} `{name}` is {size:,} bytes, more than such a file can be "
+                                f"({max_bytes:,}): not one this folder wrote")
+    return path
+
+
+def copy_folder_files(source: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
+    """Copy the files of the flat folder ``source`` into the new folder
+    ``destination``, each checked by :func:`file_in_folder` (a symlink that
+    leaves ``source``, a device or a subfolder is refused, where
+    ``shutil.copytree`` would copy the file it points to into the output)."""
+    os.mkdir(destination)
+    for entry in sorted(os.listdir(source)):
+        try:
+            path = file_in_folder(source, entry, "file")
+        except InvalidInputError as e:
+            raise InvalidInputError(f"`{source}`: {e}") from None
+        with open(path, "rb") as src, open(Path(destination) / entry, "wb") as dst:
+            shutil.copyfileobj(src, dst)
 
 
 def output_folder_problem(path: str | os.PathLike[str]) -> str | None:

@@ -79,7 +79,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +93,7 @@ from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError, MissingReferenceError, ParityError
 from modelport.exporters import REPORT_NAME
 from modelport.exporters.common import open_for_export, verification_direction, verification_lines
+from modelport.files import copy_folder_files
 from modelport.exporters.hf import DEFAULT_LINES
 from modelport.generation import generate
 from modelport.generation.translate import Direction, pad_batch
@@ -421,7 +421,7 @@ def export_ct2(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike
 
         with atomic_output_dir(output_dir, force=force) as tmp:
             spec.save(str(tmp))
-            shutil.copytree(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
+            copy_folder_files(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
             conf = spec.config
             bar.advance("written")
             check = verify_export(tmp, ported, vocab, verification_lines(lines, default_lines()),

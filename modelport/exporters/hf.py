@@ -65,6 +65,7 @@ from modelport.model.io import atomic_output_dir, read_json, write_json
 from modelport.modelcards.card import make_card
 from modelport.progress import Steps
 from modelport.reports.export import HfExportReport, HfVerification
+from modelport.tokenizers.base import tokenizer_file
 from modelport.tokenizers.fsmt_vocab import rewrite_dict_keys
 
 TOL = 1e-4
@@ -410,7 +411,7 @@ class BartTarget(HfTarget):
         write_json(out / "vocab.json", vocab)
         src = self.ported.tokenizer_dir
         cfg = self.tokenizer_config
-        shutil.copyfile(src / cfg.get("vocab_bpe", "vocab.bpe"), out / "merges.txt")
+        shutil.copyfile(tokenizer_file(src, cfg, "vocab_bpe", "vocab.bpe"), out / "merges.txt")
         write_json(out / HF_TOKENIZER_CONFIG_NAME, {
             "tokenizer_class": "BartTokenizer", "model_max_length": self.cfg.max_source_positions,
             "add_prefix_space": False, "errors": "replace", "bos_token": "<s>", "eos_token": "</s>",
@@ -449,8 +450,8 @@ class SpmTokenizerExport:
     def _spm_port(self) -> SpmPort:
         tok = self.ported.tokenizer
         plan = tok.language_plan(*self._direction())
-        spm = self.tokenizer_config.get("spm", "sentencepiece.bpe.model")
-        return SpmPort(spm_path=self.ported.tokenizer_dir / spm, dictionary=tok.dict,
+        spm = tokenizer_file(self.ported.tokenizer_dir, self.tokenizer_config, "spm", "sentencepiece.bpe.model")
+        return SpmPort(spm_path=spm, dictionary=tok.dict,
                        names={tok.lang_ids[x]: x for x in tok.languages}, source_prefix=plan.source_prefix,
                        source_suffix=plan.source_suffix, model_max_length=self.cfg.max_source_positions)
 
@@ -576,7 +577,7 @@ class M2M100Target(SpmTokenizerExport, HfTarget):
         n = len(tok.dict) - len(tok.languages)
         write_json(out / "vocab.json", {sym: i for i, sym in enumerate(tok.dict.symbols[:n])})
         src = self.ported.tokenizer_dir
-        shutil.copyfile(src / self.tokenizer_config.get("spm", "sentencepiece.bpe.model"),
+        shutil.copyfile(tokenizer_file(src, self.tokenizer_config, "spm", "sentencepiece.bpe.model"),
                         out / "sentencepiece.bpe.model")
         source_lang, target_lang = self._direction()
         write_json(out / HF_TOKENIZER_CONFIG_NAME, {
@@ -774,7 +775,7 @@ class MarianTarget(HfTarget):
                  "target_vocab": "target_vocab.json"}
         for key, name in names.items():
             if tok.get(key):
-                shutil.copyfile(src / tok[key], out / name)
+                shutil.copyfile(tokenizer_file(src, tok, key), out / name)
         write_json(out / HF_TOKENIZER_CONFIG_NAME, {
             "tokenizer_class": self.tokenizer_class, "source_lang": tok.get("source_lang"),
             "target_lang": tok.get("target_lang"), "separate_vocabs": bool(tok.get("target_vocab")),
@@ -871,7 +872,7 @@ class T5Target(HfTarget):
     def write_tokenizer(self, out: Path) -> None:
         src = self.ported.tokenizer_dir
         tok = self.tokenizer_config
-        shutil.copyfile(src / tok.get("spm", "spiece.model"), out / "spiece.model")
+        shutil.copyfile(tokenizer_file(src, tok, "spm", "spiece.model"), out / "spiece.model")
         write_json(out / HF_TOKENIZER_CONFIG_NAME, {
             "tokenizer_class": self.tokenizer_class, "extra_ids": int(tok.get("extra_ids", 100)),
             "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 512,

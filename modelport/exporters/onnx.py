@@ -64,6 +64,7 @@ from modelport.errors import InvalidInputError, ParityError, first_line
 from modelport.exporters import REPORT_NAME
 from modelport.exporters.common import max_abs_diff, open_for_export, verification_direction, verification_lines
 from modelport.exporters.hf import DEFAULT_LINES, TOL
+from modelport.files import copy_folder_files, file_in_folder
 from modelport.generation import generate
 from modelport.generation.translate import Direction, pad_batch
 from modelport.model.folder import CONFIG_NAME, CONVERSION_NAME, GENERATION_NAME, TOKENIZER_DIR
@@ -336,10 +337,10 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
         with atomic_output_dir(output_dir, force=force) as tmp:
             try:
                 _export_graphs(model, tmp, opset)
-                shutil.copytree(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
+                copy_folder_files(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
                 for name in _COPIED:
                     if (folder.path / name).exists():
-                        shutil.copy2(folder.path / name, tmp / name)
+                        shutil.copy2(file_in_folder(folder.path, name, name), tmp / name)
                 exported = load_onnx(tmp)  # onnxruntime must load what was written, verified or not
             except Exception as e:  # the exporter's reasons are many; the user gets one line
                 raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: {first_line(e)}") from e

@@ -407,8 +407,9 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
                    help="sample from the smallest set with this mass"),
     DecodingOption(name="temperature", flag="--temperature", parse=positive_float, requires="--sampling",
                    help="sampling temperature (> 0)"),
-    DecodingOption(name="seed", flag="--seed", parse=int, requires="--sampling", help="random seed for sampling: the same input, seed and batching give the same output; each batch draws "
-                   "its own numbers (the first from the seed itself)"),
+    DecodingOption(name="seed", flag="--seed", parse=int, requires="--sampling",
+                   help="random seed for sampling: the same input, seed and batching give the same output; "
+                   "each batch draws its own numbers (the first from the seed itself)"),
 )
 
 

@@ -54,7 +54,7 @@ import torch
 
 from modelport.errors import (ConfigError, InvalidInputError, InvalidPortedFolderError, NotAPortedFolderError,
                               OutputExistsError, OutputWriteError)
-from modelport.files import not_a_folder, output_folder_problem
+from modelport.files import copy_folder_files, file_in_folder, not_a_folder, output_folder_problem
 from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
 from modelport.model.io import (INDEX_NAME, WEIGHTS_NAME, atomic_output_dir, output_exists, read_json, save_weights,
                                 weight_files, write_json)
@@ -253,8 +253,10 @@ class FolderWriter:
         """``source``'s tokenizer folder and generation defaults (a pass's output keeps
         them); ``replace_tokenizer_files`` replace files of ``tokenizer/`` (text, or a
         dict written as JSON)."""
-        shutil.copytree(source / TOKENIZER_DIR, self.path / TOKENIZER_DIR)
+        copy_folder_files(source / TOKENIZER_DIR, self.path / TOKENIZER_DIR)
         for name, content in (replace_tokenizer_files or {}).items():
+            if "/" in name or "\\" in name or name in ("", ".", ".."):  # names the loaded tokenizer read: plain ones
+                raise InvalidInputError(f"a tokenizer file must be a plain file name, but is {name!r}")
             target = self.path / TOKENIZER_DIR / name
             if isinstance(content, str):
                 target.write_text(content, encoding="utf-8")
@@ -294,12 +296,16 @@ def _kind(value: Any) -> str:
             bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def _read_json_object(folder: Path, name: str) -> dict[str, Any]:
+def read_json_object(folder: Path, name: str) -> dict[str, Any]:
+    """The JSON object ``folder / name`` of an untrusted folder: a regular file
+    inside it (a symlink may not leave it), at most :data:`MAX_JSON_BYTES`,
+    UTF-8; anything else is an :class:`InvalidPortedFolderError` naming the file."""
     path = folder / name
     if not path.exists() and not path.is_symlink():
         raise _fail(folder, f"`{name}` is missing (write the folder with `modelport convert`)")
     if not path.is_file():  # a directory, a dangling link, a FIFO or device that would never end
         raise _fail(folder, f"`{name}` must be a regular file")
+    _inside(folder, name, "the file")
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_JSON_BYTES + 1)
@@ -330,7 +336,7 @@ def read_report(folder: Path, stem: str, read: Callable[[dict[str, Any]], _Repor
     name = f"{stem}.json"
     if not os.path.lexists(folder / name):
         return None
-    data = _read_json_object(folder, name)
+    data = read_json_object(folder, name)
     try:
         return read(data)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -349,7 +355,7 @@ def pass_report(folder: Path) -> PassReport | None:
 
 
 def _read_config(folder: Path) -> tuple[dict[str, Any], Seq2SeqConfig, int, str | None]:
-    data = _read_json_object(folder, CONFIG_NAME)
+    data = read_json_object(folder, CONFIG_NAME)
     version = data.get("modelport_format_version")
     if version != CONFIG_FORMAT_VERSION or isinstance(version, bool):
         raise _fail(folder, f"`modelport_format_version` in {CONFIG_NAME} must be {CONFIG_FORMAT_VERSION} (the "
@@ -398,35 +404,11 @@ def _read_config(folder: Path) -> tuple[dict[str, Any], Seq2SeqConfig, int, str 
 
 
 def _inside(folder: Path, name: str, what: str) -> Path:
-    """``folder / name`` for a plain file name that stays inside ``folder``.
-
-    A symlink is followed only when it resolves inside the folder, or, for a
-    folder in huggingface_hub's cache (``.../snapshots/<rev>/``), into that
-    repository's ``blobs/``, where the cache keeps every file's bytes."""
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") \
-            or "\0" in name or os.path.isabs(name):
-        raise _fail(folder, f"{what} must be a file name inside the folder, but is {name!r}"[:300])
-    path = folder / name
+    """``folder / name`` for a plain file name that stays inside ``folder`` (:func:`file_in_folder`)."""
     try:
-        return _inside_checked(folder, path, name, what)
-    except OSError as e:  # a name the file system refuses (too long, ...)
-        raise _fail(folder, f"{what} `{name[:80]}` cannot be read ({e.strerror or e})") from None
-
-
-def _inside_checked(folder: Path, path: Path, name: str, what: str) -> Path:
-    if path.is_symlink():
-        target = path.resolve()
-        root = folder.resolve()
-        allowed = [root]
-        if root.parent.name == "snapshots":
-            allowed.append(root.parent.parent / "blobs")
-        if not any(target.is_relative_to(a) for a in allowed):
-            raise _fail(folder, f"{what} `{name}` must stay inside the folder, but is a symlink to `{target}`")
-    if not path.exists():
-        raise _fail(folder, f"{what} `{name}` is missing")
-    if not path.is_file():
-        raise _fail(folder, f"{what} `{name}` must be a regular file")
-    return path
+        return file_in_folder(folder, name, what)
+    except InvalidInputError as e:
+        raise _fail(folder, str(e)) from None
 
 
 def _read_header(folder: Path, path: Path) -> tuple[dict[str, TensorEntry], dict[str, str]]:
@@ -507,7 +489,7 @@ def _weight_entries(folder: Path) -> tuple[list[Path], dict[str, TensorEntry], d
     aliases: dict[str, str] = {}
     if index_path.exists() or index_path.is_symlink():
         _inside(folder, INDEX_NAME, "the index")
-        index = _read_json_object(folder, INDEX_NAME)
+        index = read_json_object(folder, INDEX_NAME)
         weight_map = index.get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map \
                 or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
@@ -720,8 +702,8 @@ def check_folder(path: str | os.PathLike[str]) -> PortedFolder:
     if other is not None:
         raise other
     data, config, ensemble, mode = _read_config(folder)
-    generation = _read_json_object(folder, GENERATION_NAME)
-    conversion = _read_json_object(folder, CONVERSION_NAME)
+    generation = read_json_object(folder, GENERATION_NAME)
+    conversion = read_json_object(folder, CONVERSION_NAME)
     files, tensors, aliases = _weight_entries(folder)
     _check_counts(folder, config, sorted({**tensors, **aliases}), ensemble)
     _check_shapes(folder, config, tensors, aliases, ensemble, mode)

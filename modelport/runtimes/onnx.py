@@ -65,7 +65,7 @@ from modelport.generation.ensemble import shared_rows
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.translate import translate, translate_windows
 from modelport.model.config import Seq2SeqConfig
-from modelport.model.folder import CONFIG_NAME, GENERATION_NAME, TOKENIZER_DIR, _read_config, _read_json_object
+from modelport.model.folder import CONFIG_NAME, GENERATION_NAME, TOKENIZER_DIR, _read_config, read_json_object
 from modelport.model.transformer import encode_in_runs
 from modelport.reports.export import EXPORT_REPORT_NAME
 from modelport.tokenizers import Tokenizer, load_tokenizer
@@ -416,7 +416,7 @@ def load_onnx(directory: str | os.PathLike[str], *, device: str | torch.device |
                                 f"dtype `{dtype}` was asked for")
     _require_onnxruntime()
     data, config, _, _ = _read_config(directory)
-    generation = _read_json_object(directory, GENERATION_NAME)
+    generation = read_json_object(directory, GENERATION_NAME)
     report_path = directory / EXPORT_REPORT_NAME
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
     try:

@@ -9,14 +9,14 @@ implementations share.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from modelport.errors import InvalidInputError
-from modelport.files import check_lines
-from modelport.model.folder import TOKENIZER_CONFIG_NAME as CONFIG_NAME
-from modelport.model.io import read_json
+from modelport.files import check_lines, file_in_folder
+from modelport.model.folder import TOKENIZER_CONFIG_NAME as CONFIG_NAME, read_json_object
 
 
 def language_code_tokens(vocab: Iterable[str]) -> list[str]:
@@ -29,7 +29,29 @@ def read_config(directory: str | Path, cfg: dict[str, Any] | None = None) -> tup
     """``directory`` as a path and its :data:`CONFIG_NAME` (``cfg`` when the
     caller has read it already): what every ``from_dir`` starts from."""
     directory = Path(directory)
-    return directory, (cfg if cfg is not None else read_json(directory / CONFIG_NAME))
+    return directory, (cfg if cfg is not None else read_json_object(directory, CONFIG_NAME))
+
+
+# the largest tokenizer file a folder may hold: NLLB-200's SentencePiece model is 4.8 MB, GPT-2's encoder.json 1 MB;
+# a name pointing at something larger (a crafted folder) is refused before it is read
+TOKENIZER_FILE_MAX_BYTES = 256 << 20
+
+
+def tokenizer_file(directory: Path, cfg: Mapping[str, Any], key: str, default: str | None = None) -> Path:
+    """The file that ``key`` of ``tokenizer_config.json`` names (``default``
+    when absent): a plain name of a regular file inside ``directory``, at most
+    :data:`TOKENIZER_FILE_MAX_BYTES` (:func:`~modelport.files.file_in_folder`).
+    A downloaded folder is untrusted: its config must not make a command read
+    ``/etc/passwd`` or ``/dev/zero``, nor a pass overwrite a file elsewhere."""
+    name = cfg.get(key) or default
+    try:
+        if directory.is_symlink() and not Path(os.path.realpath(directory)).is_relative_to(
+                Path(os.path.realpath(directory.parent))):
+            raise InvalidInputError(f"the folder must stay inside its ported folder, but is a symlink to "
+                                    f"`{os.path.realpath(directory)}`")
+        return file_in_folder(directory, name, f"`{key}` of {CONFIG_NAME}", max_bytes=TOKENIZER_FILE_MAX_BYTES)
+    except InvalidInputError as e:
+        raise InvalidInputError(f"`{directory}`: {e}") from None
 
 
 @runtime_checkable

@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.base import TokenizerBase, as_ids, as_lines, as_text, check_keep_special_tokens, read_config
+from modelport.tokenizers.base import (TokenizerBase, as_ids, as_lines, as_text, check_keep_special_tokens, read_config,
+                                       tokenizer_file)
 from modelport.tokenizers.sentencepiece import _load_spm
 from modelport.tokenizers.vocab import FairseqDictionary
 
@@ -209,8 +210,8 @@ class FairseqSpmTokenizer(DictionaryTokenizer):
     def from_dir(cls, directory: str | Path, cfg: dict[str, Any] | None = None) -> FairseqSpmTokenizer:
         """Load from a ported folder's ``tokenizer/``."""
         directory, cfg = read_config(directory, cfg)
-        sp = _load_spm(directory / cfg.get("spm", "sentencepiece.bpe.model"))
-        d = FairseqDictionary.load(directory / cfg.get("dict", "dict.txt"))
+        sp = _load_spm(tokenizer_file(directory, cfg, "spm", "sentencepiece.bpe.model"))
+        d = FairseqDictionary.load(tokenizer_file(directory, cfg, "dict", "dict.txt"))
         languages = [str(x) for x in cfg.get("languages") or []]
         style = cfg.get("lang_tok_style", "multilingual")
         augment_dictionary(d, languages, style, bool(cfg.get("add_mask", False)),

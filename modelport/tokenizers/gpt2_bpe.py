@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError
-from modelport.tokenizers.base import check_keep_special_tokens, read_config
+from modelport.tokenizers.base import check_keep_special_tokens, read_config, tokenizer_file
 from modelport.tokenizers.fairseq_spm import DictionaryTokenizer, augment_dictionary
 from modelport.tokenizers.vocab import FairseqDictionary
 
@@ -152,15 +152,15 @@ class Gpt2BpeTokenizer(DictionaryTokenizer):
     @classmethod
     def from_dir(cls, directory: str | Path, cfg: dict[str, Any] | None = None) -> Gpt2BpeTokenizer:
         directory, cfg = read_config(directory, cfg)
-        enc_path = directory / cfg.get("encoder_json", "encoder.json")
+        enc_path = tokenizer_file(directory, cfg, "encoder_json", "encoder.json")
         try:
             encoder = json.loads(enc_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise InvalidInputError(f"`{enc_path}` is not a readable GPT-2 encoder.json ({e})") from None
         if not isinstance(encoder, dict) or not all(isinstance(v, int) for v in encoder.values()):
             raise InvalidInputError(f"`{enc_path}` must map pieces to integer ids")
-        merges = read_merges(directory / cfg.get("vocab_bpe", "vocab.bpe"))
-        d = FairseqDictionary.load(directory / cfg.get("dict", "dict.txt"))
+        merges = read_merges(tokenizer_file(directory, cfg, "vocab_bpe", "vocab.bpe"))
+        d = FairseqDictionary.load(tokenizer_file(directory, cfg, "dict", "dict.txt"))
         augment_dictionary(d, [], "multilingual", bool(cfg.get("add_mask", False)))
         return cls(Gpt2Bpe(encoder, merges), d, source_bos=bool(cfg.get("source_bos", True)),
                    decoder_bos=bool(cfg.get("decoder_bos", True)), model_vocab_size=cfg.get("model_vocab_size"))

@@ -40,7 +40,7 @@ from typing import Any
 
 from modelport.errors import InvalidInputError
 from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, as_lines, as_text, check_keep_special_tokens,
-                                      read_config)
+                                      read_config, tokenizer_file)
 from modelport.tokenizers.bpe import Bpe
 from modelport.tokenizers.vocab import FairseqDictionary
 
@@ -55,6 +55,8 @@ def _encode_chunk(job: tuple[str, list[str]]) -> list[list[int]]:
     s = _FORKED._sides[side]
     return [_FORKED._encode(s, line) for line in lines]
 
+
+MAX_PAD_MULTIPLE = 1024  # a dictionary padded to a multiple of at most this
 
 class _Side:
     """Moses tokenizer + dictionary + word cache for one language side."""
@@ -113,17 +115,22 @@ class MosesBpeTokenizer(TokenizerBase):
             if cfg.get(key) is not None and not isinstance(cfg[key], str):
                 raise InvalidInputError(f"`{key}` of `{directory / CONFIG_NAME}` must be a language "
                                         f"code, but is {type(cfg[key]).__name__}")
-        src = FairseqDictionary.load(directory / cfg["source_dict"])
-        tgt = FairseqDictionary.load(directory / cfg["target_dict"])
-        if cfg.get("dict_pad_to_multiple"):
-            src.pad_to_multiple_(int(cfg["dict_pad_to_multiple"]))
-            tgt.pad_to_multiple_(int(cfg["dict_pad_to_multiple"]))
+        src = FairseqDictionary.load(tokenizer_file(directory, cfg, "source_dict"))
+        tgt = FairseqDictionary.load(tokenizer_file(directory, cfg, "target_dict"))
+        multiple = cfg.get("dict_pad_to_multiple")
+        if multiple:
+            # fairseq's --padding-factor (8 by default); a crafted folder's 10**9 would pad a billion entries
+            if isinstance(multiple, bool) or not isinstance(multiple, int) or not 1 <= multiple <= MAX_PAD_MULTIPLE:
+                raise InvalidInputError(f"`dict_pad_to_multiple` of `{directory / CONFIG_NAME}` must be an integer "
+                                        f"from 1 to {MAX_PAD_MULTIPLE}, but is {multiple!r}"[:300])
+            src.pad_to_multiple_(multiple)
+            tgt.pad_to_multiple_(multiple)
         bpe = None
         if cfg.get("bpe"):
             if not cfg.get("bpe_codes"):
                 raise InvalidInputError(f"`{directory / CONFIG_NAME}` sets bpe={cfg['bpe']} but "
                                         "names no `bpe_codes` file")
-            bpe = Bpe.load(directory / cfg["bpe_codes"], cfg["bpe"], separator=cfg.get("bpe_separator", "@@"))
+            bpe = Bpe.load(tokenizer_file(directory, cfg, "bpe_codes"), cfg["bpe"], separator=cfg.get("bpe_separator", "@@"))
         return cls(src, tgt, source_lang=cfg.get("source_lang"), target_lang=cfg.get("target_lang"), bpe=bpe,
                    moses_source_lang=cfg.get("moses_source_lang"), moses_target_lang=cfg.get("moses_target_lang"),
                    moses_escape=cfg.get("moses_escape", True),

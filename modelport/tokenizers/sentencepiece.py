@@ -85,7 +85,7 @@ from typing import Any
 
 from modelport.errors import InvalidInputError
 from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, as_lines, as_text, check_keep_special_tokens,
-                                       language_code_tokens, read_config)
+                                       language_code_tokens, read_config, tokenizer_file)
 from modelport.tokenizers.marian_unigram import library_pieces, marian_pieces
 
 SPIECE_UNDERLINE = "▁"
@@ -228,10 +228,11 @@ class MarianSpmTokenizer(TokenizerBase):
     def from_dir(cls, directory: str | Path, cfg: dict[str, Any] | None = None) -> MarianSpmTokenizer:
         """Load from a ported folder's ``tokenizer/``."""
         directory, cfg = read_config(directory, cfg)
-        paths = (directory / cfg.get("source_spm", "source.spm"), directory / cfg.get("target_spm", "target.spm"))
+        paths = (tokenizer_file(directory, cfg, "source_spm", "source.spm"),
+                 tokenizer_file(directory, cfg, "target_spm", "target.spm"))
         src, tgt = (_load_spm(path) for path in paths)
-        vocab = read_marian_vocab(directory / cfg.get("vocab", "vocab.json"))
-        tvocab = read_marian_vocab(directory / cfg["target_vocab"]) if cfg.get("target_vocab") else None
+        vocab = read_marian_vocab(tokenizer_file(directory, cfg, "vocab", "vocab.json"))
+        tvocab = read_marian_vocab(tokenizer_file(directory, cfg, "target_vocab")) if cfg.get("target_vocab") else None
         return cls(src, tgt, vocab, tvocab, eos_token=cfg.get("eos_token", "</s>"),
                    unk_token=cfg.get("unk_token", "<unk>"), pad_token=cfg.get("pad_token", "<pad>"),
                    pad_id=cfg.get("pad_id"), language_code_prefix=cfg.get("language_code_prefix", True),
@@ -351,7 +352,7 @@ class T5SpmTokenizer(TokenizerBase):
     def from_dir(cls, directory: str | Path, cfg: dict[str, Any] | None = None) -> T5SpmTokenizer:
         """Load from a ported folder's ``tokenizer/``."""
         directory, cfg = read_config(directory, cfg)
-        sp = _load_spm(directory / cfg.get("spm", "spiece.model"))
+        sp = _load_spm(tokenizer_file(directory, cfg, "spm", "spiece.model"))
         return cls(sp, extra_ids=cfg.get("extra_ids", 100), append_eos=cfg.get("append_eos", True),
                    pad_id=cfg.get("pad_id"), eos_id=cfg.get("eos_id"), unk_id=cfg.get("unk_id"),
                    clean_up_tokenization_spaces=cfg.get("clean_up_tokenization_spaces", False) is True,

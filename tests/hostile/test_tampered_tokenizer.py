@@ -1,0 +1,146 @@
+"""Tampered tokenizer folders: the file names in ``tokenizer/tokenizer_config.json``
+and the files of ``tokenizer/`` are as untrusted as the weights.
+
+A name must be a plain file name of a regular file inside ``tokenizer/`` (a
+symlink may not leave it), of bounded size: before, a crafted folder made
+``prune --vocab-from`` rewrite a file elsewhere, ``translate`` read
+``/etc/passwd`` (and quote its first line in the error), ``inspect`` read
+``/dev/zero`` until the machine's memory ran out, and a pass copied the
+target of a symlink (a secret) into its output as an ordinary file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cli import one_line_error
+
+
+def _tok_config(folder: Path) -> dict:
+    return json.loads((folder / "tokenizer" / "tokenizer_config.json").read_text())
+
+
+def _set(folder: Path, **changes) -> None:
+    (folder / "tokenizer" / "tokenizer_config.json").write_text(json.dumps({**_tok_config(folder), **changes}))
+
+
+@pytest.fixture
+def port_copy(ported_default, tmp_path: Path) -> Callable[[], Path]:
+    def make() -> Path:
+        folder = tmp_path / "port"
+        shutil.copytree(ported_default.path, folder)
+        return folder
+    return make
+
+
+def _source(tmp_path: Path) -> Path:
+    src = tmp_path / "in.txt"
+    src.write_text("Hello world.\nThe cat sleeps.\n", encoding="utf-8")
+    return src
+
+
+def test_prune_never_writes_the_dictionary_a_name_points_at_outside_the_output(port_copy, tmp_path, capsys):
+    folder = port_copy()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    shutil.move(folder / "tokenizer" / "dict.en.txt", victim / "dict.en.txt")
+    before = (victim / "dict.en.txt").read_bytes()
+    _set(folder, source_dict=str(victim / "dict.en.txt"))
+    line = one_line_error(["prune", str(folder), str(tmp_path / "out"), "--vocab-from", str(_source(tmp_path))],
+                          capsys)
+    assert "source_dict" in line and "must be a file name inside the folder" in line
+    assert (victim / "dict.en.txt").read_bytes() == before
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["../../port/tokenizer/dict.en.txt", "sub/dict.en.txt", "", 5])
+def test_a_name_must_be_a_plain_file_name(name, port_copy, tmp_path, capsys):
+    folder = port_copy()
+    _set(folder, source_dict=name)
+    line = one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
+    assert "source_dict" in line
+
+
+def test_a_file_outside_is_neither_read_nor_quoted(port_copy, tmp_path, capsys):
+    folder = port_copy()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (folder / "tokenizer" / "leak.txt").symlink_to(secret)
+    _set(folder, source_dict="leak.txt")
+    line = one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
+    assert "must stay inside the folder" in line and "root:x" not in line
+
+
+def test_a_device_is_refused_before_it_is_read(port_copy, tmp_path, capsys):
+    folder = port_copy()
+    (folder / "tokenizer" / "zero").symlink_to("/dev/zero")
+    _set(folder, bpe_codes="zero")
+    assert "bpe_codes" in one_line_error(["inspect", str(folder)], capsys)
+
+
+def test_a_file_larger_than_any_tokenizer_file_is_refused(port_copy, tmp_path, capsys, monkeypatch):
+    import modelport.tokenizers.base as base
+
+    monkeypatch.setattr(base, "TOKENIZER_FILE_MAX_BYTES", 1000)  # the default model's dictionaries are ~7 kB
+    folder = port_copy()
+    line = one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
+    assert "more than such a file can be" in line
+
+
+def test_a_pass_does_not_copy_a_symlinks_target_into_its_output(port_copy, tmp_path, capsys):
+    folder = port_copy()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-TOKEN-123\n")
+    (folder / "tokenizer" / "notes.txt").symlink_to(secret)
+    line = one_line_error(["quantize", str(folder), str(tmp_path / "out"), "--mode", "fp16"], capsys)
+    assert "notes.txt" in line and "must stay inside the folder" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_symlink_inside_the_folder_is_copied_as_its_file(port_copy, tmp_path, capsys):
+    """A link that stays in tokenizer/ (as huggingface_hub's cache has them, into its blobs) is fine."""
+    from tests.helpers.cli import main
+
+    folder = port_copy()
+    tok = folder / "tokenizer"
+    os.rename(tok / "dict.de.txt", tok / "real.de.txt")
+    (tok / "dict.de.txt").symlink_to("real.de.txt")
+    assert main(["quantize", str(folder), str(tmp_path / "out"), "--mode", "fp16"]) == 0
+    copied = tmp_path / "out" / "tokenizer" / "dict.de.txt"
+    assert not copied.is_symlink() and copied.read_bytes() == (tok / "real.de.txt").read_bytes()
+
+
+def test_a_tokenizer_folder_that_leaves_the_port_is_refused(port_copy, tmp_path, capsys):
+    folder = port_copy()
+    shutil.move(folder / "tokenizer", tmp_path / "elsewhere")
+    (folder / "tokenizer").symlink_to(tmp_path / "elsewhere")
+    assert "symlink" in one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
+
+
+def test_config_json_may_not_leave_the_folder(port_copy, tmp_path, capsys):
+    folder = port_copy()
+    shutil.move(folder / "config.json", tmp_path / "config.json")
+    (folder / "config.json").symlink_to(tmp_path / "config.json")
+    line = one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
+    assert "config.json" in line and "must stay inside the folder" in line
+
+
+@pytest.mark.parametrize("value", [10**9, "abc", [1], True, 0.5])
+def test_dict_pad_to_multiple_is_bounded(value, port_copy, tmp_path, capsys):
+    """10**9 padded both dictionaries to a billion entries (5 GB, then MemoryError); "abc" was a ValueError."""
+    folder = port_copy()
+    _set(folder, dict_pad_to_multiple=value)
+    assert "dict_pad_to_multiple" in one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
+
+
+@pytest.mark.parametrize("raw", [b"[]", b'{"type": "\xff"}', b"{"])
+def test_a_damaged_tokenizer_config_is_one_line(raw, port_copy, tmp_path, capsys):
+    folder = port_copy()
+    (folder / "tokenizer" / "tokenizer_config.json").write_bytes(raw)
+    assert "tokenizer_config.json" in one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))],
+                                                     capsys)
