@@ -56,6 +56,8 @@ def atomic_text_file(path: str | os.PathLike[str], newline: str | None = None) -
     :class:`OutputWriteError` naming ``path``; other errors raised in the block
     (reading an input, say) pass through unchanged."""
     target = Path(path)
+    if target.is_dir():  # before the work the block does (os.replace would refuse it at the end)
+        raise InvalidInputError(f"`{path}` is a directory: name a file (nothing was written)")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)  # as a folder output's are made
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
@@ -166,6 +168,17 @@ def utf8_line(raw: bytes | str, number: int, where: str) -> str:
     if text.endswith("\n"):
         text = text[:-2] if text.endswith("\r\n") else text[:-1]
     return text[1:] if number == 1 and text.startswith("\ufeff") else text
+
+
+LINE_BREAKS = str.maketrans({"\r": " ", "\n": " "})
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks (``\\n``, ``\\r``) as spaces, for outputs
+    that hold one text per line: a GPT-2 byte-level model (BART) can emit the
+    pieces of ``\\n`` and ``\\r``, and written as they are they split a
+    translation over several lines, so the output no longer has one line per input line."""
+    return text.translate(LINE_BREAKS)
 
 
 def read_text_lines(path: str | os.PathLike[str], where: str) -> list[str]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelport.cli.common import add_command, KEEP_SPECIAL_HELP, PORTED_HELP
 from modelport.cli.streams import read_lines
 from modelport.errors import InvalidInputError
+from modelport.files import one_line
 
 if TYPE_CHECKING:
     from modelport.tokenizers import Tokenizer
@@ -58,7 +60,11 @@ def run(args: argparse.Namespace) -> int:
             ids = _ids(line, lineno)
             check_ids(ids, size, side=side, where=f" on line {lineno}")
             # keep_special_tokens is refused by the tokenizers that never skip special tokens
-            out.write(tok.decode(ids, side=side, keep_special_tokens=args.keep_special_tokens) + "\n")
+            text = tok.decode(ids, side=side, keep_special_tokens=args.keep_special_tokens)
+            if one_line(text) != text:  # one output line per input line, whatever the ids decode to
+                warnings.warn("a line of ids decoded to text with a line break, written as a space "
+                              "(one output line per input line)", stacklevel=1)
+            out.write(one_line(text) + "\n")
         elif args.tokens:
             pieces = tok.id_to_tokens(before) + tok.pieces(line, side=side) + tok.id_to_tokens(after)
             out.write(" ".join(pieces) + "\n")

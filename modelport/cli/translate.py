@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import warnings
 from typing import Any
 
 from modelport.cli.common import (KEEP_SPECIAL_HELP, PORTED_HELP, add_command, add_language_options,
@@ -12,6 +13,7 @@ from modelport.cli.common import (KEEP_SPECIAL_HELP, PORTED_HELP, add_command, a
 from modelport.cli.console import progress_shown
 from modelport.cli.streams import output, read_lines, stdin_chunks, streaming_stdin
 from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExistsError
+from modelport.files import one_line
 from modelport.generation.alignment import MODES_HELP, OFF, alignment_flag, alignment_json, format_alignment
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
 
@@ -124,9 +126,18 @@ def _hypothesis_lines(args: argparse.Namespace, index: int, source: str, hyps: l
             for obj, hyp in zip(objects, hyps):
                 obj["alignment"] = alignment_json(hyp.alignment or [], mode)
         return [json.dumps({"id": index, "source": source, "hypotheses": objects}, ensure_ascii=False)]
-    texts = [hyp.text if mode is None else f"{hyp.text} ||| {format_alignment(hyp.alignment or [], mode)}"
-             for hyp in hyps]
+    texts = [_one_line(hyp.text) if mode is None else f"{_one_line(hyp.text)} ||| "
+             f"{format_alignment(hyp.alignment or [], mode)}" for hyp in hyps]
     return [f"{hyp.score:.6f}\t{text}" if args.scores else text for hyp, text in zip(hyps, texts)]
+
+
+def _one_line(text: str) -> str:
+    """A hypothesis as one output line: its line breaks (a byte-level BPE model's ``\\n`` pieces) as spaces, said once."""
+    flat = one_line(text)
+    if flat != text:
+        warnings.warn("a translation held a line break, written as a space so that the output keeps one line per "
+                      "hypothesis (--json keeps the text as it is)", stacklevel=2)
+    return flat
 
 
 def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any]) -> int:

@@ -130,7 +130,8 @@ class MosesBpeTokenizer(TokenizerBase):
             if not cfg.get("bpe_codes"):
                 raise InvalidInputError(f"`{directory / CONFIG_NAME}` sets bpe={cfg['bpe']} but "
                                         "names no `bpe_codes` file")
-            bpe = Bpe.load(tokenizer_file(directory, cfg, "bpe_codes"), cfg["bpe"], separator=cfg.get("bpe_separator", "@@"))
+            bpe = Bpe.load(tokenizer_file(directory, cfg, "bpe_codes"), cfg["bpe"],
+                           separator=cfg.get("bpe_separator", "@@"))
         return cls(src, tgt, source_lang=cfg.get("source_lang"), target_lang=cfg.get("target_lang"), bpe=bpe,
                    moses_source_lang=cfg.get("moses_source_lang"), moses_target_lang=cfg.get("moses_target_lang"),
                    moses_escape=cfg.get("moses_escape", True),

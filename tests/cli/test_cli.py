@@ -60,6 +60,31 @@ def test_translate_writes_atomically_and_respects_force(ported_default, lines, t
                                                  "--sampling-topk", "3"], capsys)
 
 
+def test_translate_to_a_directory_is_refused_before_the_work(ported_default, lines, tmp_path, capsys) -> None:
+    """`-o DIR --force` translated everything, then failed renaming into the directory (IsADirectoryError, exit 1)."""
+    (tmp_path / "dir").mkdir()
+    line = one_line_error(["translate", str(ported_default.path), "-i", str(lines), "-o", str(tmp_path / "dir"),
+                           "--force"], capsys)
+    assert "is a directory" in line and list((tmp_path / "dir").iterdir()) == []
+
+
+def test_one_output_line_per_hypothesis_whatever_the_text_holds(ported_default, lines, tmp_path, capsys,
+                                                               monkeypatch) -> None:
+    """A byte-level BPE model (BART) decodes its \\n and \\r pieces into the text: written as they were, 100
+    input lines gave 128 output lines. --json keeps the text whole."""
+    import modelport.generation.translate as translate
+
+    monkeypatch.setattr(translate, "decode_text", lambda tok, ids, keep=False: "one\ntwo\rthree\tfour")
+    n = len(lines.read_text().splitlines())
+    assert main(["translate", str(ported_default.path), "-i", str(lines), "--scores"]) == 0
+    captured = capsys.readouterr()
+    assert [line.split("\t", 1)[1] for line in captured.out.splitlines()] == ["one two three\tfour"] * n
+    assert captured.err.count("line break") == 1
+    assert main(["translate", str(ported_default.path), "-i", str(lines), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["hypotheses"][0]["text"] for r in rows] == ["one\ntwo\rthree\tfour"] * n
+
+
 @requires("fairseq")
 def test_validate_passes_then_fails_on_a_perturbed_port(ported_default, default_model_dir, lines, tmp_path,
                                                         capfd) -> None:
