@@ -55,6 +55,7 @@ from modelport.converters.base import KeyMapper
 from modelport.errors import InvalidInputError, MissingReferenceError, ParityError
 from modelport.exporters import REPORT_NAME
 from modelport.exporters.common import max_abs_diff, open_for_export, verification_direction, verification_lines
+from modelport.files import ordinary_mode
 from modelport.exporters.hf_tokenizers import (SpmPort, languages_follow, spm_model_type, spm_ordered, spm_problems,
                                                write_spm_tokenizer)
 from modelport.generation import generate
@@ -1011,6 +1012,7 @@ def _save_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
         out[name] = t.clone().contiguous() if key in seen else t.contiguous()
         seen.add(key)
     save_file(out, str(path), metadata={"format": "pt"})
+    os.chmod(path, ordinary_mode())  # safetensors creates it 0600, the folder's other files are ordinary ones
 
 
 # ---------------------------------------------------------------------------

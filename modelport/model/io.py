@@ -78,6 +78,7 @@ def _write_shard(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
             raise InvalidInputError(f"tensor `{name}` has dtype {t.dtype}, which safetensors cannot store")
     # save_file writes from each tensor's memory; only a non-contiguous view is copied
     save_file({name: t.detach().contiguous() for name, t in tensors.items()}, str(path), metadata=metadata)
+    os.chmod(path, ordinary_mode())  # safetensors creates it 0600: unreadable by a serving account beside the rest
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

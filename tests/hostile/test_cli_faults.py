@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.paths import DEFAULT_MODEL
 from tests.helpers.cli import one_line_error
 from modelport.cli import main
 
@@ -178,12 +179,17 @@ def test_cli_outputs_get_the_mode_of_any_new_file(ported_default, tmp_path: Path
         assert main(["translate", str(folder), "-i", str(_input(tmp_path)), "-o", str(tmp_path / "out.txt")]) == 0
         assert main(["card", str(folder)]) == 0
         assert main(["quantize", str(folder), str(tmp_path / "fp16"), "--mode", "fp16"]) == 0
+        assert main(["convert", str(DEFAULT_MODEL), str(tmp_path / "conv")]) == 0
     finally:
         os.umask(old)
     capsys.readouterr()
     mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
     assert mode(tmp_path / "out.txt") == mode(folder / "README.md") == 0o640
     assert mode(tmp_path / "fp16") == 0o750
+    # safetensors made the weights 0600, unreadable by a serving account that reads every other file
+    assert {p.name: mode(p) for p in (tmp_path / "fp16").iterdir() if p.is_file()} == \
+        {p.name: 0o640 for p in (tmp_path / "fp16").iterdir() if p.is_file()}
+    assert mode(tmp_path / "conv" / "model.safetensors") == mode(tmp_path / "conv" / "config.json") == 0o640
 
 
 # ---------------------------------------------------------------------------
