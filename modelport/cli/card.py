@@ -14,7 +14,8 @@ def add_card_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--license", help="license id for the card (default: the one recorded in conversion.json; "
                                      "omitted when unknown, never guessed)")
     p.add_argument("--language", nargs="+", metavar="LANG",
-                   help="language codes (default: the tokenizer's source and target languages)")
+                   help="language codes (default: the tokenizer's source and target languages; a multilingual "
+                        "port's: those of the directions its checkpoint was trained in)")
     p.add_argument("--base-model", metavar="REPO_ID", help="Hub id of the model this port was made from")
     p.add_argument("--eval-dataset", metavar="NAME",
                    help="the dataset `validate --references` measured BLEU/chrF on (a Hub dataset id or a name "

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,7 +173,21 @@ def _target_codes(directory: Path, tok: Mapping[str, Any]) -> list[str]:
     return language_code_tokens(vocab)
 
 
-def _language_lines(directory: Path, tok: Mapping[str, Any]) -> list[str]:
+def trained_pairs(conv: Mapping[str, Any], tok: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The directions a multilingual fairseq checkpoint was trained in (its
+    ``--lang-pairs``, which conversion.json records), those of its languages
+    only: a model that knows 100 language tokens may have learnt two directions."""
+    languages = set(tok.get("languages") or [])
+    recorded = (conv.get("foreign_options") or {}).get("lang_pairs") if isinstance(conv, Mapping) else None
+    if isinstance(recorded, str):
+        recorded = recorded.split(",")
+    if not languages or not isinstance(recorded, list):
+        return []
+    pairs = [tuple(p.strip().split("-", 1)) for p in recorded if isinstance(p, str) and p.count("-") == 1]
+    return [(a, b) for a, b in pairs if a in languages and b in languages]
+
+
+def _language_lines(directory: Path, tok: Mapping[str, Any], trained: list[tuple[str, str]]) -> list[str]:
     """The Model section's line on a multilingual port's languages (none for a one-pair model)."""
     def listed(names: list[str]) -> str:
         return ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
@@ -181,7 +195,8 @@ def _language_lines(directory: Path, tok: Mapping[str, Any]) -> list[str]:
     languages = list(tok.get("languages") or [])
     if languages:
         return [f"- languages ({len(languages)}; translate in a direction with `--source-lang`/`--target-lang`): "
-                f"{listed(languages)}"]
+                f"{listed(languages)}"] + ([f"- trained directions (the checkpoint's `--lang-pairs`): "
+                                            f"{listed([f'{a}-{b}' for a, b in trained])}"] if trained else [])
     codes = _target_codes(directory, tok)
     return [f"- target languages ({len(codes)}; begin each source line with one): {listed(codes)}"] if codes else []
 
@@ -198,13 +213,13 @@ class _Example:
 
     @classmethod
     def of(cls, directory: Path, tok: Mapping[str, Any], report: ParityReport | None,
-           measured: tuple[str, str] | None = None) -> _Example:
+           measured: tuple[str, str] | None = None, trained: Sequence[tuple[str, str]] = ()) -> _Example:
         """``report``'s first validated direction, else the one a pass measured in (``measured``), else
-        the first two languages, for a multilingual port."""
+        the first trained direction, else the first two languages, for a multilingual port."""
         languages = tok.get("languages") or []
         if languages:
             pairs = [(p.source_lang, p.target_lang) for p in (report.pairs or {}).values()] if report else []
-            pairs = [p for p in pairs if None not in p] + ([measured] if measured else [])
+            pairs = [p for p in pairs if None not in p] + ([measured] if measured else []) + list(trained)
             src, tgt = pairs[0] if pairs else (languages[0], languages[1 % len(languages)])
             return cls(source_lang=src, target_lang=tgt)
         codes = _target_codes(directory, tok)
@@ -387,7 +402,9 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
 
     if isinstance(language, str):  # one language, not its characters
         language = [language]
-    langs = list(language) if language else [x for x in (tok.get("source_lang"), tok.get("target_lang")) if x]
+    trained = trained_pairs(conv, tok)
+    langs = list(language) if language else [x for x in (tok.get("source_lang"), tok.get("target_lang")) if x] \
+        or list(dict.fromkeys(lang for pair in trained for lang in pair))
     lic = license or conv.get("license")
     name = directory.resolve().name
     task = "translation"
@@ -405,7 +422,7 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
             f"A {fmt} translation model{pair} ported by modelport into its unified "
             "PyTorch encoder-decoder" + (f", converted from `{base_model}`" if base_model else "")
             + (f", exported as transformers' `{export.model_class}`" if export is not None else "") + ".", "",
-            "## Model", ""] + _architecture(folder.config, ensemble, params) + _language_lines(directory, tok) \
+            "## Model", ""] + _architecture(folder.config, ensemble, params) + _language_lines(directory, tok, trained) \
         + ["", "## Conversion", ""] \
         + _provenance_lines(conv) + ["", "## Parity with the original framework", ""]
     body += report.card_lines() if report is not None else \
@@ -417,7 +434,7 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
                                                            export)
     where = repo_id or LOCAL_PLACEHOLDER
     body += ["", "## Usage", ""] + (_transformers_usage_lines(export, where) if export is not None
-                                    else _usage_lines(gen, where, _Example.of(directory, tok, report, measured)))
+                                    else _usage_lines(gen, where, _Example.of(directory, tok, report, measured, trained)))
     if lic is None:
         body += ["", "## License", "", "No license was given or recorded for the source checkpoint; check the "
                  "original model's terms before use."]

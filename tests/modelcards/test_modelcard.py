@@ -234,12 +234,17 @@ def test_usage_examples_run_on_multilingual_ports(ported_m2m, tmp_path: Path, ca
     from modelport.modelcards import make_card
     from tests.helpers.paths import ROOT
 
-    card = make_card(ported_m2m.path).text
-    assert 'source_lang="af", target_lang="am"' in card  # not validated: the first two languages
+    made = make_card(ported_m2m.path)
+    card = made.text
+    # not validated: the first direction the checkpoint was trained in (--lang-pairs en-de,de-en), not the
+    # first two of its 100 language tokens (af -> am, in which the model says nothing sensible)
+    assert 'source_lang="en", target_lang="de"' in card
     assert "- languages (100; translate in a direction with `--source-lang`/`--target-lang`): af, am, ar," in card
+    assert "- trained directions (the checkpoint's `--lang-pairs`): en-de, de-en" in card
+    assert made.data.language == ["en", "de"]
     printed = _run_usage(card, ported_m2m.path, capsys)
-    assert printed[0] == printed[1] == ported_m2m.translate(["Hello world."], source_lang="af",
-                                                            target_lang="am")[0][0].text
+    assert printed[0] == printed[1] == ported_m2m.translate(["Hello world."], source_lang="en",
+                                                            target_lang="de")[0][0].text
     multi = tmp_path / "multi"
     assert main(["convert", str(ROOT / "tests" / "data" / "marian-trained" / "multi_target"), str(multi)]) == 0
     card = make_card(multi).text
@@ -260,3 +265,5 @@ def test_usage_example_takes_the_validated_direction(tmp_path: Path) -> None:
     assert (example.source_lang, example.target_lang) == ("de", "en")
     assert example.shell("x") == "echo 'Hello world.' | modelport translate x --source-lang de --target-lang en"
     assert (_Example.of(tmp_path, tok, None).source_lang, _Example.of(tmp_path, {}, None).source_lang) == ("af", None)
+    assert _Example.of(tmp_path, tok, None, trained=[("en", "de")]).source_lang == "en"
+    assert _Example.of(tmp_path, tok, report, trained=[("en", "de")]).source_lang == "de"  # validated first
