@@ -114,8 +114,7 @@ class Semantics:
     reads). ``batching``: options that choose the batches (read by
     ``translate``, not by the search). ``carried_over``: a folder's defaults
     that still apply when it is decoded with this semantics instead of its
-    own (fairseq-style names). ``validated_by_flags``: ``validate --semantics``
-    offers it (Marian ports are validated with Marian's own options).
+    own (fairseq-style names).
     """
 
     name: str
@@ -126,7 +125,6 @@ class Semantics:
     ignored: frozenset[str] = frozenset()
     batching: tuple[str, ...] = ()
     carried_over: tuple[str, ...] = ()
-    validated_by_flags: bool = True
 
     def rename(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """``options`` under this semantics' own names (a None alias is absent)."""
@@ -211,7 +209,7 @@ SEMANTICS: dict[str, Semantics] = {s.name: s for s in (
     # the caller's alias wins: translate passes it next to the folder's own Marian names
     Semantics("marian", MarianOptions, _marian_search, MARIAN_ALIASES, alias_wins=True,
               ignored=frozenset({"semantics", "max_positions", *TOKEN_IDS}), batching=MARIAN_BATCHING,
-              carried_over=("beam", "nbest"), validated_by_flags=False),
+              carried_over=("beam", "nbest")),
 )}
 
 # greedy search and sampling (``do_sample``/``greedy``/``sampling``): transformers'
@@ -331,7 +329,6 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
                    help="block repeated n-grams of this size (fairseq semantics: as fairseq 0.12 on CPU, whose "
                         "blocker reads the pad-filled end of its buffer and so blocks nothing in practice)"),
     DecodingOption(name="semantics", flag="--semantics", choices=tuple(SEMANTICS), search_only=True,
-                   search_only_choices=tuple(n for n, s in SEMANTICS.items() if s.validated_by_flags),
                    help="whose beam search to reproduce",
                    search_only_help="whose beam search to compare: the port's own framework's (fairseq ports: "
                                     "fairseq; T5 ports: hf; Marian ports: marian); any other is refused at once"),

@@ -83,7 +83,7 @@ def test_translate_and_validate_flags_come_from_the_table() -> None:
     for o in DECODING_OPTIONS:
         assert set(o.semantics) <= set(SEMANTICS), o.flag
     choices = {p: next(a.choices for a in _parser(p)._actions if a.dest == "semantics") for p in (False, True)}
-    assert choices == {False: ["fairseq", "hf", "marian"], True: ["fairseq", "hf"]}
+    assert choices == {False: ["fairseq", "hf", "marian"], True: ["fairseq", "hf", "marian"]}
     assert "(default: 16)" in _parser(True).format_help() and "(default: 32;" in _parser(False).format_help()
 
 

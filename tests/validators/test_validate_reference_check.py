@@ -111,6 +111,10 @@ def test_semantics_validate_cannot_compare_is_refused_at_once(ported_default, da
     line = one_line_error(["validate", str(ported_default.path), "--reference", str(ported_default.path),
                            "--data", str(data), "--semantics", "hf"], capsys)
     assert "`--semantics hf`" in line and "fairseq port" in line and "fairseq ports: fairseq" in line
+    # marian is a choice (its help says Marian ports take it): argparse refused it as no choice at all
+    line = one_line_error(["validate", str(ported_default.path), "--reference", str(ported_default.path),
+                           "--data", str(data), "--semantics", "marian"], capsys)
+    assert "`--semantics marian`" in line and "marian ports: marian" in line
 
 
 def test_port_without_hashes_is_not_checked(ported_default, tmp_path) -> None:
