@@ -272,7 +272,8 @@ class FairseqBeamSearch(SearchAlgorithm):
         o, beam = self.opts, self.beam
         widths = line_widths(o.batch_widths, src_tokens)  # the padded width of each line's batch, as fairseq uses it
         # each sentence's max_len; the buffers are as wide as the largest
-        self.caps = [min(int(o.max_len_a * w + o.max_len_b), self.max_positions - 1) for w in widths]
+        # the minimum before int(): max_len_a 1e308 times a width is inf, which int() refuses (the same value else)
+        self.caps = [int(min(o.max_len_a * w + o.max_len_b, self.max_positions - 1)) for w in widths]
         self.max_len, self.min_cap = max(self.caps), min(self.caps)
         if o.min_len > self.min_cap:
             raise InvalidInputError(f"`min_len` must be <= the length cap (max_len_a x the batch's source width + "

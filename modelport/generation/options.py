@@ -151,6 +151,15 @@ class FairseqOptions:
         check_fields(self)
         _check_bools(self, "normalize_scores")
         _as_tuples(self, "prefix_tokens", "batch_widths")
+        if self.ngram_blocking not in ("intended", "cpu-0.12"):
+            raise InvalidInputError(f"`ngram_blocking` must be \"intended\" or \"cpu-0.12\", but is "
+                                    f"{self.ngram_blocking!r}"[:200])
+        if self.nbest > self.beam:  # fairseq returns at most a beam's worth; the CLI refuses it alike
+            raise InvalidInputError(f"`nbest` must be at most the beam size ({self.beam}), but is {self.nbest}")
+        if self.ngram_blocking == "intended" and self.no_repeat_ngram_size == 1:
+            # fairseq's search fails on it too (assert step < max_len): the cap forces </s>, which is blocked
+            raise InvalidInputError("`no_repeat_ngram_size` 1 with intended blocking blocks </s>, the token the "
+                                    "decoder starts from, so no hypothesis can end: use 2 or more")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -35,6 +35,10 @@ BAD = [
     ({"semantics": "hf", "early_stopping": "sometimes"}, "`early_stopping` must be True, False or \"never\""),
     ({"semantics": "hf", "do_sample": True, "temperature": 0}, "`temperature` must be a number > 0"),
     ({"semantics": "hf", "do_sample": True, "top_p": 2.0}, r"`top_p` must be a number in \(0, 1\]"),
+    ({"ngram_blocking": "bogus"}, "`ngram_blocking` must be \"intended\" or \"cpu-0.12\", but is 'bogus'"),
+    ({"beam": 2, "nbest": 3}, r"`nbest` must be at most the beam size \(2\), but is 3"),  # was cut to 2
+    # fairseq asserts (step < max_len): the cap forces </s>, which a blocked unigram bans
+    ({"no_repeat_ngram_size": 1, "ngram_blocking": "intended"}, "blocks </s>, the token the decoder starts from"),
     # the folder's min_len 1 over a length cap of 0: fairseq refuses it too; the message says what to change
     ({"max_len_b": 0}, r"which is 0 here, but is 1 \(fairseq refuses it too\): lower --min-len or raise "),
 ]
@@ -44,6 +48,12 @@ BAD = [
 def test_bad_option_values_from_python_are_refused_by_name(ported_default, options, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         ported_default.translate(["Hello"], **options)
+
+
+def test_a_huge_finite_max_len_a_is_capped_by_the_positions(ported_default) -> None:
+    """1e308 x the source width is inf, which int() refused (OverflowError, exit 1 from the CLI)."""
+    assert ported_default.translate(["Hello"], max_len_a=1e308)[0][0].text == ported_default.translate(
+        ["Hello"], max_len_a=1000)[0][0].text
 
 
 def test_numpy_numbers_are_taken_as_python_numbers(ported_default) -> None:
