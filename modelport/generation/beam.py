@@ -222,6 +222,19 @@ def _block_ngrams_cpu_012(tokens: Tensor, lprobs: Tensor, step: int, n: int) -> 
     return lprobs
 
 
+# the most hypotheses x tokens a beam search's buffers may hold (about 1.5 GB of token ids and scores; a
+# 256-line group at beam 50 and 1,024 positions holds 13M): a --beam of 10**6 or a max_length of 10**8, from a
+# flag or a downloaded folder's generation_config.json, asked for terabytes
+MAX_SEARCH_CELLS = 1 << 27
+
+
+def check_search_size(rows: int, length: int, flags: str) -> None:
+    """Refuse, before allocating, a search whose buffers would hold more than :data:`MAX_SEARCH_CELLS`."""
+    if rows * length > MAX_SEARCH_CELLS:
+        raise InvalidInputError(f"this search would hold {rows:,} hypotheses of up to {length:,} tokens, more than "
+                                f"{MAX_SEARCH_CELLS:,} in all: lower {flags}")
+
+
 def line_widths(batch_widths: Sequence[int] | None, src_tokens: Tensor) -> Sequence[int]:
     """The padded source width of each line's batch, which sets its length cap (fairseq's and Marian's):
     ``batch_widths`` when lines of several batches are decoded together, else the width of ``src_tokens``."""
@@ -287,6 +300,7 @@ class FairseqBeamSearch(SearchAlgorithm):
         # per live sentence, while the caps differ (None: one cap for all, fairseq's own case)
         self.live_caps = None if self.min_cap == self.max_len else torch.tensor(self.caps, device=dev)
         self.bsz = bsz
+        check_search_size(bsz * beam, self.max_len + 2, "--beam, --max-len-b or --batch-size")
         self.scores = torch.zeros(bsz * beam, self.max_len + 1, device=dev)
         self.tokens = torch.full((bsz * beam, self.max_len + 2), self.pad, dtype=torch.long, device=dev)
         self.tokens[:, 0] = self.start_token
@@ -490,6 +504,7 @@ class HFBeamSearch(SearchAlgorithm):
 
     def start(self, bsz: int, src_tokens: Tensor) -> int:
         beam, L, dev = self.beam, self.max_length, src_tokens.device
+        check_search_size(bsz * beam, L, "--beam, --max-length or --batch-size")
         self.bsz = bsz
         self.running = torch.full((bsz, beam, L), self.pad, dtype=torch.long, device=dev)
         self.running[:, :, 0] = self.start_token

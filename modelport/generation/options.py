@@ -266,7 +266,10 @@ def hf_length_limits(opts: HFOptions | SamplingOptions, max_positions: int) -> t
     elif opts.max_length is not None:
         max_length = opts.max_length
     else:
-        max_length = min(20 + 1, max_positions)
+        max_length = 20 + 1
+    # the model has no positions past its own (as fairseq semantics caps max_len): 10**8 asked for a buffer of
+    # 10**8 steps and failed allocating it, where transformers' generate fails at the first position past them
+    max_length = min(max_length, max_positions)
     min_length = opts.min_new_tokens + 1 if opts.min_new_tokens is not None else opts.min_length
     return max_length, min_length
 

@@ -39,6 +39,8 @@ BAD = [
     ({"beam": 2, "nbest": 3}, r"`nbest` must be at most the beam size \(2\), but is 3"),  # was cut to 2
     # fairseq asserts (step < max_len): the cap forces </s>, which a blocked unigram bans
     ({"no_repeat_ngram_size": 1, "ngram_blocking": "intended"}, "blocks </s>, the token the decoder starts from"),
+    # buffers of beam x length for every line: terabytes, a RuntimeError from the allocator
+    ({"semantics": "hf", "num_beams": 10**6}, "this search would hold 1,000,000 hypotheses"),
     # the folder's min_len 1 over a length cap of 0: fairseq refuses it too; the message says what to change
     ({"max_len_b": 0}, r"which is 0 here, but is 1 \(fairseq refuses it too\): lower --min-len or raise "),
 ]
@@ -48,6 +50,13 @@ BAD = [
 def test_bad_option_values_from_python_are_refused_by_name(ported_default, options, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         ported_default.translate(["Hello"], **options)
+
+
+def test_hf_max_length_is_capped_by_the_positions(ported_default) -> None:
+    """10**8 allocated a buffer of 10**8 steps per hypothesis (RuntimeError: 12 GB)."""
+    cap = ported_default.config.max_target_positions
+    assert ported_default.translate(["Hello"], semantics="hf", max_length=10**8)[0][0].tokens == \
+        ported_default.translate(["Hello"], semantics="hf", max_length=cap)[0][0].tokens
 
 
 def test_a_huge_finite_max_len_a_is_capped_by_the_positions(ported_default) -> None:
