@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -186,6 +187,9 @@ def read_text_lines(path: str | os.PathLike[str], where: str) -> list[str]:
     (``input `test.en```, ``--data `train.en```)."""
     try:
         with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):  # /dev/zero has no lines and no end: no memory bounds it
+                raise InvalidInputError(f"{where} must be a file or a pipe, but is a device")
             return [utf8_line(raw, i, where) for i, raw in enumerate(f, 1)]
     except FileNotFoundError:
         raise InvalidInputError(f"{where} does not exist") from None

@@ -424,3 +424,10 @@ def test_cli_error_after_progress_bar_starts_on_its_own_line(ported_default, tmp
     assert err.endswith("\n") and err.count("modelport: error:") == 1
     # what a terminal shows of the last line: the text after its last carriage return
     assert err[:-1].split("\n")[-1].rsplit("\r", 1)[-1] == "modelport: error: `line 2` cannot be decoded", repr(err)
+
+
+@pytest.mark.parametrize("command", ["translate", "tokenize"])
+def test_a_device_as_input_is_refused(command: str, ported_default, capsys) -> None:
+    """`-i /dev/zero` read until memory ran out (MemoryError after 5.5 GB): it has no lines and no end."""
+    line = one_line_error([command, str(ported_default.path), "-i", "/dev/zero"], capsys)
+    assert "must be a file or a pipe, but is a device" in line
