@@ -174,7 +174,7 @@ def utf8_line(raw: bytes | str, number: int, where: str) -> str:
 LINE_BREAKS = str.maketrans({"\r": " ", "\n": " "})
 
 
-def one_line(text: str) -> str:
+def single_line(text: str) -> str:
     """``text`` with its line breaks (``\\n``, ``\\r``) as spaces, for outputs
     that hold one text per line: a GPT-2 byte-level model (BART) can emit the
     pieces of ``\\n`` and ``\\r``, and written as they are they split a

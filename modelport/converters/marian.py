@@ -712,7 +712,7 @@ def read_model_yml(arrays: Mapping[str, np.ndarray], path: Path) -> dict[str, An
     text = item.tobytes().split(b"\0", 1)[0].decode("utf-8", errors="replace")
     try:
         cfg = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, RecursionError) as e:  # a list nested 5,000 deep exhausts the parser's recursion
         raise CorruptCheckpointError(str(path), f"its `special:model.yml` is not valid YAML ({one_line(e)})") \
             from None
     if not isinstance(cfg, dict):
@@ -723,8 +723,8 @@ def read_model_yml(arrays: Mapping[str, np.ndarray], path: Path) -> dict[str, An
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise InvalidInputError(f"`{path}` is not a readable YAML file ({one_line(e)})") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:  # RecursionError: nested 5,000 deep
+        raise InvalidInputError(f"`{path}` is not a readable YAML file ({one_line(e) or type(e).__name__})") from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"`{path}` must be a YAML mapping, but is {type(data).__name__}")
     return data
@@ -787,11 +787,7 @@ def load_vocab(path: Path) -> dict[str, int]:
         except (OSError, RuntimeError) as e:
             raise InvalidInputError(f"`{path}` is not a SentencePiece model ({e})") from None
         return {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
-    try:
-        vocab = read_marian_vocab(path)
-    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as e:  # JSONDecodeError is a ValueError
-        raise InvalidInputError(f"vocabulary `{path}` is not a readable Marian vocabulary "
-                                f"({type(e).__name__}: {one_line(e)})") from None
+    vocab = read_marian_vocab(path)
     ids = sorted(vocab.values())
     if ids != list(range(len(ids))):
         raise InvalidInputError(f"vocabulary `{path}` must number its pieces 0..{len(ids) - 1} without gaps or "

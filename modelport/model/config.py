@@ -198,6 +198,19 @@ class Seq2SeqConfig:
                 yield f"`{name}` must be in [0, {self.target_vocab_size}), but is {value}"
         if self.position_offset < 0 or self.position_pad_index < 0:
             yield "position offsets must be >= 0"
+        elif self.positions in ("learned", "sinusoidal"):
+            rows = min(self.position_table_size("source"), self.position_table_size("target"))
+            if self.position_pad_index >= rows:  # padding reads that row of the position table
+                yield f"`position_pad_index` must be a row of the position tables (< {rows}), but is " \
+                      f"{self.position_pad_index}"
+        if self.bos_token_id is not None and not 0 <= self.bos_token_id < self.target_vocab_size:
+            yield f"`bos_token_id` must be in [0, {self.target_vocab_size}), but is {self.bos_token_id}"
+        if self.head_dim is not None and self.head_dim < 1:
+            yield f"`head_dim` must be >= 1, but is {self.head_dim}"
+        if not (math.isfinite(self.norm_eps) and self.norm_eps > 0):  # -1: a square root of a negative number
+            yield f"`norm_eps` must be a number > 0, but is {self.norm_eps}"
+        if self.attention_scale is not None and not (math.isfinite(self.attention_scale) and self.attention_scale > 0):
+            yield f"`attention_scale` must be a number > 0, but is {self.attention_scale}"
         for name in ("max_source_positions", "max_target_positions"):
             if getattr(self, name) < 1:
                 yield f"`{name}` must be >= 1, but is {getattr(self, name)}"

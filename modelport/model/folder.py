@@ -704,6 +704,11 @@ def check_folder(path: str | os.PathLike[str]) -> PortedFolder:
     data, config, ensemble, mode = _read_config(folder)
     generation = read_json_object(folder, GENERATION_NAME)
     conversion = read_json_object(folder, CONVERSION_NAME)
+    for key in ("source_files", "history"):  # lists of records, which inspect, card and publish read
+        value = conversion.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(x, dict) for x in value)):
+            raise _fail(folder, f"`{key}` of {CONVERSION_NAME} must be a list of objects, but is {_kind(value)}"
+                                + (" holding other values" if isinstance(value, list) else ""))
     files, tensors, aliases = _weight_entries(folder)
     _check_counts(folder, config, sorted({**tensors, **aliases}), ensemble)
     _check_shapes(folder, config, tensors, aliases, ensemble, mode)

@@ -62,12 +62,11 @@ from torch import Tensor, nn
 
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError
-from modelport.files import lines_of, references_for
+from modelport.files import lines_of, read_text_lines, references_for
 from modelport.generation.scoring import teacher_forcing_batch
 from modelport.generation.translate import Direction, make_batches, pad_batch
 from modelport.model.config import Seq2SeqConfig
-from modelport.model.folder import TOKENIZER_CONFIG_NAME, PortedFolder, check_writable
-from modelport.model.io import read_json
+from modelport.model.folder import TOKENIZER_CONFIG_NAME, PortedFolder, check_writable, read_json_object
 from modelport.model.layers import Attention
 from modelport.model.transformer import Seq2SeqModel
 from modelport.passes.common import check_direction, finish, measure, pass_output
@@ -422,14 +421,14 @@ def _trim_vocab(state: dict[str, torch.Tensor], keep: dict[str, list[int]]) -> N
 
 def _vocab_lines(source: PortedFolder, vocab_from: str | os.PathLike[str]) -> list[str]:
     """The lines of ``vocab_from``, after checking that the folder's tokenizer can be trimmed."""
-    kind = read_json(source.tokenizer_dir / TOKENIZER_CONFIG_NAME).get("type")
+    kind = read_json_object(source.tokenizer_dir, TOKENIZER_CONFIG_NAME).get("type")
     if kind not in VOCAB_TOKENIZERS:
         raise InvalidInputError(f"--vocab-from supports {', '.join(VOCAB_TOKENIZERS)} tokenizers, but "
                                 f"`{source.path}` uses {kind} (a SentencePiece model cannot be trimmed)")
     path = Path(vocab_from)
     if not path.is_file():
         raise InvalidInputError(f"--vocab-from `{vocab_from}` is not a file")
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line for line in read_text_lines(path, f"--vocab-from `{vocab_from}`") if line.strip()]
     if not lines:
         raise InvalidInputError(f"--vocab-from `{vocab_from}` has no non-empty lines")
     return lines
@@ -440,7 +439,7 @@ def _trimmed_tokenizer(tokenizer_dir: Path, tok: Any, keep: dict[str, list[int]]
     """``tokenizer/`` files for the kept ids: each dictionary keeps its kept
     symbols' lines in id order (the four specials are implicit), so the kept
     ids become 0..n-1 and every other piece reads ``<unk>``."""
-    cfg = read_json(tokenizer_dir / TOKENIZER_CONFIG_NAME)
+    cfg = read_json_object(tokenizer_dir, TOKENIZER_CONFIG_NAME)
     cfg.pop("dict_pad_to_multiple", None)  # the padding rows are gone with the rest
     if cfg["source_dict"] == cfg["target_dict"] and keep["source"] != keep["target"]:
         cfg["target_dict"] = f"target.{cfg['target_dict']}"  # one joint file, now two vocabularies

@@ -83,7 +83,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from modelport.errors import InvalidInputError
+from modelport.errors import InvalidInputError, first_line
 from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, as_lines, as_text, check_keep_special_tokens,
                                        language_code_tokens, read_config, tokenizer_file)
 from modelport.tokenizers.marian_unigram import library_pieces, marian_pieces
@@ -118,13 +118,15 @@ def read_marian_vocab(path: str | os.PathLike[str]) -> dict[str, int]:
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"vocabulary `{path}` does not exist")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
+    import yaml
 
-        data = yaml.load(text, Loader=getattr(yaml, "CBaseLoader", yaml.BaseLoader))
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else \
+            yaml.load(text, Loader=getattr(yaml, "CBaseLoader", yaml.BaseLoader))
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError, RecursionError) as e:  # JSONDecodeError: a ValueError
+        raise InvalidInputError(f"vocabulary `{path}` is not a readable Marian vocabulary ({first_line(e, 120)})") \
+            from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"vocabulary `{path}` must map pieces to ids, but is {type(data).__name__}")
     try:

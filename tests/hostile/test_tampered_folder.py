@@ -43,6 +43,10 @@ def _edit_model(folder: Path, **changes) -> None:
     _write_config(folder, data)
 
 
+def _edit_json(path: Path, **changes) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
 def _read_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     with safe_open(str(path), framework="pt") as f:
         return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
@@ -181,6 +185,15 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
     "weight_added": (_tensor_added, "encoder.extra.weight"),
     "aliases_not_json": (_aliases_not_json, "alias"),
     "alias_to_missing_tensor": (_alias_to_missing, "no.such.tensor"),
+    # values a converter never writes, which failed deep inside (ZeroDivisionError, IndexError, a NaN error)
+    "head_dim_zero": (lambda f: _edit_model(f, head_dim=0), "head_dim"),
+    "position_pad_index_past_the_table": (lambda f: _edit_model(f, position_pad_index=10**6), "position_pad_index"),
+    "norm_eps_negative": (lambda f: _edit_model(f, norm_eps=-1.0), "norm_eps"),
+    "attention_scale_negative": (lambda f: _edit_model(f, attention_scale=-3.0), "attention_scale"),
+    "bos_past_the_vocabulary": (lambda f: _edit_model(f, bos_token_id=10**6), "bos_token_id"),
+    # conversion.json's records, which inspect, card and publish read (AttributeError, TypeError)
+    "history_of_numbers": (lambda f: _edit_json(f / "conversion.json", history=[1]), "history"),
+    "source_files_a_number": (lambda f: _edit_json(f / "conversion.json", source_files=5), "source_files"),
 }
 
 

@@ -144,3 +144,35 @@ def test_a_damaged_tokenizer_config_is_one_line(raw, port_copy, tmp_path, capsys
     (folder / "tokenizer" / "tokenizer_config.json").write_bytes(raw)
     assert "tokenizer_config.json" in one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))],
                                                      capsys)
+
+
+def test_a_damaged_marian_vocabulary_is_one_line(tmp_path, capsys):
+    """vocab.json `{` was a JSONDecodeError traceback; converting, the message held its own error twice."""
+    from tests.helpers.cli import main
+    from tests.helpers.paths import ROOT
+
+    folder = tmp_path / "port"
+    assert main(["convert", str(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied"), str(folder)]) == 0
+    (folder / "tokenizer" / "vocab.json").write_text("{")
+    line = one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
+    assert line.count("not a readable Marian vocabulary") == 1 and "JSONDecodeError" in line
+
+
+def test_a_decoder_yml_nested_too_deep_is_one_line(tmp_path, capsys):
+    """A list nested 5,000 deep exhausted the YAML parser's recursion (RecursionError, exit 1)."""
+    from tests.helpers.paths import ROOT
+
+    model = tmp_path / "marian"
+    shutil.copytree(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied", model)
+    with open(model / "decoder.yml", "a", encoding="utf-8") as f:
+        f.write("x: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "decoder.yml" in one_line_error(["convert", str(model), str(tmp_path / "out")], capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_prune_vocab_from_a_file_that_is_not_utf8(port_copy, tmp_path, capsys):
+    folder = port_copy()
+    bad = tmp_path / "bad.en"
+    bad.write_bytes(b"Hello \xff\xfe world\n")
+    line = one_line_error(["prune", str(folder), str(tmp_path / "out"), "--vocab-from", str(bad)], capsys)
+    assert "must be UTF-8 text" in line

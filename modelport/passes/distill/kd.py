@@ -23,7 +23,7 @@ from typing import Any
 
 from modelport.api import PortedModel
 from modelport.errors import InvalidInputError
-from modelport.files import one_line
+from modelport.files import single_line
 from modelport.generation.semantics import more_than_one_best
 from modelport.generation.shards import (CHUNK_LINES, World, broadcast, sharded_map, translate_chunk_lines,
                                          write_lines)
@@ -113,7 +113,7 @@ def make_kd_data(teacher: PortedModel, teacher_sha256: str, lines: list[str], wo
 
     def translate(chunk: list[str], first: int) -> list[str]:
         # a translation holds no newline (detokenized text of one line); keep the file one line per pair
-        return [one_line(h[0].text) for h in teacher.translate(chunk, first_line=first, **options)]
+        return [single_line(h[0].text) for h in teacher.translate(chunk, first_line=first, **options)]
 
     start = time.perf_counter()
     targets: list[str] = []
