@@ -132,7 +132,8 @@ def _hypothesis_lines(args: argparse.Namespace, index: int, source: str, hyps: l
 
 
 def _one_line(text: str) -> str:
-    """A hypothesis as one output line: its line breaks (a byte-level BPE model's ``\\n`` pieces) as spaces, said once."""
+    """A hypothesis as one output line: its line breaks (a byte-level BPE model's ``\\n`` pieces) as
+    spaces, said once."""
     flat = single_line(text)
     if flat != text:
         warnings.warn("a translation held a line break, written as a space so that the output keeps one line per "
