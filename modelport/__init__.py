@@ -13,7 +13,7 @@ Public API::
 """
 
 from modelport._version import __version__
-from modelport.errors import ModelportError
+from modelport.errors import InvalidInputError, ModelportError, OutputExistsError, ParityError
 
 # Entry points are imported on first use, so `import modelport` (and the
 # `modelport` command, before it runs a command) stays fast and imports no torch.
@@ -43,4 +43,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "distill", "publish", "export_hf",
-           "export_onnx", "export_ct2", "make_card", "write_card", "ModelportError", "__version__"]
+           "export_onnx", "export_ct2", "make_card", "write_card", "ModelportError", "InvalidInputError", "OutputExistsError", "ParityError",
+           "__version__"]
