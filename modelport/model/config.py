@@ -253,6 +253,15 @@ class Seq2SeqConfig:
     def embed_scale(self) -> float:
         return math.sqrt(self.d_model) if self.scale_embeddings else 1.0
 
+    def approx_parameters(self) -> int:
+        """About how many weights a model of this shape holds (its matrices and
+        embeddings; biases and norms left out): enough to refuse, before
+        building it, a shape no machine holds (``d_model`` 10**9)."""
+        d = self.d_model
+        encoder = self.encoder_layers * (4 * d * d + 2 * d * self.encoder_ffn_dim)
+        decoder = self.decoder_layers * (8 * d * d + 2 * d * self.decoder_ffn_dim)
+        return encoder + decoder + (self.source_vocab_size + self.target_vocab_size) * d
+
     def position_table_size(self, side: Literal["source", "target"]) -> int:
         """Rows of a learned/sinusoidal table: offset rows plus max positions."""
         limit = self.max_source_positions if side == "source" else self.max_target_positions

@@ -350,3 +350,15 @@ def test_a_preset_student_the_teacher_cannot_have_is_refused_before_the_work_dir
                            "--student", "tiny"], capsys)
     assert "an SSRU decoder needs absolute positions" in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t5", "train.en"]
+
+
+@pytest.mark.parametrize("overrides", [{"d_model": 10**9}, {"encoder_layers": 10**5, "decoder_layers": 10**5}])
+def test_a_student_no_machine_could_train_is_refused_before_it_is_built(ported_default, overrides, tmp_path) -> None:
+    """d_model 10**9 asked the allocator for 3 TB (RuntimeError); 10**5 layers ran out of memory building them."""
+    from modelport.errors import InvalidInputError
+    from modelport.passes.distill.student import parse_student, student_config
+
+    path = tmp_path / "student.json"
+    path.write_text(json.dumps(overrides))
+    with pytest.raises(InvalidInputError, match="GiB to train, more than this machine's"):
+        student_config(ported_default.config, parse_student(f"config:{path}"))

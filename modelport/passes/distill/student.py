@@ -120,9 +120,24 @@ def student_config(teacher: Seq2SeqConfig, spec: StudentSpec) -> Seq2SeqConfig:
         raise InvalidInputError(f"--student {spec.text}: an SSRU decoder needs absolute positions, but the teacher "
                                 "uses relative position buckets (T5); use --student base or a prune: student")
     try:
-        return teacher.replace(**changes)
+        cfg = teacher.replace(**changes)
     except (ConfigError, TypeError) as e:
         raise InvalidInputError(f"--student {spec.text}: {e}") from None
+    need, have = cfg.approx_parameters() * TRAINING_BYTES_PER_WEIGHT, physical_memory()
+    if need > have:  # d_model 10**9 asked the allocator for 3 TB; 10**5 layers ran out of memory building them
+        raise InvalidInputError(f"--student {spec.text}: a student of about {cfg.approx_parameters():,} weights "
+                                f"needs about {need / 2**30:,.0f} GiB to train, more than this machine's "
+                                f"{have / 2**30:,.0f} GiB")
+    return cfg
+
+
+# fp32 weights, their gradients and Adam's two moments
+TRAINING_BYTES_PER_WEIGHT = 16
+
+
+def physical_memory() -> int:
+    """The machine's memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def fresh_student(cfg: Seq2SeqConfig, seed: int) -> Seq2SeqModel:
