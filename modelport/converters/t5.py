@@ -524,6 +524,14 @@ def mesh_hyper(bindings: dict[str, str], vocab_size: int) -> tuple[T5Hyper | Non
     if _gin_literal(_gin_get(bindings, "Unitransformer.positional_embedding")) is True:
         problems.append("Unitransformer.positional_embedding = True is not supported (supported: False; T5 uses "
                         "relative attention only)")
+    numbers = {"SelfAttention.relative_attention_num_buckets": 32, "SelfAttention.relative_attention_max_distance": 128,
+               "LayerStack.norm_epsilon": 1e-6}
+    for name, default in numbers.items():  # a string or a list here failed deep in the converter (TypeError)
+        value = _gin_literal(_gin_get(bindings, name))
+        numbers[name] = default if value is None else value
+        kind = int if isinstance(default, int) else (int, float)
+        if isinstance(numbers[name], bool) or not isinstance(numbers[name], kind) or not numbers[name] > 0:
+            problems.append(f"{name} = {value!r} must be a {'positive integer' if kind is int else 'number > 0'}")
     if problems:
         return None, problems
     dec_layers = _gin_literal(bindings.get("decoder/make_layer_stack.num_layers"))
@@ -533,11 +541,9 @@ def mesh_hyper(bindings: dict[str, str], vocab_size: int) -> tuple[T5Hyper | Non
         num_layers=sizes["num_layers"],
         num_decoder_layers=dec_layers if isinstance(dec_layers, int) else sizes["num_layers"],
         num_heads=sizes["num_heads"],
-        relative_attention_num_buckets=_gin_literal(_gin_get(bindings, "SelfAttention.relative_attention_num_buckets"))
-        or 32,
-        relative_attention_max_distance=_gin_literal(
-            _gin_get(bindings, "SelfAttention.relative_attention_max_distance")) or 128,
-        layer_norm_epsilon=float(_gin_literal(_gin_get(bindings, "LayerStack.norm_epsilon")) or 1e-6),
+        relative_attention_num_buckets=numbers["SelfAttention.relative_attention_num_buckets"],
+        relative_attention_max_distance=numbers["SelfAttention.relative_attention_max_distance"],
+        layer_norm_epsilon=float(numbers["LayerStack.norm_epsilon"]),
         feed_forward_proj=MESH_ACTIVATIONS[act],
         # Mesh-TF scales the decoder output by d_model**-0.5 exactly when the
         # softmax reuses the embedding
@@ -663,7 +669,11 @@ class MeshT5Source(T5Source):
         if not gin_path.is_file():
             raise InvalidInputError(f"`{directory}` has no operative_config.gin (the Mesh-TF architecture; it is "
                                     "released beside every T5 checkpoint)")
-        bindings = parse_gin(gin_path.read_text(encoding="utf-8"))
+        try:
+            bindings = parse_gin(gin_path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise InvalidInputError(f"`{gin_path}` must be UTF-8 text, but has byte 0x{e.object[e.start]:02x} at "
+                                    f"offset {e.start}") from None
         if "shared/embedding" not in ckpt.entries or len(ckpt.entries["shared/embedding"].shape) != 2:
             raise WeightMappingError(str(ckpt.index_path), ["Mesh-TF variable `shared/embedding` is missing"])
         return cls(source=source, directory=directory, ckpt=ckpt, gin_path=gin_path, bindings=bindings)
