@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -102,6 +103,14 @@ def timed_runs(ported: PortedModel, lines: list[str], bar: Steps,
     return out, speeds
 
 
+# timed runs of one model further apart than this (fastest / slowest) say the timing is noise
+UNSTEADY_SPREAD = 2.0
+
+
+def _runs(speeds: Sequence[float]) -> str:
+    return ", ".join(f"{v:,.1f}" for v in speeds)
+
+
 def measure(before: PortedFolder, after_dir: os.PathLike[str], data: list[str] | None,
             references: list[str] | None, target_ids: Sequence[int] | None = None,
             progress: bool = False, direction: Direction = Direction()) -> PassMeasurement:
@@ -132,6 +141,11 @@ def measure(before: PortedFolder, after_dir: os.PathLike[str], data: list[str] |
         ours_a = [{**h, "tokens": [target_ids[t] for t in h["tokens"]]} for h in ours_a]
     same = [i for i, (x, y) in enumerate(zip(ours_b, ours_a)) if x["tokens"] == y["tokens"]]
     best_b, best_a = max(runs_b), max(runs_a)
+    spread = max(max(runs) / max(min(runs), 1e-9) for runs in (runs_b, runs_a))
+    if spread > UNSTEADY_SPREAD:  # 5 lines on a busy machine: 9.0 to 1,292.5 tok/s, a "77.86x" speed-up
+        warnings.warn(f"the timed runs of one model varied {spread:.1f}x (before: {_runs(runs_b)}; after: "
+                      f"{_runs(runs_a)} tok/s): the machine was busy or --data is too short to time, so the "
+                      "speed-up is not reliable", stacklevel=2)
     speed = Speed(before=best_b, after=best_a, speedup=round(best_a / max(best_b, 1e-9), 2), timing=TIMING,
                   runs_before=runs_b, runs_after=runs_a)
     agreement = Agreement(

@@ -38,8 +38,10 @@ def fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def test_speed_is_the_best_of_three_runs_after_a_warm_up(ported_default, tmp_path: Path, fake_runs) -> None:
     out = tmp_path / "q"
-    report = modelport.quantize(ported_default.path, out, mode="int8-weights", data=LINES,
-                                references=["x y", "x y", "x z"])
+    # runs 4x apart: the figure is noise (5 lines on a busy machine once claimed 77.86x), and the user hears so
+    with pytest.warns(UserWarning, match=r"varied 4\.0x \(before: 10\.0, 20\.0, 5\.0; after: 60\.0, 15\.0, 30\.0"):
+        report = modelport.quantize(ported_default.path, out, mode="int8-weights", data=LINES,
+                                    references=["x y", "x y", "x z"])
     assert len(fake_runs) == len(SECONDS)  # 1 warm-up + 3 timed runs of each model
     tokens = TOKENS_PER_LINE * len(LINES)
     speed = report.measured.tokens_per_second
