@@ -32,10 +32,10 @@ import torch
 from tqdm.auto import tqdm
 
 from modelport._version import __version__
-from modelport.errors import (InvalidInputError, NonFiniteWeightsError, UnknownFormatError,
+from modelport.errors import (InvalidInputError, InvalidPortedFolderError, NonFiniteWeightsError, UnknownFormatError,
                               UnsupportedCheckpointError, WeightMappingError)
 from modelport.model.config import Seq2SeqConfig
-from modelport.model.folder import write_folder
+from modelport.model.folder import PortedFolder, write_folder
 from modelport.model.transformer import Seq2SeqModel
 
 ENTRY_POINT_GROUP = "modelport.converters"
@@ -657,4 +657,9 @@ def write_ported(plan: ConversionPlan, output: str | os.PathLike[str], *, force:
             "weights": weights,
             "history": [],
         })
+        try:  # the checks every command makes of a folder: none is written that they would refuse
+            PortedFolder.open(folder.path)
+        except InvalidPortedFolderError as e:
+            raise UnsupportedCheckpointError(plan.source, [f"its port would not be a valid folder: {e.problem}"]) \
+                from None
     return Path(output)

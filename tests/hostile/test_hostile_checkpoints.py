@@ -254,3 +254,27 @@ def test_resource_bombs_are_refused_within_limits(tmp_path: Path, bombs: dict[st
 
 def test_limits_are_typed() -> None:
     assert issubclass(ResourceLimitError, CorruptCheckpointError)
+
+
+def test_convert_writes_no_folder_the_other_commands_refuse(tmp_path: Path, capsys) -> None:
+    """max_source_positions 10**12 converted (exit 0) into a folder every other command refused."""
+    import shutil
+
+    import torch
+
+    from modelport.converters.safe_pickle import safe_torch_load
+    from tests.helpers.cli import one_line_error
+    from tests.helpers.paths import DEFAULT_MODEL
+
+    source = tmp_path / "big"
+    shutil.copytree(DEFAULT_MODEL, source)
+    checkpoint = safe_torch_load(str(DEFAULT_MODEL / "model.pt"))  # mapped: not the file about to be rewritten
+    model = checkpoint["cfg"]["model"]
+    if isinstance(model, dict):
+        model["max_source_positions"] = 10**12
+    else:
+        model.max_source_positions = 10**12
+    torch.save(checkpoint, source / "model.pt")
+    line = one_line_error(["convert", str(source), str(tmp_path / "out")], capsys)
+    assert "its port would not be a valid folder" in line and "max_source_positions" in line
+    assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["big"]
