@@ -746,7 +746,7 @@ def find_inputs(source: str) -> tuple[Path, list[Path], list[Path], dict[str, An
     if path.is_file():
         npzs = [path]
     elif decoder.get("models"):
-        npzs = [directory / str(m) for m in decoder["models"]]
+        npzs = [_named_in_decoder_yml(directory, str(m), "model") for m in decoder["models"]]
     else:
         cands = (sorted(p for p in directory.glob("*.npz") if not p.name.endswith(".optimizer.npz"))
                  or sorted(directory.glob("model*.bin")))  # Marian's binary format (marian-conv)
@@ -759,7 +759,7 @@ def find_inputs(source: str) -> tuple[Path, list[Path], list[Path], dict[str, An
         if not npz.is_file():
             raise InvalidInputError(f"Marian model `{npz}` does not exist (named in decoder.yml)")
     if decoder.get("vocabs"):
-        vocabs = [directory / str(v) for v in decoder["vocabs"]]
+        vocabs = [_named_in_decoder_yml(directory, str(v), "vocabulary") for v in decoder["vocabs"]]
     else:
         vocabs = sorted(directory.glob("*.vocab.yml"))
         if len(vocabs) == 2:  # separate vocabularies: *.src.vocab.yml / *.trg.vocab.yml
@@ -775,6 +775,19 @@ def find_inputs(source: str) -> tuple[Path, list[Path], list[Path], dict[str, An
             raise InvalidInputError(f"vocabulary `{v}` does not exist (Marian needs it to map pieces to ids; copy "
                                     "the model's *.vocab.yml or source.spm/target.spm beside the npz)")
     return directory, npzs, vocabs, decoder
+
+
+def _named_in_decoder_yml(directory: Path, name: str, what: str) -> Path:
+    """A file decoder.yml names, resolved in the model directory: one that resolves outside it is refused
+    before it is read (a downloaded model is untrusted), as decoder.yml's shortlist is; so is a device."""
+    path = directory / name
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(Path(os.path.realpath(directory))):
+        raise InvalidInputError(f"decoder.yml: {what} `{name}` resolves to `{real}`, outside the model directory "
+                                f"`{directory}` (copy the file into the directory)")
+    if os.path.exists(path) and not path.is_file():
+        raise InvalidInputError(f"decoder.yml: {what} `{name}` must be a regular file")
+    return path
 
 
 def load_vocab(path: Path) -> dict[str, int]:

@@ -176,3 +176,27 @@ def test_prune_vocab_from_a_file_that_is_not_utf8(port_copy, tmp_path, capsys):
     bad.write_bytes(b"Hello \xff\xfe world\n")
     line = one_line_error(["prune", str(folder), str(tmp_path / "out"), "--vocab-from", str(bad)], capsys)
     assert "must be UTF-8 text" in line
+
+
+@pytest.mark.parametrize("line,replacement,message", [
+    ("- source.spm", "- {outside}", "vocabulary `{outside}` resolves to"),
+    ("- model.npz", "- ../elsewhere/model.npz", "outside the model directory"),
+    ("- model.npz", "- sub", "must be a regular file"),
+])
+def test_decoder_yml_names_files_inside_the_model_directory(line, replacement, message, tmp_path, capsys):
+    """models/vocabs outside the directory were read (a downloaded model could name any file), as its
+    shortlist already was not; a device or folder was said not to exist."""
+    from tests.helpers.paths import ROOT
+
+    model = tmp_path / "marian"
+    shutil.copytree(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied", model)
+    (model / "sub").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(model / "model.npz", tmp_path / "elsewhere" / "model.npz")
+    outside = tmp_path / "outside.spm"
+    shutil.copy(model / "source.spm", outside)
+    text = (model / "decoder.yml").read_text()
+    assert line in text
+    (model / "decoder.yml").write_text(text.replace(line, replacement.format(outside=outside), 1))
+    got = one_line_error(["convert", str(model), str(tmp_path / "out")], capsys)
+    assert message.format(outside=outside) in got
