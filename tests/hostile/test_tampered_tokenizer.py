@@ -66,11 +66,16 @@ def test_a_name_must_be_a_plain_file_name(name, port_copy, tmp_path, capsys):
     assert "source_dict" in line
 
 
+def _link_to_a_secret(folder: Path, tmp_path: Path, name: str, text: str) -> None:
+    """``tokenizer/<name>``: a symlink to a file outside the folder that holds ``text``."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text(text)
+    (folder / "tokenizer" / name).symlink_to(secret)
+
+
 def test_a_file_outside_is_neither_read_nor_quoted(port_copy, tmp_path, capsys):
     folder = port_copy()
-    secret = tmp_path / "secret.txt"
-    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
-    (folder / "tokenizer" / "leak.txt").symlink_to(secret)
+    _link_to_a_secret(folder, tmp_path, "leak.txt", "root:x:0:0:root:/root:/bin/bash\n")
     _set(folder, source_dict="leak.txt")
     line = one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
     assert "must stay inside the folder" in line and "root:x" not in line
@@ -94,9 +99,7 @@ def test_a_file_larger_than_any_tokenizer_file_is_refused(port_copy, tmp_path, c
 
 def test_a_pass_does_not_copy_a_symlinks_target_into_its_output(port_copy, tmp_path, capsys):
     folder = port_copy()
-    secret = tmp_path / "secret.txt"
-    secret.write_text("SECRET-TOKEN-123\n")
-    (folder / "tokenizer" / "notes.txt").symlink_to(secret)
+    _link_to_a_secret(folder, tmp_path, "notes.txt", "SECRET-TOKEN-123\n")
     line = one_line_error(["quantize", str(folder), str(tmp_path / "out"), "--mode", "fp16"], capsys)
     assert "notes.txt" in line and "must stay inside the folder" in line
     assert not (tmp_path / "out").exists()
