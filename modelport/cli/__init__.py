@@ -56,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # imported by the commands, not by `import modelport.cli`.
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # said by the command's own parser, whose --help lists what it takes (not `modelport --help`)
+            getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(extras)}")
         if args.quiet and args.verbose:  # one before the command's name, one after: argparse cannot tell
             parser.error("argument -v/--verbose: not allowed with argument -q/--quiet")
         with console(quiet=args.quiet, verbose=args.verbose):

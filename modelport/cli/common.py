@@ -127,6 +127,7 @@ def add_command(sub: argparse._SubParsersAction, name: str, run: Callable[[argpa
     given, which with ``hub`` also takes a Hub repo id (:func:`add_ported_argument`),
     and ``examples`` (command lines) as an ``examples:`` epilog."""
     p = sub.add_parser(name, **parser_options)
+    p.set_defaults(command_parser=p)  # main() reports an unknown argument with this parser's name
     add_console_options(p, command=True)
     if ported_dir is not None:
         if hub:

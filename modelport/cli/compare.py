@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"`{args.plot}`: its folder does not exist (create it, or name another file)")
         if Path(args.plot).is_dir():
             raise InvalidInputError(f"`{args.plot}` is a directory: name a .png file in it")
+        if Path(args.plot).suffix.lower() != ".png":  # a PNG under another name (plot.txt) misleads what opens it
+            raise InvalidInputError(f"`{args.plot}` must be a .png file name: the plot is a PNG")
         check_writable(args.plot, args.force)
     rows = compare(args.directories)
     if args.plot:

@@ -187,4 +187,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             hidden = {} if option in target.options else {"help": argparse.SUPPRESS}
             t.add_argument(option.flag, **{**option.kwargs, **hidden})
         t.add_argument("--json", action="store_true", help="print the export report as JSON")
-        t.set_defaults(func=target.run)
+        t.set_defaults(func=target.run, command_parser=t)

@@ -9,6 +9,7 @@ from pathlib import Path
 from modelport.cli.common import add_command, add_ported_argument, add_source_options, converter_options
 from modelport.cli.printing import print_plan_summary, print_ported_summary
 from modelport.cli.streams import print_json
+from modelport.errors import InvalidInputError
 
 
 DESCRIPTION = """\
@@ -39,6 +40,13 @@ def run(args: argparse.Namespace) -> int:
     if export is not None:
         raise export
     if (source / "config.json").is_file() and (source / "conversion.json").is_file():
+        given = [flag for flag, value in (("--format", args.format), ("--checkpoint", args.checkpoint),
+                                          ("--source-lang", args.source_lang), ("--target-lang", args.target_lang),
+                                          ("--options", args.options)) if value]
+        if given:  # read only for a foreign checkpoint: silently ignored here, they seemed to do something
+            raise InvalidInputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to a foreign "
+                                    f"checkpoint, but `{args.source}` is a ported folder (the options of the "
+                                    "checkpoint it was converted from are in its conversion.json, `foreign_options`)")
         ported = load(source)
         summary = ported.summary()
         languages = list(getattr(ported.tokenizer, "languages", ()))

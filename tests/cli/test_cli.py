@@ -60,6 +60,31 @@ def test_translate_writes_atomically_and_respects_force(ported_default, lines, t
                                                  "--sampling-topk", "3"], capsys)
 
 
+@pytest.mark.parametrize("argv,help_of", [(["translate", "{port}", "--bogus"], "modelport translate --help"),
+                                          (["export", "onnx", "{port}", "{out}", "--bogus"],
+                                           "modelport export onnx --help")])
+def test_an_unknown_flag_points_at_its_commands_help(argv, help_of, ported_default, tmp_path, capsys) -> None:
+    """It said `see modelport --help`, which does not list a command's flags."""
+    argv = [a.format(port=ported_default.path, out=tmp_path / "out") for a in argv]
+    with pytest.raises(SystemExit) as exit_:  # argparse's own exit, as for every usage error
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err == f"modelport: error: unrecognized arguments: --bogus (see `{help_of}`)\n"
+
+
+@pytest.mark.parametrize("flag", [["--options"], ["--format", "fairseq"], ["--source-lang", "en"]])
+def test_inspect_refuses_checkpoint_flags_on_a_ported_folder(flag, ported_default, capsys) -> None:
+    """They were accepted and ignored, as if they had done something."""
+    line = one_line_error(["inspect", str(ported_default.path), *flag], capsys)
+    assert f"{flag[0]} applies to a foreign checkpoint" in line and "is a ported folder" in line
+
+
+def test_compare_plot_must_be_named_png(ported_default, tmp_path, capsys) -> None:
+    """A PNG was written under plot.txt."""
+    line = one_line_error(["compare", str(ported_default.path), "--plot", str(tmp_path / "plot.txt")], capsys)
+    assert "must be a .png file name" in line and not (tmp_path / "plot.txt").exists()
+
+
 def test_translate_to_a_directory_is_refused_before_the_work(ported_default, lines, tmp_path, capsys) -> None:
     """`-o DIR --force` translated everything, then failed renaming into the directory (IsADirectoryError, exit 1)."""
     (tmp_path / "dir").mkdir()
