@@ -44,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                               "modelport translate ported/opus-mt-en-de -i test.en --alignment hard  # Marian ports",
                               "modelport translate exported/en-de-onnx --backend onnx -i test.en --beam 5"])
     p.add_argument("-i", "--input", help="input file (default: stdin)")
-    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p.add_argument("-o", "--output", help="output file, written whole when the translation ends (its missing "
+                                          "folders are made; default: stdout)")
     p.add_argument("--scores", action="store_true", help="prefix each hypothesis with its score and a tab")
     p.add_argument("--json", action="store_true", help="one JSON object per input line (tokens, scores)")
     p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
