@@ -43,5 +43,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["PortedModel", "convert", "inspect", "load", "quantize", "prune", "distill", "publish", "export_hf",
-           "export_onnx", "export_ct2", "make_card", "write_card", "ModelportError", "InvalidInputError", "OutputExistsError", "ParityError",
-           "__version__"]
+           "export_onnx", "export_ct2", "make_card", "write_card", "ModelportError", "InvalidInputError",
+           "OutputExistsError", "ParityError", "__version__"]

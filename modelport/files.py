@@ -88,6 +88,12 @@ def not_a_folder(path: str | os.PathLike[str]) -> str | None:
     return "it is not a folder" if os.path.lexists(path) else "no such directory"
 
 
+def plain_file_name(name: object) -> bool:
+    """Whether ``name`` names a file directly inside a folder: no path, no ``..``."""
+    return isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name \
+        and name not in (".", "..") and "\0" not in name and not os.path.isabs(name)
+
+
 def file_in_folder(folder: str | os.PathLike[str], name: object, what: str, *,
                    max_bytes: int | None = None) -> Path:
     """``folder / name`` for a plain file name that stays inside ``folder``, a
@@ -99,8 +105,7 @@ def file_in_folder(folder: str | os.PathLike[str], name: object, what: str, *,
     A symlink is followed only when it resolves inside the folder, or, for a
     folder in huggingface_hub's cache (``.../snapshots/<rev>/...``), into that
     repository's ``blobs/``, where the cache keeps every file's bytes."""
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") \
-            or "\0" in name or os.path.isabs(name):
+    if not plain_file_name(name):
         raise InvalidInputError(f"{what} must be a file name inside the folder, but is {name!r}"[:300])
     root = Path(os.path.realpath(folder))
     path = Path(folder) / name

@@ -10,10 +10,11 @@ import os
 import select
 import stat
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from modelport.files import atomic_text_file, read_text_lines, utf8_line
+from modelport.files import atomic_text_file, read_text_lines, single_line, utf8_line
 
 # stdin lines translated together at most while more keep arriving
 STREAM_CHUNK_LINES = 512
@@ -75,6 +76,15 @@ def stdin_chunks(fd: int, limit: int = STREAM_CHUNK_LINES) -> Iterator[list[str]
                 number += 1
                 lines.append(utf8_line(raw + b"\n", number, "stdin"))
             yield lines
+
+
+def one_output_line(text: str, warning: str) -> str:
+    """``text`` as one line of a line-per-entry output (:func:`~modelport.files.single_line`),
+    with ``warning`` when a line break had to go (shown once per place)."""
+    flat = single_line(text)
+    if flat != text:
+        warnings.warn(warning, stacklevel=2)
+    return flat
 
 
 @contextlib.contextmanager

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelport.cli.common import add_command, KEEP_SPECIAL_HELP, PORTED_HELP
-from modelport.cli.streams import read_lines
+from modelport.cli.streams import one_output_line, read_lines
 from modelport.errors import InvalidInputError
-from modelport.files import single_line
 
 if TYPE_CHECKING:
     from modelport.tokenizers import Tokenizer
@@ -61,10 +59,8 @@ def run(args: argparse.Namespace) -> int:
             check_ids(ids, size, side=side, where=f" on line {lineno}")
             # keep_special_tokens is refused by the tokenizers that never skip special tokens
             text = tok.decode(ids, side=side, keep_special_tokens=args.keep_special_tokens)
-            if single_line(text) != text:  # one output line per input line, whatever the ids decode to
-                warnings.warn("a line of ids decoded to text with a line break, written as a space "
-                              "(one output line per input line)", stacklevel=1)
-            out.write(single_line(text) + "\n")
+            out.write(one_output_line(text, "a line of ids decoded to text with a line break, written as a space "
+                                            "(one output line per input line)") + "\n")
         elif args.tokens:
             pieces = tok.id_to_tokens(before) + tok.pieces(line, side=side) + tok.id_to_tokens(after)
             out.write(" ".join(pieces) + "\n")

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import warnings
 from typing import Any
 
 from modelport.cli.common import (KEEP_SPECIAL_HELP, PORTED_HELP, add_command, add_language_options,
                                   add_runtime_options, runtime_kwargs)
 from modelport.cli.console import progress_shown
-from modelport.cli.streams import output, read_lines, stdin_chunks, streaming_stdin
+from modelport.cli.streams import one_output_line, output, read_lines, stdin_chunks, streaming_stdin
 from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExistsError
-from modelport.files import single_line
 from modelport.generation.alignment import MODES_HELP, OFF, alignment_flag, alignment_json, format_alignment
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
 
@@ -133,13 +131,9 @@ def _hypothesis_lines(args: argparse.Namespace, index: int, source: str, hyps: l
 
 
 def _one_line(text: str) -> str:
-    """A hypothesis as one output line: its line breaks (a byte-level BPE model's ``\\n`` pieces) as
-    spaces, said once."""
-    flat = single_line(text)
-    if flat != text:
-        warnings.warn("a translation held a line break, written as a space so that the output keeps one line per "
-                      "hypothesis (--json keeps the text as it is)", stacklevel=2)
-    return flat
+    """A hypothesis as one output line: its line breaks (a byte-level BPE model's ``\\n`` pieces) as spaces."""
+    return one_output_line(text, "a translation held a line break, written as a space so that the output keeps "
+                                 "one line per hypothesis (--json keeps the text as it is)")
 
 
 def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any]) -> int:

@@ -259,11 +259,7 @@ def shortlist_spec(decoder: Mapping[str, Any], directory: Path, root: Path) -> S
     if value is None or value is False or value == [] or value == "":
         return None
     values = list(value) if isinstance(value, list) else [value]
-    path = directory / str(values[0])
-    real = Path(os.path.realpath(path))
-    if not real.is_relative_to(root):
-        raise InvalidInputError(f"decoder.yml: shortlist `{values[0]}` resolves to `{real}`, outside the model "
-                                f"directory `{root}` (copy the file into the directory)")
+    real = _resolved_inside(directory, str(values[0]), "shortlist", root)
     open_shortlist(real).close()  # a missing or binary file, before its values are read
     return dataclasses.replace(ShortlistSpec.parse(values), path=real)
 
@@ -777,14 +773,21 @@ def find_inputs(source: str) -> tuple[Path, list[Path], list[Path], dict[str, An
     return directory, npzs, vocabs, decoder
 
 
-def _named_in_decoder_yml(directory: Path, name: str, what: str) -> Path:
-    """A file decoder.yml names, resolved in the model directory: one that resolves outside it is refused
-    before it is read (a downloaded model is untrusted), as decoder.yml's shortlist is; so is a device."""
-    path = directory / name
-    real = Path(os.path.realpath(path))
-    if not real.is_relative_to(Path(os.path.realpath(directory))):
+def _resolved_inside(directory: Path, name: str, what: str, root: Path) -> Path:
+    """The real path of the file decoder.yml names ``name``, resolved in the model ``directory``; one that
+    resolves outside ``root`` is refused before it is read (a downloaded model is untrusted)."""
+    real = Path(os.path.realpath(directory / name))
+    if not real.is_relative_to(root):
         raise InvalidInputError(f"decoder.yml: {what} `{name}` resolves to `{real}`, outside the model directory "
-                                f"`{directory}` (copy the file into the directory)")
+                                f"`{root}` (copy the file into the directory)")
+    return real
+
+
+def _named_in_decoder_yml(directory: Path, name: str, what: str) -> Path:
+    """A model or vocabulary decoder.yml names, inside the model directory (:func:`_resolved_inside`, as its
+    shortlist); a device or a folder is refused as such."""
+    path = directory / name
+    _resolved_inside(directory, name, what, Path(os.path.realpath(directory)))
     if os.path.exists(path) and not path.is_file():
         raise InvalidInputError(f"decoder.yml: {what} `{name}` must be a regular file")
     return path

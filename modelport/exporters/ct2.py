@@ -93,8 +93,8 @@ from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError, MissingReferenceError, ParityError
 from modelport.exporters import REPORT_NAME
 from modelport.exporters.common import open_for_export, verification_direction, verification_lines
-from modelport.files import copy_folder_files
 from modelport.exporters.hf import DEFAULT_LINES
+from modelport.files import copy_folder_files
 from modelport.generation import generate
 from modelport.generation.translate import Direction, pad_batch
 from modelport.model.config import Seq2SeqConfig

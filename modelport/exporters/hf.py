@@ -55,9 +55,9 @@ from modelport.converters.base import KeyMapper
 from modelport.errors import InvalidInputError, MissingReferenceError, ParityError
 from modelport.exporters import REPORT_NAME
 from modelport.exporters.common import max_abs_diff, open_for_export, verification_direction, verification_lines
-from modelport.files import ordinary_mode
 from modelport.exporters.hf_tokenizers import (SpmPort, languages_follow, spm_model_type, spm_ordered, spm_problems,
                                                write_spm_tokenizer)
+from modelport.files import ordinary_mode
 from modelport.generation import generate
 from modelport.generation.translate import Direction, fairseq_defaults_as_hf
 from modelport.model.config import Seq2SeqConfig

@@ -294,5 +294,5 @@ def early_stopping(value: str) -> bool | str:
 
 
 __all__ = ["TRANSLATE_BATCH_SIZE", "VALIDATE_BATCH_SIZE", "FairseqOptions", "HFOptions", "MarianOptions",
-           "SamplingOptions", "early_stopping", "finite_float", "hf_length_limits", "nonnegative_float", "part_seed",
-           "nonnegative_int", "positive_float", "positive_int", "probability", "split_options"]
+           "SamplingOptions", "early_stopping", "finite_float", "hf_length_limits", "nonnegative_float",
+           "nonnegative_int", "part_seed", "positive_float", "positive_int", "probability", "split_options"]

@@ -54,7 +54,8 @@ import torch
 
 from modelport.errors import (ConfigError, InvalidInputError, InvalidPortedFolderError, NotAPortedFolderError,
                               OutputExistsError, OutputWriteError)
-from modelport.files import copy_folder_files, file_in_folder, not_a_folder, output_folder_problem
+from modelport.files import (copy_folder_files, file_in_folder, not_a_folder, output_folder_problem,
+                             plain_file_name)
 from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
 from modelport.model.io import (INDEX_NAME, WEIGHTS_NAME, atomic_output_dir, output_exists, read_json, save_weights,
                                 weight_files, write_json)
@@ -255,7 +256,7 @@ class FolderWriter:
         dict written as JSON)."""
         copy_folder_files(source / TOKENIZER_DIR, self.path / TOKENIZER_DIR)
         for name, content in (replace_tokenizer_files or {}).items():
-            if "/" in name or "\\" in name or name in ("", ".", ".."):  # names the loaded tokenizer read: plain ones
+            if not plain_file_name(name):  # names the loaded tokenizer read: plain ones
                 raise InvalidInputError(f"a tokenizer file must be a plain file name, but is {name!r}")
             target = self.path / TOKENIZER_DIR / name
             if isinstance(content, str):

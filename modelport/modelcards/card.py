@@ -178,7 +178,7 @@ def trained_pairs(conv: Mapping[str, Any], tok: Mapping[str, Any]) -> list[tuple
     ``--lang-pairs``, which conversion.json records), those of its languages
     only: a model that knows 100 language tokens may have learnt two directions."""
     languages = set(tok.get("languages") or [])
-    recorded = (conv.get("foreign_options") or {}).get("lang_pairs") if isinstance(conv, Mapping) else None
+    recorded = (conv.get("foreign_options") or {}).get("lang_pairs")
     if isinstance(recorded, str):
         recorded = recorded.split(",")
     if not languages or not isinstance(recorded, list):
@@ -422,8 +422,8 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
             f"A {fmt} translation model{pair} ported by modelport into its unified "
             "PyTorch encoder-decoder" + (f", converted from `{base_model}`" if base_model else "")
             + (f", exported as transformers' `{export.model_class}`" if export is not None else "") + ".", "",
-            "## Model", ""] + _architecture(folder.config, ensemble, params) + _language_lines(directory, tok, trained) \
-        + ["", "## Conversion", ""] \
+            "## Model", ""] + _architecture(folder.config, ensemble, params) \
+        + _language_lines(directory, tok, trained) + ["", "## Conversion", ""] \
         + _provenance_lines(conv) + ["", "## Parity with the original framework", ""]
     body += report.card_lines() if report is not None else \
         ["Not validated yet: run `modelport validate PORTED_DIR --reference SOURCE --data FILE` to compare "
@@ -433,8 +433,9 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     body += ["", "## Limitations", ""] + _limitations_lines(fmt, str(gen.get("semantics", "fairseq")), history,
                                                            export)
     where = repo_id or LOCAL_PLACEHOLDER
-    body += ["", "## Usage", ""] + (_transformers_usage_lines(export, where) if export is not None
-                                    else _usage_lines(gen, where, _Example.of(directory, tok, report, measured, trained)))
+    usage = (_transformers_usage_lines(export, where) if export is not None
+             else _usage_lines(gen, where, _Example.of(directory, tok, report, measured, trained)))
+    body += ["", "## Usage", ""] + usage
     if lic is None:
         body += ["", "## License", "", "No license was given or recorded for the source checkpoint; check the "
                  "original model's terms before use."]
