@@ -81,7 +81,7 @@ class PortedModel:
     def tokenizer(self) -> Tokenizer:
         """The tokenizer saved in ``tokenizer/`` (loaded on first use)."""
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.tokenizer_dir, model_vocab_size=self.config.target_vocab_size)
+            self._tokenizer = load_tokenizer(self.tokenizer_dir, model_rows=self.config.vocab_rows)
         return self._tokenizer
 
     def translate(self, lines: list[str], **options: Any) -> list[list[Hypothesis]]:

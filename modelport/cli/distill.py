@@ -8,7 +8,7 @@ from modelport.cli.common import add_command
 from modelport.cli.console import progress_shown
 from modelport.cli.printing import print_lines
 from modelport.cli.streams import print_json
-from modelport.generation.options import SHARD_CHUNK_LINES, nonnegative_float, positive_float, positive_int, probability
+from modelport.generation.options import SHARD_CHUNK_LINES, nonnegative_float, positive_float, positive_int, smoothing
 from modelport.generation.semantics import DECODING_GROUP_TITLE, NBEST_OPTIONS, add_decoding_arguments, decoding_kwargs
 
 DEFAULT = " (default: %(default)s)"
@@ -61,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=positive_float, default=5e-4, help="peak learning rate (AdamW)" + DEFAULT)
     t.add_argument("--warmup-updates", type=positive_int, default=200, metavar="N",
                    help="linear warm-up, then inverse square root" + DEFAULT)
-    t.add_argument("--label-smoothing", type=probability, default=0.1, metavar="F", help="label smoothing" + DEFAULT)
+    t.add_argument("--label-smoothing", type=smoothing, default=0.1, metavar="F", help="label smoothing" + DEFAULT)
     t.add_argument("--weight-decay", type=nonnegative_float, default=0.0, metavar="F", help="AdamW's" + DEFAULT)
     t.add_argument("--clip-norm", type=nonnegative_float, default=0.0, metavar="F",
                    help="clip the gradient norm to F, 0: no clipping" + DEFAULT)

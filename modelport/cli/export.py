@@ -34,7 +34,7 @@ _ALLOW_APPROXIMATE = _Option("--allow-approximate", {
     "help": "export even where transformers' numerics differ slightly (Marian's sinusoid denominator and "
             "layer-norm eps); logit and output differences are measured and recorded, not checked (tokenizer "
             "ids still are)"})
-_OPSET = _Option("--opset", {"type": int, "metavar": "N", "help": "the ONNX opset, 14 or more (default 17)"})
+_OPSET = _Option("--opset", {"type": int, "metavar": "N", "help": "the ONNX opset, 14 to 23 (default 17)"})
 _INT8 = _Option("--int8", {
     "action": "store_true",
     "help": "after verifying the fp32 graphs, quantize them with onnxruntime's dynamic int8 quantization and report "

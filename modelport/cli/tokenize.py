@@ -12,6 +12,8 @@ from modelport.cli.streams import one_output_line, read_lines
 from modelport.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from modelport.model.config import Seq2SeqConfig
+    from modelport.model.folder import PortedFolder
     from modelport.tokenizers import Tokenizer
 
 
@@ -44,14 +46,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """One output line per input line: ids, pieces, or decoded text."""
-    from modelport.tokenizers import check_ids, load_tokenizer  # lazy: imports torch
+    from modelport.model.folder import check_folder  # lazy: imports torch
+    from modelport.tokenizers import check_ids, load_tokenizer
 
     if args.keep_special_tokens and not args.decode:
         raise InvalidInputError("--keep-special-tokens needs --decode")
     side = args.side or ("target" if args.decode else "source")
-    tok = load_tokenizer(Path(args.ported_dir) / "tokenizer")
-    before, after = _placed(args, tok, side)
-    size = _vocab_size(tok, side, args.ported_dir) if args.decode else None
+    folder = check_folder(args.ported_dir)  # the ids are the model's: its tokenizer must fit its embeddings
+    tok = load_tokenizer(Path(args.ported_dir) / "tokenizer", model_rows=folder.config.vocab_rows)
+    before, after = _placed(args, tok, side, folder)
+    size = _vocab_size(tok, side, folder.config) if args.decode else None
     out = sys.stdout
     for lineno, line in enumerate(read_lines(args.input), 1):
         if args.decode:
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _placed(args: argparse.Namespace, tok: Tokenizer, side: str) -> tuple[list[int], list[int]]:
+def _placed(args: argparse.Namespace, tok: Tokenizer, side: str, folder: PortedFolder) -> tuple[list[int], list[int]]:
     """The ids ``translate`` puts before and after each source line's own in the
     direction given (none without one): what the encoder of a multilingual port reads."""
     if args.source_lang is None and args.target_lang is None:
@@ -79,9 +83,7 @@ def _placed(args: argparse.Namespace, tok: Tokenizer, side: str) -> tuple[list[i
         raise InvalidInputError("--source-lang/--target-lang place a source line's language tokens; they do not "
                                 "apply to --decode or --side target")
     from modelport.generation.translate import Direction
-    from modelport.model.folder import check_folder  # lazy: imports torch
 
-    folder = check_folder(args.ported_dir)
     before, after, _, _ = Direction(args.source_lang, args.target_lang).tokens(
         tok, folder.generation_config, folder.config.eos_token_id)
     return before, after
@@ -96,14 +98,11 @@ def _ids(line: str, lineno: int) -> list[int]:
             from None
 
 
-def _vocab_size(tok: Tokenizer, side: str, folder: str) -> int:
+def _vocab_size(tok: Tokenizer, side: str, config: Seq2SeqConfig) -> int:
     """How many ids ``side`` has: the tokenizer's own count, or, where the
     tokenizer leaves that to the model (T5: ids past its pieces are the
     model's padding rows), the model's."""
     size = tok.vocab_size_of(side)
     if size is None:
-        from modelport.model.folder import check_folder  # lazy: imports torch
-
-        config = check_folder(folder).config
         size = config.target_vocab_size if side == "target" else config.source_vocab_size
     return size

@@ -991,10 +991,10 @@ class MarianConverter(Converter[MarianSource]):
         """``marian_spm`` tokenizer files, written by the tokenizer module into
         a temporary directory that lives as long as the returned assets."""
         directory, vocab_paths, v = loaded.directory, loaded.vocab_paths, loaded.vocabs
-        spms = [directory / "source.spm", directory / "target.spm"]
-        for i, p in enumerate(spms):
-            if not p.is_file() and vocab_paths[i].suffix == ".spm":
-                spms[i] = vocab_paths[i]
+        # Marian segments with the .spm vocabularies decoder.yml names (a stray source.spm beside them is not
+        # read: preferring it gave fluent garbage, exit 0); YAML vocabularies take OPUS-MT's source/target.spm
+        spms = [vocab_paths[i] if vocab_paths[i].suffix == ".spm" else directory / name
+                for i, name in enumerate(("source.spm", "target.spm"))]
         missing = [p.name for p in spms if not p.is_file()]
         if missing:
             raise InvalidInputError(f"`{directory}` has no {' or '.join(missing)} (the SentencePiece models "

@@ -40,6 +40,7 @@ from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule
 from modelport.converters.safe_pickle import safe_torch_load
 from modelport.converters.tf_checkpoint import TFCheckpoint
 from modelport.errors import CorruptCheckpointError, InvalidInputError, UnsupportedCheckpointError, WeightMappingError
+from modelport.files import file_in_folder
 from modelport.model.config import Seq2SeqConfig
 from modelport.tokenizers.sentencepiece import t5_config
 
@@ -186,7 +187,7 @@ def build_config(hyper: T5Hyper, *, shared: bool, tied: bool, unk_token_id: int 
         relative_attention_max_distance=hyper.relative_attention_max_distance,
         position_offset=0, position_pad_index=0,
         scale_embeddings=False, shared_embeddings=shared, tie_output_embeddings=tied,
-        output_scale=hyper.d_model ** -0.5 if hyper.scale_decoder_outputs else 1.0,
+        output_scale=hyper.d_model ** -0.5 if hyper.scale_decoder_outputs and hyper.d_model > 0 else 1.0,  # 0: refused
         mask_target_padding=False,
         attention_bias=False, ffn_bias=False, attention_scale=1.0,
         pad_token_id=hyper.pad_token_id, eos_token_id=hyper.eos_token_id, bos_token_id=None,
@@ -296,17 +297,17 @@ def load_hf_state(directory: Path) -> tuple[dict[str, torch.Tensor], list[Path]]
         if index.is_file():
             try:
                 weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-                files = [directory / f for f in dict.fromkeys(weight_map.values())]
+                names = list(dict.fromkeys(weight_map.values()))
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise CorruptCheckpointError(str(index), f"it is not a shard index ({e})") from None
+            # each a file of the directory: "../other/model.safetensors" or an absolute path read another model
+            files = [file_in_folder(directory, name, f"weight shard (listed in `{index_name}`)") for name in names]
         elif (directory / single).is_file():
             files = [directory / single]
         else:
             continue
         state: dict[str, torch.Tensor] = {}
         for f in files:
-            if not f.is_file():
-                raise InvalidInputError(f"weight shard `{f}` does not exist (listed in `{index_name}`)")
             state.update(_read_safetensors(f) if f.suffix == ".safetensors" else _read_bin(f))
         return state, files
     raise InvalidInputError(f"`{directory}` has no model.safetensors or pytorch_model.bin (a transformers T5 "

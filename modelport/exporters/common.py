@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from modelport.errors import InvalidInputError
 from modelport.files import lines_of
+from modelport.generation.beam import NaNLogProbs
 from modelport.generation.translate import Direction
 from modelport.model.folder import PortedFolder, check_writable
 
@@ -22,6 +24,19 @@ def open_for_export(ported_dir: str | os.PathLike[str], output_dir: str | os.Pat
     one "output exists" check, so a taken output fails before any work."""
     check_writable(output_dir, force, reads=[ported_dir])
     return PortedFolder.open(ported_dir)
+
+
+@contextmanager
+def nan_refused(ported_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """A verification whose search meets NaN log-probabilities (NaN or infinite
+    weights, an overflowed precision) as one clear error; it raised NaNLogProbs
+    through the command (exit 1), where ``translate`` names the folder's fault."""
+    try:
+        yield
+    except NaNLogProbs as e:
+        raise InvalidInputError(f"`{ported_dir}` cannot be verified after export: its log-probabilities are NaN at "
+                                f"step {e.step} (the weights hold NaN or infinity, or a reduced precision "
+                                "overflowed; check the folder with `modelport inspect`)") from None
 
 
 def verification_lines(lines: str | os.PathLike[str] | Sequence[str] | None, default: Sequence[str]) -> list[str]:

@@ -92,7 +92,7 @@ from modelport._version import __version__
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError, MissingReferenceError, ParityError
 from modelport.exporters import REPORT_NAME
-from modelport.exporters.common import open_for_export, verification_direction, verification_lines
+from modelport.exporters.common import nan_refused, open_for_export, verification_direction, verification_lines
 from modelport.exporters.hf import DEFAULT_LINES
 from modelport.files import copy_folder_files
 from modelport.generation import generate
@@ -424,8 +424,9 @@ def export_ct2(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike
             copy_folder_files(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
             conf = spec.config
             bar.advance("written")
-            check = verify_export(tmp, ported, vocab, verification_lines(lines, default_lines()),
-                                  quantization, placement) if verify else None
+            with nan_refused(ported_dir):
+                check = verify_export(tmp, ported, vocab, verification_lines(lines, default_lines()),
+                                      quantization, placement) if verify else None
             if verify:
                 bar.advance("verified")
             report = Ct2ExportReport(

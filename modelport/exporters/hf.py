@@ -54,7 +54,9 @@ from modelport.converters import t5 as t5_converter
 from modelport.converters.base import KeyMapper
 from modelport.errors import InvalidInputError, MissingReferenceError, ParityError
 from modelport.exporters import REPORT_NAME
-from modelport.exporters.common import max_abs_diff, open_for_export, verification_direction, verification_lines
+from modelport.exporters.common import (
+    max_abs_diff, nan_refused, open_for_export, verification_direction, verification_lines,
+)
 from modelport.exporters.hf_tokenizers import (SpmPort, languages_follow, spm_model_type, spm_ordered, spm_problems,
                                                write_spm_tokenizer)
 from modelport.files import ordinary_mode
@@ -978,15 +980,16 @@ def export_hf(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike[
             target.write_tokenizer(tmp)
             approx = approx + list(getattr(target, "tokenizer_approximations", []))
             bar.advance("written")
+            with nan_refused(ported_dir):
+                verification = verify_export(tmp, ported, target, verification_lines(lines, DEFAULT_LINES),
+                                             tolerate=bool(target.approximations()), direction=direction) \
+                    if verify else None
             report = HfExportReport(
                 modelport_version=__version__, transformers_version=transformers.__version__,
                 ported_dir=str(folder.path.resolve()), source_format=fmt, model_class=target.model_class,
                 tokenizer_class=target.tokenizer_class, tokenizer_note=getattr(target, "tokenizer_note", None),
                 exact=not approx, approximations=approx, generation_config=gen,
-                generation_notes=notes,
-                verification=verify_export(tmp, ported, target, verification_lines(lines, DEFAULT_LINES),
-                                           tolerate=bool(target.approximations()), direction=direction)
-                if verify else None)
+                generation_notes=notes, verification=verification)
             if verify:
                 bar.advance("verified")
             write_json(tmp / REPORT_NAME, report.to_json())

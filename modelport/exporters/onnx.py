@@ -62,7 +62,9 @@ from modelport._version import __version__
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError, ParityError, first_line
 from modelport.exporters import REPORT_NAME
-from modelport.exporters.common import max_abs_diff, open_for_export, verification_direction, verification_lines
+from modelport.exporters.common import (
+    max_abs_diff, nan_refused, open_for_export, verification_direction, verification_lines,
+)
 from modelport.exporters.hf import DEFAULT_LINES, TOL
 from modelport.files import copy_folder_files, file_in_folder
 from modelport.generation import generate
@@ -97,6 +99,7 @@ if TYPE_CHECKING:
 
 OPSET = 17  # LayerNormalization is a single op from 17 on; scaled_dot_product_attention exports from 14
 MIN_OPSET = 14  # below it torch's exporter fails on the attention, after printing the whole graph
+MAX_OPSET = 23  # torch 2.13's highest (torch.onnx._constants.ONNX_MAX_OPSET); 24 fails the same way, on stdout
 VERIFY_BEAM = 5  # the beam of the verification's search on onnxruntime
 INT8_METHOD = "onnxruntime quantize_dynamic: QInt8 weights of MatMuls with a constant weight, per tensor"
 _GREEDY_MAX_NEW_TOKENS = 24  # verification only: enough to reach EOS or the length limit
@@ -313,8 +316,8 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
     ``source_lang``/``target_lang``: the direction the verification
     translates in, for a multilingual port (required there, as for ``translate``).
     """
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
-        raise InvalidInputError(f"the ONNX opset must be an integer >= {MIN_OPSET}, but is {opset!r}")
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise InvalidInputError(f"the ONNX opset must be an integer from {MIN_OPSET} to {MAX_OPSET}, but is {opset!r}")
     folder = open_for_export(ported_dir, output_dir, force)  # checked, weights not loaded yet
     problems = export_problems(folder.config, folder.ensemble_size, folder.quantization)
     if problems:
@@ -346,7 +349,9 @@ def export_onnx(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLik
                 raise InvalidInputError(f"`{ported_dir}` cannot be exported to ONNX: {first_line(e)}") from e
             semantics = ported.generation_config.get("semantics", "fairseq")
             bar.advance("written")
-            check = verify_export(exported.runtime, ported, lines, exported, direction=direction) if verify else None
+            with nan_refused(ported_dir):
+                check = verify_export(exported.runtime, ported, lines, exported, direction=direction) \
+                    if verify else None
             if verify:
                 bar.advance("verified")
             if check is not None and not check.passed:

@@ -747,8 +747,10 @@ class MarianBeamSearch(SearchAlgorithm):
         widths = line_widths(self.opts.batch_widths, src_tokens)
         factor = torch.tensor(self.opts.max_length_factor, dtype=torch.float32, device="cpu")
         limits = (torch.tensor(widths, dtype=torch.float32, device="cpu") * factor).tolist()
-        # each input's last step: its cap (numpy, read per live sentence at every step)
-        self.last_step = np.array([min(max(0, math.ceil(limit) - 1), self.max_positions - 1) for limit in limits])
+        # each input's last step: its cap (numpy, read per live sentence at every step); a factor such as
+        # 1e300 makes the float32 product infinite, no cap at all (ceil(inf) raised OverflowError)
+        self.last_step = np.array([min(max(0, math.ceil(limit) - 1) if math.isfinite(limit) else self.max_positions,
+                                       self.max_positions - 1) for limit in limits])
         self.device = dev
         self.next = torch.full((bsz, 1), self.start_token, dtype=torch.long, device=dev)
         self.path_score = torch.zeros(bsz, device=dev)  # path score of each live row

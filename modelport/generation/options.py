@@ -71,6 +71,7 @@ POSITIVE_FLOAT = Rule(float, "a number > 0", lambda v: math.isfinite(v) and v > 
 NONNEGATIVE_FLOAT = Rule(float, "a number >= 0", lambda v: math.isfinite(v) and v >= 0)
 FINITE_FLOAT = Rule(float, "a finite number", math.isfinite)
 PROBABILITY = Rule(float, "a number in (0, 1]", lambda v: 0 < v <= 1)
+SMOOTHING = Rule(float, "a number in [0, 1)", lambda v: 0 <= v < 1)  # label smoothing: 1 leaves no target mass
 
 positive_int = POSITIVE_INT.parse
 nonnegative_int = NONNEGATIVE_INT.parse
@@ -78,6 +79,7 @@ positive_float = POSITIVE_FLOAT.parse
 nonnegative_float = NONNEGATIVE_FLOAT.parse
 finite_float = FINITE_FLOAT.parse
 probability = PROBABILITY.parse
+smoothing = SMOOTHING.parse
 
 
 def ruled(default: Any, rule: Rule) -> Any:
@@ -295,4 +297,5 @@ def early_stopping(value: str) -> bool | str:
 
 __all__ = ["TRANSLATE_BATCH_SIZE", "VALIDATE_BATCH_SIZE", "FairseqOptions", "HFOptions", "MarianOptions",
            "SamplingOptions", "early_stopping", "finite_float", "hf_length_limits", "nonnegative_float",
-           "nonnegative_int", "part_seed", "positive_float", "positive_int", "probability", "split_options"]
+           "nonnegative_int", "part_seed", "positive_float", "positive_int", "probability", "smoothing",
+           "split_options"]

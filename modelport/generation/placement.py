@@ -13,6 +13,7 @@ whether this machine has CUDA is checked when a model is placed
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from typing import TYPE_CHECKING
 
@@ -40,15 +41,26 @@ def device_name(text: str) -> str:
     return text
 
 
+THREADS_PER_CORE = 4  # the most threads per core asked for: beyond, only slower (5000 threads: 19 s, not 4 s)
+
+
+def check_threads(threads: int) -> int:
+    """``threads`` when it is a positive count this machine can run: 100000
+    crashed torch's OpenMP (a segfault, or "libgomp: Thread creation failed")."""
+    most = THREADS_PER_CORE * (os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= most:
+        raise InvalidInputError(f"`threads` must be an integer from 1 to {most} ({THREADS_PER_CORE} per core of "
+                                f"this machine), but is {threads!r}"[:200])
+    return threads
+
+
 def set_threads(threads: int | None) -> None:
     """``torch.set_num_threads(threads)`` (None: leave torch's default, one per core)."""
     if threads is None:
         return
     import torch  # lazy: see resolve_device
 
-    if threads < 1:
-        raise InvalidInputError(f"`threads` must be a positive integer, but is {threads}")
-    torch.set_num_threads(threads)
+    torch.set_num_threads(check_threads(threads))
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -97,5 +109,5 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-__all__ = ["DTYPE_NAMES", "device_name", "device_name_problem", "dtype_name", "resolve_device", "resolve_dtype",
-           "set_threads"]
+__all__ = ["DTYPE_NAMES", "check_threads", "device_name", "device_name_problem", "dtype_name", "resolve_device",
+           "resolve_dtype", "set_threads"]

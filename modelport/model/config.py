@@ -171,6 +171,11 @@ class Seq2SeqConfig:
                 yield "`decoder_layer_heads` must be None with `decoder_autoreg` ssru (no decoder self-attention)"
             if self.positions == "relative":
                 yield "`decoder_autoreg` ssru with relative positions is not a known architecture"
+        if self.positions == "relative":  # T5's log buckets: exact below num_buckets // 2 (decoder), // 4 (encoder)
+            buckets, distance = self.relative_attention_num_buckets, self.relative_attention_max_distance
+            if buckets < 4 or distance <= buckets // 2:  # else log(0) or negative bucket ids, at translate time
+                yield (f"relative positions need `relative_attention_num_buckets` >= 4 and "
+                       f"`relative_attention_max_distance` > half of it, but they are {buckets} and {distance}")
         if self.sinusoidal_layout not in LAYOUTS:
             yield f"`{self.sinusoidal_layout}` is not a known sinusoidal layout (known: {', '.join(LAYOUTS)})"
         if self.head_dim is None:
@@ -248,6 +253,11 @@ class Seq2SeqConfig:
     @property
     def decoder_head_dim(self) -> int:
         return self.head_dim if self.head_dim is not None else self.d_model // self.decoder_heads
+
+    @property
+    def vocab_rows(self) -> tuple[int, int]:
+        """The (source, target) embedding rows, as :func:`modelport.tokenizers.load_tokenizer` checks them."""
+        return self.source_vocab_size, self.target_vocab_size
 
     @property
     def embed_scale(self) -> float:

@@ -175,8 +175,8 @@ def check_writable(output: str | os.PathLike[str], force: bool,
     Commands call it before long work, so a taken output fails at once.
 
     ``reads``: what the command reads (its model folder or checkpoint). An output
-    that is one of them, or a folder holding one, is refused whatever ``force``
-    says: writing it would delete the input (``export onnx ported ported --force``
+    that is one of them, a folder holding one, or an existing path inside one, is
+    refused whatever ``force`` says: writing it would delete the input (``export onnx ported ported --force``
     would leave the export and no ported folder)."""
     for source in reads:
         overlap = _overlap(output, source)
@@ -192,7 +192,8 @@ def check_writable(output: str | os.PathLike[str], force: bool,
 
 def _overlap(output: str | os.PathLike[str], source: str | os.PathLike[str]) -> str | None:
     """How writing ``output`` would delete ``source`` (an existing path): "is" (it replaces
-    ``source`` itself), "holds" (a folder holding it), or None (not at all). An output is replaced
+    ``source`` itself), "holds" (a folder holding it), "is a part of" (it replaces something
+    inside the folder ``source``), or None (not at all). An output is replaced
     as named, its folder resolved: a symlink output is replaced itself, never its target
     (:func:`~modelport.model.io.atomic_output_dir`)."""
     if not os.path.lexists(source):  # not a local path (a Hub id the caller resolves later)
@@ -200,7 +201,12 @@ def _overlap(output: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
     named = Path(os.path.abspath(output))
     written = named.parent.resolve() / named.name
     real = Path(source).resolve()
-    return "is" if real == written else "holds" if written in real.parents else None
+    if real == written:
+        return "is"
+    if written in real.parents:
+        return "holds"
+    # a part of an input folder, replaced by --force: `export onnx port port/tokenizer --force` deleted the tokenizer
+    return "is a part of" if real in written.parents and os.path.lexists(written) else None
 
 
 @dataclass

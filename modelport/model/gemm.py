@@ -46,6 +46,7 @@ MIN_SMALL_ROWS = 256
 _PACK_ROWS_HINT = 64
 # Output rows per block of linear_by_row_blocks
 OUTPUT_ROW_BLOCK = 4096
+MIN_TAIL_ROWS = 256  # a shorter last block joins the one before it (see linear_by_row_blocks)
 
 # weight -> (its version counter, its storage address, the prepacked copy); an entry goes with its weight
 _PACKED: WeakIdKeyDictionary = WeakIdKeyDictionary()
@@ -127,14 +128,23 @@ def linear_by_row_blocks(x: Tensor, weight: Tensor, bias: Tensor | None = None) 
     reaches on the decoder's other matrices (measured at transformer-base size,
     2 threads: 90 vs 116 GFLOP/s); blocks of 4096 rows run at the full rate.
     Every output is the same dot product, so the result is bit-identical
-    (checked by tests/model/test_gemm.py). Elsewhere (GPU, small
-    vocabularies) it is one ``F.linear``."""
+    with one thread (checked by tests/model/test_gemm.py: 1,260 shapes of 2 to
+    7 blocks, 1 to 80 input rows). With more, MKL splits the work among its
+    threads by the row count, so a few shapes differ in the last bit (2
+    threads, AVX-512: 4 of those 1,260, all at d 64). Elsewhere (GPU, small
+    vocabularies, one input row) it is one ``F.linear``."""
     # tracing (ONNX export) first: one MatMul, and no traced size turned into a Python bool
-    if torch.jit.is_tracing() or x.device.type != "cpu" or weight.size(0) <= 2 * OUTPUT_ROW_BLOCK:
+    if torch.jit.is_tracing() or x.device.type != "cpu" or weight.size(0) <= 2 * OUTPUT_ROW_BLOCK \
+            or x.numel() == x.size(-1):
+        # one input row is a matrix-vector product, bandwidth-bound: blocks gain nothing, and MKL's kernels for
+        # them rounded differently from the whole product with 2 threads (AVX-512)
         return F.linear(x, weight, bias)
     rows = weight.size(0)
-    blocks = [F.linear(x, weight[i: i + OUTPUT_ROW_BLOCK], None if bias is None else bias[i: i + OUTPUT_ROW_BLOCK])
-              for i in range(0, rows, OUTPUT_ROW_BLOCK)]
+    starts = list(range(0, rows, OUTPUT_ROW_BLOCK))
+    if rows - starts[-1] < MIN_TAIL_ROWS:
+        starts.pop()  # the last block takes a short remainder: a block of a few rows also rounded differently
+    ends = starts[1:] + [rows]
+    blocks = [F.linear(x, weight[i:j], None if bias is None else bias[i:j]) for i, j in zip(starts, ends)]
     return torch.cat(blocks, dim=-1)
 
 

@@ -78,7 +78,7 @@ def check_direction(folder: PortedFolder, direction: Direction, data: Sequence[s
         if direction.given:
             raise InvalidInputError("--source-lang/--target-lang say which way --data is translated; give --data")
         return
-    tok = load_tokenizer(folder.tokenizer_dir, model_vocab_size=folder.config.target_vocab_size)
+    tok = load_tokenizer(folder.tokenizer_dir, model_rows=folder.config.vocab_rows)
     direction.tokens(tok, folder.generation_config, folder.config.eos_token_id)
 
 

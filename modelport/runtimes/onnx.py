@@ -47,7 +47,6 @@ return and use. onnxruntime is imported inside functions only.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from modelport.files import not_a_folder
 from modelport.generation.backend import SearchBackend
 from modelport.generation.ensemble import shared_rows
 from modelport.generation.hypothesis import Hypothesis
+from modelport.generation.placement import check_threads, resolve_device
 from modelport.generation.translate import translate, translate_windows
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import CONFIG_NAME, GENERATION_NAME, TOKENIZER_DIR, _read_config, read_json_object
@@ -146,7 +146,7 @@ def session_options(threads: int | None = None, spin: bool | None = None) -> Any
     # onnxruntime's warnings (unused initializers) are noise here, and its errors reach the user as the exception
     # they raise, in one line (load_onnx, OnnxSeq2Seq._run): only fatal messages are logged
     opts.log_severity_level = 4
-    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.intra_op_num_threads = check_threads(threads) if threads is not None else torch.get_num_threads()
     opts.inter_op_num_threads = 1
     opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     if not (SPIN if spin is None else spin):
@@ -360,7 +360,7 @@ class OnnxModel:
     @property
     def tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.tokenizer_dir, model_vocab_size=self.config.target_vocab_size)
+            self._tokenizer = load_tokenizer(self.tokenizer_dir, model_rows=self.config.vocab_rows)
         return self._tokenizer
 
     @property
@@ -408,7 +408,7 @@ def load_onnx(directory: str | os.PathLike[str], *, device: str | torch.device |
         raise InvalidInputError(f"`{directory}` is not an ONNX export ({problem})")
     if any(not (directory / name).is_file() for name in GRAPH_FILES):
         raise _not_an_export(directory)
-    if device is not None and torch.device(device).type != "cpu":
+    if device is not None and resolve_device(device).type != "cpu":  # torch.device("foo"): a bare RuntimeError
         raise InvalidInputError(f"the ONNX backend computes on the CPU (onnxruntime's CPU provider), but device "
                                 f"`{device}` was asked for")
     if dtype is not None and dtype not in ("float32", torch.float32):
@@ -417,8 +417,8 @@ def load_onnx(directory: str | os.PathLike[str], *, device: str | torch.device |
     _require_onnxruntime()
     data, config, _, _ = _read_config(directory)
     generation = read_json_object(directory, GENERATION_NAME)
-    report_path = directory / EXPORT_REPORT_NAME
-    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+    # checked as untrusted as config.json: a damaged report raised JSONDecodeError, a list AttributeError
+    report = read_json_object(directory, EXPORT_REPORT_NAME) if os.path.lexists(directory / EXPORT_REPORT_NAME) else {}
     try:
         runtime = OnnxSeq2Seq(directory, config, threads=threads)
     except Exception as e:  # onnxruntime's load errors (a damaged graph) are many

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from modelport.errors import InvalidInputError
+from modelport.errors import InvalidInputError, InvalidPortedFolderError
 from modelport.files import check_lines, file_in_folder
 from modelport.model.folder import TOKENIZER_CONFIG_NAME as CONFIG_NAME, read_json_object
 
@@ -66,6 +66,9 @@ class Tokenizer(Protocol):
 
     kind: ClassVar[str]
     skips_special_tokens: ClassVar[bool]
+    # the framework sizes the model's embeddings from this vocabulary (fairseq's dictionaries, Marian's
+    # vocabularies), so a matching model has exactly :meth:`own_vocab_size` rows per side
+    vocab_sizes_rows: ClassVar[bool]
 
     @property
     def pad_id(self) -> int: ...
@@ -111,6 +114,11 @@ class Tokenizer(Protocol):
         """How many ids ``decode`` accepts on ``side`` (ids ``0 .. n-1``);
         None when the tokenizer alone does not bound them (T5 without the
         model's vocabulary size: ids past its pieces are dropped)."""
+        ...
+
+    def own_vocab_size(self, side: str = "target") -> int:
+        """One past the largest id of the tokenizer's own vocabulary on ``side``
+        (what ``encode`` can emit, the model's spare rows not counted)."""
         ...
 
     def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:
@@ -173,14 +181,34 @@ def check_keep_special_tokens(tok: Tokenizer) -> None:
                                 f"this port's tokenizer is {tok.kind}, which never skips them")
 
 
+def check_model_rows(tok: Tokenizer, source_rows: int, target_rows: int, *, where: Path) -> None:
+    """Refuse a ``tokenizer/`` folder that cannot belong to the model: a side
+    whose vocabulary spans more ids than the model's embedding has rows (the
+    ids past them would crash the model), or, where the framework sizes the
+    embedding from the vocabulary, a different count (a truncated or swapped
+    dictionary maps words to the wrong rows: fluent garbage, exit 0)."""
+    for side, rows in (("source", source_rows), ("target", target_rows)):
+        own = tok.own_vocab_size(side)
+        if own > rows or (tok.vocab_sizes_rows and own != rows):
+            rule = "; the framework sizes the embedding from the vocabulary, so they must be equal" \
+                if tok.vocab_sizes_rows else ""
+            raise InvalidPortedFolderError(
+                str(where.parent), f"its `{where.name}/` does not belong to the model: the {side} vocabulary spans "
+                f"{own} ids, but the model's {side} embedding has {rows} rows{rule}")
+
+
 class TokenizerBase:
     """Defaults shared by the tokenizers: no special tokens skipped; batches
     decoded one sequence at a time."""
 
     kind: ClassVar[str] = ""
     skips_special_tokens: ClassVar[bool] = False
+    vocab_sizes_rows: ClassVar[bool] = False
 
     def vocab_size_of(self, side: str = "target") -> int | None:
+        raise NotImplementedError
+
+    def own_vocab_size(self, side: str = "target") -> int:
         raise NotImplementedError
 
     def decode(self, ids: Sequence[int], *, side: str = "target", keep_special_tokens: bool = False) -> str:

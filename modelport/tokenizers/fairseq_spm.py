@@ -174,6 +174,10 @@ class DictionaryTokenizer(PrefixRules, TokenizerBase):
         """The model's rows (ids past the dictionary decode as ``<unk>``)."""
         return self.model_vocab_size
 
+    def own_vocab_size(self, side: str = "target") -> int:
+        """The dictionary's symbols, language tokens included."""
+        return len(self.dict)
+
     def tokenize(self, line: str, *, side: str = "source") -> list[str]:
         raise NotImplementedError
 

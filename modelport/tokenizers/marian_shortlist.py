@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zlib
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from modelport.errors import InvalidInputError
+from modelport.errors import InvalidInputError, first_line
 
 # marian-dev src/data/shortlist.h: BINARY_SHORTLIST_MAGIC (little-endian uint64)
 BINARY_MAGIC = (0xF11A48D5013417F5).to_bytes(8, "little")
@@ -103,7 +104,11 @@ def read_entries(path: Path, source_vocab: Mapping[str, int], target_vocab: Mapp
     with open_shortlist(path) as f:
         lineno = 0
         while True:
-            raw = f.readline(MAX_LINE_BYTES + 1)
+            try:
+                raw = f.readline(MAX_LINE_BYTES + 1)
+            except (EOFError, OSError, zlib.error) as e:  # a truncated or damaged gzip (BadGzipFile: an OSError)
+                raise InvalidInputError(f"{path}: the gzipped shortlist cannot be read after line {lineno} "
+                                        f"({first_line(e, 100)})") from None
             if not raw:
                 break
             lineno += 1

@@ -75,6 +75,7 @@ class MosesBpeTokenizer(TokenizerBase):
     """Moses + BPE + fairseq dictionaries, bit-identical to fairseq's hub interface."""
 
     kind = "fairseq_moses_bpe"
+    vocab_sizes_rows = True
 
     def __init__(self, source_dict: FairseqDictionary, target_dict: FairseqDictionary, *,
                  source_lang: str | None = "en", target_lang: str | None = "en", bpe: Bpe | None = None,
@@ -257,6 +258,8 @@ class MosesBpeTokenizer(TokenizerBase):
     def vocab_size_of(self, side: str = "target") -> int:
         """The size of ``side``'s dictionary."""
         return len(self._side(side).dict)
+
+    own_vocab_size = vocab_size_of
 
     def id_to_tokens(self, ids: Sequence[int], *, side: str = "source") -> list[str]:
         """The dictionary symbol of each id (out-of-range ids read ``<unk>``, as in fairseq)."""

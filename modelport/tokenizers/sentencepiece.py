@@ -130,9 +130,15 @@ def read_marian_vocab(path: str | os.PathLike[str]) -> dict[str, int]:
     if not isinstance(data, dict):
         raise InvalidInputError(f"vocabulary `{path}` must map pieces to ids, but is {type(data).__name__}")
     try:
-        return {str(k): int(v) for k, v in data.items()}
+        vocab = {str(k): int(v) for k, v in data.items()}
     except (TypeError, ValueError):
         raise InvalidInputError(f"vocabulary `{path}` must map pieces to integer ids") from None
+    if not vocab:  # Marian's DefaultVocab aborts on it too ("Empty vocabulary")
+        raise InvalidInputError(f"vocabulary `{path}` is empty")
+    negative = next((k for k, v in vocab.items() if v < 0), None)
+    if negative is not None:  # Marian reads ids as unsigned word indices
+        raise InvalidInputError(f"vocabulary `{path}` gives `{negative}`"[:200] + f" the negative id {vocab[negative]}")
+    return vocab
 
 
 def _opus_mt_text(pieces: Sequence[str], sp: Any, specials: Collection[str]) -> str:
@@ -190,6 +196,7 @@ class MarianSpmTokenizer(TokenizerBase):
     """SentencePiece + Marian vocabulary, as OPUS-MT and ``MarianTokenizer`` encode."""
 
     kind = "marian_spm"
+    vocab_sizes_rows = True
 
     def __init__(self, source_spm: Any, target_spm: Any, vocab: Mapping[str, int],
                  target_vocab: Mapping[str, int] | None = None, *, eos_token: str = "</s>",
@@ -258,6 +265,8 @@ class MarianSpmTokenizer(TokenizerBase):
     def vocab_size_of(self, side: str = "target") -> int:
         """One past the largest id of ``side``'s vocabulary."""
         return max(self._vocab(side).values()) + 1
+
+    own_vocab_size = vocab_size_of
 
     @property
     def language_codes(self) -> list[str]:
@@ -367,6 +376,10 @@ class T5SpmTokenizer(TokenizerBase):
     def vocab_size_of(self, side: str = "target") -> int | None:
         """The model's vocabulary size when known (one vocabulary for both sides)."""
         return self.model_vocab_size
+
+    def own_vocab_size(self, side: str = "target") -> int:
+        """The pieces and sentinels (transformers' T5 has spare rows past them: 32100 of 32128)."""
+        return self.vocab_size
 
     def sentinel_id(self, n: int) -> int:
         """The id of ``<extra_id_n>`` (``<extra_id_0>`` is the last id)."""

@@ -147,3 +147,19 @@ def test_pickled_npz_is_not_loaded(model_dir: Path, tmp_path: Path, capsys) -> N
     """An object array needs pickle; numpy.load(allow_pickle=False) refuses it."""
     _rewrite(model_dir, lambda a: a.update({"Wemb": np.array([{"x": 1}], dtype=object)}))
     assert "cannot be read as a checkpoint" in _convert(model_dir, tmp_path, capsys)
+
+
+def test_stray_spm_files_do_not_replace_the_vocabularies_decoder_yml_names(tmp_path: Path) -> None:
+    """A source.spm/target.spm beside a model whose decoder.yml names `vocab.spm` were taken instead of it
+    (Marian reads only the named vocabulary): every line came out as another model's pieces, exit 0."""
+    import modelport
+
+    trained = DATA.parent / "marian-trained"
+    shutil.copytree(trained / "tiny11_ssru", tmp_path / "stray")
+    for name in ("source.spm", "target.spm"):
+        shutil.copy(trained / "post_sep_tied" / name, tmp_path / "stray" / name)
+    lines = ["Hello world.", "The house is small."]
+    clean = modelport.convert(str(trained / "tiny11_ssru"), tmp_path / "clean")
+    stray = modelport.convert(str(tmp_path / "stray"), tmp_path / "stray_port")
+    assert [stray.tokenizer.encode(x) for x in lines] == [clean.tokenizer.encode(x) for x in lines]
+    assert [h[0].text for h in stray.translate(lines)] == [h[0].text for h in clean.translate(lines)]

@@ -46,6 +46,20 @@ def test_unsupported_fields_reported_together(t5_dir: Path, tmp_path: Path, caps
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("changes, said", [
+    ({"d_model": 0}, "`d_model` must be > 0, but is 0"),  # ZeroDivisionError (d_model ** -0.5)
+    ({"relative_attention_max_distance": 0}, "are 32 and 0"),  # converted; translate: math domain error
+    ({"relative_attention_max_distance": 16}, "are 32 and 16"),  # converted; translate: IndexError
+    ({"relative_attention_num_buckets": 2}, "are 2 and 128"),
+])
+def test_sizes_no_t5_can_run_are_refused_at_convert(changes: dict, said: str, t5_dir: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    _edit_config(t5_dir, **changes)
+    line = _one_line_error(["convert", str(t5_dir), str(tmp_path / "out")], capsys)
+    assert said in line, line
+    assert not (tmp_path / "out").exists()
+
+
 def test_umt5_is_refused_by_name(t5_dir: Path, tmp_path: Path, capsys) -> None:
     _edit_config(t5_dir, model_type="umt5")
     line = _one_line_error(["convert", str(t5_dir), str(tmp_path / "out")], capsys)
@@ -93,3 +107,33 @@ def test_pytorch_model_bin_is_loaded_safely(t5_dir: Path, tmp_path: Path, capsys
     line = _one_line_error(["convert", str(t5_dir), str(tmp_path / "out")], capsys)
     assert "system" in line and "not allowed" in line
     assert not marker.exists()
+
+
+def _shard(directory: Path, names: tuple[str, str]) -> None:
+    """Split model.safetensors into two shards named ``names`` (paths relative to ``directory``) and an index."""
+    state = load_file(directory / "model.safetensors")
+    keys = sorted(state)
+    parts = (keys[: len(keys) // 2], keys[len(keys) // 2:])
+    for name, part in zip(names, parts):
+        save_file({k: state[k].contiguous() for k in part}, str(directory / name))
+    (directory / "model.safetensors").unlink()
+    weight_map = {k: name for name, part in zip(names, parts) for k in part}
+    (directory / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+
+
+def test_sharded_checkpoint_is_read(t5_dir: Path, tmp_path: Path) -> None:
+    import modelport
+
+    _shard(t5_dir, ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"))
+    assert modelport.convert(str(t5_dir), tmp_path / "out").translate(["translate English to German: Hi."])
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute"])
+def test_shard_outside_the_directory_is_refused(where: str, t5_dir: Path, tmp_path: Path, capsys) -> None:
+    """The index's file names were joined to the directory unchecked: another model's weights were read."""
+    (tmp_path / "elsewhere").mkdir()
+    outside = "../elsewhere/b.safetensors" if where == "parent" else str(tmp_path / "elsewhere" / "b.safetensors")
+    _shard(t5_dir, ("a.safetensors", outside))
+    line = _one_line_error(["convert", str(t5_dir), str(tmp_path / "out")], capsys)
+    assert "weight shard (listed in `model.safetensors.index.json`) must be a file name inside the folder" in line
+    assert not (tmp_path / "out").exists()

@@ -189,6 +189,10 @@ def test_length_cap_uses_padded_width() -> None:
     batched = generate(model, [short, long_], semantics="marian", beam_size=2, max_length_factor=1.5)
     assert [len(h[0]["tokens"]) for h in batched] == [12, 12]
     assert len(generate(model, [short], semantics="marian", beam_size=2, max_length_factor=0.1)[0][0]["tokens"]) == 1
+    # a factor whose float32 product is infinite caps nothing but the positions (it raised OverflowError)
+    for huge in (1e300, 3e38):
+        capped = generate(model, [short], semantics="marian", beam_size=2, max_length_factor=huge)[0][0]
+        assert len(capped["tokens"]) == model.cfg.max_target_positions
 
 
 @torch.no_grad()

@@ -123,6 +123,17 @@ def test_gzip_file_is_read(tmp_path: Path) -> None:
     assert _rows(_load_path(path, 2, 2, 0.15), 2, 0) == [0, 1, 2, 3, 4, 5, 13, 15]
 
 
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_damaged_gzip_file_is_refused(tmp_path: Path, damage: str) -> None:
+    """A truncated gzip raised EOFError, a damaged one zlib.error: exit 1 from `translate` and `convert`."""
+    packed = gzip.compress((LEX * 200).encode())
+    path = tmp_path / "lex.s2t.gz"
+    path.write_bytes(packed[: len(packed) // 2] if damage == "truncated"
+                     else packed[:20] + bytes(b ^ 0x5A for b in packed[20:-8]) + packed[-8:])
+    with pytest.raises(InvalidInputError, match="lex.s2t.gz: the gzipped shortlist cannot be read"):
+        _load_path(path, 2, 2, 0.15)
+
+
 def test_where_marian_is_undefined_is_an_error(tmp_path: Path) -> None:
     # padding to 8 would run past the vocabulary (Marian reads past its end)
     with pytest.raises(InvalidInputError, match="target vocabulary ends at 10"):

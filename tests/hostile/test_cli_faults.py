@@ -87,7 +87,7 @@ def test_cli_translate_output_dangling_symlink_is_not_replaced(ported_default, t
     (["export", "onnx"], []), (["export", "hf"], []), (["export", "ct2"], []), (["quantize"], ["--mode", "int8"]),
     (["prune"], ["--decoder-layers", "1"]), (["distill"], ["--data", "{data}"]), (["convert"], []),
 ])
-@pytest.mark.parametrize("where", ["itself", "its folder"])
+@pytest.mark.parametrize("where", ["itself", "its folder", "a part of it"])
 def test_cli_output_that_would_delete_the_input_is_refused(verb: list[str], options: list[str], where: str,
                                                            ported_default, default_model_dir, tmp_path: Path,
                                                            capsys) -> None:
@@ -95,12 +95,14 @@ def test_cli_output_that_would_delete_the_input_is_refused(verb: list[str], opti
 
     source = tmp_path / "input"  # a copy: were the refusal missing, the shared fixture would be deleted
     shutil.copytree(default_model_dir if verb == ["convert"] else ported_default.path, source)
-    before = sorted(p.name for p in source.iterdir())
-    output = source if where == "itself" else tmp_path
+    before = sorted((p.name, p.is_dir()) for p in source.iterdir())
+    part = source / ("tokenizer" if verb != ["convert"] else before[0][0])  # `export onnx port port/tokenizer`
+    output = {"itself": source, "its folder": tmp_path, "a part of it": part}[where]
     options = [o.format(data=_input(tmp_path)) for o in options]
     line = one_line_error([*verb, str(source), str(output), *options, "--force"], capsys)
-    assert f"the input `{source}`" in line and ("is the input" if where == "itself" else "holds the input") in line
-    assert sorted(p.name for p in source.iterdir()) == before
+    said = {"itself": "is the input", "its folder": "holds the input", "a part of it": "is a part of the input"}
+    assert f"the input `{source}`" in line and said[where] in line, line
+    assert sorted((p.name, p.is_dir()) for p in source.iterdir()) == before
 
 
 def test_cli_output_holding_an_ensemble_member_is_refused(default_model_dir, tmp_path: Path, capsys) -> None:

@@ -219,6 +219,19 @@ def test_nonfinite_weights_are_refused_unless_allowed(tmp_path: Path, capsys) ->
         assert "line 1: the model's log-probabilities are NaN" in line
 
 
+@pytest.mark.parametrize("kind", ["onnx", "hf", "ct2"])
+def test_export_of_nonfinite_weights_is_one_line(kind: str, tmp_path: Path, capsys) -> None:
+    """The verification's search raised NaNLogProbs through the command (a traceback, exit 1)."""
+    pytest.importorskip({"onnx": "onnxruntime", "hf": "transformers", "ct2": "ctranslate2"}[kind])
+    from modelport.cli import main
+
+    folder = payloads.nonfinite_weight(tmp_path / "ckpt")
+    assert main(["convert", str(folder), str(tmp_path / "port"), "--allow-nonfinite", "-q"]) == 0
+    line = one_line_error(["export", kind, str(tmp_path / "port"), str(tmp_path / "out")], capsys)
+    assert "cannot be verified after export: its log-probabilities are NaN" in line, line
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------------
 # bounded memory and time (child processes under RLIMIT_AS and a timeout)
 

@@ -179,3 +179,21 @@ def test_t5_malformed(t5_dir: Path, tmp_path: Path, capsys, case: str) -> None:
     path.write_text(json.dumps(changes))
     line = _refused(t5_dir, tmp_path, capsys, "--format", "t5")
     assert expected in line
+
+
+def test_a_thread_count_the_machine_cannot_run_is_refused(ported_default, tmp_path: Path, capsys) -> None:
+    """`--threads 100000` crashed torch's OpenMP (a segfault; 20000: "libgomp: Thread creation failed")."""
+    src = tmp_path / "in.txt"
+    src.write_text("Hello world.\n", encoding="utf-8")
+    line = one_line_error(["translate", str(ported_default.path), "-i", str(src), "--threads", "100000"], capsys)
+    assert "`threads` must be an integer from 1 to" in line and "per core" in line, line
+
+
+def test_onnx_session_threads_are_checked() -> None:
+    pytest.importorskip("onnxruntime")
+    from modelport.errors import InvalidInputError
+    from modelport.runtimes.onnx import session_options
+
+    assert session_options(2).intra_op_num_threads == 2
+    with pytest.raises(InvalidInputError, match="`threads` must be an integer"):
+        session_options(10**6)

@@ -203,3 +203,58 @@ def test_decoder_yml_names_files_inside_the_model_directory(line, replacement, m
     (model / "decoder.yml").write_text(text.replace(line, replacement.format(outside=outside), 1))
     got = one_line_error(["convert", str(model), str(tmp_path / "out")], capsys)
     assert message.format(outside=outside) in got
+
+
+# ---------------------------------------------------------------------------
+# a tokenizer that does not fit the model's embeddings
+
+
+def _truncate_source_dict(folder: Path) -> None:
+    path = folder / "tokenizer" / "dict.en.txt"
+    path.write_text("".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:100]), encoding="utf-8")
+
+
+def _empty_target_dict(folder: Path) -> None:
+    (folder / "tokenizer" / "dict.de.txt").write_text("", encoding="utf-8")
+
+
+def _swapped_source_dict(folder: Path) -> None:
+    _set(folder, source_dict="dict.de.txt")
+
+
+@pytest.mark.parametrize("tamper, side, own", [(_truncate_source_dict, "source", 104),
+                                               (_empty_target_dict, "target", 4),
+                                               (_swapped_source_dict, "source", 1072)])
+@pytest.mark.parametrize("command", ["translate", "tokenize"])
+def test_a_dictionary_that_does_not_fit_the_model_is_refused(tamper, side, own, command, port_copy, tmp_path,
+                                                              capsys):
+    """Before, a truncated source dictionary translated all-`<unk>` input into fluent garbage with exit 0, a
+    swapped one crashed in the embedding (IndexError, exit 1), an empty target one failed only after
+    decoding; fairseq sizes each embedding from its dictionary, so the counts must be equal."""
+    folder = port_copy()
+    tamper(folder)
+    line = one_line_error([command, str(folder), "-i", str(_source(tmp_path))], capsys)
+    assert "`tokenizer/` does not belong to the model" in line, line
+    assert f"the {side} vocabulary spans {own} ids" in line and "so they must be equal" in line, line
+
+
+def test_the_python_api_refuses_a_dictionary_that_does_not_fit(port_copy) -> None:
+    import modelport
+    from modelport.errors import InvalidPortedFolderError
+
+    folder = port_copy()
+    _truncate_source_dict(folder)
+    with pytest.raises(InvalidPortedFolderError, match="source embedding has 792 rows"):
+        modelport.load(folder).translate(["Hello world."])
+
+
+@pytest.mark.parametrize("text, message", [("{}", "is empty"), ('{"</s>": 0, "a": -3}', "negative id -3")])
+def test_a_marian_vocabulary_marian_would_refuse_is_refused(text, message, tmp_path) -> None:
+    """An empty one crashed in `max()` (exit 1); Marian reads ids as unsigned indices."""
+    from modelport.errors import InvalidInputError
+    from modelport.tokenizers.sentencepiece import read_marian_vocab
+
+    path = tmp_path / "vocab.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=message):
+        read_marian_vocab(path)

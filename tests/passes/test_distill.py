@@ -362,3 +362,14 @@ def test_a_student_no_machine_could_train_is_refused_before_it_is_built(ported_d
     path.write_text(json.dumps(overrides))
     with pytest.raises(InvalidInputError, match="GiB to train, more than this machine's"):
         student_config(ported_default.config, parse_student(f"config:{path}"))
+
+
+def test_label_smoothing_flag_takes_the_trainers_range(capsys) -> None:
+    """The flag took (0, 1] and the trainer [0, 1): 0 (no smoothing) was refused, 1 passed on to fail later."""
+    from modelport.cli import build_parser
+
+    base = ["distill", "teacher", "student", "--data", "d.txt", "--label-smoothing"]
+    assert build_parser().parse_args([*base, "0"]).label_smoothing == 0.0
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([*base, "1"])
+    assert e.value.code == 2 and "must be a number in [0, 1), but is 1" in capsys.readouterr().err

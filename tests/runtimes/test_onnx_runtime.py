@@ -163,6 +163,24 @@ def test_damaged_graph(onnx_default, tmp_path, capsys) -> None:
     assert "onnxruntime cannot load its graphs" in line
 
 
+@pytest.mark.parametrize("report", [b"{bad", b"\xff\xfe", b"[1, 2]"])
+def test_damaged_export_report(report: bytes, onnx_default, tmp_path, capsys) -> None:
+    """export_report.json is as untrusted as config.json: these raised JSONDecodeError, UnicodeDecodeError,
+    and (a list) AttributeError on `.quantization`."""
+    bad = tmp_path / "bad"
+    shutil.copytree(onnx_default, bad)
+    (bad / "export_report.json").write_bytes(report)
+    line = one_line_error(["translate", str(bad), "--backend", "onnx"], capsys)
+    assert "export_report.json" in line and "is not a valid ported model folder" in line, line
+
+
+def test_unknown_device_is_named(onnx_default) -> None:
+    from modelport.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="foo"):  # a bare RuntimeError from torch.device before
+        modelport.load(onnx_default, device="foo")
+
+
 def test_graph_that_fails_to_run(ported_default, tmp_path, capsys, monkeypatch) -> None:
     """Graphs that load but fail on the inputs the runtime feeds: decoder graphs
     whose cross-attention takes one row of keys per decoder row (traced without

@@ -135,7 +135,7 @@ def test_t5_drops_padding_rows_and_refuses_ids_past_the_model(tmp_path) -> None:
     assert tok.decode([5, top, top + 27, 6]) == tok.decode([5, 6])
     with pytest.raises(InvalidInputError, match="id -1 is outside the target vocabulary"):
         tok.decode([5, -1])
-    bounded = load_tokenizer(tmp_path / "tok", model_vocab_size=top + 28)
+    bounded = load_tokenizer(tmp_path / "tok", model_rows=(top + 28, top + 28))
     assert bounded.vocab_size_of("target") == top + 28
     assert bounded.decode([5, top + 27, 6]) == tok.decode([5, 6])
     with pytest.raises(InvalidInputError, match=f"id {top + 28} is outside the target vocabulary \\(size {top + 28}"):

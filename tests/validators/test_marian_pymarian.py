@@ -64,6 +64,10 @@ N_LINES = 30
 # post_untied_relu does not reproduce)
 FLOAT_SLACK = 5e-5
 SCORE_TOL = 1e-4
+# a path score sums every token's float noise (the module docstring's "1e-5 per token"): line 16 of the
+# weighted ensemble came 1.58e-4 off on one machine (its word scores 7e-6, its normalized score 3e-6 off),
+# within the bound without it on another
+PATH_SLACK_PER_TOKEN = 1e-5
 # (beam-size, normalize, word-penalty)
 CASES = [(1, 0.0, 0.0), (4, 0.6, 0.0), (6, 0.0, 0.0), (6, 1.0, 0.5)]
 # Marian's batching for the matrix: several lines per batch, sorted by length
@@ -115,7 +119,7 @@ def compare(p: modelport.PortedModel, ref: list[list[MarianHypothesis]], ours: l
             path = abs(hr.path_score - sum(ho["positional_scores"]))
             score = abs(hr.score - ho["score"])
             if len(hr.word_scores) != len(ho["positional_scores"]) or words > WORD_SCORE_PRECISION + FLOAT_SLACK \
-                    or path > printed_tolerance(hr.path_score) + SCORE_TOL \
+                    or path > printed_tolerance(hr.path_score) + SCORE_TOL + PATH_SLACK_PER_TOKEN * len(ho["tokens"]) \
                     or score > printed_tolerance(hr.score) + SCORE_TOL:
                 problems.append(f"line {i} hypothesis {j}: word scores {words:.2e}, path {path:.2e}, "
                                 f"score {score:.2e} off")

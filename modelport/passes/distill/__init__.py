@@ -94,7 +94,7 @@ def _check(teacher: PortedFolder, spec: StudentSpec, then_quantize: str | None, 
         plan_prune(teacher, **spec.prune)
     else:
         student_config(teacher.config, spec)
-    languages = getattr(load_tokenizer(teacher.tokenizer_dir, model_vocab_size=teacher.config.target_vocab_size),
+    languages = getattr(load_tokenizer(teacher.tokenizer_dir, model_rows=teacher.config.vocab_rows),
                         "languages", ())
     if languages:  # its translations need a direction, and a student would have to learn the language tokens
         raise InvalidInputError(f"`{teacher.path}` is a multilingual port ({len(languages)} languages); distilling "
@@ -315,7 +315,7 @@ def distill(teacher_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
         if not resume:
             remove_checkpoints(work)
         init_dir, model = _student(Path(teacher_dir), spec, work, vocab_from, opts.seed, resume)
-        tokenizer = load_tokenizer(init_dir / "tokenizer", model_vocab_size=model.cfg.target_vocab_size)
+        tokenizer = load_tokenizer(init_dir / "tokenizer", model_rows=model.cfg.vocab_rows)
         pairs_dropped = _pairs(tokenizer, kd, model.cfg)
     cfg_data, pairs_dropped = broadcast((None if model is None else model.cfg.to_dict(), pairs_dropped), where)
     pairs, dropped = pairs_dropped
