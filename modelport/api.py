@@ -14,9 +14,10 @@ from modelport.converters.base import ConversionPlan, make_plan, source_paths, w
 from modelport.errors import InvalidInputError
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.placement import dtype_name, resolve_device, resolve_dtype
+from modelport.generation.semantics import check_generation_config
 from modelport.generation.translate import translate, translate_windows
 from modelport.model.config import Seq2SeqConfig
-from modelport.model.folder import check_folder, check_writable, load_checked_weights, parity_report
+from modelport.model.folder import GENERATION_NAME, check_folder, check_writable, load_checked_weights, parity_report
 from modelport.model.quantized import apply_on_load, dequantize_state
 from modelport.model.remote import resolve_ported
 from modelport.model.transformer import Seq2SeqModel
@@ -195,6 +196,7 @@ def load(path: str | os.PathLike[str], *, revision: str | None = None, device: s
     target_device = resolve_device(device) if device is not None else None  # checked before the weights are read
     target_dtype = resolve_dtype(dtype)
     checked = check_folder(directory)
+    check_generation_config(checked.generation_config, f"`{directory / GENERATION_NAME}`")
     config, quantization, n = checked.config, checked.quantization, checked.ensemble_size
     if quantization == "int8":
         _check_int8_placement(target_device, target_dtype)

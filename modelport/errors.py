@@ -28,13 +28,15 @@ class OutputExistsError(ModelportError, FileExistsError):
     ``option`` names the way to overwrite it in the caller's terms: the API
     keyword ``force=True`` by default; the CLI renders it as ``--force``."""
 
-    def __init__(self, path: str, option: str = "force=True") -> None:
+    def __init__(self, path: str, option: str = "force=True", detail: str = "") -> None:
         self.path = path
         self.option = option
+        self.detail = detail  # what the existing file is, when that is why it is kept
         super().__init__(path)
 
     def __str__(self) -> str:  # FileExistsError would render its args tuple otherwise
-        return f"output `{self.path}` already exists (pass {self.option} to overwrite it)"
+        detail = f" {self.detail}" if self.detail else ""
+        return f"output `{self.path}` already exists{detail} (pass {self.option} to overwrite it)"
 
 
 class UnknownFormatError(ModelportError, ValueError):

@@ -187,6 +187,19 @@ def single_line(text: str) -> str:
     return text.translate(LINE_BREAKS)
 
 
+def named_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` absolute with its folder resolved and its last part kept as named (an output
+    that is a symlink is replaced itself, never its target)."""
+    named = Path(os.path.abspath(path))
+    return named.parent.resolve() / named.name
+
+
+def nested(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` are one path, or one lies inside the other (:func:`named_path`)."""
+    x, y = named_path(a), named_path(b)
+    return x == y or x in y.parents or y in x.parents
+
+
 def read_text_lines(path: str | os.PathLike[str], where: str) -> list[str]:
     """The lines of the file ``path`` without their endings, strictly UTF-8; errors name ``where``
     (``input `test.en```, ``--data `train.en```)."""
@@ -200,6 +213,17 @@ def read_text_lines(path: str | os.PathLike[str], where: str) -> list[str]:
         raise InvalidInputError(f"{where} does not exist") from None
     except IsADirectoryError:
         raise InvalidInputError(f"{where} must be a file, but is a directory") from None
+
+
+def read_utf8_text(path: str | os.PathLike[str], where: str) -> str:
+    """The whole text of the file ``path``, strictly UTF-8; a byte that is not is an error naming
+    ``where`` and its offset (a report or card someone edited with another encoding)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(f"{where} must be UTF-8 text, but has byte 0x{data[e.start]:02x} at offset "
+                                f"{e.start}") from None
 
 
 def lines_of(data: str | os.PathLike[str] | Sequence[str], what: str) -> list[str]:

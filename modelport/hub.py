@@ -25,7 +25,7 @@ from typing import Any
 from modelport._version import __version__
 from modelport.errors import HubError, InvalidInputError
 from modelport.exporters import REPORT_NAME
-from modelport.files import not_a_folder
+from modelport.files import not_a_folder, read_utf8_text
 from modelport.model.folder import CARD_NAME, CONVERSION_NAME
 from modelport.model.io import read_json
 from modelport.modelcards.card import LOCAL_PLACEHOLDER, check_repo_id, make_card
@@ -130,11 +130,11 @@ def sanitize_record(data: Any, key: str | None = None) -> Any:
 def _upload_bytes(path: Path, rel: str) -> bytes | None:
     """The sanitized bytes to upload for a file that records local paths; None: upload the file as it is."""
     if rel in _PATH_RECORDS:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
         clean = sanitize_record(data)
         return None if clean == data else (json.dumps(clean, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     if rel in _PATH_TEXTS:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8_text(path, f"`{path}`")
         clean_text = sanitize_text(text)
         return None if clean_text == text else clean_text.encode("utf-8")
     return None
@@ -202,7 +202,7 @@ def _card(directory: Path, repo_id: str | None, card_options: dict[str, Any]) ->
                                 "cannot be regenerated with --license/--language/--base-model")
     if not (directory / CARD_NAME).is_file():
         raise InvalidInputError(f"`{directory}` has no {CARD_NAME} and its ported folder `{source}` is gone")
-    text = (directory / CARD_NAME).read_text(encoding="utf-8")
+    text = read_utf8_text(directory / CARD_NAME, f"`{directory / CARD_NAME}`")
     return text.replace(f'"{LOCAL_PLACEHOLDER}"', f'"{repo_id}"') if repo_id else text
 
 

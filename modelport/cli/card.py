@@ -33,7 +33,8 @@ DESCRIPTION = """\
 Generate README.md in PORTED_DIR from its files: Hub metadata (languages, license, tags; eval
 results from parity_report.json only with --eval-dataset), architecture, provenance with sha256,
 passes (a table of what each measured), parity summary, intended use, limitations, usage and
-generation defaults. Written to a temporary file and renamed into place."""  # argparse re-flows it
+generation defaults. Written to a temporary file and renamed into place. A README.md that modelport
+did not write (a card written by hand) is kept unless --force."""  # argparse re-flows it
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,12 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     description=DESCRIPTION,
                     ported_dir=PORTED_HELP)
     add_card_options(p)
+    p.add_argument("--force", action="store_true", help="replace a README.md that modelport did not write")
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the card and print its path."""
     from modelport.modelcards import write_card  # lazy: imports torch
 
-    path = write_card(args.ported_dir, **card_options(args))
+    path = write_card(args.ported_dir, force=args.force, **card_options(args))
     sys.stdout.write(f"card: {path}\n")
     return 0

@@ -11,7 +11,7 @@ from modelport.cli.common import (KEEP_SPECIAL_HELP, PORTED_HELP, add_command, a
                                   add_runtime_options, runtime_kwargs)
 from modelport.cli.console import progress_shown
 from modelport.cli.streams import one_output_line, output, read_lines, stdin_chunks, streaming_stdin
-from modelport.errors import InvalidInputError, NonFiniteOutputError, OutputExistsError
+from modelport.errors import InvalidInputError, NonFiniteOutputError
 from modelport.generation.alignment import MODES_HELP, OFF, alignment_flag, alignment_json, format_alignment
 from modelport.generation.semantics import DECODING_GROUP_TITLE, add_decoding_arguments, decoding_kwargs
 
@@ -81,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
     """Translate the input, a chunk of lines at a time, into the output."""
     from modelport.api import load  # lazy: imports torch
 
-    if args.output and os.path.lexists(args.output) and not args.force:  # a dangling symlink exists too
-        raise OutputExistsError(args.output, "--force")
+    from modelport.model.folder import check_writable  # lazy: imports torch
+
+    if args.output:  # before the work; the input file and the model are never overwritten, --force or not
+        read = [p for p in (args.input, args.ported_dir) if p not in (None, "-")]
+        check_writable(args.output, args.force, reads=read)
     _check_decoding(args)
     ported = load(args.ported_dir, backend=args.backend, **runtime_kwargs(args))
     _check_decoding(args, ported.generation_config)

@@ -283,12 +283,21 @@ def check_slots(source: str, config: Seq2SeqConfig, mapped: list[tuple[str, torc
 
 
 # what an option's value must be, and how an error names that
+def fits_float32(value: Any) -> bool:
+    """Whether ``value`` is a JSON/YAML number a float32 holds (Marian's options are float32)."""
+    return type(value) in (int, float) and math.isfinite(value) and abs(value) <= torch.finfo(torch.float32).max
+
+
 _KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "int": ("an integer", lambda v: type(v) is int),
     "posint": ("a positive integer", lambda v: type(v) is int and v >= 1),
     "natural": ("an integer >= 0", lambda v: type(v) is int and v >= 0),
     "float": ("a finite number", lambda v: type(v) in (int, float) and math.isfinite(v)),
     "posfloat": ("a number > 0", lambda v: type(v) in (int, float) and math.isfinite(v) and v > 0),
+    # Marian reads its number options as float32 and aborts on a value past its range
+    "float32": ("a number that a float32 holds", lambda v: fits_float32(v)),
+    "nonneg32": ("a number >= 0 that a float32 holds", lambda v: fits_float32(v) and v >= 0),
+    "pos32": ("a number > 0 that a float32 holds", lambda v: fits_float32(v) and v > 0),
     "bool": ("true or false", lambda v: type(v) is bool or v in (0, 1)),
     "str": ("a string", lambda v: isinstance(v, str)),
     "intlist": ("a list of integers", lambda v: isinstance(v, (list, tuple)) and all(type(x) is int for x in v)),

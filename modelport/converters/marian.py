@@ -69,8 +69,8 @@ import sentencepiece
 import torch
 import yaml
 
-from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule, TokenizerAssets, drop, one_line,
-                                      option_type_problems, register_converter, short_repr, source_root)
+from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule, TokenizerAssets, drop, fits_float32,
+                                      one_line, option_type_problems, register_converter, short_repr, source_root)
 from modelport.errors import (
     CorruptCheckpointError,
     InvalidInputError,
@@ -284,9 +284,10 @@ OPTION_KINDS = {"dim-emb": "posint", "enc-depth": "posint", "dec-depth": "posint
                 "transformer-preprocess": "str", "transformer-postprocess": "str",
                 "transformer-postprocess-emb": "str", "transformer-postprocess-top": "str", "max-length": "natural",
                 LEARNED_POSITIONS: "bool"}
-DECODER_KINDS = {"beam-size": "posint", "normalize": "float", "word-penalty": "float", "max-length-factor": "float",
-                 "max-length": "natural", "max-length-crop": "bool", "n-best": "bool", "mini-batch": "posint",
-                 "maxi-batch": "posint", "maxi-batch-sort": "str", "mini-batch-words": "natural", "allow-unk": "bool"}
+DECODER_KINDS = {"beam-size": "posint", "normalize": "nonneg32", "word-penalty": "float32",
+                 "max-length-factor": "pos32", "max-length": "natural", "max-length-crop": "bool", "n-best": "bool",
+                 "mini-batch": "posint", "maxi-batch": "posint", "maxi-batch-sort": "str", "mini-batch-words": "natural",
+                 "allow-unk": "bool"}
 
 
 def _flag(key: str) -> str:
@@ -828,8 +829,8 @@ def check_decoder_values(decoder: Mapping[str, Any]) -> None:
     # an ensemble's scorer weights (--weights, one per model; Marian's default 1 each)
     weights, models = decoder.get("weights"), decoder.get("models") or [None]
     if weights is not None and not (isinstance(weights, list) and len(weights) == len(models) and all(
-            type(w) in (int, float) and math.isfinite(w) for w in weights)):
-        problems.append(f"`--weights` must be one finite number per model ({len(models)}), but is "
+            fits_float32(w) for w in weights)):
+        problems.append(f"`--weights` must be one number a float32 holds per model ({len(models)}), but is "
                         f"{short_repr(weights)}")
     if problems:
         raise InvalidInputError("decoder.yml: " + "; ".join(problems))

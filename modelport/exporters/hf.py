@@ -1084,6 +1084,7 @@ def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str
     prefix, suffix = (plan.source_prefix, plan.source_suffix) if plan is not None else ([], [])
     forced = plan.decoder_prefix if plan is not None else []
     ours_ids = [prefix + tok.encode(line) + suffix for line in lines]
+    ported.config.check_source_lengths(ours_ids, " of the verification data")
     theirs_ids = [hf_tok(line)["input_ids"] for line in lines] if hf_tok is not None else ours_ids
     bad = [i for i, (a, b) in enumerate(zip(ours_ids, theirs_ids)) if a != b]
     if bad:
@@ -1092,7 +1093,8 @@ def _verify(folder: Path, ported: PortedModel, target: HfTarget, lines: list[str
     gen = {k: v for k, v in hf.generation_config.to_diff_dict().items()
            if k in ("num_beams", "length_penalty", "early_stopping", "no_repeat_ngram_size", "min_length",
                     "forced_eos_token_id", "decoder_start_token_id", "forced_bos_token_id")}
-    gen["max_new_tokens"] = _GENERATE_MAX_NEW_TOKENS
+    # a learned position table has no row past max_target_positions (the start token takes one)
+    gen["max_new_tokens"] = min(_GENERATE_MAX_NEW_TOKENS, ported.config.max_target_positions - 1)
     if langs and forced:
         gen["forced_bos_token_id"] = forced[-1]
     pad = ported.config.pad_token_id

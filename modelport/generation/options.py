@@ -70,6 +70,14 @@ ANY_INT = Rule(int, "an integer", lambda v: True)
 POSITIVE_FLOAT = Rule(float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
 NONNEGATIVE_FLOAT = Rule(float, "a number >= 0", lambda v: math.isfinite(v) and v >= 0)
 FINITE_FLOAT = Rule(float, "a finite number", math.isfinite)
+# marian-decoder reads its number options as float32 and aborts ("Not implemented") on a value past its range
+FLOAT32_MAX = 3.4028234663852886e38
+MARIAN_NONNEGATIVE_FLOAT = Rule(float, "a number >= 0 that a float32 holds (Marian reads it as one)",
+                                lambda v: math.isfinite(v) and 0 <= v <= FLOAT32_MAX)
+MARIAN_POSITIVE_FLOAT = Rule(float, "a number > 0 that a float32 holds (Marian reads it as one)",
+                             lambda v: math.isfinite(v) and 0 < v <= FLOAT32_MAX)
+MARIAN_FLOAT = Rule(float, "a number that a float32 holds (Marian reads it as one)",
+                    lambda v: math.isfinite(v) and abs(v) <= FLOAT32_MAX)
 PROBABILITY = Rule(float, "a number in (0, 1]", lambda v: 0 < v <= 1)
 SMOOTHING = Rule(float, "a number in [0, 1)", lambda v: 0 <= v < 1)  # label smoothing: 1 leaves no target mass
 
@@ -198,10 +206,10 @@ class MarianOptions:
     """
 
     beam_size: int = ruled(12, POSITIVE_INT)
-    normalize: float = ruled(0.0, NONNEGATIVE_FLOAT)
-    word_penalty: float = ruled(0.0, FINITE_FLOAT)
+    normalize: float = ruled(0.0, MARIAN_NONNEGATIVE_FLOAT)
+    word_penalty: float = ruled(0.0, MARIAN_FLOAT)
     max_length: int = ruled(1000, POSITIVE_INT)
-    max_length_factor: float = ruled(3.0, POSITIVE_FLOAT)
+    max_length_factor: float = ruled(3.0, MARIAN_POSITIVE_FLOAT)
     max_length_crop: bool = False
     allow_unk: bool = False
     n_best: bool | int = False
@@ -223,7 +231,7 @@ class MarianOptions:
         if not isinstance(self.n_best, bool):  # True/False, or how many
             object.__setattr__(self, "n_best", POSITIVE_INT.check("n_best", self.n_best))
         if self.weights is not None:  # a tuple, also from a list (JSON or a caller)
-            object.__setattr__(self, "weights", tuple(FINITE_FLOAT.check("weights", w) for w in self.weights))
+            object.__setattr__(self, "weights", tuple(MARIAN_FLOAT.check("weights", w) for w in self.weights))
         _as_tuples(self, "batch_widths")
 
 

@@ -85,9 +85,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelport.errors import InvalidInputError
-from modelport.generation.options import (TRANSLATE_BATCH_SIZE, VALIDATE_BATCH_SIZE, FairseqOptions, HFOptions,
+from modelport.generation.options import (MARIAN_FLOAT, MARIAN_NONNEGATIVE_FLOAT, MARIAN_POSITIVE_FLOAT,
+                                          TRANSLATE_BATCH_SIZE, VALIDATE_BATCH_SIZE, FairseqOptions, HFOptions,
                                           MarianOptions, SamplingOptions, early_stopping, finite_float,
-                                          hf_length_limits, nonnegative_float, nonnegative_int, positive_float,
+                                          hf_length_limits, nonnegative_int, positive_float,
                                           positive_int, probability, split_options)
 
 if TYPE_CHECKING:
@@ -239,6 +240,18 @@ def parse_options(semantics: str, options: Mapping[str, Any]) -> Any:
     return get_semantics(semantics).parse(options)
 
 
+def check_generation_config(generation_config: Mapping[str, Any], where: str = "generation_config.json") -> None:
+    """A folder's decoding defaults as its semantics reads them: a value of the wrong kind
+    (``"beam": "5"``) is an error naming the file when the folder is loaded, not a value an
+    exporter coerces or copies."""
+    sem = generation_config.get("semantics", "fairseq")
+    try:
+        entry = get_semantics(sem)
+        entry.parse({k: v for k, v in generation_config.items() if k not in entry.batching and k != "max_positions"})
+    except InvalidInputError as e:
+        raise InvalidInputError(f"{where}: {e}") from None
+
+
 # ---------------------------------------------------------------------------
 # the decoding flags of translate and validate
 
@@ -345,12 +358,12 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
                    search_only_help="source tokens per batch (instead of --batch-size; refused on Marian ports)"),
     DecodingOption(name="early_stopping", flag="--early-stopping", choices=("true", "false", "never"),
                    semantics=("hf",), convert=early_stopping, help="hf semantics: stopping rule"),
-    DecodingOption(name="normalize", flag="--normalize", parse=nonnegative_float, nargs="?", const=1.0,
+    DecodingOption(name="normalize", flag="--normalize", parse=MARIAN_NONNEGATIVE_FLOAT.parse, nargs="?", const=1.0,
                    metavar="ALPHA", semantics=_MARIAN, search_only=True, search_only_semantics=_MARIAN,
                    help="marian semantics: score / length**ALPHA (bare flag: 1.0)",
                    search_only_help=_marian_port("score / length**ALPHA (bare flag: 1.0)")),
-    DecodingOption(name="word_penalty", flag="--word-penalty", parse=finite_float, metavar="WP", semantics=_MARIAN,
-                   search_only=True, search_only_semantics=_MARIAN,
+    DecodingOption(name="word_penalty", flag="--word-penalty", parse=MARIAN_FLOAT.parse, metavar="WP",
+                   semantics=_MARIAN, search_only=True, search_only_semantics=_MARIAN,
                    help="marian semantics: subtract WP x length from the score",
                    search_only_help=_marian_port("subtract WP x length from the score")),
     DecodingOption(name="max_length", flag="--max-length", parse=positive_int, metavar="N",
@@ -360,8 +373,8 @@ DECODING_OPTIONS: tuple[DecodingOption, ...] = (
                    search_only_help="Marian ports: longest source in tokens, </s> included (a longer line is an "
                                     "error unless --max-length-crop); T5 ports: generate's max_length (decoder "
                                     "start included); the reference is given the same option"),
-    DecodingOption(name="max_length_factor", flag="--max-length-factor", parse=positive_float, metavar="F",
-                   semantics=_MARIAN, search_only=True, search_only_semantics=_MARIAN,
+    DecodingOption(name="max_length_factor", flag="--max-length-factor", parse=MARIAN_POSITIVE_FLOAT.parse,
+                   metavar="F", semantics=_MARIAN, search_only=True, search_only_semantics=_MARIAN,
                    help="marian semantics: max output length = F x the batch's padded source length",
                    search_only_help=_marian_port("max output length = F x the batch's padded source length")),
     DecodingOption(name="max_length_crop", flag="--max-length-crop", store_true=True, semantics=_MARIAN,

@@ -53,7 +53,7 @@ from torch import Tensor
 from modelport.errors import InvalidInputError
 from modelport.generation.backend import SearchBackend
 from modelport.tokenizers.marian_shortlist import (BINARY_MAGIC, DEFAULT_BEST, DEFAULT_FIRST, ShortlistSpec,
-                                                   read_entries)
+                                                   check_shortlist_file, read_entries)
 
 # intgemm needs a shortlist whose length is a multiple of this
 MULTIPLE = 8
@@ -211,10 +211,8 @@ def shortlist_for_tokenizer(spec: ShortlistSpec | str | Sequence[Any] | LexicalS
     if getattr(tokenizer, "kind", None) != "marian_spm":
         raise InvalidInputError(f"a shortlist needs a Marian port's vocabularies (tokenizer marian_spm), but this "
                                 f"port's tokenizer is {getattr(tokenizer, 'kind', type(tokenizer).__name__)}")
-    try:
-        stat = spec.path.stat()
-    except OSError:
-        raise InvalidInputError(f"shortlist file `{spec.path}` does not exist") from None
+    check_shortlist_file(spec.path)
+    stat = spec.path.stat()
     key = (spec, str(spec.path.resolve()), stat.st_mtime_ns, stat.st_size, id(tokenizer))
     hit = _loaded.get(key)
     if hit is not None:

@@ -411,10 +411,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     # sampling follows transformers' rules, where max_length is the output's
     marian_cap = (POSITIVE_INT.check("max_length", opts.get("max_length", MarianOptions.max_length))
                   if sem == "marian" and not opts.get("max_length_crop") and not is_sampling(opts) else None)
+    cfg.check_source_lengths(encoded)
     for i, ids in enumerate(encoded):
-        if len(ids) > cfg.max_source_positions:
-            raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens, but the model reads at most "
-                                    f"{cfg.max_source_positions}")
         if marian_cap is not None and len(ids) > marian_cap:
             raise InvalidInputError(f"line {i + 1} has {len(ids)} tokens (</s> included), but `max_length` is "
                                     f"{marian_cap} (Marian skips such lines; raise `max_length` or set "

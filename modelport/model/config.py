@@ -13,10 +13,11 @@ import math
 import numbers
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from modelport.errors import ConfigError
+from modelport.errors import ConfigError, InvalidInputError
 
 Activation = Literal["relu", "gelu", "gelu_tanh", "gelu_sigmoid", "silu"]
 NormKind = Literal["layernorm", "rmsnorm"]
@@ -271,6 +272,14 @@ class Seq2SeqConfig:
         encoder = self.encoder_layers * (4 * d * d + 2 * d * self.encoder_ffn_dim)
         decoder = self.decoder_layers * (8 * d * d + 2 * d * self.decoder_ffn_dim)
         return encoder + decoder + (self.source_vocab_size + self.target_vocab_size) * d
+
+    def check_source_lengths(self, sources: Sequence[Sequence[int]], what: str = "") -> None:
+        """Refuse the first source (ids, special tokens included) longer than the encoder reads;
+        ``what`` follows the line number in the message (" of --data")."""
+        for number, ids in enumerate(sources, 1):
+            if len(ids) > self.max_source_positions:
+                raise InvalidInputError(f"line {number}{what} has {len(ids)} tokens, but the model reads at most "
+                                        f"{self.max_source_positions}")
 
     def position_table_size(self, side: Literal["source", "target"]) -> int:
         """Rows of a learned/sinusoidal table: offset rows plus max positions."""

@@ -54,7 +54,7 @@ import torch
 
 from modelport.errors import (ConfigError, InvalidInputError, InvalidPortedFolderError, NotAPortedFolderError,
                               OutputExistsError, OutputWriteError)
-from modelport.files import (copy_folder_files, file_in_folder, not_a_folder, output_folder_problem,
+from modelport.files import (copy_folder_files, file_in_folder, named_path, not_a_folder, output_folder_problem,
                              plain_file_name)
 from modelport.model.config import CONFIG_FORMAT_VERSION, Seq2SeqConfig
 from modelport.model.io import (INDEX_NAME, WEIGHTS_NAME, atomic_output_dir, output_exists, read_json, save_weights,
@@ -198,8 +198,7 @@ def _overlap(output: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
     (:func:`~modelport.model.io.atomic_output_dir`)."""
     if not os.path.lexists(source):  # not a local path (a Hub id the caller resolves later)
         return None
-    named = Path(os.path.abspath(output))
-    written = named.parent.resolve() / named.name
+    written = named_path(output)
     real = Path(source).resolve()
     if real == written:
         return "is"

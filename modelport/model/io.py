@@ -152,7 +152,7 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidInputError(f"`{path}` does not exist (is `{path.parent}` a ported model folder?)") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidInputError(f"`{path}` is not valid JSON: {e}") from None
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from modelport.errors import InvalidInputError, first_line
-from modelport.files import atomic_text_file, not_a_folder
+from modelport.errors import InvalidInputError, OutputExistsError, first_line
+from modelport.files import atomic_text_file, not_a_folder, single_line
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import (CARD_NAME, CONFIG_NAME, CONVERSION_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_DIR,
                                     PortedFolder, not_a_port)
@@ -367,6 +368,24 @@ def check_repo_id(repo_id: str, what: str = "a valid Hub repository id") -> None
         raise InvalidInputError(f"`{repo_id}` is not {what}: {first_line(e)}") from None
 
 
+# the line that says a README.md is modelport's card (refreshed by `modelport card`, kept otherwise), read
+# within the first MARKER_WINDOW bytes: after the metadata block, whose size the language list bounds
+CARD_MARKER = "<!-- model card written by `modelport card` from this folder's files; it rewrites it -->"
+MARKER_WINDOW = 1 << 16
+# a license as the Hub's metadata names it (apache-2.0, cc-by-nc-4.0, other): one word, never text
+LICENSE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,99}")
+# a language as the metadata lists it (en, pt-BR, eng_Latn, zh_CN)
+LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,8}(?:[_-][A-Za-z0-9]{1,8})*")
+
+
+def check_license(value: object, where: str) -> str:
+    """``value`` when it is a license id (:data:`LICENSE_ID`), else :class:`InvalidInputError`."""
+    if not isinstance(value, str) or not LICENSE_ID.fullmatch(value):
+        raise InvalidInputError(f"{where} must be a license id such as apache-2.0, mit or cc-by-4.0 (letters, digits, "
+                                f"'.', '+', '_' and '-'), not {json.dumps(value, ensure_ascii=False)[:80]}")
+    return value
+
+
 def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
               language: str | list[str] | None = None, base_model: str | None = None,
               export: HfExportReport | Mapping[str, Any] | None = None, repo_id: str | None = None,
@@ -402,10 +421,19 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
 
     if isinstance(language, str):  # one language, not its characters
         language = [language]
+    for code in language or ():
+        if not isinstance(code, str) or not LANGUAGE_CODE.fullmatch(code):
+            raise InvalidInputError(f"`--language` takes language codes such as en, de or eng_Latn, not "
+                                    f"{json.dumps(code, ensure_ascii=False)[:80]}")
+    if eval_dataset is not None and (not isinstance(eval_dataset, str) or not eval_dataset.strip()
+                                     or single_line(eval_dataset) != eval_dataset):
+        raise InvalidInputError(f"`--eval-dataset` must be a dataset's name on one line, not "
+                                f"{json.dumps(eval_dataset, ensure_ascii=False)[:80]}")
     trained = trained_pairs(conv, tok)
     langs = list(language) if language else [x for x in (tok.get("source_lang"), tok.get("target_lang")) if x] \
         or list(dict.fromkeys(lang for pair in trained for lang in pair))
-    lic = license or conv.get("license")
+    lic = check_license(license, "`--license`") if license is not None else \
+        check_license(conv["license"], f"`license` in {CONVERSION_NAME}") if conv.get("license") is not None else None
     name = directory.resolve().name
     task = "translation"
     results = _eval_results(report, task, eval_dataset)
@@ -439,15 +467,28 @@ def make_card(ported_dir: str | os.PathLike[str], *, license: str | None = None,
     if lic is None:
         body += ["", "## License", "", "No license was given or recorded for the source checkpoint; check the "
                  "original model's terms before use."]
-    content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n"
+    content = f"---\n{data.to_yaml()}\n---\n\n{CARD_MARKER}\n\n" + "\n".join(body) + "\n"
     return ModelCard(content)
 
 
-def write_card(ported_dir: str | os.PathLike[str], **kw: Any) -> Path:
-    """Write the card as ``README.md`` into the folder (temp file + rename)."""
+def write_card(ported_dir: str | os.PathLike[str], *, force: bool = False, **kw: Any) -> Path:
+    """Write the card as ``README.md`` into the folder (temp file + rename).
+
+    A README.md modelport wrote (it holds :data:`CARD_MARKER`) is refreshed;
+    any other (a card written by hand, a symlink) is kept unless ``force``."""
     directory = Path(ported_dir)
     card = make_card(directory, **kw)
     target = directory / CARD_NAME
+    if os.path.lexists(target) and not force and not _written_by_modelport(target):
+        raise OutputExistsError(str(target), detail="and is not a card modelport wrote")
     with atomic_text_file(target, newline="") as f:
         f.write(str(card))
     return target
+
+
+def _written_by_modelport(path: Path) -> bool:
+    """Whether ``path`` is a regular file whose start holds :data:`CARD_MARKER`."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return CARD_MARKER.encode("utf-8") in f.read(MARKER_WINDOW)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -68,9 +68,12 @@ class ExportReport(JsonView):
     @classmethod
     def _from_json(cls, data: Mapping[str, Any]) -> ExportReport:
         kwargs = {}
+        text = {f.name for f in fields(cls) if f.type == "str"}  # annotations are strings here (__future__)
         for name in cls._json_order:
             if name in data:  # a missing optional field takes its default
                 value, kind = data[name], cls._nested.get(name)
+                if name in text and not isinstance(value, str):  # a path or a name: Path(5) would fail later
+                    raise ValueError(f"`{name}` must be a string, not {type(value).__name__}")
                 kwargs[name] = kind.from_json(value) if kind is not None and value is not None else value
         return cls(**kwargs)
 

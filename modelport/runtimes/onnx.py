@@ -58,11 +58,12 @@ import torch
 from torch import Tensor
 
 from modelport.errors import InvalidInputError, MissingReferenceError, first_line
-from modelport.files import not_a_folder
+from modelport.files import file_in_folder, not_a_folder
 from modelport.generation.backend import SearchBackend
 from modelport.generation.ensemble import shared_rows
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.placement import check_threads, resolve_device
+from modelport.generation.semantics import check_generation_config
 from modelport.generation.translate import translate, translate_windows
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import CONFIG_NAME, GENERATION_NAME, TOKENIZER_DIR, _read_config, read_json_object
@@ -180,10 +181,12 @@ class OnnxSeq2Seq(SearchBackend):
             _, config, _, _ = _read_config(self.folder)
         self.cfg = config
         opts = session_options(threads)
+        paths = {name: self._graph_path(name) for name in GRAPH_FILES}
         make = lambda name: onnxruntime.InferenceSession(  # noqa: E731
-            str(self.folder / name), opts, providers=["CPUExecutionProvider"])
+            str(paths[name]), opts, providers=["CPUExecutionProvider"])
         self.encoder, self.decoder, self.decoder_with_past = (make(name) for name in GRAPH_FILES)
         self._sessions = dict(zip(GRAPH_FILES, (self.encoder, self.decoder, self.decoder_with_past)))
+        self._check_signatures()
         inputs = [i.name for i in self.decoder_with_past.get_inputs()]
         self.recurrent = PAST_POSITIONS in inputs  # an SSRU decoder: a cell state per layer
         self.own = len(self_kinds(self.recurrent))  # a layer's own cache tensors
@@ -200,6 +203,27 @@ class OnnxSeq2Seq(SearchBackend):
         self.self_kv: list[Tensor] = []   # per layer: key, value (an SSRU decoder's: the cell state)
         self.cross_kv: list[Tensor] = []  # per layer: key, value (empty before the first decoder step)
         self.steps = 0  # positions consumed since encode
+
+    def _graph_path(self, name: str) -> Path:
+        """``name`` in the folder: a regular file inside it (a symlink may not lead elsewhere)."""
+        try:
+            return file_in_folder(self.folder, name, "the graph")
+        except InvalidInputError as e:
+            raise InvalidInputError(f"`{self.folder}`: {e}") from None
+
+    def _check_signatures(self) -> None:
+        """Each graph takes and gives what the export writes for config.json's decoder (its layers, an
+        SSRU's state): a graph swapped for another, or a config.json edited after the export, is one
+        line naming the graph, not a failure in the middle of a search."""
+        recurrent = self.cfg.decoder_autoreg == "ssru"
+        for name, (inputs, outputs) in graph_names(self.cfg.decoder_layers, recurrent).items():
+            session = self._sessions[name]
+            got = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+            if got != (list(inputs), list(outputs)):
+                raise InvalidInputError(
+                    f"`{self.folder}`: {name} does not have the inputs and outputs the export writes for "
+                    f"config.json's {self.cfg.decoder_layers}-layer {'SSRU ' if recurrent else ''}decoder (a graph "
+                    "swapped or config.json edited; export the ported folder again)")
 
     # ---- the search loop's interface ---------------------------------------
     def encode(self, src_tokens: Tensor, runs: Sequence[tuple[int, int]] | None = None) -> None:
@@ -417,10 +441,13 @@ def load_onnx(directory: str | os.PathLike[str], *, device: str | torch.device |
     _require_onnxruntime()
     data, config, _, _ = _read_config(directory)
     generation = read_json_object(directory, GENERATION_NAME)
+    check_generation_config(generation, f"`{directory / GENERATION_NAME}`")
     # checked as untrusted as config.json: a damaged report raised JSONDecodeError, a list AttributeError
     report = read_json_object(directory, EXPORT_REPORT_NAME) if os.path.lexists(directory / EXPORT_REPORT_NAME) else {}
     try:
         runtime = OnnxSeq2Seq(directory, config, threads=threads)
+    except InvalidInputError:  # said already (a graph that is not the export's)
+        raise
     except Exception as e:  # onnxruntime's load errors (a damaged graph) are many
         raise InvalidInputError(f"`{directory}`: onnxruntime cannot load its graphs ({first_line(e, 200)})") from None
     return OnnxModel(path=directory, config=config, runtime=runtime, generation_config=generation,

@@ -34,6 +34,10 @@ DEFAULT_FIRST = 100
 DEFAULT_BEST = 100
 # a longer line is not a lex.s2t entry; reading stops there instead of buffering it
 MAX_LINE_BYTES = 1 << 16
+# a gzipped shortlist may inflate to this many times its size (text gzips 3-6x; a bomb of repeated lines,
+# 5,000x, held 546 MB after 30 s), or to MIN_INFLATED_BYTES whatever its size
+MAX_INFLATION = 50
+MIN_INFLATED_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -83,11 +87,18 @@ def _int(value: Any, name: str) -> int:
     return int(number)
 
 
+def check_shortlist_file(path: Path) -> None:
+    """Refuse a shortlist path that is missing or not a regular file, saying which."""
+    if path.is_dir():
+        raise InvalidInputError(f"shortlist file `{path}` must be a file, but is a directory")
+    if not path.is_file():
+        raise InvalidInputError(f"shortlist file `{path}` does not exist")
+
+
 def open_shortlist(path: Path) -> BinaryIO:
     """The file's bytes (gunzipped when it starts with gzip's magic, as
     Marian's streams read it); missing files and binary shortlists are refused."""
-    if not path.is_file():
-        raise InvalidInputError(f"shortlist file `{path}` does not exist")
+    check_shortlist_file(path)
     with open(path, "rb") as f:
         head = f.read(8)
     if head == BINARY_MAGIC or path.suffix == ".bin":
@@ -102,7 +113,9 @@ def read_entries(path: Path, source_vocab: Mapping[str, int], target_vocab: Mapp
     file order, ``NULL`` entries left out; 12 bytes per entry."""
     src, trg, prob = array("i"), array("i"), array("f")
     with open_shortlist(path) as f:
-        lineno = 0
+        gzipped = isinstance(f, gzip.GzipFile)
+        limit = max(MIN_INFLATED_BYTES, MAX_INFLATION * path.stat().st_size)
+        lineno = inflated = 0
         while True:
             try:
                 raw = f.readline(MAX_LINE_BYTES + 1)
@@ -112,6 +125,11 @@ def read_entries(path: Path, source_vocab: Mapping[str, int], target_vocab: Mapp
             if not raw:
                 break
             lineno += 1
+            inflated += len(raw)
+            if gzipped and inflated > limit:
+                raise InvalidInputError(f"{path}: the gzipped shortlist inflates past {limit} bytes, "
+                                        f"{MAX_INFLATION}x its size, by line {lineno}: refused as damaged "
+                                        "or a gzip bomb")
             if len(raw) > MAX_LINE_BYTES:
                 raise InvalidInputError(f"{path}:{lineno}: a shortlist line must be at most {MAX_LINE_BYTES} bytes")
             try:  # split at ASCII whitespace only, as Marian's `>>` does (a piece may hold U+00A0)
@@ -138,5 +156,5 @@ def read_entries(path: Path, source_vocab: Mapping[str, int], target_vocab: Mapp
             np.frombuffer(prob, dtype=np.float32))
 
 
-__all__ = ["BINARY_MAGIC", "DEFAULT_BEST", "DEFAULT_FIRST", "GZIP_MAGIC", "ShortlistSpec", "open_shortlist",
-           "read_entries"]
+__all__ = ["BINARY_MAGIC", "DEFAULT_BEST", "DEFAULT_FIRST", "GZIP_MAGIC", "ShortlistSpec", "check_shortlist_file",
+           "open_shortlist", "read_entries"]

@@ -41,8 +41,8 @@ from modelport.files import lines_of, output_folder_problem, references_for
 from modelport.generation.alignment import OFF, parse_alignment
 from modelport.generation.options import VALIDATE_BATCH_SIZE
 from modelport.generation.scoring import prefix_scorer, token_log_probs
-from modelport.generation.semantics import SEMANTICS, TOKEN_IDS, decoding_flags
-from modelport.generation.shortlist import ShortlistSpec, folder_shortlist
+from modelport.generation.semantics import MARIAN_BATCHING, SEMANTICS, TOKEN_IDS, decoding_flags
+from modelport.generation.shortlist import ShortlistSpec, folder_shortlist, shortlist_for_tokenizer
 from modelport.generation.translate import generate, make_batches, resolve_options, translate
 from modelport.model.folder import TOKENIZER_CONFIG_NAME, PortedFolder
 from modelport.model.io import read_json
@@ -538,6 +538,11 @@ def validate_marian(ported: PortedModel, ported_dir: str | os.PathLike[str], ref
     opts = {k: v for k, v in _MARIAN.rename(opts).items() if k not in TOKEN_IDS}
     ref = MarianReference(reference)
     mode = _alignment_mode(opts)
+    # the port's own checks before pymarian runs: a value Marian aborts on (a number past float32, a shortlist
+    # that is not a file) is one line, not a pymarian crash
+    SEMANTICS["marian"].parse({k: v for k, v in opts.items() if k not in MARIAN_BATCHING and k != "shortlist"})
+    if options.get("shortlist") not in (None, OFF, [OFF], (OFF,)):
+        shortlist_for_tokenizer(options["shortlist"], ported.tokenizer)  # kept: the port's decode reuses the load
     ref_shortlist, shortlist_note, shortlist_problem = _marian_shortlist(
         ported, ref, options.get("shortlist"), ported.generation_config.get("shortlist"))
     tokenizer = _tokenizer_section(ported_dir, reference, lines, references) if "tokenizer" in sections else None

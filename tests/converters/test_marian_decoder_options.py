@@ -118,6 +118,21 @@ def test_refused_keys_exit_2_naming_the_key(key: str, value: Any, tmp_path: Path
     assert f"--{key}" in line, line
 
 
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("normalize", -1, "`--normalize` must be a number >= 0 that a float32 holds, but is -1"),
+    ("word-penalty", 1e39, "`--word-penalty` must be a number that a float32 holds"),
+    ("max-length-factor", 1e300, "`--max-length-factor` must be a number > 0 that a float32 holds"),
+    ("max-length-factor", 0, "`--max-length-factor` must be a number > 0"),
+])
+def test_values_translate_refuses_are_refused_at_convert(key: str, value: Any, said: str, tmp_path: Path,
+                                                         capsys) -> None:
+    """They converted, and then every translate refused the folder's own defaults."""
+    directory = _model_dir(tmp_path, **{key: value})
+    line = one_line_error(["convert", str(directory), str(tmp_path / "port")], capsys)
+    assert said in line, line
+    assert not (tmp_path / "port").exists()
+
+
 def test_model_option_the_model_lacks_is_refused(tmp_path: Path, capsys) -> None:
     """A model option in decoder.yml that special:model.yml lacks would build another model in Marian."""
     directory = _model_dir(tmp_path, **{"best-deep": True, "right-left": False})

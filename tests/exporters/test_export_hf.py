@@ -135,6 +135,28 @@ def test_failed_verification_exits_3_and_writes_nothing(ported_default, tmp_path
     assert not out.exists() and not list(tmp_path.glob(".out*"))
 
 
+@pytest.mark.parametrize("positions", [None, 6])
+def test_a_verification_line_longer_than_the_model_reads_is_one_line(positions, ported_default, tmp_path,
+                                                                      capsys) -> None:
+    """The line is named, as translate names it (was an IndexError in the position table); a port whose
+    target table is that short verifies within it."""
+    folder = ported_default.path
+    if positions is not None:
+        folder = tmp_path / "short"
+        shutil.copytree(ported_default.path, folder)
+        config = json.loads((folder / "config.json").read_text())
+        config["model"]["max_source_positions"] = config["model"]["max_target_positions"] = positions
+        (folder / "config.json").write_text(json.dumps(config))
+    data = tmp_path / "lines.txt"
+    data.write_text("Hello.\n" + "the house " * (positions or 1100) + "\n", encoding="utf-8")
+    limit = positions or 1024
+    line = one_line_error(["export", "hf", str(folder), str(tmp_path / "out"), "--data", str(data)], capsys)
+    assert "line 2 of the verification data has" in line and f"the model reads at most {limit}" in line, line
+    if positions is not None:
+        data.write_text("Hello.\nThe house.\n", encoding="utf-8")
+        assert main(["export", "hf", str(folder), str(tmp_path / "out"), "--data", str(data)]) == 0
+
+
 # ---------------------------------------------------------------------------
 # refusals
 

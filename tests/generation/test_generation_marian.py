@@ -190,7 +190,7 @@ def test_length_cap_uses_padded_width() -> None:
     assert [len(h[0]["tokens"]) for h in batched] == [12, 12]
     assert len(generate(model, [short], semantics="marian", beam_size=2, max_length_factor=0.1)[0][0]["tokens"]) == 1
     # a factor whose float32 product is infinite caps nothing but the positions (it raised OverflowError)
-    for huge in (1e300, 3e38):
+    for huge in (3e38, 3.4e38):  # past float32 (1e300) is refused, as marian-decoder aborts on it
         capped = generate(model, [short], semantics="marian", beam_size=2, max_length_factor=huge)[0][0]
         assert len(capped["tokens"]) == model.cfg.max_target_positions
 

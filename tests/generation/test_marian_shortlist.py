@@ -134,6 +134,27 @@ def test_damaged_gzip_file_is_refused(tmp_path: Path, damage: str) -> None:
         _load_path(path, 2, 2, 0.15)
 
 
+def test_gzip_bomb_is_refused_in_bounded_time(tmp_path: Path) -> None:
+    """Repeated lines gzip 1000x: a 100 KB file inflated to 546 MB in memory after 30 s before."""
+    import time
+
+    from modelport.tokenizers.marian_shortlist import MAX_INFLATION, MIN_INFLATED_BYTES
+
+    line = b"t1 a 0.5\n"
+    path = tmp_path / "lex.s2t.gz"
+    path.write_bytes(gzip.compress(line * ((MIN_INFLATED_BYTES // len(line)) * 4), compresslevel=9))
+    assert MAX_INFLATION * path.stat().st_size < MIN_INFLATED_BYTES  # the floor, not the ratio, is the limit
+    start = time.perf_counter()
+    with pytest.raises(InvalidInputError, match="lex.s2t.gz: the gzipped shortlist inflates past 16777216 bytes"):
+        _load_path(path, 2, 2, 0.15)
+    assert time.perf_counter() - start < 30
+
+
+def test_a_directory_as_shortlist_is_named_as_one(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="must be a file, but is a directory"):
+        _load_path(tmp_path, 2, 2, 0.15)
+
+
 def test_where_marian_is_undefined_is_an_error(tmp_path: Path) -> None:
     # padding to 8 would run past the vocabulary (Marian reads past its end)
     with pytest.raises(InvalidInputError, match="target vocabulary ends at 10"):

@@ -28,7 +28,7 @@ BAD = [
     ({"max_tokens": 0}, "`max_tokens` must be a positive integer"),
     ({"semantics": "marian", "beam_size": 0}, "`beam_size` must be a positive integer"),
     ({"semantics": "marian", "n_best": 0}, "`n_best` must be a positive integer"),
-    ({"semantics": "marian", "weights": [float("nan")]}, "`weights` must be a finite number"),
+    ({"semantics": "marian", "weights": [float("nan")]}, "`weights` must be a number that a float32 holds"),
     ({"semantics": "marian", "mini_batch": "2"}, "`mini_batch` must be a positive integer"),
     ({"semantics": "marian", "allow_unk": "yes"}, "`allow_unk` must be True or False"),
     ({"semantics": "hf", "num_beams": 0}, "`num_beams` must be a positive integer"),

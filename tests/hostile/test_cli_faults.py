@@ -105,6 +105,22 @@ def test_cli_output_that_would_delete_the_input_is_refused(verb: list[str], opti
     assert sorted((p.name, p.is_dir()) for p in source.iterdir()) == before
 
 
+@pytest.mark.parametrize("target", ["the input file", "a file of the model", "the model folder"])
+def test_cli_translate_output_onto_its_input_or_model_is_refused(target: str, ported_default, tmp_path: Path,
+                                                                  capsys) -> None:
+    import shutil
+
+    folder = tmp_path / "port"  # a copy: were the refusal missing, the shared fixture would be overwritten
+    shutil.copytree(ported_default.path, folder)
+    source = _input(tmp_path)
+    output = {"the input file": source, "a file of the model": folder / "config.json",
+              "the model folder": folder}[target]
+    before = {p: p.read_bytes() for p in [source, *folder.rglob("*")] if p.is_file()}
+    line = one_line_error(["translate", str(folder), "-i", str(source), "-o", str(output), "--force"], capsys)
+    assert f"output `{output}`" in line and "choose another output" in line, line
+    assert {p: p.read_bytes() for p in [source, *folder.rglob("*")] if p.is_file()} == before
+
+
 def test_cli_output_holding_an_ensemble_member_is_refused(default_model_dir, tmp_path: Path, capsys) -> None:
     import shutil
 

@@ -95,3 +95,57 @@ def test_publish_timeout_option_must_be_positive(ported_default, capsys) -> None
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("modelport: error: `--timeout` must be a number > 0") and err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def hf_export(ported_default, tmp_path_factory) -> Path:
+    pytest.importorskip("transformers")
+    from modelport.exporters.hf import export_hf
+
+    out = tmp_path_factory.mktemp("publish") / "hf"
+    export_hf(ported_default.path, out, verify=False)
+    return out
+
+
+def _damaged_copy(folder: Path, tmp_path: Path, name: str, data: bytes | None = None, edit=None) -> Path:
+    import json
+    import shutil
+
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy)
+    if edit is not None:
+        record = json.loads((copy / name).read_text(encoding="utf-8"))
+        edit(record)
+        data = json.dumps(record).encode("utf-8")
+    (copy / name).write_bytes(data)
+    return copy
+
+
+@pytest.mark.parametrize("name,data,said", [
+    ("parity_report.md", b"# Parity\n\xff\xfe not UTF-8\n", "parity_report.md` must be UTF-8 text, but has byte 0xff"),
+    ("pass_report.md", b"\x80", "pass_report.md` must be UTF-8 text, but has byte 0x80"),
+])
+def test_publish_dry_run_of_a_port_with_a_damaged_report_is_one_line(name: str, data: bytes, said: str,
+                                                                     ported_default, tmp_path: Path, capsys) -> None:
+    folder = _damaged_copy(ported_default.path, tmp_path, name, data)
+    assert said in one_line_error(["publish", str(folder), "me/model", "--dry-run"], capsys)
+
+
+@pytest.mark.parametrize("damage,said", [
+    ({"data": b"\xff{}"}, "export_report.json` is not valid JSON"),
+    ({"edit": lambda r: r.update(ported_dir=5)}, "`ported_dir` must be a string, not int"),
+    ({"edit": lambda r: r.update(ported_dir="/gone", model_class=["x"])}, "`model_class` must be a string"),
+])
+def test_publish_dry_run_of_a_damaged_export_report_is_one_line(damage: dict, said: str, hf_export: Path,
+                                                                tmp_path: Path, capsys) -> None:
+    folder = _damaged_copy(hf_export, tmp_path, "export_report.json", **damage)
+    assert said in one_line_error(["publish", str(folder), "me/model", "--dry-run"], capsys)
+
+
+def test_publish_dry_run_of_an_export_whose_card_is_not_utf8_is_one_line(hf_export: Path, tmp_path: Path,
+                                                                         capsys) -> None:
+    """Its ported folder is gone: the export's own README.md is what would be uploaded."""
+    folder = _damaged_copy(hf_export, tmp_path, "export_report.json", edit=lambda r: r.update(ported_dir="/gone"))
+    (folder / "README.md").write_bytes(b"---\nlicense: mit\n---\n\xe9t\xe9\n")
+    line = one_line_error(["publish", str(folder), "me/model", "--dry-run"], capsys)
+    assert "README.md` must be UTF-8 text, but has byte 0xe9" in line

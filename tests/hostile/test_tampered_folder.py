@@ -260,6 +260,23 @@ def test_tampered_folder_other_commands_exit_2_and_leave_nothing(command: str, n
     assert not (folder / "README.md").exists()  # card wrote nothing into the tampered folder
 
 
+@pytest.mark.parametrize("command", ["translate", "export-hf", "export-onnx"])
+@pytest.mark.parametrize("change,said", [({"beam": "5"}, "`beam` must be a positive integer, but is '5'"),
+                                         ({"lenpen": [1]}, "`lenpen` must be a finite number"),
+                                         ({"semantics": "moses"}, "`moses` is not a known semantics")])
+def test_generation_config_of_the_wrong_kind_is_refused_on_load(command: str, change: dict, said: str,
+                                                                ported_default, tmp_path: Path, capsys) -> None:
+    """export hf coerced `"beam": "5"` into num_beams 5 and export onnx copied it; translate said so only then."""
+    folder = tmp_path / "port"
+    shutil.copytree(ported_default.path, folder)
+    _edit_json(folder / "generation_config.json", **change)
+    argv = {"translate": ["translate", str(folder), "-i", str(folder / "config.json")],
+            **{k: v(str(folder), str(tmp_path / "out")) for k, v in COMMANDS.items()}}[command]
+    line = one_line_error(argv, capsys)
+    assert f"`{folder / 'generation_config.json'}`: {said}" in line, line
+    _no_output(tmp_path, "out")
+
+
 # ---------------------------------------------------------------------------
 # sharded folders: the index must stay inside the folder
 

@@ -267,3 +267,45 @@ def test_usage_example_takes_the_validated_direction(tmp_path: Path) -> None:
     assert (_Example.of(tmp_path, tok, None).source_lang, _Example.of(tmp_path, {}, None).source_lang) == ("af", None)
     assert _Example.of(tmp_path, tok, None, trained=[("en", "de")]).source_lang == "en"
     assert _Example.of(tmp_path, tok, report, trained=[("en", "de")]).source_lang == "de"  # validated first
+
+
+def test_a_readme_written_by_hand_is_kept_without_force(folder: Path, capsys) -> None:
+    """`card` refreshes the card it wrote; a README.md someone wrote is theirs until --force."""
+    from modelport.cli import main
+    from tests.helpers.cli import one_line_error
+
+    assert main(["card", str(folder)]) == 0
+    assert main(["card", str(folder), "--license", "mit"]) == 0  # its own card: refreshed
+    assert ModelCard.load(folder / "README.md").data.license == "mit"
+    (folder / "README.md").write_text("# My model\n\nNotes I wrote by hand.\n", encoding="utf-8")
+    line = one_line_error(["card", str(folder)], capsys)
+    assert f"`{folder / 'README.md'}` already exists and is not a card modelport wrote" in line
+    assert "--force" in line
+    assert (folder / "README.md").read_text(encoding="utf-8") == "# My model\n\nNotes I wrote by hand.\n"
+    capsys.readouterr()
+    assert main(["card", str(folder), "--force"]) == 0
+    assert "Notes I wrote by hand" not in (folder / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("option,value,said", [
+    ("--license", "mit\nbase_model: evil/model", "`--license` must be a license id"),
+    ("--license", "", "`--license` must be a license id"),
+    ("--language", "en\nlicense: mit", "`--language` takes language codes"),
+    ("--eval-dataset", "wmt19\n- injected", "`--eval-dataset` must be a dataset's name on one line"),
+])
+def test_card_options_that_are_not_one_word_are_refused(folder: Path, option: str, value: str, said: str,
+                                                         capsys) -> None:
+    from tests.helpers.cli import one_line_error
+
+    (folder / "parity_report.json").write_text(json.dumps(PARITY_REPORT))
+    assert said in one_line_error(["card", str(folder), option, value], capsys)
+    assert not (folder / "README.md").exists()
+
+
+def test_a_license_in_conversion_json_that_is_not_an_id_is_refused(folder: Path, capsys) -> None:
+    from tests.helpers.cli import one_line_error
+
+    conv = json.loads((folder / "conversion.json").read_text())
+    conv["license"] = ["mit", "gpl"]
+    (folder / "conversion.json").write_text(json.dumps(conv))
+    assert "`license` in conversion.json must be a license id" in one_line_error(["card", str(folder)], capsys)

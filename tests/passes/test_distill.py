@@ -373,3 +373,45 @@ def test_label_smoothing_flag_takes_the_trainers_range(capsys) -> None:
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args([*base, "1"])
     assert e.value.code == 2 and "must be a number in [0, 1), but is 1" in capsys.readouterr().err
+
+
+def test_a_marian_teachers_student_never_emits_its_pad_and_logs_finite_losses(tmp_path) -> None:
+    """A Marian port appends a pad with a -inf logit (Marian's vocabulary has none). Label smoothing spread
+    mass onto it: every logged loss was Infinity (log.jsonl not JSON); and a fresh student's zero bias could
+    emit the pad."""
+    from modelport.passes.distill.trainer import token_loss
+    from tests.helpers.paths import DATA
+
+    teacher = modelport.convert(str(DATA / "marian-trained" / "tiny11_ssru"), tmp_path / "teacher")
+    bias = teacher.models[0].final_logits_bias
+    assert not bias.isfinite().all()
+    pairs, cfg = _small_pairs(teacher)
+    student = fresh_student(cfg, 1, bias)
+    assert torch.equal(student.final_logits_bias, bias)
+    opts = TrainOptions(max_tokens=400, max_updates=4, log_every=1, warmup_updates=2, lr=1e-3, label_smoothing=0.1)
+    result = train(student, pairs, opts, tmp_path / "work", World())
+    rows = [json.loads(line, parse_constant=lambda c: pytest.fail(f"log.jsonl holds {c}"))
+            for line in (tmp_path / "work" / "train" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == 4 and all(0 < x < 100 for x in losses), losses
+    assert torch.equal(result.state["final_logits_bias"], bias)
+    # with every class emittable, the loss is torch's own label smoothing
+    logits, target = torch.randn(6, 11), torch.tensor([1, 2, -100, 4, 5, 0])
+    everything = torch.ones(11, dtype=torch.bool)
+    assert torch.allclose(token_loss(logits, target, 0.1, everything), token_loss(logits, target, 0.1), atol=1e-5)
+
+
+@pytest.mark.parametrize("where", ["inside the output", "holding the output", "inside the teacher",
+                                   "inside the quantized output"])
+def test_a_work_directory_overlapping_an_output_or_the_teacher_is_refused_up_front(where, teacher_dir, tmp_path,
+                                                                                    capsys):
+    """Inside OUTPUT_DIR it was deleted with its checkpoints when the output was written; inside the teacher
+    it added files to the folder being read."""
+    data = _write(tmp_path / "train.en", TRAIN[:8])
+    out = tmp_path / "student"
+    work = {"inside the output": out / "work", "holding the output": tmp_path,
+            "inside the teacher": teacher_dir / "work", "inside the quantized output": tmp_path / "student-int8" / "w"}
+    line = one_line_error(["distill", str(teacher_dir), str(out), "--data", str(data), "--then-quantize", "int8",
+                           "--work-dir", str(work[where])], capsys)
+    assert f"work directory `{work[where]}` and the" in line and "must lie apart" in line, line
+    assert not out.exists() and not (teacher_dir / "work").exists()

@@ -163,6 +163,34 @@ def test_damaged_graph(onnx_default, tmp_path, capsys) -> None:
     assert "onnxruntime cannot load its graphs" in line
 
 
+@pytest.mark.parametrize("how", ["decoder swapped in", "layers edited"])
+def test_a_graph_that_is_not_the_exports_is_named(how: str, onnx_default, tmp_path, capsys) -> None:
+    """decoder.onnx copied over decoder_with_past.onnx failed in the search (AssertionError "encode first",
+    exit 1); so did a config.json whose decoder layers differ from the graphs'."""
+    import json
+
+    bad = tmp_path / "bad"
+    shutil.copytree(onnx_default, bad)
+    if how == "decoder swapped in":
+        shutil.copyfile(bad / "decoder.onnx", bad / "decoder_with_past.onnx")
+    else:
+        config = json.loads((bad / "config.json").read_text())
+        config["model"]["decoder_layers"] -= 1
+        (bad / "config.json").write_text(json.dumps(config))
+    line = one_line_error(["translate", str(bad), "--backend", "onnx", "-i", str(bad / "config.json")], capsys)
+    assert "does not have the inputs and outputs the export writes" in line, line
+
+
+def test_a_graph_that_is_a_symlink_out_of_the_folder_is_refused(onnx_default, tmp_path, capsys) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(onnx_default, bad)
+    outside = tmp_path / "elsewhere.onnx"
+    (bad / "encoder.onnx").rename(outside)
+    (bad / "encoder.onnx").symlink_to(outside)
+    line = one_line_error(["translate", str(bad), "--backend", "onnx", "-i", str(bad / "config.json")], capsys)
+    assert "the graph `encoder.onnx` must stay inside the folder, but is a symlink" in line, line
+
+
 @pytest.mark.parametrize("report", [b"{bad", b"\xff\xfe", b"[1, 2]"])
 def test_damaged_export_report(report: bytes, onnx_default, tmp_path, capsys) -> None:
     """export_report.json is as untrusted as config.json: these raised JSONDecodeError, UnicodeDecodeError,

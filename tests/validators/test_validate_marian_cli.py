@@ -258,3 +258,42 @@ def test_shortlist_flag_reaches_both_sides(sep_tied: Path, data: Path, tmp_path:
     with_list = ref.decode(lines, shortlist=[str(LEX), "0", "3", "0.1"])
     without = ref.decode(lines)
     assert sum(a[0].pieces != b[0].pieces for a, b in zip(with_list, without)) >= N_LINES // 2
+
+
+@pytest.mark.parametrize("argv,said", [
+    (["--word-penalty", "1e308"], "`--word-penalty` must be a number that a float32 holds"),
+    (["--max-length-factor", "1e300"], "`--max-length-factor` must be a number > 0 that a float32 holds"),
+    (["--shortlist", "{missing}"], "does not exist"),
+    (["--shortlist", "{folder}"], "must be a file, but is a directory"),
+])
+def test_values_marian_aborts_on_are_one_line_before_pymarian_runs(argv: list[str], said: str, sep_tied: Path,
+                                                                   data: Path, tmp_path: Path,
+                                                                   pymarian_calls: list[dict[str, Any]],
+                                                                   capsys) -> None:
+    """pymarian aborted on them (its options are float32; a shortlist it cannot open), a RuntimeError exit 1."""
+    argv = ["validate", str(sep_tied), "--reference", str(SEP_TIED), "--data", str(data), "--report", str(tmp_path),
+            *(a.format(missing=tmp_path / "missing.lex", folder=tmp_path) for a in argv)]
+    if "float32" in said:  # refused by the flag's parser (argparse exits 2)
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        line = capsys.readouterr().err.strip()
+    else:
+        line = one_line_error(argv, capsys)
+    assert said in line and "\n" not in line, line
+    assert pymarian_calls == []
+
+
+def test_marian_float_options_past_float32_are_refused_from_python(sep_tied: Path, tmp_path: Path,
+                                                                   pymarian_calls: list[dict[str, Any]]) -> None:
+    """marian-decoder reads them as float32 and aborts past its range ("Not implemented")."""
+    from modelport.validators.run import validate
+
+    with pytest.raises(InvalidInputError, match="`word_penalty` must be a number that a float32 holds"):
+        validate(sep_tied, str(SEP_TIED), _lines(2), decoding={"word_penalty": 1e308}, report_dir=tmp_path)
+    assert pymarian_calls == []
+    port = modelport.load(sep_tied)
+    for name, value in (("word_penalty", -1e39), ("max_length_factor", 1e300), ("normalize", 1e39)):
+        with pytest.raises(InvalidInputError, match=f"`{name}` must be a number .*that a float32 holds"):
+            port.translate(["Hello"], **{name: value})
+    assert port.translate(["Hello"], max_length_factor=3e38)[0][0].text  # within float32: no cap but positions

@@ -26,14 +26,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from modelport.api import PortedModel, load
 from modelport.errors import InvalidInputError
-from modelport.files import lines_of
+from modelport.files import lines_of, nested
 from modelport.generation.shards import CHUNK_LINES, World, barrier, broadcast, world
 from modelport.metrics import corpus_scores
 from modelport.model.config import Seq2SeqConfig
@@ -112,11 +112,18 @@ def _check(teacher: PortedFolder, spec: StudentSpec, then_quantize: str | None, 
     opts.check()
 
 
-def _check_work_dir(work: Path, resume: bool, force: bool) -> None:
+def _check_work_dir(work: Path, resume: bool, force: bool, apart: Sequence[tuple[str, str | os.PathLike[str]]]
+                    ) -> None:
     """Refuse a work directory :func:`_prepare_work_dir` must not touch. Only
     a directory this command made (it holds :data:`WORK_MARKER`) is ever
     continued or deleted: ``--force`` with ``--work-dir`` naming any other
-    non-empty directory is refused, never an ``rm -r`` of it."""
+    non-empty directory is refused, never an ``rm -r`` of it. ``apart``: (what, path)
+    of the outputs, written whole at the end (a work directory inside one would be deleted
+    with its checkpoints), and the teacher folder, which nothing writes into."""
+    for what, path in apart:
+        if nested(work, path):
+            raise InvalidInputError(f"work directory `{work}` and the {what} `{path}` must lie apart (neither "
+                                    "inside the other): give another --work-dir")
     if work.exists() and not work.is_dir():
         raise InvalidInputError(f"work directory `{work}` exists and is not a directory")
     if work.exists() and any(work.iterdir()):
@@ -159,7 +166,7 @@ def _student(teacher_dir: Path, spec: StudentSpec, work: Path, vocab_from: str |
         else:
             source = PortedFolder.open(base)
             cfg = student_config(source.config, spec)
-            model = fresh_student(cfg, seed)
+            model = fresh_student(cfg, seed, source.load_weights().get("final_logits_bias"))
             entry = {"pass": "student-init", "options": describe(spec, None), "changed": {"seed": seed}}
             with pass_output(source, init, list(model.state_dict().items()), cfg, entry, force=True):
                 pass
@@ -296,10 +303,10 @@ def distill(teacher_dir: str | os.PathLike[str], output_dir: str | os.PathLike[s
     work = Path(work_dir) if work_dir is not None else default_work_dir(output_dir)
     # every process checks what rank 0 will write (reading only) before the process group starts, so that
     # a problem is said once, by rank 0 (cli.console.report_error), and no process waits on one that failed
-    check_writable(output_dir, force, reads=[teacher_dir])
-    if then_quantize is not None:
-        check_writable(quantized_dir(output_dir, then_quantize), force, reads=[teacher_dir])
-    _check_work_dir(work, resume, force)
+    outputs = [output_dir] + ([quantized_dir(output_dir, then_quantize)] if then_quantize is not None else [])
+    for output in outputs:
+        check_writable(output, force, reads=[teacher_dir])
+    _check_work_dir(work, resume, force, [("output", o) for o in outputs] + [("teacher", teacher_dir)])
     where = world()
     if where.is_main:
         _prepare_work_dir(work, resume)

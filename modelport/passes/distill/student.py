@@ -140,12 +140,17 @@ def physical_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def fresh_student(cfg: Seq2SeqConfig, seed: int) -> Seq2SeqModel:
+def fresh_student(cfg: Seq2SeqConfig, seed: int, logits_bias: torch.Tensor | None = None) -> Seq2SeqModel:
     """A randomly initialised student, the same for the same seed: Xavier-uniform
     matrices, N(0, d_model**-0.5) embeddings with a zero padding row (fairseq's
-    and Marian's transformer initialisation), zero biases, unit norm gains."""
+    and Marian's transformer initialisation), zero biases, unit norm gains.
+    ``logits_bias``: the teacher's ``final_logits_bias`` (a fixed buffer, not
+    learnt), whose -inf rows (a Marian port's appended pad, which Marian's
+    vocabulary lacks) the student must never emit either."""
     generator = torch.Generator().manual_seed(seed)
     model = Seq2SeqModel(cfg)
+    if logits_bias is not None and model.final_logits_bias is not None:
+        model.final_logits_bias.copy_(logits_bias)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "embed_tokens" in name or "embed_positions" in name:

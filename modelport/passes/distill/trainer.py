@@ -242,6 +242,20 @@ def _aliases(model: Seq2SeqModel) -> set[str]:
     return out
 
 
+def token_loss(logits: Tensor, target: Tensor, smoothing: float, emittable: Tensor | None = None) -> Tensor:
+    """Summed cross-entropy of ``target`` (-100: ignored) under ``logits`` (rows x classes), with
+    ``smoothing`` of the target mass spread evenly over the classes the model can emit (``emittable``,
+    a mask; None: all, torch's own label smoothing). Spread over a class whose logit is -inf (the pad a
+    Marian port appends, which Marian's vocabulary lacks), the loss was infinite."""
+    if emittable is None or smoothing == 0:
+        return F.cross_entropy(logits.float(), target, ignore_index=-100, label_smoothing=smoothing, reduction="sum")
+    logp = logits.float().log_softmax(-1)
+    kept = target.ne(-100)
+    nll = -logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    spread = -logp.masked_fill(~emittable, 0.0).sum(-1) / emittable.sum()
+    return ((1 - smoothing) * nll + smoothing * spread)[kept].sum()
+
+
 def train(model: Seq2SeqModel, pairs: Pairs, opts: TrainOptions, work_dir: Path, where: World, *,
           evaluate: Evaluate | None = None, resume: bool = False, progress: bool = False) -> TrainResult:
     """Train ``model`` (rank 0's weights are the start: DDP copies them to
@@ -276,6 +290,9 @@ def train(model: Seq2SeqModel, pairs: Pairs, opts: TrainOptions, work_dir: Path,
     device = accelerator.device
     pad, start_id = cfg.pad_token_id, cfg.decoder_start_token_id
     vocab = cfg.target_vocab_size
+    bias = model.final_logits_bias
+    # a Marian port's appended pad (and filler) rows have a -inf logit: never emitted, never smoothed onto
+    emittable = None if bias is None or bool(bias.isfinite().all()) else bias.isfinite().to(device)
     log_path = work_dir / TRAIN_DIR / "log.jsonl"
     started = time.perf_counter() - state.seconds
     stopped = ""
@@ -320,9 +337,8 @@ def train(model: Seq2SeqModel, pairs: Pairs, opts: TrainOptions, work_dir: Path,
                     sync = contextlib.nullcontext() if j == len(group) - 1 else accelerator.no_sync(wrapped)
                     with sync:
                         logits = wrapped(src, prev)
-                        loss = F.cross_entropy(logits.reshape(-1, vocab).float(), target.reshape(-1),
-                                               ignore_index=-100, label_smoothing=opts.label_smoothing,
-                                               reduction="sum") / tokens
+                        loss = token_loss(logits.reshape(-1, vocab), target.reshape(-1), opts.label_smoothing,
+                                          emittable) / tokens
                         accelerator.backward(loss)
                     loss_sum += loss.item()
                 if opts.clip_norm > 0:

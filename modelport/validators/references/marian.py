@@ -211,9 +211,12 @@ class MarianReference:
             out = Path(tmp) / "out.txt"
             cmd = [*pymarian_command(), *argv, "-o", str(out), "--cpu-threads", str(self.threads), "--quiet"]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-                raise RuntimeError(f"pymarian failed ({proc.returncode}): {' | '.join(tail)}")
+            if proc.returncode != 0:  # Marian's own words (its first "Error:" line), not its call stack
+                said = [line.split("Error: ", 1)[1] for line in (proc.stderr or proc.stdout).splitlines()
+                        if "Error: " in line]
+                tail = said[:1] or (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+                raise InvalidInputError(f"the reference, pymarian {args[0]}, failed (exit {proc.returncode}) on "
+                                        f"`{self.directory}`: {' '.join(tail)[:300] or 'no message'}")
             return out.read_text(encoding="utf-8").splitlines()
 
     def decode(self, lines: Sequence[str], *, beam_size: int | None = None, normalize: float | None = None,
