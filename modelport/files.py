@@ -243,6 +243,8 @@ def check_lines(lines: Iterable[str]) -> None:
     if isinstance(lines, (str, bytes)):
         raise InvalidInputError("`lines` must be a list of strings, one per sentence, not a single "
                                 f"{type(lines).__name__} (wrap it in a list: [text])")
+    if not isinstance(lines, Iterable):  # None, a number: iterating it raised TypeError
+        raise InvalidInputError(f"`lines` must be a list of strings, one per sentence, not {type(lines).__name__}")
 
 
 def check_text_line(number: int, line: object, what: str | None = None) -> None:

@@ -333,6 +333,11 @@ def option_type_problems(options: Mapping[str, Any], kinds: Mapping[str, str],
     return problems
 
 
+class TensorShapeError(ValueError):
+    """A rule's transform refusing a source tensor of a layout it does not take (its message
+    follows the key's name: "has shape [2, 16], but ...")."""
+
+
 Transform = Callable[..., Any]
 Target = str | tuple[str, ...] | Callable[..., "str | None"] | None
 
@@ -473,7 +478,10 @@ class KeyMapper:
                     break
                 values.append(self.take(name))
             else:
-                yield from self._emit(target, numbers, rule, values)
+                try:
+                    yield from self._emit(target, numbers, rule, values)
+                except TensorShapeError as e:  # a transform that refuses its tensor: said with every other problem
+                    self.problems.append(f"`{key}` {e}")
 
     @staticmethod
     def _emit(target: str | tuple[str, ...], numbers: list[str], rule: Rule,

@@ -69,8 +69,9 @@ import sentencepiece
 import torch
 import yaml
 
-from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule, TokenizerAssets, drop, fits_float32,
-                                      one_line, option_type_problems, register_converter, short_repr, source_root)
+from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule, TensorShapeError, TokenizerAssets,
+                                      drop, fits_float32, one_line, option_type_problems, register_converter,
+                                      short_repr, source_root)
 from modelport.errors import (
     CorruptCheckpointError,
     InvalidInputError,
@@ -286,8 +287,8 @@ OPTION_KINDS = {"dim-emb": "posint", "enc-depth": "posint", "dec-depth": "posint
                 LEARNED_POSITIONS: "bool"}
 DECODER_KINDS = {"beam-size": "posint", "normalize": "nonneg32", "word-penalty": "float32",
                  "max-length-factor": "pos32", "max-length": "natural", "max-length-crop": "bool", "n-best": "bool",
-                 "mini-batch": "posint", "maxi-batch": "posint", "maxi-batch-sort": "str", "mini-batch-words": "natural",
-                 "allow-unk": "bool"}
+                 "mini-batch": "posint", "maxi-batch": "posint", "maxi-batch-sort": "str",
+                 "mini-batch-words": "natural", "allow-unk": "bool"}
 
 
 def _flag(key: str) -> str:
@@ -462,7 +463,10 @@ def _linear(w: np.ndarray) -> torch.Tensor:
 
 
 def _vector(b: np.ndarray) -> torch.Tensor:
-    """Biases and norm parameters are stored as ``[1, dim]``."""
+    """Biases and norm parameters are stored as ``[1, dim]``; another layout of as many numbers
+    (``[2, dim / 2]``) is no Marian parameter, whose shape Marian checks on load."""
+    if b.ndim != 2 or b.shape[0] != 1:
+        raise TensorShapeError(f"has shape {list(b.shape)}, but Marian stores a bias or norm parameter as [1, dim]")
     return torch.from_numpy(np.ascontiguousarray(b.reshape(-1)))
 
 
@@ -553,11 +557,12 @@ def resolve_embeddings(mapper: KeyMapper, opts: Mapping[str, Any], rows: int, v_
                 out.append(("lm_head.weight", pad_rows(np.ascontiguousarray(w), rows)))
     bias = torch.zeros(rows, dtype=torch.float32)
     if "decoder_ff_logit_out_b" in arrays:
-        b = mapper.take("decoder_ff_logit_out_b").reshape(-1)
-        if b.shape[0] != v_tgt:
-            problems.append(f"Marian tensor `decoder_ff_logit_out_b` has {b.shape[0]} entries, but "
-                            f"--dim-vocabs says {v_tgt}")
+        b = mapper.take("decoder_ff_logit_out_b")
+        if list(b.shape) != [1, v_tgt]:
+            problems.append(f"Marian tensor `decoder_ff_logit_out_b` has shape {list(b.shape)}, but must be "
+                            f"[1, {v_tgt}] (--dim-vocabs)")
             return out
+        b = b.reshape(-1)
         bias[:v_tgt] = torch.from_numpy(b.astype(np.float32, copy=False))
     elif not opts["output-omit-bias"]:
         problems.append("Marian tensor `decoder_ff_logit_out_b` is missing (pass a model trained with "

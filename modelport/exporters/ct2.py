@@ -77,9 +77,11 @@ with the fp32 port and reported as agreement, not required to be identical.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -424,7 +426,7 @@ def export_ct2(ported_dir: str | os.PathLike[str], output_dir: str | os.PathLike
             copy_folder_files(ported.tokenizer_dir, tmp / TOKENIZER_DIR)
             conf = spec.config
             bar.advance("written")
-            with nan_refused(ported_dir):
+            with nan_refused(ported_dir), _ct2_logs(ctranslate2):
                 check = verify_export(tmp, ported, vocab, verification_lines(lines, default_lines()),
                                       quantization, placement) if verify else None
             if verify:
@@ -583,6 +585,18 @@ def _compare(run: _Run, ours: list[list[int]], theirs: list[list[int]], position
 
 def _tokens(hyps: list[list[Any]]) -> list[list[int]]:
     return [list(h[0].tokens) for h in hyps]
+
+
+@contextlib.contextmanager
+def _ct2_logs(ctranslate2: Any) -> Iterator[None]:
+    """CTranslate2's C++ log lines (a float16 export loaded on a CPU: "converted to use the float32 compute
+    type") shown only when the root logger shows INFO (``--verbose``), as the other libraries' notes are."""
+    before = ctranslate2.get_log_level()
+    ctranslate2.set_log_level(logging.INFO if logging.getLogger().isEnabledFor(logging.INFO) else logging.ERROR)
+    try:
+        yield
+    finally:
+        ctranslate2.set_log_level(before)
 
 
 def verify_export(directory: Path, ported: PortedModel, vocab: Vocabularies, lines: list[str],

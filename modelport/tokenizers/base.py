@@ -8,9 +8,10 @@ implementations share.
 
 from __future__ import annotations
 
+import json
 import numbers
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -25,11 +26,37 @@ def language_code_tokens(vocab: Iterable[str]) -> list[str]:
     return sorted(t for t in vocab if len(t) > 4 and t.startswith(">>") and t.endswith("<<"))
 
 
+# the value kinds of tokenizer_config.json's settings (None or absent: the default); a file's name is
+# checked where it is opened (tokenizer_file)
+_TEXT = ("source_lang", "target_lang", "moses_source_lang", "moses_target_lang", "bpe", "bpe_separator",
+         "eos_token", "unk_token", "pad_token", "decode_rule", "encode_rule", "lang_tok_style", "langtok_placement",
+         "encoder_langtok")
+_FLAGS = ("add_mask", "append_eos", "clean_up_tokenization_spaces", "decoder_bos", "decoder_langtok",
+          "language_code_prefix", "moses_aggressive_dash_splits", "moses_escape", "source_bos")
+_COUNTS = ("dict_pad_to_multiple", "eos_id", "extra_ids", "model_vocab_size", "pad_id", "unk_id")
+_TEXT_LISTS = ("languages", "extra_symbols")
+CONFIG_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    **{k: ("a string", lambda v: isinstance(v, str)) for k in _TEXT},
+    **{k: ("true or false", lambda v: isinstance(v, bool)) for k in _FLAGS},
+    **{k: ("an integer >= 0", lambda v: type(v) is int and v >= 0) for k in _COUNTS},
+    **{k: ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+       for k in _TEXT_LISTS},
+}
+
+
 def read_config(directory: str | Path, cfg: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
     """``directory`` as a path and its :data:`CONFIG_NAME` (``cfg`` when the
-    caller has read it already): what every ``from_dir`` starts from."""
+    caller has read it already): what every ``from_dir`` starts from. Each
+    setting must be of its kind (:data:`CONFIG_KINDS`): ``"append_eos": "false"``
+    read as true, ``"bpe_separator": 5`` failed inside the tokenizer."""
     directory = Path(directory)
-    return directory, (cfg if cfg is not None else read_json_object(directory, CONFIG_NAME))
+    cfg = cfg if cfg is not None else read_json_object(directory, CONFIG_NAME)
+    for key, (wanted, ok) in CONFIG_KINDS.items():
+        value = cfg.get(key)
+        if value is not None and not ok(value):
+            raise InvalidInputError(f"`{key}` of `{directory / CONFIG_NAME}` must be {wanted}, but is "
+                                    f"{json.dumps(value)[:60]}")
+    return directory, cfg
 
 
 # the largest tokenizer file a folder may hold: NLLB-200's SentencePiece model is 4.8 MB, GPT-2's encoder.json 1 MB;

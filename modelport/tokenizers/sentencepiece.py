@@ -109,6 +109,9 @@ def _load_spm(path: Path) -> Any:
     return sp
 
 
+_DECIMAL = re.compile(r"0|[1-9][0-9]*", re.ASCII)
+
+
 def read_marian_vocab(path: str | os.PathLike[str]) -> dict[str, int]:
     """A Marian vocabulary (``.yml`` or ``.json``) as piece → id.
 
@@ -129,10 +132,14 @@ def read_marian_vocab(path: str | os.PathLike[str]) -> dict[str, int]:
             from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"vocabulary `{path}` must map pieces to ids, but is {type(data).__name__}")
-    try:
-        vocab = {str(k): int(v) for k, v in data.items()}
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"vocabulary `{path}` must map pieces to integer ids") from None
+    # an id as plain decimal digits: int() also takes "1_0" (10), " 7", "+7" and other scripts' digits, which
+    # Marian's YAML reader does not, and a leading zero is octal to it
+    odd = next((k for k, v in data.items() if not (type(v) is int or (isinstance(v, str) and _DECIMAL.fullmatch(v)))),
+               None)
+    if odd is not None:
+        raise InvalidInputError(f"vocabulary `{path}` must map pieces to integer ids (decimal digits), but gives "
+                                f"{json.dumps(str(odd), ensure_ascii=False)[:80]} {json.dumps(data[odd])[:40]}")
+    vocab = {str(k): int(v) for k, v in data.items()}
     if not vocab:  # Marian's DefaultVocab aborts on it too ("Empty vocabulary")
         raise InvalidInputError(f"vocabulary `{path}` is empty")
     negative = next((k for k, v in vocab.items() if v < 0), None)
@@ -500,6 +507,8 @@ def save_marian(directory: str | os.PathLike[str], *, source_spm: str | os.PathL
     checked_decode_rule(decode_rule)
     checked_encode_rule(encode_rule)
     directory = Path(directory)
+    for spm in {Path(source_spm), Path(target_spm or source_spm)}:  # a damaged model fails here, not in translate
+        _load_spm(spm)
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source_spm, directory / "source.spm")
     shutil.copyfile(target_spm or source_spm, directory / "target.spm")

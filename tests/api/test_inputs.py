@@ -37,6 +37,11 @@ def test_translate_refuses_a_single_string_and_lines_that_are_not_strings(ported
     with pytest.raises(InvalidInputError, match="line 3 is int"):
         list(ported_default.translate_iterable(iter(["a", "b", 3])))
     assert len(ported_default.translate(line for line in ["Hello", "world"])) == 2
+    for nothing in (None, 5):  # a TypeError from iterating it
+        with pytest.raises(InvalidInputError, match=f"not {type(nothing).__name__}"):
+            ported_default.translate(nothing)
+        with pytest.raises(InvalidInputError, match=f"not {type(nothing).__name__}"):
+            next(ported_default.translate_iterable(nothing))
 
 
 def test_passes_take_data_as_a_file_or_a_list_of_lines(ported_default, tmp_path: Path) -> None:

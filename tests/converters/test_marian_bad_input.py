@@ -56,6 +56,18 @@ def test_unknown_tensor_is_an_error(model_dir: Path, tmp_path: Path, capsys) -> 
     assert "decoder_l1_self_Wx" in line and "unknown tensor" in line
 
 
+@pytest.mark.parametrize("name", ["encoder_l1_ffn_b1", "decoder_ff_logit_out_b"])
+def test_a_vector_of_another_shape_is_not_flattened(name: str, model_dir: Path, tmp_path: Path, capsys) -> None:
+    """A [1, dim] bias stored as [2, dim / 2] holds as many numbers: it was flattened and converted."""
+    def edit(arrays):
+        a = arrays[name]
+        arrays[name] = a.reshape(2, a.shape[1] // 2)
+
+    _rewrite(model_dir, edit)
+    line = _convert(model_dir, tmp_path, capsys)
+    assert f"`{name}`" in line and "has shape [2, " in line, line
+
+
 def test_unsupported_options_reported_together(model_dir: Path, tmp_path: Path, capsys) -> None:
     def edit(arrays):
         cfg = yaml.safe_load(arrays["special:model.yml"].tobytes()[:-1])
@@ -163,3 +175,13 @@ def test_stray_spm_files_do_not_replace_the_vocabularies_decoder_yml_names(tmp_p
     stray = modelport.convert(str(tmp_path / "stray"), tmp_path / "stray_port")
     assert [stray.tokenizer.encode(x) for x in lines] == [clean.tokenizer.encode(x) for x in lines]
     assert [h[0].text for h in stray.translate(lines)] == [h[0].text for h in clean.translate(lines)]
+
+
+def test_a_truncated_opus_mt_sentencepiece_model_is_refused_at_convert(tmp_path: Path, capsys) -> None:
+    """OPUS-MT's source.spm was copied without being read: the port converted, and translate failed later."""
+    src = tmp_path / "opus"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "marian-trained" / "opus_yaml_multi", src)
+    data = (src / "source.spm").read_bytes()
+    (src / "source.spm").write_bytes(data[: len(data) // 3])
+    line = _convert(src, tmp_path, capsys)
+    assert "source.spm` is not a SentencePiece model" in line, line

@@ -166,6 +166,23 @@ def test_int8_reports_agreement(ported_default, tmp_path) -> None:
 # Marian (zero start embedding, sinusoids of Marian's layout) and T5 (relative bias, RMS norm, output scale)
 
 
+def test_ctranslate2_log_lines_only_with_verbose(ported_default, tmp_path) -> None:
+    """Loading a float16 export on a CPU logs a C++ warning straight to stderr (below Python's capture):
+    a note for its developers, shown with --verbose as the other libraries' are."""
+    import subprocess
+    import sys
+
+    def stderr(*extra: str) -> str:
+        argv = [sys.executable, "-m", "modelport.cli", "export", "ct2", str(ported_default.path),
+                str(tmp_path / "f16"), "--quantization", "float16", "--force", *extra]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    assert "[ctranslate2]" not in stderr()
+    assert "[ctranslate2]" in stderr("--verbose")
+
+
 def test_marian_exports(tmp_path) -> None:
     ported = modelport.convert(str(MARIAN / "post_tiedall_swish"), tmp_path / "ported")
     assert ported.config.decoder_start_zero_embedding

@@ -141,6 +141,20 @@ def test_dict_pad_to_multiple_is_bounded(value, port_copy, tmp_path, capsys):
     assert "dict_pad_to_multiple" in one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
 
 
+@pytest.mark.parametrize("setting,value,wanted", [
+    ("target_lang", [1], "a string"), ("bpe_separator", 5, "a string"), ("append_eos", "false", "true or false"),
+    ("moses_escape", 0, "true or false"), ("pad_id", -1, "an integer >= 0"), ("languages", "en", "a list of strings"),
+])
+@pytest.mark.parametrize("command", ["translate", "tokenize"])
+def test_a_tokenizer_setting_of_the_wrong_kind_is_one_line(setting, value, wanted, command, port_copy, tmp_path,
+                                                          capsys):
+    """`"append_eos": "false"` was read as true; `bpe_separator: 5` and `target_lang: [1]` were TypeErrors."""
+    folder = port_copy()
+    _set(folder, **{setting: value})
+    line = one_line_error([command, str(folder), "-i", str(_source(tmp_path))], capsys)
+    assert f"`{setting}` of `{folder / 'tokenizer' / 'tokenizer_config.json'}` must be {wanted}, but is" in line, line
+
+
 @pytest.mark.parametrize("raw", [b"[]", b'{"type": "\xff"}', b"{"])
 def test_a_damaged_tokenizer_config_is_one_line(raw, port_copy, tmp_path, capsys):
     folder = port_copy()
@@ -248,13 +262,16 @@ def test_the_python_api_refuses_a_dictionary_that_does_not_fit(port_copy) -> Non
         modelport.load(folder).translate(["Hello world."])
 
 
-@pytest.mark.parametrize("text, message", [("{}", "is empty"), ('{"</s>": 0, "a": -3}', "negative id -3")])
+@pytest.mark.parametrize("text, message", [("{}", "is empty"), ('{"</s>": 0, "a": -3}', "negative id -3"),
+                                           ("</s>: 0\na: 1_0\n", 'gives "a" "1_0"'), ("a: 010\n", "decimal digits"),
+                                           ('{"a": 1.0}', "decimal digits"), ("a: '+1'\n", "decimal digits")])
 def test_a_marian_vocabulary_marian_would_refuse_is_refused(text, message, tmp_path) -> None:
-    """An empty one crashed in `max()` (exit 1); Marian reads ids as unsigned indices."""
+    """An empty one crashed in `max()` (exit 1); Marian reads ids as unsigned indices; int() read `1_0` as 10
+    and the leading zero Marian's YAML reader takes for octal as decimal."""
     from modelport.errors import InvalidInputError
     from modelport.tokenizers.sentencepiece import read_marian_vocab
 
-    path = tmp_path / "vocab.json"
+    path = tmp_path / ("vocab.json" if text.startswith("{") else "vocab.yml")
     path.write_text(text, encoding="utf-8")
     with pytest.raises(InvalidInputError, match=message):
         read_marian_vocab(path)
