@@ -113,6 +113,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear(x, weight, bias)``, through oneDNN with ``weight`` prepacked
     (once, then reused while the weight is unchanged) where that is faster
     (see the module docstring), else through :func:`linear_by_row_blocks`."""
+    if weight.dim() == 2 and weight.size(0) <= 2 * OUTPUT_ROW_BLOCK and weight.numel() < MIN_PACKED_ELEMENTS \
+            and min(weight.shape) < MIN_SMALL_SIDE:
+        # neither oneDNN nor row blocks take such a weight (a d_model 32 student's every product): what the
+        # checks below would choose, without their cost (~5 us a call, 5% of a tiny11 student's translation)
+        return F.linear(x, weight, bias)
     if not onednn_applies(x, weight):
         return linear_by_row_blocks(x, weight, bias)
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), _packed(weight), bias, "none", [], "")

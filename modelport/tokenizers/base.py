@@ -179,6 +179,8 @@ def as_ids(ids: Any) -> list[int]:
     :class:`InvalidInputError`."""
     if hasattr(ids, "tolist"):
         ids = ids.tolist()
+    if type(ids) is list and all(type(i) is int for i in ids):  # the search's own: no ABC check per id
+        return list(ids)
     if isinstance(ids, (str, bytes)):
         raise InvalidInputError(f"ids must be a sequence of integers, not a {type(ids).__name__} ({ids[:40]!r})")
     out = []
@@ -194,6 +196,8 @@ def check_ids(ids: Sequence[int], size: int | None, *, side: str = "target", whe
     past ``size`` when the size is known. Frameworks print such an id as
     ``<unk>`` (fairseq, Marian) or crash, so the user would never learn that
     the input was wrong. ``where`` places the id (`` on line 3``)."""
+    if not ids or (min(ids) >= 0 and (size is None or max(ids) < size)):
+        return
     for i in ids:
         if i < 0 or (size is not None and i >= size):
             bound = f"size {size}: ids 0 to {size - 1}" if size is not None else "ids are never negative"
