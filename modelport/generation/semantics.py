@@ -240,14 +240,20 @@ def parse_options(semantics: str, options: Mapping[str, Any]) -> Any:
     return get_semantics(semantics).parse(options)
 
 
+def check_options(semantics: str, options: Mapping[str, Any]) -> None:
+    """:func:`parse_options` of everything in ``options`` but the batching options (which
+    choose batches, not the search): their values checked before any work."""
+    entry = get_semantics(semantics)
+    entry.parse({k: v for k, v in options.items() if k not in entry.batching})
+
+
 def check_generation_config(generation_config: Mapping[str, Any], where: str = "generation_config.json") -> None:
     """A folder's decoding defaults as its semantics reads them: a value of the wrong kind
     (``"beam": "5"``) is an error naming the file when the folder is loaded, not a value an
     exporter coerces or copies."""
-    sem = generation_config.get("semantics", "fairseq")
     try:
-        entry = get_semantics(sem)
-        entry.parse({k: v for k, v in generation_config.items() if k not in entry.batching and k != "max_positions"})
+        check_options(generation_config.get("semantics", "fairseq"),
+                      {k: v for k, v in generation_config.items() if k != "max_positions"})
     except InvalidInputError as e:
         raise InvalidInputError(f"{where}: {e}") from None
 
@@ -458,6 +464,7 @@ def decoding_kwargs(values: Mapping[str, Any], search_only: bool = False,
 
 __all__ = ["DECODING_GROUP_TITLE", "DECODING_OPTIONS", "HF_ALIASES", "MARIAN_ALIASES", "MARIAN_BATCHING",
            "NBEST_OPTIONS", "SAMPLING", "SEMANTICS", "TOKEN_IDS", "DecodingOption", "FairseqOptions", "HFOptions",
-           "MarianOptions", "SamplingOptions", "Semantics", "add_decoding_arguments", "decoding_flags",
+           "MarianOptions", "SamplingOptions", "Semantics", "add_decoding_arguments", "check_generation_config",
+           "check_options", "decoding_flags",
            "decoding_kwargs", "get_semantics", "hf_length_limits", "is_sampling", "more_than_one_best",
            "parse_options", "split_options"]

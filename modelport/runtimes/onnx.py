@@ -186,11 +186,10 @@ class OnnxSeq2Seq(SearchBackend):
             str(paths[name]), opts, providers=["CPUExecutionProvider"])
         self.encoder, self.decoder, self.decoder_with_past = (make(name) for name in GRAPH_FILES)
         self._sessions = dict(zip(GRAPH_FILES, (self.encoder, self.decoder, self.decoder_with_past)))
-        self._check_signatures()
-        inputs = [i.name for i in self.decoder_with_past.get_inputs()]
-        self.recurrent = PAST_POSITIONS in inputs  # an SSRU decoder: a cell state per layer
+        self.recurrent = config.decoder_autoreg == "ssru"  # an SSRU decoder: a cell state per layer
+        self.layers = config.decoder_layers
+        self._check_signatures()  # the graphs are those of this decoder
         self.own = len(self_kinds(self.recurrent))  # a layer's own cache tensors
-        self.layers = sum(1 for name in inputs if name.endswith(f".decoder.{self_kinds(self.recurrent)[0]}"))
         self._past_names = past_names(self.layers, self.recurrent)
         self._with_past_outputs = decoder_with_past_outputs(self.layers, self.recurrent)
         self._decoder_outputs = decoder_outputs(self.layers, self.recurrent)
@@ -215,14 +214,13 @@ class OnnxSeq2Seq(SearchBackend):
         """Each graph takes and gives what the export writes for config.json's decoder (its layers, an
         SSRU's state): a graph swapped for another, or a config.json edited after the export, is one
         line naming the graph, not a failure in the middle of a search."""
-        recurrent = self.cfg.decoder_autoreg == "ssru"
-        for name, (inputs, outputs) in graph_names(self.cfg.decoder_layers, recurrent).items():
+        for name, (inputs, outputs) in graph_names(self.layers, self.recurrent).items():
             session = self._sessions[name]
             got = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
             if got != (list(inputs), list(outputs)):
                 raise InvalidInputError(
                     f"`{self.folder}`: {name} does not have the inputs and outputs the export writes for "
-                    f"config.json's {self.cfg.decoder_layers}-layer {'SSRU ' if recurrent else ''}decoder (a graph "
+                    f"config.json's {self.layers}-layer {'SSRU ' if self.recurrent else ''}decoder (a graph "
                     "swapped or config.json edited; export the ported folder again)")
 
     # ---- the search loop's interface ---------------------------------------

@@ -41,7 +41,7 @@ from modelport.files import lines_of, output_folder_problem, references_for
 from modelport.generation.alignment import OFF, parse_alignment
 from modelport.generation.options import VALIDATE_BATCH_SIZE
 from modelport.generation.scoring import prefix_scorer, token_log_probs
-from modelport.generation.semantics import MARIAN_BATCHING, SEMANTICS, TOKEN_IDS, decoding_flags
+from modelport.generation.semantics import SEMANTICS, TOKEN_IDS, check_options, decoding_flags
 from modelport.generation.shortlist import ShortlistSpec, folder_shortlist, shortlist_for_tokenizer
 from modelport.generation.translate import generate, make_batches, resolve_options, translate
 from modelport.model.folder import TOKENIZER_CONFIG_NAME, PortedFolder
@@ -540,7 +540,7 @@ def validate_marian(ported: PortedModel, ported_dir: str | os.PathLike[str], ref
     mode = _alignment_mode(opts)
     # the port's own checks before pymarian runs: a value Marian aborts on (a number past float32, a shortlist
     # that is not a file) is one line, not a pymarian crash
-    SEMANTICS["marian"].parse({k: v for k, v in opts.items() if k not in MARIAN_BATCHING and k != "shortlist"})
+    check_options("marian", opts)
     if options.get("shortlist") not in (None, OFF, [OFF], (OFF,)):
         shortlist_for_tokenizer(options["shortlist"], ported.tokenizer)  # kept: the port's decode reuses the load
     ref_shortlist, shortlist_note, shortlist_problem = _marian_shortlist(
