@@ -8,7 +8,9 @@ same run; outputs compared wherever the semantics match.
     .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] --threads 2 --procs 2 --corpus train
     .venv/bin/python scripts/bench_translate.py --marian --base [--lines 40] [--beam 4]
 
-The default source is the embedded trained model (real stopping behaviour).
+The default source is the embedded trained model, given real text (the
+corpus' test sentences, ``--corpus``, through the port's tokenizer) so that
+its outputs stop where the model stops them.
 ``--base`` builds a random transformer-base-sized fairseq model (6+6 layers,
 d_model 512, FFN 2048, 8 heads, 32k vocabularies) and decodes every sentence
 to exactly ``--length`` tokens (min = max length), so every system does the
@@ -27,7 +29,7 @@ CTranslate2 int8 (``compute_type="int8"``, compared with modelport int8).
 Every system is given the same ``--batch-size`` batches, whose padded widths set
 fairseq's length caps; modelport (fairseq semantics, fp32, int8 and ONNX rows;
 hf semantics) decodes consecutive batches together as ``translate`` does (up to
-``group_lines(d_model)`` lines per search, each line keeping its own batch's
+``group_lines`` lines per search, each line keeping its own batch's
 cap: modelport/generation/groups.py), and the row "modelport, one search per
 batch" shows the port decoding them one by one as the others do.
 Every system is set up first; each translates the whole set once untimed,
@@ -214,13 +216,13 @@ def over_batches(batches: list[list[int]], srcs: list[list[int]], fn: Callable[.
     return run
 
 
-def over_groups(batches: list[list[int]], srcs: list[list[int]], d_model: int,
+def over_groups(batches: list[list[int]], srcs: list[list[int]], max_lines: int,
                 fn: Callable[[list[list[int]], tuple[int, ...]], Hyps]) -> Callable[[], dict[int, list[int]]]:
     """:func:`over_batches` over consecutive ``batches`` joined as ``translate`` joins
-    them for a model of width ``d_model``, ``fn`` given each line's own batch width."""
-    from modelport.generation.groups import decode_groups, group_lines
+    them, at most ``max_lines`` lines a search, ``fn`` given each line's own batch width."""
+    from modelport.generation.groups import decode_groups
 
-    groups, widths = decode_groups(batches, [len(s) for s in srcs], group_lines(d_model))
+    groups, widths = decode_groups(batches, [len(s) for s in srcs], max_lines)
     return over_batches(groups, srcs, fn, widths)
 
 
@@ -574,12 +576,15 @@ def main() -> None:
                          "vocabulary), fixed output lengths as --base")
     ap.add_argument("--length", type=int, default=30, help="output length with --base/--big")
     ap.add_argument("--lines", type=int, default=None,
-                    help="default 256 (64 with --base, 200 with --marian; with --corpus train max(2, --procs) pools)")
+                    help="default: 200 lines of --corpus for a trained checkpoint (test.en: all of it), 64 random-id "
+                         "lines with --base/--big, 256 for a random tiny model; with --marian 200 (with --corpus "
+                         "train max(2, --procs) pools)")
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=16, help="sentences per batch (--marian: mini-batch)")
     ap.add_argument("--maxi-batch", type=int, default=100, help="--marian: mini-batches per pool (maxi-batch)")
     ap.add_argument("--corpus", choices=("test", "train"), default="test",
-                    help="--marian: the lines, from assets/corpus/test.en (200) or train.en")
+                    help="the lines a trained model translates (the default model, --marian): "
+                         "assets/corpus/test.en (200) or train.en")
     ap.add_argument("--procs", type=int, default=0,
                     help="--marian: also modelport as N torchrun processes x 1 thread (see above)")
     ap.add_argument("--procs-worker", type=Path, help=argparse.SUPPRESS)  # one process of the --procs row
@@ -629,22 +634,30 @@ def bench_fairseq(args: argparse.Namespace, tmp: Path) -> None:
     pass in a process of its own (the files every system loads are written under ``tmp``)."""
     import modelport
     from modelport.generation import make_batches
+    from modelport.generation.translate import search_group_lines
 
-    lines = args.lines or (64 if args.base else 256)
     src_dir = build_source(args, tmp)
     ported = modelport.convert(str(src_dir), tmp / "ported")
     tok_cfg = json.loads((ported.tokenizer_dir / "tokenizer_config.json").read_text())
     langs = (tok_cfg.get("source_lang") or "en", tok_cfg.get("target_lang") or "de")
-    g = torch.Generator().manual_seed(0)
-    vocab = ported.config.source_vocab_size
-    srcs = [torch.randint(4, vocab, (int(k),), generator=g).tolist() + [2]
-            for k in torch.randint(5, 30, (lines,), generator=g)]
+    trained = not (args.base or args.big) and src_dir == Path(args.source)
+    if trained:  # a real checkpoint: real text, so that its outputs stop where the model stops them
+        corpus = ROOT / "assets" / "corpus" / f"{args.corpus}.en"
+        text = corpus.read_text(encoding="utf-8").splitlines()[:args.lines or 200]
+        srcs = ported.tokenizer.encode_batch(text)
+        source_note = f"{len(srcs)} lines of {corpus.name} (the port's tokenizer)"
+    else:  # random weights: random ids (--base/--big fix the output lengths)
+        g = torch.Generator().manual_seed(0)
+        vocab = ported.config.source_vocab_size
+        srcs = [torch.randint(4, vocab, (int(k),), generator=g).tolist() + [2]
+                for k in torch.randint(5, 30, (args.lines or (64 if args.base else 256),), generator=g)]
+        source_note = f"{len(srcs)} lines of random ids"
     batches = make_batches([len(s) for s in srcs], args.batch_size)
     if args.base:
         opts = {"beam": args.beam, "max_len_a": 0, "max_len_b": args.length, "min_len": args.length}
     else:
         opts = {"beam": args.beam, "max_len_a": 1.2, "max_len_b": 10}
-    print(f"{lines} lines, batch size {args.batch_size}, beam {args.beam}, {args.threads} threads, "
+    print(f"{source_note}, batch size {args.batch_size}, beam {args.beam}, {args.threads} threads, "
           f"options {opts}" + (", all in this process (--in-process)" if args.in_process else
                                 ", each pass in a process of its own"), flush=True)
     global PEAK, INT8_PEAK
@@ -660,7 +673,7 @@ def bench_fairseq(args: argparse.Namespace, tmp: Path) -> None:
               f"({shape})", flush=True)
 
     setup = Setup(args.beam, args.length if args.base else None, args.threads, tmp, src_dir, langs, srcs, batches,
-                  opts, ported.config.d_model, ported)
+                  opts, search_group_lines(ported.config, args.beam), ported)
     rows = system_rows(args.skip)
     prepare(setup, {name for name, _ in rows})
     if args.in_process:
@@ -718,7 +731,7 @@ class Setup:
     srcs: list[list[int]]
     batches: list[list[int]]
     opts: dict[str, Any]
-    d_model: int  # the port's width, which sizes its groups of batches (over_groups)
+    group_lines: int  # lines a search decodes together, as translate groups them (over_groups)
     ported: Any = None
 
     def port(self) -> Any:
@@ -767,20 +780,20 @@ def make_system(setup: Setup, name: str) -> Pass:
     from modelport.generation import generate
 
     batches, srcs, opts = setup.batches, setup.srcs, setup.opts
-    d_model = setup.d_model
+    group = setup.group_lines
     if name in (OURS, OURS_PER_BATCH):
         models = setup.port().models
         if name == OURS_PER_BATCH:
             return timing(over_batches(batches, srcs, lambda b: generate(models, b, **opts)))
-        return timing(over_groups(batches, srcs, d_model, lambda b, w: generate(models, b, batch_widths=w, **opts)))
+        return timing(over_groups(batches, srcs, group, lambda b, w: generate(models, b, batch_widths=w, **opts)))
     if name == ONNX:
         from modelport.runtimes.onnx import load_onnx
 
         runtime = load_onnx(setup.tmp / "onnx", threads=setup.threads).runtime
-        return timing(over_groups(batches, srcs, d_model, lambda b, w: generate(runtime, b, batch_widths=w, **opts)))
+        return timing(over_groups(batches, srcs, group, lambda b, w: generate(runtime, b, batch_widths=w, **opts)))
     if name == INT8:
         int8 = modelport.load(setup.tmp / "int8")
-        return timing(over_groups(batches, srcs, d_model,
+        return timing(over_groups(batches, srcs, group,
                                   lambda b, w: generate(int8.models, b, batch_widths=w, **opts)))
     if name == FAIRSEQ:
         from modelport.validators.references.fairseq_generator import FairseqReference
@@ -795,7 +808,7 @@ def make_system(setup: Setup, name: str) -> Pass:
                        "max_new_tokens": setup.length + 1}
         if name == OURS_HF:
             models = setup.port().models
-            return timing(over_groups(batches, srcs, d_model, lambda b, _: generate(  # no cap depends on a batch
+            return timing(over_groups(batches, srcs, group, lambda b, _: generate(  # no cap depends on a batch
                 models, b, semantics="hf", forced_eos_token_id=2, early_stopping=False, **hf_opts)))
         return timing(over_batches(batches, srcs, fsmt_generate(setup, hf_opts)))
     if name in (CT2_FP32, CT2_INT8):

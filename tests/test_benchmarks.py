@@ -1,5 +1,5 @@
-"""The benchmark scripts run: ``scripts/bench_translate.py`` on a few lines of
-the embedded model, each system's pass in a process of its own (the default),
+"""The benchmark scripts run: ``scripts/bench_translate.py`` on a few test
+sentences through the embedded model, each system's pass in a process of its own (the default),
 prints a row per system with its share of the GEMM (or int8 product) peak and
 its agreement with the port. Slow: it times five systems, each pass in a process of its own."""
 
@@ -25,6 +25,7 @@ def test_bench_translate_times_each_system_in_its_own_process() -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout
     assert "each pass in a process of its own" in out
+    assert out.startswith("8 lines of test.en"), out  # the trained model is given real text, not random ids
     rows = {m.group(1).strip(): m.group(0) for m in re.finditer(r"^(\S.*?)\s+[\d.]+ tok/s.*$", out, re.M)}
     assert set(rows) == {"modelport (fairseq semantics)", "modelport, one search per batch",
                          "modelport int8 (quantize)", "ctranslate2 float32", "ctranslate2 int8"}, out

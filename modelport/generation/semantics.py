@@ -81,13 +81,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from modelport.errors import InvalidInputError
 from modelport.generation.options import (MARIAN_FLOAT, MARIAN_NONNEGATIVE_FLOAT, MARIAN_POSITIVE_FLOAT,
-                                          TRANSLATE_BATCH_SIZE, VALIDATE_BATCH_SIZE, FairseqOptions, HFOptions,
-                                          MarianOptions, SamplingOptions, early_stopping, finite_float,
+                                          POSITIVE_INT, TRANSLATE_BATCH_SIZE, VALIDATE_BATCH_SIZE, FairseqOptions,
+                                          HFOptions, MarianOptions, SamplingOptions, early_stopping, finite_float,
                                           hf_length_limits, nonnegative_int, positive_float,
                                           positive_int, probability, split_options)
 
@@ -245,6 +245,20 @@ def check_options(semantics: str, options: Mapping[str, Any]) -> None:
     choose batches, not the search): their values checked before any work."""
     entry = get_semantics(semantics)
     entry.parse({k: v for k, v in options.items() if k not in entry.batching})
+
+
+# each semantics' option for the hypotheses a sentence keeps per decoding step
+BEAM_OPTION = {"fairseq": "beam", "hf": "num_beams", "marian": "beam_size"}
+
+
+def beam_width(semantics: str, options: Mapping[str, Any]) -> int:
+    """The beam ``options`` (the semantics' own names) ask for, else the semantics' default."""
+    entry = get_semantics(semantics)
+    name = BEAM_OPTION[entry.name]
+    value = entry.rename(options).get(name)
+    if value is None:
+        value = next(f.default for f in fields(entry.options) if f.name == name)
+    return POSITIVE_INT.check(name, value)  # the search's own check, before it runs
 
 
 def check_generation_config(generation_config: Mapping[str, Any], where: str = "generation_config.json") -> None:
@@ -462,9 +476,8 @@ def decoding_kwargs(values: Mapping[str, Any], search_only: bool = False,
     return out
 
 
-__all__ = ["DECODING_GROUP_TITLE", "DECODING_OPTIONS", "HF_ALIASES", "MARIAN_ALIASES", "MARIAN_BATCHING",
+__all__ = ["BEAM_OPTION", "DECODING_GROUP_TITLE", "DECODING_OPTIONS", "HF_ALIASES", "MARIAN_ALIASES", "MARIAN_BATCHING",
            "NBEST_OPTIONS", "SAMPLING", "SEMANTICS", "TOKEN_IDS", "DecodingOption", "FairseqOptions", "HFOptions",
-           "MarianOptions", "SamplingOptions", "Semantics", "add_decoding_arguments", "check_generation_config",
-           "check_options", "decoding_flags",
-           "decoding_kwargs", "get_semantics", "hf_length_limits", "is_sampling", "more_than_one_best",
-           "parse_options", "split_options"]
+           "MarianOptions", "SamplingOptions", "Semantics", "add_decoding_arguments", "beam_width",
+           "check_generation_config", "check_options", "decoding_flags", "decoding_kwargs", "get_semantics",
+           "hf_length_limits", "is_sampling", "more_than_one_best", "parse_options", "split_options"]

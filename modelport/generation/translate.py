@@ -25,11 +25,12 @@ from modelport.generation.alignment import OFF
 from modelport.generation.backend import SearchBackend
 from modelport.generation.beam import NaNLogProbs, StepAlgorithm, run_search
 from modelport.generation.hypothesis import Hypothesis
-from modelport.generation.groups import decode_groups, encoder_runs, group_lines
+from modelport.generation.groups import decode_groups, encoder_runs, group_lines, row_step_flops
 from modelport.generation.marian_batching import marian_batches, pool_chunk_lines, pool_lines
 from modelport.generation.options import (NONNEGATIVE_INT, POSITIVE_INT, TRANSLATE_BATCH_SIZE, MarianOptions,
                                           part_seed)
-from modelport.generation.semantics import SAMPLING, SEMANTICS, get_semantics, is_sampling, more_than_one_best
+from modelport.generation.semantics import (SAMPLING, SEMANTICS, beam_width, get_semantics, is_sampling,
+                                           more_than_one_best)
 from modelport.generation.shortlist import folder_shortlist, shortlist_for_tokenizer
 from modelport.model.transformer import Seq2SeqModel
 from modelport.tokenizers import Tokenizer, check_keep_special_tokens
@@ -321,6 +322,14 @@ def warn_unmarked_lines(tok: Tokenizer, lines: Sequence[str]) -> None:
                       "(`>>xxx<< text`)", stacklevel=3)
 
 
+def search_group_lines(cfg: Any, beam: int, members: int = 1) -> int:
+    """Lines of consecutive batches :func:`translate` decodes in one search (see
+    :func:`~modelport.generation.groups.group_lines`) for a model of ``cfg``, ``members``
+    of them in an ensemble, at ``beam``: a decoding step's FLOPs per line size it."""
+    return group_lines(cfg.d_model, beam * members * row_step_flops(cfg.decoder_layers, cfg.d_model,
+                                                                    cfg.decoder_ffn_dim, cfg.target_vocab_size))
+
+
 def translate_windows(ported: Any, lines: Iterable[str], *, batch_size: int = 32, window: int = 16,
                       **options: Any) -> Iterator[list[Hypothesis]]:
     """``ported.translate`` over a stream, ``batch_size * window`` lines at a
@@ -420,6 +429,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     widths: list[tuple[int, ...]] = []  # per group of batches: each line's own batch width (its length cap)
     runs: list[list[tuple[int, int]]] = []  # per group of batches: the runs of lines it encodes apart
     batching = framework_batching(sem, opts, batch_size, max_tokens)
+    members = len(ported.models) if isinstance(ported.models, Sequence) else 1  # a runtime (ONNX) is one
+    max_lines = search_group_lines(cfg, beam_width(sem, opts), members)
     if batching is not None:
         # the length cap depends on the batch (marian): group lines as marian-decoder does
         cap = opts.get("max_length") if opts.get("max_length_crop") else None
@@ -427,7 +438,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         batches = marian_batches(lengths, **batching)
         # a shortlist is made per Marian batch, and sampling's draws depend on the batch: those stay apart
         if opts.get("shortlist") is None and not is_sampling(opts):
-            batches, widths = decode_groups(batches, lengths, group_lines(cfg.d_model),
+            batches, widths = decode_groups(batches, lengths, max_lines,
                                             chunk_lines=pool_chunk_lines(pool_lines(**batching)))
             runs = [encoder_runs(w) for w in widths]
     else:
@@ -439,7 +450,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
             # batch's width + max_len_b, so each line keeps its own (not with fairseq 0.12's n-gram blocker, which
             # reads a buffer as wide as the cap); hf: no limit depends on the batch. Not when sampling, whose
             # draws depend on the batch; --max-tokens bounds a search's size itself
-            batches, group_widths = decode_groups(batches, lengths, group_lines(cfg.d_model))
+            batches, group_widths = decode_groups(batches, lengths, max_lines)
             widths = group_widths if sem == "fairseq" else []
             runs = [encoder_runs(w) for w in group_widths]  # each batch encoded at its own width, as apart
     results: list[list[Hypothesis]] = [[] for _ in lines]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -232,6 +233,24 @@ def test_group_lines_shrink_as_models_widen() -> None:
     from modelport.generation.groups import group_lines
 
     assert [group_lines(d) for d in (32, 64, 128, 256, 512, 1024)] == [256, 256, 128, 64, 32, 32]
+
+
+def test_groups_of_cheap_rows_grow_to_the_step_budget() -> None:
+    """A model whose rows are cheap (the embedded model: 3 layers, d 128, 1,072 words) decodes more lines
+    together than its width gives; one of the same width with 8,000 words, and the transformer-base
+    proportions, keep their width's groups; an ensemble's members each count."""
+    from modelport.generation.groups import group_lines
+    from modelport.generation.translate import search_group_lines
+
+    def cfg(layers: int, d: int, vocab: int) -> SimpleNamespace:
+        return SimpleNamespace(decoder_layers=layers, d_model=d, decoder_ffn_dim=4 * d, target_vocab_size=vocab)
+
+    assert search_group_lines(cfg(3, 128, 1072), beam=5) == 242
+    assert search_group_lines(cfg(3, 128, 1072), beam=1) == 256  # never past the largest group
+    assert search_group_lines(cfg(3, 128, 1072), beam=5, members=2) == 128  # the width's groups, not fewer
+    assert search_group_lines(cfg(3, 128, 8000), beam=5) == group_lines(128) == 128
+    assert search_group_lines(cfg(3, 256, 8000), beam=5) == group_lines(256) == 64
+    assert search_group_lines(cfg(6, 512, 32000), beam=5) == group_lines(512) == 32
 
 
 @torch.no_grad()

@@ -39,7 +39,7 @@ def test_batches_are_decoded_together(ported_default, monkeypatch, semantics, op
     """Six batches of 4 lines in one search (up to 128 lines at d_model 128) give
     what the six searches give (groups of one batch: ``group_lines`` 1)."""
     with monkeypatch.context() as apart:
-        apart.setattr(translate_module, "group_lines", lambda d_model: 1)
+        apart.setattr(translate_module, "group_lines", lambda d_model, step_flops=0.0: 1)
         sizes = _searches(apart)
         want = _first_best(translate(ported_default, LINES, semantics=semantics, batch_size=4, **options))
         assert sizes == [4] * 6
