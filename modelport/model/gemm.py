@@ -109,18 +109,23 @@ def _packed(weight: Tensor) -> Tensor:
     return entry[1]
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, relu: bool = False) -> Tensor:
     """``F.linear(x, weight, bias)``, through oneDNN with ``weight`` prepacked
     (once, then reused while the weight is unchanged) where that is faster
-    (see the module docstring), else through :func:`linear_by_row_blocks`."""
+    (see the module docstring), else through :func:`linear_by_row_blocks`.
+    ``relu``: ``F.relu`` of it, which oneDNN applies as it writes the product
+    (the same values: the maximum with 0 is exact) instead of a second pass."""
     if weight.dim() == 2 and weight.size(0) <= 2 * OUTPUT_ROW_BLOCK and weight.numel() < MIN_PACKED_ELEMENTS \
             and min(weight.shape) < MIN_SMALL_SIDE:
         # neither oneDNN nor row blocks take such a weight (a d_model 32 student's every product): what the
         # checks below would choose, without their cost (~5 us a call, 5% of a tiny11 student's translation)
-        return F.linear(x, weight, bias)
-    if not onednn_applies(x, weight):
-        return linear_by_row_blocks(x, weight, bias)
-    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), _packed(weight), bias, "none", [], "")
+        out = F.linear(x, weight, bias)
+    elif not onednn_applies(x, weight):
+        out = linear_by_row_blocks(x, weight, bias)
+    else:
+        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), _packed(weight), bias, "relu" if relu else "none",
+                                                  [], "")
+    return F.relu(out) if relu else out
 
 
 def linear_by_row_blocks(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -110,3 +110,36 @@ def test_linear_is_an_nn_linear_with_its_names_and_hooks() -> None:
     with torch.inference_mode():
         layer(torch.randn(8, 512))
     assert seen == [torch.Size([8, 1024])]  # validate's divergence localisation hooks every layer
+
+
+@pytest.mark.parametrize(("dim", "hidden", "rows"), [(128, 512, 1000), (512, 2048, 80), (32, 128, 64)])
+def test_relu_in_the_product_is_the_separate_relu(dim: int, hidden: int, rows: int) -> None:
+    """A ReLU FFN's first product applies the ReLU as it writes (oneDNN's output stage where it runs, torch's
+    ReLU elsewhere: d 32): the same bits as the product and a separate ReLU pass."""
+    from modelport.model.layers import FeedForward
+
+    torch.manual_seed(0)
+    ffn = FeedForward(dim, hidden, "relu", gated=False, bias=True)
+    x = torch.randn(rows, 1, dim)
+    with torch.inference_mode():
+        fused = ffn(x)
+        separate = ffn.down(F.relu(ffn.up(x)))
+        assert torch.equal(linear(x, ffn.up.weight, ffn.up.bias, relu=True), F.relu(ffn.up(x)))
+    assert torch.equal(fused, separate)
+
+
+def test_a_hooked_ffn_layer_shows_its_product_before_the_relu() -> None:
+    """validate's localisation hooks every module and compares ``up``'s output with the original's fc1
+    (before its activation): with a hook there, the product is not fused with the ReLU."""
+    from modelport.model.layers import FeedForward
+
+    torch.manual_seed(0)
+    ffn = FeedForward(128, 512, "relu", gated=False, bias=True)
+    seen = []
+    ffn.up.register_forward_hook(lambda _m, _i, out: seen.append(out.clone()))
+    x = torch.randn(1000, 1, 128)
+    with torch.inference_mode():
+        out = ffn(x)
+        assert len(seen) == 1 and torch.equal(seen[0], linear(x, ffn.up.weight, ffn.up.bias))
+        assert bool((seen[0] < 0).any())  # the hook saw the values before the ReLU
+        assert torch.equal(out, ffn.down(F.relu(seen[0])))
