@@ -275,3 +275,39 @@ def test_a_marian_vocabulary_marian_would_refuse_is_refused(text, message, tmp_p
     path.write_text(text, encoding="utf-8")
     with pytest.raises(InvalidInputError, match=message):
         read_marian_vocab(path)
+
+
+@pytest.fixture(scope="module")
+def t5_port(tmp_path_factory) -> Path:
+    pytest.importorskip("transformers")
+    from tests.converters.test_t5_parity import build_hf_t5
+    from tests.helpers.cli import main
+
+    root = tmp_path_factory.mktemp("t5")
+    build_hf_t5(root / "src", "v1.0")
+    assert main(["convert", str(root / "src"), str(root / "port")]) == 0
+    return root / "port"
+
+
+@pytest.mark.parametrize("setting", ["eos_id", "pad_id", "unk_id"])
+@pytest.mark.parametrize("value", [5000, 10**9])
+def test_a_t5_special_id_past_the_vocabulary_is_one_line(setting, value, t5_port, tmp_path, capsys):
+    """`"eos_id": 5000` was appended to every source and indexed past the embedding: an IndexError
+    traceback; a pad or unk id there was kept without a word."""
+    folder = tmp_path / "port"
+    shutil.copytree(t5_port, folder)
+    _set(folder, **{setting: value})
+    line = one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
+    assert f"`{setting}` of tokenizer_config.json must be an id below the tokenizer's" in line, line
+    assert f"but is {value}" in line
+
+
+def test_a_marian_pad_id_past_the_vocabulary_is_one_line(tmp_path, capsys):
+    from tests.helpers.cli import main
+    from tests.helpers.paths import ROOT
+
+    folder = tmp_path / "port"
+    assert main(["convert", str(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied"), str(folder)]) == 0
+    _set(folder, pad_id=10**6)
+    line = one_line_error(["translate", str(folder), "-i", str(_source(tmp_path))], capsys)
+    assert "`pad_id` of tokenizer_config.json must be an id below the tokenizer's" in line, line
