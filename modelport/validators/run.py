@@ -536,13 +536,13 @@ def validate_marian(ported: PortedModel, ported_dir: str | os.PathLike[str], ref
     sem, opts = resolve_options(ported.generation_config, "marian", options)
     # beam/lenpen/nbest under Marian's names: an explicit alias wins over the folder's default
     opts = {k: v for k, v in _MARIAN.rename(opts).items() if k not in TOKEN_IDS}
-    ref = MarianReference(reference)
     mode = _alignment_mode(opts)
-    # the port's own checks before pymarian runs: a value Marian aborts on (a number past float32, a shortlist
-    # that is not a file) is one line, not a pymarian crash
+    # the port's own checks before pymarian is even looked for: a value Marian aborts on (a number past
+    # float32, a shortlist that is not a file) is one line, not a pymarian crash, with pymarian or without
     check_options("marian", opts)
     if options.get("shortlist") not in (None, OFF, [OFF], (OFF,)):
         shortlist_for_tokenizer(options["shortlist"], ported.tokenizer)  # kept: the port's decode reuses the load
+    ref = MarianReference(reference)
     ref_shortlist, shortlist_note, shortlist_problem = _marian_shortlist(
         ported, ref, options.get("shortlist"), ported.generation_config.get("shortlist"))
     tokenizer = _tokenizer_section(ported_dir, reference, lines, references) if "tokenizer" in sections else None
