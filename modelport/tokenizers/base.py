@@ -204,16 +204,6 @@ def check_ids(ids: Sequence[int], size: int | None, *, side: str = "target", whe
             raise InvalidInputError(f"id {i}{where} is outside the {side} vocabulary ({bound})")
 
 
-def check_special_ids(special: Mapping[str, int], size: int) -> None:
-    """Refuse a special token's id (``eos_id``, ``pad_id``, ``unk_id`` of :data:`CONFIG_NAME`) that names
-    none of the tokenizer's ``size`` ids: an ``eos_id`` there was appended to every source and indexed
-    past the model's embedding (a traceback)."""
-    for key, value in special.items():
-        if not 0 <= value < size:
-            raise InvalidInputError(f"`{key}` of {CONFIG_NAME} must be an id below the tokenizer's {size} ids, "
-                                    f"but is {value}")
-
-
 def check_keep_special_tokens(tok: Tokenizer) -> None:
     """Refuse ``keep_special_tokens`` for a tokenizer that never skips special
     tokens: it prints what its framework prints, so keeping them is not an option."""

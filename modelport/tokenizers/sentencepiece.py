@@ -84,8 +84,8 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import InvalidInputError, first_line
-from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, as_lines, as_text, check_keep_special_tokens,
-                                       check_special_ids, language_code_tokens, read_config, tokenizer_file)
+from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, as_lines, as_text, check_ids,
+                                       check_keep_special_tokens, language_code_tokens, read_config, tokenizer_file)
 from modelport.tokenizers.marian_unigram import library_pieces, marian_pieces
 
 SPIECE_UNDERLINE = "▁"
@@ -233,7 +233,7 @@ class MarianSpmTokenizer(TokenizerBase):
         self.eos_id = self.target_vocab[eos_token]
         self.unk_id = self.target_vocab[unk_token]
         self.pad_id = pad_id if pad_id is not None else self.target_vocab.get(pad_token, self.eos_id)
-        check_special_ids({"pad_id": self.pad_id}, max(self.target_vocab.values()) + 1)
+        check_ids([self.pad_id], max(self.target_vocab.values()) + 1, where=f" (`pad_id` of {CONFIG_NAME})")
         self.language_code_prefix = language_code_prefix
         self.append_eos = append_eos
         self._inverse = {"source": {i: p for p, i in self.vocab.items()},
@@ -364,7 +364,8 @@ class T5SpmTokenizer(TokenizerBase):
         self.unk_id = unk_id if unk_id is not None else sp.unk_id()
         if self.eos_id < 0:
             raise InvalidInputError("the T5 SentencePiece model must define </s> (eos_id), but does not")
-        check_special_ids({"eos_id": self.eos_id, "pad_id": self.pad_id, "unk_id": self.unk_id}, self.vocab_size)
+        for key in ("eos_id", "pad_id", "unk_id"):  # an eos_id past them was appended to every source: IndexError
+            check_ids([getattr(self, key)], self.vocab_size, where=f" (`{key}` of {CONFIG_NAME})")
         self._cache: dict[str, list[int]] = {}
         self.max_cache = max_cache
 

@@ -41,7 +41,7 @@ from modelport.files import lines_of, output_folder_problem, references_for
 from modelport.generation.alignment import OFF, parse_alignment
 from modelport.generation.options import VALIDATE_BATCH_SIZE
 from modelport.generation.scoring import prefix_scorer, token_log_probs
-from modelport.generation.semantics import SEMANTICS, TOKEN_IDS, check_options, decoding_flags
+from modelport.generation.semantics import SEMANTICS, TOKEN_IDS, beam_width, check_options, decoding_flags
 from modelport.generation.shortlist import ShortlistSpec, folder_shortlist, shortlist_for_tokenizer
 from modelport.generation.translate import generate, make_batches, resolve_options, translate
 from modelport.model.folder import TOKENIZER_CONFIG_NAME, PortedFolder
@@ -547,7 +547,7 @@ def validate_marian(ported: PortedModel, ported_dir: str | os.PathLike[str], ref
         ported, ref, options.get("shortlist"), ported.generation_config.get("shortlist"))
     tokenizer = _tokenizer_section(ported_dir, reference, lines, references) if "tokenizer" in sections else None
     n = opts.get("n_best", False)
-    beam_size = int(opts.get("beam_size", 12))
+    beam_size = beam_width("marian", opts)
     nbest = beam_size if n is True else 1 if n is False else int(n)
     ref_opts = {k: opts[k] for k in _PYMARIAN_OPTIONS if opts.get(k) is not None}
     ref_opts.update(alignment=mode if mode is not None else OFF, shortlist=ref_shortlist)
