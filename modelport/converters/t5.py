@@ -502,6 +502,14 @@ def _gin_literal(value: str | None) -> Any:
         return value
 
 
+def _checked_extra_ids(value: Any, source: str, named: str) -> int:
+    """``extra_ids`` (T5's sentinel count) as read from ``source``: a non-negative
+    integer, or :class:`UnsupportedCheckpointError` quoting ``named``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise UnsupportedCheckpointError(source, [f"{named} is not supported (supported: a non-negative integer)"])
+    return value
+
+
 def mesh_hyper(bindings: dict[str, str], vocab_size: int) -> tuple[T5Hyper | None, list[str]]:
     """:class:`T5Hyper` from gin bindings, or every problem in gin's own names."""
     problems: list[str] = []
@@ -635,10 +643,7 @@ class HfT5Source(T5Source):
     def extra_ids(self) -> int:
         path = self.directory / "tokenizer_config.json"
         extra_ids = (_read_json(path) if path.is_file() else {}).get("extra_ids", DEFAULT_EXTRA_IDS)
-        if not isinstance(extra_ids, int) or extra_ids < 0:
-            raise UnsupportedCheckpointError(self.source, [f"tokenizer_config.json extra_ids {extra_ids!r} is not "
-                                                           "supported (supported: a non-negative integer)"])
-        return extra_ids
+        return _checked_extra_ids(extra_ids, self.source, f"tokenizer_config.json extra_ids {extra_ids!r}")
 
     def source_generation(self) -> dict[str, Any]:
         path = self.directory / "generation_config.json"
@@ -697,9 +702,13 @@ class MeshT5Source(T5Source):
                          files=[self.ckpt.index_path, *self.ckpt.shard_paths()])
 
     def extra_ids(self) -> int:
-        extra_ids = _gin_literal(self.bindings.get("vocabularies.SentencePieceVocabulary.extra_ids")
-                                 or _gin_get(self.bindings, "SentencePieceVocabulary.extra_ids"))
-        return extra_ids if isinstance(extra_ids, int) else DEFAULT_EXTRA_IDS
+        names = ("vocabularies.SentencePieceVocabulary.extra_ids", "SentencePieceVocabulary.extra_ids")
+        bound = self.bindings.get(names[0]) or _gin_get(self.bindings, names[1])
+        if bound is None:
+            return DEFAULT_EXTRA_IDS
+        # a value the converter cannot read (a macro, a string) was taken as 100: the sentinels' ids then
+        # silently named other pieces
+        return _checked_extra_ids(_gin_literal(bound), str(self.gin_path), f"operative_config.gin extra_ids = {bound}")
 
     def source_generation(self) -> dict[str, Any]:
         return {}

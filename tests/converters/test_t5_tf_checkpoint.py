@@ -180,9 +180,13 @@ def test_unsupported_gin_activation(ckpt_copy: Path, tmp_path: Path, capsys) -> 
     (b"x = '\xff'", "must be UTF-8 text, but has byte 0xff"),
     (b"SelfAttention.relative_attention_num_buckets = 'x'", "relative_attention_num_buckets = 'x' must be a positive"),
     (b"LayerStack.norm_epsilon = [1]", "LayerStack.norm_epsilon = [1] must be a number > 0"),
+    # these three were read as 100 sentinels: the port's sentinel ids then named other pieces
+    (b"vocabularies.SentencePieceVocabulary.extra_ids = %EXTRA", "extra_ids = %EXTRA is not supported"),
+    (b"vocabularies.SentencePieceVocabulary.extra_ids = -3", "extra_ids = -3 is not supported"),
+    (b"vocabularies.SentencePieceVocabulary.extra_ids = True", "extra_ids = True is not supported"),
 ])
 def test_gin_values_of_the_wrong_kind(binding: bytes, message: str, ckpt_copy: Path, tmp_path: Path, capsys) -> None:
-    """Each was a traceback (UnicodeDecodeError, TypeError) deep in the converter."""
+    """Each was a traceback (UnicodeDecodeError, TypeError) deep in the converter, or a silent default."""
     gin = ckpt_copy / "operative_config.gin"
     gin.write_bytes(gin.read_bytes() + b"\n" + binding + b"\n")
     assert message in _one_line_error(["convert", str(ckpt_copy), str(tmp_path / "out")], capsys)
