@@ -360,8 +360,24 @@ def test_a_student_no_machine_could_train_is_refused_before_it_is_built(ported_d
 
     path = tmp_path / "student.json"
     path.write_text(json.dumps(overrides))
-    with pytest.raises(InvalidInputError, match="GiB to train, more than this machine's"):
+    with pytest.raises(InvalidInputError, match="GiB to train, more than the .* GiB this process may use"):
         student_config(ported_default.config, parse_student(f"config:{path}"))
+
+
+@pytest.mark.parametrize("v2", [True, False])
+def test_usable_memory_reads_the_control_groups_cap(tmp_path, v2) -> None:
+    """A container's cap, not the host's memory, bounds what a student may need (cgroup v2 and v1 layouts)."""
+    from modelport.passes.distill.student import usable_memory
+
+    own = tmp_path / "self-cgroup"
+    own.write_text("0::/job/7\n" if v2 else "4:memory:/job/7\n3:cpu:/\n")
+    group = tmp_path / ("job/7" if v2 else "memory/job/7")
+    group.mkdir(parents=True)
+    (group / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text("3221225472\n")
+    assert usable_memory(tmp_path, own) == 3 << 30
+    (group / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text("max\n")  # uncapped
+    machine = usable_memory(tmp_path / "none", tmp_path / "none")
+    assert usable_memory(tmp_path, own) == machine > 3 << 30
 
 
 def test_label_smoothing_flag_takes_the_trainers_range(capsys) -> None:

@@ -123,11 +123,11 @@ def student_config(teacher: Seq2SeqConfig, spec: StudentSpec) -> Seq2SeqConfig:
         cfg = teacher.replace(**changes)
     except (ConfigError, TypeError) as e:
         raise InvalidInputError(f"--student {spec.text}: {e}") from None
-    need, have = cfg.approx_parameters() * TRAINING_BYTES_PER_WEIGHT, physical_memory()
+    need, have = cfg.approx_parameters() * TRAINING_BYTES_PER_WEIGHT, usable_memory()
     if need > have:  # d_model 10**9 asked the allocator for 3 TB; 10**5 layers ran out of memory building them
         raise InvalidInputError(f"--student {spec.text}: a student of about {cfg.approx_parameters():,} weights "
-                                f"needs about {need / 2**30:,.0f} GiB to train, more than this machine's "
-                                f"{have / 2**30:,.0f} GiB")
+                                f"needs about {need / 2**30:,.0f} GiB to train, more than the "
+                                f"{have / 2**30:,.1f} GiB this process may use")
     return cfg
 
 
@@ -135,9 +135,34 @@ def student_config(teacher: Seq2SeqConfig, spec: StudentSpec) -> Seq2SeqConfig:
 TRAINING_BYTES_PER_WEIGHT = 16
 
 
-def physical_memory() -> int:
-    """The machine's memory in bytes."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+def usable_memory(cgroup_root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> int:
+    """The memory this process may use, in bytes: the machine's, or less where
+    a control group caps it (a container, a CI runner, a batch job's
+    allocation), as cgroup v2's ``memory.max`` or v1's
+    ``memory.limit_in_bytes`` says for this process's group or the root."""
+    try:
+        limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows) or no such name
+        limits = []
+    groups = {"": [""], "memory": [""]}  # cgroup v2 (hierarchy "0::") and v1's memory controller: their paths
+    try:
+        for line in own.read_text(encoding="utf-8").splitlines():
+            _, controllers, path = line.split(":", 2)
+            for name in controllers.split(","):
+                if name in groups:
+                    groups[name].append(path.strip("/"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        pass
+    files = [cgroup_root / p / "memory.max" for p in groups[""]]
+    files += [cgroup_root / "memory" / p / "memory.limit_in_bytes" for p in groups["memory"]]
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text.isdigit():  # "max": no limit
+            limits.append(int(text))
+    return min(limits) if limits else 1 << 62  # nothing known: the check is left to the allocator
 
 
 def fresh_student(cfg: Seq2SeqConfig, seed: int, logits_bias: torch.Tensor | None = None) -> Seq2SeqModel:
