@@ -23,12 +23,13 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from modelport._version import __version__
-from modelport.errors import HubError, InvalidInputError
+from modelport.errors import HubError, InvalidInputError, ModelportError, OutputExistsError
 from modelport.exporters import REPORT_NAME
 from modelport.files import not_a_folder, read_utf8_text
 from modelport.model.folder import CARD_NAME, CONVERSION_NAME
 from modelport.model.io import read_json
-from modelport.modelcards.card import LOCAL_PLACEHOLDER, check_repo_id, make_card
+from modelport.modelcards.card import (LOCAL_PLACEHOLDER, MARKER_WINDOW, card_text_by_modelport, check_repo_id,
+                                       make_card, written_by_modelport)
 from modelport.reports.export import HfExportReport
 from modelport.reports.parity import PARITY_REPORT_STEM
 from modelport.reports.passes import PASS_REPORT_STEM
@@ -140,19 +141,23 @@ def _upload_bytes(path: Path, rel: str) -> bytes | None:
     return None
 
 
-def plan_upload(ported_dir: str | os.PathLike[str], repo_id: str | None = None, **card_options: Any
-                ) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+def plan_upload(ported_dir: str | os.PathLike[str], repo_id: str | None = None, force: bool = False,
+                **card_options: Any) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """The files one commit would hold: ``[{path, size, sha256}]`` sorted by
     path, and the bytes of those uploaded from memory instead of the folder
     (``README.md``, the card regenerated for ``repo_id``, and sanitized
     copies of the files that record local paths: conversion.json and the
     reports, see :func:`sanitize_record`). The local folder is not modified.
 
-    Hidden files and folders (temporary siblings, editor files) are skipped;
-    an existing README.md is replaced by the regenerated card.
+    Hidden files and folders (temporary siblings, editor files) are skipped.
+    A README.md modelport wrote is replaced by the regenerated card; one it
+    did not write (a card written by hand) is uploaded as it is, unless
+    ``force``, as ``modelport card`` keeps it.
     """
     directory = Path(ported_dir)
-    card = sanitize_text(str(_card(directory, repo_id, card_options))).encode("utf-8")
+    card = _own_card(directory, card_options, force)
+    if card is None:
+        card = sanitize_text(str(_card(directory, repo_id, card_options))).encode("utf-8")
     contents = {CARD_NAME: card}
     files = [{"path": CARD_NAME, "size": len(card), "sha256": hashlib.sha256(card).hexdigest()}]
     for path in sorted(directory.rglob("*")):
@@ -169,6 +174,50 @@ def plan_upload(ported_dir: str | os.PathLike[str], repo_id: str | None = None, 
             files.append({"path": rel.as_posix(), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
     files.sort(key=lambda f: f["path"])
     return files, contents
+
+
+def _own_card(directory: Path, card_options: dict[str, Any], force: bool) -> bytes | None:
+    """The folder's README.md when modelport did not write it and ``force`` is not given, else None."""
+    path = directory / CARD_NAME
+    if force or not os.path.lexists(path) or written_by_modelport(path):
+        return None
+    if path.is_symlink() or not path.is_file():
+        raise InvalidInputError(f"`{path}` is not a regular file, so it cannot be uploaded as the card; remove it, "
+                                "or pass --force to upload the generated card instead")
+    given = [f"--{k.replace('_', '-')}" for k, v in card_options.items() if v is not None]
+    if given:
+        raise InvalidInputError(f"`{path}` was not written by modelport and is uploaded as it is, so "
+                                f"{'/'.join(given)} would change nothing; edit it, or pass --force to upload the "
+                                "generated card instead")
+    return read_utf8_text(path, f"`{path}`").encode("utf-8")  # the Hub reads a card's metadata as UTF-8
+
+
+# A card on the Hub larger than this is not read to see who wrote it: it is kept unless publish is forced
+MAX_HUB_CARD_BYTES = 1 << 20
+
+
+def _check_hub_card(api: Any, repo_id: str, revision: str | None, card: bytes, seconds: float) -> None:
+    """Refuse to replace a README.md at ``revision`` of ``repo_id`` that modelport
+    did not write (a card written on the Hub by hand) with ``card``; the same
+    card, or one modelport wrote, is replaced."""
+    import tempfile
+
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        meta = api.get_hf_file_metadata(url=hf_hub_url(repo_id, CARD_NAME, revision=revision, endpoint=api.endpoint),
+                                        timeout=seconds)
+    except EntryNotFoundError:
+        return
+    if meta.size is not None and meta.size <= MAX_HUB_CARD_BYTES:
+        with tempfile.TemporaryDirectory(prefix="modelport-card-") as tmp:
+            with open(api.hf_hub_download(repo_id, CARD_NAME, revision=revision, local_dir=tmp), "rb") as f:
+                data = f.read(MAX_HUB_CARD_BYTES + 1)
+        if data == card or card_text_by_modelport(data[:MARKER_WINDOW]):
+            return
+    raise OutputExistsError(f"{repo_id}/{CARD_NAME}` at revision `{revision or 'main'}", option="force=True",
+                            detail="on the Hub and is not a card modelport wrote")
 
 
 def _hf_export_report(directory: Path) -> HfExportReport:
@@ -269,7 +318,7 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
             revision: str | None = None, commit_message: str | None = None, dry_run: bool = False,
             endpoint: str | None = None, token: str | None = None, license: str | None = None,
             language: str | list[str] | None = None, base_model: str | None = None,
-            eval_dataset: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+            eval_dataset: str | None = None, timeout: float | None = None, force: bool = False) -> dict[str, Any]:
     """Upload ``ported_dir`` (with a regenerated README.md) to ``repo_id`` in one commit.
 
     Returns ``{"repo_id", "revision", "private", "dry_run", "files": [{path, size, sha256}], ...}``
@@ -282,6 +331,10 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
     the local folder is never modified. Each request waits at most
     ``timeout`` seconds for the endpoint (default: MODELPORT_HUB_TIMEOUT, else
     30); a server that does not answer in time is a :class:`HubError`.
+    A README.md that modelport did not write is kept, unless ``force``: the
+    folder's is uploaded instead of the generated card (see :func:`plan_upload`),
+    and one on the Hub that differs from the card to upload stops the upload
+    before anything is committed (:class:`~modelport.errors.OutputExistsError`).
     """
     seconds = hub_timeout(timeout)
     directory = Path(ported_dir)
@@ -289,8 +342,8 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
     if problem is not None:
         raise InvalidInputError(f"`{ported_dir}` is not a ported model folder ({problem})")
     check_repo_id(repo_id)  # a dry run too, which listed the files for a repo id the upload would refuse
-    files, contents = plan_upload(directory, repo_id, license=license, language=language, base_model=base_model,
-                                  eval_dataset=eval_dataset)
+    files, contents = plan_upload(directory, repo_id, force, license=license, language=language,
+                                  base_model=base_model, eval_dataset=eval_dataset)
     rev = revision or "main"
     result: dict[str, Any] = {"repo_id": repo_id, "revision": rev, "private": private, "dry_run": dry_run,
                               "files": files}
@@ -314,7 +367,11 @@ def publish(ported_dir: str | os.PathLike[str], repo_id: str, *, private: bool =
     try:
         with _request_timeout(seconds):
             api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            if not force:
+                _check_hub_card(api, repo_id, revision, contents[CARD_NAME], seconds)
             info = api.create_commit(repo_id, ops, commit_message=message, revision=revision, repo_type="model")
+    except ModelportError:  # already one typed line (a card on the Hub that is kept)
+        raise
     except Exception as err:  # noqa: BLE001 -- every failure becomes one typed line
         # KeyError/TypeError/AttributeError: huggingface_hub reading an answer that lacks what it expects
         known = (*_network_errors(), OSError, ValueError, KeyError, TypeError, AttributeError)

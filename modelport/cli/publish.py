@@ -15,7 +15,9 @@ DESCRIPTION = """\
 Regenerate the model card (in memory; PORTED_DIR is not modified) with REPO_ID in its usage, create
 REPO_ID if needed and upload every file in one commit; conversion.json and the reports go up as
 copies with local paths reduced to file names. PORTED_DIR may also be a `modelport export hf`
-folder: its card is regenerated from the port it came from, with transformers usage. The token comes
+folder: its card is regenerated from the port it came from, with transformers usage. A README.md
+modelport did not write is kept unless --force: the folder's is uploaded as it is, and one on the
+Hub that differs from the card to upload stops the upload before anything is committed. The token comes
 from HF_TOKEN or `hf auth login` and is never printed. Hub failures exit 2."""  # argparse re-flows it
 
 
@@ -34,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                    help="give up when the endpoint leaves a request unanswered this long "
                         "(default: MODELPORT_HUB_TIMEOUT, else 30)")
+    p.add_argument("--force", action="store_true",
+                   help="upload the generated card even where a README.md modelport did not write is in "
+                        "PORTED_DIR or on the Hub (by default the folder's is uploaded as it is, and one on the "
+                        "Hub that differs stops the upload)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_card_options(p)
 
@@ -44,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = publish(args.ported_dir, args.repo_id, private=args.private, revision=args.revision,
                      commit_message=args.commit_message, dry_run=args.dry_run, endpoint=args.endpoint,
-                     timeout=args.timeout, **card_options(args))
+                     timeout=args.timeout, force=args.force, **card_options(args))
     if args.json:
         print_json(result)
     else:

@@ -479,16 +479,21 @@ def write_card(ported_dir: str | os.PathLike[str], *, force: bool = False, **kw:
     directory = Path(ported_dir)
     card = make_card(directory, **kw)
     target = directory / CARD_NAME
-    if os.path.lexists(target) and not force and not _written_by_modelport(target):
+    if os.path.lexists(target) and not force and not written_by_modelport(target):
         raise OutputExistsError(str(target), detail="and is not a card modelport wrote")
     with atomic_text_file(target, newline="") as f:
         f.write(str(card))
     return target
 
 
-def _written_by_modelport(path: Path) -> bool:
+def written_by_modelport(path: Path) -> bool:
     """Whether ``path`` is a regular file whose start holds :data:`CARD_MARKER`."""
     if path.is_symlink() or not path.is_file():
         return False
     with open(path, "rb") as f:
-        return CARD_MARKER.encode("utf-8") in f.read(MARKER_WINDOW)
+        return card_text_by_modelport(f.read(MARKER_WINDOW))
+
+
+def card_text_by_modelport(start: bytes) -> bool:
+    """Whether a card whose first bytes are ``start`` is one modelport wrote (holds :data:`CARD_MARKER`)."""
+    return CARD_MARKER.encode("utf-8") in start[:MARKER_WINDOW]

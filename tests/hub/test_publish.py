@@ -312,6 +312,53 @@ def test_publish_uploads_folder_and_card_in_one_commit(ported_default, hub: Fake
     _assert_token_only_in_header(hub)
 
 
+def _copy_folder(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_a_card_written_by_hand_on_the_hub_is_kept(ported_default, hub: FakeHub, hf_env, tmp_path: Path,
+                                                   capsys) -> None:
+    """publish replaced the repo's README.md with the generated card: a card written on the Hub was overwritten."""
+    from modelport.cli import main
+    from tests.helpers.cli import one_line_error
+
+    assert main(["publish", str(ported_default.path), "me/kept", "--endpoint", hub.url]) == 0
+    ours = hub.repos["me/kept"].files["README.md"]
+    assert main(["publish", str(ported_default.path), "me/kept", "--endpoint", hub.url, "--license", "mit"]) == 0
+    assert hub.repos["me/kept"].files["README.md"] != ours  # a card modelport wrote is refreshed
+    hand = b"# My model\n\nWritten on the Hub.\n"
+    hub.repos["me/kept"].files["README.md"] = hand
+    capsys.readouterr()
+    line = one_line_error(["publish", str(ported_default.path), "me/kept", "--endpoint", hub.url], capsys)
+    assert line == ("modelport: error: output `me/kept/README.md` at revision `main` already exists on the Hub "
+                    "and is not a card modelport wrote (pass --force to overwrite it)"), line
+    assert hub.repos["me/kept"].files["README.md"] == hand and len(hub.repos["me/kept"].commits) == 2
+    assert main(["publish", str(ported_default.path), "me/kept", "--endpoint", hub.url, "--force"]) == 0
+    assert b"model card written by `modelport card`" in hub.repos["me/kept"].files["README.md"]
+
+
+def test_a_folders_card_written_by_hand_is_uploaded_as_it_is(ported_default, hub: FakeHub, hf_env, tmp_path: Path,
+                                                              capsys) -> None:
+    """publish uploaded the generated card instead of the folder's own README.md (the user's card never arrived)."""
+    from modelport.cli import main
+    from tests.helpers.cli import one_line_error
+
+    folder = _copy_folder(ported_default.path, tmp_path / "port")
+    hand = b"# My port\n\nWritten by hand.\n"
+    (folder / "README.md").write_bytes(hand)
+    assert main(["publish", str(folder), "me/own", "--endpoint", hub.url]) == 0
+    assert hub.repos["me/own"].files["README.md"] == hand
+    assert main(["publish", str(folder), "me/own", "--endpoint", hub.url]) == 0  # the same card: no conflict
+    line = one_line_error(["publish", str(folder), "me/own", "--endpoint", hub.url, "--license", "mit"], capsys)
+    assert "was not written by modelport and is uploaded as it is, so --license would change nothing" in line
+    assert main(["publish", str(folder), "me/own", "--endpoint", hub.url, "--force", "--license", "mit"]) == 0
+    assert ModelCard(hub.repos["me/own"].files["README.md"].decode()).data.license == "mit"
+    assert (folder / "README.md").read_bytes() == hand  # the folder is never modified
+
+
 @pytest.mark.parametrize("repo_id", ["not a repo", "a/b/c", "me/na--me"])
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_a_repo_id_the_hub_would_refuse_is_refused_first(repo_id: str, dry_run: bool, ported_default,
