@@ -35,6 +35,7 @@ raises :class:`~modelport.errors.ParityError` (exit 3).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -61,6 +62,7 @@ from modelport.exporters.hf_tokenizers import (SpmPort, languages_follow, spm_mo
                                                write_spm_tokenizer)
 from modelport.files import ordinary_mode
 from modelport.generation import generate
+from modelport.generation.options import FairseqOptions, MarianOptions
 from modelport.generation.translate import Direction, fairseq_defaults_as_hf
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import CARD_NAME, TOKENIZER_CONFIG_NAME, PortedFolder
@@ -324,27 +326,34 @@ class FsmtTarget(HfTarget):
             "moses_escape": True, "moses_aggressive_dash_splits": True})
 
     def generation(self) -> tuple[dict[str, Any], list[str]]:
-        g, cfg = self.ported.generation_config, self.cfg
+        g, cfg = _with_defaults(FairseqOptions, self.ported.generation_config), self.cfg
         # early stopping, length limit and forced EOS as modelport's --semantics hf reads
         # a fairseq folder, so that generate() on the export is that search
-        gen = {"num_beams": int(g.get("beam", 5)), "length_penalty": float(g.get("lenpen", 1.0)),
-               "no_repeat_ngram_size": int(g.get("no_repeat_ngram_size", 0)),
+        gen = {"num_beams": int(g["beam"]), "length_penalty": float(g["lenpen"]),
+               "no_repeat_ngram_size": int(g["no_repeat_ngram_size"]),
                "max_length": min(cfg.max_source_positions, cfg.max_target_positions),
                **fairseq_defaults_as_hf(g, cfg.eos_token_id),
                "decoder_start_token_id": cfg.decoder_start_token_id,
                "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.pad_token_id}
         notes = []
-        if g.get("max_len_a", 0) or g.get("max_len_b", 200) != 200:
-            notes.append(f"fairseq's max length {g.get('max_len_a', 0)} * source length + {g.get('max_len_b', 200)} "
+        if g["max_len_a"] or g["max_len_b"] != 200:
+            notes.append(f"fairseq's max length {g['max_len_a']} * source length + {g['max_len_b']} "
                          "has no transformers equivalent; max_length is the model's position limit")
-        if g.get("unkpen", 0):
+        if g["unkpen"]:
             notes.append(f"fairseq's --unkpen {g['unkpen']} has no transformers equivalent (not exported)")
-        if g.get("min_len", 1) != 1:
+        if g["min_len"] != 1:
             notes.append(f"fairseq's --min-len {g['min_len']} is not exported (transformers counts min_length "
                          "differently)")
         notes.append("transformers' beam search differs from fairseq's (see modelport's semantics profiles): "
                      "outputs match modelport with semantics='hf', not fairseq-generate")
         return gen, notes
+
+
+def _with_defaults(options: type, generation_config: Mapping[str, Any]) -> dict[str, Any]:
+    """A folder's generation_config.json over the defaults of its semantics' options
+    dataclass (what translate decodes with where the folder records nothing)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(options) if f.default is not dataclasses.MISSING}
+    return {**defaults, **{k: v for k, v in generation_config.items() if v is not None}}
 
 
 def _bart_family_config(cfg: Seq2SeqConfig) -> dict[str, Any]:
@@ -786,17 +795,17 @@ class MarianTarget(HfTarget):
             "pad_token": tok.get("pad_token", "<pad>"), "model_max_length": 512})
 
     def generation(self) -> tuple[dict[str, Any], list[str]]:
-        g, cfg = self.ported.generation_config, self.cfg
+        g, cfg = _with_defaults(MarianOptions, self.ported.generation_config), self.cfg
         limit = max(cfg.max_source_positions, cfg.max_target_positions)
-        gen = {"num_beams": int(g.get("beam_size", 12)), "length_penalty": float(g.get("normalize", 0.0)),
-               "max_length": min(int(g.get("max_length", 512)), limit),
+        gen = {"num_beams": int(g["beam_size"]), "length_penalty": float(g["normalize"]),
+               "max_length": min(int(g["max_length"]), limit),
                "decoder_start_token_id": cfg.decoder_start_token_id, "forced_eos_token_id": cfg.eos_token_id,
                "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.pad_token_id}
         notes = ["Marian's normalize alpha is exported as length_penalty; transformers' beam search differs "
                  "from Marian's: outputs match modelport with semantics='hf'"]
-        if g.get("word_penalty"):
+        if g["word_penalty"]:
             notes.append(f"Marian's word-penalty {g['word_penalty']} has no transformers equivalent (not exported)")
-        if g.get("max_length_factor"):
+        if "max_length_factor" in self.ported.generation_config:
             notes.append(f"Marian's max-length-factor {g['max_length_factor']} has no transformers equivalent; "
                          "max_length is Marian's max-length, capped by the positions")
         return gen, notes

@@ -236,6 +236,26 @@ def test_marian_loads_as_marian_mt(name, tmp_path) -> None:
     _check_against(modelport.load(folder), tok, hf, lines, num_beams=3)
 
 
+def test_marian_export_decodes_with_marians_defaults_where_the_folder_records_none(tmp_path) -> None:
+    """generation_config.json took max_length 512 where the folder recorded none, while the port decodes with
+    Marian's --max-length 1000 (MarianOptions' default): export and port now read the same defaults."""
+    from modelport.generation.options import MarianOptions
+
+    folder = _exact_marian(tmp_path, "post_untied_relu")
+    gen_path = folder / "generation_config.json"
+    gen = json.loads(gen_path.read_text())
+    for key in ("beam_size", "normalize", "max_length"):
+        gen.pop(key, None)
+    gen_path.write_text(json.dumps(gen))
+    _export(folder, tmp_path / "out")
+    exported = json.loads((tmp_path / "out" / "generation_config.json").read_text())
+    cfg = modelport.load(folder).config
+    assert exported["num_beams"] == MarianOptions.beam_size
+    assert exported["length_penalty"] == MarianOptions.normalize
+    assert exported["max_length"] == min(MarianOptions.max_length,
+                                         max(cfg.max_source_positions, cfg.max_target_positions))
+
+
 def test_marian_numerics_are_refused_unless_approximate(tmp_path, capsys) -> None:
     ported = modelport.convert(str(MARIAN / "post_untied_relu"), tmp_path / "ported")
     line = one_line_error(["export", "hf", str(ported.path), str(tmp_path / "out")], capsys)
