@@ -338,6 +338,13 @@ def test_a_card_written_by_hand_on_the_hub_is_kept(ported_default, hub: FakeHub,
     assert hub.repos["me/kept"].files["README.md"] == hand and len(hub.repos["me/kept"].commits) == 2
     assert main(["publish", str(ported_default.path), "me/kept", "--endpoint", hub.url, "--force"]) == 0
     assert b"model card written by `modelport card`" in hub.repos["me/kept"].files["README.md"]
+    # a card too large to read is not read, whatever it holds: kept unless forced
+    from modelport.hub import MAX_HUB_CARD_BYTES
+
+    hub.repos["me/kept"].files["README.md"] += b"x" * MAX_HUB_CARD_BYTES
+    capsys.readouterr()
+    assert "already exists on the Hub" in one_line_error(
+        ["publish", str(ported_default.path), "me/kept", "--endpoint", hub.url], capsys)
 
 
 def test_a_folders_card_written_by_hand_is_uploaded_as_it_is(ported_default, hub: FakeHub, hf_env, tmp_path: Path,
