@@ -28,8 +28,8 @@ from modelport.exporters import REPORT_NAME
 from modelport.files import not_a_folder, read_utf8_text
 from modelport.model.folder import CARD_NAME, CONVERSION_NAME
 from modelport.model.io import read_json
-from modelport.modelcards.card import (LOCAL_PLACEHOLDER, MARKER_WINDOW, card_text_by_modelport, check_repo_id,
-                                       make_card, written_by_modelport)
+from modelport.modelcards.card import (LOCAL_PLACEHOLDER, card_text_by_modelport, check_repo_id, make_card,
+                                       written_by_modelport)
 from modelport.reports.export import HfExportReport
 from modelport.reports.parity import PARITY_REPORT_STEM
 from modelport.reports.passes import PASS_REPORT_STEM
@@ -214,7 +214,7 @@ def _check_hub_card(api: Any, repo_id: str, revision: str | None, card: bytes, s
         with tempfile.TemporaryDirectory(prefix="modelport-card-") as tmp:
             with open(api.hf_hub_download(repo_id, CARD_NAME, revision=revision, local_dir=tmp), "rb") as f:
                 data = f.read(MAX_HUB_CARD_BYTES + 1)
-        if data == card or card_text_by_modelport(data[:MARKER_WINDOW]):
+        if data == card or card_text_by_modelport(data):
             return
     raise OutputExistsError(f"{repo_id}/{CARD_NAME}` at revision `{revision or 'main'}", option="force=True",
                             detail="on the Hub and is not a card modelport wrote")

@@ -35,7 +35,6 @@ raises :class:`~modelport.errors.ParityError` (exit 3).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -62,7 +61,7 @@ from modelport.exporters.hf_tokenizers import (SpmPort, languages_follow, spm_mo
                                                write_spm_tokenizer)
 from modelport.files import ordinary_mode
 from modelport.generation import generate
-from modelport.generation.options import FairseqOptions, MarianOptions
+from modelport.generation.options import FairseqOptions, MarianOptions, option_defaults
 from modelport.generation.translate import Direction, fairseq_defaults_as_hf
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import CARD_NAME, TOKENIZER_CONFIG_NAME, PortedFolder
@@ -352,8 +351,7 @@ class FsmtTarget(HfTarget):
 def _with_defaults(options: type, generation_config: Mapping[str, Any]) -> dict[str, Any]:
     """A folder's generation_config.json over the defaults of its semantics' options
     dataclass (what translate decodes with where the folder records nothing)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(options) if f.default is not dataclasses.MISSING}
-    return {**defaults, **{k: v for k, v in generation_config.items() if v is not None}}
+    return {**option_defaults(options), **{k: v for k, v in generation_config.items() if v is not None}}
 
 
 def _bart_family_config(cfg: Seq2SeqConfig) -> dict[str, Any]:

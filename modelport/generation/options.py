@@ -17,7 +17,7 @@ import hashlib
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
 from modelport.errors import InvalidInputError
@@ -103,6 +103,11 @@ def check_fields(options: Any) -> None:
         value = getattr(options, f.name)
         if rule is not None and value is not None:
             object.__setattr__(options, f.name, rule.check(f.name, value))
+
+
+def option_defaults(options: type) -> dict[str, Any]:
+    """Each field of an options dataclass with its default: what a search decodes with where nothing is given."""
+    return {f.name: f.default for f in fields(options) if f.default is not MISSING}
 
 
 def _check_bools(options: Any, *names: str) -> None:
@@ -305,5 +310,5 @@ def early_stopping(value: str) -> bool | str:
 
 __all__ = ["TRANSLATE_BATCH_SIZE", "VALIDATE_BATCH_SIZE", "FairseqOptions", "HFOptions", "MarianOptions",
            "SamplingOptions", "early_stopping", "finite_float", "hf_length_limits", "nonnegative_float",
-           "nonnegative_int", "part_seed", "positive_float", "positive_int", "probability", "smoothing",
-           "split_options"]
+           "nonnegative_int", "option_defaults", "part_seed", "positive_float", "positive_int", "probability",
+           "smoothing", "split_options"]

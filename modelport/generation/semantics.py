@@ -81,14 +81,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelport.errors import InvalidInputError
 from modelport.generation.options import (MARIAN_FLOAT, MARIAN_NONNEGATIVE_FLOAT, MARIAN_POSITIVE_FLOAT,
                                           POSITIVE_INT, TRANSLATE_BATCH_SIZE, VALIDATE_BATCH_SIZE, FairseqOptions,
                                           HFOptions, MarianOptions, SamplingOptions, early_stopping, finite_float,
-                                          hf_length_limits, nonnegative_int, positive_float,
+                                          hf_length_limits, nonnegative_int, option_defaults, positive_float,
                                           positive_int, probability, split_options)
 
 if TYPE_CHECKING:
@@ -257,7 +257,7 @@ def beam_width(semantics: str, options: Mapping[str, Any]) -> int:
     name = BEAM_OPTION[entry.name]
     value = entry.rename(options).get(name)
     if value is None:
-        value = next(f.default for f in fields(entry.options) if f.name == name)
+        value = option_defaults(entry.options)[name]
     return POSITIVE_INT.check(name, value)  # the search's own check, before it runs
 
 
