@@ -387,6 +387,16 @@ MATMUL_ATTENTION_MIN = 1 << 19
 # fused kernel's time from 2**17 elements on (8+ sentences), and up to 2x longer below 2**16 (a sentence or two).
 SHARED_KEYS_MIN = 1 << 17
 
+# An attention of several queries per row (an encoder layer's) whose score matrix holds between these many elements
+# runs as two batched products and a softmax (_whole_products): torch's fused kernel splits its work into blocks
+# sized for long sequences, and at the lengths of translated sentences it took 1.2-2.5x the products' time (head
+# sizes 8-64, 16-64 rows of 8-80 tokens, 2 threads; at 1 thread 1.0-1.6x, except 0.8-0.95x at 8 tokens and
+# below, hence the lower bound). In place, 200 test lines: the embedded model translates in 0.86-0.94x the time
+# at 2 threads and the same at 1; the tiny11 student within noise (its encoder is a small part). Above the upper
+# bound (a 4 MiB score matrix) the fused kernel, which never holds the whole matrix, is kept.
+WHOLE_PRODUCTS_MIN = 1 << 14
+WHOLE_PRODUCTS_MAX = 1 << 20
+
 
 def _products_apply(like: Tensor) -> bool:
     return like.device.type == "cpu" and like.dtype == torch.float32 and not torch.jit.is_tracing()
@@ -416,8 +426,9 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, r
     sentence's beam, kept once instead of ``g`` times. A decoding step (``T == 1``)
     then attends with ``g`` queries per key row, reading each key once, as matrix
     products; so does an ungrouped step where :func:`matmul_attention` says so.
-    Everything else runs torch's fused kernel (ONNX export always, one key row per
-    query row). ``runs``: runs of query rows of unequal lengths share the key
+    Several queries per row with a padding mask or none run as whole products
+    where :func:`whole_products` says so (an encoder's sentences). Everything
+    else runs torch's fused kernel (ONNX export always, one key row per query row). ``runs``: runs of query rows of unequal lengths share the key
     rows (:class:`KeyRuns`); a decoding step attends over their grid. ``shared``: the keys may be
     shared so (cross-attention); traced for ONNX, ``g`` is then read from the shapes at run time
     (:func:`_traced_shared`)."""
@@ -436,7 +447,32 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, r
         group = 1
     if t == 1 and (group > 1 or matmul_attention(n, k.size(2), heads * dh, q)):
         return _products(q, k, v, mask, scale).transpose(1, 2)
+    if t > 1 and group == 1 and whole_products(n * heads * t * k.size(2), mask, q):
+        return _whole_products(q, k, v, mask, scale)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+def whole_products(scores: int, mask: Tensor | None, like: Tensor) -> bool:
+    """Whether an attention of several queries per row (an encoder's, a decoder's
+    first step over a prefix) whose score matrix holds ``scores`` elements runs as
+    :func:`_whole_products`: float32 on the CPU, a padding mask or none, and
+    ``WHOLE_PRODUCTS_MIN <= scores <= WHOLE_PRODUCTS_MAX``."""
+    if not _products_apply(like) or not WHOLE_PRODUCTS_MIN <= scores <= WHOLE_PRODUCTS_MAX:
+        return False
+    return mask is None or (mask.dtype == torch.bool and mask.dim() == 4 and mask.shape[1:3] == (1, 1))
+
+
+def _whole_products(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+    """``softmax(q k^T scale + mask) v`` for queries ``[N, H, T, Dh]`` over keys of
+    the same rows, as two batched products and a softmax (the queries scaled
+    first, as in :func:`_products`); ``mask`` a boolean padding mask ``[N or 1, 1,
+    1, S]`` (True = attend), added as 0 / -inf in place."""
+    n, heads, t, dh = q.shape
+    keys = k.size(2)
+    scores = torch.bmm((q * scale).reshape(n * heads, t, dh), k.reshape(n * heads, keys, dh).transpose(1, 2))
+    if mask is not None:
+        scores.view(n, heads, t, keys).add_(torch.where(mask, 0.0, float("-inf")).to(q.dtype))
+    return torch.bmm(torch.softmax(scores, dim=-1), v.reshape(n * heads, keys, dh)).view(n, heads, t, dh)
 
 
 def _traced_shared(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:

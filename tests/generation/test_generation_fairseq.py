@@ -116,6 +116,7 @@ def test_beam_matches_fairseq_with_attention_as_products(setup, case, monkeypatc
     get, see ``layers.attend``): still fairseq's outputs, sentences leaving the
     batch as they finish."""
     monkeypatch.setattr(layers, "MATMUL_ATTENTION_MIN", 0)
+    monkeypatch.setattr(layers, "WHOLE_PRODUCTS_MIN", 0)  # the encoder's attention as products too
     _, ported, ref, srcs = setup
     ours, theirs = _run(ported, ref, srcs, 16, **CASES[case])
     _assert_same(ours, theirs)

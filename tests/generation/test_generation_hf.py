@@ -112,6 +112,7 @@ def test_beam_matches_transformers_with_attention_as_products(pair, case, monkey
     """The same with every decoding step's attention as matrix products and one row of
     cross-attention keys per sentence (``layers.attend``, taken from d_model ~512)."""
     monkeypatch.setattr(layers, "MATMUL_ATTENTION_MIN", 0)
+    monkeypatch.setattr(layers, "WHOLE_PRODUCTS_MIN", 0)  # the encoder's attention as products too
     test_beam_matches_transformers(pair, case, False)
 
 

@@ -79,4 +79,5 @@ def test_t5_generate_matches_transformers_with_attention_as_products(pair, case,
     """The same with every decoding step's attention as matrix products (T5's relative position bias added
     to the scores, its query scale 1.0) and one row of cross-attention keys per sentence (``layers.attend``)."""
     monkeypatch.setattr(layers, "MATMUL_ATTENTION_MIN", 0)
+    monkeypatch.setattr(layers, "WHOLE_PRODUCTS_MIN", 0)  # the encoder's attention as products too
     test_t5_generate_matches_transformers(pair, case, False)

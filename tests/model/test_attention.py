@@ -36,7 +36,10 @@ def _fused(q, k, v, mask, scale):
 @pytest.mark.parametrize("mask_kind", [None, "padding", "additive"])
 @pytest.mark.parametrize("queries", [1, 3])
 def test_attend_equals_the_fused_kernel(monkeypatch, group: int, mask_kind: str | None, queries: int) -> None:
+    """Every query count as products (one: a decoding step's; three: whole products
+    where the mask is a padding mask or none) against torch's fused kernel."""
     monkeypatch.setattr(layers, "MATMUL_ATTENTION_MIN", ALWAYS)
+    monkeypatch.setattr(layers, "WHOLE_PRODUCTS_MIN", 0)
     g = torch.Generator().manual_seed(group * 10 + queries)
     rows, heads, keys, dh = 10, 4, 7, 8
     q = torch.randn(rows, heads, queries, dh, generator=g)

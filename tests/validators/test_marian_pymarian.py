@@ -284,6 +284,7 @@ def test_pymarian_trained_models_with_attention_as_products(name: str, trained_d
     """Every decoding step's attention as matrix products (``layers.attend``, what
     Marian models from d_model ~512 get): still Marian's outputs, n-best and scores."""
     monkeypatch.setattr(layers, "MATMUL_ATTENTION_MIN", 0)
+    monkeypatch.setattr(layers, "WHOLE_PRODUCTS_MIN", 0)  # the encoder's attention as products too
     _check_trained(ported_trained[name], name, trained_dirs[name], beam_size=6, normalize=0.6, **BATCHING)
 
 
