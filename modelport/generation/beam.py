@@ -791,9 +791,11 @@ class MarianBeamSearch(SearchAlgorithm):
         width = max(rows)
         if min(rows) == width:  # every sentence has as many rows: already the [sentence, rows x V] grid
             flat = scores.view(nsent, width * V)
-        else:  # pad each sentence's rows to the widest with -inf
-            grid = scores.new_full((nsent * width, V), -math.inf)
+        else:  # pad each sentence's rows to the widest with -inf (only the padding rows filled: a pass less)
+            grid = scores.new_empty((nsent * width, V))
             grid.index_copy_(0, run_slots(rows, width).to(scores.device), scores)
+            padding = np.flatnonzero(np.arange(width) >= np.asarray(rows)[:, None])
+            grid.index_fill_(0, torch.from_numpy(padding).to(scores.device), -math.inf)
             flat = grid.view(nsent, width * V)
         top, idx = topk(flat, min(int(self.k.max()), flat.size(1)))
         if step == 0 and self.any_empty:  # toHyps' dropHyp: EOS with path score 0
