@@ -2,7 +2,9 @@
 beam's queries and as matrix products equals torch's fused kernel on
 ungrouped keys up to rounding, and beam search with both (the encoder side
 kept once per sentence) gives the fused kernel's outputs under every
-semantics, also when sentences finish and leave the batch."""
+semantics, also when sentences finish and leave the batch. An encoder's
+attention (several queries per row) as whole products equals it too, and
+is taken only where ``whole_products`` allows."""
 
 from __future__ import annotations
 
@@ -56,6 +58,20 @@ def test_attend_equals_the_fused_kernel(monkeypatch, group: int, mask_kind: str 
     ref = _fused(q, k, v, mask, 0.3)
     assert ours.shape == ref.shape == (rows, heads, queries, dh)
     assert torch.allclose(ours, ref, atol=1e-6, rtol=1e-5)
+
+
+def test_whole_products_only_for_padding_masks_in_their_size_range() -> None:
+    like = torch.zeros(1)
+    padding = torch.ones(4, 1, 1, 9, dtype=torch.bool)
+    inside = layers.WHOLE_PRODUCTS_MIN
+    assert layers.whole_products(inside, None, like)
+    assert layers.whole_products(layers.WHOLE_PRODUCTS_MAX, padding, like)
+    assert not layers.whole_products(inside - 1, padding, like)  # short sentences: the fused kernel's one call
+    assert not layers.whole_products(layers.WHOLE_PRODUCTS_MAX + 1, padding, like)  # a large matrix: never whole
+    assert not layers.whole_products(inside, torch.ones(1, 1, 9, 9, dtype=torch.bool), like)  # causal
+    assert not layers.whole_products(inside, torch.zeros(1, 4, 9, 9), like)  # T5's additive position bias
+    assert not layers.whole_products(inside, None, like.half())
+    assert not layers.whole_products(inside, None, like.double())
 
 
 def test_shared_rows() -> None:
