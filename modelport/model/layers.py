@@ -391,9 +391,9 @@ SHARED_KEYS_MIN = 1 << 17
 # runs as two batched products and a softmax (_whole_products): torch's fused kernel splits its work into blocks
 # sized for long sequences, and at the lengths of translated sentences it took 1.2-2.5x the products' time (head
 # sizes 8-64, 16-64 rows of 8-80 tokens, 2 threads; at 1 thread 1.0-1.6x, except 0.8-0.95x at 8 tokens and
-# below, hence the lower bound). In place, 200 test lines: the embedded model translates in 0.86-0.94x the time
-# at 2 threads and the same at 1; the tiny11 student within noise (its encoder is a small part). Above the upper
-# bound (a 4 MiB score matrix) the fused kernel, which never holds the whole matrix, is kept.
+# below, hence the lower bound). In place, 200 test lines, alternating: the embedded model translates in
+# 0.86-0.99x the time at 2 threads and 0.92-1.02x at 1; the tiny11 student 0.88-1.02x (its encoder is a small
+# part). Above the upper bound (a 4 MiB score matrix) the fused kernel, which never holds the whole matrix, is kept.
 WHOLE_PRODUCTS_MIN = 1 << 14
 WHOLE_PRODUCTS_MAX = 1 << 20
 
@@ -428,7 +428,8 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, r
     products; so does an ungrouped step where :func:`matmul_attention` says so.
     Several queries per row with a padding mask or none run as whole products
     where :func:`whole_products` says so (an encoder's sentences). Everything
-    else runs torch's fused kernel (ONNX export always, one key row per query row). ``runs``: runs of query rows of unequal lengths share the key
+    else runs torch's fused kernel (ONNX export always, one key row per query
+    row). ``runs``: runs of query rows of unequal lengths share the key
     rows (:class:`KeyRuns`); a decoding step attends over their grid. ``shared``: the keys may be
     shared so (cross-attention); traced for ONNX, ``g`` is then read from the shapes at run time
     (:func:`_traced_shared`)."""
