@@ -29,7 +29,7 @@ from modelport.generation.ensemble import Ensemble, LogLinearEnsemble
 from modelport.generation.hypothesis import Hypothesis
 from modelport.generation.options import FairseqOptions, HFOptions, MarianOptions, hf_length_limits
 from modelport.generation.shortlist import LexicalShortlist, ShortlistBackend
-from modelport.generation.topk import topk
+from modelport.generation.topk import best_of_runs, topk
 from modelport.model.layers import run_slots
 from modelport.model.transformer import Seq2SeqModel
 
@@ -787,24 +787,16 @@ class MarianBeamSearch(SearchAlgorithm):
         if not self.opts.allow_unk:
             lprobs[:, self.unk] = -math.inf
         scores = lprobs.add_(self.path_score.unsqueeze(1))
-        rows, nsent = self.rows, len(self.rows)
-        width = max(rows)
-        if min(rows) == width:  # every sentence has as many rows: already the [sentence, rows x V] grid
-            flat = scores.view(nsent, width * V)
-        else:  # pad each sentence's rows to the widest with -inf (only the padding rows filled: a pass less)
-            grid = scores.new_empty((nsent * width, V))
-            grid.index_copy_(0, run_slots(rows, width).to(scores.device), scores)
-            padding = np.flatnonzero(np.arange(width) >= np.asarray(rows)[:, None])
-            grid.index_fill_(0, torch.from_numpy(padding).to(scores.device), -math.inf)
-            flat = grid.view(nsent, width * V)
-        top, idx = topk(flat, min(int(self.k.max()), flat.size(1)))
-        if step == 0 and self.any_empty:  # toHyps' dropHyp: EOS with path score 0
-            top[self.empty], idx[self.empty] = 0.0, self.eos
-        top_np, idx_np = top.cpu().numpy(), idx.cpu().numpy()
-        # each sentence takes its best k finite candidates: the first k (top-k is sorted, -inf last)
+        rows = self.rows
+        # after the first step each sentence keeps as many candidates as it has rows (k == rows)
+        best = best_of_runs(scores, self.k) if step > 0 else None
+        if best is not None:
+            top_np, flat_np = best
+            prev, tok = flat_np // V, flat_np % V  # the candidate's row in this step's batch, its token
+        else:
+            top_np, prev, tok = self._top_k(step, scores)
+        # each sentence takes its best k finite candidates: the first k (sorted best first, -inf last)
         taken = (np.arange(top_np.shape[1]) < self.k[:, None]) & np.isfinite(top_np)
-        tok = idx_np % V
-        prev = (np.cumsum(rows) - rows)[:, None] + idx_np // V  # the candidate's row in this step's batch
         last = (self.last_step[self.sent_ids] <= step)[:, None]  # the cap: every candidate is finished as it is
         eos = tok == self.eos
         done = taken & (eos | last)
@@ -825,6 +817,27 @@ class MarianBeamSearch(SearchAlgorithm):
         self.sent_ids, self.k = self.sent_ids[keep], counts[keep]
         self.rows = self.k.tolist()
         return torch.from_numpy(prev_rows).to(dev), not same_layout
+
+    def _top_k(self, step: int, scores: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each sentence's best ``max(k)`` candidates by ``torch.topk`` over its rows side
+        by side (padded with -inf to the widest): path scores, rows in this step's batch
+        and tokens, ``[sentences, max(k)]``. The first step (one row per sentence, ``k``
+        the beam size), and a step :func:`~modelport.generation.topk.best_of_runs` declines."""
+        V, rows, nsent = scores.size(-1), self.rows, len(self.rows)
+        width = max(rows)
+        if min(rows) == width:  # every sentence has as many rows: already the [sentence, rows x V] grid
+            flat = scores.view(nsent, width * V)
+        else:  # pad each sentence's rows to the widest with -inf (only the padding rows filled: a pass less)
+            grid = scores.new_empty((nsent * width, V))
+            grid.index_copy_(0, run_slots(rows, width).to(scores.device), scores)
+            padding = np.flatnonzero(np.arange(width) >= np.asarray(rows)[:, None])
+            grid.index_fill_(0, torch.from_numpy(padding).to(scores.device), -math.inf)
+            flat = grid.view(nsent, width * V)
+        top, idx = topk(flat, min(int(self.k.max()), flat.size(1)))
+        if step == 0 and self.any_empty:  # toHyps' dropHyp: EOS with path score 0
+            top[self.empty], idx[self.empty] = 0.0, self.eos
+        top_np, idx_np = top.cpu().numpy(), idx.cpu().numpy()
+        return top_np, (np.cumsum(rows) - rows)[:, None] + idx_np // V, idx_np % V
 
     def _finalize(self, step: int, done: np.ndarray, prev: np.ndarray, tok: np.ndarray, path: np.ndarray) -> None:
         """``History::add``: ``(pathScore - wp * L) / pow(L, normalize)`` in float32, for the

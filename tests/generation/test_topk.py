@@ -1,13 +1,18 @@
 """Beam search's top-k through block maxima is torch.topk's, indices included,
-and falls back to it wherever a tie could order the result differently."""
+and falls back to it wherever a tie could order the result differently; so is
+Marian's per-sentence selection through row maxima (best_of_runs)."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
 from modelport.generation import topk as topk_module
-from modelport.generation.topk import BLOCK, by_blocks, topk
+from modelport.generation.topk import BLOCK, best_of_runs, by_blocks, topk
+from modelport.model.layers import run_slots
 
 
 def _rows(seed: int, rows: int, cols: int) -> torch.Tensor:
@@ -68,3 +73,70 @@ def test_short_rows_go_to_torch(monkeypatch) -> None:
     assert torch.equal(topk(x, 5)[1], torch.topk(x, 5).indices) and not calls
     topk(_rows(3, 4, topk_module.MIN_COLUMNS), 5)
     assert calls == [(4, topk_module.MIN_COLUMNS)]
+
+
+def _torch_runs(scores: torch.Tensor, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """torch.topk over each run's rows side by side (padded with -inf), as flat indices into ``scores``."""
+    vocab, width = scores.size(1), int(rows.max())
+    grid = torch.full((len(rows) * width, vocab), -math.inf)
+    grid.index_copy_(0, run_slots(rows.tolist(), width), scores)
+    values, at = torch.topk(grid.view(len(rows), width * vocab), width)
+    starts = np.cumsum(rows) - rows
+    flat = (starts[:, None] + at.numpy() // vocab) * vocab + at.numpy() % vocab
+    kept = np.arange(width) < rows[:, None]
+    return np.where(kept, values.numpy(), -np.inf), np.where(kept, flat, 0)
+
+
+def _scores(seed: int, rows: np.ndarray, vocab: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    lp = (torch.randn(int(rows.sum()), vocab, generator=g) * 3).log_softmax(-1)
+    return lp + torch.randn(lp.size(0), 1, generator=g) * 4  # each row's path score
+
+
+@pytest.mark.parametrize(("runs", "beam", "vocab"), [(200, 5, 501), (37, 4, 1000), (3, 6, 5000), (64, 1, 300)])
+def test_best_of_runs_gives_torchs_values_and_indices(runs: int, beam: int, vocab: int) -> None:
+    rows = np.random.default_rng(runs).integers(1, beam + 1, runs)
+    scores = _scores(runs, rows, vocab)
+    found = best_of_runs(scores, rows)
+    assert found is not None
+    expected = _torch_runs(scores, rows)
+    assert np.array_equal(found[0], expected[0]) and np.array_equal(found[1], expected[1])
+    assert found[0].dtype == np.float32
+
+
+def test_best_of_runs_over_rows_of_mostly_minus_infinity() -> None:
+    rows = np.array([3, 1, 2, 2])
+    scores = _scores(5, rows, 2000)
+    scores[:, 40:] = -math.inf  # a shortlist's rows: a few finite values in a row of -inf
+    scores[3, :] = -math.inf  # a row with none: its run's threshold is -inf
+    found = best_of_runs(scores, rows)
+    assert found is not None
+    expected = _torch_runs(scores, rows)
+    assert np.array_equal(found[0], expected[0])
+    finite = np.isfinite(expected[0])
+    assert np.array_equal(found[1][finite], expected[1][finite])  # -inf: torch's order among them is its own
+
+
+@pytest.mark.parametrize("kind", ["equal among the best", "last kept equals the next", "nan", "small"])
+def test_best_of_runs_leaves_ties_nan_and_small_matrices_to_torch(kind: str) -> None:
+    rows = np.array([4, 4, 2])
+    scores = _scores(7, rows, 1000)
+    if kind == "equal among the best":  # the same value in two rows of run 1, both among its best
+        scores[4, 10] = scores[6, 20] = 50.0
+    elif kind == "last kept equals the next":  # run 2 keeps 2 values; its 2nd and 3rd are equal
+        scores[8, :3] = torch.tensor([60.0, 50.0, 50.0])
+    elif kind == "nan":
+        scores[1, 7] = math.nan
+    else:
+        scores = scores[:, : topk_module.MIN_RUNS_ELEMENTS // 10 - 1]
+    assert best_of_runs(scores, rows) is None
+
+
+def test_best_of_runs_ignores_equal_values_below_the_best() -> None:
+    rows = np.array([2, 3])
+    scores = _scores(11, rows, 2000)
+    scores[0, 5] = scores[1, 9] = -500.0  # equal, but far below run 0's best two
+    found = best_of_runs(scores, rows)
+    assert found is not None
+    expected = _torch_runs(scores, rows)
+    assert np.array_equal(found[0], expected[0]) and np.array_equal(found[1], expected[1])
