@@ -54,7 +54,9 @@ class MarianUnigram:
     """The segmentation of one unigram ``.spm`` model as Marian computes it."""
 
     sp: Any  # the library's processor: normaliser, ids
-    scores: dict[str, tuple[int, float, bool]]  # piece -> (id, score as float32, user-defined)
+    # piece -> (id, the score Marian adds for it: its float32 score, or a user-defined piece's `length *
+    # max_score_ - 0.1`, bytes times FLT_MIN in double, see the module docstring)
+    scores: dict[str, tuple[int, float]]
     prefixes: frozenset[str]  # every prefix of a piece: where a longer match may still follow
     unk_score: float
 
@@ -72,11 +74,13 @@ class MarianUnigram:
         if proto.trainer_spec.model_type != _UNIGRAM or proto.trainer_spec.byte_fallback:
             return None
         f32 = np.float32
-        scores: dict[str, tuple[int, float, bool]] = {}
+        scores: dict[str, tuple[int, float]] = {}
         normal = [p.score for p in proto.pieces if p.type == _NORMAL]
-        for i, p in enumerate(proto.pieces):
-            if p.type in (_NORMAL, _USER_DEFINED):  # unused pieces are in the trie but never matched
-                scores[p.piece] = (i, float(f32(p.score)), p.type == _USER_DEFINED)
+        for i, p in enumerate(proto.pieces):  # unused pieces are in the trie but never matched
+            if p.type == _NORMAL:
+                scores[p.piece] = (i, float(f32(p.score)))
+            elif p.type == _USER_DEFINED:
+                scores[p.piece] = (i, float(f32(len(p.piece.encode("utf-8")) * _FLT_MIN)) - 0.1)
         if not normal:
             return None
         prefixes = frozenset(piece[:n] for piece in scores for n in range(1, len(piece) + 1))
@@ -87,6 +91,7 @@ class MarianUnigram:
         t = self.sp.normalize(text)
         n = len(t)
         f32 = np.float32
+        prefixes, scores = self.prefixes, self.scores  # locals: the loop below runs per character and match
         # per end position: best path score (float32: an array of C floats rounds what it stores, as Marian's
         # float does, faster than a numpy scalar), start of its last piece, that piece (None: unknown)
         best = array("f", bytes(4 * (n + 1)))
@@ -97,18 +102,18 @@ class MarianUnigram:
             single = False
             for e in range(b + 1, n + 1):
                 sub = t[b:e]
-                if sub not in self.prefixes:
+                if sub not in prefixes:
                     break
-                found = self.scores.get(sub)
+                found = scores.get(sub)
                 if found is None:
                     continue
-                _, score, user = found
-                if user:  # `length * max_score_ - 0.1`: bytes times FLT_MIN (see the module docstring), in double
-                    score = float(f32(len(sub.encode("utf-8")) * _FLT_MIN)) - 0.1
-                cand = score + till  # double: the ternary with the user-defined score's double makes it one
+                cand = found[1] + till  # double: the ternary with the user-defined score's double makes it one
                 if start[e] == -1 or cand > best[e]:
-                    best[e], start[e], piece[e] = cand, b, sub
-                single = single or e == b + 1
+                    best[e] = cand
+                    start[e] = b
+                    piece[e] = sub
+                if e == b + 1:
+                    single = True
             if not single:  # float + float: no double in this expression
                 cand = float(f32(f32(self.unk_score) + f32(till)))
                 if start[b + 1] == -1 or cand > best[b + 1]:
