@@ -4,7 +4,8 @@ ungrouped keys up to rounding, and beam search with both (the encoder side
 kept once per sentence) gives the fused kernel's outputs under every
 semantics, also when sentences finish and leave the batch. An encoder's
 attention (several queries per row) as whole products equals it too, and
-is taken only where ``whole_products`` allows."""
+is taken only where ``whole_products`` allows; the softmax of short rows
+(``softmax_rows``) equals torch's."""
 
 from __future__ import annotations
 
@@ -72,6 +73,33 @@ def test_whole_products_only_for_padding_masks_in_their_size_range() -> None:
     assert not layers.whole_products(inside, torch.zeros(1, 4, 9, 9), like)  # T5's additive position bias
     assert not layers.whole_products(inside, None, like.half())
     assert not layers.whole_products(inside, None, like.double())
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 8, 15, 16, 17, 36])
+def test_softmax_rows_equals_torchs(monkeypatch, length: int) -> None:
+    """Rows shorter than the CPU's vector width through softmax_rows' own formula,
+    longer ones through torch.softmax itself; -inf keys weigh 0, a row of only -inf is NaN as in torch."""
+    monkeypatch.setattr(layers, "short_softmax_rows", lambda: 16)
+    calls = []
+    softmax = torch.softmax
+    monkeypatch.setattr(torch, "softmax", lambda x, dim: calls.append(x.shape) or softmax(x, dim=dim))
+    x = torch.randn(300, 5, length, generator=torch.Generator().manual_seed(length)) * 4
+    x[:7, :, -1] = float("-inf")  # padded keys
+    x[7, 0] = float("-inf")  # every key masked
+    ours = layers.softmax_rows(x)
+    ref = softmax(x, dim=-1)
+    assert bool(calls) == (length >= 16)
+    assert torch.equal(torch.isnan(ours), torch.isnan(ref)) and bool(torch.isnan(ref[7, 0]).all())
+    finite = ~torch.isnan(ref)
+    assert torch.allclose(ours[finite], ref[finite], atol=1e-6, rtol=1e-5)
+    assert bool((ours[:7, :, -1] == 0).all()) if length > 1 else True
+
+
+def test_softmax_rows_is_torchs_off_the_cpu_float32_path(monkeypatch) -> None:
+    monkeypatch.setattr(layers, "short_softmax_rows", lambda: 16)
+    x = torch.randn(4, 3, 5, dtype=torch.float64)
+    assert torch.equal(layers.softmax_rows(x), torch.softmax(x, dim=-1))
+    assert torch.equal(layers.softmax_rows(x.half()), torch.softmax(x.half(), dim=-1))
 
 
 def test_shared_rows() -> None:
