@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import math
 import os
 import re
 import warnings
@@ -34,7 +33,7 @@ from tqdm.auto import tqdm
 from modelport._version import __version__
 from modelport.errors import (InvalidInputError, InvalidPortedFolderError, NonFiniteWeightsError, UnknownFormatError,
                               UnsupportedCheckpointError, WeightMappingError)
-from modelport.model.config import Seq2SeqConfig
+from modelport.model.config import Seq2SeqConfig, fits_float32, fits_float64
 from modelport.model.folder import PortedFolder, write_folder
 from modelport.model.transformer import Seq2SeqModel
 
@@ -283,19 +282,14 @@ def check_slots(source: str, config: Seq2SeqConfig, mapped: list[tuple[str, torc
 
 
 # what an option's value must be, and how an error names that
-def fits_float32(value: Any) -> bool:
-    """Whether ``value`` is a JSON/YAML number a float32 holds (Marian's options are float32)."""
-    return type(value) in (int, float) and math.isfinite(value) and abs(value) <= torch.finfo(torch.float32).max
-
-
 _KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "int": ("an integer", lambda v: type(v) is int),
     "posint": ("a positive integer", lambda v: type(v) is int and v >= 1),
     "natural": ("an integer >= 0", lambda v: type(v) is int and v >= 0),
-    "float": ("a finite number", lambda v: type(v) in (int, float) and math.isfinite(v)),
-    "posfloat": ("a number > 0", lambda v: type(v) in (int, float) and math.isfinite(v) and v > 0),
+    "float": ("a finite number", lambda v: type(v) in (int, float) and fits_float64(v)),
+    "posfloat": ("a number > 0", lambda v: type(v) in (int, float) and fits_float64(v) and v > 0),
     # Marian reads its number options as float32 and aborts on a value past its range
-    "float32": ("a number that a float32 holds", lambda v: fits_float32(v)),
+    "float32": ("a number that a float32 holds", fits_float32),
     "nonneg32": ("a number >= 0 that a float32 holds", lambda v: fits_float32(v) and v >= 0),
     "pos32": ("a number > 0 that a float32 holds", lambda v: fits_float32(v) and v > 0),
     "bool": ("true or false", lambda v: type(v) is bool or v in (0, 1)),

@@ -70,15 +70,15 @@ import torch
 import yaml
 
 from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule, TensorShapeError, TokenizerAssets,
-                                      drop, fits_float32, one_line, option_type_problems, register_converter,
-                                      short_repr, source_root)
+                                      drop, one_line, option_type_problems, register_converter, short_repr,
+                                      source_root)
 from modelport.errors import (
     CorruptCheckpointError,
     InvalidInputError,
     ResourceLimitError,
     UnsupportedCheckpointError,
 )
-from modelport.model.config import Seq2SeqConfig
+from modelport.model.config import Seq2SeqConfig, fits_float32
 from modelport.model.folder import TOKENIZER_DIR
 from modelport.tokenizers.marian_shortlist import GZIP_MAGIC, ShortlistSpec, open_shortlist, read_entries
 from modelport.tokenizers.sentencepiece import read_marian_vocab, save_marian

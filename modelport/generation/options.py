@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
 from modelport.errors import InvalidInputError
+from modelport.model.config import fits_float32, fits_float64
 
 # sentences per batch when none is given: translate (and its CLI), validate
 TRANSLATE_BATCH_SIZE = 32
@@ -67,17 +67,24 @@ class Rule:
 POSITIVE_INT = Rule(int, "a positive integer", lambda v: v >= 1)
 NONNEGATIVE_INT = Rule(int, "an integer >= 0", lambda v: v >= 0)
 ANY_INT = Rule(int, "an integer", lambda v: True)
-POSITIVE_FLOAT = Rule(float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
-NONNEGATIVE_FLOAT = Rule(float, "a number >= 0", lambda v: math.isfinite(v) and v >= 0)
-FINITE_FLOAT = Rule(float, "a finite number", math.isfinite)
-# marian-decoder reads its number options as float32 and aborts ("Not implemented") on a value past its range
-FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _float32(v: Any) -> bool:
+    """:func:`~modelport.model.config.fits_float32` of an option's number (numpy's taken as Python's)."""
+    return fits_float32(v if type(v) is int else float(v))
+
+
+POSITIVE_FLOAT = Rule(float, "a number > 0", lambda v: fits_float64(v) and v > 0)
+NONNEGATIVE_FLOAT = Rule(float, "a number >= 0", lambda v: fits_float64(v) and v >= 0)
+FINITE_FLOAT = Rule(float, "a finite number", fits_float64)
+
+
+# marian-decoder reads its number options as float32 and aborts on a value past its range
 MARIAN_NONNEGATIVE_FLOAT = Rule(float, "a number >= 0 that a float32 holds (Marian reads it as one)",
-                                lambda v: math.isfinite(v) and 0 <= v <= FLOAT32_MAX)
+                                lambda v: _float32(v) and v >= 0)
 MARIAN_POSITIVE_FLOAT = Rule(float, "a number > 0 that a float32 holds (Marian reads it as one)",
-                             lambda v: math.isfinite(v) and 0 < v <= FLOAT32_MAX)
-MARIAN_FLOAT = Rule(float, "a number that a float32 holds (Marian reads it as one)",
-                    lambda v: math.isfinite(v) and abs(v) <= FLOAT32_MAX)
+                             lambda v: _float32(v) and v > 0)
+MARIAN_FLOAT = Rule(float, "a number that a float32 holds (Marian reads it as one)", _float32)
 PROBABILITY = Rule(float, "a number in (0, 1]", lambda v: 0 < v <= 1)
 SMOOTHING = Rule(float, "a number in [0, 1)", lambda v: 0 <= v < 1)  # label smoothing: 1 leaves no target mass
 

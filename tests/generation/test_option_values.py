@@ -21,6 +21,7 @@ BAD = [
     ({"beam": True}, "`beam` must be a positive integer, but is True"),
     ({"nbest": 0}, "`nbest` must be a positive integer"),
     ({"lenpen": float("nan")}, "`lenpen` must be a finite number, but is nan"),
+    ({"lenpen": 10**400}, "`lenpen` must be a finite number"),  # was an OverflowError from math.isfinite
     ({"max_len_a": float("inf")}, "`max_len_a` must be a finite number, but is inf"),
     ({"unkpen": "1"}, "`unkpen` must be a finite number"),
     ({"no_repeat_ngram_size": -1}, "`no_repeat_ngram_size` must be an integer >= 0"),
@@ -29,6 +30,8 @@ BAD = [
     ({"semantics": "marian", "beam_size": 0}, "`beam_size` must be a positive integer"),
     ({"semantics": "marian", "n_best": 0}, "`n_best` must be a positive integer"),
     ({"semantics": "marian", "weights": [float("nan")]}, "`weights` must be a number that a float32 holds"),
+    ({"semantics": "marian", "word_penalty": -10**400}, "`word_penalty` must be a number that a float32 holds"),
+    ({"semantics": "marian", "normalize": 10**39}, "`normalize` must be a number >= 0 that a float32 holds"),
     ({"semantics": "marian", "mini_batch": "2"}, "`mini_batch` must be a positive integer"),
     ({"semantics": "marian", "allow_unk": "yes"}, "`allow_unk` must be True or False"),
     ({"semantics": "hf", "num_beams": 0}, "`num_beams` must be a positive integer"),
