@@ -127,6 +127,16 @@ os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 Hyps = list[list[dict]]
 
 
+def quiet_fairseq() -> None:
+    """fairseq imported with its INFO lines off (a missing tensorboardX, config dumps), as the validator imports
+    it, and torch's warning about TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD (set above for fairseq's own loads of the
+    checkpoints this script builds) not repeated by every process."""
+    from modelport.validators.references import prepare_fairseq
+
+    warnings.filterwarnings("ignore", message="Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    prepare_fairseq()
+
+
 def build_source(args: argparse.Namespace, tmp: Path) -> Path:
     """The fairseq checkpoint directory the benchmark runs on."""
     from fairseq_ref import build_base_model, build_big_model, build_fairseq_model
@@ -636,6 +646,7 @@ def bench_fairseq(args: argparse.Namespace, tmp: Path) -> None:
     from modelport.generation import make_batches
     from modelport.generation.translate import search_group_lines
 
+    quiet_fairseq()
     src_dir = build_source(args, tmp)
     ported = modelport.convert(str(src_dir), tmp / "ported")
     tok_cfg = json.loads((ported.tokenizer_dir / "tokenizer_config.json").read_text())
@@ -888,6 +899,7 @@ def isolate_worker(spec: Path, name: str, result: Path) -> None:
         torch.set_num_threads(marian.threads)
         run = marian.system()
     else:
+        quiet_fairseq()
         setup = Setup.from_json(text)
         torch.set_num_threads(setup.threads)
         run = make_system(setup, name)
