@@ -33,9 +33,10 @@ from tqdm.auto import tqdm
 from modelport._version import __version__
 from modelport.errors import (InvalidInputError, InvalidPortedFolderError, NonFiniteWeightsError, UnknownFormatError,
                               UnsupportedCheckpointError, WeightMappingError)
-from modelport.model.config import Seq2SeqConfig, fits_float32, fits_float64
+from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import PortedFolder, write_folder
 from modelport.model.transformer import Seq2SeqModel
+from modelport.values import fits_float32, fits_float64
 
 ENTRY_POINT_GROUP = "modelport.converters"
 # The built-ins as pyproject.toml declares them, for a source checkout whose

@@ -78,10 +78,11 @@ from modelport.errors import (
     ResourceLimitError,
     UnsupportedCheckpointError,
 )
-from modelport.model.config import Seq2SeqConfig, fits_float32
+from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import TOKENIZER_DIR
 from modelport.tokenizers.marian_shortlist import GZIP_MAGIC, ShortlistSpec, open_shortlist, read_entries
 from modelport.tokenizers.sentencepiece import read_marian_vocab, save_marian
+from modelport.values import fits_float32
 
 # ---------------------------------------------------------------------------
 # options

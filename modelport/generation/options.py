@@ -20,7 +20,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
 from modelport.errors import InvalidInputError
-from modelport.model.config import fits_float32, fits_float64
+from modelport.values import fits_float32, fits_float64
 
 # sentences per batch when none is given: translate (and its CLI), validate
 TRANSLATE_BATCH_SIZE = 32

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import sys
 import types
 import typing
 from collections.abc import Sequence
@@ -33,24 +32,6 @@ LAYOUTS = ("sin_cos", "interleaved")
 DECODER_AUTOREGS = ("self-attention", "ssru")
 
 CONFIG_FORMAT_VERSION = 1
-
-# the largest float32: Marian reads its number options as float32 and aborts ("Not implemented") on a value past
-# it, so the Marian converter (decoder.yml) and the Marian search options refuse such values by this bound
-FLOAT32_MAX = 3.4028234663852886e38
-
-
-def fits_float64(value: Any) -> bool:
-    """Whether ``value`` is a finite number a Python float holds (an int past its range is not; ``math.isfinite``
-    raises OverflowError on one such as 10**400)."""
-    return abs(value) <= sys.float_info.max if isinstance(value, int) else math.isfinite(value)
-
-
-def fits_float32(value: Any) -> bool:
-    """Whether ``value`` is an int or float (not a bool) that a float32 holds: finite, within ``FLOAT32_MAX``
-    (an int of any size compared as it is: ``math.isfinite`` overflows on one past a float's range)."""
-    if type(value) is int:
-        return abs(value) <= FLOAT32_MAX
-    return type(value) is float and math.isfinite(value) and abs(value) <= FLOAT32_MAX
 
 # per-layer head count field prefix -> the stack whose layers it counts
 _LAYER_HEADS = {"encoder": "encoder", "decoder": "decoder", "cross": "decoder"}
@@ -407,4 +388,4 @@ def _type_problem(name: str, value: Any, hint: Any) -> str | None:
     return f"`{name}` must be {' or '.join(wanted)}{' or null' if type(None) in options else ''}, but is {shown}"
 
 
-__all__ = ["Seq2SeqConfig", "CONFIG_FORMAT_VERSION", "FLOAT32_MAX", "fits_float32", "fits_float64"]
+__all__ = ["Seq2SeqConfig", "CONFIG_FORMAT_VERSION"]

@@ -418,11 +418,11 @@ def short_softmax_rows() -> int:
 
 
 def softmax_rows(x: Tensor) -> Tensor:
-    """``torch.softmax(x, dim=-1)`` of attention scores; on the CPU in float32, rows
-    shorter than :func:`short_softmax_rows` as ``exp(x - max) / sum`` in whole-tensor
-    operations (the same formula: equal to torch's within a few units in the last
-    place, its exp and sums vectorised another way)."""
-    if x.size(-1) < short_softmax_rows() and _products_apply(x):
+    """``torch.softmax(x, dim=-1)`` of attention scores; on the CPU in float32 and
+    without autograd, rows shorter than :func:`short_softmax_rows` as ``exp(x - max)
+    / sum`` in whole-tensor operations (the same formula: equal to torch's within a
+    few units in the last place, its exp and sums vectorised another way)."""
+    if x.size(-1) < short_softmax_rows() and _products_apply(x) and not x.requires_grad:  # in place: not in training
         e = (x - x.amax(-1, keepdim=True)).exp_()
         return e.div_(e.sum(-1, keepdim=True))
     return torch.softmax(x, dim=-1)

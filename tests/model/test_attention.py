@@ -95,11 +95,16 @@ def test_softmax_rows_equals_torchs(monkeypatch, length: int) -> None:
     assert bool((ours[:7, :, -1] == 0).all()) if length > 1 else True
 
 
-def test_softmax_rows_is_torchs_off_the_cpu_float32_path(monkeypatch) -> None:
+def test_softmax_rows_is_torchs_off_the_cpu_float32_path_and_in_training(monkeypatch) -> None:
     monkeypatch.setattr(layers, "short_softmax_rows", lambda: 16)
     x = torch.randn(4, 3, 5, dtype=torch.float64)
     assert torch.equal(layers.softmax_rows(x), torch.softmax(x, dim=-1))
     assert torch.equal(layers.softmax_rows(x.half()), torch.softmax(x.half(), dim=-1))
+    trained = x.float().requires_grad_()  # the in-place formula would break backward (distill's training)
+    out = layers.softmax_rows(trained)
+    assert torch.equal(out, torch.softmax(trained, dim=-1))
+    out[..., 0].sum().backward()
+    assert trained.grad is not None
 
 
 def test_shared_rows() -> None:
