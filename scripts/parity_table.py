@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import modelport
-    from modelport.validators.references.fairseq_hub import FairseqHubReference
+    from modelport.validators.tokenizer import build_reference
 
     lines = Path(args.data).read_text(encoding="utf-8").splitlines()[: args.lines]
     with tempfile.TemporaryDirectory(prefix="parity-table-") as tmp:
@@ -84,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ported = modelport.convert(args.source, Path(tmp) / "ported", source_lang=args.source_lang,
                                        target_lang=args.target_lang)
-        hub = FairseqHubReference(args.source, source_lang=args.source_lang, target_lang=args.target_lang).hub
+        # fairseq's hub as `validate` builds it: told the languages the port records were given (a lone
+        # --target-lang reaches from_pretrained alone, and fairseq then picks its Moses languages itself)
+        cfg = json.loads((ported.tokenizer_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+        hub = build_reference("fairseq_hub", Path(args.source), cfg).hub
         sources = [hub.encode(line) for line in lines]
         if not args.json:
             print("| case | identical lines | identical hypotheses |\n|---|---|---|")

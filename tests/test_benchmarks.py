@@ -1,7 +1,10 @@
 """The benchmark scripts run: ``scripts/bench_translate.py`` on a few test
 sentences through the embedded model, each system's pass in a process of its own (the default),
 prints a row per system with its share of the GEMM (or int8 product) peak and
-its agreement with the port. Slow: it times five systems, each pass in a process of its own."""
+its agreement with the port. Slow: it times five systems, each pass in a process of its own.
+``scripts/parity_table.py`` compares the port with fairseq's hub told the languages the
+port was given (a lone ``--target-lang`` gave fairseq none, and its English Moses rules
+joined "doesn't" where the port's Pig Latin rules do not: 144/200 lines)."""
 
 from __future__ import annotations
 
@@ -34,3 +37,14 @@ def test_bench_translate_times_each_system_in_its_own_process() -> None:
     assert "% of GEMM peak" in rows["ctranslate2 float32"] and "% of int8 peak" in rows["ctranslate2 int8"]
     # the same beam search rule on the embedded model's 8 lines: CTranslate2 fp32 gives the port's outputs
     assert "identical first-best 100%" in rows["ctranslate2 float32"], out
+
+
+@pytest.mark.slow
+def test_parity_table_gives_fairseq_the_languages_the_port_was_given() -> None:
+    pytest.importorskip("fairseq")
+    fixture = ROOT / "assets" / "fixture-piglatin"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "parity_table.py"), str(fixture), "--data",
+                          str(fixture / "test.en"), "--lines", "20", "--target-lang", "pg", "--case", "greedy"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| greedy | 20/20 | 20/20 |" in run.stdout, run.stdout  # lines 4, 5 and 16 hold "n't" / "'s"
