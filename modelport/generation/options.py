@@ -70,7 +70,7 @@ ANY_INT = Rule(int, "an integer", lambda v: True)
 
 
 def _float32(v: Any) -> bool:
-    """:func:`~modelport.model.config.fits_float32` of an option's number (numpy's taken as Python's)."""
+    """:func:`~modelport.values.fits_float32` of an option's number (numpy's taken as Python's)."""
     return fits_float32(v if type(v) is int else float(v))
 
 
