@@ -52,7 +52,7 @@ class Rule:
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {self.wanted}, but is {text!r}") from None
         if not self.ok(value):
-            raise argparse.ArgumentTypeError(f"must be {self.wanted}, but is {text}")
+            raise argparse.ArgumentTypeError(f"must be {self.wanted}, but is {_shown(text, quoted=False)}")
         return value
 
     def check(self, name: str, value: Any) -> Any:
@@ -60,8 +60,14 @@ class Rule:
         (numpy's numbers taken too); refused unless it passes (a bool is not a number here)."""
         kind = numbers.Integral if self.kind is int else numbers.Real
         if isinstance(value, bool) or not isinstance(value, kind) or not self.ok(value):
-            raise InvalidInputError(f"`{name}` must be {self.wanted}, but is {value!r}")
+            raise InvalidInputError(f"`{name}` must be {self.wanted}, but is {_shown(value)}")
         return int(value) if self.kind is int else value if isinstance(value, (int, float)) else float(value)
+
+
+def _shown(value: Any, quoted: bool = True) -> str:
+    """``value`` as an error shows it, cut to 40 characters (a 400-digit number is one word, not a screen)."""
+    text = repr(value) if quoted else str(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 POSITIVE_INT = Rule(int, "a positive integer", lambda v: v >= 1)
