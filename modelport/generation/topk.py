@@ -101,9 +101,9 @@ def best_of_runs(scores: Tensor, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
         return None
     values = scores.numpy()
     flat = np.flatnonzero(values >= np.repeat(threshold, rows)[:, None])  # row-major: run by run
-    vocab = values.shape[1]
-    found = values.reshape(-1)[flat] if values.flags.c_contiguous else values[flat // vocab, flat % vocab]
-    run = np.repeat(np.arange(runs), rows)[flat // vocab]
+    row = flat // values.shape[1]
+    found = values.reshape(-1)[flat] if values.flags.c_contiguous else values[row, flat % values.shape[1]]
+    run = np.repeat(np.arange(runs), rows)[row]
     counts = np.bincount(run, minlength=runs)  # at least rows[i] each: the run's maxima
     first = np.cumsum(counts) - counts
     # each run's candidates side by side, negated (+inf pads), ranked by a stable sort: equal values by flat index

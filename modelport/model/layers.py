@@ -498,8 +498,13 @@ def _whole_products(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale:
     keys = k.size(2)
     scores = torch.bmm((q * scale).reshape(n * heads, t, dh), k.reshape(n * heads, keys, dh).transpose(1, 2))
     if mask is not None:
-        scores.view(n, heads, t, keys).add_(torch.where(mask, 0.0, float("-inf")).to(q.dtype))
+        scores.view(n, heads, t, keys).add_(_additive(mask, q.dtype))
     return torch.bmm(softmax_rows(scores), v.reshape(n * heads, keys, dh)).view(n, heads, t, dh)
+
+
+def _additive(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """A boolean mask (True = attend) as the 0 / -inf scores it adds, in ``dtype``."""
+    return torch.where(mask, 0.0, float("-inf")).to(dtype)
 
 
 def _traced_shared(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
@@ -537,7 +542,7 @@ def _products(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float
     kt = k.reshape(rows * heads, keys, dh).transpose(1, 2)  # views where the cache is contiguous
     vb = v.reshape(rows * heads, keys, dh)
     if mask is not None and mask.dtype == torch.bool and mask.shape[1:] == (1, 1, keys):
-        additive = torch.where(mask, 0.0, float("-inf")).to(q.dtype).expand(rows, heads, 1, keys)
+        additive = _additive(mask, q.dtype).expand(rows, heads, 1, keys)
         scores = torch.baddbmm(additive.reshape(rows * heads, 1, keys), qb, kt)
     else:
         scores = torch.bmm(qb, kt)
