@@ -86,7 +86,7 @@ from typing import Any
 from modelport.errors import InvalidInputError, first_line
 from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, as_lines, as_text, check_ids,
                                        check_keep_special_tokens, language_code_tokens, read_config, tokenizer_file)
-from modelport.tokenizers.marian_unigram import library_pieces, marian_pieces
+from modelport.tokenizers.marian_unigram import MarianUnigram, library_pieces
 
 SPIECE_UNDERLINE = "▁"
 # transformers' ``clean_up_tokenization``: spaces the tokenization put before
@@ -216,11 +216,14 @@ class MarianSpmTokenizer(TokenizerBase):
         # text -> pieces per side: the library's, or Marian's own segmentation (see marian_unigram)
         self._pieces: dict[str, Callable[[str], list[str]]] = {"source": library_pieces(source_spm),
                                                                 "target": library_pieces(target_spm)}
+        self._rules: list[MarianUnigram] = []  # Marian's segmentations, whose kept word paths clear_cache forgets
         if self.encode_rule == "marian":
             if spm_paths is None:
                 raise InvalidInputError("encode_rule `marian` needs the paths of the two SentencePiece models")
-            self._pieces = {side: marian_pieces(path, sp) for side, path, sp
-                            in zip(("source", "target"), spm_paths, (source_spm, target_spm))}
+            rules = [MarianUnigram.load(path, sp) for path, sp in zip(spm_paths, (source_spm, target_spm))]
+            self._pieces = {side: rule.encode if rule is not None else library_pieces(sp) for side, rule, sp
+                            in zip(("source", "target"), rules, (source_spm, target_spm))}
+            self._rules = [rule for rule in rules if rule is not None]
         self.spm_source = source_spm
         self.spm_target = target_spm
         self.vocab = dict(vocab)
@@ -293,6 +296,14 @@ class MarianSpmTokenizer(TokenizerBase):
         """The pieces (language code first, if any), without ``</s>``."""
         code, text = self._split_code(line)
         return code + self._pieces["source" if side == "source" else "target"](text)
+
+    def clear_cache(self) -> None:
+        """Forget the lines encoded so far and the word paths Marian's segmentation
+        kept, so that the next lines are encoded as in a fresh process (a benchmark's
+        timed rounds)."""
+        self._cache.clear()
+        for rule in self._rules:
+            rule.forget()
 
     def _encode(self, line: str, side: str) -> list[int]:
         key = (side, as_text(line))
