@@ -887,12 +887,18 @@ class MarianBeamSearch(SearchAlgorithm):
             r = row[on]
             tokens[on, t], cum[on, t + 1], row[on] = tok[r], path[r], prev[r]
         positional = cum[:, 1:] - cum[:, :-1]
+        # per sentence (score, row, length, alignment) as they finished; a stable sort by score keeps equal
+        # ones in that order, and only the n-best become Hypothesis objects (at n-best 1 and beam 5, a fifth)
+        finished: list[list[tuple[float, int, int, Any]]] = [[] for _ in out]
         i = 0
         for d in self.done:
             aligns = d.alignments or [None] * len(d.sent)
             for sent, score, a in zip(d.sent.tolist(), d.score, aligns):
-                n_tok = d.step + 1
-                out[sent].append(Hypothesis(tokens=tokens[i, :n_tok].tolist(), score=score,
-                                            positional_scores=positional[i, :n_tok].tolist(), alignment=a))
+                finished[sent].append((score, i, d.step + 1, a))
                 i += 1
-        return [sorted(hyps, key=lambda h: -h.score)[: self.nbest] for hyps in out]
+        for sent, hyps in enumerate(finished):
+            hyps.sort(key=lambda h: -h[0])
+            out[sent] = [Hypothesis(tokens=tokens[i, :n].tolist(), score=score,
+                                    positional_scores=positional[i, :n].tolist(), alignment=a)
+                         for score, i, n, a in hyps[: self.nbest]]
+        return out
