@@ -258,11 +258,13 @@ class KeyRuns:
     finish). A decoding step attends over a grid of ``key rows x width`` query
     slots, each run padded with copies of its first row.
 
-    ``grid``: the batch row in each slot; ``slots``: each batch row's slot."""
+    ``grid``: the batch row in each slot; ``slots``: each batch row's slot;
+    ``rows``: each batch row's key row (its run)."""
 
     grid: Tensor
     slots: Tensor
     width: int
+    rows: Tensor
 
     @classmethod
     def of(cls, lengths: Sequence[int], device: torch.device) -> KeyRuns:
@@ -271,11 +273,13 @@ class KeyRuns:
         starts = np.cumsum(n) - n
         j = np.arange(width)
         grid = np.where(j < n[:, None], starts[:, None] + j, starts[:, None]).ravel()
-        return cls(torch.from_numpy(grid).to(device), run_slots(lengths, width).to(device), width)
+        run = np.repeat(np.arange(len(n)), n)
+        slots = run * width + np.arange(len(run)) - starts[run]  # run_slots(lengths, width), its parts at hand
+        return cls(*(torch.from_numpy(a).to(device) for a in (grid, slots)), width, torch.from_numpy(run).to(device))
 
     def key_rows(self) -> Tensor:
         """The key row of each batch row."""
-        return torch.div(self.slots, self.width, rounding_mode="floor")
+        return self.rows
 
 
 def run_slots(lengths: Sequence[int], width: int) -> Tensor:

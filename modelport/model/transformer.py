@@ -31,11 +31,23 @@ from modelport.model.layers import (
 
 @dataclass
 class EncoderOutput:
-    """Encoder states ``[B, S, D]`` and the source padding mask (True = pad)."""
+    """Encoder states ``[B, S, D]`` (:attr:`hidden`) and the source padding mask (True = pad).
 
-    hidden: Tensor
+    A :meth:`reorder` selects the mask's rows at once and the states' rows only
+    when :attr:`hidden` is read (``rows``, composed over reorders): after a
+    search's first step the decoder reads its cached cross-attention keys, not
+    the states, so the states are not copied at every step where sentences finish
+    (``tiny11_ssru``, 200 lines: 1.5 ms of ~170)."""
+
+    states: Tensor  # as encoded: `hidden` is its `rows`
     padding_mask: Tensor
+    rows: Tensor | None = None
     _key_mask: Tensor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def hidden(self) -> Tensor:
+        """The encoder states of the current rows ``[B, S, D]``."""
+        return self.states if self.rows is None else self.states.index_select(0, self.rows)
 
     @property
     def key_mask(self) -> Tensor:
@@ -46,7 +58,8 @@ class EncoderOutput:
         return self._key_mask
 
     def reorder(self, index: Tensor) -> EncoderOutput:
-        return EncoderOutput(self.hidden.index_select(0, index), self.padding_mask.index_select(0, index))
+        rows = index if self.rows is None else self.rows.index_select(0, index)
+        return EncoderOutput(self.states, self.padding_mask.index_select(0, index), rows)
 
 
 @dataclass
@@ -171,10 +184,11 @@ class DecoderLayer(nn.Module):
                                cfg.ffn_depth)
         self.ffn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
 
-    def forward(self, x: Tensor, enc: Tensor, self_mask: Tensor | None, cross_mask: Tensor,
+    def forward(self, x: Tensor, enc: Tensor | None, self_mask: Tensor | None, cross_mask: Tensor,
                 cache: LayerCache | None, keep_cross_weights: bool = False) -> Tensor:
         """One layer; ``keep_cross_weights`` also puts the cross-attention
-        probabilities in ``cache.cross_weights`` (an extra computation, opt-in)."""
+        probabilities in ``cache.cross_weights`` (an extra computation, opt-in).
+        ``enc``: the encoder states, None where ``cache`` holds the cross-attention keys."""
         if self.ssru is not None:
             x = self._ssru_block(x, cache)
         else:
@@ -188,6 +202,8 @@ class DecoderLayer(nn.Module):
         if cache is not None and cache.cross_k is not None:
             ck, cv = cache.cross_k, cache.cross_v
         else:
+            if enc is None:
+                raise ValueError("a decoder layer without cached cross-attention keys needs the encoder states")
             ck, cv = self.cross_attn.project_kv(enc)
             if cache is not None:  # contiguous: a decoding step's products then read them without a copy
                 ck, cv = ck.contiguous(), cv.contiguous()
@@ -306,8 +322,10 @@ class Decoder(nn.Module):
                 self_mask = bias.masked_fill(~self_mask, float("-inf"))
         cross_mask = enc.key_mask
         keep = state.align_layer if state is not None else None
+        # the states, where a layer has no cross-attention keys cached yet (read: rows selected, see EncoderOutput)
+        hidden = enc.hidden if state is None or any(c.cross_k is None for c in state.layers) else None
         for i, layer in enumerate(self.layers):
-            x = layer(x, enc.hidden, self_mask, cross_mask, state.layers[i] if state is not None else None,
+            x = layer(x, hidden, self_mask, cross_mask, state.layers[i] if state is not None else None,
                       keep_cross_weights=i == keep)
         if self.final_norm is not None:
             x = self.final_norm(x)
