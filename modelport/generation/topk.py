@@ -100,7 +100,9 @@ def best_of_runs(scores: Tensor, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if np.isnan(threshold).any():
         return None
     values = scores.numpy()
-    flat = np.flatnonzero(values >= np.repeat(threshold, rows)[:, None])  # row-major: run by run
+    # compared by torch, on every thread (numpy's comparison runs on one: 62 steps of tiny11_ssru at 2 threads,
+    # 5.0 against 6.9 ms with the nonzero); the indices row-major: run by run
+    flat = np.flatnonzero((scores >= torch.from_numpy(np.repeat(threshold, rows)[:, None])).numpy())
     row = flat // values.shape[1]
     found = values.reshape(-1)[flat] if values.flags.c_contiguous else values[row, flat % values.shape[1]]
     run = np.repeat(np.arange(runs), rows)[row]
