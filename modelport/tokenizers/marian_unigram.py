@@ -30,7 +30,7 @@ merges them. Models with byte fallback, and
 BPE models, keep the library's encoding.
 
 Why words are looked up rather than searched: the Viterbi above runs in
-Python, a character and a match at a time (5.4 ms for the 200 lines of
+Python, a character and a match at a time (5.6 ms for the 200 lines of
 test.en with the ``tiny11_ssru`` vocabulary). Where no piece holds ``▁`` past its first
 character and ``▁`` is a piece, every path breaks before every ``▁``, so each
 word (from one ``▁`` to the next) is searched from the score its start holds,
@@ -40,7 +40,7 @@ best and the second best candidate of any of its end positions; it takes the
 kept path while that gap exceeds what float32 rounding of the scores so far
 can move (4x its bound), and otherwise searches the whole line as above. A
 tie such as "65,000" has no gap, so such a line is always searched. Those
-200 lines then take 4.5 ms (their 1,638 words are 553 distinct ones), and
+200 lines then take 4.9 ms (their 1,638 words are 553 distinct ones), and
 0.8 ms once their words are kept; on every corpus line (45,406 with the
 ``>>xxx<<``-led ones) of the 15 trained fixtures' vocabularies the pieces
 equal the whole-line search's, which 197-216 of those lines needed.
@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -151,51 +151,31 @@ class MarianUnigram:
     def _word(self, w: str) -> _Word:
         """The best path through ``w`` from a start scored 0 and its gap (see :class:`_Word`)."""
         n = len(w)
-        prefixes, scores, unk = self.prefixes, self.scores, self.unk_score
-        best = [0.0] + [-math.inf] * n
-        second = [-math.inf] * (n + 1)  # the best candidate not taken at each end position
-        start, piece = [-1] * (n + 1), [None] * (n + 1)
-        for b in range(n):
-            till = best[b]
-            single = False
-            for e in range(b + 1, n + 1):
-                sub = w[b:e]
-                if sub not in prefixes:
-                    break
-                found = scores.get(sub)
-                if found is None:
-                    continue
-                cand = found[1] + till
-                # kept when strictly higher (the first of equals stays, as in Marian), else the runner-up
-                if start[e] == -1 or cand > best[e]:
-                    second[e] = best[e]
-                    best[e], start[e], piece[e] = cand, b, sub
-                elif cand > second[e]:
-                    second[e] = cand
-                if e == b + 1:
-                    single = True
-            if not single:
-                cand = unk + till
-                if start[b + 1] == -1 or cand > best[b + 1]:
-                    second[b + 1] = best[b + 1]
-                    best[b + 1], start[b + 1], piece[b + 1] = cand, b, None
-                elif cand > second[b + 1]:
-                    second[b + 1] = cand
+        start, piece, best, second = self._lattice(w, exact=True)
         gap = min([x - y for x, y in zip(best, second)][1:], default=math.inf)
         # a candidate at the word's e-th position went through at most e float32 roundings of values of at
         # most 2|start| + n|unk| + 1 in magnitude (2|start|: Marian's start value may differ from `start`), each
         # within 2**-23 of it: the gap holds while 4 (n + 1) 2**-23 (2|start| + n|unk| + 1) < gap
-        limit = (gap * 2.0 ** 21 / (n + 1) - n * abs(unk) - 1) / 2 if gap < math.inf else math.inf
+        limit = (gap * 2.0 ** 21 / (n + 1) - n * abs(self.unk_score) - 1) / 2 if gap < math.inf else math.inf
         return _Word(tuple(_backtrack(w, start, piece)), best[n], limit)
 
     def search(self, t: str) -> list[str]:
         """The pieces of the normalised text ``t`` by Marian's search over the whole line."""
+        start, piece, _, _ = self._lattice(t, exact=False)
+        return _backtrack(t, start, piece)
+
+    def _lattice(self, t: str, exact: bool) -> tuple[list[int], list[str | None], Sequence[float], list[float]]:
+        """Marian's Viterbi over ``t``: per end position the start of the best path's last
+        piece, that piece (None: an unknown character), the best path's score and the best
+        score not taken. ``exact``: scores in double from 0 (a word's gap, see :meth:`_word`),
+        else as Marian computes them (float32 storage)."""
         n = len(t)
         f32 = np.float32
         prefixes, scores = self.prefixes, self.scores  # locals: the loop below runs per character and match
-        # per end position: best path score (float32: an array of C floats rounds what it stores, as Marian's
-        # float does, faster than a numpy scalar), start of its last piece, that piece (None: unknown)
-        best = array("f", bytes(4 * (n + 1)))
+        # best path scores: an array of C floats rounds what it stores, as Marian's float does (faster than a
+        # numpy scalar); exact: Python floats
+        best: Sequence[float] = [0.0] * (n + 1) if exact else array("f", bytes(4 * (n + 1)))
+        second = [-math.inf] * (n + 1)
         start: list[int] = [-1] * (n + 1)
         piece: list[str | None] = [None] * (n + 1)
         for b in range(n):
@@ -208,18 +188,27 @@ class MarianUnigram:
                 found = scores.get(sub)
                 if found is None:
                     continue
-                cand = found[1] + till  # double: the ternary with the user-defined score's double makes it one
-                if start[e] == -1 or cand > best[e]:
-                    best[e] = cand
-                    start[e] = b
-                    piece[e] = sub
+                # double: the ternary with the user-defined score's double makes it one
+                _offer(best, second, start, piece, b, e, sub, found[1] + till)
                 if e == b + 1:
                     single = True
-            if not single:  # float + float: no double in this expression
-                cand = float(f32(f32(self.unk_score) + f32(till)))
-                if start[b + 1] == -1 or cand > best[b + 1]:
-                    best[b + 1], start[b + 1], piece[b + 1] = cand, b, None
-        return _backtrack(t, start, piece)
+            if not single:  # an unknown character; in Marian float + float, no double in this expression
+                _offer(best, second, start, piece, b, b + 1, None, self.unk_score + till if exact
+                       else float(f32(f32(self.unk_score) + f32(till))))
+        return start, piece, best, second
+
+
+def _offer(best: Sequence[float], second: list[float], start: list[int], piece: list[str | None], b: int, e: int,
+           sub: str | None, cand: float) -> None:
+    """The candidate ``sub`` (None: an unknown character) from ``b`` to ``e`` in
+    :meth:`MarianUnigram._lattice`: kept when strictly higher (the first of equals
+    stays, as in Marian), else remembered as the runner-up."""
+    if start[e] == -1 or cand > best[e]:
+        if start[e] != -1:
+            second[e] = best[e]
+        best[e], start[e], piece[e] = cand, b, sub  # type: ignore[index]
+    elif cand > second[e]:
+        second[e] = cand
 
 
 def _backtrack(t: str, start: list[int], piece: list[str | None]) -> list[str]:
