@@ -43,7 +43,8 @@ tie such as "65,000" has no gap, so such a line is always searched. Those
 200 lines then take 4.9 ms (their 1,638 words are 553 distinct ones), and
 0.8 ms once their words are kept; on every corpus line (45,406 with the
 ``>>xxx<<``-led ones) of the 15 trained fixtures' vocabularies the pieces
-equal the whole-line search's, which 197-216 of those lines needed.
+equal the whole-line search's (197-216 of the lines needed it, with the three
+vocabularies counted).
 """
 
 from __future__ import annotations
