@@ -274,8 +274,8 @@ class KeyRuns:
         j = np.arange(width)
         grid = np.where(j < n[:, None], starts[:, None] + j, starts[:, None]).ravel()
         run = np.repeat(np.arange(len(n)), n)
-        slots = run * width + np.arange(len(run)) - starts[run]  # run_slots(lengths, width), its parts at hand
-        return cls(*(torch.from_numpy(a).to(device) for a in (grid, slots)), width, torch.from_numpy(run).to(device))
+        return cls(torch.from_numpy(grid).to(device), run_slots(lengths, width).to(device), width,
+                   torch.from_numpy(run).to(device))
 
     def key_rows(self) -> Tensor:
         """The key row of each batch row."""

@@ -37,7 +37,7 @@ class EncoderOutput:
     when :attr:`hidden` is read (``rows``, composed over reorders): after a
     search's first step the decoder reads its cached cross-attention keys, not
     the states, so the states are not copied at every step where sentences finish
-    (``tiny11_ssru``, 200 lines: 1.5 ms of ~170)."""
+    (``tiny11_ssru``, 200 lines: about 2 ms of a ~170 ms translation, line-profiled)."""
 
     states: Tensor  # as encoded: `hidden` is its `rows`
     padding_mask: Tensor
