@@ -379,11 +379,7 @@ def uncached(tokenizer: Any) -> None:
     """Empty a Marian tokenizer's caches (its lines, and the word paths of Marian's
     own segmentation, which runs in Python here), so that a timed round encodes its
     lines as a fresh process would, and as pymarian's does."""
-    clear = getattr(tokenizer, "clear_cache", None)
-    if clear is not None:
-        clear()
-    elif isinstance(getattr(tokenizer, "_cache", None), dict):
-        tokenizer._cache.clear()
+    tokenizer.clear_cache()
 
 
 def procs_worker(spec_path: Path) -> None:

@@ -898,7 +898,7 @@ class MarianBeamSearch(SearchAlgorithm):
                 i += 1
         for sent, hyps in enumerate(finished):
             hyps.sort(key=lambda h: -h[0])
-            out[sent] = [Hypothesis(tokens=tokens[i, :n].tolist(), score=score,
-                                    positional_scores=positional[i, :n].tolist(), alignment=a)
-                         for score, i, n, a in hyps[: self.nbest]]
+            out[sent] = [Hypothesis(tokens=tokens[at, :n].tolist(), score=score,
+                                    positional_scores=positional[at, :n].tolist(), alignment=a)
+                         for score, at, n, a in hyps[: self.nbest]]
         return out

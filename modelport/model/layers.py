@@ -277,10 +277,6 @@ class KeyRuns:
         return cls(torch.from_numpy(grid).to(device), run_slots(lengths, width).to(device), width,
                    torch.from_numpy(run).to(device))
 
-    def key_rows(self) -> Tensor:
-        """The key row of each batch row."""
-        return self.rows
-
 
 def run_slots(lengths: Sequence[int], width: int) -> Tensor:
     """Each row's slot in a grid of ``len(lengths)`` rows of ``width`` slots, where
@@ -363,7 +359,7 @@ def _appended(cache: Tensor, index: Tensor | None, new: Tensor) -> Tensor:
 
 def _per_row(runs: KeyRuns, mask: Tensor | None, *keys: Tensor) -> tuple[Tensor | None, ...]:
     """A per-row ``mask`` and ``keys`` (keys, or keys and values) of runs' key rows, one row per batch row."""
-    rows = runs.key_rows()
+    rows = runs.rows
     if mask is not None and mask.size(0) > 1:
         mask = mask.index_select(0, rows)
     return (mask, *(t.index_select(0, rows) for t in keys))

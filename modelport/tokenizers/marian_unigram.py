@@ -243,8 +243,13 @@ def marian_pieces(path: str | Path, sp: Any) -> Callable[[str], list[str]]:
     """Text → pieces as Marian encodes it with the ``.spm`` model at ``path``
     (``sp``, the library's processor of it): its unigram rule, or the
     library's own encoding where that is Marian's (BPE, byte fallback)."""
-    rule = MarianUnigram.load(path, sp)
+    return pieces_of(MarianUnigram.load(path, sp), sp)
+
+
+def pieces_of(rule: MarianUnigram | None, sp: Any) -> Callable[[str], list[str]]:
+    """Text → pieces by ``rule`` (:meth:`MarianUnigram.load`'s), or by the library's
+    processor ``sp`` where the rule is None (Marian's encoding is the library's)."""
     return rule.encode if rule is not None else library_pieces(sp)
 
 
-__all__ = ["MarianUnigram", "library_pieces", "marian_pieces"]
+__all__ = ["MarianUnigram", "library_pieces", "marian_pieces", "pieces_of"]

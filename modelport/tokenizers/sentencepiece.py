@@ -86,7 +86,7 @@ from typing import Any
 from modelport.errors import InvalidInputError, first_line
 from modelport.tokenizers.base import (CONFIG_NAME, TokenizerBase, as_ids, as_lines, as_text, check_ids,
                                        check_keep_special_tokens, language_code_tokens, read_config, tokenizer_file)
-from modelport.tokenizers.marian_unigram import MarianUnigram, library_pieces
+from modelport.tokenizers.marian_unigram import MarianUnigram, library_pieces, pieces_of
 
 SPIECE_UNDERLINE = "▁"
 # transformers' ``clean_up_tokenization``: spaces the tokenization put before
@@ -221,7 +221,7 @@ class MarianSpmTokenizer(TokenizerBase):
             if spm_paths is None:
                 raise InvalidInputError("encode_rule `marian` needs the paths of the two SentencePiece models")
             rules = [MarianUnigram.load(path, sp) for path, sp in zip(spm_paths, (source_spm, target_spm))]
-            self._pieces = {side: rule.encode if rule is not None else library_pieces(sp) for side, rule, sp
+            self._pieces = {side: pieces_of(rule, sp) for side, rule, sp
                             in zip(("source", "target"), rules, (source_spm, target_spm))}
             self._rules = [rule for rule in rules if rule is not None]
         self.spm_source = source_spm

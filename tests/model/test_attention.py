@@ -125,13 +125,13 @@ def test_runs_of_unequal_length_attend_as_their_grid(monkeypatch) -> None:
     heads, keys, dh = 4, 6, 8
     runs = layers.KeyRuns.of([3, 1, 2], torch.device("cpu"))
     assert runs.width == 3 and runs.grid.tolist() == [0, 1, 2, 3, 3, 3, 4, 5, 4]
-    assert runs.slots.tolist() == [0, 1, 2, 3, 6, 7] and runs.key_rows().tolist() == [0, 0, 0, 1, 2, 2]
+    assert runs.slots.tolist() == [0, 1, 2, 3, 6, 7] and runs.rows.tolist() == [0, 0, 0, 1, 2, 2]
     q = torch.randn(6, heads, 1, dh, generator=g)
     k = torch.randn(3, heads, keys, dh, generator=g)
     v = torch.randn(3, heads, keys, dh, generator=g)
     mask = torch.ones(3, 1, 1, keys, dtype=torch.bool)
     mask[1, ..., -2:] = False
-    per_row = runs.key_rows()
+    per_row = runs.rows
     ref = F.scaled_dot_product_attention(q, k[per_row], v[per_row], attn_mask=mask[per_row], scale=0.3)
     with torch.inference_mode():
         assert torch.allclose(attend(q, k, v, mask, 0.3, runs), ref, atol=1e-6, rtol=1e-5)
