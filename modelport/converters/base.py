@@ -36,7 +36,7 @@ from modelport.errors import (InvalidInputError, InvalidPortedFolderError, NonFi
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import PortedFolder, write_folder
 from modelport.model.transformer import Seq2SeqModel
-from modelport.values import fits_float32, fits_float64
+from modelport.values import Kind
 
 ENTRY_POINT_GROUP = "modelport.converters"
 # The built-ins as pyproject.toml declares them, for a source checkout whose
@@ -282,21 +282,8 @@ def check_slots(source: str, config: Seq2SeqConfig, mapped: list[tuple[str, torc
         raise WeightMappingError(source, problems)
 
 
-# what an option's value must be, and how an error names that
-_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "int": ("an integer", lambda v: type(v) is int),
-    "posint": ("a positive integer", lambda v: type(v) is int and v >= 1),
-    "natural": ("an integer >= 0", lambda v: type(v) is int and v >= 0),
-    "float": ("a finite number", lambda v: type(v) in (int, float) and fits_float64(v)),
-    "posfloat": ("a number > 0", lambda v: type(v) in (int, float) and fits_float64(v) and v > 0),
-    # Marian reads its number options as float32 and aborts on a value past its range
-    "float32": ("a number that a float32 holds", fits_float32),
-    "nonneg32": ("a number >= 0 that a float32 holds", lambda v: fits_float32(v) and v >= 0),
-    "pos32": ("a number > 0 that a float32 holds", lambda v: fits_float32(v) and v > 0),
-    "bool": ("true or false", lambda v: type(v) is bool or v in (0, 1)),
-    "str": ("a string", lambda v: isinstance(v, str)),
-    "intlist": ("a list of integers", lambda v: isinstance(v, (list, tuple)) and all(type(x) is int for x in v)),
-}
+# a switch in a framework's file: true/false, or 0/1 as Marian's YAML and fairseq's args also write it
+ON_OFF = Kind("true or false", lambda v: type(v) is bool or v in (0, 1))
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
@@ -314,7 +301,7 @@ def one_line(error: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def option_type_problems(options: Mapping[str, Any], kinds: Mapping[str, str],
+def option_type_problems(options: Mapping[str, Any], kinds: Mapping[str, Kind],
                          spell: Callable[[str], str] = lambda key: key) -> list[str]:
     """Every option of ``options`` whose value is not of its kind in ``kinds``
     (absent and ``None`` values pass: defaults apply), as "`--beam` must be a
@@ -322,9 +309,8 @@ def option_type_problems(options: Mapping[str, Any], kinds: Mapping[str, str],
     problems = []
     for key, kind in kinds.items():
         value = options.get(key)
-        wanted, ok = _KINDS[kind]
-        if value is not None and not ok(value):
-            problems.append(f"`{spell(key)}` must be {wanted}, but is {short_repr(value)}")
+        if value is not None and not kind.admits(value):
+            problems.append(f"`{spell(key)}` must be {kind.words}, but is {short_repr(value)}")
     return problems
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from modelport import values
 from modelport.converters.base import (
     Converter,
     KeyMapper,
@@ -48,6 +49,7 @@ from modelport.errors import (
 )
 from modelport.model.config import Seq2SeqConfig
 from modelport.tokenizers.vocab import FairseqDictionary
+from modelport.values import Kind
 
 # ---------------------------------------------------------------------------
 # options
@@ -136,13 +138,15 @@ def _resolve_options(model: dict[str, Any]) -> dict[str, Any]:
 
 # numeric options read into the unified config, and the decoding defaults a
 # checkpoint's `generation` records: checked before anything is built from them
-_OPTION_KINDS = {**{k: "posint" for k in (
+_OPTION_KINDS: dict[str, Kind] = {**{k: values.POSITIVE_INTEGER for k in (
     "encoder_embed_dim", "decoder_embed_dim", "encoder_ffn_embed_dim", "decoder_ffn_embed_dim", "encoder_layers",
     "decoder_layers", "encoder_attention_heads", "decoder_attention_heads", "max_source_positions",
     "max_target_positions", "decoder_input_dim", "decoder_output_dim")},
-    "activation_fn": "str"}
-_GENERATION_KINDS = {"beam": "posint", "lenpen": "float", "max_len_a": "float", "max_len_b": "natural",
-                     "min_len": "natural", "unkpen": "float", "no_repeat_ngram_size": "natural", "nbest": "posint"}
+    "activation_fn": values.TEXT}
+_GENERATION_KINDS: dict[str, Kind] = {
+    "beam": values.POSITIVE_INTEGER, "lenpen": values.FINITE, "max_len_a": values.FINITE, "max_len_b": values.COUNT,
+    "min_len": values.COUNT, "unkpen": values.FINITE, "no_repeat_ngram_size": values.COUNT,
+    "nbest": values.POSITIVE_INTEGER}
 
 
 def _flag(key: str) -> str:

@@ -69,9 +69,10 @@ import sentencepiece
 import torch
 import yaml
 
-from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule, TensorShapeError, TokenizerAssets,
-                                      drop, one_line, option_type_problems, register_converter, short_repr,
-                                      source_root)
+from modelport import values
+from modelport.converters.base import (ON_OFF, Converter, KeyMapper, MappedWeights, Rule, TensorShapeError,
+                                      TokenizerAssets, drop, one_line, option_type_problems, register_converter,
+                                      short_repr, source_root)
 from modelport.errors import (
     CorruptCheckpointError,
     InvalidInputError,
@@ -82,7 +83,7 @@ from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import TOKENIZER_DIR
 from modelport.tokenizers.marian_shortlist import GZIP_MAGIC, ShortlistSpec, open_shortlist, read_entries
 from modelport.tokenizers.sentencepiece import read_marian_vocab, save_marian
-from modelport.values import fits_float32
+from modelport.values import Kind, fits_float32
 
 # ---------------------------------------------------------------------------
 # options
@@ -279,17 +280,19 @@ def resolve_options(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # value kinds of the options read into the unified config and of decoder.yml's decoding defaults
-OPTION_KINDS = {"dim-emb": "posint", "enc-depth": "posint", "dec-depth": "posint", "dim-vocabs": "intlist",
-                "transformer-heads": "posint", "transformer-dim-ffn": "posint", "transformer-ffn-depth": "posint",
-                "transformer-decoder-dim-ffn": "natural", "transformer-decoder-ffn-depth": "natural",
-                "transformer-ffn-activation": "str", "transformer-decoder-autoreg": "str", "type": "str",
-                "transformer-preprocess": "str", "transformer-postprocess": "str",
-                "transformer-postprocess-emb": "str", "transformer-postprocess-top": "str", "max-length": "natural",
-                LEARNED_POSITIONS: "bool"}
-DECODER_KINDS = {"beam-size": "posint", "normalize": "nonneg32", "word-penalty": "float32",
-                 "max-length-factor": "pos32", "max-length": "natural", "max-length-crop": "bool", "n-best": "bool",
-                 "mini-batch": "posint", "maxi-batch": "posint", "maxi-batch-sort": "str",
-                 "mini-batch-words": "natural", "allow-unk": "bool"}
+OPTION_KINDS: dict[str, Kind] = {
+    **{k: values.POSITIVE_INTEGER for k in ("dim-emb", "enc-depth", "dec-depth", "transformer-heads",
+                                            "transformer-dim-ffn", "transformer-ffn-depth")},
+    **{k: values.COUNT for k in ("transformer-decoder-dim-ffn", "transformer-decoder-ffn-depth", "max-length")},
+    **{k: values.TEXT for k in ("transformer-ffn-activation", "transformer-decoder-autoreg", "type",
+                                "transformer-preprocess", "transformer-postprocess", "transformer-postprocess-emb",
+                                "transformer-postprocess-top")},
+    "dim-vocabs": values.INTEGER_LIST, LEARNED_POSITIONS: ON_OFF}
+DECODER_KINDS: dict[str, Kind] = {
+    "beam-size": values.POSITIVE_INTEGER, "normalize": values.NONNEGATIVE_FLOAT32, "word-penalty": values.FLOAT32,
+    "max-length-factor": values.POSITIVE_FLOAT32, "max-length": values.COUNT, "max-length-crop": ON_OFF,
+    "n-best": ON_OFF, "mini-batch": values.POSITIVE_INTEGER, "maxi-batch": values.POSITIVE_INTEGER,
+    "maxi-batch-sort": values.TEXT, "mini-batch-words": values.COUNT, "allow-unk": ON_OFF}
 
 
 def _flag(key: str) -> str:

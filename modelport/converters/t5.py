@@ -35,14 +35,16 @@ import sentencepiece
 import torch
 from safetensors import SafetensorError, safe_open
 
-from modelport.converters.base import (Converter, KeyMapper, MappedWeights, Rule, TokenizerAssets, drop, one_line,
-                                      option_type_problems, register_converter, short_repr, transpose)
+from modelport import values
+from modelport.converters.base import (ON_OFF, Converter, KeyMapper, MappedWeights, Rule, TokenizerAssets, drop,
+                                      one_line, option_type_problems, register_converter, short_repr, transpose)
 from modelport.converters.safe_pickle import safe_torch_load
 from modelport.converters.tf_checkpoint import TFCheckpoint
 from modelport.errors import CorruptCheckpointError, InvalidInputError, UnsupportedCheckpointError, WeightMappingError
 from modelport.files import file_in_folder
 from modelport.model.config import Seq2SeqConfig
 from modelport.tokenizers.sentencepiece import t5_config
+from modelport.values import Kind
 
 # ---------------------------------------------------------------------------
 # options
@@ -131,7 +133,7 @@ def check_hf_config(cfg: dict[str, Any]) -> list[str]:
     ffp = cfg.get("feed_forward_proj", "gated-gelu" if model_type == "mt5" else "relu")
     if not isinstance(ffp, str) or ffp not in FEED_FORWARD:
         problems.append(f"feed_forward_proj {_shown(ffp)} is not supported (supported: {', '.join(FEED_FORWARD)})")
-    problems += option_type_problems(cfg, {"layer_norm_epsilon": "posfloat", "tie_word_embeddings": "bool"})
+    problems += option_type_problems(cfg, {"layer_norm_epsilon": values.POSITIVE, "tie_word_embeddings": ON_OFF})
     eos = cfg.get("eos_token_id", 1)
     if not (type(eos) is int or isinstance(eos, list) and len(eos) == 1 and type(eos[0]) is int):
         problems.append(f"eos_token_id {short_repr(eos)} is not supported (supported: one token id)")
@@ -376,8 +378,9 @@ def _clean_up_tokenization_spaces(spm: Path, source: str) -> bool:
     return value
 
 
-_GENERATION_KINDS = {"num_beams": "posint", "max_length": "natural", "max_new_tokens": "natural",
-                     "min_length": "natural", "length_penalty": "float", "no_repeat_ngram_size": "natural"}
+_GENERATION_KINDS: dict[str, Kind] = {
+    "num_beams": values.POSITIVE_INTEGER, "max_length": values.COUNT, "max_new_tokens": values.COUNT,
+    "min_length": values.COUNT, "length_penalty": values.FINITE, "no_repeat_ngram_size": values.COUNT}
 
 
 def generation_defaults(hyper: T5Hyper, source_gen: dict[str, Any]) -> dict[str, Any]:

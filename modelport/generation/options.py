@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
 from modelport.errors import InvalidInputError
-from modelport.values import fits_float32, fits_float64
+from modelport import values
+from modelport.values import Kind
 
 # sentences per batch when none is given: translate (and its CLI), validate
 TRANSLATE_BATCH_SIZE = 32
@@ -36,32 +37,34 @@ SHARD_CHUNK_LINES = 256
 
 @dataclass(frozen=True)
 class Rule:
-    """The values a number option takes: its kind (int or float) and a test,
-    with the words that say it ("a positive integer"). One rule serves the
-    command line (:meth:`parse`) and the Python API (:meth:`check`), so both
-    refuse the same values with the same words."""
+    """A number option: its type (int or float) and the values it takes
+    (:class:`~modelport.values.Kind`, shared with the converters, which read the
+    same options from files). One rule serves the command line (:meth:`parse`)
+    and the Python API (:meth:`check`), so both refuse the same values with the
+    same words."""
 
     kind: type
-    wanted: str
-    ok: Callable[[Any], bool]
+    values: Kind
 
     def parse(self, text: str) -> Any:
         """A flag's value from its text; argparse prints the error naming the flag."""
         try:
             value = self.kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {self.wanted}, but is {text!r}") from None
-        if not self.ok(value):
-            raise argparse.ArgumentTypeError(f"must be {self.wanted}, but is {_shown(text, quoted=False)}")
+            raise argparse.ArgumentTypeError(f"must be {self.values.words}, but is {text!r}") from None
+        if not self.values.admits(value):
+            raise argparse.ArgumentTypeError(f"must be {self.values.words}, but is {_shown(text, quoted=False)}")
         return value
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` of option ``name`` given from Python, as a Python int or float
         (numpy's numbers taken too); refused unless it passes (a bool is not a number here)."""
         kind = numbers.Integral if self.kind is int else numbers.Real
-        if isinstance(value, bool) or not isinstance(value, kind) or not self.ok(value):
-            raise InvalidInputError(f"`{name}` must be {self.wanted}, but is {_shown(value)}")
-        return int(value) if self.kind is int else value if isinstance(value, (int, float)) else float(value)
+        if not isinstance(value, bool) and isinstance(value, kind):
+            number = int(value) if self.kind is int or type(value) is int else float(value)
+            if self.values.admits(number):
+                return number
+        raise InvalidInputError(f"`{name}` must be {self.values.words}, but is {_shown(value)}")
 
 
 def _shown(value: Any, quoted: bool = True) -> str:
@@ -70,29 +73,17 @@ def _shown(value: Any, quoted: bool = True) -> str:
     return text if len(text) <= 40 else f"{text[:37]}..."
 
 
-POSITIVE_INT = Rule(int, "a positive integer", lambda v: v >= 1)
-NONNEGATIVE_INT = Rule(int, "an integer >= 0", lambda v: v >= 0)
-ANY_INT = Rule(int, "an integer", lambda v: True)
-
-
-def _float32(v: Any) -> bool:
-    """:func:`~modelport.values.fits_float32` of an option's number (numpy's taken as Python's)."""
-    return fits_float32(v if type(v) is int else float(v))
-
-
-POSITIVE_FLOAT = Rule(float, "a number > 0", lambda v: fits_float64(v) and v > 0)
-NONNEGATIVE_FLOAT = Rule(float, "a number >= 0", lambda v: fits_float64(v) and v >= 0)
-FINITE_FLOAT = Rule(float, "a finite number", fits_float64)
-
-
-# marian-decoder reads its number options as float32 and aborts on a value past its range
-MARIAN_NONNEGATIVE_FLOAT = Rule(float, "a number >= 0 that a float32 holds (Marian reads it as one)",
-                                lambda v: _float32(v) and v >= 0)
-MARIAN_POSITIVE_FLOAT = Rule(float, "a number > 0 that a float32 holds (Marian reads it as one)",
-                             lambda v: _float32(v) and v > 0)
-MARIAN_FLOAT = Rule(float, "a number that a float32 holds (Marian reads it as one)", _float32)
-PROBABILITY = Rule(float, "a number in (0, 1]", lambda v: 0 < v <= 1)
-SMOOTHING = Rule(float, "a number in [0, 1)", lambda v: 0 <= v < 1)  # label smoothing: 1 leaves no target mass
+POSITIVE_INT = Rule(int, values.POSITIVE_INTEGER)
+NONNEGATIVE_INT = Rule(int, values.COUNT)
+ANY_INT = Rule(int, values.INTEGER)
+POSITIVE_FLOAT = Rule(float, values.POSITIVE)
+NONNEGATIVE_FLOAT = Rule(float, values.NONNEGATIVE)
+FINITE_FLOAT = Rule(float, values.FINITE)
+MARIAN_NONNEGATIVE_FLOAT = Rule(float, values.NONNEGATIVE_FLOAT32)
+MARIAN_POSITIVE_FLOAT = Rule(float, values.POSITIVE_FLOAT32)
+MARIAN_FLOAT = Rule(float, values.FLOAT32)
+PROBABILITY = Rule(float, values.PROBABILITY)
+SMOOTHING = Rule(float, values.SMOOTHING)
 
 positive_int = POSITIVE_INT.parse
 nonnegative_int = NONNEGATIVE_INT.parse

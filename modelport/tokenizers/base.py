@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import numbers
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from modelport import values
 from modelport.errors import InvalidInputError, InvalidPortedFolderError
 from modelport.files import check_lines, file_in_folder
 from modelport.model.folder import TOKENIZER_CONFIG_NAME as CONFIG_NAME, read_json_object
+from modelport.values import Kind
 
 
 def language_code_tokens(vocab: Iterable[str]) -> list[str]:
@@ -35,13 +37,8 @@ _FLAGS = ("add_mask", "append_eos", "clean_up_tokenization_spaces", "decoder_bos
           "language_code_prefix", "moses_aggressive_dash_splits", "moses_escape", "source_bos")
 _COUNTS = ("dict_pad_to_multiple", "eos_id", "extra_ids", "model_vocab_size", "pad_id", "unk_id")
 _TEXT_LISTS = ("languages", "extra_symbols")
-CONFIG_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    **{k: ("a string", lambda v: isinstance(v, str)) for k in _TEXT},
-    **{k: ("true or false", lambda v: isinstance(v, bool)) for k in _FLAGS},
-    **{k: ("an integer >= 0", lambda v: type(v) is int and v >= 0) for k in _COUNTS},
-    **{k: ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
-       for k in _TEXT_LISTS},
-}
+CONFIG_KINDS: dict[str, Kind] = {**{k: values.TEXT for k in _TEXT}, **{k: values.FLAG for k in _FLAGS},
+                                  **{k: values.COUNT for k in _COUNTS}, **{k: values.TEXT_LIST for k in _TEXT_LISTS}}
 
 
 def read_config(directory: str | Path, cfg: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
@@ -51,10 +48,10 @@ def read_config(directory: str | Path, cfg: dict[str, Any] | None = None) -> tup
     read as true, ``"bpe_separator": 5`` failed inside the tokenizer."""
     directory = Path(directory)
     cfg = cfg if cfg is not None else read_json_object(directory, CONFIG_NAME)
-    for key, (wanted, ok) in CONFIG_KINDS.items():
+    for key, kind in CONFIG_KINDS.items():
         value = cfg.get(key)
-        if value is not None and not ok(value):
-            raise InvalidInputError(f"`{key}` of `{directory / CONFIG_NAME}` must be {wanted}, but is "
+        if value is not None and not kind.admits(value):
+            raise InvalidInputError(f"`{key}` of `{directory / CONFIG_NAME}` must be {kind.words}, but is "
                                     f"{json.dumps(value)[:60]}")
     return directory, cfg
 

@@ -119,7 +119,7 @@ def test_refused_keys_exit_2_naming_the_key(key: str, value: Any, tmp_path: Path
 
 
 @pytest.mark.parametrize(("key", "value", "said"), [
-    ("normalize", -1, "`--normalize` must be a number >= 0 that a float32 holds, but is -1"),
+    ("normalize", -1, "`--normalize` must be a number >= 0 that a float32 holds (Marian reads it as one), but is -1"),
     ("word-penalty", 1e39, "`--word-penalty` must be a number that a float32 holds"),
     ("word-penalty", -10**400, "`--word-penalty` must be a number that a float32 holds"),  # was an OverflowError
     ("max-length-factor", 1e300, "`--max-length-factor` must be a number > 0 that a float32 holds"),
