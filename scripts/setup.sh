@@ -9,12 +9,17 @@
 # installed with --no-deps because its declared torchaudio requirement pins a
 # torch build that does not match and breaks `import transformers` (its real
 # runtime needs are in modelport's [reference] extra).
+#
+# Every install runs under scripts/constraints.txt, the versions the suite last
+# passed with (CONSTRAINTS= for the registry's newest, CONSTRAINTS=FILE for another).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+CONSTRAINTS=${CONSTRAINTS-scripts/constraints.txt}
+[ -z "$CONSTRAINTS" ] || export PIP_CONSTRAINT="$(realpath "$CONSTRAINTS")"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
 "${PIP[@]}" install -q --upgrade pip wheel setuptools
