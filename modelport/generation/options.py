@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
-from modelport.errors import InvalidInputError
 from modelport import values
+from modelport.errors import InvalidInputError
 from modelport.values import Kind
 
 # sentences per batch when none is given: translate (and its CLI), validate
