@@ -5,6 +5,7 @@ same run; outputs compared wherever the semantics match.
     .venv/bin/python scripts/bench_translate.py [FAIRSEQ_DIR] [--lines 256] [--beam 5] [--batch-size 16]
     .venv/bin/python scripts/bench_translate.py --base|--big [--lines 64] [--length 30] [--in-process]
     .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] [--lines 200] [--beam 4]
+    .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] --max-length-factor 0.05
     .venv/bin/python scripts/bench_translate.py --marian [MARIAN_DIR] --threads 2 --procs 2 --corpus train
     .venv/bin/python scripts/bench_translate.py --marian --base [--lines 40] [--beam 4]
 
@@ -59,6 +60,12 @@ each batch's length cap, and the port's ``export onnx`` under modelport's
 own Marian search (SSRU decoders too: their cell state is the graphs'
 cache). Tokens are the first-best outputs' target pieces plus ``</s>`` (Marian's text
 re-encoded with the target SentencePiece model).
+
+``--marian --max-length-factor F``: every row's output length cap, Marian's
+(F times each batch's padded source width; default 3, Marian's own). A
+small F (0.05: one or two target tokens) leaves what a translation costs
+apart from its decoding steps: the tokenizers, the encoder, the first step;
+at the default, the difference between the two runs is the decoding.
 
 ``--marian --procs N``: also modelport as N ``torchrun`` processes of one
 thread each (``modelport translate`` under torchrun: ``sharded_map`` over
@@ -119,6 +126,8 @@ from typing import Any
 from pathlib import Path
 
 import torch
+
+from modelport.generation.options import positive_float
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "helpers"))
@@ -439,7 +448,7 @@ MARIAN_CT2 = "ctranslate2 float32 (export ct2)"
 @dataclass
 class MarianCt2:
     """CTranslate2 on a Marian port's ``export ct2`` folder, given Marian's batches
-    and each batch's length cap (max-length-factor 3 times its padded width,
+    and each batch's length cap (max-length-factor times its padded width,
     ``</s>`` included), so that an output running to the cap has Marian's length;
     decoded with the target SentencePiece model."""
 
@@ -449,6 +458,7 @@ class MarianCt2:
     batches: list[list[int]]
     beam: int
     threads: int
+    max_length_factor: float = 3.0
 
     def to_json(self) -> str:
         return json.dumps(vars(self))
@@ -466,7 +476,7 @@ class MarianCt2:
         def run(translator: Any, which: list[list[int]] | None = None) -> list[str]:
             out = [""] * len(self.pieces)
             for batch in self.batches if which is None else which:
-                cap = math.ceil(3.0 * max(len(self.pieces[i]) + 1 for i in batch))
+                cap = math.ceil(self.max_length_factor * max(len(self.pieces[i]) + 1 for i in batch))
                 res = translator.translate_batch([self.pieces[i] for i in batch], beam_size=self.beam,
                                                  length_penalty=0.6, max_decoding_length=cap)
                 for i, r in zip(batch, res):
@@ -506,7 +516,9 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
     vocabs = [str(model_dir / v) for v in decoder["vocabs"]]
     target_spm = sentencepiece.SentencePieceProcessor(model_file=vocabs[-1])
     batching = {"mini_batch": args.batch_size, "maxi_batch": args.maxi_batch, "maxi_batch_sort": "src"}
-    print(f"{model_dir.name}: {len(lines)} lines of {args.corpus}.en, beam {args.beam}, normalize 0.6, mini-batch "
+    factor = args.max_length_factor
+    print(f"{model_dir.name}: {len(lines)} lines of {args.corpus}.en, beam {args.beam}, normalize 0.6, "
+          f"max-length-factor {factor:g}, mini-batch "
           f"{args.batch_size}, maxi-batch {args.maxi_batch} (pools of {pool} lines), {args.threads} threads; every "
           "row decodes these lines with this batching", flush=True)
     if args.procs:
@@ -520,11 +532,12 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
     def ours(model: Any = ported) -> list[str]:
         uncached(model.tokenizer)
         return [h[0]["text"] for h in translate(model, lines, semantics="marian", beam_size=args.beam,
-                                                 normalize=0.6, **batching)]
+                                                 normalize=0.6, max_length_factor=factor, **batching)]
 
     marian = pymarian.Translator(models=str(model_dir / decoder["models"][0]), vocabs=vocabs, beam_size=args.beam,
-                                 normalize=0.6, cpu_threads=args.threads, mini_batch=args.batch_size,
-                                 maxi_batch=args.maxi_batch, maxi_batch_sort="src", quiet=True)
+                                 normalize=0.6, max_length_factor=factor, cpu_threads=args.threads,
+                                 mini_batch=args.batch_size, maxi_batch=args.maxi_batch, maxi_batch_sort="src",
+                                 quiet=True)
     ct2: Pass | None = None
     onnx = None
     try:
@@ -536,7 +549,7 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
             spec = tmp / "isolate.json"
             spec.write_text(MarianCt2(str(tmp / "ct2"), vocabs[-1], pieces,
                                       marian_batches([len(x) + 1 for x in pieces], **batching), args.beam,
-                                      args.threads).to_json(), encoding="utf-8")
+                                      args.threads, factor).to_json(), encoding="utf-8")
             ct2 = IsolatedPass(spec, MARIAN_CT2)  # in a process of its own: see IsolatedPass
     except InvalidInputError as e:  # SSRU decoders: CTranslate2 has no such layer
         print(f"ctranslate2: not run ({e})", flush=True)
@@ -557,7 +570,8 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
         systems["onnxruntime (export onnx)"] = timing(lambda: ours(onnx))
     results = interleaved(systems)
     if args.procs:  # other processes: timed on their own, after the others
-        options = {"semantics": "marian", "beam_size": args.beam, "normalize": 0.6, **batching}
+        options = {"semantics": "marian", "beam_size": args.beam, "normalize": 0.6, "max_length_factor": factor,
+                   **batching}
         results[f"modelport, {args.procs} torchrun processes x 1 thread"] = run_procs(args, ported.path, lines,
                                                                                         options, tmp)
     reference = results["pymarian (Marian 1.12)"]
@@ -591,6 +605,9 @@ def main() -> None:
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=16, help="sentences per batch (--marian: mini-batch)")
     ap.add_argument("--maxi-batch", type=int, default=100, help="--marian: mini-batches per pool (maxi-batch)")
+    ap.add_argument("--max-length-factor", type=positive_float, default=3.0,
+                    help="--marian: the output length cap, this times a batch's padded source width (Marian's "
+                         "max-length-factor; 0.05 leaves the per-translation costs without the decoding)")
     ap.add_argument("--corpus", choices=("test", "train"), default="test",
                     help="the lines a trained model translates (the default model, --marian): "
                          "assets/corpus/test.en (200) or train.en")
