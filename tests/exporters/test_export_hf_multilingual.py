@@ -223,7 +223,7 @@ def test_mbart25_export(mbart25) -> None:
 def test_mbart50_own_languages_try_the_class(tmp_path_factory) -> None:
     """MBart50Tokenizer's own 52 languages after a released-layout dictionary: the class is written, loaded
     and compared, and the export falls back to the exact tokenizer.json on the line the note names. Which line
-    that is depends on transformers' version (5.24 kept a trailing space as ▁; 5.25 splits at U+2028), so
+    that is depends on transformers' version (5.24 differed on a trailing space, 5.25 on the U+2028 line), so
     the named line is checked against the class itself."""
     import ast
     import re
@@ -237,7 +237,8 @@ def test_mbart50_own_languages_try_the_class(tmp_path_factory) -> None:
         d, langs=tuple(FAIRSEQ_LANGUAGE_CODES), lang_tok_style="mbart", arch="mbart_large", dict_order="spm",
         pairs="en_XX-de_DE,de_DE-en_XX"))
     assert report["verification"]["passed"] and report["tokenizer_class"] == "PreTrainedTokenizerFast"
-    named = re.search(r"MBart50Tokenizer is not exact: .*?, first ('(?:[^'\\]|\\.)*') \(from id", report["tokenizer_note"])
+    named = re.search(r"MBart50Tokenizer is not exact: .*?, first ('(?:[^'\\]|\\.)*') \(from id",
+                      report["tokenizer_note"])
     assert named, report["tokenizer_note"]
     tok, _ = _load(folder)
     lines = corpus()
