@@ -74,10 +74,12 @@ which decode different batches at once. The script starts itself under
 ``python -m torch.distributed.run --standalone --nproc_per_node N``; each
 process loads the port and translates its share once before the timing, which
 runs between two barriers on rank 0 (best of ``--rounds``). Chunks are whole
-pools of mini-batch x maxi-batch lines (1,600 with the defaults 16 x 100), so
-the processes share the work only with at least N pools: ``--corpus train``
-takes the lines from the training corpus (default N x 1,600 lines, at least
-two pools), and every row decodes those same lines with the same batching.
+pools of mini-batch x maxi-batch lines (1,600 with the defaults 16 x 100); a
+round of fewer chunks than processes (the 200 test lines are one) is shared,
+each process decoding every N-th of a chunk's batches, as ``translate`` does.
+``--corpus train`` takes the lines from the training corpus (default N x
+1,600 lines, at least two pools), and every row decodes those same lines with
+the same batching.
 
 ``--marian --base``: the same on a Marian model of transformer-base
 proportions built in a temporary directory (``build_marian_base``: 6+6
@@ -406,12 +408,13 @@ def procs_worker(spec_path: Path) -> None:
     lines, options = spec["lines"], spec["options"]
     chunk_lines = translate_chunk_lines(ported, options)  # whole Marian pools, as `translate` under torchrun
 
-    def work(chunk: list[str], first: int) -> list[str]:
+    def work(chunk: list[str], first: int, part: tuple[int, int]) -> list[str | None]:
         uncached(ported.tokenizer)
-        return [hyps[0].text for hyps in translate(ported, chunk, **options)]
+        return [hyps[0].text if hyps else None for hyps in translate(ported, chunk, part=part, **options)]
 
     def run() -> list[str]:
-        return [text for chunk in sharded_map(lines, work, chunk_lines=chunk_lines, where=where) for text in chunk]
+        return [text for chunk in sharded_map(lines, work, chunk_lines=chunk_lines, where=where, share=True)
+                for text in chunk]
 
     run()  # warm-up
     best, out = float("inf"), []
@@ -525,9 +528,9 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
         chunk = pool_chunk_lines(pool)
         chunks = math.ceil(len(lines) / chunk)
         print(f"--procs {args.procs}: {args.procs} torchrun processes x 1 thread share {chunks} chunk(s) of whole "
-              f"pools ({chunk} lines)" + ("" if chunks >= args.procs else
-                                          f"; fewer chunks than processes: {args.procs - chunks} idle (give "
-                                          "more --lines, --corpus train, or a smaller --maxi-batch)"), flush=True)
+              f"pools ({chunk} lines)" + ("" if chunks % args.procs == 0 else
+                                          "; a round of fewer chunks than processes shares them, each process "
+                                          "decoding a part of a chunk's batches"), flush=True)
 
     def ours(model: Any = ported) -> list[str]:
         uncached(model.tokenizer)

@@ -149,19 +149,21 @@ def _run_sharded(args: argparse.Namespace, ported: Any, options: dict[str, Any])
     lines = read_lines(args.input)  # before the process group starts: a bad input is said once (by rank 0)
     where = world()
 
-    def work(chunk: list[str], first: int) -> list[str]:
+    def work(chunk: list[str], first: int, part: tuple[int, int]) -> list[str | None]:
         try:
             results = ported.translate(chunk, keep_special_tokens=args.keep_special_tokens,
                                        source_lang=args.source_lang, target_lang=args.target_lang,
-                                       first_line=first, **options)
+                                       first_line=first, part=part, **options)
         except NonFiniteOutputError as e:
             raise NonFiniteOutputError(first + e.line) from None
-        # one entry per input line (n-best lists hold several output lines): the order is rank 0's to keep
-        return ["\n".join(_hypothesis_lines(args, first + i, line, hyps)) for i, (line, hyps)
-                in enumerate(zip(chunk, results))]
+        # one entry per input line (n-best lists hold several output lines): the order is rank 0's to keep;
+        # None for a line of another process's part (a translated line has at least one hypothesis)
+        return ["\n".join(_hypothesis_lines(args, first + i, line, hyps)) if hyps else None
+                for i, (line, hyps) in enumerate(zip(chunk, results))]
 
-    # marian semantics: chunks of whole Marian pools, so that the batches are marian-decoder's on the whole corpus
-    outputs = sharded_map(lines, work, chunk_lines=translate_chunk_lines(ported, options), where=where)
+    # marian semantics: chunks of whole Marian pools, so that the batches are marian-decoder's on the whole corpus;
+    # a round of fewer chunks than processes shares them (each process a part of a chunk's batches)
+    outputs = sharded_map(lines, work, chunk_lines=translate_chunk_lines(ported, options), where=where, share=True)
     if where.is_main:
         with output(args.output) as out:
             for chunk in outputs:

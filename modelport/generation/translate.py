@@ -367,7 +367,7 @@ def framework_batching(sem: str, opts: dict[str, Any], batch_size: int | None = 
 def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None, batch_size: int | None = None,
               max_tokens: int | None = None, progress: bool = False, keep_special_tokens: bool = False,
               source_lang: str | None = None, target_lang: str | None = None, first_line: int = 0,
-              **options: Any) -> list[list[Hypothesis]]:
+              part: tuple[int, int] | None = None, **options: Any) -> list[list[Hypothesis]]:
     """Translate ``lines`` with a :class:`~modelport.api.PortedModel`.
 
     Options are the decoding options of the semantics (fairseq names: beam,
@@ -388,9 +388,14 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     with sampling and a ``seed``, each batch draws from its own seed
     (:func:`~modelport.generation.options.part_seed`), so a seeded run
     repeats no draws from batch to batch or part to part.
+    ``part``: ``(index, count)``, translate only that share of the batches the
+    lines form (every ``count``-th, from the ``index``-th; torchrun processes
+    sharing one chunk, :func:`~modelport.generation.shards.sharded_map`); the
+    other lines' lists are empty. Each line is still decoded in its own batch.
     """
     check_lines(lines)
     first_line = NONNEGATIVE_INT.check("first_line", first_line)
+    index, count = check_part(part)
     lines = list(lines)
     for number, line in enumerate(lines, 1):
         check_text_line(number, line)
@@ -436,6 +441,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         cap = opts.get("max_length") if opts.get("max_length_crop") else None
         lengths = [len(x) if cap is None else min(len(x), cap) for x in encoded]
         batches = marian_batches(lengths, **batching)
+        numbers = list(range(index, len(batches), count))  # the batches this part decodes
+        batches = [batches[n] for n in numbers]
         # a shortlist is made per Marian batch, and sampling's draws depend on the batch: those stay apart
         if opts.get("shortlist") is None and not is_sampling(opts):
             batches, widths = decode_groups(batches, lengths, max_lines,
@@ -444,6 +451,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     else:
         lengths = [len(x) for x in encoded]
         batches = make_batches(lengths, batch_size, max_tokens)
+        numbers = list(range(index, len(batches), count))
+        batches = [batches[n] for n in numbers]
         if max_tokens is None and not is_sampling(opts) and (
                 sem == "hf" or (sem == "fairseq" and not opts.get("no_repeat_ngram_size"))):
             # several batches decoded together, each line as in its own batch. fairseq: the cap is max_len_a x the
@@ -463,7 +472,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     seed = opts.pop("seed", None) if is_sampling(opts) else None
     for n, batch in enumerate(batches):
         if seed is not None:
-            opts["seed"] = part_seed(seed, first_line, n)
+            opts["seed"] = part_seed(seed, first_line, numbers[n])  # sampling decodes each batch apart
         try:
             hyps = generate(ported.models, [encoded[i] for i in batch], semantics=sem,
                             encoder_runs=runs[n] if runs else None, **opts,
@@ -481,6 +490,18 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     if bar is not None:
         bar.close()
     return results
+
+
+def check_part(part: tuple[int, int] | None) -> tuple[int, int]:
+    """``translate``'s ``part`` as ``(index, count)``, ``(0, 1)`` for None; a typed error if it is not one."""
+    if part is None:
+        return 0, 1
+    if not (isinstance(part, (tuple, list)) and len(part) == 2):
+        raise InvalidInputError(f"`part` must be (index, count), but is {part!r}")
+    index, count = NONNEGATIVE_INT.check("part index", part[0]), POSITIVE_INT.check("part count", part[1])
+    if index >= count:
+        raise InvalidInputError(f"`part` index must be below its count, but is {index} of {count}")
+    return index, count
 
 
 # translate()'s own keywords, which are not decoding options of a semantics

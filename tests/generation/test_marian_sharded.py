@@ -8,11 +8,14 @@ write what one process writes on the whole file. The model is
 tests/data/marian-trained/post_sep_tied, with pools of 12 lines (mini-batch 4,
 maxi-batch 3, decoder.yml's maxi-batch-sort src) over 500 corpus lines: the
 chunks are 264 lines, where the old rule (256-line chunks, not a multiple of
-12) forms other batches and, as the test checks, other outputs.
+12) forms other batches and, as the test checks, other outputs. An input of
+fewer chunks than processes is shared: each process decodes a part of a
+chunk's batches (``translate``'s ``part``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,7 +27,7 @@ import modelport
 import modelport.cli
 from modelport.errors import InvalidInputError
 from modelport.generation.marian_batching import marian_batches
-from modelport.generation.shards import CHUNK_LINES, pool_chunk_lines, translate_chunk_lines
+from modelport.generation.shards import CHUNK_LINES, pool_chunk_lines, round_part, translate_chunk_lines
 from modelport.generation.translate import translate
 from tests.helpers.paths import CORPUS, DATA, ROOT
 
@@ -91,3 +94,59 @@ def test_two_processes_write_what_one_writes_on_the_whole_file(ported, tmp_path)
     two = _scored(tmp_path / "two")
     # line for line, scores too: the same batches, decoded in the same groups (decode_groups stops at chunks)
     assert two == one
+
+
+def test_parts_translate_every_nth_batch_and_together_every_line(ported):
+    lines = LINES[:60]
+    whole = translate(ported, lines, **BATCHING)
+    batches = marian_batches([len(ids) for ids in ported.tokenizer.encode_batch(lines)], maxi_batch_sort="src",
+                             **BATCHING)
+    parts = [translate(ported, lines, part=(i, 3), **BATCHING) for i in range(3)]
+    for i, part in enumerate(parts):  # a part holds its batches' lines, the others are empty
+        assert {n for n, hyps in enumerate(part) if hyps} == {n for batch in batches[i::3] for n in batch}
+    joined = [next(hyps for hyps in line if hyps) for line in zip(*parts)]
+    # each line in its own batch, so with its length cap: the same tokens (scores may differ in the last bits,
+    # the parts being decoded in other groups; shards.py)
+    assert [h[0].tokens for h in joined] == [h[0].tokens for h in whole]
+    assert max(abs(a[0].score - b[0].score) for a, b in zip(joined, whole)) < 1e-4
+    assert translate(ported, lines[:3], part=(0, 1), **BATCHING)[0][0].tokens == whole[0][0].tokens
+    for bad in ((2, 2), (-1, 2), (0, 0), (1,), "0/2"):
+        with pytest.raises(InvalidInputError, match="part"):
+            translate(ported, lines[:3], part=bad)
+
+
+def test_a_round_of_fewer_chunks_than_processes_is_shared():
+    assert [round_part(2, 2, r, True) for r in range(2)] == [(0, 0, 1), (1, 0, 1)]
+    assert [round_part(1, 3, r, True) for r in range(3)] == [(0, 0, 3), (0, 1, 3), (0, 2, 3)]
+    assert [round_part(2, 5, r, True) for r in range(5)] == [(0, 0, 3), (1, 0, 2), (0, 1, 3), (1, 1, 2), (0, 2, 3)]
+    assert [round_part(1, 2, r, False) for r in range(2)] == [(0, 0, 1), None]
+    assert round_part(0, 2, 0, True) is None
+
+
+def test_two_processes_share_a_round_of_one_chunk(tmp_path):
+    """sharded_map under torchrun (tests/helpers/share_worker.py): ten lines in chunks of four, so the
+    second round's one chunk goes to both processes, each its part; rank 0 joins them in input order."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(ROOT / "tests" / "helpers" / "share_worker.py"), str(tmp_path / "out.json")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    # chunks 0 and 1 whole, one per process; chunk 2 (lines 8, 9) line by line between them
+    assert out == ["0@0", "1@0", "2@0", "3@0", "4@1", "5@1", "6@1", "7@1", "8@0", "9@1"]
+
+
+def test_two_processes_share_an_input_of_one_chunk(ported, tmp_path):
+    lines = LINES[:100]  # one chunk of 264 lines: both processes decode a part of its batches
+    source = tmp_path / "in.en"
+    source.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "modelport.cli", "translate", str(ported.path), "-i", str(source), "-o",
+                          str(tmp_path / "two"), "--scores", *FLAGS],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    two = _scored(tmp_path / "two")
+    one = translate(ported, lines, **BATCHING)
+    assert [text for _, text in two] == [hyps[0].text for hyps in one]
+    assert max(abs(score - hyps[0].score) for (score, _), hyps in zip(two, one)) < 1e-4
