@@ -467,7 +467,8 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
     if progress:
         from tqdm.auto import tqdm  # only when a bar is drawn
 
-        bar = tqdm(total=len(lines), unit="line", file=sys.stderr, disable=None, leave=False)  # no bar in logs
+        # this part's lines (all without `part`); no bar in logs
+        bar = tqdm(total=sum(map(len, batches)), unit="line", file=sys.stderr, disable=None, leave=False)
     strip = {cfg.eos_token_id, cfg.pad_token_id, *forced}  # fairseq's symbols_to_strip_from_output
     seed = opts.pop("seed", None) if is_sampling(opts) else None
     for n, batch in enumerate(batches):

@@ -275,10 +275,11 @@ def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_two_processes_make_the_same_teacher_translations_and_train(teacher_dir, tmp_path):
     data = _write(tmp_path / "train.en", TRAIN[:160])
     dev, ref = _write(tmp_path / "dev.en", DEV), _write(tmp_path / "dev.de", DEV_REF)
+    # chunks of 64 lines: a round of two, then one chunk of 32 lines the two processes share (a part each)
     one = make_kd_data(modelport.load(teacher_dir), "sha", TRAIN[:160], tmp_path / "one", FAST, World(),
-                       chunk_lines=16)
+                       chunk_lines=64)
     run = _torchrun(["distill", str(teacher_dir), "student", "--data", str(data), "--dev", str(dev), "--dev-ref",
-                     str(ref), "--beam", "1", "--max-len-b", "12", "--chunk-lines", "16", "--batch-tokens", "500",
+                     str(ref), "--beam", "1", "--max-len-b", "12", "--chunk-lines", "64", "--batch-tokens", "500",
                      "--max-updates", "24", "--max-epochs", "100", "--eval-every", "8", "--warmup-updates", "4",
                      "--lr", "1e-3", "--patience", "10"], tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]

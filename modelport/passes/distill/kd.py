@@ -111,9 +111,11 @@ def make_kd_data(teacher: PortedModel, teacher_sha256: str, lines: list[str], wo
         _check_manifest(directory, manifest)
     chunks = -(-len(lines) // chunk_lines)
 
-    def translate(chunk: list[str], first: int) -> list[str]:
-        # a translation holds no newline (detokenized text of one line); keep the file one line per pair
-        return [single_line(h[0].text) for h in teacher.translate(chunk, first_line=first, **options)]
+    def translate(chunk: list[str], first: int, part: tuple[int, int]) -> list[str | None]:
+        # a translation holds no newline (detokenized text of one line); keep the file one line per pair;
+        # None: a line of another process's part of the chunk (a round of fewer chunks than processes)
+        return [single_line(h[0].text) if h else None
+                for h in teacher.translate(chunk, first_line=first, part=part, **options)]
 
     start = time.perf_counter()
     targets: list[str] = []
@@ -126,7 +128,7 @@ def make_kd_data(teacher: PortedModel, teacher_sha256: str, lines: list[str], wo
             bar.advance_to(done)
 
         for out in sharded_map(lines, translate, chunk_lines=chunk_lines, work_dir=directory / "chunks",
-                               where=where, on_chunk=advance):
+                               where=where, on_chunk=advance, share=True):
             targets.extend(out)
     seconds = time.perf_counter() - start
     source_path, target_path = directory / "train.src", directory / "train.tgt"
