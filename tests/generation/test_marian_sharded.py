@@ -67,6 +67,17 @@ def _scored(path: Path) -> list[tuple[float, str]]:
             (line.split("\t") for line in path.read_text(encoding="utf-8").splitlines())]
 
 
+def _two_processes(ported, source: Path, tmp_path: Path) -> list[tuple[float, str]]:
+    """``modelport translate --scores`` of ``source`` under torchrun, two processes of one thread."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "modelport.cli", "translate", str(ported.path), "-i", str(source), "-o",
+                          str(tmp_path / "two"), "--scores", *FLAGS],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return _scored(tmp_path / "two")
+
+
 def test_two_processes_write_what_one_writes_on_the_whole_file(ported, tmp_path):
     source = tmp_path / "in.en"
     source.write_text("".join(x + "\n" for x in LINES), encoding="utf-8")
@@ -86,12 +97,7 @@ def test_two_processes_write_what_one_writes_on_the_whole_file(ported, tmp_path)
                 for hyps in translate(ported, chunk, **BATCHING)]
     assert old_rule != [text for _, text in one]
 
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "modelport.cli", "translate", str(ported.path), "-i", str(source), "-o",
-                          str(tmp_path / "two"), "--scores", *FLAGS],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    two = _scored(tmp_path / "two")
+    two = _two_processes(ported, source, tmp_path)
     # line for line, scores too: the same batches, decoded in the same groups (decode_groups stops at chunks)
     assert two == one
 
@@ -140,13 +146,7 @@ def test_two_processes_share_an_input_of_one_chunk(ported, tmp_path):
     lines = LINES[:100]  # one chunk of 264 lines: both processes decode a part of its batches
     source = tmp_path / "in.en"
     source.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "modelport.cli", "translate", str(ported.path), "-i", str(source), "-o",
-                          str(tmp_path / "two"), "--scores", *FLAGS],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    two = _scored(tmp_path / "two")
+    two = _two_processes(ported, source, tmp_path)
     one = translate(ported, lines, **BATCHING)
     assert [text for _, text in two] == [hyps[0].text for hyps in one]
     assert max(abs(score - hyps[0].score) for (score, _), hyps in zip(two, one)) < 1e-4
