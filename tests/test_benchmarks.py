@@ -1,7 +1,8 @@
 """The benchmark scripts run: ``scripts/bench_translate.py`` on a few test
 sentences through the embedded model, each system's pass in a process of its own (the default),
 prints a row per system with its share of the GEMM (or int8 product) peak and
-its agreement with the port. Slow: it times five systems, each pass in a process of its own.
+its agreement with the port; ``--marian --procs 2`` on a few lines (one chunk, which the two
+torchrun processes share) prints the port's rows beside pymarian's, identical to it. Slow: it times five systems, each pass in a process of its own.
 ``scripts/parity_table.py`` compares the port with fairseq's hub told the languages the
 port was given (a lone ``--target-lang`` gave fairseq none, and its English Moses rules
 joined "doesn't" where the port's Pig Latin rules do not: 144/200 lines)."""
@@ -37,6 +38,23 @@ def test_bench_translate_times_each_system_in_its_own_process() -> None:
     assert "% of GEMM peak" in rows["ctranslate2 float32"] and "% of int8 peak" in rows["ctranslate2 int8"]
     # the same beam search rule on the embedded model's 8 lines: CTranslate2 fp32 gives the port's outputs
     assert "identical first-best 100%" in rows["ctranslate2 float32"], out
+
+
+@pytest.mark.slow
+def test_bench_translate_marian_shares_one_chunk_between_two_processes() -> None:
+    pytest.importorskip("pymarian")
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_translate.py"), "--marian",
+                          str(ROOT / "tests" / "data" / "marian-trained" / "post_sep_tied"), "--lines", "24",
+                          "--batch-size", "4", "--rounds", "1", "--threads", "1", "--procs", "2", "--skip",
+                          "ctranslate2", "onnx"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    assert "share 1 chunk(s)" in out and "shares them" in out, out
+    rows = {m.group(1).strip(): m.group(0) for m in re.finditer(r"^(\S.*?)\s+[\d.]+ tok/s.*$", out, re.M)}
+    assert set(rows) == {"modelport (marian semantics)", "pymarian (Marian 1.12)",
+                         "modelport, 2 torchrun processes x 1 thread"}, out
+    assert all("identical to pymarian 100%" in row for row in rows.values()), out
+    assert "differ from one process" not in out, out
 
 
 @pytest.mark.slow
