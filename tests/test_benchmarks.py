@@ -2,7 +2,8 @@
 sentences through the embedded model, each system's pass in a process of its own (the default),
 prints a row per system with its share of the GEMM (or int8 product) peak and
 its agreement with the port; ``--marian --procs 2`` on a few lines (one chunk, which the two
-torchrun processes share) prints the port's rows beside pymarian's, identical to it. Slow: it times five systems, each pass in a process of its own.
+torchrun processes share) prints the port's rows beside pymarian's, identical to it. Slow: it times
+five systems, each pass in a process of its own.
 ``scripts/parity_table.py`` compares the port with fairseq's hub told the languages the
 port was given (a lone ``--target-lang`` gave fairseq none, and its English Moses rules
 joined "doesn't" where the port's Pig Latin rules do not: 144/200 lines)."""
