@@ -440,9 +440,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
         # the length cap depends on the batch (marian): group lines as marian-decoder does
         cap = opts.get("max_length") if opts.get("max_length_crop") else None
         lengths = [len(x) if cap is None else min(len(x), cap) for x in encoded]
-        batches = marian_batches(lengths, **batching)
-        numbers = list(range(index, len(batches), count))  # the batches this part decodes
-        batches = [batches[n] for n in numbers]
+        numbers, batches = part_batches(marian_batches(lengths, **batching), index, count)
         # a shortlist is made per Marian batch, and sampling's draws depend on the batch: those stay apart
         if opts.get("shortlist") is None and not is_sampling(opts):
             batches, widths = decode_groups(batches, lengths, max_lines,
@@ -450,9 +448,7 @@ def translate(ported: Any, lines: Sequence[str], *, semantics: str | None = None
             runs = [encoder_runs(w) for w in widths]
     else:
         lengths = [len(x) for x in encoded]
-        batches = make_batches(lengths, batch_size, max_tokens)
-        numbers = list(range(index, len(batches), count))
-        batches = [batches[n] for n in numbers]
+        numbers, batches = part_batches(make_batches(lengths, batch_size, max_tokens), index, count)
         if max_tokens is None and not is_sampling(opts) and (
                 sem == "hf" or (sem == "fairseq" and not opts.get("no_repeat_ngram_size"))):
             # several batches decoded together, each line as in its own batch. fairseq: the cap is max_len_a x the
@@ -503,6 +499,13 @@ def check_part(part: tuple[int, int] | None) -> tuple[int, int]:
     if index >= count:
         raise InvalidInputError(f"`part` index must be below its count, but is {index} of {count}")
     return index, count
+
+
+def part_batches(batches: list[list[int]], index: int, count: int) -> tuple[list[int], list[list[int]]]:
+    """The numbers and the batches of part ``index`` of ``count`` (:func:`check_part`):
+    every ``count``-th batch, from the ``index``-th."""
+    numbers = list(range(index, len(batches), count))
+    return numbers, [batches[n] for n in numbers]
 
 
 # translate()'s own keywords, which are not decoding options of a semantics
