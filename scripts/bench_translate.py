@@ -71,9 +71,11 @@ at the default, the difference between the two runs is the decoding.
 thread each (``modelport translate`` under torchrun: ``sharded_map`` over
 chunks of whole Marian pools), the counterpart of Marian's N worker threads,
 which decode different batches at once. The script starts itself under
-``python -m torch.distributed.run --standalone --nproc_per_node N``; each
-process loads the port and translates its share once before the timing, which
-runs between two barriers on rank 0 (best of ``--rounds``). Chunks are whole
+``python -m torch.distributed.run --standalone --nproc_per_node N`` once per
+pass, taking its turn with the other rows as a fresh process of CTranslate2's
+does; each process loads the port and translates its share once before the
+timing, which runs between two barriers on rank 0 (best of ``--rounds``
+passes). Chunks are whole
 pools of mini-batch x maxi-batch lines (1,600 with the defaults 16 x 100); a
 round of fewer chunks than processes (the 200 test lines are one) is shared,
 each process decoding every N-th of a chunk's batches, as ``translate`` does.
@@ -394,9 +396,9 @@ def uncached(tokenizer: Any) -> None:
 
 
 def procs_worker(spec_path: Path) -> None:
-    """One process of the ``--procs`` row, started by torchrun: the port loaded and
-    its share translated once, then the sharded translation of all lines timed
-    between two barriers; rank 0 writes the outputs and the best time to the spec's ``out``."""
+    """One process of a :class:`TorchrunPass`, started by torchrun: the port loaded and
+    its share translated once untimed, then the sharded translation of all lines
+    timed between two barriers; rank 0 writes the outputs and the time to the spec's ``out``."""
     import modelport
     from modelport.generation.shards import barrier, sharded_map, translate_chunk_lines, world
     from modelport.generation.translate import translate
@@ -417,32 +419,37 @@ def procs_worker(spec_path: Path) -> None:
                 for text in chunk]
 
     run()  # warm-up
-    best, out = float("inf"), []
-    for _ in range(spec["rounds"]):
-        barrier(where)
-        start = time.perf_counter()
-        out = run()
-        barrier(where)
-        best = min(best, time.perf_counter() - start)
+    barrier(where)
+    start = time.perf_counter()
+    out = run()
+    barrier(where)
+    seconds = time.perf_counter() - start
     if where.is_main:
-        Path(spec["out"]).write_text(json.dumps({"outputs": out, "seconds": best}), encoding="utf-8")
+        Path(spec["out"]).write_text(json.dumps({"outputs": out, "seconds": seconds}), encoding="utf-8")
 
 
-def run_procs(args: argparse.Namespace, ported_dir: Path, lines: list[str], options: dict[str, Any],
-              tmp: Path) -> tuple[list[str], float]:
-    """The ``--procs`` row: this script under torchrun with ``args.procs`` processes of one thread
-    (:func:`procs_worker`); rank 0's outputs and best time."""
-    spec = {"ported": str(ported_dir), "lines": lines, "options": options, "rounds": ROUNDS,
-            "out": str(tmp / "procs-out.json")}
-    (tmp / "procs-spec.json").write_text(json.dumps(spec), encoding="utf-8")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                          str(args.procs), str(Path(__file__).resolve()), "--procs-worker",
-                          str(tmp / "procs-spec.json")], env=env, capture_output=True, text=True)
-    if run.returncode != 0:
-        raise RuntimeError(f"the --procs run failed ({run.returncode}):\n{run.stderr[-3000:]}")
-    result = json.loads((tmp / "procs-out.json").read_text(encoding="utf-8"))
-    return result["outputs"], result["seconds"]
+class TorchrunPass:
+    """The ``--procs`` row's pass: this script under torchrun with ``procs`` processes of
+    one thread each (:func:`procs_worker`), fresh for every pass as an :class:`IsolatedPass`
+    is, so that it takes its turn in :func:`interleaved` with the in-process rows and the
+    machine's drift touches it alike; rank 0's outputs and time."""
+
+    warms_itself = True  # interleaved() gives it no untimed pass of its own
+
+    def __init__(self, procs: int, ported_dir: Path, lines: list[str], options: dict[str, Any], tmp: Path) -> None:
+        self.procs, self.spec, self.out = procs, tmp / "procs-spec.json", tmp / "procs-out.json"
+        self.spec.write_text(json.dumps({"ported": str(ported_dir), "lines": lines, "options": options,
+                                         "out": str(self.out)}), encoding="utf-8")
+
+    def __call__(self) -> tuple[list[str], float]:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                              str(self.procs), str(Path(__file__).resolve()), "--procs-worker", str(self.spec)],
+                             env=env, capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"the --procs run failed ({run.returncode}):\n{run.stderr[-3000:]}")
+        result = json.loads(self.out.read_text(encoding="utf-8"))
+        return result["outputs"], result["seconds"]
 
 
 MARIAN_CT2 = "ctranslate2 float32 (export ct2)"
@@ -571,12 +578,12 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
         systems[MARIAN_CT2] = ct2
     if onnx is not None:
         systems["onnxruntime (export onnx)"] = timing(lambda: ours(onnx))
-    results = interleaved(systems)
-    if args.procs:  # other processes: timed on their own, after the others
+    if args.procs:
         options = {"semantics": "marian", "beam_size": args.beam, "normalize": 0.6, "max_length_factor": factor,
                    **batching}
-        results[f"modelport, {args.procs} torchrun processes x 1 thread"] = run_procs(args, ported.path, lines,
-                                                                                        options, tmp)
+        systems[f"modelport, {args.procs} torchrun processes x 1 thread"] = TorchrunPass(args.procs, ported.path,
+                                                                                         lines, options, tmp)
+    results = interleaved(systems)
     reference = results["pymarian (Marian 1.12)"]
     for name, (out, seconds) in results.items():
         tokens = sum(len(target_spm.encode(x)) + 1 for x in out)
