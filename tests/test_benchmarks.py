@@ -2,8 +2,9 @@
 sentences through the embedded model, each system's pass in a process of its own (the default),
 prints a row per system with its share of the GEMM (or int8 product) peak and
 its agreement with the port; ``--marian --procs 2`` on a few lines (one chunk, which the two
-torchrun processes share) prints the port's rows beside pymarian's, identical to it. Slow: it times
-five systems, each pass in a process of its own.
+torchrun processes share) prints the port's rows beside pymarian's, identical to it;
+``scripts/bench_gemm.py --onnxruntime`` prints both of its tables, every product within float32
+rounding of its peer's. Slow: they time every system, each pass in a process of its own.
 ``scripts/parity_table.py`` compares the port with fairseq's hub told the languages the
 port was given (a lone ``--target-lang`` gave fairseq none, and its English Moses rules
 joined "doesn't" where the port's Pig Latin rules do not: 144/200 lines)."""
@@ -56,6 +57,24 @@ def test_bench_translate_marian_shares_one_chunk_between_two_processes() -> None
                          "modelport, 2 torchrun processes x 1 thread"}, out
     assert all("identical to pymarian 100%" in row for row in rows.values()), out
     assert "differ from one process" not in out, out
+
+
+@pytest.mark.slow
+def test_bench_gemm_compares_the_ports_products_with_torch_and_onnxruntime() -> None:
+    pytest.importorskip("onnxruntime")
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_gemm.py"), "--onnxruntime", "--runs", "1"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    titles = [line for line in run.stdout.splitlines() if line.startswith("modelport's linear vs")]
+    assert [t.split(",")[0] for t in titles] == ["modelport's linear vs F.linear",
+                                                 "modelport's linear vs onnxruntime's MatMul + Add"], run.stdout
+    rows = re.findall(r"^\| (\d+) x (\d+) \|(.*)\| ([\d.e+-]+) \|$", run.stdout, re.M)
+    assert len(rows) == 40, run.stdout  # every shape in both tables
+    for _, _, cells, diff in rows:
+        assert all(re.fullmatch(r"\d+\.\d\dx|F\.linear", c.strip()) for c in cells.split("|")), cells
+        assert float(diff) < 1e-5  # the same product: float32 rounding apart
+    # onnxruntime's table times every cell: it has no "keeps F.linear" mark
+    assert "F.linear" not in run.stdout.split(titles[1])[1]
 
 
 @pytest.mark.slow
