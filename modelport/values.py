@@ -40,6 +40,11 @@ class Kind:
     words: str
     admits: Callable[[Any], bool]
 
+    def refusal(self, shown: str) -> str:
+        """The words of a value refused: "must be a positive integer, but is 'lots'", given
+        the value as the caller shows it (a flag's text, a file's JSON, a Python repr)."""
+        return f"must be {self.words}, but is {shown}"
+
 
 def _integer(test: Callable[[int], bool]) -> Callable[[Any], bool]:
     return lambda v: type(v) is int and test(v)

@@ -310,7 +310,7 @@ def option_type_problems(options: Mapping[str, Any], kinds: Mapping[str, Kind],
     for key, kind in kinds.items():
         value = options.get(key)
         if value is not None and not kind.admits(value):
-            problems.append(f"`{spell(key)}` must be {kind.words}, but is {short_repr(value)}")
+            problems.append(f"`{spell(key)}` {kind.refusal(short_repr(value))}")
     return problems
 
 

@@ -51,9 +51,9 @@ class Rule:
         try:
             value = self.kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {self.values.words}, but is {text!r}") from None
+            raise argparse.ArgumentTypeError(self.values.refusal(repr(text))) from None
         if not self.values.admits(value):
-            raise argparse.ArgumentTypeError(f"must be {self.values.words}, but is {_shown(text, quoted=False)}")
+            raise argparse.ArgumentTypeError(self.values.refusal(_shown(text, quoted=False)))
         return value
 
     def check(self, name: str, value: Any) -> Any:
@@ -64,7 +64,7 @@ class Rule:
             number = int(value) if self.kind is int or type(value) is int else float(value)
             if self.values.admits(number):
                 return number
-        raise InvalidInputError(f"`{name}` must be {self.values.words}, but is {_shown(value)}")
+        raise InvalidInputError(f"`{name}` {self.values.refusal(_shown(value))}")
 
 
 def _shown(value: Any, quoted: bool = True) -> str:

@@ -51,8 +51,7 @@ def read_config(directory: str | Path, cfg: dict[str, Any] | None = None) -> tup
     for key, kind in CONFIG_KINDS.items():
         value = cfg.get(key)
         if value is not None and not kind.admits(value):
-            raise InvalidInputError(f"`{key}` of `{directory / CONFIG_NAME}` must be {kind.words}, but is "
-                                    f"{json.dumps(value)[:60]}")
+            raise InvalidInputError(f"`{key}` of `{directory / CONFIG_NAME}` {kind.refusal(json.dumps(value)[:60])}")
     return directory, cfg
 
 
