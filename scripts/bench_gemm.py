@@ -16,7 +16,7 @@ product (the thresholds of :func:`modelport.model.gemm.onednn_applies`). The las
 largest difference between the two results, relative to the largest output.
 
 ``--onnxruntime``: a second table, modelport's product against onnxruntime's
-at the same shapes and threads (a one-node graph, ``MatMul`` by a constant
+at the same shapes and threads (a two-node graph, ``MatMul`` by a constant
 weight then ``Add`` of the bias, as ``export onnx`` writes a linear layer;
 onnxruntime prepacks the constant weight for its MLAS kernels), speed ratio
 (> 1: modelport faster). It is what bounds the ONNX row of bench_translate.py
@@ -51,7 +51,7 @@ def _timed(fn, calls: int) -> float:
 
 
 def onnxruntime_linear(weight: torch.Tensor, bias: torch.Tensor, threads: int):
-    """``x -> x @ weight.T + bias`` run by onnxruntime on a one-node graph whose weight is a constant."""
+    """``x -> x @ weight.T + bias`` run by onnxruntime on a graph of two nodes whose weight is a constant."""
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
