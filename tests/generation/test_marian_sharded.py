@@ -30,6 +30,7 @@ from modelport.generation.marian_batching import marian_batches
 from modelport.generation.shards import CHUNK_LINES, pool_chunk_lines, round_part, translate_chunk_lines
 from modelport.generation.translate import translate
 from tests.helpers.paths import CORPUS, DATA, ROOT
+from tests.helpers.torchrun import two_processes
 
 MODEL = DATA / "marian-trained" / "post_sep_tied"
 LINES = (CORPUS / "valid.en").read_text(encoding="utf-8").splitlines()[:500]
@@ -69,11 +70,8 @@ def _scored(path: Path) -> list[tuple[float, str]]:
 
 def _two_processes(ported, source: Path, tmp_path: Path) -> list[tuple[float, str]]:
     """``modelport translate --scores`` of ``source`` under torchrun, two processes of one thread."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "modelport.cli", "translate", str(ported.path), "-i", str(source), "-o",
-                          str(tmp_path / "two"), "--scores", *FLAGS],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    run = two_processes(["-m", "modelport.cli", "translate", str(ported.path), "-i", str(source), "-o",
+                         str(tmp_path / "two"), "--scores", *FLAGS], tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     return _scored(tmp_path / "two")
 
@@ -132,10 +130,8 @@ def test_a_round_of_fewer_chunks_than_processes_is_shared():
 def test_two_processes_share_a_round_of_one_chunk(tmp_path):
     """sharded_map under torchrun (tests/helpers/share_worker.py): ten lines in chunks of four, so the
     second round's one chunk goes to both processes, each its part; rank 0 joins them in input order."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          str(ROOT / "tests" / "helpers" / "share_worker.py"), str(tmp_path / "out.json")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    run = two_processes([str(ROOT / "tests" / "helpers" / "share_worker.py"), str(tmp_path / "out.json")], tmp_path,
+                        timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     # chunks 0 and 1 whole, one per process; chunk 2 (lines 8, 9) line by line between them

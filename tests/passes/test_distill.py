@@ -8,10 +8,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,14 +26,13 @@ from modelport.passes.distill.student import fresh_student, parse_student, stude
 from modelport.passes.distill.trainer import train
 from tests.helpers.cli import one_line_error
 from tests.helpers.paths import CORPUS, ROOT
+from tests.helpers.torchrun import two_processes
 
 TRAIN = (CORPUS / "train.en").read_text(encoding="utf-8").splitlines()
 TRAIN_DE = (CORPUS / "train.de").read_text(encoding="utf-8").splitlines()
 DEV = (CORPUS / "valid.en").read_text(encoding="utf-8").splitlines()[:8]
 DEV_REF = (CORPUS / "valid.de").read_text(encoding="utf-8").splitlines()[:8]
 FAST = {"beam": 1, "max_len_b": 12}  # keeps an untrained student's outputs short
-PYTHON = Path(sys.executable)
-TORCHRUN = PYTHON.with_name("torchrun")
 
 
 @pytest.fixture(scope="module")
@@ -267,9 +264,7 @@ def test_distill_refuses_bad_input_in_one_line(distilled, teacher_dir, capsys):
 
 
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "modelport.cli",
-                           *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return two_processes(["-m", "modelport.cli", *args], cwd)
 
 
 def test_two_processes_make_the_same_teacher_translations_and_train(teacher_dir, tmp_path):
