@@ -55,17 +55,17 @@ def onnxruntime_linear(weight: torch.Tensor, bias: torch.Tensor, threads: int):
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
+    from modelport.runtimes.onnx import session_options
+
     fan_out, fan_in = weight.shape
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"])], "linear",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, fan_in])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, fan_out])],
         [numpy_helper.from_array(weight.t().contiguous().numpy(), "w"), numpy_helper.from_array(bias.numpy(), "b")])
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    # idle workers sleep, as in modelport's ONNX runtime: spinning ones would take the cores from torch's products
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(helper.make_model(graph).SerializeToString(), options,
+    # modelport's ONNX runtime's settings: its idle workers sleep, where spinning ones would take the cores
+    # from torch's products timed in turn with them
+    session = onnxruntime.InferenceSession(helper.make_model(graph).SerializeToString(), session_options(threads),
                                            providers=["CPUExecutionProvider"])
     return lambda x: torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
 
