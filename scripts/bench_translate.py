@@ -36,7 +36,10 @@ batch" shows the port decoding them one by one as the others do.
 Every system is set up first; each translates the whole set once untimed,
 then ``--rounds`` timed passes in which the systems take turns (A B C, A B C,
 ...): the machine's speed drifts during a run, and in turns the drift touches
-every system alike. The best pass of each counts.
+every system alike. The best pass of each counts. With two or more rounds a
+compared row also gives its time ratio round by round (each pass against its
+base system's pass of the same round, run seconds apart): the median and the
+range of those ratios, which a drift between rounds leaves out.
 
 Every pass runs in a fresh process of its own (this script again, which
 loads that one system from the files written under the run's temporary
@@ -119,6 +122,7 @@ import gc
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -179,23 +183,42 @@ SETTLE_SECONDS = 0.3  # after each timed pass, so that no system's idle threads 
 Pass = Callable[[], tuple[Any, float]]
 
 
-def interleaved(systems: dict[str, Pass]) -> dict[str, tuple[Any, float]]:
-    """Each system's output and its best of ``ROUNDS`` timed passes, the
-    systems taking turns round by round (A B C, A B C, ...) after one untimed
-    warm-up pass each: the machine's speed drifts during a run (by a third
-    between minutes on this one), and in turns a drift touches every system
-    alike, so the ratios of one run hold."""
+@dataclass
+class Timed:
+    """A system's passes in :func:`interleaved`: its output, its best time and every timed pass's
+    seconds in round order."""
+    out: Any
+    best: float
+    rounds: list[float]
+
+
+def paired_ratio(timed: Timed, base: Timed) -> str:
+    """The time ratio to ``base`` round by round (each pass against the base's pass of the
+    same round, run seconds apart, so a drift between rounds cancels out of it): median and range;
+    empty for a single round."""
+    if len(timed.rounds) < 2:
+        return ""
+    ratios = sorted(a / b for a, b in zip(timed.rounds, base.rounds))
+    return f" (round by round: median {statistics.median(ratios):.2f}x, {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
+
+
+def interleaved(systems: dict[str, Pass]) -> dict[str, Timed]:
+    """Each system's output and its ``ROUNDS`` timed passes, the systems
+    taking turns round by round (A B C, A B C, ...) after one untimed warm-up
+    pass each: the machine's speed drifts during a run (by a third between
+    minutes on this one), and in turns a drift touches every system alike, so
+    the ratios of one run hold."""
     for run in systems.values():
         if not getattr(run, "warms_itself", False):
             run()
-    best = {name: float("inf") for name in systems}
+    rounds: dict[str, list[float]] = {name: [] for name in systems}
     outs: dict[str, Any] = {}
     for _ in range(ROUNDS):
         for name, run in systems.items():
             outs[name], seconds = run()
-            best[name] = min(best[name], seconds)
+            rounds[name].append(seconds)
             time.sleep(SETTLE_SECONDS)
-    return {name: (outs[name], best[name]) for name in systems}
+    return {name: Timed(outs[name], min(rounds[name]), rounds[name]) for name in systems}
 
 
 def timing(fn: Callable[[], Any]) -> Pass:
@@ -331,8 +354,8 @@ def gemm_peak(cfg, rows: int, src_rows: int, seconds: float = 0.5) -> tuple[floa
     return best_rate(products, seconds)
 
 
-def report(name: str, out: dict[int, list[int]], seconds: float, base: tuple[dict[int, list[int]], float] | None,
-           base_name: str = "modelport", int8: bool = False) -> float:
+def report(name: str, timed: Timed, base: Timed | None, base_name: str = "modelport", int8: bool = False) -> float:
+    out, seconds = timed.out, timed.best
     ntok = sum(len(t) for t in out.values())
     line = f"{name:<34} {ntok / seconds:9.1f} tok/s"
     if PEAK:
@@ -342,9 +365,10 @@ def report(name: str, out: dict[int, list[int]], seconds: float, base: tuple[dic
         elif not int8:
             line += f"   {100 * flops / seconds / PEAK[0]:4.1f}% of GEMM peak"
     if base is not None:
-        ours, t_ours = base
+        ours = base.out
         same = sum(ours[i] == out[i] for i in ours) / len(ours)
-        line += f"   {base_name} speed {seconds / t_ours:5.2f}x   identical first-best {same:.0%}"
+        line += (f"   {base_name} speed {seconds / base.best:5.2f}x{paired_ratio(timed, base)}   "
+                 f"identical first-best {same:.0%}")
     print(line, flush=True)
     return ntok / seconds
 
@@ -585,13 +609,15 @@ def bench_marian(args: argparse.Namespace, tmp: Path) -> None:
                                                                                          lines, options, tmp)
     results = interleaved(systems)
     reference = results["pymarian (Marian 1.12)"]
-    for name, (out, seconds) in results.items():
+    for name, timed in results.items():
+        out, seconds = timed.out, timed.best
         tokens = sum(len(target_spm.encode(x)) + 1 for x in out)
-        same = sum(a == b for a, b in zip(out, reference[0])) / len(out)
-        print(f"{name:<43} {tokens / seconds:9.1f} tok/s   {seconds / reference[1]:5.2f}x pymarian's time   "
-              f"identical to pymarian {same:.0%}", flush=True)
+        same = sum(a == b for a, b in zip(out, reference.out)) / len(out)
+        paired = "" if timed is reference else paired_ratio(timed, reference)
+        print(f"{name:<43} {tokens / seconds:9.1f} tok/s   {seconds / reference.best:5.2f}x pymarian's time"
+              f"{paired}   identical to pymarian {same:.0%}", flush=True)
     if args.procs:  # the sharded translation must be the single process's, line for line
-        one, many = (results[k][0] for k in ("modelport (marian semantics)",
+        one, many = (results[k].out for k in ("modelport (marian semantics)",
                                               f"modelport, {args.procs} torchrun processes x 1 thread"))
         if many != one:
             print(f"warning: the {args.procs} processes' outputs differ from one process's on "
@@ -720,7 +746,7 @@ def bench_fairseq(args: argparse.Namespace, tmp: Path) -> None:
         spec.write_text(setup.to_json(), encoding="utf-8")
         results = interleaved({name: IsolatedPass(spec, name, int) for name, _ in rows})
     for name, base in rows:
-        report(name, *results[name], None if base is None else results[base],
+        report(name, results[name], None if base is None else results[base],
                "modelport int8" if base == INT8 else "modelport", int8="int8" in name)
 
 

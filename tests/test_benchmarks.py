@@ -1,8 +1,9 @@
 """The benchmark scripts run: ``scripts/bench_translate.py`` on a few test
 sentences through the embedded model, each system's pass in a process of its own (the default),
-prints a row per system with its share of the GEMM (or int8 product) peak and
-its agreement with the port; ``--marian --procs 2`` on a few lines (one chunk, which the two
-torchrun processes share) prints the port's rows beside pymarian's, identical to it;
+prints a row per system with its share of the GEMM (or int8 product) peak,
+its agreement with the port and, over two rounds, its time ratio round by round;
+``--marian --procs 2`` on a few lines (one chunk, which the two torchrun processes share)
+prints the port's rows beside pymarian's, identical to it;
 ``scripts/bench_gemm.py --onnxruntime`` prints both of its tables, every product within float32
 rounding of its peer's. Slow: they time every system, each pass in a process of its own.
 ``scripts/parity_table.py`` compares the port with fairseq's hub told the languages the
@@ -26,7 +27,7 @@ def test_bench_translate_times_each_system_in_its_own_process() -> None:
     pytest.importorskip("ctranslate2")
     pytest.importorskip("fairseq")  # ct2-fairseq-converter reads the checkpoint with it
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_translate.py"), "--lines", "8",
-                          "--rounds", "1", "--skip", "transformers", "fairseq", "onnx"],
+                          "--rounds", "2", "--skip", "transformers", "fairseq", "onnx"],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout
@@ -38,6 +39,11 @@ def test_bench_translate_times_each_system_in_its_own_process() -> None:
     # batches decoded together or one by one: the same outputs
     assert "identical first-best 100%" in rows["modelport, one search per batch"], out
     assert "% of GEMM peak" in rows["ctranslate2 float32"] and "% of int8 peak" in rows["ctranslate2 int8"]
+    # two rounds: every compared row also gives its ratio round by round (median and range)
+    paired = re.compile(r"round by round: median [\d.]+x, ([\d.]+)-([\d.]+)x")
+    for name in rows.keys() - {"modelport (fairseq semantics)"}:
+        low, high = map(float, paired.search(rows[name]).groups())
+        assert 0 < low <= high, rows[name]
     # the same beam search rule on the embedded model's 8 lines: CTranslate2 fp32 gives the port's outputs
     assert "identical first-best 100%" in rows["ctranslate2 float32"], out
 
