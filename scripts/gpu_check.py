@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 import modelport
+from modelport.generation.options import positive_int
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +80,7 @@ def _ctranslate2(port: Path, lines: list[str], device: str, compute_type: str,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("ported_dir", nargs="?", help="a ported folder (default: the embedded model, converted)")
-    parser.add_argument("--lines", type=int, default=200, help="lines of assets/corpus/test.en (default: 200)")
+    parser.add_argument("--lines", type=positive_int, default=200, help="lines of assets/corpus/test.en (default: 200)")
     parser.add_argument("--cpu-dry-run", action="store_true",
                         help="run every step on the CPU (float32 for CTranslate2): checks the script without a GPU")
     args = parser.parse_args()

@@ -8,10 +8,13 @@ prints the port's rows beside pymarian's, identical to it;
 rounding of its peer's. Slow: they time every system, each pass in a process of its own.
 ``scripts/parity_table.py`` compares the port with fairseq's hub told the languages the
 port was given (a lone ``--target-lang`` gave fairseq none, and its English Moses rules
-joined "doesn't" where the port's Pig Latin rules do not: 144/200 lines)."""
+joined "doesn't" where the port's Pig Latin rules do not: 144/200 lines).
+Not slow: ``scripts/gpu_check.py --cpu-dry-run`` on 8 lines (the GPU script, which runs only where a
+GPU is lent, goes through each of its steps on the CPU)."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -92,3 +95,30 @@ def test_parity_table_gives_fairseq_the_languages_the_port_was_given() -> None:
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| greedy | 20/20 | 20/20 |" in run.stdout, run.stdout  # lines 4, 5 and 16 hold "n't" / "'s"
+
+
+def test_gpu_check_dry_run_goes_through_every_step_on_the_cpu() -> None:
+    """The GPU script (scripts/gpu_check.sh), which runs only when a GPU is lent, kept working: ``--cpu-dry-run``
+    takes each of its steps on the CPU (three precisions, then CTranslate2 beside the port's float32), and
+    without the flag, on a machine without CUDA, it says so and exits 0."""
+    script = str(ROOT / "scripts" / "gpu_check.py")
+    run = subprocess.run([sys.executable, script, "--lines", "8", "--cpu-dry-run"], capture_output=True, text=True,
+                         timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    out = run.stdout
+    assert out.startswith("gpu_check: CPU dry run") and "cpu  float32   reference" in out, out
+    # the CPU's float32 run again (as on CUDA): the reference's every line
+    assert re.search(r"^  cpu float32\s+8/8 lines identical to cpu float32", out, re.M), out
+    for dtype in ("float16", "bfloat16"):  # half precision runs; its agreement is reported, not required
+        assert re.search(rf"^  cpu {dtype}\s+\d/8 lines identical to cpu float32 .* tok/s$", out, re.M), out
+    if importlib.util.find_spec("ctranslate2") is not None:
+        assert re.search(r"^  ctranslate2 float32 .* modelport float32 is [\d.]+x its tokens/s; \d/8 lines", out,
+                         re.M), out
+    import torch
+
+    if not torch.cuda.is_available():
+        run = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert run.returncode == 0 and run.stdout.startswith("gpu_check: skipped, CUDA is not available"), run.stdout
+    bad = subprocess.run([sys.executable, script, "--lines", "0", "--cpu-dry-run"], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert bad.returncode == 2 and "--lines" in bad.stderr, bad.stderr
