@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,8 +115,6 @@ def test_gpu_check_dry_run_goes_through_every_step_on_the_cpu() -> None:
     if importlib.util.find_spec("ctranslate2") is not None:
         assert re.search(r"^  ctranslate2 float32 .* modelport float32 is [\d.]+x its tokens/s; \d/8 lines", out,
                          re.M), out
-    import torch
-
     if not torch.cuda.is_available():
         run = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert run.returncode == 0 and run.stdout.startswith("gpu_check: skipped, CUDA is not available"), run.stdout
