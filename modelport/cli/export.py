@@ -115,8 +115,9 @@ _TARGETS = (
             (_ALLOW_APPROXIMATE, _SOURCE_LANG, _TARGET_LANG), _run_hf),
     _Target("onnx", "onnxruntime", "onnxruntime: encoder.onnx + decoder.onnx + decoder_with_past.onnx (KV cache)",
             "Write encoder.onnx, decoder.onnx (the first step: logits and the cache, cross-attention keys/values "
-            "included) and decoder_with_past.onnx (every later step: one token and the cache in, the cache one "
-            "position longer out; a Marian SSRU decoder's cache is one cell state per layer) with dynamic batch "
+            "included) and decoder_with_past.onnx (every later step: one token and the cache in, the token's "
+            "own keys/values out, which the runtime appends; a Marian SSRU decoder's cache is one cell state per "
+            "layer) with dynamic batch "
             "and lengths, plus the tokenizer, for fairseq, Marian and T5 ports. The graphs are run with "
             "onnxruntime and compared with the port: teacher-forced logits within 1e-4, greedy outputs identical, "
             "and modelport's beam search (beam 5, the folder's semantics) on onnxruntime token-identical to the "

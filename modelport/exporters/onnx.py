@@ -11,8 +11,9 @@ exporter, so no onnxscript is needed), laid out as Optimum's seq2seq exports
   self-attention keys/values and the cross-attention keys/values of the
   encoder states (computed here, once per sentence);
 * ``decoder_with_past.onnx``: every later step: one new token per row, the
-  source mask and the cache → ``logits`` and the self-attention cache one
-  position longer. The new token's position (learned or sinusoidal tables,
+  source mask and the cache → ``logits`` and the new token's own
+  self-attention keys/values (attended apart from the cache, which the
+  runtime extends: :class:`DecoderWithPastGraph`). The new token's position (learned or sinusoidal tables,
   T5's relative position bias, Marian's unnormalised cached keys) is the past
   length, read from the cache's shape inside the graph, so a step costs the
   same whatever the output length (the prefix is never recomputed).
@@ -112,8 +113,8 @@ _FIRST_NOTE = {
           "cache (present.*: each SSRU layer's cell state and the cross-attention keys/values)"}
 _STEP_NOTE = {
     False: "every later step: one new token per row, the source mask and the cache (past_key_values.*, the present.* "
-           "of the previous step; encoder keys/values unchanged) -> the next logits and the self-attention cache one "
-           "position longer",
+           "of the previous step with this step's own appended; encoder keys/values unchanged) -> the next logits "
+           "and this step's own self-attention keys/values (present.*: one position)",
     True: "every later step: one new token per row, the source mask, past_positions (zeros: its length is the new "
           "token's position) and the cache (past_key_values.*, the present.* of the previous step; encoder "
           "keys/values unchanged) -> the next logits and the SSRU cell states after the new token"}
@@ -173,11 +174,18 @@ class DecoderWithPastGraph(nn.Module):
     given as inputs; the past length (the step's position) is the cache's
     shape, so the tracer records it as a dynamic value, not a constant. An
     SSRU decoder's cache (a cell state per layer) has no length: its first
-    input after the mask, ``past_positions`` ``[1, past_len]``, gives it."""
+    input after the mask, ``past_positions`` ``[1, past_len]``, gives it.
 
-    def __init__(self, model: Seq2SeqModel) -> None:
+    ``past_apart`` (the default): the step attends to the past keys/values and
+    to its own apart and returns only its own as ``present.*.decoder.*`` (one
+    position), which the runtime appends to the cache in the copy that applies
+    the search's reorder; otherwise (graphs written before) the cache one
+    position longer, a second copy of it at every step."""
+
+    def __init__(self, model: Seq2SeqModel, past_apart: bool = True) -> None:
         super().__init__()
         self.model = model
+        self.past_apart = past_apart
 
     def forward(self, decoder_input_ids: Tensor, encoder_attention_mask: Tensor, *past: Tensor) -> tuple[Tensor, ...]:
         if _recurrent(self.model):
@@ -186,8 +194,8 @@ class DecoderWithPastGraph(nn.Module):
                       for i in range(0, len(past), 3)]
         else:
             steps = past[0].size(2)
-            layers = [LayerCache(self_k=past[i], self_v=past[i + 1], cross_k=past[i + 2], cross_v=past[i + 3])
-                      for i in range(0, len(past), 4)]
+            layers = [LayerCache(self_k=past[i], self_v=past[i + 1], cross_k=past[i + 2], cross_v=past[i + 3],
+                                 past_apart=self.past_apart) for i in range(0, len(past), 4)]
         state = DecoderState(layers=layers, steps=steps)
         # the encoder states are not read once the cross-attention keys are cached: the mask stands in
         enc = EncoderOutput(encoder_attention_mask, encoder_attention_mask.eq(0))
@@ -207,8 +215,9 @@ def _example_inputs(model: Seq2SeqModel) -> tuple[Tensor, Tensor]:
     return src, prev
 
 
-def _export_graphs(model: Seq2SeqModel, folder: Path, opset: int) -> None:
-    """Trace the three graphs into ``folder`` and check them with onnx's checker."""
+def _export_graphs(model: Seq2SeqModel, folder: Path, opset: int, past_apart: bool = True) -> None:
+    """Trace the three graphs into ``folder`` and check them with onnx's checker
+    (``past_apart``: see :class:`DecoderWithPastGraph`)."""
     import onnx
 
     n, recurrent = len(model.decoder.layers), _recurrent(model)
@@ -235,6 +244,8 @@ def _export_graphs(model: Seq2SeqModel, folder: Path, opset: int) -> None:
     first_axes = {name: axes(name, "tgt_len") for name in decoder_outputs(n, recurrent)[1:]}
     past_axes = {name: axes(name, "past_len") for name in decoder_with_past_inputs(n, recurrent)[2:]}
     step_axes = {name: axes(name, "past_len_plus_1") for name in decoder_with_past_outputs(n, recurrent)[1:]}
+    if past_apart:  # the step's own keys/values: one position
+        step_axes = {name: {0: "batch"} if ".decoder." in name else ax for name, ax in step_axes.items()}
     with torch.no_grad(), warnings.catch_warnings():
         # the tracer warns about every Python bool/int it records as a constant (checked by verification)
         warnings.simplefilter("ignore")
@@ -248,7 +259,8 @@ def _export_graphs(model: Seq2SeqModel, folder: Path, opset: int) -> None:
                           dynamic_axes={"decoder_input_ids": prefix,
                                         "encoder_hidden_states": batch_src, "encoder_attention_mask": batch_src,
                                         "logits": prefix, **first_axes})
-        torch.onnx.export(DecoderWithPastGraph(model), (new, mask, *cache), str(folder / DECODER_WITH_PAST_FILE),
+        torch.onnx.export(DecoderWithPastGraph(model, past_apart), (new, mask, *cache),
+                          str(folder / DECODER_WITH_PAST_FILE),
                           dynamo=False, opset_version=opset, input_names=decoder_with_past_inputs(n, recurrent),
                           output_names=decoder_with_past_outputs(n, recurrent),
                           dynamic_axes={"decoder_input_ids": {0: "batch"}, "encoder_attention_mask": batch_src,

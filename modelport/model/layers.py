@@ -299,6 +299,10 @@ class LayerCache:
     ``cross_weights`` holds the cross-attention probabilities ``[B, H, T, S]`` of
     the last call when the decoder was asked to keep them (Marian's word
     alignments); it is replaced at every step, so it is never reordered.
+    ``past_apart`` (the ONNX export's ``decoder_with_past.onnx`` only): the step
+    attends to the cached positions and to its own key/value apart
+    (:func:`past_and_new`) and leaves only its own in ``self_k``/``self_v``, so
+    the graph copies no cache; its runtime appends them (:func:`appended`).
     """
 
     self_k: Tensor | None = None
@@ -310,6 +314,7 @@ class LayerCache:
     ssru_state: Tensor | None = None
     cross_weights: Tensor | None = None
     cross_runs: KeyRuns | None = None
+    past_apart: bool = False
 
     def reorder(self, index: Tensor, cross: bool = True, cross_index: Tensor | None = None,
                 runs: KeyRuns | None = None) -> None:
@@ -338,16 +343,20 @@ class LayerCache:
         if self.self_k is None or self.self_v is None:
             self.self_k, self.self_v = k, v
         else:
-            self.self_k = _appended(self.self_k, self.self_index, k)
-            self.self_v = _appended(self.self_v, self.self_index, v)
+            self.self_k = appended(self.self_k, k, self.self_index)
+            self.self_v = appended(self.self_v, v, self.self_index)
         self.self_index = None
         return self.self_k, self.self_v
 
 
-def _appended(cache: Tensor, index: Tensor | None, new: Tensor) -> Tensor:
-    """``cat([cache.index_select(0, index), new], dim=2)`` with one copy of the cache."""
+def appended(cache: Tensor, new: Tensor, index: Tensor | None = None, *, select_new: bool = False) -> Tensor:
+    """``cat([cache, new], dim=2)``, of the cache the rows ``index`` (and of ``new`` too where
+    ``select_new``: keys/values computed before the search reordered the rows), with one
+    copy of the cache."""
     if index is None:
         return torch.cat([cache, new], dim=2)
+    if select_new:
+        new = new.index_select(0, index)  # one position: small
     if torch.jit.is_tracing():
         return torch.cat([cache.index_select(0, index), new], dim=2)
     t = cache.size(2)
@@ -426,6 +435,26 @@ def softmax_rows(x: Tensor) -> Tensor:
         e = (x - x.amax(-1, keepdim=True)).exp_()
         return e.div_(e.sum(-1, keepdim=True))
     return torch.softmax(x, dim=-1)
+
+
+def past_and_new(q: Tensor, past_k: Tensor, past_v: Tensor, k: Tensor, v: Tensor, mask: Tensor | None,
+                 scale: float) -> Tensor:
+    """:func:`attend` for one position's queries ``[N, H, 1, Dh]`` over the keys/values
+    ``cat([past_k, k], 2)`` (and ``v``s), ``k``/``v`` that position's own, without
+    joining them: the scores of both parts are joined instead (a few per query), the
+    output is the sum of the two parts' weighted values. For a traced decoding step
+    (``LayerCache.past_apart``): onnxruntime would otherwise copy the whole cache
+    into a new tensor at every step, and the runtime copies it once anyway, to
+    apply the search's reorder. The new key's score and value are element-wise
+    products: as batched products of 1 x Dh x 1 they took onnxruntime longer than
+    the copy saved (the embedded model, 1,000 rows)."""
+    past = past_k.size(2)
+    q = q * scale
+    scores = torch.cat([torch.matmul(q, past_k.transpose(-1, -2)), (q * k).sum(-1, keepdim=True)], dim=-1)
+    if mask is not None:  # over all past + 1 keys
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    probs = torch.softmax(scores, dim=-1)
+    return torch.matmul(probs[..., :past], past_v) + probs[..., past:] * v
 
 
 def matmul_attention(rows: int, keys: int, width: int, like: Tensor) -> bool:
@@ -586,14 +615,18 @@ class Attention(nn.Module):
         return self._split(self.k_proj(x)), self._split(self.v_proj(x))
 
     def forward(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, runs: KeyRuns | None = None,
-                shared: bool = False) -> Tensor:
+                shared: bool = False, past: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """``x``: queries ``[B, T, D]``; ``k``/``v``: ``[B, H, S, Dh]`` (or fewer
         rows shared by runs of query rows, see :func:`attend`, ``shared`` where they
-        may be); ``mask``: boolean (True = attend) or additive float, broadcastable to ``[B, H, T, S]``."""
+        may be); ``mask``: boolean (True = attend) or additive float, broadcastable to ``[B, H, T, S]``.
+        ``past``: keys/values of earlier positions, attended before ``k``/``v`` (:func:`past_and_new`)."""
         q = self._split(self.q_proj(x))
         if mask is not None and mask.dtype != torch.bool:
             mask = mask.to(q.dtype)
-        out = attend(q, k, v, mask, self.scale, runs, shared)
+        if past is not None:
+            out = past_and_new(q, *past, k, v, mask, self.scale)
+        else:
+            out = attend(q, k, v, mask, self.scale, runs, shared)
         if self.head_gate is not None:
             out = out * self.head_gate.to(out.dtype)[:, None, None]
         b, _, t, _ = out.shape

@@ -193,8 +193,14 @@ class DecoderLayer(nn.Module):
             x = self._ssru_block(x, cache)
         else:
             h = self.self_attn_norm(x) if self.pre_norm else x
-            k, v = self._self_kv(x, h, cache)
-            x = self.clamp(x + self.self_attn(h, k, v, self_mask))
+            if cache is not None and cache.past_apart:  # a traced step: the cache and this step's keys apart
+                assert cache.self_k is not None and cache.self_v is not None, "a step after the first"
+                past = (cache.self_k, cache.self_v)
+                k, v = cache.self_k, cache.self_v = self.self_attn.project_kv(x if self.cached_kv_unnormed else h)
+                x = self.clamp(x + self.self_attn(h, k, v, self_mask, past=past))
+            else:
+                k, v = self._self_kv(x, h, cache)
+                x = self.clamp(x + self.self_attn(h, k, v, self_mask))
             if not self.pre_norm:
                 x = self.self_attn_norm(x)
 

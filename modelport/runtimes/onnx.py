@@ -15,9 +15,14 @@ laid out as Optimum's seq2seq exports are:
 * ``decoder_with_past.onnx`` (every later step): ``decoder_input_ids``
   ``[batch, 1]``, ``encoder_attention_mask`` and ``past_key_values.{i}.decoder.key/value``
   + ``past_key_values.{i}.encoder.key/value`` → ``logits`` ``[batch, 1, vocab]``
-  and ``present.{i}.decoder.key/value`` one position longer. The position of
-  the new token (sinusoidal/learned tables, T5's relative bias) is the past
-  length, read from the cache's shape inside the graph.
+  and ``present.{i}.decoder.key/value``, the new token's own keys/values ``[batch,
+  heads, 1, head_dim]``: the graph attends to the cache and to them apart, and
+  :class:`OnnxSeq2Seq` appends them to the cache at the next step, in the copy
+  that applies the search's reorders (the cache is copied once a step, not also
+  by the graph; exports written before return the cache one position longer,
+  told by that output's shape). The position of the new token
+  (sinusoidal/learned tables, T5's relative bias) is the past length, read from
+  the cache's shape inside the graph.
 
 Decoder graphs that ``export onnx`` writes carry the metadata entry
 ``modelport.shared_cross_keys`` (:data:`SHARED_CROSS_KEYS`): their
@@ -67,6 +72,7 @@ from modelport.generation.semantics import check_generation_config
 from modelport.generation.translate import translate, translate_windows
 from modelport.model.config import Seq2SeqConfig
 from modelport.model.folder import CONFIG_NAME, GENERATION_NAME, TOKENIZER_DIR, _read_config, read_json_object
+from modelport.model.layers import appended
 from modelport.model.transformer import encode_in_runs
 from modelport.reports.export import EXPORT_REPORT_NAME
 from modelport.tokenizers import Tokenizer, load_tokenizer
@@ -200,6 +206,11 @@ class OnnxSeq2Seq(SearchBackend):
         self.hidden: Tensor | None = None  # the encoder output, until the first decoder step has read it
         self.mask: Tensor | None = None
         self.self_kv: list[Tensor] = []   # per layer: key, value (an SSRU decoder's: the cell state)
+        # graphs whose later step returns its own keys/values only (a step's present.*.decoder.* one position long):
+        # kept apart until the next step appends them, in the copy that applies the reorders since (pending)
+        self.past_apart = not self.recurrent and _one_position(self.decoder_with_past)
+        self.self_new: list[Tensor] = []
+        self.pending: Tensor | None = None
         self.cross_kv: list[Tensor] = []  # per layer: key, value (empty before the first decoder step)
         self.steps = 0  # positions consumed since encode
 
@@ -231,7 +242,7 @@ class OnnxSeq2Seq(SearchBackend):
         else:
             hidden, mask = self._run(ENCODER_FILE, ENCODER_OUTPUTS, {"input_ids": _np(src_tokens)})
             self.hidden, self.mask = torch.from_numpy(hidden), torch.from_numpy(mask)
-        self.self_kv, self.cross_kv = [], []
+        self.self_kv, self.cross_kv, self.self_new, self.pending = [], [], [], None
         self.steps, self.group = 0, 1
 
     def _encoder_states(self, src_tokens: Tensor) -> Tensor:
@@ -246,7 +257,10 @@ class OnnxSeq2Seq(SearchBackend):
         that take shared rows (``self.shared``) and runs of one size (``group``, or its lengths all
         equal) each reading one encoder-side row, one such row per run is kept; otherwise one per
         decoder row (Marian's beams once they differ in size, graphs written before)."""
-        self.self_kv = [t.index_select(0, index) for t in self.self_kv]
+        if self.self_new:  # applied when the next step appends them
+            self.pending = index if self.pending is None else self.pending.index_select(0, index)
+        else:
+            self.self_kv = [t.index_select(0, index) for t in self.self_kv]
         if not cross:  # rows permuted within a run, which reads one encoder-side row
             return
         keys = torch.div(index, self.group, rounding_mode="floor") if self.group > 1 else index
@@ -288,6 +302,10 @@ class OnnxSeq2Seq(SearchBackend):
             # the later steps read the encoder only through cross_kv: not kept, so reorders do not copy it
             self.hidden = None
             return torch.from_numpy(out[0])
+        if self.self_new:
+            self.self_kv = [appended(t, new, self.pending, select_new=True)
+                            for t, new in zip(self.self_kv, self.self_new)]
+            self.self_new, self.pending = [], None
         feeds = {"decoder_input_ids": _np(tokens), "encoder_attention_mask": _np(self.mask)}
         if self.recurrent:
             feeds[PAST_POSITIONS] = np.zeros((1, past), dtype=np.int64)
@@ -296,7 +314,10 @@ class OnnxSeq2Seq(SearchBackend):
             tensors = (*self.self_kv[own * layer: own * (layer + 1)], *self.cross_kv[2 * layer: 2 * layer + 2])
             feeds.update({n: _np(t) for n, t in zip(names, tensors)})
         out = self._run(DECODER_WITH_PAST_FILE, self._with_past_outputs, feeds)
-        self.self_kv = [torch.from_numpy(a) for a in out[1:]]
+        if self.past_apart:
+            self.self_new = [torch.from_numpy(a) for a in out[1:]]
+        else:
+            self.self_kv = [torch.from_numpy(a) for a in out[1:]]
         return torch.from_numpy(out[0])
 
     def _run(self, graph: str, outputs: Sequence[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -347,6 +368,14 @@ class OnnxSeq2Seq(SearchBackend):
             if not bool(unfinished.any()):
                 break
         return [out[i, 1: n + 1].tolist() for i, n in enumerate(lengths.tolist())]
+
+
+def _one_position(session: Any) -> bool:
+    """Whether ``session`` (a ``decoder_with_past.onnx``) returns only its step's own
+    self-attention keys (``present.0.decoder.key``'s positions fixed at 1), not the
+    whole cache (a dynamic length: graphs written before)."""
+    shape = next(o.shape for o in session.get_outputs() if o.name == "present.0.decoder.key")
+    return len(shape) == 4 and shape[2] == 1
 
 
 def _np(t: Tensor) -> np.ndarray:

@@ -160,6 +160,54 @@ def test_the_cache_is_reordered_between_steps(onnx_default, ported_default) -> N
     assert max_abs_diff(runtime.logits(first.index_select(0, swap)), after) <= 1e-6
 
 
+def test_a_later_step_returns_only_its_own_keys(onnx_default, ported_default) -> None:
+    """decoder_with_past.onnx returns the step's own self-attention keys/values
+    (one position), not the cache one position longer; the runtime appends them at
+    the next step, applying every reorder since: two reorders between two steps
+    (rows swapped, then the first row twice) give the logits of decoding the
+    first sentence twice."""
+    out, _ = onnx_default
+    runtime = OnnxSeq2Seq(out)
+    assert runtime.past_apart
+    shapes = {o.name: o.shape for o in runtime.decoder_with_past.get_outputs()}
+    heads, dh = ported_default.config.layer_heads("decoder")[0], ported_default.config.decoder_head_dim
+    assert shapes["present.0.decoder.key"] == ["batch", heads, 1, dh]
+    cfg = ported_default.config
+    src = pad_batch([ported_default.tokenizer.encode(x) for x in _corpus(2)], cfg.pad_token_id, left=False)
+    start = torch.full((2, 1), cfg.decoder_start_token_id)
+    runtime.encode(src)
+    first = runtime.logits(start).argmax(-1, keepdim=True)
+    second = runtime.logits(first).argmax(-1, keepdim=True)
+    assert runtime.self_new and runtime.self_new[0].size(2) == 1 and runtime.self_kv[0].size(2) == 1
+    for index in (torch.tensor([1, 0]), torch.tensor([1, 1])):
+        runtime.reorder(index, cross=True)
+    after = runtime.logits(second[:1].expand(2, 1))
+    assert runtime.self_kv[0].size(2) == 2
+    runtime.encode(src[:1].expand(2, -1))
+    runtime.logits(start)
+    runtime.logits(first[:1].expand(2, 1))
+    assert max_abs_diff(runtime.logits(second[:1].expand(2, 1)), after) <= 1e-6
+
+
+def test_graphs_returning_the_whole_cache_translate_as_the_port(onnx_default, ported_default, tmp_path) -> None:
+    """An export whose decoder_with_past.onnx returns the whole cache one position
+    longer (written before the steps kept their keys apart) is told by its output's
+    shape and translates as the port."""
+    out, _ = onnx_default
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    onnx_exporter._export_graphs(ported_default.model, old, onnx_exporter.OPSET, past_apart=False)
+    runtime = OnnxSeq2Seq(old)
+    assert not runtime.past_apart
+    shapes = {o.name: o.shape for o in runtime.decoder_with_past.get_outputs()}
+    assert shapes["present.0.decoder.key"][2] == "past_len_plus_1"
+    cfg = ported_default.config
+    src = pad_batch([ported_default.tokenizer.encode(x) for x in _corpus(8)], cfg.pad_token_id, left=False)
+    ours = [h[0]["tokens"] for h in generate(ported_default.model, src, beam=4)]
+    assert [h[0]["tokens"] for h in generate(runtime, src, beam=4)] == ours
+    assert not runtime.self_new
+
+
 def _first_steps(runtime: OnnxSeq2Seq, src: torch.Tensor, start: int, beam: int, lengths: bool) -> list[torch.Tensor]:
     """Logits of a beam search's first two steps by hand: the batch expanded to
     ``beam`` rows per sentence, then the middle sentence dropped and each beam's
