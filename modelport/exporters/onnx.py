@@ -13,10 +13,11 @@ exporter, so no onnxscript is needed), laid out as Optimum's seq2seq exports
 * ``decoder_with_past.onnx``: every later step: one new token per row, the
   source mask and the cache → ``logits`` and the new token's own
   self-attention keys/values (attended apart from the cache, which the
-  runtime extends: :class:`DecoderWithPastGraph`). The new token's position (learned or sinusoidal tables,
-  T5's relative position bias, Marian's unnormalised cached keys) is the past
-  length, read from the cache's shape inside the graph, so a step costs the
-  same whatever the output length (the prefix is never recomputed).
+  runtime extends: :class:`DecoderWithPastGraph`). The new token's position
+  (learned or sinusoidal tables, T5's relative position bias, Marian's
+  unnormalised cached keys) is the past length, read from the cache's shape
+  inside the graph, so a step costs the same whatever the output length (the
+  prefix is never recomputed).
 
 Batch, source length, prefix and past lengths are dynamic axes. The
 tokenizer folder, ``config.json`` and ``generation_config.json`` are copied

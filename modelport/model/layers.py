@@ -350,9 +350,9 @@ class LayerCache:
 
 
 def appended(cache: Tensor, new: Tensor, index: Tensor | None = None, *, select_new: bool = False) -> Tensor:
-    """``cat([cache, new], dim=2)``, of the cache the rows ``index`` (and of ``new`` too where
-    ``select_new``: keys/values computed before the search reordered the rows), with one
-    copy of the cache."""
+    """``cat([cache.index_select(0, index), new], dim=2)`` with one copy of the cache; with
+    ``select_new`` (``new`` computed before the search reordered the rows by ``index``)
+    ``cat([cache, new], dim=2).index_select(0, index)``."""
     if index is None:
         return torch.cat([cache, new], dim=2)
     if select_new:

@@ -196,7 +196,8 @@ class DecoderLayer(nn.Module):
             if cache is not None and cache.past_apart:  # a traced step: the cache and this step's keys apart
                 assert cache.self_k is not None and cache.self_v is not None, "a step after the first"
                 past = (cache.self_k, cache.self_v)
-                k, v = cache.self_k, cache.self_v = self.self_attn.project_kv(x if self.cached_kv_unnormed else h)
+                k, v = self.self_attn.project_kv(x if self.cached_kv_unnormed else h)
+                cache.self_k, cache.self_v = k, v  # the graph's present.*: this step's own
                 x = self.clamp(x + self.self_attn(h, k, v, self_mask, past=past))
             else:
                 k, v = self._self_kv(x, h, cache)
