@@ -349,14 +349,10 @@ class LayerCache:
         return self.self_k, self.self_v
 
 
-def appended(cache: Tensor, new: Tensor, index: Tensor | None = None, *, select_new: bool = False) -> Tensor:
-    """``cat([cache.index_select(0, index), new], dim=2)`` with one copy of the cache; with
-    ``select_new`` (``new`` computed before the search reordered the rows by ``index``)
-    ``cat([cache, new], dim=2).index_select(0, index)``."""
+def appended(cache: Tensor, new: Tensor, index: Tensor | None = None) -> Tensor:
+    """``cat([cache.index_select(0, index), new], dim=2)`` with one copy of the cache."""
     if index is None:
         return torch.cat([cache, new], dim=2)
-    if select_new:
-        new = new.index_select(0, index)  # one position: small
     if torch.jit.is_tracing():
         return torch.cat([cache.index_select(0, index), new], dim=2)
     t = cache.size(2)

@@ -207,7 +207,8 @@ class OnnxSeq2Seq(SearchBackend):
         self.mask: Tensor | None = None
         self.self_kv: list[Tensor] = []   # per layer: key, value (an SSRU decoder's: the cell state)
         # graphs whose later step returns its own keys/values only (a step's present.*.decoder.* one position long):
-        # kept apart until the next step appends them, in the copy that applies the reorders since (pending)
+        # kept apart (reordered as they are: one position) until the next step appends them to the cache, in the
+        # copy that applies the reorders since (pending)
         self.past_apart = not self.recurrent and _one_position(self.decoder_with_past)
         self.self_new: list[Tensor] = []
         self.pending: Tensor | None = None
@@ -257,7 +258,8 @@ class OnnxSeq2Seq(SearchBackend):
         that take shared rows (``self.shared``) and runs of one size (``group``, or its lengths all
         equal) each reading one encoder-side row, one such row per run is kept; otherwise one per
         decoder row (Marian's beams once they differ in size, graphs written before)."""
-        if self.self_new:  # applied when the next step appends them
+        if self.self_new:  # the cache's rows: selected when the next step appends to it
+            self.self_new = [t.index_select(0, index) for t in self.self_new]
             self.pending = index if self.pending is None else self.pending.index_select(0, index)
         else:
             self.self_kv = [t.index_select(0, index) for t in self.self_kv]
@@ -303,8 +305,7 @@ class OnnxSeq2Seq(SearchBackend):
             self.hidden = None
             return torch.from_numpy(out[0])
         if self.self_new:
-            self.self_kv = [appended(t, new, self.pending, select_new=True)
-                            for t, new in zip(self.self_kv, self.self_new)]
+            self.self_kv = [appended(t, new, self.pending) for t, new in zip(self.self_kv, self.self_new)]
             self.self_new, self.pending = [], None
         feeds = {"decoder_input_ids": _np(tokens), "encoder_attention_mask": _np(self.mask)}
         if self.recurrent:
