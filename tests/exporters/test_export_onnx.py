@@ -1,11 +1,11 @@
 """`modelport export onnx`: encoder.onnx + decoder.onnx (first step) +
 decoder_with_past.onnx (KV cache) run in onnxruntime give the port's logits
 (step by step through the cache and in one pass) and greedy outputs (fairseq,
-T5, Marian; a Marian SSRU decoder carries its cell state as the cache, and
-its translations equal Marian's own); ensembles, quantized folders and
-exporter failures are refused in one line. The runtime side (`translate
---backend onnx`, `modelport.load(onnx_dir)`) is tested in
-tests/runtimes/test_onnx_runtime.py."""
+T5, Marian; a Marian SSRU decoder carries its cell state as the cache), and
+Marian-trained models translate as pymarian does, with either kind of cache;
+ensembles, quantized folders and exporter failures are refused in one line.
+The runtime side (`translate --backend onnx`, `modelport.load(onnx_dir)`) is
+tested in tests/runtimes/test_onnx_runtime.py."""
 
 from __future__ import annotations
 
@@ -376,15 +376,37 @@ def test_marian_ssru_exports_and_translates_as_marian(tmp_path) -> None:
     with pytest.raises(InvalidInputError, match="one position"):  # the graph with the cache: one position too
         runtime.logits(prev[:, 1:3])
 
+    _assert_translates_as_marian(tmp_path / "out", TRAINED / "tiny11_ssru", ported)
+
+
+@pytest.mark.parametrize("fixture", ["post_sep_tied", "pre_ffn3_swish"])
+def test_marian_trained_cache_translates_as_marian(fixture: str, tmp_path) -> None:
+    """Marian-trained models whose decoder keeps a self-attention cache, exported and run by
+    onnxruntime under modelport's search: pymarian's own translations and scores. The later
+    step attends to the cache and to its own key apart (``past_and_new``), and the runtime
+    appends that key under the search's reorders. post_sep_tied is post-norm with tied
+    embeddings; pre_ffn3_swish is pre-norm, and its cache holds the keys of the un-normalised
+    input (``cached_self_kv_unnormed``), the step's other branch."""
+    ported = modelport.convert(str(TRAINED / fixture), tmp_path / "ported")
+    assert ported.config.cached_self_kv_unnormed == (fixture == "pre_ffn3_swish")
+    report = _export(ported.path, tmp_path / "out")
+    assert report["verification"]["passed"]
+    _assert_translates_as_marian(tmp_path / "out", TRAINED / fixture, ported)
+
+
+def _assert_translates_as_marian(onnx_dir: Path, marian_dir: Path, ported) -> None:
+    """The export in ``onnx_dir`` translates 40 corpus lines as pymarian decodes the Marian model
+    in ``marian_dir`` (beam 4, normalize 0.6, batches of 8 sorted by length): the same pieces and
+    text, and first-best scores within what Marian prints."""
     pytest.importorskip("pymarian")
     from modelport.validators.references.marian import MarianReference, printed_tolerance
 
     lines = _corpus(40)
     batching = {"mini_batch": 8, "maxi_batch": 4, "maxi_batch_sort": "src"}
-    ref = MarianReference(TRAINED / "tiny11_ssru").decode(lines, beam_size=4, normalize=0.6, **batching)
-    ours = modelport.load(tmp_path / "out").translate(lines, semantics="marian", beam_size=4, normalize=0.6,
-                                                      n_best=True, **batching)
-    eos = cfg.eos_token_id
+    ref = MarianReference(marian_dir).decode(lines, beam_size=4, normalize=0.6, **batching)
+    ours = modelport.load(onnx_dir).translate(lines, semantics="marian", beam_size=4, normalize=0.6,
+                                              n_best=True, **batching)
+    eos = ported.config.eos_token_id
     for r, o in zip(ref, ours):
         pieces = [tuple(ported.tokenizer.id_to_tokens([t for t in h.tokens if t != eos], side="target")) for h in o]
         assert pieces[0] == r[0].pieces and o[0].text == r[0].text
