@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,20 @@ HARD_TEXT = [
     "<unk> <s> </s> <pad> __en__ __de__", "", "x",
 ]
 MULTI_LANGS = ("en", "de", "fr")
+
+
+def in_translate_batches(generate: Callable[[list[list[int]]], list[Any]], srcs: Sequence[list[int]],
+                         batch_size: int) -> list[Any]:
+    """A reference's ``generate`` (one batch of token ids in, one result per line out) run on
+    the batches modelport's ``translate`` forms from ``srcs`` at ``batch_size``, so that both
+    sides see the same batches (padding, length caps), with the results back in input order."""
+    from modelport.generation.translate import make_batches
+
+    out: list[Any] = [None] * len(srcs)
+    for batch in make_batches([len(s) for s in srcs], batch_size):
+        for i, result in zip(batch, generate([srcs[i] for i in batch])):
+            out[i] = result
+    return out
 
 
 def corpus_lines(n: int = 40) -> list[str]:

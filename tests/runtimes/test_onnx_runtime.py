@@ -102,18 +102,15 @@ def test_fairseq_onnx_equals_fairseq_on_200_lines(onnx_default) -> None:
     test lines in the batches translate forms, beam 5, n-best lists of 5, identical tokens
     and scores within 1e-4 for every hypothesis."""
     pytest.importorskip("fairseq")
-    from modelport.generation.translate import make_batches
     from modelport.validators.references.fairseq_generator import FairseqReference
+    from tests.helpers.fairseq_ref import in_translate_batches
 
     exported = modelport.load(onnx_default)
     lines = (CORPUS / "test.en").read_text(encoding="utf-8").splitlines()[:200]
     ours = exported.translate(lines, batch_size=64, beam=5, nbest=5)
     ref = FairseqReference(str(DEFAULT_MODEL), "en", "de")
     srcs = [exported.tokenizer.encode(line) for line in lines]
-    theirs: list = [None] * len(lines)
-    for batch in make_batches([len(s) for s in srcs], 64):  # the batches translate formed
-        for i, hyps in zip(batch, ref.generate([srcs[i] for i in batch], beam=5, nbest=5)):
-            theirs[i] = hyps
+    theirs = in_translate_batches(lambda batch: ref.generate(batch, beam=5, nbest=5), srcs, 64)
     bad = [(i, x.tokens, y["tokens"], x.score, y["score"]) for i, (xs, ys) in enumerate(zip(ours, theirs))
            for x, y in zip(xs, ys, strict=True) if x.tokens != y["tokens"] or abs(x.score - y["score"]) > 1e-4]
     assert not bad, f"{len(bad)} of {5 * len(lines)} hypotheses differ, first: {bad[0]}"

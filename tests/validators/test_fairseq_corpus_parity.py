@@ -20,10 +20,10 @@ import torch
 
 import modelport
 from modelport.generation.beam import _block_ngrams, _block_ngrams_cpu_012
-from modelport.generation.translate import make_batches
 
 pytest.importorskip("fairseq")
 
+from tests.helpers.fairseq_ref import in_translate_batches  # noqa: E402
 from tests.helpers.paths import CORPUS, DEFAULT_MODEL, ROOT  # noqa: E402
 
 from modelport.validators.references.fairseq_generator import FairseqReference  # noqa: E402
@@ -72,10 +72,7 @@ def test_translate_equals_fairseq_on_200_lines(setup, case) -> None:
     opts = CASES[case]
     ours = ported.translate(lines, batch_size=64, **opts)
     srcs = [ported.tokenizer.encode(line) for line in lines]
-    theirs: list = [None] * len(lines)
-    for batch in make_batches([len(s) for s in srcs], 64):  # the batches translate used
-        for i, hyps in zip(batch, ref.generate([srcs[i] for i in batch], **dict(opts))):
-            theirs[i] = hyps
+    theirs = in_translate_batches(lambda batch: ref.generate(batch, **dict(opts)), srcs, 64)
     nbest = opts.get("nbest", 1)
     bad = []
     for i, (xs, ys) in enumerate(zip(ours, theirs)):
